@@ -1,54 +1,454 @@
 package chain
 
+import (
+	"fmt"
+	"slices"
+)
+
 // Role is a node's position in its chain.
 type Role uint8
 
 const (
-	RoleHead   Role = iota + 1 // first of several
-	RoleMiddle                 // neither first nor last
-	RoleTail                   // last of several
-	RoleSingle                 // the only member: head and tail at once
+	RoleNone   Role = iota // not a member of the current configuration
+	RoleHead               // first of several
+	RoleMiddle             // neither first nor last
+	RoleTail               // last of several
+	RoleSingle             // the only member: head and tail at once
 )
+
+func (r Role) String() string {
+	switch r {
+	case RoleNone:
+		return "none"
+	case RoleHead:
+		return "head"
+	case RoleMiddle:
+		return "middle"
+	case RoleTail:
+		return "tail"
+	case RoleSingle:
+		return "single"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+const (
+	// reqMemory is how many recent request ids a node remembers for
+	// deduplication. A retry older than that is applied again.
+	reqMemory = 4096
+	// maxPending bounds the out-of-order buffer. An update beyond it is
+	// dropped; the predecessor re-sends it from its Sent list.
+	maxPending = 4096
+)
+
+// reqEntry is one remembered request id and the sequence number it got.
+type reqEntry struct {
+	req RequestID
+	seq uint64
+}
 
 // Node is the chain-replication state machine of one replica of one chunk.
 // It is not safe for concurrent use: the caller serialises every call.
-type Node struct{}
+type Node struct {
+	self NodeID
+	cfg  Config
+	role Role
+	pred NodeID // 0 when head, single or not a member
+	succ NodeID // 0 when tail, single or not a member
+
+	applied   uint64 // highest seq handed out in Apply
+	persisted uint64 // highest seq reported durable; <= applied
+	succAck   uint64 // successor's highest cumulative ack
+	acked     uint64 // durable here and downstream; never decreases
+
+	sent    []Update          // forwarded, not acked by the successor; ascending seq
+	pending map[uint64]Update // buffered out-of-order updates, seq > applied+1
+
+	reqs    map[RequestID]uint64 // request id -> seq, the last reqMemory ids
+	reqRing []reqEntry           // insertion order of reqs, for eviction
+	reqHead int                  // oldest entry in reqRing once it is full
+	reqCap  int
+
+	waiting map[uint64]RequestID // head only: seq -> request to answer on commit
+
+	rd Ready
+}
 
 // NewNode returns the state machine of node self in configuration cfg.
 // applied is the highest sequence number the local replica holds durably
 // (0 for a new replica); numbering continues after it.
-func NewNode(self NodeID, cfg Config, applied uint64) *Node { panic("unimplemented") }
+func NewNode(self NodeID, cfg Config, applied uint64) *Node {
+	n := &Node{
+		self:      self,
+		applied:   applied,
+		persisted: applied,
+		pending:   make(map[uint64]Update),
+		reqs:      make(map[RequestID]uint64),
+		reqCap:    reqMemory,
+		waiting:   make(map[uint64]RequestID),
+	}
+	n.install(cfg)
+	if n.succ == 0 {
+		// A tail (or single) commits what it holds durably.
+		n.acked = applied
+	}
+	return n
+}
+
+// install sets the configuration and the derived role and neighbours.
+func (n *Node) install(cfg Config) {
+	n.cfg = Config{Epoch: cfg.Epoch, Chain: slices.Clone(cfg.Chain)}
+	n.role, n.pred, n.succ = RoleNone, 0, 0
+	i := slices.Index(n.cfg.Chain, n.self)
+	if i < 0 {
+		return
+	}
+	last := len(n.cfg.Chain) - 1
+	if i > 0 {
+		n.pred = n.cfg.Chain[i-1]
+	}
+	if i < last {
+		n.succ = n.cfg.Chain[i+1]
+	}
+	switch {
+	case last == 0:
+		n.role = RoleSingle
+	case i == 0:
+		n.role = RoleHead
+	case i == last:
+		n.role = RoleTail
+	default:
+		n.role = RoleMiddle
+	}
+}
+
+func (n *Node) isHead() bool { return n.role == RoleHead || n.role == RoleSingle }
 
 // Propose sequences a client write. Only the head accepts writes
 // (ErrNotHead); the epoch must match (ErrStaleEpoch). A write whose
 // RequestID was already sequenced is not applied again: if it is already
 // acknowledged its Reply appears in the next Ready, otherwise it is answered
-// when the original commits.
-func (n *Node) Propose(w ClientWrite) error { panic("unimplemented") }
+// when the original commits. The zero RequestID is never deduplicated.
+// Data is retained (in Apply and the Sent list): the caller must not
+// modify it afterwards.
+func (n *Node) Propose(w ClientWrite) error {
+	if w.Epoch != n.cfg.Epoch {
+		return fmt.Errorf("%w: write epoch %d, node epoch %d", ErrStaleEpoch, w.Epoch, n.cfg.Epoch)
+	}
+	if !n.isHead() {
+		return fmt.Errorf("%w: node %d is %s", ErrNotHead, n.self, n.role)
+	}
+	length := w.Length
+	switch w.Kind {
+	case KindWrite:
+		length = int64(len(w.Data))
+	case KindZero:
+	default:
+		return fmt.Errorf("%w: kind %d", ErrInvalid, w.Kind)
+	}
+	if w.Offset < 0 || length < 0 {
+		return fmt.Errorf("%w: offset %d length %d", ErrInvalid, w.Offset, length)
+	}
+	if seq, ok := n.reqs[w.Req]; ok && w.Req != (RequestID{}) {
+		if seq <= n.acked {
+			n.rd.Replies = append(n.rd.Replies, Reply{Req: w.Req, Seq: seq})
+		} else {
+			// In flight: one Reply when it commits, however many retries.
+			n.waiting[seq] = w.Req
+		}
+		return nil
+	}
+	u := Update{
+		Epoch:  n.cfg.Epoch,
+		Seq:    n.applied + 1,
+		Kind:   w.Kind,
+		Offset: w.Offset,
+		Length: length,
+		Req:    w.Req,
+	}
+	if w.Kind == KindWrite {
+		u.Data = w.Data
+	}
+	n.waiting[u.Seq] = w.Req
+	n.apply(u)
+	return nil
+}
 
-// Step feeds a message from a neighbour.
-func (n *Node) Step(m Message) error { panic("unimplemented") }
+// apply hands u (seq == applied+1) to the caller and forwards it.
+func (n *Node) apply(u Update) {
+	n.applied = u.Seq
+	n.remember(u.Req, u.Seq)
+	n.rd.Apply = append(n.rd.Apply, u)
+	if n.succ != 0 {
+		n.sent = append(n.sent, u)
+		n.send(u)
+	}
+}
+
+func (n *Node) send(u Update) {
+	n.rd.Messages = append(n.rd.Messages, Message{
+		Type: MsgUpdate, From: n.self, To: n.succ, Epoch: n.cfg.Epoch, Update: u,
+	})
+}
+
+// remember records req -> seq, forgetting the oldest id beyond reqCap.
+func (n *Node) remember(req RequestID, seq uint64) {
+	if req == (RequestID{}) {
+		return
+	}
+	if _, ok := n.reqs[req]; ok {
+		n.reqs[req] = seq
+		return
+	}
+	n.reqs[req] = seq
+	e := reqEntry{req: req, seq: seq}
+	if len(n.reqRing) < n.reqCap {
+		n.reqRing = append(n.reqRing, e)
+		return
+	}
+	old := n.reqRing[n.reqHead]
+	if n.reqs[old.req] == old.seq {
+		delete(n.reqs, old.req)
+	}
+	n.reqRing[n.reqHead] = e
+	n.reqHead = (n.reqHead + 1) % n.reqCap
+}
+
+// Step feeds a message from a neighbour: an update from the predecessor
+// or an ack from the successor (ErrNotMember otherwise). The message epoch
+// must equal the node's (ErrStaleEpoch); nothing changes on error.
+func (n *Node) Step(m Message) error {
+	if m.Epoch != n.cfg.Epoch {
+		return fmt.Errorf("%w: message epoch %d from %d, node epoch %d", ErrStaleEpoch, m.Epoch, m.From, n.cfg.Epoch)
+	}
+	if m.To != n.self {
+		return fmt.Errorf("%w: message for %d reached %d", ErrNotMember, m.To, n.self)
+	}
+	switch m.Type {
+	case MsgUpdate:
+		if m.From == 0 || m.From != n.pred {
+			return fmt.Errorf("%w: update from %d, predecessor is %d", ErrNotMember, m.From, n.pred)
+		}
+		if m.Update.Seq == 0 {
+			return fmt.Errorf("%w: update with seq 0", ErrInvalid)
+		}
+		n.stepUpdate(m.Update)
+	case MsgAck:
+		if m.From == 0 || m.From != n.succ {
+			return fmt.Errorf("%w: ack from %d, successor is %d", ErrNotMember, m.From, n.succ)
+		}
+		n.stepAck(m.Seq)
+	default:
+		return fmt.Errorf("%w: message type %d", ErrInvalid, m.Type)
+	}
+	return nil
+}
+
+// stepUpdate handles an update from the predecessor (middle or tail).
+func (n *Node) stepUpdate(u Update) {
+	switch {
+	case u.Seq <= n.applied:
+		n.stepDuplicate(u)
+		return
+	case u.Seq > n.applied+1:
+		if len(n.pending) < maxPending {
+			n.pending[u.Seq] = u
+		}
+		return
+	}
+	n.apply(u)
+	for {
+		next, ok := n.pending[n.applied+1]
+		if !ok {
+			break
+		}
+		delete(n.pending, next.Seq)
+		n.apply(next)
+	}
+	// Out-of-order leftovers at or below applied cannot exist: pending
+	// only holds seq > applied+1 and apply advances one at a time.
+}
+
+// stepDuplicate handles an update this node already applied. Two reasons
+// to act:
+//  1. The predecessor re-sent its Sent list because it lost our ack (a
+//     broken stream, or a new successor after a reconfiguration): if we
+//     already acked the update, re-send the cumulative ack now.
+//  2. This node restarted (empty Sent list) after applying the update but
+//     before it reached the successor: forward it again, or the successor
+//     would wait for it forever. A copy still in Sent is left to ResendSent.
+func (n *Node) stepDuplicate(u Update) {
+	if u.Seq <= n.acked {
+		n.sendAck()
+		return
+	}
+	if n.succ == 0 || u.Seq <= n.succAck {
+		return
+	}
+	i, found := slices.BinarySearchFunc(n.sent, u.Seq, func(s Update, seq uint64) int {
+		switch {
+		case s.Seq < seq:
+			return -1
+		case s.Seq > seq:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return
+	}
+	n.sent = slices.Insert(n.sent, i, u)
+	n.send(u)
+}
+
+// stepAck handles a cumulative ack from the successor.
+func (n *Node) stepAck(seq uint64) {
+	if seq <= n.succAck {
+		return
+	}
+	n.succAck = seq
+	n.trimSent()
+	n.maybeCommit()
+}
+
+func (n *Node) trimSent() {
+	i := 0
+	for i < len(n.sent) && n.sent[i].Seq <= n.succAck {
+		i++
+	}
+	n.sent = slices.Delete(n.sent, 0, i)
+}
+
+// ackable is the highest seq durable here and on every node after this one.
+func (n *Node) ackable() uint64 {
+	if n.succ == 0 {
+		return n.persisted
+	}
+	return min(n.persisted, n.succAck)
+}
+
+// maybeCommit advances acked and emits the ack (non-head) or the replies
+// (head) it allows.
+func (n *Node) maybeCommit() {
+	a := n.ackable()
+	if a <= n.acked {
+		return
+	}
+	n.acked = a
+	if n.role == RoleNone {
+		return
+	}
+	if !n.isHead() {
+		n.sendAck()
+		return
+	}
+	var done []uint64
+	for seq := range n.waiting {
+		if seq <= n.acked {
+			done = append(done, seq)
+		}
+	}
+	slices.Sort(done)
+	for _, seq := range done {
+		n.rd.Replies = append(n.rd.Replies, Reply{Req: n.waiting[seq], Seq: seq})
+		delete(n.waiting, seq)
+	}
+}
+
+// sendAck queues the cumulative ack to the predecessor, folding it into an
+// ack already queued in this batch so a re-sent Sent list costs one ack.
+func (n *Node) sendAck() {
+	if n.pred == 0 {
+		return
+	}
+	for i := range n.rd.Messages {
+		m := &n.rd.Messages[i]
+		if m.Type == MsgAck && m.To == n.pred && m.Epoch == n.cfg.Epoch {
+			m.Seq = max(m.Seq, n.acked)
+			return
+		}
+	}
+	n.rd.Messages = append(n.rd.Messages, Message{
+		Type: MsgAck, From: n.self, To: n.pred, Epoch: n.cfg.Epoch, Seq: n.acked,
+	})
+}
 
 // Persisted reports that every update with sequence number <= seq handed
-// out in Apply is durable on the local store.
-func (n *Node) Persisted(seq uint64) { panic("unimplemented") }
+// out in Apply is durable on the local store. A seq beyond what was handed
+// out is clamped; a lower one than before is ignored.
+func (n *Node) Persisted(seq uint64) {
+	seq = min(seq, n.applied)
+	if seq <= n.persisted {
+		return
+	}
+	n.persisted = seq
+	n.maybeCommit()
+}
 
-// Reconfigure installs a new configuration (higher epoch). When the
-// successor changed, the Sent list is re-sent to the new successor.
-func (n *Node) Reconfigure(cfg Config) { panic("unimplemented") }
+// Reconfigure installs a new configuration (higher epoch; a lower or equal
+// one is ignored). When the node has a successor, its Sent list is re-sent
+// to it under the new epoch: a new successor needs it (a middle node was
+// removed), and the same successor refuses what was in flight under the
+// old epoch. Buffered out-of-order updates are dropped when the
+// predecessor changed (the new one re-sends them). A node that became the
+// tail commits everything it holds durably; a node that stopped being the
+// head forgets the replies it owed (the clients retry).
+func (n *Node) Reconfigure(cfg Config) {
+	if cfg.Epoch <= n.cfg.Epoch {
+		return
+	}
+	oldPred := n.pred
+	n.install(cfg)
+	if n.pred != oldPred || n.isHead() {
+		clear(n.pending)
+	}
+	if !n.isHead() {
+		clear(n.waiting)
+	}
+	if n.succ == 0 {
+		n.sent = nil
+	} else {
+		n.ResendSent()
+	}
+	n.maybeCommit()
+}
 
 // ResendSent re-sends every forwarded, unacknowledged update to the
 // successor (after its stream broke and was re-established).
-func (n *Node) ResendSent() { panic("unimplemented") }
+func (n *Node) ResendSent() {
+	if n.succ == 0 {
+		return
+	}
+	for _, u := range n.sent {
+		n.send(u)
+	}
+}
 
 // Ready returns and clears the pending batch of work.
-func (n *Node) Ready() Ready { panic("unimplemented") }
+func (n *Node) Ready() Ready {
+	rd := n.rd
+	n.rd = Ready{}
+	return rd
+}
 
 // Status returns the node's progress.
-func (n *Node) Status() Status { panic("unimplemented") }
+func (n *Node) Status() Status {
+	return Status{
+		Epoch:     n.cfg.Epoch,
+		Applied:   n.applied,
+		Persisted: n.persisted,
+		Acked:     n.acked,
+		SentLen:   len(n.sent),
+		Pending:   len(n.pending),
+	}
+}
 
-// Role returns the node's position in the current configuration.
-func (n *Node) Role() Role { panic("unimplemented") }
+// Role returns the node's position in the current configuration
+// (RoleNone when the node is not a member).
+func (n *Node) Role() Role { return n.role }
 
-// Config returns the current configuration.
-func (n *Node) Config() Config { panic("unimplemented") }
+// Config returns the current configuration. The caller may keep it: the
+// chain is a copy.
+func (n *Node) Config() Config {
+	return Config{Epoch: n.cfg.Epoch, Chain: slices.Clone(n.cfg.Chain)}
+}

@@ -12,6 +12,9 @@ var (
 	// ErrNotMember: a message came from a node that is not this node's
 	// predecessor or successor in the current configuration.
 	ErrNotMember = errors.New("chain: sender is not a neighbour")
+	// ErrInvalid: a client write or message is malformed (unknown kind or
+	// message type, negative offset or length, sequence number 0).
+	ErrInvalid = errors.New("chain: invalid write or message")
 )
 
 // NodeID identifies a chunkserver.
