@@ -1,0 +1,478 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// server implements api.MasterServer: it translates wire messages into
+// meta commands and queries at the edge.
+type server struct {
+	api.UnimplementedMasterServer
+	m *Master
+}
+
+var _ api.MasterServer = (*server)(nil)
+
+const (
+	defaultFileMode = 0o644
+	defaultDirMode  = 0o755
+)
+
+// checkLeader returns NOT_LEADER unless this node serves RPCs.
+func (s *server) checkLeader() error {
+	if !s.m.IsLeader() {
+		return rpcerr.NotLeader(s.m.leaderAddr())
+	}
+	return nil
+}
+
+// propose commits a command through Raft and returns its result; meta
+// errors are translated to rpcerr codes.
+func (s *server) propose(ctx context.Context, c meta.Command) (meta.Result, error) {
+	b, err := meta.Encode(c)
+	if err != nil {
+		return meta.Result{}, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+	}
+	f := s.m.raft.Apply(b, applyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return meta.Result{}, rpcerr.NotLeader(s.m.leaderAddr())
+		}
+		return meta.Result{}, rpcerr.New(api.ErrorCode_UNAVAILABLE, "raft apply: %v", err)
+	}
+	r, ok := f.Response().(meta.Result)
+	if !ok {
+		return meta.Result{}, rpcerr.New(api.ErrorCode_UNAVAILABLE, "raft apply: unexpected response %T", f.Response())
+	}
+	if r.Err != nil {
+		return r, metaErr(r.Err)
+	}
+	return r, nil
+}
+
+// metaErr maps a meta error to its rpcerr code.
+func metaErr(err error) error {
+	codes := []struct {
+		err  error
+		code api.ErrorCode
+	}{
+		{meta.ErrNotFound, api.ErrorCode_NOT_FOUND},
+		{meta.ErrExists, api.ErrorCode_EXISTS},
+		{meta.ErrNotDir, api.ErrorCode_NOT_DIR},
+		{meta.ErrIsDir, api.ErrorCode_IS_DIR},
+		{meta.ErrNotEmpty, api.ErrorCode_NOT_EMPTY},
+		{meta.ErrInvalid, api.ErrorCode_INVALID},
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return rpcerr.New(c.code, "%v", err)
+		}
+	}
+	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
+}
+
+func checkPath(p string) error {
+	if err := meta.CheckPath(p); err != nil {
+		return rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+	}
+	return nil
+}
+
+func (s *server) now() int64 { return s.m.cfg.Clock.Now().UnixNano() }
+
+func fileInfo(fi meta.FileInfo) *api.FileInfo {
+	t := api.FileType_FILE
+	if fi.IsDir {
+		t = api.FileType_DIRECTORY
+	}
+	return &api.FileInfo{
+		Inode: fi.Inode, Name: fi.Name, Path: fi.Path, Type: t, Mode: fi.Mode, Size: fi.Size,
+		MtimeUnixNano: fi.MTime, Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize,
+	}
+}
+
+// chunkInfo resolves chain server ids to addresses; st must be read-locked.
+func chunkInfo(st *meta.State, r meta.ChunkRef) *api.ChunkInfo {
+	ci := &api.ChunkInfo{Index: r.Index, Handle: r.Handle, Epoch: r.Epoch}
+	for _, id := range r.Chain {
+		sv, _ := st.Server(id)
+		ci.Chain = append(ci.Chain, &api.ServerRef{Id: id, Addr: sv.Addr})
+	}
+	return ci
+}
+
+func (s *server) Mkdir(ctx context.Context, req *api.MkdirRequest) (*api.MkdirResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Path); err != nil {
+		return nil, err
+	}
+	mode := req.Mode
+	if mode == 0 {
+		mode = defaultDirMode
+	}
+	r, err := s.propose(ctx, meta.Mkdir{Path: req.Path, Parents: req.Parents, Mode: mode, Time: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	return &api.MkdirResponse{Info: fileInfo(r.Info)}, nil
+}
+
+func (s *server) Create(ctx context.Context, req *api.CreateRequest) (*api.CreateResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Path); err != nil {
+		return nil, err
+	}
+	if req.Replication > meta.MaxReplication {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
+	}
+	if _, _, err := meta.CheckFileParams(int(req.Replication), req.ChunkSize); err != nil {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+	}
+	mode := req.Mode
+	if mode == 0 {
+		mode = defaultFileMode
+	}
+	r, err := s.propose(ctx, meta.Create{Path: req.Path, Mode: mode, Replication: int(req.Replication),
+		ChunkSize: req.ChunkSize, Overwrite: req.Overwrite, Time: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	return &api.CreateResponse{Info: fileInfo(r.Info)}, nil
+}
+
+func (s *server) Lookup(ctx context.Context, req *api.LookupRequest) (*api.LookupResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Path); err != nil {
+		return nil, err
+	}
+	var resp api.LookupResponse
+	var err error
+	s.m.fsm.view(func(st *meta.State) {
+		var fi meta.FileInfo
+		if fi, err = st.Lookup(req.Path); err != nil {
+			return
+		}
+		resp.Info = fileInfo(fi)
+		if req.WithChunks && !fi.IsDir {
+			var refs []meta.ChunkRef
+			if _, refs, err = st.FileChunks(fi.Inode, 0, 0); err != nil {
+				return
+			}
+			for _, r := range refs {
+				resp.Chunks = append(resp.Chunks, chunkInfo(st, r))
+			}
+		}
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	return &resp, nil
+}
+
+func (s *server) List(ctx context.Context, req *api.ListRequest) (*api.ListResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Path); err != nil {
+		return nil, err
+	}
+	var entries []meta.FileInfo
+	var err error
+	s.m.fsm.view(func(st *meta.State) { entries, err = st.List(req.Path) })
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	resp := &api.ListResponse{Entries: make([]*api.FileInfo, 0, len(entries))}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, fileInfo(e))
+	}
+	return resp, nil
+}
+
+func (s *server) Rename(ctx context.Context, req *api.RenameRequest) (*api.RenameResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Src); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Dst); err != nil {
+		return nil, err
+	}
+	if _, err := s.propose(ctx, meta.Rename{Src: req.Src, Dst: req.Dst, Time: s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RenameResponse{}, nil
+}
+
+func (s *server) Remove(ctx context.Context, req *api.RemoveRequest) (*api.RemoveResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkPath(req.Path); err != nil {
+		return nil, err
+	}
+	if _, err := s.propose(ctx, meta.Remove{Path: req.Path, Recursive: req.Recursive, Time: s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RemoveResponse{}, nil
+}
+
+func (s *server) SetSize(ctx context.Context, req *api.SetSizeRequest) (*api.SetSizeResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Size < 0 {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "negative size %d", req.Size)
+	}
+	var mode meta.SizeMode
+	switch req.Mode {
+	case api.SetSizeMode_EXTEND:
+		mode = meta.SizeExtend
+	case api.SetSizeMode_EXACT:
+		mode = meta.SizeExact
+	default:
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "set size mode %v: want EXTEND or EXACT", req.Mode)
+	}
+	r, err := s.propose(ctx, meta.SetSize{Inode: req.Inode, Size: req.Size, Mode: mode, Time: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	return &api.SetSizeResponse{Info: fileInfo(r.Info)}, nil
+}
+
+func (s *server) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api.GetChunksResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.FirstIndex < 0 || req.Count < 0 {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "negative first_index or count")
+	}
+	var resp api.GetChunksResponse
+	var err error
+	s.m.fsm.view(func(st *meta.State) {
+		var fi meta.FileInfo
+		var refs []meta.ChunkRef
+		if fi, refs, err = st.FileChunks(req.Inode, req.FirstIndex, req.Count); err != nil {
+			return
+		}
+		resp.Info = fileInfo(fi)
+		for _, r := range refs {
+			resp.Chunks = append(resp.Chunks, chunkInfo(st, r))
+		}
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	return &resp, nil
+}
+
+func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkRequest) (*api.AllocateChunkResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Index < 0 {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "negative chunk index %d", req.Index)
+	}
+	var (
+		ref       meta.ChunkRef
+		exists    bool
+		fi        meta.FileInfo
+		err       error
+		cands     []meta.Server
+		placeFrom []Candidate
+	)
+	s.m.fsm.view(func(st *meta.State) {
+		if ref, exists, err = st.FileChunk(req.Inode, req.Index); err != nil || exists {
+			return
+		}
+		fi, err = st.Stat(req.Inode)
+		cands = st.Servers()
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	if !exists {
+		now := s.m.cfg.Clock.Now()
+		for _, sv := range cands {
+			soft, ok := s.m.soft.get(sv.ID)
+			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.DeadAfter) {
+				placeFrom = append(placeFrom, Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
+			}
+		}
+		chain, err := Place(placeFrom, fi.Replication, DefaultDomainKey)
+		if err != nil {
+			if errors.Is(err, ErrNoChunkservers) {
+				return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "%v", err)
+			}
+			return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+		}
+		r, err := s.propose(ctx, meta.AllocateChunk{Inode: req.Inode, Index: req.Index, Chain: chain, Time: now.UnixNano()})
+		if err != nil {
+			return nil, err
+		}
+		ref = r.Chunk
+	}
+	var ci *api.ChunkInfo
+	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref) })
+	if err := s.ensureReplicas(ctx, ci, fi.ChunkSize, req.Inode); err != nil {
+		return nil, err
+	}
+	return &api.AllocateChunkResponse{Chunk: ci}, nil
+}
+
+// ensureReplicas sends CreateReplica to every chain member unless that
+// already succeeded for this (handle, epoch).
+func (s *server) ensureReplicas(ctx context.Context, ci *api.ChunkInfo, chunkSize int64, ino uint64) error {
+	if s.m.soft.isConfirmed(ci.Handle, ci.Epoch) {
+		return nil
+	}
+	if chunkSize == 0 {
+		var err error
+		s.m.fsm.view(func(st *meta.State) {
+			var fi meta.FileInfo
+			fi, err = st.Stat(ino)
+			chunkSize = fi.ChunkSize
+		})
+		if err != nil {
+			return metaErr(err)
+		}
+	}
+	req := &api.CreateReplicaRequest{Handle: ci.Handle, Epoch: ci.Epoch, ChunkSize: chunkSize, Chain: ci.Chain}
+	errs := make([]error, len(ci.Chain))
+	var wg sync.WaitGroup
+	for i, member := range ci.Chain {
+		wg.Go(func() {
+			cs, err := s.m.pool.chunkserver(member.Addr)
+			if err == nil {
+				_, err = cs.CreateReplica(ctx, req)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("create replica of chunk %d on server %d (%s): %w", ci.Handle, member.Id, member.Addr, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		s.m.log.Warn("master: create replica", "err", err)
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
+	}
+	s.m.soft.confirm(ci.Handle, ci.Epoch)
+	return nil
+}
+
+func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.ServerId == 0 || req.Addr == "" {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "register: server_id must be non-zero and addr non-empty")
+	}
+	var known meta.Server
+	var ok bool
+	s.m.fsm.view(func(st *meta.State) { known, ok = st.Server(req.ServerId) })
+	if !ok || known.Addr != req.Addr || !maps.Equal(known.Labels, req.Labels) {
+		if _, err := s.propose(ctx, meta.RegisterServer{ID: req.ServerId, Addr: req.Addr, Labels: req.Labels}); err != nil {
+			return nil, err
+		}
+		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
+	}
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil)
+	return &api.RegisterResponse{}, nil
+}
+
+func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	resp := &api.HeartbeatResponse{}
+	var known meta.Server
+	var ok bool
+	s.m.fsm.view(func(st *meta.State) {
+		known, ok = st.Server(req.ServerId)
+		next := st.NextHandle()
+		for _, r := range req.Replicas {
+			if r.Handle < next && !st.HasChunk(r.Handle) {
+				resp.DeleteHandles = append(resp.DeleteHandles, r.Handle)
+			}
+		}
+		for _, sv := range st.Servers() {
+			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr})
+		}
+	})
+	if !ok || (req.Addr != "" && req.Addr != known.Addr) {
+		// Unknown (or moved) servers get no liveness until they register,
+		// so placement never picks a server missing from the registry.
+		resp.Reregister = true
+		return resp, nil
+	}
+	inv := make(map[uint64]uint64, len(req.Replicas))
+	for _, r := range req.Replicas {
+		inv[r.Handle] = r.Epoch
+	}
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv)
+	return resp, nil
+}
+
+func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.StatusResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	resp := &api.StatusResponse{Chunks: &api.ChunkStats{}}
+	if f := s.m.raft.GetConfiguration(); f.Error() == nil {
+		_, leader := s.m.raft.LeaderWithID()
+		for _, srv := range f.Configuration().Servers {
+			resp.Masters = append(resp.Masters, &api.MasterStatus{
+				Id: string(srv.ID), Addr: s.m.grpcAddrs[srv.ID], Leader: srv.ID == leader,
+			})
+		}
+	}
+	now := s.m.cfg.Clock.Now()
+	var servers []meta.Server
+	var chunks []meta.Chunk
+	s.m.fsm.view(func(st *meta.State) {
+		servers, chunks = st.Servers(), st.Chunks()
+		resp.Files, resp.Directories = st.Counts()
+	})
+	alive := map[uint64]bool{}
+	for _, sv := range servers {
+		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels}
+		if soft, ok := s.m.soft.get(sv.ID); ok {
+			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.DeadAfter)
+			cs.Alive = alive[sv.ID]
+			cs.CapacityBytes, cs.FreeBytes, cs.UsedBytes = soft.capacity, soft.free, soft.used
+			cs.Replicas = uint64(len(soft.replicas))
+			cs.LastHeartbeatUnixNano = soft.lastHeartbeat.UnixNano()
+		}
+		resp.Chunkservers = append(resp.Chunkservers, cs)
+	}
+	resp.Chunks.Total = uint64(len(chunks))
+	for _, ch := range chunks {
+		live := 0
+		for _, id := range ch.Chain {
+			if alive[id] {
+				live++
+			}
+		}
+		if live < ch.Replication {
+			resp.Chunks.UnderReplicated++
+		}
+	}
+	return resp, nil
+}

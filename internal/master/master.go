@@ -1,0 +1,318 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+)
+
+// Raft tuning for fast local start; see DESIGN.md (master).
+const (
+	raftTimeout       = time.Second
+	applyTimeout      = 10 * time.Second
+	snapshotThreshold = 8192
+	trailingLogs      = 10240
+	snapshotsRetained = 2
+)
+
+// Master is a running master: a Raft node plus the gRPC Master service.
+type Master struct {
+	cfg  Config
+	log  *slog.Logger
+	fsm  *fsm
+	raft *raft.Raft
+
+	logStore  *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	lis       net.Listener
+	grpc      *grpc.Server
+
+	// ready is true while this node is leader and has applied every entry
+	// committed before its term (a barrier passed).
+	ready       atomic.Bool
+	notifyCh    chan bool
+	leaderReady chan struct{} // closed the first time ready becomes true
+	leaderOnce  sync.Once
+	stop        chan struct{}
+	wg          sync.WaitGroup
+
+	// grpcAddrs maps Raft server ids to gRPC addresses (only self for now).
+	grpcAddrs map[raft.ServerID]string
+
+	soft *softState
+	pool *connPool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens (or bootstraps) the Raft node, waits until it leads, starts
+// the gRPC server and returns.
+func Start(ctx context.Context, cfg Config) (*Master, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := &Master{
+		cfg: cfg, log: cfg.Logger.With("master", cfg.ID),
+		notifyCh: make(chan bool, 8), leaderReady: make(chan struct{}), stop: make(chan struct{}),
+		soft: newSoftState(), pool: newConnPool(),
+	}
+	m.fsm = newFSM(m.log)
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+
+	m.lis = cfg.Listener
+	if m.lis == nil {
+		if m.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("master: listen: %w", err)
+		}
+	}
+	raftAddr := cfg.RaftAddr
+	if raftAddr == "" {
+		if raftAddr, err = defaultRaftAddr(m.lis.Addr().String()); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.openRaft(raftAddr); err != nil {
+		return nil, err
+	}
+	m.grpcAddrs = map[raft.ServerID]string{raft.ServerID(cfg.ID): m.lis.Addr().String()}
+
+	m.wg.Add(1)
+	go m.watchLeadership()
+
+	select {
+	case <-m.leaderReady:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("master: waiting for leadership: %w", ctx.Err())
+	}
+
+	m.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	api.RegisterMasterServer(m.grpc, &server{m: m})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.grpc.Serve(m.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			m.log.Error("master: grpc serve", "err", err)
+		}
+	}()
+	m.log.Info("master started", "addr", m.Addr(), "raft", raftAddr)
+	ok = true
+	return m, nil
+}
+
+func (m *Master) openRaft(raftAddr string) error {
+	dir := filepath.Join(m.cfg.Dir, "raft")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	hlog := newHCLog(m.log)
+	var err error
+	if m.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
+		return fmt.Errorf("master: open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog)
+	if err != nil {
+		return fmt.Errorf("master: open snapshots: %w", err)
+	}
+	advertise, err := advertiseAddr(raftAddr)
+	if err != nil {
+		return err
+	}
+	if m.transport, err = raft.NewTCPTransportWithLogger(raftAddr, advertise, 3, raftTimeout, hlog); err != nil {
+		return fmt.Errorf("master: raft transport: %w", err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(m.cfg.ID)
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.CommitTimeout = 20 * time.Millisecond
+	rc.SnapshotThreshold = snapshotThreshold
+	rc.TrailingLogs = trailingLogs
+	rc.NotifyCh = m.notifyCh
+	rc.Logger = hlog
+
+	exists, err := raft.HasExistingState(m.logStore, m.logStore, snaps)
+	if err != nil {
+		return fmt.Errorf("master: raft state: %w", err)
+	}
+	if !exists {
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: m.transport.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, m.logStore, m.logStore, snaps, m.transport, conf); err != nil {
+			return fmt.Errorf("master: bootstrap: %w", err)
+		}
+	}
+	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logStore, m.logStore, snaps, m.transport); err != nil {
+		return fmt.Errorf("master: start raft: %w", err)
+	}
+	return nil
+}
+
+// advertiseAddr returns nil (use the bound address) unless the bind host is
+// unspecified, which Raft cannot advertise: then loopback.
+func advertiseAddr(bind string) (net.Addr, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return nil, fmt.Errorf("%w: raft address %q: %v", ErrConfig, bind, err)
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return nil, nil
+	}
+	if port == "0" {
+		return nil, fmt.Errorf("%w: raft address %q: give a host or a port", ErrConfig, bind)
+	}
+	return net.ResolveTCPAddr("tcp", net.JoinHostPort("127.0.0.1", port))
+}
+
+// watchLeadership tracks Raft leadership. On gaining it, a barrier makes
+// sure the FSM holds every earlier committed entry before RPCs are served;
+// the soft state of a former term is dropped (it is rebuilt from
+// heartbeats).
+func (m *Master) watchLeadership() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case leader := <-m.notifyCh:
+			m.ready.Store(false)
+			if !leader {
+				m.log.Info("master: lost leadership")
+				continue
+			}
+			if err := m.raft.Barrier(applyTimeout).Error(); err != nil {
+				m.log.Warn("master: barrier after election", "err", err)
+				continue
+			}
+			if m.raft.State() != raft.Leader {
+				continue
+			}
+			m.soft.reset()
+			m.ready.Store(true)
+			m.leaderOnce.Do(func() { close(m.leaderReady) })
+			m.log.Info("master: leading")
+		}
+	}
+}
+
+// Addr returns the gRPC address actually bound.
+func (m *Master) Addr() string { return m.lis.Addr().String() }
+
+// IsLeader reports whether this master serves RPCs now.
+func (m *Master) IsLeader() bool { return m.ready.Load() && m.raft.State() == raft.Leader }
+
+// leaderAddr returns the leader's gRPC address, "" when unknown.
+func (m *Master) leaderAddr() string {
+	_, id := m.raft.LeaderWithID()
+	return m.grpcAddrs[id]
+}
+
+// Close stops gRPC, shuts Raft down and closes the stores. Safe to call
+// more than once.
+func (m *Master) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		if m.grpc != nil {
+			m.grpc.GracefulStop()
+		} else if m.lis != nil {
+			m.lis.Close()
+		}
+		if m.raft != nil {
+			errs = append(errs, m.raft.Shutdown().Error())
+		}
+		close(m.stop)
+		m.wg.Wait()
+		if m.transport != nil {
+			errs = append(errs, m.transport.Close())
+		}
+		if m.logStore != nil {
+			errs = append(errs, m.logStore.Close())
+		}
+		errs = append(errs, m.pool.close())
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// connPool keeps one client connection per chunkserver address.
+type connPool struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
+
+func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return api.NewChunkserverClient(cc), nil
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = cc
+	return api.NewChunkserverClient(cc), nil
+}
+
+func (p *connPool) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for addr, cc := range p.conns {
+		errs = append(errs, cc.Close())
+		delete(p.conns, addr)
+	}
+	return errors.Join(errs...)
+}
+
+// hclogWriter forwards hashicorp/raft's hclog lines to slog.
+type hclogWriter struct{ log *slog.Logger }
+
+func (w hclogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, line, "component", "raft")
+	return len(p), nil
+}
+
+func newHCLog(l *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Info, Output: hclogWriter{l}, DisableTime: true,
+	})
+}

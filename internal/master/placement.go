@@ -1,0 +1,63 @@
+package master
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// DefaultDomainKey is the label naming a server's failure domain.
+const DefaultDomainKey = "zone"
+
+// Candidate is a live chunkserver offered to Place.
+type Candidate struct {
+	ID     uint64
+	Free   int64
+	Labels map[string]string
+}
+
+// Place chooses n distinct servers for a new chain, head first. It prefers
+// the most free space (ties: lower id), and a server whose failure domain
+// (the label domainKey) is not used yet in the chain; it reuses a domain
+// only when no server of a fresh domain is left. A server without the label
+// is a domain of its own. Fewer than n candidates: ErrNoChunkservers.
+// Place is a pure function.
+func Place(cands []Candidate, n int, domainKey string) ([]uint64, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("master: place %d replicas", n)
+	}
+	if len(cands) < n {
+		return nil, fmt.Errorf("%w: need %d chunkservers, %d alive", ErrNoChunkservers, n, len(cands))
+	}
+	sorted := slices.Clone(cands)
+	slices.SortFunc(sorted, func(a, b Candidate) int {
+		if c := cmp.Compare(b.Free, a.Free); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	chosen := make([]uint64, 0, n)
+	taken := make([]bool, len(sorted))
+	usedDomains := map[string]bool{}
+	for len(chosen) < n {
+		pick := -1
+		for i, c := range sorted {
+			if taken[i] {
+				continue
+			}
+			if pick < 0 {
+				pick = i // best fallback: most free, domain reused
+			}
+			if d, ok := c.Labels[domainKey]; !ok || d == "" || !usedDomains[d] {
+				pick = i
+				break
+			}
+		}
+		taken[pick] = true
+		if d := sorted[pick].Labels[domainKey]; d != "" {
+			usedDomains[d] = true
+		}
+		chosen = append(chosen, sorted[pick].ID)
+	}
+	return chosen, nil
+}

@@ -1,0 +1,354 @@
+package meta
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+)
+
+// Result is the outcome of Apply.
+type Result struct {
+	// Err wraps one of the package's sentinels; nil on success.
+	Err error
+	// Info is the affected inode after the command (Mkdir, Create, SetSize).
+	Info FileInfo
+	// Chunk is the chunk at the requested index (AllocateChunk).
+	Chunk ChunkRef
+	// Allocated is true when AllocateChunk made a new chunk.
+	Allocated bool
+}
+
+func fail(err error) Result { return Result{Err: err} }
+
+// Apply executes one command. It is deterministic: the same state and
+// command always give the same result and new state. A failed command
+// leaves the state unchanged.
+func (s *State) Apply(c Command) Result {
+	switch c := c.(type) {
+	case Mkdir:
+		return s.mkdir(c)
+	case Create:
+		return s.create(c)
+	case Rename:
+		return s.rename(c)
+	case Remove:
+		return s.remove(c)
+	case SetSize:
+		return s.setSize(c)
+	case AllocateChunk:
+		return s.allocateChunk(c)
+	case RegisterServer:
+		return s.registerServer(c)
+	default:
+		return fail(fmt.Errorf("%w: unknown command %T", ErrInvalid, c))
+	}
+}
+
+// resolve walks elems from the root. It returns the inode, or the deepest
+// existing directory and the index of the first missing element.
+func (s *State) resolve(elems []string) (n *inode, missing int, err error) {
+	n = s.inodes[RootInode]
+	for i, e := range elems {
+		if !n.dir {
+			return nil, i, fmt.Errorf("%w: %s", ErrNotDir, s.pathOf(n))
+		}
+		child, ok := n.children[e]
+		if !ok {
+			return n, i, nil
+		}
+		n = s.inodes[child]
+	}
+	return n, len(elems), nil
+}
+
+// lookup returns the inode at path p.
+func (s *State) lookup(p string) (*inode, error) {
+	elems, err := splitPath(p)
+	if err != nil {
+		return nil, err
+	}
+	n, i, err := s.resolve(elems)
+	if err != nil {
+		return nil, err
+	}
+	if i < len(elems) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, p)
+	}
+	return n, nil
+}
+
+// parentOf returns the directory that holds (or would hold) p and p's last
+// element. The parent must exist.
+func (s *State) parentOf(p string) (*inode, string, error) {
+	elems, err := splitPath(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(elems) == 0 {
+		return nil, "", fmt.Errorf("%w: the root has no parent", ErrInvalid)
+	}
+	dir, i, err := s.resolve(elems[:len(elems)-1])
+	if err != nil {
+		return nil, "", err
+	}
+	if i < len(elems)-1 {
+		return nil, "", fmt.Errorf("%w: parent of %s", ErrNotFound, p)
+	}
+	if !dir.dir {
+		return nil, "", fmt.Errorf("%w: parent of %s", ErrNotDir, p)
+	}
+	return dir, elems[len(elems)-1], nil
+}
+
+func (s *State) newInode(parent *inode, name string, dir bool, mode uint32, t int64) *inode {
+	n := &inode{id: s.nextInode, dir: dir, parent: parent.id, name: name, mode: mode & 0o7777, mtime: t}
+	s.nextInode++
+	if dir {
+		n.children = map[string]uint64{}
+	} else {
+		n.chunks = map[int64]uint64{}
+	}
+	s.inodes[n.id] = n
+	parent.children[name] = n.id
+	parent.mtime = t
+	return n
+}
+
+func (s *State) mkdir(c Mkdir) Result {
+	elems, err := splitPath(c.Path)
+	if err != nil {
+		return fail(err)
+	}
+	n, i, err := s.resolve(elems)
+	if err != nil {
+		return fail(err)
+	}
+	if i == len(elems) {
+		if c.Parents && n.dir {
+			return Result{Info: s.info(n)}
+		}
+		return fail(fmt.Errorf("%w: %s", ErrExists, c.Path))
+	}
+	if !n.dir {
+		return fail(fmt.Errorf("%w: %s", ErrNotDir, s.pathOf(n)))
+	}
+	if i < len(elems)-1 && !c.Parents {
+		return fail(fmt.Errorf("%w: parent of %s", ErrNotFound, c.Path))
+	}
+	// Validation is complete; from here on nothing fails.
+	for _, e := range elems[i:] {
+		n = s.newInode(n, e, true, c.Mode, c.Time)
+	}
+	return Result{Info: s.info(n)}
+}
+
+// CheckFileParams validates replication and chunk size (0 = default) and
+// returns the effective values.
+func CheckFileParams(replication int, chunkSize int64) (int, int64, error) {
+	if replication == 0 {
+		replication = DefaultReplication
+	}
+	if chunkSize == 0 {
+		chunkSize = DefaultChunkSize
+	}
+	if replication < 1 || replication > MaxReplication {
+		return 0, 0, fmt.Errorf("%w: replication %d not in [1, %d]", ErrInvalid, replication, MaxReplication)
+	}
+	if chunkSize < MinChunkSize || chunkSize > MaxChunkSize || chunkSize&(chunkSize-1) != 0 {
+		return 0, 0, fmt.Errorf("%w: chunk size %d is not a power of two in [1 MiB, 1 GiB]", ErrInvalid, chunkSize)
+	}
+	return replication, chunkSize, nil
+}
+
+func (s *State) create(c Create) Result {
+	repl, cs, err := CheckFileParams(c.Replication, c.ChunkSize)
+	if err != nil {
+		return fail(err)
+	}
+	dir, name, err := s.parentOf(c.Path)
+	if err != nil {
+		return fail(err)
+	}
+	if id, ok := dir.children[name]; ok {
+		n := s.inodes[id]
+		if n.dir {
+			return fail(fmt.Errorf("%w: %s", ErrIsDir, c.Path))
+		}
+		if !c.Overwrite {
+			return fail(fmt.Errorf("%w: %s", ErrExists, c.Path))
+		}
+		s.dropChunks(n, 0)
+		n.size, n.mode, n.mtime, n.replication, n.chunkSize = 0, c.Mode&0o7777, c.Time, repl, cs
+		return Result{Info: s.info(n)}
+	}
+	n := s.newInode(dir, name, false, c.Mode, c.Time)
+	n.replication, n.chunkSize = repl, cs
+	return Result{Info: s.info(n)}
+}
+
+// dropChunks removes the file's chunks with index >= from, releasing their
+// references.
+func (s *State) dropChunks(n *inode, from int64) {
+	for idx, h := range n.chunks {
+		if idx < from {
+			continue
+		}
+		delete(n.chunks, idx)
+		ch := s.chunks[h]
+		ch.Refs--
+		if ch.Refs <= 0 {
+			delete(s.chunks, h)
+		}
+	}
+}
+
+func (s *State) rename(c Rename) Result {
+	src, err := s.lookup(c.Src)
+	if err != nil {
+		return fail(err)
+	}
+	if src.id == RootInode {
+		return fail(fmt.Errorf("%w: cannot rename the root", ErrInvalid))
+	}
+	dstDir, name, err := s.parentOf(c.Dst)
+	if err != nil {
+		return fail(err)
+	}
+	if _, ok := dstDir.children[name]; ok {
+		return fail(fmt.Errorf("%w: %s", ErrExists, c.Dst))
+	}
+	if src.dir && s.isAncestor(src, dstDir) {
+		return fail(fmt.Errorf("%w: cannot move %s into its own subtree", ErrInvalid, c.Src))
+	}
+	oldDir := s.inodes[src.parent]
+	delete(oldDir.children, src.name)
+	oldDir.mtime = c.Time
+	dstDir.children[name] = src.id
+	dstDir.mtime = c.Time
+	src.parent, src.name = dstDir.id, name
+	return Result{Info: s.info(src)}
+}
+
+func (s *State) remove(c Remove) Result {
+	n, err := s.lookup(c.Path)
+	if err != nil {
+		return fail(err)
+	}
+	if n.id == RootInode {
+		return fail(fmt.Errorf("%w: cannot remove the root", ErrInvalid))
+	}
+	if n.dir && len(n.children) > 0 && !c.Recursive {
+		return fail(fmt.Errorf("%w: %s", ErrNotEmpty, c.Path))
+	}
+	parent := s.inodes[n.parent]
+	delete(parent.children, n.name)
+	parent.mtime = c.Time
+	s.deleteTree(n)
+	return Result{}
+}
+
+func (s *State) deleteTree(n *inode) {
+	if n.dir {
+		for _, name := range slices.Sorted(maps.Keys(n.children)) {
+			s.deleteTree(s.inodes[n.children[name]])
+		}
+	} else {
+		s.dropChunks(n, 0)
+	}
+	delete(s.inodes, n.id)
+}
+
+func (s *State) file(id uint64) (*inode, error) {
+	n, ok := s.inodes[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+	}
+	if n.dir {
+		return nil, fmt.Errorf("%w: inode %d", ErrIsDir, id)
+	}
+	return n, nil
+}
+
+func (s *State) setSize(c SetSize) Result {
+	if c.Size < 0 {
+		return fail(fmt.Errorf("%w: negative size %d", ErrInvalid, c.Size))
+	}
+	if c.Mode != SizeExtend && c.Mode != SizeExact {
+		return fail(fmt.Errorf("%w: size mode %d", ErrInvalid, c.Mode))
+	}
+	n, err := s.file(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case c.Mode == SizeExtend:
+		n.size = max(n.size, c.Size)
+	default:
+		// Chunk i covers [i*cs, (i+1)*cs): drop those starting at or past
+		// the new size, even when the recorded size is smaller (a writer
+		// may have allocated chunks it has not reported yet). The bytes
+		// past the size in the last kept chunk stay on the replicas:
+		// zeroing them is the client's duty.
+		from := int64(0)
+		if c.Size > 0 {
+			from = (c.Size-1)/n.chunkSize + 1
+		}
+		s.dropChunks(n, from)
+		n.size = c.Size
+	}
+	n.mtime = c.Time
+	return Result{Info: s.info(n)}
+}
+
+func (s *State) allocateChunk(c AllocateChunk) Result {
+	n, err := s.file(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Index < 0 || c.Index > math.MaxInt64/n.chunkSize-1 {
+		return fail(fmt.Errorf("%w: chunk index %d", ErrInvalid, c.Index))
+	}
+	if h, ok := n.chunks[c.Index]; ok {
+		return Result{Chunk: chunkRef(c.Index, s.chunks[h])}
+	}
+	if err := s.checkChain(c.Chain); err != nil {
+		return fail(err)
+	}
+	ch := &Chunk{Handle: s.nextHandle, Epoch: 1, Chain: slices.Clone(c.Chain), Refs: 1, Replication: n.replication}
+	s.nextHandle++
+	s.chunks[ch.Handle] = ch
+	n.chunks[c.Index] = ch.Handle
+	n.mtime = c.Time
+	return Result{Chunk: chunkRef(c.Index, ch), Allocated: true}
+}
+
+func chunkRef(index int64, ch *Chunk) ChunkRef {
+	return ChunkRef{Index: index, Handle: ch.Handle, Epoch: ch.Epoch, Chain: slices.Clone(ch.Chain)}
+}
+
+// checkChain requires a non-empty chain of distinct registered servers.
+func (s *State) checkChain(chain []ServerID) error {
+	if len(chain) == 0 || len(chain) > MaxReplication {
+		return fmt.Errorf("%w: chain of %d servers", ErrInvalid, len(chain))
+	}
+	seen := map[ServerID]bool{}
+	for _, id := range chain {
+		if seen[id] {
+			return fmt.Errorf("%w: server %d twice in chain", ErrInvalid, id)
+		}
+		seen[id] = true
+		if _, ok := s.servers[id]; !ok {
+			return fmt.Errorf("%w: chain server %d is not registered", ErrInvalid, id)
+		}
+	}
+	return nil
+}
+
+func (s *State) registerServer(c RegisterServer) Result {
+	if c.ID == 0 || c.Addr == "" {
+		return fail(fmt.Errorf("%w: server id 0 or empty address", ErrInvalid))
+	}
+	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels)}
+	return Result{}
+}

@@ -1,0 +1,26 @@
+// Package meta is the master's metadata state machine: the namespace (an
+// inode tree), the chunk map (handle -> epoch, chain, refcount) and the
+// chunkserver registry.
+//
+// Model: State changes only through Apply(Command), which is deterministic.
+// Everything that is not a pure function of the state and the command comes
+// in the command: the leader stamps times (unix nanoseconds) and computes
+// placement (the chain of an allocated chunk) before proposing. There are no
+// goroutines, clocks or I/O here; the Raft glue in internal/master carries
+// commands through the log (Encode/Decode) and checkpoints the whole state
+// (Snapshot/Restore).
+//
+// Invariants (checked by Restore, kept by Apply):
+//   - inode 1 is the root directory; every other inode hangs under exactly
+//     one directory, by a valid name, and is reachable from the root;
+//   - a chunk's refcount equals the number of (file, index) slots naming it,
+//     and a chunk with refcount 0 is not in the map;
+//   - every chain is non-empty, without duplicates, of registered servers;
+//   - inode and handle counters are above every id in use.
+//
+// Caller's duties: State is not safe for concurrent use; the caller
+// serialises Apply and queries (the master holds a RWMutex). Paths must be
+// absolute and already clean (CheckPath); meta does not clean them, so the
+// same bytes always mean the same thing in the log. Results returned by
+// queries are copies.
+package meta

@@ -1,0 +1,24 @@
+package meta
+
+import "errors"
+
+// Errors returned by Apply (in Result.Err), by queries and by decoders.
+// Apply wraps them with %w and context; classify with errors.Is.
+var (
+	// ErrNotFound: the path, inode or chunk does not exist.
+	ErrNotFound = errors.New("meta: not found")
+	// ErrExists: the path already exists.
+	ErrExists = errors.New("meta: already exists")
+	// ErrNotDir: a path component, or the target of a directory operation,
+	// is not a directory.
+	ErrNotDir = errors.New("meta: not a directory")
+	// ErrIsDir: a file operation on a directory.
+	ErrIsDir = errors.New("meta: is a directory")
+	// ErrNotEmpty: the directory has entries.
+	ErrNotEmpty = errors.New("meta: directory not empty")
+	// ErrInvalid: a malformed argument (path, size, chain, ...).
+	ErrInvalid = errors.New("meta: invalid argument")
+	// ErrCorrupt: an encoded command or snapshot cannot be decoded or
+	// violates an invariant.
+	ErrCorrupt = errors.New("meta: corrupt encoding")
+)

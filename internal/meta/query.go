@@ -1,0 +1,132 @@
+package meta
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Lookup returns the info of the file or directory at path p.
+func (s *State) Lookup(p string) (FileInfo, error) {
+	n, err := s.lookup(p)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return s.info(n), nil
+}
+
+// Stat returns the info of an inode.
+func (s *State) Stat(ino uint64) (FileInfo, error) {
+	n, ok := s.inodes[ino]
+	if !ok {
+		return FileInfo{}, fmt.Errorf("%w: inode %d", ErrNotFound, ino)
+	}
+	return s.info(n), nil
+}
+
+// List returns the entries of the directory at p, sorted by name.
+func (s *State) List(p string) ([]FileInfo, error) {
+	n, err := s.lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	if !n.dir {
+		return nil, fmt.Errorf("%w: %s", ErrNotDir, p)
+	}
+	out := make([]FileInfo, 0, len(n.children))
+	for _, name := range slices.Sorted(maps.Keys(n.children)) {
+		out = append(out, s.info(s.inodes[n.children[name]]))
+	}
+	return out, nil
+}
+
+// FileChunks returns the allocated chunks of a file with index in
+// [first, first+count) (count <= 0: all from first), ascending by index.
+func (s *State) FileChunks(ino uint64, first, count int64) (FileInfo, []ChunkRef, error) {
+	n, err := s.file(ino)
+	if err != nil {
+		return FileInfo{}, nil, err
+	}
+	var out []ChunkRef
+	for idx, h := range n.chunks {
+		if idx < first || (count > 0 && idx-first >= count) {
+			continue
+		}
+		out = append(out, chunkRef(idx, s.chunks[h]))
+	}
+	slices.SortFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Index, b.Index) })
+	return s.info(n), out, nil
+}
+
+// FileChunk returns the chunk at index of a file; ok is false for a hole.
+func (s *State) FileChunk(ino uint64, index int64) (ref ChunkRef, ok bool, err error) {
+	n, err := s.file(ino)
+	if err != nil {
+		return ChunkRef{}, false, err
+	}
+	h, ok := n.chunks[index]
+	if !ok {
+		return ChunkRef{}, false, nil
+	}
+	return chunkRef(index, s.chunks[h]), true, nil
+}
+
+// Chunk returns the chunk-map entry of a handle.
+func (s *State) Chunk(handle uint64) (Chunk, bool) {
+	ch, ok := s.chunks[handle]
+	if !ok {
+		return Chunk{}, false
+	}
+	return ch.clone(), true
+}
+
+// Chunks returns every chunk of the map, ascending by handle.
+func (s *State) Chunks() []Chunk {
+	out := make([]Chunk, 0, len(s.chunks))
+	for _, h := range slices.Sorted(maps.Keys(s.chunks)) {
+		out = append(out, s.chunks[h].clone())
+	}
+	return out
+}
+
+// HasChunk reports whether handle is in the chunk map.
+func (s *State) HasChunk(handle uint64) bool {
+	_, ok := s.chunks[handle]
+	return ok
+}
+
+// NextHandle is the handle the next allocation will get; every handle ever
+// allocated is below it.
+func (s *State) NextHandle() uint64 { return s.nextHandle }
+
+// Server returns a registered chunkserver.
+func (s *State) Server(id ServerID) (Server, bool) {
+	sv, ok := s.servers[id]
+	if !ok {
+		return Server{}, false
+	}
+	return sv.clone(), true
+}
+
+// Servers returns the registry, ascending by id.
+func (s *State) Servers() []Server {
+	out := make([]Server, 0, len(s.servers))
+	for _, id := range slices.Sorted(maps.Keys(s.servers)) {
+		out = append(out, s.servers[id].clone())
+	}
+	return out
+}
+
+// Counts returns the number of files and of directories (the root not
+// counted).
+func (s *State) Counts() (files, dirs uint64) {
+	for _, n := range s.inodes {
+		if n.dir {
+			dirs++
+		} else {
+			files++
+		}
+	}
+	return files, dirs - 1
+}

@@ -1,0 +1,150 @@
+package meta
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// RootInode is the inode number of "/".
+const RootInode uint64 = 1
+
+// Defaults and bounds of per-file parameters.
+const (
+	DefaultReplication = 3
+	MaxReplication     = 16
+	DefaultChunkSize   = 64 << 20
+	MinChunkSize       = 1 << 20
+	MaxChunkSize       = 1 << 30
+)
+
+// ServerID identifies a chunkserver; chosen by the chunkserver, never 0.
+type ServerID = uint64
+
+// inode is a file or directory. Directories use children, files chunks.
+type inode struct {
+	id          uint64
+	dir         bool
+	parent      uint64 // 0 for the root
+	name        string // "" for the root
+	mode        uint32
+	mtime       int64
+	size        int64
+	replication int
+	chunkSize   int64
+	chunks      map[int64]uint64  // file: chunk index -> handle (holes allowed)
+	children    map[string]uint64 // directory: name -> inode
+}
+
+// Chunk is an entry of the chunk map.
+type Chunk struct {
+	Handle uint64
+	Epoch  uint64
+	Chain  []ServerID // head first, tail last
+	// Refs counts the (file, index) slots naming this chunk.
+	Refs int
+	// Replication is the replication factor the chunk should have (its
+	// file's at allocation time).
+	Replication int
+}
+
+func (c *Chunk) clone() Chunk {
+	d := *c
+	d.Chain = slices.Clone(c.Chain)
+	return d
+}
+
+// Server is a registered chunkserver.
+type Server struct {
+	ID     ServerID
+	Addr   string
+	Labels map[string]string
+}
+
+func (s *Server) clone() Server {
+	d := *s
+	d.Labels = maps.Clone(s.Labels)
+	return d
+}
+
+// FileInfo describes a file or directory.
+type FileInfo struct {
+	Inode       uint64
+	Name        string // last element; "" for the root
+	Path        string
+	IsDir       bool
+	Mode        uint32
+	Size        int64
+	MTime       int64 // unix nanoseconds
+	Replication int   // files only
+	ChunkSize   int64 // files only
+}
+
+// ChunkRef is one allocated chunk of a file.
+type ChunkRef struct {
+	Index  int64
+	Handle uint64
+	Epoch  uint64
+	Chain  []ServerID
+}
+
+// State is the whole metadata state. The zero value is not usable; use New.
+type State struct {
+	inodes     map[uint64]*inode
+	chunks     map[uint64]*Chunk
+	servers    map[ServerID]*Server
+	nextInode  uint64
+	nextHandle uint64
+}
+
+// New returns a state holding only the root directory (mode 0755, mtime 0).
+func New() *State {
+	s := &State{
+		inodes:     map[uint64]*inode{},
+		chunks:     map[uint64]*Chunk{},
+		servers:    map[ServerID]*Server{},
+		nextInode:  RootInode + 1,
+		nextHandle: 1,
+	}
+	s.inodes[RootInode] = &inode{id: RootInode, dir: true, mode: 0o755, children: map[string]uint64{}}
+	return s
+}
+
+// pathOf rebuilds the path of an inode from its parent links.
+func (s *State) pathOf(n *inode) string {
+	if n.id == RootInode {
+		return "/"
+	}
+	var elems []string
+	for n != nil && n.id != RootInode {
+		elems = append(elems, n.name)
+		n = s.inodes[n.parent]
+	}
+	slices.Reverse(elems)
+	return "/" + strings.Join(elems, "/")
+}
+
+func (s *State) info(n *inode) FileInfo {
+	fi := FileInfo{
+		Inode: n.id, Name: n.name, Path: s.pathOf(n), IsDir: n.dir,
+		Mode: n.mode, Size: n.size, MTime: n.mtime,
+	}
+	if !n.dir {
+		fi.Replication = n.replication
+		fi.ChunkSize = n.chunkSize
+	}
+	return fi
+}
+
+// isAncestor reports whether a is d or one of d's ancestors.
+func (s *State) isAncestor(a, d *inode) bool {
+	for n := d; n != nil; n = s.inodes[n.parent] {
+		if n.id == a.id {
+			return true
+		}
+		if n.id == RootInode {
+			break
+		}
+	}
+	return false
+}
