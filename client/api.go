@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -121,52 +120,3 @@ type CreateOptions struct {
 	ChunkSize   int64       // default DefaultChunkSize; power of two in [1 MiB, 1 GiB]
 	Overwrite   bool        // replace an existing file instead of ErrExist
 }
-
-// Client is a connection to a Catena cluster. Safe for concurrent use.
-type Client struct{}
-
-func New(cfg Config) (*Client, error) { panic("unimplemented") }
-func (c *Client) Close() error        { panic("unimplemented") }
-func (c *Client) Create(ctx context.Context, path string, o CreateOptions) (*File, error) {
-	panic("unimplemented")
-}
-func (c *Client) Open(ctx context.Context, path string) (*File, error)     { panic("unimplemented") }
-func (c *Client) Stat(ctx context.Context, path string) (*FileInfo, error) { panic("unimplemented") }
-
-// StatChunks returns the file's info and its allocated chunks.
-func (c *Client) StatChunks(ctx context.Context, path string) (*FileInfo, []ChunkInfo, error) {
-	panic("unimplemented")
-}
-func (c *Client) ReadDir(ctx context.Context, path string) ([]FileInfo, error) {
-	panic("unimplemented")
-}
-func (c *Client) Mkdir(ctx context.Context, path string, mode os.FileMode) error {
-	panic("unimplemented")
-}
-func (c *Client) MkdirAll(ctx context.Context, path string, mode os.FileMode) error {
-	panic("unimplemented")
-}
-func (c *Client) Rename(ctx context.Context, src, dst string) error { panic("unimplemented") }
-func (c *Client) Remove(ctx context.Context, path string) error     { panic("unimplemented") }
-func (c *Client) RemoveAll(ctx context.Context, path string) error  { panic("unimplemented") }
-func (c *Client) Status(ctx context.Context) (*Status, error)       { panic("unimplemented") }
-
-// File is an open file. ReadAt and WriteAt are safe for concurrent use.
-// Writes are durable on every replica when WriteAt returns; the new size is
-// reported to the master on Sync or Close (close-to-open).
-type File struct{}
-
-func (f *File) Name() string                             { panic("unimplemented") }
-func (f *File) Size() int64                              { panic("unimplemented") }
-func (f *File) Stat() (*FileInfo, error)                 { panic("unimplemented") }
-func (f *File) ReadAt(p []byte, off int64) (int, error)  { panic("unimplemented") }
-func (f *File) WriteAt(p []byte, off int64) (int, error) { panic("unimplemented") }
-func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
-	panic("unimplemented")
-}
-func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, error) {
-	panic("unimplemented")
-}
-func (f *File) Truncate(ctx context.Context, size int64) error { panic("unimplemented") }
-func (f *File) Sync() error                                    { panic("unimplemented") }
-func (f *File) Close() error                                   { panic("unimplemented") }
