@@ -1,0 +1,269 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// checkPiece is how much of each replica CheckReplicas compares at a time.
+const checkPiece = 1 << 20
+
+// maxProblems caps how many problems one CheckReplicas error lists.
+const maxProblems = 20
+
+// chunkRef is one chunk as the master's namespace knows it.
+type chunkRef struct {
+	file string
+	info *api.ChunkInfo
+}
+
+// chunks returns every chunk the namespace refers to, keyed by handle, by
+// walking the namespace from the root through the master.
+func (c *Cluster) chunks(ctx context.Context) (map[uint64]chunkRef, error) {
+	out := make(map[uint64]chunkRef)
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		ls, err := c.mc.List(ctx, &api.ListRequest{Path: dir})
+		if err != nil {
+			return fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, e := range ls.GetEntries() {
+			p := path.Join(dir, e.GetName())
+			if e.GetType() == api.FileType_DIRECTORY {
+				if err := walk(p); err != nil {
+					return err
+				}
+				continue
+			}
+			lk, err := c.mc.Lookup(ctx, &api.LookupRequest{Path: p, WithChunks: true})
+			if err != nil {
+				return fmt.Errorf("lookup %s: %w", p, err)
+			}
+			for _, ci := range lk.GetChunks() {
+				out[ci.GetHandle()] = chunkRef{file: p, info: ci}
+			}
+		}
+		return nil
+	}
+	if err := walk("/"); err != nil {
+		return nil, fmt.Errorf("cluster: walk namespace: %w", err)
+	}
+	return out, nil
+}
+
+// CheckReplicas checks that for every chunk in the namespace each chain
+// member holds a replica, and that the members' replicas agree on epoch,
+// applied sequence number and every byte. It returns ErrReplicasDiffer
+// listing the problems, or nil. Call it only while no write is in flight.
+func (c *Cluster) CheckReplicas(ctx context.Context) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	chunks, err := c.chunks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+
+	// A second, read-only view of each chunkserver's store. The servers keep
+	// running: their writes are in the page cache, which these reads see.
+	stores := make(map[uint64]*chunkstore.Store)
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	c.mu.Lock()
+	slots := make(map[uint64]string, len(c.servers))
+	for _, n := range c.servers {
+		slots[n.id] = n.dir
+	}
+	c.mu.Unlock()
+	storeOf := func(id uint64) (*chunkstore.Store, error) {
+		if s, ok := stores[id]; ok {
+			return s, nil
+		}
+		dir, ok := slots[id]
+		if !ok {
+			return nil, fmt.Errorf("server %d is not part of this cluster", id)
+		}
+		// A replica file the server deletes meanwhile (garbage collection)
+		// can fail one scan; a second attempt sees a settled directory.
+		var s *chunkstore.Store
+		var err error
+		for range 3 {
+			if s, err = chunkstore.OpenConfig(chunkstore.Config{FS: chunkstore.OSFS, Dir: dir, Logger: c.log.With("proc", "checker")}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		stores[id] = s
+		return s, nil
+	}
+
+	var problems []string
+	handles := make([]uint64, 0, len(chunks))
+	for h := range chunks {
+		handles = append(handles, h)
+	}
+	slices.Sort(handles)
+	for _, h := range handles {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ref := chunks[h]
+		for _, p := range checkChunk(ref, storeOf) {
+			problems = append(problems, fmt.Sprintf("chunk %d (%s index %d): %s", h, ref.file, ref.info.GetIndex(), p))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	n := len(problems)
+	if n > maxProblems {
+		problems = append(problems[:maxProblems], fmt.Sprintf("... and %d more", n-maxProblems))
+	}
+	return fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
+}
+
+// checkChunk compares the replicas of one chunk on its chain members.
+func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) []string {
+	var problems []string
+	type member struct {
+		id uint64
+		r  *chunkstore.Replica
+		m  chunkstore.Meta
+	}
+	var ms []member
+	for _, s := range ref.info.GetChain() {
+		st, err := storeOf(s.GetId())
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("server %d: open store: %v", s.GetId(), err))
+			continue
+		}
+		r, err := st.Get(chunkstore.Handle(ref.info.GetHandle()))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("server %d: %v", s.GetId(), err))
+			continue
+		}
+		m := r.Meta()
+		if m.Epoch != ref.info.GetEpoch() {
+			problems = append(problems, fmt.Sprintf("server %d: replica epoch %d, master epoch %d", s.GetId(), m.Epoch, ref.info.GetEpoch()))
+		}
+		ms = append(ms, member{id: s.GetId(), r: r, m: m})
+	}
+	if len(ms) < 2 {
+		return problems
+	}
+	first := ms[0]
+	for _, o := range ms[1:] {
+		if o.m.AppliedSeq != first.m.AppliedSeq {
+			problems = append(problems, fmt.Sprintf("applied seq %d on server %d, %d on server %d", first.m.AppliedSeq, first.id, o.m.AppliedSeq, o.id))
+		}
+		if o.m.ChunkSize != first.m.ChunkSize {
+			problems = append(problems, fmt.Sprintf("chunk size %d on server %d, %d on server %d", first.m.ChunkSize, first.id, o.m.ChunkSize, o.id))
+			return problems
+		}
+	}
+	bufs := make([][]byte, len(ms))
+	for i := range bufs {
+		bufs[i] = make([]byte, checkPiece)
+	}
+	size := first.m.ChunkSize
+	for off := int64(0); off < size; off += checkPiece {
+		n := min(int64(checkPiece), size-off)
+		for i, m := range ms {
+			if _, err := m.r.ReadAt(bufs[i][:n], off); err != nil {
+				problems = append(problems, fmt.Sprintf("server %d: read at %d: %v", m.id, off, err))
+				return problems
+			}
+		}
+		for i := 1; i < len(ms); i++ {
+			if !bytes.Equal(bufs[0][:n], bufs[i][:n]) {
+				at := firstDiff(bufs[0][:n], bufs[i][:n])
+				problems = append(problems, fmt.Sprintf("bytes differ at offset %d between server %d and server %d",
+					off+int64(at), first.id, ms[i].id))
+				return problems
+			}
+		}
+	}
+	return problems
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return len(a)
+}
+
+// ReplicaHandles returns the handles of the replica files present in
+// chunkserver i's store directory, sorted. It looks at the directory only,
+// so it works whether or not the server runs; a test uses it to await
+// garbage collection.
+func (c *Cluster) ReplicaHandles(i int) ([]uint64, error) {
+	root := filepath.Join(c.ChunkserverDir(i), chunksSubdir)
+	var hs []uint64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == quarantineDir {
+			return filepath.SkipDir
+		}
+		if h, ok := parseReplicaName(d.Name()); ok && !d.IsDir() {
+			hs = append(hs, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	slices.Sort(hs)
+	return hs, nil
+}
+
+// The chunkserver opens its store on its own directory; chunkstore keeps
+// replica files in <dir>/chunks, names them <handle as 16 hex digits>.chunk
+// and moves unreadable ones into <dir>/corrupt.
+const (
+	chunksSubdir  = "chunks"
+	quarantineDir = "corrupt"
+	replicaExt    = ".chunk"
+)
+
+// parseReplicaName decodes a replica file name into its handle.
+func parseReplicaName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, replicaExt)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	h, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		return 0, false
+	}
+	return h, true
+}

@@ -1,0 +1,402 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/chunkserver"
+	"github.com/catena-io/catena/internal/master"
+)
+
+// Errors returned by the harness.
+var (
+	// ErrClosed: the cluster was closed.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrNoSuchChunkserver: the index is outside [0, Chunkservers).
+	ErrNoSuchChunkserver = errors.New("cluster: no such chunkserver")
+	// ErrStopped: the chunkserver is stopped.
+	ErrStopped = errors.New("cluster: chunkserver stopped")
+	// ErrRunning: RestartChunkserver on a chunkserver that is running.
+	ErrRunning = errors.New("cluster: chunkserver running")
+	// ErrNotReady: the cluster did not become ready before the deadline.
+	ErrNotReady = errors.New("cluster: not ready")
+	// ErrReplicasDiffer: CheckReplicas found a missing or divergent replica.
+	ErrReplicasDiffer = errors.New("cluster: replicas differ")
+)
+
+// Defaults.
+const (
+	DefaultChunkservers = 3
+	DefaultMasterAddr   = "127.0.0.1:0"
+	DefaultRaftAddr     = "127.0.0.1:0"
+	// DefaultReadyTimeout bounds Start and RestartChunkserver when ctx has
+	// no deadline.
+	DefaultReadyTimeout = 30 * time.Second
+)
+
+// pollInterval is how often the harness asks the master for its Status
+// while waiting for a condition.
+const pollInterval = 10 * time.Millisecond
+
+// Config configures a Cluster.
+type Config struct {
+	// Dir holds all data: Dir/master, Dir/cs1, Dir/cs2, ... Required.
+	Dir string
+	// Chunkservers is the number of chunkservers (default 3).
+	Chunkservers int
+	// MasterAddr is the master's gRPC listen address (default 127.0.0.1:0).
+	MasterAddr string
+	// RaftAddr is the master's Raft address (default 127.0.0.1:0).
+	RaftAddr string
+	// Labels returns the labels of chunkserver i (zero-based); optional.
+	Labels func(i int) map[string]string
+	// HeartbeatInterval of the chunkservers; 0 = the chunkserver default.
+	HeartbeatInterval time.Duration
+	// DeadAfter is the master's chunkserver liveness timeout; 0 = the
+	// master default.
+	DeadAfter time.Duration
+	// Logger receives the logs of every process; nil discards them.
+	Logger *slog.Logger
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.Chunkservers <= 0 {
+		cfg.Chunkservers = DefaultChunkservers
+	}
+	if cfg.MasterAddr == "" {
+		cfg.MasterAddr = DefaultMasterAddr
+	}
+	if cfg.RaftAddr == "" {
+		cfg.RaftAddr = DefaultRaftAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Cluster is a running in-process cluster. Safe for concurrent use.
+type Cluster struct {
+	cfg  Config
+	log  *slog.Logger
+	conn *grpc.ClientConn
+	mc   api.MasterClient
+
+	mu      sync.Mutex
+	closed  bool
+	master  *master.Master
+	servers []*csNode
+}
+
+// csNode is one chunkserver slot; srv is nil while stopped.
+type csNode struct {
+	dir  string
+	addr string // last bound address, reused on restart
+	id   uint64
+	srv  *chunkserver.Server
+}
+
+// Start starts the master and the chunkservers and returns once the master
+// leads and every chunkserver is registered and alive.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("cluster: Config.Dir is required")
+	}
+	cfg = cfg.withDefaults()
+	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	ctx, cancel := withReadyTimeout(ctx)
+	defer cancel()
+
+	mdir := filepath.Join(cfg.Dir, "master")
+	if err := os.MkdirAll(mdir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	m, err := master.Start(ctx, master.Config{
+		ID:         "m1",
+		Dir:        mdir,
+		ListenAddr: cfg.MasterAddr,
+		RaftAddr:   cfg.RaftAddr,
+		DeadAfter:  cfg.DeadAfter,
+		Logger:     c.log.With("proc", "master"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start master: %w", err)
+	}
+	c.master = m
+	c.conn, err = grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: dial master: %w", err)
+	}
+	c.mc = api.NewMasterClient(c.conn)
+
+	start := time.Now()
+	for i := 0; i < cfg.Chunkservers; i++ {
+		n := &csNode{dir: filepath.Join(cfg.Dir, fmt.Sprintf("cs%d", i+1))}
+		c.servers = append(c.servers, n)
+		if err := c.startChunkserver(ctx, i, n); err != nil {
+			return nil, err
+		}
+	}
+	for i := range c.servers {
+		if err := c.awaitAlive(ctx, i, start); err != nil {
+			return nil, err
+		}
+	}
+	c.log.Info("cluster ready", "master", m.Addr(), "chunkservers", cfg.Chunkservers, "dir", cfg.Dir)
+	return c, nil
+}
+
+func withReadyTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultReadyTimeout)
+}
+
+// startChunkserver starts slot i, on its previous address when it had one
+// and that address is still free.
+func (c *Cluster) startChunkserver(ctx context.Context, i int, n *csNode) error {
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	addr := "127.0.0.1:0"
+	if n.addr != "" {
+		addr = n.addr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && n.addr != "" {
+		// The old port was taken meanwhile; the master learns the new
+		// address from the registration.
+		c.log.Warn("chunkserver address taken, using a new one", "addr", n.addr, "err", err)
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: chunkserver %d: listen: %w", i, err)
+	}
+	var labels map[string]string
+	if c.cfg.Labels != nil {
+		labels = c.cfg.Labels(i)
+	}
+	srv, err := chunkserver.Start(ctx, chunkserver.Config{
+		Dir:               n.dir,
+		Listener:          ln,
+		Masters:           []string{c.master.Addr()},
+		Labels:            labels,
+		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		Logger:            c.log.With("proc", fmt.Sprintf("cs%d", i+1)),
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("cluster: start chunkserver %d: %w", i, err)
+	}
+	n.srv, n.addr, n.id = srv, srv.Addr(), srv.ID()
+	return nil
+}
+
+// awaitAlive polls the master's Status until chunkserver i is listed alive
+// at its current address with a heartbeat newer than since.
+func (c *Cluster) awaitAlive(ctx context.Context, i int, since time.Time) error {
+	c.mu.Lock()
+	n := c.servers[i]
+	id, addr := n.id, n.addr
+	c.mu.Unlock()
+	return c.poll(ctx, fmt.Sprintf("chunkserver %d (id %d) alive", i, id), func(st *api.StatusResponse) bool {
+		for _, cs := range st.GetChunkservers() {
+			if cs.GetId() == id && cs.GetAlive() && cs.GetAddr() == addr &&
+				cs.GetLastHeartbeatUnixNano() >= since.UnixNano() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// poll calls the master's Status until cond holds or ctx is done.
+func (c *Cluster) poll(ctx context.Context, what string, cond func(*api.StatusResponse) bool) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	var last error
+	for {
+		st, err := c.mc.Status(ctx, &api.StatusRequest{})
+		if err == nil && cond(st) {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%w: waiting for %s: %w (last status error: %v)", ErrNotReady, what, ctx.Err(), last)
+			}
+			return fmt.Errorf("%w: waiting for %s: %w", ErrNotReady, what, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// MasterAddr returns the master's gRPC address.
+func (c *Cluster) MasterAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.master == nil {
+		return ""
+	}
+	return c.master.Addr()
+}
+
+// Dir returns the cluster's data directory.
+func (c *Cluster) Dir() string { return c.cfg.Dir }
+
+// Config returns the configuration the cluster runs with (defaults filled).
+func (c *Cluster) Config() Config { return c.cfg }
+
+// Master returns the master process.
+func (c *Cluster) Master() *master.Master {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.master
+}
+
+// NewClient returns a client of this cluster; the caller closes it.
+func (c *Cluster) NewClient() (*client.Client, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	addr := c.MasterAddr()
+	return client.New(client.Config{Masters: []string{addr}, Logger: c.log.With("proc", "client")})
+}
+
+// NumChunkservers returns the number of chunkserver slots.
+func (c *Cluster) NumChunkservers() int { return c.cfg.Chunkservers }
+
+// Chunkserver returns chunkserver i (zero-based), nil while it is stopped or
+// when i is out of range.
+func (c *Cluster) Chunkserver(i int) *chunkserver.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.servers) {
+		return nil
+	}
+	return c.servers[i].srv
+}
+
+// ChunkserverID returns the server id of chunkserver i, kept across
+// restarts; 0 when i is out of range.
+func (c *Cluster) ChunkserverID(i int) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.servers) {
+		return 0
+	}
+	return c.servers[i].id
+}
+
+// ChunkserverDir returns the data directory of chunkserver i (Dir/cs<i+1>).
+func (c *Cluster) ChunkserverDir(i int) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("cs%d", i+1))
+}
+
+// StopChunkserver stops chunkserver i cleanly. Its data stays on disk.
+func (c *Cluster) StopChunkserver(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.slotLocked(i)
+	if err != nil {
+		return err
+	}
+	if n.srv == nil {
+		return fmt.Errorf("chunkserver %d: %w", i, ErrStopped)
+	}
+	err = n.srv.Close()
+	n.srv = nil
+	if err != nil {
+		return fmt.Errorf("cluster: stop chunkserver %d: %w", i, err)
+	}
+	return nil
+}
+
+// RestartChunkserver starts the stopped chunkserver i again on the same
+// directory (hence the same id) and returns once the master sees it alive.
+func (c *Cluster) RestartChunkserver(ctx context.Context, i int) error {
+	ctx, cancel := withReadyTimeout(ctx)
+	defer cancel()
+	c.mu.Lock()
+	n, err := c.slotLocked(i)
+	if err == nil && n.srv != nil {
+		err = fmt.Errorf("chunkserver %d: %w", i, ErrRunning)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	start := time.Now()
+	err = c.startChunkserver(ctx, i, n)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.awaitAlive(ctx, i, start)
+}
+
+func (c *Cluster) slotLocked(i int) (*csNode, error) {
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if i < 0 || i >= len(c.servers) {
+		return nil, fmt.Errorf("%w: %d", ErrNoSuchChunkserver, i)
+	}
+	return c.servers[i], nil
+}
+
+// Close stops every chunkserver, then the master. Idempotent.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	for i, n := range c.servers {
+		if n.srv == nil {
+			continue
+		}
+		if err := n.srv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("chunkserver %d: %w", i, err))
+		}
+		n.srv = nil
+	}
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	if c.master != nil {
+		if err := c.master.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("master: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster: close: %w", err)
+	}
+	return nil
+}
