@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catena-io/catena/internal/chunkserver"
+)
+
+func newChunkserverCmd(g *globals) *cobra.Command {
+	cfg := chunkserver.Config{}
+	var labels []string
+	cmd := &cobra.Command{
+		Use:     "chunkserver --master ADDR --dir DIR [--listen ADDR] [--label K=V ...]",
+		Short:   "Run a chunkserver (until SIGINT or SIGTERM)",
+		Example: "  catena chunkserver --master 10.0.0.1:7070 --dir /data/catena --listen 10.0.0.5:7080 --label rack=r1",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if cfg.Dir == "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--dir is required")}
+			}
+			l, err := parseLabels(labels)
+			if err != nil {
+				return &usageError{cmd: cmd, err: err}
+			}
+			cfg.Labels = l
+			cfg.Masters = g.masterList()
+			cfg.Logger = g.logger(cmd.ErrOrStderr())
+			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+				return fail("chunkserver", localErr(err))
+			}
+			ctx := cmd.Context()
+			s, err := chunkserver.Start(ctx, cfg)
+			if err != nil {
+				return fail("chunkserver", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena chunkserver: id %d listening on %s (data in %s)\n", s.ID(), s.Addr(), cfg.Dir)
+			return fail("chunkserver", serveUntilDone(ctx, s.Close))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", "", "data directory (required)")
+	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:0", "gRPC listen address; clients and peers dial it")
+	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
+	return cmd
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+)
+
+func newDevCmd(g *globals) *cobra.Command {
+	cfg := cluster.Config{}
+	cmd := &cobra.Command{
+		Use:   "dev [--dir DIR] [--chunkservers N] [--listen ADDR]",
+		Short: "Run a master and N chunkservers in one process, for trying Catena out",
+		Long: "Run a master and N chunkservers in one process on loopback, with all data\n" +
+			"under one directory. State survives a restart. Stop with Ctrl-C.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if cfg.Chunkservers < 1 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--chunkservers must be at least 1")}
+			}
+			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+				return fail("dev", localErr(err))
+			}
+			// dev is for trying Catena out: errors only (Raft's routine
+			// election warnings would read as trouble), everything with -v.
+			cfg.Logger = g.loggerAt(cmd.ErrOrStderr(), slog.LevelError)
+			ctx := cmd.Context()
+			c, err := cluster.Start(ctx, cfg)
+			if err != nil {
+				return fail("dev", err)
+			}
+			addr := c.MasterAddr()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "catena dev: master listening on %s (%d chunkservers, data in %s)\n", addr, cfg.Chunkservers, cfg.Dir)
+			if addr == client.DefaultMaster {
+				fmt.Fprintln(out, "  try: catena put ./file /file && catena ls -l /")
+			} else {
+				fmt.Fprintf(out, "  try: export %s=%s; catena put ./file /file && catena ls -l /\n", envMaster, addr)
+			}
+			return fail("dev", serveUntilDone(ctx, c.Close))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", "./catena-data", "data directory")
+	f.IntVar(&cfg.Chunkservers, "chunkservers", 3, "number of chunkservers")
+	f.StringVar(&cfg.MasterAddr, "listen", client.DefaultMaster, "master listen address")
+	return cmd
+}

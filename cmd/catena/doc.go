@@ -1,0 +1,21 @@
+// Command catena is Catena's single binary: the master, the chunkserver, the
+// embedded "dev" cluster, and the command-line client (put, get, cat, ls,
+// mkdir, rm, mv, stat, status, version; bench lives in bench.go).
+//
+// Model: each subcommand is a thin translation of flags into a Config or a
+// client call. All cluster access goes through the client package; this
+// command never talks to a chunkserver directly.
+//
+// Output contract (scripts rely on it):
+//   - results go to stdout; with --json (ls, stat, status) stdout is exactly
+//     one JSON document;
+//   - a failure exits non-zero and prints exactly one line on stderr,
+//     "catena: <what failed>: <reason>"; usage is printed only for flag and
+//     argument errors (exit status 2);
+//   - progress bars go to stderr, only on a terminal, and only once a
+//     transfer has run for more than a second;
+//   - log lines go to stderr, warnings and errors only unless --verbose.
+//
+// Invariant: no package-level mutable state. Shared flags live in globals,
+// created per root command, so tests can build independent roots.
+package main

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+func TestErrorLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"client wrapped", fail("stat /a", fmt.Errorf("stat /a: %w", client.ErrNotFound)), "stat /a: no such file or directory"},
+		{"exists", fail("mkdir /d", fmt.Errorf("mkdir /d: %w", client.ErrExist)), "mkdir /d: file exists"},
+		{"not dir", fail("mkdir /f/x", client.ErrNotDir), "mkdir /f/x: not a directory"},
+		{"is dir", fail("cat /d", client.ErrIsDir), "cat /d: is a directory"},
+		{"not empty", fail("rm /d", client.ErrNotEmpty), "rm /d: directory not empty"},
+		{"no chunkservers", fail("put /f", fmt.Errorf("write /f: %w", client.ErrNoChunkservers)), "put /f: not enough chunkservers available"},
+		{"raw status", fail("ls /x", rpcerr.New(api.ErrorCode_NOT_FOUND, "no /x")), "ls /x: no such file or directory"},
+		{"raw status no code", fail("ls /x", errors.New("boom\nbang")), "ls /x: boom bang"},
+		{"cancelled", fail("put /f", fmt.Errorf("write: %w", context.Canceled)), "put /f: interrupted"},
+		{"own sentinel", fail("put -", errStdinToDir), "put -: destination is a directory; name the remote file when reading stdin"},
+		{"unreachable", fail("ls /", fmt.Errorf("%w at 1.2.3.4:1: refused", client.ErrMasterUnreachable)), `master unreachable at 10.0.0.1:7070 (is "catena dev" running?)`},
+		{"unnamed", client.ErrNoSpace, "no space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := errorLine(tc.err, "10.0.0.1:7070")
+			if got != tc.want {
+				t.Fatalf("errorLine = %q; want %q", got, tc.want)
+			}
+			if strings.Contains(got, "\n") {
+				t.Fatalf("errorLine has a newline: %q", got)
+			}
+		})
+	}
+	if fail("x", nil) != nil {
+		t.Fatal("fail(op, nil) != nil")
+	}
+	inner := fail("a", client.ErrIsDir)
+	if got := fail("b", inner); got != inner {
+		t.Fatalf("fail re-wrapped a named error: %v", got)
+	}
+}
+
+func TestExecuteExitCodes(t *testing.T) {
+	run := func(args ...string) (int, string) {
+		var out, errb strings.Builder
+		code := execute(context.Background(), args, strings.NewReader(""), &out, &errb)
+		return code, errb.String()
+	}
+	if code, stderr := run("put", "onlyone"); code != 2 || !strings.HasPrefix(stderr, "catena: accepts 2 arg(s)") || !strings.Contains(stderr, "Usage:") {
+		t.Fatalf("usage error: code %d, stderr %q", code, stderr)
+	}
+	if code, stderr := run("nosuchcmd"); code != 2 || !strings.Contains(stderr, `unknown command "nosuchcmd"`) {
+		t.Fatalf("unknown command: code %d, stderr %q", code, stderr)
+	}
+	if code, stderr := run("ls", "--nosuchflag"); code != 2 || !strings.Contains(stderr, "unknown flag") {
+		t.Fatalf("unknown flag: code %d, stderr %q", code, stderr)
+	}
+	if code, stderr := run("put", "--chunk-size", "12X", "a", "/b"); code != 2 || !strings.Contains(stderr, "bad size") {
+		t.Fatalf("bad size: code %d, stderr %q", code, stderr)
+	}
+	// A closed port: the runtime error is one line, no usage.
+	code, stderr := run("--master", closedAddr(t), "ls")
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "master unreachable at") {
+		t.Fatalf("unreachable: code %d, stderr %q", code, stderr)
+	}
+	// Local mistakes are reported before the cluster is asked.
+	code, stderr = run("--master", closedAddr(t), "put", "/no/such/local", "/x")
+	if code != 1 || stderr != "catena: put /no/such/local: no such file or directory\n" {
+		t.Fatalf("missing local: code %d, stderr %q", code, stderr)
+	}
+	var out strings.Builder
+	if code := execute(context.Background(), []string{"version"}, nil, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "catena "+version) {
+		t.Fatalf("version: code %d, out %q", code, out.String())
+	}
+}
+
+func TestUsageErrorHasOnePrefix(t *testing.T) {
+	var out, errb strings.Builder
+	code := execute(context.Background(), []string{"chunkserver", "--dir", t.TempDir(), "--label", "bad"}, nil, &out, &errb)
+	first, _, _ := strings.Cut(errb.String(), "\n")
+	if code != 2 || first != `catena: bad label (want KEY=VALUE): "bad"` {
+		t.Fatalf("code %d, first line %q", code, first)
+	}
+}
+
+func TestNetErrorReason(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = net.Listen("tcp", ln.Addr().String())
+	wrapped := fmt.Errorf("cluster: start master: master: listen: %w", err)
+	want := "dev: listen " + ln.Addr().String() + ": address already in use"
+	if got := errorLine(fail("dev", wrapped), ""); got != want {
+		t.Fatalf("errorLine = %q; want %q", got, want)
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catena-io/catena/internal/master"
+)
+
+func newMasterCmd(g *globals) *cobra.Command {
+	cfg := master.Config{}
+	cmd := &cobra.Command{
+		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...]",
+		Short: "Run a metadata master (until SIGINT or SIGTERM)",
+		Example: "  catena master --dir /var/lib/catena/master\n" +
+			"  catena master --dir d1 --id m1 --raft-addr 10.0.0.1:7071 --peers m1=10.0.0.1:7071,m2=10.0.0.2:7071,m3=10.0.0.3:7071",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if cfg.Dir == "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--dir is required")}
+			}
+			cfg.Logger = g.logger(cmd.ErrOrStderr())
+			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+				return fail("master", localErr(err))
+			}
+			ctx := cmd.Context()
+			m, err := master.Start(ctx, cfg)
+			if err != nil {
+				return fail("master", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena master: listening on %s (data in %s)\n", m.Addr(), cfg.Dir)
+			return fail("master", serveUntilDone(ctx, m.Close))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", "", "data directory (required)")
+	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:7070", "gRPC listen address")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "Raft address (default: listen port + 1)")
+	f.StringVar(&cfg.ID, "id", "", "Raft server id (default m1)")
+	f.StringVar(&cfg.Peers, "peers", "", "initial Raft members, id=raftaddr,... (not supported yet: single master)")
+	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
+	return cmd
+}
+
+// serveUntilDone waits for ctx (a signal) and then closes the server.
+func serveUntilDone(ctx context.Context, closeFn func() error) error {
+	<-ctx.Done()
+	return closeFn()
+}

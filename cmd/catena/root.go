@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catena-io/catena/client"
+)
+
+// envMaster overrides the default --master.
+const envMaster = "CATENA_MASTER"
+
+// globals holds the flags shared by every subcommand.
+type globals struct {
+	masters string // --master: comma-separated master addresses
+	json    bool   // --json, registered by the subcommands that support it
+	verbose bool   // --verbose: debug logs on stderr
+}
+
+// masterList splits --master into addresses.
+func (g *globals) masterList() []string {
+	out := splitList(g.masters)
+	if len(out) == 0 {
+		out = []string{client.DefaultMaster}
+	}
+	return out
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// logger returns the process logger: stderr, warnings and up unless --verbose.
+func (g *globals) logger(stderr io.Writer) *slog.Logger {
+	return g.loggerAt(stderr, slog.LevelWarn)
+}
+
+// loggerAt is logger with a different quiet level.
+func (g *globals) loggerAt(stderr io.Writer, level slog.Level) *slog.Logger {
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// probeTimeout bounds the reachability check of newClient.
+const probeTimeout = 2 * time.Second
+
+// newClient connects to the masters named by --master. It fails fast with
+// client.ErrMasterUnreachable when none accepts a TCP connection, so a user
+// who forgot "catena dev" hears it at once instead of after the client's
+// retry budget.
+func (g *globals) newClient() (*client.Client, error) {
+	masters := g.masterList()
+	if !anyReachable(masters, probeTimeout) {
+		return nil, client.ErrMasterUnreachable
+	}
+	var logger *slog.Logger
+	if g.verbose {
+		logger = g.logger(os.Stderr)
+	}
+	return client.New(client.Config{Masters: masters, Logger: logger})
+}
+
+// anyReachable reports whether a TCP connection to one of addrs succeeds.
+func anyReachable(addrs []string, timeout time.Duration) bool {
+	for _, a := range addrs {
+		if c, err := net.DialTimeout("tcp", a, timeout); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
+}
+
+// newRootCmd builds the catena command tree.
+func newRootCmd() *cobra.Command {
+	root, _ := buildRoot()
+	return root
+}
+
+func buildRoot() (*cobra.Command, *globals) {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "catena",
+		Short:         "Catena: a distributed file and block store",
+		Long:          "Catena is a distributed file and block store: a master, chunkservers,\nand a client, all in this one binary. Start with \"catena dev\".",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// With Args set, cobra hands an unknown subcommand to the root, which
+		// reports it as a usage error rather than a runtime one.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("unknown command %q", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	def := os.Getenv(envMaster)
+	if def == "" {
+		def = client.DefaultMaster
+	}
+	root.PersistentFlags().StringVar(&g.masters, "master", def, "master address(es), comma-separated (env "+envMaster+")")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages on stderr")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmd: cmd, err: err}
+	})
+
+	root.AddCommand(
+		newMasterCmd(g),
+		newChunkserverCmd(g),
+		newDevCmd(g),
+		newPutCmd(g),
+		newGetCmd(g),
+		newCatCmd(g),
+		newLsCmd(g),
+		newMkdirCmd(g),
+		newRmCmd(g),
+		newMvCmd(g),
+		newStatCmd(g),
+		newStatusCmd(g),
+		newVersionCmd(g),
+	)
+	root.AddCommand(newBenchCmd(g))
+	return root, g
+}
+
+// execute runs the CLI with args and returns the process exit status:
+// 0 on success, 1 on a runtime failure, 2 on a usage error.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root, g := buildRoot()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "catena: %s\n", oneLine(strings.ReplaceAll(ue.err.Error(), "catena: ", "")))
+		if ue.cmd != nil {
+			fmt.Fprint(stderr, ue.cmd.UsageString())
+		}
+		return 2
+	}
+	fmt.Fprintf(stderr, "catena: %s\n", errorLine(err, g.masters))
+	return 1
+}
+
+// args wraps a cobra argument validator so its failures count as usage errors.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return &usageError{cmd: cmd, err: err}
+		}
+		return nil
+	}
+}
+
+// withClient runs fn with a fresh client and closes it afterwards.
+func (g *globals) withClient(fn func(c *client.Client) error) error {
+	c, err := g.newClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
