@@ -1,6 +1,18 @@
 package chunkstore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
 
 // Errors returned by the store.
 var (
@@ -10,6 +22,16 @@ var (
 	ErrRange    = errors.New("chunkstore: range outside the chunk")
 	ErrNoSpace  = errors.New("chunkstore: no space left on device")
 	ErrClosed   = errors.New("chunkstore: closed")
+	// ErrInvalidMeta: Create got a chunk size outside (0, MaxChunkSize] or
+	// a chain longer than MaxChainLen.
+	ErrInvalidMeta = errors.New("chunkstore: invalid replica metadata")
+	// ErrBadHeader: a header slot failed to decode (torn, corrupt, or of
+	// another format). Open skips such files; it is not returned by I/O.
+	ErrBadHeader = errors.New("chunkstore: bad replica header")
+	// ErrFailed: a Sync of the replica failed earlier; what reached the disk
+	// is unknown, so the replica refuses further I/O (reopen the store to
+	// recover from what is on disk).
+	ErrFailed = errors.New("chunkstore: replica failed")
 )
 
 // BlockSize is the checksum granularity: one CRC32C per 64 KiB block.
@@ -27,65 +49,403 @@ type Meta struct {
 	AppliedSeq uint64   // highest sequence number applied (durable after Sync)
 }
 
+func (m Meta) clone() Meta {
+	m.Chain = append([]uint64(nil), m.Chain...)
+	return m
+}
+
+// Config configures a Store.
+type Config struct {
+	FS     FS     // required
+	Dir    string // data directory; replicas live in Dir/chunks
+	Logger *slog.Logger
+}
+
 // Store keeps the replicas of one chunkserver data directory.
 // Safe for concurrent use.
-type Store struct{}
+type Store struct {
+	fs         FS
+	chunksDir  string
+	corruptDir string
+	log        *slog.Logger
+	zeroCRC    uint32
+	bufs       sync.Pool // *[BlockSize]byte scratch blocks for reads
+
+	mu       sync.Mutex
+	replicas map[Handle]*Replica // nil value: being created
+	closed   bool
+}
 
 // Open opens (creating if needed) the store in dir on fs, loading every
 // replica's header.
-func Open(fs FS, dir string) (*Store, error) { panic("unimplemented") }
+func Open(fs FS, dir string) (*Store, error) {
+	return OpenConfig(Config{FS: fs, Dir: dir})
+}
+
+// OpenConfig is Open with a Config. A replica file without a valid header
+// is logged and moved to Dir/corrupt; it does not fail Open.
+func OpenConfig(cfg Config) (*Store, error) {
+	if cfg.FS == nil {
+		return nil, errors.New("chunkstore: Config.FS is nil")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{
+		fs:         cfg.FS,
+		chunksDir:  path.Join(cfg.Dir, "chunks"),
+		corruptDir: path.Join(cfg.Dir, "corrupt"),
+		log:        log.With("component", "chunkstore"),
+		zeroCRC:    zeroBlockCRC(),
+		replicas:   make(map[Handle]*Replica),
+	}
+	s.bufs.New = func() any { return new([BlockSize]byte) }
+	for _, d := range []string{s.chunksDir, s.corruptDir} {
+		if err := s.fs.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("chunkstore: open %s: %w", d, err)
+		}
+	}
+	names, err := s.fs.ReadDir(s.chunksDir)
+	if err != nil {
+		return nil, fmt.Errorf("chunkstore: open: %w", err)
+	}
+	for _, name := range names {
+		h, ok := parseName(name)
+		if !ok {
+			// Leftovers of an interrupted Create (*.tmp) are reused or removed by
+			// the next Create or Delete of their handle; a second Store may be
+			// open on the same directory (a checker), so Open removes nothing.
+			continue
+		}
+		r, err := s.load(h)
+		if err != nil {
+			s.log.Error("replica unreadable, moving it aside", "handle", fmt.Sprintf("%016x", uint64(h)), "err", err)
+			s.moveAside(name)
+			continue
+		}
+		s.replicas[h] = r
+	}
+	return s, nil
+}
+
+func fileName(h Handle) string { return fmt.Sprintf("%016x.chunk", uint64(h)) }
+
+func parseName(name string) (Handle, bool) {
+	hex, ok := strings.CutSuffix(name, ".chunk")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		return 0, false
+	}
+	return Handle(v), true
+}
+
+func (s *Store) path(h Handle) string { return path.Join(s.chunksDir, fileName(h)) }
+
+func (s *Store) moveAside(name string) {
+	err := s.fs.Rename(path.Join(s.chunksDir, name), path.Join(s.corruptDir, name))
+	if err == nil {
+		err = errors.Join(s.fs.SyncDir(s.corruptDir), s.fs.SyncDir(s.chunksDir))
+	}
+	if err != nil {
+		s.log.Error("cannot move replica aside", "file", name, "err", err)
+	}
+}
+
+// load opens a replica file and recovers its state; see doc.go, Recovery.
+func (s *Store) load(h Handle) (*Replica, error) {
+	f, err := s.fs.OpenFile(s.path(h), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.recover(h, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Store) recover(h Handle, f File) (*Replica, error) {
+	slots := make([]byte, 2*slotSize)
+	if _, err := f.ReadAt(slots, 0); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	var hs [2]header
+	var errs [2]error
+	for i := range hs {
+		hs[i], errs[i] = decodeHeader(slots[i*slotSize : (i+1)*slotSize])
+		if errs[i] == nil && hs[i].Meta.Handle != h {
+			errs[i] = fmt.Errorf("%w: handle %016x in file of %016x", ErrBadHeader, uint64(hs[i].Meta.Handle), uint64(h))
+		}
+	}
+	// newest: the valid slot with the higher generation; other: the other
+	// valid slot, or -1.
+	newest, other := -1, -1
+	switch {
+	case errs[0] == nil && errs[1] == nil:
+		newest, other = 0, 1
+		if hs[1].Gen > hs[0].Gen {
+			newest, other = 1, 0
+		}
+	case errs[0] == nil:
+		newest = 0
+	case errs[1] == nil:
+		newest = 1
+	default:
+		return nil, errors.Join(errs[0], errs[1])
+	}
+	nb := numBlocks(hs[newest].Meta.ChunkSize)
+	if other >= 0 && hs[other].Meta.ChunkSize != hs[newest].Meta.ChunkSize {
+		other = -1 // the chunk size never changes; a mismatch is corruption
+	}
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if fi.Size() < dataOff+nb*BlockSize {
+		return nil, fmt.Errorf("%w: file of %d bytes is short", ErrBadHeader, fi.Size())
+	}
+	raw := make([]byte, nb*4)
+	if _, err := f.ReadAt(raw, tableOff); err != nil {
+		return nil, fmt.Errorf("read checksums: %w", err)
+	}
+	table := make([]uint32, nb)
+	for i := range table {
+		table[i] = leUint32(raw[i*4:])
+	}
+	r := &Replica{s: s, h: h, f: f, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
+
+	// The newest header is trusted unless its Sync demonstrably did not
+	// complete: a block it lists still holds its content of the previous
+	// Sync (Old). A block matching neither Old nor New was torn, or written
+	// again later; it reads as ErrCorrupt or as the newer content, and says
+	// nothing about whether this Sync completed.
+	good := newest
+	buf := make([]byte, BlockSize)
+	var fix []dirtyEntry
+	for _, d := range hs[newest].Dirty {
+		if _, err := f.ReadAt(buf, dataOff+int64(d.Block)*BlockSize); err != nil {
+			return nil, fmt.Errorf("read block %d: %w", d.Block, err)
+		}
+		switch e := blockEntry(buf, s.zeroCRC); {
+		case e == d.New:
+			if table[d.Block] != d.New {
+				fix = append(fix, d)
+			}
+		case e == d.Old && other >= 0:
+			good = other
+		}
+		if good != newest {
+			break
+		}
+	}
+	if good == newest {
+		// The checksum table may not have reached the disk with the header.
+		for _, d := range fix {
+			var b [4]byte
+			putLeUint32(b[:], d.New)
+			if _, err := f.WriteAt(b[:], tableOff+int64(d.Block)*4); err != nil {
+				return nil, fmt.Errorf("repair checksum of block %d: %w", d.Block, err)
+			}
+			table[d.Block] = d.New
+		}
+	} else {
+		s.log.Warn("last sync of replica incomplete, using the previous header",
+			"handle", fmt.Sprintf("%016x", uint64(h)), "applied", hs[good].Meta.AppliedSeq,
+			"lost_applied", hs[newest].Meta.AppliedSeq)
+	}
+	r.meta = hs[good].Meta.clone()
+	r.slot = good
+	return r, nil
+}
 
 // Create makes a new, empty replica, durable before it returns.
 // ErrExists if the handle is present.
-func (s *Store) Create(m Meta) (*Replica, error) { panic("unimplemented") }
+func (s *Store) Create(m Meta) (*Replica, error) {
+	if err := validMeta(m); err != nil {
+		return nil, err
+	}
+	m = m.clone()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := s.replicas[m.Handle]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %016x", ErrExists, uint64(m.Handle))
+	}
+	s.replicas[m.Handle] = nil // reserved while the file is made
+	s.mu.Unlock()
+
+	r, err := s.create(m)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || s.closed {
+		delete(s.replicas, m.Handle)
+		if err == nil {
+			r.close()
+			err = ErrClosed
+		}
+		return nil, err
+	}
+	s.replicas[m.Handle] = r
+	return r, nil
+}
+
+func (s *Store) create(m Meta) (*Replica, error) {
+	final := s.path(m.Handle)
+	tmp := final + ".tmp"
+	f, err := s.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, ioErr("create", m.Handle, err)
+	}
+	nb := numBlocks(m.ChunkSize)
+	err = func() error {
+		if err := f.Truncate(dataOff + nb*BlockSize); err != nil {
+			return ioErr("create: truncate", m.Handle, err)
+		}
+		// Reserve the header and checksum table so that no Sync fails for
+		// lack of space after data was written.
+		if err := f.Allocate(0, tableOff+nb*4); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return ioErr("create: allocate", m.Handle, err)
+		}
+		if _, err := f.WriteAt(encodeHeader(header{Gen: 1, Meta: m}), 0); err != nil {
+			return ioErr("create: write header", m.Handle, err)
+		}
+		if err := f.Sync(); err != nil {
+			return ioErr("create: sync", m.Handle, err)
+		}
+		if err := s.fs.Rename(tmp, final); err != nil {
+			return ioErr("create: rename", m.Handle, err)
+		}
+		return ioErr("create: sync dir", m.Handle, s.fs.SyncDir(s.chunksDir))
+	}()
+	if err != nil {
+		f.Close()
+		s.fs.Remove(tmp)
+		return nil, err
+	}
+	return &Replica{
+		s: s, h: m.Handle, f: f, meta: m, gen: 1, slot: 0,
+		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
+	}, nil
+}
 
 // Get returns the replica of h, or ErrNotFound.
-func (s *Store) Get(h Handle) (*Replica, error) { panic("unimplemented") }
+func (s *Store) Get(h Handle) (*Replica, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	r := s.replicas[h]
+	if r == nil {
+		return nil, fmt.Errorf("%w: %016x", ErrNotFound, uint64(h))
+	}
+	return r, nil
+}
 
-// List returns the metadata of every replica.
-func (s *Store) List() []Meta { panic("unimplemented") }
+// List returns the metadata of every replica, sorted by handle.
+func (s *Store) List() []Meta {
+	s.mu.Lock()
+	rs := make([]*Replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		if r != nil {
+			rs = append(rs, r)
+		}
+	}
+	s.mu.Unlock()
+	ms := make([]Meta, len(rs))
+	for i, r := range rs {
+		ms[i] = r.Meta()
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Handle < ms[j].Handle })
+	return ms
+}
 
-// Delete removes a replica and its file.
-func (s *Store) Delete(h Handle) error { panic("unimplemented") }
+// Delete removes a replica and its file. The Replica refuses further I/O
+// with ErrClosed.
+func (s *Store) Delete(h Handle) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	r := s.replicas[h]
+	if r == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %016x", ErrNotFound, uint64(h))
+	}
+	delete(s.replicas, h)
+	s.mu.Unlock()
+
+	r.close()
+	p := s.path(h)
+	if err := s.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ioErr("delete", h, err)
+	}
+	s.fs.Remove(p + ".tmp") // best effort: a leftover of a crashed Create
+	return ioErr("delete: sync dir", h, s.fs.SyncDir(s.chunksDir))
+}
 
 // UsedBytes returns the bytes allocated on disk by all replicas.
-func (s *Store) UsedBytes() int64 { panic("unimplemented") }
+func (s *Store) UsedBytes() int64 {
+	s.mu.Lock()
+	rs := make([]*Replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		if r != nil {
+			rs = append(rs, r)
+		}
+	}
+	s.mu.Unlock()
+	var n int64
+	for _, r := range rs {
+		n += r.UsedBytes()
+	}
+	return n
+}
 
-// Close closes every replica file.
-func (s *Store) Close() error { panic("unimplemented") }
+// Close closes every replica file. It does not Sync: what was not synced
+// may or may not be on disk.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	rs := s.replicas
+	s.replicas = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range rs {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
-// Replica is one chunk replica. Safe for concurrent use; a write and a read
-// of overlapping ranges exclude each other (a read never sees half a write).
-type Replica struct{}
+// ioErr wraps an error of the file system, mapping ENOSPC to ErrNoSpace.
+// It returns nil for a nil err.
+func ioErr(op string, h Handle, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: replica %016x: %s: %w", ErrNoSpace, uint64(h), op, err)
+	}
+	return fmt.Errorf("chunkstore: replica %016x: %s: %w", uint64(h), op, err)
+}
 
-// Meta returns the replica's current metadata.
-func (r *Replica) Meta() Meta { panic("unimplemented") }
+func leUint32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
-// WriteAt writes p at off, updating block checksums. Not durable until Sync.
-func (r *Replica) WriteAt(p []byte, off int64) error { panic("unimplemented") }
-
-// Zero makes [off, off+n) read as zeros, punching a hole where whole file
-// system blocks are covered. Not durable until Sync.
-func (r *Replica) Zero(off, n int64) error { panic("unimplemented") }
-
-// SetApplied records the highest applied sequence number; durable at the
-// next Sync.
-func (r *Replica) SetApplied(seq uint64) { panic("unimplemented") }
-
-// SetConfig records a new epoch and chain; durable at the next Sync.
-func (r *Replica) SetConfig(epoch uint64, chain []uint64) { panic("unimplemented") }
-
-// Sync makes every completed WriteAt, Zero, SetApplied and SetConfig durable
-// with one header write and one fdatasync.
-func (r *Replica) Sync() error { panic("unimplemented") }
-
-// ReadAt reads len(p) bytes at off, verifying the checksum of every block it
-// touches; a mismatch returns ErrCorrupt and no data. Never-written ranges
-// read as zeros.
-func (r *Replica) ReadAt(p []byte, off int64) (int, error) { panic("unimplemented") }
-
-// Verify checks every block's checksum (scrubbing).
-func (r *Replica) Verify() error { panic("unimplemented") }
-
-// UsedBytes returns the bytes the replica's data occupies on disk.
-func (r *Replica) UsedBytes() int64 { panic("unimplemented") }
+func putLeUint32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}

@@ -1,0 +1,49 @@
+// Package chunkserver runs the chain-replication nodes of one chunkserver:
+// it glues the pure state machine of internal/chain to the on-disk replica
+// store of internal/chunkstore, to gRPC (the Chunkserver service and one
+// outbound Chain stream per peer) and to the master (Register, Heartbeat).
+//
+// # Model
+//
+// Every replica has a chain.Node, its chunkstore.Replica, one mutex that
+// serialises every Node call, a waiter table (client request id -> Write
+// RPCs waiting for the Reply; retries may add several waiters for one id;
+// a write without a request id waits on its sequence number)
+// and a syncer goroutine. A Ready is processed while the mutex is held, so
+// its order is kept: (1) messages are enqueued on the per-peer ordered
+// outbound queues (never blocking), (2) updates are applied to the store in
+// order and the syncer is poked, (3) waiters of Replies are completed.
+//
+// Group commit: the syncer waits for a poke, reads the highest sequence
+// number applied to the store, runs one Replica.Sync (fdatasync) outside
+// the mutex, then reports Node.Persisted and processes the resulting Ready.
+// Writes applied during an fsync are covered by the next one, so a chain
+// persists concurrent writes in parallel with about one fsync per replica
+// per batch.
+//
+// Peers: messages to a peer go to one outbound Chain stream fed by an
+// ordered queue. The server side of Chain only receives and dispatches.
+// While a peer is disconnected its queue is dropped; on every (re)connect
+// the server calls ResendSent on each replica whose successor is that peer
+// and re-sends the last ack of each replica whose predecessor is that peer,
+// which recovers updates and acks lost with the old stream.
+//
+// # Invariants
+//
+//   - A Write is answered only after the chain's Reply, i.e. when the update
+//     is durable on every member; a store error (ErrNoSpace, ...) marks the
+//     replica failed: no later update is applied or acknowledged on it.
+//   - Only the tail (or a single member) serves reads, on the current epoch,
+//     after everything it had applied when the read arrived is durable.
+//     A read may also observe updates applied after its arrival that are
+//     not yet durable on the tail (they are on every predecessor's store).
+//   - The server id is random, non-zero, created once and kept in
+//     Dir/server-id.
+//
+// # Caller's duties
+//
+// Start the server with a Dir no other process uses, and Close it when
+// done. Clients give every distinct write a distinct (client id, request
+// id) and re-use it on retry; a write without one (both zero) is never
+// deduplicated: each arrival, retries included, is applied again.
+package chunkserver

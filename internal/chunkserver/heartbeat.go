@@ -1,0 +1,179 @@
+package chunkserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// masters calls the master leader, following NOT_LEADER redirects and
+// trying each configured address in turn. Used by one goroutine only.
+type masters struct {
+	addrs  []string
+	leader string // last address that answered
+	conns  map[string]*grpc.ClientConn
+}
+
+func (m *masters) conn(addr string) (*grpc.ClientConn, error) {
+	if c := m.conns[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	m.conns[addr] = c
+	return c, nil
+}
+
+func (m *masters) close() {
+	for _, c := range m.conns {
+		c.Close()
+	}
+}
+
+// call runs fn against the leader; timeout bounds each attempt.
+func (m *masters) call(ctx context.Context, timeout time.Duration, fn func(context.Context, api.MasterClient) error) error {
+	if len(m.addrs) == 0 {
+		return fmt.Errorf("%w: no master configured", ErrNoMaster)
+	}
+	candidates := make([]string, 0, len(m.addrs)+1)
+	if m.leader != "" {
+		candidates = append(candidates, m.leader)
+	}
+	candidates = append(candidates, m.addrs...)
+	tried := make(map[string]bool)
+	lastErr := error(nil)
+	// Redirects may add candidates; bound the total work.
+	for i := 0; i < len(candidates) && i < 2*len(m.addrs)+4; i++ {
+		addr := candidates[i]
+		if tried[addr] {
+			continue
+		}
+		tried[addr] = true
+		c, err := m.conn(addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err = fn(cctx, api.NewMasterClient(c))
+		cancel()
+		if err == nil {
+			m.leader = addr
+			return nil
+		}
+		lastErr = err
+		if rpcerr.Code(err) == api.ErrorCode_NOT_LEADER {
+			if la := rpcerr.LeaderAddr(err); la != "" && !tried[la] {
+				// Try the named leader next.
+				candidates = append(candidates[:i+1], append([]string{la}, candidates[i+1:]...)...)
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	m.leader = ""
+	return fmt.Errorf("%w: %w", ErrNoMaster, lastErr)
+}
+
+// heartbeatLoop registers with the master, then heartbeats every interval,
+// re-registering when the master asks.
+func (s *Server) heartbeatLoop() {
+	ms := &masters{addrs: s.cfg.Masters, conns: make(map[string]*grpc.ClientConn)}
+	defer ms.close()
+	interval := s.cfg.HeartbeatInterval
+	timeout := max(2*interval, time.Second)
+	registered := false
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if !registered {
+			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
+				_, err := c.Register(ctx, s.registerRequest())
+				return err
+			})
+			if err == nil {
+				registered = true
+				s.log.Info("registered with master", "master", ms.leader)
+			} else if s.ctx.Err() == nil {
+				s.log.Debug("register", "err", err)
+			}
+		}
+		if registered {
+			var resp *api.HeartbeatResponse
+			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
+				var err error
+				resp, err = c.Heartbeat(ctx, s.heartbeatRequest())
+				return err
+			})
+			if err != nil {
+				if s.ctx.Err() == nil {
+					s.log.Debug("heartbeat", "err", err)
+				}
+			} else {
+				registered = !resp.GetReregister()
+				s.applyHeartbeat(resp)
+			}
+		}
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) registerRequest() *api.RegisterRequest {
+	capacity, free := diskSpace(s.cfg.Dir)
+	return &api.RegisterRequest{
+		ServerId:      uint64(s.id),
+		Addr:          s.addr,
+		Labels:        s.cfg.Labels,
+		CapacityBytes: capacity,
+		FreeBytes:     free,
+	}
+}
+
+func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
+	capacity, free := diskSpace(s.cfg.Dir)
+	req := &api.HeartbeatRequest{
+		ServerId:      uint64(s.id),
+		Addr:          s.addr,
+		CapacityBytes: capacity,
+		FreeBytes:     free,
+	}
+	for _, r := range s.allReplicas() {
+		used := r.store.UsedBytes()
+		r.mu.Lock()
+		if !r.dropped {
+			req.Replicas = append(req.Replicas, &api.ReplicaInfo{
+				Handle:     uint64(r.handle),
+				Epoch:      r.node.Config().Epoch,
+				UsedBytes:  used,
+				AppliedSeq: r.persisted, // durable, not merely applied
+			})
+		}
+		r.mu.Unlock()
+		req.UsedBytes += used
+	}
+	return req
+}
+
+func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
+	for _, ref := range resp.GetServers() {
+		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+	}
+	for _, h := range resp.GetDeleteHandles() {
+		s.deleteReplica(chunkstore.Handle(h))
+	}
+}

@@ -1,0 +1,223 @@
+package chunkserver
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+)
+
+const (
+	// maxMsgSize bounds one gRPC message: a 64 MiB payload plus headers.
+	maxMsgSize = 64<<20 + 1<<20
+
+	backoffMin = 20 * time.Millisecond
+	backoffMax = time.Second
+)
+
+// peers holds the outbound streams, one per peer server.
+type peers struct {
+	ctx  context.Context // cancelled by Close
+	log  *slog.Logger
+	wg   *sync.WaitGroup
+	self chain.NodeID
+	// reconnected is called after every (re)connect to a peer, without locks.
+	reconnected func(peer chain.NodeID)
+
+	mu sync.Mutex
+	m  map[chain.NodeID]*peer
+}
+
+// peer is the ordered outbound queue to one server and its sender.
+type peer struct {
+	id chain.NodeID
+
+	mu        sync.Mutex
+	addr      string
+	queue     []*api.ChainMessage
+	connected bool          // the stream is up; messages queued while down are dropped
+	started   bool          // the sender goroutine runs
+	wake      chan struct{} // cap 1: queue non-empty or addr changed
+	addrGen   int
+}
+
+func (ps *peers) get(id chain.NodeID) *peer {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.m[id]
+	if p == nil {
+		p = &peer{id: id, wake: make(chan struct{}, 1)}
+		ps.m[id] = p
+	}
+	return p
+}
+
+// setAddr records a peer's address; a change breaks the current stream.
+func (ps *peers) setAddr(id chain.NodeID, addr string) {
+	if id == ps.self || id == 0 || addr == "" {
+		return
+	}
+	p := ps.get(id)
+	p.mu.Lock()
+	if p.addr != addr {
+		p.addr = addr
+		p.addrGen++
+		p.signal()
+	}
+	p.mu.Unlock()
+}
+
+// send enqueues m for peer id without blocking. While the peer is not
+// connected the message is dropped: the reconnect re-sends what matters.
+func (ps *peers) send(id chain.NodeID, m *api.ChainMessage) {
+	if id == ps.self || id == 0 {
+		return
+	}
+	p := ps.get(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		p.started = true
+		ps.wg.Add(1)
+		go ps.run(p)
+	}
+	if p.connected {
+		p.queue = append(p.queue, m)
+		p.signal()
+	}
+}
+
+func (p *peer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps a Chain stream to p open and drains its queue into it.
+func (ps *peers) run(p *peer) {
+	defer ps.wg.Done()
+	log := ps.log.With("peer", uint64(p.id))
+	var (
+		conn     *grpc.ClientConn
+		connAddr string
+		backoff  = backoffMin
+	)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for ps.ctx.Err() == nil {
+		p.mu.Lock()
+		addr, gen := p.addr, p.addrGen
+		p.mu.Unlock()
+		if addr == "" {
+			select {
+			case <-p.wake:
+			case <-ps.ctx.Done():
+			}
+			continue
+		}
+		if conn == nil || connAddr != addr {
+			if conn != nil {
+				conn.Close()
+			}
+			c, err := grpc.NewClient(addr,
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+			if err != nil {
+				log.Warn("dial peer", "addr", addr, "err", err)
+				conn = nil
+				if !sleepCtx(ps.ctx, backoff) {
+					return
+				}
+				backoff = min(2*backoff, backoffMax)
+				continue
+			}
+			conn, connAddr = c, addr
+		}
+		if ps.stream(p, conn, gen, log) {
+			backoff = backoffMin
+		}
+		if !sleepCtx(ps.ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// stream runs one Chain stream until it breaks, the peer's address changes
+// or the server closes. It reports whether the stream was established.
+func (ps *peers) stream(p *peer, conn *grpc.ClientConn, gen int, log *slog.Logger) bool {
+	ctx, cancel := context.WithCancel(ps.ctx)
+	defer cancel()
+	st, err := api.NewChunkserverClient(conn).Chain(ctx)
+	if err != nil {
+		log.Debug("open chain stream", "err", err)
+		return false
+	}
+	// The peer never sends; Recv returns when the stream or connection ends.
+	go func() {
+		for {
+			if _, err := st.Recv(); err != nil {
+				cancel()
+				return
+			}
+		}
+	}()
+	p.mu.Lock()
+	p.connected = true
+	p.queue = nil
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.connected = false
+		p.queue = nil
+		p.mu.Unlock()
+	}()
+	log.Debug("chain stream up")
+	ps.reconnected(p.id)
+	for {
+		p.mu.Lock()
+		batch := p.queue
+		p.queue = nil
+		changed := p.addrGen != gen
+		p.mu.Unlock()
+		if changed {
+			return true
+		}
+		for _, m := range batch {
+			if err := st.Send(m); err != nil {
+				log.Debug("chain stream broke", "err", err)
+				return true
+			}
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return true
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx is done; false when ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

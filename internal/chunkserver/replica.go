@@ -1,0 +1,263 @@
+package chunkserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// writeResult answers one waiting Write RPC.
+type writeResult struct {
+	seq uint64
+	err error
+}
+
+// replica is one chunk replica served by this server.
+type replica struct {
+	handle    chunkstore.Handle
+	chunkSize int64
+	store     *chunkstore.Replica
+	log       *slog.Logger
+	// send enqueues a message for a peer; it never blocks.
+	send func(to chain.NodeID, m *api.ChainMessage)
+
+	poke       chan struct{} // cap 1: wakes the syncer
+	done       chan struct{} // closed when the replica is dropped or the server closes
+	syncerDone chan struct{} // closed when the syncer has returned
+
+	mu        sync.Mutex
+	node      *chain.Node
+	stored    uint64        // highest seq applied to the store without error
+	persisted uint64        // highest seq reported with Node.Persisted
+	persistCh chan struct{} // closed and replaced whenever persisted advances or failed is set
+	failed    error         // sticky: set by a store error; nothing is applied after it
+	dropped   bool
+	waiters   map[waitKey][]chan writeResult
+	lastAck   *api.ChainMessage // last ack sent, re-sent when the stream to its peer is re-established
+	lastAckTo chain.NodeID
+}
+
+func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta, log *slog.Logger, send func(chain.NodeID, *api.ChainMessage)) *replica {
+	members := make([]chain.NodeID, len(m.Chain))
+	for i, id := range m.Chain {
+		members[i] = chain.NodeID(id)
+	}
+	r := &replica{
+		handle:     m.Handle,
+		chunkSize:  m.ChunkSize,
+		store:      store,
+		log:        log.With("handle", uint64(m.Handle)),
+		send:       send,
+		poke:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		syncerDone: make(chan struct{}),
+		node:       chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, m.AppliedSeq),
+		stored:     m.AppliedSeq,
+		persisted:  m.AppliedSeq,
+		persistCh:  make(chan struct{}),
+		waiters:    make(map[waitKey][]chan writeResult),
+	}
+	go r.syncer()
+	return r
+}
+
+// processReadyLocked carries out the node's pending Ready in order: send,
+// apply, reply.
+func (r *replica) processReadyLocked() {
+	rd := r.node.Ready()
+	for _, m := range rd.Messages {
+		msg := messageToAPI(r.handle, m)
+		if m.Type == chain.MsgAck {
+			r.lastAck, r.lastAckTo = msg, m.To
+		}
+		r.send(m.To, msg)
+	}
+	applied := false
+	for _, u := range rd.Apply {
+		if r.failed == nil {
+			if err := r.applyLocked(u); err != nil {
+				r.failLocked(err)
+			} else {
+				r.stored = u.Seq
+				applied = true
+			}
+		}
+		if r.failed != nil {
+			r.completeLocked(keyOf(u.Req, u.Seq), writeResult{err: r.failed})
+		}
+	}
+	if applied {
+		r.store.SetApplied(r.stored)
+		select {
+		case r.poke <- struct{}{}:
+		default:
+		}
+	}
+	for _, rep := range rd.Replies {
+		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{seq: rep.Seq})
+	}
+}
+
+func (r *replica) applyLocked(u chain.Update) error {
+	if u.Offset < 0 || u.End() > r.chunkSize || u.Length < 0 {
+		return fmt.Errorf("%w: update %d range [%d,%d) outside chunk of %d", chunkstore.ErrRange, u.Seq, u.Offset, u.End(), r.chunkSize)
+	}
+	switch u.Kind {
+	case chain.KindWrite:
+		return r.store.WriteAt(u.Data, u.Offset)
+	case chain.KindZero:
+		return r.store.Zero(u.Offset, u.Length)
+	}
+	return fmt.Errorf("%w: update %d of kind %d", ErrBadMessage, u.Seq, u.Kind)
+}
+
+// failLocked stops the replica after a store error: every waiter fails and
+// nothing more is applied, persisted or acknowledged.
+func (r *replica) failLocked(err error) {
+	if r.failed != nil {
+		return
+	}
+	r.failed = fmt.Errorf("%w: %w", ErrReplicaFailed, err)
+	r.log.Error("replica failed", "err", err)
+	for k := range r.waiters {
+		r.completeLocked(k, writeResult{err: r.failed})
+	}
+	close(r.persistCh)
+	r.persistCh = make(chan struct{})
+}
+
+// waitKey names the Write RPCs waiting for one update: the request id, or
+// for a write without one (never deduplicated) its sequence number.
+type waitKey struct {
+	req chain.RequestID
+	seq uint64 // 0 unless req is zero
+}
+
+func keyOf(req chain.RequestID, seq uint64) waitKey {
+	if req == (chain.RequestID{}) {
+		return waitKey{seq: seq}
+	}
+	return waitKey{req: req}
+}
+
+func (r *replica) completeLocked(k waitKey, res writeResult) {
+	for _, ch := range r.waiters[k] {
+		ch <- res // cap 1, one result per channel
+	}
+	delete(r.waiters, k)
+}
+
+func (r *replica) removeWaiter(k waitKey, ch chan writeResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiters[k]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(r.waiters, k)
+	} else {
+		r.waiters[k] = ws
+	}
+}
+
+// syncer is the replica's group commit loop.
+func (r *replica) syncer() {
+	defer close(r.syncerDone)
+	for {
+		select {
+		case <-r.poke:
+		case <-r.done:
+			return
+		}
+		r.mu.Lock()
+		seq, persisted, failed := r.stored, r.persisted, r.failed
+		r.mu.Unlock()
+		if seq <= persisted || failed != nil {
+			continue
+		}
+		err := r.store.Sync() // one fdatasync covers every update applied so far
+		r.mu.Lock()
+		if err != nil {
+			r.failLocked(err)
+		} else if r.failed == nil && !r.dropped {
+			r.node.Persisted(seq)
+			r.persisted = seq
+			close(r.persistCh)
+			r.persistCh = make(chan struct{})
+			r.processReadyLocked()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// drop stops the replica: waiters fail with err and the syncer exits.
+func (r *replica) drop(err error) {
+	r.mu.Lock()
+	if !r.dropped {
+		r.dropped = true
+		for k := range r.waiters {
+			r.completeLocked(k, writeResult{err: err})
+		}
+		close(r.done)
+	}
+	r.mu.Unlock()
+	<-r.syncerDone
+}
+
+// successor and predecessor of self in the current configuration (0: none).
+func neighbours(self chain.NodeID, cfg chain.Config) (pred, succ chain.NodeID) {
+	for i, id := range cfg.Chain {
+		if id != self {
+			continue
+		}
+		if i > 0 {
+			pred = cfg.Chain[i-1]
+		}
+		if i+1 < len(cfg.Chain) {
+			succ = cfg.Chain[i+1]
+		}
+		return pred, succ
+	}
+	return 0, 0
+}
+
+// peerReconnected re-sends what the broken stream to peer may have lost.
+func (r *replica) peerReconnected(self, peer chain.NodeID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dropped {
+		return
+	}
+	pred, succ := neighbours(self, r.node.Config())
+	if succ == peer {
+		r.node.ResendSent()
+		r.processReadyLocked()
+	}
+	if pred == peer && r.lastAck != nil && r.lastAckTo == peer {
+		r.send(peer, r.lastAck)
+	}
+}
+
+// storeErrCode maps a store error to the client's error code.
+func storeErrCode(err error) api.ErrorCode {
+	switch {
+	case errors.Is(err, chunkstore.ErrNoSpace):
+		return api.ErrorCode_NO_SPACE
+	case errors.Is(err, chunkstore.ErrCorrupt):
+		return api.ErrorCode_CORRUPT
+	case errors.Is(err, chunkstore.ErrRange), errors.Is(err, chunkstore.ErrInvalidMeta):
+		return api.ErrorCode_INVALID
+	case errors.Is(err, chunkstore.ErrNotFound):
+		return api.ErrorCode_NOT_FOUND
+	}
+	return api.ErrorCode_UNAVAILABLE
+}

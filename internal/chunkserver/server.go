@@ -1,0 +1,369 @@
+package chunkserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// Defaults.
+const (
+	DefaultListenAddr        = "127.0.0.1:0"
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+
+	serverIDFile = "server-id"
+	maxChunkSize = 1 << 30
+	maxReadSize  = 64 << 20
+)
+
+// Config configures a chunkserver.
+type Config struct {
+	// Dir holds the server id (Dir/server-id) and the replica store.
+	Dir string
+	// ListenAddr is the gRPC address (default "127.0.0.1:0").
+	ListenAddr string
+	// Listener, when set, is used instead of listening on ListenAddr; Close
+	// closes it.
+	Listener net.Listener
+	// Masters lists master gRPC addresses; the server follows NOT_LEADER
+	// redirects and tries each in turn.
+	Masters []string
+	// Labels are reported at registration (failure domains).
+	Labels map[string]string
+	// HeartbeatInterval is the heartbeat period (default 500ms).
+	HeartbeatInterval time.Duration
+	// FS is the replica store's file system (nil = chunkstore.OSFS).
+	FS chunkstore.FS
+	// Logger receives logs (nil = discard).
+	Logger *slog.Logger
+}
+
+// Server is a running chunkserver.
+type Server struct {
+	cfg   Config
+	id    chain.NodeID
+	addr  string
+	log   *slog.Logger
+	store *chunkstore.Store
+	grpc  *grpc.Server
+	peers *peers
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines (peers, heartbeats)
+
+	createMu sync.Mutex // serialises CreateReplica and deletes
+
+	mu       sync.Mutex
+	replicas map[chunkstore.Handle]*replica
+	closed   bool
+}
+
+// Start opens the store in cfg.Dir, rebuilds a chain node for every replica,
+// starts serving gRPC and returns once listening. It registers with the
+// master in the background, retrying until it succeeds, then heartbeats.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("chunkserver: Config.Dir is empty")
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = DefaultListenAddr
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.FS == nil {
+		cfg.FS = chunkstore.OSFS
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
+	id, err := loadServerID(cfg.FS, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := chunkstore.OpenConfig(chunkstore.Config{FS: cfg.FS, Dir: cfg.Dir, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("chunkserver: open store: %w", err)
+	}
+	lis := cfg.Listener
+	if lis == nil {
+		lis, err = net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("chunkserver: %w", err)
+		}
+	}
+	s := &Server{
+		cfg:      cfg,
+		id:       id,
+		addr:     lis.Addr().String(),
+		store:    store,
+		replicas: make(map[chunkstore.Handle]*replica),
+	}
+	s.log = cfg.Logger.With("server", uint64(id))
+	// The server outlives Start's ctx: only Close stops it.
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.peers = &peers{
+		ctx:         s.ctx,
+		log:         s.log,
+		wg:          &s.wg,
+		self:        id,
+		reconnected: s.peerReconnected,
+		m:           make(map[chain.NodeID]*peer),
+	}
+	for _, m := range store.List() {
+		r, err := store.Get(m.Handle)
+		if err != nil {
+			s.cancel()
+			s.closeReplicas()
+			store.Close()
+			lis.Close()
+			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
+		}
+		s.replicas[m.Handle] = newReplica(id, r, r.Meta(), s.log, s.peers.send)
+	}
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
+	api.RegisterChunkserverServer(s.grpc, &service{s: s})
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.resendLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(lis); err != nil {
+			s.log.Error("grpc serve", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.heartbeatLoop()
+	}()
+	s.log.Info("chunkserver started", "addr", s.addr, "dir", cfg.Dir, "replicas", len(s.replicas))
+	return s, nil
+}
+
+// Addr returns the gRPC address the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// ID returns the server's id, kept in Dir/server-id.
+func (s *Server) ID() uint64 { return uint64(s.id) }
+
+// Close stops gRPC, heartbeats, peer streams and syncers, then closes the
+// store. Writes in flight fail; those already applied stay.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.grpc.Stop()
+	s.wg.Wait()
+	s.closeReplicas()
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("chunkserver: close store: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) closeReplicas() {
+	s.mu.Lock()
+	rs := make([]*replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		rs = append(rs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		r.drop(errUnavailable("server closing"))
+	}
+}
+
+func (s *Server) replica(h chunkstore.Handle) *replica {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replicas[h]
+}
+
+func (s *Server) allReplicas() []*replica {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := make([]*replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func (s *Server) peerReconnected(peer chain.NodeID) {
+	for _, r := range s.allReplicas() {
+		r.peerReconnected(s.id, peer)
+	}
+}
+
+// resendLoop is the watchdog the chain asks for: a replica whose successor
+// has not acknowledged anything for a whole period while updates wait in
+// its Sent list re-sends them (covers updates and acks lost in flight or
+// refused by a peer that did not have the replica yet).
+func (s *Server) resendLoop() {
+	period := max(2*s.cfg.HeartbeatInterval, 100*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	type progress struct {
+		acked   uint64
+		pending bool
+	}
+	last := make(map[*replica]progress)
+	for {
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+		seen := make(map[*replica]progress)
+		for _, r := range s.allReplicas() {
+			prev := last[r]
+			r.mu.Lock()
+			if !r.dropped {
+				st := r.node.Status()
+				if prev.pending && st.SentLen > 0 && st.Acked == prev.acked {
+					r.log.Debug("acks stalled, re-sending", "acked", st.Acked, "sent", st.SentLen)
+					r.node.ResendSent()
+					r.processReadyLocked()
+				}
+				seen[r] = progress{acked: st.Acked, pending: st.SentLen > 0}
+			}
+			r.mu.Unlock()
+		}
+		last = seen
+	}
+}
+
+// deleteReplica drops the node of h and removes its replica from the store.
+func (s *Server) deleteReplica(h chunkstore.Handle) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	s.mu.Lock()
+	r := s.replicas[h]
+	delete(s.replicas, h)
+	s.mu.Unlock()
+	if r != nil {
+		r.drop(errNotFound(h))
+	}
+	if err := s.store.Delete(h); err != nil && !errors.Is(err, chunkstore.ErrNotFound) {
+		s.log.Warn("delete replica", "handle", uint64(h), "err", err)
+		return
+	}
+	s.log.Info("replica deleted", "handle", uint64(h))
+}
+
+// loadServerID reads Dir/server-id, creating it with a random id if absent.
+func loadServerID(fs chunkstore.FS, dir string) (chain.NodeID, error) {
+	path := filepath.Join(dir, serverIDFile)
+	b, err := readFile(fs, path)
+	if err == nil {
+		id, err := parseServerID(b)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s: %w", ErrBadServerID, path, err)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("chunkserver: %w", err)
+	}
+	var id chain.NodeID
+	for id == 0 {
+		var buf [8]byte
+		if _, err := rand.Read(buf[:]); err != nil {
+			return 0, fmt.Errorf("chunkserver: %w", err)
+		}
+		// Keep ids within int63 so tools that parse them as signed are safe.
+		id = chain.NodeID(binary.LittleEndian.Uint64(buf[:]) >> 1)
+	}
+	if err := writeFileSync(fs, path, []byte(strconv.FormatUint(uint64(id), 10)+"\n")); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// parseServerID decodes the server-id file: a non-zero decimal id.
+func parseServerID(b []byte) (chain.NodeID, error) {
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if v == 0 {
+		return 0, errors.New("id is zero")
+	}
+	return chain.NodeID(v), nil
+}
+
+func readFile(fs chunkstore.FS, path string) ([]byte, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > 64 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadServerID, st.Size())
+	}
+	b := make([]byte, st.Size())
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+// writeFileSync writes path durably: temp file, sync, rename, sync dir.
+func writeFileSync(fs chunkstore.FS, path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("chunkserver: %w", err)
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, path)
+	}
+	if err == nil {
+		err = fs.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("chunkserver: write %s: %w", path, err)
+	}
+	return nil
+}

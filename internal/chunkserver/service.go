@@ -1,0 +1,286 @@
+package chunkserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// service implements api.ChunkserverServer over a Server.
+type service struct {
+	api.UnimplementedChunkserverServer
+	s *Server
+}
+
+var _ api.ChunkserverServer = (*service)(nil)
+
+func errNotFound(h chunkstore.Handle) error {
+	return rpcerr.New(api.ErrorCode_NOT_FOUND, "no replica of chunk %d", h)
+}
+
+func errUnavailable(msg string) error { return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%s", msg) }
+
+func errInvalid(format string, args ...any) error {
+	return rpcerr.New(api.ErrorCode_INVALID, format, args...)
+}
+
+// storeError translates a store error for the client.
+func storeError(err error) error {
+	return rpcerr.New(storeErrCode(err), "%v", err)
+}
+
+// ctxError returns the gRPC status of a cancelled or expired ctx.
+func ctxError(ctx context.Context) error {
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+// Write enters the chain at the head and answers once the update is
+// durable on every member.
+func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
+	h := chunkstore.Handle(req.GetHandle())
+	r := v.s.replica(h)
+	if r == nil {
+		return nil, errNotFound(h)
+	}
+	w := chain.ClientWrite{
+		Epoch: req.GetEpoch(),
+		Req:   chain.RequestID{Client: req.GetClientId(), Seq: req.GetRequestId()},
+	}
+	switch req.GetKind() {
+	case api.UpdateKind_WRITE, api.UpdateKind_UPDATE_KIND_UNSPECIFIED:
+		w.Kind, w.Data, w.Length = chain.KindWrite, req.GetData(), int64(len(req.GetData()))
+	case api.UpdateKind_ZERO:
+		if len(req.GetData()) != 0 {
+			return nil, errInvalid("zero request carries data")
+		}
+		w.Kind, w.Length = chain.KindZero, req.GetLength()
+	default:
+		return nil, errInvalid("unknown update kind %v", req.GetKind())
+	}
+	if off := req.GetOffset(); off < 0 || w.Length < 0 || off > r.chunkSize || w.Length > r.chunkSize-off {
+		return nil, errInvalid("range [%d,+%d) outside chunk of %d bytes", off, w.Length, r.chunkSize)
+	}
+	w.Offset = req.GetOffset()
+
+	ch := make(chan writeResult, 1)
+	r.mu.Lock()
+	switch {
+	case r.dropped:
+		r.mu.Unlock()
+		return nil, errNotFound(h)
+	case r.failed != nil:
+		err := r.failed
+		r.mu.Unlock()
+		return nil, storeError(err)
+	}
+	if err := r.node.Propose(w); err != nil {
+		r.mu.Unlock()
+		return nil, chainError(err)
+	}
+	// Register before processing: an already acknowledged retry is answered
+	// in this very Ready. A write without a request id is never
+	// deduplicated, so Propose just made it the newest update.
+	key := keyOf(w.Req, r.node.Status().Applied)
+	r.waiters[key] = append(r.waiters[key], ch)
+	r.processReadyLocked()
+	r.mu.Unlock()
+
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			if _, ok := status.FromError(res.err); ok {
+				return nil, res.err
+			}
+			return nil, storeError(res.err)
+		}
+		return &api.WriteResponse{Seq: res.seq}, nil
+	case <-ctx.Done():
+		// The write may still commit; the client retries with the same id.
+		r.removeWaiter(key, ch)
+		return nil, ctxError(ctx)
+	}
+}
+
+func chainError(err error) error {
+	switch {
+	case errors.Is(err, chain.ErrStaleEpoch):
+		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "%v", err)
+	case errors.Is(err, chain.ErrNotHead):
+		return rpcerr.New(api.ErrorCode_NOT_HEAD, "%v", err)
+	}
+	return rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+}
+
+// Read serves committed data at the tail.
+func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
+	h := chunkstore.Handle(req.GetHandle())
+	r := v.s.replica(h)
+	if r == nil {
+		return nil, errNotFound(h)
+	}
+	off, n := req.GetOffset(), req.GetLength()
+	if off < 0 || n < 0 || n > maxReadSize || off > r.chunkSize || n > r.chunkSize-off {
+		return nil, errInvalid("range [%d,+%d) outside chunk of %d bytes (or over %d)", off, n, r.chunkSize, maxReadSize)
+	}
+	r.mu.Lock()
+	if r.dropped {
+		r.mu.Unlock()
+		return nil, errNotFound(h)
+	}
+	if epoch := r.node.Config().Epoch; req.GetEpoch() != epoch {
+		r.mu.Unlock()
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", h, req.GetEpoch(), epoch)
+	}
+	if role := r.node.Role(); role != chain.RoleTail && role != chain.RoleSingle {
+		r.mu.Unlock()
+		return nil, rpcerr.New(api.ErrorCode_NOT_TAIL, "chunk %d: not the tail", h)
+	}
+	// Serve only what is durable here: wait for everything applied so far.
+	target := r.stored
+	for r.persisted < target {
+		if r.failed != nil || r.dropped {
+			err := r.failed
+			r.mu.Unlock()
+			if err == nil {
+				return nil, errNotFound(h)
+			}
+			return nil, storeError(err)
+		}
+		wait := r.persistCh
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		}
+		r.mu.Lock()
+	}
+	r.mu.Unlock()
+	buf := make([]byte, n)
+	if _, err := r.store.ReadAt(buf, off); err != nil {
+		return nil, storeError(err)
+	}
+	return &api.ReadResponse{Data: buf}, nil
+}
+
+// CreateReplica creates the replica of a new chain member. It is
+// idempotent; on an existing replica a higher epoch installs the new chain.
+func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaRequest) (*api.CreateReplicaResponse, error) {
+	s := v.s
+	h := chunkstore.Handle(req.GetHandle())
+	size := req.GetChunkSize()
+	if size <= 0 || size > maxChunkSize {
+		return nil, errInvalid("chunk size %d", size)
+	}
+	members := make([]chain.NodeID, 0, len(req.GetChain()))
+	ids := make([]uint64, 0, len(req.GetChain()))
+	self := false
+	for _, ref := range req.GetChain() {
+		if ref.GetId() == 0 {
+			return nil, errInvalid("chain member with id 0")
+		}
+		members = append(members, chain.NodeID(ref.GetId()))
+		ids = append(ids, ref.GetId())
+		self = self || chain.NodeID(ref.GetId()) == s.id
+	}
+	if !self {
+		return nil, errInvalid("server %d is not in the chain of chunk %d", s.id, h)
+	}
+	for _, ref := range req.GetChain() {
+		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+	}
+
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if r := s.replica(h); r != nil {
+		return &api.CreateReplicaResponse{}, s.reconfigure(r, req.GetEpoch(), members, ids)
+	}
+	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errUnavailable("server closing")
+	}
+	s.replicas[h] = newReplica(s.id, rep, rep.Meta(), s.log, s.peers.send)
+	s.log.Info("replica created", "handle", uint64(h), "epoch", req.GetEpoch(), "chain", ids)
+	return &api.CreateReplicaResponse{}, nil
+}
+
+// reconfigure installs (epoch, members) on an existing replica: same epoch
+// is a no-op, a higher one reconfigures the node, a lower one is stale.
+func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, ids []uint64) error {
+	r.mu.Lock()
+	cur := r.node.Config().Epoch
+	switch {
+	case r.dropped:
+		r.mu.Unlock()
+		return errNotFound(r.handle)
+	case epoch == cur:
+		r.mu.Unlock()
+		return nil
+	case epoch < cur:
+		r.mu.Unlock()
+		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", r.handle, epoch, cur)
+	}
+	r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
+	r.store.SetConfig(epoch, ids)
+	r.processReadyLocked()
+	r.mu.Unlock()
+	if err := r.store.Sync(); err != nil {
+		return storeError(fmt.Errorf("sync config: %w", err))
+	}
+	s.log.Info("replica reconfigured", "handle", uint64(r.handle), "epoch", epoch, "chain", ids)
+	return nil
+}
+
+// Chain receives a peer's messages and dispatches each to its replica.
+func (v *service) Chain(st api.Chunkserver_ChainServer) error {
+	for {
+		in, err := st.Recv()
+		if err != nil {
+			return nil // the peer closed or the stream broke; it reconnects
+		}
+		v.s.dispatch(in)
+	}
+}
+
+// dispatch steps one peer message into its replica's node.
+func (s *Server) dispatch(in *api.ChainMessage) {
+	h, m, err := messageFromAPI(s.id, in)
+	if err != nil {
+		s.log.Warn("dropping chain message", "err", err)
+		return
+	}
+	r := s.replica(h)
+	if r == nil {
+		s.log.Debug("chain message for unknown replica", "handle", uint64(h), "from", uint64(m.From))
+		return
+	}
+	if m.Type == chain.MsgUpdate && m.Update.End() > r.chunkSize {
+		s.log.Warn("dropping update outside the chunk", "handle", uint64(h), "seq", m.Update.Seq)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dropped {
+		return
+	}
+	if err := r.node.Step(m); err != nil {
+		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) {
+			r.log.Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
+		} else {
+			r.log.Warn("chain message rejected", "from", uint64(m.From), "err", err)
+		}
+	}
+	r.processReadyLocked()
+}

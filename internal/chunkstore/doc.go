@@ -1,0 +1,74 @@
+// Package chunkstore keeps a chunkserver's chunk replicas on disk: one
+// sparse file per replica, a CRC32C per 64 KiB block, and a small header
+// with the replica's metadata, all through a small FS interface (OSFS for
+// the real disk, MemFS with CrashClone for tests, ErrorFS for faults).
+//
+// # Format
+//
+// A replica lives in DIR/chunks/<handle as 16 hex digits>.chunk:
+//
+//	[0, 4 KiB)        header slot A
+//	[4 KiB, 8 KiB)    header slot B
+//	[8 KiB, 72 KiB)   checksum table: one little-endian uint32 per 64 KiB
+//	                  block, room for 16384 blocks (MaxChunkSize = 1 GiB)
+//	[72 KiB, ...)     data, 4 KiB aligned, ceil(ChunkSize/64 KiB) blocks
+//
+// The file is created at full size and is sparse: never-written ranges are
+// holes and read as zeros. A block's table entry is CRC32C(block) xor
+// CRC32C(zero block), so a zero block, and thus an all-zero table, is
+// valid. A header slot holds magic, format version, a generation, handle,
+// epoch, chunk size, chain, applied sequence number, the blocks changed by
+// the Sync that wrote it with their entries, and a CRC32C of the slot.
+//
+// # Invariants
+//
+//   - ReadAt returns only bytes whose block matches its entry; otherwise
+//     ErrCorrupt (with handle and block) and no data. Verify scans all.
+//   - A partial-block WriteAt or Zero verifies the old block first, so a
+//     corrupt block is never given a fresh checksum.
+//   - WriteAt, Zero and ReadAt of a replica exclude each other (RWMutex):
+//     a read never observes half a write.
+//   - Sync writes the changed table entries, then the header into the slot
+//     not currently trusted (generation+1), then one fdatasync. Concurrent
+//     Syncs share one fdatasync when one covers the other's changes.
+//     When more than 314 blocks (~20 MiB) changed since the last Sync, the data is
+//     fdatasynced before the header is written (two fdatasyncs).
+//
+// # Crash behaviour and recovery
+//
+// Open reads both slots; the valid one with the higher generation is the
+// candidate. A torn slot fails its CRC, so the other (previous) header
+// survives. Each header lists the blocks its Sync changed with their
+// entries before (Old) and after (New). The candidate is rejected, and the
+// previous header used instead, when a listed block still holds its Old
+// content: that Sync's data demonstrably did not reach the disk, and the
+// header must not claim it (applied seq, epoch and chain go back one
+// Sync, never forward past missing data). A listed block matching neither
+// was torn or rewritten later: it reads as ErrCorrupt or as its newer
+// content. Missing table entries of the trusted header are repaired.
+//
+// After a crash, everything made durable by the last completed Sync reads
+// back unchanged, except blocks written again after it: such a block reads
+// as its old or a newer content, or ErrCorrupt when data and checksum
+// disagree (a torn write), never silently wrong. The metadata is that of
+// the last completed Sync; rarely (a block of that Sync rewritten to its
+// content before that Sync, and the crash hit before the next header
+// landed) that of the Sync before it, which is conservative. A file with
+// no usable header is logged and moved to DIR/corrupt; Open does not fail
+// for it.
+//
+// ENOSPC is reported as ErrNoSpace. WriteAt reserves space (fallocate)
+// before writing, so a full disk fails it with nothing stored changed.
+// A failed fdatasync makes the replica ErrFailed for good: reopen the
+// store to continue from what is on disk.
+//
+// # Caller's duties
+//
+//   - Sync before acknowledging anything as durable; Close does not Sync.
+//   - A Replica is invalid after Delete or Store.Close (ErrClosed).
+//   - Only one Store may write a directory. A second, read-only Store
+//     (a checker) sees data as of the writer's last Sync; it must not
+//     write or Create.
+//   - Treat ErrCorrupt and ErrFailed as a lost replica: leave the chain,
+//     let the master re-replicate.
+package chunkstore

@@ -1,0 +1,462 @@
+package chunkstore
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Replica is one chunk replica. Safe for concurrent use; a write and a read
+// of overlapping ranges exclude each other (a read never sees half a write).
+type Replica struct {
+	s *Store
+	h Handle
+	f File
+
+	// mu guards the fields below; WriteAt and Zero hold it exclusively,
+	// ReadAt shared, so a read never observes half a write.
+	mu      sync.RWMutex
+	meta    Meta
+	table   []uint32          // checksum entry per block (see blockEntry)
+	dirty   map[uint32]uint32 // blocks changed since the last Sync snapshot -> their entry then
+	changes uint64            // count of mutations, for group commit
+	closed  bool
+	failed  error // set when a Sync failed; sticky
+
+	// syncMu serialises Syncs (and close); lock order: syncMu, then mu.
+	syncMu sync.Mutex
+	synced uint64 // changes covered by the last successful Sync
+	gen    uint64 // highest header generation on disk
+	slot   int    // slot holding the header currently trusted
+}
+
+// Meta returns the replica's current metadata.
+func (r *Replica) Meta() Meta {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.meta.clone()
+}
+
+func (r *Replica) usableLocked() error {
+	if r.closed {
+		return ErrClosed
+	}
+	return r.failed
+}
+
+func (r *Replica) rangeErr(off, n int64) error {
+	if off < 0 || n < 0 || n > r.meta.ChunkSize-off {
+		return fmt.Errorf("%w: [%d, +%d) of replica %016x of %d bytes", ErrRange, off, n, uint64(r.h), r.meta.ChunkSize)
+	}
+	return nil
+}
+
+func (r *Replica) corruptErr(b int64) error {
+	return fmt.Errorf("%w: replica %016x block %d", ErrCorrupt, uint64(r.h), b)
+}
+
+// readBlockLocked reads block b into buf (BlockSize bytes) and verifies it.
+func (r *Replica) readBlockLocked(b int64, buf []byte) error {
+	if _, err := r.f.ReadAt(buf, dataOff+b*BlockSize); err != nil {
+		return ioErr(fmt.Sprintf("read block %d", b), r.h, err)
+	}
+	if blockEntry(buf, r.s.zeroCRC) != r.table[b] {
+		return r.corruptErr(b)
+	}
+	return nil
+}
+
+func (r *Replica) getBuf() *[BlockSize]byte  { return r.s.bufs.Get().(*[BlockSize]byte) }
+func (r *Replica) putBuf(b *[BlockSize]byte) { r.s.bufs.Put(b) }
+
+// WriteAt writes p at off, updating block checksums. Not durable until Sync.
+// A partially covered block is read back and verified first: ErrCorrupt
+// leaves it unchanged rather than blessing bad bytes with a new checksum.
+func (r *Replica) WriteAt(p []byte, off int64) error {
+	n := int64(len(p))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usableLocked(); err != nil {
+		return err
+	}
+	if err := r.rangeErr(off, n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	first, last := off/BlockSize, (off+n-1)/BlockSize
+	entries := make([]uint32, last-first+1)
+	for b := first; b <= last; b++ {
+		bs := b * BlockSize
+		lo, hi := max(off, bs), min(off+n, bs+BlockSize)
+		if lo == bs && hi == bs+BlockSize {
+			entries[b-first] = blockEntry(p[lo-off:hi-off], r.s.zeroCRC)
+			continue
+		}
+		buf := r.getBuf()
+		err := r.readBlockLocked(b, buf[:])
+		if err == nil {
+			copy(buf[lo-bs:], p[lo-off:hi-off])
+			entries[b-first] = blockEntry(buf[:], r.s.zeroCRC)
+		}
+		r.putBuf(buf)
+		if err != nil {
+			return err
+		}
+	}
+	// Reserve space first: ENOSPC then fails the write before any byte of
+	// the chunk changed.
+	if err := r.f.Allocate(dataOff+off, n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return ioErr("allocate", r.h, err)
+	}
+	if _, err := r.f.WriteAt(p, dataOff+off); err != nil {
+		// Some bytes may have changed; their blocks keep the old checksums,
+		// so reads report ErrCorrupt rather than return them.
+		return ioErr("write", r.h, err)
+	}
+	for b := first; b <= last; b++ {
+		r.setEntryLocked(b, entries[b-first])
+	}
+	r.changes++
+	return nil
+}
+
+// Zero makes [off, off+n) read as zeros, punching a hole where whole file
+// system blocks are covered. Not durable until Sync.
+func (r *Replica) Zero(off, n int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usableLocked(); err != nil {
+		return err
+	}
+	if err := r.rangeErr(off, n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	first, last := off/BlockSize, (off+n-1)/BlockSize
+
+	// Partially covered edge blocks: read and verify before changing
+	// anything.
+	type edge struct {
+		b      int64
+		buf    *[BlockSize]byte
+		lo, hi int64 // zeroed range within the block
+	}
+	var edges []edge
+	defer func() {
+		for _, e := range edges {
+			r.putBuf(e.buf)
+		}
+	}()
+	fullFrom, fullTo := first, last+1
+	for _, b := range []int64{first, last} {
+		bs := b * BlockSize
+		lo, hi := max(off, bs)-bs, min(off+n, bs+BlockSize)-bs
+		if lo == 0 && hi == BlockSize || (len(edges) > 0 && edges[0].b == b) {
+			continue
+		}
+		buf := r.getBuf()
+		edges = append(edges, edge{b: b, buf: buf, lo: lo, hi: hi})
+		if err := r.readBlockLocked(b, buf[:]); err != nil {
+			return err
+		}
+		clear(buf[lo:hi])
+		if b == first {
+			fullFrom = first + 1
+		}
+		if b == last {
+			fullTo = last
+		}
+	}
+
+	r.changes++ // the table below changes step by step, as the file does
+	if fullFrom < fullTo {
+		if err := r.punchLocked(dataOff+fullFrom*BlockSize, (fullTo-fullFrom)*BlockSize); err != nil {
+			return err
+		}
+		for b := fullFrom; b < fullTo; b++ {
+			r.setEntryLocked(b, 0)
+		}
+	}
+	for _, e := range edges {
+		bs := dataOff + e.b*BlockSize
+		entry := uint32(0)
+		if isZero(e.buf[:]) {
+			// Nothing else in the block: free all of it.
+			if err := r.punchLocked(bs, BlockSize); err != nil {
+				return err
+			}
+		} else {
+			pLo, pHi := alignUp(e.lo, fsPageSize), e.hi/fsPageSize*fsPageSize
+			if pLo < pHi {
+				if err := r.punchLocked(bs+pLo, pHi-pLo); err != nil {
+					return err
+				}
+				if err := r.writeZerosLocked(bs+e.lo, pLo-e.lo); err != nil {
+					return err
+				}
+				if err := r.writeZerosLocked(bs+pHi, e.hi-pHi); err != nil {
+					return err
+				}
+			} else if err := r.writeZerosLocked(bs+e.lo, e.hi-e.lo); err != nil {
+				return err
+			}
+			entry = blockEntry(e.buf[:], r.s.zeroCRC)
+		}
+		r.setEntryLocked(e.b, entry)
+	}
+	return nil
+}
+
+// setEntryLocked sets block b's checksum entry, remembering the entry it
+// had at the last Sync snapshot.
+func (r *Replica) setEntryLocked(b int64, e uint32) {
+	if _, ok := r.dirty[uint32(b)]; !ok {
+		r.dirty[uint32(b)] = r.table[b]
+	}
+	r.table[b] = e
+}
+
+func (r *Replica) punchLocked(off, n int64) error {
+	err := r.f.PunchHole(off, n)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return r.writeZerosLocked(off, n)
+	}
+	return ioErr("punch hole", r.h, err)
+}
+
+func (r *Replica) writeZerosLocked(off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	zeros := make([]byte, min(n, BlockSize))
+	for n > 0 {
+		c := min(n, int64(len(zeros)))
+		if _, err := r.f.WriteAt(zeros[:c], off); err != nil {
+			return ioErr("write zeros", r.h, err)
+		}
+		off, n = off+c, n-c
+	}
+	return nil
+}
+
+func alignUp(v, a int64) int64 { return (v + a - 1) / a * a }
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// SetApplied records the highest applied sequence number; durable at the
+// next Sync.
+func (r *Replica) SetApplied(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.meta.AppliedSeq != seq {
+		r.meta.AppliedSeq = seq
+		r.changes++
+	}
+}
+
+// SetConfig records a new epoch and chain; durable at the next Sync. A
+// chain longer than MaxChainLen makes that Sync fail with ErrInvalidMeta.
+func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.meta.Epoch = epoch
+	r.meta.Chain = append([]uint64(nil), chain...)
+	r.changes++
+}
+
+// Sync makes every completed WriteAt, Zero, SetApplied and SetConfig durable
+// with one header write and one fdatasync. Concurrent Syncs are grouped: a
+// Sync whose changes were covered by another one returns without I/O.
+// After a failed fdatasync the replica is failed (ErrFailed) for good.
+func (r *Replica) Sync() error {
+	r.mu.RLock()
+	target, err := r.changes, r.usableLocked()
+	r.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	if r.synced >= target {
+		return nil
+	}
+
+	r.mu.Lock()
+	if err := r.usableLocked(); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	if len(r.meta.Chain) > MaxChainLen {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: chain of %d members, at most %d", ErrInvalidMeta, len(r.meta.Chain), MaxChainLen)
+	}
+	snap := r.changes
+	h := header{Gen: r.gen + 1, Meta: r.meta.clone()}
+	dirty := make([]dirtyEntry, 0, len(r.dirty))
+	for b, old := range r.dirty {
+		dirty = append(dirty, dirtyEntry{Block: b, Old: old, New: r.table[b]})
+	}
+	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Block < dirty[j].Block })
+	var span []byte
+	var spanOff int64
+	if len(dirty) > 0 {
+		lo, hi := dirty[0].Block, dirty[len(dirty)-1].Block
+		span = make([]byte, (hi-lo+1)*4)
+		for i := range hi - lo + 1 {
+			putLeUint32(span[i*4:], r.table[lo+i])
+		}
+		spanOff = tableOff + int64(lo)*4
+	}
+	r.dirty = make(map[uint32]uint32)
+	r.mu.Unlock()
+
+	if err := r.syncSnapshot(h, dirty, span, spanOff); err != nil {
+		r.mu.Lock()
+		for _, d := range dirty {
+			r.dirty[d.Block] = d.Old // a retry must cover them again
+		}
+		r.mu.Unlock()
+		return err
+	}
+	r.gen, r.slot, r.synced = h.Gen, 1-r.slot, snap
+	return nil
+}
+
+// syncSnapshot writes the checksum table span and the header into the slot
+// not currently trusted, then fdatasyncs. The header lists the dirty blocks
+// so that recovery can tell whether their data reached the disk; when they
+// do not fit, the data is synced first (a second fdatasync).
+func (r *Replica) syncSnapshot(h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
+	if len(span) > 0 {
+		if _, err := r.f.WriteAt(span, spanOff); err != nil {
+			return ioErr("write checksums", r.h, err)
+		}
+	}
+	if len(dirty) > maxDirty {
+		if err := r.f.Sync(); err != nil {
+			return r.fail(err)
+		}
+	} else {
+		h.Dirty = dirty
+	}
+	if _, err := r.f.WriteAt(encodeHeader(h), int64(1-r.slot)*slotSize); err != nil {
+		return ioErr("write header", r.h, err)
+	}
+	if err := r.f.Sync(); err != nil {
+		return r.fail(err)
+	}
+	return nil
+}
+
+// fail marks the replica failed after an fdatasync error: the kernel may
+// have dropped the dirty pages, so nothing read back can be trusted.
+func (r *Replica) fail(err error) error {
+	err = fmt.Errorf("%w: replica %016x: sync: %w", ErrFailed, uint64(r.h), ioErr("sync", r.h, err))
+	r.mu.Lock()
+	r.failed = err
+	r.mu.Unlock()
+	return err
+}
+
+// ReadAt reads len(p) bytes at off, verifying the checksum of every block it
+// touches; a mismatch returns ErrCorrupt and no data. Never-written ranges
+// read as zeros. A range not inside the chunk returns ErrRange.
+func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
+	n := int64(len(p))
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if err := r.usableLocked(); err != nil {
+		return 0, err
+	}
+	if err := r.rangeErr(off, n); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
+		bs := b * BlockSize
+		lo, hi := max(off, bs), min(off+n, bs+BlockSize)
+		var err error
+		if lo == bs && hi == bs+BlockSize {
+			err = r.readBlockLocked(b, p[lo-off:hi-off])
+		} else {
+			buf := r.getBuf()
+			if err = r.readBlockLocked(b, buf[:]); err == nil {
+				copy(p[lo-off:hi-off], buf[lo-bs:hi-bs])
+			}
+			r.putBuf(buf)
+		}
+		if err != nil {
+			clear(p) // never hand out unverified bytes
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Verify checks every block's checksum (scrubbing). It returns ErrCorrupt
+// naming every bad block, or the first I/O error. It holds the replica's
+// lock one block at a time, so I/O goes on meanwhile.
+func (r *Replica) Verify() error {
+	buf := r.getBuf()
+	defer r.putBuf(buf)
+	var bad []int64
+	for b := int64(0); ; b++ {
+		r.mu.RLock()
+		if err := r.usableLocked(); err != nil {
+			r.mu.RUnlock()
+			return err
+		}
+		if b >= int64(len(r.table)) {
+			r.mu.RUnlock()
+			break
+		}
+		err := r.readBlockLocked(b, buf[:])
+		r.mu.RUnlock()
+		if errors.Is(err, ErrCorrupt) {
+			bad = append(bad, b)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: replica %016x: %d bad blocks %v", ErrCorrupt, uint64(r.h), len(bad), bad[:min(len(bad), 32)])
+	}
+	return nil
+}
+
+// UsedBytes returns the bytes the replica's file occupies on disk: written
+// data plus at most 72 KiB of header and checksums; holes count nothing.
+func (r *Replica) UsedBytes() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return 0
+	}
+	return r.f.Allocated()
+}
+
+func (r *Replica) close() error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.f.Close()
+}
