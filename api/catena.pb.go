@@ -212,6 +212,58 @@ func (SetSizeMode) EnumDescriptor() ([]byte, []int) {
 	return file_catena_proto_rawDescGZIP(), []int{2}
 }
 
+type ReplicaProblem int32
+
+const (
+	ReplicaProblem_REPLICA_PROBLEM_UNSPECIFIED ReplicaProblem = 0
+	ReplicaProblem_REPLICA_CORRUPT             ReplicaProblem = 1 // checksum mismatch
+	ReplicaProblem_REPLICA_FAILED              ReplicaProblem = 2 // disk error, replica stopped
+	ReplicaProblem_REPLICA_NO_SPACE            ReplicaProblem = 3 // disk full
+)
+
+// Enum value maps for ReplicaProblem.
+var (
+	ReplicaProblem_name = map[int32]string{
+		0: "REPLICA_PROBLEM_UNSPECIFIED",
+		1: "REPLICA_CORRUPT",
+		2: "REPLICA_FAILED",
+		3: "REPLICA_NO_SPACE",
+	}
+	ReplicaProblem_value = map[string]int32{
+		"REPLICA_PROBLEM_UNSPECIFIED": 0,
+		"REPLICA_CORRUPT":             1,
+		"REPLICA_FAILED":              2,
+		"REPLICA_NO_SPACE":            3,
+	}
+)
+
+func (x ReplicaProblem) Enum() *ReplicaProblem {
+	p := new(ReplicaProblem)
+	*p = x
+	return p
+}
+
+func (x ReplicaProblem) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplicaProblem) Descriptor() protoreflect.EnumDescriptor {
+	return file_catena_proto_enumTypes[3].Descriptor()
+}
+
+func (ReplicaProblem) Type() protoreflect.EnumType {
+	return &file_catena_proto_enumTypes[3]
+}
+
+func (x ReplicaProblem) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplicaProblem.Descriptor instead.
+func (ReplicaProblem) EnumDescriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{3}
+}
+
 type UpdateKind int32
 
 const (
@@ -245,11 +297,11 @@ func (x UpdateKind) String() string {
 }
 
 func (UpdateKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_catena_proto_enumTypes[3].Descriptor()
+	return file_catena_proto_enumTypes[4].Descriptor()
 }
 
 func (UpdateKind) Type() protoreflect.EnumType {
-	return &file_catena_proto_enumTypes[3]
+	return &file_catena_proto_enumTypes[4]
 }
 
 func (x UpdateKind) Number() protoreflect.EnumNumber {
@@ -258,7 +310,7 @@ func (x UpdateKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateKind.Descriptor instead.
 func (UpdateKind) EnumDescriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{3}
+	return file_catena_proto_rawDescGZIP(), []int{4}
 }
 
 type FileInfo struct {
@@ -1662,6 +1714,12 @@ type HeartbeatResponse struct {
 	DeleteHandles []uint64               `protobuf:"varint,1,rep,packed,name=delete_handles,json=deleteHandles,proto3" json:"delete_handles,omitempty"` // replicas to garbage collect
 	Servers       []*ServerRef           `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`                                          // current address book
 	Reregister    bool                   `protobuf:"varint,3,opt,name=reregister,proto3" json:"reregister,omitempty"`                                   // the master does not know this server
+	// lease_millis: the chunkserver may serve client I/O until the time it
+	// SENT this heartbeat plus lease_millis. 0 = no lease granted.
+	LeaseMillis int64 `protobuf:"varint,4,opt,name=lease_millis,json=leaseMillis,proto3" json:"lease_millis,omitempty"`
+	// configs: chains the master holds at a higher epoch than the heartbeat
+	// reported (a Reconfigure push that was missed).
+	Configs       []*ReconfigureRequest `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1717,6 +1775,132 @@ func (x *HeartbeatResponse) GetReregister() bool {
 	return false
 }
 
+func (x *HeartbeatResponse) GetLeaseMillis() int64 {
+	if x != nil {
+		return x.LeaseMillis
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetConfigs() []*ReconfigureRequest {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+type ReportReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      uint64                 `protobuf:"varint,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Handle        uint64                 `protobuf:"varint,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Problem       ReplicaProblem         `protobuf:"varint,4,opt,name=problem,proto3,enum=catena.v1.ReplicaProblem" json:"problem,omitempty"`
+	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaRequest) Reset() {
+	*x = ReportReplicaRequest{}
+	mi := &file_catena_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaRequest) ProtoMessage() {}
+
+func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ReportReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReportReplicaRequest) GetServerId() uint64 {
+	if x != nil {
+		return x.ServerId
+	}
+	return 0
+}
+
+func (x *ReportReplicaRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *ReportReplicaRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReportReplicaRequest) GetProblem() ReplicaProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return ReplicaProblem_REPLICA_PROBLEM_UNSPECIFIED
+}
+
+func (x *ReportReplicaRequest) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type ReportReplicaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReplicaResponse) Reset() {
+	*x = ReportReplicaResponse{}
+	mi := &file_catena_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReplicaResponse) ProtoMessage() {}
+
+func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReplicaResponse.ProtoReflect.Descriptor instead.
+func (*ReportReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{27}
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1725,7 +1909,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1921,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1934,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{26}
+	return file_catena_proto_rawDescGZIP(), []int{28}
 }
 
 type MasterStatus struct {
@@ -1764,7 +1948,7 @@ type MasterStatus struct {
 
 func (x *MasterStatus) Reset() {
 	*x = MasterStatus{}
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1960,7 @@ func (x *MasterStatus) String() string {
 func (*MasterStatus) ProtoMessage() {}
 
 func (x *MasterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1973,7 @@ func (x *MasterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterStatus.ProtoReflect.Descriptor instead.
 func (*MasterStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{27}
+	return file_catena_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MasterStatus) GetId() string {
@@ -1830,7 +2014,7 @@ type ChunkserverStatus struct {
 
 func (x *ChunkserverStatus) Reset() {
 	*x = ChunkserverStatus{}
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2026,7 @@ func (x *ChunkserverStatus) String() string {
 func (*ChunkserverStatus) ProtoMessage() {}
 
 func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2039,7 @@ func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkserverStatus.ProtoReflect.Descriptor instead.
 func (*ChunkserverStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{28}
+	return file_catena_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChunkserverStatus) GetId() uint64 {
@@ -1931,7 +2115,7 @@ type ChunkStats struct {
 
 func (x *ChunkStats) Reset() {
 	*x = ChunkStats{}
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2127,7 @@ func (x *ChunkStats) String() string {
 func (*ChunkStats) ProtoMessage() {}
 
 func (x *ChunkStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2140,7 @@ func (x *ChunkStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkStats.ProtoReflect.Descriptor instead.
 func (*ChunkStats) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{29}
+	return file_catena_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ChunkStats) GetTotal() uint64 {
@@ -1986,7 +2170,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2182,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2195,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{30}
+	return file_catena_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -2049,6 +2233,430 @@ func (x *StatusResponse) GetDirectories() uint64 {
 	return 0
 }
 
+type ReconfigureRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ChunkSize     int64                  `protobuf:"varint,3,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Chain         []*ServerRef           `protobuf:"bytes,4,rep,name=chain,proto3" json:"chain,omitempty"` // head first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfigureRequest) Reset() {
+	*x = ReconfigureRequest{}
+	mi := &file_catena_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfigureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfigureRequest) ProtoMessage() {}
+
+func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
+func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReconfigureRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *ReconfigureRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReconfigureRequest) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *ReconfigureRequest) GetChain() []*ServerRef {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+type ReconfigureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppliedSeq    uint64                 `protobuf:"varint,1,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfigureResponse) Reset() {
+	*x = ReconfigureResponse{}
+	mi := &file_catena_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfigureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfigureResponse) ProtoMessage() {}
+
+func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
+func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+type ReplicateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"` // the chain's current epoch
+	ChunkSize     int64                  `protobuf:"varint,3,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Source        *ServerRef             `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"` // copy from here (the tail)
+	Chain         []*ServerRef           `protobuf:"bytes,5,rep,name=chain,proto3" json:"chain,omitempty"`   // current chain (the joiner is not in it yet)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_catena_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReplicateRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetSource() *ServerRef {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ReplicateRequest) GetChain() []*ServerRef {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+type ReplicateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppliedSeq    uint64                 `protobuf:"varint,1,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	AppliedEpoch  uint64                 `protobuf:"varint,2,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"`
+	BytesCopied   int64                  `protobuf:"varint,3,opt,name=bytes_copied,json=bytesCopied,proto3" json:"bytes_copied,omitempty"`
+	Full          bool                   `protobuf:"varint,4,opt,name=full,proto3" json:"full,omitempty"` // full copy (true) or delta resync (false)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_catena_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReplicateResponse) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *ReplicateResponse) GetAppliedEpoch() uint64 {
+	if x != nil {
+		return x.AppliedEpoch
+	}
+	return 0
+}
+
+func (x *ReplicateResponse) GetBytesCopied() int64 {
+	if x != nil {
+		return x.BytesCopied
+	}
+	return 0
+}
+
+func (x *ReplicateResponse) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+type FetchRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	SinceSeq       uint64                 `protobuf:"varint,2,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`                       // 0: full copy
+	SinceEpoch     uint64                 `protobuf:"varint,3,opt,name=since_epoch,json=sinceEpoch,proto3" json:"since_epoch,omitempty"`                 // epoch of the update at since_seq
+	MaxBytesPerSec int64                  `protobuf:"varint,4,opt,name=max_bytes_per_sec,json=maxBytesPerSec,proto3" json:"max_bytes_per_sec,omitempty"` // rate limit for repair traffic, 0 = none
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FetchRequest) Reset() {
+	*x = FetchRequest{}
+	mi := &file_catena_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchRequest) ProtoMessage() {}
+
+func (x *FetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
+func (*FetchRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *FetchRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *FetchRequest) GetSinceSeq() uint64 {
+	if x != nil {
+		return x.SinceSeq
+	}
+	return 0
+}
+
+func (x *FetchRequest) GetSinceEpoch() uint64 {
+	if x != nil {
+		return x.SinceEpoch
+	}
+	return 0
+}
+
+func (x *FetchRequest) GetMaxBytesPerSec() int64 {
+	if x != nil {
+		return x.MaxBytesPerSec
+	}
+	return 0
+}
+
+type FetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	ZeroLength    int64                  `protobuf:"varint,3,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`       // when > 0: [offset, offset+zero_length) is zeros
+	Done          bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`                                     // last message
+	Full          bool                   `protobuf:"varint,5,opt,name=full,proto3" json:"full,omitempty"`                                     // with done: this was a full copy
+	AppliedSeq    uint64                 `protobuf:"varint,6,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`       // with done
+	AppliedEpoch  uint64                 `protobuf:"varint,7,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"` // with done
+	ChunkLength   int64                  `protobuf:"varint,8,opt,name=chunk_length,json=chunkLength,proto3" json:"chunk_length,omitempty"`    // with full: bytes past this are zeros
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchResponse) Reset() {
+	*x = FetchResponse{}
+	mi := &file_catena_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchResponse) ProtoMessage() {}
+
+func (x *FetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
+func (*FetchResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *FetchResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *FetchResponse) GetZeroLength() int64 {
+	if x != nil {
+		return x.ZeroLength
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *FetchResponse) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *FetchResponse) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetAppliedEpoch() uint64 {
+	if x != nil {
+		return x.AppliedEpoch
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetChunkLength() int64 {
+	if x != nil {
+		return x.ChunkLength
+	}
+	return 0
+}
+
 type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -2065,7 +2673,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2685,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2698,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{31}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -2158,7 +2766,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2778,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2791,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{32}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -2205,7 +2813,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2825,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2838,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -2270,7 +2878,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2890,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2903,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -2317,7 +2925,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2937,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2950,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -2381,7 +2989,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +3001,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +3014,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 type Update struct {
@@ -2426,7 +3034,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +3046,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +3059,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -2528,7 +3136,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +3148,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +3161,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -2592,7 +3200,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +3212,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +3225,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -2778,13 +3386,22 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x04 \x01(\x03R\tfreeBytes\x12\x1d\n" +
 	"\n" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x122\n" +
-	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\"\x8a\x01\n" +
+	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\"\xe6\x01\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
 	"\n" +
 	"reregister\x18\x03 \x01(\bR\n" +
-	"reregister\"\x0f\n" +
+	"reregister\x12!\n" +
+	"\flease_millis\x18\x04 \x01(\x03R\vleaseMillis\x127\n" +
+	"\aconfigs\x18\x05 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\aconfigs\"\xae\x01\n" +
+	"\x14ReportReplicaRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x16\n" +
+	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x123\n" +
+	"\aproblem\x18\x04 \x01(\x0e2\x19.catena.v1.ReplicaProblemR\aproblem\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x17\n" +
+	"\x15ReportReplicaResponse\"\x0f\n" +
 	"\rStatusRequest\"J\n" +
 	"\fMasterStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2814,7 +3431,46 @@ const file_catena_proto_rawDesc = "" +
 	"\fchunkservers\x18\x02 \x03(\v2\x1c.catena.v1.ChunkserverStatusR\fchunkservers\x12-\n" +
 	"\x06chunks\x18\x03 \x01(\v2\x15.catena.v1.ChunkStatsR\x06chunks\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\x04R\x05files\x12 \n" +
-	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"\xe7\x01\n" +
+	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"\x8d\x01\n" +
+	"\x12ReconfigureRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x03 \x01(\x03R\tchunkSize\x12*\n" +
+	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"6\n" +
+	"\x13ReconfigureResponse\x12\x1f\n" +
+	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
+	"appliedSeq\"\xb9\x01\n" +
+	"\x10ReplicateRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x03 \x01(\x03R\tchunkSize\x12,\n" +
+	"\x06source\x18\x04 \x01(\v2\x14.catena.v1.ServerRefR\x06source\x12*\n" +
+	"\x05chain\x18\x05 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"\x90\x01\n" +
+	"\x11ReplicateResponse\x12\x1f\n" +
+	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
+	"appliedSeq\x12#\n" +
+	"\rapplied_epoch\x18\x02 \x01(\x04R\fappliedEpoch\x12!\n" +
+	"\fbytes_copied\x18\x03 \x01(\x03R\vbytesCopied\x12\x12\n" +
+	"\x04full\x18\x04 \x01(\bR\x04full\"\x8f\x01\n" +
+	"\fFetchRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x1b\n" +
+	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x1f\n" +
+	"\vsince_epoch\x18\x03 \x01(\x04R\n" +
+	"sinceEpoch\x12)\n" +
+	"\x11max_bytes_per_sec\x18\x04 \x01(\x03R\x0emaxBytesPerSec\"\xed\x01\n" +
+	"\rFetchResponse\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
+	"\vzero_length\x18\x03 \x01(\x03R\n" +
+	"zeroLength\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x12\n" +
+	"\x04full\x18\x05 \x01(\bR\x04full\x12\x1f\n" +
+	"\vapplied_seq\x18\x06 \x01(\x04R\n" +
+	"appliedSeq\x12#\n" +
+	"\rapplied_epoch\x18\a \x01(\x04R\fappliedEpoch\x12!\n" +
+	"\fchunk_length\x18\b \x01(\x03R\vchunkLength\"\xe7\x01\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -2891,12 +3547,17 @@ const file_catena_proto_rawDesc = "" +
 	"\x19SET_SIZE_MODE_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06EXTEND\x10\x01\x12\t\n" +
-	"\x05EXACT\x10\x02*>\n" +
+	"\x05EXACT\x10\x02*p\n" +
+	"\x0eReplicaProblem\x12\x1f\n" +
+	"\x1bREPLICA_PROBLEM_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fREPLICA_CORRUPT\x10\x01\x12\x12\n" +
+	"\x0eREPLICA_FAILED\x10\x02\x12\x14\n" +
+	"\x10REPLICA_NO_SPACE\x10\x03*>\n" +
 	"\n" +
 	"UpdateKind\x12\x1b\n" +
 	"\x17UPDATE_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05WRITE\x10\x01\x12\b\n" +
-	"\x04ZERO\x10\x022\xa3\x06\n" +
+	"\x04ZERO\x10\x022\xf7\x06\n" +
 	"\x06Master\x12:\n" +
 	"\x05Mkdir\x12\x17.catena.v1.MkdirRequest\x1a\x18.catena.v1.MkdirResponse\x12=\n" +
 	"\x06Create\x12\x18.catena.v1.CreateRequest\x1a\x19.catena.v1.CreateResponse\x12=\n" +
@@ -2909,12 +3570,16 @@ const file_catena_proto_rawDesc = "" +
 	"\rAllocateChunk\x12\x1f.catena.v1.AllocateChunkRequest\x1a .catena.v1.AllocateChunkResponse\x12C\n" +
 	"\bRegister\x12\x1a.catena.v1.RegisterRequest\x1a\x1b.catena.v1.RegisterResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.catena.v1.HeartbeatRequest\x1a\x1c.catena.v1.HeartbeatResponse\x12=\n" +
-	"\x06Status\x12\x18.catena.v1.StatusRequest\x1a\x19.catena.v1.StatusResponse2\x95\x02\n" +
+	"\x06Status\x12\x18.catena.v1.StatusRequest\x1a\x19.catena.v1.StatusResponse\x12R\n" +
+	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse2\xe9\x03\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
 	"\rCreateReplica\x12\x1f.catena.v1.CreateReplicaRequest\x1a .catena.v1.CreateReplicaResponse\x12=\n" +
-	"\x05Chain\x12\x17.catena.v1.ChainMessage\x1a\x17.catena.v1.ChainMessage(\x010\x01B%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\x05Chain\x12\x17.catena.v1.ChainMessage\x1a\x17.catena.v1.ChainMessage(\x010\x01\x12L\n" +
+	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12F\n" +
+	"\tReplicate\x12\x1b.catena.v1.ReplicateRequest\x1a\x1c.catena.v1.ReplicateResponse\x12<\n" +
+	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01B%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_catena_proto_rawDescOnce sync.Once
@@ -2928,118 +3593,140 @@ func file_catena_proto_rawDescGZIP() []byte {
 	return file_catena_proto_rawDescData
 }
 
-var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
 	(SetSizeMode)(0),              // 2: catena.v1.SetSizeMode
-	(UpdateKind)(0),               // 3: catena.v1.UpdateKind
-	(*FileInfo)(nil),              // 4: catena.v1.FileInfo
-	(*ServerRef)(nil),             // 5: catena.v1.ServerRef
-	(*ChunkInfo)(nil),             // 6: catena.v1.ChunkInfo
-	(*MkdirRequest)(nil),          // 7: catena.v1.MkdirRequest
-	(*MkdirResponse)(nil),         // 8: catena.v1.MkdirResponse
-	(*CreateRequest)(nil),         // 9: catena.v1.CreateRequest
-	(*CreateResponse)(nil),        // 10: catena.v1.CreateResponse
-	(*LookupRequest)(nil),         // 11: catena.v1.LookupRequest
-	(*LookupResponse)(nil),        // 12: catena.v1.LookupResponse
-	(*ListRequest)(nil),           // 13: catena.v1.ListRequest
-	(*ListResponse)(nil),          // 14: catena.v1.ListResponse
-	(*RenameRequest)(nil),         // 15: catena.v1.RenameRequest
-	(*RenameResponse)(nil),        // 16: catena.v1.RenameResponse
-	(*RemoveRequest)(nil),         // 17: catena.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 18: catena.v1.RemoveResponse
-	(*SetSizeRequest)(nil),        // 19: catena.v1.SetSizeRequest
-	(*SetSizeResponse)(nil),       // 20: catena.v1.SetSizeResponse
-	(*GetChunksRequest)(nil),      // 21: catena.v1.GetChunksRequest
-	(*GetChunksResponse)(nil),     // 22: catena.v1.GetChunksResponse
-	(*AllocateChunkRequest)(nil),  // 23: catena.v1.AllocateChunkRequest
-	(*AllocateChunkResponse)(nil), // 24: catena.v1.AllocateChunkResponse
-	(*RegisterRequest)(nil),       // 25: catena.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 26: catena.v1.RegisterResponse
-	(*ReplicaInfo)(nil),           // 27: catena.v1.ReplicaInfo
-	(*HeartbeatRequest)(nil),      // 28: catena.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 29: catena.v1.HeartbeatResponse
-	(*StatusRequest)(nil),         // 30: catena.v1.StatusRequest
-	(*MasterStatus)(nil),          // 31: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),     // 32: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),            // 33: catena.v1.ChunkStats
-	(*StatusResponse)(nil),        // 34: catena.v1.StatusResponse
-	(*WriteRequest)(nil),          // 35: catena.v1.WriteRequest
-	(*WriteResponse)(nil),         // 36: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 37: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 38: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 39: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 40: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 41: catena.v1.Update
-	(*Ack)(nil),                   // 42: catena.v1.Ack
-	(*ChainMessage)(nil),          // 43: catena.v1.ChainMessage
-	nil,                           // 44: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 45: catena.v1.ChunkserverStatus.LabelsEntry
+	(ReplicaProblem)(0),           // 3: catena.v1.ReplicaProblem
+	(UpdateKind)(0),               // 4: catena.v1.UpdateKind
+	(*FileInfo)(nil),              // 5: catena.v1.FileInfo
+	(*ServerRef)(nil),             // 6: catena.v1.ServerRef
+	(*ChunkInfo)(nil),             // 7: catena.v1.ChunkInfo
+	(*MkdirRequest)(nil),          // 8: catena.v1.MkdirRequest
+	(*MkdirResponse)(nil),         // 9: catena.v1.MkdirResponse
+	(*CreateRequest)(nil),         // 10: catena.v1.CreateRequest
+	(*CreateResponse)(nil),        // 11: catena.v1.CreateResponse
+	(*LookupRequest)(nil),         // 12: catena.v1.LookupRequest
+	(*LookupResponse)(nil),        // 13: catena.v1.LookupResponse
+	(*ListRequest)(nil),           // 14: catena.v1.ListRequest
+	(*ListResponse)(nil),          // 15: catena.v1.ListResponse
+	(*RenameRequest)(nil),         // 16: catena.v1.RenameRequest
+	(*RenameResponse)(nil),        // 17: catena.v1.RenameResponse
+	(*RemoveRequest)(nil),         // 18: catena.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 19: catena.v1.RemoveResponse
+	(*SetSizeRequest)(nil),        // 20: catena.v1.SetSizeRequest
+	(*SetSizeResponse)(nil),       // 21: catena.v1.SetSizeResponse
+	(*GetChunksRequest)(nil),      // 22: catena.v1.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 23: catena.v1.GetChunksResponse
+	(*AllocateChunkRequest)(nil),  // 24: catena.v1.AllocateChunkRequest
+	(*AllocateChunkResponse)(nil), // 25: catena.v1.AllocateChunkResponse
+	(*RegisterRequest)(nil),       // 26: catena.v1.RegisterRequest
+	(*RegisterResponse)(nil),      // 27: catena.v1.RegisterResponse
+	(*ReplicaInfo)(nil),           // 28: catena.v1.ReplicaInfo
+	(*HeartbeatRequest)(nil),      // 29: catena.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 30: catena.v1.HeartbeatResponse
+	(*ReportReplicaRequest)(nil),  // 31: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil), // 32: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),         // 33: catena.v1.StatusRequest
+	(*MasterStatus)(nil),          // 34: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),     // 35: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),            // 36: catena.v1.ChunkStats
+	(*StatusResponse)(nil),        // 37: catena.v1.StatusResponse
+	(*ReconfigureRequest)(nil),    // 38: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),   // 39: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),      // 40: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 41: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),          // 42: catena.v1.FetchRequest
+	(*FetchResponse)(nil),         // 43: catena.v1.FetchResponse
+	(*WriteRequest)(nil),          // 44: catena.v1.WriteRequest
+	(*WriteResponse)(nil),         // 45: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 46: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 47: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 48: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 49: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 50: catena.v1.Update
+	(*Ack)(nil),                   // 51: catena.v1.Ack
+	(*ChainMessage)(nil),          // 52: catena.v1.ChainMessage
+	nil,                           // 53: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 54: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
-	5,  // 1: catena.v1.ChunkInfo.chain:type_name -> catena.v1.ServerRef
-	4,  // 2: catena.v1.MkdirResponse.info:type_name -> catena.v1.FileInfo
-	4,  // 3: catena.v1.CreateResponse.info:type_name -> catena.v1.FileInfo
-	4,  // 4: catena.v1.LookupResponse.info:type_name -> catena.v1.FileInfo
-	6,  // 5: catena.v1.LookupResponse.chunks:type_name -> catena.v1.ChunkInfo
-	4,  // 6: catena.v1.ListResponse.entries:type_name -> catena.v1.FileInfo
+	6,  // 1: catena.v1.ChunkInfo.chain:type_name -> catena.v1.ServerRef
+	5,  // 2: catena.v1.MkdirResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 3: catena.v1.CreateResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 4: catena.v1.LookupResponse.info:type_name -> catena.v1.FileInfo
+	7,  // 5: catena.v1.LookupResponse.chunks:type_name -> catena.v1.ChunkInfo
+	5,  // 6: catena.v1.ListResponse.entries:type_name -> catena.v1.FileInfo
 	2,  // 7: catena.v1.SetSizeRequest.mode:type_name -> catena.v1.SetSizeMode
-	4,  // 8: catena.v1.SetSizeResponse.info:type_name -> catena.v1.FileInfo
-	4,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
-	6,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
-	6,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	44, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
-	27, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
-	5,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	45, // 15: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	31, // 16: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	32, // 17: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	33, // 18: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	3,  // 19: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	5,  // 20: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	3,  // 21: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	41, // 22: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	42, // 23: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	7,  // 24: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	9,  // 25: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	11, // 26: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	13, // 27: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	15, // 28: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	17, // 29: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	19, // 30: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	21, // 31: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	23, // 32: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	25, // 33: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	28, // 34: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	30, // 35: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	35, // 36: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	37, // 37: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	39, // 38: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	43, // 39: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	8,  // 40: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	10, // 41: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	12, // 42: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	14, // 43: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	16, // 44: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	18, // 45: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	20, // 46: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	22, // 47: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	24, // 48: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	26, // 49: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	29, // 50: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	34, // 51: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	36, // 52: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	38, // 53: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	40, // 54: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	43, // 55: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	40, // [40:56] is the sub-list for method output_type
-	24, // [24:40] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	5,  // 8: catena.v1.SetSizeResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
+	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
+	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
+	53, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
+	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
+	38, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	3,  // 16: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
+	54, // 17: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	34, // 18: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	35, // 19: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	36, // 20: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 21: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 22: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 23: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 24: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	6,  // 25: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 26: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	50, // 27: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	51, // 28: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	8,  // 29: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 30: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 31: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 32: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 33: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 34: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 35: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 36: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 37: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 38: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 39: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	33, // 40: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	31, // 41: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	44, // 42: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	46, // 43: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	48, // 44: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	52, // 45: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	38, // 46: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	40, // 47: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	42, // 48: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	9,  // 49: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 50: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 51: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 52: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 53: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 54: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 55: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 56: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 57: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 58: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 59: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	37, // 60: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	32, // 61: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	45, // 62: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	47, // 63: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	49, // 64: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	52, // 65: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	39, // 66: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	41, // 67: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	43, // 68: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -3047,7 +3734,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[39].OneofWrappers = []any{
+	file_catena_proto_msgTypes[47].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -3056,8 +3743,8 @@ func file_catena_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   42,
+			NumEnums:      5,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

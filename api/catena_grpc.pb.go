@@ -36,6 +36,7 @@ const (
 	Master_Register_FullMethodName      = "/catena.v1.Master/Register"
 	Master_Heartbeat_FullMethodName     = "/catena.v1.Master/Heartbeat"
 	Master_Status_FullMethodName        = "/catena.v1.Master/Status"
+	Master_ReportReplica_FullMethodName = "/catena.v1.Master/ReportReplica"
 )
 
 // MasterClient is the client API for Master service.
@@ -58,6 +59,10 @@ type MasterClient interface {
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// ReportReplica tells the master a replica is bad (checksum mismatch,
+	// failed disk, full disk); the master takes it out of its chain and
+	// re-replicates the chunk.
+	ReportReplica(ctx context.Context, in *ReportReplicaRequest, opts ...grpc.CallOption) (*ReportReplicaResponse, error)
 }
 
 type masterClient struct {
@@ -188,6 +193,16 @@ func (c *masterClient) Status(ctx context.Context, in *StatusRequest, opts ...gr
 	return out, nil
 }
 
+func (c *masterClient) ReportReplica(ctx context.Context, in *ReportReplicaRequest, opts ...grpc.CallOption) (*ReportReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportReplicaResponse)
+	err := c.cc.Invoke(ctx, Master_ReportReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -208,6 +223,10 @@ type MasterServer interface {
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// ReportReplica tells the master a replica is bad (checksum mismatch,
+	// failed disk, full disk); the master takes it out of its chain and
+	// re-replicates the chunk.
+	ReportReplica(context.Context, *ReportReplicaRequest) (*ReportReplicaResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -253,6 +272,9 @@ func (UnimplementedMasterServer) Heartbeat(context.Context, *HeartbeatRequest) (
 }
 func (UnimplementedMasterServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedMasterServer) ReportReplica(context.Context, *ReportReplicaRequest) (*ReportReplicaResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportReplica not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -491,6 +513,24 @@ func _Master_Status_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_ReportReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).ReportReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_ReportReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).ReportReplica(ctx, req.(*ReportReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -546,6 +586,10 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Status",
 			Handler:    _Master_Status_Handler,
 		},
+		{
+			MethodName: "ReportReplica",
+			Handler:    _Master_ReportReplica_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "catena.proto",
@@ -556,6 +600,9 @@ const (
 	Chunkserver_Read_FullMethodName          = "/catena.v1.Chunkserver/Read"
 	Chunkserver_CreateReplica_FullMethodName = "/catena.v1.Chunkserver/CreateReplica"
 	Chunkserver_Chain_FullMethodName         = "/catena.v1.Chunkserver/Chain"
+	Chunkserver_Reconfigure_FullMethodName   = "/catena.v1.Chunkserver/Reconfigure"
+	Chunkserver_Replicate_FullMethodName     = "/catena.v1.Chunkserver/Replicate"
+	Chunkserver_Fetch_FullMethodName         = "/catena.v1.Chunkserver/Fetch"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -571,6 +618,18 @@ type ChunkserverClient interface {
 	// Chain is the stream from a predecessor to its successor: updates flow
 	// down on the request side, cumulative acks flow back up.
 	Chain(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ChainMessage, ChainMessage], error)
+	// Reconfigure installs a new chain (higher epoch) on a member; durable
+	// before it answers. A server no longer in the chain stops serving it.
+	Reconfigure(ctx context.Context, in *ReconfigureRequest, opts ...grpc.CallOption) (*ReconfigureResponse, error)
+	// Replicate asks a server that is about to join a chain to copy the
+	// chunk from source (the current tail) before the master adds it at the
+	// tail. Answers with what the copy reached.
+	Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error)
+	// Fetch streams a chunk's bytes from a replica: the ranges touched after
+	// (since_epoch, since_seq) when its update log reaches back that far and
+	// agrees (delta), else the whole chunk (full). The last message carries
+	// the (epoch, seq) the data is consistent with.
+	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchResponse], error)
 }
 
 type chunkserverClient struct {
@@ -624,6 +683,45 @@ func (c *chunkserverClient) Chain(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Chunkserver_ChainClient = grpc.BidiStreamingClient[ChainMessage, ChainMessage]
 
+func (c *chunkserverClient) Reconfigure(ctx context.Context, in *ReconfigureRequest, opts ...grpc.CallOption) (*ReconfigureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconfigureResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_Reconfigure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chunkserverClient) Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicateResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_Replicate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chunkserverClient) Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Chunkserver_ServiceDesc.Streams[1], Chunkserver_Fetch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchRequest, FetchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Chunkserver_FetchClient = grpc.ServerStreamingClient[FetchResponse]
+
 // ChunkserverServer is the server API for Chunkserver service.
 // All implementations must embed UnimplementedChunkserverServer
 // for forward compatibility.
@@ -637,6 +735,18 @@ type ChunkserverServer interface {
 	// Chain is the stream from a predecessor to its successor: updates flow
 	// down on the request side, cumulative acks flow back up.
 	Chain(grpc.BidiStreamingServer[ChainMessage, ChainMessage]) error
+	// Reconfigure installs a new chain (higher epoch) on a member; durable
+	// before it answers. A server no longer in the chain stops serving it.
+	Reconfigure(context.Context, *ReconfigureRequest) (*ReconfigureResponse, error)
+	// Replicate asks a server that is about to join a chain to copy the
+	// chunk from source (the current tail) before the master adds it at the
+	// tail. Answers with what the copy reached.
+	Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error)
+	// Fetch streams a chunk's bytes from a replica: the ranges touched after
+	// (since_epoch, since_seq) when its update log reaches back that far and
+	// agrees (delta), else the whole chunk (full). The last message carries
+	// the (epoch, seq) the data is consistent with.
+	Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error
 	mustEmbedUnimplementedChunkserverServer()
 }
 
@@ -658,6 +768,15 @@ func (UnimplementedChunkserverServer) CreateReplica(context.Context, *CreateRepl
 }
 func (UnimplementedChunkserverServer) Chain(grpc.BidiStreamingServer[ChainMessage, ChainMessage]) error {
 	return status.Errorf(codes.Unimplemented, "method Chain not implemented")
+}
+func (UnimplementedChunkserverServer) Reconfigure(context.Context, *ReconfigureRequest) (*ReconfigureResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Reconfigure not implemented")
+}
+func (UnimplementedChunkserverServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Replicate not implemented")
+}
+func (UnimplementedChunkserverServer) Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Fetch not implemented")
 }
 func (UnimplementedChunkserverServer) mustEmbedUnimplementedChunkserverServer() {}
 func (UnimplementedChunkserverServer) testEmbeddedByValue()                     {}
@@ -741,6 +860,53 @@ func _Chunkserver_Chain_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Chunkserver_ChainServer = grpc.BidiStreamingServer[ChainMessage, ChainMessage]
 
+func _Chunkserver_Reconfigure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconfigureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).Reconfigure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_Reconfigure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).Reconfigure(ctx, req.(*ReconfigureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Chunkserver_Replicate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).Replicate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_Replicate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).Replicate(ctx, req.(*ReplicateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Chunkserver_Fetch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ChunkserverServer).Fetch(m, &grpc.GenericServerStream[FetchRequest, FetchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Chunkserver_FetchServer = grpc.ServerStreamingServer[FetchResponse]
+
 // Chunkserver_ServiceDesc is the grpc.ServiceDesc for Chunkserver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -760,6 +926,14 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CreateReplica",
 			Handler:    _Chunkserver_CreateReplica_Handler,
 		},
+		{
+			MethodName: "Reconfigure",
+			Handler:    _Chunkserver_Reconfigure_Handler,
+		},
+		{
+			MethodName: "Replicate",
+			Handler:    _Chunkserver_Replicate_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -767,6 +941,11 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Chunkserver_Chain_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Fetch",
+			Handler:       _Chunkserver_Fetch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "catena.proto",

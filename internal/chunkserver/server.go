@@ -76,9 +76,10 @@ type Server struct {
 	closed   bool
 }
 
-// Start opens the store in cfg.Dir, rebuilds a chain node for every replica,
-// starts serving gRPC and returns once listening. It registers with the
-// master in the background, retrying until it succeeds, then heartbeats.
+// Start opens the store in cfg.Dir, rebuilds a chain node for every replica
+// from its metadata, starts serving gRPC and returns once listening. It
+// registers with the master in the background, retrying until it succeeds,
+// then heartbeats. The server runs until Close, whatever becomes of ctx.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("chunkserver: Config.Dir is empty")

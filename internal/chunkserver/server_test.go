@@ -424,3 +424,21 @@ func TestWritesWithoutRequestID(t *testing.T) {
 	}
 	c.checkIdentical(0, 1, 2)
 }
+
+func TestSingleMemberChain(t *testing.T) {
+	m := startFakeMaster(t)
+	s := startServer(t, t.TempDir(), m.addr)
+	cl := dialServer(t, s.Addr())
+	if _, err := cl.CreateReplica(ctxT(t), &api.CreateReplicaRequest{
+		Handle: 1, Epoch: 3, ChunkSize: 1 << 20, Chain: []*api.ServerRef{{Id: s.ID(), Addr: s.Addr()}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Write(ctxT(t), &api.WriteRequest{Handle: 1, Epoch: 3, Offset: 10, Data: []byte("solo"), ClientId: 1, RequestId: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cl.Read(ctxT(t), &api.ReadRequest{Handle: 1, Epoch: 3, Offset: 8, Length: 8})
+	if err != nil || !bytes.Equal(resp.GetData(), []byte("\x00\x00solo\x00\x00")) {
+		t.Fatalf("read: %q, %v", resp.GetData(), err)
+	}
+}
