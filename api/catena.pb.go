@@ -2109,6 +2109,10 @@ type ChunkStats struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Total           uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
 	UnderReplicated uint64                 `protobuf:"varint,2,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"`
+	ReReplicating   uint64                 `protobuf:"varint,3,opt,name=re_replicating,json=reReplicating,proto3" json:"re_replicating,omitempty"` // repairs in progress
+	Lost            uint64                 `protobuf:"varint,4,opt,name=lost,proto3" json:"lost,omitempty"`                                        // chunks with no live replica
+	RepairsDone     uint64                 `protobuf:"varint,5,opt,name=repairs_done,json=repairsDone,proto3" json:"repairs_done,omitempty"`       // since this master became leader
+	RepairedBytes   int64                  `protobuf:"varint,6,opt,name=repaired_bytes,json=repairedBytes,proto3" json:"repaired_bytes,omitempty"` // since this master became leader
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -2153,6 +2157,34 @@ func (x *ChunkStats) GetTotal() uint64 {
 func (x *ChunkStats) GetUnderReplicated() uint64 {
 	if x != nil {
 		return x.UnderReplicated
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetReReplicating() uint64 {
+	if x != nil {
+		return x.ReReplicating
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetRepairsDone() uint64 {
+	if x != nil {
+		return x.RepairsDone
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetRepairedBytes() int64 {
+	if x != nil {
+		return x.RepairedBytes
 	}
 	return 0
 }
@@ -2346,14 +2378,15 @@ func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
 }
 
 type ReplicateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"` // the chain's current epoch
-	ChunkSize     int64                  `protobuf:"varint,3,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	Source        *ServerRef             `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"` // copy from here (the tail)
-	Chain         []*ServerRef           `protobuf:"bytes,5,rep,name=chain,proto3" json:"chain,omitempty"`   // current chain (the joiner is not in it yet)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch          uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"` // the chain's current epoch
+	ChunkSize      int64                  `protobuf:"varint,3,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Source         *ServerRef             `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`                                            // copy from here (the tail)
+	Chain          []*ServerRef           `protobuf:"bytes,5,rep,name=chain,proto3" json:"chain,omitempty"`                                              // current chain (the joiner is not in it yet)
+	MaxBytesPerSec int64                  `protobuf:"varint,6,opt,name=max_bytes_per_sec,json=maxBytesPerSec,proto3" json:"max_bytes_per_sec,omitempty"` // repair rate limit, 0 = none
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReplicateRequest) Reset() {
@@ -2419,6 +2452,13 @@ func (x *ReplicateRequest) GetChain() []*ServerRef {
 		return x.Chain
 	}
 	return nil
+}
+
+func (x *ReplicateRequest) GetMaxBytesPerSec() int64 {
+	if x != nil {
+		return x.MaxBytesPerSec
+	}
+	return 0
 }
 
 type ReplicateResponse struct {
@@ -3421,11 +3461,15 @@ const file_catena_proto_rawDesc = "" +
 	"\x18last_heartbeat_unix_nano\x18\t \x01(\x03R\x15lastHeartbeatUnixNano\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x01\n" +
 	"\n" +
 	"ChunkStats\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12)\n" +
-	"\x10under_replicated\x18\x02 \x01(\x04R\x0funderReplicated\"\xec\x01\n" +
+	"\x10under_replicated\x18\x02 \x01(\x04R\x0funderReplicated\x12%\n" +
+	"\x0ere_replicating\x18\x03 \x01(\x04R\rreReplicating\x12\x12\n" +
+	"\x04lost\x18\x04 \x01(\x04R\x04lost\x12!\n" +
+	"\frepairs_done\x18\x05 \x01(\x04R\vrepairsDone\x12%\n" +
+	"\x0erepaired_bytes\x18\x06 \x01(\x03R\rrepairedBytes\"\xec\x01\n" +
 	"\x0eStatusResponse\x121\n" +
 	"\amasters\x18\x01 \x03(\v2\x17.catena.v1.MasterStatusR\amasters\x12@\n" +
 	"\fchunkservers\x18\x02 \x03(\v2\x1c.catena.v1.ChunkserverStatusR\fchunkservers\x12-\n" +
@@ -3440,14 +3484,15 @@ const file_catena_proto_rawDesc = "" +
 	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"6\n" +
 	"\x13ReconfigureResponse\x12\x1f\n" +
 	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
-	"appliedSeq\"\xb9\x01\n" +
+	"appliedSeq\"\xe4\x01\n" +
 	"\x10ReplicateRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x03 \x01(\x03R\tchunkSize\x12,\n" +
 	"\x06source\x18\x04 \x01(\v2\x14.catena.v1.ServerRefR\x06source\x12*\n" +
-	"\x05chain\x18\x05 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"\x90\x01\n" +
+	"\x05chain\x18\x05 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\x12)\n" +
+	"\x11max_bytes_per_sec\x18\x06 \x01(\x03R\x0emaxBytesPerSec\"\x90\x01\n" +
 	"\x11ReplicateResponse\x12\x1f\n" +
 	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
 	"appliedSeq\x12#\n" +
