@@ -89,7 +89,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&workloads, "workloads", strings.Join(bench.AllWorkloads, ","), "comma-separated workloads to run")
+	f.StringVar(&workloads, "workloads", strings.Join(bench.AllWorkloads(), ","), "comma-separated workloads to run")
 	f.Var(sizeValue{&cfg.Size}, "size", "size of the seqwrite/seqread file")
 	f.Var(sizeValue{&block}, "block", "size of one seqwrite/seqread WriteAt/ReadAt")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "calls in flight (default: 4 for seqwrite, seqread, creates; 1 for sync4k)")
