@@ -2535,8 +2535,12 @@ type FetchRequest struct {
 	SinceSeq       uint64                 `protobuf:"varint,2,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`                       // 0: full copy
 	SinceEpoch     uint64                 `protobuf:"varint,3,opt,name=since_epoch,json=sinceEpoch,proto3" json:"since_epoch,omitempty"`                 // epoch of the update at since_seq
 	MaxBytesPerSec int64                  `protobuf:"varint,4,opt,name=max_bytes_per_sec,json=maxBytesPerSec,proto3" json:"max_bytes_per_sec,omitempty"` // rate limit for repair traffic, 0 = none
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// chain_epoch > 0: the source answers only once its chain epoch for the
+	// chunk is at least this (STALE_EPOCH before), so a joiner catching up
+	// knows every later update of its predecessor will be forwarded to it.
+	ChainEpoch    uint64 `protobuf:"varint,5,opt,name=chain_epoch,json=chainEpoch,proto3" json:"chain_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -2593,6 +2597,13 @@ func (x *FetchRequest) GetSinceEpoch() uint64 {
 func (x *FetchRequest) GetMaxBytesPerSec() int64 {
 	if x != nil {
 		return x.MaxBytesPerSec
+	}
+	return 0
+}
+
+func (x *FetchRequest) GetChainEpoch() uint64 {
+	if x != nil {
+		return x.ChainEpoch
 	}
 	return 0
 }
@@ -3498,13 +3509,15 @@ const file_catena_proto_rawDesc = "" +
 	"appliedSeq\x12#\n" +
 	"\rapplied_epoch\x18\x02 \x01(\x04R\fappliedEpoch\x12!\n" +
 	"\fbytes_copied\x18\x03 \x01(\x03R\vbytesCopied\x12\x12\n" +
-	"\x04full\x18\x04 \x01(\bR\x04full\"\x8f\x01\n" +
+	"\x04full\x18\x04 \x01(\bR\x04full\"\xb0\x01\n" +
 	"\fFetchRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x1b\n" +
 	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x1f\n" +
 	"\vsince_epoch\x18\x03 \x01(\x04R\n" +
 	"sinceEpoch\x12)\n" +
-	"\x11max_bytes_per_sec\x18\x04 \x01(\x03R\x0emaxBytesPerSec\"\xed\x01\n" +
+	"\x11max_bytes_per_sec\x18\x04 \x01(\x03R\x0emaxBytesPerSec\x12\x1f\n" +
+	"\vchain_epoch\x18\x05 \x01(\x04R\n" +
+	"chainEpoch\"\xed\x01\n" +
 	"\rFetchResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +

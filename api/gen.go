@@ -7,3 +7,4 @@ package api
 //   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 //   go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative catena.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative volume.proto

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 )
@@ -56,6 +58,10 @@ type Config struct {
 	// IOConcurrency is the number of requests a File keeps in flight for one
 	// large read or write (default 8).
 	IOConcurrency int
+	// Dialer, when set, opens every connection the client makes (to masters
+	// and chunkservers); nil uses the default TCP dialer. The fault-injection
+	// harness passes one that can cut the network.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // FileInfo describes a file or directory.

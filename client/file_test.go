@@ -287,7 +287,7 @@ func TestChunkserverErrorNotRetried(t *testing.T) {
 
 func TestChunkTimeout(t *testing.T) {
 	fc := newFakeCluster(t)
-	c := newTestClient(t, Config{Masters: []string{fc.m.addr}, OpTimeout: 300 * time.Millisecond})
+	c := newTestClient(t, Config{Masters: []string{fc.m.addr}, OpTimeout: 1500 * time.Millisecond})
 	f := createFile(t, c, "/t")
 	defer f.Close()
 	fc.css[0].setHook(func(string, uint64) (error, bool) {

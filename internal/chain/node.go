@@ -413,6 +413,34 @@ func (n *Node) Reconfigure(cfg Config) {
 	n.maybeCommit()
 }
 
+// InstallCatchUp records that the caller installed, durably, its
+// predecessor's state as of sequence number seq (a catch-up copy, fetched
+// after a gap or on joining a chain): applied = persisted = seq. Buffered
+// updates at or below seq are dropped and those after it are applied in
+// order. A seq at or below applied changes nothing. Request ids of the
+// installed range are unknown, so retries of them are not deduplicated
+// here (only the head deduplicates, and a catching-up node is not it).
+func (n *Node) InstallCatchUp(seq uint64) {
+	if seq <= n.applied {
+		return
+	}
+	n.applied, n.persisted = seq, seq
+	for s := range n.pending {
+		if s <= seq {
+			delete(n.pending, s)
+		}
+	}
+	for {
+		next, ok := n.pending[n.applied+1]
+		if !ok {
+			break
+		}
+		delete(n.pending, next.Seq)
+		n.apply(next)
+	}
+	n.maybeCommit()
+}
+
 // ResendSent re-sends every forwarded, unacknowledged update to the
 // successor (after its stream broke and was re-established).
 func (n *Node) ResendSent() {
@@ -433,7 +461,7 @@ func (n *Node) Ready() Ready {
 
 // Status returns the node's progress.
 func (n *Node) Status() Status {
-	return Status{
+	st := Status{
 		Epoch:     n.cfg.Epoch,
 		Applied:   n.applied,
 		Persisted: n.persisted,
@@ -441,6 +469,12 @@ func (n *Node) Status() Status {
 		SentLen:   len(n.sent),
 		Pending:   len(n.pending),
 	}
+	for seq := range n.pending {
+		if st.NextPending == 0 || seq < st.NextPending {
+			st.NextPending = seq
+		}
+	}
+	return st
 }
 
 // Role returns the node's position in the current configuration

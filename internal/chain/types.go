@@ -121,4 +121,8 @@ type Status struct {
 	Acked     uint64 // highest sequence number durable here and downstream
 	SentLen   int    // updates forwarded and not yet acked
 	Pending   int    // out-of-order updates buffered
+	// NextPending is the lowest buffered sequence number (0: none). While
+	// it is set, applied+1 is missing: a gap the predecessor may no longer
+	// be able to re-send (see Node.InstallCatchUp).
+	NextPending uint64
 }

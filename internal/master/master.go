@@ -110,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 
 	m.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
 	api.RegisterMasterServer(m.grpc, &server{m: m})
+	api.RegisterVolumesServer(m.grpc, &volumeServer{s: &server{m: m}})
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

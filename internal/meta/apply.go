@@ -40,6 +40,12 @@ func (s *State) Apply(c Command) Result {
 		return s.allocateChunk(c)
 	case RegisterServer:
 		return s.registerServer(c)
+	case CreateVolume:
+		return s.createVolume(c)
+	case RemoveVolume:
+		return s.removeVolume(c)
+	case ResizeVolume:
+		return s.resizeVolume(c)
 	default:
 		return fail(fmt.Errorf("%w: unknown command %T", ErrInvalid, c))
 	}

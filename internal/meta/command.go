@@ -139,7 +139,10 @@ func Decode(b []byte) (Command, error) {
 	case "register":
 		c, err = decodeAs[RegisterServer](env.Cmd)
 	default:
-		return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+		var ok bool
+		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {
+			return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, env.Type, err)

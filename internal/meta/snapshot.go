@@ -31,12 +31,13 @@ type snapshot struct {
 	Inodes     []snapInode
 	Chunks     []Chunk
 	Servers    []Server
+	Volumes    map[string]uint64 `json:",omitempty"` // volume name -> inode
 }
 
 // Snapshot encodes the whole state. The encoding is deterministic.
 func (s *State) Snapshot() ([]byte, error) {
 	snap := snapshot{V: snapshotVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
-		Chunks: s.Chunks(), Servers: s.Servers()}
+		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
 		si := snapInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
@@ -133,6 +134,10 @@ func build(snap *snapshot) (*State, error) {
 			return nil, fmt.Errorf("chunk %d: refs %d, referenced %d times", h, ch.Refs, refs[h])
 		}
 	}
+	vols, err := s.restoreVolumes(snap.Volumes)
+	if err != nil {
+		return nil, err
+	}
 	root, ok := s.inodes[RootInode]
 	if !ok || !root.dir || root.parent != 0 || root.name != "" {
 		return nil, fmt.Errorf("bad root")
@@ -141,7 +146,7 @@ func build(snap *snapshot) (*State, error) {
 	ids := slices.SortedFunc(maps.Keys(s.inodes), cmp.Compare[uint64])
 	for _, id := range ids {
 		n := s.inodes[id]
-		if id == RootInode {
+		if id == RootInode || vols[id] {
 			continue
 		}
 		p, ok := s.inodes[n.parent]
@@ -158,6 +163,7 @@ func build(snap *snapshot) (*State, error) {
 	}
 	// Every inode reaches the root: no cycles, no detached subtrees.
 	reached := map[uint64]bool{RootInode: true}
+	maps.Copy(reached, vols)
 	var walk func(n *inode)
 	walk = func(n *inode) {
 		for _, c := range n.children {

@@ -95,6 +95,7 @@ type State struct {
 	servers    map[ServerID]*Server
 	nextInode  uint64
 	nextHandle uint64
+	volumes    map[string]uint64 // volume name -> inode (volume.go)
 }
 
 // New returns a state holding only the root directory (mode 0755, mtime 0).
@@ -103,6 +104,7 @@ func New() *State {
 		inodes:     map[uint64]*inode{},
 		chunks:     map[uint64]*Chunk{},
 		servers:    map[ServerID]*Server{},
+		volumes:    map[string]uint64{},
 		nextInode:  RootInode + 1,
 		nextHandle: 1,
 	}
