@@ -65,6 +65,10 @@
 //     empty Sent list: a middle node re-forwards what its predecessor
 //     re-sends, but a restarted head cannot re-send updates that never left
 //     it, so a restarted head must rejoin through a new configuration.
-//   - A member joining a chain must already hold everything its
-//     predecessor applied when the configuration is installed.
+//   - A member joining a chain (at the tail) may lag its predecessor: it
+//     fetches the predecessor's state as of some seq, installs it durably
+//     and calls InstallCatchUp(seq). Do the same whenever Status shows a
+//     gap (NextPending > 0) that does not close: the predecessor cannot
+//     re-send updates it applied before the joiner was its successor.
+//     Until caught up, a tail must not serve reads.
 package chain

@@ -160,6 +160,11 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 			e.nodes[id].Reconfigure(cfg)
 			fmt.Fprintf(&b, "%d: %s epoch=%d\n", id, e.nodes[id].Role(), e.nodes[id].Config().Epoch)
 		}
+	case "catchup":
+		for _, id := range e.nodesArg(t, d) {
+			e.nodes[id].InstallCatchUp(argUint(t, d, "seq", 0))
+			e.status(id, &b)
+		}
 	case "resend":
 		for _, id := range e.nodesArg(t, d) {
 			e.nodes[id].ResendSent()
@@ -211,8 +216,12 @@ func (e *env) lastHanded(id NodeID) uint64 {
 func (e *env) status(id NodeID, b *strings.Builder) {
 	n := e.nodes[id]
 	s := n.Status()
-	fmt.Fprintf(b, "%d: %s epoch=%d applied=%d persisted=%d acked=%d sent=%d pending=%d\n",
+	fmt.Fprintf(b, "%d: %s epoch=%d applied=%d persisted=%d acked=%d sent=%d pending=%d",
 		id, n.Role(), s.Epoch, s.Applied, s.Persisted, s.Acked, s.SentLen, s.Pending)
+	if s.NextPending != 0 {
+		fmt.Fprintf(b, " next=%d", s.NextPending)
+	}
+	b.WriteString("\n")
 }
 
 // ready takes node id's Ready, prints it and carries it out. It reports

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
@@ -20,13 +19,15 @@ type masters struct {
 	addrs  []string
 	leader string // last address that answered
 	conns  map[string]*grpc.ClientConn
+	// dialOpts are the options of every connection.
+	dialOpts []grpc.DialOption
 }
 
 func (m *masters) conn(addr string) (*grpc.ClientConn, error) {
 	if c := m.conns[addr]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(addr, m.dialOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ func (m *masters) call(ctx context.Context, timeout time.Duration, fn func(conte
 // heartbeatLoop registers with the master, then heartbeats every interval,
 // re-registering when the master asks.
 func (s *Server) heartbeatLoop() {
-	ms := &masters{addrs: s.cfg.Masters, conns: make(map[string]*grpc.ClientConn)}
+	ms := s.newMasters()
 	defer ms.close()
 	interval := s.cfg.HeartbeatInterval
 	timeout := max(2*interval, time.Second)
@@ -111,9 +112,13 @@ func (s *Server) heartbeatLoop() {
 		}
 		if registered {
 			var resp *api.HeartbeatResponse
+			var sent time.Time
 			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
 				var err error
-				resp, err = c.Heartbeat(ctx, s.heartbeatRequest())
+				req := s.heartbeatRequest()
+				// The lease runs from when this attempt was sent.
+				sent = time.Now()
+				resp, err = c.Heartbeat(ctx, req)
 				return err
 			})
 			if err != nil {
@@ -122,6 +127,7 @@ func (s *Server) heartbeatLoop() {
 				}
 			} else {
 				registered = !resp.GetReregister()
+				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
 				s.applyHeartbeat(resp)
 			}
 		}
@@ -175,5 +181,18 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 	}
 	for _, h := range resp.GetDeleteHandles() {
 		s.deleteReplica(chunkstore.Handle(h))
+	}
+	for _, c := range resp.GetConfigs() {
+		r := s.replica(chunkstore.Handle(c.GetHandle()))
+		members, ids, err := parseChain(c.GetChain())
+		if r == nil || err != nil {
+			continue
+		}
+		for _, ref := range c.GetChain() {
+			s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+		}
+		if err := s.reconfigure(r, c.GetEpoch(), members, ids); err != nil {
+			s.log.Warn("reconfigure from heartbeat", "handle", c.GetHandle(), "err", err)
+		}
 	}
 }

@@ -30,6 +30,8 @@ type fakeMaster struct {
 	heartbeats map[uint64]*api.HeartbeatRequest
 	deletes    map[uint64][]uint64 // server id -> handles to delete (once)
 	reregister map[uint64]bool
+	noLease    map[uint64]bool // servers denied a lease
+	reports    []*api.ReportReplicaRequest
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -44,6 +46,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		heartbeats: make(map[uint64]*api.HeartbeatRequest),
 		deletes:    make(map[uint64][]uint64),
 		reregister: make(map[uint64]bool),
+		noLease:    make(map[uint64]bool),
 	}
 	gs := grpc.NewServer()
 	api.RegisterMasterServer(gs, m)
@@ -72,6 +75,9 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	id := req.GetServerId()
 	m.heartbeats[id] = req
 	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id]}
+	if !m.noLease[id] {
+		resp.LeaseMillis = 1000
+	}
 	delete(m.deletes, id)
 	if reg, ok := m.servers[id]; ok {
 		reg.Addr = req.GetAddr()
@@ -80,6 +86,19 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 		resp.Servers = append(resp.Servers, &api.ServerRef{Id: sid, Addr: reg.GetAddr()})
 	}
 	return resp, nil
+}
+
+func (m *fakeMaster) ReportReplica(ctx context.Context, req *api.ReportReplicaRequest) (*api.ReportReplicaResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reports = append(m.reports, req)
+	return &api.ReportReplicaResponse{}, nil
+}
+
+func (m *fakeMaster) reported() []*api.ReportReplicaRequest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*api.ReportReplicaRequest(nil), m.reports...)
 }
 
 func (m *fakeMaster) registered(id uint64) *api.RegisterRequest {
@@ -172,6 +191,9 @@ func newTestClusterFS(t testing.TB, headFS chunkstore.FS) *testCluster {
 		c.dirs = append(c.dirs, dir)
 		c.servers = append(c.servers, s)
 		c.clients = append(c.clients, dialServer(t, s.Addr()))
+	}
+	for _, s := range c.servers {
+		waitFor(t, "lease", s.leaseValid)
 	}
 	c.createReplicas(c.epoch, 0, 1, 2)
 	return c

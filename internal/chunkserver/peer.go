@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
@@ -29,6 +28,8 @@ type peers struct {
 	self chain.NodeID
 	// reconnected is called after every (re)connect to a peer, without locks.
 	reconnected func(peer chain.NodeID)
+	// dialOpts are the options of every outbound connection.
+	dialOpts []grpc.DialOption
 
 	mu sync.Mutex
 	m  map[chain.NodeID]*peer
@@ -129,9 +130,7 @@ func (ps *peers) run(p *peer) {
 			if conn != nil {
 				conn.Close()
 			}
-			c, err := grpc.NewClient(addr,
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+			c, err := grpc.NewClient(addr, ps.dialOpts...)
 			if err != nil {
 				log.Warn("dial peer", "addr", addr, "err", err)
 				conn = nil
@@ -220,4 +219,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// addr returns the known address of peer id ("" when unknown).
+func (ps *peers) addr(id chain.NodeID) string {
+	p := ps.get(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
 }

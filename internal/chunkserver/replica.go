@@ -40,6 +40,27 @@ type replica struct {
 	waiters   map[waitKey][]chan writeResult
 	lastAck   *api.ChainMessage // last ack sent, re-sent when the stream to its peer is re-established
 	lastAckTo chain.NodeID
+
+	appliedEpoch uint64     // epoch of the update at stored
+	ulog         *updateLog // recent updates, for Fetch deltas
+	// catchingUp: the replica joined a chain (or saw a gap) and may lack
+	// updates its predecessor applied before forwarding to it; it serves
+	// no reads until a catch-up Fetch is installed. catchUpRunning: a
+	// catch-up goroutine is active.
+	catchingUp     bool
+	catchUpRunning bool
+	// onFail reports a store error to the master; called with mu held,
+	// it must not block.
+	onFail func(err error)
+}
+
+func (s *Server) newReplica(store *chunkstore.Replica) *replica {
+	m := store.Meta()
+	r := newReplica(s.id, store, m, s.log, s.peers.send)
+	r.ulog = newUpdateLog(s.cfg.UpdateLogLen, m.AppliedEpoch, m.AppliedSeq)
+	r.appliedEpoch = m.AppliedEpoch
+	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
+	return r
 }
 
 func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta, log *slog.Logger, send func(chain.NodeID, *api.ChainMessage)) *replica {
@@ -83,7 +104,10 @@ func (r *replica) processReadyLocked() {
 			if err := r.applyLocked(u); err != nil {
 				r.failLocked(err)
 			} else {
-				r.stored = u.Seq
+				r.stored, r.appliedEpoch = u.Seq, u.Epoch
+				if r.ulog != nil {
+					r.ulog.add(u.Epoch, u.Seq, u.Offset, u.Length)
+				}
 				applied = true
 			}
 		}
@@ -92,7 +116,7 @@ func (r *replica) processReadyLocked() {
 		}
 	}
 	if applied {
-		r.store.SetApplied(r.stored)
+		r.store.SetAppliedAt(r.appliedEpoch, r.stored)
 		select {
 		case r.poke <- struct{}{}:
 		default:
@@ -124,6 +148,9 @@ func (r *replica) failLocked(err error) {
 	}
 	r.failed = fmt.Errorf("%w: %w", ErrReplicaFailed, err)
 	r.log.Error("replica failed", "err", err)
+	if r.onFail != nil {
+		r.onFail(err)
+	}
 	for k := range r.waiters {
 		r.completeLocked(k, writeResult{err: r.failed})
 	}
@@ -188,7 +215,7 @@ func (r *replica) syncer() {
 		r.mu.Lock()
 		if err != nil {
 			r.failLocked(err)
-		} else if r.failed == nil && !r.dropped {
+		} else if r.failed == nil && !r.dropped && seq > r.persisted && seq <= r.stored {
 			r.node.Persisted(seq)
 			r.persisted = seq
 			close(r.persistCh)

@@ -26,7 +26,10 @@ import (
 // Defaults.
 const (
 	DefaultListenAddr        = "127.0.0.1:0"
-	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultHeartbeatInterval = 250 * time.Millisecond
+	DefaultScrubBytesPerSec  = 16 << 20
+	DefaultScrubInterval     = time.Hour
+	DefaultUpdateLogLen      = 16384
 
 	serverIDFile = "server-id"
 	maxChunkSize = 1 << 30
@@ -47,8 +50,21 @@ type Config struct {
 	Masters []string
 	// Labels are reported at registration (failure domains).
 	Labels map[string]string
-	// HeartbeatInterval is the heartbeat period (default 500ms).
+	// HeartbeatInterval is the heartbeat period (default 250ms). Each
+	// answered heartbeat renews the lease (HeartbeatResponse.lease_millis
+	// from the time it was sent); client I/O is served only under a lease.
 	HeartbeatInterval time.Duration
+	// ScrubBytesPerSec bounds the background checksum scrubber (default
+	// 16 MiB/s); ScrubInterval is the pause between two full passes
+	// (default 1h). A negative ScrubInterval disables the scrubber.
+	ScrubBytesPerSec int64
+	ScrubInterval    time.Duration
+	// UpdateLogLen is how many recent updates (epoch, seq, range) each
+	// replica remembers for delta resync (default 16384).
+	UpdateLogLen int
+	// Dialer, when set, makes every outbound connection (peers, masters,
+	// Fetch); the fault-injection harness wraps the network with it.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// FS is the replica store's file system (nil = chunkstore.OSFS).
 	FS chunkstore.FS
 	// Logger receives logs (nil = discard).
@@ -69,7 +85,15 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines (peers, heartbeats)
 
-	createMu sync.Mutex // serialises CreateReplica and deletes
+	createMu sync.Mutex // serialises CreateReplica, Replicate and deletes
+
+	leaseMu    sync.Mutex
+	leaseUntil time.Time // client I/O is served only before this
+
+	reports chan *api.ReportReplicaRequest // to the master, by reportLoop
+
+	fetchMu    sync.Mutex
+	fetchConns map[string]*grpc.ClientConn // Fetch connections by address
 
 	mu       sync.Mutex
 	replicas map[chunkstore.Handle]*replica
@@ -92,6 +116,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.FS == nil {
 		cfg.FS = chunkstore.OSFS
+	}
+	if cfg.ScrubBytesPerSec <= 0 {
+		cfg.ScrubBytesPerSec = DefaultScrubBytesPerSec
+	}
+	if cfg.ScrubInterval == 0 {
+		cfg.ScrubInterval = DefaultScrubInterval
+	}
+	if cfg.UpdateLogLen <= 0 {
+		cfg.UpdateLogLen = DefaultUpdateLogLen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -116,11 +149,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:      cfg,
-		id:       id,
-		addr:     lis.Addr().String(),
-		store:    store,
-		replicas: make(map[chunkstore.Handle]*replica),
+		cfg:        cfg,
+		id:         id,
+		addr:       lis.Addr().String(),
+		store:      store,
+		replicas:   make(map[chunkstore.Handle]*replica),
+		reports:    make(chan *api.ReportReplicaRequest, 256),
+		fetchConns: make(map[string]*grpc.ClientConn),
 	}
 	s.log = cfg.Logger.With("server", uint64(id))
 	// The server outlives Start's ctx: only Close stops it.
@@ -131,6 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		wg:          &s.wg,
 		self:        id,
 		reconnected: s.peerReconnected,
+		dialOpts:    s.dialOpts(),
 		m:           make(map[chain.NodeID]*peer),
 	}
 	for _, m := range store.List() {
@@ -142,11 +178,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			lis.Close()
 			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
 		}
-		s.replicas[m.Handle] = newReplica(id, r, r.Meta(), s.log, s.peers.send)
+		s.replicas[m.Handle] = s.newReplica(r)
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
-	s.wg.Add(3)
+	s.wg.Add(5)
+	go func() {
+		defer s.wg.Done()
+		s.reportLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.scrubLoop()
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.resendLoop()
@@ -184,6 +228,11 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.grpc.Stop()
 	s.wg.Wait()
+	s.fetchMu.Lock()
+	for _, c := range s.fetchConns {
+		c.Close()
+	}
+	s.fetchMu.Unlock()
 	s.closeReplicas()
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("chunkserver: close store: %w", err)
@@ -236,6 +285,8 @@ func (s *Server) resendLoop() {
 	type progress struct {
 		acked   uint64
 		pending bool
+		applied uint64
+		gap     uint64 // NextPending
 	}
 	last := make(map[*replica]progress)
 	for {
@@ -255,7 +306,13 @@ func (s *Server) resendLoop() {
 					r.node.ResendSent()
 					r.processReadyLocked()
 				}
-				seen[r] = progress{acked: st.Acked, pending: st.SentLen > 0}
+				// A gap that did not close for a whole period: the
+				// predecessor cannot re-send it (we joined after it applied
+				// those updates); fetch them.
+				if st.NextPending != 0 && prev.gap == st.NextPending && prev.applied == st.Applied {
+					s.startCatchUpLocked(r)
+				}
+				seen[r] = progress{acked: st.Acked, pending: st.SentLen > 0, applied: st.Applied, gap: st.NextPending}
 			}
 			r.mu.Unlock()
 		}
@@ -267,6 +324,11 @@ func (s *Server) resendLoop() {
 func (s *Server) deleteReplica(h chunkstore.Handle) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
+	s.deleteReplicaLocked(h)
+}
+
+// deleteReplicaLocked is deleteReplica with createMu held.
+func (s *Server) deleteReplicaLocked(h chunkstore.Handle) {
 	s.mu.Lock()
 	r := s.replicas[h]
 	delete(s.replicas, h)

@@ -80,6 +80,10 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 		r.mu.Unlock()
 		return nil, storeError(err)
 	}
+	if role := r.node.Role(); (role == chain.RoleHead || role == chain.RoleSingle) && w.Epoch == r.node.Config().Epoch && !v.s.leaseValid() {
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
+	}
 	if err := r.node.Propose(w); err != nil {
 		r.mu.Unlock()
 		return nil, chainError(err)
@@ -142,6 +146,18 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 		r.mu.Unlock()
 		return nil, rpcerr.New(api.ErrorCode_NOT_TAIL, "chunk %d: not the tail", h)
 	}
+	switch {
+	case r.failed != nil:
+		err := r.failed
+		r.mu.Unlock()
+		return nil, storeError(err)
+	case r.catchingUp:
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: tail still catching up", h))
+	case !v.s.leaseValid():
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
+	}
 	// Serve only what is durable here: wait for everything applied so far.
 	target := r.stored
 	for r.persisted < target {
@@ -165,6 +181,12 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 	r.mu.Unlock()
 	buf := make([]byte, n)
 	if _, err := r.store.ReadAt(buf, off); err != nil {
+		if errors.Is(err, chunkstore.ErrCorrupt) {
+			// Never served again; the master rebuilds it from a good copy.
+			r.mu.Lock()
+			r.failLocked(err)
+			r.mu.Unlock()
+		}
 		return nil, storeError(err)
 	}
 	return &api.ReadResponse{Data: buf}, nil
@@ -211,7 +233,7 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 	if s.closed {
 		return nil, errUnavailable("server closing")
 	}
-	s.replicas[h] = newReplica(s.id, rep, rep.Meta(), s.log, s.peers.send)
+	s.replicas[h] = s.newReplica(rep)
 	s.log.Info("replica created", "handle", uint64(h), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CreateReplicaResponse{}, nil
 }
@@ -232,9 +254,16 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 		r.mu.Unlock()
 		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", r.handle, epoch, cur)
 	}
+	wasMember := r.node.Role() != chain.RoleNone
 	r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
 	r.store.SetConfig(epoch, ids)
 	r.processReadyLocked()
+	if role := r.node.Role(); !wasMember && (role == chain.RoleTail || role == chain.RoleMiddle) {
+		// Joined: the predecessor may hold updates it applied before it
+		// forwarded to us; serve no reads until they are fetched.
+		r.catchingUp = true
+		s.startCatchUpLocked(r)
+	}
 	r.mu.Unlock()
 	if err := r.store.Sync(); err != nil {
 		return storeError(fmt.Errorf("sync config: %w", err))

@@ -17,7 +17,7 @@
 // holes and read as zeros. A block's table entry is CRC32C(block) xor
 // CRC32C(zero block), so a zero block, and thus an all-zero table, is
 // valid. A header slot holds magic, format version, a generation, handle,
-// epoch, chunk size, chain, applied sequence number, the blocks changed by
+// epoch, chunk size, chain, applied sequence number and epoch, the blocks changed by
 // the Sync that wrote it with their entries, and a CRC32C of the slot.
 //
 // # Invariants

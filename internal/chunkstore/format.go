@@ -21,11 +21,12 @@ const (
 	fsPageSize = 4096
 
 	headerMagic   = 0x314b4e4843544143 // "CATCHNK1" little endian
-	formatVersion = 1
+	formatVersion = 2
 
 	// Fixed header fields: magic 8, version 4, flags 4, gen 8, handle 8,
-	// epoch 8, chunk size 8, applied 8, chain len 2, dirty len 2.
-	headerFixed = 60
+	// epoch 8, chunk size 8, applied 8, chain len 2, dirty len 2,
+	// applied epoch 8.
+	headerFixed = 68
 	// maxDirty is how many dirty-block records (12 bytes) fit in a slot
 	// next to a full chain and the trailing CRC.
 	maxDirty = (slotSize - headerFixed - MaxChainLen*8 - 4) / 12
@@ -76,6 +77,7 @@ func encodeHeader(h header) []byte {
 	le.PutUint64(b[48:], h.Meta.AppliedSeq)
 	le.PutUint16(b[56:], uint16(len(h.Meta.Chain)))
 	le.PutUint16(b[58:], uint16(len(h.Dirty)))
+	le.PutUint64(b[60:], h.Meta.AppliedEpoch)
 	p := headerFixed
 	for _, id := range h.Meta.Chain {
 		le.PutUint64(b[p:], id)
@@ -116,6 +118,7 @@ func decodeHeader(b []byte) (header, error) {
 	h.Meta.ChunkSize = int64(le.Uint64(b[40:]))
 	h.Meta.AppliedSeq = le.Uint64(b[48:])
 	nchain, ndirty := int(le.Uint16(b[56:])), int(le.Uint16(b[58:]))
+	h.Meta.AppliedEpoch = le.Uint64(b[60:])
 	if err := validMeta(Meta{ChunkSize: h.Meta.ChunkSize, Chain: make([]uint64, nchain)}); err != nil {
 		return h, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}

@@ -266,6 +266,17 @@ func (r *Replica) SetApplied(seq uint64) {
 	}
 }
 
+// SetAppliedAt records the highest applied sequence number and the epoch
+// of that update; durable at the next Sync.
+func (r *Replica) SetAppliedAt(epoch, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.meta.AppliedSeq != seq || r.meta.AppliedEpoch != epoch {
+		r.meta.AppliedSeq, r.meta.AppliedEpoch = seq, epoch
+		r.changes++
+	}
+}
+
 // SetConfig records a new epoch and chain; durable at the next Sync. A
 // chain longer than MaxChainLen makes that Sync fail with ErrInvalidMeta.
 func (r *Replica) SetConfig(epoch uint64, chain []uint64) {

@@ -47,6 +47,10 @@ type Meta struct {
 	ChunkSize  int64
 	Chain      []uint64 // member server ids, head first
 	AppliedSeq uint64   // highest sequence number applied (durable after Sync)
+	// AppliedEpoch is the epoch of the update at AppliedSeq (0 when none
+	// or unknown); (AppliedEpoch, AppliedSeq) names the replica's state
+	// for delta resync.
+	AppliedEpoch uint64
 }
 
 func (m Meta) clone() Meta {

@@ -1,0 +1,130 @@
+package chunkserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// dialOpts are the options of every outbound gRPC connection.
+func (s *Server) dialOpts() []grpc.DialOption {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+	}
+	if s.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(s.cfg.Dialer))
+	}
+	return opts
+}
+
+func (s *Server) newMasters() *masters {
+	return &masters{addrs: s.cfg.Masters, conns: make(map[string]*grpc.ClientConn), dialOpts: s.dialOpts()}
+}
+
+// renewLease extends the lease to sent+lease, never shortening it.
+func (s *Server) renewLease(sent time.Time, lease time.Duration) {
+	if lease <= 0 {
+		return
+	}
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if until := sent.Add(lease); until.After(s.leaseUntil) {
+		s.leaseUntil = until
+	}
+}
+
+// leaseValid reports whether client I/O may be served now.
+func (s *Server) leaseValid() bool {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	return time.Now().Before(s.leaseUntil)
+}
+
+// reportError tells the master that a replica hit a store error. It never
+// blocks: a full queue drops the report (the replica stays failed and is
+// reported again by the next read or scrub that trips on it).
+func (s *Server) reportError(h chunkstore.Handle, epoch uint64, err error) {
+	problem := api.ReplicaProblem_REPLICA_FAILED
+	switch {
+	case errors.Is(err, chunkstore.ErrCorrupt):
+		problem = api.ReplicaProblem_REPLICA_CORRUPT
+	case errors.Is(err, chunkstore.ErrNoSpace):
+		problem = api.ReplicaProblem_REPLICA_NO_SPACE
+	case errors.Is(err, chunkstore.ErrClosed), errors.Is(err, chunkstore.ErrRange):
+		return // not a disk problem
+	}
+	req := &api.ReportReplicaRequest{ServerId: uint64(s.id), Handle: uint64(h), Epoch: epoch, Problem: problem, Detail: err.Error()}
+	select {
+	case s.reports <- req:
+	default:
+		s.log.Warn("report queue full, dropping replica report", "handle", uint64(h))
+	}
+}
+
+// reportLoop sends replica reports to the master, retrying each until
+// it is delivered or the server closes.
+func (s *Server) reportLoop() {
+	ms := s.newMasters()
+	defer ms.close()
+	timeout := max(2*s.cfg.HeartbeatInterval, time.Second)
+	for {
+		var req *api.ReportReplicaRequest
+		select {
+		case req = <-s.reports:
+		case <-s.ctx.Done():
+			return
+		}
+		for s.ctx.Err() == nil {
+			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
+				_, err := c.ReportReplica(ctx, req)
+				return err
+			})
+			if err == nil {
+				s.log.Warn("replica reported to master", "handle", req.GetHandle(), "problem", req.GetProblem(), "detail", req.GetDetail())
+				break
+			}
+			s.log.Debug("report replica", "err", err)
+			sleepCtx(s.ctx, s.cfg.HeartbeatInterval)
+		}
+	}
+}
+
+// scrubLoop verifies every replica's checksums in the background, at
+// about ScrubBytesPerSec, one pass every ScrubInterval. A bad replica is
+// failed and reported.
+func (s *Server) scrubLoop() {
+	if s.cfg.ScrubInterval < 0 {
+		return
+	}
+	for {
+		for _, r := range s.allReplicas() {
+			if s.ctx.Err() != nil {
+				return
+			}
+			start := time.Now()
+			err := r.store.Verify()
+			if errors.Is(err, chunkstore.ErrCorrupt) {
+				r.mu.Lock()
+				if !r.dropped {
+					r.failLocked(err)
+				}
+				r.mu.Unlock()
+			}
+			// Pace the passes: a replica of n bytes earns n/rate seconds.
+			pace := time.Duration(float64(r.chunkSize) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
+			if !sleepCtx(s.ctx, pace-time.Since(start)) {
+				return
+			}
+		}
+		if !sleepCtx(s.ctx, s.cfg.ScrubInterval) {
+			return
+		}
+	}
+}

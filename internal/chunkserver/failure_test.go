@@ -1,0 +1,197 @@
+package chunkserver
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/catena-io/catena/api"
+)
+
+// reconfigureAll installs (epoch, members) on servers.
+func (c *testCluster) reconfigureAll(epoch uint64, on []int, members ...int) {
+	c.t.Helper()
+	refs := c.chainRefs(members...)
+	for _, i := range on {
+		if _, err := c.clients[i].Reconfigure(ctxT(c.t), &api.ReconfigureRequest{Handle: c.handle, Epoch: epoch, ChunkSize: c.size, Chain: refs}); err != nil {
+			c.t.Fatalf("Reconfigure on %d: %v", i, err)
+		}
+	}
+	c.epoch = epoch
+}
+
+func (c *testCluster) replicate(target, source int, members ...int) *api.ReplicateResponse {
+	c.t.Helper()
+	resp, err := c.clients[target].Replicate(ctxT(c.t), &api.ReplicateRequest{
+		Handle: c.handle, Epoch: c.epoch, ChunkSize: c.size,
+		Source: c.chainRefs(source)[0], Chain: c.chainRefs(members...),
+	})
+	if err != nil {
+		c.t.Fatalf("Replicate on %d: %v", target, err)
+	}
+	return resp
+}
+
+// flipByte flips one data byte of server i's replica file behind the store.
+func (c *testCluster) flipByte(i int, off int64) {
+	c.t.Helper()
+	p := filepath.Join(c.dirs[i], "chunks", fmt.Sprintf("%016x.chunk", c.handle))
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer f.Close()
+	const dataOff = 73728
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, dataOff+off); err != nil {
+		c.t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, dataOff+off); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// writer writes distinct 4 KiB blocks through head until stopped; it
+// reports how many writes were acknowledged.
+func (c *testCluster) writer(head int, base uint64) (stop func() int) {
+	var n atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := uint64(0); ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			off := int64(i%512) * 4096
+			if _, err := c.write(head, base+i, off, pattern(byte(base+i), 4096)); err == nil {
+				n.Add(1)
+			}
+		}
+	}()
+	return func() int { close(done); wg.Wait(); return int(n.Load()) }
+}
+
+func TestLeaseExpiryStopsClientIO(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c.master.mu.Lock()
+	c.master.noLease[c.servers[0].ID()] = true
+	c.master.noLease[c.servers[2].ID()] = true
+	c.master.mu.Unlock()
+	waitFor(t, "leases expire", func() bool { return !c.servers[0].leaseValid() && !c.servers[2].leaseValid() })
+	_, err := c.write(0, 2, 0, []byte("y"))
+	wantCode(t, err, api.ErrorCode_UNAVAILABLE)
+	_, err = c.read(2, 0, 1)
+	wantCode(t, err, api.ErrorCode_UNAVAILABLE)
+}
+
+func TestReconfigureMiddleRemovedWithWritesInFlight(t *testing.T) {
+	c := newTestCluster(t)
+	stop := c.writer(0, 1)
+	waitFor(t, "some writes", func() bool { return applied(c.servers[2]) > 20 })
+	c.servers[1].Close()
+	c.reconfigureAll(2, []int{0, 2}, 0, 2)
+	waitFor(t, "writes at epoch 2", func() bool {
+		return applied(c.servers[2]) > 60
+	})
+	if stop() == 0 {
+		t.Fatal("no write acknowledged")
+	}
+	waitFor(t, "head and tail agree", func() bool { return bytes.Equal(c.storeBytes(0), c.storeBytes(2)) })
+}
+
+func TestJoinerCatchesUpWhileWritesContinue(t *testing.T) {
+	c := newTestCluster(t)
+	c.reconfigureAll(2, []int{0, 1}, 0, 1) // server 2 leaves
+	stop := c.writer(0, 1000)
+	waitFor(t, "some writes", func() bool { return applied(c.servers[1]) > 20 })
+	c.replicate(2, 1, 0, 1) // server 2 never applied anything: a full copy
+	c.reconfigureAll(3, []int{0, 1, 2}, 0, 1, 2)
+	waitFor(t, "joiner serves reads", func() bool {
+		_, err := c.read(2, 0, 10)
+		return err == nil
+	})
+	if stop() == 0 {
+		t.Fatal("no write acknowledged")
+	}
+	if _, err := c.write(0, 99999, 0, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.read(2, 0, 4)
+	if err != nil || string(got) != "last" {
+		t.Fatalf("read at the joiner: %q, %v", got, err)
+	}
+	c.checkIdentical(0, 1, 2)
+}
+
+func TestDeltaResyncAndFullCopy(t *testing.T) {
+	c := newTestCluster(t)
+	for i := range 64 {
+		if _, err := c.write(0, uint64(i+1), int64(i)*65536, pattern(byte(i), 65536)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.reconfigureAll(2, []int{0, 1}, 0, 1) // server 2 is away
+	for i := range 3 {
+		if _, err := c.write(0, uint64(100+i), int64(i)*4096, pattern(byte(100+i), 4096)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp := c.replicate(2, 1, 0, 1)
+	if resp.GetFull() || resp.GetBytesCopied() > 3*4096 {
+		t.Fatalf("delta resync: full=%v bytes=%d, want a delta of at most %d bytes", resp.GetFull(), resp.GetBytesCopied(), 3*4096)
+	}
+	if !bytes.Equal(c.storeBytes(1), c.storeBytes(2)) {
+		t.Fatal("resynced replica differs from the source")
+	}
+	// A corrupt base is never used for a delta.
+	c.flipByte(2, 5*65536+7)
+	resp = c.replicate(2, 1, 0, 1)
+	if !resp.GetFull() || resp.GetBytesCopied() < 64*65536 {
+		t.Fatalf("corrupt base: full=%v bytes=%d, want a full copy", resp.GetFull(), resp.GetBytesCopied())
+	}
+	if !bytes.Equal(c.storeBytes(1), c.storeBytes(2)) {
+		t.Fatal("copied replica differs from the source")
+	}
+}
+
+func TestReadOfCorruptBlockReportsIt(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, pattern(1, 65536)); err != nil {
+		t.Fatal(err)
+	}
+	c.flipByte(2, 100)
+	_, err := c.read(2, 0, 10)
+	wantCode(t, err, api.ErrorCode_CORRUPT)
+	waitFor(t, "report", func() bool {
+		for _, r := range c.master.reported() {
+			if r.GetServerId() == c.servers[2].ID() && r.GetProblem() == api.ReplicaProblem_REPLICA_CORRUPT {
+				return true
+			}
+		}
+		return false
+	})
+	_, err = c.read(2, 65536, 10) // a good block: the replica still never serves
+	if err == nil {
+		t.Fatal("a corrupt replica served a read")
+	}
+}
+
+// applied is server s's applied seq of chunk 7.
+func applied(s *Server) uint64 {
+	r := s.replica(7)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.node.Status().Applied
+}

@@ -1,0 +1,505 @@
+package chunkserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+const (
+	// fetchPiece is the most bytes one FetchResponse carries.
+	fetchPiece = 1 << 20
+	// fetchFinalMax: a Fetch finishes under the replica lock once what
+	// changed since its last pass is at most this many bytes.
+	fetchFinalMax = 4 << 20
+	// fetchRounds bounds the unlocked passes of a Fetch before the final one.
+	fetchRounds = 3
+	// fetchEpochWait is how long a Fetch with chain_epoch waits for the
+	// source's own Reconfigure to land.
+	fetchEpochWait = 2 * time.Second
+)
+
+// parseChain converts a wire chain.
+func parseChain(refs []*api.ServerRef) ([]chain.NodeID, []uint64, error) {
+	members := make([]chain.NodeID, 0, len(refs))
+	ids := make([]uint64, 0, len(refs))
+	for _, ref := range refs {
+		if ref.GetId() == 0 {
+			return nil, nil, errInvalid("chain member with id 0")
+		}
+		members = append(members, chain.NodeID(ref.GetId()))
+		ids = append(ids, ref.GetId())
+	}
+	return members, ids, nil
+}
+
+// Reconfigure installs a new chain on a replica, durably, before answering.
+func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) (*api.ReconfigureResponse, error) {
+	s := v.s
+	h := chunkstore.Handle(req.GetHandle())
+	members, ids, err := parseChain(req.GetChain())
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range req.GetChain() {
+		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+	}
+	r := s.replica(h)
+	if r == nil {
+		return nil, errNotFound(h)
+	}
+	if err := s.reconfigure(r, req.GetEpoch(), members, ids); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &api.ReconfigureResponse{AppliedSeq: r.persisted}, nil
+}
+
+// startCatchUpLocked starts the catch-up goroutine of r unless it runs.
+func (s *Server) startCatchUpLocked(r *replica) {
+	if r.catchUpRunning || r.dropped || s.ctx.Err() != nil {
+		return
+	}
+	r.catchUpRunning = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.catchUp(r)
+	}()
+}
+
+// catchUp fetches the predecessor's state since what r applied and
+// installs it, until one install (or an empty gap) succeeded.
+func (s *Server) catchUp(r *replica) {
+	backoff := backoffMin
+	defer func() {
+		r.mu.Lock()
+		r.catchUpRunning = false
+		r.mu.Unlock()
+	}()
+	for s.ctx.Err() == nil {
+		r.mu.Lock()
+		cfg := r.node.Config()
+		pred, _ := neighbours(s.id, cfg)
+		st := r.node.Status()
+		if r.dropped || r.failed != nil || pred == 0 || (!r.catchingUp && st.NextPending == 0) {
+			if pred == 0 {
+				r.catchingUp = false
+			}
+			r.mu.Unlock()
+			return
+		}
+		req := &api.FetchRequest{Handle: uint64(r.handle), SinceSeq: r.stored, SinceEpoch: r.appliedEpoch, ChainEpoch: cfg.Epoch}
+		r.mu.Unlock()
+
+		var pieces []*api.FetchResponse
+		fin, err := s.fetch(s.ctx, s.peers.addr(pred), req, func(m *api.FetchResponse) error {
+			pieces = append(pieces, m)
+			return nil
+		})
+		if err != nil {
+			r.log.Debug("catch-up fetch", "from", uint64(pred), "err", err)
+			if !sleepCtx(s.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, backoffMax)
+			continue
+		}
+		r.mu.Lock()
+		if r.dropped || r.node.Config().Epoch != cfg.Epoch {
+			r.mu.Unlock()
+			continue
+		}
+		if seq := fin.GetAppliedSeq(); seq > r.stored {
+			err := r.installLocked(pieces, fin.GetAppliedEpoch(), seq)
+			if err != nil {
+				r.failLocked(err)
+				r.mu.Unlock()
+				return
+			}
+			r.node.InstallCatchUp(seq)
+			r.processReadyLocked()
+			r.log.Info("caught up", "from", uint64(pred), "seq", seq, "full", fin.GetFull())
+		}
+		r.catchingUp = false
+		r.mu.Unlock()
+		return
+	}
+}
+
+// installLocked writes fetched pieces, records (epoch, seq) as applied and
+// makes it durable. The caller then tells the node.
+func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) error {
+	for _, m := range pieces {
+		if err := writePiece(r.store, m); err != nil {
+			return err
+		}
+	}
+	r.stored, r.appliedEpoch = seq, epoch
+	r.ulog.reset(epoch, seq)
+	r.store.SetAppliedAt(epoch, seq)
+	if err := r.store.Sync(); err != nil {
+		return err
+	}
+	r.persisted = seq
+	close(r.persistCh)
+	r.persistCh = make(chan struct{})
+	return nil
+}
+
+func writePiece(st *chunkstore.Replica, m *api.FetchResponse) error {
+	if z := m.GetZeroLength(); z > 0 {
+		return st.Zero(m.GetOffset(), z)
+	}
+	if len(m.GetData()) > 0 {
+		return st.WriteAt(m.GetData(), m.GetOffset())
+	}
+	return nil
+}
+
+// fetchConn returns a cached connection for Fetch to addr.
+func (s *Server) fetchConn(addr string) (*grpc.ClientConn, error) {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
+	if c := s.fetchConns[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, s.dialOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	s.fetchConns[addr] = c
+	return c, nil
+}
+
+// fetch runs one Fetch against addr, handing every data message to sink,
+// and returns the final (done) message.
+func (s *Server) fetch(ctx context.Context, addr string, req *api.FetchRequest, sink func(*api.FetchResponse) error) (*api.FetchResponse, error) {
+	if addr == "" {
+		return nil, errUnavailable("no address for the source")
+	}
+	c, err := s.fetchConn(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := api.NewChunkserverClient(c).Fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if m.GetDone() {
+			return m, nil
+		}
+		if err := sink(m); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// pacer limits a byte stream to rate bytes per second (0: unlimited).
+type pacer struct {
+	rate  int64
+	start time.Time
+	sent  int64
+}
+
+func (p *pacer) wait(ctx context.Context, n int64) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
+	p.sent += n
+	due := p.start.Add(time.Duration(float64(p.sent) / float64(p.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Fetch streams a replica's bytes: a delta since (since_epoch, since_seq)
+// when the update log can tell, else the whole chunk. Passes run without
+// the replica lock; the last one, under it, re-sends what changed
+// meanwhile, so the result is consistent at the final (epoch, seq).
+func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) error {
+	s := v.s
+	ctx := st.Context()
+	h := chunkstore.Handle(req.GetHandle())
+	r := s.replica(h)
+	if r == nil {
+		return errNotFound(h)
+	}
+	if want := req.GetChainEpoch(); want > 0 {
+		deadline := time.Now().Add(fetchEpochWait)
+		for {
+			r.mu.Lock()
+			cur := r.node.Config().Epoch
+			r.mu.Unlock()
+			if cur >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d, fetch wants %d", h, cur, want)
+			}
+			if !sleepCtx(ctx, 5*time.Millisecond) {
+				return ctxError(ctx)
+			}
+		}
+	}
+	p := &pacer{rate: req.GetMaxBytesPerSec()}
+	send := func(m *api.FetchResponse) error {
+		if err := p.wait(ctx, int64(len(m.GetData()))); err != nil {
+			return ctxError(ctx)
+		}
+		return st.Send(m)
+	}
+
+	r.mu.Lock()
+	if err := r.usableLocked(); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	ranges, delta := r.ulog.since(req.GetSinceEpoch(), req.GetSinceSeq())
+	if !delta {
+		ranges = []byteRange{{0, r.chunkSize}}
+	}
+	pE, pS := r.appliedEpoch, r.stored
+	r.mu.Unlock()
+	for round := 0; ; round++ {
+		if err := r.streamRanges(ranges, false, send); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		if err := r.usableLocked(); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		var ok bool
+		if r.stored == pS && r.appliedEpoch == pE {
+			ranges, ok = nil, true
+		} else {
+			ranges, ok = r.ulog.since(pE, pS)
+		}
+		if !ok {
+			ranges = []byteRange{{0, r.chunkSize}} // the log overflowed meanwhile
+		}
+		if round+1 >= fetchRounds || totalLen(ranges) <= fetchFinalMax {
+			var msgs []*api.FetchResponse
+			err := r.streamRanges(ranges, true, func(m *api.FetchResponse) error {
+				msgs = append(msgs, m)
+				return nil
+			})
+			done := &api.FetchResponse{Done: true, Full: !delta, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize}
+			r.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			for _, m := range append(msgs, done) {
+				if err := send(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		pE, pS = r.appliedEpoch, r.stored
+		r.mu.Unlock()
+	}
+}
+
+// usableLocked is nil when the replica may serve its bytes.
+func (r *replica) usableLocked() error {
+	switch {
+	case r.dropped:
+		return errNotFound(r.handle)
+	case r.failed != nil:
+		return storeError(r.failed)
+	}
+	return nil
+}
+
+// streamRanges reads ranges in pieces and hands each to send; all-zero
+// pieces go as zero_length. locked says whether r.mu is held. A checksum
+// mismatch fails the replica (and reports it).
+func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.FetchResponse) error) error {
+	buf := make([]byte, fetchPiece)
+	for _, rg := range ranges {
+		for off := rg.off; off < rg.off+rg.length; {
+			n := min(int64(fetchPiece), rg.off+rg.length-off, r.chunkSize-off)
+			if n <= 0 {
+				break
+			}
+			b := buf[:n]
+			if _, err := r.store.ReadAt(b, off); err != nil {
+				if errors.Is(err, chunkstore.ErrCorrupt) {
+					if !locked {
+						r.mu.Lock()
+					}
+					r.failLocked(err)
+					if !locked {
+						r.mu.Unlock()
+					}
+				}
+				return storeError(err)
+			}
+			m := &api.FetchResponse{Offset: off}
+			if isZeros(b) {
+				m.ZeroLength = n
+			} else {
+				m.Data = bytes.Clone(b)
+			}
+			if err := send(m); err != nil {
+				return err
+			}
+			off += n
+		}
+	}
+	return nil
+}
+
+func isZeros(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Replicate copies a chunk from the source before this server joins its
+// chain: a delta from its own durable (epoch, seq) when it holds a sound
+// replica, else a full copy.
+func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*api.ReplicateResponse, error) {
+	s := v.s
+	h := chunkstore.Handle(req.GetHandle())
+	size := req.GetChunkSize()
+	if size <= 0 || size > maxChunkSize {
+		return nil, errInvalid("chunk size %d", size)
+	}
+	members, ids, err := parseChain(req.GetChain())
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range members {
+		if id == s.id {
+			return nil, errInvalid("server %d is already in the chain of chunk %d", s.id, h)
+		}
+	}
+	src := req.GetSource()
+	if src.GetId() == 0 || src.GetAddr() == "" {
+		return nil, errInvalid("no source")
+	}
+	for _, ref := range req.GetChain() {
+		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+	}
+	cfg := chain.Config{Epoch: req.GetEpoch(), Chain: members}
+
+	r, since, sinceEpoch, err := s.replicateBase(h, size, cfg, ids)
+	if err != nil {
+		return nil, err
+	}
+	var copied int64
+	fin, err := s.fetch(ctx, src.GetAddr(), &api.FetchRequest{
+		Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch, MaxBytesPerSec: req.GetMaxBytesPerSec(),
+	}, func(m *api.FetchResponse) error {
+		copied += int64(len(m.GetData()))
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err := r.usableLocked(); err != nil {
+			return err
+		}
+		return writePiece(r.store, m)
+	})
+	if err != nil {
+		if rpcerr.Code(err) == api.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			if c := storeErrCode(err); c != api.ErrorCode_UNAVAILABLE {
+				return nil, rpcerr.New(c, "replicate chunk %d: %v", h, err)
+			}
+			return nil, errUnavailable(fmt.Sprintf("replicate chunk %d: %v", h, err))
+		}
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usableLocked(); err != nil {
+		return nil, err
+	}
+	seq, epoch := fin.GetAppliedSeq(), fin.GetAppliedEpoch()
+	if err := r.installLocked(nil, epoch, seq); err != nil {
+		r.failLocked(err)
+		return nil, storeError(err)
+	}
+	// The replica now holds the source's history up to seq exactly; a
+	// returning replica's own later (uncommitted) updates are overwritten.
+	r.node = chain.NewNode(s.id, cfg, seq)
+	r.catchingUp = false
+	s.log.Info("replica copied", "handle", uint64(h), "seq", seq, "epoch", epoch, "bytes", copied, "full", fin.GetFull())
+	return &api.ReplicateResponse{AppliedSeq: seq, AppliedEpoch: epoch, BytesCopied: copied, Full: fin.GetFull()}, nil
+}
+
+// replicateBase prepares the local replica of h for a copy: an existing
+// sound one is taken out of service (its node leaves every chain) and is
+// the delta base; a failed or corrupt one is deleted; a missing one is
+// created empty (full copy).
+func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, error) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if r := s.replica(h); r != nil {
+		r.mu.Lock()
+		bad := r.failed != nil || r.dropped || r.chunkSize != size
+		if !bad {
+			// Out of service: not a member, no reads, no steps.
+			r.node = chain.NewNode(s.id, cfg, r.stored)
+			r.store.SetConfig(cfg.Epoch, ids)
+		}
+		since, sinceEpoch := r.stored, r.appliedEpoch
+		r.mu.Unlock()
+		if !bad {
+			if err := r.store.Sync(); err != nil {
+				bad = true
+			} else if err := r.store.Verify(); err != nil {
+				// Never a delta base: its bytes are not what its history says.
+				r.log.Warn("replica fails verification, full copy", "err", err)
+				bad = true
+			}
+		}
+		if !bad {
+			return r, since, sinceEpoch, nil
+		}
+		s.deleteReplicaLocked(h)
+	}
+	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: cfg.Epoch, ChunkSize: size, Chain: ids})
+	if err != nil {
+		return nil, 0, 0, storeError(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, 0, 0, errUnavailable("server closing")
+	}
+	r := s.newReplica(rep)
+	s.replicas[h] = r
+	return r, 0, 0, nil
+}
