@@ -115,6 +115,10 @@ type Status struct {
 	Chunkservers          []ChunkserverStatus
 	ChunksTotal           uint64
 	ChunksUnderReplicated uint64
+	ChunksReReplicating   uint64 // repairs in progress
+	ChunksLost            uint64 // no live replica
+	RepairsDone           uint64 // since the master became leader
+	RepairedBytes         int64  // since the master became leader
 	Files                 uint64
 	Directories           uint64
 }

@@ -211,6 +211,10 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
 		ChunksTotal:           resp.GetChunks().GetTotal(),
 		ChunksUnderReplicated: resp.GetChunks().GetUnderReplicated(),
+		ChunksReReplicating:   resp.GetChunks().GetReReplicating(),
+		ChunksLost:            resp.GetChunks().GetLost(),
+		RepairsDone:           resp.GetChunks().GetRepairsDone(),
+		RepairedBytes:         resp.GetChunks().GetRepairedBytes(),
 		Files:                 resp.GetFiles(),
 		Directories:           resp.GetDirectories(),
 	}

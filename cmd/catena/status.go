@@ -35,6 +35,10 @@ type chunkserverJSON struct {
 type chunkStatsJSON struct {
 	Total           uint64 `json:"total"`
 	UnderReplicated uint64 `json:"under_replicated"`
+	ReReplicating   uint64 `json:"re_replicating"`
+	Lost            uint64 `json:"lost"`
+	RepairsDone     uint64 `json:"repairs_done"`
+	RepairedBytes   int64  `json:"repaired_bytes"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -63,7 +67,9 @@ func toStatusJSON(st *client.Status) statusJSON {
 	out := statusJSON{
 		Masters:      make([]masterJSON, 0, len(st.Masters)),
 		Chunkservers: make([]chunkserverJSON, 0, len(st.Chunkservers)),
-		Chunks:       chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated},
+		Chunks: chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated,
+			ReReplicating: st.ChunksReReplicating, Lost: st.ChunksLost,
+			RepairsDone: st.RepairsDone, RepairedBytes: st.RepairedBytes},
 	}
 	for _, m := range st.Masters {
 		out.Masters = append(out.Masters, masterJSON{ID: m.ID, Addr: m.Addr, Leader: m.Leader})
@@ -115,7 +121,12 @@ func printStatus(w io.Writer, st *client.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "chunks: %d total, %d under-replicated\n", st.ChunksTotal, st.ChunksUnderReplicated)
+	fmt.Fprintf(w, "chunks: %d total, %d under-replicated, %d re-replicating, %d lost\n",
+		st.ChunksTotal, st.ChunksUnderReplicated, st.ChunksReReplicating, st.ChunksLost)
+	if st.ChunksLost > 0 {
+		fmt.Fprintln(w, "  LOST chunks have no live replica: bring their chunkservers back")
+	}
+	fmt.Fprintf(w, "repair: %d done, %s copied (since the master took office)\n", st.RepairsDone, formatSize(st.RepairedBytes))
 	_, err := fmt.Fprintf(w, "namespace: %d files, %d directories\n", st.Files, st.Directories)
 	return err
 }

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,9 +34,29 @@ type Config struct {
 	// Peers is "id=raftaddr,..."; reserved, must be empty for now (single
 	// voter).
 	Peers string
-	// DeadAfter: a chunkserver without a heartbeat for this long is dead
-	// (default 5s).
+	// DeadAfter is deprecated: a chunkserver is dead once Lease +
+	// DriftMargin has passed since its last heartbeat. When DeadAfter is
+	// larger, it is used instead (never smaller, so a server's lease always
+	// expires before it is declared dead).
 	DeadAfter time.Duration
+	// Lease is how long a heartbeat lets a chunkserver serve client I/O,
+	// counted from when it sent the heartbeat (default 1s).
+	Lease time.Duration
+	// DriftMargin is added to Lease before a silent chunkserver is declared
+	// dead, covering clock-rate drift and message delay (default 250ms).
+	DriftMargin time.Duration
+	// RepairInterval is the period of the leader's repair loop (default
+	// 100ms).
+	RepairInterval time.Duration
+	// RepairConcurrency bounds the re-replications in flight (default 4).
+	RepairConcurrency int
+	// RepairBytesPerSec is the copy rate limit of each re-replication,
+	// passed to the joining chunkserver (default 64 MiB/s; negative = no
+	// limit).
+	RepairBytesPerSec int64
+	// Dialer, when set, opens every connection the master makes to
+	// chunkservers (the fault-injection harness wraps the network here).
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
 	// Clock tells the time (default the system clock).
@@ -45,7 +66,13 @@ type Config struct {
 const (
 	defaultID         = "m1"
 	defaultListenAddr = "127.0.0.1:7070"
-	defaultDeadAfter  = 5 * time.Second
+	// Lease defaults: a killed chain member stalls writes for about
+	// lease + drift + one repair tick, ~1.5 s.
+	defaultLease             = time.Second
+	defaultDriftMargin       = 250 * time.Millisecond
+	defaultRepairInterval    = 100 * time.Millisecond
+	defaultRepairConcurrency = 4
+	defaultRepairBytesPerSec = 64 << 20
 	// maxMsgSize bounds gRPC messages; data never flows through the master
 	// but listings and chunk maps of big files can be large.
 	maxMsgSize = 64<<20 + 1<<20
@@ -64,8 +91,32 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = defaultListenAddr
 	}
-	if c.DeadAfter <= 0 {
-		c.DeadAfter = defaultDeadAfter
+	if c.Lease <= 0 {
+		c.Lease = defaultLease
+	}
+	if c.DriftMargin < 0 {
+		return c, fmt.Errorf("%w: negative DriftMargin", ErrConfig)
+	}
+	if c.DriftMargin == 0 {
+		c.DriftMargin = defaultDriftMargin
+	}
+	if c.RepairInterval <= 0 {
+		c.RepairInterval = defaultRepairInterval
+	}
+	if c.RepairConcurrency <= 0 {
+		c.RepairConcurrency = defaultRepairConcurrency
+	}
+	switch {
+	case c.RepairBytesPerSec == 0:
+		c.RepairBytesPerSec = defaultRepairBytesPerSec
+	case c.RepairBytesPerSec < 0:
+		c.RepairBytesPerSec = 0 // the wire's "no limit"
+	}
+	if c.Lease%time.Millisecond != 0 {
+		c.Lease = c.Lease.Truncate(time.Millisecond) // lease_millis on the wire
+		if c.Lease <= 0 {
+			return c, fmt.Errorf("%w: Lease below 1ms", ErrConfig)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -91,4 +142,10 @@ func defaultRaftAddr(listen string) (string, error) {
 		p++
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// deadAfter is how long after its last heartbeat a server is declared
+// dead: never before its lease has surely expired.
+func (c Config) deadAfter() time.Duration {
+	return max(c.Lease+c.DriftMargin, c.DeadAfter)
 }

@@ -19,7 +19,22 @@
 //     and a retry re-sends CreateReplica;
 //   - Heartbeat asks a server to delete only handles below the next-handle
 //     counter that are absent from the chunk map, so a chunk being
-//     allocated concurrently is never collected.
+//     allocated concurrently is never collected; stale replicas (not a
+//     member, epoch not above the chunk's, not joining) only once the
+//     chunk's chain is back at its replication factor;
+//   - leases: a heartbeat grants Lease from when the server sent it; a
+//     server is dead only when Lease + DriftMargin passed since the master
+//     RECEIVED its last heartbeat (and since this master took office), so
+//     it stopped serving client I/O before its chains change;
+//   - the repair loop (leader only, every RepairInterval) first removes
+//     dead servers from their chains (SetChain epoch+1, Reconfigure pushed
+//     to the survivors; the last member is never removed), then
+//     re-replicates short chains, most-missing first, at most
+//     RepairConcurrency at once: Replicate on the target (from the tail),
+//     SetChain with the target at the tail, Reconfigure to every member.
+//     Its decisions are pure functions (plan.go). A member that missed a
+//     push gets the chain in its next HeartbeatResponse.configs;
+//   - ReportReplica removes the reporter from the chain the same way.
 //
 // Caller's duties: Start returns a running master; call Close once. Config
 // fields are read only at Start.

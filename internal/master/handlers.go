@@ -72,6 +72,7 @@ func metaErr(err error) error {
 		{meta.ErrIsDir, api.ErrorCode_IS_DIR},
 		{meta.ErrNotEmpty, api.ErrorCode_NOT_EMPTY},
 		{meta.ErrInvalid, api.ErrorCode_INVALID},
+		{meta.ErrEpochMismatch, api.ErrorCode_STALE_EPOCH},
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
@@ -312,7 +313,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		now := s.m.cfg.Clock.Now()
 		for _, sv := range cands {
 			soft, ok := s.m.soft.get(sv.ID)
-			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.DeadAfter) {
+			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter()) {
 				placeFrom = append(placeFrom, Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
 			}
 		}
@@ -404,14 +405,16 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	resp := &api.HeartbeatResponse{}
 	var known meta.Server
 	var ok bool
+	// Read the repairs in flight before the chunk map. Otherwise:
+	// (1) we read the map: the joining server T is not in the chain yet;
+	// (2) the repair commits SetChain (T at the tail) and clears its mark;
+	// (3) we read the marks: T is not joining either, so T's fresh
+	// replica looks stale and would be deleted. In this order a cleared
+	// mark implies a map that already has T in the chain.
+	targets := s.m.soft.repairTargets()
 	s.m.fsm.view(func(st *meta.State) {
 		known, ok = st.Server(req.ServerId)
-		next := st.NextHandle()
-		for _, r := range req.Replicas {
-			if r.Handle < next && !st.HasChunk(r.Handle) {
-				resp.DeleteHandles = append(resp.DeleteHandles, r.Handle)
-			}
-		}
+		resp.DeleteHandles, resp.Configs = reconcileInventory(st, req.ServerId, req.Replicas, targets)
 		for _, sv := range st.Servers() {
 			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr})
 		}
@@ -427,6 +430,9 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		inv[r.Handle] = r.Epoch
 	}
 	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv)
+	// The server counts the lease from when it sent this heartbeat; we
+	// count deadAfter from now, later, so its lease runs out first.
+	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()
 	return resp, nil
 }
 
@@ -454,7 +460,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	for _, sv := range servers {
 		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels}
 		if soft, ok := s.m.soft.get(sv.ID); ok {
-			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.DeadAfter)
+			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter())
 			cs.Alive = alive[sv.ID]
 			cs.CapacityBytes, cs.FreeBytes, cs.UsedBytes = soft.capacity, soft.free, soft.used
 			cs.Replicas = uint64(len(soft.replicas))
@@ -473,6 +479,10 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if live < ch.Replication {
 			resp.Chunks.UnderReplicated++
 		}
+		if live == 0 {
+			resp.Chunks.Lost++
+		}
 	}
+	resp.Chunks.ReReplicating, resp.Chunks.RepairsDone, resp.Chunks.RepairedBytes = s.m.soft.repairStats()
 	return resp, nil
 }

@@ -58,6 +58,10 @@ type Master struct {
 	soft *softState
 	pool *connPool
 
+	// stopRepair stops the current term's repair loop; nil when none
+	// runs. Used by watchLeadership only.
+	stopRepair func()
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger.With("master", cfg.ID),
 		notifyCh: make(chan bool, 8), leaderReady: make(chan struct{}), stop: make(chan struct{}),
-		soft: newSoftState(), pool: newConnPool(),
+		soft: newSoftState(), pool: newConnPool(cfg.Dialer),
 	}
 	m.fsm = newFSM(m.log)
 	ok := false
@@ -202,6 +206,7 @@ func (m *Master) watchLeadership() {
 			return
 		case leader := <-m.notifyCh:
 			m.ready.Store(false)
+			m.stopRepairLoop()
 			if !leader {
 				m.log.Info("master: lost leadership")
 				continue
@@ -213,7 +218,8 @@ func (m *Master) watchLeadership() {
 			if m.raft.State() != raft.Leader {
 				continue
 			}
-			m.soft.reset()
+			m.soft.reset(m.cfg.Clock.Now())
+			m.startRepairLoop()
 			m.ready.Store(true)
 			m.leaderOnce.Do(func() { close(m.leaderReady) })
 			m.log.Info("master: leading")
@@ -248,6 +254,7 @@ func (m *Master) Close() error {
 		}
 		close(m.stop)
 		m.wg.Wait()
+		m.stopRepairLoop()
 		if m.transport != nil {
 			errs = append(errs, m.transport.Close())
 		}
@@ -262,11 +269,14 @@ func (m *Master) Close() error {
 
 // connPool keeps one client connection per chunkserver address.
 type connPool struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	dialer func(ctx context.Context, addr string) (net.Conn, error) // nil: grpc's
 }
 
-func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
+func newConnPool(dialer func(context.Context, string) (net.Conn, error)) *connPool {
+	return &connPool{conns: map[string]*grpc.ClientConn{}, dialer: dialer}
+}
 
 func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
 	p.mu.Lock()
@@ -274,8 +284,12 @@ func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return api.NewChunkserverClient(cc), nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize))}
+	if p.dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(p.dialer))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
 	}

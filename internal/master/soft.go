@@ -23,17 +23,39 @@ type softState struct {
 	// confirmed maps a handle to the epoch whose CreateReplica succeeded on
 	// every chain member.
 	confirmed map[uint64]uint64
+	// leaderSince is when this master took office: nobody is declared dead
+	// before deadAfter has passed since then (its heartbeats may have gone
+	// to the previous leader).
+	leaderSince time.Time
+	// repairs maps a handle under re-replication to its joining server.
+	repairs map[uint64]uint64
+	// retryAt holds back a chunk whose last repair failed.
+	retryAt map[uint64]time.Time
+	// bad maps a handle to the servers that reported its replica bad or
+	// failed to join its chain: chosen as a repair target only when no
+	// other server is left.
+	bad           map[uint64]map[uint64]bool
+	repairsDone   uint64
+	repairedBytes int64
 }
 
 func newSoftState() *softState {
-	return &softState{servers: map[uint64]*serverSoft{}, confirmed: map[uint64]uint64{}}
+	s := &softState{}
+	s.reset(time.Time{})
+	return s
 }
 
-func (s *softState) reset() {
+// reset drops everything a former term knew; now starts the grace period.
+func (s *softState) reset(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.servers = map[uint64]*serverSoft{}
 	s.confirmed = map[uint64]uint64{}
+	s.leaderSince = now
+	s.repairs = map[uint64]uint64{}
+	s.retryAt = map[uint64]time.Time{}
+	s.bad = map[uint64]map[uint64]bool{}
+	s.repairsDone, s.repairedBytes = 0, 0
 }
 
 func (s *softState) serverLocked(id uint64) *serverSoft {
@@ -68,14 +90,6 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 	c := *sv
 	c.replicas = maps.Clone(sv.replicas)
 	return c, true
-}
-
-// alive reports whether server id sent a heartbeat within deadAfter.
-func (s *softState) alive(id uint64, now time.Time, deadAfter time.Duration) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sv, ok := s.servers[id]
-	return ok && !sv.lastHeartbeat.IsZero() && now.Sub(sv.lastHeartbeat) <= deadAfter
 }
 
 func (s *softState) isConfirmed(handle, epoch uint64) bool {

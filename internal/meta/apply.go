@@ -40,6 +40,8 @@ func (s *State) Apply(c Command) Result {
 		return s.allocateChunk(c)
 	case RegisterServer:
 		return s.registerServer(c)
+	case SetChain:
+		return s.setChain(c)
 	case CreateVolume:
 		return s.createVolume(c)
 	case RemoveVolume:
@@ -321,7 +323,7 @@ func (s *State) allocateChunk(c AllocateChunk) Result {
 	if err := s.checkChain(c.Chain); err != nil {
 		return fail(err)
 	}
-	ch := &Chunk{Handle: s.nextHandle, Epoch: 1, Chain: slices.Clone(c.Chain), Refs: 1, Replication: n.replication}
+	ch := &Chunk{Handle: s.nextHandle, Epoch: 1, Chain: slices.Clone(c.Chain), Refs: 1, Replication: n.replication, ChunkSize: n.chunkSize}
 	s.nextHandle++
 	s.chunks[ch.Handle] = ch
 	n.chunks[c.Index] = ch.Handle

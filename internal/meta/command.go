@@ -138,6 +138,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[AllocateChunk](env.Cmd)
 	case "register":
 		c, err = decodeAs[RegisterServer](env.Cmd)
+	case "setchain":
+		c, err = decodeAs[SetChain](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

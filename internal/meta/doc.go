@@ -18,6 +18,8 @@
 //   - a chunk's refcount equals the number of (file, index) slots naming it,
 //     and a chunk with refcount 0 is not in the map;
 //   - every chain is non-empty, without duplicates, of registered servers;
+//   - a chunk's epoch only grows, by exactly one per SetChain (a
+//     compare-and-set: ErrEpochMismatch otherwise);
 //   - inode and handle counters are above every id in use.
 //
 // Caller's duties: State is not safe for concurrent use; the caller

@@ -18,6 +18,9 @@ var (
 	ErrNotEmpty = errors.New("meta: directory not empty")
 	// ErrInvalid: a malformed argument (path, size, chain, ...).
 	ErrInvalid = errors.New("meta: invalid argument")
+	// ErrEpochMismatch: SetChain was computed from an epoch the chunk no
+	// longer has (another change came first); re-read and retry.
+	ErrEpochMismatch = errors.New("meta: chunk epoch changed")
 	// ErrCorrupt: an encoded command or snapshot cannot be decoded or
 	// violates an invariant.
 	ErrCorrupt = errors.New("meta: corrupt encoding")

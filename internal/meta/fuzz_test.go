@@ -16,6 +16,7 @@ func FuzzDecode(f *testing.F) {
 		SetSize{Inode: 3, Size: 10, Mode: SizeExact},
 		AllocateChunk{Inode: 3, Index: 0, Chain: []ServerID{1}},
 		RegisterServer{ID: 1, Addr: "x:1", Labels: map[string]string{"zone": "a"}},
+		SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1}},
 	} {
 		b, _ := Encode(c)
 		f.Add(b)

@@ -87,7 +87,7 @@ func build(snap *snapshot) (*State, error) {
 		if ch.Handle == 0 || ch.Handle >= s.nextHandle || s.chunks[ch.Handle] != nil {
 			return nil, fmt.Errorf("bad or duplicate chunk handle %d", ch.Handle)
 		}
-		if ch.Epoch == 0 || ch.Refs <= 0 || ch.Replication < 1 || ch.Replication > MaxReplication {
+		if ch.Epoch == 0 || ch.Refs <= 0 || ch.Replication < 1 || ch.Replication > MaxReplication || ch.ChunkSize < 0 {
 			return nil, fmt.Errorf("chunk %d: bad epoch, refs or replication", ch.Handle)
 		}
 		if err := s.checkChain(ch.Chain); err != nil {
@@ -129,6 +129,7 @@ func build(snap *snapshot) (*State, error) {
 		}
 		s.inodes[n.id] = n
 	}
+	fillChunkSizes(s)
 	for h, ch := range s.chunks {
 		if refs[h] != ch.Refs {
 			return nil, fmt.Errorf("chunk %d: refs %d, referenced %d times", h, ch.Refs, refs[h])

@@ -46,6 +46,10 @@ type Chunk struct {
 	// Replication is the replication factor the chunk should have (its
 	// file's at allocation time).
 	Replication int
+	// ChunkSize is its file's chunk size, which chain members need to
+	// create a replica (0 in snapshots older than the field: Restore fills
+	// it from the file).
+	ChunkSize int64 `json:",omitempty"`
 }
 
 func (c *Chunk) clone() Chunk {

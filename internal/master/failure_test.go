@@ -1,0 +1,373 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+)
+
+// fakeCS is a chunkserver that records what the master asks of it.
+type fakeCS struct {
+	api.UnimplementedChunkserverServer
+	id   uint64
+	addr string
+
+	mu          sync.Mutex
+	reconfigs   []*api.ReconfigureRequest
+	replicates  []*api.ReplicateRequest
+	replicateOK bool
+}
+
+func (f *fakeCS) CreateReplica(context.Context, *api.CreateReplicaRequest) (*api.CreateReplicaResponse, error) {
+	return &api.CreateReplicaResponse{}, nil
+}
+
+func (f *fakeCS) Reconfigure(_ context.Context, req *api.ReconfigureRequest) (*api.ReconfigureResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reconfigs = append(f.reconfigs, req)
+	return &api.ReconfigureResponse{}, nil
+}
+
+func (f *fakeCS) Replicate(_ context.Context, req *api.ReplicateRequest) (*api.ReplicateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.replicates = append(f.replicates, req)
+	return &api.ReplicateResponse{AppliedSeq: 7, AppliedEpoch: req.Epoch, BytesCopied: 1000, Full: true}, nil
+}
+
+// reconfiguredTo reports whether the server got a Reconfigure for handle
+// at epoch with the given chain.
+func (f *fakeCS) reconfiguredTo(handle, epoch uint64, chain []uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.reconfigs {
+		if r.Handle == handle && r.Epoch == epoch && slices.Equal(refIDs(r.Chain), chain) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeCS) maxReconfigEpoch() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var e uint64
+	for _, r := range f.reconfigs {
+		e = max(e, r.Epoch)
+	}
+	return e
+}
+
+func (f *fakeCS) replicateCalls() []*api.ReplicateRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.replicates)
+}
+
+func refIDs(refs []*api.ServerRef) []uint64 {
+	var ids []uint64
+	for _, r := range refs {
+		ids = append(ids, r.Id)
+	}
+	return ids
+}
+
+func startFakeCS(t *testing.T, id uint64) *fakeCS {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCS{id: id, addr: lis.Addr().String()}
+	gs := grpc.NewServer()
+	api.RegisterChunkserverServer(gs, f)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return f
+}
+
+// failureEnv is a master on a fake clock with fake chunkservers 1..n;
+// server i reports free space (n+1-i) GiB, so placement picks 1, 2, 3.
+type failureEnv struct {
+	t   *testing.T
+	clk *fakeClock
+	m   *Master
+	c   api.MasterClient
+	cs  map[uint64]*fakeCS
+}
+
+func newFailureEnv(t *testing.T, n int) *failureEnv {
+	t.Helper()
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := Start(ctx, Config{
+		Dir: t.TempDir(), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		Logger: quietLogger(), Clock: clk, RepairInterval: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close(); m.Close() })
+	e := &failureEnv{t: t, clk: clk, m: m, c: api.NewMasterClient(cc), cs: map[uint64]*fakeCS{}}
+	for id := uint64(1); id <= uint64(n); id++ {
+		f := startFakeCS(t, id)
+		e.cs[id] = f
+		if _, err := e.c.Register(context.Background(), &api.RegisterRequest{ServerId: id, Addr: f.addr,
+			FreeBytes: int64(n+1-int(id)) << 30}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// heartbeat sends server id's heartbeat with replicas (handle, epoch).
+func (e *failureEnv) heartbeat(id uint64, replicas ...[2]uint64) *api.HeartbeatResponse {
+	e.t.Helper()
+	req := &api.HeartbeatRequest{ServerId: id, Addr: e.cs[id].addr, FreeBytes: int64(10-id) << 30}
+	for _, r := range replicas {
+		req.Replicas = append(req.Replicas, &api.ReplicaInfo{Handle: r[0], Epoch: r[1]})
+	}
+	resp, err := e.c.Heartbeat(context.Background(), req)
+	if err != nil {
+		e.t.Fatalf("heartbeat %d: %v", id, err)
+	}
+	return resp
+}
+
+// allocate creates /f (replication 3) and allocates its chunk 0.
+func (e *failureEnv) allocate() *api.ChunkInfo {
+	e.t.Helper()
+	ctx := context.Background()
+	cr, err := e.c.Create(ctx, &api.CreateRequest{Path: "/f", Replication: 3, ChunkSize: 1 << 20})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ar, err := e.c.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: cr.Info.Inode})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ar.Chunk
+}
+
+func (e *failureEnv) chunk(handle uint64) (epoch uint64, chain []uint64) {
+	var got struct {
+		epoch uint64
+		chain []uint64
+	}
+	e.m.fsm.view(func(st *meta.State) {
+		ch, _ := st.Chunk(handle)
+		got.epoch, got.chain = ch.Epoch, ch.Chain
+	})
+	return got.epoch, got.chain
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (e *failureEnv) waitChain(handle, epoch uint64, chain ...uint64) {
+	e.t.Helper()
+	waitFor(e.t, fmt.Sprintf("chunk %d at epoch %d chain %v", handle, epoch, chain), func() bool {
+		ep, ch := e.chunk(handle)
+		return ep == epoch && slices.Equal(ch, chain)
+	})
+}
+
+func (e *failureEnv) status() *api.StatusResponse {
+	e.t.Helper()
+	st, err := e.c.Status(context.Background(), &api.StatusRequest{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+func aliveIn(st *api.StatusResponse, id uint64) bool {
+	for _, cs := range st.Chunkservers {
+		if cs.Id == id {
+			return cs.Alive
+		}
+	}
+	return false
+}
+
+// TestDeadMemberRemovedThenRepaired: a middle member whose heartbeats stop
+// is declared dead only after lease + drift; its chain loses it at epoch+1
+// and the survivors get Reconfigure; the short chain is re-replicated onto
+// the spare server (Replicate from the tail, then Reconfigure with the
+// spare at the tail); the returning server's stale replica is deleted and a
+// member at an old epoch gets the current configuration by heartbeat.
+func TestDeadMemberRemovedThenRepaired(t *testing.T) {
+	e := newFailureEnv(t, 4)
+	for id := uint64(1); id <= 4; id++ {
+		if resp := e.heartbeat(id); resp.LeaseMillis != 1000 {
+			t.Fatalf("lease_millis %d, want 1000", resp.LeaseMillis)
+		}
+	}
+	ci := e.allocate()
+	h := ci.Handle
+	if got := refIDs(ci.Chain); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("placement %v", got)
+	}
+
+	// Server 2 falls silent. At lease + drift (1.25 s) it is still alive.
+	e.clk.Advance(1250 * time.Millisecond)
+	for _, id := range []uint64{1, 3, 4} {
+		e.heartbeat(id, [2]uint64{h, 1})
+	}
+	if !aliveIn(e.status(), 2) {
+		t.Fatal("server 2 dead before lease + drift passed")
+	}
+	if ep, _ := e.chunk(h); ep != 1 {
+		t.Fatalf("chain changed before server 2 was dead: epoch %d", ep)
+	}
+	e.clk.Advance(10 * time.Millisecond)
+	if aliveIn(e.status(), 2) {
+		t.Fatal("server 2 alive after lease + drift")
+	}
+
+	// Removal at epoch 2, pushed to the survivors; then server 4 joins at
+	// epoch 3 after copying from the tail (3).
+	waitFor(t, "survivors reconfigured to [1 3]", func() bool {
+		return e.cs[1].reconfiguredTo(h, 2, []uint64{1, 3}) && e.cs[3].reconfiguredTo(h, 2, []uint64{1, 3})
+	})
+	e.waitChain(h, 3, 1, 3, 4)
+	reps := e.cs[4].replicateCalls()
+	if len(reps) != 1 || reps[0].Source.Id != 3 || reps[0].Epoch != 2 || !slices.Equal(refIDs(reps[0].Chain), []uint64{1, 3}) ||
+		reps[0].ChunkSize != 1<<20 || reps[0].MaxBytesPerSec != defaultRepairBytesPerSec {
+		t.Fatalf("replicate calls on server 4: %v", reps)
+	}
+	for _, id := range []uint64{1, 3, 4} {
+		waitFor(t, fmt.Sprintf("server %d reconfigured to epoch 3", id), func() bool {
+			return e.cs[id].reconfiguredTo(h, 3, []uint64{1, 3, 4})
+		})
+	}
+	if e.cs[2].maxReconfigEpoch() != 0 {
+		t.Fatal("dead server got a Reconfigure")
+	}
+	waitFor(t, "repair counted", func() bool {
+		cs := e.status().Chunks
+		return cs.RepairsDone == 1 && cs.RepairedBytes == 1000 && cs.ReReplicating == 0 && cs.UnderReplicated == 0
+	})
+
+	// Server 2 returns: its replica (epoch 1, not a member, chain whole) is
+	// deleted. Server 1 reporting epoch 2 gets epoch 3's chain.
+	if resp := e.heartbeat(2, [2]uint64{h, 1}); !slices.Equal(resp.DeleteHandles, []uint64{h}) || resp.LeaseMillis != 1000 {
+		t.Fatalf("returning server: delete %v lease %d", resp.DeleteHandles, resp.LeaseMillis)
+	}
+	resp := e.heartbeat(1, [2]uint64{h, 2})
+	if len(resp.Configs) != 1 || resp.Configs[0].Epoch != 3 || !slices.Equal(refIDs(resp.Configs[0].Chain), []uint64{1, 3, 4}) ||
+		resp.Configs[0].ChunkSize != 1<<20 || len(resp.DeleteHandles) != 0 {
+		t.Fatalf("heartbeat of member at old epoch: %v", resp)
+	}
+	if resp := e.heartbeat(4, [2]uint64{h, 3}); len(resp.Configs) != 0 || len(resp.DeleteHandles) != 0 {
+		t.Fatalf("heartbeat of up-to-date member: %v", resp)
+	}
+}
+
+// TestReturningServerPreferredAndBadReplica: a chain that lost a member
+// with no spare alive waits; a returning server keeps its stale replica
+// while the chain is short and is chosen over a fresh server (delta
+// resync). A reported bad replica leaves its chain (the reporter is told
+// too) and the repair avoids the reporter.
+func TestReturningServerPreferredAndBadReplica(t *testing.T) {
+	e := newFailureEnv(t, 4)
+	for id := uint64(1); id <= 4; id++ {
+		e.heartbeat(id)
+	}
+	h := e.allocate().Handle
+
+	// 2 and 4 fall silent and die: the chain shrinks to [1 3] and no
+	// repair target is alive.
+	e.clk.Advance(2 * time.Second)
+	e.heartbeat(1, [2]uint64{h, 1})
+	e.heartbeat(3, [2]uint64{h, 1})
+	e.waitChain(h, 2, 1, 3)
+	if st := e.status(); st.Chunks.UnderReplicated != 1 || st.Chunks.Lost != 0 {
+		t.Fatalf("status chunks: %v", st.Chunks)
+	}
+
+	// Both return; 2 still holds its replica, which is kept (chain short)
+	// and makes 2 the preferred target.
+	if resp := e.heartbeat(2, [2]uint64{h, 1}); len(resp.DeleteHandles) != 0 {
+		t.Fatalf("stale replica deleted while the chain is short: %v", resp.DeleteHandles)
+	}
+	e.heartbeat(4)
+	e.waitChain(h, 3, 1, 3, 2)
+	if len(e.cs[4].replicateCalls()) != 0 || len(e.cs[2].replicateCalls()) != 1 {
+		t.Fatalf("replicate calls: server 2 %d, server 4 %d", len(e.cs[2].replicateCalls()), len(e.cs[4].replicateCalls()))
+	}
+
+	// 3 reports its replica corrupt: it leaves the chain, and is told so.
+	if _, err := e.c.ReportReplica(context.Background(), &api.ReportReplicaRequest{
+		ServerId: 3, Handle: h, Epoch: 3, Problem: api.ReplicaProblem_REPLICA_CORRUPT}); err != nil {
+		t.Fatal(err)
+	}
+	if ep, chain := e.chunk(h); ep < 4 || slices.Contains(chain, 3) {
+		t.Fatalf("after report: epoch %d chain %v", ep, chain)
+	}
+	if !e.cs[3].reconfiguredTo(h, 4, []uint64{1, 2}) || !e.cs[1].reconfiguredTo(h, 4, []uint64{1, 2}) {
+		t.Fatal("report: reconfigure not pushed to the reporter and the survivors")
+	}
+	// 3 still reports its (bad) replica: 4 is chosen anyway.
+	e.heartbeat(3, [2]uint64{h, 3})
+	e.waitChain(h, 5, 1, 2, 4)
+	if len(e.cs[3].replicateCalls()) != 0 {
+		t.Fatal("the reporter of a bad replica was chosen as repair target")
+	}
+	// Reporting again is harmless.
+	if _, err := e.c.ReportReplica(context.Background(), &api.ReportReplicaRequest{ServerId: 3, Handle: h, Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if ep, _ := e.chunk(h); ep != 5 {
+		t.Fatalf("second report changed the chain: epoch %d", ep)
+	}
+}
+
+// TestSoleReplicaKept: a chain whose every member is dead keeps its chain
+// (the chunk is lost until one returns).
+func TestSoleReplicaKept(t *testing.T) {
+	e := newFailureEnv(t, 3)
+	for id := uint64(1); id <= 3; id++ {
+		e.heartbeat(id)
+	}
+	h := e.allocate().Handle
+	e.clk.Advance(2 * time.Second)
+	waitFor(t, "status shows the chunk lost", func() bool { return e.status().Chunks.Lost == 1 })
+	if ep, chain := e.chunk(h); ep != 1 || len(chain) != 3 {
+		t.Fatalf("all-dead chain changed: epoch %d chain %v", ep, chain)
+	}
+	// One member returns: the others are removed, the survivor kept.
+	e.heartbeat(2, [2]uint64{h, 1})
+	e.waitChain(h, 2, 2)
+	if _, err := e.c.ReportReplica(context.Background(), &api.ReportReplicaRequest{ServerId: 2, Handle: h, Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if ep, chain := e.chunk(h); ep != 2 || !slices.Equal(chain, []uint64{2}) {
+		t.Fatalf("sole replica removed on report: epoch %d chain %v", ep, chain)
+	}
+}

@@ -1,0 +1,173 @@
+package master
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/catena-io/catena/internal/meta"
+)
+
+// The repair loop's decisions are pure functions of the chunk map and the
+// leader's view of the servers, so they are table-tested without servers.
+
+// chainChange is a planned SetChain: Chain becomes the chain at Epoch+1.
+type chainChange struct {
+	Handle uint64
+	Epoch  uint64 // the epoch the decision was read at
+	Chain  []uint64
+}
+
+// planRemovals takes every dead server out of every chain it is in. A
+// chunk whose members are all dead keeps its chain: removing the last
+// copy would lose the chunk for good, while a returning member brings it
+// back.
+func planRemovals(chunks []meta.Chunk, live map[uint64]liveness) []chainChange {
+	var out []chainChange
+	for _, ch := range chunks {
+		kept := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return live[id] == livenessDead })
+		if len(kept) == len(ch.Chain) || len(kept) == 0 {
+			continue
+		}
+		out = append(out, chainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
+	}
+	return out
+}
+
+// repairPlan is one re-replication: Target copies the chunk from the tail
+// of Chain (at Epoch), then joins at the tail.
+type repairPlan struct {
+	Handle    uint64
+	Epoch     uint64
+	ChunkSize int64
+	Chain     []uint64
+	Target    uint64
+	// Returning: Target reported a replica of the chunk (delta resync).
+	Returning bool
+}
+
+// repairInput is what planRepairs looks at.
+type repairInput struct {
+	Chunks  []meta.Chunk
+	Servers []meta.Server
+	Live    map[uint64]liveness
+	Free    map[uint64]int64
+	// Inventory maps a server to the handles (-> epoch) it reported.
+	Inventory map[uint64]map[uint64]uint64
+	// Busy: handles with a repair in flight or held back after a failure.
+	Busy map[uint64]bool
+	// Bad maps a handle to servers to avoid as its target.
+	Bad map[uint64]map[uint64]bool
+	// Slots is how many new repairs may start.
+	Slots     int
+	DomainKey string
+}
+
+// planRepairs picks up to Slots chunks shorter than their replication
+// factor, most-missing first (ties: lower handle), each with a target. A
+// chunk is repaired only when every member is alive: dead members are
+// removed first, and an unknown one may still be serving. The target is a
+// live non-member: one that reported a replica of the chunk (a returning
+// server: delta resync; highest epoch first) if any, else by placement
+// (fresh failure domain, most free space, lower id); servers in Bad only
+// when nothing else is left.
+func planRepairs(in repairInput) []repairPlan {
+	type need struct {
+		ch      meta.Chunk
+		missing int
+	}
+	var needs []need
+	for _, ch := range in.Chunks {
+		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] {
+			continue
+		}
+		if !slices.ContainsFunc(ch.Chain, func(id uint64) bool { return in.Live[id] != livenessAlive }) {
+			needs = append(needs, need{ch, ch.Replication - len(ch.Chain)})
+		}
+	}
+	slices.SortFunc(needs, func(a, b need) int {
+		if c := cmp.Compare(b.missing, a.missing); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ch.Handle, b.ch.Handle)
+	})
+	labels := make(map[uint64]map[string]string, len(in.Servers))
+	for _, sv := range in.Servers {
+		labels[sv.ID] = sv.Labels
+	}
+	free := make(map[uint64]int64, len(in.Free))
+	for id, f := range in.Free {
+		free[id] = f
+	}
+	var out []repairPlan
+	for _, n := range needs {
+		if len(out) >= in.Slots {
+			break
+		}
+		target, returning, ok := pickTarget(n.ch, in, labels, free)
+		if !ok {
+			continue
+		}
+		if !returning {
+			free[target] -= n.ch.ChunkSize // spread this round's copies
+		}
+		out = append(out, repairPlan{Handle: n.ch.Handle, Epoch: n.ch.Epoch, ChunkSize: n.ch.ChunkSize,
+			Chain: slices.Clone(n.ch.Chain), Target: target, Returning: returning})
+	}
+	return out
+}
+
+func pickTarget(ch meta.Chunk, in repairInput, labels map[uint64]map[string]string, free map[uint64]int64) (uint64, bool, bool) {
+	usedDomains := map[string]bool{}
+	for _, id := range ch.Chain {
+		if d := labels[id][in.DomainKey]; d != "" {
+			usedDomains[d] = true
+		}
+	}
+	type cand struct {
+		id        uint64
+		returning bool
+		epoch     uint64
+		bad       bool
+		fresh     bool // failure domain not in the chain yet
+	}
+	var cands []cand
+	for _, sv := range in.Servers {
+		if in.Live[sv.ID] != livenessAlive || slices.Contains(ch.Chain, sv.ID) {
+			continue
+		}
+		epoch, has := in.Inventory[sv.ID][ch.Handle]
+		d := labels[sv.ID][in.DomainKey]
+		cands = append(cands, cand{id: sv.ID, returning: has, epoch: epoch,
+			bad: in.Bad[ch.Handle][sv.ID], fresh: d == "" || !usedDomains[d]})
+	}
+	if len(cands) == 0 {
+		return 0, false, false
+	}
+	best := slices.MinFunc(cands, func(a, b cand) int {
+		switch {
+		case a.bad != b.bad:
+			return boolOrder(!a.bad, !b.bad)
+		case a.returning != b.returning:
+			return boolOrder(a.returning, b.returning)
+		case a.returning && a.epoch != b.epoch:
+			return cmp.Compare(b.epoch, a.epoch)
+		case !a.returning && a.fresh != b.fresh:
+			return boolOrder(a.fresh, b.fresh)
+		case !a.returning && free[a.id] != free[b.id]:
+			return cmp.Compare(free[b.id], free[a.id])
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	return best.id, best.returning && !best.bad, true
+}
+
+// boolOrder sorts true before false.
+func boolOrder(a, b bool) int {
+	if a == b {
+		return 0
+	}
+	if a {
+		return -1
+	}
+	return 1
+}

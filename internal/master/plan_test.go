@@ -1,0 +1,162 @@
+package master
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+)
+
+func TestClassify(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	const d = 1250 * time.Millisecond
+	tests := []struct {
+		name              string
+		last, now, leader time.Time
+		want              liveness
+	}{
+		{"fresh heartbeat", t0, t0.Add(d), t0.Add(-time.Hour), livenessAlive},
+		{"lease plus drift passed", t0, t0.Add(d + 1), t0.Add(-time.Hour), livenessDead},
+		{"never heard, new leader", time.Time{}, t0.Add(d), t0, livenessUnknown},
+		{"never heard, grace over", time.Time{}, t0.Add(d + 1), t0, livenessDead},
+		{"silent, leader too new", t0, t0.Add(2 * d), t0.Add(d + 1), livenessUnknown},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.last, tt.now, tt.leader, d); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPlanRemovals(t *testing.T) {
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessDead, 3: livenessAlive, 4: livenessDead, 5: livenessUnknown}
+	chunks := []meta.Chunk{
+		{Handle: 1, Epoch: 1, Chain: []uint64{1, 2, 3}},
+		{Handle: 2, Epoch: 4, Chain: []uint64{2, 3, 4}},
+		{Handle: 3, Epoch: 1, Chain: []uint64{1, 3, 5}}, // unknown is not dead
+		{Handle: 4, Epoch: 2, Chain: []uint64{2, 4}},    // all dead: kept
+	}
+	got := planRemovals(chunks, live)
+	want := []chainChange{{Handle: 1, Epoch: 1, Chain: []uint64{1, 3}}, {Handle: 2, Epoch: 4, Chain: []uint64{3}}}
+	if !slices.EqualFunc(got, want, func(a, b chainChange) bool {
+		return a.Handle == b.Handle && a.Epoch == b.Epoch && slices.Equal(a.Chain, b.Chain)
+	}) {
+		t.Fatalf("planRemovals = %v, want %v", got, want)
+	}
+}
+
+func TestPlanRepairs(t *testing.T) {
+	servers := []meta.Server{
+		{ID: 1, Labels: map[string]string{"zone": "a"}}, {ID: 2, Labels: map[string]string{"zone": "b"}},
+		{ID: 3, Labels: map[string]string{"zone": "a"}}, {ID: 4, Labels: map[string]string{"zone": "c"}},
+		{ID: 5}, {ID: 6},
+	}
+	allAlive := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessAlive, 5: livenessAlive, 6: livenessAlive}
+	free := map[uint64]int64{1: 10, 2: 10, 3: 90, 4: 50, 5: 60, 6: 5}
+	ch := func(h uint64, repl int, chain ...uint64) meta.Chunk {
+		return meta.Chunk{Handle: h, Epoch: 2, Chain: chain, Replication: repl, ChunkSize: 1}
+	}
+	type pick struct{ handle, target uint64 }
+	tests := []struct {
+		name   string
+		chunks []meta.Chunk
+		live   map[uint64]liveness
+		inv    map[uint64]map[uint64]uint64
+		busy   map[uint64]bool
+		bad    map[uint64]map[uint64]bool
+		slots  int
+		want   []pick
+	}{
+		{name: "whole chains need nothing", chunks: []meta.Chunk{ch(1, 3, 1, 2, 4)}, slots: 4},
+		{name: "fresh domain before free space", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			want: []pick{{1, 5}}}, // 3 has most free but zone a is taken; 5 (no zone) 60 > 4 (zone c) 50
+		{name: "most missing first, bounded by slots", chunks: []meta.Chunk{ch(1, 3, 1, 2), ch(2, 3, 2)}, slots: 1,
+			want: []pick{{2, 3}}},
+		{name: "returning server preferred, highest epoch", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			inv:  map[uint64]map[uint64]uint64{6: {1: 1}, 5: {1: 2}},
+			want: []pick{{1, 5}}},
+		{name: "bad servers last", chunks: []meta.Chunk{ch(1, 2, 1)}, slots: 4,
+			inv:  map[uint64]map[uint64]uint64{6: {1: 1}},
+			bad:  map[uint64]map[uint64]bool{1: {6: true, 3: true, 4: true, 5: true}},
+			want: []pick{{1, 2}}},
+		{name: "busy chunk skipped", chunks: []meta.Chunk{ch(1, 3, 1, 2), ch(2, 3, 1, 2)}, slots: 4,
+			busy: map[uint64]bool{1: true}, want: []pick{{2, 5}}},
+		{name: "member not alive: wait", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			live: map[uint64]liveness{1: livenessAlive, 2: livenessUnknown, 3: livenessAlive, 4: livenessAlive}},
+		{name: "no live spare", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			live: map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessDead}},
+		{name: "spread over one round", chunks: []meta.Chunk{ch(1, 2, 4), ch(2, 2, 4)}, slots: 4,
+			want: []pick{{1, 3}, {2, 3}}}, // 3 (90) stays ahead of 5 (60) after one chunk of size 1
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live := tt.live
+			if live == nil {
+				live = allAlive
+			}
+			plans := planRepairs(repairInput{Chunks: tt.chunks, Servers: servers, Live: live, Free: free,
+				Inventory: tt.inv, Busy: tt.busy, Bad: tt.bad, Slots: tt.slots, DomainKey: DefaultDomainKey})
+			var got []pick
+			for _, p := range plans {
+				got = append(got, pick{p.Handle, p.Target})
+				if p.Epoch != 2 || p.ChunkSize != 1 {
+					t.Errorf("plan %+v: wrong epoch or chunk size", p)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReconcileInventory(t *testing.T) {
+	st := meta.New()
+	for id := uint64(1); id <= 4; id++ {
+		st.Apply(meta.RegisterServer{ID: id, Addr: "cs"})
+	}
+	ino := st.Apply(meta.Create{Path: "/f", ChunkSize: 1 << 20}).Info.Inode
+	st.Apply(meta.AllocateChunk{Inode: ino, Index: 0, Chain: []uint64{1, 2, 3}}) // handle 1, whole
+	st.Apply(meta.AllocateChunk{Inode: ino, Index: 1, Chain: []uint64{1, 2, 3}}) // handle 2
+	if r := st.Apply(meta.SetChain{Handle: 2, Epoch: 2, Chain: []uint64{1, 2}}); r.Err != nil {
+		t.Fatal(r.Err)
+	} // handle 2 short
+	st.Apply(meta.SetChain{Handle: 1, Epoch: 2, Chain: []uint64{1, 2, 3}})
+	st.Apply(meta.AllocateChunk{Inode: ino, Index: 2, Chain: []uint64{1}}) // handle 3, then truncated away
+	if r := st.Apply(meta.SetSize{Inode: ino, Size: 2 << 20, Mode: meta.SizeExact}); r.Err != nil || st.HasChunk(3) {
+		t.Fatalf("truncate: %v", r.Err)
+	}
+	rep := func(h, e uint64) *api.ReplicaInfo { return &api.ReplicaInfo{Handle: h, Epoch: e} }
+	tests := []struct {
+		name        string
+		server      uint64
+		reps        []*api.ReplicaInfo
+		targets     map[uint64]uint64
+		wantDeletes []uint64
+		wantConfigs []uint64 // handles
+	}{
+		{"member up to date", 1, []*api.ReplicaInfo{rep(1, 2), rep(2, 2)}, nil, nil, nil},
+		{"member at old epoch", 3, []*api.ReplicaInfo{rep(1, 1)}, nil, nil, []uint64{1}},
+		{"deleted chunk, and one being allocated", 1, []*api.ReplicaInfo{rep(9, 1), rep(3, 1)}, nil, []uint64{3}, nil},
+		{"non-member, whole chain: stale", 4, []*api.ReplicaInfo{rep(1, 1), rep(1, 2)}, nil, []uint64{1, 1}, nil},
+		{"non-member, short chain: kept", 3, []*api.ReplicaInfo{rep(2, 1)}, nil, nil, nil},
+		{"joining server kept", 4, []*api.ReplicaInfo{rep(1, 2)}, map[uint64]uint64{1: 4}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dels, cfgs := reconcileInventory(st, tt.server, tt.reps, tt.targets)
+			var cfgHandles []uint64
+			for _, c := range cfgs {
+				cfgHandles = append(cfgHandles, c.Handle)
+				if c.Epoch != 2 || c.ChunkSize != 1<<20 || len(c.Chain) != 3 {
+					t.Errorf("config %v", c)
+				}
+			}
+			if !slices.Equal(dels, tt.wantDeletes) || !slices.Equal(cfgHandles, tt.wantConfigs) {
+				t.Fatalf("deletes %v configs %v, want %v %v", dels, cfgHandles, tt.wantDeletes, tt.wantConfigs)
+			}
+		})
+	}
+}

@@ -1,0 +1,373 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+const (
+	// pushTimeout bounds one Reconfigure push; a member that misses it is
+	// caught by its next heartbeat (HeartbeatResponse.configs).
+	pushTimeout = 2 * time.Second
+	// repairRetryDelay holds back a chunk whose repair failed.
+	repairRetryDelay = time.Second
+	// parallelChanges bounds the chain changes one repair tick runs at once.
+	parallelChanges = 32
+	// changeAttempts bounds the retries of a chain change that lost a race.
+	changeAttempts = 3
+)
+
+// repairLoop runs on the leader until stop closes: each tick it removes
+// dead members from their chains, then starts re-replications. Repairs it
+// started are cancelled (ctx) and awaited when it returns.
+func (m *Master) repairLoop(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var repairs sync.WaitGroup
+	defer func() {
+		cancel()
+		repairs.Wait()
+	}()
+	t := time.NewTicker(m.cfg.RepairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		m.repairTick(ctx, &repairs)
+	}
+}
+
+// repairTick is one round of the repair loop.
+func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
+	now := m.cfg.Clock.Now()
+	var chunks []meta.Chunk
+	var servers []meta.Server
+	m.fsm.view(func(st *meta.State) { chunks, servers = st.Chunks(), st.Servers() })
+	ids := make([]uint64, 0, len(servers))
+	for _, sv := range servers {
+		ids = append(ids, sv.ID)
+	}
+	live, free, inv := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
+
+	if removals := planRemovals(chunks, live); len(removals) > 0 {
+		sem := make(chan struct{}, parallelChanges)
+		var wg sync.WaitGroup
+		for _, rm := range removals {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				dead := slices.DeleteFunc(slices.Clone(chainOf(chunks, rm.Handle)), func(id uint64) bool { return slices.Contains(rm.Chain, id) })
+				m.log.Info("master: removing dead servers from chain", "handle", rm.Handle, "dead", dead, "chain", rm.Chain, "epoch", rm.Epoch+1)
+				if err := m.changeChain(ctx, rm.Handle, func(ch meta.Chunk) []uint64 {
+					return without(ch.Chain, dead)
+				}, nil); err != nil && !errors.Is(err, errChainMoved) {
+					m.log.Warn("master: remove dead members", "handle", rm.Handle, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		return // plan repairs on the new chains next tick
+	}
+
+	busy, bad, slots := m.soft.repairView(now, m.cfg.RepairConcurrency)
+	if slots <= 0 {
+		return
+	}
+	plans := planRepairs(repairInput{Chunks: chunks, Servers: servers, Live: live, Free: free,
+		Inventory: inv, Busy: busy, Bad: bad, Slots: slots, DomainKey: DefaultDomainKey})
+	for _, p := range plans {
+		if !m.soft.startRepair(p.Handle, p.Target) {
+			continue
+		}
+		repairs.Go(func() { m.runRepair(ctx, p) })
+	}
+}
+
+// without returns chain minus the servers in drop; nil when that removes
+// nothing or everything (the last copy is never dropped).
+func without(chain, drop []uint64) []uint64 {
+	kept := slices.DeleteFunc(slices.Clone(chain), func(id uint64) bool { return slices.Contains(drop, id) })
+	if len(kept) == len(chain) || len(kept) == 0 {
+		return nil
+	}
+	return kept
+}
+
+func chainOf(chunks []meta.Chunk, handle uint64) []uint64 {
+	for _, ch := range chunks {
+		if ch.Handle == handle {
+			return ch.Chain
+		}
+	}
+	return nil
+}
+
+// runRepair carries out one re-replication: (1) Replicate on the target,
+// which copies from the tail while writes keep flowing; (2) SetChain with
+// the target at the tail, epoch+1; (3) Reconfigure pushed to every member
+// (the target then catches up from its predecessor by itself).
+func (m *Master) runRepair(ctx context.Context, p repairPlan) {
+	log := m.log.With("handle", p.Handle, "target", p.Target, "returning", p.Returning)
+	var (
+		bytes int64
+		err   error
+	)
+	defer func() {
+		m.soft.endRepair(p.Handle, p.Target, err, bytes, m.cfg.Clock.Now().Add(repairRetryDelay))
+		if err != nil {
+			log.Warn("master: re-replication failed", "err", err)
+		}
+	}()
+	var req *api.ReplicateRequest
+	var target api.ServerRef
+	m.fsm.view(func(st *meta.State) {
+		ch, ok := st.Chunk(p.Handle)
+		if !ok || ch.Epoch != p.Epoch {
+			return
+		}
+		refs := serverRefs(st, ch.Chain)
+		sv, _ := st.Server(p.Target)
+		target = api.ServerRef{Id: sv.ID, Addr: sv.Addr}
+		req = &api.ReplicateRequest{Handle: p.Handle, Epoch: ch.Epoch, ChunkSize: ch.ChunkSize,
+			Source: refs[len(refs)-1], Chain: refs, MaxBytesPerSec: m.cfg.RepairBytesPerSec}
+	})
+	if req == nil {
+		err = errChainMoved
+		return
+	}
+	log.Info("master: re-replicating", "epoch", p.Epoch, "source", req.Source.Id)
+	cs, err := m.pool.chunkserver(target.Addr)
+	if err != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.replicateTimeout(req.ChunkSize))
+	resp, err := cs.Replicate(rctx, req)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("replicate on server %d: %w", p.Target, err)
+		return
+	}
+	bytes = resp.GetBytesCopied()
+	err = m.changeChain(ctx, p.Handle, func(ch meta.Chunk) []uint64 {
+		if ch.Epoch != p.Epoch || slices.Contains(ch.Chain, p.Target) {
+			return nil // the chain moved while copying: next round re-plans (cheaply, by delta)
+		}
+		return append(slices.Clone(ch.Chain), p.Target)
+	}, nil)
+	if err == nil {
+		log.Info("master: replica joined chain", "epoch", p.Epoch+1, "bytes", bytes, "full", resp.GetFull())
+	}
+}
+
+var errChainMoved = errors.New("master: chain changed during repair")
+
+// replicateTimeout allows a full copy at the rate limit, twice over.
+func (m *Master) replicateTimeout(chunkSize int64) time.Duration {
+	d := 5 * time.Minute
+	if r := m.cfg.RepairBytesPerSec; r > 0 {
+		d = 30*time.Second + 2*time.Duration(chunkSize/r+1)*time.Second
+	}
+	return d
+}
+
+// changeChain commits a new chain for handle at epoch+1, computed by next
+// from the current chunk (nil: no change, errChainMoved), retrying when
+// another change wins the race, then pushes Reconfigure to every member of
+// the new chain and to the servers in alsoTell.
+func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.Chunk) []uint64, alsoTell []uint64) error {
+	s := &server{m: m}
+	for attempt := 0; ; attempt++ {
+		var ch meta.Chunk
+		var ok bool
+		m.fsm.view(func(st *meta.State) { ch, ok = st.Chunk(handle) })
+		if !ok {
+			return fmt.Errorf("chunk %d: %w", handle, meta.ErrNotFound)
+		}
+		chain := next(ch)
+		if chain == nil {
+			return errChainMoved
+		}
+		_, err := s.propose(ctx, meta.SetChain{Handle: handle, Epoch: ch.Epoch + 1, Chain: chain})
+		if rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH && attempt < changeAttempts {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m.pushReconfigure(ctx, handle, alsoTell)
+		return nil
+	}
+}
+
+// pushReconfigure sends the chunk's current chain to its members and to
+// alsoTell, in parallel, each bounded by pushTimeout. Failures are only
+// logged: heartbeats carry the configuration to whoever missed it.
+func (m *Master) pushReconfigure(ctx context.Context, handle uint64, alsoTell []uint64) {
+	var req *api.ReconfigureRequest
+	var to []*api.ServerRef
+	m.fsm.view(func(st *meta.State) {
+		ch, ok := st.Chunk(handle)
+		if !ok {
+			return
+		}
+		req = reconfigureRequest(st, ch)
+		to = append(to, req.Chain...)
+		for _, id := range alsoTell {
+			if !slices.Contains(ch.Chain, id) {
+				to = append(to, serverRefs(st, []uint64{id})...)
+			}
+		}
+	})
+	if req == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, ref := range to {
+		wg.Go(func() {
+			cs, err := m.pool.chunkserver(ref.Addr)
+			if err == nil {
+				pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+				_, err = cs.Reconfigure(pctx, req)
+				cancel()
+			}
+			if err != nil {
+				m.log.Debug("master: reconfigure push", "handle", handle, "server", ref.Id, "epoch", req.Epoch, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func serverRefs(st *meta.State, ids []uint64) []*api.ServerRef {
+	out := make([]*api.ServerRef, 0, len(ids))
+	for _, id := range ids {
+		sv, _ := st.Server(id)
+		out = append(out, &api.ServerRef{Id: id, Addr: sv.Addr})
+	}
+	return out
+}
+
+func reconfigureRequest(st *meta.State, ch meta.Chunk) *api.ReconfigureRequest {
+	return &api.ReconfigureRequest{Handle: ch.Handle, Epoch: ch.Epoch, ChunkSize: ch.ChunkSize, Chain: serverRefs(st, ch.Chain)}
+}
+
+// repairView returns the handles not to plan now (in flight or held back),
+// the bad-server map and how many repairs may start.
+func (s *softState) repairView(now time.Time, concurrency int) (busy map[uint64]bool, bad map[uint64]map[uint64]bool, slots int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy = map[uint64]bool{}
+	for h := range s.repairs {
+		busy[h] = true
+	}
+	for h, t := range s.retryAt {
+		if now.Before(t) {
+			busy[h] = true
+		} else {
+			delete(s.retryAt, h)
+		}
+	}
+	bad = make(map[uint64]map[uint64]bool, len(s.bad))
+	for h, m := range s.bad {
+		bad[h] = map[uint64]bool{}
+		for id := range m {
+			bad[h][id] = true
+		}
+	}
+	return busy, bad, concurrency - len(s.repairs)
+}
+
+// startRepair marks handle as being repaired onto target; false if it
+// already is.
+func (s *softState) startRepair(handle, target uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.repairs[handle]; ok {
+		return false
+	}
+	s.repairs[handle] = target
+	return true
+}
+
+// endRepair clears the mark. It runs after the SetChain of a successful
+// repair committed (see repairTargets for why that order matters). A
+// failure holds the chunk back until retryAt and makes the target a bad
+// choice for it, unless the chain merely moved.
+func (s *softState) endRepair(handle, target uint64, err error, bytes int64, retryAt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.repairs, handle)
+	switch {
+	case err == nil:
+		s.repairsDone++
+		s.repairedBytes += bytes
+	case errors.Is(err, errChainMoved):
+	default:
+		s.retryAt[handle] = retryAt
+		s.markBadLocked(handle, target)
+	}
+}
+
+func (s *softState) markBad(handle, server uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.markBadLocked(handle, server)
+}
+
+func (s *softState) markBadLocked(handle, server uint64) {
+	if s.bad[handle] == nil {
+		s.bad[handle] = map[uint64]bool{}
+	}
+	s.bad[handle][server] = true
+}
+
+// repairTargets returns handle -> joining server of the repairs in flight.
+func (s *softState) repairTargets() map[uint64]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[uint64]uint64, len(s.repairs))
+	for h, t := range s.repairs {
+		out[h] = t
+	}
+	return out
+}
+
+// repairStats returns the repairs in flight, done and the bytes copied.
+func (s *softState) repairStats() (inFlight, done uint64, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(len(s.repairs)), s.repairsDone, s.repairedBytes
+}
+
+// startRepairLoop starts the repair loop of a new term.
+func (m *Master) startRepairLoop() {
+	m.stopRepairLoop()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.repairLoop(stop)
+	}()
+	m.stopRepair = func() {
+		close(stop)
+		<-done
+	}
+}
+
+// stopRepairLoop stops the loop and waits for its repairs to end.
+func (m *Master) stopRepairLoop() {
+	if m.stopRepair != nil {
+		m.stopRepair()
+		m.stopRepair = nil
+	}
+}

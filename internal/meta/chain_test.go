@@ -1,0 +1,103 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+)
+
+// chainFixture: servers 1..4, file /f (repl 3, 1 MiB chunks) with chunk 1
+// on chain [1 2 3] at epoch 1.
+func chainFixture(t *testing.T) *State {
+	t.Helper()
+	s := New()
+	for id := ServerID(1); id <= 4; id++ {
+		mustApply(t, s, RegisterServer{ID: id, Addr: "cs:1"})
+	}
+	r := mustApply(t, s, Create{Path: "/f", ChunkSize: 1 << 20})
+	mustApply(t, s, AllocateChunk{Inode: r.Info.Inode, Index: 0, Chain: []ServerID{1, 2, 3}})
+	return s
+}
+
+func mustApply(t *testing.T, s *State, c Command) Result {
+	t.Helper()
+	b, err := Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Apply(dc)
+	if r.Err != nil {
+		t.Fatalf("apply %T: %v", c, r.Err)
+	}
+	return r
+}
+
+func TestSetChain(t *testing.T) {
+	tests := []struct {
+		name      string
+		cmd       SetChain
+		wantErr   error
+		wantEpoch uint64
+		wantChain []ServerID
+	}{
+		{"remove middle", SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 3}}, nil, 2, []ServerID{1, 3}},
+		{"add at tail", SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 2, 3, 4}}, nil, 2, []ServerID{1, 2, 3, 4}},
+		{"same epoch", SetChain{Handle: 1, Epoch: 1, Chain: []ServerID{1, 3}}, ErrEpochMismatch, 1, []ServerID{1, 2, 3}},
+		{"skips an epoch", SetChain{Handle: 1, Epoch: 3, Chain: []ServerID{1, 3}}, ErrEpochMismatch, 1, []ServerID{1, 2, 3}},
+		{"empty chain", SetChain{Handle: 1, Epoch: 2}, ErrInvalid, 1, []ServerID{1, 2, 3}},
+		{"duplicate", SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 1}}, ErrInvalid, 1, []ServerID{1, 2, 3}},
+		{"unregistered", SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 9}}, ErrInvalid, 1, []ServerID{1, 2, 3}},
+		{"unknown chunk", SetChain{Handle: 7, Epoch: 2, Chain: []ServerID{1}}, ErrNotFound, 1, []ServerID{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := chainFixture(t)
+			b, _ := Encode(tt.cmd)
+			c, err := Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := s.Apply(c)
+			if !errors.Is(r.Err, tt.wantErr) || (tt.wantErr == nil) != (r.Err == nil) {
+				t.Fatalf("err %v, want %v", r.Err, tt.wantErr)
+			}
+			ch, _ := s.Chunk(1)
+			if ch.Epoch != tt.wantEpoch || !slices.Equal(ch.Chain, tt.wantChain) || ch.ChunkSize != 1<<20 {
+				t.Fatalf("chunk after: %+v", ch)
+			}
+			if r.Err == nil && (r.Chunk.Epoch != tt.wantEpoch || !slices.Equal(r.Chunk.Chain, tt.wantChain)) {
+				t.Fatalf("result chunk %+v", r.Chunk)
+			}
+			checkRoundTrip(t, s)
+		})
+	}
+}
+
+// TestRestoreFillsChunkSize: a snapshot written before Chunk.ChunkSize
+// existed restores with the chunk size of the file.
+func TestRestoreFillsChunkSize(t *testing.T) {
+	s := chainFixture(t)
+	b, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	chunks := raw["Chunks"].([]any)
+	delete(chunks[0].(map[string]any), "ChunkSize")
+	old, _ := json.Marshal(raw)
+	r, err := Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, _ := r.Chunk(1); ch.ChunkSize != 1<<20 {
+		t.Fatalf("chunk size after restore: %d", ch.ChunkSize)
+	}
+}
