@@ -140,6 +140,7 @@ func buildRoot() (*cobra.Command, *globals) {
 		newVersionCmd(g),
 	)
 	root.AddCommand(newBenchCmd(g))
+	root.AddCommand(newVolumeCmd(g), newNbdCmd(g))
 	return root, g
 }
 

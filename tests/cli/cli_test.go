@@ -316,6 +316,10 @@ type statusOut struct {
 	Chunks struct {
 		Total           uint64 `json:"total"`
 		UnderReplicated uint64 `json:"under_replicated"`
+		ReReplicating   uint64 `json:"re_replicating"`
+		Lost            uint64 `json:"lost"`
+		RepairsDone     uint64 `json:"repairs_done"`
+		RepairedBytes   int64  `json:"repaired_bytes"`
 	} `json:"chunks"`
 }
 

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catena-io/catena/internal/nbd"
+)
+
+func newNbdCmd(g *globals) *cobra.Command {
+	var listen string
+	var volumes []string
+	cmd := &cobra.Command{
+		Use:   "nbd [--listen ADDR] [--volume NAME ...]",
+		Short: "Serve volumes as NBD exports (every volume unless --volume is given)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.newClient()
+			if err != nil {
+				return fail("nbd", err)
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			for _, v := range volumes {
+				if _, err := c.VolumeInfo(ctx, v); err != nil {
+					return fail("nbd", err)
+				}
+			}
+			exports := nbd.NewVolumeExports(c, volumes)
+			defer exports.Close()
+			srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: g.logger(cmd.ErrOrStderr())})
+			if err != nil {
+				return fail("nbd", err)
+			}
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fail("nbd", localErr(err))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena nbd: serving on %s (try: nbdinfo --list nbd://%s)\n", l.Addr(), l.Addr())
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(l) }()
+			select {
+			case <-ctx.Done():
+				srv.Close()
+				<-errc
+				return nil
+			case err := <-errc:
+				srv.Close()
+				if errors.Is(err, nbd.ErrServerClosed) {
+					return nil
+				}
+				return fail("nbd", err)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:10809", "address to listen on")
+	cmd.Flags().StringArrayVar(&volumes, "volume", nil, "serve only this volume (repeatable)")
+	return cmd
+}

@@ -1,0 +1,90 @@
+package nbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/catena-io/catena/client"
+)
+
+// VolumeExports serves Catena volumes: each volume is an export of its
+// name. Volumes are opened on first use and kept open (one client.Volume
+// shared by every connection) until Close.
+type VolumeExports struct {
+	c    *client.Client
+	only []string // when non-empty, the only volumes served
+
+	mu   sync.Mutex
+	open map[string]*client.Volume
+}
+
+var _ Exports = (*VolumeExports)(nil)
+
+// NewVolumeExports serves the volumes named in only, or every volume when
+// only is empty. c stays owned by the caller.
+func NewVolumeExports(c *client.Client, only []string) *VolumeExports {
+	return &VolumeExports{c: c, only: slices.Clone(only), open: map[string]*client.Volume{}}
+}
+
+// List returns the names of the served volumes.
+func (e *VolumeExports) List() ([]string, error) {
+	if len(e.only) > 0 {
+		return slices.Clone(e.only), nil
+	}
+	vs, err := e.c.ListVolumes(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("nbd: list volumes: %w", err)
+	}
+	names := make([]string, 0, len(vs))
+	for _, v := range vs {
+		names = append(names, v.Name)
+	}
+	return names, nil
+}
+
+// Open returns the open volume of that name; "" is the only volume when
+// exactly one is served.
+func (e *VolumeExports) Open(name string) (Device, error) {
+	if name == "" {
+		names, err := e.List()
+		if err != nil {
+			return nil, err
+		}
+		if len(names) != 1 {
+			return nil, fmt.Errorf("%w: no default export among %d volumes", ErrUnknownExport, len(names))
+		}
+		name = names[0]
+	}
+	if len(e.only) > 0 && !slices.Contains(e.only, name) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownExport, name)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v := e.open[name]; v != nil {
+		return v, nil
+	}
+	v, err := e.c.OpenVolume(context.Background(), name)
+	if errors.Is(err, client.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownExport, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nbd: open volume %q: %w", name, err)
+	}
+	e.open[name] = v
+	return v, nil
+}
+
+// Close closes the volumes opened so far.
+func (e *VolumeExports) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for _, v := range e.open {
+		errs = append(errs, v.Close())
+	}
+	e.open = map[string]*client.Volume{}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,260 @@
+package nbd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/nbd"
+)
+
+type env struct {
+	c    *cluster.Cluster
+	cl   *client.Client
+	addr string
+}
+
+func (e *env) uri(vol string) string { return "nbd://" + e.addr + "/" + vol }
+
+// start runs a cluster of n chunkservers and an NBD server serving every
+// volume on 127.0.0.1:0.
+func start(t *testing.T, n int) *env {
+	t.Helper()
+	c := clustertest.New(t, cluster.Config{Chunkservers: n})
+	cl := clustertest.Client(t, c)
+	exports := nbd.NewVolumeExports(cl, nil)
+	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close(); exports.Close() })
+	return &env{c: c, cl: cl, addr: l.Addr().String()}
+}
+
+func (e *env) volume(t *testing.T, name string, size int64, repl int) {
+	t.Helper()
+	if _, err := e.cl.CreateVolume(context.Background(), name, size, client.VolumeOptions{Replication: repl, ChunkSize: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs a tool, failing the test when it is missing or fails.
+func run(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s not installed (apt-get install libnbd-bin qemu-utils fio): %v", name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+func TestNbdinfo(t *testing.T) {
+	e := start(t, 3)
+	e.volume(t, "alpha", 64<<20, 3)
+	e.volume(t, "beta", 1<<30, 1)
+	var list struct {
+		Exports []struct {
+			Name string `json:"export-name"`
+			Size int64  `json:"export-size"`
+		} `json:"exports"`
+	}
+	out := run(t, time.Minute, "nbdinfo", "--list", "--json", "nbd://"+e.addr)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("nbdinfo --list: %v\n%s", err, out)
+	}
+	got := map[string]int64{}
+	for _, x := range list.Exports {
+		got[x.Name] = x.Size
+	}
+	if len(got) != 2 || got["alpha"] != 64<<20 || got["beta"] != 1<<30 {
+		t.Fatalf("exports %v\n%s", got, out)
+	}
+	var info struct {
+		Exports []map[string]any `json:"exports"`
+	}
+	out = run(t, time.Minute, "nbdinfo", "--json", e.uri("alpha"))
+	if err := json.Unmarshal([]byte(out), &info); err != nil || len(info.Exports) != 1 {
+		t.Fatalf("nbdinfo: %v\n%s", err, out)
+	}
+	x := info.Exports[0]
+	for k, want := range map[string]any{"is_read_only": false, "can_flush": true, "can_fua": true, "can_trim": true,
+		"can_zero": true, "can_multi_conn": true, "export-size": float64(64 << 20), "block_size_minimum": float64(1)} {
+		if x[k] != want {
+			t.Errorf("nbdinfo %s = %v, want %v", k, x[k], want)
+		}
+	}
+}
+
+func sha(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestNbdcopyAndQemuCompare(t *testing.T) {
+	e := start(t, 3)
+	const size = 256 << 20
+	e.volume(t, "img", size, 3)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.raw"), filepath.Join(dir, "out.raw")
+	data := make([]byte, size)
+	rand.Read(data)
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, 2*time.Minute, "nbdcopy", in, e.uri("img"))
+	run(t, 2*time.Minute, "nbdcopy", e.uri("img"), out)
+	if sha(t, in) != sha(t, out) {
+		t.Fatal("sha256 of the copy out differs from the image copied in")
+	}
+	run(t, 2*time.Minute, "qemu-img", "compare", "-f", "raw", "-F", "raw", in, e.uri("img"))
+}
+
+func TestQemuIOUnaligned(t *testing.T) {
+	e := start(t, 3)
+	e.volume(t, "q", 64<<20, 3)
+	out := run(t, time.Minute, "qemu-io", "-f", "raw",
+		"-c", "write -P 0xab 1000 5000",
+		"-c", "write -P 0xcd 16777000 1000", // across the 16 MiB chunk boundary
+		"-c", "read -P 0xab 1000 5000",
+		"-c", "read -P 0xcd 16777000 1000",
+		"-c", "read -P 0 0 1000",
+		"-c", "read -P 0 6000 100000",
+		"-c", "write -z 1500 10",
+		"-c", "read -P 0 1500 10",
+		"-c", "read -P 0xab 1510 4490",
+		"-c", "flush",
+		e.uri("q"))
+	if strings.Contains(out, "failed") || strings.Contains(out, "error") {
+		t.Fatalf("qemu-io:\n%s", out)
+	}
+	if n := strings.Count(out, "read "); n != 6 {
+		t.Fatalf("qemu-io: %d reads reported, want 6\n%s", n, out)
+	}
+	// Past the end is refused, not a crash.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, _ := exec.CommandContext(ctx, "qemu-io", "-f", "raw", "-c", "read 67108000 1000", e.uri("q")).CombinedOutput()
+	if !strings.Contains(string(b), "error") && !strings.Contains(string(b), "Input/output") && !strings.Contains(string(b), "Invalid") {
+		t.Fatalf("read past end did not fail:\n%s", b)
+	}
+}
+
+func fioArgs(uri string) []string {
+	return []string{"--name=verify", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=4k",
+		"--size=8m", "--offset_increment=8m", "--numjobs=4", "--iodepth=8", "--verify=crc32c",
+		"--verify_fatal=1", "--do_verify=1", "--group_reporting"}
+}
+
+func TestFioVerify(t *testing.T) {
+	e := start(t, 3)
+	e.volume(t, "f", 64<<20, 3)
+	out := run(t, 2*time.Minute, "fio", fioArgs(e.uri("f"))...)
+	if strings.Contains(out, "verify:") && strings.Contains(out, "bad") {
+		t.Fatalf("fio verify errors:\n%s", out)
+	}
+	if !strings.Contains(out, "err= 0") {
+		t.Fatalf("fio reported errors:\n%s", out)
+	}
+}
+
+func TestFioChunkserverKilled(t *testing.T) {
+	e := start(t, 4)
+	e.volume(t, "k", 64<<20, 3)
+	if _, err := exec.LookPath("fio"); err != nil {
+		t.Fatal("fio not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "fio", append(fioArgs(e.uri("k")), "--rate_iops=500")...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill a chunkserver once the volume has data on it.
+	clustertest.Eventually(t, time.Minute, func() error {
+		v, err := e.cl.VolumeInfo(ctx, "k")
+		if err != nil || v.AllocatedChunks < 2 {
+			return fmt.Errorf("volume not written yet (%v)", err)
+		}
+		return nil
+	})
+	if err := e.c.StopChunkserver(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("fio with a chunkserver killed: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "err= 0") {
+		t.Fatalf("fio reported errors:\n%s", out.String())
+	}
+}
+
+// diskUsage sums the allocated bytes of every chunk file of the cluster.
+func diskUsage(t *testing.T, c *cluster.Cluster) int64 {
+	t.Helper()
+	var total int64
+	for i := range c.NumChunkservers() {
+		filepath.WalkDir(c.ChunkserverDir(i), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) == nil {
+				total += st.Blocks * 512
+			}
+			return nil
+		})
+	}
+	return total
+}
+
+func TestTrimZerosAndFreesSpace(t *testing.T) {
+	e := start(t, 3)
+	e.volume(t, "t", 64<<20, 3)
+	run(t, time.Minute, "qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 32M", e.uri("t"))
+	before := diskUsage(t, e.c)
+	if before < 3*32<<20 {
+		t.Fatalf("disk usage %d after writing 32 MiB x3", before)
+	}
+	out := run(t, time.Minute, "qemu-io", "-f", "raw", "-c", "discard 0 24M", "-c", "read -P 0 0 24M",
+		"-c", "read -P 0x5a 24M 8M", e.uri("t"))
+	if strings.Contains(out, "failed") || strings.Contains(out, "error") {
+		t.Fatalf("qemu-io:\n%s", out)
+	}
+	after := diskUsage(t, e.c)
+	if after > before-3*20<<20 {
+		t.Fatalf("disk usage %d -> %d: trim of 24 MiB x3 freed too little", before, after)
+	}
+}
