@@ -24,8 +24,9 @@ const maxProblems = 20
 
 // chunkRef is one chunk as the master's namespace knows it.
 type chunkRef struct {
-	file string
-	info *api.ChunkInfo
+	file        string
+	replication int
+	info        *api.ChunkInfo
 }
 
 // chunks returns every chunk the namespace refers to, keyed by handle, by
@@ -51,7 +52,7 @@ func (c *Cluster) chunks(ctx context.Context) (map[uint64]chunkRef, error) {
 				return fmt.Errorf("lookup %s: %w", p, err)
 			}
 			for _, ci := range lk.GetChunks() {
-				out[ci.GetHandle()] = chunkRef{file: p, info: ci}
+				out[ci.GetHandle()] = chunkRef{file: p, replication: int(lk.GetInfo().GetReplication()), info: ci}
 			}
 		}
 		return nil

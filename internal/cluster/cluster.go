@@ -64,9 +64,30 @@ type Config struct {
 	Labels func(i int) map[string]string
 	// HeartbeatInterval of the chunkservers; 0 = the chunkserver default.
 	HeartbeatInterval time.Duration
-	// DeadAfter is the master's chunkserver liveness timeout; 0 = the
-	// master default.
+	// DeadAfter is the master's chunkserver liveness timeout when larger
+	// than Lease + DriftMargin; 0 = Lease + DriftMargin.
 	DeadAfter time.Duration
+	// Lease is how long a heartbeat lets a chunkserver serve client I/O;
+	// 0 = the master default.
+	Lease time.Duration
+	// DriftMargin is added to Lease before the master declares a silent
+	// chunkserver dead; 0 = the master default.
+	DriftMargin time.Duration
+	// RepairInterval is the period of the master's repair loop; 0 = the
+	// master default.
+	RepairInterval time.Duration
+	// RepairConcurrency bounds the repairs in flight; 0 = the master
+	// default.
+	RepairConcurrency int
+	// RepairBytesPerSec limits each repair's copy; 0 = the master default,
+	// negative = no limit.
+	RepairBytesPerSec int64
+	// ScrubInterval is the chunkservers' pause between scrub passes; 0 =
+	// their default, negative disables scrubbing.
+	ScrubInterval time.Duration
+	// ScrubBytesPerSec bounds each chunkserver's scrubber; 0 = their
+	// default.
+	ScrubBytesPerSec int64
 	// Logger receives the logs of every process; nil discards them.
 	Logger *slog.Logger
 }
@@ -94,6 +115,8 @@ type Cluster struct {
 	conn *grpc.ClientConn
 	mc   api.MasterClient
 
+	net *Network
+
 	mu      sync.Mutex
 	closed  bool
 	master  *master.Master
@@ -102,10 +125,12 @@ type Cluster struct {
 
 // csNode is one chunkserver slot; srv is nil while stopped.
 type csNode struct {
+	name string // on the Network: cs1, cs2, ...
 	dir  string
 	addr string // last bound address, reused on restart
 	id   uint64
 	srv  *chunkserver.Server
+	disk *diskFaults
 }
 
 // Start starts the master and the chunkservers and returns once the master
@@ -115,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("cluster: Config.Dir is required")
 	}
 	cfg = cfg.withDefaults()
-	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, net: NewNetwork()}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -128,18 +153,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	m, err := master.Start(ctx, master.Config{
-		ID:         "m1",
-		Dir:        mdir,
-		ListenAddr: cfg.MasterAddr,
-		RaftAddr:   cfg.RaftAddr,
-		DeadAfter:  cfg.DeadAfter,
-		Logger:     c.log.With("proc", "master"),
-	})
+	m, err := master.Start(ctx, c.masterConfig(mdir))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start master: %w", err)
 	}
 	c.master = m
+	c.net.Register(m.Addr(), MasterNode)
 	c.conn, err = grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dial master: %w", err)
@@ -148,7 +167,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	start := time.Now()
 	for i := 0; i < cfg.Chunkservers; i++ {
-		n := &csNode{dir: filepath.Join(cfg.Dir, fmt.Sprintf("cs%d", i+1))}
+		n := &csNode{
+			name: chunkserverNode(i),
+			dir:  filepath.Join(cfg.Dir, fmt.Sprintf("cs%d", i+1)),
+			disk: &diskFaults{},
+		}
 		c.servers = append(c.servers, n)
 		if err := c.startChunkserver(ctx, i, n); err != nil {
 			return nil, err
@@ -190,23 +213,15 @@ func (c *Cluster) startChunkserver(ctx context.Context, i int, n *csNode) error 
 	if err != nil {
 		return fmt.Errorf("cluster: chunkserver %d: listen: %w", i, err)
 	}
-	var labels map[string]string
-	if c.cfg.Labels != nil {
-		labels = c.cfg.Labels(i)
-	}
-	srv, err := chunkserver.Start(ctx, chunkserver.Config{
-		Dir:               n.dir,
-		Listener:          ln,
-		Masters:           []string{c.master.Addr()},
-		Labels:            labels,
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
-		Logger:            c.log.With("proc", fmt.Sprintf("cs%d", i+1)),
-	})
+	// Register before serving: peers may dial it as soon as it heartbeats.
+	c.net.Register(ln.Addr().String(), n.name)
+	srv, err := chunkserver.Start(ctx, c.chunkserverConfig(i, n, ln))
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("cluster: start chunkserver %d: %w", i, err)
 	}
 	n.srv, n.addr, n.id = srv, srv.Addr(), srv.ID()
+	c.net.Register(n.addr, n.name)
 	return nil
 }
 
@@ -277,14 +292,27 @@ func (c *Cluster) Master() *master.Master {
 
 // NewClient returns a client of this cluster; the caller closes it.
 func (c *Cluster) NewClient() (*client.Client, error) {
+	return c.NewClientConfig(client.Config{})
+}
+
+// NewClientConfig returns a client of this cluster configured by cfg, with
+// Masters set to the cluster's master and, unless cfg has its own, a
+// Dialer on the Network as ClientNode; the caller closes it.
+func (c *Cluster) NewClientConfig(cfg client.Config) (*client.Client, error) {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
-	addr := c.MasterAddr()
-	return client.New(client.Config{Masters: []string{addr}, Logger: c.log.With("proc", "client")})
+	cfg.Masters = []string{c.MasterAddr()}
+	if cfg.Logger == nil {
+		cfg.Logger = c.log.With("proc", "client")
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = c.net.Dialer(ClientNode)
+	}
+	return client.New(cfg)
 }
 
 // NumChunkservers returns the number of chunkserver slots.

@@ -15,6 +15,20 @@
 //     clean stop and restart on the same directory (so the same server id).
 //     A restarted chunkserver listens on its previous address when it is
 //     still free, so its peers' streams reconnect to it.
+//   - Faults (faults.go): every process dials through a Network (netfault.go)
+//     under its own node name ("master", "cs1", ..., "client"), so
+//     Partition, PartitionOneWay, Pause (isolation) and Heal cut real gRPC
+//     connections with no flag in production code: a cut closes open
+//     connections and refuses new dials (fail fast, no blackhole). Each
+//     chunkserver's disk is a chunkstore.ErrorFS with toggles (SlowDisk,
+//     DiskFull) that survive restarts; CorruptReplica flips a byte of a
+//     replica file behind the store's back; Kill/Restart are a stop and a
+//     start on the same directory; WipeChunkserver empties a stopped
+//     server's directory but keeps its id.
+//   - Settle is the cleanup invariant after faults: clear every fault,
+//     restart stopped servers, wait (bounded, polling Status) until every
+//     chain has its replication factor and no repair runs, then
+//     CheckReplicas.
 //   - CheckReplicas is the invariant scan tests run on cleanup: every chunk
 //     the namespace refers to has a replica on every chain member, and those
 //     replicas hold the same epoch, the same applied sequence number and the

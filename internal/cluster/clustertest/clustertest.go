@@ -2,8 +2,11 @@
 // cluster's invariants when a test ends (STYLE.md principle 7).
 //
 // New starts a cluster in a fresh t.TempDir() (or cfg.Dir when set) and
-// registers a cleanup that runs CheckReplicas, fails the test when replicas
-// differ, and closes the cluster. A test that closes its cluster itself (to
+// registers a cleanup that settles the cluster (Cluster.Settle: clears
+// every network and disk fault, restarts stopped chunkservers, waits,
+// bounded, until every chain has its replication factor again and no
+// repair runs, then runs CheckReplicas), fails the test when that fails,
+// and closes the cluster. A test that closes its cluster itself (to
 // restart it, say) is fine: the cleanup skips the check of a closed cluster.
 //
 // Logs go to stderr at error level; set CATENA_TEST_LOG=debug (or info,
@@ -46,8 +49,8 @@ func New(t testing.TB, cfg cluster.Config) *cluster.Cluster {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 		defer cancel()
-		if err := c.CheckReplicas(ctx); err != nil && !errors.Is(err, cluster.ErrClosed) {
-			t.Errorf("replica check: %v", err)
+		if err := c.Settle(ctx); err != nil && !errors.Is(err, cluster.ErrClosed) {
+			t.Errorf("cleanup invariants: %v", err)
 		}
 		if err := c.Close(); err != nil {
 			t.Errorf("close cluster: %v", err)

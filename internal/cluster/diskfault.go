@@ -1,0 +1,41 @@
+package cluster
+
+import (
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// diskFaults are the toggles of one chunkserver's disk, read by the
+// chunkstore.ErrorFS wrapped around its file system. They outlive restarts
+// of the server, as a real disk's faults would.
+type diskFaults struct {
+	delay atomic.Int64 // nanoseconds added to every data write and sync
+	full  atomic.Bool  // writes, allocations and truncations fail with ENOSPC
+}
+
+// fs returns the chunkserver's file system: the OS one behind the toggles.
+func (d *diskFaults) fs() chunkstore.FS {
+	return &chunkstore.ErrorFS{FS: chunkstore.OSFS, Inject: d.inject}
+}
+
+func (d *diskFaults) inject(op chunkstore.Op, name string, _ int64) error {
+	switch op {
+	case chunkstore.OpWrite, chunkstore.OpSync, chunkstore.OpAllocate:
+		if dl := time.Duration(d.delay.Load()); dl > 0 {
+			// The fault itself: a slow device, not a wait for an event.
+			time.Sleep(dl)
+		}
+	}
+	if !d.full.Load() {
+		return nil
+	}
+	switch op {
+	case chunkstore.OpWrite, chunkstore.OpAllocate, chunkstore.OpTruncate:
+		return &os.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}
+	}
+	return nil
+}
