@@ -1719,7 +1719,12 @@ type HeartbeatResponse struct {
 	LeaseMillis int64 `protobuf:"varint,4,opt,name=lease_millis,json=leaseMillis,proto3" json:"lease_millis,omitempty"`
 	// configs: chains the master holds at a higher epoch than the heartbeat
 	// reported (a Reconfigure push that was missed).
-	Configs       []*ReconfigureRequest `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty"`
+	Configs []*ReconfigureRequest `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty"`
+	// fenced: reported replicas that are stale (the server is not a member
+	// of the chunk's chain at the master's epoch). The server applies them
+	// before it uses this lease: it never serves client I/O on such a
+	// replica at any epoch <= FencedReplica.epoch (it stays a delta base).
+	Fenced        []*FencedReplica `protobuf:"bytes,6,rep,name=fenced,proto3" json:"fenced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1789,6 +1794,66 @@ func (x *HeartbeatResponse) GetConfigs() []*ReconfigureRequest {
 	return nil
 }
 
+func (x *HeartbeatResponse) GetFenced() []*FencedReplica {
+	if x != nil {
+		return x.Fenced
+	}
+	return nil
+}
+
+// FencedReplica names a stale replica and the master's epoch of its chunk.
+type FencedReplica struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FencedReplica) Reset() {
+	*x = FencedReplica{}
+	mi := &file_catena_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FencedReplica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FencedReplica) ProtoMessage() {}
+
+func (x *FencedReplica) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FencedReplica.ProtoReflect.Descriptor instead.
+func (*FencedReplica) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FencedReplica) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *FencedReplica) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type ReportReplicaRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ServerId      uint64                 `protobuf:"varint,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -1802,7 +1867,7 @@ type ReportReplicaRequest struct {
 
 func (x *ReportReplicaRequest) Reset() {
 	*x = ReportReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1879,7 @@ func (x *ReportReplicaRequest) String() string {
 func (*ReportReplicaRequest) ProtoMessage() {}
 
 func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1892,7 @@ func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReportReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{26}
+	return file_catena_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportReplicaRequest) GetServerId() uint64 {
@@ -1873,7 +1938,7 @@ type ReportReplicaResponse struct {
 
 func (x *ReportReplicaResponse) Reset() {
 	*x = ReportReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1950,7 @@ func (x *ReportReplicaResponse) String() string {
 func (*ReportReplicaResponse) ProtoMessage() {}
 
 func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1963,7 @@ func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReportReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{27}
+	return file_catena_proto_rawDescGZIP(), []int{28}
 }
 
 type StatusRequest struct {
@@ -1909,7 +1974,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +1986,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +1999,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{28}
+	return file_catena_proto_rawDescGZIP(), []int{29}
 }
 
 type MasterStatus struct {
@@ -1948,7 +2013,7 @@ type MasterStatus struct {
 
 func (x *MasterStatus) Reset() {
 	*x = MasterStatus{}
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2025,7 @@ func (x *MasterStatus) String() string {
 func (*MasterStatus) ProtoMessage() {}
 
 func (x *MasterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2038,7 @@ func (x *MasterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterStatus.ProtoReflect.Descriptor instead.
 func (*MasterStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{29}
+	return file_catena_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MasterStatus) GetId() string {
@@ -2014,7 +2079,7 @@ type ChunkserverStatus struct {
 
 func (x *ChunkserverStatus) Reset() {
 	*x = ChunkserverStatus{}
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2091,7 @@ func (x *ChunkserverStatus) String() string {
 func (*ChunkserverStatus) ProtoMessage() {}
 
 func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2104,7 @@ func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkserverStatus.ProtoReflect.Descriptor instead.
 func (*ChunkserverStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{30}
+	return file_catena_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ChunkserverStatus) GetId() uint64 {
@@ -2119,7 +2184,7 @@ type ChunkStats struct {
 
 func (x *ChunkStats) Reset() {
 	*x = ChunkStats{}
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2196,7 @@ func (x *ChunkStats) String() string {
 func (*ChunkStats) ProtoMessage() {}
 
 func (x *ChunkStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2209,7 @@ func (x *ChunkStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkStats.ProtoReflect.Descriptor instead.
 func (*ChunkStats) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{31}
+	return file_catena_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ChunkStats) GetTotal() uint64 {
@@ -2202,7 +2267,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2279,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2292,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{32}
+	return file_catena_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -2277,7 +2342,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2354,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2367,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -2342,7 +2407,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2419,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2432,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -2391,7 +2456,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2468,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2481,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -2473,7 +2538,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2550,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2563,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -2545,7 +2610,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2622,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2635,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -2624,7 +2689,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +2701,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +2714,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -2724,7 +2789,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2801,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2814,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -2817,7 +2882,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2894,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2907,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -2864,7 +2929,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +2941,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +2954,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -2929,7 +2994,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3006,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3019,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -2976,7 +3041,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3053,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3066,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3040,7 +3105,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3117,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3130,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 type Update struct {
@@ -3085,7 +3150,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3162,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3175,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -3187,7 +3252,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3199,7 +3264,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3212,7 +3277,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -3251,7 +3316,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3328,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3341,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -3437,7 +3502,7 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x04 \x01(\x03R\tfreeBytes\x12\x1d\n" +
 	"\n" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x122\n" +
-	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\"\xe6\x01\n" +
+	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\"\x98\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
@@ -3445,7 +3510,11 @@ const file_catena_proto_rawDesc = "" +
 	"reregister\x18\x03 \x01(\bR\n" +
 	"reregister\x12!\n" +
 	"\flease_millis\x18\x04 \x01(\x03R\vleaseMillis\x127\n" +
-	"\aconfigs\x18\x05 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\aconfigs\"\xae\x01\n" +
+	"\aconfigs\x18\x05 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\aconfigs\x120\n" +
+	"\x06fenced\x18\x06 \x03(\v2\x18.catena.v1.FencedReplicaR\x06fenced\"=\n" +
+	"\rFencedReplica\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xae\x01\n" +
 	"\x14ReportReplicaRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
@@ -3652,7 +3721,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
@@ -3685,30 +3754,31 @@ var file_catena_proto_goTypes = []any{
 	(*ReplicaInfo)(nil),           // 28: catena.v1.ReplicaInfo
 	(*HeartbeatRequest)(nil),      // 29: catena.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),     // 30: catena.v1.HeartbeatResponse
-	(*ReportReplicaRequest)(nil),  // 31: catena.v1.ReportReplicaRequest
-	(*ReportReplicaResponse)(nil), // 32: catena.v1.ReportReplicaResponse
-	(*StatusRequest)(nil),         // 33: catena.v1.StatusRequest
-	(*MasterStatus)(nil),          // 34: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),     // 35: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),            // 36: catena.v1.ChunkStats
-	(*StatusResponse)(nil),        // 37: catena.v1.StatusResponse
-	(*ReconfigureRequest)(nil),    // 38: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),   // 39: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),      // 40: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 41: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),          // 42: catena.v1.FetchRequest
-	(*FetchResponse)(nil),         // 43: catena.v1.FetchResponse
-	(*WriteRequest)(nil),          // 44: catena.v1.WriteRequest
-	(*WriteResponse)(nil),         // 45: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 46: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 47: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 48: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 49: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 50: catena.v1.Update
-	(*Ack)(nil),                   // 51: catena.v1.Ack
-	(*ChainMessage)(nil),          // 52: catena.v1.ChainMessage
-	nil,                           // 53: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 54: catena.v1.ChunkserverStatus.LabelsEntry
+	(*FencedReplica)(nil),         // 31: catena.v1.FencedReplica
+	(*ReportReplicaRequest)(nil),  // 32: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil), // 33: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),         // 34: catena.v1.StatusRequest
+	(*MasterStatus)(nil),          // 35: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),     // 36: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),            // 37: catena.v1.ChunkStats
+	(*StatusResponse)(nil),        // 38: catena.v1.StatusResponse
+	(*ReconfigureRequest)(nil),    // 39: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),   // 40: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),      // 41: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 42: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),          // 43: catena.v1.FetchRequest
+	(*FetchResponse)(nil),         // 44: catena.v1.FetchResponse
+	(*WriteRequest)(nil),          // 45: catena.v1.WriteRequest
+	(*WriteResponse)(nil),         // 46: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 47: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 48: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 49: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 50: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 51: catena.v1.Update
+	(*Ack)(nil),                   // 52: catena.v1.Ack
+	(*ChainMessage)(nil),          // 53: catena.v1.ChainMessage
+	nil,                           // 54: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 55: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -3723,68 +3793,69 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	53, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	54, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	38, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
-	3,  // 16: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	54, // 17: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	34, // 18: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	35, // 19: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	36, // 20: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 21: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 22: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 23: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 24: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	6,  // 25: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 26: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	50, // 27: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	51, // 28: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	8,  // 29: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 30: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 31: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 32: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 33: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 34: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 35: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 36: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 37: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 38: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 39: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	33, // 40: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	31, // 41: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	44, // 42: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	46, // 43: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	48, // 44: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	52, // 45: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	38, // 46: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	40, // 47: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	42, // 48: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	9,  // 49: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 50: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 51: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 52: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 53: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 54: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 55: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 56: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 57: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 58: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 59: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	37, // 60: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	32, // 61: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	45, // 62: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	47, // 63: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	49, // 64: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	52, // 65: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	39, // 66: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	41, // 67: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	43, // 68: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	49, // [49:69] is the sub-list for method output_type
-	29, // [29:49] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	39, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	31, // 16: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
+	3,  // 17: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
+	55, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	35, // 19: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	36, // 20: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	37, // 21: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 22: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 23: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 24: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 25: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	6,  // 26: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 27: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	51, // 28: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	52, // 29: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	8,  // 30: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 31: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 32: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 33: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 34: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 35: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 36: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 37: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 38: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 39: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 40: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	34, // 41: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	32, // 42: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	45, // 43: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	47, // 44: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	49, // 45: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	53, // 46: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	39, // 47: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	41, // 48: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	43, // 49: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	9,  // 50: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 51: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 52: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 53: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 54: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 55: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 56: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 57: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 58: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 59: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 60: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	38, // 61: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	33, // 62: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	46, // 63: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	48, // 64: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	50, // 65: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	53, // 66: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	40, // 67: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	42, // 68: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	44, // 69: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	50, // [50:70] is the sub-list for method output_type
+	30, // [30:50] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -3792,7 +3863,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[47].OneofWrappers = []any{
+	file_catena_proto_msgTypes[48].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -3802,7 +3873,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -35,6 +37,10 @@ const (
 	backoffInitial = 10 * time.Millisecond
 	backoffMax     = 500 * time.Millisecond
 	chunkBatch     = 64 // GetChunks batch when filling the cache
+	// Metadata keys of a master call's request id (internal/master reads
+	// them; the names are the wire contract).
+	mdClientID  = "catena-client-id"
+	mdRequestID = "catena-request-id"
 )
 
 // Client is a connection to a Catena cluster. Safe for concurrent use.
@@ -255,6 +261,10 @@ func callMaster[T any](ctx context.Context, c *Client, fn func(context.Context, 
 	var zero T
 	var tried []string
 	var lastErr error
+	// One request id per operation, the same on every retry: a mutation the
+	// old leader committed before failing over is not applied twice.
+	ctx = metadata.AppendToOutgoingContext(ctx,
+		mdClientID, strconv.FormatUint(c.clientID, 10), mdRequestID, strconv.FormatUint(c.reqSeq.Add(1), 10))
 	for attempt := 0; ; attempt++ {
 		addr := c.leaderGuess()
 		if !contains(tried, addr) {

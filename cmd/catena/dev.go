@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,9 @@ func newDevCmd(g *globals) *cobra.Command {
 			if cfg.Chunkservers < 1 {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--chunkservers must be at least 1")}
 			}
+			if cfg.Masters != 1 && cfg.Masters != 3 && cfg.Masters != 5 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--masters must be 1, 3 or 5")}
+			}
 			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return fail("dev", localErr(err))
 			}
@@ -34,7 +38,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fail("dev", err)
 			}
-			addr := c.MasterAddr()
+			addr := strings.Join(c.MasterAddrs(), ",")
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "catena dev: master listening on %s (%d chunkservers, data in %s)\n", addr, cfg.Chunkservers, cfg.Dir)
 			if addr == client.DefaultMaster {
@@ -48,6 +52,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", "./catena-data", "data directory")
 	f.IntVar(&cfg.Chunkservers, "chunkservers", 3, "number of chunkservers")
+	f.IntVar(&cfg.Masters, "masters", 1, "number of master voters (1, 3 or 5); more than 1 listen on free loopback ports")
 	f.StringVar(&cfg.MasterAddr, "listen", client.DefaultMaster, "master listen address")
 	return cmd
 }

@@ -27,6 +27,9 @@ func newMasterCmd(g *globals) *cobra.Command {
 				return fail("master", localErr(err))
 			}
 			ctx := cmd.Context()
+			if cfg.Peers != "" && cfg.ID == "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--peers needs --id")}
+			}
 			m, err := master.Start(ctx, cfg)
 			if err != nil {
 				return fail("master", err)
@@ -40,7 +43,8 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:7070", "gRPC listen address")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "Raft address (default: listen port + 1)")
 	f.StringVar(&cfg.ID, "id", "", "Raft server id (default m1)")
-	f.StringVar(&cfg.Peers, "peers", "", "initial Raft members, id=raftaddr,... (not supported yet: single master)")
+	f.StringVar(&cfg.Peers, "peers", "", "initial Raft voters, id=raftaddr,... the same on every master (empty: a single master)")
+	f.StringVar(&cfg.AdvertiseAddr, "advertise", "", "gRPC address others reach this master at (default: the listen address)")
 	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
 	return cmd
 }

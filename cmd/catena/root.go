@@ -140,7 +140,9 @@ func buildRoot() (*cobra.Command, *globals) {
 		newVersionCmd(g),
 	)
 	root.AddCommand(newBenchCmd(g))
+	root.AddCommand(newAdminCmd(g))
 	root.AddCommand(newVolumeCmd(g), newNbdCmd(g))
+	root.AddCommand(newMountCmds(g)...)
 	return root, g
 }
 

@@ -37,6 +37,15 @@
 //     after everything it had applied when the read arrived is durable.
 //     A read may also observe updates applied after its arrival that are
 //     not yet durable on the tail (they are on every predecessor's store).
+//   - Client I/O needs a valid lease, and a lease is taken into use only
+//     after the heartbeat answer that granted it has been applied: its
+//     fences (replicas the master says this server is not a member of, at
+//     the master's epoch: no client I/O at any epoch <= that one, though
+//     they stay delta-resync bases) and its missed configurations. A
+//     restarted server has no lease until its first heartbeat is answered,
+//     so a stale replica is never served at its old epoch.
+//   - A replica that stops being the head answers its waiting Write RPCs
+//     at once (STALE_EPOCH), so clients retry at the new head.
 //   - The server id is random, non-zero, created once and kept in
 //     Dir/server-id.
 //

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
 )
 
 // reconfigureAll installs (epoch, members) on servers.
@@ -94,6 +95,48 @@ func TestLeaseExpiryStopsClientIO(t *testing.T) {
 	wantCode(t, err, api.ErrorCode_UNAVAILABLE)
 	_, err = c.read(2, 0, 1)
 	wantCode(t, err, api.ErrorCode_UNAVAILABLE)
+}
+
+// TestFencedReplicaNotServed: a replica the master reports as stale (the
+// server left its chain while away) serves no client I/O at its old
+// epoch, although the server holds a valid lease.
+func TestFencedReplicaNotServed(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c.master.mu.Lock()
+	for _, i := range []int{0, 2} {
+		c.master.fenced[c.servers[i].ID()] = []*api.FencedReplica{{Handle: c.handle, Epoch: c.epoch + 1}}
+	}
+	c.master.mu.Unlock()
+	waitFor(t, "fences applied", func() bool {
+		r := c.servers[2].replica(chunkstoreHandle(c.handle))
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.fencedLocked()
+	})
+	waitFor(t, "head fenced", func() bool {
+		r := c.servers[0].replica(chunkstoreHandle(c.handle))
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.fencedLocked()
+	})
+	if !c.servers[2].leaseValid() {
+		t.Fatal("lease expired: the test would not show the fence")
+	}
+	_, err := c.read(2, 0, 1)
+	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
+	_, err = c.write(0, 2, 0, []byte("y"))
+	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
+	// A later configuration that includes the servers lifts the fence.
+	c.reconfigureAll(c.epoch+2, []int{0, 1, 2}, 0, 1, 2)
+	if _, err := c.write(0, 3, 0, []byte("z")); err != nil {
+		t.Fatalf("write after rejoin: %v", err)
+	}
+	if b, err := c.read(2, 0, 1); err != nil || string(b) != "z" {
+		t.Fatalf("read after rejoin: %q, %v", b, err)
+	}
 }
 
 func TestReconfigureMiddleRemovedWithWritesInFlight(t *testing.T) {
@@ -195,3 +238,5 @@ func applied(s *Server) uint64 {
 	defer r.mu.Unlock()
 	return r.node.Status().Applied
 }
+
+func chunkstoreHandle(h uint64) chunkstore.Handle { return chunkstore.Handle(h) }

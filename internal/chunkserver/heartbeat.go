@@ -127,8 +127,10 @@ func (s *Server) heartbeatLoop() {
 				}
 			} else {
 				registered = !resp.GetReregister()
-				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
+				// Fences and missed configs first: the new lease must
+				// never cover a replica the master considers stale.
 				s.applyHeartbeat(resp)
+				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
 			}
 		}
 		select {
@@ -179,6 +181,11 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 	for _, ref := range resp.GetServers() {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
 	}
+	for _, f := range resp.GetFenced() {
+		if r := s.replica(chunkstore.Handle(f.GetHandle())); r != nil {
+			r.fence(f.GetEpoch())
+		}
+	}
 	for _, h := range resp.GetDeleteHandles() {
 		s.deleteReplica(chunkstore.Handle(h))
 	}
@@ -194,5 +201,17 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 		if err := s.reconfigure(r, c.GetEpoch(), members, ids); err != nil {
 			s.log.Warn("reconfigure from heartbeat", "handle", c.GetHandle(), "err", err)
 		}
+	}
+}
+
+// fence forbids client I/O on r at any epoch <= epoch.
+func (r *replica) fence(epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if epoch > r.fencedThrough {
+		if r.node.Config().Epoch <= epoch && r.fencedThrough < r.node.Config().Epoch {
+			r.log.Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
+		}
+		r.fencedThrough = epoch
 	}
 }

@@ -31,6 +31,7 @@ type fakeMaster struct {
 	deletes    map[uint64][]uint64 // server id -> handles to delete (once)
 	reregister map[uint64]bool
 	noLease    map[uint64]bool // servers denied a lease
+	fenced     map[uint64][]*api.FencedReplica
 	reports    []*api.ReportReplicaRequest
 }
 
@@ -47,6 +48,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		deletes:    make(map[uint64][]uint64),
 		reregister: make(map[uint64]bool),
 		noLease:    make(map[uint64]bool),
+		fenced:     make(map[uint64][]*api.FencedReplica),
 	}
 	gs := grpc.NewServer()
 	api.RegisterMasterServer(gs, m)
@@ -74,7 +76,7 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	id := req.GetServerId()
 	m.heartbeats[id] = req
-	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id]}
+	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id]}
 	if !m.noLease[id] {
 		resp.LeaseMillis = 1000
 	}

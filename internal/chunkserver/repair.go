@@ -471,6 +471,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 		bad := r.failed != nil || r.dropped || r.chunkSize != size
 		if !bad {
 			// Out of service: not a member, no reads, no steps.
+			r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica is being resynced", h))
 			r.node = chain.NewNode(s.id, cfg, r.stored)
 			r.store.SetConfig(cfg.Epoch, ids)
 		}

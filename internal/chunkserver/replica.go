@@ -49,6 +49,10 @@ type replica struct {
 	// catch-up goroutine is active.
 	catchingUp     bool
 	catchUpRunning bool
+	// fencedThrough: the master said this server is not a member of the
+	// chunk's chain at that epoch, so no client I/O is served at any
+	// epoch <= fencedThrough (the replica stays a delta-resync base).
+	fencedThrough uint64
 	// onFail reports a store error to the master; called with mu held,
 	// it must not block.
 	onFail func(err error)
@@ -179,6 +183,13 @@ func (r *replica) completeLocked(k waitKey, res writeResult) {
 	delete(r.waiters, k)
 }
 
+// failWaitersLocked answers every waiting Write RPC with err.
+func (r *replica) failWaitersLocked(err error) {
+	for k := range r.waiters {
+		r.completeLocked(k, writeResult{err: err})
+	}
+}
+
 func (r *replica) removeWaiter(k waitKey, ch chan writeResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -272,6 +283,12 @@ func (r *replica) peerReconnected(self, peer chain.NodeID) {
 	if pred == peer && r.lastAck != nil && r.lastAckTo == peer {
 		r.send(peer, r.lastAck)
 	}
+}
+
+// fencedLocked reports whether client I/O on r is forbidden: its
+// configuration is one the master has fenced.
+func (r *replica) fencedLocked() bool {
+	return r.node.Config().Epoch <= r.fencedThrough
 }
 
 // storeErrCode maps a store error to the client's error code.

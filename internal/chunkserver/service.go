@@ -80,6 +80,11 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 		r.mu.Unlock()
 		return nil, storeError(err)
 	}
+	if r.fencedLocked() {
+		epoch := r.node.Config().Epoch
+		r.mu.Unlock()
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica at epoch %d is fenced (stale)", h, epoch)
+	}
 	if role := r.node.Role(); (role == chain.RoleHead || role == chain.RoleSingle) && w.Epoch == r.node.Config().Epoch && !v.s.leaseValid() {
 		r.mu.Unlock()
 		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
@@ -141,6 +146,10 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 	if epoch := r.node.Config().Epoch; req.GetEpoch() != epoch {
 		r.mu.Unlock()
 		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", h, req.GetEpoch(), epoch)
+	}
+	if r.fencedLocked() {
+		r.mu.Unlock()
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica at epoch %d is fenced (stale)", h, req.GetEpoch())
 	}
 	if role := r.node.Role(); role != chain.RoleTail && role != chain.RoleSingle {
 		r.mu.Unlock()
@@ -258,6 +267,12 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 	r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
 	r.store.SetConfig(epoch, ids)
 	r.processReadyLocked()
+	if role := r.node.Role(); role != chain.RoleHead && role != chain.RoleSingle {
+		// The node forgot the replies it owed; answer their clients now
+		// so they retry at the new head instead of waiting out their RPC
+		// timeout (the new head deduplicates by request id).
+		r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: reconfigured to epoch %d, not the head", r.handle, epoch))
+	}
 	if role := r.node.Role(); !wasMember && (role == chain.RoleTail || role == chain.RoleMiddle) {
 		// Joined: the predecessor may hold updates it applied before it
 		// forwarded to us; serve no reads until they are fetched.

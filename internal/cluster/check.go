@@ -33,9 +33,13 @@ type chunkRef struct {
 // walking the namespace from the root through the master.
 func (c *Cluster) chunks(ctx context.Context) (map[uint64]chunkRef, error) {
 	out := make(map[uint64]chunkRef)
+	mc, err := c.leaderClient()
+	if err != nil {
+		return nil, err
+	}
 	var walk func(dir string) error
 	walk = func(dir string) error {
-		ls, err := c.mc.List(ctx, &api.ListRequest{Path: dir})
+		ls, err := mc.List(ctx, &api.ListRequest{Path: dir})
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
 		}
@@ -47,7 +51,7 @@ func (c *Cluster) chunks(ctx context.Context) (map[uint64]chunkRef, error) {
 				}
 				continue
 			}
-			lk, err := c.mc.Lookup(ctx, &api.LookupRequest{Path: p, WithChunks: true})
+			lk, err := mc.Lookup(ctx, &api.LookupRequest{Path: p, WithChunks: true})
 			if err != nil {
 				return fmt.Errorf("lookup %s: %w", p, err)
 			}

@@ -11,9 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/chunkserver"
@@ -56,6 +53,11 @@ type Config struct {
 	Dir string
 	// Chunkservers is the number of chunkservers (default 3).
 	Chunkservers int
+	// Masters is the number of master voters, 1, 3 or 5 (default 1). With
+	// more than one, MasterAddr and RaftAddr are ignored: every master
+	// listens on a loopback port of its own, Raft goes through the Network
+	// and masters are named MasterNodeName(i) on it.
+	Masters int
 	// MasterAddr is the master's gRPC listen address (default 127.0.0.1:0).
 	MasterAddr string
 	// RaftAddr is the master's Raft address (default 127.0.0.1:0).
@@ -96,6 +98,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Chunkservers <= 0 {
 		cfg.Chunkservers = DefaultChunkservers
 	}
+	if cfg.Masters <= 0 {
+		cfg.Masters = 1
+	}
 	if cfg.MasterAddr == "" {
 		cfg.MasterAddr = DefaultMasterAddr
 	}
@@ -110,16 +115,14 @@ func (cfg Config) withDefaults() Config {
 
 // Cluster is a running in-process cluster. Safe for concurrent use.
 type Cluster struct {
-	cfg  Config
-	log  *slog.Logger
-	conn *grpc.ClientConn
-	mc   api.MasterClient
+	cfg Config
+	log *slog.Logger
 
 	net *Network
 
 	mu      sync.Mutex
 	closed  bool
-	master  *master.Master
+	masters []*mNode // masters.go
 	servers []*csNode
 }
 
@@ -149,21 +152,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	ctx, cancel := withReadyTimeout(ctx)
 	defer cancel()
 
-	mdir := filepath.Join(cfg.Dir, "master")
-	if err := os.MkdirAll(mdir, 0o755); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+	if err := c.startMasters(ctx); err != nil {
+		return nil, err
 	}
-	m, err := master.Start(ctx, c.masterConfig(mdir))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: start master: %w", err)
-	}
-	c.master = m
-	c.net.Register(m.Addr(), MasterNode)
-	c.conn, err = grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: dial master: %w", err)
-	}
-	c.mc = api.NewMasterClient(c.conn)
 
 	start := time.Now()
 	for i := 0; i < cfg.Chunkservers; i++ {
@@ -182,7 +173,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c.log.Info("cluster ready", "master", m.Addr(), "chunkservers", cfg.Chunkservers, "dir", cfg.Dir)
+	c.log.Info("cluster ready", "masters", c.MasterAddrs(), "chunkservers", cfg.Chunkservers, "dir", cfg.Dir)
 	return c, nil
 }
 
@@ -249,7 +240,7 @@ func (c *Cluster) poll(ctx context.Context, what string, cond func(*api.StatusRe
 	defer t.Stop()
 	var last error
 	for {
-		st, err := c.mc.Status(ctx, &api.StatusRequest{})
+		st, err := c.Status(ctx)
 		if err == nil && cond(st) {
 			return nil
 		}
@@ -267,14 +258,14 @@ func (c *Cluster) poll(ctx context.Context, what string, cond func(*api.StatusRe
 	}
 }
 
-// MasterAddr returns the master's gRPC address.
+// MasterAddr returns the gRPC address of master 0.
 func (c *Cluster) MasterAddr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.master == nil {
+	if len(c.masters) == 0 {
 		return ""
 	}
-	return c.master.Addr()
+	return c.masters[0].addr
 }
 
 // Dir returns the cluster's data directory.
@@ -283,11 +274,20 @@ func (c *Cluster) Dir() string { return c.cfg.Dir }
 // Config returns the configuration the cluster runs with (defaults filled).
 func (c *Cluster) Config() Config { return c.cfg }
 
-// Master returns the master process.
+// Master returns the leading master process, else master 0 (nil while
+// stopped).
 func (c *Cluster) Master() *master.Master {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.master
+	for _, n := range c.masters {
+		if n.m != nil && n.m.IsLeader() {
+			return n.m
+		}
+	}
+	if len(c.masters) == 0 {
+		return nil
+	}
+	return c.masters[0].m
 }
 
 // NewClient returns a client of this cluster; the caller closes it.
@@ -305,7 +305,7 @@ func (c *Cluster) NewClientConfig(cfg client.Config) (*client.Client, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	cfg.Masters = []string{c.MasterAddr()}
+	cfg.Masters = c.MasterAddrs()
 	if cfg.Logger == nil {
 		cfg.Logger = c.log.With("proc", "client")
 	}
@@ -415,14 +415,7 @@ func (c *Cluster) Close() error {
 		}
 		n.srv = nil
 	}
-	if c.conn != nil {
-		c.conn.Close()
-	}
-	if c.master != nil {
-		if err := c.master.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("master: %w", err))
-		}
-	}
+	errs = append(errs, c.closeMastersLocked()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster: close: %w", err)
 	}

@@ -169,9 +169,13 @@ func (c *Cluster) ClearFaults() {
 	}
 }
 
-// Status returns the master's status.
+// Status returns the leading master's status.
 func (c *Cluster) Status(ctx context.Context) (*api.StatusResponse, error) {
-	return c.mc.Status(ctx, &api.StatusRequest{})
+	mc, err := c.leaderClient()
+	if err != nil {
+		return nil, err
+	}
+	return mc.Status(ctx, &api.StatusRequest{})
 }
 
 // AwaitRepaired waits until the master reports no under-replicated chunk
@@ -199,7 +203,7 @@ func (c *Cluster) AwaitRepaired(ctx context.Context) error {
 }
 
 func (c *Cluster) repaired(ctx context.Context) (bool, string) {
-	st, err := c.mc.Status(ctx, &api.StatusRequest{})
+	st, err := c.Status(ctx)
 	if err != nil {
 		return false, fmt.Sprintf("status: %v", err)
 	}

@@ -41,7 +41,7 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 	return chunkserver.Config{
 		Dir:               n.dir,
 		Listener:          ln,
-		Masters:           []string{c.master.Addr()},
+		Masters:           c.masterAddrsLocked(),
 		Labels:            labels,
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
 		ScrubInterval:     c.cfg.ScrubInterval,

@@ -31,9 +31,19 @@ type Config struct {
 	// RaftAddr is the Raft transport address (default: the listen host and
 	// the listen port + 1; port 0 when the listen port is 0).
 	RaftAddr string
-	// Peers is "id=raftaddr,..."; reserved, must be empty for now (single
-	// voter).
+	// Peers is "id=raftaddr,...": every voter of the group, the same on
+	// each (as etcd's initial cluster). Empty: a single voter. When no
+	// voter has state yet, each bootstraps with this configuration; later
+	// it is ignored (membership changes go through the Admin service).
 	Peers string
+	// AdvertiseAddr is the gRPC address other masters, chunkservers and
+	// clients reach this master at (default: the bound address).
+	AdvertiseAddr string
+	// RaftListener, when set, carries Raft traffic instead of a listener
+	// on RaftAddr; RaftDialer, when set, opens every Raft connection to
+	// another master (the fault-injection harness wraps both).
+	RaftListener net.Listener
+	RaftDialer   func(ctx context.Context, addr string) (net.Conn, error)
 	// DeadAfter is deprecated: a chunkserver is dead once Lease +
 	// DriftMargin has passed since its last heartbeat. When DeadAfter is
 	// larger, it is used instead (never smaller, so a server's lease always
@@ -86,7 +96,17 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Dir is empty", ErrConfig)
 	}
 	if c.Peers != "" {
-		return c, ErrPeersUnsupported
+		peers, err := ParsePeers(c.Peers)
+		if err != nil {
+			return c, err
+		}
+		addr, ok := peers[c.ID]
+		if !ok {
+			return c, fmt.Errorf("%w: id %q is not in Peers %q", ErrConfig, c.ID, c.Peers)
+		}
+		if c.RaftAddr == "" && c.RaftListener == nil {
+			c.RaftAddr = addr
+		}
 	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = defaultListenAddr

@@ -6,8 +6,8 @@ import "errors"
 var (
 	// ErrConfig: the Config is invalid.
 	ErrConfig = errors.New("master: invalid config")
-	// ErrPeersUnsupported: multi-voter groups (Config.Peers) are not
-	// implemented yet.
+	// ErrPeersUnsupported is no longer returned: multi-voter groups are
+	// supported. Kept so older callers still compile.
 	ErrPeersUnsupported = errors.New("master: multiple voters not supported yet")
 )
 

@@ -28,9 +28,11 @@ const (
 	defaultDirMode  = 0o755
 )
 
-// checkLeader returns NOT_LEADER unless this node serves RPCs.
+// checkLeader returns NOT_LEADER unless this node serves RPCs. It
+// confirms leadership with a quorum (read-index, ha.go) so that a deposed
+// leader cut off from the others never answers a read from stale state.
 func (s *server) checkLeader() error {
-	if !s.m.IsLeader() {
+	if !s.m.IsLeader() || !s.m.verifyLeader() {
 		return rpcerr.NotLeader(s.m.leaderAddr())
 	}
 	return nil
@@ -123,7 +125,7 @@ func (s *server) Mkdir(ctx context.Context, req *api.MkdirRequest) (*api.MkdirRe
 	if mode == 0 {
 		mode = defaultDirMode
 	}
-	r, err := s.propose(ctx, meta.Mkdir{Path: req.Path, Parents: req.Parents, Mode: mode, Time: s.now()})
+	r, err := s.proposeOnce(ctx, meta.Mkdir{Path: req.Path, Parents: req.Parents, Mode: mode, Time: s.now()})
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +149,7 @@ func (s *server) Create(ctx context.Context, req *api.CreateRequest) (*api.Creat
 	if mode == 0 {
 		mode = defaultFileMode
 	}
-	r, err := s.propose(ctx, meta.Create{Path: req.Path, Mode: mode, Replication: int(req.Replication),
+	r, err := s.proposeOnce(ctx, meta.Create{Path: req.Path, Mode: mode, Replication: int(req.Replication),
 		ChunkSize: req.ChunkSize, Overwrite: req.Overwrite, Time: s.now()})
 	if err != nil {
 		return nil, err
@@ -216,7 +218,7 @@ func (s *server) Rename(ctx context.Context, req *api.RenameRequest) (*api.Renam
 	if err := checkPath(req.Dst); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(ctx, meta.Rename{Src: req.Src, Dst: req.Dst, Time: s.now()}); err != nil {
+	if _, err := s.proposeOnce(ctx, meta.Rename{Src: req.Src, Dst: req.Dst, Time: s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RenameResponse{}, nil
@@ -229,7 +231,7 @@ func (s *server) Remove(ctx context.Context, req *api.RemoveRequest) (*api.Remov
 	if err := checkPath(req.Path); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(ctx, meta.Remove{Path: req.Path, Recursive: req.Recursive, Time: s.now()}); err != nil {
+	if _, err := s.proposeOnce(ctx, meta.Remove{Path: req.Path, Recursive: req.Recursive, Time: s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RemoveResponse{}, nil
@@ -415,6 +417,10 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	s.m.fsm.view(func(st *meta.State) {
 		known, ok = st.Server(req.ServerId)
 		resp.DeleteHandles, resp.Configs = reconcileInventory(st, req.ServerId, req.Replicas, targets)
+		if !s.m.gcAllowed(req.ServerId, s.m.cfg.Clock.Now()) {
+			resp.DeleteHandles = nil // still learning locations (ha.go)
+		}
+		resp.Fenced = fencedReplicas(st, req.ServerId, req.Replicas)
 		for _, sv := range st.Servers() {
 			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr})
 		}
@@ -445,7 +451,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		_, leader := s.m.raft.LeaderWithID()
 		for _, srv := range f.Configuration().Servers {
 			resp.Masters = append(resp.Masters, &api.MasterStatus{
-				Id: string(srv.ID), Addr: s.m.grpcAddrs[srv.ID], Leader: srv.ID == leader,
+				Id: string(srv.ID), Addr: s.m.masterAddr(srv.ID), Leader: srv.ID == leader,
 			})
 		}
 	}

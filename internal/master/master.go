@@ -52,9 +52,6 @@ type Master struct {
 	stop        chan struct{}
 	wg          sync.WaitGroup
 
-	// grpcAddrs maps Raft server ids to gRPC addresses (only self for now).
-	grpcAddrs map[raft.ServerID]string
-
 	soft *softState
 	pool *connPool
 
@@ -98,23 +95,21 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			return nil, err
 		}
 	}
+	if cfg.RaftListener != nil {
+		raftAddr = cfg.RaftListener.Addr().String()
+	}
 	if err := m.openRaft(raftAddr); err != nil {
 		return nil, err
 	}
-	m.grpcAddrs = map[raft.ServerID]string{raft.ServerID(cfg.ID): m.lis.Addr().String()}
-
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.watchLeadership()
-
-	select {
-	case <-m.leaderReady:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("master: waiting for leadership: %w", ctx.Err())
-	}
+	go m.registerLoop()
 
 	m.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	api.RegisterAdminServer(m.grpc, &adminServer{s: &server{m: m}})
 	api.RegisterMasterServer(m.grpc, &server{m: m})
 	api.RegisterVolumesServer(m.grpc, &volumeServer{s: &server{m: m}})
+	api.RegisterFSServer(m.grpc, &fsServer{s: &server{m: m}})
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -122,7 +117,16 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			m.log.Error("master: grpc serve", "err", err)
 		}
 	}()
-	m.log.Info("master started", "addr", m.Addr(), "raft", raftAddr)
+	// A single voter leads at once: return when it serves. A member of a
+	// group serves (NOT_LEADER redirects) while the election goes on.
+	if m.cfg.Peers == "" {
+		select {
+		case <-m.leaderReady:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("master: waiting for leadership: %w", ctx.Err())
+		}
+	}
+	m.log.Info("master started", "addr", m.Addr(), "raft", raftAddr, "peers", m.cfg.Peers)
 	ok = true
 	return m, nil
 }
@@ -141,12 +145,8 @@ func (m *Master) openRaft(raftAddr string) error {
 	if err != nil {
 		return fmt.Errorf("master: open snapshots: %w", err)
 	}
-	advertise, err := advertiseAddr(raftAddr)
-	if err != nil {
+	if m.transport, err = m.newTransport(raftAddr, hlog); err != nil {
 		return err
-	}
-	if m.transport, err = raft.NewTCPTransportWithLogger(raftAddr, advertise, 3, raftTimeout, hlog); err != nil {
-		return fmt.Errorf("master: raft transport: %w", err)
 	}
 
 	rc := raft.DefaultConfig()
@@ -165,9 +165,10 @@ func (m *Master) openRaft(raftAddr string) error {
 		return fmt.Errorf("master: raft state: %w", err)
 	}
 	if !exists {
-		conf := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter, ID: rc.LocalID, Address: m.transport.LocalAddr(),
-		}}}
+		conf, err := m.bootConfiguration()
+		if err != nil {
+			return err
+		}
 		if err := raft.BootstrapCluster(rc, m.logStore, m.logStore, snaps, m.transport, conf); err != nil {
 			return fmt.Errorf("master: bootstrap: %w", err)
 		}
@@ -236,7 +237,7 @@ func (m *Master) IsLeader() bool { return m.ready.Load() && m.raft.State() == ra
 // leaderAddr returns the leader's gRPC address, "" when unknown.
 func (m *Master) leaderAddr() string {
 	_, id := m.raft.LeaderWithID()
-	return m.grpcAddrs[id]
+	return m.masterAddr(id)
 }
 
 // Close stops gRPC, shuts Raft down and closes the stores. Safe to call

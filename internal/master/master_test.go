@@ -377,7 +377,8 @@ func TestNoChunkservers(t *testing.T) {
 }
 
 func TestHeartbeatGC(t *testing.T) {
-	_, c := startMaster(t, t.TempDir(), newClock())
+	clk := newClock()
+	_, c := startMaster(t, t.TempDir(), clk)
 	ctx := context.Background()
 	registerFakes(t, c, "")
 	cr, err := c.Create(ctx, &api.CreateRequest{Path: "/f", Replication: 1})
@@ -397,12 +398,23 @@ func TestHeartbeatGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	future := handles[1] + 100 // not allocated yet: must not be collected
-	hb, err := c.Heartbeat(ctx, &api.HeartbeatRequest{ServerId: 1, UsedBytes: 5, Replicas: []*api.ReplicaInfo{
-		{Handle: handles[0], Epoch: 1}, {Handle: handles[1], Epoch: 1}, {Handle: future, Epoch: 1},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	beat := func() *api.HeartbeatResponse {
+		t.Helper()
+		hb, err := c.Heartbeat(ctx, &api.HeartbeatRequest{ServerId: 1, UsedBytes: 5, Replicas: []*api.ReplicaInfo{
+			{Handle: handles[0], Epoch: 1}, {Handle: handles[1], Epoch: 1}, {Handle: future, Epoch: 1},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hb
 	}
+	// A new leader deletes nothing while it learns locations: not before
+	// lease+drift (DeadAfter here) after taking office.
+	if hb := beat(); len(hb.DeleteHandles) != 0 {
+		t.Fatalf("deleted while learning locations: %v", hb.DeleteHandles)
+	}
+	clk.Advance(6 * time.Second)
+	hb := beat()
 	if !slices.Equal(hb.DeleteHandles, []uint64{handles[1]}) || hb.Reregister || len(hb.Servers) != 1 {
 		t.Fatalf("heartbeat: %v", hb)
 	}
@@ -423,8 +435,11 @@ func TestStartErrors(t *testing.T) {
 	if _, err := Start(ctx, Config{}); !errors.Is(err, ErrConfig) {
 		t.Errorf("no Dir: %v", err)
 	}
-	if _, err := Start(ctx, Config{Dir: t.TempDir(), Peers: "m2=127.0.0.1:1"}); !errors.Is(err, ErrPeersUnsupported) {
-		t.Errorf("peers: %v", err)
+	if _, err := Start(ctx, Config{Dir: t.TempDir(), Peers: "m2=127.0.0.1:1"}); !errors.Is(err, ErrConfig) {
+		t.Errorf("self not in peers: %v", err)
+	}
+	if _, err := Start(ctx, Config{Dir: t.TempDir(), Peers: "m1=nocolon"}); !errors.Is(err, ErrConfig) {
+		t.Errorf("bad peers: %v", err)
 	}
 	if got, err := defaultRaftAddr("127.0.0.1:7070"); err != nil || got != "127.0.0.1:7071" {
 		t.Errorf("defaultRaftAddr: %q %v", got, err)

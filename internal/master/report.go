@@ -73,3 +73,22 @@ func reconcileInventory(st *meta.State, server uint64, reps []*api.ReplicaInfo, 
 	}
 	return deletes, configs
 }
+
+// fencedReplicas lists the server's reported replicas that it must not
+// serve: the chunk's chain at the master's epoch does not include the
+// server (it was removed while away, or is only joining). Without this a
+// server that returns (restart or healed partition) with a replica still
+// at the old epoch, where it was the tail, would serve stale reads under
+// its fresh lease to clients caching that old chain. st must be
+// read-locked.
+func fencedReplicas(st *meta.State, server uint64, reps []*api.ReplicaInfo) []*api.FencedReplica {
+	var fenced []*api.FencedReplica
+	for _, r := range reps {
+		ch, ok := st.Chunk(r.Handle)
+		if !ok || slices.Contains(ch.Chain, server) {
+			continue // deleted (or being allocated), or a member: configs cover it
+		}
+		fenced = append(fenced, &api.FencedReplica{Handle: r.Handle, Epoch: ch.Epoch})
+	}
+	return fenced
+}

@@ -49,6 +49,12 @@ func (s *State) Apply(c Command) Result {
 	case ResizeVolume:
 		return s.resizeVolume(c)
 	default:
+		if r, ok := s.applyHA(c); ok {
+			return r
+		}
+		if r, ok := s.applyPosix(c); ok {
+			return r
+		}
 		return fail(fmt.Errorf("%w: unknown command %T", ErrInvalid, c))
 	}
 }
@@ -229,12 +235,9 @@ func (s *State) rename(c Rename) Result {
 	if src.dir && s.isAncestor(src, dstDir) {
 		return fail(fmt.Errorf("%w: cannot move %s into its own subtree", ErrInvalid, c.Src))
 	}
-	oldDir := s.inodes[src.parent]
-	delete(oldDir.children, src.name)
-	oldDir.mtime = c.Time
-	dstDir.children[name] = src.id
-	dstDir.mtime = c.Time
-	src.parent, src.name = dstDir.id, name
+	// Src may name an extra link of a hard-linked file (posix.go).
+	srcDir, srcName, _ := s.parentOf(c.Src)
+	s.moveName(src, srcDir, srcName, dstDir, name, c.Time)
 	return Result{Info: s.info(src)}
 }
 
@@ -249,17 +252,18 @@ func (s *State) remove(c Remove) Result {
 	if n.dir && len(n.children) > 0 && !c.Recursive {
 		return fail(fmt.Errorf("%w: %s", ErrNotEmpty, c.Path))
 	}
-	parent := s.inodes[n.parent]
-	delete(parent.children, n.name)
-	parent.mtime = c.Time
-	s.deleteTree(n)
+	parent, name, _ := s.parentOf(c.Path)
+	s.removeEntry(parent, name, c.Time)
 	return Result{}
 }
 
 func (s *State) deleteTree(n *inode) {
 	if n.dir {
 		for _, name := range slices.Sorted(maps.Keys(n.children)) {
-			s.deleteTree(s.inodes[n.children[name]])
+			// A hard-linked file survives under its other names.
+			if c := s.inodes[n.children[name]]; c.dir || s.dropName(c, n.id, name) {
+				s.deleteTree(c)
+			}
 		}
 	} else {
 		s.dropChunks(n, 0)

@@ -143,7 +143,11 @@ func Decode(b []byte) (Command, error) {
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {
-			return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+			if c, ok, err = decodePosix(env.Type, env.Cmd); !ok {
+				if c, ok, err = decodeHA(env.Type, env.Cmd); !ok {
+					return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+				}
+			}
 		}
 	}
 	if err != nil {

@@ -22,6 +22,7 @@ type snapInode struct {
 	Replication int         `json:",omitempty"`
 	ChunkSize   int64       `json:",omitempty"`
 	Chunks      [][2]uint64 `json:",omitempty"` // (index, handle) pairs
+	snapPosix               // POSIX attributes (posix.go)
 }
 
 type snapshot struct {
@@ -32,16 +33,21 @@ type snapshot struct {
 	Chunks     []Chunk
 	Servers    []Server
 	Volumes    map[string]uint64 `json:",omitempty"` // volume name -> inode
+	HA         *snapHA           `json:",omitempty"` // master addresses, sessions (ha.go)
 }
 
 // Snapshot encodes the whole state. The encoding is deterministic.
 func (s *State) Snapshot() ([]byte, error) {
 	snap := snapshot{V: snapshotVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
 		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes}
+	if ha := s.snapHA(); ha.Masters != nil || ha.Sessions != nil {
+		snap.HA = &ha
+	}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
 		si := snapInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
 			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize}
+		si.snapPosix = n.snapPosix()
 		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
 			si.Chunks = append(si.Chunks, [2]uint64{uint64(idx), n.chunks[idx]})
 		}
@@ -102,6 +108,7 @@ func build(snap *snapshot) (*State, error) {
 		}
 		n := &inode{id: si.ID, dir: si.Dir, parent: si.Parent, name: si.Name, mode: si.Mode,
 			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize}
+		n.posixAttrs = si.attrs()
 		if si.Size < 0 {
 			return nil, fmt.Errorf("inode %d: negative size", si.ID)
 		}
@@ -139,6 +146,11 @@ func build(snap *snapshot) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if snap.HA != nil {
+		if s.ha, err = restoreHA(*snap.HA); err != nil {
+			return nil, err
+		}
+	}
 	root, ok := s.inodes[RootInode]
 	if !ok || !root.dir || root.parent != 0 || root.name != "" {
 		return nil, fmt.Errorf("bad root")
@@ -161,6 +173,9 @@ func build(snap *snapshot) (*State, error) {
 			return nil, fmt.Errorf("inode %d: name %q twice in directory %d", id, n.name, p.id)
 		}
 		p.children[n.name] = id
+	}
+	if err := s.restorePosix(); err != nil {
+		return nil, err
 	}
 	// Every inode reaches the root: no cycles, no detached subtrees.
 	reached := map[uint64]bool{RootInode: true}

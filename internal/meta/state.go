@@ -34,6 +34,7 @@ type inode struct {
 	chunkSize   int64
 	chunks      map[int64]uint64  // file: chunk index -> handle (holes allowed)
 	children    map[string]uint64 // directory: name -> inode
+	posixAttrs                    // owner, times, symlink target, xattrs, extra links (posix.go)
 }
 
 // Chunk is an entry of the chunk map.
@@ -82,6 +83,7 @@ type FileInfo struct {
 	MTime       int64 // unix nanoseconds
 	Replication int   // files only
 	ChunkSize   int64 // files only
+	PosixInfo         // POSIX attributes (posix.go)
 }
 
 // ChunkRef is one allocated chunk of a file.
@@ -100,6 +102,7 @@ type State struct {
 	nextInode  uint64
 	nextHandle uint64
 	volumes    map[string]uint64 // volume name -> inode (volume.go)
+	ha         haState           // master addresses, request sessions (ha.go)
 }
 
 // New returns a state holding only the root directory (mode 0755, mtime 0).
@@ -139,6 +142,7 @@ func (s *State) info(n *inode) FileInfo {
 		fi.Replication = n.replication
 		fi.ChunkSize = n.chunkSize
 	}
+	fi.PosixInfo = s.posixInfo(n)
 	return fi
 }
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// adminTimeout bounds one admin command, redirects included.
+const adminTimeout = 30 * time.Second
+
+func newAdminCmd(g *globals) *cobra.Command {
+	admin := &cobra.Command{Use: "admin", Short: "Administer the cluster"}
+	mcmd := &cobra.Command{Use: "master", Short: "Change or list the master group (Raft voters)"}
+	admin.AddCommand(mcmd)
+
+	var addr string
+	add := &cobra.Command{
+		Use:     "add ID RAFTADDR",
+		Short:   "Add a master voter (start it first with --peers naming the current group and itself)",
+		Example: "  catena admin master add m4 10.0.0.4:7071 --addr 10.0.0.4:7070",
+		Args:    args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+				_, err := c.AddMaster(ctx, &api.AddMasterRequest{Id: a[0], RaftAddr: a[1], Addr: addr})
+				return err
+			}))
+		},
+	}
+	add.Flags().StringVar(&addr, "addr", "", "the new master's gRPC address (it records it itself when omitted)")
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a master voter",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+				_, err := c.RemoveMaster(ctx, &api.RemoveMasterRequest{Id: a[0]})
+				return err
+			}))
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the master voters, the leader marked",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var resp *api.ListMastersResponse
+			err := callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+				var err error
+				resp, err = c.ListMasters(ctx, &api.ListMastersRequest{})
+				return err
+			})
+			if err != nil {
+				return fail("admin", err)
+			}
+			out := cmd.OutOrStdout()
+			if g.json {
+				type member struct {
+					ID       string `json:"id"`
+					Addr     string `json:"addr"`
+					RaftAddr string `json:"raft_addr"`
+					Leader   bool   `json:"leader"`
+					Voter    bool   `json:"voter"`
+				}
+				ms := []member{}
+				for _, m := range resp.Masters {
+					ms = append(ms, member{m.Id, m.Addr, m.RaftAddr, m.Leader, m.Voter})
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"masters": ms})
+			}
+			for _, m := range resp.Masters {
+				role := "follower"
+				if m.Leader {
+					role = "leader"
+				}
+				fmt.Fprintf(out, "%-8s %-8s grpc %-22s raft %s\n", m.Id, role, m.Addr, m.RaftAddr)
+			}
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&g.json, "json", false, "JSON output")
+	mcmd.AddCommand(add, remove, list)
+	return admin
+}
+
+// callAdmin runs fn against the master leader: it tries each --master
+// address and follows NOT_LEADER redirects until adminTimeout.
+func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.AdminClient) error) error {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	queue := g.masterList()
+	var last error
+	next := ""
+	for i := 0; ctx.Err() == nil; i++ {
+		addr := queue[i%len(queue)]
+		if next != "" {
+			addr, next = next, ""
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		err = fn(actx, api.NewAdminClient(cc))
+		acancel()
+		cc.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
+		if rpcerr.Code(err) == api.ErrorCode_NOT_LEADER {
+			if hint := rpcerr.LeaderAddr(err); hint != "" && hint != addr {
+				next = hint
+				continue
+			}
+		} else if code := rpcerr.Code(err); code != api.ErrorCode_UNAVAILABLE && code != api.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no master leader answered: %w", last)
+}

@@ -1,0 +1,171 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/catena-io/catena/client"
+)
+
+// Errors.
+var (
+	// ErrConfig: the Config is unusable.
+	ErrConfig = errors.New("fusefs: bad config")
+)
+
+// Defaults.
+const (
+	DefaultWriteBuffer  = 8 << 20
+	DefaultReadAhead    = 4 << 20
+	DefaultEntryTimeout = time.Second
+	maxWrite            = 1 << 20
+	rootInode           = 1
+	blockSize           = 64 << 10
+)
+
+// Config configures a mount.
+type Config struct {
+	// Client is the cluster connection; its OpTimeout bounds how long an
+	// operation waits for a lost master or chunkserver.
+	Client *client.Client
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// EntryTimeout is how long the kernel caches names (default 1s);
+	// AttrTimeout how long it caches attributes (default 0: every stat
+	// asks, which close-to-open between hosts needs). Negative lookups are
+	// never cached.
+	EntryTimeout, AttrTimeout time.Duration
+	// WriteBuffer is the write-back buffer per open file (default 8 MiB);
+	// ReadAhead the sequential read size (default 4 MiB).
+	WriteBuffer, ReadAhead int
+	// Replication and ChunkSize of new files (0: cluster defaults).
+	Replication int
+	ChunkSize   int64
+	// AllowOther lets other users than the mounting one use the mount.
+	AllowOther bool
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// Server is a mounted file system.
+type Server struct {
+	srv *fuse.Server
+	dir string
+}
+
+// Mount mounts the namespace at dir and serves it until Unmount.
+func Mount(dir string, cfg Config) (*Server, error) {
+	if cfg.Client == nil {
+		return nil, fmt.Errorf("%w: no Client", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EntryTimeout == 0 {
+		cfg.EntryTimeout = DefaultEntryTimeout
+	}
+	if cfg.WriteBuffer <= 0 {
+		cfg.WriteBuffer = DefaultWriteBuffer
+	}
+	if cfg.ReadAhead <= 0 {
+		cfg.ReadAhead = DefaultReadAhead
+	}
+	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger}
+	root := &node{fsys: fsys, ino: rootInode}
+	zero := time.Duration(0)
+	opts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:   cfg.AllowOther,
+			Options:      []string{"default_permissions"},
+			MaxWrite:     maxWrite,
+			MaxReadAhead: maxWrite,
+			FsName:       "catena",
+			Name:         "catena",
+			Debug:        cfg.Debug,
+		},
+		EntryTimeout:    &cfg.EntryTimeout,
+		AttrTimeout:     &cfg.AttrTimeout,
+		NegativeTimeout: &zero,
+		RootStableAttr:  &fs.StableAttr{Ino: rootInode, Mode: syscall.S_IFDIR},
+	}
+	srv, err := fs.Mount(dir, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
+	}
+	return &Server{srv: srv, dir: dir}, nil
+}
+
+// Unmount unmounts the file system; it fails while files are busy.
+func (s *Server) Unmount() error { return s.srv.Unmount() }
+
+// Wait blocks until the file system is unmounted.
+func (s *Server) Wait() { s.srv.Wait() }
+
+// fsys is the state shared by all nodes of a mount.
+type fsys struct {
+	cfg Config
+	c   *client.Client
+	log *slog.Logger
+}
+
+// errno maps a client error to the errno a kernel file system returns.
+func errno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, client.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, client.ErrExist):
+		return syscall.EEXIST
+	case errors.Is(err, client.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, client.ErrIsDir):
+		return syscall.EISDIR
+	case errors.Is(err, client.ErrNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, client.ErrNoAttr):
+		return syscall.ENODATA
+	case errors.Is(err, client.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, client.ErrNoSpace), errors.Is(err, client.ErrNoChunkservers):
+		return syscall.ENOSPC
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	}
+	return syscall.EIO
+}
+
+func typeBits(t client.NodeType) uint32 {
+	switch t {
+	case client.TypeDir:
+		return syscall.S_IFDIR
+	case client.TypeSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+func fillAttr(a *client.Attr, out *fuse.Attr) {
+	out.Ino = a.Ino
+	out.Mode = typeBits(a.Type) | a.Mode&0o7777
+	out.Nlink = a.Nlink
+	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
+	out.Size = uint64(a.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = blockSize
+	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
+}
+
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}

@@ -1,0 +1,349 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// Metadata keys of a mutating call's request id; the client library sets
+// them once per operation and keeps them across retries.
+const (
+	MDClientID  = "catena-client-id"
+	MDRequestID = "catena-request-id"
+)
+
+// registerInterval is how often a master whose gRPC address is not yet in
+// the replicated state tries to record it.
+const registerInterval = 200 * time.Millisecond
+
+// ParsePeers parses "id=raftaddr,..." into id -> Raft address.
+func ParsePeers(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("%w: peer %q: want id=raftaddr", ErrConfig, p)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%w: peer %q: %v", ErrConfig, p, err)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("%w: peer id %q twice", ErrConfig, id)
+		}
+		out[id] = addr
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: empty peers", ErrConfig)
+	}
+	return out, nil
+}
+
+// bootConfiguration is the first Raft configuration: every peer, or this
+// master alone.
+func (m *Master) bootConfiguration() (raft.Configuration, error) {
+	if m.cfg.Peers == "" {
+		return raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(m.cfg.ID), Address: m.transport.LocalAddr(),
+		}}}, nil
+	}
+	peers, err := ParsePeers(m.cfg.Peers)
+	if err != nil {
+		return raft.Configuration{}, err
+	}
+	var conf raft.Configuration
+	// Peers' addresses as given, ours too: every voter boots the same
+	// configuration, and a name survives a change of IP.
+	for id, addr := range peers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	}
+	sort.Slice(conf.Servers, func(i, j int) bool { return conf.Servers[i].ID < conf.Servers[j].ID })
+	return conf, nil
+}
+
+// newTransport opens the Raft transport: over Config.RaftListener and
+// RaftDialer when given, else TCP on raftAddr.
+func (m *Master) newTransport(raftAddr string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	if m.cfg.RaftListener == nil && m.cfg.RaftDialer == nil {
+		advertise, err := advertiseAddr(raftAddr)
+		if err != nil {
+			return nil, err
+		}
+		t, err := raft.NewTCPTransportWithLogger(raftAddr, advertise, 3, raftTimeout, hlog)
+		if err != nil {
+			return nil, fmt.Errorf("master: raft transport: %w", err)
+		}
+		return t, nil
+	}
+	ln := m.cfg.RaftListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", raftAddr); err != nil {
+			return nil, fmt.Errorf("master: raft listen: %w", err)
+		}
+	}
+	dial := m.cfg.RaftDialer
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: &streamLayer{Listener: ln, dial: dial}, MaxPool: 3, Timeout: raftTimeout, Logger: hlog,
+	}), nil
+}
+
+// streamLayer is a raft.StreamLayer over a listener and a dial function.
+type streamLayer struct {
+	net.Listener
+	dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.dial(ctx, string(addr))
+}
+
+// advertised is the gRPC address this master is reached at.
+func (m *Master) advertised() string {
+	if m.cfg.AdvertiseAddr != "" {
+		return m.cfg.AdvertiseAddr
+	}
+	return m.Addr()
+}
+
+// masterAddr returns master id's gRPC address: ours, or the one recorded
+// in the replicated state; "" when unknown.
+func (m *Master) masterAddr(id raft.ServerID) string {
+	if id == "" {
+		return ""
+	}
+	if string(id) == m.cfg.ID {
+		return m.advertised()
+	}
+	var addr string
+	m.fsm.view(func(st *meta.State) { addr = st.MasterAddr(string(id)) })
+	return addr
+}
+
+// verifyLeader confirms with a quorum that we still lead (read-index):
+// a leader cut off from the majority fails here within its lease instead
+// of answering from state a new leader may already have changed.
+func (m *Master) verifyLeader() bool {
+	return m.raft.VerifyLeader().Error() == nil
+}
+
+// registerLoop records this master's gRPC address in the replicated state,
+// through Raft when leading, else by asking the leader, until it is there.
+func (m *Master) registerLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(registerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		var have string
+		m.fsm.view(func(st *meta.State) { have = st.MasterAddr(m.cfg.ID) })
+		if have == m.advertised() {
+			continue
+		}
+		if err := m.registerSelf(); err != nil {
+			m.log.Debug("master: recording gRPC address", "err", err)
+		}
+	}
+}
+
+func (m *Master) registerSelf() error {
+	cmd := meta.SetMaster{ID: m.cfg.ID, Addr: m.advertised()}
+	if m.IsLeader() {
+		b, err := meta.Encode(cmd)
+		if err != nil {
+			return err
+		}
+		return m.raft.Apply(b, applyTimeout).Error()
+	}
+	leader := m.leaderAddr()
+	if leader == "" {
+		return fmt.Errorf("no known leader")
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if m.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(m.cfg.Dialer))
+	}
+	cc, err := grpc.NewClient(leader, opts...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), raftTimeout)
+	defer cancel()
+	_, err = api.NewAdminClient(cc).RegisterMaster(ctx, &api.RegisterMasterRequest{Id: cmd.ID, Addr: cmd.Addr})
+	return err
+}
+
+// requestID returns the (client id, request id) a client sent with a
+// mutating call; zeros when absent.
+func requestID(ctx context.Context) (client, seq uint64) {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return 0, 0
+	}
+	get := func(k string) uint64 {
+		if v := md.Get(k); len(v) == 1 {
+			n, _ := strconv.ParseUint(v[0], 10, 64)
+			return n
+		}
+		return 0
+	}
+	client, seq = get(MDClientID), get(MDRequestID)
+	if client == 0 || seq == 0 {
+		return 0, 0
+	}
+	return client, seq
+}
+
+// proposeOnce is propose for a command that a client may retry: with the
+// client's request id it is applied at most once, and a retry gets the
+// first attempt's result. Only for handlers that propose one command.
+func (s *server) proposeOnce(ctx context.Context, c meta.Command) (meta.Result, error) {
+	if client, seq := requestID(ctx); client != 0 {
+		c = meta.Request{Client: client, Seq: seq, Time: s.now(), Cmd: c}
+	}
+	return s.propose(ctx, c)
+}
+
+// gcAllowed reports whether a heartbeat of server id may carry deletions.
+// A new leader learns replica locations from heartbeats, and the previous
+// leader may have had repairs in flight it cannot know: it deletes nothing
+// until every lease the old leader granted has run out and the server has
+// heartbeated to it once before.
+func (m *Master) gcAllowed(id uint64, now time.Time) bool {
+	m.soft.mu.Lock()
+	since := m.soft.leaderSince
+	_, heard := m.soft.servers[id]
+	m.soft.mu.Unlock()
+	return heard && !now.Before(since.Add(m.cfg.deadAfter()))
+}
+
+// adminServer implements api.AdminServer: membership of the master group.
+type adminServer struct {
+	api.UnimplementedAdminServer
+	s *server
+}
+
+var _ api.AdminServer = (*adminServer)(nil)
+
+func (a *adminServer) AddMaster(ctx context.Context, req *api.AddMasterRequest) (*api.AddMasterResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Id == "" || req.RaftAddr == "" {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "add master: id and raft_addr are required")
+	}
+	if req.Addr != "" {
+		if _, err := a.s.propose(ctx, meta.SetMaster{ID: req.Id, Addr: req.Addr}); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.s.m.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
+		return nil, raftErr(a.s.m, err)
+	}
+	a.s.m.log.Info("master: voter added", "id", req.Id, "raft", req.RaftAddr)
+	return &api.AddMasterResponse{}, nil
+}
+
+func (a *adminServer) RemoveMaster(ctx context.Context, req *api.RemoveMasterRequest) (*api.RemoveMasterResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Id == "" {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "remove master: id is required")
+	}
+	// Forget the address first: once we remove ourselves we cannot propose.
+	if _, err := a.s.propose(ctx, meta.SetMaster{ID: req.Id}); err != nil {
+		return nil, err
+	}
+	if err := a.s.m.raft.RemoveServer(raft.ServerID(req.Id), 0, applyTimeout).Error(); err != nil {
+		return nil, raftErr(a.s.m, err)
+	}
+	a.s.m.log.Info("master: voter removed", "id", req.Id)
+	return &api.RemoveMasterResponse{}, nil
+}
+
+func (a *adminServer) ListMasters(ctx context.Context, req *api.ListMastersRequest) (*api.ListMastersResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	f := a.s.m.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftErr(a.s.m, err)
+	}
+	_, leader := a.s.m.raft.LeaderWithID()
+	resp := &api.ListMastersResponse{}
+	for _, srv := range f.Configuration().Servers {
+		resp.Masters = append(resp.Masters, &api.MasterMember{
+			Id: string(srv.ID), RaftAddr: string(srv.Address), Addr: a.s.m.masterAddr(srv.ID),
+			Leader: srv.ID == leader, Voter: srv.Suffrage == raft.Voter,
+		})
+	}
+	return resp, nil
+}
+
+func (a *adminServer) RegisterMaster(ctx context.Context, req *api.RegisterMasterRequest) (*api.RegisterMasterResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if req.Id == "" || req.Addr == "" {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "register master: id and addr are required")
+	}
+	if a.s.m.masterAddr(raft.ServerID(req.Id)) == req.Addr {
+		return &api.RegisterMasterResponse{}, nil
+	}
+	if _, err := a.s.propose(ctx, meta.SetMaster{ID: req.Id, Addr: req.Addr}); err != nil {
+		return nil, err
+	}
+	return &api.RegisterMasterResponse{}, nil
+}
+
+func raftErr(m *Master, err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return rpcerr.NotLeader(m.leaderAddr())
+	}
+	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "raft: %v", err)
+}
+
+// AppliedIndex returns the last Raft index applied to this master's state.
+func (m *Master) AppliedIndex() uint64 { return m.raft.AppliedIndex() }
+
+// Snapshot encodes this master's replicated state (meta.State.Snapshot):
+// tests compare masters with it.
+func (m *Master) Snapshot() ([]byte, error) {
+	var b []byte
+	var err error
+	m.fsm.view(func(st *meta.State) { b, err = st.Snapshot() })
+	return b, err
+}

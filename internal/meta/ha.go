@@ -1,0 +1,292 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Request-id deduplication and the master address book, the replicated
+// state a highly available master needs.
+//
+// A mutating call from a client carries (client id, request id); the
+// handler wraps its command in a Request. The state keeps, per client, the
+// results of its last MaxSessionResults requests, so a retry after a
+// failover (the first attempt may have been committed by the old leader)
+// returns the recorded result instead of applying the command twice. A
+// client whose last request is older than SessionIdle (by command times,
+// so every replica drops it at the same entry) is forgotten.
+
+// Bounds of the request sessions.
+const (
+	// MaxSessionResults is how many recent results a client keeps.
+	MaxSessionResults = 1024
+	// SessionIdle is how long (in command time, nanoseconds) a client may
+	// stay silent before its session is dropped: 1 hour.
+	SessionIdle int64 = 3600 * 1e9
+)
+
+// ErrRequestExpired: a retried request is older than the results kept for
+// its client, so whether it was applied is unknown.
+var ErrRequestExpired = errors.New("meta: request expired")
+
+// Request applies Cmd at most once per (Client, Seq).
+type Request struct {
+	Client uint64
+	Seq    uint64
+	Time   int64 // leader's clock when proposed, for session expiry
+	Cmd    Command
+}
+
+// SetMaster records master ID's gRPC address (Addr "" forgets it).
+type SetMaster struct {
+	ID   string
+	Addr string
+}
+
+func (Request) commandType() string   { return "request" }
+func (SetMaster) commandType() string { return "setmaster" }
+
+// MarshalJSON nests the inner command's envelope.
+func (r Request) MarshalJSON() ([]byte, error) {
+	inner, err := Encode(r.Cmd)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(requestWire{Client: r.Client, Seq: r.Seq, Time: r.Time, Cmd: inner})
+}
+
+type requestWire struct {
+	Client uint64
+	Seq    uint64
+	Time   int64
+	Cmd    json.RawMessage
+}
+
+func decodeHA(typ string, raw json.RawMessage) (Command, bool, error) {
+	switch typ {
+	case "setmaster":
+		c, err := decodeAs[SetMaster](raw)
+		return c, true, err
+	case "request":
+		w, err := decodeWire(raw)
+		if err != nil {
+			return nil, true, err
+		}
+		inner, err := Decode(w.Cmd)
+		if err != nil {
+			return nil, true, err
+		}
+		if _, nested := inner.(Request); nested {
+			return nil, true, fmt.Errorf("nested request")
+		}
+		return Request{Client: w.Client, Seq: w.Seq, Time: w.Time, Cmd: inner}, true, nil
+	}
+	return nil, false, nil
+}
+
+func decodeWire(raw json.RawMessage) (requestWire, error) {
+	var w requestWire
+	err := json.Unmarshal(raw, &w)
+	return w, err
+}
+
+// haState is the replicated HA part of State.
+type haState struct {
+	masters  map[string]string // master id -> gRPC address
+	sessions map[uint64]*session
+}
+
+// session is one client's recent results, Seq ascending.
+type session struct {
+	last    int64    // Time of its latest request
+	floor   uint64   // highest Seq evicted; older retries are expired
+	results []record // ascending Seq
+}
+
+// record is a recorded Result in a form that survives snapshots.
+type record struct {
+	Seq       uint64
+	Err       string `json:",omitempty"` // error text
+	ErrKind   int    `json:",omitempty"` // 1 + index in recordedSentinels; 0 none
+	Info      FileInfo
+	Chunk     ChunkRef
+	Allocated bool `json:",omitempty"`
+}
+
+// recordedSentinels are the errors a recorded result can wrap; the order is
+// part of the snapshot encoding (append only).
+var recordedSentinels = [...]error{ErrNotFound, ErrExists, ErrNotDir, ErrIsDir,
+	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired}
+
+type recordedErr struct {
+	msg  string
+	kind error
+}
+
+func (e *recordedErr) Error() string { return e.msg }
+func (e *recordedErr) Unwrap() error { return e.kind }
+
+func toRecord(seq uint64, r Result) record {
+	rec := record{Seq: seq, Info: r.Info, Chunk: r.Chunk, Allocated: r.Allocated}
+	if r.Err != nil {
+		rec.Err = r.Err.Error()
+		for i, s := range recordedSentinels {
+			if errors.Is(r.Err, s) {
+				rec.ErrKind = i + 1
+				break
+			}
+		}
+	}
+	return rec
+}
+
+func (rec record) result() Result {
+	r := Result{Info: rec.Info, Chunk: rec.Chunk, Allocated: rec.Allocated}
+	if rec.Err != "" {
+		var kind error
+		if rec.ErrKind > 0 && rec.ErrKind <= len(recordedSentinels) {
+			kind = recordedSentinels[rec.ErrKind-1]
+		}
+		r.Err = &recordedErr{msg: rec.Err, kind: kind}
+	}
+	return r
+}
+
+// applyHA applies the commands of this file; ok is false for others.
+func (s *State) applyHA(c Command) (Result, bool) {
+	switch c := c.(type) {
+	case SetMaster:
+		if c.ID == "" {
+			return fail(fmt.Errorf("%w: empty master id", ErrInvalid)), true
+		}
+		if s.ha.masters == nil {
+			s.ha.masters = map[string]string{}
+		}
+		if c.Addr == "" {
+			delete(s.ha.masters, c.ID)
+		} else {
+			s.ha.masters[c.ID] = c.Addr
+		}
+		return Result{}, true
+	case Request:
+		return s.applyRequest(c), true
+	}
+	return Result{}, false
+}
+
+func (s *State) applyRequest(c Request) Result {
+	if c.Cmd == nil {
+		return fail(fmt.Errorf("%w: empty request", ErrInvalid))
+	}
+	if _, nested := c.Cmd.(Request); nested {
+		return fail(fmt.Errorf("%w: nested request", ErrInvalid))
+	}
+	if c.Client == 0 {
+		return s.Apply(c.Cmd) // no id: no deduplication
+	}
+	s.expireSessions(c.Time)
+	if s.ha.sessions == nil {
+		s.ha.sessions = map[uint64]*session{}
+	}
+	ss := s.ha.sessions[c.Client]
+	if ss == nil {
+		ss = &session{}
+		s.ha.sessions[c.Client] = ss
+	}
+	ss.last = max(ss.last, c.Time)
+	if c.Seq <= ss.floor {
+		return fail(fmt.Errorf("%w: client %x request %d", ErrRequestExpired, c.Client, c.Seq))
+	}
+	i, found := slices.BinarySearchFunc(ss.results, c.Seq, func(r record, seq uint64) int {
+		switch {
+		case r.Seq < seq:
+			return -1
+		case r.Seq > seq:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return ss.results[i].result()
+	}
+	r := s.Apply(c.Cmd)
+	ss.results = slices.Insert(ss.results, i, toRecord(c.Seq, r))
+	if n := len(ss.results) - MaxSessionResults; n > 0 {
+		ss.floor = ss.results[n-1].Seq
+		ss.results = slices.Delete(ss.results, 0, n)
+	}
+	return r
+}
+
+// expireSessions drops clients idle for SessionIdle before now.
+func (s *State) expireSessions(now int64) {
+	for id, ss := range s.ha.sessions {
+		if now-ss.last > SessionIdle {
+			delete(s.ha.sessions, id)
+		}
+	}
+}
+
+// Masters returns the recorded master id -> gRPC address map (a copy).
+func (s *State) Masters() map[string]string { return maps.Clone(s.ha.masters) }
+
+// MasterAddr returns master id's recorded gRPC address, "" when unknown.
+func (s *State) MasterAddr(id string) string { return s.ha.masters[id] }
+
+// Sessions returns the number of client sessions kept.
+func (s *State) Sessions() int { return len(s.ha.sessions) }
+
+// snapHA is the HA part of a snapshot; absent in older snapshots.
+type snapHA struct {
+	Masters  map[string]string `json:",omitempty"`
+	Sessions []snapSession     `json:",omitempty"`
+}
+
+type snapSession struct {
+	Client  uint64
+	Last    int64
+	Floor   uint64 `json:",omitempty"`
+	Results []record
+}
+
+func (s *State) snapHA() snapHA {
+	var out snapHA
+	if len(s.ha.masters) > 0 {
+		out.Masters = s.ha.masters
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.ha.sessions)) {
+		ss := s.ha.sessions[id]
+		out.Sessions = append(out.Sessions, snapSession{Client: id, Last: ss.last, Floor: ss.floor, Results: ss.results})
+	}
+	return out
+}
+
+func restoreHA(sn snapHA) (haState, error) {
+	h := haState{masters: maps.Clone(sn.Masters)}
+	for id, addr := range h.masters {
+		if id == "" || addr == "" {
+			return h, fmt.Errorf("bad master %q -> %q", id, addr)
+		}
+	}
+	for _, ss := range sn.Sessions {
+		if ss.Client == 0 || h.sessions[ss.Client] != nil {
+			return h, fmt.Errorf("bad or duplicate session %x", ss.Client)
+		}
+		if len(ss.Results) > MaxSessionResults {
+			return h, fmt.Errorf("session %x: %d results", ss.Client, len(ss.Results))
+		}
+		for i, r := range ss.Results {
+			if r.Seq <= ss.Floor || (i > 0 && r.Seq <= ss.Results[i-1].Seq) {
+				return h, fmt.Errorf("session %x: results out of order", ss.Client)
+			}
+		}
+		if h.sessions == nil {
+			h.sessions = map[uint64]*session{}
+		}
+		h.sessions[ss.Client] = &session{last: ss.Last, floor: ss.Floor, results: slices.Clone(ss.Results)}
+	}
+	return h, nil
+}

@@ -1,0 +1,93 @@
+package meta
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRequestDedupe(t *testing.T) {
+	s := New()
+	req := func(seq uint64, at int64, c Command) Result {
+		t.Helper()
+		b, err := Encode(Request{Client: 7, Seq: seq, Time: at, Cmd: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Apply(d)
+	}
+	r1 := req(1, 1, Create{Path: "/a", Mode: 0o644})
+	if r1.Err != nil {
+		t.Fatal(r1.Err)
+	}
+	// The retry returns the first result; a plain second create fails.
+	if r := req(1, 2, Create{Path: "/a", Mode: 0o644}); r.Err != nil || r.Info.Inode != r1.Info.Inode {
+		t.Fatalf("retry: %+v", r)
+	}
+	if r := req(2, 3, Create{Path: "/a", Mode: 0o644}); !errors.Is(r.Err, ErrExists) {
+		t.Fatalf("new request: %v", r.Err)
+	}
+	// A recorded error survives a snapshot with its sentinel.
+	b, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Restore(b); err != nil {
+		t.Fatal(err)
+	}
+	if r := req(2, 4, Rename{Src: "/a", Dst: "/b"}); !errors.Is(r.Err, ErrExists) {
+		t.Fatalf("restored retry: %v", r.Err)
+	}
+	if r := req(3, 5, Rename{Src: "/a", Dst: "/b"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := req(3, 6, Rename{Src: "/a", Dst: "/b"}); r.Err != nil {
+		t.Fatalf("renamed twice: %v", r.Err)
+	}
+	// Bounded: old results are evicted, their retries expire.
+	for i := uint64(10); i < 10+MaxSessionResults+5; i++ {
+		req(i, 7, Mkdir{Path: "/d", Parents: true})
+	}
+	if r := req(3, 8, Rename{Src: "/a", Dst: "/b"}); !errors.Is(r.Err, ErrRequestExpired) {
+		t.Fatalf("evicted: %v", r.Err)
+	}
+	// Idle clients are dropped by command time, deterministically.
+	s.Apply(Request{Client: 9, Seq: 1, Time: 9 + SessionIdle + 1, Cmd: Mkdir{Path: "/e", Parents: true}})
+	if s.Sessions() != 1 {
+		t.Fatalf("sessions after idle: %d", s.Sessions())
+	}
+}
+
+func TestSetMaster(t *testing.T) {
+	s := New()
+	s.Apply(SetMaster{ID: "m1", Addr: "a:1"})
+	s.Apply(SetMaster{ID: "m2", Addr: "b:1"})
+	s.Apply(SetMaster{ID: "m2"})
+	b, _ := s.Snapshot()
+	r, err := Restore(b)
+	if err != nil || r.MasterAddr("m1") != "a:1" || r.MasterAddr("m2") != "" {
+		t.Fatalf("restored masters %v %v", r.Masters(), err)
+	}
+	// An emptied address book encodes as none (fuzz-found: "HA":{}).
+	e := New()
+	e.Apply(SetMaster{ID: "m1", Addr: "a:1"})
+	e.Apply(SetMaster{ID: "m1"})
+	if b1, _ := e.Snapshot(); string(b1) != string(mustSnap(t, New())) {
+		t.Fatalf("empty masters snapshot %s", b1)
+	}
+	if res := s.Apply(SetMaster{}); !errors.Is(res.Err, ErrInvalid) {
+		t.Fatalf("empty id: %v", res.Err)
+	}
+}
+
+func mustSnap(t *testing.T, s *State) []byte {
+	t.Helper()
+	b, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,650 @@
+package meta
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// POSIX attributes and the inode-based commands the FUSE mount needs.
+//
+// Hard links: an inode's first name is (parent, name) as for every inode;
+// further names of a file are in links. Directories and symlinks have one
+// name. Removing the primary name promotes the first extra one, so parent
+// and name always denote a live directory entry and pathOf stays valid.
+// The inode (and its chunks) goes away with its last name.
+
+// Limits of extended attributes.
+const (
+	MaxXattrName  = 255
+	MaxXattrValue = 64 << 10
+	MaxXattrTotal = 256 << 10 // names plus values of one inode
+	MaxSymlinkLen = MaxPathLen
+)
+
+// link is one extra name of a hard-linked file.
+type link struct {
+	Parent uint64
+	Name   string
+}
+
+// posixAttrs are the inode fields only the POSIX commands set. A zero value
+// is an inode created by the path commands: owner root, times = mtime.
+type posixAttrs struct {
+	uid, gid     uint32
+	atime, ctime int64
+	symlink      bool
+	target       string
+	xattrs       map[string][]byte
+	links        []link
+}
+
+// PosixInfo is the POSIX part of FileInfo.
+type PosixInfo struct {
+	Uid, Gid uint32
+	Nlink    uint32
+	ATime    int64 // unix nanoseconds
+	CTime    int64
+	Symlink  bool
+	Target   string // symlinks only
+}
+
+func (s *State) posixInfo(n *inode) PosixInfo {
+	pi := PosixInfo{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink, Target: n.target}
+	if pi.ATime == 0 {
+		pi.ATime = n.mtime
+	}
+	pi.CTime = max(pi.CTime, n.mtime)
+	if n.dir {
+		pi.Nlink = 2
+		for _, id := range n.children {
+			if c := s.inodes[id]; c != nil && c.dir {
+				pi.Nlink++
+			}
+		}
+	} else {
+		pi.Nlink = uint32(1 + len(n.links))
+	}
+	return pi
+}
+
+// DirEntry is one entry of a directory listing by inode.
+type DirEntry struct {
+	Name string
+	Info FileInfo
+}
+
+// XattrMode says whether SetXattr may create or replace.
+type XattrMode uint8
+
+const (
+	XattrAny     XattrMode = 0
+	XattrCreate  XattrMode = 1 // ErrExists when set
+	XattrReplace XattrMode = 2 // ErrNotFound when not set
+)
+
+// Setattr field mask.
+const (
+	SetMode  uint32 = 1 << iota
+	SetUid          // owner
+	SetGid          // group
+	SetATime        // access time
+	SetMTime        // modification time
+)
+
+// CreateAt creates an empty file Name in directory Parent; ErrExists when
+// the name is taken.
+type CreateAt struct {
+	Parent      uint64
+	Name        string
+	Mode        uint32
+	Uid, Gid    uint32
+	Replication int
+	ChunkSize   int64
+	Time        int64
+}
+
+// MkdirAt creates directory Name in directory Parent.
+type MkdirAt struct {
+	Parent   uint64
+	Name     string
+	Mode     uint32
+	Uid, Gid uint32
+	Time     int64
+}
+
+// Symlink creates symbolic link Name -> Target in directory Parent.
+type Symlink struct {
+	Parent   uint64
+	Name     string
+	Target   string
+	Uid, Gid uint32
+	Time     int64
+}
+
+// Link gives file Inode the extra name Name in directory Parent.
+type Link struct {
+	Inode  uint64
+	Parent uint64
+	Name   string
+	Time   int64
+}
+
+// Unlink removes entry Name of directory Parent: a non-directory (Dir
+// false: ErrIsDir on a directory) or an empty directory (Dir true: ErrNotDir
+// on a non-directory, ErrNotEmpty). A file loses one link; with its last
+// name it is deleted and its chunks are released.
+type Unlink struct {
+	Parent uint64
+	Name   string
+	Dir    bool
+	Time   int64
+}
+
+// RenameAt moves an entry, replacing an existing destination as rename(2)
+// does unless NoReplace (RENAME_NOREPLACE: ErrExists).
+type RenameAt struct {
+	SrcParent uint64
+	SrcName   string
+	DstParent uint64
+	DstName   string
+	NoReplace bool
+	Time      int64
+}
+
+// Setattr sets the fields named by Set (SetMode, ...); ctime becomes Time.
+type Setattr struct {
+	Inode        uint64
+	Set          uint32
+	Mode         uint32
+	Uid, Gid     uint32
+	ATime, MTime int64
+	Time         int64
+}
+
+// SetXattr sets extended attribute Name of Inode.
+type SetXattr struct {
+	Inode uint64
+	Name  string
+	Value []byte
+	Mode  XattrMode
+	Time  int64
+}
+
+// RemoveXattr removes extended attribute Name of Inode (ErrNotFound when
+// not set).
+type RemoveXattr struct {
+	Inode uint64
+	Name  string
+	Time  int64
+}
+
+func (CreateAt) commandType() string    { return "createat" }
+func (MkdirAt) commandType() string     { return "mkdirat" }
+func (Symlink) commandType() string     { return "symlink" }
+func (Link) commandType() string        { return "link" }
+func (Unlink) commandType() string      { return "unlink" }
+func (RenameAt) commandType() string    { return "renameat" }
+func (Setattr) commandType() string     { return "setattr" }
+func (SetXattr) commandType() string    { return "setxattr" }
+func (RemoveXattr) commandType() string { return "removexattr" }
+
+func decodePosix(typ string, raw json.RawMessage) (Command, bool, error) {
+	var c Command
+	var err error
+	switch typ {
+	case "createat":
+		c, err = decodeAs[CreateAt](raw)
+	case "mkdirat":
+		c, err = decodeAs[MkdirAt](raw)
+	case "symlink":
+		c, err = decodeAs[Symlink](raw)
+	case "link":
+		c, err = decodeAs[Link](raw)
+	case "unlink":
+		c, err = decodeAs[Unlink](raw)
+	case "renameat":
+		c, err = decodeAs[RenameAt](raw)
+	case "setattr":
+		c, err = decodeAs[Setattr](raw)
+	case "setxattr":
+		c, err = decodeAs[SetXattr](raw)
+	case "removexattr":
+		c, err = decodeAs[RemoveXattr](raw)
+	default:
+		return nil, false, nil
+	}
+	return c, true, err
+}
+
+func (s *State) applyPosix(c Command) (Result, bool) {
+	switch c := c.(type) {
+	case CreateAt:
+		return s.createAt(c), true
+	case MkdirAt:
+		return s.mkdirAt(c), true
+	case Symlink:
+		return s.symlinkAt(c), true
+	case Link:
+		return s.link(c), true
+	case Unlink:
+		return s.unlink(c), true
+	case RenameAt:
+		return s.renameAt(c), true
+	case Setattr:
+		return s.setattr(c), true
+	case SetXattr:
+		return s.setXattr(c), true
+	case RemoveXattr:
+		return s.removeXattr(c), true
+	}
+	return Result{}, false
+}
+
+// dirInode returns directory id.
+func (s *State) dirInode(id uint64) (*inode, error) {
+	n, ok := s.inodes[id]
+	if !ok || (n.parent == 0 && id != RootInode) {
+		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+	}
+	if !n.dir {
+		return nil, fmt.Errorf("%w: inode %d", ErrNotDir, id)
+	}
+	return n, nil
+}
+
+// freeName checks that dir exists and name is valid and free.
+func (s *State) freeName(parent uint64, name string) (*inode, error) {
+	dir, err := s.dirInode(parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if _, ok := dir.children[name]; ok {
+		return nil, fmt.Errorf("%w: %q in directory %d", ErrExists, name, parent)
+	}
+	return dir, nil
+}
+
+func (s *State) newPosixInode(dir *inode, name string, isDir bool, mode, uid, gid uint32, t int64) *inode {
+	n := s.newInode(dir, name, isDir, mode, t)
+	n.uid, n.gid, n.atime, n.ctime = uid, gid, t, t
+	dir.ctime = t
+	return n
+}
+
+func (s *State) createAt(c CreateAt) Result {
+	repl, cs, err := CheckFileParams(c.Replication, c.ChunkSize)
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := s.freeName(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	n := s.newPosixInode(dir, c.Name, false, c.Mode, c.Uid, c.Gid, c.Time)
+	n.replication, n.chunkSize = repl, cs
+	return Result{Info: s.info(n)}
+}
+
+func (s *State) mkdirAt(c MkdirAt) Result {
+	dir, err := s.freeName(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	return Result{Info: s.info(s.newPosixInode(dir, c.Name, true, c.Mode, c.Uid, c.Gid, c.Time))}
+}
+
+func (s *State) symlinkAt(c Symlink) Result {
+	if c.Target == "" || len(c.Target) > MaxSymlinkLen {
+		return fail(fmt.Errorf("%w: symlink target of %d bytes", ErrInvalid, len(c.Target)))
+	}
+	dir, err := s.freeName(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	n := s.newPosixInode(dir, c.Name, false, 0o777, c.Uid, c.Gid, c.Time)
+	// A symlink is a file without chunks; its parameters only satisfy
+	// the invariants of files.
+	n.replication, n.chunkSize = 1, MinChunkSize
+	n.symlink, n.target, n.size = true, c.Target, int64(len(c.Target))
+	return Result{Info: s.info(n)}
+}
+
+func (s *State) link(c Link) Result {
+	n, err := s.file(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	if n.parent == 0 {
+		return fail(fmt.Errorf("%w: inode %d is a volume", ErrInvalid, c.Inode))
+	}
+	dir, err := s.freeName(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	dir.children[c.Name] = n.id
+	dir.mtime, dir.ctime = c.Time, c.Time
+	n.links = append(n.links, link{Parent: dir.id, Name: c.Name})
+	n.ctime = c.Time
+	return Result{Info: s.info(n)}
+}
+
+// dropName forgets that n is called name in directory dir (the caller
+// removes the directory entry). It reports whether n has no name left.
+func (s *State) dropName(n *inode, dir uint64, name string) bool {
+	if n.parent == dir && n.name == name {
+		if len(n.links) == 0 {
+			return true
+		}
+		n.parent, n.name = n.links[0].Parent, n.links[0].Name
+		n.links = slices.Delete(n.links, 0, 1)
+		return false
+	}
+	if i := slices.Index(n.links, link{Parent: dir, Name: name}); i >= 0 {
+		n.links = slices.Delete(n.links, i, i+1)
+	}
+	return false
+}
+
+// removeEntry deletes entry name of dir, and its inode with its last name.
+func (s *State) removeEntry(dir *inode, name string, t int64) {
+	n := s.inodes[dir.children[name]]
+	delete(dir.children, name)
+	dir.mtime, dir.ctime = t, t
+	if s.dropName(n, dir.id, name) {
+		s.deleteTree(n)
+	} else {
+		n.ctime = t
+	}
+}
+
+// entry returns the inode named name in directory parent.
+func (s *State) entry(parent uint64, name string) (*inode, *inode, error) {
+	dir, err := s.dirInode(parent)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, ok := dir.children[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %q in directory %d", ErrNotFound, name, parent)
+	}
+	return dir, s.inodes[id], nil
+}
+
+func (s *State) unlink(c Unlink) Result {
+	dir, n, err := s.entry(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case c.Dir && !n.dir:
+		return fail(fmt.Errorf("%w: %q", ErrNotDir, c.Name))
+	case !c.Dir && n.dir:
+		return fail(fmt.Errorf("%w: %q", ErrIsDir, c.Name))
+	case n.dir && len(n.children) > 0:
+		return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.Name))
+	}
+	s.removeEntry(dir, c.Name, c.Time)
+	return Result{}
+}
+
+func (s *State) renameAt(c RenameAt) Result {
+	srcDir, n, err := s.entry(c.SrcParent, c.SrcName)
+	if err != nil {
+		return fail(err)
+	}
+	dstDir, err := s.dirInode(c.DstParent)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkName(c.DstName); err != nil {
+		return fail(err)
+	}
+	if srcDir == dstDir && c.SrcName == c.DstName {
+		if c.NoReplace {
+			return fail(fmt.Errorf("%w: %q", ErrExists, c.DstName))
+		}
+		return Result{Info: s.info(n)}
+	}
+	if n.dir && s.isAncestor(n, dstDir) {
+		return fail(fmt.Errorf("%w: cannot move a directory into its own subtree", ErrInvalid))
+	}
+	if id, ok := dstDir.children[c.DstName]; ok {
+		d := s.inodes[id]
+		switch {
+		case c.NoReplace:
+			return fail(fmt.Errorf("%w: %q", ErrExists, c.DstName))
+		case d == n:
+			// Two names of one file: rename(2) does nothing.
+			return Result{Info: s.info(n)}
+		case n.dir && !d.dir:
+			return fail(fmt.Errorf("%w: %q", ErrNotDir, c.DstName))
+		case !n.dir && d.dir:
+			return fail(fmt.Errorf("%w: %q", ErrIsDir, c.DstName))
+		case d.dir && len(d.children) > 0:
+			return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.DstName))
+		}
+		s.removeEntry(dstDir, c.DstName, c.Time)
+	}
+	s.moveName(n, srcDir, c.SrcName, dstDir, c.DstName, c.Time)
+	return Result{Info: s.info(n)}
+}
+
+// moveName renames n's entry from (from, fromName) to the free (to, toName).
+func (s *State) moveName(n, from *inode, fromName string, to *inode, toName string, t int64) {
+	delete(from.children, fromName)
+	to.children[toName] = n.id
+	from.mtime, from.ctime, to.mtime, to.ctime = t, t, t, t
+	if n.parent == from.id && n.name == fromName {
+		n.parent, n.name = to.id, toName
+	} else if i := slices.Index(n.links, link{Parent: from.id, Name: fromName}); i >= 0 {
+		n.links[i] = link{Parent: to.id, Name: toName}
+	}
+	n.ctime = t
+}
+
+func (s *State) anyInode(id uint64) (*inode, error) {
+	n, ok := s.inodes[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+	}
+	return n, nil
+}
+
+func (s *State) setattr(c Setattr) Result {
+	n, err := s.anyInode(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Set&SetMode != 0 {
+		n.mode = c.Mode & 0o7777
+	}
+	if c.Set&SetUid != 0 {
+		n.uid = c.Uid
+	}
+	if c.Set&SetGid != 0 {
+		n.gid = c.Gid
+	}
+	if c.Set&SetATime != 0 {
+		n.atime = c.ATime
+	}
+	if c.Set&SetMTime != 0 {
+		n.mtime = c.MTime
+	}
+	n.ctime = c.Time
+	return Result{Info: s.info(n)}
+}
+
+func checkXattrName(name string) error {
+	if name == "" || len(name) > MaxXattrName {
+		return fmt.Errorf("%w: xattr name of %d bytes", ErrInvalid, len(name))
+	}
+	return nil
+}
+
+func (s *State) setXattr(c SetXattr) Result {
+	n, err := s.anyInode(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkXattrName(c.Name); err != nil {
+		return fail(err)
+	}
+	if len(c.Value) > MaxXattrValue {
+		return fail(fmt.Errorf("%w: xattr value of %d bytes", ErrInvalid, len(c.Value)))
+	}
+	_, has := n.xattrs[c.Name]
+	switch {
+	case c.Mode == XattrCreate && has:
+		return fail(fmt.Errorf("%w: xattr %q", ErrExists, c.Name))
+	case c.Mode == XattrReplace && !has:
+		return fail(fmt.Errorf("%w: xattr %q", ErrNotFound, c.Name))
+	case c.Mode > XattrReplace:
+		return fail(fmt.Errorf("%w: xattr mode %d", ErrInvalid, c.Mode))
+	}
+	total := len(c.Name) + len(c.Value)
+	for k, v := range n.xattrs {
+		if k != c.Name {
+			total += len(k) + len(v)
+		}
+	}
+	if total > MaxXattrTotal {
+		return fail(fmt.Errorf("%w: xattrs of inode %d above %d bytes", ErrInvalid, n.id, MaxXattrTotal))
+	}
+	if n.xattrs == nil {
+		n.xattrs = map[string][]byte{}
+	}
+	n.xattrs[c.Name] = slices.Clone(c.Value)
+	n.ctime = c.Time
+	return Result{Info: s.info(n)}
+}
+
+func (s *State) removeXattr(c RemoveXattr) Result {
+	n, err := s.anyInode(c.Inode)
+	if err != nil {
+		return fail(err)
+	}
+	if _, ok := n.xattrs[c.Name]; !ok {
+		return fail(fmt.Errorf("%w: xattr %q", ErrNotFound, c.Name))
+	}
+	delete(n.xattrs, c.Name)
+	if len(n.xattrs) == 0 {
+		n.xattrs = nil
+	}
+	n.ctime = c.Time
+	return Result{Info: s.info(n)}
+}
+
+// LookupChild returns the entry name of directory parent.
+func (s *State) LookupChild(parent uint64, name string) (FileInfo, error) {
+	_, n, err := s.entry(parent, name)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return s.info(n), nil
+}
+
+// ReadDirInode returns the entries of directory ino, sorted by name.
+func (s *State) ReadDirInode(ino uint64) ([]DirEntry, error) {
+	dir, err := s.dirInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DirEntry, 0, len(dir.children))
+	for _, name := range slices.Sorted(maps.Keys(dir.children)) {
+		out = append(out, DirEntry{Name: name, Info: s.info(s.inodes[dir.children[name]])})
+	}
+	return out, nil
+}
+
+// Xattr returns the value of extended attribute name of ino.
+func (s *State) Xattr(ino uint64, name string) ([]byte, error) {
+	n, err := s.anyInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := n.xattrs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: xattr %q", ErrNotFound, name)
+	}
+	return slices.Clone(v), nil
+}
+
+// Xattrs returns the names of ino's extended attributes, sorted.
+func (s *State) Xattrs(ino uint64) ([]string, error) {
+	n, err := s.anyInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(n.xattrs)), nil
+}
+
+// snapPosix is the snapshot form of posixAttrs, embedded in snapInode;
+// every field is omitted when zero so older snapshots restore unchanged.
+type snapPosix struct {
+	Uid     uint32            `json:",omitempty"`
+	Gid     uint32            `json:",omitempty"`
+	ATime   int64             `json:",omitempty"`
+	CTime   int64             `json:",omitempty"`
+	Symlink bool              `json:",omitempty"`
+	Target  string            `json:",omitempty"`
+	Xattrs  map[string][]byte `json:",omitempty"`
+	Links   []link            `json:",omitempty"`
+}
+
+func (n *inode) snapPosix() snapPosix {
+	return snapPosix{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink,
+		Target: n.target, Xattrs: n.xattrs, Links: n.links}
+}
+
+func (p snapPosix) attrs() posixAttrs {
+	a := posixAttrs{uid: p.Uid, gid: p.Gid, atime: p.ATime, ctime: p.CTime, symlink: p.Symlink,
+		target: p.Target, links: slices.Clone(p.Links)}
+	if len(p.Xattrs) > 0 {
+		a.xattrs = map[string][]byte{}
+		for k, v := range p.Xattrs {
+			a.xattrs[k] = slices.Clone(v)
+		}
+	}
+	return a
+}
+
+// restorePosix checks the POSIX fields of a restored state and links the
+// extra names of hard-linked files; the primary names are linked already.
+func (s *State) restorePosix() error {
+	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
+		n := s.inodes[id]
+		if n.symlink && (n.dir || len(n.chunks) > 0 || n.target == "") {
+			return fmt.Errorf("symlink %d: bad target or has chunks", id)
+		}
+		if !n.symlink && n.target != "" {
+			return fmt.Errorf("inode %d: target without symlink", id)
+		}
+		if len(n.links) > 0 && (n.dir || n.parent == 0) {
+			return fmt.Errorf("inode %d: extra links on a directory or volume", id)
+		}
+		for k := range n.xattrs {
+			if err := checkXattrName(k); err != nil {
+				return fmt.Errorf("inode %d: %v", id, err)
+			}
+		}
+		for _, l := range n.links {
+			p, ok := s.inodes[l.Parent]
+			if !ok || !p.dir {
+				return fmt.Errorf("inode %d: link parent %d is not a directory", id, l.Parent)
+			}
+			if err := checkName(l.Name); err != nil {
+				return fmt.Errorf("inode %d: %v", id, err)
+			}
+			if _, dup := p.children[l.Name]; dup {
+				return fmt.Errorf("inode %d: name %q twice in directory %d", id, l.Name, p.id)
+			}
+			p.children[l.Name] = id
+		}
+	}
+	return nil
+}
