@@ -36,7 +36,7 @@ func benchWrite(b *testing.B, size, writers int) {
 		go func() {
 			for i := range ch {
 				_, err := c.clients[0].Write(context.Background(), &api.WriteRequest{
-					Handle: c.handle, Epoch: c.epoch, Kind: api.UpdateKind_WRITE,
+					Handle: c.handle, Epoch: c.epoch.Load(), Kind: api.UpdateKind_WRITE,
 					Offset: int64(i%uint64(slots)) * int64(size), Data: data, ClientId: 1, RequestId: i + 1,
 				})
 				if err != nil {

@@ -22,13 +22,13 @@ func (c *testCluster) reconfigureAll(epoch uint64, on []int, members ...int) {
 			c.t.Fatalf("Reconfigure on %d: %v", i, err)
 		}
 	}
-	c.epoch = epoch
+	c.epoch.Store(epoch)
 }
 
 func (c *testCluster) replicate(target, source int, members ...int) *api.ReplicateResponse {
 	c.t.Helper()
 	resp, err := c.clients[target].Replicate(ctxT(c.t), &api.ReplicateRequest{
-		Handle: c.handle, Epoch: c.epoch, ChunkSize: c.size,
+		Handle: c.handle, Epoch: c.epoch.Load(), ChunkSize: c.size,
 		Source: c.chainRefs(source)[0], Chain: c.chainRefs(members...),
 	})
 	if err != nil {
@@ -107,7 +107,7 @@ func TestFencedReplicaNotServed(t *testing.T) {
 	}
 	c.master.mu.Lock()
 	for _, i := range []int{0, 2} {
-		c.master.fenced[c.servers[i].ID()] = []*api.FencedReplica{{Handle: c.handle, Epoch: c.epoch + 1}}
+		c.master.fenced[c.servers[i].ID()] = []*api.FencedReplica{{Handle: c.handle, Epoch: c.epoch.Load() + 1}}
 	}
 	c.master.mu.Unlock()
 	waitFor(t, "fences applied", func() bool {
@@ -130,7 +130,7 @@ func TestFencedReplicaNotServed(t *testing.T) {
 	_, err = c.write(0, 2, 0, []byte("y"))
 	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
 	// A later configuration that includes the servers lifts the fence.
-	c.reconfigureAll(c.epoch+2, []int{0, 1, 2}, 0, 1, 2)
+	c.reconfigureAll(c.epoch.Load()+2, []int{0, 1, 2}, 0, 1, 2)
 	if _, err := c.write(0, 3, 0, []byte("z")); err != nil {
 		t.Fatalf("write after rejoin: %v", err)
 	}

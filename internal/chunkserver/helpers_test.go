@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,7 +170,7 @@ type testCluster struct {
 	clients []api.ChunkserverClient
 	handle  uint64
 	size    int64
-	epoch   uint64
+	epoch   atomic.Uint64
 }
 
 const testChunkSize = 4 << 20
@@ -182,7 +183,8 @@ func newTestCluster(t testing.TB) *testCluster {
 // newTestClusterFS is newTestCluster with server 0 (the head) on headFS.
 func newTestClusterFS(t testing.TB, headFS chunkstore.FS) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, master: startFakeMaster(t), handle: 7, size: testChunkSize, epoch: 1}
+	c := &testCluster{t: t, master: startFakeMaster(t), handle: 7, size: testChunkSize}
+	c.epoch.Store(1)
 	for i := 0; i < 3; i++ {
 		dir := t.TempDir()
 		var fs chunkstore.FS
@@ -197,7 +199,7 @@ func newTestClusterFS(t testing.TB, headFS chunkstore.FS) *testCluster {
 	for _, s := range c.servers {
 		waitFor(t, "lease", s.leaseValid)
 	}
-	c.createReplicas(c.epoch, 0, 1, 2)
+	c.createReplicas(c.epoch.Load(), 0, 1, 2)
 	return c
 }
 
@@ -224,14 +226,14 @@ func (c *testCluster) createReplicas(epoch uint64, members ...int) {
 
 func (c *testCluster) write(i int, reqID uint64, off int64, data []byte) (uint64, error) {
 	resp, err := c.clients[i].Write(ctxT(c.t), &api.WriteRequest{
-		Handle: c.handle, Epoch: c.epoch, Kind: api.UpdateKind_WRITE,
+		Handle: c.handle, Epoch: c.epoch.Load(), Kind: api.UpdateKind_WRITE,
 		Offset: off, Data: data, ClientId: 1, RequestId: reqID,
 	})
 	return resp.GetSeq(), err
 }
 
 func (c *testCluster) read(i int, off, n int64) ([]byte, error) {
-	resp, err := c.clients[i].Read(ctxT(c.t), &api.ReadRequest{Handle: c.handle, Epoch: c.epoch, Offset: off, Length: n})
+	resp, err := c.clients[i].Read(ctxT(c.t), &api.ReadRequest{Handle: c.handle, Epoch: c.epoch.Load(), Offset: off, Length: n})
 	return resp.GetData(), err
 }
 

@@ -39,7 +39,7 @@ func TestWriteThroughHeadReadFromTail(t *testing.T) {
 	}
 	// A ZERO update punches [2000, 70000).
 	if _, err := c.clients[0].Write(ctxT(t), &api.WriteRequest{
-		Handle: c.handle, Epoch: c.epoch, Kind: api.UpdateKind_ZERO, Offset: 2000, Length: 68000, ClientId: 1, RequestId: 100,
+		Handle: c.handle, Epoch: c.epoch.Load(), Kind: api.UpdateKind_ZERO, Offset: 2000, Length: 68000, ClientId: 1, RequestId: 100,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestConcurrentWritersSameChunk(t *testing.T) {
 			defer wg.Done()
 			for k := 0; k < perWriter; k++ {
 				req := &api.WriteRequest{
-					Handle: c.handle, Epoch: c.epoch, Kind: api.UpdateKind_WRITE,
+					Handle: c.handle, Epoch: c.epoch.Load(), Kind: api.UpdateKind_WRITE,
 					Offset:   int64(w*perWriter+k) * size,
 					Data:     pattern(byte(w*perWriter+k), size),
 					ClientId: uint64(w + 1), RequestId: uint64(k + 1),
@@ -148,13 +148,13 @@ func TestErrors(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	write := func(i int, mut func(*api.WriteRequest)) error {
-		req := &api.WriteRequest{Handle: c.handle, Epoch: c.epoch, Offset: 0, Data: []byte("y"), ClientId: 2, RequestId: 1}
+		req := &api.WriteRequest{Handle: c.handle, Epoch: c.epoch.Load(), Offset: 0, Data: []byte("y"), ClientId: 2, RequestId: 1}
 		mut(req)
 		_, err := c.clients[i].Write(ctx, req)
 		return err
 	}
 	read := func(i int, mut func(*api.ReadRequest)) error {
-		req := &api.ReadRequest{Handle: c.handle, Epoch: c.epoch, Offset: 0, Length: 1}
+		req := &api.ReadRequest{Handle: c.handle, Epoch: c.epoch.Load(), Offset: 0, Length: 1}
 		mut(req)
 		_, err := c.clients[i].Read(ctx, req)
 		return err
@@ -183,11 +183,11 @@ func TestErrors(t *testing.T) {
 		})
 		return err
 	}
-	if err := create(1, c.epoch, 0, 1, 2); err != nil {
+	if err := create(1, c.epoch.Load(), 0, 1, 2); err != nil {
 		t.Fatalf("repeated CreateReplica: %v", err)
 	}
 	wantCode(t, create(1, 0, 0, 1, 2), api.ErrorCode_STALE_EPOCH)
-	wantCode(t, create(1, c.epoch, 0, 2), api.ErrorCode_INVALID)
+	wantCode(t, create(1, c.epoch.Load(), 0, 2), api.ErrorCode_INVALID)
 	got, err := c.read(2, 0, 1)
 	if err != nil || string(got) != "x" {
 		t.Fatalf("read after errors: %q, %v", got, err)
@@ -206,7 +206,7 @@ func TestReconfigureDropsTail(t *testing.T) {
 	} else {
 		wantCode(t, err, api.ErrorCode_STALE_EPOCH)
 	}
-	c.epoch = 2
+	c.epoch.Store(2)
 	if _, err := c.write(0, 3, 0, []byte("after!")); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestHeartbeatInventoryAndDelete(t *testing.T) {
 			return false
 		}
 		r := hb.GetReplicas()[0]
-		return r.GetHandle() == c.handle && r.GetEpoch() == c.epoch && r.GetAppliedSeq() >= 1
+		return r.GetHandle() == c.handle && r.GetEpoch() == c.epoch.Load() && r.GetAppliedSeq() >= 1
 	})
 	c.master.mu.Lock()
 	c.master.deletes[s.ID()] = []uint64{c.handle}
@@ -384,7 +384,7 @@ func TestWritesWithoutRequestID(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			resp, err := c.clients[0].Write(ctxT(t), &api.WriteRequest{
-				Handle: c.handle, Epoch: c.epoch, Kind: api.UpdateKind_WRITE,
+				Handle: c.handle, Epoch: c.epoch.Load(), Kind: api.UpdateKind_WRITE,
 				Offset: int64(i) * 100, Data: pattern(byte(i), 100),
 			})
 			seqs[i], errs[i] = resp.GetSeq(), err
@@ -403,7 +403,7 @@ func TestWritesWithoutRequestID(t *testing.T) {
 	}
 	// The same anonymous write twice is applied twice (two sequence numbers).
 	for i := 0; i < 2; i++ {
-		resp, err := c.clients[0].Write(ctxT(t), &api.WriteRequest{Handle: c.handle, Epoch: c.epoch, Data: []byte("z")})
+		resp, err := c.clients[0].Write(ctxT(t), &api.WriteRequest{Handle: c.handle, Epoch: c.epoch.Load(), Data: []byte("z")})
 		if err != nil || seen[resp.GetSeq()] {
 			t.Fatalf("anonymous write: seq %d, %v", resp.GetSeq(), err)
 		}
