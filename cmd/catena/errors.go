@@ -66,6 +66,7 @@ var knownErrors = []error{
 	client.ErrCorrupt,
 	client.ErrClosed,
 	client.ErrMasterUnreachable,
+	client.ErrInvalid,
 }
 
 // codeErrors maps server error codes the client passed through unwrapped.
@@ -84,6 +85,13 @@ var codeErrors = map[api.ErrorCode]error{
 func reason(err error) string {
 	for _, k := range knownErrors {
 		if errors.Is(err, k) {
+			// Keep the detail the server gave after the sentinel's text
+			// ("not enough chunkservers available: need 5 chunkservers, 3
+			// alive"), drop the client's call context before it.
+			msg := err.Error()
+			if i := strings.Index(msg, k.Error()); i >= 0 {
+				return msg[i:]
+			}
 			return k.Error()
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -78,7 +79,10 @@ func metaErr(err error) error {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return rpcerr.New(c.code, "%v", err)
+			// The code already says what the sentinel says: keep only the
+			// detail ("chunk size 3145728 is not a power of two ...").
+			msg := strings.TrimPrefix(err.Error(), c.err.Error()+": ")
+			return rpcerr.New(c.code, "%s", msg)
 		}
 	}
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
@@ -86,7 +90,7 @@ func metaErr(err error) error {
 
 func checkPath(p string) error {
 	if err := meta.CheckPath(p); err != nil {
-		return rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+		return metaErr(err)
 	}
 	return nil
 }
@@ -143,7 +147,7 @@ func (s *server) Create(ctx context.Context, req *api.CreateRequest) (*api.Creat
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
 	}
 	if _, _, err := meta.CheckFileParams(int(req.Replication), req.ChunkSize); err != nil {
-		return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+		return nil, metaErr(err)
 	}
 	mode := req.Mode
 	if mode == 0 {
@@ -322,7 +326,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		chain, err := Place(placeFrom, fi.Replication, DefaultDomainKey)
 		if err != nil {
 			if errors.Is(err, ErrNoChunkservers) {
-				return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "%v", err)
+				return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "%s", strings.TrimPrefix(err.Error(), ErrNoChunkservers.Error()+": "))
 			}
 			return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
 		}
