@@ -173,7 +173,7 @@ func TestQemuIOUnaligned(t *testing.T) {
 func fioArgs(uri string) []string {
 	return []string{"--name=verify", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=4k",
 		"--size=8m", "--offset_increment=8m", "--numjobs=4", "--iodepth=8", "--verify=crc32c",
-		"--verify_fatal=1", "--do_verify=1", "--group_reporting"}
+		"--verify_fatal=1", "--do_verify=1", "--verify_state_save=0", "--group_reporting"}
 }
 
 func TestFioVerify(t *testing.T) {
