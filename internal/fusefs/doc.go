@@ -23,5 +23,8 @@
 // Caller's duties: run as root or with fuse permissions; unmount with
 // Server.Unmount (or fusermount3 -u) so the kernel releases open files.
 // A lost master or chunkserver makes operations retry until the client's
-// OpTimeout, then they fail with EIO.
+// OpTimeout, then they fail with EIO. A process that serves a mount must
+// not start children whose working directory or binary is on it: Go forks
+// with vfork and the forking thread holds its P until exec, so a child
+// blocked on the mount before exec deadlocks the next stop-the-world GC.
 package fusefs

@@ -211,6 +211,25 @@ func (n *node) syncLocked(ctx context.Context) error {
 	return nil
 }
 
+// settleForMtime, before an explicit mtime, writes back an open file's
+// buffer and size and forgets that it was written.
+func (n *node) settleForMtime(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	o := n.of
+	if o == nil {
+		return nil
+	}
+	if err := n.flushLocked(ctx); err != nil {
+		return err
+	}
+	if err := o.f.Sync(); err != nil {
+		return err
+	}
+	o.dirty = false
+	return nil
+}
+
 func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()

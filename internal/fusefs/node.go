@@ -109,6 +109,12 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	}
 	if t, ok := in.GetMTime(); ok {
 		sa.Mtime = &t
+		// tar, cp -p and rsync set the mtime before close: write the
+		// buffered data and size first, so neither the write-back nor
+		// the close bumps the mtime they set.
+		if err := n.settleForMtime(ctx); err != nil {
+			return errno(err)
+		}
 	}
 	var a *client.Attr
 	var err error

@@ -23,6 +23,10 @@ func FuzzDecode(f *testing.F) {
 		b, _ := Encode(c)
 		f.Add(b)
 	}
+	for _, c := range posixSeeds() {
+		b, _ := Encode(c)
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Decode(b)
 		if err != nil {
@@ -59,6 +63,16 @@ func FuzzRestore(f *testing.F) {
 	s.Apply(AllocateChunk{Inode: 4, Index: 2, Chain: []ServerID{1}})
 	good, _ := s.Snapshot()
 	f.Add(good)
+	// POSIX fields: owners, times, a symlink, a hard link, xattrs.
+	for _, c := range posixSeeds() {
+		if _, ok := c.(Unlink); !ok {
+			s.Apply(c)
+		}
+	}
+	s.Apply(Link{Inode: 3, Parent: 2, Name: "l2", Time: 6})
+	s.Apply(SetXattr{Inode: 2, Name: "user.d", Value: []byte{0, 1}, Time: 6})
+	posix, _ := s.Snapshot()
+	f.Add(posix)
 	empty, _ := New().Snapshot()
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, b []byte) {

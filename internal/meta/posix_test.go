@@ -1,0 +1,312 @@
+package meta
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// posixFixture: the fixture (/d, /d/e, /d/f with one chunk) plus, by the
+// inode commands, /d/p (file 0640 owned 7:8), /d/s -> "d/f" and /d/h, a
+// second name of /d/f.
+func posixFixture(t *testing.T) (s *State, d, e, f, p FileInfo) {
+	t.Helper()
+	s = fixture(t)
+	d, _ = s.Lookup("/d")
+	e, _ = s.Lookup("/d/e")
+	f, _ = s.Lookup("/d/f")
+	r := s.Apply(CreateAt{Parent: d.Inode, Name: "p", Mode: 0o640, Uid: 7, Gid: 8, Time: 10})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	p = r.Info
+	applyOK(t, s, Symlink{Parent: d.Inode, Name: "s", Target: "d/f", Uid: 7, Gid: 8, Time: 11})
+	applyOK(t, s, Link{Inode: f.Inode, Parent: d.Inode, Name: "h", Time: 12})
+	f, _ = s.Stat(f.Inode)
+	return s, d, e, f, p
+}
+
+func applyOK(t *testing.T, s *State, c Command) Result {
+	t.Helper()
+	r := s.Apply(c)
+	if r.Err != nil {
+		t.Fatalf("%#v: %v", c, r.Err)
+	}
+	checkRoundTrip(t, s)
+	return r
+}
+
+func TestPosixCreateMkdirSymlink(t *testing.T) {
+	s, d, _, _, p := posixFixture(t)
+	if p.Mode != 0o640 || p.Uid != 7 || p.Gid != 8 || p.Nlink != 1 || p.ATime != 10 || p.CTime != 10 || p.MTime != 10 {
+		t.Fatalf("created file %+v", p)
+	}
+	r := applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "m", Mode: 0o1777, Uid: 3, Gid: 4, Time: 20})
+	if !r.Info.IsDir || r.Info.Mode != 0o1777 || r.Info.Uid != 3 || r.Info.Nlink != 2 {
+		t.Fatalf("mkdir %+v", r.Info)
+	}
+	// A subdirectory counts in its parent's nlink: ., .., e, m.
+	if d2, _ := s.Stat(d.Inode); d2.Nlink != 4 || d2.MTime != 20 {
+		t.Fatalf("parent after mkdir: nlink %d mtime %d", d2.Nlink, d2.MTime)
+	}
+	sl, err := s.LookupChild(d.Inode, "s")
+	if err != nil || !sl.Symlink || sl.Target != "d/f" || sl.Size != 3 || sl.Mode != 0o777 {
+		t.Fatalf("symlink %+v, %v", sl, err)
+	}
+	ents, err := s.ReadDirInode(d.Inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name)
+	}
+	if got := strings.Join(names, ","); got != "e,f,h,m,p,s" {
+		t.Fatalf("readdir %s", got)
+	}
+}
+
+func TestPosixLinkAndUnlink(t *testing.T) {
+	s, d, e, f, _ := posixFixture(t)
+	if f.Nlink != 2 {
+		t.Fatalf("nlink after link %d", f.Nlink)
+	}
+	h, err := s.LookupChild(d.Inode, "h")
+	if err != nil || h.Inode != f.Inode {
+		t.Fatalf("link name: %+v %v", h, err)
+	}
+	// A third name in another directory; removing the primary name keeps
+	// the file and its chunk, reachable by the promoted name.
+	applyOK(t, s, Link{Inode: f.Inode, Parent: e.Inode, Name: "g", Time: 13})
+	applyOK(t, s, Unlink{Parent: d.Inode, Name: "f", Time: 14})
+	if fi, _ := s.Stat(f.Inode); fi.Nlink != 2 || fi.CTime != 14 {
+		t.Fatalf("after unlink of primary: %+v", fi)
+	}
+	if _, err := s.Lookup("/d/h"); err != nil {
+		t.Fatalf("promoted name: %v", err)
+	}
+	if len(s.Chunks()) != 1 {
+		t.Fatal("chunk released while the file has names")
+	}
+	applyOK(t, s, Unlink{Parent: d.Inode, Name: "h", Time: 15})
+	if fi, err := s.Lookup("/d/e/g"); err != nil || fi.Nlink != 1 {
+		t.Fatalf("last name: %+v %v", fi, err)
+	}
+	applyOK(t, s, Unlink{Parent: e.Inode, Name: "g", Time: 16})
+	if _, err := s.Stat(f.Inode); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("file after last unlink: %v", err)
+	}
+	if len(s.Chunks()) != 0 {
+		t.Fatal("chunk kept after the last name went")
+	}
+	// Rmdir of an empty directory.
+	applyOK(t, s, Unlink{Parent: d.Inode, Name: "e", Dir: true, Time: 17})
+	if _, err := s.LookupChild(d.Inode, "e"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rmdir: %v", err)
+	}
+}
+
+func TestPosixRenameAt(t *testing.T) {
+	s, d, e, f, p := posixFixture(t)
+	// Replace onto an existing file: the old target goes, with its inode.
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: e.Inode, DstName: "x", Time: 20})
+	applyOK(t, s, CreateAt{Parent: d.Inode, Name: "q", Mode: 0o600, Time: 21})
+	applyOK(t, s, RenameAt{SrcParent: e.Inode, SrcName: "x", DstParent: d.Inode, DstName: "q", Time: 22})
+	q, err := s.LookupChild(d.Inode, "q")
+	if err != nil || q.Inode != p.Inode || q.CTime != 22 {
+		t.Fatalf("replaced entry %+v %v", q, err)
+	}
+	if _, err := s.LookupChild(e.Inode, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old name still there: %v", err)
+	}
+	// Renaming one name of a file onto another of its names does nothing.
+	before, _ := s.Snapshot()
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: d.Inode, DstName: "h", Time: 23})
+	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+		t.Fatal("rename between two names of one file changed the state")
+	}
+	// Moving the extra name of a hard link keeps the primary.
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "h", DstParent: e.Inode, DstName: "h2", Time: 24})
+	if fi, err := s.Lookup("/d/e/h2"); err != nil || fi.Inode != f.Inode || fi.Nlink != 2 {
+		t.Fatalf("moved link %+v %v", fi, err)
+	}
+	// Replace an empty directory by a directory.
+	applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "m1", Time: 25})
+	applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "m2", Time: 25})
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "m1", DstParent: d.Inode, DstName: "m2", Time: 26})
+	if _, err := s.LookupChild(d.Inode, "m1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("m1 still there: %v", err)
+	}
+	// NoReplace onto a free name works.
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "m2", DstParent: d.Inode, DstName: "m3", NoReplace: true, Time: 27})
+}
+
+func TestPosixSetattr(t *testing.T) {
+	s, d, _, f, p := posixFixture(t)
+	r := applyOK(t, s, Setattr{Inode: p.Inode, Set: SetMode | SetUid, Mode: 0o104755, Uid: 99, Time: 30})
+	if r.Info.Mode != 0o4755 || r.Info.Uid != 99 || r.Info.Gid != 8 || r.Info.CTime != 30 || r.Info.MTime != 10 {
+		t.Fatalf("setattr mode/uid %+v", r.Info)
+	}
+	r = applyOK(t, s, Setattr{Inode: p.Inode, Set: SetGid | SetATime | SetMTime, Gid: 5, ATime: 1, MTime: 2, Time: 31})
+	if r.Info.Gid != 5 || r.Info.ATime != 1 || r.Info.MTime != 2 || r.Info.Uid != 99 || r.Info.CTime != 31 {
+		t.Fatalf("setattr gid/times %+v", r.Info)
+	}
+	// No fields: only ctime.
+	r = applyOK(t, s, Setattr{Inode: d.Inode, Time: 32})
+	if r.Info.CTime != 32 || r.Info.Mode != d.Mode {
+		t.Fatalf("empty setattr %+v", r.Info)
+	}
+	// Through a hard link both names see it.
+	applyOK(t, s, Setattr{Inode: f.Inode, Set: SetMode, Mode: 0o600, Time: 33})
+	if h, _ := s.LookupChild(d.Inode, "h"); h.Mode != 0o600 {
+		t.Fatalf("mode through link %o", h.Mode)
+	}
+}
+
+func TestPosixXattrs(t *testing.T) {
+	s, _, _, _, p := posixFixture(t)
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.a", Value: []byte("1"), Mode: XattrCreate, Time: 40})
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.a", Value: []byte("22"), Mode: XattrReplace, Time: 41})
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.b", Value: nil, Time: 42})
+	if v, err := s.Xattr(p.Inode, "user.a"); err != nil || string(v) != "22" {
+		t.Fatalf("xattr %q %v", v, err)
+	}
+	if names, _ := s.Xattrs(p.Inode); strings.Join(names, ",") != "user.a,user.b" {
+		t.Fatalf("xattr names %v", names)
+	}
+	// Up to the limits is fine: one maximal value, total just at the cap.
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: strings.Repeat("n", MaxXattrName), Value: make([]byte, MaxXattrValue), Time: 43})
+	r := applyOK(t, s, RemoveXattr{Inode: p.Inode, Name: "user.a", Time: 44})
+	if r.Info.CTime != 44 {
+		t.Fatalf("removexattr ctime %d", r.Info.CTime)
+	}
+	if _, err := s.Xattr(p.Inode, "user.a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removed xattr: %v", err)
+	}
+	// Values returned are copies.
+	v, _ := s.Xattr(p.Inode, "user.b")
+	v = append(v, 'x')
+	if w, _ := s.Xattr(p.Inode, "user.b"); len(w) != 0 {
+		t.Fatalf("query returned shared value %q", w)
+	}
+	_ = v
+}
+
+func TestPosixErrorsLeaveStateUnchanged(t *testing.T) {
+	s, d, e, f, p := posixFixture(t)
+	sl, _ := s.LookupChild(d.Inode, "s")
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.big", Value: make([]byte, MaxXattrValue), Time: 50})
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.big2", Value: make([]byte, MaxXattrValue), Time: 50})
+	applyOK(t, s, SetXattr{Inode: p.Inode, Name: "user.big3", Value: make([]byte, MaxXattrValue), Time: 50})
+	long := strings.Repeat("n", 256)
+	cases := []struct {
+		cmd  Command
+		want error
+	}{
+		{CreateAt{Parent: d.Inode, Name: "f"}, ErrExists},
+		{CreateAt{Parent: d.Inode, Name: "e"}, ErrExists},
+		{CreateAt{Parent: 999, Name: "x"}, ErrNotFound},
+		{CreateAt{Parent: f.Inode, Name: "x"}, ErrNotDir},
+		{CreateAt{Parent: d.Inode, Name: long}, ErrInvalid},
+		{CreateAt{Parent: d.Inode, Name: "a/b"}, ErrInvalid},
+		{CreateAt{Parent: d.Inode, Name: ""}, ErrInvalid},
+		{CreateAt{Parent: d.Inode, Name: "x", Replication: -1}, ErrInvalid},
+		{CreateAt{Parent: d.Inode, Name: "x", ChunkSize: 3 << 20}, ErrInvalid},
+		{MkdirAt{Parent: d.Inode, Name: "e"}, ErrExists},
+		{MkdirAt{Parent: d.Inode, Name: "s"}, ErrExists},
+		{MkdirAt{Parent: 999, Name: "x"}, ErrNotFound},
+		{MkdirAt{Parent: p.Inode, Name: "x"}, ErrNotDir},
+		{Symlink{Parent: d.Inode, Name: "s", Target: "t"}, ErrExists},
+		{Symlink{Parent: d.Inode, Name: "x", Target: ""}, ErrInvalid},
+		{Symlink{Parent: d.Inode, Name: "x", Target: strings.Repeat("t", MaxSymlinkLen+1)}, ErrInvalid},
+		{Symlink{Parent: f.Inode, Name: "x", Target: "t"}, ErrNotDir},
+		{Link{Inode: f.Inode, Parent: d.Inode, Name: "p"}, ErrExists},
+		{Link{Inode: e.Inode, Parent: d.Inode, Name: "x"}, ErrIsDir},
+		{Link{Inode: 999, Parent: d.Inode, Name: "x"}, ErrNotFound},
+		{Link{Inode: f.Inode, Parent: 999, Name: "x"}, ErrNotFound},
+		{Link{Inode: f.Inode, Parent: p.Inode, Name: "x"}, ErrNotDir},
+		{Unlink{Parent: d.Inode, Name: "zz"}, ErrNotFound},
+		{Unlink{Parent: d.Inode, Name: "e"}, ErrIsDir},
+		{Unlink{Parent: d.Inode, Name: "f", Dir: true}, ErrNotDir},
+		{Unlink{Parent: RootInode, Name: "d", Dir: true}, ErrNotEmpty},
+		{Unlink{Parent: f.Inode, Name: "x"}, ErrNotDir},
+		{Unlink{Parent: 999, Name: "x"}, ErrNotFound},
+		{RenameAt{SrcParent: d.Inode, SrcName: "zz", DstParent: d.Inode, DstName: "y"}, ErrNotFound},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: "f", NoReplace: true}, ErrExists},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: "p", NoReplace: true}, ErrExists},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: "e"}, ErrIsDir},
+		{RenameAt{SrcParent: d.Inode, SrcName: "e", DstParent: d.Inode, DstName: "p"}, ErrNotDir},
+		{RenameAt{SrcParent: RootInode, SrcName: "d", DstParent: e.Inode, DstName: "d"}, ErrInvalid},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: 999, DstName: "y"}, ErrNotFound},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: f.Inode, DstName: "y"}, ErrNotDir},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: long}, ErrInvalid},
+		{Setattr{Inode: 999, Set: SetMode, Mode: 0o777}, ErrNotFound},
+		{SetXattr{Inode: 999, Name: "user.a"}, ErrNotFound},
+		{SetXattr{Inode: p.Inode, Name: ""}, ErrInvalid},
+		{SetXattr{Inode: p.Inode, Name: long}, ErrInvalid},
+		{SetXattr{Inode: p.Inode, Name: "user.a", Value: make([]byte, MaxXattrValue+1)}, ErrInvalid},
+		{SetXattr{Inode: p.Inode, Name: "user.big", Mode: XattrCreate}, ErrExists},
+		{SetXattr{Inode: p.Inode, Name: "user.a", Mode: XattrReplace}, ErrNotFound},
+		{SetXattr{Inode: p.Inode, Name: "user.a", Mode: 3}, ErrInvalid},
+		// The fourth maximal value passes the per-inode total.
+		{SetXattr{Inode: p.Inode, Name: "user.big4", Value: make([]byte, MaxXattrValue)}, ErrInvalid},
+		{RemoveXattr{Inode: p.Inode, Name: "user.a"}, ErrNotFound},
+		{RemoveXattr{Inode: 999, Name: "user.a"}, ErrNotFound},
+		{RemoveXattr{Inode: sl.Inode, Name: "user.a"}, ErrNotFound},
+	}
+	before, _ := s.Snapshot()
+	for _, c := range cases {
+		r := s.Apply(c.cmd)
+		if !errors.Is(r.Err, c.want) {
+			t.Errorf("%T %+v: got %v, want %v", c.cmd, c.cmd, r.Err, c.want)
+		}
+		if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+			t.Fatalf("%T %+v changed the state", c.cmd, c.cmd)
+		}
+	}
+	// Replacing a non-empty directory.
+	applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "m", Time: 60})
+	before, _ = s.Snapshot()
+	if r := s.Apply(RenameAt{SrcParent: d.Inode, SrcName: "m", DstParent: RootInode, DstName: "d"}); !errors.Is(r.Err, ErrNotEmpty) {
+		t.Fatalf("rename onto non-empty dir: %v", r.Err)
+	}
+	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+		t.Fatal("failed rename changed the state")
+	}
+}
+
+func TestPosixCommandsEncode(t *testing.T) {
+	for _, c := range posixSeeds() {
+		b, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%T: %v", c, err)
+		}
+		b2, _ := Encode(got)
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("%T: %s != %s", c, b, b2)
+		}
+	}
+}
+
+// posixSeeds are one of each POSIX command, on the fuzzers' base state
+// (/a is inode 2, /a/f inode 3).
+func posixSeeds() []Command {
+	return []Command{
+		CreateAt{Parent: 2, Name: "c", Mode: 0o644, Uid: 1, Gid: 2, Replication: 2, ChunkSize: 1 << 20, Time: 5},
+		MkdirAt{Parent: 2, Name: "m", Mode: 0o755, Uid: 1, Gid: 2, Time: 5},
+		Symlink{Parent: 2, Name: "s", Target: "f", Uid: 1, Time: 5},
+		Link{Inode: 3, Parent: 1, Name: "l", Time: 5},
+		Unlink{Parent: 2, Name: "f", Time: 5},
+		Unlink{Parent: 1, Name: "a", Dir: true, Time: 5},
+		RenameAt{SrcParent: 2, SrcName: "f", DstParent: 1, DstName: "a", Time: 5},
+		RenameAt{SrcParent: 2, SrcName: "f", DstParent: 1, DstName: "g", NoReplace: true, Time: 5},
+		Setattr{Inode: 3, Set: SetMode | SetUid | SetGid | SetATime | SetMTime, Mode: 0o600, Uid: 1, Gid: 1, ATime: 1, MTime: 2, Time: 5},
+		SetXattr{Inode: 3, Name: "user.x", Value: []byte("v"), Mode: XattrCreate, Time: 5},
+		RemoveXattr{Inode: 3, Name: "user.x", Time: 5},
+	}
+}
