@@ -27,6 +27,9 @@ const (
 	raftTimeout       = time.Second
 	applyTimeout      = 10 * time.Second
 	snapshotThreshold = 8192
+	// snapshotInterval is how often Raft checks the threshold; its default
+	// (120 s) lets a busy master replay minutes of log after a restart.
+	snapshotInterval  = 10 * time.Second
 	trailingLogs      = 10240
 	snapshotsRetained = 2
 )
@@ -156,6 +159,7 @@ func (m *Master) openRaft(raftAddr string) error {
 	rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	rc.CommitTimeout = 20 * time.Millisecond
 	rc.SnapshotThreshold = snapshotThreshold
+	rc.SnapshotInterval = snapshotInterval
 	rc.TrailingLogs = trailingLogs
 	rc.NotifyCh = m.notifyCh
 	rc.Logger = hlog
