@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/catena-io/catena/api"
@@ -67,6 +68,9 @@ type Config struct {
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// FS is the replica store's file system (nil = chunkstore.OSFS).
 	FS chunkstore.FS
+	// MaxOpenFiles bounds the replica files the store keeps open (0 =
+	// chunkstore.DefaultMaxOpenFiles); the others are reopened on demand.
+	MaxOpenFiles int
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 }
@@ -136,7 +140,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := chunkstore.OpenConfig(chunkstore.Config{FS: cfg.FS, Dir: cfg.Dir, Logger: cfg.Logger})
+	raiseFileLimit(cfg.Logger)
+	store, err := chunkstore.OpenConfig(chunkstore.Config{
+		FS: cfg.FS, Dir: cfg.Dir, Logger: cfg.Logger, MaxOpenFiles: cfg.MaxOpenFiles,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("chunkserver: open store: %w", err)
 	}
@@ -429,4 +436,26 @@ func writeFileSync(fs chunkstore.FS, path string, data []byte) error {
 		return fmt.Errorf("chunkserver: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard one: the
+// store bounds its replica files, but peers, clients and several servers
+// in one process need descriptors too. Go raises it at start on some
+// systems already; failing to is not fatal.
+func raiseFileLimit(log *slog.Logger) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Debug("cannot read the open file limit", "err", err)
+		return
+	}
+	if lim.Cur >= lim.Max {
+		return
+	}
+	old := lim.Cur
+	lim.Cur = lim.Max
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Debug("cannot raise the open file limit", "soft", old, "hard", lim.Max, "err", err)
+		return
+	}
+	log.Debug("raised the open file limit", "from", old, "to", lim.Max)
 }

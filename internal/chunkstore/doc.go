@@ -34,6 +34,24 @@
 //     When more than 314 blocks (~20 MiB) changed since the last Sync, the data is
 //     fdatasynced before the header is written (two fdatasyncs).
 //
+// # Open files
+//
+// A Store keeps at most Config.MaxOpenFiles (default 1024) replica files
+// open, so that a server with tens of thousands of replicas does not run
+// out of descriptors; the others are reopened on demand by the next
+// ReadAt, WriteAt, Zero, Sync or Verify. When a file must be opened, the
+// least recently used idle file is closed first. Idle means: no
+// operation is using it (each operation pins the file while it runs, so
+// a file in use is never closed) and it is clean: every write to it was
+// covered by a successful fdatasync. A file with writes since its last
+// Sync is never closed, because a Sync through a new descriptor might not
+// learn of a writeback error of the old one; if every open file is dirty
+// or in use the limit is exceeded until Syncs make some idle. While all
+// files are clean and at most MaxOpenFiles operations run at once, the
+// Store never holds more than MaxOpenFiles descriptors. UsedBytes of a
+// closed file is the value recorded when it was closed (nothing writes a
+// closed file), so it opens nothing.
+//
 // # Crash behaviour and recovery
 //
 // Open reads both slots; the valid one with the higher generation is the
@@ -65,6 +83,8 @@
 // # Caller's duties
 //
 //   - Sync before acknowledging anything as durable; Close does not Sync.
+//   - Sync replicas after writing them: a replica with unsynced writes
+//     keeps its file open (beyond MaxOpenFiles if need be).
 //   - A Replica is invalid after Delete or Store.Close (ErrClosed).
 //   - Only one Store may write a directory. A second, read-only Store
 //     (a checker) sees data as of the writer's last Sync; it must not

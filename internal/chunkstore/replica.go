@@ -10,9 +10,9 @@ import (
 // Replica is one chunk replica. Safe for concurrent use; a write and a read
 // of overlapping ranges exclude each other (a read never sees half a write).
 type Replica struct {
-	s *Store
-	h Handle
-	f File
+	s    *Store
+	h    Handle
+	file fileState // the replica's file, through s.files; see fileCache
 
 	// mu guards the fields below; WriteAt and Zero hold it exclusively,
 	// ReadAt shared, so a read never observes half a write.
@@ -56,9 +56,10 @@ func (r *Replica) corruptErr(b int64) error {
 	return fmt.Errorf("%w: replica %016x block %d", ErrCorrupt, uint64(r.h), b)
 }
 
-// readBlockLocked reads block b into buf (BlockSize bytes) and verifies it.
-func (r *Replica) readBlockLocked(b int64, buf []byte) error {
-	if _, err := r.f.ReadAt(buf, dataOff+b*BlockSize); err != nil {
+// readBlockLocked reads block b of f into buf (BlockSize bytes) and
+// verifies it.
+func (r *Replica) readBlockLocked(f File, b int64, buf []byte) error {
+	if _, err := f.ReadAt(buf, dataOff+b*BlockSize); err != nil {
 		return ioErr(fmt.Sprintf("read block %d", b), r.h, err)
 	}
 	if blockEntry(buf, r.s.zeroCRC) != r.table[b] {
@@ -86,6 +87,12 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 	if n == 0 {
 		return nil
 	}
+	f, err := r.s.files.acquire(r)
+	if err != nil {
+		return err
+	}
+	wrote := false
+	defer func() { r.s.files.release(r, wrote) }()
 	first, last := off/BlockSize, (off+n-1)/BlockSize
 	entries := make([]uint32, last-first+1)
 	for b := first; b <= last; b++ {
@@ -96,7 +103,7 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 			continue
 		}
 		buf := r.getBuf()
-		err := r.readBlockLocked(b, buf[:])
+		err := r.readBlockLocked(f, b, buf[:])
 		if err == nil {
 			copy(buf[lo-bs:], p[lo-off:hi-off])
 			entries[b-first] = blockEntry(buf[:], r.s.zeroCRC)
@@ -108,12 +115,15 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 	}
 	// Reserve space first: ENOSPC then fails the write before any byte of
 	// the chunk changed.
-	if err := r.f.Allocate(dataOff+off, n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	if err := f.Allocate(dataOff+off, n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return ioErr("allocate", r.h, err)
 	}
-	if _, err := r.f.WriteAt(p, dataOff+off); err != nil {
+	wrote = true
+	if _, err := f.WriteAt(p, dataOff+off); err != nil {
 		// Some bytes may have changed; their blocks keep the old checksums,
-		// so reads report ErrCorrupt rather than return them.
+		// so reads report ErrCorrupt rather than return them. The next Sync
+		// still fdatasyncs, so that the file is clean again.
+		r.changes++
 		return ioErr("write", r.h, err)
 	}
 	for b := first; b <= last; b++ {
@@ -137,6 +147,12 @@ func (r *Replica) Zero(off, n int64) error {
 	if n == 0 {
 		return nil
 	}
+	f, err := r.s.files.acquire(r)
+	if err != nil {
+		return err
+	}
+	wrote := false
+	defer func() { r.s.files.release(r, wrote) }()
 	first, last := off/BlockSize, (off+n-1)/BlockSize
 
 	// Partially covered edge blocks: read and verify before changing
@@ -161,7 +177,7 @@ func (r *Replica) Zero(off, n int64) error {
 		}
 		buf := r.getBuf()
 		edges = append(edges, edge{b: b, buf: buf, lo: lo, hi: hi})
-		if err := r.readBlockLocked(b, buf[:]); err != nil {
+		if err := r.readBlockLocked(f, b, buf[:]); err != nil {
 			return err
 		}
 		clear(buf[lo:hi])
@@ -174,8 +190,9 @@ func (r *Replica) Zero(off, n int64) error {
 	}
 
 	r.changes++ // the table below changes step by step, as the file does
+	wrote = true
 	if fullFrom < fullTo {
-		if err := r.punchLocked(dataOff+fullFrom*BlockSize, (fullTo-fullFrom)*BlockSize); err != nil {
+		if err := r.punchLocked(f, dataOff+fullFrom*BlockSize, (fullTo-fullFrom)*BlockSize); err != nil {
 			return err
 		}
 		for b := fullFrom; b < fullTo; b++ {
@@ -187,22 +204,22 @@ func (r *Replica) Zero(off, n int64) error {
 		entry := uint32(0)
 		if isZero(e.buf[:]) {
 			// Nothing else in the block: free all of it.
-			if err := r.punchLocked(bs, BlockSize); err != nil {
+			if err := r.punchLocked(f, bs, BlockSize); err != nil {
 				return err
 			}
 		} else {
 			pLo, pHi := alignUp(e.lo, fsPageSize), e.hi/fsPageSize*fsPageSize
 			if pLo < pHi {
-				if err := r.punchLocked(bs+pLo, pHi-pLo); err != nil {
+				if err := r.punchLocked(f, bs+pLo, pHi-pLo); err != nil {
 					return err
 				}
-				if err := r.writeZerosLocked(bs+e.lo, pLo-e.lo); err != nil {
+				if err := r.writeZerosLocked(f, bs+e.lo, pLo-e.lo); err != nil {
 					return err
 				}
-				if err := r.writeZerosLocked(bs+pHi, e.hi-pHi); err != nil {
+				if err := r.writeZerosLocked(f, bs+pHi, e.hi-pHi); err != nil {
 					return err
 				}
-			} else if err := r.writeZerosLocked(bs+e.lo, e.hi-e.lo); err != nil {
+			} else if err := r.writeZerosLocked(f, bs+e.lo, e.hi-e.lo); err != nil {
 				return err
 			}
 			entry = blockEntry(e.buf[:], r.s.zeroCRC)
@@ -221,22 +238,22 @@ func (r *Replica) setEntryLocked(b int64, e uint32) {
 	r.table[b] = e
 }
 
-func (r *Replica) punchLocked(off, n int64) error {
-	err := r.f.PunchHole(off, n)
+func (r *Replica) punchLocked(f File, off, n int64) error {
+	err := f.PunchHole(off, n)
 	if errors.Is(err, errors.ErrUnsupported) {
-		return r.writeZerosLocked(off, n)
+		return r.writeZerosLocked(f, off, n)
 	}
 	return ioErr("punch hole", r.h, err)
 }
 
-func (r *Replica) writeZerosLocked(off, n int64) error {
+func (r *Replica) writeZerosLocked(f File, off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
 	zeros := make([]byte, min(n, BlockSize))
 	for n > 0 {
 		c := min(n, int64(len(zeros)))
-		if _, err := r.f.WriteAt(zeros[:c], off); err != nil {
+		if _, err := f.WriteAt(zeros[:c], off); err != nil {
 			return ioErr("write zeros", r.h, err)
 		}
 		off, n = off+c, n-c
@@ -333,7 +350,7 @@ func (r *Replica) Sync() error {
 	r.dirty = make(map[uint32]uint32)
 	r.mu.Unlock()
 
-	if err := r.syncSnapshot(h, dirty, span, spanOff); err != nil {
+	if err := r.syncFile(h, dirty, span, spanOff); err != nil {
 		r.mu.Lock()
 		for _, d := range dirty {
 			r.dirty[d.Block] = d.Old // a retry must cover them again
@@ -345,27 +362,40 @@ func (r *Replica) Sync() error {
 	return nil
 }
 
+// syncFile runs syncSnapshot on the replica's file, pinned, and tells the
+// file cache which writes the fdatasync covered.
+func (r *Replica) syncFile(h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
+	f, err := r.s.files.acquire(r)
+	if err != nil {
+		return err
+	}
+	w := r.s.files.writes(r)
+	err = r.syncSnapshot(f, h, dirty, span, spanOff)
+	r.s.files.releaseSync(r, w, err)
+	return err
+}
+
 // syncSnapshot writes the checksum table span and the header into the slot
 // not currently trusted, then fdatasyncs. The header lists the dirty blocks
 // so that recovery can tell whether their data reached the disk; when they
 // do not fit, the data is synced first (a second fdatasync).
-func (r *Replica) syncSnapshot(h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
+func (r *Replica) syncSnapshot(f File, h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
 	if len(span) > 0 {
-		if _, err := r.f.WriteAt(span, spanOff); err != nil {
+		if _, err := f.WriteAt(span, spanOff); err != nil {
 			return ioErr("write checksums", r.h, err)
 		}
 	}
 	if len(dirty) > maxDirty {
-		if err := r.f.Sync(); err != nil {
+		if err := f.Sync(); err != nil {
 			return r.fail(err)
 		}
 	} else {
 		h.Dirty = dirty
 	}
-	if _, err := r.f.WriteAt(encodeHeader(h), int64(1-r.slot)*slotSize); err != nil {
+	if _, err := f.WriteAt(encodeHeader(h), int64(1-r.slot)*slotSize); err != nil {
 		return ioErr("write header", r.h, err)
 	}
-	if err := r.f.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return r.fail(err)
 	}
 	return nil
@@ -397,15 +427,20 @@ func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	f, err := r.s.files.acquire(r)
+	if err != nil {
+		return 0, err
+	}
+	defer r.s.files.release(r, false)
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
 		bs := b * BlockSize
 		lo, hi := max(off, bs), min(off+n, bs+BlockSize)
 		var err error
 		if lo == bs && hi == bs+BlockSize {
-			err = r.readBlockLocked(b, p[lo-off:hi-off])
+			err = r.readBlockLocked(f, b, p[lo-off:hi-off])
 		} else {
 			buf := r.getBuf()
-			if err = r.readBlockLocked(b, buf[:]); err == nil {
+			if err = r.readBlockLocked(f, b, buf[:]); err == nil {
 				copy(p[lo-off:hi-off], buf[lo-bs:hi-bs])
 			}
 			r.putBuf(buf)
@@ -435,7 +470,12 @@ func (r *Replica) Verify() error {
 			r.mu.RUnlock()
 			break
 		}
-		err := r.readBlockLocked(b, buf[:])
+		// Pinned one block at a time: the file may be closed in between.
+		f, err := r.s.files.acquire(r)
+		if err == nil {
+			err = r.readBlockLocked(f, b, buf[:])
+			r.s.files.release(r, false)
+		}
 		r.mu.RUnlock()
 		if errors.Is(err, ErrCorrupt) {
 			bad = append(bad, b)
@@ -457,7 +497,7 @@ func (r *Replica) UsedBytes() int64 {
 	if r.closed {
 		return 0
 	}
-	return r.f.Allocated()
+	return r.s.files.allocated(r)
 }
 
 func (r *Replica) close() error {
@@ -469,5 +509,8 @@ func (r *Replica) close() error {
 		return nil
 	}
 	r.closed = true
-	return r.f.Close()
+	if f := r.s.files.remove(r); f != nil {
+		return f.Close()
+	}
+	return nil
 }

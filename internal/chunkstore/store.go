@@ -63,6 +63,10 @@ type Config struct {
 	FS     FS     // required
 	Dir    string // data directory; replicas live in Dir/chunks
 	Logger *slog.Logger
+	// MaxOpenFiles bounds the replica files kept open (0 or less:
+	// DefaultMaxOpenFiles); others are reopened on demand. Files with
+	// unsynced writes stay open, beyond the bound if need be.
+	MaxOpenFiles int
 }
 
 // Store keeps the replicas of one chunkserver data directory.
@@ -74,6 +78,7 @@ type Store struct {
 	log        *slog.Logger
 	zeroCRC    uint32
 	bufs       sync.Pool // *[BlockSize]byte scratch blocks for reads
+	files      fileCache
 
 	mu       sync.Mutex
 	replicas map[Handle]*Replica // nil value: being created
@@ -103,6 +108,10 @@ func OpenConfig(cfg Config) (*Store, error) {
 		log:        log.With("component", "chunkstore"),
 		zeroCRC:    zeroBlockCRC(),
 		replicas:   make(map[Handle]*Replica),
+	}
+	s.files.fs, s.files.limit = cfg.FS, cfg.MaxOpenFiles
+	if s.files.limit <= 0 {
+		s.files.limit = DefaultMaxOpenFiles
 	}
 	s.bufs.New = func() any { return new([BlockSize]byte) }
 	for _, d := range []string{s.chunksDir, s.corruptDir} {
@@ -160,16 +169,22 @@ func (s *Store) moveAside(name string) {
 }
 
 // load opens a replica file and recovers its state; see doc.go, Recovery.
+// The checksum repairs it may write are not synced: they are redone by the
+// next recovery if lost, so the file counts as clean.
 func (s *Store) load(h Handle) (*Replica, error) {
+	s.files.reserve()
 	f, err := s.fs.OpenFile(s.path(h), os.O_RDWR, 0)
 	if err != nil {
+		s.files.unreserve()
 		return nil, err
 	}
 	r, err := s.recover(h, f)
 	if err != nil {
 		f.Close()
+		s.files.unreserve()
 		return nil, err
 	}
+	s.files.adopt(r, f)
 	return r, nil
 }
 
@@ -219,7 +234,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	for i := range table {
 		table[i] = leUint32(raw[i*4:])
 	}
-	r := &Replica{s: s, h: h, f: f, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
+	r := &Replica{s: s, h: h, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
 
 	// The newest header is trusted unless its Sync demonstrably did not
 	// complete: a block it lists still holds its content of the previous
@@ -303,8 +318,10 @@ func (s *Store) Create(m Meta) (*Replica, error) {
 func (s *Store) create(m Meta) (*Replica, error) {
 	final := s.path(m.Handle)
 	tmp := final + ".tmp"
+	s.files.reserve()
 	f, err := s.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
+		s.files.unreserve()
 		return nil, ioErr("create", m.Handle, err)
 	}
 	nb := numBlocks(m.ChunkSize)
@@ -330,13 +347,16 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	}()
 	if err != nil {
 		f.Close()
+		s.files.unreserve()
 		s.fs.Remove(tmp)
 		return nil, err
 	}
-	return &Replica{
-		s: s, h: m.Handle, f: f, meta: m, gen: 1, slot: 0,
+	r := &Replica{
+		s: s, h: m.Handle, meta: m, gen: 1, slot: 0,
 		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
-	}, nil
+	}
+	s.files.adopt(r, f) // synced above, so clean
+	return r, nil
 }
 
 // Get returns the replica of h, or ErrNotFound.
