@@ -36,6 +36,10 @@ type mNode struct {
 	m        *master.Master
 	conn     *grpc.ClientConn // harness's own, outside the Network
 	mc       api.MasterClient
+	// lns holds the listeners reserved for the first start (gRPC, Raft),
+	// handed to the master so no other process can take the ports between
+	// reservation and start. Restarts listen on the same addresses again.
+	lns []net.Listener
 }
 
 // MasterNodeName is the Network name of master slot i: MasterNode for 0
@@ -59,13 +63,16 @@ func (c *Cluster) startMasters(ctx context.Context) error {
 		if multi {
 			addr, raftAddr = "127.0.0.1:0", "127.0.0.1:0"
 		}
-		var err error
-		if n.addr, err = reserve(addr); err != nil {
+		gl, err := reserve(addr)
+		if err != nil {
 			return err
 		}
-		if n.raftAddr, err = reserve(raftAddr); err != nil {
+		rl, err := reserve(raftAddr)
+		if err != nil {
+			gl.Close()
 			return err
 		}
+		n.addr, n.raftAddr, n.lns = gl.Addr().String(), rl.Addr().String(), []net.Listener{gl, rl}
 		peers = append(peers, n.id+"="+n.raftAddr)
 		c.masters = append(c.masters, n)
 	}
@@ -82,16 +89,14 @@ func (c *Cluster) startMasters(ctx context.Context) error {
 	return err
 }
 
-// reserve picks a concrete port for addr ("host:0" gets a free one) so a
-// master keeps its addresses across restarts and peers know them upfront.
-func reserve(addr string) (string, error) {
+// reserve listens on addr ("host:0" gets a free port) so a master keeps its
+// addresses across restarts and peers know them upfront.
+func reserve(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("cluster: reserve %s: %w", addr, err)
+		return nil, fmt.Errorf("cluster: reserve %s: %w", addr, err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a, nil
+	return ln, nil
 }
 
 func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
@@ -106,19 +111,30 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 	cfg.ListenAddr = n.addr
 	c.net.Register(n.addr, n.name)
 	c.net.Register(n.raftAddr, n.name)
-	if peers != "" {
-		ln, err := net.Listen("tcp", n.raftAddr)
-		if err != nil {
-			return fmt.Errorf("cluster: master %d: raft listen: %w", i, err)
+	lns := n.lns
+	n.lns = nil
+	if lns == nil {
+		for _, a := range []string{n.addr, n.raftAddr} {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				return fmt.Errorf("cluster: master %d: listen: %w", i, err)
+			}
+			lns = append(lns, ln)
 		}
-		cfg.Peers, cfg.RaftListener, cfg.RaftDialer = peers, ln, c.net.Dialer(n.name)
+	}
+	cfg.Listener, cfg.RaftListener = lns[0], lns[1]
+	if peers != "" {
+		cfg.Peers, cfg.RaftDialer = peers, c.net.Dialer(n.name)
 	} else {
 		cfg.RaftAddr = n.raftAddr
 	}
 	m, err := master.Start(ctx, cfg)
 	if err != nil {
-		if cfg.RaftListener != nil {
-			cfg.RaftListener.Close()
+		for _, l := range lns {
+			l.Close()
 		}
 		return fmt.Errorf("cluster: start master %d: %w", i, err)
 	}
