@@ -253,11 +253,20 @@ func (c *Client) leaderGuess() string {
 	return c.leader
 }
 
-// callMaster runs fn against the master leader, following NOT_LEADER
+// callMaster runs fn against the master leader's Master service; see
+// callLeader.
+func callMaster[T any](ctx context.Context, c *Client, fn func(context.Context, api.MasterClient) (T, error)) (T, error) {
+	return callLeader(ctx, c, func(ctx context.Context, cc *grpc.ClientConn) (T, error) {
+		return fn(ctx, api.NewMasterClient(cc))
+	})
+}
+
+// callLeader runs fn against the master leader, following NOT_LEADER
 // redirects and failing over on transport errors, until ctx (which the caller
 // bounds with opContext) is done. The error is the server's answer, ctx's
-// error when the caller cancelled, or ErrMasterUnreachable.
-func callMaster[T any](ctx context.Context, c *Client, fn func(context.Context, api.MasterClient) (T, error)) (T, error) {
+// error when the caller cancelled, or ErrMasterUnreachable. Every service the
+// master serves (Master, Volumes, FS) goes through here.
+func callLeader[T any](ctx context.Context, c *Client, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
 	var zero T
 	var tried []string
 	var lastErr error
@@ -275,7 +284,7 @@ func callMaster[T any](ctx context.Context, c *Client, fn func(context.Context, 
 			return zero, err
 		}
 		actx, cancel := c.attemptContext(ctx)
-		resp, err := fn(actx, api.NewMasterClient(cc))
+		resp, err := fn(actx, cc)
 		expired := actx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc"
 	"os"
 	"time"
 
@@ -78,46 +79,9 @@ func attrFromAPI(a *api.Attr) Attr {
 func callFS[T any](ctx context.Context, c *Client, fn func(context.Context, api.FSClient) (T, error)) (T, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	var zero T
-	var tried []string
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		addr := c.leaderGuess()
-		if !contains(tried, addr) {
-			tried = append(tried, addr)
-		}
-		cc, err := c.conn(addr)
-		if err != nil {
-			return zero, err
-		}
-		actx, acancel := c.attemptContext(ctx)
-		resp, err := fn(actx, api.NewFSClient(cc))
-		expired := actx.Err() != nil && ctx.Err() == nil
-		acancel()
-		if err == nil {
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			return zero, c.unreachable(ctx, tried, lastErr, err)
-		}
-		switch classifyMaster(err, expired) {
-		case masterDone:
-			return zero, err
-		case masterRedirect:
-			hint := rpcerr.LeaderAddr(err)
-			c.nextMaster(addr, hint)
-			lastErr = err
-			if hint != "" && hint != addr && attempt < 2*len(c.Masters()) {
-				continue
-			}
-		case masterNext:
-			c.nextMaster(addr, "")
-			lastErr = err
-		}
-		if err := c.sleep(ctx, backoffDelay(attempt)); err != nil {
-			return zero, c.unreachable(ctx, tried, lastErr, err)
-		}
-	}
+	return callLeader(ctx, c, func(ctx context.Context, cc *grpc.ClientConn) (T, error) {
+		return fn(ctx, api.NewFSClient(cc))
+	})
 }
 
 func attrCall(ctx context.Context, c *Client, op string, fn func(context.Context, api.FSClient) (*api.AttrResponse, error)) (*Attr, error) {

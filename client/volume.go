@@ -3,11 +3,11 @@ package client
 import (
 	"context"
 	"fmt"
+	"google.golang.org/grpc"
 	"io"
 	"time"
 
 	"github.com/catena-io/catena/api"
-	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // VolumeInfo describes a block volume: a sparse device of fixed size, in a
@@ -38,46 +38,9 @@ func volumeFromAPI(v *api.VolumeInfo) VolumeInfo {
 func callVolumes[T any](ctx context.Context, c *Client, fn func(context.Context, api.VolumesClient) (T, error)) (T, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	var zero T
-	var tried []string
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		addr := c.leaderGuess()
-		if !contains(tried, addr) {
-			tried = append(tried, addr)
-		}
-		cc, err := c.conn(addr)
-		if err != nil {
-			return zero, err
-		}
-		actx, acancel := c.attemptContext(ctx)
-		resp, err := fn(actx, api.NewVolumesClient(cc))
-		expired := actx.Err() != nil && ctx.Err() == nil
-		acancel()
-		if err == nil {
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			return zero, c.unreachable(ctx, tried, lastErr, err)
-		}
-		switch classifyMaster(err, expired) {
-		case masterDone:
-			return zero, err
-		case masterRedirect:
-			hint := rpcerr.LeaderAddr(err)
-			c.nextMaster(addr, hint)
-			lastErr = err
-			if hint != "" && hint != addr && attempt < 2*len(c.Masters()) {
-				continue
-			}
-		case masterNext:
-			c.nextMaster(addr, "")
-			lastErr = err
-		}
-		if err := c.sleep(ctx, backoffDelay(attempt)); err != nil {
-			return zero, c.unreachable(ctx, tried, lastErr, err)
-		}
-	}
+	return callLeader(ctx, c, func(ctx context.Context, cc *grpc.ClientConn) (T, error) {
+		return fn(ctx, api.NewVolumesClient(cc))
+	})
 }
 
 // CreateVolume creates a sparse volume of size bytes (a positive multiple of

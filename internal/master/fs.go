@@ -49,7 +49,7 @@ func (f *fsServer) change(ctx context.Context, c meta.Command) (*api.AttrRespons
 	if err := f.s.checkLeader(); err != nil {
 		return nil, err
 	}
-	r, err := f.s.propose(ctx, c)
+	r, err := f.s.proposeOnce(ctx, c)
 	if err != nil {
 		return nil, err
 	}

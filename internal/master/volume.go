@@ -36,7 +36,7 @@ func (v *volumeServer) CreateVolume(ctx context.Context, req *api.CreateVolumeRe
 	if req.Replication > meta.MaxReplication {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
 	}
-	r, err := v.s.propose(ctx, meta.CreateVolume{Name: req.Name, Size: req.Size, Replication: int(req.Replication),
+	r, err := v.s.proposeOnce(ctx, meta.CreateVolume{Name: req.Name, Size: req.Size, Replication: int(req.Replication),
 		ChunkSize: req.ChunkSize, Time: v.s.now()})
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (v *volumeServer) RemoveVolume(ctx context.Context, req *api.RemoveVolumeRe
 	if err := v.s.checkLeader(); err != nil {
 		return nil, err
 	}
-	if _, err := v.s.propose(ctx, meta.RemoveVolume{Name: req.Name, Time: v.s.now()}); err != nil {
+	if _, err := v.s.proposeOnce(ctx, meta.RemoveVolume{Name: req.Name, Time: v.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RemoveVolumeResponse{}, nil
@@ -89,7 +89,7 @@ func (v *volumeServer) ResizeVolume(ctx context.Context, req *api.ResizeVolumeRe
 	if err := v.s.checkLeader(); err != nil {
 		return nil, err
 	}
-	r, err := v.s.propose(ctx, meta.ResizeVolume{Name: req.Name, Size: req.Size, Time: v.s.now()})
+	r, err := v.s.proposeOnce(ctx, meta.ResizeVolume{Name: req.Name, Size: req.Size, Time: v.s.now()})
 	if err != nil {
 		return nil, err
 	}
