@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 
 	"github.com/catena-io/catena/api"
@@ -116,8 +117,12 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 	ctx, cancel := f.c.opContext(ctx)
 	defer cancel()
 	pieces := splitRange(off, n, f.chunkSize, f.c.cfg.MaxIOSize)
+	fresh, err := f.freshHoles(ctx, pieces)
+	if err != nil {
+		return 0, opError("read", f.path, err)
+	}
 	done, err := f.run(ctx, pieces, func(ctx context.Context, pc piece) error {
-		return f.readPiece(ctx, pc, p[pc.bufOff:pc.bufOff+pc.n])
+		return f.readPiece(ctx, pc, p[pc.bufOff:pc.bufOff+pc.n], fresh)
 	})
 	if err != nil {
 		return done, opError("read", f.path, err)
@@ -219,12 +224,62 @@ func firstError(errs []error) error {
 	return first
 }
 
-// readPiece reads one piece from the tail of its chunk's chain.
-func (f *File) readPiece(ctx context.Context, pc piece, buf []byte) error {
+// holeView is the master's answer, asked after a read began, for the
+// chunks [lo, hi] that the cache did not hold when it began.
+type holeView struct {
+	lo, hi int64
+	chunks map[int64]ChunkInfo
+}
+
+// freshHoles asks the master, in one call, about every chunk of pieces the
+// cache does not hold (nil when it holds them all). A hole in the cache is
+// not authoritative: another client may have allocated and written the
+// chunk since the map was loaded, and a read that begins after that write
+// was acknowledged must see it. The answer is also cached.
+func (f *File) freshHoles(ctx context.Context, pieces []piece) (*holeView, error) {
+	lo, hi := int64(-1), int64(-1)
+	f.mu.Lock()
+	for _, pc := range pieces {
+		if _, ok := f.chunks[pc.index]; ok {
+			continue
+		}
+		if lo < 0 || pc.index < lo {
+			lo = pc.index
+		}
+		hi = max(hi, pc.index)
+	}
+	f.mu.Unlock()
+	if lo < 0 {
+		return nil, nil
+	}
+	v := &holeView{lo: lo, hi: hi, chunks: make(map[int64]ChunkInfo)}
+	err := f.fetch(ctx, lo, hi-lo+1, func(chunks map[int64]ChunkInfo) {
+		maps.Copy(v.chunks, chunks)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// readPiece reads one piece from the tail of its chunk's chain. fresh, when
+// it covers the piece's chunk, decides the first attempt's chain (or hole).
+func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeView) error {
 	var lastErr error
 	corrupt := 0
 	for attempt := 0; ; attempt++ {
-		ci, ok, err := f.chunk(ctx, pc.index, false)
+		var (
+			ci  ChunkInfo
+			ok  bool
+			err error
+		)
+		if attempt == 0 && fresh != nil && pc.index >= fresh.lo && pc.index <= fresh.hi {
+			// Not the cache: a concurrent, older fetch may have refilled it
+			// with a view from before this read began.
+			ci, ok = fresh.chunks[pc.index]
+		} else {
+			ci, ok, err = f.chunk(ctx, pc.index, false)
+		}
 		if err != nil {
 			if lastErr != nil && ctx.Err() != nil {
 				return retryTimeout(ctx, pc.index, lastErr, err)
@@ -396,7 +451,7 @@ func (f *File) fetchBatch(ctx context.Context, batch int64) error {
 	if known {
 		return nil
 	}
-	return f.fetch(ctx, batch*chunkBatch, chunkBatch, func() { f.known[batch] = true })
+	return f.fetch(ctx, batch*chunkBatch, chunkBatch, func(map[int64]ChunkInfo) { f.known[batch] = true })
 }
 
 // refresh reloads chunk index from the master after a chunkserver refused
@@ -406,8 +461,9 @@ func (f *File) refresh(ctx context.Context, index int64) error {
 }
 
 // fetch replaces the cached chunks [first, first+count) with the master's
-// view; onDone runs under f.mu with the result installed.
-func (f *File) fetch(ctx context.Context, first, count int64, onDone func()) error {
+// view; onDone runs under f.mu with the result installed, and is handed
+// the chunks of the answer.
+func (f *File) fetch(ctx context.Context, first, count int64, onDone func(map[int64]ChunkInfo)) error {
 	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
 		return m.GetChunks(ctx, &api.GetChunksRequest{Inode: f.info.Inode, FirstIndex: first, Count: count})
 	})
@@ -419,13 +475,15 @@ func (f *File) fetch(ctx context.Context, first, count int64, onDone func()) err
 	for i := first; i < first+count; i++ {
 		delete(f.chunks, i)
 	}
+	got := make(map[int64]ChunkInfo)
 	for _, c := range resp.GetChunks() {
 		if c.GetIndex() >= first && c.GetIndex() < first+count {
-			f.chunks[c.GetIndex()] = chunkInfoFromAPI(c)
+			got[c.GetIndex()] = chunkInfoFromAPI(c)
+			f.chunks[c.GetIndex()] = got[c.GetIndex()]
 		}
 	}
 	if onDone != nil {
-		onDone()
+		onDone(got)
 	}
 	return nil
 }
