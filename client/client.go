@@ -35,7 +35,7 @@ const (
 	// not the whole operation.
 	maxAttempt     = 10 * time.Second
 	backoffInitial = 10 * time.Millisecond
-	backoffMax     = 500 * time.Millisecond
+	backoffMax     = 250 * time.Millisecond
 	chunkBatch     = 64 // GetChunks batch when filling the cache
 	// Metadata keys of a master call's request id (internal/master reads
 	// them; the names are the wire contract).
