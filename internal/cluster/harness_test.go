@@ -68,7 +68,16 @@ func TestCheckReplicasDetects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.WriteAt([]byte("divergent"), 1000); err != nil {
+	// Flip every bit of 9 bytes at 1000, so the first difference is at
+	// 1000 whatever the data was.
+	div := make([]byte, 9)
+	if _, err := rep.ReadAt(div, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for i := range div {
+		div[i] ^= 0xff
+	}
+	if err := rep.WriteAt(div, 1000); err != nil {
 		t.Fatal(err)
 	}
 	if err := rep.Sync(); err != nil {
