@@ -1558,11 +1558,16 @@ func (*RegisterResponse) Descriptor() ([]byte, []int) {
 }
 
 type ReplicaInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	UsedBytes     int64                  `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
-	AppliedSeq    uint64                 `protobuf:"varint,4,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Handle     uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch      uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	UsedBytes  int64                  `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	AppliedSeq uint64                 `protobuf:"varint,4,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	// fenced: the server serves no client I/O on this replica at this epoch
+	// (the master fenced it, or it was reloaded at start and must rejoin its
+	// chain through Replicate). A chain member reporting it at the chunk's
+	// current epoch is removed from the chain like a dead one.
+	Fenced        bool `protobuf:"varint,5,opt,name=fenced,proto3" json:"fenced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1623,6 +1628,13 @@ func (x *ReplicaInfo) GetAppliedSeq() uint64 {
 		return x.AppliedSeq
 	}
 	return 0
+}
+
+func (x *ReplicaInfo) GetFenced() bool {
+	if x != nil {
+		return x.Fenced
+	}
+	return false
 }
 
 type HeartbeatRequest struct {
@@ -3486,14 +3498,15 @@ const file_catena_proto_rawDesc = "" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
-	"\x10RegisterResponse\"{\n" +
+	"\x10RegisterResponse\"\x93\x01\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
 	"used_bytes\x18\x03 \x01(\x03R\tusedBytes\x12\x1f\n" +
 	"\vapplied_seq\x18\x04 \x01(\x04R\n" +
-	"appliedSeq\"\xdc\x01\n" +
+	"appliedSeq\x12\x16\n" +
+	"\x06fenced\x18\x05 \x01(\bR\x06fenced\"\xdc\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +

@@ -44,6 +44,12 @@
 //     they stay delta-resync bases) and its missed configurations. A
 //     restarted server has no lease until its first heartbeat is answered,
 //     so a stale replica is never served at its old epoch.
+//   - A replica loaded at Start is fenced through its loaded epoch and
+//     stays fenced across Reconfigures (a restarted head lost its
+//     request-id memory and may be behind its successor) until it rejoins
+//     through Replicate, or becomes the sole member. Heartbeats report it
+//     fenced; the master then removes it and re-adds it by delta resync.
+//     A fenced head drops chain messages.
 //   - A replica that stops being the head answers its waiting Write RPCs
 //     at once (STALE_EPOCH), so clients retry at the new head.
 //   - The server id is random, non-zero, created once and kept in

@@ -240,3 +240,92 @@ func applied(s *Server) uint64 {
 }
 
 func chunkstoreHandle(h uint64) chunkstore.Handle { return chunkstore.Handle(h) }
+
+// restartServer closes server i and starts it again on its directory.
+func (c *testCluster) restartServer(i int) {
+	c.t.Helper()
+	if err := c.servers[i].Close(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.servers[i] = startServer(c.t, c.dirs[i], c.master.addr)
+	c.clients[i] = dialServer(c.t, c.servers[i].Addr())
+}
+
+// awaitReportedFenced waits for a heartbeat of server i reporting the
+// chunk at epoch with the given fence.
+func (c *testCluster) awaitReportedFenced(i int, epoch uint64, fenced bool) {
+	c.t.Helper()
+	id := c.servers[i].ID()
+	waitFor(c.t, "heartbeat inventory", func() bool {
+		for _, r := range c.master.lastHeartbeat(id).GetReplicas() {
+			if r.GetHandle() == c.handle && r.GetEpoch() == epoch && r.GetFenced() == fenced {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestRestartedHeadFenced: a head restarted before the master noticed
+// serves nothing at its old epoch nor at a later one that keeps it in the
+// chain (its request-id memory is gone: a retry would apply twice), and
+// reports the fence; it serves again once it rejoined through Replicate.
+func TestRestartedHeadFenced(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.write(0, 2, 0, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	c.restartServer(0)
+	waitFor(t, "lease", c.servers[0].leaseValid)
+	c.awaitReportedFenced(0, 1, true)
+	// The retry of write 1 must not overwrite "b".
+	_, err := c.write(0, 1, 0, []byte("a"))
+	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
+
+	// A configuration that keeps it as head does not lift the fence.
+	c.reconfigureAll(2, []int{0, 1, 2}, 0, 1, 2)
+	_, err = c.write(0, 1, 0, []byte("a"))
+	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
+	c.awaitReportedFenced(0, 2, true)
+
+	// The master's way: remove it, write on, re-add it by Replicate.
+	c.reconfigureAll(3, []int{1, 2}, 1, 2)
+	if _, err := c.write(1, 3, 1, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	c.replicate(0, 2, 1, 2)
+	c.reconfigureAll(4, []int{0, 1, 2}, 1, 2, 0)
+	if _, err := c.write(1, 4, 2, []byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "read at the rejoined tail", func() bool {
+		b, err := c.read(0, 0, 3)
+		return err == nil && string(b) == "bcd"
+	})
+	c.awaitReportedFenced(0, 4, false)
+	c.checkIdentical(0, 1, 2)
+}
+
+// TestRestartedSoleMemberUnfenced: the master's last resort for a chunk
+// whose every live member is a reloaded replica: a configuration with it
+// as the sole member lifts the fence.
+func TestRestartedSoleMemberUnfenced(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.restartServer(2)
+	waitFor(t, "lease", c.servers[2].leaseValid)
+	_, err := c.read(2, 0, 1)
+	wantCode(t, err, api.ErrorCode_STALE_EPOCH)
+	c.reconfigureAll(2, []int{2}, 2)
+	if b, err := c.read(2, 0, 1); err != nil || string(b) != "a" {
+		t.Fatalf("read at the sole member: %q, %v", b, err)
+	}
+	if _, err := c.write(2, 2, 0, []byte("b")); err != nil {
+		t.Fatalf("write at the sole member: %v", err)
+	}
+}

@@ -169,6 +169,7 @@ func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
 				Epoch:      r.node.Config().Epoch,
 				UsedBytes:  used,
 				AppliedSeq: r.persisted, // durable, not merely applied
+				Fenced:     r.fencedLocked(),
 			})
 		}
 		r.mu.Unlock()

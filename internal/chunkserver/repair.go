@@ -473,6 +473,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 			// Out of service: not a member, no reads, no steps.
 			r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica is being resynced", h))
 			r.node = chain.NewNode(s.id, cfg, r.stored)
+			r.rejoin = false // rejoining now: the join's epoch lifts the fence
 			r.store.SetConfig(cfg.Epoch, ids)
 		}
 		since, sinceEpoch := r.stored, r.appliedEpoch

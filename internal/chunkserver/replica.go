@@ -53,6 +53,13 @@ type replica struct {
 	// chunk's chain at that epoch, so no client I/O is served at any
 	// epoch <= fencedThrough (the replica stays a delta-resync base).
 	fencedThrough uint64
+	// rejoin: the replica was reloaded at Start. Its request-id memory is
+	// gone and its durable seq may be behind its successor's (forward
+	// before persist), so it must not act in a chain again before it
+	// rejoins through Replicate: every Reconfigure moves fencedThrough up
+	// with it, except one that makes it the sole member (no successor to
+	// collide with; the master's last resort to keep the only copy).
+	rejoin bool
 	// onFail reports a store error to the master; called with mu held,
 	// it must not block.
 	onFail func(err error)

@@ -185,7 +185,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			lis.Close()
 			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
 		}
-		s.replicas[m.Handle] = s.newReplica(r)
+		rep := s.newReplica(r)
+		// Fenced until it rejoins its chain (see replica.rejoin).
+		rep.fencedThrough, rep.rejoin = rep.node.Config().Epoch, true
+		s.replicas[m.Handle] = rep
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})

@@ -266,6 +266,14 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 	wasMember := r.node.Role() != chain.RoleNone
 	r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
 	r.store.SetConfig(epoch, ids)
+	if r.rejoin {
+		if r.node.Role() == chain.RoleSingle {
+			r.rejoin = false // fencedThrough < epoch: served again
+			r.log.Info("reloaded replica is the sole member, fence lifted", "epoch", epoch)
+		} else {
+			r.fencedThrough = max(r.fencedThrough, epoch)
+		}
+	}
 	r.processReadyLocked()
 	if role := r.node.Role(); role != chain.RoleHead && role != chain.RoleSingle {
 		// The node forgot the replies it owed; answer their clients now
@@ -317,6 +325,12 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dropped {
+		return
+	}
+	if role := r.node.Role(); r.fencedLocked() && (role == chain.RoleHead || role == chain.RoleSingle) {
+		// A fenced head takes no part in its chain (a reloaded one may
+		// hold stale sequence numbers); the master replaces it.
+		r.log.Debug("chain message to a fenced head dropped", "from", uint64(m.From), "type", m.Type)
 		return
 	}
 	if err := r.node.Step(m); err != nil {

@@ -1,7 +1,9 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -554,4 +556,132 @@ func TestCorruptReplicaDetected(t *testing.T) {
 	if err := c.CheckReplicas(t.Context()); err != nil {
 		t.Fatalf("CheckReplicas after repair by hand: %v", err)
 	}
+}
+
+// TestHeadRestartsQuickly: the head of a chain is killed and restarted
+// before the master could declare it dead. Its reloaded replica lost the
+// head's request-id memory and may number updates its successor already
+// holds, so it must not act in the chain again until it rejoined (by
+// delta resync, at a new epoch). Writers on disjoint blocks write unique
+// values with retries throughout; at the end every block holds its last
+// acknowledged value (nothing lost, no retry applied twice after it).
+func TestHeadRestartsQuickly(t *testing.T) {
+	cfg := failureConfig(3) // no spare: the restarted server must rejoin
+	cfg.Lease, cfg.DriftMargin = 2*time.Second, 500*time.Millisecond
+	c := clustertest.New(t, cfg)
+	cl := clustertest.Client(t, c)
+	const (
+		block   = 4 * kib
+		blocks  = 48 // all in chunk 0
+		writers = 3
+	)
+	f := create(t, cl, "/f")
+	writeAt(t, f, make([]byte, blocks*block), 0)
+	_, chain := chainOf(t, c, cl, "/f", 0)
+	head := chain[0]
+	epoch0 := epochOf(t, cl, "/f", 0)
+
+	// last[b] is the tag of block b's last acknowledged write; a writer
+	// owns the blocks b with b%writers == its index.
+	var last [blocks]uint64
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	errs := make(chan error, writers)
+	for wi := range writers {
+		go func() {
+			for n := uint64(1); ; n++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				b := wi + writers*int(n%uint64(blocks/writers))
+				tag := uint64(wi)<<32 | n
+				p := bytes.Repeat(binary.BigEndian.AppendUint64(nil, tag), block/8)
+				deadline := time.Now().Add(failTimeout)
+				for {
+					_, err := f.WriteAt(p, int64(b*block))
+					if err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						errs <- fmt.Errorf("writer %d: block %d still failing after %v: %w", wi, b, failTimeout, err)
+						return
+					}
+				}
+				last[b] = tag // only this writer touches block b
+				acked.Add(1)
+			}
+		}()
+	}
+	awaitAcked := func(n int64) {
+		t.Helper()
+		target := acked.Load() + n
+		clustertest.Eventually(t, failTimeout, func() error {
+			if got := acked.Load(); got < target {
+				return fmt.Errorf("%d writes acknowledged, waiting for %d", got, target)
+			}
+			return nil
+		})
+	}
+	awaitAcked(30)
+	killed := time.Now()
+	if err := c.Kill(head); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(t.Context(), head); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(killed); d >= cfg.Lease {
+		t.Fatalf("restart took %v, not before the master could declare the head dead", d)
+	}
+	awaitAcked(50)
+	awaitRepaired(t, c)
+	awaitAcked(30) // through the repaired chain
+	close(stop)
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	t.Logf("%d writes acknowledged", acked.Load())
+
+	want := make([]byte, blocks*block)
+	for b, tag := range last {
+		if tag != 0 {
+			copy(want[b*block:], bytes.Repeat(binary.BigEndian.AppendUint64(nil, tag), block/8))
+		}
+	}
+	got := readAll(t, clustertest.Client(t, c), "/f")
+	for b := range blocks {
+		if g, w := got[b*block:(b+1)*block], want[b*block:(b+1)*block]; !bytes.Equal(g, w) {
+			t.Fatalf("block %d holds tag %x, last acknowledged %x", b, g[:8], w[:8])
+		}
+	}
+	if _, after := chainOf(t, c, cl, "/f", 0); len(after) != 3 || !slices.Contains(after, head) {
+		t.Fatalf("chain after repair %v, want 3 members with the restarted slot %d", after, head)
+	}
+	// Left the chain (fenced) and rejoined: two new configurations at least.
+	if e := epochOf(t, cl, "/f", 0); e < epoch0+2 {
+		t.Fatalf("chunk 0 at epoch %d, was %d: the restarted head never left its chain", e, epoch0)
+	}
+}
+
+func epochOf(t *testing.T, cl *client.Client, path string, index int64) uint64 {
+	t.Helper()
+	_, chunks, err := cl.StatChunks(t.Context(), path)
+	if err != nil {
+		t.Fatalf("StatChunks %s: %v", path, err)
+	}
+	for _, ch := range chunks {
+		if ch.Index == index {
+			return ch.Epoch
+		}
+	}
+	t.Fatalf("%s has no chunk %d", path, index)
+	return 0
 }

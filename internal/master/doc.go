@@ -27,8 +27,12 @@
 //     RECEIVED its last heartbeat (and since this master took office), so
 //     it stopped serving client I/O before its chains change;
 //   - the repair loop (leader only, every RepairInterval) first removes
-//     dead servers from their chains (SetChain epoch+1, Reconfigure pushed
-//     to the survivors; the last member is never removed), then
+//     dead servers from their chains, and members whose last heartbeat
+//     reports the chunk fenced at its current epoch (a quick restart:
+//     they rejoin by delta resync), with SetChain epoch+1 and Reconfigure
+//     pushed to the survivors; the last member is never removed (when
+//     every live member is fenced, one is kept as the sole member, which
+//     lifts its fence), then
 //     re-replicates short chains, most-missing first, at most
 //     RepairConcurrency at once: Replicate on the target (from the tail),
 //     SetChain with the target at the tail, Reconfigure to every member.

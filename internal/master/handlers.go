@@ -400,7 +400,7 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 		}
 		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil)
 	return &api.RegisterResponse{}, nil
 }
 
@@ -436,10 +436,14 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		return resp, nil
 	}
 	inv := make(map[uint64]uint64, len(req.Replicas))
+	fenced := map[uint64]uint64{}
 	for _, r := range req.Replicas {
 		inv[r.Handle] = r.Epoch
+		if r.Fenced {
+			fenced[r.Handle] = r.Epoch
+		}
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, fenced)
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()

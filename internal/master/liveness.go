@@ -62,20 +62,33 @@ func (s *softState) alive(id uint64, now time.Time, deadAfter time.Duration) boo
 	return s.liveness(id, now, deadAfter) == livenessAlive
 }
 
-// snapshotServers returns liveness, free bytes and inventory of every
+// serversView is the leader's view of the servers for one repair round.
+type serversView struct {
+	live map[uint64]liveness
+	free map[uint64]int64
+	// inv and fenced map a server to the handles (-> epoch) it reported,
+	// all of them and those it reported fenced.
+	inv, fenced map[uint64]map[uint64]uint64
+}
+
+// snapshotServers returns liveness, free bytes and inventories of every
 // server in ids, taken under one lock.
-func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.Duration) (map[uint64]liveness, map[uint64]int64, map[uint64]map[uint64]uint64) {
+func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.Duration) serversView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := make(map[uint64]liveness, len(ids))
-	free := make(map[uint64]int64, len(ids))
-	inv := make(map[uint64]map[uint64]uint64, len(ids))
+	v := serversView{
+		live:   make(map[uint64]liveness, len(ids)),
+		free:   make(map[uint64]int64, len(ids)),
+		inv:    make(map[uint64]map[uint64]uint64, len(ids)),
+		fenced: make(map[uint64]map[uint64]uint64, len(ids)),
+	}
 	for _, id := range ids {
 		var last time.Time
 		if sv, ok := s.servers[id]; ok {
-			last, free[id], inv[id] = sv.lastHeartbeat, sv.free, maps.Clone(sv.replicas)
+			last, v.free[id] = sv.lastHeartbeat, sv.free
+			v.inv[id], v.fenced[id] = maps.Clone(sv.replicas), maps.Clone(sv.fenced)
 		}
-		live[id] = classify(last, now, s.leaderSince, deadAfter)
+		v.live[id] = classify(last, now, s.leaderSince, deadAfter)
 	}
-	return live, free, inv
+	return v
 }

@@ -17,16 +17,32 @@ type chainChange struct {
 	Chain  []uint64
 }
 
-// planRemovals takes every dead server out of every chain it is in. A
-// chunk whose members are all dead keeps its chain: removing the last
-// copy would lose the chunk for good, while a returning member brings it
-// back.
-func planRemovals(chunks []meta.Chunk, live map[uint64]liveness) []chainChange {
+// planRemovals takes out of every chain its dead members and its members
+// whose inventory (fenced: server -> handle -> epoch) reports the chunk
+// fenced at the chunk's current epoch: a replica reloaded by a quick
+// restart must rejoin through a new configuration (internal/chain's doc),
+// and a fenced one serves nothing, so it is treated like a dead one and
+// repair re-adds it by delta resync. The last copy is never dropped: a
+// chunk whose members are all dead keeps its chain (a returning member
+// brings it back); when every live member is fenced, the first of them is
+// kept as the sole member at epoch+1 (which lifts a chunkserver's fence:
+// with no successor its sequence numbers cannot collide).
+func planRemovals(chunks []meta.Chunk, live map[uint64]liveness, fenced map[uint64]map[uint64]uint64) []chainChange {
 	var out []chainChange
 	for _, ch := range chunks {
-		kept := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return live[id] == livenessDead })
-		if len(kept) == len(ch.Chain) || len(kept) == 0 {
+		alive := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return live[id] == livenessDead })
+		if len(alive) == 0 {
 			continue
+		}
+		kept := slices.DeleteFunc(slices.Clone(alive), func(id uint64) bool {
+			e, ok := fenced[id][ch.Handle]
+			return ok && e == ch.Epoch
+		})
+		switch {
+		case len(kept) == len(ch.Chain):
+			continue
+		case len(kept) == 0:
+			kept = alive[:1]
 		}
 		out = append(out, chainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
 	}

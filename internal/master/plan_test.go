@@ -31,19 +31,58 @@ func TestClassify(t *testing.T) {
 }
 
 func TestPlanRemovals(t *testing.T) {
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessDead, 3: livenessAlive, 4: livenessDead, 5: livenessUnknown}
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessDead, 3: livenessAlive, 4: livenessDead, 5: livenessUnknown, 6: livenessAlive}
 	chunks := []meta.Chunk{
 		{Handle: 1, Epoch: 1, Chain: []uint64{1, 2, 3}},
 		{Handle: 2, Epoch: 4, Chain: []uint64{2, 3, 4}},
 		{Handle: 3, Epoch: 1, Chain: []uint64{1, 3, 5}}, // unknown is not dead
 		{Handle: 4, Epoch: 2, Chain: []uint64{2, 4}},    // all dead: kept
 	}
-	got := planRemovals(chunks, live)
+	got := planRemovals(chunks, live, nil)
 	want := []chainChange{{Handle: 1, Epoch: 1, Chain: []uint64{1, 3}}, {Handle: 2, Epoch: 4, Chain: []uint64{3}}}
 	if !slices.EqualFunc(got, want, func(a, b chainChange) bool {
 		return a.Handle == b.Handle && a.Epoch == b.Epoch && slices.Equal(a.Chain, b.Chain)
 	}) {
 		t.Fatalf("planRemovals = %v, want %v", got, want)
+	}
+}
+
+// TestPlanRemovalsFenced: a member reporting the chunk fenced at the
+// chunk's epoch (a reloaded replica) leaves the chain like a dead one.
+func TestPlanRemovalsFenced(t *testing.T) {
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
+	tests := []struct {
+		name   string
+		chunk  meta.Chunk
+		fenced map[uint64]map[uint64]uint64 // server -> handle -> epoch
+		want   []uint64                     // nil: no change
+	}{
+		{"head fenced at current epoch", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
+			map[uint64]map[uint64]uint64{1: {7: 5}}, []uint64{2, 3}},
+		{"middle and tail fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
+			map[uint64]map[uint64]uint64{2: {7: 5}, 3: {7: 5}}, []uint64{1}},
+		{"fenced at an older epoch (missed a push, or joining)", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
+			map[uint64]map[uint64]uint64{1: {7: 4}}, nil},
+		{"another chunk fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
+			map[uint64]map[uint64]uint64{1: {8: 5}}, nil},
+		{"fenced and dead together", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 4, 3}},
+			map[uint64]map[uint64]uint64{1: {7: 5}}, []uint64{3}},
+		{"every live member fenced: first kept alone", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{4, 2, 3}},
+			map[uint64]map[uint64]uint64{2: {7: 5}, 3: {7: 5}}, []uint64{2}},
+		{"sole fenced member: same chain, new epoch", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{2}},
+			map[uint64]map[uint64]uint64{2: {7: 5}}, []uint64{2}},
+		{"sole member not fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{2}}, nil, nil},
+		{"all dead, nothing to keep fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{4}},
+			map[uint64]map[uint64]uint64{4: {7: 5}}, nil},
+	}
+	for _, tt := range tests {
+		got := planRemovals([]meta.Chunk{tt.chunk}, live, tt.fenced)
+		switch {
+		case tt.want == nil && len(got) != 0:
+			t.Errorf("%s: planRemovals = %v, want no change", tt.name, got)
+		case tt.want != nil && (len(got) != 1 || got[0].Handle != 7 || got[0].Epoch != 5 || !slices.Equal(got[0].Chain, tt.want)):
+			t.Errorf("%s: planRemovals = %v, want chain %v at epoch 5", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -57,21 +57,25 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	for _, sv := range servers {
 		ids = append(ids, sv.ID)
 	}
-	live, free, inv := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
+	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
+	live, free, inv := view.live, view.free, view.inv
 
-	if removals := planRemovals(chunks, live); len(removals) > 0 {
+	if removals := planRemovals(chunks, live, view.fenced); len(removals) > 0 {
 		sem := make(chan struct{}, parallelChanges)
 		var wg sync.WaitGroup
 		for _, rm := range removals {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				dead := slices.DeleteFunc(slices.Clone(chainOf(chunks, rm.Handle)), func(id uint64) bool { return slices.Contains(rm.Chain, id) })
-				m.log.Info("master: removing dead servers from chain", "handle", rm.Handle, "dead", dead, "chain", rm.Chain, "epoch", rm.Epoch+1)
+				removed := slices.DeleteFunc(slices.Clone(chainOf(chunks, rm.Handle)), func(id uint64) bool { return slices.Contains(rm.Chain, id) })
+				m.log.Info("master: removing dead or fenced servers from chain", "handle", rm.Handle, "removed", removed, "chain", rm.Chain, "epoch", rm.Epoch+1)
 				if err := m.changeChain(ctx, rm.Handle, func(ch meta.Chunk) []uint64 {
-					return without(ch.Chain, dead)
+					if ch.Epoch != rm.Epoch {
+						return nil // moved since planned (a fence is per epoch): re-plan next tick
+					}
+					return rm.Chain
 				}, nil); err != nil && !errors.Is(err, errChainMoved) {
-					m.log.Warn("master: remove dead members", "handle", rm.Handle, "err", err)
+					m.log.Warn("master: remove dead or fenced members", "handle", rm.Handle, "err", err)
 				}
 			})
 		}

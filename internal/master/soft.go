@@ -14,6 +14,7 @@ type serverSoft struct {
 	free          int64
 	used          int64
 	replicas      map[uint64]uint64 // handle -> epoch, from the last heartbeat
+	fenced        map[uint64]uint64 // handle -> epoch of the replicas reported fenced
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
@@ -67,15 +68,16 @@ func (s *softState) serverLocked(id uint64) *serverSoft {
 	return sv
 }
 
-// heard records a sign of life with space figures; replicas is nil when
-// the message carried no inventory (Register).
-func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64) {
+// heard records a sign of life with space figures; replicas (and fenced,
+// its fenced subset) is nil when the message carried no inventory
+// (Register).
+func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas, fenced map[uint64]uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)
 	sv.lastHeartbeat, sv.capacity, sv.free = now, capacity, free
 	if replicas != nil {
-		sv.used, sv.replicas = used, replicas
+		sv.used, sv.replicas, sv.fenced = used, replicas, fenced
 	}
 }
 
@@ -88,7 +90,7 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 		return serverSoft{}, false
 	}
 	c := *sv
-	c.replicas = maps.Clone(sv.replicas)
+	c.replicas, c.fenced = maps.Clone(sv.replicas), maps.Clone(sv.fenced)
 	return c, true
 }
 
