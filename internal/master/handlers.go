@@ -317,14 +317,22 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 	}
 	if !exists {
 		now := s.m.cfg.Clock.Now()
+		learning := false // some server's liveness is not known yet
 		for _, sv := range cands {
 			soft, ok := s.m.soft.get(sv.ID)
 			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter()) {
 				placeFrom = append(placeFrom, Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
+			} else if s.m.soft.liveness(sv.ID, now, s.m.cfg.deadAfter()) == livenessUnknown {
+				learning = true
 			}
 		}
 		chain, err := Place(placeFrom, fi.Replication, DefaultDomainKey)
 		if err != nil {
+			if errors.Is(err, ErrNoChunkservers) && learning {
+				// A master that just took office has not heard every
+				// chunkserver yet: that is a wait, not a verdict.
+				return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE, "learning which chunkservers are alive: %v", err)
+			}
 			if errors.Is(err, ErrNoChunkservers) {
 				return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "%s", strings.TrimPrefix(err.Error(), ErrNoChunkservers.Error()+": "))
 			}

@@ -460,3 +460,26 @@ func TestNotLeaderAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A master that just took office has not heard the chunkservers yet: placing
+// a chunk then is a retryable wait (UNAVAILABLE), not NO_CHUNKSERVERS.
+func TestAllocateWhileLearningLiveness(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	m, c := startMaster(t, dir, clk)
+	ctx := context.Background()
+	registerFakes(t, c, "a", "b", "c")
+	cr, err := c.Create(ctx, &api.CreateRequest{Path: "/f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, c = startMaster(t, dir, clk) // the registry survives, liveness does not
+	_, err = c.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: cr.Info.Inode, Index: 0})
+	wantCode(t, "allocate before any heartbeat", err, api.ErrorCode_UNAVAILABLE)
+	clk.Advance(6 * time.Second) // past DeadAfter since taking office: they are dead
+	_, err = c.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: cr.Info.Inode, Index: 0})
+	wantCode(t, "allocate after the learning window", err, api.ErrorCode_NO_CHUNKSERVERS)
+}
