@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +58,12 @@ func names(t *testing.T, cl *client.Client, dir string) []string {
 
 // storm runs workers that each create, rename and remove their own files
 // until stop is closed, and returns the names that must exist at the end.
-func storm(t *testing.T, c *cluster.Cluster, workers int, stop <-chan struct{}) func() []string {
+// storm runs workers that create, rename and remove files until stop is
+// closed. It returns wait (join, fail on any client error, return the names
+// that must exist) and progress (block until n more operations were
+// acknowledged: load flows between faults, awaited rather than slept).
+func storm(t *testing.T, c *cluster.Cluster, workers int, stop <-chan struct{}) (wait func() []string, progress func(n int64)) {
+	var acked atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var want []string
@@ -103,10 +109,11 @@ func storm(t *testing.T, c *cluster.Cluster, workers int, stop <-chan struct{}) 
 					want = append(want, name)
 					mu.Unlock()
 				}
+				acked.Add(1)
 			}
 		}()
 	}
-	return func() []string {
+	wait = func() []string {
 		wg.Wait()
 		if len(errs) > 0 {
 			t.Fatalf("client errors during the storm: %v", errors.Join(errs...))
@@ -114,15 +121,26 @@ func storm(t *testing.T, c *cluster.Cluster, workers int, stop <-chan struct{}) 
 		slices.Sort(want)
 		return want
 	}
+	progress = func(n int64) {
+		t.Helper()
+		target := acked.Load() + n
+		await(t, 30*time.Second, fmt.Sprintf("%d more acknowledged operations", n), func() bool {
+			mu.Lock()
+			failed := len(errs) > 0
+			mu.Unlock()
+			return failed || acked.Load() >= target
+		})
+	}
+	return wait, progress
 }
 
 func TestKillLeaderDuringStorm(t *testing.T) {
 	c := start(t)
 	ctx := context.Background()
 	stop := make(chan struct{})
-	wait := storm(t, c, 4, stop)
+	wait, progress := storm(t, c, 4, stop)
 	for round := 0; round < 2; round++ {
-		time.Sleep(300 * time.Millisecond) // let operations flow (load, not a condition)
+		progress(20)
 		old := c.LeaderIndex()
 		if old < 0 {
 			t.Fatal("no leader")
@@ -137,7 +155,7 @@ func TestKillLeaderDuringStorm(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	progress(20)
 	close(stop)
 	want := wait()
 	if len(want) == 0 {
@@ -228,7 +246,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	c := start(t)
 	ctx := context.Background()
 	stop := make(chan struct{})
-	wait := storm(t, c, 2, stop)
+	wait, progress := storm(t, c, 2, stop)
 	for i := range c.NumMasters() {
 		if err := c.KillMaster(i); err != nil {
 			t.Fatal(err)
@@ -239,7 +257,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		if err := c.RestartMaster(ctx, i); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond) // load between restarts
+		progress(10) // load between restarts
 	}
 	close(stop)
 	want := wait()
