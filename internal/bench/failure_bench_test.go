@@ -204,7 +204,7 @@ func BenchmarkKillStall(b *testing.B) {
 				w.awaitAck(b, time.Now(), time.Minute)
 				w.awaitAck(b, time.Now(), time.Minute)
 				k := time.Now()
-				c.cs[v].kill() // returns once the process has exited
+				c.cs[v].Kill() // returns once the process has exited
 				w.awaitAck(b, k.Add(*benchKillWindow), *benchKillWindow+2*time.Minute)
 				g, at, n := w.gaps(k, *benchKillWindow)
 				stalls[role] = append(stalls[role], g)
@@ -290,7 +290,7 @@ func benchRepairOnce(b *testing.B, rate int64) {
 	}
 	before := st
 	k := time.Now()
-	c.cs[victim].kill()
+	c.cs[victim].Kill()
 	var detected time.Time
 	end := c.await("repair after the kill", func(st *client.Status) error {
 		if detected.IsZero() && (st.ChunksUnderReplicated > 0 || st.ChunksReReplicating > 0) {
@@ -355,7 +355,7 @@ func BenchmarkResyncDelta(b *testing.B) {
 			acks0, _ := w.counts()
 			w.resetBlocks()
 			k := time.Now()
-			c.cs[v].kill()
+			c.cs[v].Kill()
 			c.await("kill noticed", func(st *client.Status) error {
 				if st.ChunksUnderReplicated == 0 {
 					return fmt.Errorf("not under-replicated yet")

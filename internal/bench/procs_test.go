@@ -5,22 +5,18 @@ package bench
 // (SIGKILL) on cleanup; data under b.TempDir().
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/master"
+	"github.com/catena-io/catena/internal/proctest"
 )
 
 // procReadyTimeout bounds a process start and each wait for the cluster.
@@ -29,99 +25,25 @@ const procReadyTimeout = 2 * time.Minute
 // buildCatena builds the catena binary into a temp dir of b.
 func buildCatena(b *testing.B) string {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "catena")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/catena-io/catena/cmd/catena").CombinedOutput()
+	bin, err := proctest.Build(b.TempDir())
 	if err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+		b.Fatal(err)
 	}
 	return bin
 }
 
-func freeTCPAddr(b *testing.B) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeTCPAddr(b *testing.B) string { return proctest.FreeAddr(b) }
 
-// proc is one catena process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string // its stderr
-}
-
-// startProc runs bin args..., stderr to logPath, and waits for a stdout
-// line starting with ready. Cleanup SIGKILLs it.
-func startProc(b *testing.B, bin, logPath, ready string, args ...string) *proc {
+// startProc runs bin args..., stderr appended to logPath, and waits for a
+// stdout line starting with ready. Cleanup SIGKILLs it.
+func startProc(b *testing.B, bin, logPath, ready string, args ...string) *proctest.Proc {
 	b.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "CATENA_MASTER=")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer logf.Close()
-	stdout, pw, err := os.Pipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, logf
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
-		stdout.Close()
-		b.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{}), log: logPath}
-	b.Cleanup(p.kill)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		stdout.Close()
-		close(lines)
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	deadline := time.NewTimer(procReadyTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-p.done
-				b.Fatalf("%v exited before ready; see %s", args, logPath)
-			}
-			if strings.HasPrefix(l, ready) {
-				return p
-			}
-		case <-deadline.C:
-			b.Fatalf("%v not ready after %v; see %s", args, procReadyTimeout, logPath)
-		}
-	}
-}
-
-// kill SIGKILLs the process group by PID and waits for the exit.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
+	defer logf.Close() // the child holds its own descriptor
+	return proctest.Start(b, bin, filepath.Base(logPath), ready, logf, args...)
 }
 
 // procCluster is a master and chunkservers; the master is a process, or
@@ -131,7 +53,7 @@ type procCluster struct {
 	bin    string
 	dir    string
 	master string
-	cs     []*proc
+	cs     []*proctest.Proc
 	csArgs [][]string
 	csAddr []string
 	cl     *client.Client

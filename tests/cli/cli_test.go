@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,15 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/catena-io/catena/internal/proctest"
 )
 
 // catenaBin is the binary under test, built once by TestMain.
@@ -30,10 +28,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	catenaBin = filepath.Join(dir, "catena")
-	build := exec.Command("go", "build", "-o", catenaBin, "github.com/catena-io/catena/cmd/catena")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if catenaBin, err = proctest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -49,135 +45,32 @@ const (
 	stopTimeout    = 30 * time.Second
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // devProc is a background "catena dev".
 type devProc struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *lockedBuffer
-	done   chan struct{} // closed once Wait returned
-	err    error         // Wait's result, valid after done
+	*proctest.Proc
+	addr string
 }
 
 // startDev runs "catena dev --dir dir --listen addr extra..." and waits for
-// its ready line.
+// its ready line and the example line after it.
 func startDev(t *testing.T, dir, addr string, extra ...string) *devProc {
 	t.Helper()
 	args := append([]string{"dev", "--dir", dir, "--listen", addr}, extra...)
-	cmd := exec.Command(catenaBin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "CATENA_MASTER=")
-	// An os.Pipe rather than StdoutPipe: Wait must not race with our reads.
-	stdout, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	p := proctest.Start(t, catenaBin, "catena dev", "catena dev: master listening on "+addr, nil, args...)
+	next, ok := p.NextLine(readyTimeout)
+	if !ok {
+		t.Fatal("no example line after the ready line")
 	}
-	d := &devProc{cmd: cmd, addr: addr, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = pw, d.stderr
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
-		stdout.Close()
-		t.Fatal(err)
+	if !strings.Contains(next, "try: ") || !strings.Contains(next, "catena put") {
+		t.Fatalf("second ready line = %q; want an example", next)
 	}
-	t.Cleanup(func() { d.kill() })
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default: // nobody listens after the ready line
-			}
-		}
-		stdout.Close()
-		close(lines)
-	}()
-	go func() {
-		d.err = cmd.Wait()
-		close(d.done)
-	}()
-
-	want := "catena dev: master listening on " + addr
-	deadline := time.After(readyTimeout)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-d.done
-				t.Fatalf("catena dev exited before ready (%v); stderr:\n%s", d.err, d.stderr.String())
-			}
-			if strings.HasPrefix(l, want) {
-				select {
-				case next := <-lines:
-					if !strings.Contains(next, "try: ") || !strings.Contains(next, "catena put") {
-						t.Fatalf("second ready line = %q; want an example", next)
-					}
-				case <-time.After(readyTimeout):
-					t.Fatal("no example line after the ready line")
-				}
-				return d
-			}
-		case <-deadline:
-			t.Fatalf("catena dev not ready after %v; stderr:\n%s", readyTimeout, d.stderr.String())
-		}
-	}
+	return &devProc{Proc: p, addr: addr}
 }
 
 // stop sends SIGTERM and requires a clean exit.
-func (d *devProc) stop(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.done:
-		if d.err != nil {
-			t.Fatalf("catena dev after SIGTERM: %v; stderr:\n%s", d.err, d.stderr.String())
-		}
-	case <-time.After(stopTimeout):
-		t.Fatalf("catena dev did not stop within %v after SIGTERM", stopTimeout)
-	}
-}
-
-// kill ends the process group by its PID unless the process already exited.
-func (d *devProc) kill() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-	<-d.done
-}
+func (d *devProc) stop(t *testing.T) { d.Stop(t, stopTimeout) }
 
 // result is one CLI invocation.
 type result struct {

@@ -1,21 +1,15 @@
 package crash
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +18,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/proctest"
 )
 
 // catenaBin is the binary under test, built once by TestMain.
@@ -35,10 +30,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	catenaBin = filepath.Join(dir, "catena")
-	build := exec.Command("go", "build", "-o", catenaBin, "github.com/catena-io/catena/cmd/catena")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if catenaBin, err = proctest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -83,106 +76,13 @@ func newRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// proc is one catena process, in its own process group.
-type proc struct {
-	name   string
-	args   []string
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{}
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // start runs "catena args..." and waits for a stdout line starting with
 // ready.
-func start(t *testing.T, name, ready string, args ...string) *proc {
+func start(t *testing.T, name, ready string, args ...string) *proctest.Proc {
 	t.Helper()
-	cmd := exec.Command(catenaBin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "CATENA_MASTER=")
-	stdout, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, args: args, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = pw, p.stderr
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
-		stdout.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		stdout.Close()
-		close(lines)
-	}()
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-p.done
-				t.Fatalf("%s exited before ready; stderr:\n%s", name, p.stderr.String())
-			}
-			if strings.HasPrefix(l, ready) {
-				return p
-			}
-		case <-deadline.C:
-			t.Fatalf("%s not ready after %v; stderr:\n%s", name, readyTimeout, p.stderr.String())
-		}
-	}
-}
-
-// kill sends SIGKILL to the process group, by PID, and waits for the exit.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
+	return proctest.Start(t, catenaBin, name, ready, nil, args...)
 }
 
 // crashCluster is a master and its chunkservers as processes.
@@ -191,7 +91,7 @@ type crashCluster struct {
 	dir    string
 	master string
 	mc     api.MasterClient
-	cs     []*proc
+	cs     []*proctest.Proc
 	csArgs [][]string
 }
 
@@ -333,7 +233,7 @@ func TestCrashChunkservers(t *testing.T) {
 		}
 		before := acked.Load()
 		for _, v := range victims {
-			c.cs[v].kill()
+			c.cs[v].Kill()
 			kills++
 		}
 		// Down for a random while: the fault itself, no event to await.
