@@ -11,7 +11,12 @@
 //	[4 KiB, 8 KiB)    header slot B
 //	[8 KiB, 72 KiB)   checksum table: one little-endian uint32 per 64 KiB
 //	                  block, room for 16384 blocks (MaxChunkSize = 1 GiB)
-//	[72 KiB, ...)     data, 4 KiB aligned, ceil(ChunkSize/64 KiB) blocks
+//	[72 KiB, 136 KiB) pending table: per block, the raw CRC32C of the
+//	                  content last written to it, 0 for none (format 3)
+//	[136 KiB, ...)    data, 4 KiB aligned, ceil(ChunkSize/64 KiB) blocks
+//
+// Format 2 files (no pending table, data at 72 KiB) are still read and
+// written in their own layout; new replicas are format 3.
 //
 // The file is created at full size and is sparse: never-written ranges are
 // holes and read as zeros. A block's table entry is CRC32C(block) xor
@@ -65,10 +70,25 @@
 // was torn or rewritten later: it reads as ErrCorrupt or as its newer
 // content. Missing table entries of the trusted header are repaired.
 //
+// Format 3: WriteAt and Zero write each block's new pending entry before
+// its data (no sync), so that recovery can tell a whole newer write from a
+// torn one. For every block whose pending entry differs from its table
+// entry, recovery reads the data: matching the pending entry, the write
+// reached the disk whole (a process crash keeps the page cache: this is
+// the common case) and the block is adopted and listed by AheadBlocks;
+// matching the table entry, the write never landed; matching neither, the
+// block is torn and listed by BadBlocks. So after a SIGKILL every block
+// verifies and holds its newest content, while the applied seq is that of
+// the last Sync: the replica's bytes may be ahead of its seq, and a delta
+// resync must re-send the ahead blocks.
+//
 // After a crash, everything made durable by the last completed Sync reads
 // back unchanged, except blocks written again after it: such a block reads
-// as its old or a newer content, or ErrCorrupt when data and checksum
-// disagree (a torn write), never silently wrong. The metadata is that of
+// as its synced or its newest content, or ErrCorrupt when data and
+// checksum disagree (a torn write under power loss), never silently wrong.
+// A bad block fails reads of it and partial writes into it (ErrCorrupt);
+// the rest of the replica keeps serving, and writing the block whole
+// heals it. The metadata is that of
 // the last completed Sync; rarely (a block of that Sync rewritten to its
 // content before that Sync, and the crash hit before the next header
 // landed) that of the Sync before it, which is conservative. A file with
@@ -89,6 +109,7 @@
 //   - Only one Store may write a directory. A second, read-only Store
 //     (a checker) sees data as of the writer's last Sync; it must not
 //     write or Create.
-//   - Treat ErrCorrupt and ErrFailed as a lost replica: leave the chain,
-//     let the master re-replicate.
+//   - Treat ErrFailed as a lost replica. ErrCorrupt concerns the blocks
+//     BadBlocks lists: restore them whole from another replica (or leave
+//     the chain and let the master re-replicate).
 package chunkstore

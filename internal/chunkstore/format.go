@@ -13,15 +13,25 @@ const (
 	// MaxChainLen is the most chain members a header records.
 	MaxChainLen = 32
 
-	slotSize   = 4096
-	tableOff   = 2 * slotSize
-	maxBlocks  = MaxChunkSize / BlockSize
-	tableSize  = maxBlocks * 4
-	dataOff    = tableOff + tableSize // 73728, 4 KiB aligned
+	slotSize  = 4096
+	tableOff  = 2 * slotSize
+	maxBlocks = MaxChunkSize / BlockSize
+	tableSize = maxBlocks * 4
+	// pendingOff is where format 3 keeps the pending checksum table: per
+	// block, the raw CRC32C of the content last written to it (0: none),
+	// written before the data (see doc.go, Crash behaviour).
+	pendingOff = tableOff + tableSize
+	// dataOff is where format 3 keeps chunk byte 0 (139264, 4 KiB aligned).
+	dataOff = pendingOff + tableSize
+	// dataOffV2 is where format 2 (no pending table) keeps chunk byte 0.
+	dataOffV2  = tableOff + tableSize
 	fsPageSize = 4096
 
-	headerMagic   = 0x314b4e4843544143 // "CATCHNK1" little endian
-	formatVersion = 2
+	headerMagic = 0x314b4e4843544143 // "CATCHNK1" little endian
+	// formatVersion is the format of new replicas; formatV2 files are
+	// still read and written in their own layout.
+	formatVersion = 3
+	formatV2      = 2
 
 	// Fixed header fields: magic 8, version 4, flags 4, gen 8, handle 8,
 	// epoch 8, chunk size 8, applied 8, chain len 2, dirty len 2,
@@ -44,9 +54,10 @@ type dirtyEntry struct {
 
 // header is the content of one header slot.
 type header struct {
-	Gen   uint64
-	Meta  Meta
-	Dirty []dirtyEntry // strictly increasing blocks
+	Version uint32 // formatVersion or formatV2
+	Gen     uint64
+	Meta    Meta
+	Dirty   []dirtyEntry // strictly increasing blocks
 }
 
 // numBlocks is the number of checksum blocks of a chunk.
@@ -68,7 +79,11 @@ func encodeHeader(h header) []byte {
 	b := make([]byte, slotSize)
 	le := binary.LittleEndian
 	le.PutUint64(b[0:], headerMagic)
-	le.PutUint32(b[8:], formatVersion)
+	v := h.Version
+	if v == 0 {
+		v = formatVersion
+	}
+	le.PutUint32(b[8:], v)
 	le.PutUint32(b[12:], 0) // flags
 	le.PutUint64(b[16:], h.Gen)
 	le.PutUint64(b[24:], uint64(h.Meta.Handle))
@@ -106,8 +121,9 @@ func decodeHeader(b []byte) (header, error) {
 	if le.Uint64(b[0:]) != headerMagic {
 		return h, fmt.Errorf("%w: bad magic", ErrBadHeader)
 	}
-	if v := le.Uint32(b[8:]); v != formatVersion {
-		return h, fmt.Errorf("%w: format version %d", ErrBadHeader, v)
+	h.Version = le.Uint32(b[8:])
+	if h.Version != formatVersion && h.Version != formatV2 {
+		return h, fmt.Errorf("%w: format version %d", ErrBadHeader, h.Version)
 	}
 	if f := le.Uint32(b[12:]); f != 0 {
 		return h, fmt.Errorf("%w: unknown flags %#x", ErrBadHeader, f)
@@ -156,3 +172,27 @@ func blockEntry(b []byte, zeroCRC uint32) uint32 {
 }
 
 func zeroBlockCRC() uint32 { return crc32.Checksum(make([]byte, BlockSize), castagnoli) }
+
+// layout is where one replica file keeps its parts, by format version.
+type layout struct {
+	version uint32
+	data    int64 // chunk byte 0
+	pending int64 // pending table; 0 in format 2 (none)
+}
+
+func layoutOf(version uint32) layout {
+	if version == formatV2 {
+		return layout{version: formatV2, data: dataOffV2}
+	}
+	return layout{version: formatVersion, data: dataOff, pending: pendingOff}
+}
+
+// pendingEntry is a block's pending-table entry: its raw CRC32C, never 0
+// (0 means "no pending write"; a CRC of 0 is stored as 1, which no content
+// matches, so such a block reads as corrupt after a crash: 1 in 2^32).
+func pendingEntry(entry, zeroCRC uint32) uint32 {
+	if c := entry ^ zeroCRC; c != 0 {
+		return c
+	}
+	return 1
+}

@@ -11,9 +11,10 @@ import (
 
 func TestHeaderRoundTrip(t *testing.T) {
 	h := header{
-		Gen:   9,
-		Meta:  Meta{Handle: 0xdeadbeef, Epoch: 4, ChunkSize: 64 << 20, Chain: []uint64{3, 1, 2}, AppliedSeq: 1234},
-		Dirty: []dirtyEntry{{Block: 0, Old: 0, New: 7}, {Block: 1023, Old: 5, New: 6}},
+		Version: formatVersion,
+		Gen:     9,
+		Meta:    Meta{Handle: 0xdeadbeef, Epoch: 4, ChunkSize: 64 << 20, Chain: []uint64{3, 1, 2}, AppliedSeq: 1234},
+		Dirty:   []dirtyEntry{{Block: 0, Old: 0, New: 7}, {Block: 1023, Old: 5, New: 6}},
 	}
 	got, err := decodeHeader(encodeHeader(h))
 	if err != nil {

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -12,7 +13,16 @@ import (
 type Replica struct {
 	s    *Store
 	h    Handle
+	lay  layout    // where the file keeps its parts (format version)
 	file fileState // the replica's file, through s.files; see fileCache
+
+	// badMu guards bad, which ReadAt updates under the shared lock.
+	badMu sync.Mutex
+	bad   map[int64]bool // blocks known not to match their checksum
+	// ahead: blocks whose content at load was that of a write after the
+	// last completed Sync (adopted through the pending table); set by
+	// recovery, read-only afterwards.
+	ahead []int64
 
 	// mu guards the fields below; WriteAt and Zero hold it exclusively,
 	// ReadAt shared, so a read never observes half a write.
@@ -59,11 +69,68 @@ func (r *Replica) corruptErr(b int64) error {
 // readBlockLocked reads block b of f into buf (BlockSize bytes) and
 // verifies it.
 func (r *Replica) readBlockLocked(f File, b int64, buf []byte) error {
-	if _, err := f.ReadAt(buf, dataOff+b*BlockSize); err != nil {
+	if _, err := f.ReadAt(buf, r.lay.data+b*BlockSize); err != nil {
 		return ioErr(fmt.Sprintf("read block %d", b), r.h, err)
 	}
 	if blockEntry(buf, r.s.zeroCRC) != r.table[b] {
+		r.markBad(b)
 		return r.corruptErr(b)
+	}
+	return nil
+}
+
+func (r *Replica) markBad(b int64) {
+	r.badMu.Lock()
+	defer r.badMu.Unlock()
+	if r.bad == nil {
+		r.bad = make(map[int64]bool)
+	}
+	r.bad[b] = true
+}
+
+// healedLocked forgets that blocks [first, last] were bad: they were
+// rewritten whole. The caller holds mu exclusively.
+func (r *Replica) healedLocked(first, last int64) {
+	r.badMu.Lock()
+	defer r.badMu.Unlock()
+	for b := first; b <= last && len(r.bad) > 0; b++ {
+		delete(r.bad, b)
+	}
+}
+
+// BadBlocks returns, sorted, the blocks known not to verify: found by
+// recovery, ReadAt, WriteAt or Verify, and not rewritten whole since.
+// Other blocks may still be bad until Verify has read them.
+func (r *Replica) BadBlocks() []int64 {
+	r.badMu.Lock()
+	defer r.badMu.Unlock()
+	out := make([]int64, 0, len(r.bad))
+	for b := range r.bad {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// AheadBlocks returns the blocks that recovery found holding the content
+// of a write made after the last completed Sync (format 3): the replica's
+// bytes there are newer than its applied sequence number says. A delta
+// resync must re-send them.
+func (r *Replica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
+
+// writePendingLocked records entries (blocks first..) in the pending table
+// before their data is written, so that after a crash the block verifies
+// as either its synced or its newest content (format 3; no-op in format 2).
+func (r *Replica) writePendingLocked(f File, first int64, entries []uint32) error {
+	if r.lay.pending == 0 || len(entries) == 0 {
+		return nil
+	}
+	b := make([]byte, 4*len(entries))
+	for i, e := range entries {
+		putLeUint32(b[i*4:], pendingEntry(e, r.s.zeroCRC))
+	}
+	if _, err := f.WriteAt(b, r.lay.pending+first*4); err != nil {
+		return ioErr("write pending checksums", r.h, err)
 	}
 	return nil
 }
@@ -115,11 +182,15 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 	}
 	// Reserve space first: ENOSPC then fails the write before any byte of
 	// the chunk changed.
-	if err := f.Allocate(dataOff+off, n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	if err := f.Allocate(r.lay.data+off, n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return ioErr("allocate", r.h, err)
 	}
 	wrote = true
-	if _, err := f.WriteAt(p, dataOff+off); err != nil {
+	if err := r.writePendingLocked(f, first, entries); err != nil {
+		r.changes++
+		return err
+	}
+	if _, err := f.WriteAt(p, r.lay.data+off); err != nil {
 		// Some bytes may have changed; their blocks keep the old checksums,
 		// so reads report ErrCorrupt rather than return them. The next Sync
 		// still fdatasyncs, so that the file is clean again.
@@ -129,6 +200,7 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 	for b := first; b <= last; b++ {
 		r.setEntryLocked(b, entries[b-first])
 	}
+	r.healedLocked(first, last) // partial blocks were verified above
 	r.changes++
 	return nil
 }
@@ -191,8 +263,17 @@ func (r *Replica) Zero(off, n int64) error {
 
 	r.changes++ // the table below changes step by step, as the file does
 	wrote = true
+	pend := make([]uint32, last-first+1) // full blocks: 0, a zero block
+	for _, e := range edges {
+		if !isZero(e.buf[:]) {
+			pend[e.b-first] = blockEntry(e.buf[:], r.s.zeroCRC)
+		}
+	}
+	if err := r.writePendingLocked(f, first, pend); err != nil {
+		return err
+	}
 	if fullFrom < fullTo {
-		if err := r.punchLocked(f, dataOff+fullFrom*BlockSize, (fullTo-fullFrom)*BlockSize); err != nil {
+		if err := r.punchLocked(f, r.lay.data+fullFrom*BlockSize, (fullTo-fullFrom)*BlockSize); err != nil {
 			return err
 		}
 		for b := fullFrom; b < fullTo; b++ {
@@ -200,7 +281,7 @@ func (r *Replica) Zero(off, n int64) error {
 		}
 	}
 	for _, e := range edges {
-		bs := dataOff + e.b*BlockSize
+		bs := r.lay.data + e.b*BlockSize
 		entry := uint32(0)
 		if isZero(e.buf[:]) {
 			// Nothing else in the block: free all of it.
@@ -226,6 +307,7 @@ func (r *Replica) Zero(off, n int64) error {
 		}
 		r.setEntryLocked(e.b, entry)
 	}
+	r.healedLocked(first, last)
 	return nil
 }
 
@@ -331,7 +413,7 @@ func (r *Replica) Sync() error {
 		return fmt.Errorf("%w: chain of %d members, at most %d", ErrInvalidMeta, len(r.meta.Chain), MaxChainLen)
 	}
 	snap := r.changes
-	h := header{Gen: r.gen + 1, Meta: r.meta.clone()}
+	h := header{Version: r.lay.version, Gen: r.gen + 1, Meta: r.meta.clone()}
 	dirty := make([]dirtyEntry, 0, len(r.dirty))
 	for b, old := range r.dirty {
 		dirty = append(dirty, dirtyEntry{Block: b, Old: old, New: r.table[b]})

@@ -218,12 +218,13 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 		return nil, errors.Join(errs[0], errs[1])
 	}
 	nb := numBlocks(hs[newest].Meta.ChunkSize)
-	if other >= 0 && hs[other].Meta.ChunkSize != hs[newest].Meta.ChunkSize {
-		other = -1 // the chunk size never changes; a mismatch is corruption
+	if other >= 0 && (hs[other].Meta.ChunkSize != hs[newest].Meta.ChunkSize || hs[other].Version != hs[newest].Version) {
+		other = -1 // the chunk size and format never change; a mismatch is corruption
 	}
+	lay := layoutOf(hs[newest].Version)
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
-	} else if fi.Size() < dataOff+nb*BlockSize {
+	} else if fi.Size() < lay.data+nb*BlockSize {
 		return nil, fmt.Errorf("%w: file of %d bytes is short", ErrBadHeader, fi.Size())
 	}
 	raw := make([]byte, nb*4)
@@ -234,7 +235,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	for i := range table {
 		table[i] = leUint32(raw[i*4:])
 	}
-	r := &Replica{s: s, h: h, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
+	r := &Replica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
 
 	// The newest header is trusted unless its Sync demonstrably did not
 	// complete: a block it lists still holds its content of the previous
@@ -245,7 +246,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	buf := make([]byte, BlockSize)
 	var fix []dirtyEntry
 	for _, d := range hs[newest].Dirty {
-		if _, err := f.ReadAt(buf, dataOff+int64(d.Block)*BlockSize); err != nil {
+		if _, err := f.ReadAt(buf, lay.data+int64(d.Block)*BlockSize); err != nil {
 			return nil, fmt.Errorf("read block %d: %w", d.Block, err)
 		}
 		switch e := blockEntry(buf, s.zeroCRC); {
@@ -277,7 +278,56 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	}
 	r.meta = hs[good].Meta.clone()
 	r.slot = good
+	if err := r.recoverPending(f, buf); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// recoverPending classifies, after the header is chosen, every block the
+// pending table says was written since the last completed Sync (format
+// 3): content matching the pending entry is a whole newer write that
+// reached the disk (a process crash keeps the page cache), adopted and
+// listed as ahead; content matching the table is the synced one; anything
+// else is a torn write, listed as bad. Blocks without a pending write are
+// as synced, unless the disk lost synced data (scrubbing finds that).
+func (r *Replica) recoverPending(f File, buf []byte) error {
+	if r.lay.pending == 0 {
+		return nil
+	}
+	nb := int64(len(r.table))
+	raw := make([]byte, nb*4)
+	if _, err := f.ReadAt(raw, r.lay.pending); err != nil {
+		return fmt.Errorf("read pending checksums: %w", err)
+	}
+	zero := r.s.zeroCRC
+	for b := range nb {
+		p := leUint32(raw[b*4:])
+		if p == 0 || p == r.table[b]^zero {
+			continue
+		}
+		if _, err := f.ReadAt(buf, r.lay.data+b*BlockSize); err != nil {
+			return fmt.Errorf("read block %d: %w", b, err)
+		}
+		switch e := blockEntry(buf, zero); {
+		case e == r.table[b]:
+			// The newer write never reached the data.
+		case e^zero == p:
+			r.setEntryLocked(b, e)
+			r.ahead = append(r.ahead, b)
+		default:
+			r.markBad(b)
+		}
+	}
+	if len(r.ahead) > 0 {
+		r.changes++ // the adopted entries go to the table at the next Sync
+		r.s.log.Info("replica holds writes made after its last sync",
+			"handle", fmt.Sprintf("%016x", uint64(r.h)), "applied", r.meta.AppliedSeq, "blocks", len(r.ahead))
+	}
+	if len(r.bad) > 0 {
+		r.s.log.Warn("replica has torn blocks", "handle", fmt.Sprintf("%016x", uint64(r.h)), "blocks", r.BadBlocks())
+	}
+	return nil
 }
 
 // Create makes a new, empty replica, durable before it returns.
@@ -326,7 +376,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	}
 	nb := numBlocks(m.ChunkSize)
 	err = func() error {
-		if err := f.Truncate(dataOff + nb*BlockSize); err != nil {
+		if err := f.Truncate(dataOff + nb*BlockSize); err != nil { // format 3
 			return ioErr("create: truncate", m.Handle, err)
 		}
 		// Reserve the header and checksum table so that no Sync fails for
@@ -334,7 +384,10 @@ func (s *Store) create(m Meta) (*Replica, error) {
 		if err := f.Allocate(0, tableOff+nb*4); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			return ioErr("create: allocate", m.Handle, err)
 		}
-		if _, err := f.WriteAt(encodeHeader(header{Gen: 1, Meta: m}), 0); err != nil {
+		if err := f.Allocate(pendingOff, nb*4); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return ioErr("create: allocate", m.Handle, err)
+		}
+		if _, err := f.WriteAt(encodeHeader(header{Version: formatVersion, Gen: 1, Meta: m}), 0); err != nil {
 			return ioErr("create: write header", m.Handle, err)
 		}
 		if err := f.Sync(); err != nil {
@@ -352,7 +405,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 		return nil, err
 	}
 	r := &Replica{
-		s: s, h: m.Handle, meta: m, gen: 1, slot: 0,
+		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
 		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
 	}
 	s.files.adopt(r, f) // synced above, so clean
