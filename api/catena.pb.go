@@ -1567,7 +1567,14 @@ type ReplicaInfo struct {
 	// (the master fenced it, or it was reloaded at start and must rejoin its
 	// chain through Replicate). A chain member reporting it at the chunk's
 	// current epoch is removed from the chain like a dead one.
-	Fenced        bool `protobuf:"varint,5,opt,name=fenced,proto3" json:"fenced,omitempty"`
+	Fenced bool `protobuf:"varint,5,opt,name=fenced,proto3" json:"fenced,omitempty"`
+	// Evidence for recovery decisions (internal/master/plan.go): the epoch
+	// of the update at applied_seq, the blocks (64 KiB) known not to verify,
+	// and whether the replica was fully verified since it was loaded from
+	// disk (false while a reloaded replica is still being checked).
+	AppliedEpoch  uint64  `protobuf:"varint,6,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"`
+	BadBlocks     []int64 `protobuf:"varint,7,rep,packed,name=bad_blocks,json=badBlocks,proto3" json:"bad_blocks,omitempty"`
+	Verified      bool    `protobuf:"varint,8,opt,name=verified,proto3" json:"verified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1633,6 +1640,27 @@ func (x *ReplicaInfo) GetAppliedSeq() uint64 {
 func (x *ReplicaInfo) GetFenced() bool {
 	if x != nil {
 		return x.Fenced
+	}
+	return false
+}
+
+func (x *ReplicaInfo) GetAppliedEpoch() uint64 {
+	if x != nil {
+		return x.AppliedEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaInfo) GetBadBlocks() []int64 {
+	if x != nil {
+		return x.BadBlocks
+	}
+	return nil
+}
+
+func (x *ReplicaInfo) GetVerified() bool {
+	if x != nil {
+		return x.Verified
 	}
 	return false
 }
@@ -2190,8 +2218,10 @@ type ChunkStats struct {
 	Lost            uint64                 `protobuf:"varint,4,opt,name=lost,proto3" json:"lost,omitempty"`                                        // chunks with no live replica
 	RepairsDone     uint64                 `protobuf:"varint,5,opt,name=repairs_done,json=repairsDone,proto3" json:"repairs_done,omitempty"`       // since this master became leader
 	RepairedBytes   int64                  `protobuf:"varint,6,opt,name=repaired_bytes,json=repairedBytes,proto3" json:"repaired_bytes,omitempty"` // since this master became leader
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Chunks that need attention, with why (at most 100).
+	Problems      []*ChunkProblem `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkStats) Reset() {
@@ -2266,6 +2296,84 @@ func (x *ChunkStats) GetRepairedBytes() int64 {
 	return 0
 }
 
+func (x *ChunkStats) GetProblems() []*ChunkProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// ChunkProblem is a chunk whose repair cannot progress or whose data is
+// damaged, named with the files or volumes that hold it.
+type ChunkProblem struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// blocks (64 KiB, within the chunk) that verify on no live replica.
+	LostBlocks    []int64  `protobuf:"varint,3,rep,packed,name=lost_blocks,json=lostBlocks,proto3" json:"lost_blocks,omitempty"`
+	Paths         []string `protobuf:"bytes,4,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkProblem) Reset() {
+	*x = ChunkProblem{}
+	mi := &file_catena_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkProblem) ProtoMessage() {}
+
+func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkProblem.ProtoReflect.Descriptor instead.
+func (*ChunkProblem) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ChunkProblem) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *ChunkProblem) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ChunkProblem) GetLostBlocks() []int64 {
+	if x != nil {
+		return x.LostBlocks
+	}
+	return nil
+}
+
+func (x *ChunkProblem) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
 type StatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Masters       []*MasterStatus        `protobuf:"bytes,1,rep,name=masters,proto3" json:"masters,omitempty"`
@@ -2279,7 +2387,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2399,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2412,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -2354,7 +2462,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2474,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2487,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -2419,7 +2527,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2539,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2552,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -2468,7 +2576,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2588,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2601,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -2550,7 +2658,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2670,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2683,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -2615,14 +2723,20 @@ type FetchRequest struct {
 	// chain_epoch > 0: the source answers only once its chain epoch for the
 	// chunk is at least this (STALE_EPOCH before), so a joiner catching up
 	// knows every later update of its predecessor will be forwarded to it.
-	ChainEpoch    uint64 `protobuf:"varint,5,opt,name=chain_epoch,json=chainEpoch,proto3" json:"chain_epoch,omitempty"`
+	ChainEpoch uint64 `protobuf:"varint,5,opt,name=chain_epoch,json=chainEpoch,proto3" json:"chain_epoch,omitempty"`
+	// extra: ranges the asker needs re-sent besides the delta (its own bad
+	// blocks and blocks written after its last sync). Ignored by full copies.
+	Extra []*ByteRange `protobuf:"bytes,6,rep,name=extra,proto3" json:"extra,omitempty"`
+	// ranges_only: send exactly extra (no delta, no full copy), for
+	// restoring blocks; done carries the source's (epoch, seq).
+	RangesOnly    bool `protobuf:"varint,7,opt,name=ranges_only,json=rangesOnly,proto3" json:"ranges_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +2748,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +2761,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -2685,6 +2799,72 @@ func (x *FetchRequest) GetChainEpoch() uint64 {
 	return 0
 }
 
+func (x *FetchRequest) GetExtra() []*ByteRange {
+	if x != nil {
+		return x.Extra
+	}
+	return nil
+}
+
+func (x *FetchRequest) GetRangesOnly() bool {
+	if x != nil {
+		return x.RangesOnly
+	}
+	return false
+}
+
+type ByteRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64                  `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ByteRange) Reset() {
+	*x = ByteRange{}
+	mi := &file_catena_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ByteRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ByteRange) ProtoMessage() {}
+
+func (x *ByteRange) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
+func (*ByteRange) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ByteRange) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ByteRange) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 type FetchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
@@ -2701,7 +2881,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +2893,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +2906,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -2801,7 +2981,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2993,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +3006,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -2894,7 +3074,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3086,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3099,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -2941,7 +3121,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2953,7 +3133,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2966,7 +3146,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -3006,7 +3186,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3198,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3211,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -3053,7 +3233,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3245,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3258,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3117,7 +3297,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3309,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3322,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 type Update struct {
@@ -3162,7 +3342,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3354,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3367,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -3264,7 +3444,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3456,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3469,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -3328,7 +3508,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3520,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3533,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -3498,7 +3678,7 @@ const file_catena_proto_rawDesc = "" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
-	"\x10RegisterResponse\"\x93\x01\n" +
+	"\x10RegisterResponse\"\xf3\x01\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -3506,7 +3686,11 @@ const file_catena_proto_rawDesc = "" +
 	"used_bytes\x18\x03 \x01(\x03R\tusedBytes\x12\x1f\n" +
 	"\vapplied_seq\x18\x04 \x01(\x04R\n" +
 	"appliedSeq\x12\x16\n" +
-	"\x06fenced\x18\x05 \x01(\bR\x06fenced\"\xdc\x01\n" +
+	"\x06fenced\x18\x05 \x01(\bR\x06fenced\x12#\n" +
+	"\rapplied_epoch\x18\x06 \x01(\x04R\fappliedEpoch\x12\x1d\n" +
+	"\n" +
+	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
+	"\bverified\x18\b \x01(\bR\bverified\"\xdc\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +
@@ -3554,7 +3738,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x18last_heartbeat_unix_nano\x18\t \x01(\x03R\x15lastHeartbeatUnixNano\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x87\x02\n" +
 	"\n" +
 	"ChunkStats\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12)\n" +
@@ -3562,7 +3746,14 @@ const file_catena_proto_rawDesc = "" +
 	"\x0ere_replicating\x18\x03 \x01(\x04R\rreReplicating\x12\x12\n" +
 	"\x04lost\x18\x04 \x01(\x04R\x04lost\x12!\n" +
 	"\frepairs_done\x18\x05 \x01(\x04R\vrepairsDone\x12%\n" +
-	"\x0erepaired_bytes\x18\x06 \x01(\x03R\rrepairedBytes\"\xec\x01\n" +
+	"\x0erepaired_bytes\x18\x06 \x01(\x03R\rrepairedBytes\x123\n" +
+	"\bproblems\x18\a \x03(\v2\x17.catena.v1.ChunkProblemR\bproblems\"u\n" +
+	"\fChunkProblem\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vlost_blocks\x18\x03 \x03(\x03R\n" +
+	"lostBlocks\x12\x14\n" +
+	"\x05paths\x18\x04 \x03(\tR\x05paths\"\xec\x01\n" +
 	"\x0eStatusResponse\x121\n" +
 	"\amasters\x18\x01 \x03(\v2\x17.catena.v1.MasterStatusR\amasters\x12@\n" +
 	"\fchunkservers\x18\x02 \x03(\v2\x1c.catena.v1.ChunkserverStatusR\fchunkservers\x12-\n" +
@@ -3591,7 +3782,7 @@ const file_catena_proto_rawDesc = "" +
 	"appliedSeq\x12#\n" +
 	"\rapplied_epoch\x18\x02 \x01(\x04R\fappliedEpoch\x12!\n" +
 	"\fbytes_copied\x18\x03 \x01(\x03R\vbytesCopied\x12\x12\n" +
-	"\x04full\x18\x04 \x01(\bR\x04full\"\xb0\x01\n" +
+	"\x04full\x18\x04 \x01(\bR\x04full\"\xfd\x01\n" +
 	"\fFetchRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x1b\n" +
 	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x1f\n" +
@@ -3599,7 +3790,13 @@ const file_catena_proto_rawDesc = "" +
 	"sinceEpoch\x12)\n" +
 	"\x11max_bytes_per_sec\x18\x04 \x01(\x03R\x0emaxBytesPerSec\x12\x1f\n" +
 	"\vchain_epoch\x18\x05 \x01(\x04R\n" +
-	"chainEpoch\"\xed\x01\n" +
+	"chainEpoch\x12*\n" +
+	"\x05extra\x18\x06 \x03(\v2\x14.catena.v1.ByteRangeR\x05extra\x12\x1f\n" +
+	"\vranges_only\x18\a \x01(\bR\n" +
+	"rangesOnly\";\n" +
+	"\tByteRange\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\"\xed\x01\n" +
 	"\rFetchResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
@@ -3734,7 +3931,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
@@ -3774,24 +3971,26 @@ var file_catena_proto_goTypes = []any{
 	(*MasterStatus)(nil),          // 35: catena.v1.MasterStatus
 	(*ChunkserverStatus)(nil),     // 36: catena.v1.ChunkserverStatus
 	(*ChunkStats)(nil),            // 37: catena.v1.ChunkStats
-	(*StatusResponse)(nil),        // 38: catena.v1.StatusResponse
-	(*ReconfigureRequest)(nil),    // 39: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),   // 40: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),      // 41: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 42: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),          // 43: catena.v1.FetchRequest
-	(*FetchResponse)(nil),         // 44: catena.v1.FetchResponse
-	(*WriteRequest)(nil),          // 45: catena.v1.WriteRequest
-	(*WriteResponse)(nil),         // 46: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 47: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 48: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 49: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 50: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 51: catena.v1.Update
-	(*Ack)(nil),                   // 52: catena.v1.Ack
-	(*ChainMessage)(nil),          // 53: catena.v1.ChainMessage
-	nil,                           // 54: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 55: catena.v1.ChunkserverStatus.LabelsEntry
+	(*ChunkProblem)(nil),          // 38: catena.v1.ChunkProblem
+	(*StatusResponse)(nil),        // 39: catena.v1.StatusResponse
+	(*ReconfigureRequest)(nil),    // 40: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),   // 41: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),      // 42: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 43: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),          // 44: catena.v1.FetchRequest
+	(*ByteRange)(nil),             // 45: catena.v1.ByteRange
+	(*FetchResponse)(nil),         // 46: catena.v1.FetchResponse
+	(*WriteRequest)(nil),          // 47: catena.v1.WriteRequest
+	(*WriteResponse)(nil),         // 48: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 49: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 50: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 51: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 52: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 53: catena.v1.Update
+	(*Ack)(nil),                   // 54: catena.v1.Ack
+	(*ChainMessage)(nil),          // 55: catena.v1.ChainMessage
+	nil,                           // 56: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 57: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -3806,69 +4005,71 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	54, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	56, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	39, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	40, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
 	31, // 16: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	3,  // 17: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	55, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	35, // 19: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	36, // 20: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	37, // 21: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 22: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 23: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 24: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 25: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	6,  // 26: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 27: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	51, // 28: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	52, // 29: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	8,  // 30: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 31: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 32: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 33: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 34: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 35: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 36: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 37: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 38: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 39: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 40: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	34, // 41: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	32, // 42: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	45, // 43: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	47, // 44: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	49, // 45: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	53, // 46: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	39, // 47: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	41, // 48: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	43, // 49: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	9,  // 50: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 51: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 52: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 53: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 54: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 55: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 56: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 57: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 58: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 59: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 60: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	38, // 61: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	33, // 62: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	46, // 63: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	48, // 64: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	50, // 65: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	53, // 66: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	40, // 67: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	42, // 68: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	44, // 69: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	50, // [50:70] is the sub-list for method output_type
-	30, // [30:50] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	57, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	38, // 19: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
+	35, // 20: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	36, // 21: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	37, // 22: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 23: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 24: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 25: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	45, // 26: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	4,  // 27: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	6,  // 28: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 29: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	53, // 30: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	54, // 31: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	8,  // 32: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 33: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 34: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 35: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 36: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 37: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 38: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 39: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 40: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 41: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 42: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	34, // 43: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	32, // 44: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	47, // 45: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	49, // 46: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	51, // 47: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	55, // 48: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	40, // 49: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	42, // 50: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	44, // 51: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	9,  // 52: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 53: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 54: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 55: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 56: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 57: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 58: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 59: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 60: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 61: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 62: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	39, // 63: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	33, // 64: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	48, // 65: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	50, // 66: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	52, // 67: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	55, // 68: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	41, // 69: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	43, // 70: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	46, // 71: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	52, // [52:72] is the sub-list for method output_type
+	32, // [32:52] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -3876,7 +4077,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[48].OneofWrappers = []any{
+	file_catena_proto_msgTypes[50].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -3886,7 +4087,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

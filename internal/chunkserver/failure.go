@@ -110,13 +110,14 @@ func (s *Server) scrubLoop() {
 			}
 			start := time.Now()
 			err := r.store.Verify()
-			if errors.Is(err, chunkstore.ErrCorrupt) {
-				r.mu.Lock()
-				if !r.dropped {
-					r.failLocked(err)
-				}
-				r.mu.Unlock()
+			r.mu.Lock()
+			if errors.Is(err, chunkstore.ErrCorrupt) && !r.dropped {
+				r.corruptLocked(err)
 			}
+			if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
+				r.verified = true
+			}
+			r.mu.Unlock()
 			// Pace the passes: a replica of n bytes earns n/rate seconds.
 			pace := time.Duration(float64(r.chunkSize) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
 			if !sleepCtx(s.ctx, pace-time.Since(start)) {
@@ -126,5 +127,32 @@ func (s *Server) scrubLoop() {
 		if !sleepCtx(s.ctx, s.cfg.ScrubInterval) {
 			return
 		}
+	}
+}
+
+// verifyLoaded reads every block of the replicas loaded at start, at full
+// speed, so that their evidence (bad blocks, verified) reaches the master
+// soon: after a crash of every member of a chain, the master chooses the
+// member to keep from it (internal/master/plan.go).
+func (s *Server) verifyLoaded() {
+	for _, r := range s.allReplicas() {
+		if s.ctx.Err() != nil {
+			return
+		}
+		r.mu.Lock()
+		todo := !r.verified && !r.dropped
+		r.mu.Unlock()
+		if !todo {
+			continue
+		}
+		err := r.store.Verify()
+		r.mu.Lock()
+		if errors.Is(err, chunkstore.ErrCorrupt) && !r.dropped {
+			r.corruptLocked(err)
+		}
+		if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
+			r.verified = true
+		}
+		r.mu.Unlock()
 	}
 }

@@ -198,11 +198,11 @@ func TestDeltaResyncAndFullCopy(t *testing.T) {
 	if !bytes.Equal(c.storeBytes(1), c.storeBytes(2)) {
 		t.Fatal("resynced replica differs from the source")
 	}
-	// A corrupt base is never used for a delta.
+	// A base with a bad block gets the delta plus that block, whole.
 	c.flipByte(2, 5*65536+7)
 	resp = c.replicate(2, 1, 0, 1)
-	if !resp.GetFull() || resp.GetBytesCopied() < 64*65536 {
-		t.Fatalf("corrupt base: full=%v bytes=%d, want a full copy", resp.GetFull(), resp.GetBytesCopied())
+	if resp.GetFull() || resp.GetBytesCopied() != 65536 {
+		t.Fatalf("base with a bad block: full=%v bytes=%d, want a delta of the one block", resp.GetFull(), resp.GetBytesCopied())
 	}
 	if !bytes.Equal(c.storeBytes(1), c.storeBytes(2)) {
 		t.Fatal("copied replica differs from the source")
@@ -225,10 +225,12 @@ func TestReadOfCorruptBlockReportsIt(t *testing.T) {
 		}
 		return false
 	})
-	_, err = c.read(2, 65536, 10) // a good block: the replica still never serves
-	if err == nil {
-		t.Fatal("a corrupt replica served a read")
+	// Only the bad block is refused: the others keep serving.
+	if _, err := c.read(2, 65536, 10); err != nil {
+		t.Fatalf("read of a good block of a replica with a bad one: %v", err)
 	}
+	_, err = c.read(2, 50, 10)
+	wantCode(t, err, api.ErrorCode_CORRUPT)
 }
 
 // applied is server s's applied seq of chunk 7.

@@ -162,14 +162,18 @@ func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
 	}
 	for _, r := range s.allReplicas() {
 		used := r.store.UsedBytes()
+		bad := r.store.BadBlocks()
 		r.mu.Lock()
 		if !r.dropped {
 			req.Replicas = append(req.Replicas, &api.ReplicaInfo{
-				Handle:     uint64(r.handle),
-				Epoch:      r.node.Config().Epoch,
-				UsedBytes:  used,
-				AppliedSeq: r.persisted, // durable, not merely applied
-				Fenced:     r.fencedLocked(),
+				Handle:       uint64(r.handle),
+				Epoch:        r.node.Config().Epoch,
+				UsedBytes:    used,
+				AppliedSeq:   r.persisted, // durable, not merely applied
+				AppliedEpoch: r.persistedEpoch,
+				Fenced:       r.fencedLocked(),
+				BadBlocks:    bad,
+				Verified:     r.verified && r.failed == nil,
 			})
 		}
 		r.mu.Unlock()

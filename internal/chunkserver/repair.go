@@ -276,8 +276,22 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 		r.mu.Unlock()
 		return err
 	}
+	extra := make([]byteRange, 0, len(req.GetExtra()))
+	for _, e := range req.GetExtra() {
+		off, n := e.GetOffset(), e.GetLength()
+		if off < 0 || n <= 0 || n > r.chunkSize-off {
+			r.mu.Unlock()
+			return errInvalid("fetch range [%d, +%d) outside chunk %d of %d bytes", off, n, h, r.chunkSize)
+		}
+		extra = append(extra, byteRange{off, n})
+	}
 	ranges, delta := r.ulog.since(req.GetSinceEpoch(), req.GetSinceSeq())
-	if !delta {
+	switch {
+	case req.GetRangesOnly():
+		ranges, delta = mergeRanges(extra), true
+	case delta:
+		ranges = mergeRanges(append(ranges, extra...))
+	default:
 		ranges = []byteRange{{0, r.chunkSize}}
 	}
 	pE, pS := r.appliedEpoch, r.stored
@@ -341,7 +355,9 @@ func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.F
 	buf := make([]byte, fetchPiece)
 	for _, rg := range ranges {
 		for off := rg.off; off < rg.off+rg.length; {
-			n := min(int64(fetchPiece), rg.off+rg.length-off, r.chunkSize-off)
+			// Pieces end at multiples of fetchPiece, so a whole block in a
+			// range is written whole (a bad block is only healed whole).
+			n := min(fetchPiece-off%fetchPiece, rg.off+rg.length-off, r.chunkSize-off)
 			if n <= 0 {
 				break
 			}
@@ -351,7 +367,7 @@ func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.F
 					if !locked {
 						r.mu.Lock()
 					}
-					r.failLocked(err)
+					r.corruptLocked(err)
 					if !locked {
 						r.mu.Unlock()
 					}
@@ -416,14 +432,16 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 	}
 	cfg := chain.Config{Epoch: req.GetEpoch(), Chain: members}
 
-	r, since, sinceEpoch, err := s.replicateBase(h, size, cfg, ids)
+	r, since, sinceEpoch, extra, err := s.replicateBase(h, size, cfg, ids)
 	if err != nil {
 		return nil, err
 	}
 	var copied int64
-	fin, err := s.fetch(ctx, src.GetAddr(), &api.FetchRequest{
-		Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch, MaxBytesPerSec: req.GetMaxBytesPerSec(),
-	}, func(m *api.FetchResponse) error {
+	freq := &api.FetchRequest{Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch, MaxBytesPerSec: req.GetMaxBytesPerSec()}
+	for _, e := range extra {
+		freq.Extra = append(freq.Extra, &api.ByteRange{Offset: e.off, Length: e.length})
+	}
+	fin, err := s.fetch(ctx, src.GetAddr(), freq, func(m *api.FetchResponse) error {
 		copied += int64(len(m.GetData()))
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -463,12 +481,13 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 // sound one is taken out of service (its node leaves every chain) and is
 // the delta base; a failed or corrupt one is deleted; a missing one is
 // created empty (full copy).
-func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, error) {
+func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, []byteRange, error) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if r := s.replica(h); r != nil {
 		r.mu.Lock()
 		bad := r.failed != nil || r.dropped || r.chunkSize != size
+		var extra []byteRange
 		if !bad {
 			// Out of service: not a member, no reads, no steps.
 			r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica is being resynced", h))
@@ -481,27 +500,34 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 		if !bad {
 			if err := r.store.Sync(); err != nil {
 				bad = true
-			} else if err := r.store.Verify(); err != nil {
-				// Never a delta base: its bytes are not what its history says.
-				r.log.Warn("replica fails verification, full copy", "err", err)
+			} else if err := r.store.Verify(); err != nil && !errors.Is(err, chunkstore.ErrCorrupt) {
+				r.log.Warn("replica cannot be verified, full copy", "err", err)
 				bad = true
 			}
+			// Re-sent besides the delta: blocks that do not verify, and
+			// blocks written after the last sync before a restart (their
+			// bytes are not what the replica's history says).
+			extra = blockRanges(r.store.BadBlocks(), size)
+			r.mu.Lock()
+			extra = mergeRanges(append(extra, r.ulog.ahead...))
+			r.mu.Unlock()
 		}
 		if !bad {
-			return r, since, sinceEpoch, nil
+			return r, since, sinceEpoch, extra, nil
 		}
 		s.deleteReplicaLocked(h)
 	}
 	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: cfg.Epoch, ChunkSize: size, Chain: ids})
 	if err != nil {
-		return nil, 0, 0, storeError(err)
+		return nil, 0, 0, nil, storeError(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, 0, 0, errUnavailable("server closing")
+		return nil, 0, 0, nil, errUnavailable("server closing")
 	}
 	r := s.newReplica(rep)
+	r.verified = true
 	s.replicas[h] = r
-	return r, 0, 0, nil
+	return r, 0, 0, nil, nil
 }

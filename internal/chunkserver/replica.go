@@ -41,7 +41,12 @@ type replica struct {
 	lastAck   *api.ChainMessage // last ack sent, re-sent when the stream to its peer is re-established
 	lastAckTo chain.NodeID
 
-	appliedEpoch uint64     // epoch of the update at stored
+	appliedEpoch   uint64 // epoch of the update at stored
+	persistedEpoch uint64 // epoch of the update at persisted
+	// verified: every block was checked since the replica was loaded
+	// from disk (true for replicas created or copied by this process).
+	// Reported to the master as evidence for recovery decisions.
+	verified bool
 	ulog         *updateLog // recent updates, for Fetch deltas
 	// catchingUp: the replica joined a chain (or saw a gap) and may lack
 	// updates its predecessor applied before forwarding to it; it serves
@@ -69,7 +74,8 @@ func (s *Server) newReplica(store *chunkstore.Replica) *replica {
 	m := store.Meta()
 	r := newReplica(s.id, store, m, s.log, s.peers.send)
 	r.ulog = newUpdateLog(s.cfg.UpdateLogLen, m.AppliedEpoch, m.AppliedSeq)
-	r.appliedEpoch = m.AppliedEpoch
+	r.ulog.setAhead(blockRanges(store.AheadBlocks(), m.ChunkSize))
+	r.appliedEpoch, r.persistedEpoch = m.AppliedEpoch, m.AppliedEpoch
 	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
 	return r
 }
@@ -93,6 +99,7 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 		persisted:  m.AppliedSeq,
 		persistCh:  make(chan struct{}),
 		waiters:    make(map[waitKey][]chan writeResult),
+		verified:   true,
 	}
 	go r.syncer()
 	return r
@@ -224,7 +231,7 @@ func (r *replica) syncer() {
 			return
 		}
 		r.mu.Lock()
-		seq, persisted, failed := r.stored, r.persisted, r.failed
+		seq, epoch, persisted, failed := r.stored, r.appliedEpoch, r.persisted, r.failed
 		r.mu.Unlock()
 		if seq <= persisted || failed != nil {
 			continue
@@ -235,7 +242,7 @@ func (r *replica) syncer() {
 			r.failLocked(err)
 		} else if r.failed == nil && !r.dropped && seq > r.persisted && seq <= r.stored {
 			r.node.Persisted(seq)
-			r.persisted = seq
+			r.persisted, r.persistedEpoch = seq, epoch
 			close(r.persistCh)
 			r.persistCh = make(chan struct{})
 			r.processReadyLocked()
@@ -311,4 +318,29 @@ func storeErrCode(err error) api.ErrorCode {
 		return api.ErrorCode_NOT_FOUND
 	}
 	return api.ErrorCode_UNAVAILABLE
+}
+
+// blockRanges converts chunk store block numbers to byte ranges of a
+// chunk of size bytes, merged.
+func blockRanges(blocks []int64, size int64) []byteRange {
+	rs := make([]byteRange, 0, len(blocks))
+	for _, b := range blocks {
+		off := b * chunkstore.BlockSize
+		if off < size {
+			rs = append(rs, byteRange{off, min(int64(chunkstore.BlockSize), size-off)})
+		}
+	}
+	return mergeRanges(rs)
+}
+
+// corruptLocked handles a checksum mismatch found by a read, a scrub or a
+// Fetch: the chunk store lists the bad blocks and refuses them, the rest
+// of the replica keeps serving, and the master is told (it takes the
+// replica out of a chain that has other members, and repair restores the
+// bad blocks by delta resync).
+func (r *replica) corruptLocked(err error) {
+	r.log.Warn("replica has bad blocks", "blocks", r.store.BadBlocks(), "err", err)
+	if r.onFail != nil {
+		r.onFail(err)
+	}
 }

@@ -186,16 +186,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
 		}
 		rep := s.newReplica(r)
-		// Fenced until it rejoins its chain (see replica.rejoin).
+		// Fenced until it rejoins its chain (see replica.rejoin), and
+		// unverified until verifyLoaded has read every block.
 		rep.fencedThrough, rep.rejoin = rep.node.Config().Epoch, true
+		rep.verified = false
 		s.replicas[m.Handle] = rep
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go func() {
 		defer s.wg.Done()
 		s.reportLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.verifyLoaded()
 	}()
 	go func() {
 		defer s.wg.Done()

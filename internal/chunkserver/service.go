@@ -191,9 +191,9 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 	buf := make([]byte, n)
 	if _, err := r.store.ReadAt(buf, off); err != nil {
 		if errors.Is(err, chunkstore.ErrCorrupt) {
-			// Never served again; the master rebuilds it from a good copy.
+			// The bad blocks are never served; the rest of the replica is.
 			r.mu.Lock()
-			r.failLocked(err)
+			r.corruptLocked(err)
 			r.mu.Unlock()
 		}
 		return nil, storeError(err)

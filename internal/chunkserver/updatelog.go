@@ -23,6 +23,10 @@ type updateLog struct {
 	baseSeq   uint64
 	entries   []logEntry // ring in insertion order, oldest at head
 	head      int
+	// ahead: ranges whose bytes are newer than the base state by updates
+	// the log never saw (blocks the chunk store found written after its
+	// last sync when it loaded the replica). Every delta includes them.
+	ahead []byteRange
 }
 
 func newUpdateLog(capacity int, baseEpoch, baseSeq uint64) *updateLog {
@@ -55,7 +59,11 @@ func (l *updateLog) add(epoch, seq uint64, off, length int64) {
 func (l *updateLog) reset(epoch, seq uint64) {
 	l.baseEpoch, l.baseSeq = epoch, seq
 	l.entries, l.head = l.entries[:0], 0
+	l.ahead = nil
 }
+
+// setAhead records ranges newer than the base state (see ahead).
+func (l *updateLog) setAhead(rs []byteRange) { l.ahead = slices.Clone(rs) }
 
 // since returns the merged byte ranges touched by every update after
 // (epoch, seq), and whether the log can tell: it must reach back to seq,
@@ -72,7 +80,7 @@ func (l *updateLog) since(epoch, seq uint64) ([]byteRange, bool) {
 	} else if l.at(int(seq-l.baseSeq-1)).epoch != epoch {
 		return nil, false
 	}
-	var rs []byteRange
+	rs := slices.Clone(l.ahead)
 	for i := int(seq - l.baseSeq); i < len(l.entries); i++ {
 		e := l.at(i)
 		if e.length > 0 {
