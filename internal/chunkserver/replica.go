@@ -47,7 +47,7 @@ type replica struct {
 	// from disk (true for replicas created or copied by this process).
 	// Reported to the master as evidence for recovery decisions.
 	verified bool
-	ulog         *updateLog // recent updates, for Fetch deltas
+	ulog     *updateLog // recent updates, for Fetch deltas
 	// catchingUp: the replica joined a chain (or saw a gap) and may lack
 	// updates its predecessor applied before forwarding to it; it serves
 	// no reads until a catch-up Fetch is installed. catchUpRunning: a

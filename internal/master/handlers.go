@@ -444,14 +444,13 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		return resp, nil
 	}
 	inv := make(map[uint64]uint64, len(req.Replicas))
-	fenced := map[uint64]uint64{}
+	ev := make(map[uint64]evidence, len(req.Replicas))
 	for _, r := range req.Replicas {
 		inv[r.Handle] = r.Epoch
-		if r.Fenced {
-			fenced[r.Handle] = r.Epoch
-		}
+		ev[r.Handle] = evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
+			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified}
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, fenced)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev)
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()

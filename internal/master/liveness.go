@@ -66,9 +66,11 @@ func (s *softState) alive(id uint64, now time.Time, deadAfter time.Duration) boo
 type serversView struct {
 	live map[uint64]liveness
 	free map[uint64]int64
-	// inv and fenced map a server to the handles (-> epoch) it reported,
+	// inv maps a server to the handles (-> epoch) it reported, evidence to
+	// what it proved about each,
 	// all of them and those it reported fenced.
-	inv, fenced map[uint64]map[uint64]uint64
+	inv      map[uint64]map[uint64]uint64
+	evidence map[uint64]map[uint64]evidence
 }
 
 // snapshotServers returns liveness, free bytes and inventories of every
@@ -77,16 +79,19 @@ func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := serversView{
-		live:   make(map[uint64]liveness, len(ids)),
-		free:   make(map[uint64]int64, len(ids)),
-		inv:    make(map[uint64]map[uint64]uint64, len(ids)),
-		fenced: make(map[uint64]map[uint64]uint64, len(ids)),
+		live:     make(map[uint64]liveness, len(ids)),
+		free:     make(map[uint64]int64, len(ids)),
+		inv:      make(map[uint64]map[uint64]uint64, len(ids)),
+		evidence: make(map[uint64]map[uint64]evidence, len(ids)),
 	}
 	for _, id := range ids {
 		var last time.Time
 		if sv, ok := s.servers[id]; ok {
 			last, v.free[id] = sv.lastHeartbeat, sv.free
-			v.inv[id], v.fenced[id] = maps.Clone(sv.replicas), maps.Clone(sv.fenced)
+			v.inv[id] = maps.Clone(sv.replicas)
+			if sv.evidence != nil {
+				v.evidence[id] = maps.Clone(sv.evidence)
+			}
 		}
 		v.live[id] = classify(last, now, s.leaderSince, deadAfter)
 	}

@@ -17,36 +17,117 @@ type chainChange struct {
 	Chain  []uint64
 }
 
-// planRemovals takes out of every chain its dead members and its members
-// whose inventory (fenced: server -> handle -> epoch) reports the chunk
-// fenced at the chunk's current epoch: a replica reloaded by a quick
-// restart must rejoin through a new configuration (internal/chain's doc),
-// and a fenced one serves nothing, so it is treated like a dead one and
-// repair re-adds it by delta resync. The last copy is never dropped: a
-// chunk whose members are all dead keeps its chain (a returning member
-// brings it back); when every live member is fenced, the first of them is
-// kept as the sole member at epoch+1 (which lifts a chunkserver's fence:
-// with no successor its sequence numbers cannot collide).
-func planRemovals(chunks []meta.Chunk, live map[uint64]liveness, fenced map[uint64]map[uint64]uint64) []chainChange {
+// evidence is what a server's last heartbeat proved about its replica of
+// a chunk (api.ReplicaInfo): recovery decisions rest on it, never on a
+// member's position in the chain.
+type evidence struct {
+	Epoch        uint64 // the replica's chain epoch
+	AppliedEpoch uint64 // epoch of the update at AppliedSeq
+	AppliedSeq   uint64 // durable
+	Fenced       bool
+	BadBlocks    int  // blocks known not to verify
+	Verified     bool // every block read since the replica was loaded
+}
+
+// removalInput is what planRemovals looks at.
+type removalInput struct {
+	Chunks []meta.Chunk
+	Live   map[uint64]liveness
+	// Evidence maps a server to its replicas' evidence; a server absent
+	// from it has not sent an inventory to this leader yet.
+	Evidence map[uint64]map[uint64]evidence
+	// Settled reports whether a server's inventory can be trusted to name
+	// every replica it holds (this leader's learning period is over), so
+	// that a member not reporting a chunk does not hold it. nil: never.
+	Settled func(server uint64) bool
+}
+
+// planRemovals takes out of every chain its dead members, its members
+// whose inventory reports the chunk fenced at the chunk's current epoch (a
+// replica reloaded by a restart must rejoin through a new configuration,
+// internal/chain's doc; a fenced one serves nothing, so it is treated like
+// a dead one and repair re-adds it by delta resync), and its members that
+// do not hold the replica at all (a crash during its creation). The last
+// copy is never dropped: a chunk whose members are all dead keeps its
+// chain (a returning member brings it back). When no live member can
+// serve (every one fenced, as after a crash of the whole cluster), one is
+// kept as the sole member at epoch+1 (which lifts its fence: with no
+// successor its sequence numbers cannot collide), chosen by keeperOf from
+// the evidence; until every candidate has been verified, nothing changes.
+func planRemovals(in removalInput) []chainChange {
 	var out []chainChange
-	for _, ch := range chunks {
-		alive := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return live[id] == livenessDead })
+	for _, ch := range in.Chunks {
+		alive := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return in.Live[id] == livenessDead })
 		if len(alive) == 0 {
 			continue
 		}
-		kept := slices.DeleteFunc(slices.Clone(alive), func(id uint64) bool {
-			e, ok := fenced[id][ch.Handle]
-			return ok && e == ch.Epoch
-		})
+		var kept, fenced []uint64
+		serving := 0
+		for _, id := range alive {
+			inv, reported := in.Evidence[id]
+			ev, has := inv[ch.Handle]
+			switch {
+			case !reported:
+				kept = append(kept, id) // no inventory yet: it may hold the chunk
+			case !has && in.Settled != nil && in.Settled(id):
+				// Holds nothing: never a member, never a keeper.
+			case has && ev.Fenced && ev.Epoch == ch.Epoch:
+				fenced = append(fenced, id)
+			default:
+				kept = append(kept, id)
+				serving++
+			}
+		}
 		switch {
 		case len(kept) == len(ch.Chain):
 			continue
-		case len(kept) == 0:
-			kept = alive[:1]
+		case serving == 0 && len(kept) > 0 && len(fenced) > 0:
+			continue // the others are fenced, these not heard yet: wait for their evidence
+		case len(kept) > 0:
+		case serving == 0 && len(fenced) == 0:
+			continue // nobody alive holds it: wait for a member to return
+		case serving == 0:
+			k, ok := keeperOf(ch.Handle, fenced, in.Evidence)
+			if !ok {
+				continue
+			}
+			kept = []uint64{k}
 		}
 		out = append(out, chainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
 	}
 	return out
+}
+
+// keeperOf picks, among members that all hold the chunk fenced, the one to
+// keep as the sole member. Every acknowledged update is durable on every
+// member (the tail acknowledges after the fdatasync of each member), so
+// each member's durable state holds them all, except in blocks that do
+// not verify. Hence: a member without bad blocks first; then the most
+// durable history, (applied epoch, applied seq), which keeps the most of
+// what was in flight; then fewer bad blocks; then the lower id. ok is
+// false while some candidate has not been verified yet (its bad blocks
+// are not known): wait for the evidence.
+func keeperOf(handle uint64, candidates []uint64, ev map[uint64]map[uint64]evidence) (uint64, bool) {
+	for _, id := range candidates {
+		if !ev[id][handle].Verified {
+			return 0, false
+		}
+	}
+	best := slices.MinFunc(candidates, func(a, b uint64) int {
+		ea, eb := ev[a][handle], ev[b][handle]
+		switch {
+		case (ea.BadBlocks == 0) != (eb.BadBlocks == 0):
+			return boolOrder(ea.BadBlocks == 0, eb.BadBlocks == 0)
+		case ea.AppliedEpoch != eb.AppliedEpoch:
+			return cmp.Compare(eb.AppliedEpoch, ea.AppliedEpoch)
+		case ea.AppliedSeq != eb.AppliedSeq:
+			return cmp.Compare(eb.AppliedSeq, ea.AppliedSeq)
+		case ea.BadBlocks != eb.BadBlocks:
+			return cmp.Compare(ea.BadBlocks, eb.BadBlocks)
+		}
+		return cmp.Compare(a, b)
+	})
+	return best, true
 }
 
 // repairPlan is one re-replication: Target copies the chunk from the tail

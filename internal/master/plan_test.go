@@ -2,6 +2,7 @@ package master
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func TestPlanRemovals(t *testing.T) {
 		{Handle: 3, Epoch: 1, Chain: []uint64{1, 3, 5}}, // unknown is not dead
 		{Handle: 4, Epoch: 2, Chain: []uint64{2, 4}},    // all dead: kept
 	}
-	got := planRemovals(chunks, live, nil)
+	got := planRemovals(removalInput{Chunks: chunks, Live: live})
 	want := []chainChange{{Handle: 1, Epoch: 1, Chain: []uint64{1, 3}}, {Handle: 2, Epoch: 4, Chain: []uint64{3}}}
 	if !slices.EqualFunc(got, want, func(a, b chainChange) bool {
 		return a.Handle == b.Handle && a.Epoch == b.Epoch && slices.Equal(a.Chain, b.Chain)
@@ -47,42 +48,129 @@ func TestPlanRemovals(t *testing.T) {
 	}
 }
 
-// TestPlanRemovalsFenced: a member reporting the chunk fenced at the
-// chunk's epoch (a reloaded replica) leaves the chain like a dead one.
-func TestPlanRemovalsFenced(t *testing.T) {
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
-	tests := []struct {
-		name   string
-		chunk  meta.Chunk
-		fenced map[uint64]map[uint64]uint64 // server -> handle -> epoch
-		want   []uint64                     // nil: no change
-	}{
-		{"head fenced at current epoch", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
-			map[uint64]map[uint64]uint64{1: {7: 5}}, []uint64{2, 3}},
-		{"middle and tail fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
-			map[uint64]map[uint64]uint64{2: {7: 5}, 3: {7: 5}}, []uint64{1}},
-		{"fenced at an older epoch (missed a push, or joining)", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
-			map[uint64]map[uint64]uint64{1: {7: 4}}, nil},
-		{"another chunk fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}},
-			map[uint64]map[uint64]uint64{1: {8: 5}}, nil},
-		{"fenced and dead together", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 4, 3}},
-			map[uint64]map[uint64]uint64{1: {7: 5}}, []uint64{3}},
-		{"every live member fenced: first kept alone", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{4, 2, 3}},
-			map[uint64]map[uint64]uint64{2: {7: 5}, 3: {7: 5}}, []uint64{2}},
-		{"sole fenced member: same chain, new epoch", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{2}},
-			map[uint64]map[uint64]uint64{2: {7: 5}}, []uint64{2}},
-		{"sole member not fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{2}}, nil, nil},
-		{"all dead, nothing to keep fenced", meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{4}},
-			map[uint64]map[uint64]uint64{4: {7: 5}}, nil},
+// member is a test shorthand for one chain member's state as the leader
+// sees it: "D" dead; "?" alive, no inventory yet; "-" alive, its settled
+// inventory lacks the chunk (a crash during creation left only a .tmp);
+// "S" serving; "F<seq>" fenced at the chunk's epoch with that durable seq,
+// optionally "e<epoch>" (applied epoch, default 5), "b<n>" (n bad blocks)
+// and "u" (not yet verified); "O" fenced at an older epoch.
+type member string
+
+func (m member) evidence(epoch uint64) (ev evidence, alive, reported, has bool) {
+	s := string(m)
+	switch s {
+	case "D":
+		return ev, false, false, false
+	case "?":
+		return ev, true, false, false
+	case "-":
+		return ev, true, true, false
+	case "S":
+		return evidence{Epoch: epoch, AppliedEpoch: epoch, Verified: true}, true, true, true
+	case "O":
+		return evidence{Epoch: epoch - 1, Fenced: true, Verified: true}, true, true, true
 	}
+	ev = evidence{Epoch: epoch, Fenced: true, Verified: true, AppliedEpoch: 5}
+	num := func(i int) (uint64, int) {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		v, _ := strconv.ParseUint(s[i:j], 10, 64)
+		return v, j
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		var v uint64
+		switch c {
+		case 'F':
+			ev.AppliedSeq, i = num(i + 1)
+		case 'e':
+			ev.AppliedEpoch, i = num(i + 1)
+		case 'b':
+			v, i = num(i + 1)
+			ev.BadBlocks = int(v)
+		case 'u':
+			ev.Verified = false
+			i++
+		default:
+			panic("bad member " + s)
+		}
+	}
+	return ev, true, true, true
+}
+
+// TestPlanRemovalsByEvidence: which members keep a chunk is decided by
+// what each replica proves, never by chain position (the cases of a crash
+// of every member at once, and of a crash during replica creation).
+func TestPlanRemovalsByEvidence(t *testing.T) {
+	tests := []struct {
+		name    string
+		members []member // servers 1, 2, 3, ... in chain order
+		want    []uint64 // nil: no change
+	}{
+		{"all serving", []member{"S", "S", "S"}, nil},
+		{"head fenced", []member{"F10", "S", "S"}, []uint64{2, 3}},
+		{"middle and tail fenced", []member{"S", "F9", "F9"}, []uint64{1}},
+		{"fenced at an older epoch: missed a push", []member{"O", "S", "S"}, nil},
+		{"fenced and dead", []member{"F10", "D", "S"}, []uint64{3}},
+		{"all fenced, equal: lowest id", []member{"F815", "F815", "F815"}, []uint64{1}},
+		{"all fenced: most durable history kept", []member{"F815", "F816", "F814"}, []uint64{2}},
+		{"power cut: head ahead but torn, intact member kept", []member{"F816b16", "F815", "F815"}, []uint64{2}},
+		{"higher applied epoch wins over a higher seq", []member{"F900e4", "F10e5", "F800e4"}, []uint64{2}},
+		{"every member has bad blocks: most durable, then fewest bad", []member{"F816b16", "F815b1", "F815b2"}, []uint64{1}},
+		{"fewest bad blocks break a tie", []member{"F815b3", "F815b1", "F815b2"}, []uint64{2}},
+		{"a candidate not verified yet: wait", []member{"F816b16", "F815u", "F815"}, nil},
+		{"all fenced with a dead member", []member{"D", "F815", "F816"}, []uint64{3}},
+		{"sole fenced member: same chain, new epoch", []member{"F3"}, []uint64{1}},
+		{"member without the replica dropped", []member{"-", "S", "S"}, []uint64{2, 3}},
+		{"creation cut: fenced holders kept, empty member dropped", []member{"-", "F53", "F53"}, []uint64{2}},
+		{"creation cut, one holder", []member{"F7", "-", "-"}, []uint64{1}},
+		{"no member holds it: wait", []member{"-", "-", "D"}, nil},
+		{"no inventory yet: wait for its evidence", []member{"?", "F5", "F5"}, nil},
+		{"no inventory yet, others serving: kept", []member{"?", "F5", "S"}, []uint64{1, 3}},
+		{"all dead: kept", []member{"D", "D"}, nil},
+	}
+	const epoch = 5
 	for _, tt := range tests {
-		got := planRemovals([]meta.Chunk{tt.chunk}, live, tt.fenced)
+		ch := meta.Chunk{Handle: 7, Epoch: epoch}
+		live := map[uint64]liveness{}
+		ev := map[uint64]map[uint64]evidence{}
+		for i, m := range tt.members {
+			id := uint64(i + 1)
+			ch.Chain = append(ch.Chain, id)
+			e, alive, reported, has := m.evidence(epoch)
+			live[id] = livenessDead
+			if alive {
+				live[id] = livenessAlive
+			}
+			if reported {
+				ev[id] = map[uint64]evidence{}
+				if has {
+					ev[id][7] = e
+				}
+			}
+		}
+		got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
+			Settled: func(uint64) bool { return true }})
 		switch {
 		case tt.want == nil && len(got) != 0:
 			t.Errorf("%s: planRemovals = %v, want no change", tt.name, got)
-		case tt.want != nil && (len(got) != 1 || got[0].Handle != 7 || got[0].Epoch != 5 || !slices.Equal(got[0].Chain, tt.want)):
-			t.Errorf("%s: planRemovals = %v, want chain %v at epoch 5", tt.name, got, tt.want)
+		case tt.want != nil && (len(got) != 1 || got[0].Handle != 7 || got[0].Epoch != epoch || !slices.Equal(got[0].Chain, tt.want)):
+			t.Errorf("%s: planRemovals = %v, want chain %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestPlanRemovalsUnsettled: while the leader is still learning (its
+// inventories may be incomplete), a member not reporting a chunk is kept.
+func TestPlanRemovalsUnsettled(t *testing.T) {
+	ch := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2}}
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive}
+	ev := map[uint64]map[uint64]evidence{1: {}, 2: {7: {Epoch: 5, Verified: true}}}
+	if got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
+		Settled: func(uint64) bool { return false }}); len(got) != 0 {
+		t.Fatalf("unsettled: %v, want no change", got)
 	}
 }
 

@@ -60,7 +60,9 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
 	live, free, inv := view.live, view.free, view.inv
 
-	if removals := planRemovals(chunks, live, view.fenced); len(removals) > 0 {
+	removals := planRemovals(removalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
+		Settled: func(id uint64) bool { return m.gcAllowed(id, now) }})
+	if len(removals) > 0 {
 		sem := make(chan struct{}, parallelChanges)
 		var wg sync.WaitGroup
 		for _, rm := range removals {

@@ -13,8 +13,8 @@ type serverSoft struct {
 	capacity      int64
 	free          int64
 	used          int64
-	replicas      map[uint64]uint64 // handle -> epoch, from the last heartbeat
-	fenced        map[uint64]uint64 // handle -> epoch of the replicas reported fenced
+	replicas      map[uint64]uint64   // handle -> epoch, from the last heartbeat
+	evidence      map[uint64]evidence // handle -> what the last heartbeat proved
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
@@ -68,16 +68,16 @@ func (s *softState) serverLocked(id uint64) *serverSoft {
 	return sv
 }
 
-// heard records a sign of life with space figures; replicas (and fenced,
-// its fenced subset) is nil when the message carried no inventory
+// heard records a sign of life with space figures; replicas (and
+// evidence, keyed alike) is nil when the message carried no inventory
 // (Register).
-func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas, fenced map[uint64]uint64) {
+func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]evidence) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)
 	sv.lastHeartbeat, sv.capacity, sv.free = now, capacity, free
 	if replicas != nil {
-		sv.used, sv.replicas, sv.fenced = used, replicas, fenced
+		sv.used, sv.replicas, sv.evidence = used, replicas, ev
 	}
 }
 
@@ -90,7 +90,7 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 		return serverSoft{}, false
 	}
 	c := *sv
-	c.replicas, c.fenced = maps.Clone(sv.replicas), maps.Clone(sv.fenced)
+	c.replicas, c.evidence = maps.Clone(sv.replicas), maps.Clone(sv.evidence)
 	return c, true
 }
 
