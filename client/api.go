@@ -121,6 +121,17 @@ type Status struct {
 	RepairedBytes         int64  // since the master became leader
 	Files                 uint64
 	Directories           uint64
+	// Problems are chunks whose repair cannot progress or whose data is
+	// damaged, with why and the files they belong to (at most 100).
+	Problems []ChunkProblem
+}
+
+// ChunkProblem is one chunk that needs attention.
+type ChunkProblem struct {
+	Handle     uint64
+	Reason     string
+	LostBlocks []int64 // 64 KiB blocks that verify on no live replica
+	Paths      []string
 }
 
 // CreateOptions configures Create.

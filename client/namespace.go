@@ -218,6 +218,10 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		Files:                 resp.GetFiles(),
 		Directories:           resp.GetDirectories(),
 	}
+	for _, p := range resp.GetChunks().GetProblems() {
+		st.Problems = append(st.Problems, ChunkProblem{Handle: p.GetHandle(), Reason: p.GetReason(),
+			LostBlocks: p.GetLostBlocks(), Paths: p.GetPaths()})
+	}
 	for _, m := range resp.GetMasters() {
 		st.Masters = append(st.Masters, MasterStatus{ID: m.GetId(), Addr: m.GetAddr(), Leader: m.GetLeader()})
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -33,12 +34,20 @@ type chunkserverJSON struct {
 }
 
 type chunkStatsJSON struct {
-	Total           uint64 `json:"total"`
-	UnderReplicated uint64 `json:"under_replicated"`
-	ReReplicating   uint64 `json:"re_replicating"`
-	Lost            uint64 `json:"lost"`
-	RepairsDone     uint64 `json:"repairs_done"`
-	RepairedBytes   int64  `json:"repaired_bytes"`
+	Total           uint64             `json:"total"`
+	UnderReplicated uint64             `json:"under_replicated"`
+	ReReplicating   uint64             `json:"re_replicating"`
+	Lost            uint64             `json:"lost"`
+	RepairsDone     uint64             `json:"repairs_done"`
+	RepairedBytes   int64              `json:"repaired_bytes"`
+	Problems        []chunkProblemJSON `json:"problems"`
+}
+
+type chunkProblemJSON struct {
+	Handle     uint64   `json:"handle"`
+	Reason     string   `json:"reason"`
+	LostBlocks []int64  `json:"lost_blocks,omitempty"`
+	Paths      []string `json:"paths"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -69,7 +78,12 @@ func toStatusJSON(st *client.Status) statusJSON {
 		Chunkservers: make([]chunkserverJSON, 0, len(st.Chunkservers)),
 		Chunks: chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated,
 			ReReplicating: st.ChunksReReplicating, Lost: st.ChunksLost,
-			RepairsDone: st.RepairsDone, RepairedBytes: st.RepairedBytes},
+			RepairsDone: st.RepairsDone, RepairedBytes: st.RepairedBytes,
+			Problems: make([]chunkProblemJSON, 0, len(st.Problems))},
+	}
+	for _, p := range st.Problems {
+		out.Chunks.Problems = append(out.Chunks.Problems, chunkProblemJSON{Handle: p.Handle, Reason: p.Reason,
+			LostBlocks: p.LostBlocks, Paths: p.Paths})
 	}
 	for _, m := range st.Masters {
 		out.Masters = append(out.Masters, masterJSON{ID: m.ID, Addr: m.Addr, Leader: m.Leader})
@@ -127,6 +141,9 @@ func printStatus(w io.Writer, st *client.Status) error {
 		fmt.Fprintln(w, "  LOST chunks have no live replica: bring their chunkservers back")
 	}
 	fmt.Fprintf(w, "repair: %d done, %s copied (since the master took office)\n", st.RepairsDone, formatSize(st.RepairedBytes))
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "  chunk %d: %s (%s)\n", p.Handle, p.Reason, strings.Join(p.Paths, ", "))
+	}
 	_, err := fmt.Fprintf(w, "namespace: %d files, %d directories\n", st.Files, st.Directories)
 	return err
 }

@@ -448,7 +448,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	for _, r := range req.Replicas {
 		inv[r.Handle] = r.Epoch
 		ev[r.Handle] = evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
-			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified}
+			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
 	}
 	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev)
 	// The server counts the lease from when it sent this heartbeat; we
@@ -478,9 +478,11 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		resp.Files, resp.Directories = st.Counts()
 	})
 	alive := map[uint64]bool{}
+	ev := map[uint64]map[uint64]evidence{}
 	for _, sv := range servers {
 		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels}
 		if soft, ok := s.m.soft.get(sv.ID); ok {
+			ev[sv.ID] = soft.evidence
 			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter())
 			cs.Alive = alive[sv.ID]
 			cs.CapacityBytes, cs.FreeBytes, cs.UsedBytes = soft.capacity, soft.free, soft.used
@@ -503,7 +505,32 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if live == 0 {
 			resp.Chunks.Lost++
 		}
+		if len(resp.Chunks.Problems) >= maxProblems {
+			continue
+		}
+		if lost := lostBlocks(ch, alive, ev); lost != nil {
+			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
+				Reason: fmt.Sprintf("%d blocks (64 KiB) verify on no live replica", len(lost)), LostBlocks: lost})
+		} else if why := s.m.soft.repairFailure(ch.Handle); why != "" && live < ch.Replication {
+			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
+				Reason: "repair failing: " + why})
+		}
+	}
+	if len(resp.Chunks.Problems) > 0 {
+		want := map[uint64]bool{}
+		for _, p := range resp.Chunks.Problems {
+			want[p.Handle] = true
+		}
+		s.m.fsm.view(func(st *meta.State) {
+			paths := st.PathsOfChunks(want)
+			for _, p := range resp.Chunks.Problems {
+				p.Paths = paths[p.Handle]
+			}
+		})
 	}
 	resp.Chunks.ReReplicating, resp.Chunks.RepairsDone, resp.Chunks.RepairedBytes = s.m.soft.repairStats()
 	return resp, nil
 }
+
+// maxProblems bounds StatusResponse.chunks.problems.
+const maxProblems = 100

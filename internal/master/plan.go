@@ -27,6 +27,30 @@ type evidence struct {
 	Fenced       bool
 	BadBlocks    int  // blocks known not to verify
 	Verified     bool // every block read since the replica was loaded
+	Bad          []int64
+}
+
+// lostBlocks returns the blocks of a chunk that verify on none of the
+// live members holding it (every one reported them bad), or nil.
+func lostBlocks(ch meta.Chunk, live map[uint64]bool, ev map[uint64]map[uint64]evidence) []int64 {
+	var lost []int64
+	holders := 0
+	for _, id := range ch.Chain {
+		e, ok := ev[id][ch.Handle]
+		if !live[id] || !ok {
+			continue
+		}
+		if holders == 0 {
+			lost = slices.Clone(e.Bad)
+		} else {
+			lost = slices.DeleteFunc(lost, func(b int64) bool { return !slices.Contains(e.Bad, b) })
+		}
+		holders++
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	return lost
 }
 
 // removalInput is what planRemovals looks at.

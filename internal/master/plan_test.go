@@ -287,3 +287,25 @@ func TestReconcileInventory(t *testing.T) {
 		})
 	}
 }
+
+// TestLostBlocks: a block is lost only when every live member holding the
+// chunk reports it bad.
+func TestLostBlocks(t *testing.T) {
+	ch := meta.Chunk{Handle: 7, Chain: []uint64{1, 2, 3}}
+	ev := map[uint64]map[uint64]evidence{
+		1: {7: {Bad: []int64{1, 4, 9}}},
+		2: {7: {Bad: []int64{4, 9}}},
+		3: {7: {Bad: []int64{9}}},
+	}
+	all := map[uint64]bool{1: true, 2: true, 3: true}
+	if got := lostBlocks(ch, all, ev); !slices.Equal(got, []int64{9}) {
+		t.Fatalf("lost %v, want [9]", got)
+	}
+	if got := lostBlocks(ch, map[uint64]bool{1: true, 2: true}, ev); !slices.Equal(got, []int64{4, 9}) {
+		t.Fatalf("server 3 dead: lost %v, want [4 9]", got)
+	}
+	ev[3][7] = evidence{}
+	if got := lostBlocks(ch, all, ev); got != nil {
+		t.Fatalf("one clean member: lost %v, want none", got)
+	}
+}

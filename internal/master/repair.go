@@ -317,11 +317,21 @@ func (s *softState) endRepair(handle, target uint64, err error, bytes int64, ret
 	case err == nil:
 		s.repairsDone++
 		s.repairedBytes += bytes
+		delete(s.failures, handle)
 	case errors.Is(err, errChainMoved):
 	default:
 		s.retryAt[handle] = retryAt
 		s.markBadLocked(handle, target)
+		s.failures[handle] = err.Error()
 	}
+}
+
+// repairFailure is why the last repair of handle failed ("" if none did
+// since the last success).
+func (s *softState) repairFailure(handle uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failures[handle]
 }
 
 func (s *softState) markBad(handle, server uint64) {

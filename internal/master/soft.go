@@ -35,7 +35,10 @@ type softState struct {
 	// bad maps a handle to the servers that reported its replica bad or
 	// failed to join its chain: chosen as a repair target only when no
 	// other server is left.
-	bad           map[uint64]map[uint64]bool
+	bad map[uint64]map[uint64]bool
+	// failures maps a handle to why its last repair failed, until one
+	// succeeds (catena status shows it).
+	failures      map[uint64]string
 	repairsDone   uint64
 	repairedBytes int64
 }
@@ -56,6 +59,7 @@ func (s *softState) reset(now time.Time) {
 	s.repairs = map[uint64]uint64{}
 	s.retryAt = map[uint64]time.Time{}
 	s.bad = map[uint64]map[uint64]bool{}
+	s.failures = map[uint64]string{}
 	s.repairsDone, s.repairedBytes = 0, 0
 }
 

@@ -130,3 +130,30 @@ func (s *State) Counts() (files, dirs uint64) {
 	}
 	return files, dirs - 1
 }
+
+// PathsOfChunks returns the paths of the files (volumes included) naming
+// each handle in want. It scans every inode: for status reports of a few
+// damaged chunks, not for the data path.
+func (s *State) PathsOfChunks(want map[uint64]bool) map[uint64][]string {
+	out := map[uint64][]string{}
+	if len(want) == 0 {
+		return out
+	}
+	ids := make([]uint64, 0, len(s.inodes))
+	for id := range s.inodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		n := s.inodes[id]
+		for _, h := range n.chunks {
+			if want[h] {
+				p := s.pathOf(n)
+				if !slices.Contains(out[h], p) {
+					out[h] = append(out[h], p)
+				}
+			}
+		}
+	}
+	return out
+}
