@@ -2450,6 +2450,126 @@ func (x *StatusResponse) GetDirectories() uint64 {
 	return 0
 }
 
+type RestoreBlocksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`          // the chain epoch the plan was made at
+	Blocks        []int64                `protobuf:"varint,3,rep,packed,name=blocks,proto3" json:"blocks,omitempty"` // 64 KiB blocks of the chunk
+	Sources       []*ServerRef           `protobuf:"bytes,4,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBlocksRequest) Reset() {
+	*x = RestoreBlocksRequest{}
+	mi := &file_catena_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBlocksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBlocksRequest) ProtoMessage() {}
+
+func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBlocksRequest.ProtoReflect.Descriptor instead.
+func (*RestoreBlocksRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RestoreBlocksRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *RestoreBlocksRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RestoreBlocksRequest) GetBlocks() []int64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *RestoreBlocksRequest) GetSources() []*ServerRef {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+type RestoreBlocksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Restored      []int64                `protobuf:"varint,1,rep,packed,name=restored,proto3" json:"restored,omitempty"`
+	StillBad      []int64                `protobuf:"varint,2,rep,packed,name=still_bad,json=stillBad,proto3" json:"still_bad,omitempty"` // no source had them good
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBlocksResponse) Reset() {
+	*x = RestoreBlocksResponse{}
+	mi := &file_catena_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBlocksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBlocksResponse) ProtoMessage() {}
+
+func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBlocksResponse.ProtoReflect.Descriptor instead.
+func (*RestoreBlocksResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RestoreBlocksResponse) GetRestored() []int64 {
+	if x != nil {
+		return x.Restored
+	}
+	return nil
+}
+
+func (x *RestoreBlocksResponse) GetStillBad() []int64 {
+	if x != nil {
+		return x.StillBad
+	}
+	return nil
+}
+
 type ReconfigureRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -2462,7 +2582,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2594,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2607,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -2527,7 +2647,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2659,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2672,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -2576,7 +2696,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2708,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2721,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -2658,7 +2778,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2790,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2803,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -2736,7 +2856,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2748,7 +2868,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2761,7 +2881,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -2823,7 +2943,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2835,7 +2955,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2848,7 +2968,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -2881,7 +3001,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3013,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3026,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -2981,7 +3101,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3113,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3126,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -3074,7 +3194,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3206,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3219,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -3121,7 +3241,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3253,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3266,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -3186,7 +3306,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3318,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3331,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -3233,7 +3353,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3365,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3378,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3297,7 +3417,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3429,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3442,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 type Update struct {
@@ -3342,7 +3462,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3474,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3487,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -3444,7 +3564,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3576,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3589,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -3508,7 +3628,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3640,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3653,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -3759,7 +3879,15 @@ const file_catena_proto_rawDesc = "" +
 	"\fchunkservers\x18\x02 \x03(\v2\x1c.catena.v1.ChunkserverStatusR\fchunkservers\x12-\n" +
 	"\x06chunks\x18\x03 \x01(\v2\x15.catena.v1.ChunkStatsR\x06chunks\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\x04R\x05files\x12 \n" +
-	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"\x8d\x01\n" +
+	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"\x8c\x01\n" +
+	"\x14RestoreBlocksRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06blocks\x18\x03 \x03(\x03R\x06blocks\x12.\n" +
+	"\asources\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\asources\"P\n" +
+	"\x15RestoreBlocksResponse\x12\x1a\n" +
+	"\brestored\x18\x01 \x03(\x03R\brestored\x12\x1b\n" +
+	"\tstill_bad\x18\x02 \x03(\x03R\bstillBad\"\x8d\x01\n" +
 	"\x12ReconfigureRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -3908,7 +4036,7 @@ const file_catena_proto_rawDesc = "" +
 	"\bRegister\x12\x1a.catena.v1.RegisterRequest\x1a\x1b.catena.v1.RegisterResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.catena.v1.HeartbeatRequest\x1a\x1c.catena.v1.HeartbeatResponse\x12=\n" +
 	"\x06Status\x12\x18.catena.v1.StatusRequest\x1a\x19.catena.v1.StatusResponse\x12R\n" +
-	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse2\xe9\x03\n" +
+	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse2\xbd\x04\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
@@ -3916,7 +4044,8 @@ const file_catena_proto_rawDesc = "" +
 	"\x05Chain\x12\x17.catena.v1.ChainMessage\x1a\x17.catena.v1.ChainMessage(\x010\x01\x12L\n" +
 	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12F\n" +
 	"\tReplicate\x12\x1b.catena.v1.ReplicateRequest\x1a\x1c.catena.v1.ReplicateResponse\x12<\n" +
-	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01B%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01\x12R\n" +
+	"\rRestoreBlocks\x12\x1f.catena.v1.RestoreBlocksRequest\x1a .catena.v1.RestoreBlocksResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_catena_proto_rawDescOnce sync.Once
@@ -3931,7 +4060,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
@@ -3973,24 +4102,26 @@ var file_catena_proto_goTypes = []any{
 	(*ChunkStats)(nil),            // 37: catena.v1.ChunkStats
 	(*ChunkProblem)(nil),          // 38: catena.v1.ChunkProblem
 	(*StatusResponse)(nil),        // 39: catena.v1.StatusResponse
-	(*ReconfigureRequest)(nil),    // 40: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),   // 41: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),      // 42: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 43: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),          // 44: catena.v1.FetchRequest
-	(*ByteRange)(nil),             // 45: catena.v1.ByteRange
-	(*FetchResponse)(nil),         // 46: catena.v1.FetchResponse
-	(*WriteRequest)(nil),          // 47: catena.v1.WriteRequest
-	(*WriteResponse)(nil),         // 48: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 49: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 50: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 51: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 52: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 53: catena.v1.Update
-	(*Ack)(nil),                   // 54: catena.v1.Ack
-	(*ChainMessage)(nil),          // 55: catena.v1.ChainMessage
-	nil,                           // 56: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 57: catena.v1.ChunkserverStatus.LabelsEntry
+	(*RestoreBlocksRequest)(nil),  // 40: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil), // 41: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),    // 42: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),   // 43: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),      // 44: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 45: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),          // 46: catena.v1.FetchRequest
+	(*ByteRange)(nil),             // 47: catena.v1.ByteRange
+	(*FetchResponse)(nil),         // 48: catena.v1.FetchResponse
+	(*WriteRequest)(nil),          // 49: catena.v1.WriteRequest
+	(*WriteResponse)(nil),         // 50: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 51: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 52: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 53: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 54: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 55: catena.v1.Update
+	(*Ack)(nil),                   // 56: catena.v1.Ack
+	(*ChainMessage)(nil),          // 57: catena.v1.ChainMessage
+	nil,                           // 58: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 59: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -4005,71 +4136,74 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	56, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	58, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	40, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	42, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
 	31, // 16: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	3,  // 17: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	57, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	59, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	38, // 19: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	35, // 20: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
 	36, // 21: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
 	37, // 22: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 23: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 24: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 25: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	45, // 26: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	4,  // 27: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	6,  // 28: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 29: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	53, // 30: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	54, // 31: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	8,  // 32: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 33: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 34: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 35: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 36: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 37: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 38: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 39: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 40: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 41: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 42: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	34, // 43: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	32, // 44: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	47, // 45: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	49, // 46: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	51, // 47: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	55, // 48: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	40, // 49: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	42, // 50: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	44, // 51: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	9,  // 52: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 53: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 54: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 55: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 56: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 57: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 58: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 59: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 60: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 61: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 62: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	39, // 63: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	33, // 64: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	48, // 65: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	50, // 66: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	52, // 67: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	55, // 68: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	41, // 69: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	43, // 70: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	46, // 71: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	52, // [52:72] is the sub-list for method output_type
-	32, // [32:52] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	6,  // 23: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
+	6,  // 24: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 25: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 26: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	47, // 27: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	4,  // 28: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	6,  // 29: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 30: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	55, // 31: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	56, // 32: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	8,  // 33: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 34: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 35: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 36: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 37: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 38: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 39: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 40: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 41: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 42: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 43: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	34, // 44: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	32, // 45: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	49, // 46: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	51, // 47: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	53, // 48: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	57, // 49: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	42, // 50: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	44, // 51: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	46, // 52: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	40, // 53: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	9,  // 54: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 55: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 56: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 57: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 58: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 59: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 60: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 61: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 62: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 63: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 64: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	39, // 65: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	33, // 66: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	50, // 67: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	52, // 68: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	54, // 69: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	57, // 70: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	43, // 71: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	45, // 72: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	48, // 73: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	41, // 74: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	54, // [54:75] is the sub-list for method output_type
+	33, // [33:54] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -4077,7 +4211,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[50].OneofWrappers = []any{
+	file_catena_proto_msgTypes[52].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -4087,7 +4221,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -603,6 +603,7 @@ const (
 	Chunkserver_Reconfigure_FullMethodName   = "/catena.v1.Chunkserver/Reconfigure"
 	Chunkserver_Replicate_FullMethodName     = "/catena.v1.Chunkserver/Replicate"
 	Chunkserver_Fetch_FullMethodName         = "/catena.v1.Chunkserver/Fetch"
+	Chunkserver_RestoreBlocks_FullMethodName = "/catena.v1.Chunkserver/RestoreBlocks"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -630,6 +631,11 @@ type ChunkserverClient interface {
 	// agrees (delta), else the whole chunk (full). The last message carries
 	// the (epoch, seq) the data is consistent with.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchResponse], error)
+	// RestoreBlocks rewrites, whole, the listed blocks of a sole-member
+	// replica that do not verify, from other servers' replicas of the chunk
+	// where they do (sources in order of preference). Sent by the master
+	// when no chain member has a good copy of a block.
+	RestoreBlocks(ctx context.Context, in *RestoreBlocksRequest, opts ...grpc.CallOption) (*RestoreBlocksResponse, error)
 }
 
 type chunkserverClient struct {
@@ -722,6 +728,16 @@ func (c *chunkserverClient) Fetch(ctx context.Context, in *FetchRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Chunkserver_FetchClient = grpc.ServerStreamingClient[FetchResponse]
 
+func (c *chunkserverClient) RestoreBlocks(ctx context.Context, in *RestoreBlocksRequest, opts ...grpc.CallOption) (*RestoreBlocksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreBlocksResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_RestoreBlocks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkserverServer is the server API for Chunkserver service.
 // All implementations must embed UnimplementedChunkserverServer
 // for forward compatibility.
@@ -747,6 +763,11 @@ type ChunkserverServer interface {
 	// agrees (delta), else the whole chunk (full). The last message carries
 	// the (epoch, seq) the data is consistent with.
 	Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error
+	// RestoreBlocks rewrites, whole, the listed blocks of a sole-member
+	// replica that do not verify, from other servers' replicas of the chunk
+	// where they do (sources in order of preference). Sent by the master
+	// when no chain member has a good copy of a block.
+	RestoreBlocks(context.Context, *RestoreBlocksRequest) (*RestoreBlocksResponse, error)
 	mustEmbedUnimplementedChunkserverServer()
 }
 
@@ -777,6 +798,9 @@ func (UnimplementedChunkserverServer) Replicate(context.Context, *ReplicateReque
 }
 func (UnimplementedChunkserverServer) Fetch(*FetchRequest, grpc.ServerStreamingServer[FetchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Fetch not implemented")
+}
+func (UnimplementedChunkserverServer) RestoreBlocks(context.Context, *RestoreBlocksRequest) (*RestoreBlocksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RestoreBlocks not implemented")
 }
 func (UnimplementedChunkserverServer) mustEmbedUnimplementedChunkserverServer() {}
 func (UnimplementedChunkserverServer) testEmbeddedByValue()                     {}
@@ -907,6 +931,24 @@ func _Chunkserver_Fetch_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Chunkserver_FetchServer = grpc.ServerStreamingServer[FetchResponse]
 
+func _Chunkserver_RestoreBlocks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreBlocksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).RestoreBlocks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_RestoreBlocks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).RestoreBlocks(ctx, req.(*RestoreBlocksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Chunkserver_ServiceDesc is the grpc.ServiceDesc for Chunkserver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -933,6 +975,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Replicate",
 			Handler:    _Chunkserver_Replicate_Handler,
+		},
+		{
+			MethodName: "RestoreBlocks",
+			Handler:    _Chunkserver_RestoreBlocks_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -285,10 +286,28 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 		}
 		extra = append(extra, byteRange{off, n})
 	}
+	if req.GetRangesOnly() {
+		// Small (blocks to restore): one pass under the lock, consistent
+		// at the replica's (epoch, seq).
+		var msgs []*api.FetchResponse
+		err := r.streamRanges(mergeRanges(extra), true, func(m *api.FetchResponse) error {
+			msgs = append(msgs, m)
+			return nil
+		})
+		done := &api.FetchResponse{Done: true, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize}
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		for _, m := range append(msgs, done) {
+			if err := send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	ranges, delta := r.ulog.since(req.GetSinceEpoch(), req.GetSinceSeq())
 	switch {
-	case req.GetRangesOnly():
-		ranges, delta = mergeRanges(extra), true
 	case delta:
 		ranges = mergeRanges(append(ranges, extra...))
 	default:
@@ -530,4 +549,123 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 	r.verified = true
 	s.replicas[h] = r
 	return r, 0, 0, nil, nil
+}
+
+// partialBadBlock returns a block of bad that [off, off+n) covers only in
+// part, or -1.
+func partialBadBlock(bad []int64, off, n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	end := off + n
+	for _, b := range bad {
+		lo, hi := b*chunkstore.BlockSize, (b+1)*chunkstore.BlockSize
+		if off < hi && end > lo && (off > lo || end < hi) {
+			return b
+		}
+	}
+	return -1
+}
+
+// RestoreBlocks rewrites the replica's bad blocks, whole, from other
+// servers' replicas where they verify (see api.Chunkserver). Only a sole
+// member restores: in a longer chain a local rewrite would make its
+// replicas differ, and a bad member there leaves the chain and comes back
+// by delta resync instead. A restored block's bytes are those of the
+// source's durable state, which holds every acknowledged write (each was
+// durable on every member of the chain before its ack); they are added to
+// the blocks every delta from this replica re-sends.
+func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksRequest) (*api.RestoreBlocksResponse, error) {
+	s := v.s
+	h := chunkstore.Handle(req.GetHandle())
+	r := s.replica(h)
+	if r == nil {
+		return nil, errNotFound(h)
+	}
+	check := func() error {
+		switch {
+		case r.dropped:
+			return errNotFound(h)
+		case r.failed != nil:
+			return storeError(r.failed)
+		case r.node.Config().Epoch != req.GetEpoch():
+			return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d, restore planned at %d", h, r.node.Config().Epoch, req.GetEpoch())
+		case r.node.Role() != chain.RoleSingle:
+			return errInvalid("chunk %d: restore needs a sole member", h)
+		}
+		return nil
+	}
+	r.mu.Lock()
+	err := check()
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	nb := (r.chunkSize + chunkstore.BlockSize - 1) / chunkstore.BlockSize
+	todo := map[int64]bool{}
+	for _, b := range req.GetBlocks() {
+		if b < 0 || b >= nb {
+			return nil, errInvalid("block %d outside chunk %d of %d blocks", b, h, nb)
+		}
+		todo[b] = true
+	}
+	resp := &api.RestoreBlocksResponse{}
+	for _, src := range req.GetSources() {
+		if src.GetId() == uint64(s.id) || src.GetAddr() == "" {
+			continue
+		}
+		for _, b := range r.store.BadBlocks() {
+			if !todo[b] {
+				continue
+			}
+			off := b * chunkstore.BlockSize
+			n := min(int64(chunkstore.BlockSize), r.chunkSize-off)
+			var pieces []*api.FetchResponse
+			_, err := s.fetch(ctx, src.GetAddr(), &api.FetchRequest{Handle: uint64(h), RangesOnly: true,
+				Extra: []*api.ByteRange{{Offset: off, Length: n}}}, func(m *api.FetchResponse) error {
+				pieces = append(pieces, m)
+				return nil
+			})
+			if err != nil {
+				r.log.Debug("restore block: fetch", "block", b, "source", src.GetId(), "err", err)
+				continue
+			}
+			r.mu.Lock()
+			if err := check(); err != nil {
+				r.mu.Unlock()
+				return nil, err
+			}
+			if slices.Contains(r.store.BadBlocks(), b) {
+				for _, m := range pieces {
+					if m.GetOffset() < off || m.GetOffset()+int64(len(m.GetData()))+m.GetZeroLength() > off+n {
+						err = errUnavailable(fmt.Sprintf("restore block %d: source %d sent bytes outside it", b, src.GetId()))
+						break
+					}
+					if err = writePiece(r.store, m); err != nil {
+						break
+					}
+				}
+				if err == nil {
+					r.ulog.ahead = mergeRanges(append(r.ulog.ahead, byteRange{off, n}))
+				}
+			}
+			r.mu.Unlock()
+			if err != nil {
+				return nil, storeError(err)
+			}
+			delete(todo, b)
+			resp.Restored = append(resp.Restored, b)
+			r.log.Warn("block restored from another replica", "block", b, "source", src.GetId())
+		}
+	}
+	if err := r.store.Sync(); err != nil {
+		return nil, storeError(err)
+	}
+	for b := range todo {
+		if slices.Contains(r.store.BadBlocks(), b) {
+			resp.StillBad = append(resp.StillBad, b)
+		}
+	}
+	slices.Sort(resp.StillBad)
+	return resp, nil
 }

@@ -89,6 +89,13 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 		r.mu.Unlock()
 		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
 	}
+	if b := partialBadBlock(r.store.BadBlocks(), w.Offset, w.Length); b >= 0 {
+		// Applying it would need the block's old bytes, which do not
+		// verify here: refuse it (retryable) until the block is restored
+		// or rewritten whole, rather than fail the replica.
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: block %d does not verify here and is being restored", h, b))
+	}
 	if err := r.node.Propose(w); err != nil {
 		r.mu.Unlock()
 		return nil, chainError(err)

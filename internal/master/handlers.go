@@ -508,7 +508,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if len(resp.Chunks.Problems) >= maxProblems {
 			continue
 		}
-		if lost := lostBlocks(ch, alive, ev); lost != nil {
+		if lost := lostBlocks(ch.Handle, alive, ev); lost != nil {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: fmt.Sprintf("%d blocks (64 KiB) verify on no live replica", len(lost)), LostBlocks: lost})
 		} else if why := s.m.soft.repairFailure(ch.Handle); why != "" && live < ch.Replication {

@@ -2,6 +2,7 @@ package master
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/catena-io/catena/internal/meta"
@@ -31,12 +32,14 @@ type evidence struct {
 }
 
 // lostBlocks returns the blocks of a chunk that verify on none of the
-// live members holding it (every one reported them bad), or nil.
-func lostBlocks(ch meta.Chunk, live map[uint64]bool, ev map[uint64]map[uint64]evidence) []int64 {
+// live servers holding a replica of it, chain members or not (every one
+// reported them bad), or nil.
+func lostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]evidence) []int64 {
 	var lost []int64
 	holders := 0
-	for _, id := range ch.Chain {
-		e, ok := ev[id][ch.Handle]
+	ids := slices.Sorted(maps.Keys(ev))
+	for _, id := range ids {
+		e, ok := ev[id][handle]
 		if !live[id] || !ok {
 			continue
 		}
@@ -291,4 +294,70 @@ func boolOrder(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// healPlan restores the bad blocks of a sole member (Target) from other
+// servers' replicas of the chunk (Sources, in order of preference).
+type healPlan struct {
+	Handle  uint64
+	Epoch   uint64
+	Target  uint64
+	Blocks  []int64
+	Sources []uint64
+}
+
+// planHeals finds the chunks whose only member reports bad blocks that a
+// live non-member (a fenced or stale replica kept as a resync base) has
+// good, as after a crash of every member when each lost some block: the
+// good blocks of all are combined. Sources holding the target's exact
+// durable state (epoch, seq) come first, then the most durable. Chains of
+// several members are not healed in place: a bad member leaves the chain
+// (ReportReplica) and returns by delta resync.
+func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[uint64]evidence, busy map[uint64]bool) []healPlan {
+	var out []healPlan
+	for _, ch := range chunks {
+		if len(ch.Chain) != 1 || busy[ch.Handle] {
+			continue
+		}
+		k := ch.Chain[0]
+		ek, ok := ev[k][ch.Handle]
+		if live[k] != livenessAlive || !ok || ek.Epoch != ch.Epoch || len(ek.Bad) == 0 {
+			continue
+		}
+		type src struct {
+			id    uint64
+			exact bool
+			e     evidence
+		}
+		var srcs []src
+		for id, inv := range ev {
+			e, has := inv[ch.Handle]
+			if id == k || !has || live[id] != livenessAlive || !e.Verified {
+				continue
+			}
+			if slices.ContainsFunc(ek.Bad, func(b int64) bool { return !slices.Contains(e.Bad, b) }) {
+				srcs = append(srcs, src{id, e.AppliedEpoch == ek.AppliedEpoch && e.AppliedSeq == ek.AppliedSeq, e})
+			}
+		}
+		if len(srcs) == 0 {
+			continue
+		}
+		slices.SortFunc(srcs, func(a, b src) int {
+			switch {
+			case a.exact != b.exact:
+				return boolOrder(a.exact, b.exact)
+			case a.e.AppliedEpoch != b.e.AppliedEpoch:
+				return cmp.Compare(b.e.AppliedEpoch, a.e.AppliedEpoch)
+			case a.e.AppliedSeq != b.e.AppliedSeq:
+				return cmp.Compare(b.e.AppliedSeq, a.e.AppliedSeq)
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		p := healPlan{Handle: ch.Handle, Epoch: ch.Epoch, Target: k, Blocks: slices.Clone(ek.Bad)}
+		for _, s := range srcs {
+			p.Sources = append(p.Sources, s.id)
+		}
+		out = append(out, p)
+	}
+	return out
 }

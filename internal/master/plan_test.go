@@ -291,21 +291,59 @@ func TestReconcileInventory(t *testing.T) {
 // TestLostBlocks: a block is lost only when every live member holding the
 // chunk reports it bad.
 func TestLostBlocks(t *testing.T) {
-	ch := meta.Chunk{Handle: 7, Chain: []uint64{1, 2, 3}}
 	ev := map[uint64]map[uint64]evidence{
 		1: {7: {Bad: []int64{1, 4, 9}}},
 		2: {7: {Bad: []int64{4, 9}}},
 		3: {7: {Bad: []int64{9}}},
 	}
 	all := map[uint64]bool{1: true, 2: true, 3: true}
-	if got := lostBlocks(ch, all, ev); !slices.Equal(got, []int64{9}) {
+	if got := lostBlocks(7, all, ev); !slices.Equal(got, []int64{9}) {
 		t.Fatalf("lost %v, want [9]", got)
 	}
-	if got := lostBlocks(ch, map[uint64]bool{1: true, 2: true}, ev); !slices.Equal(got, []int64{4, 9}) {
+	if got := lostBlocks(7, map[uint64]bool{1: true, 2: true}, ev); !slices.Equal(got, []int64{4, 9}) {
 		t.Fatalf("server 3 dead: lost %v, want [4 9]", got)
 	}
 	ev[3][7] = evidence{}
-	if got := lostBlocks(ch, all, ev); got != nil {
+	if got := lostBlocks(7, all, ev); got != nil {
 		t.Fatalf("one clean member: lost %v, want none", got)
+	}
+}
+
+// TestPlanHeals: a sole member's bad blocks are restored from the other
+// live servers holding the chunk where they verify, exact state first.
+func TestPlanHeals(t *testing.T) {
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
+	sole := meta.Chunk{Handle: 7, Epoch: 6, Chain: []uint64{1}}
+	k := evidence{Epoch: 6, AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}
+	tests := []struct {
+		name    string
+		chunk   meta.Chunk
+		others  map[uint64]evidence
+		busy    bool
+		sources []uint64 // nil: no plan
+	}{
+		{"exact state first, then most durable", sole, map[uint64]evidence{
+			2: {AppliedEpoch: 5, AppliedSeq: 816, Verified: true},
+			3: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{4}, Verified: true}}, false, []uint64{3, 2}},
+		{"a source bad in every wanted block is useless", sole, map[uint64]evidence{
+			2: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}}, false, nil},
+		{"unverified and dead servers are no source", sole, map[uint64]evidence{
+			2: {AppliedEpoch: 5, AppliedSeq: 815}, 4: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil},
+		{"busy chunk waits", sole, map[uint64]evidence{2: {Verified: true}}, true, nil},
+		{"a longer chain is not healed in place", meta.Chunk{Handle: 7, Epoch: 6, Chain: []uint64{1, 2}},
+			map[uint64]evidence{2: {Verified: true}, 3: {Verified: true}}, false, nil},
+	}
+	for _, tt := range tests {
+		ev := map[uint64]map[uint64]evidence{1: {7: k}}
+		for id, e := range tt.others {
+			ev[id] = map[uint64]evidence{7: e}
+		}
+		got := planHeals([]meta.Chunk{tt.chunk}, live, ev, map[uint64]bool{7: tt.busy})
+		switch {
+		case tt.sources == nil && len(got) != 0:
+			t.Errorf("%s: %+v, want no plan", tt.name, got)
+		case tt.sources != nil && (len(got) != 1 || got[0].Target != 1 || !slices.Equal(got[0].Sources, tt.sources) || !slices.Equal(got[0].Blocks, k.Bad)):
+			t.Errorf("%s: %+v, want target 1 from %v", tt.name, got, tt.sources)
+		}
 	}
 }

@@ -86,6 +86,14 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	}
 
 	busy, bad, slots := m.soft.repairView(now, m.cfg.RepairConcurrency)
+	for _, hp := range planHeals(chunks, live, view.evidence, busy) {
+		if !m.soft.startRepair(hp.Handle, hp.Target) {
+			continue
+		}
+		busy[hp.Handle] = true
+		slots--
+		repairs.Go(func() { m.runHeal(ctx, hp) })
+	}
 	if slots <= 0 {
 		return
 	}
@@ -176,6 +184,38 @@ func (m *Master) runRepair(ctx context.Context, p repairPlan) {
 }
 
 var errChainMoved = errors.New("master: chain changed during repair")
+
+// runHeal carries out one healPlan: RestoreBlocks on the target.
+func (m *Master) runHeal(ctx context.Context, p healPlan) {
+	log := m.log.With("handle", p.Handle, "target", p.Target)
+	req := &api.RestoreBlocksRequest{Handle: p.Handle, Epoch: p.Epoch, Blocks: p.Blocks}
+	var target string
+	m.fsm.view(func(st *meta.State) {
+		req.Sources = serverRefs(st, p.Sources)
+		sv, _ := st.Server(p.Target)
+		target = sv.Addr
+	})
+	var err error
+	defer func() { m.soft.endHeal(p.Handle, err, m.cfg.Clock.Now().Add(repairRetryDelay)) }()
+	log.Warn("master: restoring blocks that verify on no chain member", "blocks", p.Blocks, "sources", p.Sources)
+	cs, err := m.pool.chunkserver(target)
+	if err != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.replicateTimeout(int64(len(p.Blocks))*64<<10))
+	resp, err := cs.RestoreBlocks(rctx, req)
+	cancel()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("restore blocks on server %d: %w", p.Target, err)
+		log.Warn("master: restore blocks failed", "err", err)
+	case len(resp.GetStillBad()) > 0:
+		err = fmt.Errorf("blocks %v verify on no replica", resp.GetStillBad())
+		log.Error("master: blocks lost", "blocks", resp.GetStillBad())
+	default:
+		log.Info("master: blocks restored", "blocks", resp.GetRestored())
+	}
+}
 
 // replicateTimeout allows a full copy at the rate limit, twice over.
 func (m *Master) replicateTimeout(chunkSize int64) time.Duration {
@@ -323,6 +363,20 @@ func (s *softState) endRepair(handle, target uint64, err error, bytes int64, ret
 		s.retryAt[handle] = retryAt
 		s.markBadLocked(handle, target)
 		s.failures[handle] = err.Error()
+	}
+}
+
+// endHeal clears a heal's mark; a failure holds the chunk back until
+// retryAt and is shown by status.
+func (s *softState) endHeal(handle uint64, err error, retryAt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.repairs, handle)
+	if err != nil {
+		s.retryAt[handle] = retryAt
+		s.failures[handle] = err.Error()
+	} else {
+		delete(s.failures, handle)
 	}
 }
 
