@@ -96,8 +96,10 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 	}()
 	c.mu.Lock()
 	slots := make(map[uint64]string, len(c.servers))
+	disks := make(map[uint64]chunkstore.FS, len(c.servers))
 	for _, n := range c.servers {
 		slots[n.id] = n.dir
+		disks[n.id] = n.disk.base()
 	}
 	c.mu.Unlock()
 	storeOf := func(id uint64) (*chunkstore.Store, error) {
@@ -113,7 +115,7 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 		var s *chunkstore.Store
 		var err error
 		for range 3 {
-			if s, err = chunkstore.OpenConfig(chunkstore.Config{FS: chunkstore.OSFS, Dir: dir, Logger: c.log.With("proc", "checker")}); err == nil {
+			if s, err = chunkstore.OpenConfig(chunkstore.Config{FS: disks[id], Dir: dir, Logger: c.log.With("proc", "checker")}); err == nil {
 				break
 			}
 		}

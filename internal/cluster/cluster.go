@@ -14,6 +14,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/chunkserver"
+	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/master"
 )
 
@@ -92,6 +93,9 @@ type Config struct {
 	ScrubBytesPerSec int64
 	// Logger receives the logs of every process; nil discards them.
 	Logger *slog.Logger
+	// MemDisks keeps each chunkserver's data on an in-memory disk
+	// (chunkstore.MemFS), so that PowerCut can drop what was not synced.
+	MemDisks bool
 }
 
 func (cfg Config) withDefaults() Config {
@@ -162,6 +166,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			name: chunkserverNode(i),
 			dir:  filepath.Join(cfg.Dir, fmt.Sprintf("cs%d", i+1)),
 			disk: &diskFaults{},
+		}
+		if cfg.MemDisks {
+			n.disk.mem.Store(chunkstore.NewMemFS())
 		}
 		c.servers = append(c.servers, n)
 		if err := c.startChunkserver(ctx, i, n); err != nil {

@@ -15,11 +15,22 @@ import (
 type diskFaults struct {
 	delay atomic.Int64 // nanoseconds added to every data write and sync
 	full  atomic.Bool  // writes, allocations and truncations fail with ENOSPC
+	// mem is the in-memory disk of a Config.MemDisks cluster (nil: the
+	// OS's); PowerCut replaces it by its crash clone.
+	mem atomic.Pointer[chunkstore.MemFS]
 }
 
-// fs returns the chunkserver's file system: the OS one behind the toggles.
+// base is the file system under the toggles.
+func (d *diskFaults) base() chunkstore.FS {
+	if m := d.mem.Load(); m != nil {
+		return m
+	}
+	return chunkstore.OSFS
+}
+
+// fs returns the chunkserver's file system: its disk behind the toggles.
 func (d *diskFaults) fs() chunkstore.FS {
-	return &chunkstore.ErrorFS{FS: chunkstore.OSFS, Inject: d.inject}
+	return &chunkstore.ErrorFS{FS: d.base(), Inject: d.inject}
 }
 
 func (d *diskFaults) inject(op chunkstore.Op, name string, _ int64) error {
