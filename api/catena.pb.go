@@ -2986,15 +2986,23 @@ func (x *ByteRange) GetLength() int64 {
 }
 
 type FetchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	ZeroLength    int64                  `protobuf:"varint,3,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`       // when > 0: [offset, offset+zero_length) is zeros
-	Done          bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`                                     // last message
-	Full          bool                   `protobuf:"varint,5,opt,name=full,proto3" json:"full,omitempty"`                                     // with done: this was a full copy
-	AppliedSeq    uint64                 `protobuf:"varint,6,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`       // with done
-	AppliedEpoch  uint64                 `protobuf:"varint,7,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"` // with done
-	ChunkLength   int64                  `protobuf:"varint,8,opt,name=chunk_length,json=chunkLength,proto3" json:"chunk_length,omitempty"`    // with full: bytes past this are zeros
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Offset       int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data         []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	ZeroLength   int64                  `protobuf:"varint,3,opt,name=zero_length,json=zeroLength,proto3" json:"zero_length,omitempty"`       // when > 0: [offset, offset+zero_length) is zeros
+	Done         bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`                                     // last message
+	Full         bool                   `protobuf:"varint,5,opt,name=full,proto3" json:"full,omitempty"`                                     // with done: this was a full copy
+	AppliedSeq   uint64                 `protobuf:"varint,6,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`       // with done
+	AppliedEpoch uint64                 `protobuf:"varint,7,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"` // with done
+	ChunkLength  int64                  `protobuf:"varint,8,opt,name=chunk_length,json=chunkLength,proto3" json:"chunk_length,omitempty"`    // with full: bytes past this are zeros
+	// bad_length > 0: the blocks of [offset, offset+bad_length) do not
+	// verify at the source (lost there): the receiver marks them bad too.
+	BadLength int64 `protobuf:"varint,9,opt,name=bad_length,json=badLength,proto3" json:"bad_length,omitempty"`
+	// with done: ranges whose bytes at the source are newer than
+	// (applied_epoch, applied_seq) says (blocks it found written after its
+	// last sync when it restarted, or restored from another replica); the
+	// receiver keeps them as its own, so later deltas re-send them.
+	Ahead         []*ByteRange `protobuf:"bytes,10,rep,name=ahead,proto3" json:"ahead,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3083,6 +3091,20 @@ func (x *FetchResponse) GetChunkLength() int64 {
 		return x.ChunkLength
 	}
 	return 0
+}
+
+func (x *FetchResponse) GetBadLength() int64 {
+	if x != nil {
+		return x.BadLength
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetAhead() []*ByteRange {
+	if x != nil {
+		return x.Ahead
+	}
+	return nil
 }
 
 type WriteRequest struct {
@@ -3924,7 +3946,7 @@ const file_catena_proto_rawDesc = "" +
 	"rangesOnly\";\n" +
 	"\tByteRange\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x02 \x01(\x03R\x06length\"\xed\x01\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\"\xb8\x02\n" +
 	"\rFetchResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
@@ -3935,7 +3957,11 @@ const file_catena_proto_rawDesc = "" +
 	"\vapplied_seq\x18\x06 \x01(\x04R\n" +
 	"appliedSeq\x12#\n" +
 	"\rapplied_epoch\x18\a \x01(\x04R\fappliedEpoch\x12!\n" +
-	"\fchunk_length\x18\b \x01(\x03R\vchunkLength\"\xe7\x01\n" +
+	"\fchunk_length\x18\b \x01(\x03R\vchunkLength\x12\x1d\n" +
+	"\n" +
+	"bad_length\x18\t \x01(\x03R\tbadLength\x12*\n" +
+	"\x05ahead\x18\n" +
+	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xe7\x01\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -4152,58 +4178,59 @@ var file_catena_proto_depIdxs = []int32{
 	6,  // 25: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
 	6,  // 26: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
 	47, // 27: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	4,  // 28: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	6,  // 29: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 30: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	55, // 31: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	56, // 32: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	8,  // 33: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 34: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 35: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 36: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 37: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 38: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 39: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 40: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 41: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 42: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 43: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	34, // 44: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	32, // 45: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	49, // 46: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	51, // 47: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	53, // 48: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	57, // 49: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	42, // 50: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	44, // 51: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	46, // 52: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	40, // 53: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	9,  // 54: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 55: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 56: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 57: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 58: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 59: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 60: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 61: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 62: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 63: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 64: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	39, // 65: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	33, // 66: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	50, // 67: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	52, // 68: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	54, // 69: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	57, // 70: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	43, // 71: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	45, // 72: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	48, // 73: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	41, // 74: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	54, // [54:75] is the sub-list for method output_type
-	33, // [33:54] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	47, // 28: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	4,  // 29: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	6,  // 30: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 31: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	55, // 32: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	56, // 33: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	8,  // 34: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 35: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 36: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 37: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 38: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 39: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 40: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 41: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 42: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 43: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 44: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	34, // 45: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	32, // 46: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	49, // 47: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	51, // 48: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	53, // 49: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	57, // 50: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	42, // 51: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	44, // 52: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	46, // 53: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	40, // 54: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	9,  // 55: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 56: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 57: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 58: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 59: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 60: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 61: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 62: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 63: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 64: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 65: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	39, // 66: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	33, // 67: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	50, // 68: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	52, // 69: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	54, // 70: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	57, // 71: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	43, // 72: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	45, // 73: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	48, // 74: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	41, // 75: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }

@@ -122,7 +122,7 @@ func (s *Server) catchUp(r *replica) {
 			continue
 		}
 		if seq := fin.GetAppliedSeq(); seq > r.stored {
-			err := r.installLocked(pieces, fin.GetAppliedEpoch(), seq)
+			err := r.installLocked(pieces, fin.GetAppliedEpoch(), seq, fromAPIRanges(fin.GetAhead()))
 			if err != nil {
 				r.failLocked(err)
 				r.mu.Unlock()
@@ -140,7 +140,7 @@ func (s *Server) catchUp(r *replica) {
 
 // installLocked writes fetched pieces, records (epoch, seq) as applied and
 // makes it durable. The caller then tells the node.
-func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) error {
+func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64, ahead []byteRange) error {
 	for _, m := range pieces {
 		if err := writePiece(r.store, m); err != nil {
 			return err
@@ -148,6 +148,7 @@ func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) 
 	}
 	r.stored, r.appliedEpoch = seq, epoch
 	r.ulog.reset(epoch, seq)
+	r.ulog.setAhead(ahead) // the source's: its bytes are now ours
 	r.store.SetAppliedAt(epoch, seq)
 	if err := r.store.Sync(); err != nil {
 		return err
@@ -159,6 +160,9 @@ func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) 
 }
 
 func writePiece(st *chunkstore.Replica, m *api.FetchResponse) error {
+	if bad := m.GetBadLength(); bad > 0 {
+		return st.Invalidate(m.GetOffset(), bad)
+	}
 	if z := m.GetZeroLength(); z > 0 {
 		return st.Zero(m.GetOffset(), z)
 	}
@@ -294,7 +298,8 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 			msgs = append(msgs, m)
 			return nil
 		})
-		done := &api.FetchResponse{Done: true, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize}
+		done := &api.FetchResponse{Done: true, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
+			Ahead: toAPIRanges(r.ulog.ahead)}
 		r.mu.Unlock()
 		if err != nil {
 			return err
@@ -339,7 +344,8 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 				msgs = append(msgs, m)
 				return nil
 			})
-			done := &api.FetchResponse{Done: true, Full: !delta, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize}
+			done := &api.FetchResponse{Done: true, Full: !delta, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
+				Ahead: toAPIRanges(r.ulog.ahead)}
 			r.mu.Unlock()
 			if err != nil {
 				return err
@@ -382,28 +388,85 @@ func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.F
 			}
 			b := buf[:n]
 			if _, err := r.store.ReadAt(b, off); err != nil {
-				if errors.Is(err, chunkstore.ErrCorrupt) {
-					if !locked {
-						r.mu.Lock()
-					}
-					r.corruptLocked(err)
-					if !locked {
-						r.mu.Unlock()
-					}
+				if !errors.Is(err, chunkstore.ErrCorrupt) {
+					return storeError(err)
 				}
-				return storeError(err)
+				if !locked {
+					r.mu.Lock()
+				}
+				r.corruptLocked(err)
+				if !locked {
+					r.mu.Unlock()
+				}
+				// Block by block: the good ones go as data, the bad ones
+				// as markers, so a copy of a chunk with a lost block ends
+				// with the same block lost, not with no copy at all.
+				if err := r.streamBlocks(off, n, b, send); err != nil {
+					return err
+				}
+				off += n
+				continue
 			}
-			m := &api.FetchResponse{Offset: off}
-			if isZeros(b) {
-				m.ZeroLength = n
-			} else {
-				m.Data = bytes.Clone(b)
-			}
-			if err := send(m); err != nil {
+			if err := send(piece(off, b)); err != nil {
 				return err
 			}
 			off += n
 		}
+	}
+	return nil
+}
+
+func toAPIRanges(rs []byteRange) []*api.ByteRange {
+	out := make([]*api.ByteRange, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, &api.ByteRange{Offset: r.off, Length: r.length})
+	}
+	return out
+}
+
+// fromAPIRanges converts ranges from a peer, dropping malformed ones
+// (they are only ever re-sent, never trusted for bounds).
+func fromAPIRanges(rs []*api.ByteRange) []byteRange {
+	out := make([]byteRange, 0, len(rs))
+	for _, r := range rs {
+		if r.GetOffset() >= 0 && r.GetLength() > 0 && r.GetLength() <= maxChunkSize && r.GetOffset() <= maxChunkSize {
+			out = append(out, byteRange{r.GetOffset(), r.GetLength()})
+		}
+	}
+	return mergeRanges(out)
+}
+
+// piece is the FetchResponse carrying b at off.
+func piece(off int64, b []byte) *api.FetchResponse {
+	m := &api.FetchResponse{Offset: off}
+	if isZeros(b) {
+		m.ZeroLength = int64(len(b))
+	} else {
+		m.Data = bytes.Clone(b)
+	}
+	return m
+}
+
+// streamBlocks sends [off, off+n) (within buf's room) one checksum block
+// at a time; a block that does not verify goes as a bad marker.
+func (r *replica) streamBlocks(off, n int64, buf []byte, send func(*api.FetchResponse) error) error {
+	for end := off + n; off < end; {
+		bn := min(chunkstore.BlockSize-off%chunkstore.BlockSize, end-off)
+		b := buf[:bn]
+		var m *api.FetchResponse
+		_, err := r.store.ReadAt(b, off)
+		switch {
+		case errors.Is(err, chunkstore.ErrCorrupt):
+			m = &api.FetchResponse{Offset: off, BadLength: bn}
+		case err != nil:
+			return storeError(err)
+		default:
+			m = piece(off, b)
+		}
+		if err := send(m); err != nil {
+			return err
+		}
+		off += bn
 	}
 	return nil
 }
@@ -484,7 +547,7 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 		return nil, err
 	}
 	seq, epoch := fin.GetAppliedSeq(), fin.GetAppliedEpoch()
-	if err := r.installLocked(nil, epoch, seq); err != nil {
+	if err := r.installLocked(nil, epoch, seq, fromAPIRanges(fin.GetAhead())); err != nil {
 		r.failLocked(err)
 		return nil, storeError(err)
 	}
@@ -626,6 +689,9 @@ func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksReque
 				pieces = append(pieces, m)
 				return nil
 			})
+			if err == nil && slices.ContainsFunc(pieces, func(m *api.FetchResponse) bool { return m.GetBadLength() > 0 }) {
+				err = fmt.Errorf("bad at the source too")
+			}
 			if err != nil {
 				r.log.Debug("restore block: fetch", "block", b, "source", src.GetId(), "err", err)
 				continue

@@ -24,6 +24,10 @@ func writeHistory(t *testing.T, rng *rand.Rand, r *Replica, size int) (h *histor
 		if err := r.Sync(); err != nil {
 			t.Fatal(err)
 		}
+		h.lastSynced = map[int64]bool{}
+		for b := range h.states {
+			h.lastSynced[b] = true
+		}
 		h.sync()
 	}
 	for range 1 + rng.IntN(12) {
@@ -65,8 +69,10 @@ func TestProcessCrashAdoptsUnsyncedWrites(t *testing.T) {
 			}
 		}
 		for _, b := range ahead {
-			if _, ok := h.states[b]; !ok {
-				t.Fatalf("seed %d: block %d listed ahead but untouched since the sync", seed, b)
+			// Pending entries of the last Sync's blocks are cleared by the
+			// next one: they may be listed without need.
+			if _, ok := h.states[b]; !ok && !h.lastSynced[b] {
+				t.Fatalf("seed %d: block %d listed ahead but untouched since the sync before last", seed, b)
 			}
 		}
 		// The adopted checksums become durable with the next Sync.

@@ -272,6 +272,23 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 			table[d.Block] = d.New
 		}
 	} else {
+		// The rejected Sync may have written its table entries: a block
+		// it listed that still holds its previous content gets its
+		// previous entry back (one holding the newer content is found by
+		// recoverPending through its pending entry).
+		for _, d := range hs[newest].Dirty {
+			if table[d.Block] == d.Old {
+				continue
+			}
+			if _, err := f.ReadAt(buf, lay.data+int64(d.Block)*BlockSize); err != nil {
+				return nil, fmt.Errorf("read block %d: %w", d.Block, err)
+			}
+			if blockEntry(buf, s.zeroCRC) == d.Old {
+				table[d.Block] = d.Old
+				r.dirty[d.Block] = d.New // rewritten by the next Sync
+				r.changes++
+			}
+		}
 		s.log.Warn("last sync of replica incomplete, using the previous header",
 			"handle", fmt.Sprintf("%016x", uint64(h)), "applied", hs[good].Meta.AppliedSeq,
 			"lost_applied", hs[newest].Meta.AppliedSeq)
@@ -301,20 +318,28 @@ func (r *Replica) recoverPending(f File, buf []byte) error {
 		return fmt.Errorf("read pending checksums: %w", err)
 	}
 	zero := r.s.zeroCRC
+	r.pend = make([]uint32, nb)
 	for b := range nb {
 		p := leUint32(raw[b*4:])
-		if p == 0 || p == r.table[b]^zero {
+		r.pend[b] = p
+		if p == 0 {
 			continue
 		}
 		if _, err := f.ReadAt(buf, r.lay.data+b*BlockSize); err != nil {
 			return fmt.Errorf("read block %d: %w", b, err)
 		}
+		// A pending entry is cleared after the Sync that covered its
+		// write; one still set marks a write the trusted header may not
+		// cover, even where the table already has its entry (the Sync
+		// wrote the table, then the cut came before its header landed).
 		switch e := blockEntry(buf, zero); {
+		case e^zero == p:
+			if e != r.table[b] {
+				r.setEntryLocked(b, e)
+			}
+			r.ahead = append(r.ahead, b)
 		case e == r.table[b]:
 			// The newer write never reached the data.
-		case e^zero == p:
-			r.setEntryLocked(b, e)
-			r.ahead = append(r.ahead, b)
 		default:
 			r.markBad(b)
 		}
@@ -406,7 +431,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	}
 	r := &Replica{
 		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
-		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
+		table: make([]uint32, nb), pend: make([]uint32, nb), dirty: make(map[uint32]uint32),
 	}
 	s.files.adopt(r, f) // synced above, so clean
 	return r, nil

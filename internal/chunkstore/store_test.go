@@ -366,6 +366,8 @@ type history struct {
 	synced []byte
 	cur    []byte
 	states map[int64][][]byte
+	// lastSynced: blocks the last Sync covered (writeHistory).
+	lastSynced map[int64]bool
 }
 
 func newHistory(size int) *history {

@@ -151,14 +151,50 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 	return fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
 }
 
+// checkLostEverywhere compares, block by block, a piece some replica could
+// not read: each block must read the same on every replica, or fail on
+// every one. It returns a problem or "".
+func checkLostEverywhere(off, n int64, ms []member) string {
+	buf := make([][]byte, len(ms))
+	for i := range buf {
+		buf[i] = make([]byte, chunkstore.BlockSize)
+	}
+	for bo := off; bo < off+n; bo += chunkstore.BlockSize {
+		bn := min(int64(chunkstore.BlockSize), off+n-bo)
+		bad := 0
+		for i, m := range ms {
+			if _, err := m.r.ReadAt(buf[i][:bn], bo); err != nil {
+				if !errors.Is(err, chunkstore.ErrCorrupt) {
+					return fmt.Sprintf("server %d: read at %d: %v", m.id, bo, err)
+				}
+				bad++
+			}
+		}
+		switch {
+		case bad == len(ms):
+		case bad > 0:
+			return fmt.Sprintf("block at %d: does not verify on %d of %d replicas", bo, bad, len(ms))
+		default:
+			for i := 1; i < len(ms); i++ {
+				if !bytes.Equal(buf[0][:bn], buf[i][:bn]) {
+					return fmt.Sprintf("bytes differ at offset %d between server %d and server %d", bo+int64(firstDiff(buf[0][:bn], buf[i][:bn])), ms[0].id, ms[i].id)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// member is one chain member's replica as the checker reads it.
+type member struct {
+	id uint64
+	r  *chunkstore.Replica
+	m  chunkstore.Meta
+}
+
 // checkChunk compares the replicas of one chunk on its chain members.
 func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) []string {
 	var problems []string
-	type member struct {
-		id uint64
-		r  *chunkstore.Replica
-		m  chunkstore.Meta
-	}
 	var ms []member
 	for _, s := range ref.info.GetChain() {
 		st, err := storeOf(s.GetId())
@@ -197,11 +233,24 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 	size := first.m.ChunkSize
 	for off := int64(0); off < size; off += checkPiece {
 		n := min(int64(checkPiece), size-off)
+		var corrupt []uint64
 		for i, m := range ms {
 			if _, err := m.r.ReadAt(bufs[i][:n], off); err != nil {
-				problems = append(problems, fmt.Sprintf("server %d: read at %d: %v", m.id, off, err))
+				if !errors.Is(err, chunkstore.ErrCorrupt) {
+					problems = append(problems, fmt.Sprintf("server %d: read at %d: %v", m.id, off, err))
+					return problems
+				}
+				corrupt = append(corrupt, m.id)
+			}
+		}
+		if len(corrupt) > 0 {
+			// Blocks lost on every replica (reported by status, never
+			// served) are consistent; lost on some only is not.
+			if p := checkLostEverywhere(off, n, ms); p != "" {
+				problems = append(problems, p)
 				return problems
 			}
+			continue
 		}
 		for i := 1; i < len(ms); i++ {
 			if !bytes.Equal(bufs[0][:n], bufs[i][:n]) {

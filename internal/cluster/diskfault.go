@@ -15,6 +15,8 @@ import (
 type diskFaults struct {
 	delay atomic.Int64 // nanoseconds added to every data write and sync
 	full  atomic.Bool  // writes, allocations and truncations fail with ENOSPC
+	// dead: the power is off; nothing more reaches the disk (EIO).
+	dead atomic.Bool
 	// mem is the in-memory disk of a Config.MemDisks cluster (nil: the
 	// OS's); PowerCut replaces it by its crash clone.
 	mem atomic.Pointer[chunkstore.MemFS]
@@ -34,6 +36,9 @@ func (d *diskFaults) fs() chunkstore.FS {
 }
 
 func (d *diskFaults) inject(op chunkstore.Op, name string, _ int64) error {
+	if d.dead.Load() && op != chunkstore.OpRead && op != chunkstore.OpReadDir && op != chunkstore.OpStat {
+		return &os.PathError{Op: "power cut", Path: name, Err: syscall.EIO}
+	}
 	switch op {
 	case chunkstore.OpWrite, chunkstore.OpSync, chunkstore.OpAllocate:
 		if dl := time.Duration(d.delay.Load()); dl > 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
 )
 
 // replicaDataOff is where chunkstore's replica file keeps chunk byte 0:
@@ -285,17 +286,34 @@ func (c *Cluster) PowerCut(ctx context.Context, keep func(server int, path strin
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	// First every server falls silent (cut off the network: a dead server
+	// reports nothing) and every disk dies (nothing more is written or
+	// synced, so nothing more can be acknowledged), then each disk is
+	// cloned as the cut leaves it, then the servers are stopped and
+	// restarted on the clones.
+	for _, n := range c.servers {
+		c.net.Isolate(n.name)
+	}
+	for _, n := range c.servers {
+		n.disk.dead.Store(true)
+	}
+	after := make([]*chunkstore.MemFS, len(c.servers))
 	for i, n := range c.servers {
-		if n.disk.mem.Load() == nil {
+		mem := n.disk.mem.Load()
+		if mem == nil {
 			c.mu.Unlock()
 			return fmt.Errorf("cluster: power cut needs Config.MemDisks")
 		}
+		after[i] = mem.CrashCloneKeeping(func(path string, page int64) bool { return keep(i, path, page) })
+	}
+	for i, n := range c.servers {
 		if n.srv != nil {
-			// Close syncs nothing: what is not durable is at keep's mercy.
 			n.srv.Close()
 			n.srv = nil
 		}
-		n.disk.mem.Store(n.disk.mem.Load().CrashCloneKeeping(func(path string, page int64) bool { return keep(i, path, page) }))
+		n.disk.mem.Store(after[i])
+		n.disk.dead.Store(false)
+		c.net.Rejoin(n.name)
 	}
 	start := time.Now()
 	for i, n := range c.servers {

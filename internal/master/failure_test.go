@@ -141,7 +141,7 @@ func (e *failureEnv) heartbeat(id uint64, replicas ...[2]uint64) *api.HeartbeatR
 	e.t.Helper()
 	req := &api.HeartbeatRequest{ServerId: id, Addr: e.cs[id].addr, FreeBytes: int64(10-id) << 30}
 	for _, r := range replicas {
-		req.Replicas = append(req.Replicas, &api.ReplicaInfo{Handle: r[0], Epoch: r[1]})
+		req.Replicas = append(req.Replicas, &api.ReplicaInfo{Handle: r[0], Epoch: r[1], Verified: true})
 	}
 	resp, err := e.c.Heartbeat(context.Background(), req)
 	if err != nil {

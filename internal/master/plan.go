@@ -361,3 +361,27 @@ func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[
 	}
 	return out
 }
+
+// dropOnReport decides whether a member reporting its replica of ch bad
+// leaves the chain. A failed replica (a disk error: it applies nothing
+// more) always does, unless it is the only member. A replica with bad
+// blocks still serves its good ones and holds every acknowledged update
+// elsewhere, so it leaves only when another live member can serve
+// instead: one not fenced, verified and without bad blocks. When every
+// member has bad blocks (a crash of all of them), the chain stays, and
+// the fence, keeper and heal rules choose from the evidence.
+func dropOnReport(ch meta.Chunk, reporter uint64, failed bool, live map[uint64]liveness, ev map[uint64]map[uint64]evidence) bool {
+	if !slices.Contains(ch.Chain, reporter) || len(ch.Chain) < 2 {
+		return false
+	}
+	if failed {
+		return true
+	}
+	for _, id := range ch.Chain {
+		e, ok := ev[id][ch.Handle]
+		if id != reporter && live[id] == livenessAlive && ok && e.Verified && e.BadBlocks == 0 && !(e.Fenced && e.Epoch == ch.Epoch) {
+			return true
+		}
+	}
+	return false
+}

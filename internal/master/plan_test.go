@@ -347,3 +347,36 @@ func TestPlanHeals(t *testing.T) {
 		}
 	}
 }
+
+// TestDropOnReport: a reported replica leaves its chain only when another
+// member can serve in its place, or when it failed (a disk error).
+func TestDropOnReport(t *testing.T) {
+	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
+	ch := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}}
+	good := evidence{Epoch: 5, Verified: true}
+	tests := []struct {
+		name     string
+		chain    []uint64
+		failed   bool
+		others   evidence // evidence of members 2 and 3
+		reporter uint64
+		want     bool
+	}{
+		{"bad blocks, a clean member serves", []uint64{1, 2, 3}, false, good, 1, true},
+		{"bad blocks everywhere: stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, false},
+		{"others fenced (restart): stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5, Verified: true, Fenced: true}, 1, false},
+		{"others not verified yet: stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5}, 1, false},
+		{"failed replica leaves", []uint64{1, 2, 3}, true, evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, true},
+		{"sole member stays", []uint64{1}, true, good, 1, false},
+		{"not a member", []uint64{1, 2, 3}, true, good, 9, false},
+		{"the clean member is dead", []uint64{1, 4}, false, good, 1, false},
+	}
+	for _, tt := range tests {
+		c := ch
+		c.Chain = tt.chain
+		ev := map[uint64]map[uint64]evidence{1: {7: {Epoch: 5, Verified: true, BadBlocks: 2}}, 2: {7: tt.others}, 3: {7: tt.others}, 4: {7: good}}
+		if got := dropOnReport(c, tt.reporter, tt.failed, live, ev); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

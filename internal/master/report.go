@@ -11,10 +11,10 @@ import (
 )
 
 // ReportReplica takes a bad replica out of its chain (epoch+1, Reconfigure
-// pushed to the survivors and to the reporter, which stops serving it); the
-// repair loop then re-replicates the chunk. The reporter becomes a last
-// resort as a repair target for that chunk. A sole remaining replica is
-// kept: it is the only copy left. Idempotent.
+// pushed to the survivors and to the reporter, which stops serving it)
+// when dropOnReport says so; the repair loop then re-replicates the chunk.
+// The reporter becomes a last resort as a repair target for that chunk. A
+// sole remaining replica is kept: it is the only copy left. Idempotent.
 func (s *server) ReportReplica(ctx context.Context, req *api.ReportReplicaRequest) (*api.ReportReplicaResponse, error) {
 	if err := s.checkLeader(); err != nil {
 		return nil, err
@@ -25,7 +25,12 @@ func (s *server) ReportReplica(ctx context.Context, req *api.ReportReplicaReques
 	s.m.log.Warn("master: bad replica reported", "server", req.ServerId, "handle", req.Handle,
 		"epoch", req.Epoch, "problem", req.Problem, "detail", req.Detail)
 	s.m.soft.markBad(req.Handle, req.ServerId)
+	failed := req.Problem != api.ReplicaProblem_REPLICA_CORRUPT
 	err := s.m.changeChain(ctx, req.Handle, func(ch meta.Chunk) []uint64 {
+		view := s.m.soft.snapshotServers(ch.Chain, s.m.cfg.Clock.Now(), s.m.cfg.deadAfter())
+		if !dropOnReport(ch, req.ServerId, failed, view.live, view.evidence) {
+			return nil
+		}
 		return without(ch.Chain, []uint64{req.ServerId})
 	}, []uint64{req.ServerId})
 	switch {
