@@ -156,4 +156,3 @@ func canMount() bool {
 	_, err := exec.LookPath("fusermount3")
 	return err == nil
 }
-
