@@ -220,3 +220,35 @@ func (m *volModel) settle(observed []writeID) {
 	m.writes = map[writeID]*volWrite{}
 	m.blocks = map[int64][]*volWrite{}
 }
+
+// describeValue says what the model knows of the value found in a block:
+// the write, whether it was acknowledged, and what the block held at the
+// last check.
+func (m *volModel) describeValue(blk int64, id writeID, derr error) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if derr != nil {
+		return derr.Error()
+	}
+	st := "not written this cycle"
+	if w := m.writes[id]; w != nil {
+		st = "unanswered"
+		if w.ack != 0 {
+			st = "acknowledged"
+		}
+	}
+	if id == m.floor[blk] {
+		st = "its value at the last check"
+	}
+	latest := writeID{}
+	var latestAck uint64
+	for _, w := range m.blocks[blk] {
+		if w.ack > latestAck {
+			latest, latestAck = w.id, w.ack
+		}
+	}
+	if latestAck != 0 && latest != id {
+		st += fmt.Sprintf(", last acknowledged %v", latest)
+	}
+	return fmt.Sprintf("%v (%s)", id, st)
+}

@@ -1,7 +1,9 @@
 package crash
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,16 +35,22 @@ func (p *powercut) fail(volChunks []int64, format string, a ...any) {
 func (p *powercut) diagnose(volChunks []int64) string {
 	var b strings.Builder
 	if _, out, err := p.status(); err == nil {
+		var c bytes.Buffer
+		if json.Compact(&c, []byte(out)) == nil {
+			out = c.String()
+		}
 		fmt.Fprintf(&b, "catena status --json: %s\n", strings.TrimSpace(out))
 	} else {
 		fmt.Fprintf(&b, "catena status: %v %s\n", err, out)
 	}
 	// The master's chunk map of the volume.
 	handles := map[uint64]bool{}
+	volIndex := map[uint64]int64{} // handle -> volume chunk index
 	if chunks, err := p.volumeChunks(); err != nil {
 		fmt.Fprintf(&b, "volume chunk map: %v\n", err)
 	} else {
 		for _, ch := range chunks {
+			volIndex[ch.GetHandle()] = ch.GetIndex()
 			if volChunks != nil && !containsIndex(volChunks, ch.GetIndex()) {
 				continue
 			}
@@ -64,6 +72,8 @@ func (p *powercut) diagnose(volChunks []int64) string {
 		server string
 		meta   chunkstore.Meta
 		verify error
+		bad    []int64 // 64 KiB blocks failing their checksum
+		file   string  // the replica file (in the copy)
 	}
 	reps := map[uint64][]rep{}
 	for _, s := range p.specs {
@@ -91,14 +101,19 @@ func (p *powercut) diagnose(volChunks []int64) string {
 			continue
 		}
 		for _, m := range st.List() {
+			rp := rep{server: server, meta: m, file: filepath.Join(copyDir, "chunks", fmt.Sprintf("%016x.chunk", uint64(m.Handle)))}
 			r, err := st.Get(m.Handle)
-			var verr error
 			if err != nil {
-				verr = err
-			} else {
-				verr = r.Verify()
+				rp.verify = err
+			} else if rp.verify = r.Verify(); rp.verify != nil {
+				buf := make([]byte, chunkstore.BlockSize)
+				for off := int64(0); off < m.ChunkSize; off += chunkstore.BlockSize {
+					if _, err := r.ReadAt(buf, off); errors.Is(err, chunkstore.ErrCorrupt) {
+						rp.bad = append(rp.bad, off/chunkstore.BlockSize)
+					}
+				}
 			}
-			reps[uint64(m.Handle)] = append(reps[uint64(m.Handle)], rep{server, m, verr})
+			reps[uint64(m.Handle)] = append(reps[uint64(m.Handle)], rp)
 		}
 		st.Close()
 	}
@@ -131,20 +146,34 @@ func (p *powercut) diagnose(volChunks []int64) string {
 			}
 			fmt.Fprintf(&b, "  %s: epoch %d chain %v applied (epoch %d, seq %d): %s\n",
 				r.server, r.meta.Epoch, r.meta.Chain, r.meta.AppliedEpoch, r.meta.AppliedSeq, v)
+			if idx, ok := volIndex[h]; ok {
+				for _, bb := range r.bad {
+					fmt.Fprintf(&b, "    bad block %d (volume chunk %d): %s\n", bb, idx, p.rawBlock(r.file, idx, bb))
+				}
+			}
 		}
 	}
 	// The logs of this cycle naming those handles.
+	var pats []string
+	for h := range handles {
+		pats = append(pats, "handle="+strconv.FormatUint(h, 10)+" ", fmt.Sprintf("%016x", h))
+	}
 	for _, s := range p.specs {
 		lines := p.cycleLog(s.name)
 		var hits []string
 		for _, l := range lines {
-			for h := range handles {
-				if strings.Contains(l, strconv.FormatUint(h, 10)) || strings.Contains(l, fmt.Sprintf("%016x", h)) {
+			if strings.HasPrefix(l, "==== ") {
+				hits = append(hits, l)
+				continue
+			}
+			for _, pat := range pats {
+				if strings.Contains(l, pat) {
 					hits = append(hits, l)
 					break
 				}
 			}
 		}
+		hits = squeeze(hits)
 		if len(hits) > 25 {
 			hits = append([]string{fmt.Sprintf("(%d earlier lines)", len(hits)-25)}, hits[len(hits)-25:]...)
 		}
@@ -155,6 +184,68 @@ func (p *powercut) diagnose(volChunks []int64) string {
 	}
 	fmt.Fprintf(&b, "data and logs: %s (set CATENA_POWERCUT_KEEP to keep them)\n", p.dir)
 	return b.String()
+}
+
+// squeeze folds runs of log lines that differ only in their time stamp.
+func squeeze(lines []string) []string {
+	var out []string
+	prev, n := "", 0
+	flush := func() {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("  (the line above %d times in all)", n))
+		}
+	}
+	for _, l := range lines {
+		body := l
+		if strings.HasPrefix(l, "time=") {
+			if i := strings.IndexByte(l, ' '); i > 0 {
+				body = l[i:]
+			}
+		}
+		if body == prev {
+			n++
+			continue
+		}
+		flush()
+		out = append(out, l)
+		prev, n = body, 1
+	}
+	flush()
+	return out
+}
+
+// rawBlock describes what a replica file holds in 64 KiB block bb of
+// volume chunk idx, read past the checksums: the write each 4 KiB block
+// carries and what the test knows of that write.
+func (p *powercut) rawBlock(file string, idx, bb int64) string {
+	f, err := os.Open(file)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	const dataOff = 72 << 10 // see internal/chunkstore/doc.go, Format
+	buf := make([]byte, chunkstore.BlockSize)
+	if _, err := f.ReadAt(buf, dataOff+bb*chunkstore.BlockSize); err != nil {
+		return err.Error()
+	}
+	var parts []string
+	first, prev := int64(-1), ""
+	add := func(last int64) {
+		if first >= 0 {
+			parts = append(parts, fmt.Sprintf("volume blocks %d-%d: %s", first, last, prev))
+		}
+	}
+	for i := int64(0); i < chunkstore.BlockSize/volBlock; i++ {
+		vb := (idx*chunkSize + bb*chunkstore.BlockSize + i*volBlock) / volBlock
+		id, derr := decodeBlock(buf[i*volBlock:(i+1)*volBlock], vb)
+		d := p.vol.describeValue(vb, id, derr)
+		if d != prev || derr != nil {
+			add(vb - 1)
+			first, prev = vb, d
+		}
+	}
+	add((idx*chunkSize+(bb+1)*chunkstore.BlockSize)/volBlock - 1)
+	return "holds " + strings.Join(parts, "; ")
 }
 
 // cycleLog returns a process's log lines since the start of this cycle.

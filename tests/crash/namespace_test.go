@@ -117,9 +117,15 @@ func keys[V any](mp map[string]V) []string {
 // meta runs one metadata operation: mkdir, rmdir, rename or rm.
 func (m *nsModel) meta(ctx context.Context, c *client.Client, r *rand.Rand, cycle, k int) bool {
 	m.mu.Lock()
+	// One put per metadata operation: rm whenever there are too many
+	// files, so their number (and the chunks to check and heal) stays
+	// bounded; the same for directories.
 	kind := []string{"mkdir", "rmdir", "rename", "rm"}[r.IntN(4)]
-	if len(m.files) > pcMaxFiles && r.IntN(2) == 0 {
+	switch {
+	case len(m.files) > pcMaxFiles:
 		kind = "rm"
+	case kind == "mkdir" && len(m.dirs) > pcMaxFiles:
+		kind = "rmdir"
 	}
 	op := nsOp{kind: kind}
 	ok := true

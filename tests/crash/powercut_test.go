@@ -174,11 +174,15 @@ func TestPowerCut(t *testing.T) {
 		for i, o := range order {
 			names[i] = p.specs[o].name
 		}
+		t0 := time.Now()
 		p.startAll(order)
+		t1 := time.Now()
 		p.verify()
+		t2 := time.Now()
 		p.awaitHealthy()
-		t.Logf("cycle %d: storm %v: %d volume writes acknowledged (%d flushed), %d unanswered; %d puts, %d metadata ops acknowledged; restarted %v",
-			p.cycle, storm, a, f, pe, st.puts, st.meta, names)
+		t3 := time.Now()
+		t.Logf("cycle %d: storm %v: %d volume writes acknowledged (%d flushed), %d unanswered; %d puts, %d metadata ops acknowledged; restarted %v: ready in %v, read back in %v, healthy in %v",
+			p.cycle, storm, a, f, pe, st.puts, st.meta, names, t1.Sub(t0).Round(time.Millisecond), t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
 	}
 	t.Logf("%d cycles in %v: %d volume writes acknowledged (%d flushed), %d unanswered, %d file puts and %d metadata ops acknowledged; every one read back",
 		cfg.cycles, time.Since(start).Round(time.Second), acked, flushed, pending, puts, metaOps)
