@@ -80,8 +80,8 @@ func (m *nsModel) put(ctx context.Context, c *client.Client, r *rand.Rand, path 
 	}()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.touched[path] = true
 	if err != nil {
+		m.touched[path] = true
 		m.pending = append(m.pending, nsOp{kind: "put", path: path})
 		return false
 	}
