@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -35,7 +36,7 @@ func (g *globals) waitForMaster(ctx context.Context, stderr io.Writer, name stri
 		err := client.ErrMasterUnreachable
 		// A refused connection is known at once; the call then waits for
 		// a leader within pingTimeout.
-		if anyReachable(masters, probeTimeout) {
+		if reachable(ctx, masters) {
 			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 			err = ping(pctx)
 			cancel()
@@ -62,4 +63,17 @@ func (g *globals) waitForMaster(ctx context.Context, stderr io.Writer, name stri
 		}
 		delay = min(2*delay, waitMax)
 	}
+}
+
+// reachable reports whether a TCP connection to one of addrs succeeds,
+// giving up at once when ctx ends (a signal while a dial hangs).
+func reachable(ctx context.Context, addrs []string) bool {
+	d := net.Dialer{Timeout: probeTimeout}
+	for _, a := range addrs {
+		if c, err := d.DialContext(ctx, "tcp", a); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }

@@ -42,7 +42,7 @@ const (
 	pcMaxFiles     = 10       // above this, metadata ops favour rm
 	// pcHealTimeout bounds each wait for the cluster to serve and heal
 	// after a restart (a deadline on awaiting an event, not a sleep).
-	pcHealTimeout = 2 * time.Minute
+	pcHealTimeout = time.Minute
 	// pcOpTimeout is the test client's patience for one operation.
 	pcOpTimeout = pcHealTimeout
 	// pcStormOpTimeout bounds an operation of the storm: one cut off by
