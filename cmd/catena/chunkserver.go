@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/catena-io/catena/internal/chunkserver"
+	"github.com/catena-io/catena/internal/durable"
 )
 
 func newChunkserverCmd(g *globals) *cobra.Command {
@@ -28,7 +28,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 			cfg.Labels = l
 			cfg.Masters = g.masterList()
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
-			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return fail("chunkserver", localErr(err))
 			}
 			ctx := cmd.Context()

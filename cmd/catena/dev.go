@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/durable"
 )
 
 func newDevCmd(g *globals) *cobra.Command {
@@ -27,7 +27,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			if cfg.Masters != 1 && cfg.Masters != 3 && cfg.Masters != 5 {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--masters must be 1, 3 or 5")}
 			}
-			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return fail("dev", localErr(err))
 			}
 			// dev is for trying Catena out: errors only (Raft's routine

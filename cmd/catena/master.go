@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/master"
 )
 
@@ -23,7 +23,7 @@ func newMasterCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--dir is required")}
 			}
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
-			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return fail("master", localErr(err))
 			}
 			ctx := cmd.Context()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"time"
@@ -19,16 +20,22 @@ func newMountCmds(g *globals) []*cobra.Command {
 		Short: "Mount the namespace with FUSE until unmounted, SIGINT or SIGTERM",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			probe, err := g.newClient() // fails fast when no master answers
-			if err != nil {
-				return fail("mount", err)
-			}
-			probe.Close()
-			c, err := client.New(client.Config{Masters: g.masterList(), OpTimeout: timeout})
+			c, err := client.New(client.Config{Masters: g.masterList(), OpTimeout: timeout, Logger: g.debugLogger(cmd.ErrOrStderr())})
 			if err != nil {
 				return fail("mount", err)
 			}
 			defer c.Close()
+			ctx := cmd.Context()
+			err = g.waitForMaster(ctx, cmd.ErrOrStderr(), "mount", func(ctx context.Context) error {
+				_, err := c.Stat(ctx, "/")
+				return err
+			})
+			if ctx.Err() != nil {
+				return nil // stopped while waiting: nothing was mounted
+			}
+			if err != nil {
+				return fail("mount", err)
+			}
 			srv, err := fusefs.Mount(a[0], fusefs.Config{Client: c, Logger: g.logger(cmd.ErrOrStderr()),
 				AllowOther: allowOther, Debug: g.verbose})
 			if err != nil {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 
 	"github.com/spf13/cobra"
 
+	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/nbd"
 )
 
@@ -18,12 +20,22 @@ func newNbdCmd(g *globals) *cobra.Command {
 		Short: "Serve volumes as NBD exports (every volume unless --volume is given)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.newClient()
+			c, err := client.New(client.Config{Masters: g.masterList(), Logger: g.debugLogger(cmd.ErrOrStderr())})
 			if err != nil {
 				return fail("nbd", err)
 			}
 			defer c.Close()
 			ctx := cmd.Context()
+			err = g.waitForMaster(ctx, cmd.ErrOrStderr(), "nbd", func(ctx context.Context) error {
+				_, err := c.ListVolumes(ctx)
+				return err
+			})
+			if ctx.Err() != nil {
+				return nil // stopped while waiting
+			}
+			if err != nil {
+				return fail("nbd", err)
+			}
 			for _, v := range volumes {
 				if _, err := c.VolumeInfo(ctx, v); err != nil {
 					return fail("nbd", err)

@@ -71,11 +71,16 @@ func (g *globals) newClient() (*client.Client, error) {
 	if !anyReachable(masters, probeTimeout) {
 		return nil, client.ErrMasterUnreachable
 	}
-	var logger *slog.Logger
-	if g.verbose {
-		logger = g.logger(os.Stderr)
+	return client.New(client.Config{Masters: masters, Logger: g.debugLogger(os.Stderr)})
+}
+
+// debugLogger is the client library's logger: stderr with --verbose, else
+// nil (silent).
+func (g *globals) debugLogger(stderr io.Writer) *slog.Logger {
+	if !g.verbose {
+		return nil
 	}
-	return client.New(client.Config{Masters: masters, Logger: logger})
+	return g.logger(stderr)
 }
 
 // anyReachable reports whether a TCP connection to one of addrs succeeds.

@@ -22,6 +22,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/durable"
 )
 
 // Defaults.
@@ -133,8 +134,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("chunkserver: %w", err)
+	// Every directory made at first start is fsynced into its parent
+	// (chunkstore's Open then finds chunks and corrupt in place): files
+	// synced into a directory whose own entry was lost to a power cut are
+	// lost with it.
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "chunks"), filepath.Join(cfg.Dir, "corrupt")} {
+		if err := durable.MkdirAllFS(cfg.FS, d, 0o755); err != nil {
+			return nil, fmt.Errorf("chunkserver: %w", err)
+		}
 	}
 	id, err := loadServerID(cfg.FS, cfg.Dir)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/catena-io/catena/internal/durable"
 )
 
 // Errors returned by the store.
@@ -115,7 +117,7 @@ func OpenConfig(cfg Config) (*Store, error) {
 	}
 	s.bufs.New = func() any { return new([BlockSize]byte) }
 	for _, d := range []string{s.chunksDir, s.corruptDir} {
-		if err := s.fs.MkdirAll(d, 0o755); err != nil {
+		if err := durable.MkdirAllFS(s.fs, d, 0o755); err != nil {
 			return nil, fmt.Errorf("chunkstore: open %s: %w", d, err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/master"
 )
 
@@ -194,7 +194,7 @@ func withReadyTimeout(ctx context.Context) (context.Context, context.CancelFunc)
 // startChunkserver starts slot i, on its previous address when it had one
 // and that address is still free.
 func (c *Cluster) startChunkserver(ctx context.Context, i int, n *csNode) error {
-	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+	if err := durable.MkdirAll(n.dir, 0o755); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	addr := "127.0.0.1:0"

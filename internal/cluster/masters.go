@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/master"
 )
 
@@ -101,7 +101,7 @@ func reserve(addr string) (net.Listener, error) {
 
 func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 	n := c.masters[i]
-	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+	if err := durable.MkdirAll(n.dir, 0o755); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	cfg := c.masterConfig(n.dir)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/durable"
 )
 
 // Raft tuning for fast local start; see DESIGN.md (master).
@@ -135,19 +135,23 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 }
 
 func (m *Master) openRaft(raftAddr string) error {
-	dir := filepath.Join(m.cfg.Dir, "raft")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("master: %w", err)
+	dir, err := makeRaftDirs(m.cfg.Dir)
+	if err != nil {
+		return err
 	}
 	hlog := newHCLog(m.log)
-	var err error
 	if m.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
 		return fmt.Errorf("master: open raft log: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog)
+	// bolt fsyncs raft.db's data, not its entry in the directory.
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog)
 	if err != nil {
 		return fmt.Errorf("master: open snapshots: %w", err)
 	}
+	snaps := &durableSnapshots{FileSnapshotStore: fileSnaps, dir: filepath.Join(dir, raftSnapshotsDir)}
 	if m.transport, err = m.newTransport(raftAddr, hlog); err != nil {
 		return err
 	}

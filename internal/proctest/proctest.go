@@ -1,15 +1,18 @@
 // Package proctest runs the catena binary as real processes for end-to-end
 // tests and benchmarks (tests/cli, tests/crash, internal/bench).
 //
-// Every process runs in its own process group with CATENA_MASTER cleared;
-// Start returns once a stdout line with the given prefix appeared, and the
-// test's cleanup SIGKILLs the group by its PID, so nothing outlives the test.
+// Every process runs in its own process group (or in a Group shared with
+// others, so that one signal stops them all at once) with CATENA_MASTER
+// cleared; Start returns once a stdout line with the given prefix
+// appeared (Spawn and AwaitReady split the two), and the test's cleanup
+// SIGKILLs the process by its PID, so nothing outlives the test.
 // This package is for tests only: it imports testing.
 package proctest
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,10 +55,45 @@ type Proc struct {
 	Name   string
 	Args   []string
 	cmd    *exec.Cmd
+	group  *Group        // nil when the process leads a group of its own
 	stderr *lockedBuffer // nil when stderr goes elsewhere
 	lines  chan string   // stdout lines after the ready line (dropped when full)
 	done   chan struct{} // closed once Wait returned
 	err    error         // Wait's result, valid after done
+}
+
+// Options configures Spawn.
+type Options struct {
+	// Stderr receives the process's stderr; nil keeps it in memory
+	// (Stderr, AwaitStderr).
+	Stderr io.Writer
+	// Group, when set, puts the process into that shared process group,
+	// so Group.Kill reaches it together with the others.
+	Group *Group
+}
+
+// Group is a process group shared by the processes spawned into it: one
+// kill(2) of the group delivers SIGKILL to every member in the same
+// instant, as a power cut would stop them. The first process spawned into
+// a Group leads it; use a new Group after every Kill.
+type Group struct {
+	mu   sync.Mutex
+	pgid int
+}
+
+// Kill sends SIGKILL to every process of the group at once. Call Wait on
+// the members (or Proc.Kill, which then only waits) to reap them.
+func (g *Group) Kill() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pgid == 0 {
+		return nil
+	}
+	err := syscall.Kill(-g.pgid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil // every member has exited already
+	}
+	return err
 }
 
 // Start runs bin args... and waits up to ReadyTimeout for a stdout line
@@ -63,21 +101,44 @@ type Proc struct {
 // (Stderr) when stderr is nil. Cleanup kills the process group.
 func Start(t testing.TB, bin, name, ready string, stderr io.Writer, args ...string) *Proc {
 	t.Helper()
+	p := Spawn(t, bin, name, Options{Stderr: stderr}, args...)
+	if err := p.AwaitReady(ready, ReadyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Spawn runs bin args... and returns at once; AwaitReady waits for its
+// ready line. Cleanup kills it (with its own process group when it leads
+// one).
+func Spawn(t testing.TB, bin, name string, o Options, args ...string) *Proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(os.Environ(), "CATENA_MASTER=")
 	// An os.Pipe rather than StdoutPipe: Wait must not race with our reads.
 	stdout, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Name: name, Args: args, cmd: cmd, lines: make(chan string, 16), done: make(chan struct{})}
+	p := &Proc{Name: name, Args: args, cmd: cmd, group: o.Group, lines: make(chan string, 16), done: make(chan struct{})}
+	stderr := o.Stderr
 	if stderr == nil {
-		p.stderr = &lockedBuffer{}
+		p.stderr = newLockedBuffer()
 		stderr = p.stderr
 	}
 	cmd.Stdout, cmd.Stderr = pw, stderr
-	err = cmd.Start()
+	if g := o.Group; g != nil {
+		g.mu.Lock()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: g.pgid}
+		err = cmd.Start()
+		if err == nil && g.pgid == 0 {
+			g.pgid = cmd.Process.Pid
+		}
+		g.mu.Unlock()
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = cmd.Start()
+	}
 	pw.Close()
 	if err != nil {
 		stdout.Close()
@@ -99,23 +160,69 @@ func Start(t testing.TB, bin, name, ready string, stderr io.Writer, args ...stri
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	deadline := time.NewTimer(ReadyTimeout)
+	return p
+}
+
+// AwaitReady waits up to d for a stdout line starting with ready. It
+// errors when the process exits first or d passes. Safe to call from any
+// goroutine (it does not touch testing.TB).
+func (p *Proc) AwaitReady(ready string, d time.Duration) error {
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
 		select {
 		case l, ok := <-p.lines:
 			if !ok {
 				<-p.done
-				t.Fatalf("%s exited before ready (%v); stderr:\n%s", name, p.err, p.Stderr())
+				return fmt.Errorf("%s exited before ready (%v); stderr:\n%s", p.Name, p.err, p.Stderr())
 			}
 			if strings.HasPrefix(l, ready) {
-				return p
+				return nil
 			}
 		case <-deadline.C:
-			t.Fatalf("%s not ready after %v; stderr:\n%s", name, ReadyTimeout, p.Stderr())
+			return fmt.Errorf("%s not ready after %v; stderr:\n%s", p.Name, d, p.Stderr())
 		}
 	}
 }
+
+// AwaitStderr waits up to d until the in-memory stderr contains s. It
+// errors when the process exits without having written it, when d passes,
+// or when stderr is not kept in memory.
+func (p *Proc) AwaitStderr(s string, d time.Duration) error {
+	if p.stderr == nil {
+		return fmt.Errorf("%s: stderr not kept in memory", p.Name)
+	}
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		text, changed := p.stderr.snapshot()
+		if strings.Contains(text, s) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			if strings.Contains(p.Stderr(), s) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) without writing %q; stderr:\n%s", p.Name, p.err, s, p.Stderr())
+		case <-deadline.C:
+			return fmt.Errorf("%s: no %q on stderr after %v; stderr:\n%s", p.Name, s, d, p.Stderr())
+		}
+	}
+}
+
+// Done is closed once the process has exited; Err is then its exit status.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err returns the result of Wait, valid once Done is closed.
+func (p *Proc) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // NextLine returns the next stdout line, false when none came within d or
 // stdout closed.
@@ -153,26 +260,36 @@ func (p *Proc) Stop(t testing.TB, d time.Duration) {
 	}
 }
 
-// Kill sends SIGKILL to the process group, by PID, and waits for the exit.
+// Kill sends SIGKILL to the process (to its process group when it leads
+// one of its own) and waits for the exit.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	if p.group != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	} else {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
 	<-p.done
 }
 
-// lockedBuffer collects a child's stderr.
+// lockedBuffer collects a child's stderr and wakes those waiting for it.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced on every Write
 }
+
+func newLockedBuffer() *lockedBuffer { return &lockedBuffer{changed: make(chan struct{})} }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
 	return l.b.Write(p)
 }
 
@@ -180,4 +297,11 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// snapshot returns the text so far and a channel closed by the next Write.
+func (l *lockedBuffer) snapshot() (string, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String(), l.changed
 }
