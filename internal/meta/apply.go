@@ -289,7 +289,7 @@ func (s *State) setSize(c SetSize) Result {
 	if c.Mode != SizeExtend && c.Mode != SizeExact {
 		return fail(fmt.Errorf("%w: size mode %d", ErrInvalid, c.Mode))
 	}
-	n, err := s.file(c.Inode)
+	n, err := s.dataFile(c.Inode)
 	if err != nil {
 		return fail(err)
 	}
@@ -314,7 +314,7 @@ func (s *State) setSize(c SetSize) Result {
 }
 
 func (s *State) allocateChunk(c AllocateChunk) Result {
-	n, err := s.file(c.Inode)
+	n, err := s.dataFile(c.Inode)
 	if err != nil {
 		return fail(err)
 	}
