@@ -497,3 +497,24 @@ func TestPosixSetgidDirectory(t *testing.T) {
 		t.Fatalf("outside: %+v", plain)
 	}
 }
+
+// TestListNamesHardLinks: the path-based List names each entry by its name
+// in the listed directory, also for the extra name of a hard-linked file
+// whose primary name is elsewhere (the cluster's namespace walk looks the
+// listed paths up).
+func TestListNamesHardLinks(t *testing.T) {
+	s, _, e, f, _ := posixFixture(t)
+	applyOK(t, s, Link{Inode: f.Inode, Parent: e.Inode, Name: "g", Time: 20})
+	ls, err := s.List("/d/e")
+	if err != nil || len(ls) != 1 || ls[0].Name != "g" || ls[0].Path != "/d/e/g" || ls[0].Inode != f.Inode {
+		t.Fatalf("list /d/e: %+v %v", ls, err)
+	}
+	for _, fi := range ls {
+		if _, err := s.Lookup(fi.Path); err != nil {
+			t.Fatalf("listed path %s: %v", fi.Path, err)
+		}
+	}
+	if ls, _ := s.List("/d"); ls[1].Name != "f" || ls[2].Name != "h" || ls[2].Path != "/d/h" {
+		t.Fatalf("list /d: %+v", ls)
+	}
+}
