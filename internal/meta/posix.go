@@ -79,7 +79,9 @@ func (s *State) posixInfo(n *inode) PosixInfo {
 	if pi.ATime == 0 {
 		pi.ATime = n.mtime
 	}
-	pi.CTime = max(pi.CTime, n.mtime)
+	if pi.CTime == 0 {
+		pi.CTime = n.mtime
+	}
 	if n.dir {
 		pi.Nlink = 2
 		for _, id := range n.children {
@@ -311,6 +313,11 @@ func (s *State) freeName(parent uint64, name string) (*inode, error) {
 	}
 	return dir, nil
 }
+
+// touch records a change of n's data or entries at t: mtime and ctime.
+// (An explicit mtime, Setattr, may go back or forward; ctime never follows
+// it, so a later change always moves ctime on.)
+func (n *inode) touch(t int64) { n.mtime, n.ctime = t, t }
 
 func (s *State) newPosixInode(dir *inode, name string, isDir bool, mode, uid, gid uint32, t int64) *inode {
 	if dir.mode&modeSetgid != 0 {

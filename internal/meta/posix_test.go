@@ -453,6 +453,13 @@ func TestPosixCtime(t *testing.T) {
 		{"utimens in the past", func(t int64) Command {
 			return Setattr{Inode: p.Inode, Set: SetATime | SetMTime, ATime: 1, MTime: 1, Time: t}
 		}, p.Inode},
+		{"utimens in the future", func(t int64) Command {
+			return Setattr{Inode: p.Inode, Set: SetMTime, MTime: 1 << 62, Time: t}
+		}, p.Inode},
+		{"chmod after a future mtime", func(t int64) Command { return Setattr{Inode: p.Inode, Set: SetMode, Mode: 0o640, Time: t} }, p.Inode},
+		{"write after a future mtime", func(t int64) Command {
+			return SetSize{Inode: p.Inode, Size: 5, Mode: SizeExtend, Time: t}
+		}, p.Inode},
 		{"link", func(t int64) Command { return Link{Inode: p.Inode, Parent: e.Inode, Name: "p2", Time: t} }, p.Inode},
 		{"unlink of another name", func(t int64) Command { return Unlink{Parent: e.Inode, Name: "p2", Time: t} }, p.Inode},
 		{"rename", func(t int64) Command {
