@@ -429,3 +429,102 @@ func TestPosixErrnos(t *testing.T) {
 		}
 	}
 }
+
+// TestPosixCtime: on the mount, every change of an inode moves its ctime
+// on (chmod, chown, link, unlink of another name, rename, truncate, write,
+// O_TRUNC, xattrs, utimensat, and entries made or removed in a directory);
+// reads, lookups and failed calls leave it.
+func TestPosixCtime(t *testing.T) {
+	d := posixMount(t)
+	p := func(s string) string { return filepath.Join(d, s) }
+	if err := os.WriteFile(p("f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p("dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctime := func(name string) unix.Timespec {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Lstat(p(name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ctim
+	}
+	after := func(a, b unix.Timespec) bool { return a.Nano() > b.Nano() }
+	write := func(name string, flags int) error {
+		fd, err := unix.Open(p(name), unix.O_WRONLY|flags, 0)
+		if err != nil {
+			return err
+		}
+		_, err = unix.Write(fd, []byte("more"))
+		if cerr := unix.Close(fd); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	for _, c := range []struct {
+		name    string
+		of      string // whose ctime, after the call
+		was     string // its name before the call, if another
+		call    func() error
+		changes bool
+	}{
+		{"chmod", "f", "", func() error { return unix.Chmod(p("f"), 0o600) }, true},
+		{"chown", "f", "", func() error { return unix.Chown(p("f"), 7, 8) }, true},
+		{"link", "f", "", func() error { return unix.Link(p("f"), p("dir/f2")) }, true},
+		{"unlink of another name", "f", "", func() error { return unix.Unlink(p("dir/f2")) }, true},
+		{"rename", "g", "f", func() error { return unix.Rename(p("f"), p("g")) }, true},
+		{"rename back", "f", "g", func() error { return unix.Rename(p("g"), p("f")) }, true},
+		{"truncate", "f", "", func() error { return unix.Truncate(p("f"), 2) }, true},
+		{"write and close", "f", "", func() error { return write("f", unix.O_APPEND) }, true},
+		{"open O_TRUNC", "f", "", func() error {
+			fd, err := unix.Open(p("f"), unix.O_WRONLY|unix.O_TRUNC, 0)
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		}, true},
+		{"setxattr", "f", "", func() error { return unix.Setxattr(p("f"), "user.k", []byte("v"), 0) }, true},
+		{"removexattr", "f", "", func() error { return unix.Removexattr(p("f"), "user.k") }, true},
+		{"utimensat now", "f", "", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, p("f"), nil, 0) }, true},
+		{"utimensat into the future", "f", "", func() error {
+			return unix.UtimesNano(p("f"), []unix.Timespec{{Sec: 4e9}, {Sec: 4e9}})
+		}, true},
+		{"chmod after a future mtime", "f", "", func() error { return unix.Chmod(p("f"), 0o644) }, true},
+		{"create in a directory", "dir", "", func() error { return os.WriteFile(p("dir/x"), nil, 0o644) }, true},
+		{"mkfifo in a directory", "dir", "", func() error { return unix.Mkfifo(p("dir/fifo"), 0o644) }, true},
+		{"unlink in a directory", "dir", "", func() error { return unix.Unlink(p("dir/x")) }, true},
+		{"chmod of a fifo", "dir/fifo", "", func() error { return unix.Chmod(p("dir/fifo"), 0o600) }, true},
+		{"read", "f", "", func() error { _, err := os.ReadFile(p("f")); return err }, false},
+		{"readdir", "dir", "", func() error { _, err := os.ReadDir(p("dir")); return err }, false},
+		{"failed link", "f", "", func() error {
+			if err := unix.Link(p("f"), p("dir/fifo")); err != syscall.EEXIST {
+				return err
+			}
+			return nil
+		}, false},
+		{"failed removexattr", "f", "", func() error {
+			if err := unix.Removexattr(p("f"), "user.none"); err != syscall.ENODATA {
+				return err
+			}
+			return nil
+		}, false},
+	} {
+		was := c.was
+		if was == "" {
+			was = c.of
+		}
+		before := ctime(was)
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		now := ctime(c.of)
+		if c.changes && !after(now, before) {
+			t.Errorf("%s: ctime of %s %v, not after %v", c.name, c.of, now, before)
+		}
+		if !c.changes && now != before {
+			t.Errorf("%s: ctime of %s changed from %v to %v", c.name, c.of, before, now)
+		}
+	}
+}
