@@ -116,6 +116,22 @@ func TestErrnos(t *testing.T) {
 		}, syscall.ELOOP},
 		{"open symlink loop", func() error { _, err := unix.Open(p("loop"), unix.O_RDONLY, 0); return err }, syscall.ELOOP},
 		{"create through loop", func() error { return create(p("loop/x")) }, syscall.ELOOP},
+		{"symlink target over PATH_MAX", func() error { return unix.Symlink(strings.Repeat("t", 4096), p("x")) }, syscall.ENAMETOOLONG},
+		{"path over PATH_MAX", func() error { return create(p(strings.Repeat("a/", 2048))) }, syscall.ENAMETOOLONG},
+		{"create over a dangling symlink", func() error {
+			if err := os.Symlink("nowhere", p("dangling")); err != nil {
+				return err
+			}
+			defer os.Remove(p("dangling"))
+			return create(p("dangling"))
+		}, syscall.EEXIST},
+		// ENXIO: a fifo without reader opened for writing, non-blocking.
+		{"open a fifo without reader", func() error {
+			_, err := unix.Open(p("pipe"), unix.O_WRONLY|unix.O_NONBLOCK, 0)
+			return err
+		}, syscall.ENXIO},
+		// EBUSY: the mount's root.
+		{"rmdir of the mount root", func() error { return unix.Rmdir(d) }, syscall.EBUSY},
 		// EPERM: link of a directory, mknod of a directory.
 		{"link dir", func() error { return unix.Link(p("dir"), p("x")) }, syscall.EPERM},
 		{"mknod S_IFDIR", func() error { return unix.Mknod(p("x"), unix.S_IFDIR|0o755, 0) }, syscall.EPERM},
