@@ -496,6 +496,7 @@ func TestPosixCtime(t *testing.T) {
 		{"mkfifo in a directory", "dir", "", func() error { return unix.Mkfifo(p("dir/fifo"), 0o644) }, true},
 		{"unlink in a directory", "dir", "", func() error { return unix.Unlink(p("dir/x")) }, true},
 		{"chmod of a fifo", "dir/fifo", "", func() error { return unix.Chmod(p("dir/fifo"), 0o600) }, true},
+		{"chown -1 -1", "f", "", func() error { return unix.Chown(p("f"), -1, -1) }, false},
 		{"read", "f", "", func() error { _, err := os.ReadFile(p("f")); return err }, false},
 		{"readdir", "dir", "", func() error { _, err := os.ReadDir(p("dir")); return err }, false},
 		{"failed link", "f", "", func() error {
