@@ -329,6 +329,44 @@ func posixCases() []posixCase {
 			op(sysOp{Op: "link", Path: "w/f", Path2: "w/g"}), e, eperm, nil},
 		{"mknod of a char device", func(b tree) { b.dir("w", 0o777, 0, 0) },
 			op(sysOp{Op: "mknod", Path: "w/c", Mode: unix.S_IFCHR | 0o644, Flags: 0x103}), e, eperm, nil},
+		{"rename over a foreign file in a sticky dir", func(b tree) {
+			b.dir("t", 0o1777, 0, 0)
+			b.file("t/f", 0o666, 0, 0)
+			b.file("t/mine", 0o644, nobody, nobody)
+		}, op(sysOp{Op: "rename", Path: "t/mine", Path2: "t/f"}), e, eperm, nil},
+		// More EACCES: a directory moved to another parent needs write
+		// permission on itself (its ".." changes); an existing file opened
+		// with O_CREAT still needs write permission; the owner too obeys
+		// the mode.
+		{"move a foreign directory to another parent", func(b tree) {
+			b.dir("w", 0o777, 0, 0)
+			b.dir("w/d", 0o755, 0, 0)
+			b.dir("w/to", 0o777, 0, 0)
+		}, op(sysOp{Op: "rename", Path: "w/d", Path2: "w/to/d"}), e, eacces, nil},
+		{"open O_CREAT of a read-only file", rootDir(0o777),
+			op(sysOp{Op: "open", Path: "d/f", Flags: unix.O_CREAT | unix.O_WRONLY, Mode: 0o644}), e, eacces, nil},
+		{"truncate an own read-only file", func(b tree) { b.file("f", 0o444, nobody, nobody) },
+			op(sysOp{Op: "truncate", Path: "f"}), e, eacces, nil},
+		{"rmdir in a read-only dir of an own dir", func(b tree) { b.dir("d", 0o755, 0, 0); b.dir("d/mine", 0o755, nobody, nobody) },
+			op(sysOp{Op: "rmdir", Path: "d/mine"}), e, eacces, nil},
+		{"symlink through a dir without x", rootDir(0o766), op(sysOp{Op: "symlink", Path: "d/s", Path2: "t"}), e, eacces, nil},
+		{"link from a dir without x", func(b tree) { rootDir(0o700)(b); b.dir("w", 0o777, 0, 0) },
+			op(sysOp{Op: "link", Path: "d/f", Path2: "w/l"}), e, eacces, nil},
+		{"exchange in a read-only dir", rootDir(0o755),
+			op(sysOp{Op: "rename", Path: "d/f", Path2: "d/sub", Flags: unix.RENAME_EXCHANGE}), e, eacces, nil},
+		// Allowed: utimensat to now on a foreign file open to writing,
+		// unlink of a foreign file in a writable non-sticky directory.
+		{"utimes now on a foreign writable file", func(b tree) { b.file("f", 0o666, 0, 0) },
+			op(sysOp{Op: "utimes-now", Path: "f"}), e, e, nil},
+		{"unlink of a foreign file in a writable dir", func(b tree) { b.dir("w", 0o777, 0, 0); b.file("w/f", 0o600, 0, 0) },
+			op(sysOp{Op: "unlink", Path: "w/f"}), e, e, nil},
+		// ELOOP and ENAMETOOLONG do not depend on the caller.
+		{"open a symlink with O_NOFOLLOW", func(b tree) { b.check(os.Symlink("x", b.p("l"))) },
+			op(sysOp{Op: "open", Path: "l", Flags: unix.O_RDONLY | unix.O_NOFOLLOW}), syscall.ELOOP, syscall.ELOOP, nil},
+		{"create a 256-byte name", func(b tree) { b.dir("w", 0o777, 0, 0) },
+			op(sysOp{Op: "create", Path: "w/" + strings.Repeat("n", 256), Mode: 0o644}), syscall.ENAMETOOLONG, syscall.ENAMETOOLONG, nil},
+		{"mkfifo a 256-byte name", func(b tree) { b.dir("w", 0o777, 0, 0) },
+			op(sysOp{Op: "mknod", Path: "w/" + strings.Repeat("n", 256), Mode: unix.S_IFIFO | 0o644}), syscall.ENAMETOOLONG, syscall.ENAMETOOLONG, nil},
 		// Allowed to the owner in a sticky directory, and to anyone in a
 		// writable one; the new file belongs to the caller.
 		{"unlink of an own file in a sticky dir", func(b tree) { b.dir("t", 0o1777, 0, 0); b.file("t/f", 0o644, nobody, nobody) },
