@@ -47,6 +47,7 @@ const (
 	ErrorCode_CORRUPT                ErrorCode = 12 // checksum mismatch on a replica
 	ErrorCode_NO_SPACE               ErrorCode = 13 // disk full
 	ErrorCode_UNAVAILABLE            ErrorCode = 14 // try again later (lease not valid, shutting down)
+	ErrorCode_NAME_TOO_LONG          ErrorCode = 15 // a name over 255 bytes or a path over 4096 (ENAMETOOLONG)
 )
 
 // Enum value maps for ErrorCode.
@@ -67,6 +68,7 @@ var (
 		12: "CORRUPT",
 		13: "NO_SPACE",
 		14: "UNAVAILABLE",
+		15: "NAME_TOO_LONG",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -84,6 +86,7 @@ var (
 		"CORRUPT":                12,
 		"NO_SPACE":               13,
 		"UNAVAILABLE":            14,
+		"NAME_TOO_LONG":          15,
 	}
 )
 
@@ -4009,7 +4012,7 @@ const file_catena_proto_rawDesc = "" +
 	"chainEpoch\x12+\n" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ackB\x05\n" +
-	"\x03msg*\xf5\x01\n" +
+	"\x03msg*\x88\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -4029,7 +4032,8 @@ const file_catena_proto_rawDesc = "" +
 	"\bNOT_TAIL\x10\v\x12\v\n" +
 	"\aCORRUPT\x10\f\x12\f\n" +
 	"\bNO_SPACE\x10\r\x12\x0f\n" +
-	"\vUNAVAILABLE\x10\x0e*>\n" +
+	"\vUNAVAILABLE\x10\x0e\x12\x11\n" +
+	"\rNAME_TOO_LONG\x10\x0f*>\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04FILE\x10\x01\x12\r\n" +

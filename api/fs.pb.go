@@ -27,6 +27,11 @@ const (
 	NodeType_NODE_FILE      NodeType = 0
 	NodeType_NODE_DIRECTORY NodeType = 1
 	NodeType_NODE_SYMLINK   NodeType = 2
+	// Special files (Mknod): metadata only, the kernel serves their I/O.
+	NodeType_NODE_FIFO         NodeType = 3
+	NodeType_NODE_CHAR_DEVICE  NodeType = 4
+	NodeType_NODE_BLOCK_DEVICE NodeType = 5
+	NodeType_NODE_SOCKET       NodeType = 6
 )
 
 // Enum value maps for NodeType.
@@ -35,11 +40,19 @@ var (
 		0: "NODE_FILE",
 		1: "NODE_DIRECTORY",
 		2: "NODE_SYMLINK",
+		3: "NODE_FIFO",
+		4: "NODE_CHAR_DEVICE",
+		5: "NODE_BLOCK_DEVICE",
+		6: "NODE_SOCKET",
 	}
 	NodeType_value = map[string]int32{
-		"NODE_FILE":      0,
-		"NODE_DIRECTORY": 1,
-		"NODE_SYMLINK":   2,
+		"NODE_FILE":         0,
+		"NODE_DIRECTORY":    1,
+		"NODE_SYMLINK":      2,
+		"NODE_FIFO":         3,
+		"NODE_CHAR_DEVICE":  4,
+		"NODE_BLOCK_DEVICE": 5,
+		"NODE_SOCKET":       6,
 	}
 )
 
@@ -144,6 +157,7 @@ type Attr struct {
 	Replication   uint32                 `protobuf:"varint,11,opt,name=replication,proto3" json:"replication,omitempty"`
 	ChunkSize     int64                  `protobuf:"varint,12,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	Target        string                 `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"` // symlinks
+	Rdev          uint32                 `protobuf:"varint,14,opt,name=rdev,proto3" json:"rdev,omitempty"`    // device nodes: the device number (Linux encoding)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +281,13 @@ func (x *Attr) GetTarget() string {
 		return x.Target
 	}
 	return ""
+}
+
+func (x *Attr) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
 }
 
 type AttrResponse struct {
@@ -1039,7 +1060,8 @@ type RenameAtRequest struct {
 	SrcName       string                 `protobuf:"bytes,2,opt,name=src_name,json=srcName,proto3" json:"src_name,omitempty"`
 	DstParent     uint64                 `protobuf:"varint,3,opt,name=dst_parent,json=dstParent,proto3" json:"dst_parent,omitempty"`
 	DstName       string                 `protobuf:"bytes,4,opt,name=dst_name,json=dstName,proto3" json:"dst_name,omitempty"`
-	NoReplace     bool                   `protobuf:"varint,5,opt,name=no_replace,json=noReplace,proto3" json:"no_replace,omitempty"`
+	NoReplace     bool                   `protobuf:"varint,5,opt,name=no_replace,json=noReplace,proto3" json:"no_replace,omitempty"` // RENAME_NOREPLACE: EXISTS when dst exists
+	Exchange      bool                   `protobuf:"varint,6,opt,name=exchange,proto3" json:"exchange,omitempty"`                    // RENAME_EXCHANGE: swap src and dst, which must both exist
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1105,6 +1127,13 @@ func (x *RenameAtRequest) GetDstName() string {
 func (x *RenameAtRequest) GetNoReplace() bool {
 	if x != nil {
 		return x.NoReplace
+	}
+	return false
+}
+
+func (x *RenameAtRequest) GetExchange() bool {
+	if x != nil {
+		return x.Exchange
 	}
 	return false
 }
@@ -1537,11 +1566,103 @@ func (x *StatfsResponse) GetDirectories() uint64 {
 	return 0
 }
 
+type MknodRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Type          NodeType               `protobuf:"varint,3,opt,name=type,proto3,enum=catena.v1.NodeType" json:"type,omitempty"` // NODE_FIFO, NODE_CHAR_DEVICE, NODE_BLOCK_DEVICE or NODE_SOCKET
+	Mode          uint32                 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"`                         // permission bits (07777)
+	Rdev          uint32                 `protobuf:"varint,5,opt,name=rdev,proto3" json:"rdev,omitempty"`                         // devices only
+	Uid           uint32                 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid           uint32                 `protobuf:"varint,7,opt,name=gid,proto3" json:"gid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MknodRequest) Reset() {
+	*x = MknodRequest{}
+	mi := &file_fs_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MknodRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MknodRequest) ProtoMessage() {}
+
+func (x *MknodRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MknodRequest.ProtoReflect.Descriptor instead.
+func (*MknodRequest) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MknodRequest) GetParent() uint64 {
+	if x != nil {
+		return x.Parent
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MknodRequest) GetType() NodeType {
+	if x != nil {
+		return x.Type
+	}
+	return NodeType_NODE_FILE
+}
+
+func (x *MknodRequest) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetRdev() uint32 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
 var File_fs_proto protoreflect.FileDescriptor
 
 const file_fs_proto_rawDesc = "" +
 	"\n" +
-	"\bfs.proto\x12\tcatena.v1\"\xf8\x02\n" +
+	"\bfs.proto\x12\tcatena.v1\"\x8c\x03\n" +
 	"\x04Attr\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12'\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x13.catena.v1.NodeTypeR\x04type\x12\x12\n" +
@@ -1557,7 +1678,8 @@ const file_fs_proto_rawDesc = "" +
 	"\vreplication\x18\v \x01(\rR\vreplication\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\f \x01(\x03R\tchunkSize\x12\x16\n" +
-	"\x06target\x18\r \x01(\tR\x06target\"3\n" +
+	"\x06target\x18\r \x01(\tR\x06target\x12\x12\n" +
+	"\x04rdev\x18\x0e \x01(\rR\x04rdev\"3\n" +
 	"\fAttrResponse\x12#\n" +
 	"\x04attr\x18\x01 \x01(\v2\x0f.catena.v1.AttrR\x04attr\"@\n" +
 	"\x12LookupChildRequest\x12\x16\n" +
@@ -1608,7 +1730,7 @@ const file_fs_proto_rawDesc = "" +
 	"\rUnlinkRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x10\n" +
-	"\x0eUnlinkResponse\"\xa4\x01\n" +
+	"\x0eUnlinkResponse\"\xc0\x01\n" +
 	"\x0fRenameAtRequest\x12\x1d\n" +
 	"\n" +
 	"src_parent\x18\x01 \x01(\x04R\tsrcParent\x12\x19\n" +
@@ -1617,7 +1739,8 @@ const file_fs_proto_rawDesc = "" +
 	"dst_parent\x18\x03 \x01(\x04R\tdstParent\x12\x19\n" +
 	"\bdst_name\x18\x04 \x01(\tR\adstName\x12\x1d\n" +
 	"\n" +
-	"no_replace\x18\x05 \x01(\bR\tnoReplace\"\x12\n" +
+	"no_replace\x18\x05 \x01(\bR\tnoReplace\x12\x1a\n" +
+	"\bexchange\x18\x06 \x01(\bR\bexchange\"\x12\n" +
 	"\x10RenameAtResponse\"*\n" +
 	"\x10ReadlinkResponse\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\";\n" +
@@ -1640,18 +1763,30 @@ const file_fs_proto_rawDesc = "" +
 	"\n" +
 	"free_bytes\x18\x02 \x01(\x03R\tfreeBytes\x12\x14\n" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12 \n" +
-	"\vdirectories\x18\x04 \x01(\x04R\vdirectories*?\n" +
+	"\vdirectories\x18\x04 \x01(\x04R\vdirectories\"\xaf\x01\n" +
+	"\fMknodRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x13.catena.v1.NodeTypeR\x04type\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x12\n" +
+	"\x04rdev\x18\x05 \x01(\rR\x04rdev\x12\x10\n" +
+	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\a \x01(\rR\x03gid*\x8c\x01\n" +
 	"\bNodeType\x12\r\n" +
 	"\tNODE_FILE\x10\x00\x12\x12\n" +
 	"\x0eNODE_DIRECTORY\x10\x01\x12\x10\n" +
-	"\fNODE_SYMLINK\x10\x02*z\n" +
+	"\fNODE_SYMLINK\x10\x02\x12\r\n" +
+	"\tNODE_FIFO\x10\x03\x12\x14\n" +
+	"\x10NODE_CHAR_DEVICE\x10\x04\x12\x15\n" +
+	"\x11NODE_BLOCK_DEVICE\x10\x05\x12\x0f\n" +
+	"\vNODE_SOCKET\x10\x06*z\n" +
 	"\fSetattrField\x12\x10\n" +
 	"\fSETATTR_NONE\x10\x00\x12\x10\n" +
 	"\fSETATTR_MODE\x10\x01\x12\x0f\n" +
 	"\vSETATTR_UID\x10\x02\x12\x0f\n" +
 	"\vSETATTR_GID\x10\x04\x12\x11\n" +
 	"\rSETATTR_ATIME\x10\b\x12\x11\n" +
-	"\rSETATTR_MTIME\x10\x102\xda\b\n" +
+	"\rSETATTR_MTIME\x10\x102\x95\t\n" +
 	"\x02FS\x12E\n" +
 	"\vLookupChild\x12\x1d.catena.v1.LookupChildRequest\x1a\x17.catena.v1.AttrResponse\x12=\n" +
 	"\aGetattr\x12\x19.catena.v1.GetattrRequest\x1a\x17.catena.v1.AttrResponse\x12=\n" +
@@ -1669,7 +1804,8 @@ const file_fs_proto_rawDesc = "" +
 	"\tListXattr\x12\x19.catena.v1.GetattrRequest\x1a\x1c.catena.v1.ListXattrResponse\x12C\n" +
 	"\bSetXattr\x12\x1a.catena.v1.SetXattrRequest\x1a\x1b.catena.v1.SetXattrResponse\x12F\n" +
 	"\vRemoveXattr\x12\x1a.catena.v1.GetXattrRequest\x1a\x1b.catena.v1.SetXattrResponse\x12=\n" +
-	"\x06Statfs\x12\x18.catena.v1.StatfsRequest\x1a\x19.catena.v1.StatfsResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\x06Statfs\x12\x18.catena.v1.StatfsRequest\x1a\x19.catena.v1.StatfsResponse\x129\n" +
+	"\x05Mknod\x12\x17.catena.v1.MknodRequest\x1a\x17.catena.v1.AttrResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_fs_proto_rawDescOnce sync.Once
@@ -1684,7 +1820,7 @@ func file_fs_proto_rawDescGZIP() []byte {
 }
 
 var file_fs_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_fs_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_fs_proto_goTypes = []any{
 	(NodeType)(0),              // 0: catena.v1.NodeType
 	(SetattrField)(0),          // 1: catena.v1.SetattrField
@@ -1712,51 +1848,55 @@ var file_fs_proto_goTypes = []any{
 	(*SetXattrResponse)(nil),   // 23: catena.v1.SetXattrResponse
 	(*StatfsRequest)(nil),      // 24: catena.v1.StatfsRequest
 	(*StatfsResponse)(nil),     // 25: catena.v1.StatfsResponse
+	(*MknodRequest)(nil),       // 26: catena.v1.MknodRequest
 }
 var file_fs_proto_depIdxs = []int32{
 	0,  // 0: catena.v1.Attr.type:type_name -> catena.v1.NodeType
 	2,  // 1: catena.v1.AttrResponse.attr:type_name -> catena.v1.Attr
 	2,  // 2: catena.v1.DirEntry.attr:type_name -> catena.v1.Attr
 	8,  // 3: catena.v1.ReaddirResponse.entries:type_name -> catena.v1.DirEntry
-	4,  // 4: catena.v1.FS.LookupChild:input_type -> catena.v1.LookupChildRequest
-	5,  // 5: catena.v1.FS.Getattr:input_type -> catena.v1.GetattrRequest
-	6,  // 6: catena.v1.FS.Setattr:input_type -> catena.v1.SetattrRequest
-	7,  // 7: catena.v1.FS.Readdir:input_type -> catena.v1.ReaddirRequest
-	10, // 8: catena.v1.FS.Create:input_type -> catena.v1.CreateAtRequest
-	11, // 9: catena.v1.FS.Mkdir:input_type -> catena.v1.MkdirAtRequest
-	12, // 10: catena.v1.FS.Symlink:input_type -> catena.v1.SymlinkRequest
-	13, // 11: catena.v1.FS.Link:input_type -> catena.v1.LinkRequest
-	14, // 12: catena.v1.FS.Unlink:input_type -> catena.v1.UnlinkRequest
-	14, // 13: catena.v1.FS.Rmdir:input_type -> catena.v1.UnlinkRequest
-	16, // 14: catena.v1.FS.Rename:input_type -> catena.v1.RenameAtRequest
-	5,  // 15: catena.v1.FS.Readlink:input_type -> catena.v1.GetattrRequest
-	19, // 16: catena.v1.FS.GetXattr:input_type -> catena.v1.GetXattrRequest
-	5,  // 17: catena.v1.FS.ListXattr:input_type -> catena.v1.GetattrRequest
-	22, // 18: catena.v1.FS.SetXattr:input_type -> catena.v1.SetXattrRequest
-	19, // 19: catena.v1.FS.RemoveXattr:input_type -> catena.v1.GetXattrRequest
-	24, // 20: catena.v1.FS.Statfs:input_type -> catena.v1.StatfsRequest
-	3,  // 21: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
-	3,  // 22: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
-	3,  // 23: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
-	9,  // 24: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
-	3,  // 25: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
-	3,  // 26: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
-	3,  // 27: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
-	3,  // 28: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
-	15, // 29: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
-	15, // 30: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
-	17, // 31: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
-	18, // 32: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
-	20, // 33: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
-	21, // 34: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
-	23, // 35: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
-	23, // 36: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
-	25, // 37: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
-	21, // [21:38] is the sub-list for method output_type
-	4,  // [4:21] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	0,  // 4: catena.v1.MknodRequest.type:type_name -> catena.v1.NodeType
+	4,  // 5: catena.v1.FS.LookupChild:input_type -> catena.v1.LookupChildRequest
+	5,  // 6: catena.v1.FS.Getattr:input_type -> catena.v1.GetattrRequest
+	6,  // 7: catena.v1.FS.Setattr:input_type -> catena.v1.SetattrRequest
+	7,  // 8: catena.v1.FS.Readdir:input_type -> catena.v1.ReaddirRequest
+	10, // 9: catena.v1.FS.Create:input_type -> catena.v1.CreateAtRequest
+	11, // 10: catena.v1.FS.Mkdir:input_type -> catena.v1.MkdirAtRequest
+	12, // 11: catena.v1.FS.Symlink:input_type -> catena.v1.SymlinkRequest
+	13, // 12: catena.v1.FS.Link:input_type -> catena.v1.LinkRequest
+	14, // 13: catena.v1.FS.Unlink:input_type -> catena.v1.UnlinkRequest
+	14, // 14: catena.v1.FS.Rmdir:input_type -> catena.v1.UnlinkRequest
+	16, // 15: catena.v1.FS.Rename:input_type -> catena.v1.RenameAtRequest
+	5,  // 16: catena.v1.FS.Readlink:input_type -> catena.v1.GetattrRequest
+	19, // 17: catena.v1.FS.GetXattr:input_type -> catena.v1.GetXattrRequest
+	5,  // 18: catena.v1.FS.ListXattr:input_type -> catena.v1.GetattrRequest
+	22, // 19: catena.v1.FS.SetXattr:input_type -> catena.v1.SetXattrRequest
+	19, // 20: catena.v1.FS.RemoveXattr:input_type -> catena.v1.GetXattrRequest
+	24, // 21: catena.v1.FS.Statfs:input_type -> catena.v1.StatfsRequest
+	26, // 22: catena.v1.FS.Mknod:input_type -> catena.v1.MknodRequest
+	3,  // 23: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
+	3,  // 24: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
+	3,  // 25: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
+	9,  // 26: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
+	3,  // 27: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
+	3,  // 28: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
+	3,  // 29: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
+	3,  // 30: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
+	15, // 31: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
+	15, // 32: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
+	17, // 33: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
+	18, // 34: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
+	20, // 35: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
+	21, // 36: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
+	23, // 37: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
+	23, // 38: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
+	25, // 39: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
+	3,  // 40: catena.v1.FS.Mknod:output_type -> catena.v1.AttrResponse
+	23, // [23:41] is the sub-list for method output_type
+	5,  // [5:23] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_fs_proto_init() }
@@ -1770,7 +1910,7 @@ func file_fs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fs_proto_rawDesc), len(file_fs_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

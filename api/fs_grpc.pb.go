@@ -36,6 +36,7 @@ const (
 	FS_SetXattr_FullMethodName    = "/catena.v1.FS/SetXattr"
 	FS_RemoveXattr_FullMethodName = "/catena.v1.FS/RemoveXattr"
 	FS_Statfs_FullMethodName      = "/catena.v1.FS/Statfs"
+	FS_Mknod_FullMethodName       = "/catena.v1.FS/Mknod"
 )
 
 // FSClient is the client API for FS service.
@@ -64,6 +65,8 @@ type FSClient interface {
 	SetXattr(ctx context.Context, in *SetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	RemoveXattr(ctx context.Context, in *GetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error)
+	// Mknod creates a fifo, a device node or a socket (metadata only).
+	Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.CallOption) (*AttrResponse, error)
 }
 
 type fSClient struct {
@@ -244,6 +247,16 @@ func (c *fSClient) Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *fSClient) Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.CallOption) (*AttrResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttrResponse)
+	err := c.cc.Invoke(ctx, FS_Mknod_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FSServer is the server API for FS service.
 // All implementations must embed UnimplementedFSServer
 // for forward compatibility.
@@ -270,6 +283,8 @@ type FSServer interface {
 	SetXattr(context.Context, *SetXattrRequest) (*SetXattrResponse, error)
 	RemoveXattr(context.Context, *GetXattrRequest) (*SetXattrResponse, error)
 	Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error)
+	// Mknod creates a fifo, a device node or a socket (metadata only).
+	Mknod(context.Context, *MknodRequest) (*AttrResponse, error)
 	mustEmbedUnimplementedFSServer()
 }
 
@@ -330,6 +345,9 @@ func (UnimplementedFSServer) RemoveXattr(context.Context, *GetXattrRequest) (*Se
 }
 func (UnimplementedFSServer) Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Statfs not implemented")
+}
+func (UnimplementedFSServer) Mknod(context.Context, *MknodRequest) (*AttrResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Mknod not implemented")
 }
 func (UnimplementedFSServer) mustEmbedUnimplementedFSServer() {}
 func (UnimplementedFSServer) testEmbeddedByValue()            {}
@@ -658,6 +676,24 @@ func _FS_Statfs_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FS_Mknod_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MknodRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).Mknod(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_Mknod_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).Mknod(ctx, req.(*MknodRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FS_ServiceDesc is the grpc.ServiceDesc for FS service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +768,10 @@ var FS_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Statfs",
 			Handler:    _FS_Statfs_Handler,
+		},
+		{
+			MethodName: "Mknod",
+			Handler:    _FS_Mknod_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

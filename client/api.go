@@ -25,6 +25,9 @@ var (
 	ErrCorrupt           = errors.New("data corrupt on every replica")
 	ErrNoSpace           = errors.New("no space left on device")
 	ErrClosed            = wrapErr("file already closed", fs.ErrClosed)
+	// ErrNameTooLong: a name over 255 bytes or a path over 4096; it is
+	// also ErrInvalid.
+	ErrNameTooLong = wrapErr("file name too long", ErrInvalid)
 )
 
 type wrapped struct {

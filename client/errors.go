@@ -31,6 +31,8 @@ func sentinel(err error) error {
 		return ErrIsDir
 	case api.ErrorCode_NOT_EMPTY:
 		return ErrNotEmpty
+	case api.ErrorCode_NAME_TOO_LONG:
+		return withMessage(ErrNameTooLong, err)
 	case api.ErrorCode_INVALID:
 		return withMessage(ErrInvalid, err)
 	case api.ErrorCode_NO_CHUNKSERVERS:

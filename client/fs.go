@@ -26,6 +26,11 @@ const (
 	TypeFile NodeType = iota
 	TypeDir
 	TypeSymlink
+	// Special files (MknodAt): metadata only.
+	TypeFifo
+	TypeCharDevice
+	TypeBlockDevice
+	TypeSocket
 )
 
 // Attr are an inode's POSIX attributes.
@@ -40,6 +45,7 @@ type Attr struct {
 	Replication         int
 	ChunkSize           int64
 	Target              string // symlinks
+	Rdev                uint32 // devices: the device number (Linux encoding)
 }
 
 // DirEntry is one entry of ReadDirInode.
@@ -72,7 +78,7 @@ func attrFromAPI(a *api.Attr) Attr {
 	return Attr{Ino: a.GetInode(), Type: NodeType(a.GetType()), Mode: a.GetMode(), Uid: a.GetUid(), Gid: a.GetGid(),
 		Nlink: a.GetNlink(), Size: a.GetSize(), Atime: time.Unix(0, a.GetAtimeUnixNano()),
 		Mtime: time.Unix(0, a.GetMtimeUnixNano()), Ctime: time.Unix(0, a.GetCtimeUnixNano()),
-		Replication: int(a.GetReplication()), ChunkSize: a.GetChunkSize(), Target: a.GetTarget()}
+		Replication: int(a.GetReplication()), ChunkSize: a.GetChunkSize(), Target: a.GetTarget(), Rdev: a.GetRdev()}
 }
 
 // callFS is callMaster for the FS service.
@@ -172,6 +178,15 @@ func (c *Client) SymlinkAt(ctx context.Context, parent uint64, name, target stri
 	})
 }
 
+// MknodAt creates a special file: t is TypeFifo, TypeCharDevice,
+// TypeBlockDevice or TypeSocket; rdev counts for devices only.
+func (c *Client) MknodAt(ctx context.Context, parent uint64, name string, t NodeType, mode, rdev, uid, gid uint32) (*Attr, error) {
+	return attrCall(ctx, c, "mknod "+name, func(ctx context.Context, f api.FSClient) (*api.AttrResponse, error) {
+		return f.Mknod(ctx, &api.MknodRequest{Parent: parent, Name: name, Type: api.NodeType(t), Mode: mode, Rdev: rdev,
+			Uid: uid, Gid: gid})
+	})
+}
+
 // LinkAt gives file ino the extra name name in directory parent.
 func (c *Client) LinkAt(ctx context.Context, ino, parent uint64, name string) (*Attr, error) {
 	return attrCall(ctx, c, "link "+name, func(ctx context.Context, f api.FSClient) (*api.AttrResponse, error) {
@@ -202,6 +217,15 @@ func (c *Client) RenameAt(ctx context.Context, srcParent uint64, srcName string,
 			DstName: dstName, NoReplace: noReplace})
 	})
 	return opError("rename", srcName, err)
+}
+
+// ExchangeAt swaps two existing entries atomically (RENAME_EXCHANGE).
+func (c *Client) ExchangeAt(ctx context.Context, srcParent uint64, srcName string, dstParent uint64, dstName string) error {
+	_, err := callFS(ctx, c, func(ctx context.Context, f api.FSClient) (*api.RenameAtResponse, error) {
+		return f.Rename(ctx, &api.RenameAtRequest{SrcParent: srcParent, SrcName: srcName, DstParent: dstParent,
+			DstName: dstName, Exchange: true})
+	})
+	return opError("exchange", srcName, err)
 }
 
 // Readlink returns a symlink's target.

@@ -88,6 +88,8 @@ func TestErrorMapping(t *testing.T) {
 		{api.ErrorCode_IS_DIR, "x", ErrIsDir, nil, "stat /a: is a directory"},
 		{api.ErrorCode_NOT_EMPTY, "x", ErrNotEmpty, nil, "stat /a: directory not empty"},
 		{api.ErrorCode_INVALID, "bad chunk size", ErrInvalid, fs.ErrInvalid, "stat /a: invalid argument: bad chunk size"},
+		{api.ErrorCode_NAME_TOO_LONG, "name of 256 bytes, more than 255", ErrNameTooLong, ErrInvalid,
+			"stat /a: file name too long: name of 256 bytes, more than 255"},
 		{api.ErrorCode_NO_CHUNKSERVERS, "need 3, have 1", ErrNoChunkservers, nil, "stat /a: not enough chunkservers available: need 3, have 1"},
 		{api.ErrorCode_NO_SPACE, "x", ErrNoSpace, nil, "stat /a: no space left on device"},
 		{api.ErrorCode_CORRUPT, "x", ErrCorrupt, nil, "stat /a: data corrupt on every replica"},

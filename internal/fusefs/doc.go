@@ -8,7 +8,12 @@
 //
 // Invariants:
 //   - the kernel enforces permissions (default_permissions); the mount passes
-//     the caller's uid and gid to new inodes;
+//     the caller's uid and gid to new inodes; mode 0000 is reported as 0000
+//     (NullPermissions);
+//   - names over 255 bytes are ENAMETOOLONG before any master call;
+//   - fifos, device nodes and sockets are metadata (type, mode, rdev) in the
+//     master; the kernel serves their I/O, so they have no openFile;
+//   - RENAME_EXCHANGE is one master command (atomic swap);
 //   - an open file's size is the master's size at open plus this mount's
 //     writes and truncates; getattr of an open file reports it, so the
 //     kernel sees its own writes before they are flushed;

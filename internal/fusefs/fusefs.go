@@ -90,6 +90,9 @@ func Mount(dir string, cfg Config) (*Server, error) {
 			Name:         "catena",
 			Debug:        cfg.Debug,
 		},
+		// Mode 0000 is a mode like any other: without this go-fuse
+		// reports it as 0644 (0755 for directories).
+		NullPermissions: true,
 		EntryTimeout:    &cfg.EntryTimeout,
 		AttrTimeout:     &cfg.AttrTimeout,
 		NegativeTimeout: &zero,
@@ -132,6 +135,8 @@ func errno(err error) syscall.Errno {
 		return syscall.ENOTEMPTY
 	case errors.Is(err, client.ErrNoAttr):
 		return syscall.ENODATA
+	case errors.Is(err, client.ErrNameTooLong): // also ErrInvalid: first
+		return syscall.ENAMETOOLONG
 	case errors.Is(err, client.ErrInvalid):
 		return syscall.EINVAL
 	case errors.Is(err, client.ErrNoSpace), errors.Is(err, client.ErrNoChunkservers):
@@ -148,8 +153,45 @@ func typeBits(t client.NodeType) uint32 {
 		return syscall.S_IFDIR
 	case client.TypeSymlink:
 		return syscall.S_IFLNK
+	case client.TypeFifo:
+		return syscall.S_IFIFO
+	case client.TypeCharDevice:
+		return syscall.S_IFCHR
+	case client.TypeBlockDevice:
+		return syscall.S_IFBLK
+	case client.TypeSocket:
+		return syscall.S_IFSOCK
 	}
 	return syscall.S_IFREG
+}
+
+// specialType is the node type of a special file's S_IFMT bits.
+func specialType(mode uint32) (client.NodeType, bool) {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		return client.TypeFifo, true
+	case syscall.S_IFCHR:
+		return client.TypeCharDevice, true
+	case syscall.S_IFBLK:
+		return client.TypeBlockDevice, true
+	case syscall.S_IFSOCK:
+		return client.TypeSocket, true
+	}
+	return 0, false
+}
+
+// maxName is the longest name (statfs NameLen). The kernel passes FUSE
+// names up to 1024 bytes; longer than maxName is ENAMETOOLONG here, before
+// any master call (the master refuses them too).
+const maxName = 255
+
+func nameErr(names ...string) syscall.Errno {
+	for _, n := range names {
+		if len(n) > maxName {
+			return syscall.ENAMETOOLONG
+		}
+	}
+	return 0
 }
 
 func fillAttr(a *client.Attr, out *fuse.Attr) {
@@ -160,6 +202,7 @@ func fillAttr(a *client.Attr, out *fuse.Attr) {
 	out.Size = uint64(a.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = blockSize
+	out.Rdev = a.Rdev
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 

@@ -38,6 +38,7 @@ var (
 	_ fs.NodeSymlinker     = (*node)(nil)
 	_ fs.NodeReadlinker    = (*node)(nil)
 	_ fs.NodeLinker        = (*node)(nil)
+	_ fs.NodeMknoder       = (*node)(nil)
 	_ fs.NodeStatfser      = (*node)(nil)
 	_ fs.NodeGetxattrer    = (*node)(nil)
 	_ fs.NodeSetxattrer    = (*node)(nil)
@@ -55,6 +56,9 @@ func (n *node) child(ctx context.Context, a *client.Attr, out *fuse.EntryOut) *f
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, e
+	}
 	a, err := n.fsys.c.LookupChild(ctx, n.ino, name)
 	if err != nil {
 		return nil, errno(err)
@@ -145,6 +149,9 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, e
+	}
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.MkdirAt(ctx, n.ino, name, mode&0o7777, uid, gid)
 	if err != nil {
@@ -154,6 +161,9 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, nil, 0, e
+	}
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
 		client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
@@ -169,27 +179,68 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, h, 0, 0
 }
 
+// Mknod makes fifos, device nodes and sockets (bind(2) of a unix socket
+// comes here): metadata only, the kernel serves their opens and I/O. A
+// regular file (mknod(2) with S_IFREG) is an empty created file.
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, e
+	}
+	uid, gid := caller(ctx)
+	var a *client.Attr
+	var err error
+	if t, ok := specialType(mode); ok {
+		a, err = n.fsys.c.MknodAt(ctx, n.ino, name, t, mode&0o7777, dev, uid, gid)
+	} else if mode&syscall.S_IFMT == syscall.S_IFREG || mode&syscall.S_IFMT == 0 {
+		a, err = n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
+			client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
+	} else {
+		return nil, syscall.EINVAL
+	}
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if e := nameErr(name); e != 0 {
+		return e
+	}
 	return errno(n.fsys.c.UnlinkAt(ctx, n.ino, name))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if e := nameErr(name); e != 0 {
+		return e
+	}
 	return errno(n.fsys.c.RmdirAt(ctx, n.ino, name))
 }
 
+// Rename supports RENAME_NOREPLACE and RENAME_EXCHANGE (one master
+// command, so the swap is atomic); RENAME_WHITEOUT is EINVAL.
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if flags&fs.RENAME_EXCHANGE != 0 {
+	const noReplace = 0x1 // RENAME_NOREPLACE
+	if flags&^(noReplace|fs.RENAME_EXCHANGE) != 0 || flags == noReplace|fs.RENAME_EXCHANGE {
 		return syscall.EINVAL
+	}
+	if e := nameErr(name, newName); e != 0 {
+		return e
 	}
 	np, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
 	}
-	const noReplace = 1 // RENAME_NOREPLACE
+	if flags&fs.RENAME_EXCHANGE != 0 {
+		return errno(n.fsys.c.ExchangeAt(ctx, n.ino, name, np.ino, newName))
+	}
 	return errno(n.fsys.c.RenameAt(ctx, n.ino, name, np.ino, newName, flags&noReplace != 0))
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, e
+	}
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.SymlinkAt(ctx, n.ino, name, target, uid, gid)
 	if err != nil {
@@ -207,6 +258,9 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := nameErr(name); e != 0 {
+		return nil, e
+	}
 	t, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
@@ -224,7 +278,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 		return errno(err)
 	}
 	const bs = 4096
-	out.Bsize, out.Frsize, out.NameLen = bs, bs, 255
+	out.Bsize, out.Frsize, out.NameLen = bs, bs, maxName
 	out.Blocks = uint64(st.CapacityBytes / bs)
 	out.Bfree = uint64(st.FreeBytes / bs)
 	out.Bavail = out.Bfree

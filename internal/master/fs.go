@@ -25,10 +25,20 @@ func attrOf(fi meta.FileInfo) *api.Attr {
 		t = api.NodeType_NODE_DIRECTORY
 	case fi.Symlink:
 		t = api.NodeType_NODE_SYMLINK
+	case fi.Special != 0:
+		t = specialTypes[fi.Special]
 	}
 	return &api.Attr{Inode: fi.Inode, Type: t, Mode: fi.Mode, Uid: fi.Uid, Gid: fi.Gid, Nlink: fi.Nlink,
 		Size: fi.Size, AtimeUnixNano: fi.ATime, MtimeUnixNano: fi.MTime, CtimeUnixNano: fi.CTime,
-		Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize, Target: fi.Target}
+		Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize, Target: fi.Target, Rdev: fi.Rdev}
+}
+
+// specialTypes maps meta's special file types to the wire's node types.
+var specialTypes = map[uint32]api.NodeType{
+	meta.TypeFifo:   api.NodeType_NODE_FIFO,
+	meta.TypeChar:   api.NodeType_NODE_CHAR_DEVICE,
+	meta.TypeBlock:  api.NodeType_NODE_BLOCK_DEVICE,
+	meta.TypeSocket: api.NodeType_NODE_SOCKET,
 }
 
 // query runs fn on the state under the read lock, on the leader only.
@@ -118,6 +128,20 @@ func (f *fsServer) Symlink(ctx context.Context, req *api.SymlinkRequest) (*api.A
 	return f.change(ctx, meta.Symlink{Parent: req.Parent, Name: req.Name, Target: req.Target, Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
 }
 
+func (f *fsServer) Mknod(ctx context.Context, req *api.MknodRequest) (*api.AttrResponse, error) {
+	var typ uint32
+	for t, nt := range specialTypes {
+		if nt == req.Type {
+			typ = t
+		}
+	}
+	if typ == 0 {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "mknod of node type %v", req.Type)
+	}
+	return f.change(ctx, meta.Mknod{Parent: req.Parent, Name: req.Name, Type: typ, Mode: req.Mode, Rdev: req.Rdev,
+		Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
+}
+
 func (f *fsServer) Link(ctx context.Context, req *api.LinkRequest) (*api.AttrResponse, error) {
 	return f.change(ctx, meta.Link{Inode: req.Inode, Parent: req.Parent, Name: req.Name, Time: f.s.now()})
 }
@@ -138,7 +162,7 @@ func (f *fsServer) Rmdir(ctx context.Context, req *api.UnlinkRequest) (*api.Unli
 
 func (f *fsServer) Rename(ctx context.Context, req *api.RenameAtRequest) (*api.RenameAtResponse, error) {
 	if _, err := f.change(ctx, meta.RenameAt{SrcParent: req.SrcParent, SrcName: req.SrcName, DstParent: req.DstParent,
-		DstName: req.DstName, NoReplace: req.NoReplace, Time: f.s.now()}); err != nil {
+		DstName: req.DstName, NoReplace: req.NoReplace, Exchange: req.Exchange, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RenameAtResponse{}, nil

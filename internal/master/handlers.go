@@ -74,6 +74,7 @@ func metaErr(err error) error {
 		{meta.ErrNotDir, api.ErrorCode_NOT_DIR},
 		{meta.ErrIsDir, api.ErrorCode_IS_DIR},
 		{meta.ErrNotEmpty, api.ErrorCode_NOT_EMPTY},
+		{meta.ErrNameTooLong, api.ErrorCode_NAME_TOO_LONG}, // wraps ErrInvalid: first
 		{meta.ErrInvalid, api.ErrorCode_INVALID},
 		{meta.ErrEpochMismatch, api.ErrorCode_STALE_EPOCH},
 	}

@@ -125,7 +125,7 @@ func (s *State) newInode(parent *inode, name string, dir bool, mode uint32, t in
 	}
 	s.inodes[n.id] = n
 	parent.children[name] = n.id
-	parent.mtime = t
+	parent.touch(t)
 	return n
 }
 
@@ -193,7 +193,8 @@ func (s *State) create(c Create) Result {
 			return fail(fmt.Errorf("%w: %s", ErrExists, c.Path))
 		}
 		s.dropChunks(n, 0)
-		n.size, n.mode, n.mtime, n.replication, n.chunkSize = 0, c.Mode&0o7777, c.Time, repl, cs
+		n.size, n.mode, n.replication, n.chunkSize = 0, c.Mode&0o7777, repl, cs
+		n.touch(c.Time)
 		return Result{Info: s.info(n)}
 	}
 	n := s.newInode(dir, name, false, c.Mode, c.Time)
@@ -289,7 +290,7 @@ func (s *State) setSize(c SetSize) Result {
 	if c.Mode != SizeExtend && c.Mode != SizeExact {
 		return fail(fmt.Errorf("%w: size mode %d", ErrInvalid, c.Mode))
 	}
-	n, err := s.file(c.Inode)
+	n, err := s.dataFile(c.Inode)
 	if err != nil {
 		return fail(err)
 	}
@@ -309,12 +310,12 @@ func (s *State) setSize(c SetSize) Result {
 		s.dropChunks(n, from)
 		n.size = c.Size
 	}
-	n.mtime = c.Time
+	n.touch(c.Time)
 	return Result{Info: s.info(n)}
 }
 
 func (s *State) allocateChunk(c AllocateChunk) Result {
-	n, err := s.file(c.Inode)
+	n, err := s.dataFile(c.Inode)
 	if err != nil {
 		return fail(err)
 	}
@@ -331,7 +332,7 @@ func (s *State) allocateChunk(c AllocateChunk) Result {
 	s.nextHandle++
 	s.chunks[ch.Handle] = ch
 	n.chunks[c.Index] = ch.Handle
-	n.mtime = c.Time
+	n.touch(c.Time)
 	return Result{Chunk: chunkRef(c.Index, ch), Allocated: true}
 }
 

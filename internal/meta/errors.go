@@ -1,6 +1,9 @@
 package meta
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by Apply (in Result.Err), by queries and by decoders.
 // Apply wraps them with %w and context; classify with errors.Is.
@@ -18,6 +21,10 @@ var (
 	ErrNotEmpty = errors.New("meta: directory not empty")
 	// ErrInvalid: a malformed argument (path, size, chain, ...).
 	ErrInvalid = errors.New("meta: invalid argument")
+	// ErrNameTooLong: a name is longer than MaxNameLen bytes, or a path
+	// longer than MaxPathLen (ENAMETOOLONG). It wraps ErrInvalid, so a
+	// caller that only knows ErrInvalid still classifies it.
+	ErrNameTooLong = fmt.Errorf("%w: name too long", ErrInvalid)
 	// ErrEpochMismatch: SetChain was computed from an epoch the chunk no
 	// longer has (another change came first); re-read and retry.
 	ErrEpochMismatch = errors.New("meta: chunk epoch changed")

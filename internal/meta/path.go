@@ -13,7 +13,8 @@ const (
 
 // CheckPath reports whether p is an absolute, clean, '/'-separated path:
 // "/" or "/a/b" with no empty, "." or ".." elements, no NUL, names of at most
-// MaxNameLen bytes and at most MaxPathLen bytes in all. It wraps ErrInvalid.
+// MaxNameLen bytes and at most MaxPathLen bytes in all. It wraps ErrInvalid
+// (ErrNameTooLong for a name or path over its limit).
 func CheckPath(p string) error {
 	_, err := splitPath(p)
 	return err
@@ -25,7 +26,7 @@ func splitPath(p string) ([]string, error) {
 		return nil, fmt.Errorf("%w: path %q is not absolute", ErrInvalid, p)
 	}
 	if len(p) > MaxPathLen {
-		return nil, fmt.Errorf("%w: path longer than %d bytes", ErrInvalid, MaxPathLen)
+		return nil, fmt.Errorf("%w: path of %d bytes, more than %d", ErrNameTooLong, len(p), MaxPathLen)
 	}
 	if p == "/" {
 		return nil, nil
@@ -46,7 +47,7 @@ func checkName(e string) error {
 	case e == "." || e == "..":
 		return fmt.Errorf("%w: path element %q", ErrInvalid, e)
 	case len(e) > MaxNameLen:
-		return fmt.Errorf("%w: name longer than %d bytes", ErrInvalid, MaxNameLen)
+		return fmt.Errorf("%w: name of %d bytes, more than %d", ErrNameTooLong, len(e), MaxNameLen)
 	case strings.ContainsAny(e, "/\x00"):
 		return fmt.Errorf("%w: name contains '/' or NUL", ErrInvalid)
 	}

@@ -14,6 +14,9 @@ import (
 // name. Removing the primary name promotes the first extra one, so parent
 // and name always denote a live directory entry and pathOf stays valid.
 // The inode (and its chunks) goes away with its last name.
+//
+// Special files (fifos, devices, sockets) are files without chunks, like
+// symlinks: only their metadata lives here; the kernel serves their I/O.
 
 // Limits of extended attributes.
 const (
@@ -22,6 +25,22 @@ const (
 	MaxXattrTotal = 256 << 10 // names plus values of one inode
 	MaxSymlinkLen = MaxPathLen
 )
+
+// File types of special files, made by Mknod: the S_IFMT bits of POSIX.
+const (
+	TypeFifo   uint32 = 0o010000
+	TypeChar   uint32 = 0o020000
+	TypeBlock  uint32 = 0o060000
+	TypeSocket uint32 = 0o140000
+)
+
+// Setgid on a directory: new entries take its group, new directories the
+// bit too (as Linux's inode_init_owner; FUSE leaves this to the file system).
+const modeSetgid = 0o2000
+
+func validSpecial(t uint32) bool {
+	return t == TypeFifo || t == TypeChar || t == TypeBlock || t == TypeSocket
+}
 
 // link is one extra name of a hard-linked file.
 type link struct {
@@ -38,6 +57,8 @@ type posixAttrs struct {
 	target       string
 	xattrs       map[string][]byte
 	links        []link
+	special      uint32 // TypeFifo, ...: a special file; 0 otherwise
+	rdev         uint32 // device number of TypeChar and TypeBlock
 }
 
 // PosixInfo is the POSIX part of FileInfo.
@@ -48,14 +69,19 @@ type PosixInfo struct {
 	CTime    int64
 	Symlink  bool
 	Target   string // symlinks only
+	Special  uint32 // TypeFifo, TypeChar, TypeBlock or TypeSocket; 0 otherwise
+	Rdev     uint32 // devices only
 }
 
 func (s *State) posixInfo(n *inode) PosixInfo {
-	pi := PosixInfo{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink, Target: n.target}
+	pi := PosixInfo{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink, Target: n.target,
+		Special: n.special, Rdev: n.rdev}
 	if pi.ATime == 0 {
 		pi.ATime = n.mtime
 	}
-	pi.CTime = max(pi.CTime, n.mtime)
+	if pi.CTime == 0 {
+		pi.CTime = n.mtime
+	}
 	if n.dir {
 		pi.Nlink = 2
 		for _, id := range n.children {
@@ -142,14 +168,28 @@ type Unlink struct {
 	Time   int64
 }
 
+// Mknod creates special file Name in directory Parent: Type is TypeFifo,
+// TypeChar, TypeBlock or TypeSocket; Rdev is kept for devices only.
+type Mknod struct {
+	Parent   uint64
+	Name     string
+	Type     uint32
+	Mode     uint32
+	Rdev     uint32
+	Uid, Gid uint32
+	Time     int64
+}
+
 // RenameAt moves an entry, replacing an existing destination as rename(2)
-// does unless NoReplace (RENAME_NOREPLACE: ErrExists).
+// does unless NoReplace (RENAME_NOREPLACE: ErrExists). With Exchange
+// (RENAME_EXCHANGE) both entries must exist and swap places atomically.
 type RenameAt struct {
 	SrcParent uint64
 	SrcName   string
 	DstParent uint64
 	DstName   string
 	NoReplace bool
+	Exchange  bool `json:",omitempty"`
 	Time      int64
 }
 
@@ -186,6 +226,7 @@ func (Symlink) commandType() string     { return "symlink" }
 func (Link) commandType() string        { return "link" }
 func (Unlink) commandType() string      { return "unlink" }
 func (RenameAt) commandType() string    { return "renameat" }
+func (Mknod) commandType() string       { return "mknod" }
 func (Setattr) commandType() string     { return "setattr" }
 func (SetXattr) commandType() string    { return "setxattr" }
 func (RemoveXattr) commandType() string { return "removexattr" }
@@ -206,6 +247,8 @@ func decodePosix(typ string, raw json.RawMessage) (Command, bool, error) {
 		c, err = decodeAs[Unlink](raw)
 	case "renameat":
 		c, err = decodeAs[RenameAt](raw)
+	case "mknod":
+		c, err = decodeAs[Mknod](raw)
 	case "setattr":
 		c, err = decodeAs[Setattr](raw)
 	case "setxattr":
@@ -232,6 +275,8 @@ func (s *State) applyPosix(c Command) (Result, bool) {
 		return s.unlink(c), true
 	case RenameAt:
 		return s.renameAt(c), true
+	case Mknod:
+		return s.mknod(c), true
 	case Setattr:
 		return s.setattr(c), true
 	case SetXattr:
@@ -269,7 +314,18 @@ func (s *State) freeName(parent uint64, name string) (*inode, error) {
 	return dir, nil
 }
 
+// touch records a change of n's data or entries at t: mtime and ctime.
+// (An explicit mtime, Setattr, may go back or forward; ctime never follows
+// it, so a later change always moves ctime on.)
+func (n *inode) touch(t int64) { n.mtime, n.ctime = t, t }
+
 func (s *State) newPosixInode(dir *inode, name string, isDir bool, mode, uid, gid uint32, t int64) *inode {
+	if dir.mode&modeSetgid != 0 {
+		gid = dir.gid
+		if isDir {
+			mode |= modeSetgid
+		}
+	}
 	n := s.newInode(dir, name, isDir, mode, t)
 	n.uid, n.gid, n.atime, n.ctime = uid, gid, t, t
 	dir.ctime = t
@@ -299,8 +355,11 @@ func (s *State) mkdirAt(c MkdirAt) Result {
 }
 
 func (s *State) symlinkAt(c Symlink) Result {
-	if c.Target == "" || len(c.Target) > MaxSymlinkLen {
-		return fail(fmt.Errorf("%w: symlink target of %d bytes", ErrInvalid, len(c.Target)))
+	if c.Target == "" {
+		return fail(fmt.Errorf("%w: empty symlink target", ErrInvalid))
+	}
+	if len(c.Target) > MaxSymlinkLen {
+		return fail(fmt.Errorf("%w: symlink target of %d bytes, more than %d", ErrNameTooLong, len(c.Target), MaxSymlinkLen))
 	}
 	dir, err := s.freeName(c.Parent, c.Name)
 	if err != nil {
@@ -312,6 +371,37 @@ func (s *State) symlinkAt(c Symlink) Result {
 	n.replication, n.chunkSize = 1, MinChunkSize
 	n.symlink, n.target, n.size = true, c.Target, int64(len(c.Target))
 	return Result{Info: s.info(n)}
+}
+
+func (s *State) mknod(c Mknod) Result {
+	if !validSpecial(c.Type) {
+		return fail(fmt.Errorf("%w: mknod of file type %#o", ErrInvalid, c.Type))
+	}
+	dir, err := s.freeName(c.Parent, c.Name)
+	if err != nil {
+		return fail(err)
+	}
+	n := s.newPosixInode(dir, c.Name, false, c.Mode, c.Uid, c.Gid, c.Time)
+	// Like a symlink, a special file is a file without chunks.
+	n.replication, n.chunkSize = 1, MinChunkSize
+	n.special = c.Type
+	if c.Type == TypeChar || c.Type == TypeBlock {
+		n.rdev = c.Rdev
+	}
+	return Result{Info: s.info(n)}
+}
+
+// dataFile returns file id if it may hold data: not a directory
+// (ErrIsDir), a symlink or a special file (ErrInvalid).
+func (s *State) dataFile(id uint64) (*inode, error) {
+	n, err := s.file(id)
+	if err != nil {
+		return nil, err
+	}
+	if n.symlink || n.special != 0 {
+		return nil, fmt.Errorf("%w: inode %d is not a regular file", ErrInvalid, id)
+	}
+	return n, nil
 }
 
 func (s *State) link(c Link) Result {
@@ -362,11 +452,15 @@ func (s *State) removeEntry(dir *inode, name string, t int64) {
 	}
 }
 
-// entry returns the inode named name in directory parent.
+// entry returns the inode named name in directory parent; a name over
+// MaxNameLen is ErrNameTooLong, not ErrNotFound (ENAMETOOLONG, as lookup).
 func (s *State) entry(parent uint64, name string) (*inode, *inode, error) {
 	dir, err := s.dirInode(parent)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(name) > MaxNameLen {
+		return nil, nil, fmt.Errorf("%w: name of %d bytes, more than %d", ErrNameTooLong, len(name), MaxNameLen)
 	}
 	id, ok := dir.children[name]
 	if !ok {
@@ -393,6 +487,9 @@ func (s *State) unlink(c Unlink) Result {
 }
 
 func (s *State) renameAt(c RenameAt) Result {
+	if c.Exchange && c.NoReplace {
+		return fail(fmt.Errorf("%w: RENAME_EXCHANGE with RENAME_NOREPLACE", ErrInvalid))
+	}
 	srcDir, n, err := s.entry(c.SrcParent, c.SrcName)
 	if err != nil {
 		return fail(err)
@@ -403,6 +500,9 @@ func (s *State) renameAt(c RenameAt) Result {
 	}
 	if err := checkName(c.DstName); err != nil {
 		return fail(err)
+	}
+	if c.Exchange {
+		return s.exchange(c, srcDir, n, dstDir)
 	}
 	if srcDir == dstDir && c.SrcName == c.DstName {
 		if c.NoReplace {
@@ -434,17 +534,47 @@ func (s *State) renameAt(c RenameAt) Result {
 	return Result{Info: s.info(n)}
 }
 
+// exchange swaps entries (srcDir, c.SrcName), which names n, and
+// (dstDir, c.DstName): RENAME_EXCHANGE, one command so never half done.
+func (s *State) exchange(c RenameAt, srcDir, n, dstDir *inode) Result {
+	id, ok := dstDir.children[c.DstName]
+	if !ok {
+		return fail(fmt.Errorf("%w: %q in directory %d", ErrNotFound, c.DstName, dstDir.id))
+	}
+	d := s.inodes[id]
+	if d == n {
+		// One entry, or two names of one file: nothing to swap.
+		return Result{Info: s.info(n)}
+	}
+	if (n.dir && s.isAncestor(n, dstDir)) || (d.dir && s.isAncestor(d, srcDir)) {
+		return fail(fmt.Errorf("%w: cannot move a directory into its own subtree", ErrInvalid))
+	}
+	srcDir.children[c.SrcName], dstDir.children[c.DstName] = d.id, n.id
+	renameRef(n, srcDir.id, c.SrcName, dstDir.id, c.DstName)
+	renameRef(d, dstDir.id, c.DstName, srcDir.id, c.SrcName)
+	t := c.Time
+	srcDir.mtime, srcDir.ctime, dstDir.mtime, dstDir.ctime = t, t, t, t
+	n.ctime, d.ctime = t, t
+	return Result{Info: s.info(n)}
+}
+
 // moveName renames n's entry from (from, fromName) to the free (to, toName).
 func (s *State) moveName(n, from *inode, fromName string, to *inode, toName string, t int64) {
 	delete(from.children, fromName)
 	to.children[toName] = n.id
 	from.mtime, from.ctime, to.mtime, to.ctime = t, t, t, t
-	if n.parent == from.id && n.name == fromName {
-		n.parent, n.name = to.id, toName
-	} else if i := slices.Index(n.links, link{Parent: from.id, Name: fromName}); i >= 0 {
-		n.links[i] = link{Parent: to.id, Name: toName}
-	}
+	renameRef(n, from.id, fromName, to.id, toName)
 	n.ctime = t
+}
+
+// renameRef changes n's record of its name (from, fromName) to (to,
+// toName); the caller updates the directories' entries.
+func renameRef(n *inode, from uint64, fromName string, to uint64, toName string) {
+	if n.parent == from && n.name == fromName {
+		n.parent, n.name = to, toName
+	} else if i := slices.Index(n.links, link{Parent: from, Name: fromName}); i >= 0 {
+		n.links[i] = link{Parent: to, Name: toName}
+	}
 }
 
 func (s *State) anyInode(id uint64) (*inode, error) {
@@ -594,16 +724,18 @@ type snapPosix struct {
 	Target  string            `json:",omitempty"`
 	Xattrs  map[string][]byte `json:",omitempty"`
 	Links   []link            `json:",omitempty"`
+	Special uint32            `json:",omitempty"`
+	Rdev    uint32            `json:",omitempty"`
 }
 
 func (n *inode) snapPosix() snapPosix {
 	return snapPosix{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink,
-		Target: n.target, Xattrs: n.xattrs, Links: n.links}
+		Target: n.target, Xattrs: n.xattrs, Links: n.links, Special: n.special, Rdev: n.rdev}
 }
 
 func (p snapPosix) attrs() posixAttrs {
 	a := posixAttrs{uid: p.Uid, gid: p.Gid, atime: p.ATime, ctime: p.CTime, symlink: p.Symlink,
-		target: p.Target, links: slices.Clone(p.Links)}
+		target: p.Target, links: slices.Clone(p.Links), special: p.Special, rdev: p.Rdev}
 	if len(p.Xattrs) > 0 {
 		a.xattrs = map[string][]byte{}
 		for k, v := range p.Xattrs {
@@ -623,6 +755,12 @@ func (s *State) restorePosix() error {
 		}
 		if !n.symlink && n.target != "" {
 			return fmt.Errorf("inode %d: target without symlink", id)
+		}
+		if n.special != 0 && (!validSpecial(n.special) || n.dir || n.symlink || len(n.chunks) > 0) {
+			return fmt.Errorf("special file %d: bad type %#o, or a directory, symlink or file with chunks", id, n.special)
+		}
+		if n.rdev != 0 && n.special != TypeChar && n.special != TypeBlock {
+			return fmt.Errorf("inode %d: device number on a non-device", id)
 		}
 		if len(n.links) > 0 && (n.dir || n.parent == 0) {
 			return fmt.Errorf("inode %d: extra links on a directory or volume", id)

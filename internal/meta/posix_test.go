@@ -208,7 +208,7 @@ func TestPosixErrorsLeaveStateUnchanged(t *testing.T) {
 		{CreateAt{Parent: d.Inode, Name: "e"}, ErrExists},
 		{CreateAt{Parent: 999, Name: "x"}, ErrNotFound},
 		{CreateAt{Parent: f.Inode, Name: "x"}, ErrNotDir},
-		{CreateAt{Parent: d.Inode, Name: long}, ErrInvalid},
+		{CreateAt{Parent: d.Inode, Name: long}, ErrNameTooLong},
 		{CreateAt{Parent: d.Inode, Name: "a/b"}, ErrInvalid},
 		{CreateAt{Parent: d.Inode, Name: ""}, ErrInvalid},
 		{CreateAt{Parent: d.Inode, Name: "x", Replication: -1}, ErrInvalid},
@@ -219,7 +219,29 @@ func TestPosixErrorsLeaveStateUnchanged(t *testing.T) {
 		{MkdirAt{Parent: p.Inode, Name: "x"}, ErrNotDir},
 		{Symlink{Parent: d.Inode, Name: "s", Target: "t"}, ErrExists},
 		{Symlink{Parent: d.Inode, Name: "x", Target: ""}, ErrInvalid},
-		{Symlink{Parent: d.Inode, Name: "x", Target: strings.Repeat("t", MaxSymlinkLen+1)}, ErrInvalid},
+		{Symlink{Parent: d.Inode, Name: "x", Target: strings.Repeat("t", MaxSymlinkLen+1)}, ErrNameTooLong},
+		{Symlink{Parent: d.Inode, Name: long, Target: "t"}, ErrNameTooLong},
+		{MkdirAt{Parent: d.Inode, Name: long}, ErrNameTooLong},
+		{Link{Inode: f.Inode, Parent: d.Inode, Name: long}, ErrNameTooLong},
+		{Mknod{Parent: d.Inode, Name: long, Type: TypeFifo}, ErrNameTooLong},
+		{Mknod{Parent: d.Inode, Name: "f", Type: TypeFifo}, ErrExists},
+		{Mknod{Parent: d.Inode, Name: "x", Type: 0o100000}, ErrInvalid}, // S_IFREG goes through CreateAt
+		{Mknod{Parent: d.Inode, Name: "x", Type: 0}, ErrInvalid},
+		{Mknod{Parent: f.Inode, Name: "x", Type: TypeFifo}, ErrNotDir},
+		{Mknod{Parent: 999, Name: "x", Type: TypeSocket}, ErrNotFound},
+		{Unlink{Parent: d.Inode, Name: long}, ErrNameTooLong},
+		{Unlink{Parent: d.Inode, Name: long, Dir: true}, ErrNameTooLong},
+		{RenameAt{SrcParent: d.Inode, SrcName: long, DstParent: d.Inode, DstName: "y"}, ErrNameTooLong},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: "f", Exchange: true, NoReplace: true}, ErrInvalid},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: "zz", Exchange: true}, ErrNotFound},
+		{RenameAt{SrcParent: d.Inode, SrcName: "zz", DstParent: d.Inode, DstName: "p", Exchange: true}, ErrNotFound},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: long, Exchange: true}, ErrNameTooLong},
+		// A directory swapped into its own subtree, or its ancestor into it.
+		{RenameAt{SrcParent: RootInode, SrcName: "d", DstParent: d.Inode, DstName: "p", Exchange: true}, ErrInvalid},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: RootInode, DstName: "d", Exchange: true}, ErrInvalid},
+		// Only regular files hold data.
+		{SetSize{Inode: sl.Inode, Size: 1, Mode: SizeExact}, ErrInvalid},
+		{AllocateChunk{Inode: sl.Inode, Chain: []ServerID{1}}, ErrInvalid},
 		{Symlink{Parent: f.Inode, Name: "x", Target: "t"}, ErrNotDir},
 		{Link{Inode: f.Inode, Parent: d.Inode, Name: "p"}, ErrExists},
 		{Link{Inode: e.Inode, Parent: d.Inode, Name: "x"}, ErrIsDir},
@@ -240,7 +262,7 @@ func TestPosixErrorsLeaveStateUnchanged(t *testing.T) {
 		{RenameAt{SrcParent: RootInode, SrcName: "d", DstParent: e.Inode, DstName: "d"}, ErrInvalid},
 		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: 999, DstName: "y"}, ErrNotFound},
 		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: f.Inode, DstName: "y"}, ErrNotDir},
-		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: long}, ErrInvalid},
+		{RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: d.Inode, DstName: long}, ErrNameTooLong},
 		{Setattr{Inode: 999, Set: SetMode, Mode: 0o777}, ErrNotFound},
 		{SetXattr{Inode: 999, Name: "user.a"}, ErrNotFound},
 		{SetXattr{Inode: p.Inode, Name: ""}, ErrInvalid},
@@ -305,8 +327,201 @@ func posixSeeds() []Command {
 		Unlink{Parent: 1, Name: "a", Dir: true, Time: 5},
 		RenameAt{SrcParent: 2, SrcName: "f", DstParent: 1, DstName: "a", Time: 5},
 		RenameAt{SrcParent: 2, SrcName: "f", DstParent: 1, DstName: "g", NoReplace: true, Time: 5},
+		RenameAt{SrcParent: 2, SrcName: "f", DstParent: 1, DstName: "a", Exchange: true, Time: 5},
+		Mknod{Parent: 2, Name: "fifo", Type: TypeFifo, Mode: 0o600, Uid: 1, Gid: 2, Time: 5},
+		Mknod{Parent: 2, Name: "dev", Type: TypeBlock, Mode: 0o600, Rdev: 0x801, Time: 5},
 		Setattr{Inode: 3, Set: SetMode | SetUid | SetGid | SetATime | SetMTime, Mode: 0o600, Uid: 1, Gid: 1, ATime: 1, MTime: 2, Time: 5},
 		SetXattr{Inode: 3, Name: "user.x", Value: []byte("v"), Mode: XattrCreate, Time: 5},
 		RemoveXattr{Inode: 3, Name: "user.x", Time: 5},
+	}
+}
+
+func TestPosixMknod(t *testing.T) {
+	s, d, _, _, _ := posixFixture(t)
+	for _, c := range []struct {
+		name       string
+		typ, rdev  uint32
+		wantRdev   uint32
+		mode, want uint32
+	}{
+		{"fifo", TypeFifo, 0x801, 0, 0o644, 0o644},
+		{"chr", TypeChar, 0x103, 0x103, 0o600, 0o600},
+		{"blk", TypeBlock, 0x801, 0x801, 0, 0},
+		{"sock", TypeSocket, 7, 0, 0o4755, 0o4755},
+	} {
+		r := applyOK(t, s, Mknod{Parent: d.Inode, Name: c.name, Type: c.typ, Mode: c.mode, Rdev: c.rdev, Uid: 5, Gid: 6, Time: 30})
+		fi, err := s.LookupChild(d.Inode, c.name)
+		if err != nil || fi != r.Info {
+			t.Fatalf("%s: lookup %+v %v, created %+v", c.name, fi, err, r.Info)
+		}
+		if fi.Special != c.typ || fi.Rdev != c.wantRdev || fi.Mode != c.want || fi.Uid != 5 || fi.Gid != 6 ||
+			fi.Nlink != 1 || fi.Size != 0 || fi.IsDir || fi.Symlink || fi.CTime != 30 {
+			t.Fatalf("%s: %+v", c.name, fi)
+		}
+		// A special file holds no data.
+		if r := s.Apply(SetSize{Inode: fi.Inode, Size: 10, Mode: SizeExact}); !errors.Is(r.Err, ErrInvalid) {
+			t.Fatalf("%s: SetSize: %v", c.name, r.Err)
+		}
+	}
+	// Hard links and renames keep the type and device number.
+	blk, _ := s.LookupChild(d.Inode, "blk")
+	applyOK(t, s, Link{Inode: blk.Inode, Parent: RootInode, Name: "blk2", Time: 31})
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "blk", DstParent: RootInode, DstName: "blk3", Time: 32})
+	if fi, err := s.Lookup("/blk3"); err != nil || fi.Special != TypeBlock || fi.Rdev != 0x801 || fi.Nlink != 2 || fi.CTime != 32 {
+		t.Fatalf("renamed device %+v %v", fi, err)
+	}
+	if d2, _ := s.Stat(d.Inode); d2.MTime != 32 || d2.CTime != 32 {
+		t.Fatalf("parent after mknod and rename: %+v", d2)
+	}
+}
+
+func TestPosixLookupNameTooLong(t *testing.T) {
+	s, d, _, _, _ := posixFixture(t)
+	if _, err := s.LookupChild(d.Inode, strings.Repeat("x", MaxNameLen+1)); !errors.Is(err, ErrNameTooLong) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("lookup of a long name: %v", err)
+	}
+	if _, err := s.LookupChild(d.Inode, strings.Repeat("x", MaxNameLen)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of a missing name of %d bytes: %v", MaxNameLen, err)
+	}
+	applyOK(t, s, CreateAt{Parent: d.Inode, Name: strings.Repeat("x", MaxNameLen), Time: 40})
+	if err := CheckPath("/" + strings.Repeat("x", MaxNameLen+1)); !errors.Is(err, ErrNameTooLong) {
+		t.Fatalf("CheckPath of a long name: %v", err)
+	}
+}
+
+func TestPosixRenameExchange(t *testing.T) {
+	s, d, e, f, p := posixFixture(t)
+	applyOK(t, s, CreateAt{Parent: e.Inode, Name: "x", Time: 19})
+	x, _ := s.LookupChild(e.Inode, "x")
+	// A file and a directory swap across directories.
+	applyOK(t, s, MkdirAt{Parent: RootInode, Name: "m", Time: 19})
+	m, _ := s.LookupChild(RootInode, "m")
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: RootInode, DstName: "m", Exchange: true, Time: 20})
+	if fi, _ := s.Lookup("/m"); fi.Inode != p.Inode || fi.CTime != 20 || fi.Path != "/m" {
+		t.Fatalf("/m after exchange %+v", fi)
+	}
+	if fi, _ := s.Lookup("/d/p"); fi.Inode != m.Inode || !fi.IsDir || fi.CTime != 20 || fi.Path != "/d/p" {
+		t.Fatalf("/d/p after exchange %+v", fi)
+	}
+	// ., .., e and now p: the directory moved in counts in nlink.
+	if d2, _ := s.Stat(d.Inode); d2.Nlink != 4 || d2.MTime != 20 || d2.CTime != 20 {
+		t.Fatalf("/d after exchange %+v", d2)
+	}
+	if r, _ := s.Stat(RootInode); r.Nlink != 3 || r.MTime != 20 {
+		t.Fatalf("/ after exchange %+v", r)
+	}
+	// The extra name of a hard-linked file swaps with a file; the
+	// primary name stays.
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "h", DstParent: e.Inode, DstName: "x", Exchange: true, Time: 21})
+	if fi, _ := s.Lookup("/d/e/x"); fi.Inode != f.Inode || fi.Nlink != 2 {
+		t.Fatalf("/d/e/x %+v", fi)
+	}
+	if fi, _ := s.Lookup("/d/h"); fi.Inode != x.Inode || fi.Path != "/d/h" {
+		t.Fatalf("/d/h %+v", fi)
+	}
+	if fi, _ := s.Lookup("/d/f"); fi.Inode != f.Inode {
+		t.Fatalf("/d/f %+v", fi)
+	}
+	// Two names of one file, or one entry with itself: nothing happens.
+	before, _ := s.Snapshot()
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: e.Inode, DstName: "x", Exchange: true, Time: 22})
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: d.Inode, DstName: "f", Exchange: true, Time: 22})
+	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+		t.Fatal("exchange of one inode with itself changed the state")
+	}
+	// Swapping twice restores the names.
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "s", DstParent: RootInode, DstName: "m", Exchange: true, Time: 23})
+	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "s", DstParent: RootInode, DstName: "m", Exchange: true, Time: 24})
+	if fi, _ := s.Lookup("/d/s"); !fi.Symlink {
+		t.Fatalf("/d/s after two exchanges %+v", fi)
+	}
+}
+
+// TestPosixCtime: every change of an inode sets its ctime (POSIX): chmod,
+// chown, utimens, link, unlink of one of its names, rename, truncate,
+// write (SetSize), xattrs; lookups and failures do not.
+func TestPosixCtime(t *testing.T) {
+	s, d, e, f, p := posixFixture(t)
+	tm := int64(100)
+	for _, c := range []struct {
+		name string
+		cmd  func(t int64) Command
+		ino  uint64
+	}{
+		{"chmod", func(t int64) Command { return Setattr{Inode: p.Inode, Set: SetMode, Mode: 0o600, Time: t} }, p.Inode},
+		{"chown", func(t int64) Command { return Setattr{Inode: p.Inode, Set: SetUid | SetGid, Uid: 1, Gid: 1, Time: t} }, p.Inode},
+		{"utimens in the past", func(t int64) Command {
+			return Setattr{Inode: p.Inode, Set: SetATime | SetMTime, ATime: 1, MTime: 1, Time: t}
+		}, p.Inode},
+		{"utimens in the future", func(t int64) Command {
+			return Setattr{Inode: p.Inode, Set: SetMTime, MTime: 1 << 62, Time: t}
+		}, p.Inode},
+		{"chmod after a future mtime", func(t int64) Command { return Setattr{Inode: p.Inode, Set: SetMode, Mode: 0o640, Time: t} }, p.Inode},
+		{"write after a future mtime", func(t int64) Command {
+			return SetSize{Inode: p.Inode, Size: 5, Mode: SizeExtend, Time: t}
+		}, p.Inode},
+		{"link", func(t int64) Command { return Link{Inode: p.Inode, Parent: e.Inode, Name: "p2", Time: t} }, p.Inode},
+		{"unlink of another name", func(t int64) Command { return Unlink{Parent: e.Inode, Name: "p2", Time: t} }, p.Inode},
+		{"rename", func(t int64) Command {
+			return RenameAt{SrcParent: d.Inode, SrcName: "p", DstParent: e.Inode, DstName: "p", Time: t}
+		}, p.Inode},
+		{"rename of a directory", func(t int64) Command {
+			return RenameAt{SrcParent: d.Inode, SrcName: "e", DstParent: RootInode, DstName: "e", Time: t}
+		}, e.Inode},
+		{"truncate", func(t int64) Command { return SetSize{Inode: f.Inode, Size: 0, Mode: SizeExact, Time: t} }, f.Inode},
+		{"write", func(t int64) Command { return SetSize{Inode: f.Inode, Size: 10, Mode: SizeExtend, Time: t} }, f.Inode},
+		{"setxattr", func(t int64) Command { return SetXattr{Inode: p.Inode, Name: "user.a", Value: []byte("v"), Time: t} }, p.Inode},
+		{"removexattr", func(t int64) Command { return RemoveXattr{Inode: p.Inode, Name: "user.a", Time: t} }, p.Inode},
+		{"mknod in a directory", func(t int64) Command { return Mknod{Parent: e.Inode, Name: "fifo", Type: TypeFifo, Time: t} }, e.Inode},
+	} {
+		tm++
+		applyOK(t, s, c.cmd(tm))
+		fi, err := s.Stat(c.ino)
+		if err != nil || fi.CTime != tm {
+			t.Fatalf("%s: ctime %d, want %d (%v)", c.name, fi.CTime, tm, err)
+		}
+		// A failed command does not touch it.
+		s.Apply(SetXattr{Inode: c.ino, Name: "user.x", Mode: XattrReplace, Time: tm + 1000})
+		if fi, _ := s.Stat(c.ino); fi.CTime != tm {
+			t.Fatalf("%s: failed command set ctime %d", c.name, fi.CTime)
+		}
+	}
+}
+
+// TestPosixSetgidDirectory: entries of a setgid directory take its group,
+// and directories the setgid bit, as Linux does for local file systems.
+func TestPosixSetgidDirectory(t *testing.T) {
+	s, d, _, _, _ := posixFixture(t)
+	g := applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "g", Mode: 0o2775, Uid: 1, Gid: 50, Time: 20}).Info
+	sub := applyOK(t, s, MkdirAt{Parent: g.Inode, Name: "sub", Mode: 0o755, Uid: 2, Gid: 2, Time: 21}).Info
+	file := applyOK(t, s, CreateAt{Parent: g.Inode, Name: "f", Mode: 0o644, Uid: 2, Gid: 2, Time: 21}).Info
+	fifo := applyOK(t, s, Mknod{Parent: g.Inode, Name: "p", Type: TypeFifo, Mode: 0o644, Uid: 2, Gid: 2, Time: 21}).Info
+	if sub.Gid != 50 || sub.Mode != 0o2755 || file.Gid != 50 || file.Mode != 0o644 || fifo.Gid != 50 {
+		t.Fatalf("in a setgid directory: dir %+v, file %+v, fifo %+v", sub, file, fifo)
+	}
+	plain := applyOK(t, s, CreateAt{Parent: d.Inode, Name: "plain", Mode: 0o644, Uid: 2, Gid: 2, Time: 21}).Info
+	if plain.Gid != 2 {
+		t.Fatalf("outside: %+v", plain)
+	}
+}
+
+// TestListNamesHardLinks: the path-based List names each entry by its name
+// in the listed directory, also for the extra name of a hard-linked file
+// whose primary name is elsewhere (the cluster's namespace walk looks the
+// listed paths up).
+func TestListNamesHardLinks(t *testing.T) {
+	s, _, e, f, _ := posixFixture(t)
+	applyOK(t, s, Link{Inode: f.Inode, Parent: e.Inode, Name: "g", Time: 20})
+	ls, err := s.List("/d/e")
+	if err != nil || len(ls) != 1 || ls[0].Name != "g" || ls[0].Path != "/d/e/g" || ls[0].Inode != f.Inode {
+		t.Fatalf("list /d/e: %+v %v", ls, err)
+	}
+	for _, fi := range ls {
+		if _, err := s.Lookup(fi.Path); err != nil {
+			t.Fatalf("listed path %s: %v", fi.Path, err)
+		}
+	}
+	if ls, _ := s.List("/d"); ls[1].Name != "f" || ls[2].Name != "h" || ls[2].Path != "/d/h" {
+		t.Fatalf("list /d: %+v", ls)
 	}
 }

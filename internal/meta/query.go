@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 )
 
@@ -36,7 +37,11 @@ func (s *State) List(p string) ([]FileInfo, error) {
 	}
 	out := make([]FileInfo, 0, len(n.children))
 	for _, name := range slices.Sorted(maps.Keys(n.children)) {
-		out = append(out, s.info(s.inodes[n.children[name]]))
+		fi := s.info(s.inodes[n.children[name]])
+		// An extra name of a hard-linked file is listed under that
+		// name, not under its primary one elsewhere.
+		fi.Name, fi.Path = name, path.Join(p, name)
+		out = append(out, fi)
 	}
 	return out, nil
 }

@@ -1,0 +1,98 @@
+package master
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+)
+
+func fsClient(t *testing.T, m *Master) api.FSClient {
+	t.Helper()
+	cc, err := grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return api.NewFSClient(cc)
+}
+
+// TestFSSpecialFilesRenameAndNames: the FS service carries special files
+// with their device numbers, RENAME_EXCHANGE and RENAME_NOREPLACE, and
+// answers NAME_TOO_LONG (not INVALID or NOT_FOUND) for names over 255 bytes.
+func TestFSSpecialFilesRenameAndNames(t *testing.T) {
+	m, _ := startMaster(t, t.TempDir(), newClock())
+	fs := fsClient(t, m)
+	ctx := context.Background()
+	root := meta.RootInode
+
+	for _, c := range []struct {
+		name string
+		typ  api.NodeType
+		rdev uint32
+	}{
+		{"fifo", api.NodeType_NODE_FIFO, 0},
+		{"chr", api.NodeType_NODE_CHAR_DEVICE, 0x103},
+		{"blk", api.NodeType_NODE_BLOCK_DEVICE, 0x801},
+		{"sock", api.NodeType_NODE_SOCKET, 0},
+	} {
+		r, err := fs.Mknod(ctx, &api.MknodRequest{Parent: root, Name: c.name, Type: c.typ, Mode: 0o640, Rdev: c.rdev, Uid: 3, Gid: 4})
+		if err != nil {
+			t.Fatalf("mknod %s: %v", c.name, err)
+		}
+		l, err := fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: c.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := l.Attr; a.Type != c.typ || a.Rdev != c.rdev || a.Mode != 0o640 || a.Uid != 3 || a.Gid != 4 || a.Inode != r.Attr.Inode {
+			t.Fatalf("%s: %v", c.name, a)
+		}
+	}
+	for _, typ := range []api.NodeType{api.NodeType_NODE_FILE, api.NodeType_NODE_DIRECTORY, api.NodeType_NODE_SYMLINK} {
+		_, err := fs.Mknod(ctx, &api.MknodRequest{Parent: root, Name: "x", Type: typ})
+		wantCode(t, "mknod of "+typ.String(), err, api.ErrorCode_INVALID)
+	}
+
+	// RENAME_EXCHANGE swaps; RENAME_NOREPLACE refuses an existing name.
+	fifo, _ := fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: "fifo"})
+	blk, _ := fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: "blk"})
+	if _, err := fs.Rename(ctx, &api.RenameAtRequest{SrcParent: root, SrcName: "fifo", DstParent: root, DstName: "blk", Exchange: true}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: "fifo"})
+	b, _ := fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: "blk"})
+	if a.Attr.Inode != blk.Attr.Inode || b.Attr.Inode != fifo.Attr.Inode {
+		t.Fatalf("after exchange: fifo names %d, blk names %d", a.Attr.Inode, b.Attr.Inode)
+	}
+	_, err := fs.Rename(ctx, &api.RenameAtRequest{SrcParent: root, SrcName: "fifo", DstParent: root, DstName: "missing", Exchange: true})
+	wantCode(t, "exchange with a missing name", err, api.ErrorCode_NOT_FOUND)
+	_, err = fs.Rename(ctx, &api.RenameAtRequest{SrcParent: root, SrcName: "fifo", DstParent: root, DstName: "chr", NoReplace: true})
+	wantCode(t, "noreplace", err, api.ErrorCode_EXISTS)
+
+	long := strings.Repeat("n", 256)
+	_, err = fs.LookupChild(ctx, &api.LookupChildRequest{Parent: root, Name: long})
+	wantCode(t, "lookup long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Create(ctx, &api.CreateAtRequest{Parent: root, Name: long})
+	wantCode(t, "create long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Mkdir(ctx, &api.MkdirAtRequest{Parent: root, Name: long})
+	wantCode(t, "mkdir long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Mknod(ctx, &api.MknodRequest{Parent: root, Name: long, Type: api.NodeType_NODE_FIFO})
+	wantCode(t, "mknod long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Symlink(ctx, &api.SymlinkRequest{Parent: root, Name: long, Target: "t"})
+	wantCode(t, "symlink long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Link(ctx, &api.LinkRequest{Inode: fifo.Attr.Inode, Parent: root, Name: long})
+	wantCode(t, "link long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Rename(ctx, &api.RenameAtRequest{SrcParent: root, SrcName: "fifo", DstParent: root, DstName: long})
+	wantCode(t, "rename long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Unlink(ctx, &api.UnlinkRequest{Parent: root, Name: long})
+	wantCode(t, "unlink long", err, api.ErrorCode_NAME_TOO_LONG)
+	_, err = fs.Create(ctx, &api.CreateAtRequest{Parent: root, Name: long[:255]})
+	if err != nil {
+		t.Fatalf("create of a 255-byte name: %v", err)
+	}
+}
