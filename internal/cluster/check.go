@@ -255,8 +255,12 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 		for i := 1; i < len(ms); i++ {
 			if !bytes.Equal(bufs[0][:n], bufs[i][:n]) {
 				at := firstDiff(bufs[0][:n], bufs[i][:n])
-				problems = append(problems, fmt.Sprintf("bytes differ at offset %d between server %d and server %d",
-					off+int64(at), first.id, ms[i].id))
+				// The 4 KiB page around it, as the first 8 bytes of each
+				// (tests put a value there).
+				pg := at / 4096 * 4096
+				problems = append(problems, fmt.Sprintf("bytes differ at offset %d between server %d and server %d (page at %d starts %x / %x; applied %d/%d, %d/%d)",
+					off+int64(at), first.id, ms[i].id, off+int64(pg), bufs[0][pg:pg+8], bufs[i][pg:pg+8],
+					first.m.AppliedEpoch, first.m.AppliedSeq, ms[i].m.AppliedEpoch, ms[i].m.AppliedSeq))
 				return problems
 			}
 		}
