@@ -313,7 +313,13 @@ type healPlan struct {
 // durable state (epoch, seq) come first, then the most durable. Chains of
 // several members are not healed in place: a bad member leaves the chain
 // (ReportReplica) and returns by delta resync.
-func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[uint64]evidence, busy map[uint64]bool) []healPlan {
+//
+// hold lists the chunks not to re-replicate yet: those with a plan, and
+// those whose sole member has bad blocks while some live holder is not
+// verified yet (it may have them good). Growing the chain first would copy
+// the bad blocks as lost and then delete the holder's replica.
+func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[uint64]evidence, busy map[uint64]bool) (plans []healPlan, hold map[uint64]bool) {
+	hold = map[uint64]bool{}
 	var out []healPlan
 	for _, ch := range chunks {
 		if len(ch.Chain) != 1 || busy[ch.Handle] {
@@ -332,14 +338,18 @@ func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[
 		var srcs []src
 		for id, inv := range ev {
 			e, has := inv[ch.Handle]
-			if id == k || !has || live[id] != livenessAlive || !e.Verified {
+			if id == k || !has || live[id] != livenessAlive {
+				continue
+			}
+			if !e.Verified {
+				hold[ch.Handle] = true
 				continue
 			}
 			if slices.ContainsFunc(ek.Bad, func(b int64) bool { return !slices.Contains(e.Bad, b) }) {
 				srcs = append(srcs, src{id, e.AppliedEpoch == ek.AppliedEpoch && e.AppliedSeq == ek.AppliedSeq, e})
 			}
 		}
-		if len(srcs) == 0 {
+		if len(srcs) == 0 || hold[ch.Handle] {
 			continue
 		}
 		slices.SortFunc(srcs, func(a, b src) int {
@@ -358,8 +368,9 @@ func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[
 			p.Sources = append(p.Sources, s.id)
 		}
 		out = append(out, p)
+		hold[ch.Handle] = true
 	}
-	return out
+	return out, hold
 }
 
 // dropOnReport decides whether a member reporting its replica of ch bad

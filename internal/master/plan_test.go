@@ -321,24 +321,30 @@ func TestPlanHeals(t *testing.T) {
 		others  map[uint64]evidence
 		busy    bool
 		sources []uint64 // nil: no plan
+		hold    bool     // held back from repair without a plan
 	}{
 		{"exact state first, then most durable", sole, map[uint64]evidence{
 			2: {AppliedEpoch: 5, AppliedSeq: 816, Verified: true},
-			3: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{4}, Verified: true}}, false, []uint64{3, 2}},
+			3: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{4}, Verified: true}}, false, []uint64{3, 2}, false},
 		{"a source bad in every wanted block is useless", sole, map[uint64]evidence{
-			2: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}}, false, nil},
-		{"unverified and dead servers are no source", sole, map[uint64]evidence{
-			2: {AppliedEpoch: 5, AppliedSeq: 815}, 4: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil},
-		{"busy chunk waits", sole, map[uint64]evidence{2: {Verified: true}}, true, nil},
+			2: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}}, false, nil, false},
+		{"a dead server is no source", sole, map[uint64]evidence{
+			4: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil, false},
+		{"an unverified holder: no plan, no repair until its evidence", sole, map[uint64]evidence{
+			2: {AppliedEpoch: 5, AppliedSeq: 815}, 3: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil, true},
+		{"busy chunk waits", sole, map[uint64]evidence{2: {Verified: true}}, true, nil, false},
 		{"a longer chain is not healed in place", meta.Chunk{Handle: 7, Epoch: 6, Chain: []uint64{1, 2}},
-			map[uint64]evidence{2: {Verified: true}, 3: {Verified: true}}, false, nil},
+			map[uint64]evidence{2: {Verified: true}, 3: {Verified: true}}, false, nil, false},
 	}
 	for _, tt := range tests {
 		ev := map[uint64]map[uint64]evidence{1: {7: k}}
 		for id, e := range tt.others {
 			ev[id] = map[uint64]evidence{7: e}
 		}
-		got := planHeals([]meta.Chunk{tt.chunk}, live, ev, map[uint64]bool{7: tt.busy})
+		got, hold := planHeals([]meta.Chunk{tt.chunk}, live, ev, map[uint64]bool{7: tt.busy})
+		if wantHold := tt.sources != nil || tt.hold; hold[7] != wantHold {
+			t.Errorf("%s: hold %v, want %v", tt.name, hold[7], wantHold)
+		}
 		switch {
 		case tt.sources == nil && len(got) != 0:
 			t.Errorf("%s: %+v, want no plan", tt.name, got)

@@ -86,7 +86,11 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	}
 
 	busy, bad, slots := m.soft.repairView(now, m.cfg.RepairConcurrency)
-	for _, hp := range planHeals(chunks, live, view.evidence, busy) {
+	heals, hold := planHeals(chunks, live, view.evidence, busy)
+	for h := range hold {
+		busy[h] = true
+	}
+	for _, hp := range heals {
 		if !m.soft.startRepair(hp.Handle, hp.Target) {
 			continue
 		}
