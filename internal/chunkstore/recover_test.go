@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -246,5 +248,48 @@ func flipDataByte(t *testing.T, fs FS, dir string, h Handle, at int64) {
 	b[0] ^= 0x40
 	if _, err := f.WriteAt(b, dataOff+at); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A power cut at any point of Create leaves no replica, or the whole
+// empty one: never a half-made file under the replica's name. A leftover
+// *.tmp is ignored by Open and replaced by the next Create.
+func TestCrashDuringCreate(t *testing.T) {
+	for _, cutAt := range []Op{OpTruncate, OpAllocate, OpWrite, OpSync, OpRename, OpSyncDir} {
+		mem := NewMemFS()
+		var cut atomic.Bool
+		efs := &ErrorFS{FS: mem, Inject: func(op Op, _ string, _ int64) error {
+			if cut.Load() && op == cutAt {
+				return syscall.EIO // the power went out here
+			}
+			return nil
+		}}
+		s := mustOpen(t, efs, "/d")
+		cut.Store(true)
+		_, err := s.Create(Meta{Handle: 3, Epoch: 1, ChunkSize: 1 << 20})
+		for _, keep := range []bool{false, true} {
+			cs := mustOpen(t, mem.CrashCloneKeeping(func(string, int64) bool { return keep }), "/d")
+			r, gerr := cs.Get(3)
+			switch {
+			case gerr == nil && err != nil && cutAt != OpSyncDir:
+				t.Fatalf("cut at %v: Create failed (%v) but the replica exists after the crash", cutAt, err)
+			case gerr == nil:
+				checkAll(t, r, make([]byte, 1<<20))
+			case !errors.Is(gerr, ErrNotFound):
+				t.Fatalf("cut at %v: %v", cutAt, gerr)
+			}
+			cs.Close()
+		}
+		cut.Store(false)
+		s.Close()
+		// The next Create of the handle (on the crashed disk) succeeds.
+		cs := mustOpen(t, mem.CrashClone(), "/d")
+		if _, err := cs.Get(3); errors.Is(err, ErrNotFound) {
+			r := mustCreate(t, cs, Meta{Handle: 3, Epoch: 2, ChunkSize: 1 << 20})
+			if err := r.WriteAt([]byte("x"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cs.Close()
 	}
 }
