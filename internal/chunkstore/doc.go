@@ -33,11 +33,17 @@
 //     corrupt block is never given a fresh checksum.
 //   - WriteAt, Zero and ReadAt of a replica exclude each other (RWMutex):
 //     a read never observes half a write.
-//   - Sync writes the changed table entries, then the header into the slot
-//     not currently trusted (generation+1), then one fdatasync. Concurrent
-//     Syncs share one fdatasync when one covers the other's changes.
-//     When more than 314 blocks (~20 MiB) changed since the last Sync, the data is
-//     fdatasynced before the header is written (two fdatasyncs).
+//   - Sync writes the table entries of the previous Sync's blocks, then its
+//     header, listing its own changed blocks with their entries, into the
+//     slot not currently trusted (generation+1), then one fdatasync: the
+//     table in the file lags the headers by one Sync, so it never holds an
+//     entry that no durable header vouches for (a power cut can land the
+//     table page without the header). Concurrent Syncs share one
+//     fdatasync when one covers the other's changes. When more than 314
+//     blocks (~20 MiB) changed since the last Sync, the data and their
+//     table entries are fdatasynced before the header is written (two
+//     fdatasyncs). The next Sync clears the pending entries (format 3) of
+//     the blocks a Sync covered.
 //
 // # Open files
 //
@@ -68,12 +74,15 @@
 // header must not claim it (applied seq, epoch and chain go back one
 // Sync, never forward past missing data). A listed block matching neither
 // was torn or rewritten later: it reads as ErrCorrupt or as its newer
-// content. Missing table entries of the trusted header are repaired.
+// content. The entries the valid headers list (the older one first) are
+// taken where the data holds them, and written to the table by the next
+// Sync.
 //
 // Format 3: WriteAt and Zero write each block's new pending entry before
 // its data (no sync), so that recovery can tell a whole newer write from a
-// torn one. For every block whose pending entry differs from its table
-// entry, recovery reads the data: matching the pending entry, the write
+// torn one. For every block with a pending entry (set by a write, cleared
+// after the Sync that covered it), recovery reads the data: matching the
+// pending entry, the write
 // reached the disk whole (a process crash keeps the page cache: this is
 // the common case) and the block is adopted and listed by AheadBlocks;
 // matching the table entry, the write never landed; matching neither, the

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -28,9 +29,16 @@ type Replica struct {
 	// ReadAt shared, so a read never observes half a write.
 	mu      sync.RWMutex
 	meta    Meta
-	table   []uint32          // checksum entry per block (see blockEntry)
-	pend    []uint32          // pending entry per block as written (format 3; nil in 2)
-	toClear []uint32          // blocks the last Sync covered: pending entries to clear
+	table   []uint32 // checksum entry per block (see blockEntry)
+	pend    []uint32 // pending entry per block as written (format 3; nil in 2)
+	toClear []uint32 // blocks the last Sync covered: pending entries to clear
+	// disk mirrors the checksum table as written to the file; lag holds
+	// the entries the last durable header established (its dirty list)
+	// that the table in the file does not have yet: they are written by
+	// the next Sync, before its header. So the table in the file never
+	// holds an entry that no durable header vouches for (doc.go).
+	disk    []uint32
+	lag     map[uint32]uint32
 	dirty   map[uint32]uint32 // blocks changed since the last Sync snapshot -> their entry then
 	changes uint64            // count of mutations, for group commit
 	closed  bool
@@ -427,13 +435,29 @@ func (r *Replica) Sync() error {
 		dirty = append(dirty, dirtyEntry{Block: b, Old: old, New: r.table[b]})
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Block < dirty[j].Block })
+	// The table entries written now: those the last header established;
+	// and, when this Sync's blocks do not fit in its header (the data and
+	// the table are then synced before the header), this Sync's too.
+	write := maps.Clone(r.lag)
+	if len(dirty) > maxDirty {
+		for _, d := range dirty {
+			write[d.Block] = d.New
+		}
+	}
 	var span []byte
 	var spanOff int64
-	if len(dirty) > 0 {
-		lo, hi := dirty[0].Block, dirty[len(dirty)-1].Block
+	if len(write) > 0 {
+		lo, hi := uint32(len(r.table)), uint32(0)
+		for b := range write {
+			lo, hi = min(lo, b), max(hi, b)
+		}
 		span = make([]byte, (hi-lo+1)*4)
 		for i := range hi - lo + 1 {
-			putLeUint32(span[i*4:], r.table[lo+i])
+			v, ok := write[lo+i]
+			if !ok {
+				v = r.disk[lo+i]
+			}
+			putLeUint32(span[i*4:], v)
 		}
 		spanOff = tableOff + int64(lo)*4
 	}
@@ -449,13 +473,22 @@ func (r *Replica) Sync() error {
 		return err
 	}
 	r.gen, r.slot, r.synced = h.Gen, 1-r.slot, snap
+	r.mu.Lock()
+	for b, v := range write {
+		r.disk[b] = v
+	}
+	r.lag = make(map[uint32]uint32)
+	if len(dirty) <= maxDirty {
+		for _, d := range dirty {
+			r.lag[d.Block] = d.New
+		}
+	}
 	if r.lay.pending != 0 {
-		r.mu.Lock()
 		for _, d := range dirty {
 			r.toClear = append(r.toClear, d.Block)
 		}
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,7 +238,8 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	for i := range table {
 		table[i] = leUint32(raw[i*4:])
 	}
-	r := &Replica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen}
+	r := &Replica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen,
+		disk: slices.Clone(table), lag: make(map[uint32]uint32)}
 
 	// The newest header is trusted unless its Sync demonstrably did not
 	// complete: a block it lists still holds its content of the previous
@@ -246,38 +248,50 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	// nothing about whether this Sync completed.
 	good := newest
 	buf := make([]byte, BlockSize)
-	var fix []dirtyEntry
 	for _, d := range hs[newest].Dirty {
 		if _, err := f.ReadAt(buf, lay.data+int64(d.Block)*BlockSize); err != nil {
 			return nil, fmt.Errorf("read block %d: %w", d.Block, err)
 		}
-		switch e := blockEntry(buf, s.zeroCRC); {
-		case e == d.New:
-			if table[d.Block] != d.New {
-				fix = append(fix, d)
-			}
-		case e == d.Old && other >= 0:
+		if e := blockEntry(buf, s.zeroCRC); e != d.New && e == d.Old && other >= 0 {
 			good = other
 		}
 		if good != newest {
 			break
 		}
 	}
-	if good == newest {
-		// The checksum table may not have reached the disk with the header.
-		for _, d := range fix {
-			var b [4]byte
-			putLeUint32(b[:], d.New)
-			if _, err := f.WriteAt(b[:], tableOff+int64(d.Block)*4); err != nil {
-				return nil, fmt.Errorf("repair checksum of block %d: %w", d.Block, err)
+	// The table in the file lags the headers (a Sync writes the entries
+	// of the previous header's blocks, then its own header): establish the
+	// entries the valid headers vouch for where the data holds them, the
+	// older header first. The next Sync writes them to the table.
+	establish := func(hd header) error {
+		for _, d := range hd.Dirty {
+			if table[d.Block] == d.New {
+				continue
 			}
-			table[d.Block] = d.New
+			if _, err := f.ReadAt(buf, lay.data+int64(d.Block)*BlockSize); err != nil {
+				return fmt.Errorf("read block %d: %w", d.Block, err)
+			}
+			if blockEntry(buf, s.zeroCRC) == d.New {
+				table[d.Block] = d.New
+				r.lag[d.Block] = d.New
+			}
 		}
-	} else {
-		// The rejected Sync may have written its table entries: a block
-		// it listed that still holds its previous content gets its
-		// previous entry back (one holding the newer content is found by
-		// recoverPending through its pending entry).
+		return nil
+	}
+	if other >= 0 && hs[other].Gen < hs[good].Gen {
+		if err := establish(hs[other]); err != nil {
+			return nil, err
+		}
+	}
+	if err := establish(hs[good]); err != nil {
+		return nil, err
+	}
+	if good != newest {
+		// A table written by an older version of this code may hold the
+		// rejected Sync's entries: a block it listed that still holds its
+		// previous content gets its previous entry back (one holding the
+		// newer content is found by recoverPending through its pending
+		// entry).
 		for _, d := range hs[newest].Dirty {
 			if table[d.Block] == d.Old {
 				continue
@@ -287,13 +301,15 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 			}
 			if blockEntry(buf, s.zeroCRC) == d.Old {
 				table[d.Block] = d.Old
-				r.dirty[d.Block] = d.New // rewritten by the next Sync
-				r.changes++
+				r.lag[d.Block] = d.Old
 			}
 		}
 		s.log.Warn("last sync of replica incomplete, using the previous header",
 			"handle", fmt.Sprintf("%016x", uint64(h)), "applied", hs[good].Meta.AppliedSeq,
 			"lost_applied", hs[newest].Meta.AppliedSeq)
+	}
+	if len(r.lag) > 0 {
+		r.changes++ // written by the next Sync
 	}
 	r.meta = hs[good].Meta.clone()
 	r.slot = good
@@ -434,6 +450,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	r := &Replica{
 		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
 		table: make([]uint32, nb), pend: make([]uint32, nb), dirty: make(map[uint32]uint32),
+		disk: make([]uint32, nb), lag: make(map[uint32]uint32),
 	}
 	s.files.adopt(r, f) // synced above, so clean
 	return r, nil
