@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,7 +78,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	if cfg.ReadAhead <= 0 {
 		cfg.ReadAhead = DefaultReadAhead
 	}
-	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger}
+	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}}
 	root := &node{fsys: fsys, ino: rootInode}
 	zero := time.Duration(0)
 	opts := &fs.Options{
@@ -113,6 +114,20 @@ type fsys struct {
 	cfg Config
 	c   *client.Client
 	log *slog.Logger
+
+	mu sync.Mutex
+	// open holds the node of every inode with an open file. A lookup
+	// builds a fresh node that go-fuse discards when the kernel already
+	// knows the inode: the attributes it returns must come from the node
+	// that holds the open file (its size), found here.
+	open map[uint64]*node
+}
+
+// openNode returns the node holding inode ino's open file, or nil.
+func (fs *fsys) openNode(ino uint64) *node {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.open[ino]
 }
 
 // errno maps a client error to the errno a kernel file system returns.

@@ -55,13 +55,14 @@ func (n *node) child(ctx context.Context, a *client.Attr, out *fuse.EntryOut) *f
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	a, err := n.fsys.c.LookupChild(ctx, n.ino, name)
 	if err != nil {
 		return nil, errno(err)
 	}
 	ch := n.child(ctx, a, out)
-	if cn, ok := ch.Operations().(*node); ok {
-		cn.openSize(&out.Attr)
+	if on := n.fsys.openNode(a.Ino); on != nil {
+		on.openSize(&out.Attr)
 	}
 	return ch, 0
 }
@@ -77,6 +78,7 @@ func (n *node) openSize(out *fuse.Attr) {
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	a, err := n.fsys.c.GetAttr(ctx, n.ino)
 	if err != nil {
 		return errno(err)
@@ -88,6 +90,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 }
 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if size, ok := in.GetSize(); ok {
 		if err := n.truncate(ctx, int64(size)); err != nil {
 			return errno(err)
@@ -133,6 +136,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 }
 
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ents, err := n.fsys.c.ReadDirInode(ctx, n.ino)
 	if err != nil {
 		return nil, errno(err)
@@ -145,6 +149,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.MkdirAt(ctx, n.ino, name, mode&0o7777, uid, gid)
 	if err != nil {
@@ -154,6 +159,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
 		client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
@@ -170,14 +176,17 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.UnlinkAt(ctx, n.ino, name))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.RmdirAt(ctx, n.ino, name))
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL
 	}
@@ -190,6 +199,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.SymlinkAt(ctx, n.ino, name, target, uid, gid)
 	if err != nil {
@@ -199,6 +209,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	t, err := n.fsys.c.Readlink(ctx, n.ino)
 	if err != nil {
 		return nil, errno(err)
@@ -207,6 +218,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	t, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
@@ -219,6 +231,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	st, err := n.fsys.c.StatFS(ctx)
 	if err != nil {
 		return errno(err)
@@ -236,6 +249,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 const capName = "security.capability"
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if attr == capName {
 		n.mu.Lock()
 		no := n.noCap && n.of != nil
@@ -263,6 +277,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	n.noCap = false
 	n.mu.Unlock()
@@ -270,10 +285,12 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.RemoveXattr(ctx, n.ino, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	names, err := n.fsys.c.ListXattr(ctx, n.ino)
 	if err != nil {
 		return 0, errno(err)

@@ -1,6 +1,7 @@
 package fuse
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -32,10 +33,11 @@ import (
 // sets the operations per seed, CATENA_FSX_SEEDS the number of seeds.
 
 const (
-	fsxMaxLen   = 3 << 20 // the file stays below this
-	fsxMaxIO    = 300 << 10
-	fsxChunk    = 1 << 20 // so operations cross chunk boundaries
-	fsxChildEnv = "CATENA_FSX_CHILD"
+	fsxMaxLen    = 3 << 20 // the file stays below this
+	fsxMaxIO     = 300 << 10
+	fsxChunk     = 1 << 20 // so operations cross chunk boundaries
+	fsxChildEnv  = "CATENA_FSX_CHILD"
+	fsxWorkerEnv = "CATENA_FSX_WORKER"
 )
 
 func envInt(t *testing.T, name string, def int64) int64 {
@@ -58,7 +60,7 @@ func fsxMount(t *testing.T, cl *client.Client) string {
 	dir := t.TempDir()
 	srv, err := fusefs.Mount(dir, fusefs.Config{
 		Client: cl, ChunkSize: fsxChunk, WriteBuffer: 256 << 10, ReadAhead: 512 << 10,
-		Logger: clustertest.Logger(),
+		Logger: clustertest.Logger(), Debug: os.Getenv("CATENA_FSX_DEBUG") != "",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +76,7 @@ func fsxMount(t *testing.T, cl *client.Client) string {
 
 func TestFSX(t *testing.T) {
 	needs(t)
-	ops := int(envInt(t, "CATENA_FSX_OPS", 2500))
+	ops := envInt(t, "CATENA_FSX_OPS", 2000)
 	seeds := []uint64{}
 	if s := os.Getenv("CATENA_FSX_SEED"); s != "" {
 		seeds = append(seeds, uint64(envInt(t, "CATENA_FSX_SEED", 0)))
@@ -89,9 +91,7 @@ func TestFSX(t *testing.T) {
 	d := fsxMount(t, clustertest.Client(t, c))
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			x := newFSX(t, seed, filepath.Join(d, fmt.Sprintf("fsx-%d", seed)))
-			defer x.close()
-			x.run(ops, nil)
+			fsxRun(t, filepath.Join(d, fmt.Sprintf("fsx-%d", seed)), seed, ops, -1, nil)
 		})
 	}
 }
@@ -100,7 +100,7 @@ func TestFSX(t *testing.T) {
 // third of the way through: the mount must ride over it.
 func TestFSXChunkserverKilled(t *testing.T) {
 	needs(t)
-	ops := int(envInt(t, "CATENA_FSX_OPS", 1500))
+	ops := envInt(t, "CATENA_FSX_OPS", 1500)
 	seed := uint64(envInt(t, "CATENA_FSX_SEED", time.Now().UnixNano()))
 	c := clustertest.New(t, cluster.Config{
 		Chunkservers:      4,
@@ -115,11 +115,82 @@ func TestFSXChunkserverKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { cl.Close() })
 	d := fsxMount(t, cl)
-	x := newFSX(t, seed, filepath.Join(d, "fsx"))
-	defer x.close()
-	x.run(ops, map[int]func(){ops / 3: func() {
-		x.logf("kill chunkserver 0")
+	fsxRun(t, filepath.Join(d, "fsx"), seed, ops, ops/3, func() {
 		if err := c.Kill(0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// fsxRun runs the exerciser in a child process: the process serving a
+// mount must not touch an mmap of it (a page fault on the mount holds the
+// thread's P, and the next stop-the-world garbage collection waits for it
+// forever while the server goroutines are stopped), nor leave descriptors
+// on it to be closed at its own exit. Before operation pauseAt the child
+// stops until the parent has run pause.
+func fsxRun(t *testing.T, path string, seed uint64, ops, pauseAt int64, pause func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFSXWorker$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", fsxWorkerEnv, path, seed, ops, pauseAt))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == fsxPauseLine {
+			pause()
+			fmt.Fprintln(stdin, "go")
+			continue
+		}
+		out.WriteString(line + "\n")
+	}
+	err = cmd.Wait()
+	out.WriteString(errOut.String())
+	if err != nil {
+		t.Fatalf("fsx seed %d: %v\n%s", seed, err, out.String())
+	}
+	if !strings.Contains(out.String(), "--- PASS: TestFSXWorker") {
+		t.Fatalf("fsx seed %d: the worker did not pass\n%s", seed, out.String())
+	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "operations in") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+}
+
+const fsxPauseLine = "FSX-PAUSE"
+
+// TestFSXWorker is the exerciser's process; it does nothing unless started
+// by fsxRun with CATENA_FSX_WORKER set.
+func TestFSXWorker(t *testing.T) {
+	spec := strings.Fields(os.Getenv(fsxWorkerEnv))
+	if len(spec) != 4 {
+		t.Skip("only as the exerciser's process")
+	}
+	seed, err := strconv.ParseUint(spec[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := strconv.Atoi(spec[2])
+	pauseAt, _ := strconv.Atoi(spec[3])
+	x := newFSX(t, seed, spec[0])
+	defer x.close()
+	x.run(ops, map[int]func(){pauseAt: func() {
+		x.logf("pause (the parent kills a chunkserver)")
+		fmt.Println(fsxPauseLine)
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 			t.Fatal(err)
 		}
 	}})
@@ -152,7 +223,11 @@ func fsxChild(args []string) error {
 	}
 	switch args[0] {
 	case "write":
-		if _, err := f.WriteAt(fsxBytes(uint64(num(4)), int(num(3))), num(2)); err != nil {
+		seed, err := strconv.ParseUint(args[4], 10, 64)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(fsxBytes(seed, int(num(3))), num(2)); err != nil {
 			return err
 		}
 	case "trunc":
@@ -269,7 +344,8 @@ func (x *fsx) run(ops int, at map[int]func()) {
 		}
 	}
 	x.checkAll()
-	x.t.Logf("fsx seed %d: %d operations in %v, final size %d", x.seed, ops, time.Since(start).Round(time.Millisecond), len(x.model))
+	fmt.Printf("fsx seed %d: %d operations in %v, final size %d", x.seed, ops, time.Since(start).Round(time.Millisecond), len(x.model))
+	fmt.Println()
 }
 
 // pick returns a range [off, off+n) with off+n <= limit (n may be 0).
