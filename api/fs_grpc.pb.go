@@ -19,23 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FS_LookupChild_FullMethodName = "/catena.v1.FS/LookupChild"
-	FS_Getattr_FullMethodName     = "/catena.v1.FS/Getattr"
-	FS_Setattr_FullMethodName     = "/catena.v1.FS/Setattr"
-	FS_Readdir_FullMethodName     = "/catena.v1.FS/Readdir"
-	FS_Create_FullMethodName      = "/catena.v1.FS/Create"
-	FS_Mkdir_FullMethodName       = "/catena.v1.FS/Mkdir"
-	FS_Symlink_FullMethodName     = "/catena.v1.FS/Symlink"
-	FS_Link_FullMethodName        = "/catena.v1.FS/Link"
-	FS_Unlink_FullMethodName      = "/catena.v1.FS/Unlink"
-	FS_Rmdir_FullMethodName       = "/catena.v1.FS/Rmdir"
-	FS_Rename_FullMethodName      = "/catena.v1.FS/Rename"
-	FS_Readlink_FullMethodName    = "/catena.v1.FS/Readlink"
-	FS_GetXattr_FullMethodName    = "/catena.v1.FS/GetXattr"
-	FS_ListXattr_FullMethodName   = "/catena.v1.FS/ListXattr"
-	FS_SetXattr_FullMethodName    = "/catena.v1.FS/SetXattr"
-	FS_RemoveXattr_FullMethodName = "/catena.v1.FS/RemoveXattr"
-	FS_Statfs_FullMethodName      = "/catena.v1.FS/Statfs"
+	FS_LookupChild_FullMethodName   = "/catena.v1.FS/LookupChild"
+	FS_Getattr_FullMethodName       = "/catena.v1.FS/Getattr"
+	FS_Setattr_FullMethodName       = "/catena.v1.FS/Setattr"
+	FS_Readdir_FullMethodName       = "/catena.v1.FS/Readdir"
+	FS_Create_FullMethodName        = "/catena.v1.FS/Create"
+	FS_Mkdir_FullMethodName         = "/catena.v1.FS/Mkdir"
+	FS_Symlink_FullMethodName       = "/catena.v1.FS/Symlink"
+	FS_Link_FullMethodName          = "/catena.v1.FS/Link"
+	FS_Unlink_FullMethodName        = "/catena.v1.FS/Unlink"
+	FS_Rmdir_FullMethodName         = "/catena.v1.FS/Rmdir"
+	FS_Rename_FullMethodName        = "/catena.v1.FS/Rename"
+	FS_Readlink_FullMethodName      = "/catena.v1.FS/Readlink"
+	FS_GetXattr_FullMethodName      = "/catena.v1.FS/GetXattr"
+	FS_ListXattr_FullMethodName     = "/catena.v1.FS/ListXattr"
+	FS_SetXattr_FullMethodName      = "/catena.v1.FS/SetXattr"
+	FS_RemoveXattr_FullMethodName   = "/catena.v1.FS/RemoveXattr"
+	FS_Statfs_FullMethodName        = "/catena.v1.FS/Statfs"
+	FS_RenewMount_FullMethodName    = "/catena.v1.FS/RenewMount"
+	FS_EndMount_FullMethodName      = "/catena.v1.FS/EndMount"
+	FS_ReleaseOrphan_FullMethodName = "/catena.v1.FS/ReleaseOrphan"
 )
 
 // FSClient is the client API for FS service.
@@ -64,6 +67,12 @@ type FSClient interface {
 	SetXattr(ctx context.Context, in *SetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	RemoveXattr(ctx context.Context, in *GetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error)
+	// Mount sessions and orphans: an unlinked file that the unlinking
+	// mount still holds open (UnlinkRequest.keep_session) stays, without a
+	// name, until the mount releases it or its session expires.
+	RenewMount(ctx context.Context, in *RenewMountRequest, opts ...grpc.CallOption) (*RenewMountResponse, error)
+	EndMount(ctx context.Context, in *EndMountRequest, opts ...grpc.CallOption) (*EndMountResponse, error)
+	ReleaseOrphan(ctx context.Context, in *ReleaseOrphanRequest, opts ...grpc.CallOption) (*ReleaseOrphanResponse, error)
 }
 
 type fSClient struct {
@@ -244,6 +253,36 @@ func (c *fSClient) Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *fSClient) RenewMount(ctx context.Context, in *RenewMountRequest, opts ...grpc.CallOption) (*RenewMountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewMountResponse)
+	err := c.cc.Invoke(ctx, FS_RenewMount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) EndMount(ctx context.Context, in *EndMountRequest, opts ...grpc.CallOption) (*EndMountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndMountResponse)
+	err := c.cc.Invoke(ctx, FS_EndMount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) ReleaseOrphan(ctx context.Context, in *ReleaseOrphanRequest, opts ...grpc.CallOption) (*ReleaseOrphanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseOrphanResponse)
+	err := c.cc.Invoke(ctx, FS_ReleaseOrphan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FSServer is the server API for FS service.
 // All implementations must embed UnimplementedFSServer
 // for forward compatibility.
@@ -270,6 +309,12 @@ type FSServer interface {
 	SetXattr(context.Context, *SetXattrRequest) (*SetXattrResponse, error)
 	RemoveXattr(context.Context, *GetXattrRequest) (*SetXattrResponse, error)
 	Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error)
+	// Mount sessions and orphans: an unlinked file that the unlinking
+	// mount still holds open (UnlinkRequest.keep_session) stays, without a
+	// name, until the mount releases it or its session expires.
+	RenewMount(context.Context, *RenewMountRequest) (*RenewMountResponse, error)
+	EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error)
+	ReleaseOrphan(context.Context, *ReleaseOrphanRequest) (*ReleaseOrphanResponse, error)
 	mustEmbedUnimplementedFSServer()
 }
 
@@ -330,6 +375,15 @@ func (UnimplementedFSServer) RemoveXattr(context.Context, *GetXattrRequest) (*Se
 }
 func (UnimplementedFSServer) Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Statfs not implemented")
+}
+func (UnimplementedFSServer) RenewMount(context.Context, *RenewMountRequest) (*RenewMountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenewMount not implemented")
+}
+func (UnimplementedFSServer) EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndMount not implemented")
+}
+func (UnimplementedFSServer) ReleaseOrphan(context.Context, *ReleaseOrphanRequest) (*ReleaseOrphanResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReleaseOrphan not implemented")
 }
 func (UnimplementedFSServer) mustEmbedUnimplementedFSServer() {}
 func (UnimplementedFSServer) testEmbeddedByValue()            {}
@@ -658,6 +712,60 @@ func _FS_Statfs_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FS_RenewMount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewMountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).RenewMount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_RenewMount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).RenewMount(ctx, req.(*RenewMountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_EndMount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndMountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).EndMount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_EndMount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).EndMount(ctx, req.(*EndMountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_ReleaseOrphan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseOrphanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).ReleaseOrphan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_ReleaseOrphan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).ReleaseOrphan(ctx, req.(*ReleaseOrphanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FS_ServiceDesc is the grpc.ServiceDesc for FS service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +840,18 @@ var FS_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Statfs",
 			Handler:    _FS_Statfs_Handler,
+		},
+		{
+			MethodName: "RenewMount",
+			Handler:    _FS_RenewMount_Handler,
+		},
+		{
+			MethodName: "EndMount",
+			Handler:    _FS_EndMount_Handler,
+		},
+		{
+			MethodName: "ReleaseOrphan",
+			Handler:    _FS_ReleaseOrphan_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"time"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/meta"
@@ -123,7 +124,7 @@ func (f *fsServer) Link(ctx context.Context, req *api.LinkRequest) (*api.AttrRes
 }
 
 func (f *fsServer) Unlink(ctx context.Context, req *api.UnlinkRequest) (*api.UnlinkResponse, error) {
-	if _, err := f.change(ctx, meta.Unlink{Parent: req.Parent, Name: req.Name, Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.Unlink{Parent: req.Parent, Name: req.Name, Keep: req.KeepSession, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.UnlinkResponse{}, nil
@@ -138,7 +139,7 @@ func (f *fsServer) Rmdir(ctx context.Context, req *api.UnlinkRequest) (*api.Unli
 
 func (f *fsServer) Rename(ctx context.Context, req *api.RenameAtRequest) (*api.RenameAtResponse, error) {
 	if _, err := f.change(ctx, meta.RenameAt{SrcParent: req.SrcParent, SrcName: req.SrcName, DstParent: req.DstParent,
-		DstName: req.DstName, NoReplace: req.NoReplace, Time: f.s.now()}); err != nil {
+		DstName: req.DstName, NoReplace: req.NoReplace, Keep: req.KeepSession, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RenameAtResponse{}, nil
@@ -220,4 +221,47 @@ func (f *fsServer) Statfs(ctx context.Context, req *api.StatfsRequest) (*api.Sta
 		}
 	}
 	return resp, nil
+}
+
+func (f *fsServer) RenewMount(ctx context.Context, req *api.RenewMountRequest) (*api.RenewMountResponse, error) {
+	ttl := time.Duration(req.TtlMs) * time.Millisecond
+	if _, err := f.change(ctx, meta.RenewMount{Session: req.Session, TTL: int64(ttl), Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RenewMountResponse{}, nil
+}
+
+func (f *fsServer) EndMount(ctx context.Context, req *api.EndMountRequest) (*api.EndMountResponse, error) {
+	if _, err := f.change(ctx, meta.EndMount{Session: req.Session, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.EndMountResponse{}, nil
+}
+
+func (f *fsServer) ReleaseOrphan(ctx context.Context, req *api.ReleaseOrphanRequest) (*api.ReleaseOrphanResponse, error) {
+	if _, err := f.change(ctx, meta.ReleaseOrphan{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.ReleaseOrphanResponse{}, nil
+}
+
+// expireMounts, on the leader's repair tick, reclaims the orphans of mount
+// sessions that were not renewed in time (a mount that died). The rule,
+// including the grace a new leader gives, is meta's; this only proposes
+// it when it would end a session.
+func (m *Master) expireMounts(ctx context.Context, now time.Time) {
+	m.soft.mu.Lock()
+	since := m.soft.leaderSince
+	m.soft.mu.Unlock()
+	var expired []uint64
+	m.fsm.view(func(st *meta.State) { expired = st.ExpiredMounts(now.UnixNano(), since.UnixNano()) })
+	if len(expired) == 0 {
+		return
+	}
+	s := &server{m: m}
+	if _, err := s.propose(ctx, meta.ExpireMounts{Time: now.UnixNano(), LeaderSince: since.UnixNano()}); err != nil {
+		m.log.Warn("master: expire mount sessions", "sessions", expired, "err", err)
+		return
+	}
+	m.log.Info("master: mount sessions expired, orphans reclaimed", "sessions", expired)
 }

@@ -52,6 +52,9 @@ func (s *State) Apply(c Command) Result {
 		if r, ok := s.applyHA(c); ok {
 			return r
 		}
+		if r, ok := s.applyOrphan(c); ok {
+			return r
+		}
 		if r, ok := s.applyPosix(c); ok {
 			return r
 		}
@@ -253,7 +256,7 @@ func (s *State) remove(c Remove) Result {
 		return fail(fmt.Errorf("%w: %s", ErrNotEmpty, c.Path))
 	}
 	parent, name, _ := s.parentOf(c.Path)
-	s.removeEntry(parent, name, c.Time)
+	s.removeEntry(parent, name, c.Time, 0)
 	return Result{}
 }
 
