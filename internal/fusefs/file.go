@@ -51,6 +51,24 @@ type openFile struct {
 	lastEnd int64 // end of the previous read, to detect sequential access
 	dirty   bool  // written since the last flush: mtime to update
 	err     error // a failed write-back, reported by the next flush/fsync
+	// orphan: this mount unlinked (or renamed over) the file while open,
+	// with its session as keep; the last release lets the master delete
+	// it (a no-op if the file kept another name).
+	orphan bool
+}
+
+// orphaned records that the file lost a name while open here (see
+// openFile.orphan); if it was closed meanwhile, it is released now.
+func (n *node) orphaned(ctx context.Context) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.of != nil {
+		n.of.orphan = true
+		return
+	}
+	if err := n.fsys.c.ReleaseOrphan(ctx, n.fsys.session, n.ino); err != nil {
+		n.fsys.log.Warn("fusefs: release orphan (reclaimed when the session ends)", "inode", n.ino, "err", err)
+	}
 }
 
 // sizeLocked is the file's size as this mount knows it: the replicas'
@@ -308,6 +326,11 @@ func (n *node) releaseLocked(ctx context.Context) error {
 	n.fsys.mu.Unlock()
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
+	}
+	if o.orphan {
+		if rerr := n.fsys.c.ReleaseOrphan(ctx, n.fsys.session, n.ino); rerr != nil {
+			n.fsys.log.Warn("fusefs: release orphan (reclaimed when the session ends)", "inode", n.ino, "err", rerr)
+		}
 	}
 	return err
 }
