@@ -93,6 +93,14 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 		n.fsys.mu.Lock()
 		n.fsys.open[n.ino] = n
 		n.fsys.mu.Unlock()
+	} else if len(n.of.buf) == 0 && !n.of.dirty {
+		// Close-to-open while the file stays open here: what another
+		// mount published by its close must show after this open. The
+		// kernel drops its page cache at every open (no KEEP_CACHE).
+		n.of.ra = nil
+		if err := n.of.f.Reload(ctx); err != nil {
+			return nil, errno(err)
+		}
 	}
 	n.of.refs++
 	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
