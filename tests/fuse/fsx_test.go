@@ -81,7 +81,7 @@ func TestFSX(t *testing.T) {
 	if s := os.Getenv("CATENA_FSX_SEED"); s != "" {
 		seeds = append(seeds, uint64(envInt(t, "CATENA_FSX_SEED", 0)))
 	} else {
-		n := envInt(t, "CATENA_FSX_SEEDS", 8)
+		n := envInt(t, "CATENA_FSX_SEEDS", 6)
 		base := uint64(time.Now().UnixNano())
 		for i := range n {
 			seeds = append(seeds, base+uint64(i))
