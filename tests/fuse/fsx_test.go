@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,10 +89,11 @@ func TestFSX(t *testing.T) {
 		}
 	}
 	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
-	d := fsxMount(t, clustertest.Client(t, c))
+	cl := clustertest.Client(t, c)
+	d := fsxMount(t, cl)
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			fsxRun(t, filepath.Join(d, fmt.Sprintf("fsx-%d", seed)), seed, ops, -1, nil)
+			fsxRun(t, cl, filepath.Join(d, fmt.Sprintf("fsx-%d", seed)), seed, ops, -1, nil)
 		})
 	}
 }
@@ -115,7 +117,7 @@ func TestFSXChunkserverKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { cl.Close() })
 	d := fsxMount(t, cl)
-	fsxRun(t, filepath.Join(d, "fsx"), seed, ops, ops/3, func() {
+	fsxRun(t, cl, filepath.Join(d, "fsx"), seed, ops, ops/3, func() {
 		if err := c.Kill(0); err != nil {
 			t.Fatal(err)
 		}
@@ -127,8 +129,9 @@ func TestFSXChunkserverKilled(t *testing.T) {
 // thread's P, and the next stop-the-world garbage collection waits for it
 // forever while the server goroutines are stopped), nor leave descriptors
 // on it to be closed at its own exit. Before operation pauseAt the child
-// stops until the parent has run pause.
-func fsxRun(t *testing.T, path string, seed uint64, ops, pauseAt int64, pause func()) {
+// stops until the parent has run pause. The worker ends on an orphan: its
+// inode must be gone from the master once the worker has closed it.
+func fsxRun(t *testing.T, cl *client.Client, path string, seed uint64, ops, pauseAt int64, pause func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFSXWorker$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", fsxWorkerEnv, path, seed, ops, pauseAt))
@@ -146,8 +149,13 @@ func fsxRun(t *testing.T, path string, seed uint64, ops, pauseAt int64, pause fu
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(stdout)
+	var ino uint64
 	for sc.Scan() {
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, fsxInodeLine); ok {
+			ino, _ = strconv.ParseUint(v, 10, 64)
+			continue
+		}
 		if line == fsxPauseLine {
 			pause()
 			fmt.Fprintln(stdin, "go")
@@ -168,9 +176,18 @@ func fsxRun(t *testing.T, path string, seed uint64, ops, pauseAt int64, pause fu
 			t.Log(strings.TrimSpace(l))
 		}
 	}
+	if ops >= 100 {
+		if ino == 0 {
+			t.Fatalf("fsx seed %d: the worker did not report its inode", seed)
+		}
+		gone(t, cl, ino)
+	}
 }
 
-const fsxPauseLine = "FSX-PAUSE"
+const (
+	fsxPauseLine = "FSX-PAUSE"
+	fsxInodeLine = "FSX-INODE "
+)
 
 // TestFSXWorker is the exerciser's process; it does nothing unless started
 // by fsxRun with CATENA_FSX_WORKER set.
@@ -186,6 +203,11 @@ func TestFSXWorker(t *testing.T) {
 	ops, _ := strconv.Atoi(spec[2])
 	pauseAt, _ := strconv.Atoi(spec[3])
 	x := newFSX(t, seed, spec[0])
+	st, err := x.fds[0].Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("%s%d\n", fsxInodeLine, st.Sys().(*syscall.Stat_t).Ino)
 	defer x.close()
 	x.run(ops, map[int]func(){pauseAt: func() {
 		x.logf("pause (the parent kills a chunkserver)")
@@ -273,6 +295,8 @@ type fsx struct {
 	data uint64 // seeds of written data
 	// childOut is the output of the last child process.
 	childOut string
+	// unlinked: the file has no name left, only the open descriptors.
+	unlinked bool
 }
 
 func newFSX(t *testing.T, seed uint64, path string) *fsx {
@@ -336,6 +360,13 @@ func (x *fsx) run(ops int, at map[int]func()) {
 	for x.op = 0; x.op < ops; x.op++ {
 		if f := at[x.op]; f != nil {
 			f()
+		}
+		if x.op == ops*3/4 && ops >= 100 {
+			// The last quarter runs on an orphan: unlinked while open,
+			// it must stay fully usable through the descriptors.
+			x.logf("unlink the open file")
+			x.check("unlink", os.Remove(x.path))
+			x.unlinked = true
 		}
 		x.step()
 		x.checkSize()
@@ -431,6 +462,14 @@ func (x *fsx) step() {
 		fd := x.r.IntN(3)
 		x.logf("fsync fd%d", fd)
 		x.check("fsync", x.fds[fd].Sync())
+	case k < 91 && x.unlinked:
+		// No name left: only the open descriptors reach the file.
+		x.logf("fstat nlink")
+		st, err := x.fds[x.r.IntN(4)].Stat()
+		x.check("fstat", err)
+		if n := st.Sys().(*syscall.Stat_t).Nlink; n != 0 {
+			x.fail("nlink %d of the unlinked file", n)
+		}
 	case k < 86:
 		x.logf("reopen")
 		x.close()
@@ -641,8 +680,19 @@ func (x *fsx) diff(what string, off int, got []byte) {
 
 func (x *fsx) checkAll() {
 	x.t.Helper()
-	got, err := os.ReadFile(x.path)
-	x.check("read file", err)
+	var got []byte
+	if x.unlinked {
+		got = make([]byte, len(x.model)+1)
+		n, err := x.fds[x.r.IntN(4)].ReadAt(got, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			x.fail("read the whole unlinked file: %v", err)
+		}
+		got = got[:n]
+	} else {
+		var err error
+		got, err = os.ReadFile(x.path)
+		x.check("read file", err)
+	}
 	if len(got) != len(x.model) {
 		x.fail("whole file: %d bytes, model %d", len(got), len(x.model))
 	}
