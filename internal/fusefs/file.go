@@ -33,9 +33,9 @@ func uninterruptible(ctx context.Context) context.Context {
 }
 
 // handle is one open(2) of a file; the data state is the node's openFile.
-type handle struct {
-	append bool
-}
+// It carries nothing: even O_APPEND is the kernel's business (it sends
+// the end of file as the offset).
+type handle struct{}
 
 // openFile is a file's I/O state while any handle is open. Guarded by the
 // node's mu; I/O runs under it, so one file's operations are serialised.
@@ -110,7 +110,7 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 			return nil, errno(err)
 		}
 	}
-	return &handle{append: flags&syscall.O_APPEND != 0}, 0
+	return &handle{}, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
