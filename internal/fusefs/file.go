@@ -66,9 +66,7 @@ func (n *node) orphaned(ctx context.Context) {
 		n.of.orphan = true
 		return
 	}
-	if err := n.fsys.c.ReleaseOrphan(ctx, n.fsys.session, n.ino); err != nil {
-		n.fsys.log.Warn("fusefs: release orphan (reclaimed when the session ends)", "inode", n.ino, "err", err)
-	}
+	n.fsys.releaseOrphan(ctx, n.ino)
 }
 
 // sizeLocked is the file's size as this mount knows it: the replicas'
@@ -336,9 +334,7 @@ func (n *node) releaseLocked(ctx context.Context) error {
 		err = cerr
 	}
 	if o.orphan {
-		if rerr := n.fsys.c.ReleaseOrphan(ctx, n.fsys.session, n.ino); rerr != nil {
-			n.fsys.log.Warn("fusefs: release orphan (reclaimed when the session ends)", "inode", n.ino, "err", rerr)
-		}
+		n.fsys.releaseOrphan(ctx, n.ino)
 	}
 	return err
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -90,7 +92,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}}
+	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}, unreleased: map[uint64]bool{}}
 	for fsys.session == 0 {
 		fsys.session = rand.Uint64()
 	}
@@ -136,7 +138,9 @@ func (s *Server) renew() {
 		}
 		if err := s.fsys.c.RenewMount(context.Background(), s.fsys.session, s.fsys.cfg.SessionTTL); err != nil {
 			s.fsys.log.Warn("fusefs: renew mount session", "err", err)
+			continue
 		}
+		s.fsys.retryReleases(context.Background())
 	}
 }
 
@@ -181,13 +185,39 @@ type fsys struct {
 	// knows the inode: the attributes it returns must come from the node
 	// that holds the open file (its size), found here.
 	open map[uint64]*node
+	// unreleased holds orphans whose release failed, retried by renew.
+	unreleased map[uint64]bool
+}
+
+// releaseOrphan lets the master delete orphan ino; a failure is retried
+// with the next session renewal (until then the orphan only takes space).
+func (x *fsys) releaseOrphan(ctx context.Context, ino uint64) {
+	err := x.c.ReleaseOrphan(ctx, x.session, ino)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err != nil {
+		x.log.Warn("fusefs: release orphan (retried with the session renewal)", "inode", ino, "err", err)
+		x.unreleased[ino] = true
+		return
+	}
+	delete(x.unreleased, ino)
+}
+
+// retryReleases retries the orphan releases that failed.
+func (x *fsys) retryReleases(ctx context.Context) {
+	x.mu.Lock()
+	inos := slices.Sorted(maps.Keys(x.unreleased))
+	x.mu.Unlock()
+	for _, ino := range inos {
+		x.releaseOrphan(ctx, ino)
+	}
 }
 
 // openNode returns the node holding inode ino's open file, or nil.
-func (fs *fsys) openNode(ino uint64) *node {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.open[ino]
+func (x *fsys) openNode(ino uint64) *node {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.open[ino]
 }
 
 // errno maps a client error to the errno a kernel file system returns.
