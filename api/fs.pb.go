@@ -946,13 +946,9 @@ func (x *LinkRequest) GetName() string {
 }
 
 type UnlinkRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Parent uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// keep_session, when not 0, is the session of a mount that holds the
-	// file open: losing its last name, the file becomes that session's
-	// orphan instead of being deleted.
-	KeepSession   uint64 `protobuf:"varint,3,opt,name=keep_session,json=keepSession,proto3" json:"keep_session,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1001,13 +997,6 @@ func (x *UnlinkRequest) GetName() string {
 	return ""
 }
 
-func (x *UnlinkRequest) GetKeepSession() uint64 {
-	if x != nil {
-		return x.KeepSession
-	}
-	return 0
-}
-
 type UnlinkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1045,14 +1034,12 @@ func (*UnlinkResponse) Descriptor() ([]byte, []int) {
 }
 
 type RenameAtRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	SrcParent uint64                 `protobuf:"varint,1,opt,name=src_parent,json=srcParent,proto3" json:"src_parent,omitempty"`
-	SrcName   string                 `protobuf:"bytes,2,opt,name=src_name,json=srcName,proto3" json:"src_name,omitempty"`
-	DstParent uint64                 `protobuf:"varint,3,opt,name=dst_parent,json=dstParent,proto3" json:"dst_parent,omitempty"`
-	DstName   string                 `protobuf:"bytes,4,opt,name=dst_name,json=dstName,proto3" json:"dst_name,omitempty"`
-	NoReplace bool                   `protobuf:"varint,5,opt,name=no_replace,json=noReplace,proto3" json:"no_replace,omitempty"`
-	// keep_session: as in UnlinkRequest, for a replaced destination.
-	KeepSession   uint64 `protobuf:"varint,6,opt,name=keep_session,json=keepSession,proto3" json:"keep_session,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SrcParent     uint64                 `protobuf:"varint,1,opt,name=src_parent,json=srcParent,proto3" json:"src_parent,omitempty"`
+	SrcName       string                 `protobuf:"bytes,2,opt,name=src_name,json=srcName,proto3" json:"src_name,omitempty"`
+	DstParent     uint64                 `protobuf:"varint,3,opt,name=dst_parent,json=dstParent,proto3" json:"dst_parent,omitempty"`
+	DstName       string                 `protobuf:"bytes,4,opt,name=dst_name,json=dstName,proto3" json:"dst_name,omitempty"`
+	NoReplace     bool                   `protobuf:"varint,5,opt,name=no_replace,json=noReplace,proto3" json:"no_replace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1120,13 +1107,6 @@ func (x *RenameAtRequest) GetNoReplace() bool {
 		return x.NoReplace
 	}
 	return false
-}
-
-func (x *RenameAtRequest) GetKeepSession() uint64 {
-	if x != nil {
-		return x.KeepSession
-	}
-	return 0
 }
 
 type RenameAtResponse struct {
@@ -1725,7 +1705,10 @@ func (*EndMountResponse) Descriptor() ([]byte, []int) {
 	return file_fs_proto_rawDescGZIP(), []int{27}
 }
 
-type ReleaseOrphanRequest struct {
+// Hold: mount session holds file inode open (NOT_FOUND without such a
+// session or file). Unhold: it no longer does (an orphan nobody holds is
+// deleted).
+type HoldRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
 	Inode         uint64                 `protobuf:"varint,2,opt,name=inode,proto3" json:"inode,omitempty"`
@@ -1733,20 +1716,20 @@ type ReleaseOrphanRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReleaseOrphanRequest) Reset() {
-	*x = ReleaseOrphanRequest{}
+func (x *HoldRequest) Reset() {
+	*x = HoldRequest{}
 	mi := &file_fs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReleaseOrphanRequest) String() string {
+func (x *HoldRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReleaseOrphanRequest) ProtoMessage() {}
+func (*HoldRequest) ProtoMessage() {}
 
-func (x *ReleaseOrphanRequest) ProtoReflect() protoreflect.Message {
+func (x *HoldRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_fs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1758,45 +1741,45 @@ func (x *ReleaseOrphanRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReleaseOrphanRequest.ProtoReflect.Descriptor instead.
-func (*ReleaseOrphanRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use HoldRequest.ProtoReflect.Descriptor instead.
+func (*HoldRequest) Descriptor() ([]byte, []int) {
 	return file_fs_proto_rawDescGZIP(), []int{28}
 }
 
-func (x *ReleaseOrphanRequest) GetSession() uint64 {
+func (x *HoldRequest) GetSession() uint64 {
 	if x != nil {
 		return x.Session
 	}
 	return 0
 }
 
-func (x *ReleaseOrphanRequest) GetInode() uint64 {
+func (x *HoldRequest) GetInode() uint64 {
 	if x != nil {
 		return x.Inode
 	}
 	return 0
 }
 
-type ReleaseOrphanResponse struct {
+type HoldResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReleaseOrphanResponse) Reset() {
-	*x = ReleaseOrphanResponse{}
+func (x *HoldResponse) Reset() {
+	*x = HoldResponse{}
 	mi := &file_fs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReleaseOrphanResponse) String() string {
+func (x *HoldResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReleaseOrphanResponse) ProtoMessage() {}
+func (*HoldResponse) ProtoMessage() {}
 
-func (x *ReleaseOrphanResponse) ProtoReflect() protoreflect.Message {
+func (x *HoldResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_fs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1808,8 +1791,8 @@ func (x *ReleaseOrphanResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReleaseOrphanResponse.ProtoReflect.Descriptor instead.
-func (*ReleaseOrphanResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use HoldResponse.ProtoReflect.Descriptor instead.
+func (*HoldResponse) Descriptor() ([]byte, []int) {
 	return file_fs_proto_rawDescGZIP(), []int{29}
 }
 
@@ -1880,12 +1863,11 @@ const file_fs_proto_rawDesc = "" +
 	"\vLinkRequest\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x16\n" +
 	"\x06parent\x18\x02 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"^\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\";\n" +
 	"\rUnlinkRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
-	"\fkeep_session\x18\x03 \x01(\x04R\vkeepSession\"\x10\n" +
-	"\x0eUnlinkResponse\"\xc7\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x10\n" +
+	"\x0eUnlinkResponse\"\xa4\x01\n" +
 	"\x0fRenameAtRequest\x12\x1d\n" +
 	"\n" +
 	"src_parent\x18\x01 \x01(\x04R\tsrcParent\x12\x19\n" +
@@ -1894,8 +1876,7 @@ const file_fs_proto_rawDesc = "" +
 	"dst_parent\x18\x03 \x01(\x04R\tdstParent\x12\x19\n" +
 	"\bdst_name\x18\x04 \x01(\tR\adstName\x12\x1d\n" +
 	"\n" +
-	"no_replace\x18\x05 \x01(\bR\tnoReplace\x12!\n" +
-	"\fkeep_session\x18\x06 \x01(\x04R\vkeepSession\"\x12\n" +
+	"no_replace\x18\x05 \x01(\bR\tnoReplace\"\x12\n" +
 	"\x10RenameAtResponse\"*\n" +
 	"\x10ReadlinkResponse\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\";\n" +
@@ -1925,11 +1906,11 @@ const file_fs_proto_rawDesc = "" +
 	"\x12RenewMountResponse\"+\n" +
 	"\x0fEndMountRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"\x12\n" +
-	"\x10EndMountResponse\"F\n" +
-	"\x14ReleaseOrphanRequest\x12\x18\n" +
+	"\x10EndMountResponse\"=\n" +
+	"\vHoldRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x14\n" +
-	"\x05inode\x18\x02 \x01(\x04R\x05inode\"\x17\n" +
-	"\x15ReleaseOrphanResponse*?\n" +
+	"\x05inode\x18\x02 \x01(\x04R\x05inode\"\x0e\n" +
+	"\fHoldResponse*?\n" +
 	"\bNodeType\x12\r\n" +
 	"\tNODE_FILE\x10\x00\x12\x12\n" +
 	"\x0eNODE_DIRECTORY\x10\x01\x12\x10\n" +
@@ -1940,7 +1921,7 @@ const file_fs_proto_rawDesc = "" +
 	"\vSETATTR_UID\x10\x02\x12\x0f\n" +
 	"\vSETATTR_GID\x10\x04\x12\x11\n" +
 	"\rSETATTR_ATIME\x10\b\x12\x11\n" +
-	"\rSETATTR_MTIME\x10\x102\xbe\n" +
+	"\rSETATTR_MTIME\x10\x102\xde\n" +
 	"\n" +
 	"\x02FS\x12E\n" +
 	"\vLookupChild\x12\x1d.catena.v1.LookupChildRequest\x1a\x17.catena.v1.AttrResponse\x12=\n" +
@@ -1962,8 +1943,9 @@ const file_fs_proto_rawDesc = "" +
 	"\x06Statfs\x12\x18.catena.v1.StatfsRequest\x1a\x19.catena.v1.StatfsResponse\x12I\n" +
 	"\n" +
 	"RenewMount\x12\x1c.catena.v1.RenewMountRequest\x1a\x1d.catena.v1.RenewMountResponse\x12C\n" +
-	"\bEndMount\x12\x1a.catena.v1.EndMountRequest\x1a\x1b.catena.v1.EndMountResponse\x12R\n" +
-	"\rReleaseOrphan\x12\x1f.catena.v1.ReleaseOrphanRequest\x1a .catena.v1.ReleaseOrphanResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\bEndMount\x12\x1a.catena.v1.EndMountRequest\x1a\x1b.catena.v1.EndMountResponse\x127\n" +
+	"\x04Hold\x12\x16.catena.v1.HoldRequest\x1a\x17.catena.v1.HoldResponse\x129\n" +
+	"\x06Unhold\x12\x16.catena.v1.HoldRequest\x1a\x17.catena.v1.HoldResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_fs_proto_rawDescOnce sync.Once
@@ -1980,38 +1962,38 @@ func file_fs_proto_rawDescGZIP() []byte {
 var file_fs_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_fs_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_fs_proto_goTypes = []any{
-	(NodeType)(0),                 // 0: catena.v1.NodeType
-	(SetattrField)(0),             // 1: catena.v1.SetattrField
-	(*Attr)(nil),                  // 2: catena.v1.Attr
-	(*AttrResponse)(nil),          // 3: catena.v1.AttrResponse
-	(*LookupChildRequest)(nil),    // 4: catena.v1.LookupChildRequest
-	(*GetattrRequest)(nil),        // 5: catena.v1.GetattrRequest
-	(*SetattrRequest)(nil),        // 6: catena.v1.SetattrRequest
-	(*ReaddirRequest)(nil),        // 7: catena.v1.ReaddirRequest
-	(*DirEntry)(nil),              // 8: catena.v1.DirEntry
-	(*ReaddirResponse)(nil),       // 9: catena.v1.ReaddirResponse
-	(*CreateAtRequest)(nil),       // 10: catena.v1.CreateAtRequest
-	(*MkdirAtRequest)(nil),        // 11: catena.v1.MkdirAtRequest
-	(*SymlinkRequest)(nil),        // 12: catena.v1.SymlinkRequest
-	(*LinkRequest)(nil),           // 13: catena.v1.LinkRequest
-	(*UnlinkRequest)(nil),         // 14: catena.v1.UnlinkRequest
-	(*UnlinkResponse)(nil),        // 15: catena.v1.UnlinkResponse
-	(*RenameAtRequest)(nil),       // 16: catena.v1.RenameAtRequest
-	(*RenameAtResponse)(nil),      // 17: catena.v1.RenameAtResponse
-	(*ReadlinkResponse)(nil),      // 18: catena.v1.ReadlinkResponse
-	(*GetXattrRequest)(nil),       // 19: catena.v1.GetXattrRequest
-	(*GetXattrResponse)(nil),      // 20: catena.v1.GetXattrResponse
-	(*ListXattrResponse)(nil),     // 21: catena.v1.ListXattrResponse
-	(*SetXattrRequest)(nil),       // 22: catena.v1.SetXattrRequest
-	(*SetXattrResponse)(nil),      // 23: catena.v1.SetXattrResponse
-	(*StatfsRequest)(nil),         // 24: catena.v1.StatfsRequest
-	(*StatfsResponse)(nil),        // 25: catena.v1.StatfsResponse
-	(*RenewMountRequest)(nil),     // 26: catena.v1.RenewMountRequest
-	(*RenewMountResponse)(nil),    // 27: catena.v1.RenewMountResponse
-	(*EndMountRequest)(nil),       // 28: catena.v1.EndMountRequest
-	(*EndMountResponse)(nil),      // 29: catena.v1.EndMountResponse
-	(*ReleaseOrphanRequest)(nil),  // 30: catena.v1.ReleaseOrphanRequest
-	(*ReleaseOrphanResponse)(nil), // 31: catena.v1.ReleaseOrphanResponse
+	(NodeType)(0),              // 0: catena.v1.NodeType
+	(SetattrField)(0),          // 1: catena.v1.SetattrField
+	(*Attr)(nil),               // 2: catena.v1.Attr
+	(*AttrResponse)(nil),       // 3: catena.v1.AttrResponse
+	(*LookupChildRequest)(nil), // 4: catena.v1.LookupChildRequest
+	(*GetattrRequest)(nil),     // 5: catena.v1.GetattrRequest
+	(*SetattrRequest)(nil),     // 6: catena.v1.SetattrRequest
+	(*ReaddirRequest)(nil),     // 7: catena.v1.ReaddirRequest
+	(*DirEntry)(nil),           // 8: catena.v1.DirEntry
+	(*ReaddirResponse)(nil),    // 9: catena.v1.ReaddirResponse
+	(*CreateAtRequest)(nil),    // 10: catena.v1.CreateAtRequest
+	(*MkdirAtRequest)(nil),     // 11: catena.v1.MkdirAtRequest
+	(*SymlinkRequest)(nil),     // 12: catena.v1.SymlinkRequest
+	(*LinkRequest)(nil),        // 13: catena.v1.LinkRequest
+	(*UnlinkRequest)(nil),      // 14: catena.v1.UnlinkRequest
+	(*UnlinkResponse)(nil),     // 15: catena.v1.UnlinkResponse
+	(*RenameAtRequest)(nil),    // 16: catena.v1.RenameAtRequest
+	(*RenameAtResponse)(nil),   // 17: catena.v1.RenameAtResponse
+	(*ReadlinkResponse)(nil),   // 18: catena.v1.ReadlinkResponse
+	(*GetXattrRequest)(nil),    // 19: catena.v1.GetXattrRequest
+	(*GetXattrResponse)(nil),   // 20: catena.v1.GetXattrResponse
+	(*ListXattrResponse)(nil),  // 21: catena.v1.ListXattrResponse
+	(*SetXattrRequest)(nil),    // 22: catena.v1.SetXattrRequest
+	(*SetXattrResponse)(nil),   // 23: catena.v1.SetXattrResponse
+	(*StatfsRequest)(nil),      // 24: catena.v1.StatfsRequest
+	(*StatfsResponse)(nil),     // 25: catena.v1.StatfsResponse
+	(*RenewMountRequest)(nil),  // 26: catena.v1.RenewMountRequest
+	(*RenewMountResponse)(nil), // 27: catena.v1.RenewMountResponse
+	(*EndMountRequest)(nil),    // 28: catena.v1.EndMountRequest
+	(*EndMountResponse)(nil),   // 29: catena.v1.EndMountResponse
+	(*HoldRequest)(nil),        // 30: catena.v1.HoldRequest
+	(*HoldResponse)(nil),       // 31: catena.v1.HoldResponse
 }
 var file_fs_proto_depIdxs = []int32{
 	0,  // 0: catena.v1.Attr.type:type_name -> catena.v1.NodeType
@@ -2037,29 +2019,31 @@ var file_fs_proto_depIdxs = []int32{
 	24, // 20: catena.v1.FS.Statfs:input_type -> catena.v1.StatfsRequest
 	26, // 21: catena.v1.FS.RenewMount:input_type -> catena.v1.RenewMountRequest
 	28, // 22: catena.v1.FS.EndMount:input_type -> catena.v1.EndMountRequest
-	30, // 23: catena.v1.FS.ReleaseOrphan:input_type -> catena.v1.ReleaseOrphanRequest
-	3,  // 24: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
-	3,  // 25: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
-	3,  // 26: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
-	9,  // 27: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
-	3,  // 28: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
-	3,  // 29: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
-	3,  // 30: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
-	3,  // 31: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
-	15, // 32: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
-	15, // 33: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
-	17, // 34: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
-	18, // 35: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
-	20, // 36: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
-	21, // 37: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
-	23, // 38: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
-	23, // 39: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
-	25, // 40: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
-	27, // 41: catena.v1.FS.RenewMount:output_type -> catena.v1.RenewMountResponse
-	29, // 42: catena.v1.FS.EndMount:output_type -> catena.v1.EndMountResponse
-	31, // 43: catena.v1.FS.ReleaseOrphan:output_type -> catena.v1.ReleaseOrphanResponse
-	24, // [24:44] is the sub-list for method output_type
-	4,  // [4:24] is the sub-list for method input_type
+	30, // 23: catena.v1.FS.Hold:input_type -> catena.v1.HoldRequest
+	30, // 24: catena.v1.FS.Unhold:input_type -> catena.v1.HoldRequest
+	3,  // 25: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
+	3,  // 26: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
+	3,  // 27: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
+	9,  // 28: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
+	3,  // 29: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
+	3,  // 30: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
+	3,  // 31: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
+	3,  // 32: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
+	15, // 33: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
+	15, // 34: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
+	17, // 35: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
+	18, // 36: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
+	20, // 37: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
+	21, // 38: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
+	23, // 39: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
+	23, // 40: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
+	25, // 41: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
+	27, // 42: catena.v1.FS.RenewMount:output_type -> catena.v1.RenewMountResponse
+	29, // 43: catena.v1.FS.EndMount:output_type -> catena.v1.EndMountResponse
+	31, // 44: catena.v1.FS.Hold:output_type -> catena.v1.HoldResponse
+	31, // 45: catena.v1.FS.Unhold:output_type -> catena.v1.HoldResponse
+	25, // [25:46] is the sub-list for method output_type
+	4,  // [4:25] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name

@@ -19,26 +19,27 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FS_LookupChild_FullMethodName   = "/catena.v1.FS/LookupChild"
-	FS_Getattr_FullMethodName       = "/catena.v1.FS/Getattr"
-	FS_Setattr_FullMethodName       = "/catena.v1.FS/Setattr"
-	FS_Readdir_FullMethodName       = "/catena.v1.FS/Readdir"
-	FS_Create_FullMethodName        = "/catena.v1.FS/Create"
-	FS_Mkdir_FullMethodName         = "/catena.v1.FS/Mkdir"
-	FS_Symlink_FullMethodName       = "/catena.v1.FS/Symlink"
-	FS_Link_FullMethodName          = "/catena.v1.FS/Link"
-	FS_Unlink_FullMethodName        = "/catena.v1.FS/Unlink"
-	FS_Rmdir_FullMethodName         = "/catena.v1.FS/Rmdir"
-	FS_Rename_FullMethodName        = "/catena.v1.FS/Rename"
-	FS_Readlink_FullMethodName      = "/catena.v1.FS/Readlink"
-	FS_GetXattr_FullMethodName      = "/catena.v1.FS/GetXattr"
-	FS_ListXattr_FullMethodName     = "/catena.v1.FS/ListXattr"
-	FS_SetXattr_FullMethodName      = "/catena.v1.FS/SetXattr"
-	FS_RemoveXattr_FullMethodName   = "/catena.v1.FS/RemoveXattr"
-	FS_Statfs_FullMethodName        = "/catena.v1.FS/Statfs"
-	FS_RenewMount_FullMethodName    = "/catena.v1.FS/RenewMount"
-	FS_EndMount_FullMethodName      = "/catena.v1.FS/EndMount"
-	FS_ReleaseOrphan_FullMethodName = "/catena.v1.FS/ReleaseOrphan"
+	FS_LookupChild_FullMethodName = "/catena.v1.FS/LookupChild"
+	FS_Getattr_FullMethodName     = "/catena.v1.FS/Getattr"
+	FS_Setattr_FullMethodName     = "/catena.v1.FS/Setattr"
+	FS_Readdir_FullMethodName     = "/catena.v1.FS/Readdir"
+	FS_Create_FullMethodName      = "/catena.v1.FS/Create"
+	FS_Mkdir_FullMethodName       = "/catena.v1.FS/Mkdir"
+	FS_Symlink_FullMethodName     = "/catena.v1.FS/Symlink"
+	FS_Link_FullMethodName        = "/catena.v1.FS/Link"
+	FS_Unlink_FullMethodName      = "/catena.v1.FS/Unlink"
+	FS_Rmdir_FullMethodName       = "/catena.v1.FS/Rmdir"
+	FS_Rename_FullMethodName      = "/catena.v1.FS/Rename"
+	FS_Readlink_FullMethodName    = "/catena.v1.FS/Readlink"
+	FS_GetXattr_FullMethodName    = "/catena.v1.FS/GetXattr"
+	FS_ListXattr_FullMethodName   = "/catena.v1.FS/ListXattr"
+	FS_SetXattr_FullMethodName    = "/catena.v1.FS/SetXattr"
+	FS_RemoveXattr_FullMethodName = "/catena.v1.FS/RemoveXattr"
+	FS_Statfs_FullMethodName      = "/catena.v1.FS/Statfs"
+	FS_RenewMount_FullMethodName  = "/catena.v1.FS/RenewMount"
+	FS_EndMount_FullMethodName    = "/catena.v1.FS/EndMount"
+	FS_Hold_FullMethodName        = "/catena.v1.FS/Hold"
+	FS_Unhold_FullMethodName      = "/catena.v1.FS/Unhold"
 )
 
 // FSClient is the client API for FS service.
@@ -67,12 +68,13 @@ type FSClient interface {
 	SetXattr(ctx context.Context, in *SetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	RemoveXattr(ctx context.Context, in *GetXattrRequest, opts ...grpc.CallOption) (*SetXattrResponse, error)
 	Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error)
-	// Mount sessions and orphans: an unlinked file that the unlinking
-	// mount still holds open (UnlinkRequest.keep_session) stays, without a
-	// name, until the mount releases it or its session expires.
+	// Mount sessions and orphans: a file that loses its last name while a
+	// mount holds it open (Hold) stays, without a name, until every mount
+	// that holds it lets go (Unhold, EndMount) or its session expires.
 	RenewMount(ctx context.Context, in *RenewMountRequest, opts ...grpc.CallOption) (*RenewMountResponse, error)
 	EndMount(ctx context.Context, in *EndMountRequest, opts ...grpc.CallOption) (*EndMountResponse, error)
-	ReleaseOrphan(ctx context.Context, in *ReleaseOrphanRequest, opts ...grpc.CallOption) (*ReleaseOrphanResponse, error)
+	Hold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error)
+	Unhold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error)
 }
 
 type fSClient struct {
@@ -273,10 +275,20 @@ func (c *fSClient) EndMount(ctx context.Context, in *EndMountRequest, opts ...gr
 	return out, nil
 }
 
-func (c *fSClient) ReleaseOrphan(ctx context.Context, in *ReleaseOrphanRequest, opts ...grpc.CallOption) (*ReleaseOrphanResponse, error) {
+func (c *fSClient) Hold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ReleaseOrphanResponse)
-	err := c.cc.Invoke(ctx, FS_ReleaseOrphan_FullMethodName, in, out, cOpts...)
+	out := new(HoldResponse)
+	err := c.cc.Invoke(ctx, FS_Hold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) Unhold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldResponse)
+	err := c.cc.Invoke(ctx, FS_Unhold_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,12 +321,13 @@ type FSServer interface {
 	SetXattr(context.Context, *SetXattrRequest) (*SetXattrResponse, error)
 	RemoveXattr(context.Context, *GetXattrRequest) (*SetXattrResponse, error)
 	Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error)
-	// Mount sessions and orphans: an unlinked file that the unlinking
-	// mount still holds open (UnlinkRequest.keep_session) stays, without a
-	// name, until the mount releases it or its session expires.
+	// Mount sessions and orphans: a file that loses its last name while a
+	// mount holds it open (Hold) stays, without a name, until every mount
+	// that holds it lets go (Unhold, EndMount) or its session expires.
 	RenewMount(context.Context, *RenewMountRequest) (*RenewMountResponse, error)
 	EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error)
-	ReleaseOrphan(context.Context, *ReleaseOrphanRequest) (*ReleaseOrphanResponse, error)
+	Hold(context.Context, *HoldRequest) (*HoldResponse, error)
+	Unhold(context.Context, *HoldRequest) (*HoldResponse, error)
 	mustEmbedUnimplementedFSServer()
 }
 
@@ -382,8 +395,11 @@ func (UnimplementedFSServer) RenewMount(context.Context, *RenewMountRequest) (*R
 func (UnimplementedFSServer) EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method EndMount not implemented")
 }
-func (UnimplementedFSServer) ReleaseOrphan(context.Context, *ReleaseOrphanRequest) (*ReleaseOrphanResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ReleaseOrphan not implemented")
+func (UnimplementedFSServer) Hold(context.Context, *HoldRequest) (*HoldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Hold not implemented")
+}
+func (UnimplementedFSServer) Unhold(context.Context, *HoldRequest) (*HoldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unhold not implemented")
 }
 func (UnimplementedFSServer) mustEmbedUnimplementedFSServer() {}
 func (UnimplementedFSServer) testEmbeddedByValue()            {}
@@ -748,20 +764,38 @@ func _FS_EndMount_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
-func _FS_ReleaseOrphan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ReleaseOrphanRequest)
+func _FS_Hold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(FSServer).ReleaseOrphan(ctx, in)
+		return srv.(FSServer).Hold(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: FS_ReleaseOrphan_FullMethodName,
+		FullMethod: FS_Hold_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(FSServer).ReleaseOrphan(ctx, req.(*ReleaseOrphanRequest))
+		return srv.(FSServer).Hold(ctx, req.(*HoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_Unhold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).Unhold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_Unhold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).Unhold(ctx, req.(*HoldRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -850,8 +884,12 @@ var FS_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FS_EndMount_Handler,
 		},
 		{
-			MethodName: "ReleaseOrphan",
-			Handler:    _FS_ReleaseOrphan_Handler,
+			MethodName: "Hold",
+			Handler:    _FS_Hold_Handler,
+		},
+		{
+			MethodName: "Unhold",
+			Handler:    _FS_Unhold_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -31,10 +31,11 @@
 //   - an open of a file already open here reloads its size and chunk map
 //     from the master unless it has changes of its own to publish;
 //   - operations ignore FUSE_INTERRUPT (Go signals its threads constantly);
-//   - a file this mount holds open and unlinks or renames over becomes an
-//     orphan of the mount's session (renewed every SessionTTL/3); the last
-//     release deletes it, the unmount ends the session, and the master
-//     reclaims the orphans of a session that expired (a dead mount).
+//   - the mount holds a session with the master (renewed every
+//     SessionTTL/3) and tells it which files it holds open (Hold at the
+//     first open, Unhold after the last release): a file that loses its
+//     last name while held becomes an orphan, deleted when the last mount
+//     holding it lets go or its session expires (a dead mount).
 //
 // Caller's duties: run as root or with fuse permissions; unmount with
 // Server.Unmount (or fusermount3 -u) so the kernel releases open files.

@@ -51,22 +51,6 @@ type openFile struct {
 	lastEnd int64 // end of the previous read, to detect sequential access
 	dirty   bool  // written since the last flush: mtime to update
 	err     error // a failed write-back, reported by the next flush/fsync
-	// orphan: this mount unlinked (or renamed over) the file while open,
-	// with its session as keep; the last release lets the master delete
-	// it (a no-op if the file kept another name).
-	orphan bool
-}
-
-// orphaned records that the file lost a name while open here (see
-// openFile.orphan); if it was closed meanwhile, it is released now.
-func (n *node) orphaned(ctx context.Context) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.of != nil {
-		n.of.orphan = true
-		return
-	}
-	n.fsys.releaseOrphan(ctx, n.ino)
 }
 
 // sizeLocked is the file's size as this mount knows it: the replicas'
@@ -85,6 +69,12 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 	if n.of == nil {
 		f, err := n.fsys.c.OpenInode(ctx, n.ino, "")
 		if err != nil {
+			return nil, errno(err)
+		}
+		// The master keeps the file, as an orphan, if it loses its last
+		// name while this mount holds it (doc.go).
+		if err := n.fsys.hold(ctx, n.ino); err != nil {
+			f.Close()
 			return nil, errno(err)
 		}
 		n.of = &openFile{f: f}
@@ -333,9 +323,7 @@ func (n *node) releaseLocked(ctx context.Context) error {
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
 	}
-	if o.orphan {
-		n.fsys.releaseOrphan(ctx, n.ino)
-	}
+	n.fsys.unhold(ctx, n.ino)
 	return err
 }
 

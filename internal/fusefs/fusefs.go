@@ -92,7 +92,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}, unreleased: map[uint64]bool{}}
+	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}, unheld: map[uint64]bool{}}
 	for fsys.session == 0 {
 		fsys.session = rand.Uint64()
 	}
@@ -140,7 +140,7 @@ func (s *Server) renew() {
 			s.fsys.log.Warn("fusefs: renew mount session", "err", err)
 			continue
 		}
-		s.fsys.retryReleases(context.Background())
+		s.fsys.retryUnholds(context.Background())
 	}
 }
 
@@ -185,31 +185,57 @@ type fsys struct {
 	// knows the inode: the attributes it returns must come from the node
 	// that holds the open file (its size), found here.
 	open map[uint64]*node
-	// unreleased holds orphans whose release failed, retried by renew.
-	unreleased map[uint64]bool
+	// unheld holds inodes whose Unhold failed, retried by renew.
+	unheld map[uint64]bool
 }
 
-// releaseOrphan lets the master delete orphan ino; a failure is retried
-// with the next session renewal (until then the orphan only takes space).
-func (x *fsys) releaseOrphan(ctx context.Context, ino uint64) {
-	err := x.c.ReleaseOrphan(ctx, x.session, ino)
+// hold tells the master that this mount holds file ino open. A session
+// the master no longer knows (it expired while the mount was cut off) is
+// opened again first.
+func (x *fsys) hold(ctx context.Context, ino uint64) error {
+	err := x.c.Hold(ctx, x.session, ino)
+	if errors.Is(err, client.ErrNotFound) {
+		if rerr := x.c.RenewMount(ctx, x.session, x.cfg.SessionTTL); rerr != nil {
+			return rerr
+		}
+		err = x.c.Hold(ctx, x.session, ino)
+	}
+	if err == nil {
+		x.mu.Lock()
+		delete(x.unheld, ino) // an earlier unhold that failed: held again
+		x.mu.Unlock()
+	}
+	return err
+}
+
+// unhold tells the master that this mount no longer holds ino open (an
+// orphan nobody holds is deleted); a failure is retried with the next
+// session renewal (until then an orphan only takes space).
+func (x *fsys) unhold(ctx context.Context, ino uint64) {
+	err := x.c.Unhold(ctx, x.session, ino)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err != nil {
-		x.log.Warn("fusefs: release orphan (retried with the session renewal)", "inode", ino, "err", err)
-		x.unreleased[ino] = true
+		x.log.Warn("fusefs: unhold (retried with the session renewal)", "inode", ino, "err", err)
+		x.unheld[ino] = true
 		return
 	}
-	delete(x.unreleased, ino)
+	delete(x.unheld, ino)
 }
 
-// retryReleases retries the orphan releases that failed.
-func (x *fsys) retryReleases(ctx context.Context) {
+// retryUnholds retries the unholds that failed, except for files open
+// again.
+func (x *fsys) retryUnholds(ctx context.Context) {
 	x.mu.Lock()
-	inos := slices.Sorted(maps.Keys(x.unreleased))
+	var inos []uint64
+	for _, ino := range slices.Sorted(maps.Keys(x.unheld)) {
+		if x.open[ino] == nil {
+			inos = append(inos, ino)
+		}
+	}
 	x.mu.Unlock()
 	for _, ino := range inos {
-		x.releaseOrphan(ctx, ino)
+		x.unhold(ctx, ino)
 	}
 }
 

@@ -177,23 +177,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	if on := n.openChild(name); on != nil {
-		if err := n.fsys.c.UnlinkAtKeep(ctx, n.ino, name, n.fsys.session); err != nil {
-			return errno(err)
-		}
-		on.orphaned(ctx)
-		return 0
-	}
 	return errno(n.fsys.c.UnlinkAt(ctx, n.ino, name))
-}
-
-// openChild returns the node of entry name if this mount holds it open.
-func (n *node) openChild(name string) *node {
-	ch := n.GetChild(name)
-	if ch == nil {
-		return nil
-	}
-	return n.fsys.openNode(ch.StableAttr().Ino)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -211,15 +195,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return syscall.EXDEV
 	}
 	const noReplace = 1 // RENAME_NOREPLACE
-	if flags == 0 {
-		if on := np.openChild(newName); on != nil {
-			if err := n.fsys.c.RenameAtKeep(ctx, n.ino, name, np.ino, newName, n.fsys.session); err != nil {
-				return errno(err)
-			}
-			on.orphaned(ctx)
-			return 0
-		}
-	}
 	return errno(n.fsys.c.RenameAt(ctx, n.ino, name, np.ino, newName, flags&noReplace != 0))
 }
 

@@ -124,7 +124,7 @@ func (f *fsServer) Link(ctx context.Context, req *api.LinkRequest) (*api.AttrRes
 }
 
 func (f *fsServer) Unlink(ctx context.Context, req *api.UnlinkRequest) (*api.UnlinkResponse, error) {
-	if _, err := f.change(ctx, meta.Unlink{Parent: req.Parent, Name: req.Name, Keep: req.KeepSession, Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.Unlink{Parent: req.Parent, Name: req.Name, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.UnlinkResponse{}, nil
@@ -139,7 +139,7 @@ func (f *fsServer) Rmdir(ctx context.Context, req *api.UnlinkRequest) (*api.Unli
 
 func (f *fsServer) Rename(ctx context.Context, req *api.RenameAtRequest) (*api.RenameAtResponse, error) {
 	if _, err := f.change(ctx, meta.RenameAt{SrcParent: req.SrcParent, SrcName: req.SrcName, DstParent: req.DstParent,
-		DstName: req.DstName, NoReplace: req.NoReplace, Keep: req.KeepSession, Time: f.s.now()}); err != nil {
+		DstName: req.DstName, NoReplace: req.NoReplace, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
 	return &api.RenameAtResponse{}, nil
@@ -238,15 +238,23 @@ func (f *fsServer) EndMount(ctx context.Context, req *api.EndMountRequest) (*api
 	return &api.EndMountResponse{}, nil
 }
 
-func (f *fsServer) ReleaseOrphan(ctx context.Context, req *api.ReleaseOrphanRequest) (*api.ReleaseOrphanResponse, error) {
-	if _, err := f.change(ctx, meta.ReleaseOrphan{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+func (f *fsServer) Hold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
+	if _, err := f.change(ctx, meta.Hold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
 		return nil, err
 	}
-	return &api.ReleaseOrphanResponse{}, nil
+	return &api.HoldResponse{}, nil
 }
 
-// expireMounts, on the leader's repair tick, reclaims the orphans of mount
-// sessions that were not renewed in time (a mount that died). The rule,
+func (f *fsServer) Unhold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
+	if _, err := f.change(ctx, meta.Unhold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.HoldResponse{}, nil
+}
+
+// expireMounts, on the leader's repair tick, ends the mount sessions that
+// were not renewed in time (a mount that died), which reclaims orphans
+// that only they held. The rule,
 // including the grace a new leader gives, is meta's; this only proposes
 // it when it would end a session.
 func (m *Master) expireMounts(ctx context.Context, now time.Time) {
@@ -263,5 +271,5 @@ func (m *Master) expireMounts(ctx context.Context, now time.Time) {
 		m.log.Warn("master: expire mount sessions", "sessions", expired, "err", err)
 		return
 	}
-	m.log.Info("master: mount sessions expired, orphans reclaimed", "sessions", expired)
+	m.log.Info("master: mount sessions expired", "sessions", expired)
 }

@@ -256,7 +256,7 @@ func (s *State) remove(c Remove) Result {
 		return fail(fmt.Errorf("%w: %s", ErrNotEmpty, c.Path))
 	}
 	parent, name, _ := s.parentOf(c.Path)
-	s.removeEntry(parent, name, c.Time, 0)
+	s.removeEntry(parent, name, c.Time)
 	return Result{}
 }
 
@@ -269,6 +269,9 @@ func (s *State) deleteTree(n *inode) {
 			}
 		}
 	} else {
+		if s.keepOrphan(n) {
+			return
+		}
 		s.dropChunks(n, 0)
 	}
 	delete(s.inodes, n.id)

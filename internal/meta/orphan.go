@@ -9,24 +9,25 @@ import (
 
 // Mount sessions and orphans.
 //
-// A FUSE mount opens a session (RenewMount, renewed well within its TTL).
-// When the mount unlinks a file it holds open, or renames another file over
-// it, its Unlink or RenameAt carries the session in Keep: if that was the
-// file's last name, the file is not deleted but becomes an orphan of the
-// session — an inode with no name (nlink 0), still readable, writable and
-// resizable by inode, with its chunks. The mount releases it at its last
-// close (ReleaseOrphan); a clean unmount ends the session (EndMount); and
-// when the mount dies, ExpireMounts reclaims the orphans of every session
-// not renewed within its TTL, so orphans are never leaked.
+// A FUSE mount opens a session (RenewMount, renewed well within its TTL)
+// and tells the master which files it holds open (Hold at its first open
+// of a file, Unhold after its last close). A file that loses its last name
+// (Unlink, RenameAt or Rename over it, Remove) while any session holds it
+// is not deleted but becomes an orphan: an inode with no name (nlink 0),
+// still readable, writable and resizable by inode, with its chunks. It is
+// deleted when the last session holding it lets go: Unhold, EndMount (a
+// clean unmount), or ExpireMounts, which ends every session not renewed
+// within its TTL (a mount that died) — so orphans are never leaked.
 //
 // Rules (all times are command times, so every replica decides alike):
-//   - Keep naming an unknown session deletes the file as without Keep.
+//   - Hold needs a live session and an existing file (ErrNotFound); a
+//     session holds a file once, however often the mount opens it.
 //   - A session expires at its last renewal + TTL, but not before the
 //     leader that proposes ExpireMounts has led for TTL (LeaderSince): a
 //     mount cut off by a master failover gets a full TTL to renew with the
 //     new leader.
-//   - Renewing an expired but not yet reclaimed session keeps its orphans;
-//     renewing a reclaimed one starts an empty session.
+//   - Renewing an expired but not yet ended session keeps its holds;
+//     renewing an ended one starts an empty session.
 
 // RenewMount opens or renews mount session Session until Time + TTL.
 type RenewMount struct {
@@ -35,15 +36,22 @@ type RenewMount struct {
 	Time    int64
 }
 
-// EndMount ends a session and deletes its orphans.
+// EndMount ends a session: it lets go of every file it holds.
 type EndMount struct {
 	Session uint64
 	Time    int64
 }
 
-// ReleaseOrphan deletes Inode if it is an orphan of Session (a no-op
-// otherwise: the file may have kept another name).
-type ReleaseOrphan struct {
+// Hold records that Session holds file Inode open.
+type Hold struct {
+	Session uint64
+	Inode   uint64
+	Time    int64
+}
+
+// Unhold records that Session no longer holds Inode open (a no-op if it
+// did not); an orphan that nobody holds any more is deleted.
+type Unhold struct {
 	Session uint64
 	Inode   uint64
 	Time    int64
@@ -56,16 +64,17 @@ type ExpireMounts struct {
 	LeaderSince int64
 }
 
-func (RenewMount) commandType() string    { return "renewmount" }
-func (EndMount) commandType() string      { return "endmount" }
-func (ReleaseOrphan) commandType() string { return "releaseorphan" }
-func (ExpireMounts) commandType() string  { return "expiremounts" }
+func (RenewMount) commandType() string   { return "renewmount" }
+func (EndMount) commandType() string     { return "endmount" }
+func (Hold) commandType() string         { return "hold" }
+func (Unhold) commandType() string       { return "unhold" }
+func (ExpireMounts) commandType() string { return "expiremounts" }
 
 // mountSession is a mount's session.
 type mountSession struct {
 	expires int64
 	ttl     int64
-	orphans map[uint64]bool
+	held    map[uint64]bool // inodes the mount holds open
 }
 
 func decodeOrphan(typ string, raw json.RawMessage) (Command, bool, error) {
@@ -78,8 +87,10 @@ func decodeOrphan(typ string, raw json.RawMessage) (Command, bool, error) {
 		c, err = decodeAs[RenewMount](raw)
 	case "endmount":
 		c, err = decodeAs[EndMount](raw)
-	case "releaseorphan":
-		c, err = decodeAs[ReleaseOrphan](raw)
+	case "hold":
+		c, err = decodeAs[Hold](raw)
+	case "unhold":
+		c, err = decodeAs[Unhold](raw)
 	case "expiremounts":
 		c, err = decodeAs[ExpireMounts](raw)
 	default:
@@ -95,8 +106,11 @@ func (s *State) applyOrphan(c Command) (Result, bool) {
 	case EndMount:
 		s.endMount(c.Session)
 		return Result{}, true
-	case ReleaseOrphan:
-		return s.releaseOrphan(c), true
+	case Hold:
+		return s.hold(c), true
+	case Unhold:
+		s.unhold(c.Session, c.Inode)
+		return Result{}, true
 	case ExpireMounts:
 		for _, id := range s.ExpiredMounts(c.Time, c.LeaderSince) {
 			s.endMount(id)
@@ -115,7 +129,7 @@ func (s *State) renewMount(c RenewMount) Result {
 	}
 	m := s.mounts[c.Session]
 	if m == nil {
-		m = &mountSession{orphans: map[uint64]bool{}}
+		m = &mountSession{held: map[uint64]bool{}}
 		s.mounts[c.Session] = m
 	}
 	m.expires, m.ttl = c.Time+c.TTL, c.TTL
@@ -127,36 +141,54 @@ func (s *State) endMount(id uint64) {
 	if m == nil {
 		return
 	}
-	for _, ino := range slices.Sorted(maps.Keys(m.orphans)) {
-		if n := s.inodes[ino]; n != nil {
-			s.deleteTree(n)
-		}
+	for _, ino := range slices.Sorted(maps.Keys(m.held)) {
+		s.unhold(id, ino)
 	}
 	delete(s.mounts, id)
 }
 
-func (s *State) releaseOrphan(c ReleaseOrphan) Result {
+func (s *State) hold(c Hold) Result {
 	m := s.mounts[c.Session]
-	if m == nil || !m.orphans[c.Inode] {
-		return Result{}
+	if m == nil {
+		return fail(fmt.Errorf("%w: mount session %d", ErrNotFound, c.Session))
 	}
-	delete(m.orphans, c.Inode)
-	if n := s.inodes[c.Inode]; n != nil {
-		s.deleteTree(n)
+	n, err := s.file(c.Inode)
+	if err != nil {
+		return fail(err)
 	}
-	return Result{}
+	if !m.held[n.id] {
+		m.held[n.id] = true
+		if s.holders == nil {
+			s.holders = map[uint64]int{}
+		}
+		s.holders[n.id]++
+	}
+	return Result{Info: s.info(n)}
 }
 
-// keepOrphan makes file n, which lost its last name, an orphan of session
-// keep. It reports false (the caller deletes n) when keep is no session.
-func (s *State) keepOrphan(n *inode, keep uint64, t int64) bool {
-	m := s.mounts[keep]
-	if keep == 0 || m == nil || n.dir {
+func (s *State) unhold(session, ino uint64) {
+	m := s.mounts[session]
+	if m == nil || !m.held[ino] {
+		return
+	}
+	delete(m.held, ino)
+	if s.holders[ino]--; s.holders[ino] > 0 {
+		return
+	}
+	delete(s.holders, ino)
+	if n := s.inodes[ino]; n != nil && n.orphan {
+		s.deleteTree(n)
+	}
+}
+
+// keepOrphan turns file n, which lost its last name, into an orphan if a
+// mount holds it open, and reports whether it did (else the caller
+// deletes it).
+func (s *State) keepOrphan(n *inode) bool {
+	if n.dir || s.holders[n.id] == 0 {
 		return false
 	}
-	n.parent, n.name, n.orphan = 0, "", keep
-	n.ctime = t
-	m.orphans[n.id] = true
+	n.parent, n.name, n.orphan = 0, "", true
 	return true
 }
 
@@ -173,57 +205,76 @@ func (s *State) ExpiredMounts(now, leaderSince int64) []uint64 {
 	return ids
 }
 
-// Orphans lists the orphans of session id, in order.
-func (s *State) Orphans(id uint64) []uint64 {
+// Orphans lists the orphans, in order.
+func (s *State) Orphans() []uint64 {
+	var ids []uint64
+	for _, id := range slices.Sorted(maps.Keys(s.holders)) {
+		if s.inodes[id].orphan {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Held lists the files session id holds open, in order.
+func (s *State) Held(id uint64) []uint64 {
 	if m := s.mounts[id]; m != nil {
-		return slices.Sorted(maps.Keys(m.orphans))
+		return slices.Sorted(maps.Keys(m.held))
 	}
 	return nil
 }
 
-// snapMount is a session in a snapshot; its orphans are the inodes whose
-// Orphan names it.
+// snapMount is a session in a snapshot.
 type snapMount struct {
 	ID      uint64
 	Expires int64
 	TTL     int64
+	Held    []uint64 `json:",omitempty"`
 }
 
 func (s *State) snapMounts() []snapMount {
 	var out []snapMount
 	for _, id := range slices.Sorted(maps.Keys(s.mounts)) {
 		m := s.mounts[id]
-		out = append(out, snapMount{ID: id, Expires: m.expires, TTL: m.ttl})
+		out = append(out, snapMount{ID: id, Expires: m.expires, TTL: m.ttl, Held: slices.Sorted(maps.Keys(m.held))})
 	}
 	return out
 }
 
-// restoreMounts rebuilds the sessions and checks that every orphan names
-// one of them and is a nameless file. It returns the orphan inodes.
+// restoreMounts rebuilds the sessions and their holds, and checks that
+// every orphan is a nameless file that some session holds. It returns the
+// orphans.
 func (s *State) restoreMounts(ms []snapMount) (map[uint64]bool, error) {
-	orphans := map[uint64]bool{}
 	for _, sm := range ms {
 		if sm.ID == 0 || sm.TTL <= 0 {
 			return nil, fmt.Errorf("bad mount session %d", sm.ID)
 		}
 		if s.mounts == nil {
 			s.mounts = map[uint64]*mountSession{}
+			s.holders = map[uint64]int{}
 		}
 		if s.mounts[sm.ID] != nil {
 			return nil, fmt.Errorf("mount session %d twice", sm.ID)
 		}
-		s.mounts[sm.ID] = &mountSession{expires: sm.Expires, ttl: sm.TTL, orphans: map[uint64]bool{}}
+		m := &mountSession{expires: sm.Expires, ttl: sm.TTL, held: map[uint64]bool{}}
+		for _, ino := range sm.Held {
+			if n := s.inodes[ino]; n == nil || n.dir || m.held[ino] {
+				return nil, fmt.Errorf("mount session %d: bad or duplicate held inode %d", sm.ID, ino)
+			}
+			m.held[ino] = true
+			s.holders[ino]++
+		}
+		s.mounts[sm.ID] = m
 	}
+	orphans := map[uint64]bool{}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
-		if n.orphan == 0 {
+		if !n.orphan {
 			continue
 		}
-		m := s.mounts[n.orphan]
-		if m == nil || n.dir || n.parent != 0 || n.name != "" || len(n.links) > 0 {
-			return nil, fmt.Errorf("inode %d: bad orphan of session %d", id, n.orphan)
+		if s.holders[id] == 0 || n.dir || n.parent != 0 || n.name != "" || len(n.links) > 0 {
+			return nil, fmt.Errorf("inode %d: bad orphan", id)
 		}
-		m.orphans[id] = true
 		orphans[id] = true
 	}
 	return orphans, nil

@@ -11,7 +11,7 @@ import (
 // step applies a command and states what must hold after it.
 func TestOrphans(t *testing.T) {
 	s, d, _, f, p := posixFixture(t)
-	const sess, other = 7, 9
+	const a, b = 7, 9 // two mounts
 	chunks := len(s.Chunks())
 	// A second file, replaced later by a rename over it.
 	q := applyOK(t, s, CreateAt{Parent: d.Inode, Name: "q", Mode: 0o600, Time: 13}).Info
@@ -20,8 +20,8 @@ func TestOrphans(t *testing.T) {
 	named := func(name string) bool { _, err := s.LookupChild(d.Inode, name); return err == nil }
 	orphans := func(want ...uint64) func() string {
 		return func() string {
-			if got := s.Orphans(sess); !slices.Equal(got, want) {
-				return "orphans of the session " + fmtIDs(got) + ", want " + fmtIDs(want)
+			if got := s.Orphans(); !slices.Equal(got, want) {
+				return "orphans " + fmt.Sprint(got) + ", want " + fmt.Sprint(want)
 			}
 			return ""
 		}
@@ -34,25 +34,31 @@ func TestOrphans(t *testing.T) {
 		check func() string
 	}{
 		{"a session needs an id and a ttl", RenewMount{Session: 0, TTL: 100, Time: 1000}, ErrInvalid, nil},
-		{"open the session", RenewMount{Session: sess, TTL: 100, Time: 1000}, nil, orphans()},
-		{"unlink with Keep of an unknown session deletes", Unlink{Parent: d.Inode, Name: "p", Keep: other, Time: 1001}, nil,
+		{"hold needs a session", Hold{Session: a, Inode: f.Inode, Time: 1000}, ErrNotFound, nil},
+		{"open session a", RenewMount{Session: a, TTL: 100, Time: 1000}, nil, orphans()},
+		{"open session b", RenewMount{Session: b, TTL: 100, Time: 1000}, nil, nil},
+		{"hold needs a file", Hold{Session: a, Inode: d.Inode, Time: 1000}, ErrIsDir, nil},
+		{"a file nobody holds is deleted with its last name", Unlink{Parent: d.Inode, Name: "p", Time: 1001}, nil,
 			func() string {
 				if exists(p.Inode) {
 					return "p still exists"
 				}
-				return ""
+				return orphans()()
 			}},
-		{"unlink of a name that is not the last one keeps the file named", Unlink{Parent: d.Inode, Name: "f", Keep: sess, Time: 1002}, nil,
+		{"a holds f", Hold{Session: a, Inode: f.Inode, Time: 1002}, nil, nil},
+		{"a holds f once, however often", Hold{Session: a, Inode: f.Inode, Time: 1002}, nil, nil},
+		{"b holds f", Hold{Session: b, Inode: f.Inode, Time: 1002}, nil, nil},
+		{"unlink of a name that is not the last keeps the file named", Unlink{Parent: d.Inode, Name: "f", Time: 1003}, nil,
 			func() string {
 				if fi, err := s.Stat(f.Inode); err != nil || fi.Nlink != 1 || !named("h") {
 					return "f lost with its first name"
 				}
 				return orphans()()
 			}},
-		{"unlink of the last name makes an orphan", Unlink{Parent: d.Inode, Name: "h", Keep: sess, Time: 1003}, nil,
+		{"unlink of the last name of a held file makes an orphan", Unlink{Parent: d.Inode, Name: "h", Time: 1004}, nil,
 			func() string {
 				fi, err := s.Stat(f.Inode)
-				if err != nil || fi.Nlink != 0 || fi.CTime != 1003 || named("h") {
+				if err != nil || fi.Nlink != 0 || named("h") {
 					return "orphan not kept nameless"
 				}
 				if len(s.Chunks()) != chunks {
@@ -60,20 +66,23 @@ func TestOrphans(t *testing.T) {
 				}
 				return orphans(f.Inode)()
 			}},
-		{"an orphan is resized by inode", SetSize{Inode: f.Inode, Size: 5 << 20, Mode: SizeExact, Time: 1004}, nil,
+		{"an orphan is resized by inode", SetSize{Inode: f.Inode, Size: 5 << 20, Mode: SizeExact, Time: 1005}, nil,
 			func() string {
 				if fi, _ := s.Stat(f.Inode); fi.Size != 5<<20 {
 					return "size not set"
 				}
 				return ""
 			}},
-		{"an orphan gets chunks by inode", AllocateChunk{Inode: f.Inode, Index: 1, Chain: []ServerID{1, 2, 3}, Time: 1005}, nil, nil},
-		{"rename over a file held open makes an orphan",
-			RenameAt{SrcParent: d.Inode, SrcName: "s", DstParent: d.Inode, DstName: "q", Keep: sess, Time: 1006}, nil,
+		{"an orphan gets chunks by inode", AllocateChunk{Inode: f.Inode, Index: 1, Chain: []ServerID{1, 2, 3}, Time: 1006}, nil, nil},
+		{"b holds q", Hold{Session: b, Inode: q.Inode, Time: 1007}, nil, nil},
+		{"rename over a held file makes an orphan",
+			RenameAt{SrcParent: d.Inode, SrcName: "s", DstParent: d.Inode, DstName: "q", Time: 1008}, nil,
 			orphans(f.Inode, q.Inode)},
-		{"release by another session does nothing", ReleaseOrphan{Session: other, Inode: f.Inode, Time: 1007}, nil,
+		{"unhold by a session that does not hold it does nothing", Unhold{Session: a, Inode: q.Inode, Time: 1009}, nil,
 			orphans(f.Inode, q.Inode)},
-		{"release at the last close deletes the orphan and its chunks", ReleaseOrphan{Session: sess, Inode: f.Inode, Time: 1008}, nil,
+		{"f stays while b still holds it", Unhold{Session: a, Inode: f.Inode, Time: 1010}, nil,
+			orphans(f.Inode, q.Inode)},
+		{"the last unhold deletes the orphan and its chunks", Unhold{Session: b, Inode: f.Inode, Time: 1011}, nil,
 			func() string {
 				if exists(f.Inode) || len(s.Chunks()) != chunks-1 {
 					return "orphan or its chunks left"
@@ -82,16 +91,29 @@ func TestOrphans(t *testing.T) {
 			}},
 		{"not expired at its renewal + ttl - 1", ExpireMounts{Time: 1099, LeaderSince: 0}, nil, orphans(q.Inode)},
 		{"a new leader waits a ttl before expiring", ExpireMounts{Time: 1120, LeaderSince: 1050}, nil, orphans(q.Inode)},
-		{"renewing an expired, unreclaimed session keeps its orphans", RenewMount{Session: sess, TTL: 100, Time: 1130}, nil, orphans(q.Inode)},
-		{"expiry after the renewal + ttl reclaims the orphans", ExpireMounts{Time: 1230, LeaderSince: 1050}, nil,
+		{"renewing an expired, not ended session keeps its holds", RenewMount{Session: b, TTL: 100, Time: 1130}, nil, orphans(q.Inode)},
+		{"a's expiry ends a (it holds nothing)", ExpireMounts{Time: 1160, LeaderSince: 1050}, nil,
+			func() string {
+				if s.Held(b) == nil {
+					return "b ended"
+				}
+				return orphans(q.Inode)()
+			}},
+		{"expiry after b's renewal + ttl reclaims its orphans", ExpireMounts{Time: 1230, LeaderSince: 1050}, nil,
 			func() string {
 				if exists(q.Inode) {
 					return "q leaked"
 				}
 				return orphans()()
 			}},
-		{"renewing a reclaimed session starts it afresh", RenewMount{Session: sess, TTL: 100, Time: 1300}, nil, orphans()},
-		{"a file of a session", CreateAt{Parent: d.Inode, Name: "r", Mode: 0o600, Time: 1301}, nil, nil},
+		{"renewing an ended session starts it afresh", RenewMount{Session: a, TTL: 100, Time: 1300}, nil,
+			func() string {
+				if s.Held(a) != nil {
+					return "a still holds files"
+				}
+				return ""
+			}},
+		{"a file in a directory", CreateAt{Parent: d.Inode, Name: "r", Mode: 0o600, Time: 1301}, nil, nil},
 	}
 	for _, st := range steps {
 		r := s.Apply(st.cmd)
@@ -105,16 +127,19 @@ func TestOrphans(t *testing.T) {
 			}
 		}
 	}
+	// A held file in a directory removed recursively (path API) is kept
+	// too, and a clean unmount lets go of it.
 	rr, err := s.LookupChild(d.Inode, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyOK(t, s, Unlink{Parent: d.Inode, Name: "r", Keep: sess, Time: 1302})
-	if got := s.Orphans(sess); !slices.Equal(got, []uint64{rr.Inode}) {
+	applyOK(t, s, Hold{Session: a, Inode: rr.Inode, Time: 1302})
+	applyOK(t, s, Remove{Path: "/d", Recursive: true, Time: 1303})
+	if got := s.Orphans(); !slices.Equal(got, []uint64{rr.Inode}) {
 		t.Fatalf("orphans %v", got)
 	}
-	applyOK(t, s, EndMount{Session: sess, Time: 1303})
-	if _, err := s.Stat(rr.Inode); err == nil || s.Orphans(sess) != nil {
+	applyOK(t, s, EndMount{Session: a, Time: 1304})
+	if _, err := s.Stat(rr.Inode); err == nil || s.Orphans() != nil || s.Held(a) != nil {
 		t.Fatal("a clean unmount left its orphan")
 	}
 }
@@ -122,8 +147,8 @@ func TestOrphans(t *testing.T) {
 func TestOrphanCommandsEncode(t *testing.T) {
 	for _, c := range []Command{
 		RenewMount{Session: 1, TTL: 2, Time: 3}, EndMount{Session: 1, Time: 2},
-		ReleaseOrphan{Session: 1, Inode: 2, Time: 3}, ExpireMounts{Time: 1, LeaderSince: 2},
-		Unlink{Parent: 1, Name: "x", Keep: 4, Time: 5},
+		Hold{Session: 1, Inode: 2, Time: 3}, Unhold{Session: 1, Inode: 2, Time: 3},
+		ExpireMounts{Time: 1, LeaderSince: 2},
 	} {
 		b, err := Encode(c)
 		if err != nil {
@@ -135,5 +160,3 @@ func TestOrphanCommandsEncode(t *testing.T) {
 		}
 	}
 }
-
-func fmtIDs(ids []uint64) string { return fmt.Sprint(ids) }

@@ -63,7 +63,7 @@ func (s *State) posixInfo(n *inode) PosixInfo {
 				pi.Nlink++
 			}
 		}
-	} else if n.orphan == 0 {
+	} else if !n.orphan {
 		pi.Nlink = uint32(1 + len(n.links))
 	}
 	return pi
@@ -140,9 +140,6 @@ type Unlink struct {
 	Name   string
 	Dir    bool
 	Time   int64
-	// Keep, when not 0, is a mount session that holds the file open: with
-	// its last name the file becomes the session's orphan (orphan.go).
-	Keep uint64 `json:",omitempty"`
 }
 
 // RenameAt moves an entry, replacing an existing destination as rename(2)
@@ -154,8 +151,6 @@ type RenameAt struct {
 	DstName   string
 	NoReplace bool
 	Time      int64
-	// Keep is as in Unlink, for a replaced destination.
-	Keep uint64 `json:",omitempty"`
 }
 
 // Setattr sets the fields named by Set (SetMode, ...); ctime becomes Time.
@@ -356,15 +351,13 @@ func (s *State) dropName(n *inode, dir uint64, name string) bool {
 }
 
 // removeEntry deletes entry name of dir, and its inode with its last name
-// unless mount session keep holds it open (it becomes an orphan).
-func (s *State) removeEntry(dir *inode, name string, t int64, keep uint64) {
+// (an orphan instead while a mount holds it open, orphan.go).
+func (s *State) removeEntry(dir *inode, name string, t int64) {
 	n := s.inodes[dir.children[name]]
 	delete(dir.children, name)
 	dir.mtime, dir.ctime = t, t
 	if s.dropName(n, dir.id, name) {
-		if !s.keepOrphan(n, keep, t) {
-			s.deleteTree(n)
-		}
+		s.deleteTree(n)
 	} else {
 		n.ctime = t
 	}
@@ -396,7 +389,7 @@ func (s *State) unlink(c Unlink) Result {
 	case n.dir && len(n.children) > 0:
 		return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.Name))
 	}
-	s.removeEntry(dir, c.Name, c.Time, c.Keep)
+	s.removeEntry(dir, c.Name, c.Time)
 	return Result{}
 }
 
@@ -436,7 +429,7 @@ func (s *State) renameAt(c RenameAt) Result {
 		case d.dir && len(d.children) > 0:
 			return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.DstName))
 		}
-		s.removeEntry(dstDir, c.DstName, c.Time, c.Keep)
+		s.removeEntry(dstDir, c.DstName, c.Time)
 	}
 	s.moveName(n, srcDir, c.SrcName, dstDir, c.DstName, c.Time)
 	return Result{Info: s.info(n)}

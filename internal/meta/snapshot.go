@@ -22,7 +22,7 @@ type snapInode struct {
 	Replication int         `json:",omitempty"`
 	ChunkSize   int64       `json:",omitempty"`
 	Chunks      [][2]uint64 `json:",omitempty"` // (index, handle) pairs
-	Orphan      uint64      `json:",omitempty"` // mount session of a nameless file (orphan.go)
+	Orphan      bool        `json:",omitempty"` // a nameless file held open (orphan.go)
 	snapPosix               // POSIX attributes (posix.go)
 }
 

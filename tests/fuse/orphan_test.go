@@ -42,7 +42,8 @@ func gone(t *testing.T, cl *client.Client, ino uint64) {
 }
 
 // An open file that is unlinked, or renamed over, stays usable through its
-// descriptors; its space is freed at the last close.
+// descriptors, on this mount and on another; its space is freed at the
+// last close.
 func TestOrphanStaysUsable(t *testing.T) {
 	needs(t)
 	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
@@ -108,6 +109,26 @@ func TestOrphanStaysUsable(t *testing.T) {
 	}
 	if got, err := os.ReadFile(p); err != nil || string(got) != "new" {
 		t.Fatalf("new file %q, %v", got, err)
+	}
+	must(f.Close())
+	gone(t, cl, ino)
+
+	// Open on another mount, unlinked on this one: the other mount's
+	// descriptor keeps working until it closes.
+	d2 := mount(t, clustertest.Client(t, c))
+	must(os.WriteFile(p, []byte("shared contents"), 0o644))
+	f, err = os.OpenFile(filepath.Join(d2, "f"), os.O_RDWR, 0)
+	must(err)
+	ino, _, _ = inodeOf(t, f)
+	must(os.Remove(p))
+	if _, err := f.WriteAt([]byte("!"), 6); err != nil {
+		t.Fatalf("write on the other mount after the unlink: %v", err)
+	}
+	if n, _ := f.ReadAt(b, 0); string(b[:n]) != "shared!contents" {
+		t.Fatalf("read on the other mount after the unlink: %q", b[:n])
+	}
+	if _, nlink, _ := inodeOf(t, f); nlink != 0 {
+		t.Fatalf("nlink %d on the other mount", nlink)
 	}
 	must(f.Close())
 	gone(t, cl, ino)
