@@ -30,8 +30,14 @@ import (
 // the real mount, through several descriptors, mmap and a second process,
 // checked after every operation against an in-memory model of the file.
 //
+// The operations run in a worker process (TestFSXWorker, see fsxRun) that
+// starts a second one for some of them (TestFSXChild); the last quarter
+// runs on an orphan (the file unlinked while open).
+//
 // CATENA_FSX_SEED runs one seed (as printed by a failure), CATENA_FSX_OPS
-// sets the operations per seed, CATENA_FSX_SEEDS the number of seeds.
+// sets the operations per seed (default 2000; 1500 with the chunkserver
+// kill), CATENA_FSX_SEEDS the number of seeds (default 6, from the clock),
+// CATENA_FSX_DEBUG logs every FUSE request.
 
 const (
 	fsxMaxLen    = 3 << 20 // the file stays below this
