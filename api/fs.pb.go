@@ -1658,6 +1658,265 @@ func (x *MknodRequest) GetGid() uint32 {
 	return 0
 }
 
+type RenewMountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`          // chosen by the mount, random, not 0
+	TtlMs         int64                  `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // the session expires this long after the renewal
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewMountRequest) Reset() {
+	*x = RenewMountRequest{}
+	mi := &file_fs_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewMountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewMountRequest) ProtoMessage() {}
+
+func (x *RenewMountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewMountRequest.ProtoReflect.Descriptor instead.
+func (*RenewMountRequest) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RenewMountRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *RenewMountRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+type RenewMountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewMountResponse) Reset() {
+	*x = RenewMountResponse{}
+	mi := &file_fs_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewMountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewMountResponse) ProtoMessage() {}
+
+func (x *RenewMountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewMountResponse.ProtoReflect.Descriptor instead.
+func (*RenewMountResponse) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{26}
+}
+
+type EndMountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndMountRequest) Reset() {
+	*x = EndMountRequest{}
+	mi := &file_fs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndMountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndMountRequest) ProtoMessage() {}
+
+func (x *EndMountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndMountRequest.ProtoReflect.Descriptor instead.
+func (*EndMountRequest) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EndMountRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+type EndMountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndMountResponse) Reset() {
+	*x = EndMountResponse{}
+	mi := &file_fs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndMountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndMountResponse) ProtoMessage() {}
+
+func (x *EndMountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndMountResponse.ProtoReflect.Descriptor instead.
+func (*EndMountResponse) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{28}
+}
+
+// Hold: mount session holds file inode open (NOT_FOUND without such a
+// session or file). Unhold: it no longer does (an orphan nobody holds is
+// deleted).
+type HoldRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Inode         uint64                 `protobuf:"varint,2,opt,name=inode,proto3" json:"inode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldRequest) Reset() {
+	*x = HoldRequest{}
+	mi := &file_fs_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldRequest) ProtoMessage() {}
+
+func (x *HoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldRequest.ProtoReflect.Descriptor instead.
+func (*HoldRequest) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HoldRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *HoldRequest) GetInode() uint64 {
+	if x != nil {
+		return x.Inode
+	}
+	return 0
+}
+
+type HoldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldResponse) Reset() {
+	*x = HoldResponse{}
+	mi := &file_fs_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldResponse) ProtoMessage() {}
+
+func (x *HoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fs_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldResponse.ProtoReflect.Descriptor instead.
+func (*HoldResponse) Descriptor() ([]byte, []int) {
+	return file_fs_proto_rawDescGZIP(), []int{30}
+}
+
 var File_fs_proto protoreflect.FileDescriptor
 
 const file_fs_proto_rawDesc = "" +
@@ -1771,7 +2030,18 @@ const file_fs_proto_rawDesc = "" +
 	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x12\n" +
 	"\x04rdev\x18\x05 \x01(\rR\x04rdev\x12\x10\n" +
 	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\a \x01(\rR\x03gid*\x8c\x01\n" +
+	"\x03gid\x18\a \x01(\rR\x03gid\"D\n" +
+	"\x11RenewMountRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"\x14\n" +
+	"\x12RenewMountResponse\"+\n" +
+	"\x0fEndMountRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\"\x12\n" +
+	"\x10EndMountResponse\"=\n" +
+	"\vHoldRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x14\n" +
+	"\x05inode\x18\x02 \x01(\x04R\x05inode\"\x0e\n" +
+	"\fHoldResponse*\x8c\x01\n" +
 	"\bNodeType\x12\r\n" +
 	"\tNODE_FILE\x10\x00\x12\x12\n" +
 	"\x0eNODE_DIRECTORY\x10\x01\x12\x10\n" +
@@ -1786,7 +2056,7 @@ const file_fs_proto_rawDesc = "" +
 	"\vSETATTR_UID\x10\x02\x12\x0f\n" +
 	"\vSETATTR_GID\x10\x04\x12\x11\n" +
 	"\rSETATTR_ATIME\x10\b\x12\x11\n" +
-	"\rSETATTR_MTIME\x10\x102\x95\t\n" +
+	"\rSETATTR_MTIME\x10\x102\x99\v\n" +
 	"\x02FS\x12E\n" +
 	"\vLookupChild\x12\x1d.catena.v1.LookupChildRequest\x1a\x17.catena.v1.AttrResponse\x12=\n" +
 	"\aGetattr\x12\x19.catena.v1.GetattrRequest\x1a\x17.catena.v1.AttrResponse\x12=\n" +
@@ -1805,7 +2075,12 @@ const file_fs_proto_rawDesc = "" +
 	"\bSetXattr\x12\x1a.catena.v1.SetXattrRequest\x1a\x1b.catena.v1.SetXattrResponse\x12F\n" +
 	"\vRemoveXattr\x12\x1a.catena.v1.GetXattrRequest\x1a\x1b.catena.v1.SetXattrResponse\x12=\n" +
 	"\x06Statfs\x12\x18.catena.v1.StatfsRequest\x1a\x19.catena.v1.StatfsResponse\x129\n" +
-	"\x05Mknod\x12\x17.catena.v1.MknodRequest\x1a\x17.catena.v1.AttrResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\x05Mknod\x12\x17.catena.v1.MknodRequest\x1a\x17.catena.v1.AttrResponse\x12I\n" +
+	"\n" +
+	"RenewMount\x12\x1c.catena.v1.RenewMountRequest\x1a\x1d.catena.v1.RenewMountResponse\x12C\n" +
+	"\bEndMount\x12\x1a.catena.v1.EndMountRequest\x1a\x1b.catena.v1.EndMountResponse\x127\n" +
+	"\x04Hold\x12\x16.catena.v1.HoldRequest\x1a\x17.catena.v1.HoldResponse\x129\n" +
+	"\x06Unhold\x12\x16.catena.v1.HoldRequest\x1a\x17.catena.v1.HoldResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_fs_proto_rawDescOnce sync.Once
@@ -1820,7 +2095,7 @@ func file_fs_proto_rawDescGZIP() []byte {
 }
 
 var file_fs_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fs_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_fs_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_fs_proto_goTypes = []any{
 	(NodeType)(0),              // 0: catena.v1.NodeType
 	(SetattrField)(0),          // 1: catena.v1.SetattrField
@@ -1849,6 +2124,12 @@ var file_fs_proto_goTypes = []any{
 	(*StatfsRequest)(nil),      // 24: catena.v1.StatfsRequest
 	(*StatfsResponse)(nil),     // 25: catena.v1.StatfsResponse
 	(*MknodRequest)(nil),       // 26: catena.v1.MknodRequest
+	(*RenewMountRequest)(nil),  // 27: catena.v1.RenewMountRequest
+	(*RenewMountResponse)(nil), // 28: catena.v1.RenewMountResponse
+	(*EndMountRequest)(nil),    // 29: catena.v1.EndMountRequest
+	(*EndMountResponse)(nil),   // 30: catena.v1.EndMountResponse
+	(*HoldRequest)(nil),        // 31: catena.v1.HoldRequest
+	(*HoldResponse)(nil),       // 32: catena.v1.HoldResponse
 }
 var file_fs_proto_depIdxs = []int32{
 	0,  // 0: catena.v1.Attr.type:type_name -> catena.v1.NodeType
@@ -1874,26 +2155,34 @@ var file_fs_proto_depIdxs = []int32{
 	19, // 20: catena.v1.FS.RemoveXattr:input_type -> catena.v1.GetXattrRequest
 	24, // 21: catena.v1.FS.Statfs:input_type -> catena.v1.StatfsRequest
 	26, // 22: catena.v1.FS.Mknod:input_type -> catena.v1.MknodRequest
-	3,  // 23: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
-	3,  // 24: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
-	3,  // 25: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
-	9,  // 26: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
-	3,  // 27: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
-	3,  // 28: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
-	3,  // 29: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
-	3,  // 30: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
-	15, // 31: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
-	15, // 32: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
-	17, // 33: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
-	18, // 34: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
-	20, // 35: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
-	21, // 36: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
-	23, // 37: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
-	23, // 38: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
-	25, // 39: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
-	3,  // 40: catena.v1.FS.Mknod:output_type -> catena.v1.AttrResponse
-	23, // [23:41] is the sub-list for method output_type
-	5,  // [5:23] is the sub-list for method input_type
+	27, // 23: catena.v1.FS.RenewMount:input_type -> catena.v1.RenewMountRequest
+	29, // 24: catena.v1.FS.EndMount:input_type -> catena.v1.EndMountRequest
+	31, // 25: catena.v1.FS.Hold:input_type -> catena.v1.HoldRequest
+	31, // 26: catena.v1.FS.Unhold:input_type -> catena.v1.HoldRequest
+	3,  // 27: catena.v1.FS.LookupChild:output_type -> catena.v1.AttrResponse
+	3,  // 28: catena.v1.FS.Getattr:output_type -> catena.v1.AttrResponse
+	3,  // 29: catena.v1.FS.Setattr:output_type -> catena.v1.AttrResponse
+	9,  // 30: catena.v1.FS.Readdir:output_type -> catena.v1.ReaddirResponse
+	3,  // 31: catena.v1.FS.Create:output_type -> catena.v1.AttrResponse
+	3,  // 32: catena.v1.FS.Mkdir:output_type -> catena.v1.AttrResponse
+	3,  // 33: catena.v1.FS.Symlink:output_type -> catena.v1.AttrResponse
+	3,  // 34: catena.v1.FS.Link:output_type -> catena.v1.AttrResponse
+	15, // 35: catena.v1.FS.Unlink:output_type -> catena.v1.UnlinkResponse
+	15, // 36: catena.v1.FS.Rmdir:output_type -> catena.v1.UnlinkResponse
+	17, // 37: catena.v1.FS.Rename:output_type -> catena.v1.RenameAtResponse
+	18, // 38: catena.v1.FS.Readlink:output_type -> catena.v1.ReadlinkResponse
+	20, // 39: catena.v1.FS.GetXattr:output_type -> catena.v1.GetXattrResponse
+	21, // 40: catena.v1.FS.ListXattr:output_type -> catena.v1.ListXattrResponse
+	23, // 41: catena.v1.FS.SetXattr:output_type -> catena.v1.SetXattrResponse
+	23, // 42: catena.v1.FS.RemoveXattr:output_type -> catena.v1.SetXattrResponse
+	25, // 43: catena.v1.FS.Statfs:output_type -> catena.v1.StatfsResponse
+	3,  // 44: catena.v1.FS.Mknod:output_type -> catena.v1.AttrResponse
+	28, // 45: catena.v1.FS.RenewMount:output_type -> catena.v1.RenewMountResponse
+	30, // 46: catena.v1.FS.EndMount:output_type -> catena.v1.EndMountResponse
+	32, // 47: catena.v1.FS.Hold:output_type -> catena.v1.HoldResponse
+	32, // 48: catena.v1.FS.Unhold:output_type -> catena.v1.HoldResponse
+	27, // [27:49] is the sub-list for method output_type
+	5,  // [5:27] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1910,7 +2199,7 @@ func file_fs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fs_proto_rawDesc), len(file_fs_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,10 @@ const (
 	FS_RemoveXattr_FullMethodName = "/catena.v1.FS/RemoveXattr"
 	FS_Statfs_FullMethodName      = "/catena.v1.FS/Statfs"
 	FS_Mknod_FullMethodName       = "/catena.v1.FS/Mknod"
+	FS_RenewMount_FullMethodName  = "/catena.v1.FS/RenewMount"
+	FS_EndMount_FullMethodName    = "/catena.v1.FS/EndMount"
+	FS_Hold_FullMethodName        = "/catena.v1.FS/Hold"
+	FS_Unhold_FullMethodName      = "/catena.v1.FS/Unhold"
 )
 
 // FSClient is the client API for FS service.
@@ -67,6 +71,13 @@ type FSClient interface {
 	Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error)
 	// Mknod creates a fifo, a device node or a socket (metadata only).
 	Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.CallOption) (*AttrResponse, error)
+	// Mount sessions and orphans: a file that loses its last name while a
+	// mount holds it open (Hold) stays, without a name, until every mount
+	// that holds it lets go (Unhold, EndMount) or its session expires.
+	RenewMount(ctx context.Context, in *RenewMountRequest, opts ...grpc.CallOption) (*RenewMountResponse, error)
+	EndMount(ctx context.Context, in *EndMountRequest, opts ...grpc.CallOption) (*EndMountResponse, error)
+	Hold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error)
+	Unhold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error)
 }
 
 type fSClient struct {
@@ -257,6 +268,46 @@ func (c *fSClient) Mknod(ctx context.Context, in *MknodRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *fSClient) RenewMount(ctx context.Context, in *RenewMountRequest, opts ...grpc.CallOption) (*RenewMountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewMountResponse)
+	err := c.cc.Invoke(ctx, FS_RenewMount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) EndMount(ctx context.Context, in *EndMountRequest, opts ...grpc.CallOption) (*EndMountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndMountResponse)
+	err := c.cc.Invoke(ctx, FS_EndMount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) Hold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldResponse)
+	err := c.cc.Invoke(ctx, FS_Hold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fSClient) Unhold(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*HoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldResponse)
+	err := c.cc.Invoke(ctx, FS_Unhold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FSServer is the server API for FS service.
 // All implementations must embed UnimplementedFSServer
 // for forward compatibility.
@@ -285,6 +336,13 @@ type FSServer interface {
 	Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error)
 	// Mknod creates a fifo, a device node or a socket (metadata only).
 	Mknod(context.Context, *MknodRequest) (*AttrResponse, error)
+	// Mount sessions and orphans: a file that loses its last name while a
+	// mount holds it open (Hold) stays, without a name, until every mount
+	// that holds it lets go (Unhold, EndMount) or its session expires.
+	RenewMount(context.Context, *RenewMountRequest) (*RenewMountResponse, error)
+	EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error)
+	Hold(context.Context, *HoldRequest) (*HoldResponse, error)
+	Unhold(context.Context, *HoldRequest) (*HoldResponse, error)
 	mustEmbedUnimplementedFSServer()
 }
 
@@ -348,6 +406,18 @@ func (UnimplementedFSServer) Statfs(context.Context, *StatfsRequest) (*StatfsRes
 }
 func (UnimplementedFSServer) Mknod(context.Context, *MknodRequest) (*AttrResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Mknod not implemented")
+}
+func (UnimplementedFSServer) RenewMount(context.Context, *RenewMountRequest) (*RenewMountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenewMount not implemented")
+}
+func (UnimplementedFSServer) EndMount(context.Context, *EndMountRequest) (*EndMountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndMount not implemented")
+}
+func (UnimplementedFSServer) Hold(context.Context, *HoldRequest) (*HoldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Hold not implemented")
+}
+func (UnimplementedFSServer) Unhold(context.Context, *HoldRequest) (*HoldResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unhold not implemented")
 }
 func (UnimplementedFSServer) mustEmbedUnimplementedFSServer() {}
 func (UnimplementedFSServer) testEmbeddedByValue()            {}
@@ -694,6 +764,78 @@ func _FS_Mknod_Handler(srv interface{}, ctx context.Context, dec func(interface{
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FS_RenewMount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewMountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).RenewMount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_RenewMount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).RenewMount(ctx, req.(*RenewMountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_EndMount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndMountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).EndMount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_EndMount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).EndMount(ctx, req.(*EndMountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_Hold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).Hold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_Hold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).Hold(ctx, req.(*HoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FS_Unhold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FSServer).Unhold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FS_Unhold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FSServer).Unhold(ctx, req.(*HoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FS_ServiceDesc is the grpc.ServiceDesc for FS service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -772,6 +914,22 @@ var FS_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Mknod",
 			Handler:    _FS_Mknod_Handler,
+		},
+		{
+			MethodName: "RenewMount",
+			Handler:    _FS_RenewMount_Handler,
+		},
+		{
+			MethodName: "EndMount",
+			Handler:    _FS_EndMount_Handler,
+		},
+		{
+			MethodName: "Hold",
+			Handler:    _FS_Hold_Handler,
+		},
+		{
+			MethodName: "Unhold",
+			Handler:    _FS_Unhold_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -595,3 +595,32 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	}
 	return nil
 }
+
+// Reload, when this File has no size change of its own left to report,
+// takes the master's size and forgets the cached chunk map, so reads see
+// what other clients wrote and truncated and then published (close-to-open
+// for a file that stayed open here). With changes of its own pending it
+// does nothing: they win, as on NFS.
+func (f *File) Reload(ctx context.Context) error {
+	if f.isClosed() {
+		return opError("reload", f.path, ErrClosed)
+	}
+	ctx, cancel := f.c.opContext(ctx)
+	defer cancel()
+	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
+		return m.GetChunks(ctx, &api.GetChunksRequest{Inode: f.info.Inode, FirstIndex: 0, Count: 1})
+	})
+	if err != nil {
+		return opError("reload", f.path, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.size != f.reported {
+		return nil
+	}
+	f.size = resp.GetInfo().GetSize()
+	f.reported = f.size
+	clear(f.chunks)
+	clear(f.known)
+	return nil
+}

@@ -22,10 +22,20 @@ var (
 	_ fs.NodeAllocater = (*node)(nil)
 )
 
-// handle is one open(2) of a file; the data state is the node's openFile.
-type handle struct {
-	append bool
+// uninterruptible detaches an operation from the kernel's interrupt.
+// Go sends its threads signals all the time (goroutine preemption), and
+// the kernel turns a signal that arrives while a request is pending into
+// FUSE_INTERRUPT: honoured, it fails a write, fsync or fallocate half done
+// with EINTR, which no local file system returns for a regular file.
+// A lost cluster still ends the operation after the client's OpTimeout.
+func uninterruptible(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }
+
+// handle is one open(2) of a file; the data state is the node's openFile.
+// It carries nothing: even O_APPEND is the kernel's business (it sends
+// the end of file as the offset).
+type handle struct{}
 
 // openFile is a file's I/O state while any handle is open. Guarded by the
 // node's mu; I/O runs under it, so one file's operations are serialised.
@@ -43,7 +53,13 @@ type openFile struct {
 	err     error // a failed write-back, reported by the next flush/fsync
 }
 
+// sizeLocked is the file's size as this mount knows it: the replicas'
+// size after this mount's writes and truncates, extended by the buffer.
+// An empty buffer says nothing: its offset is left from the last write.
 func (o *openFile) sizeLocked() int64 {
+	if len(o.buf) == 0 {
+		return o.f.Size()
+	}
 	return max(o.f.Size(), o.bufOff+int64(len(o.buf)))
 }
 
@@ -55,7 +71,24 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 		if err != nil {
 			return nil, errno(err)
 		}
+		// The master keeps the file, as an orphan, if it loses its last
+		// name while this mount holds it (doc.go).
+		if err := n.fsys.hold(ctx, n.ino); err != nil {
+			f.Close()
+			return nil, errno(err)
+		}
 		n.of = &openFile{f: f}
+		n.fsys.mu.Lock()
+		n.fsys.open[n.ino] = n
+		n.fsys.mu.Unlock()
+	} else if len(n.of.buf) == 0 && !n.of.dirty {
+		// Close-to-open while the file stays open here: what another
+		// mount published by its close must show after this open. The
+		// kernel drops its page cache at every open (no KEEP_CACHE).
+		n.of.ra = nil
+		if err := n.of.f.Reload(ctx); err != nil {
+			return nil, errno(err)
+		}
 	}
 	n.of.refs++
 	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
@@ -65,23 +98,34 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 			return nil, errno(err)
 		}
 	}
-	return &handle{append: flags&syscall.O_APPEND != 0}, 0
+	return &handle{}, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	h, e := n.open(ctx, flags)
 	return h, 0, e
 }
 
-// flushLocked writes the buffer back.
+// flushLocked writes the buffer back. The read-ahead caches the replicas
+// and may have been filled while the buffer held newer bytes: they are
+// copied into it, so it stays equal to the replicas after the write-back.
 func (n *node) flushLocked(ctx context.Context) error {
 	o := n.of
 	if len(o.buf) > 0 {
+		if o.ra != nil {
+			lo := max(o.bufOff, o.raOff)
+			hi := min(o.bufOff+int64(len(o.buf)), o.raOff+int64(len(o.ra)))
+			if lo < hi {
+				copy(o.ra[lo-o.raOff:hi-o.raOff], o.buf[lo-o.bufOff:hi-o.bufOff])
+			}
+		}
 		_, err := o.f.WriteAtContext(ctx, o.buf, o.bufOff)
 		o.buf = o.buf[:0]
 		if err != nil {
 			n.fsys.log.Warn("fusefs: write-back failed", "inode", n.ino, "err", err)
 			o.err = err
+			o.ra = nil
 		}
 	}
 	err := o.err
@@ -90,15 +134,17 @@ func (n *node) flushLocked(ctx context.Context) error {
 }
 
 func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	o := n.of
 	if o == nil {
 		return 0, syscall.EBADF
 	}
-	if h, ok := f.(*handle); ok && h.append {
-		off = o.sizeLocked()
-	}
+	// off is the kernel's: for O_APPEND it is the kernel's size, which
+	// equals sizeLocked (see doc.go). It is never moved here: the kernel
+	// also writes back mmap pages through any writable handle, an
+	// O_APPEND one included, at the pages' own offsets.
 	o.dirty = true
 	if o.ra != nil && off < o.raOff+int64(len(o.ra)) && off+int64(len(data)) > o.raOff {
 		o.ra = nil
@@ -112,6 +158,13 @@ func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int6
 		}
 		o.bufOff = off
 		end = off
+	}
+	if int64(len(data)) >= max {
+		// Larger than the buffer (flushed above): straight to the replicas.
+		if _, err := o.f.WriteAtContext(ctx, data, off); err != nil {
+			return 0, errno(err)
+		}
+		return uint32(len(data)), 0
 	}
 	rel := off - o.bufOff
 	if need := rel + int64(len(data)); need > int64(len(o.buf)) {
@@ -133,6 +186,7 @@ func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int6
 }
 
 func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	o := n.of
@@ -231,6 +285,7 @@ func (n *node) settleForMtime(ctx context.Context) error {
 }
 
 func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.of == nil {
@@ -244,6 +299,7 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 }
 
 func (n *node) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return errno(n.releaseLocked(ctx))
@@ -259,9 +315,15 @@ func (n *node) releaseLocked(ctx context.Context) error {
 	}
 	err := n.flushLocked(ctx)
 	n.of, n.noCap = nil, false
+	n.fsys.mu.Lock()
+	if n.fsys.open[n.ino] == n {
+		delete(n.fsys.open, n.ino)
+	}
+	n.fsys.mu.Unlock()
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
 	}
+	n.fsys.unhold(ctx, n.ino)
 	return err
 }
 
@@ -287,39 +349,45 @@ func (n *node) truncate(ctx context.Context, size int64) error {
 	return err
 }
 
-// Allocate supports what maps onto a holey file: mode 0 extends the size
-// (space is not reserved), KEEP_SIZE does nothing, PUNCH_HOLE|KEEP_SIZE
-// zeroes the range.
+// Allocate supports what maps onto a holey file (space is never
+// reserved): mode 0 extends the size, KEEP_SIZE does nothing,
+// PUNCH_HOLE|KEEP_SIZE zeroes the range inside the file, ZERO_RANGE zeroes
+// it and, without KEEP_SIZE, extends the size to its end.
 func (n *node) Allocate(ctx context.Context, f fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
-	const keepSize, punchHole = 0x1, 0x2
+	ctx = uninterruptible(ctx)
+	const keepSize, punchHole, zeroRange = 0x1, 0x2, 0x10
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	o := n.of
 	if o == nil {
 		return syscall.EBADF
 	}
+	end := int64(off + size)
 	switch mode {
-	case 0:
-		end := int64(off + size)
-		if end <= o.sizeLocked() {
-			return 0
-		}
-		if err := n.flushLocked(ctx); err != nil {
-			return errno(err)
-		}
-		return errno(o.f.Truncate(ctx, end))
-	case keepSize:
-		return 0
-	case keepSize | punchHole:
-		if err := n.flushLocked(ctx); err != nil {
-			return errno(err)
-		}
-		o.ra = nil
-		end := min(int64(off+size), o.f.Size())
-		if int64(off) >= end {
-			return 0
-		}
-		return errno(o.f.PunchHole(ctx, int64(off), end-int64(off)))
+	case 0, keepSize, keepSize | punchHole, zeroRange, zeroRange | keepSize:
+	default:
+		return syscall.EOPNOTSUPP
 	}
-	return syscall.EOPNOTSUPP
+	if mode == keepSize {
+		return 0
+	}
+	if err := n.flushLocked(ctx); err != nil {
+		return errno(err)
+	}
+	cur := o.f.Size()
+	if mode&(punchHole|zeroRange) != 0 {
+		if hi := min(end, cur); int64(off) < hi {
+			o.ra = nil
+			o.dirty = true
+			if err := o.f.PunchHole(ctx, int64(off), hi-int64(off)); err != nil {
+				return errno(err)
+			}
+		}
+	}
+	if mode&keepSize == 0 && end > cur {
+		// Grows by a hole: reads as zeros, as the range must.
+		o.dirty = true
+		return errno(o.f.Truncate(ctx, end))
+	}
+	return 0
 }

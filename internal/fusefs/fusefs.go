@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +29,7 @@ const (
 	DefaultWriteBuffer  = 8 << 20
 	DefaultReadAhead    = 4 << 20
 	DefaultEntryTimeout = time.Second
+	DefaultSessionTTL   = 30 * time.Second
 	maxWrite            = 1 << 20
 	rootInode           = 1
 	blockSize           = 64 << 10
@@ -52,12 +57,19 @@ type Config struct {
 	AllowOther bool
 	// Debug logs every FUSE request.
 	Debug bool
+	// SessionTTL is how long the master keeps this mount's orphans (files
+	// unlinked while open here) after the mount stops renewing its
+	// session, i.e. after it died (default 30s). Renewed every third.
+	SessionTTL time.Duration
 }
 
 // Server is a mounted file system.
 type Server struct {
-	srv *fuse.Server
-	dir string
+	srv   *fuse.Server
+	dir   string
+	fsys  *fsys
+	stop  chan struct{} // ends the session renewal
+	ended sync.Once
 }
 
 // Mount mounts the namespace at dir and serves it until Unmount.
@@ -77,7 +89,16 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	if cfg.ReadAhead <= 0 {
 		cfg.ReadAhead = DefaultReadAhead
 	}
-	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	fsys := &fsys{cfg: cfg, c: cfg.Client, log: cfg.Logger, open: map[uint64]*node{}, unheld: map[uint64]bool{}}
+	for fsys.session == 0 {
+		fsys.session = rand.Uint64()
+	}
+	if err := fsys.c.RenewMount(context.Background(), fsys.session, cfg.SessionTTL); err != nil {
+		return nil, fmt.Errorf("fusefs: mount %s: open session: %w", dir, err)
+	}
 	root := &node{fsys: fsys, ino: rootInode}
 	zero := time.Duration(0)
 	opts := &fs.Options{
@@ -100,22 +121,132 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	}
 	srv, err := fs.Mount(dir, root, opts)
 	if err != nil {
+		_ = fsys.c.EndMount(context.Background(), fsys.session)
 		return nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)
 	}
-	return &Server{srv: srv, dir: dir}, nil
+	s := &Server{srv: srv, dir: dir, fsys: fsys, stop: make(chan struct{})}
+	go s.renew()
+	return s, nil
+}
+
+// renew keeps the mount session alive until the mount ends.
+func (s *Server) renew() {
+	t := time.NewTicker(s.fsys.cfg.SessionTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.fsys.c.RenewMount(context.Background(), s.fsys.session, s.fsys.cfg.SessionTTL); err != nil {
+			s.fsys.log.Warn("fusefs: renew mount session", "err", err)
+			continue
+		}
+		s.fsys.retryUnholds(context.Background())
+	}
+}
+
+// end ends the session once the kernel has let go of the mount: every
+// file is closed, so the orphans left are garbage.
+func (s *Server) end() {
+	s.ended.Do(func() {
+		close(s.stop)
+		if err := s.fsys.c.EndMount(context.Background(), s.fsys.session); err != nil {
+			s.fsys.log.Warn("fusefs: end mount session (its orphans are reclaimed when it expires)", "err", err)
+		}
+	})
 }
 
 // Unmount unmounts the file system; it fails while files are busy.
-func (s *Server) Unmount() error { return s.srv.Unmount() }
+func (s *Server) Unmount() error {
+	if err := s.srv.Unmount(); err != nil {
+		return err
+	}
+	s.srv.Wait()
+	s.end()
+	return nil
+}
 
 // Wait blocks until the file system is unmounted.
-func (s *Server) Wait() { s.srv.Wait() }
+func (s *Server) Wait() {
+	s.srv.Wait()
+	s.end()
+}
 
 // fsys is the state shared by all nodes of a mount.
 type fsys struct {
 	cfg Config
 	c   *client.Client
 	log *slog.Logger
+
+	mu sync.Mutex
+	// session is the mount's session with the master (orphans).
+	session uint64
+	// open holds the node of every inode with an open file. A lookup
+	// builds a fresh node that go-fuse discards when the kernel already
+	// knows the inode: the attributes it returns must come from the node
+	// that holds the open file (its size), found here.
+	open map[uint64]*node
+	// unheld holds inodes whose Unhold failed, retried by renew.
+	unheld map[uint64]bool
+}
+
+// hold tells the master that this mount holds file ino open. A session
+// the master no longer knows (it expired while the mount was cut off) is
+// opened again first.
+func (x *fsys) hold(ctx context.Context, ino uint64) error {
+	err := x.c.Hold(ctx, x.session, ino)
+	if errors.Is(err, client.ErrNotFound) {
+		if rerr := x.c.RenewMount(ctx, x.session, x.cfg.SessionTTL); rerr != nil {
+			return rerr
+		}
+		err = x.c.Hold(ctx, x.session, ino)
+	}
+	if err == nil {
+		x.mu.Lock()
+		delete(x.unheld, ino) // an earlier unhold that failed: held again
+		x.mu.Unlock()
+	}
+	return err
+}
+
+// unhold tells the master that this mount no longer holds ino open (an
+// orphan nobody holds is deleted); a failure is retried with the next
+// session renewal (until then an orphan only takes space).
+func (x *fsys) unhold(ctx context.Context, ino uint64) {
+	err := x.c.Unhold(ctx, x.session, ino)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err != nil {
+		x.log.Warn("fusefs: unhold (retried with the session renewal)", "inode", ino, "err", err)
+		x.unheld[ino] = true
+		return
+	}
+	delete(x.unheld, ino)
+}
+
+// retryUnholds retries the unholds that failed, except for files open
+// again.
+func (x *fsys) retryUnholds(ctx context.Context) {
+	x.mu.Lock()
+	var inos []uint64
+	for _, ino := range slices.Sorted(maps.Keys(x.unheld)) {
+		if x.open[ino] == nil {
+			inos = append(inos, ino)
+		}
+	}
+	x.mu.Unlock()
+	for _, ino := range inos {
+		x.unhold(ctx, ino)
+	}
+}
+
+// openNode returns the node holding inode ino's open file, or nil.
+func (x *fsys) openNode(ino uint64) *node {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.open[ino]
 }
 
 // errno maps a client error to the errno a kernel file system returns.

@@ -59,13 +59,14 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if e := nameErr(name); e != 0 {
 		return nil, e
 	}
+	ctx = uninterruptible(ctx)
 	a, err := n.fsys.c.LookupChild(ctx, n.ino, name)
 	if err != nil {
 		return nil, errno(err)
 	}
 	ch := n.child(ctx, a, out)
-	if cn, ok := ch.Operations().(*node); ok {
-		cn.openSize(&out.Attr)
+	if on := n.fsys.openNode(a.Ino); on != nil {
+		on.openSize(&out.Attr)
 	}
 	return ch, 0
 }
@@ -81,6 +82,7 @@ func (n *node) openSize(out *fuse.Attr) {
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	a, err := n.fsys.c.GetAttr(ctx, n.ino)
 	if err != nil {
 		return errno(err)
@@ -92,6 +94,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 }
 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if size, ok := in.GetSize(); ok {
 		if err := n.truncate(ctx, int64(size)); err != nil {
 			return errno(err)
@@ -137,6 +140,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 }
 
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ents, err := n.fsys.c.ReadDirInode(ctx, n.ino)
 	if err != nil {
 		return nil, errno(err)
@@ -152,6 +156,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if e := nameErr(name); e != 0 {
 		return nil, e
 	}
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.MkdirAt(ctx, n.ino, name, mode&0o7777, uid, gid)
 	if err != nil {
@@ -164,6 +169,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if e := nameErr(name); e != 0 {
 		return nil, nil, 0, e
 	}
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
 		client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
@@ -186,6 +192,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if e := nameErr(name); e != 0 {
 		return nil, e
 	}
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	var a *client.Attr
 	var err error
@@ -207,6 +214,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := nameErr(name); e != 0 {
 		return e
 	}
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.UnlinkAt(ctx, n.ino, name))
 }
 
@@ -214,6 +222,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if e := nameErr(name); e != 0 {
 		return e
 	}
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.RmdirAt(ctx, n.ino, name))
 }
 
@@ -224,6 +233,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if flags&^(noReplace|fs.RENAME_EXCHANGE) != 0 || flags == noReplace|fs.RENAME_EXCHANGE {
 		return syscall.EINVAL
 	}
+	ctx = uninterruptible(ctx)
 	if e := nameErr(name, newName); e != 0 {
 		return e
 	}
@@ -241,6 +251,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if e := nameErr(name); e != 0 {
 		return nil, e
 	}
+	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.c.SymlinkAt(ctx, n.ino, name, target, uid, gid)
 	if err != nil {
@@ -250,6 +261,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	t, err := n.fsys.c.Readlink(ctx, n.ino)
 	if err != nil {
 		return nil, errno(err)
@@ -261,6 +273,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if e := nameErr(name); e != 0 {
 		return nil, e
 	}
+	ctx = uninterruptible(ctx)
 	t, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
@@ -273,6 +286,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	st, err := n.fsys.c.StatFS(ctx)
 	if err != nil {
 		return errno(err)
@@ -290,6 +304,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 const capName = "security.capability"
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if attr == capName {
 		n.mu.Lock()
 		no := n.noCap && n.of != nil
@@ -317,6 +332,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	n.mu.Lock()
 	n.noCap = false
 	n.mu.Unlock()
@@ -324,10 +340,12 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.fsys.c.RemoveXattr(ctx, n.ino, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	names, err := n.fsys.c.ListXattr(ctx, n.ino)
 	if err != nil {
 		return 0, errno(err)

@@ -26,6 +26,10 @@
 //     server is dead only when Lease + DriftMargin passed since the master
 //     RECEIVED its last heartbeat (and since this master took office), so
 //     it stopped serving client I/O before its chains change;
+//   - each repair tick also proposes ExpireMounts when a FUSE mount's
+//     session expired (the mount died): meta lets go of what it held open,
+//     deleting orphans nobody else holds (meta/orphan.go); a new leader
+//     waits one session TTL first, so live mounts can renew;
 //   - the repair loop (leader only, every RepairInterval) first removes
 //     dead servers from their chains, and members whose last heartbeat
 //     reports the chunk fenced at its current epoch (a quick restart:

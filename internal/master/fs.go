@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"time"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/meta"
@@ -244,4 +245,55 @@ func (f *fsServer) Statfs(ctx context.Context, req *api.StatfsRequest) (*api.Sta
 		}
 	}
 	return resp, nil
+}
+
+func (f *fsServer) RenewMount(ctx context.Context, req *api.RenewMountRequest) (*api.RenewMountResponse, error) {
+	ttl := time.Duration(req.TtlMs) * time.Millisecond
+	if _, err := f.change(ctx, meta.RenewMount{Session: req.Session, TTL: int64(ttl), Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RenewMountResponse{}, nil
+}
+
+func (f *fsServer) EndMount(ctx context.Context, req *api.EndMountRequest) (*api.EndMountResponse, error) {
+	if _, err := f.change(ctx, meta.EndMount{Session: req.Session, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.EndMountResponse{}, nil
+}
+
+func (f *fsServer) Hold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
+	if _, err := f.change(ctx, meta.Hold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.HoldResponse{}, nil
+}
+
+func (f *fsServer) Unhold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
+	if _, err := f.change(ctx, meta.Unhold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.HoldResponse{}, nil
+}
+
+// expireMounts, on the leader's repair tick, ends the mount sessions that
+// were not renewed in time (a mount that died), which reclaims orphans
+// that only they held. The rule,
+// including the grace a new leader gives, is meta's; this only proposes
+// it when it would end a session.
+func (m *Master) expireMounts(ctx context.Context, now time.Time) {
+	m.soft.mu.Lock()
+	since := m.soft.leaderSince
+	m.soft.mu.Unlock()
+	var expired []uint64
+	m.fsm.view(func(st *meta.State) { expired = st.ExpiredMounts(now.UnixNano(), since.UnixNano()) })
+	if len(expired) == 0 {
+		return
+	}
+	s := &server{m: m}
+	if _, err := s.propose(ctx, meta.ExpireMounts{Time: now.UnixNano(), LeaderSince: since.UnixNano()}); err != nil {
+		m.log.Warn("master: expire mount sessions", "sessions", expired, "err", err)
+		return
+	}
+	m.log.Info("master: mount sessions expired", "sessions", expired)
 }

@@ -57,6 +57,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	for _, sv := range servers {
 		ids = append(ids, sv.ID)
 	}
+	m.expireMounts(ctx, now)
 	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
 	live, free, inv := view.live, view.free, view.inv
 

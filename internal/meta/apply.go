@@ -52,6 +52,9 @@ func (s *State) Apply(c Command) Result {
 		if r, ok := s.applyHA(c); ok {
 			return r
 		}
+		if r, ok := s.applyOrphan(c); ok {
+			return r
+		}
 		if r, ok := s.applyPosix(c); ok {
 			return r
 		}
@@ -267,6 +270,9 @@ func (s *State) deleteTree(n *inode) {
 			}
 		}
 	} else {
+		if s.keepOrphan(n) {
+			return
+		}
 		s.dropChunks(n, 0)
 	}
 	delete(s.inodes, n.id)

@@ -145,7 +145,9 @@ func Decode(b []byte) (Command, error) {
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {
 			if c, ok, err = decodePosix(env.Type, env.Cmd); !ok {
 				if c, ok, err = decodeHA(env.Type, env.Cmd); !ok {
-					return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+					if c, ok, err = decodeOrphan(env.Type, env.Cmd); !ok {
+						return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+					}
 				}
 			}
 		}

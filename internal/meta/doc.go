@@ -14,7 +14,9 @@
 //   - inode 1 is the root directory; every other inode hangs under exactly
 //     one directory, by a valid name, and is reachable from the root;
 //     volume inodes are the exception: parent 0, named by the volume table
-//     (name -> inode), outside the tree (volume.go);
+//     (name -> inode), outside the tree (volume.go); and so are orphans:
+//     nameless files (nlink 0) that a mount session holds open, deleted
+//     when the last session holding them lets go or ends (orphan.go);
 //   - a chunk's refcount equals the number of (file, index) slots naming it,
 //     and a chunk with refcount 0 is not in the map;
 //   - every chain is non-empty, without duplicates, of registered servers;

@@ -89,7 +89,7 @@ func (s *State) posixInfo(n *inode) PosixInfo {
 				pi.Nlink++
 			}
 		}
-	} else {
+	} else if !n.orphan {
 		pi.Nlink = uint32(1 + len(n.links))
 	}
 	return pi
@@ -440,7 +440,8 @@ func (s *State) dropName(n *inode, dir uint64, name string) bool {
 	return false
 }
 
-// removeEntry deletes entry name of dir, and its inode with its last name.
+// removeEntry deletes entry name of dir, and its inode with its last name
+// (an orphan instead while a mount holds it open, orphan.go).
 func (s *State) removeEntry(dir *inode, name string, t int64) {
 	n := s.inodes[dir.children[name]]
 	delete(dir.children, name)

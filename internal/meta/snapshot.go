@@ -22,6 +22,7 @@ type snapInode struct {
 	Replication int         `json:",omitempty"`
 	ChunkSize   int64       `json:",omitempty"`
 	Chunks      [][2]uint64 `json:",omitempty"` // (index, handle) pairs
+	Orphan      bool        `json:",omitempty"` // a nameless file held open (orphan.go)
 	snapPosix               // POSIX attributes (posix.go)
 }
 
@@ -34,19 +35,20 @@ type snapshot struct {
 	Servers    []Server
 	Volumes    map[string]uint64 `json:",omitempty"` // volume name -> inode
 	HA         *snapHA           `json:",omitempty"` // master addresses, sessions (ha.go)
+	Mounts     []snapMount       `json:",omitempty"` // mount sessions (orphan.go)
 }
 
 // Snapshot encodes the whole state. The encoding is deterministic.
 func (s *State) Snapshot() ([]byte, error) {
 	snap := snapshot{V: snapshotVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
-		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes}
+		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes, Mounts: s.snapMounts()}
 	if ha := s.snapHA(); ha.Masters != nil || ha.Sessions != nil {
 		snap.HA = &ha
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
 		si := snapInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
-			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize}
+			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize, Orphan: n.orphan}
 		si.snapPosix = n.snapPosix()
 		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
 			si.Chunks = append(si.Chunks, [2]uint64{uint64(idx), n.chunks[idx]})
@@ -107,7 +109,7 @@ func build(snap *snapshot) (*State, error) {
 			return nil, fmt.Errorf("bad or duplicate inode %d", si.ID)
 		}
 		n := &inode{id: si.ID, dir: si.Dir, parent: si.Parent, name: si.Name, mode: si.Mode,
-			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize}
+			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize, orphan: si.Orphan}
 		n.posixAttrs = si.attrs()
 		if si.Size < 0 {
 			return nil, fmt.Errorf("inode %d: negative size", si.ID)
@@ -146,6 +148,10 @@ func build(snap *snapshot) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	orphans, err := s.restoreMounts(snap.Mounts)
+	if err != nil {
+		return nil, err
+	}
 	if snap.HA != nil {
 		if s.ha, err = restoreHA(*snap.HA); err != nil {
 			return nil, err
@@ -159,7 +165,7 @@ func build(snap *snapshot) (*State, error) {
 	ids := slices.SortedFunc(maps.Keys(s.inodes), cmp.Compare[uint64])
 	for _, id := range ids {
 		n := s.inodes[id]
-		if id == RootInode || vols[id] {
+		if id == RootInode || vols[id] || orphans[id] {
 			continue
 		}
 		p, ok := s.inodes[n.parent]
@@ -180,6 +186,7 @@ func build(snap *snapshot) (*State, error) {
 	// Every inode reaches the root: no cycles, no detached subtrees.
 	reached := map[uint64]bool{RootInode: true}
 	maps.Copy(reached, vols)
+	maps.Copy(reached, orphans)
 	var walk func(n *inode)
 	walk = func(n *inode) {
 		for _, c := range n.children {

@@ -35,6 +35,7 @@ type inode struct {
 	chunks      map[int64]uint64  // file: chunk index -> handle (holes allowed)
 	children    map[string]uint64 // directory: name -> inode
 	posixAttrs                    // owner, times, symlink target, xattrs, extra links (posix.go)
+	orphan      bool              // a nameless file that a mount holds open (orphan.go)
 }
 
 // Chunk is an entry of the chunk map.
@@ -101,8 +102,10 @@ type State struct {
 	servers    map[ServerID]*Server
 	nextInode  uint64
 	nextHandle uint64
-	volumes    map[string]uint64 // volume name -> inode (volume.go)
-	ha         haState           // master addresses, request sessions (ha.go)
+	volumes    map[string]uint64        // volume name -> inode (volume.go)
+	ha         haState                  // master addresses, request sessions (ha.go)
+	mounts     map[uint64]*mountSession // mount sessions and what they hold open (orphan.go)
+	holders    map[uint64]int           // inode -> sessions holding it open (derived, orphan.go)
 }
 
 // New returns a state holding only the root directory (mode 0755, mtime 0).

@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,5 +177,62 @@ func TestTwoMounts(t *testing.T) {
 	got, err = os.ReadFile(filepath.Join(ds[0], "shared"))
 	if err != nil || string(got) != "short" {
 		t.Fatalf("first mount after overwrite: %q, %v", got, err)
+	}
+
+	// Rounds of writes and truncates, alternating between the mounts,
+	// while each mount also holds the file open (so its open file state
+	// lives on between the rounds): after the writer's close, an open on
+	// the other mount reads exactly the last version, never a mix.
+	for _, d := range ds {
+		h, err := os.Open(filepath.Join(d, "shared"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+	}
+	prev := []byte("short")
+	for i := range 24 {
+		w, r := filepath.Join(ds[i%2], "shared"), filepath.Join(ds[(i+1)%2], "shared")
+		next := make([]byte, mrand.IntN(3<<20))
+		rand.Read(next)
+		f, err := os.OpenFile(w, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 3 {
+		case 0: // shrink or grow first, then write
+			err = f.Truncate(int64(len(next)))
+			if err == nil {
+				_, err = f.WriteAt(next, 0)
+			}
+		case 1: // write, then cut what is left of the previous version
+			_, err = f.WriteAt(next, 0)
+			if err == nil {
+				err = f.Truncate(int64(len(next)))
+			}
+		case 2: // a truncate to zero and appends
+			err = f.Truncate(0)
+			for off := 0; err == nil && off < len(next); off += 100 << 10 {
+				_, err = f.Write(next[off:min(off+100<<10, len(next))])
+			}
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("round %d: close: %v", i, err)
+		}
+		got, err := os.ReadFile(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, next) {
+			what := "neither version"
+			if bytes.Equal(got, prev) {
+				what = "the previous version"
+			}
+			t.Fatalf("round %d: the other mount read %d bytes, %s; want the %d just written", i, len(got), what, len(next))
+		}
+		prev = next
 	}
 }
