@@ -42,8 +42,7 @@
 //     fdatasync when one covers the other's changes. When more than 314
 //     blocks (~20 MiB) changed since the last Sync, the data and their
 //     table entries are fdatasynced before the header is written (two
-//     fdatasyncs). The next Sync clears the pending entries (format 3) of
-//     the blocks a Sync covered.
+//     fdatasyncs).
 //
 // # Open files
 //
@@ -80,9 +79,9 @@
 //
 // Format 3: WriteAt and Zero write each block's new pending entry before
 // its data (no sync), so that recovery can tell a whole newer write from a
-// torn one. For every block with a pending entry (set by a write, cleared
-// after the Sync that covered it), recovery reads the data: matching the
-// pending entry, the write
+// torn one. For every block whose pending entry differs from its table
+// entry (the table only holds entries a durable header vouches for),
+// recovery reads the data: matching the pending entry, the write
 // reached the disk whole (a process crash keeps the page cache: this is
 // the common case) and the block is adopted and listed by AheadBlocks;
 // matching the table entry, the write never landed; matching neither, the

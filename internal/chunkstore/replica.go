@@ -27,11 +27,9 @@ type Replica struct {
 
 	// mu guards the fields below; WriteAt and Zero hold it exclusively,
 	// ReadAt shared, so a read never observes half a write.
-	mu      sync.RWMutex
-	meta    Meta
-	table   []uint32 // checksum entry per block (see blockEntry)
-	pend    []uint32 // pending entry per block as written (format 3; nil in 2)
-	toClear []uint32 // blocks the last Sync covered: pending entries to clear
+	mu    sync.RWMutex
+	meta  Meta
+	table []uint32 // checksum entry per block (see blockEntry)
 	// disk mirrors the checksum table as written to the file; lag holds
 	// the entries the last durable header established (its dirty list)
 	// that the table in the file does not have yet: they are written by
@@ -137,9 +135,7 @@ func (r *Replica) writePendingLocked(f File, first int64, entries []uint32) erro
 	}
 	b := make([]byte, 4*len(entries))
 	for i, e := range entries {
-		p := pendingEntry(e, r.s.zeroCRC)
-		putLeUint32(b[i*4:], p)
-		r.pend[first+int64(i)] = p
+		putLeUint32(b[i*4:], pendingEntry(e, r.s.zeroCRC))
 	}
 	if _, err := f.WriteAt(b, r.lay.pending+first*4); err != nil {
 		return ioErr("write pending checksums", r.h, err)
@@ -424,10 +420,6 @@ func (r *Replica) Sync() error {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: chain of %d members, at most %d", ErrInvalidMeta, len(r.meta.Chain), MaxChainLen)
 	}
-	if err := r.clearPendingLocked(); err != nil {
-		r.mu.Unlock()
-		return err
-	}
 	snap := r.changes
 	h := header{Version: r.lay.version, Gen: r.gen + 1, Meta: r.meta.clone()}
 	dirty := make([]dirtyEntry, 0, len(r.dirty))
@@ -483,55 +475,7 @@ func (r *Replica) Sync() error {
 			r.lag[d.Block] = d.New
 		}
 	}
-	if r.lay.pending != 0 {
-		for _, d := range dirty {
-			r.toClear = append(r.toClear, d.Block)
-		}
-	}
 	r.mu.Unlock()
-	return nil
-}
-
-// clearPendingLocked zeroes the pending entries of the blocks the
-// previous completed Sync covered and that were not written since, so
-// that after a crash a pending entry still set means a write after the
-// last completed Sync (a Sync can be cut after its table reached the disk
-// and before its header did). The zeros are written now, under mu, so
-// that no later write's pending entry is overwritten, and become durable
-// with the Sync that follows; a lost clear only makes recovery list a
-// block as ahead without need.
-func (r *Replica) clearPendingLocked() error {
-	if r.lay.pending == 0 || len(r.toClear) == 0 {
-		return nil
-	}
-	lo, hi := int64(-1), int64(-1)
-	for _, b32 := range r.toClear {
-		b := int64(b32)
-		if _, again := r.dirty[b32]; again || r.pend[b] == 0 {
-			continue
-		}
-		r.pend[b] = 0
-		if lo < 0 || b < lo {
-			lo = b
-		}
-		hi = max(hi, b)
-	}
-	r.toClear = r.toClear[:0]
-	if lo < 0 {
-		return nil
-	}
-	f, err := r.s.files.acquire(r)
-	if err != nil {
-		return err
-	}
-	defer r.s.files.release(r, true)
-	span := make([]byte, 4*(hi-lo+1))
-	for b := lo; b <= hi; b++ {
-		putLeUint32(span[(b-lo)*4:], r.pend[b])
-	}
-	if _, err := f.WriteAt(span, r.lay.pending+lo*4); err != nil {
-		return ioErr("clear pending checksums", r.h, err)
-	}
 	return nil
 }
 
@@ -713,7 +657,6 @@ func (r *Replica) Invalidate(off, n int64) error {
 	defer r.putBuf(buf)
 	none := make([]byte, 4*(last-first+1))
 	if r.lay.pending != 0 {
-		clear(r.pend[first : last+1])
 		// No pending content either: recovery must not adopt the bytes.
 		if _, err := f.WriteAt(none, r.lay.pending+first*4); err != nil {
 			return ioErr("write pending checksums", r.h, err)

@@ -336,20 +336,17 @@ func (r *Replica) recoverPending(f File, buf []byte) error {
 		return fmt.Errorf("read pending checksums: %w", err)
 	}
 	zero := r.s.zeroCRC
-	r.pend = make([]uint32, nb)
 	for b := range nb {
 		p := leUint32(raw[b*4:])
-		r.pend[b] = p
-		if p == 0 {
-			continue
+		if p == 0 || p == r.table[b]^zero {
+			continue // no write, or one a durable header vouches for
 		}
 		if _, err := f.ReadAt(buf, r.lay.data+b*BlockSize); err != nil {
 			return fmt.Errorf("read block %d: %w", b, err)
 		}
-		// A pending entry is cleared after the Sync that covered its
-		// write; one still set marks a write the trusted header may not
-		// cover, even where the table already has its entry (the Sync
-		// wrote the table, then the cut came before its header landed).
+		// The table (after the headers' entries were established) only
+		// holds entries a durable header vouches for, so a pending entry
+		// that differs marks a write after the trusted header.
 		switch e := blockEntry(buf, zero); {
 		case e^zero == p:
 			if e != r.table[b] {
@@ -449,7 +446,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	}
 	r := &Replica{
 		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
-		table: make([]uint32, nb), pend: make([]uint32, nb), dirty: make(map[uint32]uint32),
+		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
 		disk: make([]uint32, nb), lag: make(map[uint32]uint32),
 	}
 	s.files.adopt(r, f) // synced above, so clean

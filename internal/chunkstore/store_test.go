@@ -366,8 +366,6 @@ type history struct {
 	synced []byte
 	cur    []byte
 	states map[int64][][]byte
-	// lastSynced: blocks the last Sync covered (writeHistory).
-	lastSynced map[int64]bool
 }
 
 func newHistory(size int) *history {

@@ -63,10 +63,11 @@ type removalInput struct {
 	// Evidence maps a server to its replicas' evidence; a server absent
 	// from it has not sent an inventory to this leader yet.
 	Evidence map[uint64]map[uint64]evidence
-	// Settled reports whether a server's inventory can be trusted to name
-	// every replica it holds (this leader's learning period is over), so
-	// that a member not reporting a chunk does not hold it. nil: never.
-	Settled func(server uint64) bool
+	// Missing reports whether a member whose inventory lacks a chunk is
+	// known not to hold it: its inventory can be trusted (this leader's
+	// learning period is over) and has lacked the chunk long enough that
+	// no creation of the replica can be in flight. nil: never.
+	Missing func(server, handle uint64) bool
 }
 
 // planRemovals takes out of every chain its dead members, its members
@@ -96,7 +97,7 @@ func planRemovals(in removalInput) []chainChange {
 			switch {
 			case !reported:
 				kept = append(kept, id) // no inventory yet: it may hold the chunk
-			case !has && in.Settled != nil && in.Settled(id):
+			case !has && in.Missing != nil && in.Missing(id, ch.Handle):
 				// Holds nothing: never a member, never a keeper.
 			case has && ev.Fenced && ev.Epoch == ch.Epoch:
 				fenced = append(fenced, id)

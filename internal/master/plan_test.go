@@ -152,7 +152,7 @@ func TestPlanRemovalsByEvidence(t *testing.T) {
 			}
 		}
 		got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
-			Settled: func(uint64) bool { return true }})
+			Missing: func(uint64, uint64) bool { return true }})
 		switch {
 		case tt.want == nil && len(got) != 0:
 			t.Errorf("%s: planRemovals = %v, want no change", tt.name, got)
@@ -169,7 +169,7 @@ func TestPlanRemovalsUnsettled(t *testing.T) {
 	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive}
 	ev := map[uint64]map[uint64]evidence{1: {}, 2: {7: {Epoch: 5, Verified: true}}}
 	if got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
-		Settled: func(uint64) bool { return false }}); len(got) != 0 {
+		Missing: func(uint64, uint64) bool { return false }}); len(got) != 0 {
 		t.Fatalf("unsettled: %v, want no change", got)
 	}
 }

@@ -14,6 +14,10 @@ import (
 )
 
 const (
+	// missingGrace is how long a chain member's inventory must lack a
+	// chunk before the member is taken not to hold it: far longer than a
+	// replica's creation (which follows the chunk's allocation).
+	missingGrace = 10 * time.Second
 	// pushTimeout bounds one Reconfigure push; a member that misses it is
 	// caught by its next heartbeat (HeartbeatResponse.configs).
 	pushTimeout = 2 * time.Second
@@ -61,8 +65,12 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
 	live, free, inv := view.live, view.free, view.inv
 
+	lacking := m.soft.lacking(chunks, view, now)
 	removals := planRemovals(removalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
-		Settled: func(id uint64) bool { return m.gcAllowed(id, now) }})
+		Missing: func(id, h uint64) bool {
+			since, ok := lacking[[2]uint64{id, h}]
+			return ok && m.gcAllowed(id, now) && now.Sub(since) >= missingGrace
+		}})
 	if len(removals) > 0 {
 		sem := make(chan struct{}, parallelChanges)
 		var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/catena-io/catena/internal/meta"
 )
 
 // serverSoft is what the leader knows about a chunkserver from its
@@ -36,6 +38,9 @@ type softState struct {
 	// failed to join its chain: chosen as a repair target only when no
 	// other server is left.
 	bad map[uint64]map[uint64]bool
+	// lackingSince maps (server, handle) to when the repair loop first saw
+	// that chain member's inventory without the chunk.
+	lackingSince map[[2]uint64]time.Time
 	// failures maps a handle to why its last repair failed, until one
 	// succeeds (catena status shows it).
 	failures      map[uint64]string
@@ -60,6 +65,7 @@ func (s *softState) reset(now time.Time) {
 	s.retryAt = map[uint64]time.Time{}
 	s.bad = map[uint64]map[uint64]bool{}
 	s.failures = map[uint64]string{}
+	s.lackingSince = map[[2]uint64]time.Time{}
 	s.repairsDone, s.repairedBytes = 0, 0
 }
 
@@ -108,4 +114,32 @@ func (s *softState) confirm(handle, epoch uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.confirmed[handle] = epoch
+}
+
+// lacking returns, for every chain member whose last inventory lacks its
+// chunk, since when it has (remembered across rounds; forgotten once the
+// inventory names the chunk or the member leaves the chain).
+func (s *softState) lacking(chunks []meta.Chunk, view serversView, now time.Time) map[[2]uint64]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[[2]uint64]time.Time{}
+	for _, ch := range chunks {
+		for _, id := range ch.Chain {
+			inv, reported := view.inv[id]
+			if !reported || inv == nil {
+				continue
+			}
+			if _, has := inv[ch.Handle]; has {
+				continue
+			}
+			k := [2]uint64{id, ch.Handle}
+			since, ok := s.lackingSince[k]
+			if !ok {
+				since = now
+			}
+			next[k] = since
+		}
+	}
+	s.lackingSince = next
+	return maps.Clone(next)
 }

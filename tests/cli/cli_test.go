@@ -213,6 +213,12 @@ type statusOut struct {
 		Lost            uint64 `json:"lost"`
 		RepairsDone     uint64 `json:"repairs_done"`
 		RepairedBytes   int64  `json:"repaired_bytes"`
+		Problems        []struct {
+			Handle     uint64   `json:"handle"`
+			Reason     string   `json:"reason"`
+			LostBlocks []int64  `json:"lost_blocks"`
+			Paths      []string `json:"paths"`
+		} `json:"problems"`
 	} `json:"chunks"`
 }
 
@@ -381,8 +387,8 @@ func TestCLI(t *testing.T) {
 			leaders++
 		}
 	}
-	if alive != 3 || len(st.Chunkservers) != 3 || leaders != 1 || st.Chunks.Total == 0 {
-		t.Fatalf("status --json = %+v; want 3 alive chunkservers, one leader, some chunks", st)
+	if alive != 3 || len(st.Chunkservers) != 3 || leaders != 1 || st.Chunks.Total == 0 || st.Chunks.Problems == nil || len(st.Chunks.Problems) != 0 {
+		t.Fatalf("status --json = %+v; want 3 alive chunkservers, one leader, some chunks, an empty problem list", st)
 	}
 	if out := ok(t, m, "status"); !strings.Contains(out, "3 alive, 0 dead") || !strings.Contains(out, "under-replicated") {
 		t.Fatalf("status:\n%s", out)
