@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
@@ -14,8 +15,15 @@ import (
 
 // dialOpts are the options of every outbound gRPC connection.
 func (s *Server) dialOpts() []grpc.DialOption {
+	// gRPC's default reconnect backoff starts at 1 s and grows to 2
+	// minutes: a restarted master (or peer) would hear from this server
+	// only after the master had declared it dead. Reconnect within a
+	// heartbeat or two instead.
+	bc := backoff.DefaultConfig
+	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, time.Second
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
 	}
 	if s.cfg.Dialer != nil {
@@ -109,15 +117,7 @@ func (s *Server) scrubLoop() {
 				return
 			}
 			start := time.Now()
-			err := r.store.Verify()
-			r.mu.Lock()
-			if errors.Is(err, chunkstore.ErrCorrupt) && !r.dropped {
-				r.corruptLocked(err)
-			}
-			if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
-				r.verified = true
-			}
-			r.mu.Unlock()
+			r.verify()
 			// Pace the passes: a replica of n bytes earns n/rate seconds.
 			pace := time.Duration(float64(r.chunkSize) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
 			if !sleepCtx(s.ctx, pace-time.Since(start)) {
@@ -142,17 +142,22 @@ func (s *Server) verifyLoaded() {
 		r.mu.Lock()
 		todo := !r.verified && !r.dropped
 		r.mu.Unlock()
-		if !todo {
-			continue
+		if todo {
+			r.verify()
 		}
-		err := r.store.Verify()
-		r.mu.Lock()
-		if errors.Is(err, chunkstore.ErrCorrupt) && !r.dropped {
-			r.corruptLocked(err)
-		}
-		if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
-			r.verified = true
-		}
-		r.mu.Unlock()
+	}
+}
+
+// verify reads every block of r: bad ones are listed by the store and
+// reported; once every block was read, r counts as verified.
+func (r *replica) verify() {
+	err := r.store.Verify()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if errors.Is(err, chunkstore.ErrCorrupt) && !r.dropped {
+		r.corruptLocked(err)
+	}
+	if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
+		r.verified = true
 	}
 }

@@ -293,23 +293,7 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 	if req.GetRangesOnly() {
 		// Small (blocks to restore): one pass under the lock, consistent
 		// at the replica's (epoch, seq).
-		var msgs []*api.FetchResponse
-		err := r.streamRanges(mergeRanges(extra), true, func(m *api.FetchResponse) error {
-			msgs = append(msgs, m)
-			return nil
-		})
-		done := &api.FetchResponse{Done: true, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
-			Ahead: toAPIRanges(r.ulog.ahead)}
-		r.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		for _, m := range append(msgs, done) {
-			if err := send(m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return r.finishLocked(mergeRanges(extra), false, send)
 	}
 	ranges, delta := r.ulog.since(req.GetSinceEpoch(), req.GetSinceSeq())
 	switch {
@@ -339,27 +323,34 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 			ranges = []byteRange{{0, r.chunkSize}} // the log overflowed meanwhile
 		}
 		if round+1 >= fetchRounds || totalLen(ranges) <= fetchFinalMax {
-			var msgs []*api.FetchResponse
-			err := r.streamRanges(ranges, true, func(m *api.FetchResponse) error {
-				msgs = append(msgs, m)
-				return nil
-			})
-			done := &api.FetchResponse{Done: true, Full: !delta, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
-				Ahead: toAPIRanges(r.ulog.ahead)}
-			r.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			for _, m := range append(msgs, done) {
-				if err := send(m); err != nil {
-					return err
-				}
-			}
-			return nil
+			return r.finishLocked(ranges, !delta, send)
 		}
 		pE, pS = r.appliedEpoch, r.stored
 		r.mu.Unlock()
 	}
+}
+
+// finishLocked reads ranges under the replica lock (held by the caller,
+// released here), so that they and the done message that ends the Fetch
+// are consistent at one (epoch, seq), then sends them.
+func (r *replica) finishLocked(ranges []byteRange, full bool, send func(*api.FetchResponse) error) error {
+	var msgs []*api.FetchResponse
+	err := r.streamRanges(ranges, true, func(m *api.FetchResponse) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	done := &api.FetchResponse{Done: true, Full: full, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
+		Ahead: toAPIRanges(r.ulog.ahead)}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, m := range append(msgs, done) {
+		if err := send(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // usableLocked is nil when the replica may serve its bytes.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
@@ -293,7 +294,12 @@ func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return api.NewChunkserverClient(cc), nil
 	}
+	// Reconnect to a restarted chunkserver within a repair round or two,
+	// not after gRPC's default backoff (1 s growing to 2 minutes).
+	bc := backoff.DefaultConfig
+	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, time.Second
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize))}
 	if p.dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(p.dialer))
