@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // maxCorruptTries bounds the reads of a piece that come back CORRUPT: the
@@ -313,7 +314,11 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			return err
 		case chunkCorrupt:
 			if corrupt++; corrupt >= maxCorruptTries {
-				return ErrCorrupt
+				// Name what is lost: the chunk, where in it, and the
+				// tail's word on the block (catena status lists the
+				// chunk with its lost blocks and files).
+				return fmt.Errorf("%w: chunk %d (index %d), bytes [%d, %d) of the chunk: %s",
+					ErrCorrupt, ci.Handle, pc.index, pc.chunkOff, pc.chunkOff+int64(pc.n), rpcerr.Message(err))
 			}
 		}
 		lastErr = err

@@ -261,7 +261,7 @@ func TestCorrupt(t *testing.T) {
 		return rpcerr.New(api.ErrorCode_CORRUPT, "block 0"), false
 	})
 	_, err := f.ReadAt(got, 0)
-	if !errors.Is(err, ErrCorrupt) || err.Error() != "read /c: data corrupt on every replica" {
+	if !errors.Is(err, ErrCorrupt) || err.Error() != "read /c: data corrupt on every replica: chunk 1 (index 0), bytes [0, 3) of the chunk: block 0" {
 		t.Fatalf("persistent corruption: %v", err)
 	}
 	if n := tail.readCount() - before; n != maxCorruptTries {

@@ -307,6 +307,9 @@ func pcVerify(t *testing.T, cl *client.Client, h *pcHistory, lost map[uint64][]i
 		_, err := f.ReadAt(buf, int64(reg*pcReg))
 		if err != nil {
 			if lostRegs[reg] && errors.Is(err, client.ErrCorrupt) {
+				if !strings.Contains(err.Error(), "chunk ") || !strings.Contains(err.Error(), "block ") {
+					t.Fatalf("cycle %d: a read of a lost block does not name the chunk and the block: %v", cycle, err)
+				}
 				continue
 			}
 			t.Fatalf("cycle %d: read register %d: %v", cycle, reg, err)
