@@ -432,6 +432,40 @@ func TestCorruptedBlock(t *testing.T) {
 	verify(t, c, "/f", w.ref)
 }
 
+// TestBadBlocksOnEveryReplica: each replica of a chunk rots in a
+// different block, so no member is clean and none can just be replaced.
+// The master keeps one member, restores its bad block from the others
+// (RestoreBlocks), and brings them back by delta resync with their own
+// bad blocks re-sent: every byte reads back and the replicas agree.
+func TestBadBlocksOnEveryReplica(t *testing.T) {
+	c := clustertest.New(t, failureConfig(3)) // no spare: the members must come back
+	cl := clustertest.Client(t, c)
+	w := newWriter(t, cl, "/f", newRand(t))
+	h, chain := chainOf(t, c, cl, "/f", 0)
+	for i, member := range chain {
+		if err := c.CorruptReplicaAt(h, member, int64(i)*200*kib+5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The scrubber finds every bad block; nothing is lost, so the reads
+	// come back whole once the blocks are combined.
+	clustertest.Eventually(t, failTimeout, func() error {
+		got := make([]byte, len(w.ref))
+		if _, err := w.f.ReadAt(got, 0); err != nil {
+			return err
+		}
+		if !bytes.Equal(got, w.ref) {
+			return fmt.Errorf("read back differs")
+		}
+		return nil
+	})
+	awaitRepaired(t, c)
+	w.start()
+	w.awaitWrites(t, 20)
+	w.finish(t)
+	verify(t, c, "/f", w.ref)
+}
+
 // TestDiskFull: the middle's disk fills up under load; it leaves the chain,
 // a spare takes its place, and writes go on.
 func TestDiskFull(t *testing.T) {

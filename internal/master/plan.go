@@ -106,6 +106,11 @@ func planRemovals(in removalInput) []chainChange {
 				serving++
 			}
 		}
+		if serving == len(kept) && len(kept) > 1 {
+			if k, ok := combineKeeper(ch.Handle, kept, in.Evidence); ok {
+				kept = []uint64{k}
+			}
+		}
 		switch {
 		case len(kept) == len(ch.Chain):
 			continue
@@ -124,6 +129,33 @@ func planRemovals(in removalInput) []chainChange {
 		out = append(out, chainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
 	}
 	return out
+}
+
+// combineKeeper handles a chain whose serving members all have blocks that
+// do not verify (bit rot on every replica, or a copy of a lost block):
+// none can leave the chain for a clean one (dropOnReport), and a bad block
+// of the tail fails reads. When some member has good a block another one
+// lacks, one member is kept (keeperOf) so that planHeals restores its bad
+// blocks from the others, which then return by delta resync: the good
+// blocks of all are combined. ok is false when that cannot help.
+func combineKeeper(handle uint64, members []uint64, ev map[uint64]map[uint64]evidence) (uint64, bool) {
+	for _, id := range members {
+		if e := ev[id][handle]; !e.Verified || e.BadBlocks == 0 {
+			return 0, false
+		}
+	}
+	k, ok := keeperOf(handle, members, ev)
+	if !ok {
+		return 0, false
+	}
+	for _, b := range ev[k][handle].Bad {
+		for _, id := range members {
+			if id != k && !slices.Contains(ev[id][handle].Bad, b) {
+				return k, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // keeperOf picks, among members that all hold the chunk fenced, the one to

@@ -71,6 +71,10 @@ func (m member) evidence(epoch uint64) (ev evidence, alive, reported, has bool) 
 		return evidence{Epoch: epoch - 1, Fenced: true, Verified: true}, true, true, true
 	}
 	ev = evidence{Epoch: epoch, Fenced: true, Verified: true, AppliedEpoch: 5}
+	if s[0] == 'S' {
+		ev.Fenced = false
+		s = "F" + s[1:]
+	}
 	num := func(i int) (uint64, int) {
 		j := i
 		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
@@ -90,6 +94,11 @@ func (m member) evidence(epoch uint64) (ev evidence, alive, reported, has bool) 
 		case 'b':
 			v, i = num(i + 1)
 			ev.BadBlocks = int(v)
+			// n blocks numbered from 10n: members with different
+			// counts have different bad blocks.
+			for b := range int64(v) {
+				ev.Bad = append(ev.Bad, int64(v)*10+b)
+			}
 		case 'u':
 			ev.Verified = false
 			i++
@@ -130,6 +139,9 @@ func TestPlanRemovalsByEvidence(t *testing.T) {
 		{"no inventory yet: wait for its evidence", []member{"?", "F5", "F5"}, nil},
 		{"no inventory yet, others serving: kept", []member{"?", "F5", "S"}, []uint64{1, 3}},
 		{"all dead: kept", []member{"D", "D"}, nil},
+		{"serving members all with bad blocks: one kept to combine", []member{"S815b2", "S815b1", "S815b3"}, []uint64{2}},
+		{"serving, one clean: nothing to combine here", []member{"S815b2", "S", "S"}, nil},
+		{"serving, the same blocks bad everywhere: lost, no change", []member{"S815b2", "S815b2", "S815b2"}, nil},
 	}
 	const epoch = 5
 	for _, tt := range tests {
