@@ -14,21 +14,14 @@ import (
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 	"github.com/catena-io/catena/internal/fusefs"
+	"github.com/catena-io/catena/internal/testtools"
 )
 
 func needs(t *testing.T, progs ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
-	for _, p := range progs {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed", p)
-		}
-	}
+	testtools.RootAndFUSE(t, "tests/fuse")
+	// go-fuse mounts through fusermount3.
+	testtools.Programs(t, "tests/fuse", append([]string{"fusermount3"}, progs...)...)
 }
 
 // mounts starts one cluster and mounts it n times.

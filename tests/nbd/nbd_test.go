@@ -21,6 +21,7 @@ import (
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 	"github.com/catena-io/catena/internal/nbd"
+	"github.com/catena-io/catena/internal/testtools"
 )
 
 type env struct {
@@ -58,12 +59,11 @@ func (e *env) volume(t *testing.T, name string, size int64, repl int) {
 	}
 }
 
-// run runs a tool, failing the test when it is missing or fails.
+// run runs a tool, failing the test when it fails; a missing tool skips
+// the test (fails it in CI, see internal/testtools).
 func run(t *testing.T, timeout time.Duration, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s not installed (apt-get install libnbd-bin qemu-utils fio): %v", name, err)
-	}
+	testtools.Programs(t, "tests/nbd", name)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out bytes.Buffer
@@ -191,9 +191,7 @@ func TestFioVerify(t *testing.T) {
 func TestFioChunkserverKilled(t *testing.T) {
 	e := start(t, 4)
 	e.volume(t, "k", 64<<20, 3)
-	if _, err := exec.LookPath("fio"); err != nil {
-		t.Fatal("fio not installed")
-	}
+	testtools.Programs(t, "tests/nbd", "fio")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "fio", append(fioArgs(e.uri("k")), "--rate_iops=500")...)
