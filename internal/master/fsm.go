@@ -51,7 +51,7 @@ func (f *fsm) view(fn func(s *meta.State)) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := f.state.Snapshot()
+	b, err := f.state.Checkpoint()
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("master: read snapshot: %w", err)
 	}
-	s, err := meta.Restore(b)
+	s, err := meta.RestoreCheckpoint(b)
 	if err != nil {
 		return err
 	}

@@ -344,6 +344,6 @@ func (m *Master) AppliedIndex() uint64 { return m.raft.AppliedIndex() }
 func (m *Master) Snapshot() ([]byte, error) {
 	var b []byte
 	var err error
-	m.fsm.view(func(st *meta.State) { b, err = st.Snapshot() })
+	m.fsm.view(func(st *meta.State) { b, err = st.Checkpoint() })
 	return b, err
 }

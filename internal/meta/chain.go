@@ -34,7 +34,7 @@ func (s *State) setChain(c SetChain) Result {
 	return Result{Chunk: ChunkRef{Handle: ch.Handle, Epoch: ch.Epoch, Chain: slices.Clone(ch.Chain)}}
 }
 
-// fillChunkSizes gives chunks restored from a snapshot without ChunkSize
+// fillChunkSizes gives chunks restored from a checkpoint without ChunkSize
 // the chunk size of a file naming them (the lowest inode, so the result is
 // deterministic).
 func fillChunkSizes(s *State) {

@@ -78,11 +78,11 @@ func TestSetChain(t *testing.T) {
 	}
 }
 
-// TestRestoreFillsChunkSize: a snapshot written before Chunk.ChunkSize
+// TestRestoreFillsChunkSize: a checkpoint written before Chunk.ChunkSize
 // existed restores with the chunk size of the file.
 func TestRestoreFillsChunkSize(t *testing.T) {
 	s := chainFixture(t)
-	b, err := s.Snapshot()
+	b, err := s.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestRestoreFillsChunkSize(t *testing.T) {
 	chunks := raw["Chunks"].([]any)
 	delete(chunks[0].(map[string]any), "ChunkSize")
 	old, _ := json.Marshal(raw)
-	r, err := Restore(old)
+	r, err := RestoreCheckpoint(old)
 	if err != nil {
 		t.Fatal(err)
 	}

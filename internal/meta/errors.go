@@ -28,7 +28,7 @@ var (
 	// ErrEpochMismatch: SetChain was computed from an epoch the chunk no
 	// longer has (another change came first); re-read and retry.
 	ErrEpochMismatch = errors.New("meta: chunk epoch changed")
-	// ErrCorrupt: an encoded command or snapshot cannot be decoded or
+	// ErrCorrupt: an encoded command or checkpoint cannot be decoded or
 	// violates an invariant.
 	ErrCorrupt = errors.New("meta: corrupt encoding")
 )

@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzRestore: Restore never panics, and an accepted snapshot is a state
+// FuzzRestore: Restore never panics, and an accepted checkpoint is a state
 // that round-trips and survives commands.
 func FuzzRestore(f *testing.F) {
 	s := New()
@@ -61,7 +61,7 @@ func FuzzRestore(f *testing.F) {
 	s.Apply(Mkdir{Path: "/a/b", Parents: true, Time: 1})
 	s.Apply(Create{Path: "/a/f", Time: 2})
 	s.Apply(AllocateChunk{Inode: 4, Index: 2, Chain: []ServerID{1}})
-	good, _ := s.Snapshot()
+	good, _ := s.Checkpoint()
 	f.Add(good)
 	// POSIX fields: owners, times, a symlink, a hard link, xattrs.
 	for _, c := range posixSeeds() {
@@ -71,12 +71,12 @@ func FuzzRestore(f *testing.F) {
 	}
 	s.Apply(Link{Inode: 3, Parent: 2, Name: "l2", Time: 6})
 	s.Apply(SetXattr{Inode: 2, Name: "user.d", Value: []byte{0, 1}, Time: 6})
-	posix, _ := s.Snapshot()
+	posix, _ := s.Checkpoint()
 	f.Add(posix)
-	empty, _ := New().Snapshot()
+	empty, _ := New().Checkpoint()
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Restore(b)
+		r, err := RestoreCheckpoint(b)
 		if err != nil {
 			return
 		}

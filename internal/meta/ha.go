@@ -106,7 +106,7 @@ type session struct {
 	results []record // ascending Seq
 }
 
-// record is a recorded Result in a form that survives snapshots.
+// record is a recorded Result in a form that survives checkpoints.
 type record struct {
 	Seq       uint64
 	Err       string `json:",omitempty"` // error text
@@ -117,7 +117,7 @@ type record struct {
 }
 
 // recordedSentinels are the errors a recorded result can wrap; the order is
-// part of the snapshot encoding (append only).
+// part of the checkpoint encoding (append only).
 var recordedSentinels = [...]error{ErrNotFound, ErrExists, ErrNotDir, ErrIsDir,
 	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired}
 
@@ -239,32 +239,32 @@ func (s *State) MasterAddr(id string) string { return s.ha.masters[id] }
 // Sessions returns the number of client sessions kept.
 func (s *State) Sessions() int { return len(s.ha.sessions) }
 
-// snapHA is the HA part of a snapshot; absent in older snapshots.
-type snapHA struct {
+// ckptHA is the HA part of a checkpoint; absent in older checkpoints.
+type ckptHA struct {
 	Masters  map[string]string `json:",omitempty"`
-	Sessions []snapSession     `json:",omitempty"`
+	Sessions []ckptSession     `json:",omitempty"`
 }
 
-type snapSession struct {
+type ckptSession struct {
 	Client  uint64
 	Last    int64
 	Floor   uint64 `json:",omitempty"`
 	Results []record
 }
 
-func (s *State) snapHA() snapHA {
-	var out snapHA
+func (s *State) ckptHA() ckptHA {
+	var out ckptHA
 	if len(s.ha.masters) > 0 {
 		out.Masters = s.ha.masters
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.ha.sessions)) {
 		ss := s.ha.sessions[id]
-		out.Sessions = append(out.Sessions, snapSession{Client: id, Last: ss.last, Floor: ss.floor, Results: ss.results})
+		out.Sessions = append(out.Sessions, ckptSession{Client: id, Last: ss.last, Floor: ss.floor, Results: ss.results})
 	}
 	return out
 }
 
-func restoreHA(sn snapHA) (haState, error) {
+func restoreHA(sn ckptHA) (haState, error) {
 	h := haState{masters: maps.Clone(sn.Masters)}
 	for id, addr := range h.masters {
 		if id == "" || addr == "" {

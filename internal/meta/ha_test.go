@@ -30,12 +30,12 @@ func TestRequestDedupe(t *testing.T) {
 	if r := req(2, 3, Create{Path: "/a", Mode: 0o644}); !errors.Is(r.Err, ErrExists) {
 		t.Fatalf("new request: %v", r.Err)
 	}
-	// A recorded error survives a snapshot with its sentinel.
-	b, err := s.Snapshot()
+	// A recorded error survives a checkpoint with its sentinel.
+	b, err := s.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Restore(b); err != nil {
+	if s, err = RestoreCheckpoint(b); err != nil {
 		t.Fatal(err)
 	}
 	if r := req(2, 4, Rename{Src: "/a", Dst: "/b"}); !errors.Is(r.Err, ErrExists) {
@@ -66,8 +66,8 @@ func TestSetMaster(t *testing.T) {
 	s.Apply(SetMaster{ID: "m1", Addr: "a:1"})
 	s.Apply(SetMaster{ID: "m2", Addr: "b:1"})
 	s.Apply(SetMaster{ID: "m2"})
-	b, _ := s.Snapshot()
-	r, err := Restore(b)
+	b, _ := s.Checkpoint()
+	r, err := RestoreCheckpoint(b)
 	if err != nil || r.MasterAddr("m1") != "a:1" || r.MasterAddr("m2") != "" {
 		t.Fatalf("restored masters %v %v", r.Masters(), err)
 	}
@@ -75,8 +75,8 @@ func TestSetMaster(t *testing.T) {
 	e := New()
 	e.Apply(SetMaster{ID: "m1", Addr: "a:1"})
 	e.Apply(SetMaster{ID: "m1"})
-	if b1, _ := e.Snapshot(); string(b1) != string(mustSnap(t, New())) {
-		t.Fatalf("empty masters snapshot %s", b1)
+	if b1, _ := e.Checkpoint(); string(b1) != string(mustSnap(t, New())) {
+		t.Fatalf("empty masters checkpoint %s", b1)
 	}
 	if res := s.Apply(SetMaster{}); !errors.Is(res.Err, ErrInvalid) {
 		t.Fatalf("empty id: %v", res.Err)
@@ -85,7 +85,7 @@ func TestSetMaster(t *testing.T) {
 
 func mustSnap(t *testing.T, s *State) []byte {
 	t.Helper()
-	b, err := s.Snapshot()
+	b, err := s.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,13 +72,13 @@ func TestErrorsAreSentinelsAndLeaveStateUnchanged(t *testing.T) {
 		{RegisterServer{ID: 0, Addr: "x"}, ErrInvalid},
 		{RegisterServer{ID: 4}, ErrInvalid},
 	}
-	before, _ := s.Snapshot()
+	before, _ := s.Checkpoint()
 	for _, c := range cases {
 		r := s.Apply(c.cmd)
 		if !errors.Is(r.Err, c.want) {
 			t.Errorf("%#v: got %v, want %v", c.cmd, r.Err, c.want)
 		}
-		after, _ := s.Snapshot()
+		after, _ := s.Checkpoint()
 		if !bytes.Equal(before, after) {
 			t.Fatalf("%#v changed the state", c.cmd)
 		}
@@ -132,8 +132,8 @@ func TestRenameMovesSubtree(t *testing.T) {
 
 func TestApplyIsDeterministic(t *testing.T) {
 	a, b := fixture(t), fixture(t)
-	sa, _ := a.Snapshot()
-	sb, _ := b.Snapshot()
+	sa, _ := a.Checkpoint()
+	sb, _ := b.Checkpoint()
 	if !bytes.Equal(sa, sb) {
 		t.Fatal("same commands gave different states")
 	}
@@ -194,12 +194,12 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 }
 
 func TestRestoreRejectsBrokenInvariants(t *testing.T) {
-	good, err := fixture(t).Snapshot()
+	good, err := fixture(t).Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Restore(good); err != nil {
-		t.Fatalf("good snapshot: %v", err)
+	if _, err := RestoreCheckpoint(good); err != nil {
+		t.Fatalf("good checkpoint: %v", err)
 	}
 	mutations := map[string][2]string{
 		"refcount":      {`"Refs":1`, `"Refs":2`},
@@ -217,7 +217,7 @@ func TestRestoreRejectsBrokenInvariants(t *testing.T) {
 		if bad == string(good) {
 			t.Fatalf("%s: mutation %q did not apply to %s", name, m[0], good)
 		}
-		if _, err := Restore([]byte(bad)); !errors.Is(err, ErrCorrupt) {
+		if _, err := RestoreCheckpoint([]byte(bad)); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Restore = %v, want ErrCorrupt", name, err)
 		}
 	}

@@ -224,19 +224,19 @@ func (s *State) Held(id uint64) []uint64 {
 	return nil
 }
 
-// snapMount is a session in a snapshot.
-type snapMount struct {
+// ckptMount is a session in a checkpoint.
+type ckptMount struct {
 	ID      uint64
 	Expires int64
 	TTL     int64
 	Held    []uint64 `json:",omitempty"`
 }
 
-func (s *State) snapMounts() []snapMount {
-	var out []snapMount
+func (s *State) ckptMounts() []ckptMount {
+	var out []ckptMount
 	for _, id := range slices.Sorted(maps.Keys(s.mounts)) {
 		m := s.mounts[id]
-		out = append(out, snapMount{ID: id, Expires: m.expires, TTL: m.ttl, Held: slices.Sorted(maps.Keys(m.held))})
+		out = append(out, ckptMount{ID: id, Expires: m.expires, TTL: m.ttl, Held: slices.Sorted(maps.Keys(m.held))})
 	}
 	return out
 }
@@ -244,7 +244,7 @@ func (s *State) snapMounts() []snapMount {
 // restoreMounts rebuilds the sessions and their holds, and checks that
 // every orphan is a nameless file that some session holds. It returns the
 // orphans.
-func (s *State) restoreMounts(ms []snapMount) (map[uint64]bool, error) {
+func (s *State) restoreMounts(ms []ckptMount) (map[uint64]bool, error) {
 	for _, sm := range ms {
 		if sm.ID == 0 || sm.TTL <= 0 {
 			return nil, fmt.Errorf("bad mount session %d", sm.ID)

@@ -714,9 +714,9 @@ func (s *State) Xattrs(ino uint64) ([]string, error) {
 	return slices.Sorted(maps.Keys(n.xattrs)), nil
 }
 
-// snapPosix is the snapshot form of posixAttrs, embedded in snapInode;
-// every field is omitted when zero so older snapshots restore unchanged.
-type snapPosix struct {
+// ckptPosix is the checkpoint form of posixAttrs, embedded in ckptInode;
+// every field is omitted when zero so older checkpoints restore unchanged.
+type ckptPosix struct {
 	Uid     uint32            `json:",omitempty"`
 	Gid     uint32            `json:",omitempty"`
 	ATime   int64             `json:",omitempty"`
@@ -729,12 +729,12 @@ type snapPosix struct {
 	Rdev    uint32            `json:",omitempty"`
 }
 
-func (n *inode) snapPosix() snapPosix {
-	return snapPosix{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink,
+func (n *inode) ckptPosix() ckptPosix {
+	return ckptPosix{Uid: n.uid, Gid: n.gid, ATime: n.atime, CTime: n.ctime, Symlink: n.symlink,
 		Target: n.target, Xattrs: n.xattrs, Links: n.links, Special: n.special, Rdev: n.rdev}
 }
 
-func (p snapPosix) attrs() posixAttrs {
+func (p ckptPosix) attrs() posixAttrs {
 	a := posixAttrs{uid: p.Uid, gid: p.Gid, atime: p.ATime, ctime: p.CTime, symlink: p.Symlink,
 		target: p.Target, links: slices.Clone(p.Links), special: p.Special, rdev: p.Rdev}
 	if len(p.Xattrs) > 0 {

@@ -121,9 +121,9 @@ func TestPosixRenameAt(t *testing.T) {
 		t.Fatalf("old name still there: %v", err)
 	}
 	// Renaming one name of a file onto another of its names does nothing.
-	before, _ := s.Snapshot()
+	before, _ := s.Checkpoint()
 	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: d.Inode, DstName: "h", Time: 23})
-	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+	if after, _ := s.Checkpoint(); !bytes.Equal(before, after) {
 		t.Fatal("rename between two names of one file changed the state")
 	}
 	// Moving the extra name of a hard link keeps the primary.
@@ -277,23 +277,23 @@ func TestPosixErrorsLeaveStateUnchanged(t *testing.T) {
 		{RemoveXattr{Inode: 999, Name: "user.a"}, ErrNotFound},
 		{RemoveXattr{Inode: sl.Inode, Name: "user.a"}, ErrNotFound},
 	}
-	before, _ := s.Snapshot()
+	before, _ := s.Checkpoint()
 	for _, c := range cases {
 		r := s.Apply(c.cmd)
 		if !errors.Is(r.Err, c.want) {
 			t.Errorf("%T %+v: got %v, want %v", c.cmd, c.cmd, r.Err, c.want)
 		}
-		if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+		if after, _ := s.Checkpoint(); !bytes.Equal(before, after) {
 			t.Fatalf("%T %+v changed the state", c.cmd, c.cmd)
 		}
 	}
 	// Replacing a non-empty directory.
 	applyOK(t, s, MkdirAt{Parent: d.Inode, Name: "m", Time: 60})
-	before, _ = s.Snapshot()
+	before, _ = s.Checkpoint()
 	if r := s.Apply(RenameAt{SrcParent: d.Inode, SrcName: "m", DstParent: RootInode, DstName: "d"}); !errors.Is(r.Err, ErrNotEmpty) {
 		t.Fatalf("rename onto non-empty dir: %v", r.Err)
 	}
-	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+	if after, _ := s.Checkpoint(); !bytes.Equal(before, after) {
 		t.Fatal("failed rename changed the state")
 	}
 }
@@ -423,10 +423,10 @@ func TestPosixRenameExchange(t *testing.T) {
 		t.Fatalf("/d/f %+v", fi)
 	}
 	// Two names of one file, or one entry with itself: nothing happens.
-	before, _ := s.Snapshot()
+	before, _ := s.Checkpoint()
 	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: e.Inode, DstName: "x", Exchange: true, Time: 22})
 	applyOK(t, s, RenameAt{SrcParent: d.Inode, SrcName: "f", DstParent: d.Inode, DstName: "f", Exchange: true, Time: 22})
-	if after, _ := s.Snapshot(); !bytes.Equal(before, after) {
+	if after, _ := s.Checkpoint(); !bytes.Equal(before, after) {
 		t.Fatal("exchange of one inode with itself changed the state")
 	}
 	// Swapping twice restores the names.

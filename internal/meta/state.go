@@ -49,7 +49,7 @@ type Chunk struct {
 	// file's at allocation time).
 	Replication int
 	// ChunkSize is its file's chunk size, which chain members need to
-	// create a replica (0 in snapshots older than the field: Restore fills
+	// create a replica (0 in checkpoints older than the field: Restore fills
 	// it from the file).
 	ChunkSize int64 `json:",omitempty"`
 }

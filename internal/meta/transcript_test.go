@@ -28,20 +28,20 @@ func TestTranscripts(t *testing.T) {
 
 func checkRoundTrip(t testing.TB, s *State) {
 	t.Helper()
-	b, err := s.Snapshot()
+	b, err := s.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Restore(b)
+	r, err := RestoreCheckpoint(b)
 	if err != nil {
-		t.Fatalf("restore of own snapshot: %v", err)
+		t.Fatalf("restore of own checkpoint: %v", err)
 	}
-	b2, err := r.Snapshot()
+	b2, err := r.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(b, b2) {
-		t.Fatalf("snapshot round trip differs:\n%s\n%s", b, b2)
+		t.Fatalf("checkpoint round trip differs:\n%s\n%s", b, b2)
 	}
 }
 

@@ -157,7 +157,7 @@ func (s *State) IsVolume(ino uint64) bool {
 	return ok && !n.dir && n.parent == 0 && ino != RootInode && s.volumes[n.name] == ino
 }
 
-// restoreVolumes checks and installs the volume table of a snapshot after
+// restoreVolumes checks and installs the volume table of a checkpoint after
 // the inodes are built. It returns the set of volume inodes, which the
 // namespace checks skip.
 func (s *State) restoreVolumes(vols map[string]uint64) (map[uint64]bool, error) {

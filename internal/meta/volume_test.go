@@ -105,10 +105,10 @@ func TestVolumeCommandsEncode(t *testing.T) {
 func TestVolumeRestoreRejectsBadTable(t *testing.T) {
 	s := New()
 	s.Apply(Create{Path: "/f"})
-	b, _ := s.Snapshot()
+	b, _ := s.Checkpoint()
 	// Point a volume at a namespace file.
 	bad := []byte(string(b[:len(b)-1]) + `,"Volumes":{"v":2}}`)
-	if _, err := Restore(bad); !errors.Is(err, ErrCorrupt) {
+	if _, err := RestoreCheckpoint(bad); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("restore: %v", err)
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"slices"
 )
 
-// snapshotVersion is the version of the snapshot encoding.
-const snapshotVersion = 1
+// checkpointVersion is the version of the checkpoint encoding.
+const checkpointVersion = 1
 
-type snapInode struct {
+type ckptInode struct {
 	ID          uint64
 	Dir         bool        `json:",omitempty"`
 	Parent      uint64      `json:",omitempty"`
@@ -23,33 +23,34 @@ type snapInode struct {
 	ChunkSize   int64       `json:",omitempty"`
 	Chunks      [][2]uint64 `json:",omitempty"` // (index, handle) pairs
 	Orphan      bool        `json:",omitempty"` // a nameless file held open (orphan.go)
-	snapPosix               // POSIX attributes (posix.go)
+	ckptPosix               // POSIX attributes (posix.go)
 }
 
-type snapshot struct {
+type checkpoint struct {
 	V          int
 	NextInode  uint64
 	NextHandle uint64
-	Inodes     []snapInode
+	Inodes     []ckptInode
 	Chunks     []Chunk
 	Servers    []Server
 	Volumes    map[string]uint64 `json:",omitempty"` // volume name -> inode
-	HA         *snapHA           `json:",omitempty"` // master addresses, sessions (ha.go)
-	Mounts     []snapMount       `json:",omitempty"` // mount sessions (orphan.go)
+	HA         *ckptHA           `json:",omitempty"` // master addresses, sessions (ha.go)
+	Mounts     []ckptMount       `json:",omitempty"` // mount sessions (orphan.go)
 }
 
-// Snapshot encodes the whole state. The encoding is deterministic.
-func (s *State) Snapshot() ([]byte, error) {
-	snap := snapshot{V: snapshotVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
-		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes, Mounts: s.snapMounts()}
-	if ha := s.snapHA(); ha.Masters != nil || ha.Sessions != nil {
+// Checkpoint encodes the whole state (the master's Raft snapshots; "snapshot"
+// means the user feature). The encoding is deterministic.
+func (s *State) Checkpoint() ([]byte, error) {
+	snap := checkpoint{V: checkpointVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
+		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes, Mounts: s.ckptMounts()}
+	if ha := s.ckptHA(); ha.Masters != nil || ha.Sessions != nil {
 		snap.HA = &ha
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
-		si := snapInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
+		si := ckptInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
 			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize, Orphan: n.orphan}
-		si.snapPosix = n.snapPosix()
+		si.ckptPosix = n.ckptPosix()
 		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
 			si.Chunks = append(si.Chunks, [2]uint64{uint64(idx), n.chunks[idx]})
 		}
@@ -57,29 +58,29 @@ func (s *State) Snapshot() ([]byte, error) {
 	}
 	b, err := json.Marshal(snap)
 	if err != nil {
-		return nil, fmt.Errorf("meta: encode snapshot: %w", err)
+		return nil, fmt.Errorf("meta: encode checkpoint: %w", err)
 	}
 	return b, nil
 }
 
-// Restore decodes a snapshot and checks every invariant of the package
+// RestoreCheckpoint decodes a checkpoint and checks every invariant of the package
 // doc. It wraps ErrCorrupt.
-func Restore(b []byte) (*State, error) {
-	var snap snapshot
+func RestoreCheckpoint(b []byte) (*State, error) {
+	var snap checkpoint
 	if err := json.Unmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: checkpoint: %v", ErrCorrupt, err)
 	}
-	if snap.V != snapshotVersion {
-		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, snap.V)
+	if snap.V != checkpointVersion {
+		return nil, fmt.Errorf("%w: checkpoint version %d", ErrCorrupt, snap.V)
 	}
 	s, err := build(&snap)
 	if err != nil {
-		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: checkpoint: %v", ErrCorrupt, err)
 	}
 	return s, nil
 }
 
-func build(snap *snapshot) (*State, error) {
+func build(snap *checkpoint) (*State, error) {
 	s := &State{
 		inodes: map[uint64]*inode{}, chunks: map[uint64]*Chunk{}, servers: map[ServerID]*Server{},
 		nextInode: snap.NextInode, nextHandle: snap.NextHandle,
