@@ -7,15 +7,21 @@ import (
 	"io"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
-// maxCorruptTries bounds the reads of a piece that come back CORRUPT: the
-// master needs a moment to take a bad replica out of the chain, so a read is
-// retried after a refresh a few times before ErrCorrupt.
-const maxCorruptTries = 3
+// maxCorruptTries bounds the reads of a piece that come back CORRUPT at one
+// chain epoch: the master needs a moment to take a bad replica out of the
+// chain (or to restore its bad blocks), so a read is retried after a
+// refresh, at least corruptWait apart, before ErrCorrupt; an answer at a new
+// epoch starts the count again.
+const (
+	maxCorruptTries = 3
+	corruptWait     = 300 * time.Millisecond
+)
 
 // File is an open file. ReadAt and WriteAt are safe for concurrent use.
 // Writes are durable on every replica when WriteAt returns; the new size is
@@ -267,7 +273,7 @@ func (f *File) freshHoles(ctx context.Context, pieces []piece) (*holeView, error
 // it covers the piece's chunk, decides the first attempt's chain (or hole).
 func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeView) error {
 	var lastErr error
-	corrupt := 0
+	corrupt, corruptEpoch := 0, uint64(0)
 	for attempt := 0; ; attempt++ {
 		var (
 			ci  ChunkInfo
@@ -313,6 +319,9 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			}
 			return err
 		case chunkCorrupt:
+			if ci.Epoch != corruptEpoch {
+				corrupt, corruptEpoch = 0, ci.Epoch
+			}
 			if corrupt++; corrupt >= maxCorruptTries {
 				// Name what is lost: the chunk, where in it, and the
 				// tail's word on the block (catena status lists the
@@ -323,6 +332,11 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 		}
 		lastErr = err
 		f.c.log.Debug("read retry", "path", f.path, "index", pc.index, "err", err)
+		if classifyChunk(err, expired) == chunkCorrupt {
+			if err := f.c.sleep(ctx, corruptWait); err != nil {
+				return retryTimeout(ctx, pc.index, lastErr, err)
+			}
+		}
 		if err := f.retryWait(ctx, pc.index, attempt); err != nil {
 			return retryTimeout(ctx, pc.index, lastErr, err)
 		}

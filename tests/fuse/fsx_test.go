@@ -530,7 +530,11 @@ func (x *fsx) copyRange() {
 	if x.r.IntN(2) == 0 && src >= n {
 		dst = x.r.IntN(src - n + 1)
 	} else {
-		dst = src + n + x.r.IntN(min(fsxMaxLen-(src+n)-n, fsxMaxIO)+1)
+		room := fsxMaxLen - (src + n) - n // where a copy after the source still fits
+		if room < 0 {
+			return
+		}
+		dst = src + n + x.r.IntN(min(room, fsxMaxIO)+1)
 	}
 	if dst+n > fsxMaxLen {
 		return
