@@ -2,7 +2,6 @@ package master
 
 import (
 	"cmp"
-	"maps"
 	"slices"
 
 	"github.com/catena-io/catena/internal/meta"
@@ -37,9 +36,8 @@ type evidence struct {
 func lostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]evidence) []int64 {
 	var lost []int64
 	holders := 0
-	ids := slices.Sorted(maps.Keys(ev))
-	for _, id := range ids {
-		e, ok := ev[id][handle]
+	for id, inv := range ev {
+		e, ok := inv[handle]
 		if !live[id] || !ok {
 			continue
 		}
@@ -53,6 +51,7 @@ func lostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]ev
 	if len(lost) == 0 {
 		return nil
 	}
+	slices.Sort(lost)
 	return lost
 }
 
