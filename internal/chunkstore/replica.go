@@ -30,12 +30,11 @@ type Replica struct {
 	mu    sync.RWMutex
 	meta  Meta
 	table []uint32 // checksum entry per block (see blockEntry)
-	// disk mirrors the checksum table as written to the file; lag holds
-	// the entries the last durable header established (its dirty list)
-	// that the table in the file does not have yet: they are written by
-	// the next Sync, before its header. So the table in the file never
-	// holds an entry that no durable header vouches for (doc.go).
-	disk    []uint32
+	// lag holds the entries the last durable header established (its
+	// dirty list) that the table in the file does not have yet: they are
+	// written by the next Sync, before its header. So the table in the
+	// file never holds an entry that no durable header vouches for
+	// (doc.go).
 	lag     map[uint32]uint32
 	dirty   map[uint32]uint32 // blocks changed since the last Sync snapshot -> their entry then
 	changes uint64            // count of mutations, for group commit
@@ -61,6 +60,22 @@ func (r *Replica) usableLocked() error {
 		return ErrClosed
 	}
 	return r.failed
+}
+
+// beginLocked checks a mutation of [off, off+n) and pins the replica's
+// file for it: a nil File means there is nothing to do (err says why, nil
+// for an empty range). The caller holds mu and releases the file.
+func (r *Replica) beginLocked(off, n int64) (File, error) {
+	if err := r.usableLocked(); err != nil {
+		return nil, err
+	}
+	if err := r.rangeErr(off, n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return r.s.files.acquire(r)
 }
 
 func (r *Replica) rangeErr(off, n int64) error {
@@ -153,17 +168,8 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 	n := int64(len(p))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usableLocked(); err != nil {
-		return err
-	}
-	if err := r.rangeErr(off, n); err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	f, err := r.s.files.acquire(r)
-	if err != nil {
+	f, err := r.beginLocked(off, n)
+	if f == nil {
 		return err
 	}
 	wrote := false
@@ -218,17 +224,8 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 func (r *Replica) Zero(off, n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usableLocked(); err != nil {
-		return err
-	}
-	if err := r.rangeErr(off, n); err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	f, err := r.s.files.acquire(r)
-	if err != nil {
+	f, err := r.beginLocked(off, n)
+	if f == nil {
 		return err
 	}
 	wrote := false
@@ -436,27 +433,11 @@ func (r *Replica) Sync() error {
 			write[d.Block] = d.New
 		}
 	}
-	var span []byte
-	var spanOff int64
-	if len(write) > 0 {
-		lo, hi := uint32(len(r.table)), uint32(0)
-		for b := range write {
-			lo, hi = min(lo, b), max(hi, b)
-		}
-		span = make([]byte, (hi-lo+1)*4)
-		for i := range hi - lo + 1 {
-			v, ok := write[lo+i]
-			if !ok {
-				v = r.disk[lo+i]
-			}
-			putLeUint32(span[i*4:], v)
-		}
-		spanOff = tableOff + int64(lo)*4
-	}
+	runs := tableRuns(write)
 	r.dirty = make(map[uint32]uint32)
 	r.mu.Unlock()
 
-	if err := r.syncFile(h, dirty, span, spanOff); err != nil {
+	if err := r.syncFile(h, dirty, runs); err != nil {
 		r.mu.Lock()
 		for _, d := range dirty {
 			r.dirty[d.Block] = d.Old // a retry must cover them again
@@ -466,9 +447,6 @@ func (r *Replica) Sync() error {
 	}
 	r.gen, r.slot, r.synced = h.Gen, 1-r.slot, snap
 	r.mu.Lock()
-	for b, v := range write {
-		r.disk[b] = v
-	}
 	r.lag = make(map[uint32]uint32)
 	if len(dirty) <= maxDirty {
 		for _, d := range dirty {
@@ -479,15 +457,38 @@ func (r *Replica) Sync() error {
 	return nil
 }
 
+// tableRun is a run of consecutive checksum-table entries to write,
+// starting at block first.
+type tableRun struct {
+	first int64
+	b     []byte
+}
+
+// tableRuns encodes entries (block -> entry) as runs of consecutive
+// blocks, in block order.
+func tableRuns(entries map[uint32]uint32) []tableRun {
+	var runs []tableRun
+	for _, b := range slices.Sorted(maps.Keys(entries)) {
+		var e [4]byte
+		putLeUint32(e[:], entries[b])
+		if n := len(runs); n > 0 && runs[n-1].first+int64(len(runs[n-1].b)/4) == int64(b) {
+			runs[n-1].b = append(runs[n-1].b, e[:]...)
+			continue
+		}
+		runs = append(runs, tableRun{first: int64(b), b: e[:]})
+	}
+	return runs
+}
+
 // syncFile runs syncSnapshot on the replica's file, pinned, and tells the
 // file cache which writes the fdatasync covered.
-func (r *Replica) syncFile(h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
+func (r *Replica) syncFile(h header, dirty []dirtyEntry, runs []tableRun) error {
 	f, err := r.s.files.acquire(r)
 	if err != nil {
 		return err
 	}
 	w := r.s.files.writes(r)
-	err = r.syncSnapshot(f, h, dirty, span, spanOff)
+	err = r.syncSnapshot(f, h, dirty, runs)
 	r.s.files.releaseSync(r, w, err)
 	return err
 }
@@ -496,9 +497,9 @@ func (r *Replica) syncFile(h header, dirty []dirtyEntry, span []byte, spanOff in
 // not currently trusted, then fdatasyncs. The header lists the dirty blocks
 // so that recovery can tell whether their data reached the disk; when they
 // do not fit, the data is synced first (a second fdatasync).
-func (r *Replica) syncSnapshot(f File, h header, dirty []dirtyEntry, span []byte, spanOff int64) error {
-	if len(span) > 0 {
-		if _, err := f.WriteAt(span, spanOff); err != nil {
+func (r *Replica) syncSnapshot(f File, h header, dirty []dirtyEntry, runs []tableRun) error {
+	for _, run := range runs {
+		if _, err := f.WriteAt(run.b, tableOff+run.first*4); err != nil {
 			return ioErr("write checksums", r.h, err)
 		}
 	}
@@ -638,17 +639,8 @@ func (r *Replica) close() error {
 func (r *Replica) Invalidate(off, n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usableLocked(); err != nil {
-		return err
-	}
-	if err := r.rangeErr(off, n); err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	f, err := r.s.files.acquire(r)
-	if err != nil {
+	f, err := r.beginLocked(off, n)
+	if f == nil {
 		return err
 	}
 	defer r.s.files.release(r, true)

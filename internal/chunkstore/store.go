@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -239,7 +238,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 		table[i] = leUint32(raw[i*4:])
 	}
 	r := &Replica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen,
-		disk: slices.Clone(table), lag: make(map[uint32]uint32)}
+		lag: make(map[uint32]uint32)}
 
 	// The newest header is trusted unless its Sync demonstrably did not
 	// complete: a block it lists still holds its content of the previous
@@ -447,7 +446,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 	r := &Replica{
 		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
 		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
-		disk: make([]uint32, nb), lag: make(map[uint32]uint32),
+		lag: make(map[uint32]uint32),
 	}
 	s.files.adopt(r, f) // synced above, so clean
 	return r, nil
