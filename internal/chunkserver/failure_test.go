@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // reconfigureAll installs (epoch, members) on servers.
@@ -330,4 +332,48 @@ func TestRestartedSoleMemberUnfenced(t *testing.T) {
 	if _, err := c.write(2, 2, 0, []byte("b")); err != nil {
 		t.Fatalf("write at the sole member: %v", err)
 	}
+}
+
+// TestRestoreBlocksFromAnotherReplica: a sole member with bad blocks gets
+// them back, whole, from the first source where they verify; a block bad
+// on every source stays bad; partial writes into a bad block are
+// refused meanwhile, and only a sole member restores.
+func TestRestoreBlocksFromAnotherReplica(t *testing.T) {
+	c := newTestCluster(t)
+	for i := range 4 {
+		if _, err := c.write(0, uint64(i+1), int64(i)*65536, pattern(byte(i+1), 65536)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := c.checkIdentical(0, 1, 2)
+	c.reconfigureAll(2, []int{0}, 0) // server 0 alone; 1 and 2 keep their copies
+	c.flipByte(0, 65536+3)           // block 1: bad on the first source too, good on the second
+	c.flipByte(1, 65536+3)
+	c.flipByte(0, 2*65536+3) // block 2: bad everywhere
+	c.flipByte(1, 2*65536+3)
+	c.flipByte(2, 2*65536+3)
+	for _, off := range []int64{65536, 2 * 65536} {
+		_, err := c.read(0, off, 10)
+		wantCode(t, err, api.ErrorCode_CORRUPT)
+	}
+	_, err := c.write(0, 99, 65536+100, []byte("partial"))
+	wantCode(t, err, api.ErrorCode_UNAVAILABLE)
+
+	req := &api.RestoreBlocksRequest{Handle: c.handle, Epoch: 2, Blocks: []int64{1, 2}, Sources: c.chainRefs(1, 2)}
+	if _, err := c.clients[1].RestoreBlocks(ctxT(t), req); rpcerr.Code(err) != api.ErrorCode_STALE_EPOCH && rpcerr.Code(err) != api.ErrorCode_INVALID {
+		t.Fatalf("restore on a server outside the chain: %v", err)
+	}
+	resp, err := c.clients[0].RestoreBlocks(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resp.GetRestored(), []int64{1}) || !slices.Equal(resp.GetStillBad(), []int64{2}) {
+		t.Fatalf("restored %v, still bad %v; want [1] and [2]", resp.GetRestored(), resp.GetStillBad())
+	}
+	got, err := c.read(0, 65536, 65536)
+	if err != nil || !bytes.Equal(got, want[65536:2*65536]) {
+		t.Fatalf("restored block 1: %v, equal %v", err, bytes.Equal(got, want[65536:2*65536]))
+	}
+	_, err = c.read(0, 2*65536, 10)
+	wantCode(t, err, api.ErrorCode_CORRUPT)
 }

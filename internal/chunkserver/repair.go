@@ -510,10 +510,8 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 		return nil, err
 	}
 	var copied int64
-	freq := &api.FetchRequest{Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch, MaxBytesPerSec: req.GetMaxBytesPerSec()}
-	for _, e := range extra {
-		freq.Extra = append(freq.Extra, &api.ByteRange{Offset: e.off, Length: e.length})
-	}
+	freq := &api.FetchRequest{Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch,
+		MaxBytesPerSec: req.GetMaxBytesPerSec(), Extra: toAPIRanges(extra)}
 	fin, err := s.fetch(ctx, src.GetAddr(), freq, func(m *api.FetchResponse) error {
 		copied += int64(len(m.GetData()))
 		r.mu.Lock()
@@ -605,6 +603,43 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 	return r, 0, 0, nil, nil
 }
 
+// restorePieces writes the fetched pieces that hold whole blocks still in
+// todo and still bad here (a write may have healed one meanwhile), under
+// the replica lock after check, and adds them to the ranges every delta
+// from this replica re-sends. It returns the blocks restored.
+func (r *replica) restorePieces(pieces []*api.FetchResponse, todo map[int64]bool, check func() error) ([]int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := check(); err != nil {
+		return nil, err
+	}
+	bad := r.store.BadBlocks()
+	var restored []int64
+	for _, m := range pieces {
+		n := int64(len(m.GetData())) + m.GetZeroLength()
+		first, last := m.GetOffset()/chunkstore.BlockSize, (m.GetOffset()+n-1)/chunkstore.BlockSize
+		if m.GetBadLength() > 0 || n == 0 || m.GetOffset()%chunkstore.BlockSize != 0 ||
+			((m.GetOffset()+n)%chunkstore.BlockSize != 0 && m.GetOffset()+n != r.chunkSize) {
+			continue // lost at the source too, or not whole blocks
+		}
+		wanted := true
+		for b := first; b <= last; b++ {
+			wanted = wanted && todo[b] && slices.Contains(bad, b)
+		}
+		if !wanted {
+			continue
+		}
+		if err := writePiece(r.store, m); err != nil {
+			return restored, storeError(err)
+		}
+		r.ulog.setAhead(append(r.ulog.ahead, byteRange{m.GetOffset(), n}))
+		for b := first; b <= last; b++ {
+			restored = append(restored, b)
+		}
+	}
+	return restored, nil
+}
+
 // partialBadBlock returns a block of bad that [off, off+n) covers only in
 // part, or -1.
 func partialBadBlock(bad []int64, off, n int64) int64 {
@@ -668,51 +703,37 @@ func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksReque
 		if src.GetId() == uint64(s.id) || src.GetAddr() == "" {
 			continue
 		}
+		var want []int64
 		for _, b := range r.store.BadBlocks() {
-			if !todo[b] {
-				continue
+			if todo[b] {
+				want = append(want, b)
 			}
-			off := b * chunkstore.BlockSize
-			n := min(int64(chunkstore.BlockSize), r.chunkSize-off)
-			var pieces []*api.FetchResponse
-			_, err := s.fetch(ctx, src.GetAddr(), &api.FetchRequest{Handle: uint64(h), RangesOnly: true,
-				Extra: []*api.ByteRange{{Offset: off, Length: n}}}, func(m *api.FetchResponse) error {
-				pieces = append(pieces, m)
-				return nil
-			})
-			if err == nil && slices.ContainsFunc(pieces, func(m *api.FetchResponse) bool { return m.GetBadLength() > 0 }) {
-				err = fmt.Errorf("bad at the source too")
-			}
-			if err != nil {
-				r.log.Debug("restore block: fetch", "block", b, "source", src.GetId(), "err", err)
-				continue
-			}
-			r.mu.Lock()
-			if err := check(); err != nil {
-				r.mu.Unlock()
-				return nil, err
-			}
-			if slices.Contains(r.store.BadBlocks(), b) {
-				for _, m := range pieces {
-					if m.GetOffset() < off || m.GetOffset()+int64(len(m.GetData()))+m.GetZeroLength() > off+n {
-						err = errUnavailable(fmt.Sprintf("restore block %d: source %d sent bytes outside it", b, src.GetId()))
-						break
-					}
-					if err = writePiece(r.store, m); err != nil {
-						break
-					}
-				}
-				if err == nil {
-					r.ulog.ahead = mergeRanges(append(r.ulog.ahead, byteRange{off, n}))
-				}
-			}
-			r.mu.Unlock()
-			if err != nil {
-				return nil, storeError(err)
-			}
+		}
+		if len(want) == 0 {
+			break
+		}
+		// One Fetch of every block still wanted; the source sends the
+		// ones it has good as data and the others as bad markers.
+		var pieces []*api.FetchResponse
+		_, err := s.fetch(ctx, src.GetAddr(), &api.FetchRequest{Handle: uint64(h), RangesOnly: true,
+			Extra: toAPIRanges(blockRanges(want, r.chunkSize))}, func(m *api.FetchResponse) error {
+			pieces = append(pieces, m)
+			return nil
+		})
+		if err != nil {
+			r.log.Debug("restore blocks: fetch", "source", src.GetId(), "err", err)
+			continue
+		}
+		restored, err := r.restorePieces(pieces, todo, check)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range restored {
 			delete(todo, b)
 			resp.Restored = append(resp.Restored, b)
-			r.log.Warn("block restored from another replica", "block", b, "source", src.GetId())
+		}
+		if len(restored) > 0 {
+			r.log.Warn("blocks restored from another replica", "blocks", restored, "source", src.GetId())
 		}
 	}
 	if err := r.store.Sync(); err != nil {

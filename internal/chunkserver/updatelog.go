@@ -63,7 +63,7 @@ func (l *updateLog) reset(epoch, seq uint64) {
 }
 
 // setAhead records ranges newer than the base state (see ahead).
-func (l *updateLog) setAhead(rs []byteRange) { l.ahead = slices.Clone(rs) }
+func (l *updateLog) setAhead(rs []byteRange) { l.ahead = mergeRanges(slices.Clone(rs)) }
 
 // since returns the merged byte ranges touched by every update after
 // (epoch, seq), and whether the log can tell: it must reach back to seq,
