@@ -101,3 +101,19 @@ func TestRestoreFillsChunkSize(t *testing.T) {
 		t.Fatalf("chunk size after restore: %d", ch.ChunkSize)
 	}
 }
+
+// TestPathsOfChunks: status names a damaged chunk's holders: a file by
+// path, a volume by name.
+func TestPathsOfChunks(t *testing.T) {
+	s := chainFixture(t) // /f holds chunk 1
+	v := mustApply(t, s, CreateVolume{Name: "vm1", Size: 1 << 20, ChunkSize: 1 << 20})
+	a := mustApply(t, s, AllocateChunk{Inode: v.Info.Inode, Index: 0, Chain: []ServerID{1, 2, 3}})
+	h := a.Chunk.Handle
+	got := s.PathsOfChunks(map[uint64]bool{1: true, h: true})
+	if !slices.Equal(got[1], []string{"/f"}) || !slices.Equal(got[h], []string{"volume vm1"}) {
+		t.Fatalf("paths %v; want /f for chunk 1 and volume vm1 for chunk %d", got, h)
+	}
+	if len(s.PathsOfChunks(nil)) != 0 {
+		t.Fatal("no handle wanted, some named")
+	}
+}

@@ -136,9 +136,10 @@ func (s *State) Counts() (files, dirs uint64) {
 	return files, dirs - 1
 }
 
-// PathsOfChunks returns the paths of the files (volumes included) naming
-// each handle in want. It scans every inode: for status reports of a few
-// damaged chunks, not for the data path.
+// PathsOfChunks names the files holding each handle in want: a file by
+// its path, a volume as "volume NAME", an unlinked file still open as
+// "unlinked file, inode N". It scans every inode: for status reports of a
+// few damaged chunks, not for the data path.
 func (s *State) PathsOfChunks(want map[uint64]bool) map[uint64][]string {
 	out := map[uint64][]string{}
 	if len(want) == 0 {
@@ -154,6 +155,12 @@ func (s *State) PathsOfChunks(want map[uint64]bool) map[uint64][]string {
 		for _, h := range n.chunks {
 			if want[h] {
 				p := s.pathOf(n)
+				switch {
+				case n.orphan:
+					p = fmt.Sprintf("unlinked file, inode %d", n.id)
+				case n.parent == 0 && n.id != RootInode:
+					p = "volume " + n.name
+				}
 				if !slices.Contains(out[h], p) {
 					out[h] = append(out[h], p)
 				}
