@@ -35,6 +35,11 @@
 //   - A node accepts messages only at its own epoch (ErrStaleEpoch), updates
 //     only from its predecessor and acks only from its successor
 //     (ErrNotMember). A refused input changes nothing.
+//   - The head refuses a client write that covers only in part a range its
+//     local replica cannot verify (SetDamaged, ErrDamaged, retryable): it
+//     would need the range's old bytes. A write covering the range whole
+//     heals it; a retry of a sequenced write is answered as usual
+//     (testdata/damaged.txt).
 //
 // # Reconfiguration
 //

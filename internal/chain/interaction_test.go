@@ -133,6 +133,27 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 		} else {
 			b.WriteString("ok\n")
 		}
+	case "damage":
+		// damage node=N ranges=OFF+LEN,...: the replica's unverifiable
+		// ranges (none: ranges=).
+		n := e.nodes[argIDs(t, d, "node")[0]]
+		var spec string
+		d.ScanArgs(t, "ranges", &spec)
+		var rs []Range
+		for _, p := range strings.Split(spec, ",") {
+			if p == "" {
+				continue
+			}
+			o, l, _ := strings.Cut(p, "+")
+			off, err1 := strconv.ParseInt(o, 10, 64)
+			n, err2 := strconv.ParseInt(l, 10, 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("bad range %q", p)
+			}
+			rs = append(rs, Range{Off: off, Len: n})
+		}
+		n.SetDamaged(rs)
+		b.WriteString("ok\n")
 	case "ready":
 		for _, id := range e.nodesArg(t, d) {
 			e.ready(t, id, &b)

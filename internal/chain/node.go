@@ -71,6 +71,8 @@ type Node struct {
 
 	waiting map[uint64]RequestID // head only: seq -> request to answer on commit
 
+	damaged []Range // ranges the local replica cannot verify (SetDamaged)
+
 	rd Ready
 }
 
@@ -158,6 +160,12 @@ func (n *Node) Propose(w ClientWrite) error {
 		}
 		return nil
 	}
+	for _, d := range n.damaged {
+		end, dend := w.Offset+length, d.Off+d.Len
+		if w.Offset < dend && end > d.Off && (w.Offset > d.Off || end < dend) {
+			return fmt.Errorf("%w: [%d, %d) covers part of [%d, %d)", ErrDamaged, w.Offset, end, d.Off, dend)
+		}
+	}
 	u := Update{
 		Epoch:  n.cfg.Epoch,
 		Seq:    n.applied + 1,
@@ -173,6 +181,14 @@ func (n *Node) Propose(w ClientWrite) error {
 	n.apply(u)
 	return nil
 }
+
+// SetDamaged tells the node which ranges of its local replica do not
+// verify (whole checksum blocks, from the caller's store). The head then
+// refuses client writes that cover one of them only in part (ErrDamaged):
+// they would need its old bytes. A write covering a range whole is
+// admitted (it heals the range); retries of sequenced writes are answered
+// as usual. Followers apply what their predecessor sends regardless.
+func (n *Node) SetDamaged(rs []Range) { n.damaged = slices.Clone(rs) }
 
 // apply hands u (seq == applied+1) to the caller and forwards it.
 func (n *Node) apply(u Update) {

@@ -15,7 +15,16 @@ var (
 	// ErrInvalid: a client write or message is malformed (unknown kind or
 	// message type, negative offset or length, sequence number 0).
 	ErrInvalid = errors.New("chain: invalid write or message")
+	// ErrDamaged: a client write covers in part a range the local replica
+	// cannot verify (SetDamaged): applying it would need the range's old
+	// bytes. Retryable: the range is restored, or a write covers it whole.
+	ErrDamaged = errors.New("chain: write covers a damaged range in part")
 )
+
+// Range is [Off, Off+Len) of a chunk.
+type Range struct {
+	Off, Len int64
+}
 
 // NodeID identifies a chunkserver.
 type NodeID uint64

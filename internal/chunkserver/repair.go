@@ -640,20 +640,20 @@ func (r *replica) restorePieces(pieces []*api.FetchResponse, todo map[int64]bool
 	return restored, nil
 }
 
-// partialBadBlock returns a block of bad that [off, off+n) covers only in
-// part, or -1.
-func partialBadBlock(bad []int64, off, n int64) int64 {
-	if n <= 0 {
-		return -1
+// damagedRanges converts bad blocks into the node's damaged ranges.
+func damagedRanges(bad []int64, size int64) []chain.Range {
+	if len(bad) == 0 {
+		return nil
 	}
-	end := off + n
+	// One range per block (not merged): a write covering one block whole
+	// heals it, whatever its neighbours.
+	out := make([]chain.Range, 0, len(bad))
 	for _, b := range bad {
-		lo, hi := b*chunkstore.BlockSize, (b+1)*chunkstore.BlockSize
-		if off < hi && end > lo && (off > lo || end < hi) {
-			return b
+		if off := b * chunkstore.BlockSize; off < size {
+			out = append(out, chain.Range{Off: off, Len: min(int64(chunkstore.BlockSize), size-off)})
 		}
 	}
-	return -1
+	return out
 }
 
 // RestoreBlocks rewrites the replica's bad blocks, whole, from other

@@ -89,13 +89,9 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 		r.mu.Unlock()
 		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
 	}
-	if b := partialBadBlock(r.store.BadBlocks(), w.Offset, w.Length); b >= 0 {
-		// Applying it would need the block's old bytes, which do not
-		// verify here: refuse it (retryable) until the block is restored
-		// or rewritten whole, rather than fail the replica.
-		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: block %d does not verify here and is being restored", h, b))
-	}
+	// The node refuses writes that cover a block it cannot verify only
+	// in part (chain.ErrDamaged).
+	r.node.SetDamaged(damagedRanges(r.store.BadBlocks(), r.chunkSize))
 	if err := r.node.Propose(w); err != nil {
 		r.mu.Unlock()
 		return nil, chainError(err)
@@ -130,6 +126,10 @@ func chainError(err error) error {
 		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "%v", err)
 	case errors.Is(err, chain.ErrNotHead):
 		return rpcerr.New(api.ErrorCode_NOT_HEAD, "%v", err)
+	case errors.Is(err, chain.ErrDamaged):
+		// Retryable: the block is being restored (or is lost, and status
+		// says so).
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
 	}
 	return rpcerr.New(api.ErrorCode_INVALID, "%v", err)
 }
