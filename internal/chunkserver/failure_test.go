@@ -48,7 +48,7 @@ func (c *testCluster) flipByte(i int, off int64) {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	const dataOff = 139264 // chunkstore format 3
+	const dataOff = chunkstore.DataOffset
 	b := make([]byte, 1)
 	if _, err := f.ReadAt(b, dataOff+off); err != nil {
 		c.t.Fatal(err)

@@ -23,6 +23,9 @@ const (
 	pendingOff = tableOff + tableSize
 	// dataOff is where format 3 keeps chunk byte 0 (139264, 4 KiB aligned).
 	dataOff = pendingOff + tableSize
+	// DataOffset is where a replica file of the current format keeps chunk
+	// byte 0, for tools and tests that read replica files raw.
+	DataOffset = dataOff
 	// dataOffV2 is where format 2 (no pending table) keeps chunk byte 0.
 	dataOffV2  = tableOff + tableSize
 	fsPageSize = 4096

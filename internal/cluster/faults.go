@@ -12,10 +12,8 @@ import (
 	"github.com/catena-io/catena/internal/chunkstore"
 )
 
-// replicaDataOff is where chunkstore's replica file keeps chunk byte 0:
-// after two 4 KiB header slots and the checksum table of a 1 GiB chunk
-// (chunkstore/format.go, dataOff).
-const replicaDataOff = 2*4096 + 2*(1<<30/(64<<10))*4
+// replicaDataOff is where chunkstore's replica file keeps chunk byte 0.
+const replicaDataOff = chunkstore.DataOffset
 
 // serverIDFile is the file in a chunkserver's directory that keeps its id.
 const serverIDFile = "server-id"

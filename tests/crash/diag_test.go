@@ -223,9 +223,8 @@ func (p *powercut) rawBlock(file string, idx, bb int64) string {
 		return err.Error()
 	}
 	defer f.Close()
-	const dataOff = 72 << 10 // see internal/chunkstore/doc.go, Format
 	buf := make([]byte, chunkstore.BlockSize)
-	if _, err := f.ReadAt(buf, dataOff+bb*chunkstore.BlockSize); err != nil {
+	if _, err := f.ReadAt(buf, chunkstore.DataOffset+bb*chunkstore.BlockSize); err != nil {
 		return err.Error()
 	}
 	var parts []string
