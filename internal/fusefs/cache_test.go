@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/catena-io/catena/internal/fusefs"
 )
 
 // The sequences of issue 20, each of which the cache model of an open file
@@ -97,5 +99,33 @@ func TestReadAheadAfterWriteBack(t *testing.T) {
 	must(t, err)
 	if !bytes.Equal(got, w) {
 		t.Fatal("read after write-back returned old bytes")
+	}
+}
+
+// A write exactly as large as the write-back buffer, over bytes still in
+// the buffer: it goes straight to the replicas, and the older buffered
+// bytes must not be laid over it (on reads, or by a later flush).
+func TestWriteOfBufferSizeOverBufferedBytes(t *testing.T) {
+	const buf = 64 << 10
+	d := mountConfig(t, fusefs.Config{WriteBuffer: buf})
+	p := filepath.Join(d, "f")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	must(t, err)
+	_, err = f.WriteAt(bytes.Repeat([]byte{1}, 4096), 0)
+	must(t, err)
+	want := bytes.Repeat([]byte{2}, buf)
+	_, err = f.WriteAt(want, 0)
+	must(t, err)
+	got := make([]byte, buf)
+	_, err = f.ReadAt(got, 0)
+	must(t, err)
+	if !bytes.Equal(got, want) {
+		t.Fatal("read after the buffer-sized write returns older buffered bytes")
+	}
+	must(t, f.Close())
+	got, err = os.ReadFile(p)
+	must(t, err)
+	if !bytes.Equal(got, want) {
+		t.Fatal("after close, the older buffered bytes overwrote the buffer-sized write")
 	}
 }

@@ -72,15 +72,22 @@ func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.E
 			return nil, errno(err)
 		}
 		// The master keeps the file, as an orphan, if it loses its last
-		// name while this mount holds it (doc.go).
+		// name while this mount holds it (doc.go). Registered as open
+		// before the Hold, so that an Unhold still pending for the inode
+		// (fsys.unhold) sees it and is not sent after the Hold.
+		n.fsys.mu.Lock()
+		n.fsys.open[n.ino] = n
+		n.fsys.mu.Unlock()
 		if err := n.fsys.hold(ctx, n.ino); err != nil {
+			n.fsys.mu.Lock()
+			if n.fsys.open[n.ino] == n {
+				delete(n.fsys.open, n.ino)
+			}
+			n.fsys.mu.Unlock()
 			f.Close()
 			return nil, errno(err)
 		}
 		n.of = &openFile{f: f}
-		n.fsys.mu.Lock()
-		n.fsys.open[n.ino] = n
-		n.fsys.mu.Unlock()
 	} else if len(n.of.buf) == 0 && !n.of.dirty {
 		// Close-to-open while the file stays open here: what another
 		// mount published by its close must show after this open. The
@@ -152,7 +159,7 @@ func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int6
 	max := int64(n.fsys.cfg.WriteBuffer)
 	end := o.bufOff + int64(len(o.buf))
 	// Extend or overwrite inside the buffer; anything else flushes first.
-	if len(o.buf) == 0 || off < o.bufOff || off > end || off+int64(len(data))-o.bufOff > max {
+	if len(o.buf) == 0 || off < o.bufOff || off > end || off+int64(len(data))-o.bufOff > max || int64(len(data)) >= max {
 		if err := n.flushLocked(ctx); err != nil {
 			return 0, errno(err)
 		}
@@ -323,7 +330,7 @@ func (n *node) releaseLocked(ctx context.Context) error {
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
 	}
-	n.fsys.unhold(ctx, n.ino)
+	n.fsys.unhold(ctx, n.ino, false)
 	return err
 }
 

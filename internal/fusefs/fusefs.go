@@ -133,6 +133,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 func (s *Server) renew() {
 	t := time.NewTicker(s.fsys.cfg.SessionTTL / 3)
 	defer t.Stop()
+	lastOK := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -143,6 +144,12 @@ func (s *Server) renew() {
 			s.fsys.log.Warn("fusefs: renew mount session", "err", err)
 			continue
 		}
+		if time.Since(lastOK) >= s.fsys.cfg.SessionTTL {
+			// The session may have expired, and this renewal opened an
+			// empty one: hold the open files again.
+			s.fsys.reholdAll(context.Background())
+		}
+		lastOK = time.Now()
 		s.fsys.retryUnholds(context.Background())
 	}
 }
@@ -190,12 +197,21 @@ type fsys struct {
 	open map[uint64]*node
 	// unheld holds inodes whose Unhold failed, retried by renew.
 	unheld map[uint64]bool
+	// holdMu serialises, per inode (striped), a Hold or Unhold RPC with
+	// the decision to send it: a late Unhold must never overtake a newer
+	// Hold of the same inode and leave an open file unheld.
+	holdMu [64]sync.Mutex
 }
+
+func (x *fsys) holdLock(ino uint64) *sync.Mutex { return &x.holdMu[ino%uint64(len(x.holdMu))] }
 
 // hold tells the master that this mount holds file ino open. A session
 // the master no longer knows (it expired while the mount was cut off) is
 // opened again first.
 func (x *fsys) hold(ctx context.Context, ino uint64) error {
+	l := x.holdLock(ino)
+	l.Lock()
+	defer l.Unlock()
 	err := x.c.Hold(ctx, x.session, ino)
 	if errors.Is(err, client.ErrNotFound) {
 		if rerr := x.c.RenewMount(ctx, x.session, x.cfg.SessionTTL); rerr != nil {
@@ -213,8 +229,19 @@ func (x *fsys) hold(ctx context.Context, ino uint64) error {
 
 // unhold tells the master that this mount no longer holds ino open (an
 // orphan nobody holds is deleted); a failure is retried with the next
-// session renewal (until then an orphan only takes space).
-func (x *fsys) unhold(ctx context.Context, ino uint64) {
+// session renewal (until then an orphan only takes space). Nothing is
+// sent when ino is open here again (its open holds it), nor, for a retry,
+// when a Hold or an Unhold settled it meanwhile.
+func (x *fsys) unhold(ctx context.Context, ino uint64, retry bool) {
+	l := x.holdLock(ino)
+	l.Lock()
+	defer l.Unlock()
+	x.mu.Lock()
+	skip := x.open[ino] != nil || (retry && !x.unheld[ino])
+	x.mu.Unlock()
+	if skip {
+		return
+	}
 	err := x.c.Unhold(ctx, x.session, ino)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -230,15 +257,26 @@ func (x *fsys) unhold(ctx context.Context, ino uint64) {
 // again.
 func (x *fsys) retryUnholds(ctx context.Context) {
 	x.mu.Lock()
-	var inos []uint64
-	for _, ino := range slices.Sorted(maps.Keys(x.unheld)) {
-		if x.open[ino] == nil {
-			inos = append(inos, ino)
-		}
-	}
+	inos := slices.Sorted(maps.Keys(x.unheld))
 	x.mu.Unlock()
 	for _, ino := range inos {
-		x.unhold(ctx, ino)
+		x.unhold(ctx, ino, true)
+	}
+}
+
+// reholdAll holds every file open here again: after a renewal that may
+// have started a new, empty session (the old one expired while the mount
+// was cut off from the masters), so that their last name can go while
+// they are open. A file already reclaimed stays lost (its descriptors
+// then fail).
+func (x *fsys) reholdAll(ctx context.Context) {
+	x.mu.Lock()
+	inos := slices.Sorted(maps.Keys(x.open))
+	x.mu.Unlock()
+	for _, ino := range inos {
+		if err := x.hold(ctx, ino); err != nil {
+			x.log.Warn("fusefs: hold again after the session may have expired", "inode", ino, "err", err)
+		}
 	}
 }
 

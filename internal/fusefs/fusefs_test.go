@@ -15,23 +15,28 @@ import (
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 	"github.com/catena-io/catena/internal/fusefs"
+	"github.com/catena-io/catena/internal/testtools"
 )
 
 // mount starts a cluster and mounts it; it skips without /dev/fuse or root.
 func mount(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for FUSE with allow_other")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	return mountConfig(t, fusefs.Config{})
+}
+
+// mountConfig mounts with cfg (Client, AllowOther, ChunkSize and Logger
+// are set here).
+func mountConfig(t *testing.T, cfg fusefs.Config) string {
+	t.Helper()
+	testtools.RootAndFUSE(t, "internal/fusefs")
+	testtools.Programs(t, "internal/fusefs", "fusermount3")
 	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
 	cl := clustertest.Client(t, c)
 	dir := t.TempDir()
 	// The unprivileged helper of the EACCES test must reach the mount.
 	must(t, os.Chmod(filepath.Dir(dir), 0o755))
-	srv, err := fusefs.Mount(dir, fusefs.Config{Client: cl, AllowOther: true, ChunkSize: 1 << 20, Logger: clustertest.Logger()})
+	cfg.Client, cfg.AllowOther, cfg.ChunkSize, cfg.Logger = cl, true, 1<<20, clustertest.Logger()
+	srv, err := fusefs.Mount(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
