@@ -29,6 +29,10 @@ import (
 //   - Renewing an expired but not yet ended session keeps its holds;
 //     renewing an ended one starts an empty session.
 
+// MaxSessionTTL bounds a mount session's TTL (nanoseconds): a mount that
+// died is reclaimed within it, whatever TTL it asked for.
+const MaxSessionTTL = int64(60 * 60 * 1_000_000_000) // an hour
+
 // RenewMount opens or renews mount session Session until Time + TTL.
 type RenewMount struct {
 	Session uint64
@@ -121,8 +125,8 @@ func (s *State) applyOrphan(c Command) (Result, bool) {
 }
 
 func (s *State) renewMount(c RenewMount) Result {
-	if c.Session == 0 || c.TTL <= 0 {
-		return fail(fmt.Errorf("%w: mount session %d with ttl %d", ErrInvalid, c.Session, c.TTL))
+	if c.Session == 0 || c.TTL <= 0 || c.TTL > MaxSessionTTL {
+		return fail(fmt.Errorf("%w: mount session %d with ttl %d (must be in (0, %d])", ErrInvalid, c.Session, c.TTL, int64(MaxSessionTTL)))
 	}
 	if s.mounts == nil {
 		s.mounts = map[uint64]*mountSession{}

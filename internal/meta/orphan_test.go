@@ -66,6 +66,8 @@ func TestOrphans(t *testing.T) {
 				}
 				return orphans(f.Inode)()
 			}},
+		{"an orphan has no name to link (ENOENT, as Linux)", Link{Inode: f.Inode, Parent: d.Inode, Name: "back", Time: 1004}, ErrNotFound, nil},
+		{"a session's ttl is bounded", RenewMount{Session: b, TTL: MaxSessionTTL + 1, Time: 1004}, ErrInvalid, nil},
 		{"an orphan is resized by inode", SetSize{Inode: f.Inode, Size: 5 << 20, Mode: SizeExact, Time: 1005}, nil,
 			func() string {
 				if fi, _ := s.Stat(f.Inode); fi.Size != 5<<20 {

@@ -409,7 +409,11 @@ func (s *State) link(c Link) Result {
 	if err != nil {
 		return fail(err)
 	}
-	if n.parent == 0 {
+	switch {
+	case n.orphan:
+		// As linkat of an unlinked file on Linux: it has no name to link.
+		return fail(fmt.Errorf("%w: inode %d was unlinked", ErrNotFound, c.Inode))
+	case n.parent == 0:
 		return fail(fmt.Errorf("%w: inode %d is a volume", ErrInvalid, c.Inode))
 	}
 	dir, err := s.freeName(c.Parent, c.Name)
