@@ -104,11 +104,14 @@ func (s *Server) reportLoop() {
 	}
 }
 
-// scrubLoop verifies every replica's checksums in the background, at
-// about ScrubBytesPerSec, one pass every ScrubInterval. A bad replica is
-// failed and reported.
+// scrubLoop first verifies the replicas loaded at start, at full speed
+// (verifyLoaded: the master may be waiting for that evidence), then
+// verifies every replica's checksums in the background, at about
+// ScrubBytesPerSec, one pass every ScrubInterval (none when negative),
+// starting one interval later. Bad blocks are reported.
 func (s *Server) scrubLoop() {
-	if s.cfg.ScrubInterval < 0 {
+	s.verifyLoaded()
+	if s.cfg.ScrubInterval < 0 || !sleepCtx(s.ctx, s.cfg.ScrubInterval) {
 		return
 	}
 	for {
@@ -131,8 +134,8 @@ func (s *Server) scrubLoop() {
 }
 
 // verifyLoaded reads every block of the replicas loaded at start, at full
-// speed, so that their evidence (bad blocks, verified) reaches the master
-// soon: after a crash of every member of a chain, the master chooses the
+// speed and once (the scrubber's first pass), so that their evidence (bad
+// blocks, verified) reaches the master soon: after a crash of every member of a chain, the master chooses the
 // member to keep from it (internal/master/plan.go).
 func (s *Server) verifyLoaded() {
 	for _, r := range s.allReplicas() {

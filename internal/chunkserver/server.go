@@ -135,13 +135,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	// Every directory made at first start is fsynced into its parent
-	// (chunkstore's Open then finds chunks and corrupt in place): files
+	// (chunkstore's Open does the same for chunks and corrupt): files
 	// synced into a directory whose own entry was lost to a power cut are
 	// lost with it.
-	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "chunks"), filepath.Join(cfg.Dir, "corrupt")} {
-		if err := durable.MkdirAllFS(cfg.FS, d, 0o755); err != nil {
-			return nil, fmt.Errorf("chunkserver: %w", err)
-		}
+	if err := durable.MkdirAllFS(cfg.FS, cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
 	}
 	id, err := loadServerID(cfg.FS, cfg.Dir)
 	if err != nil {
@@ -201,14 +199,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
-	s.wg.Add(6)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		s.reportLoop()
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.verifyLoaded()
 	}()
 	go func() {
 		defer s.wg.Done()

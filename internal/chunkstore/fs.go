@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/catena-io/catena/internal/durable"
 )
 
 // FS is the small file-system surface the store needs. OSFS is the real one,
@@ -83,17 +85,7 @@ func (osFS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
-func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (osFS) SyncDir(dir string) error { return durable.OS.SyncDir(dir) }
 
 type osFile struct{ *os.File }
 
