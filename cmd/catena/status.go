@@ -142,6 +142,10 @@ func printStatus(w io.Writer, st *client.Status) error {
 	}
 	fmt.Fprintf(w, "repair: %d done, %s copied (since the master took office)\n", st.RepairsDone, formatSize(st.RepairedBytes))
 	for _, p := range st.Problems {
+		if len(p.Paths) == 0 {
+			fmt.Fprintf(w, "  chunk %d: %s\n", p.Handle, p.Reason)
+			continue
+		}
 		fmt.Fprintf(w, "  chunk %d: %s (%s)\n", p.Handle, p.Reason, strings.Join(p.Paths, ", "))
 	}
 	_, err := fmt.Fprintf(w, "namespace: %d files, %d directories\n", st.Files, st.Directories)
