@@ -533,7 +533,7 @@ func healthy(st *pcStatus) error {
 		}
 	}
 	c := st.Chunks
-	if alive != pcChunkservers || c.Total == 0 || c.UnderReplicated != 0 || c.ReReplicating != 0 || c.Lost != 0 || len(c.Problems) != 0 {
+	if alive != pcChunkservers || c.UnderReplicated != 0 || c.ReReplicating != 0 || c.Lost != 0 || len(c.Problems) != 0 {
 		return fmt.Errorf("%d of %d chunkservers alive; chunks: %d total, %d under-replicated, %d re-replicating, %d lost, problems %+v",
 			alive, pcChunkservers, c.Total, c.UnderReplicated, c.ReReplicating, c.Lost, c.Problems)
 	}
