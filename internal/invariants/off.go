@@ -1,0 +1,6 @@
+//go:build !invariants
+
+package invariants
+
+// Enabled: this binary does not assert invariants (no -tags invariants).
+const Enabled = false
