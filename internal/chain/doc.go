@@ -41,6 +41,53 @@
 //     heals it; a retry of a sequenced write is answered as usual
 //     (testdata/damaged.txt).
 //
+// # Admission: when a replica may act
+//
+// Every rule by which a replica may serve a client or take part in its
+// chain is decided here, from messages, ticks and the caller's inputs (the
+// lease, the store's damaged ranges, store failure); the caller asks and
+// carries out the answer. Transcripts: testdata/fence.txt, rejoin.txt,
+// lease.txt, watchdog.txt, gap.txt, damaged.txt, epoch.txt.
+//
+//   - Writes (Propose), checked in this order: a failed store takes
+//     nothing (ErrFailed); a fenced configuration takes no client I/O
+//     (ErrFenced); the epoch must be the node's (StaleEpochError, which
+//     says the node's epoch); only the head sequences (ErrNotHead); only
+//     under a valid lease (ClientWrite.Leased, ErrNoLease); then the
+//     range must lie in the chunk (ErrInvalid), a retry is deduplicated,
+//     and a write covering a damaged range in part is refused (ErrDamaged).
+//   - Reads (AdmitRead): at the node's epoch, not fenced, at the tail or
+//     single (ErrNotTail), with a sound store, not catching up
+//     (ErrCatchingUp), under a lease. An admitted read waits until
+//     everything applied so far is persisted locally (the returned seq).
+//   - Fencing (Fence): the master says the server is not a member at
+//     configurations up to some epoch; no client I/O at any epoch up to
+//     it. A fenced head drops chain messages (Step returns ErrFenced): it
+//     may hold stale sequence numbers. A higher configuration lifts it.
+//   - Rejoin: a node started from a reloaded replica (Start.Reloaded) is
+//     fenced through its epoch and stays fenced across Reconfigures: it
+//     lost its request-id memory and may be behind its successor. It acts
+//     again only after a copy (Resync, then InstallCopy), or when a
+//     Reconfigure makes it the sole member (the only copy left).
+//   - Catch-up: a node that joins a chain behind a predecessor is catching
+//     up (no reads) and asks for a copy (Ready.CatchUp); so does a node
+//     whose gap stayed open CatchUpTicks ticks. CatchUpTarget names the
+//     copy, CheckCatchUp judges it (retry under a changed configuration,
+//     install if newer, else done), InstallCatchUp ends it.
+//   - Watchdogs (Tick): the Sent list is re-sent after ResendTicks ticks
+//     without ack progress; PeerReconnected re-sends the Sent list to a
+//     successor and the cumulative ack to a predecessor.
+//   - Delta resync: the node keeps an UpdateLog of the ranges its recent
+//     updates touched (Since, Ahead), so a returning replica copies only
+//     what changed after its own (epoch, seq).
+//   - Lease: a Lease is granted from when the heartbeat asking for it was
+//     sent and never shortened; the caller passes Lease.Valid(now).
+//
+// Under the invariants build tag every call that changes a node asserts
+// acked <= persisted <= applied, Sent in order and within applied, the
+// out-of-order buffer beyond applied+1 and the update log ending at
+// applied.
+//
 // # Reconfiguration
 //
 // Reconfigure installs a higher epoch. A node with a successor re-sends its
@@ -60,20 +107,19 @@
 //     with Persisted (group commit is fine: report once for many); (3)
 //     answer Replies, fanning each out to every waiter of that request id.
 //   - Do not modify Data handed to Propose or returned in Apply.
-//   - Message delivery may drop, duplicate and reorder. When a stream to
-//     the successor broke, a message was refused, or acks stop advancing
-//     while Status().SentLen > 0, call ResendSent. On ErrStaleEpoch with a
-//     higher peer epoch, fetch the configuration and Reconfigure.
+//   - Message delivery may drop, duplicate and reorder. Call Tick at a
+//     fixed period, and PeerReconnected when a stream to a neighbour was
+//     re-established. On ErrStaleEpoch with a higher peer epoch, fetch
+//     the configuration and Reconfigure.
+//   - Answer Ready.Abandoned writes with a retryable error; on
+//     Ready.CatchUp fetch CatchUpTarget's copy (one fetch at a time).
 //   - Request-id memory is volatile and bounded (the last 4096 ids): a
 //     restarted node, or a retry older than that, is not deduplicated.
-//   - NewNode's applied must be durable. A restarted node starts with an
-//     empty Sent list: a middle node re-forwards what its predecessor
-//     re-sends, but a restarted head cannot re-send updates that never left
-//     it, so a restarted head must rejoin through a new configuration.
-//   - A member joining a chain (at the tail) may lag its predecessor: it
-//     fetches the predecessor's state as of some seq, installs it durably
-//     and calls InstallCatchUp(seq). Do the same whenever Status shows a
-//     gap (NextPending > 0) that does not close: the predecessor cannot
-//     re-send updates it applied before the joiner was its successor.
-//     Until caught up, a tail must not serve reads.
+//   - Start.Applied must be durable, and a replica loaded from disk must
+//     say so (Start.Reloaded). A restarted node starts with an empty Sent
+//     list: a middle node re-forwards what its predecessor re-sends, but
+//     a restarted head cannot re-send updates that never left it, which is
+//     why a reloaded node rejoins through a copy.
+//   - Install a catch-up copy durably before InstallCatchUp, and a resync
+//     copy durably before InstallCopy.
 package chain

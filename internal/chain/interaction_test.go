@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 )
@@ -15,8 +16,20 @@ import (
 //
 // Commands:
 //
-//	new self=1,2,3 chain=1,2,3 epoch=1 [applied=0]
-//	propose node=1 req=7/1 off=0 (data=hello | zero=N) [epoch=E]
+//	new self=1,2,3 chain=1,2,3 epoch=1 [applied=0] [reloaded] [size=N]
+//	propose node=1 req=7/1 off=0 (data=hello | zero=N) [epoch=E] [nolease]
+//	read node=N [epoch=E] [nolease]    AdmitRead: the seq to wait for, or the refusal
+//	lease grant sent=T ms=D | lease check now=T    the server lease (times in ms)
+//	fence node=N epoch=E        Fence(E)
+//	fail node=N                 Fail()
+//	tick [node=N] [n=K]         K ticks of the watchdogs
+//	reconnect node=N peer=P     PeerReconnected(P)
+//	catchup-target node=N       CatchUpTarget()
+//	catchup-check node=N seq=S [epoch=E] [from=P]   CheckCatchUp of a copy at S fetched at epoch E from P
+//	catchup node=N seq=S [epoch=E]  InstallCatchUp(E, S, nil)
+//	resync node=N chain=... epoch=E   Resync(cfg)
+//	copy node=N seq=S epoch=E   InstallCopy(E, S, nil)
+//	since node=N epoch=E seq=S  Since(E, S)
 //	ready [node=N]              take, print and carry out each Ready (queue messages, record applies)
 //	persist node=N [seq=S]      Persisted(S); S defaults to the last seq the node was handed
 //	deliver [from=N] [to=N] [n=K] [drop] [reorder] [dup]
@@ -41,7 +54,11 @@ type env struct {
 	nodes map[NodeID]*Node
 	net   []Message
 	log   map[NodeID][]Update // what each node was handed in Apply, in order
+	lease Lease
 }
+
+// ms is a time in milliseconds since the transcript's origin.
+func ms(v uint64) time.Time { return time.Unix(0, 0).Add(time.Duration(v) * time.Millisecond) }
 
 func newEnv() *env {
 	return &env{nodes: map[NodeID]*Node{}, log: map[NodeID][]Update{}}
@@ -105,16 +122,23 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 	switch d.Cmd {
 	case "new":
 		cfg := Config{Epoch: argUint(t, d, "epoch", 1), Chain: argIDs(t, d, "chain")}
-		applied := argUint(t, d, "applied", 0)
+		st := Start{Applied: argUint(t, d, "applied", 0), Reloaded: d.HasArg("reloaded"), Size: int64(argUint(t, d, "size", 0))}
+		if st.Applied > 0 {
+			st.AppliedEpoch = cfg.Epoch
+		}
 		for _, id := range argIDs(t, d, "self") {
-			e.nodes[id] = NewNode(id, cfg, applied)
+			e.nodes[id] = NewNode(id, cfg, st)
 			e.log[id] = nil
-			fmt.Fprintf(&b, "%d: %s\n", id, e.nodes[id].Role())
+			fmt.Fprintf(&b, "%d: %s", id, e.nodes[id].Role())
+			if e.nodes[id].Fenced() {
+				b.WriteString(" fenced")
+			}
+			b.WriteString("\n")
 		}
 	case "propose":
 		id := argIDs(t, d, "node")[0]
 		n := e.nodes[id]
-		w := ClientWrite{Epoch: argUint(t, d, "epoch", n.Config().Epoch)}
+		w := ClientWrite{Epoch: argUint(t, d, "epoch", n.Config().Epoch), Leased: !d.HasArg("nolease")}
 		var req string
 		d.ScanArgs(t, "req", &req)
 		c, s, _ := strings.Cut(req, "/")
@@ -183,9 +207,89 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 		}
 	case "catchup":
 		for _, id := range e.nodesArg(t, d) {
-			e.nodes[id].InstallCatchUp(argUint(t, d, "seq", 0))
+			n := e.nodes[id]
+			n.InstallCatchUp(argUint(t, d, "epoch", n.Config().Epoch), argUint(t, d, "seq", 0), nil)
 			e.status(id, &b)
 		}
+	case "catchup-target":
+		for _, id := range e.nodesArg(t, d) {
+			if c, ok := e.nodes[id].CatchUpTarget(); ok {
+				fmt.Fprintf(&b, "%d: fetch from %d since e%d/s%d at epoch %d\n", id, c.From, c.SinceEpoch, c.SinceSeq, c.Epoch)
+			} else {
+				fmt.Fprintf(&b, "%d: nothing to catch up\n", id)
+			}
+		}
+	case "catchup-check":
+		n := e.nodes[argIDs(t, d, "node")[0]]
+		target := CatchUp{From: n.Predecessor(), Epoch: n.Config().Epoch}
+		if from := argIDs(t, d, "from"); from != nil {
+			target.From = from[0]
+		}
+		target.Epoch = argUint(t, d, "epoch", target.Epoch)
+		switch v := n.CheckCatchUp(target, argUint(t, d, "seq", 0)); v {
+		case CatchUpRetry:
+			b.WriteString("retry\n")
+		case CatchUpInstall:
+			b.WriteString("install\n")
+		case CatchUpDone:
+			b.WriteString("done\n")
+		default:
+			fmt.Fprintf(&b, "verdict %d\n", v)
+		}
+	case "read":
+		n := e.nodes[argIDs(t, d, "node")[0]]
+		wait, err := n.AdmitRead(ReadRequest{Epoch: argUint(t, d, "epoch", n.Config().Epoch), Leased: !d.HasArg("nolease")})
+		if err != nil {
+			fmt.Fprintf(&b, "error: %v\n", err)
+		} else {
+			fmt.Fprintf(&b, "ok: wait for seq %d (persisted %d)\n", wait, n.Status().Persisted)
+		}
+	case "lease":
+		switch {
+		case d.HasArg("sent"):
+			e.lease.Grant(ms(argUint(t, d, "sent", 0)), time.Duration(argUint(t, d, "ms", 0))*time.Millisecond)
+			fmt.Fprintf(&b, "until %d\n", e.lease.Until().Sub(ms(0)).Milliseconds())
+		default:
+			fmt.Fprintf(&b, "valid=%t\n", e.lease.Valid(ms(argUint(t, d, "now", 0))))
+		}
+	case "fence":
+		for _, id := range e.nodesArg(t, d) {
+			became := e.nodes[id].Fence(argUint(t, d, "epoch", 0))
+			fmt.Fprintf(&b, "%d: fenced=%t (newly %t)\n", id, e.nodes[id].Fenced(), became)
+		}
+	case "fail":
+		for _, id := range e.nodesArg(t, d) {
+			e.nodes[id].Fail()
+			e.status(id, &b)
+		}
+	case "tick":
+		for range argUint(t, d, "n", 1) {
+			for _, id := range e.nodesArg(t, d) {
+				e.nodes[id].Tick()
+			}
+		}
+		b.WriteString("ok\n")
+	case "reconnect":
+		for _, id := range e.nodesArg(t, d) {
+			e.nodes[id].PeerReconnected(argIDs(t, d, "peer")[0])
+		}
+		b.WriteString("ok\n")
+	case "resync":
+		cfg := Config{Epoch: argUint(t, d, "epoch", 0), Chain: argIDs(t, d, "chain")}
+		for _, id := range e.nodesArg(t, d) {
+			e.nodes[id].Resync(cfg)
+			e.status(id, &b)
+		}
+	case "copy":
+		for _, id := range e.nodesArg(t, d) {
+			e.nodes[id].InstallCopy(argUint(t, d, "epoch", 0), argUint(t, d, "seq", 0), nil)
+			e.log[id] = nil
+			e.status(id, &b)
+		}
+	case "since":
+		n := e.nodes[argIDs(t, d, "node")[0]]
+		rs, ok := n.Since(argUint(t, d, "epoch", 0), argUint(t, d, "seq", 0))
+		fmt.Fprintf(&b, "%v %t\n", rs, ok)
 	case "resend":
 		for _, id := range e.nodesArg(t, d) {
 			e.nodes[id].ResendSent()
@@ -242,6 +346,14 @@ func (e *env) status(id NodeID, b *strings.Builder) {
 	if s.NextPending != 0 {
 		fmt.Fprintf(b, " next=%d", s.NextPending)
 	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{s.Fenced, "fenced"}, {s.Rejoining, "rejoining"}, {s.CatchingUp, "catching-up"}, {s.Failed, "failed"}} {
+		if f.on {
+			b.WriteString(" " + f.name)
+		}
+	}
 	b.WriteString("\n")
 }
 
@@ -266,6 +378,12 @@ func (e *env) ready(t *testing.T, id NodeID, b *strings.Builder) bool {
 	}
 	for _, r := range rd.Replies {
 		fmt.Fprintf(b, "  reply req=%d/%d seq=%d\n", r.Req.Client, r.Req.Seq, r.Seq)
+	}
+	for _, r := range rd.Abandoned {
+		fmt.Fprintf(b, "  abandon req=%d/%d seq=%d\n", r.Req.Client, r.Req.Seq, r.Seq)
+	}
+	if rd.CatchUp {
+		b.WriteString("  catch up\n")
 	}
 	return true
 }

@@ -73,28 +73,68 @@ type Node struct {
 
 	damaged []Range // ranges the local replica cannot verify (SetDamaged)
 
+	size           int64  // chunk size (0: unbounded)
+	appliedEpoch   uint64 // epoch of the update at applied
+	persistedEpoch uint64 // epoch of the update at persisted
+	log            *UpdateLog
+
+	// Admission (admission.go).
+	fencedThrough uint64 // no client I/O at any epoch <= this
+	rejoining     bool   // reloaded, not yet rejoined: Reconfigure keeps it fenced
+	catchingUp    bool   // may lack updates the predecessor applied before us
+	failed        bool   // the local store failed
+
+	// Watchdogs (Tick).
+	stalledTicks int    // ticks with updates in Sent and no ack progress
+	tickAcked    uint64 // acked at the last tick
+	gapTicks     int    // ticks a gap stayed open with nothing applied
+	tickApplied  uint64 // applied at the last tick
+
 	rd Ready
 }
 
-// NewNode returns the state machine of node self in configuration cfg.
-// applied is the highest sequence number the local replica holds durably
-// (0 for a new replica); numbering continues after it.
-func NewNode(self NodeID, cfg Config, applied uint64) *Node {
-	n := &Node{
-		self:      self,
-		applied:   applied,
-		persisted: applied,
-		pending:   make(map[uint64]Update),
-		reqs:      make(map[RequestID]uint64),
-		reqCap:    reqMemory,
-		waiting:   make(map[uint64]RequestID),
+// NewNode returns the state machine of node self in configuration cfg,
+// starting from what its local replica holds (see Start).
+func NewNode(self NodeID, cfg Config, st Start) *Node {
+	logLen := st.LogLen
+	if logLen <= 0 {
+		logLen = DefaultLogLen
 	}
+	n := &Node{
+		self:    self,
+		size:    st.Size,
+		reqCap:  reqMemory,
+		log:     NewUpdateLog(logLen, st.AppliedEpoch, st.Applied),
+		pending: make(map[uint64]Update),
+		reqs:    make(map[RequestID]uint64),
+		waiting: make(map[uint64]RequestID),
+	}
+	n.reset(cfg, st.Applied, st.AppliedEpoch, st.Ahead)
+	if st.Reloaded {
+		n.rejoining = true
+		n.fencedThrough = cfg.Epoch
+	}
+	n.check()
+	return n
+}
+
+// reset makes the node a fresh one at (epoch, seq) in cfg: nothing in
+// flight, nothing buffered, no request ids, the update log restarted.
+func (n *Node) reset(cfg Config, seq, epoch uint64, ahead []Range) {
+	n.applied, n.persisted, n.acked, n.succAck = seq, seq, 0, 0
+	n.appliedEpoch, n.persistedEpoch = epoch, epoch
+	n.sent = nil
+	clear(n.pending)
+	clear(n.reqs)
+	n.reqRing, n.reqHead = nil, 0
+	n.log.Reset(epoch, seq)
+	n.log.SetAhead(ahead)
 	n.install(cfg)
 	if n.succ == 0 {
-		// A tail (or single) commits what it holds durably.
-		n.acked = applied
+		// A tail (or single, or non-member) commits what it holds durably.
+		n.acked = seq
 	}
-	return n
+	n.stalledTicks, n.gapTicks, n.tickAcked, n.tickApplied = 0, 0, n.acked, seq
 }
 
 // install sets the configuration and the derived role and neighbours.
@@ -134,11 +174,8 @@ func (n *Node) isHead() bool { return n.role == RoleHead || n.role == RoleSingle
 // Data is retained (in Apply and the Sent list): the caller must not
 // modify it afterwards.
 func (n *Node) Propose(w ClientWrite) error {
-	if w.Epoch != n.cfg.Epoch {
-		return fmt.Errorf("%w: write epoch %d, node epoch %d", ErrStaleEpoch, w.Epoch, n.cfg.Epoch)
-	}
-	if !n.isHead() {
-		return fmt.Errorf("%w: node %d is %s", ErrNotHead, n.self, n.role)
+	if err := n.admitWrite(w); err != nil {
+		return err
 	}
 	length := w.Length
 	switch w.Kind {
@@ -148,8 +185,8 @@ func (n *Node) Propose(w ClientWrite) error {
 	default:
 		return fmt.Errorf("%w: kind %d", ErrInvalid, w.Kind)
 	}
-	if w.Offset < 0 || length < 0 {
-		return fmt.Errorf("%w: offset %d length %d", ErrInvalid, w.Offset, length)
+	if w.Offset < 0 || length < 0 || (n.size > 0 && (w.Offset > n.size || length > n.size-w.Offset)) {
+		return fmt.Errorf("%w: range [%d, +%d) outside chunk of %d bytes", ErrInvalid, w.Offset, length, n.size)
 	}
 	if seq, ok := n.reqs[w.Req]; ok && w.Req != (RequestID{}) {
 		if seq <= n.acked {
@@ -179,6 +216,7 @@ func (n *Node) Propose(w ClientWrite) error {
 	}
 	n.waiting[u.Seq] = w.Req
 	n.apply(u)
+	n.check()
 	return nil
 }
 
@@ -192,7 +230,8 @@ func (n *Node) SetDamaged(rs []Range) { n.damaged = slices.Clone(rs) }
 
 // apply hands u (seq == applied+1) to the caller and forwards it.
 func (n *Node) apply(u Update) {
-	n.applied = u.Seq
+	n.applied, n.appliedEpoch = u.Seq, u.Epoch
+	n.log.Add(u.Epoch, u.Seq, Range{Off: u.Offset, Len: u.Length})
 	n.remember(u.Req, u.Seq)
 	n.rd.Apply = append(n.rd.Apply, u)
 	if n.succ != 0 {
@@ -235,20 +274,31 @@ func (n *Node) remember(req RequestID, seq uint64) {
 // must equal the node's (ErrStaleEpoch); nothing changes on error.
 func (n *Node) Step(m Message) error {
 	if m.Epoch != n.cfg.Epoch {
-		return fmt.Errorf("%w: message epoch %d from %d, node epoch %d", ErrStaleEpoch, m.Epoch, m.From, n.cfg.Epoch)
+		return &StaleEpochError{What: fmt.Sprintf("message from %d", m.From), Got: m.Epoch, Have: n.cfg.Epoch}
 	}
 	if m.To != n.self {
 		return fmt.Errorf("%w: message for %d reached %d", ErrNotMember, m.To, n.self)
 	}
+	if n.isHead() && n.Fenced() {
+		// A fenced head takes no part in its chain: a reloaded one may
+		// hold stale sequence numbers. The master replaces it.
+		return fmt.Errorf("%w: head at epoch %d takes no part in its chain", ErrFenced, n.cfg.Epoch)
+	}
+	defer n.check()
 	switch m.Type {
 	case MsgUpdate:
 		if m.From == 0 || m.From != n.pred {
 			return fmt.Errorf("%w: update from %d, predecessor is %d", ErrNotMember, m.From, n.pred)
 		}
-		if m.Update.Seq == 0 {
+		u := m.Update
+		if u.Seq == 0 {
 			return fmt.Errorf("%w: update with seq 0", ErrInvalid)
 		}
-		n.stepUpdate(m.Update)
+		if u.Offset < 0 || u.Length < 0 || (u.Kind == KindWrite && int64(len(u.Data)) != u.Length) ||
+			(u.Kind != KindWrite && u.Kind != KindZero) || (n.size > 0 && (u.Offset > n.size || u.Length > n.size-u.Offset)) {
+			return fmt.Errorf("%w: update %d: kind %d range [%d, +%d) in a chunk of %d bytes", ErrInvalid, u.Seq, u.Kind, u.Offset, u.Length, n.size)
+		}
+		n.stepUpdate(u)
 	case MsgAck:
 		if m.From == 0 || m.From != n.succ {
 			return fmt.Errorf("%w: ack from %d, successor is %d", ErrNotMember, m.From, n.succ)
@@ -394,53 +444,111 @@ func (n *Node) sendAck() {
 // out is clamped; a lower one than before is ignored.
 func (n *Node) Persisted(seq uint64) {
 	seq = min(seq, n.applied)
-	if seq <= n.persisted {
+	if seq <= n.persisted || n.failed {
 		return
 	}
 	n.persisted = seq
+	if e, ok := n.log.EpochAt(seq); ok {
+		n.persistedEpoch = e
+	} else if seq == n.applied {
+		n.persistedEpoch = n.appliedEpoch
+	} else {
+		n.persistedEpoch = 0 // beyond the log: unknown
+	}
 	n.maybeCommit()
+	n.check()
 }
 
-// Reconfigure installs a new configuration (higher epoch; a lower or equal
-// one is ignored). When the node has a successor, its Sent list is re-sent
+// Reconfigure installs a new configuration (higher epoch). When the node has a successor, its Sent list is re-sent
 // to it under the new epoch: a new successor needs it (a middle node was
 // removed), and the same successor refuses what was in flight under the
 // old epoch. Buffered out-of-order updates are dropped when the
 // predecessor changed (the new one re-sends them). A node that became the
 // tail commits everything it holds durably; a node that stopped being the
 // head forgets the replies it owed (the clients retry).
-func (n *Node) Reconfigure(cfg Config) {
-	if cfg.Epoch <= n.cfg.Epoch {
-		return
+//
+// Admission across a reconfiguration: a rejoining (reloaded) node stays
+// fenced through the new epoch unless it is now the sole member; a node
+// that joins the chain behind a predecessor is catching up (no reads) and
+// asks for a catch-up copy (Ready.CatchUp); the waiting writes of a node
+// that stopped being the head go to Ready.Abandoned.
+//
+// It reports whether the configuration changed: the same epoch again is a
+// no-op, a lower one is refused (StaleEpochError).
+func (n *Node) Reconfigure(cfg Config) (bool, error) {
+	switch {
+	case cfg.Epoch == n.cfg.Epoch:
+		return false, nil
+	case cfg.Epoch < n.cfg.Epoch:
+		return false, &StaleEpochError{What: "configuration", Got: cfg.Epoch, Have: n.cfg.Epoch}
 	}
+	wasMember := n.role != RoleNone
 	oldPred := n.pred
 	n.install(cfg)
 	if n.pred != oldPred || n.isHead() {
 		clear(n.pending)
 	}
 	if !n.isHead() {
-		clear(n.waiting)
+		n.abandonWaiting()
 	}
 	if n.succ == 0 {
 		n.sent = nil
 	} else {
 		n.ResendSent()
 	}
+	if n.rejoining {
+		if n.role == RoleSingle {
+			n.rejoining = false // fencedThrough < epoch: served again
+		} else {
+			n.fencedThrough = max(n.fencedThrough, cfg.Epoch)
+		}
+	}
+	switch {
+	case !wasMember && (n.role == RoleTail || n.role == RoleMiddle):
+		n.catchingUp = true
+		n.rd.CatchUp = true
+	case n.pred == 0:
+		n.catchingUp = false // the head is its chain's history: nothing to fetch
+	}
 	n.maybeCommit()
+	n.check()
+	return true, nil
+}
+
+// abandonWaiting forgets the replies the node owed, handing them to the
+// caller (Ready.Abandoned) to answer with a retryable error.
+func (n *Node) abandonWaiting() {
+	seqs := make([]uint64, 0, len(n.waiting))
+	for seq := range n.waiting {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		n.rd.Abandoned = append(n.rd.Abandoned, Reply{Req: n.waiting[seq], Seq: seq})
+	}
+	clear(n.waiting)
 }
 
 // InstallCatchUp records that the caller installed, durably, its
-// predecessor's state as of sequence number seq (a catch-up copy, fetched
-// after a gap or on joining a chain): applied = persisted = seq. Buffered
+// predecessor's state as of (epoch, seq) (a catch-up copy, fetched after a
+// gap or on joining a chain; see CatchUpTarget and CheckCatchUp): applied =
+// persisted = seq, the update log restarts at (epoch, seq) with the
+// source's ahead ranges, and the node is no longer catching up. Buffered
 // updates at or below seq are dropped and those after it are applied in
-// order. A seq at or below applied changes nothing. Request ids of the
-// installed range are unknown, so retries of them are not deduplicated
-// here (only the head deduplicates, and a catching-up node is not it).
-func (n *Node) InstallCatchUp(seq uint64) {
+// order. A seq at or below applied changes nothing but ends the catch-up.
+// Request ids of the installed range are unknown, so retries of them are
+// not deduplicated here (only the head deduplicates, and a catching-up
+// node is not it).
+func (n *Node) InstallCatchUp(epoch, seq uint64, ahead []Range) {
+	defer n.check()
+	n.catchingUp = false
 	if seq <= n.applied {
 		return
 	}
 	n.applied, n.persisted = seq, seq
+	n.appliedEpoch, n.persistedEpoch = epoch, epoch
+	n.log.Reset(epoch, seq)
+	n.log.SetAhead(ahead)
 	for s := range n.pending {
 		if s <= seq {
 			delete(n.pending, s)
@@ -478,12 +586,18 @@ func (n *Node) Ready() Ready {
 // Status returns the node's progress.
 func (n *Node) Status() Status {
 	st := Status{
-		Epoch:     n.cfg.Epoch,
-		Applied:   n.applied,
-		Persisted: n.persisted,
-		Acked:     n.acked,
-		SentLen:   len(n.sent),
-		Pending:   len(n.pending),
+		Epoch:          n.cfg.Epoch,
+		Applied:        n.applied,
+		AppliedEpoch:   n.appliedEpoch,
+		Persisted:      n.persisted,
+		PersistedEpoch: n.persistedEpoch,
+		Acked:          n.acked,
+		SentLen:        len(n.sent),
+		Pending:        len(n.pending),
+		Fenced:         n.Fenced(),
+		Rejoining:      n.rejoining,
+		CatchingUp:     n.catchingUp,
+		Failed:         n.failed,
 	}
 	for seq := range n.pending {
 		if st.NextPending == 0 || seq < st.NextPending {
@@ -496,6 +610,11 @@ func (n *Node) Status() Status {
 // Role returns the node's position in the current configuration
 // (RoleNone when the node is not a member).
 func (n *Node) Role() Role { return n.role }
+
+// Predecessor and Successor are the node's neighbours in the current
+// configuration (0: none).
+func (n *Node) Predecessor() NodeID { return n.pred }
+func (n *Node) Successor() NodeID   { return n.succ }
 
 // Config returns the current configuration. The caller may keep it: the
 // chain is a copy.

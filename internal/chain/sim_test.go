@@ -75,7 +75,7 @@ func newSim(t testing.TB, c chooser, failMode int) *sim {
 		failMode: failMode,
 	}
 	for _, id := range s.chain {
-		s.nodes[id] = NewNode(id, Config{Epoch: 1, Chain: s.chain}, 0)
+		s.nodes[id] = NewNode(id, Config{Epoch: 1, Chain: s.chain}, Start{})
 	}
 	return s
 }
@@ -157,7 +157,7 @@ func (s *sim) submit(req RequestID) {
 	shares := known && seq > h.Status().Acked && h.waiting[seq] == req
 	err := h.Propose(ClientWrite{
 		Epoch: h.Config().Epoch, Req: req, Kind: KindWrite,
-		Offset: int64(req.Seq % 64), Data: []byte{byte(req.Seq)},
+		Offset: int64(req.Seq % 64), Data: []byte{byte(req.Seq)}, Leased: true,
 	})
 	if err != nil {
 		// The new head has not learnt its role yet: the client backs off

@@ -1,6 +1,9 @@
 package chain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by Node.
 var (
@@ -19,7 +22,43 @@ var (
 	// cannot verify (SetDamaged): applying it would need the range's old
 	// bytes. Retryable: the range is restored, or a write covers it whole.
 	ErrDamaged = errors.New("chain: write covers a damaged range in part")
+	// ErrNotTail: a client read reached a node that is not the tail.
+	ErrNotTail = errors.New("chain: not the tail")
+	// ErrFenced: the node's configuration is fenced (the master said this
+	// server is not a member at that epoch, or the replica was reloaded
+	// and has not rejoined): no client I/O, and a fenced head takes no part
+	// in its chain. The client reloads the chain from the master.
+	ErrFenced = errors.New("chain: replica fenced")
+	// ErrCatchingUp: the node joined its chain (or saw a gap) and may lack
+	// updates its predecessor applied before forwarding to it; it serves
+	// no reads until a catch-up copy is installed. Retryable.
+	ErrCatchingUp = errors.New("chain: replica catching up")
+	// ErrNoLease: the server holds no valid lease from the master, so it
+	// may not serve client I/O. Retryable.
+	ErrNoLease = errors.New("chain: no valid lease")
+	// ErrNotSole: a restore of bad blocks reached a node that is not its
+	// chain's only member.
+	ErrNotSole = errors.New("chain: not the sole member")
+	// ErrFailed: the local store failed (Node.Fail); the replica takes no
+	// more client I/O. The caller reports its store error.
+	ErrFailed = errors.New("chain: replica failed")
 )
+
+// StaleEpochError is the ErrStaleEpoch of a request or message at an
+// epoch other than the node's: it says which epoch the node has, so the
+// caller can tell an old client (Got < Have) from an old node.
+type StaleEpochError struct {
+	What string // "write", "read" or "message from N"
+	Got  uint64 // the epoch of the request or message
+	Have uint64 // the node's configuration epoch
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("%v: %s at epoch %d, node at epoch %d", ErrStaleEpoch, e.What, e.Got, e.Have)
+}
+
+// Is makes errors.Is(err, ErrStaleEpoch) hold.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
 
 // Range is [Off, Off+Len) of a chunk.
 type Range struct {
@@ -36,6 +75,31 @@ const (
 	KindWrite Kind = iota + 1 // Data at Offset
 	KindZero                  // zeros over [Offset, Offset+Length)
 )
+
+// Start is what a node begins from: the state its local replica holds.
+type Start struct {
+	// Applied is the highest sequence number the replica holds durably
+	// (0 for a new replica); AppliedEpoch the epoch of that update (0:
+	// none or unknown). Numbering continues after Applied.
+	Applied, AppliedEpoch uint64
+	// Size is the chunk size: writes and updates must lie within [0,
+	// Size) (0: unbounded).
+	Size int64
+	// Reloaded: the replica was loaded from disk after a restart. Its
+	// request-id memory is gone and its durable seq may be behind its
+	// successor's (forward before persist), so the node starts fenced
+	// through its epoch and stays fenced across Reconfigures until it
+	// rejoins through a copy (Resync, InstallCopy) or becomes the sole
+	// member (no successor to collide with: the master's last resort to
+	// keep the only copy).
+	Reloaded bool
+	// Ahead are ranges newer than (AppliedEpoch, Applied) by updates no
+	// log saw (the store found them written after its last sync): every
+	// delta from this replica re-sends them.
+	Ahead []Range
+	// LogLen is the update log's capacity (0: DefaultLogLen).
+	LogLen int
+}
 
 // RequestID identifies a client request; a retry carries the same id, so a
 // node that already sequenced it does not apply it twice.
@@ -96,6 +160,15 @@ type ClientWrite struct {
 	Offset int64
 	Length int64 // KindZero; ignored for KindWrite (len(Data))
 	Data   []byte
+	// Leased: the server holds a valid lease (see Lease) now. A head
+	// without one refuses new writes (ErrNoLease).
+	Leased bool
+}
+
+// ReadRequest is a client read arriving at a node.
+type ReadRequest struct {
+	Epoch  uint64 // the epoch the client believes current
+	Leased bool   // the server holds a valid lease now
 }
 
 // Reply answers a client write at the head once it is durable on every
@@ -111,27 +184,43 @@ type Reply struct {
 //  2. apply Apply to the store in order, then make them durable and report
 //     the highest durable sequence number with Node.Persisted;
 //  3. answer Replies.
+//
+// Abandoned lists client writes the node will no longer answer (it stopped
+// being the head, or is being resynced): answer them with a retryable
+// error so their clients retry at the new head, which deduplicates by
+// request id. CatchUp asks the caller to fetch the predecessor's state
+// (Node.CatchUpTarget) and install it (Node.InstallCatchUp).
 type Ready struct {
-	Messages []Message
-	Apply    []Update
-	Replies  []Reply
+	Messages  []Message
+	Apply     []Update
+	Replies   []Reply
+	Abandoned []Reply
+	CatchUp   bool
 }
 
 // Empty reports whether the batch holds nothing.
 func (r Ready) Empty() bool {
-	return len(r.Messages) == 0 && len(r.Apply) == 0 && len(r.Replies) == 0
+	return len(r.Messages) == 0 && len(r.Apply) == 0 && len(r.Replies) == 0 &&
+		len(r.Abandoned) == 0 && !r.CatchUp
 }
 
 // Status is a snapshot of a node's progress.
 type Status struct {
-	Epoch     uint64
-	Applied   uint64 // highest sequence number handed out in Apply
-	Persisted uint64 // highest sequence number reported durable
-	Acked     uint64 // highest sequence number durable here and downstream
-	SentLen   int    // updates forwarded and not yet acked
-	Pending   int    // out-of-order updates buffered
+	Epoch          uint64
+	Applied        uint64 // highest sequence number handed out in Apply
+	AppliedEpoch   uint64 // epoch of the update at Applied (0: unknown)
+	Persisted      uint64 // highest sequence number reported durable
+	PersistedEpoch uint64 // epoch of the update at Persisted (0: unknown)
+	Acked          uint64 // highest sequence number durable here and downstream
+	SentLen        int    // updates forwarded and not yet acked
+	Pending        int    // out-of-order updates buffered
 	// NextPending is the lowest buffered sequence number (0: none). While
 	// it is set, applied+1 is missing: a gap the predecessor may no longer
 	// be able to re-send (see Node.InstallCatchUp).
 	NextPending uint64
+	// Fenced: no client I/O at this configuration (Node.Fence, or a
+	// reloaded replica that has not rejoined). Rejoining: reloaded, not
+	// yet rejoined. CatchingUp: no reads until a catch-up is installed.
+	// Failed: Node.Fail was called.
+	Fenced, Rejoining, CatchingUp, Failed bool
 }

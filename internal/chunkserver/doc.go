@@ -5,7 +5,10 @@
 //
 // # Model
 //
-// Every replica has a chain.Node, its chunkstore.Replica, one mutex that
+// Every replica has a chain.Node, which decides every protocol question
+// (admission of reads and writes, fencing, rejoin, catch-up, re-sends, the
+// delta-resync update log; see internal/chain's doc.go), its
+// chunkstore.Replica, one mutex that
 // serialises every Node call, a waiter table (client request id -> Write
 // RPCs waiting for the Reply; retries may add several waiters for one id;
 // a write without a request id waits on its sequence number)
@@ -24,9 +27,13 @@
 // Peers: messages to a peer go to one outbound Chain stream fed by an
 // ordered queue. The server side of Chain only receives and dispatches.
 // While a peer is disconnected its queue is dropped; on every (re)connect
-// the server calls ResendSent on each replica whose successor is that peer
-// and re-sends the last ack of each replica whose predecessor is that peer,
-// which recovers updates and acks lost with the old stream.
+// the server tells every node (PeerReconnected), which re-sends what the
+// old stream may have lost. One loop ticks every node at the heartbeat
+// interval (chain.Node.Tick) and carries out what the watchdogs decide.
+//
+// Inputs the server gives the nodes: the lease (chain.Lease, renewed by
+// heartbeat answers, read from the injected clock), the store's bad blocks
+// (SetDamaged), store failures (Fail) and the master's fences (Fence).
 //
 // # Invariants
 //
@@ -44,12 +51,10 @@
 //     they stay delta-resync bases) and its missed configurations. A
 //     restarted server has no lease until its first heartbeat is answered,
 //     so a stale replica is never served at its old epoch.
-//   - A replica loaded at Start is fenced through its loaded epoch and
-//     stays fenced across Reconfigures (a restarted head lost its
-//     request-id memory and may be behind its successor) until it rejoins
-//     through Replicate, or becomes the sole member. Heartbeats report it
-//     fenced; the master then removes it and re-adds it by delta resync.
-//     A fenced head drops chain messages.
+//   - A replica loaded at Start gets a node started as reloaded
+//     (chain.Start.Reloaded): fenced until it rejoins through Replicate or
+//     becomes the sole member. Heartbeats report it fenced; the master
+//     then removes it and re-adds it by delta resync.
 //   - A replica that stops being the head answers its waiting Write RPCs
 //     at once (STALE_EPOCH), so clients retry at the new head.
 //   - The server id is random, non-zero, created once and kept in

@@ -11,6 +11,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/clock"
 )
 
 // dialOpts are the options of every outbound gRPC connection.
@@ -38,21 +39,17 @@ func (s *Server) newMasters() *masters {
 
 // renewLease extends the lease to sent+lease, never shortening it.
 func (s *Server) renewLease(sent time.Time, lease time.Duration) {
-	if lease <= 0 {
-		return
-	}
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
-	if until := sent.Add(lease); until.After(s.leaseUntil) {
-		s.leaseUntil = until
-	}
+	s.lease.Grant(sent, lease)
 }
 
-// leaseValid reports whether client I/O may be served now.
+// leaseValid reports whether the server holds a valid lease now (an input
+// to the nodes' admission decisions).
 func (s *Server) leaseValid() bool {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
-	return time.Now().Before(s.leaseUntil)
+	return s.lease.Valid(s.clk.Now())
 }
 
 // reportError tells the master that a replica hit a store error. It never
@@ -99,7 +96,7 @@ func (s *Server) reportLoop() {
 				break
 			}
 			s.log.Debug("report replica", "err", err)
-			sleepCtx(s.ctx, s.cfg.HeartbeatInterval)
+			clock.Sleep(s.ctx, s.clk, s.cfg.HeartbeatInterval)
 		}
 	}
 }
@@ -111,7 +108,7 @@ func (s *Server) reportLoop() {
 // starting one interval later. Bad blocks are reported.
 func (s *Server) scrubLoop() {
 	s.verifyLoaded()
-	if s.cfg.ScrubInterval < 0 || !sleepCtx(s.ctx, s.cfg.ScrubInterval) {
+	if s.cfg.ScrubInterval < 0 || !clock.Sleep(s.ctx, s.clk, s.cfg.ScrubInterval) {
 		return
 	}
 	for {
@@ -119,15 +116,15 @@ func (s *Server) scrubLoop() {
 			if s.ctx.Err() != nil {
 				return
 			}
-			start := time.Now()
+			start := s.clk.Now()
 			r.verify()
 			// Pace the passes: a replica of n bytes earns n/rate seconds.
 			pace := time.Duration(float64(r.chunkSize) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
-			if !sleepCtx(s.ctx, pace-time.Since(start)) {
+			if !clock.Sleep(s.ctx, s.clk, pace-clock.Since(s.clk, start)) {
 				return
 			}
 		}
-		if !sleepCtx(s.ctx, s.cfg.ScrubInterval) {
+		if !clock.Sleep(s.ctx, s.clk, s.cfg.ScrubInterval) {
 			return
 		}
 	}

@@ -116,13 +116,13 @@ func TestFencedReplicaNotServed(t *testing.T) {
 		r := c.servers[2].replica(chunkstoreHandle(c.handle))
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.fencedLocked()
+		return r.node.Fenced()
 	})
 	waitFor(t, "head fenced", func() bool {
 		r := c.servers[0].replica(chunkstoreHandle(c.handle))
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.fencedLocked()
+		return r.node.Fenced()
 	})
 	if !c.servers[2].leaseValid() {
 		t.Fatal("lease expired: the test would not show the fence")

@@ -95,7 +95,7 @@ func (s *Server) heartbeatLoop() {
 	interval := s.cfg.HeartbeatInterval
 	timeout := max(2*interval, time.Second)
 	registered := false
-	t := time.NewTicker(interval)
+	t := s.clk.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if !registered {
@@ -117,7 +117,7 @@ func (s *Server) heartbeatLoop() {
 				var err error
 				req := s.heartbeatRequest()
 				// The lease runs from when this attempt was sent.
-				sent = time.Now()
+				sent = s.clk.Now()
 				resp, err = c.Heartbeat(ctx, req)
 				return err
 			})
@@ -134,7 +134,7 @@ func (s *Server) heartbeatLoop() {
 			}
 		}
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-s.ctx.Done():
 			return
 		}
@@ -165,13 +165,14 @@ func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
 		bad := r.store.BadBlocks()
 		r.mu.Lock()
 		if !r.dropped {
+			st := r.node.Status()
 			req.Replicas = append(req.Replicas, &api.ReplicaInfo{
 				Handle:       uint64(r.handle),
-				Epoch:        r.node.Config().Epoch,
+				Epoch:        st.Epoch,
 				UsedBytes:    used,
-				AppliedSeq:   r.persisted, // durable, not merely applied
-				AppliedEpoch: r.persistedEpoch,
-				Fenced:       r.fencedLocked(),
+				AppliedSeq:   st.Persisted, // durable, not merely applied
+				AppliedEpoch: st.PersistedEpoch,
+				Fenced:       st.Fenced,
 				BadBlocks:    bad,
 				Verified:     r.verified && r.failed == nil,
 			})
@@ -213,10 +214,7 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 func (r *replica) fence(epoch uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if epoch > r.fencedThrough {
-		if r.node.Config().Epoch <= epoch && r.fencedThrough < r.node.Config().Epoch {
-			r.log.Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
-		}
-		r.fencedThrough = epoch
+	if r.node.Fence(epoch) {
+		r.log.Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
 	}
 }

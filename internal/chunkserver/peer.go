@@ -10,6 +10,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/clock"
 )
 
 const (
@@ -26,6 +27,7 @@ type peers struct {
 	log  *slog.Logger
 	wg   *sync.WaitGroup
 	self chain.NodeID
+	clk  clock.Clock
 	// reconnected is called after every (re)connect to a peer, without locks.
 	reconnected func(peer chain.NodeID)
 	// dialOpts are the options of every outbound connection.
@@ -134,7 +136,7 @@ func (ps *peers) run(p *peer) {
 			if err != nil {
 				log.Warn("dial peer", "addr", addr, "err", err)
 				conn = nil
-				if !sleepCtx(ps.ctx, backoff) {
+				if !clock.Sleep(ps.ctx, ps.clk, backoff) {
 					return
 				}
 				backoff = min(2*backoff, backoffMax)
@@ -145,7 +147,7 @@ func (ps *peers) run(p *peer) {
 		if ps.stream(p, conn, gen, log) {
 			backoff = backoffMin
 		}
-		if !sleepCtx(ps.ctx, backoff) {
+		if !clock.Sleep(ps.ctx, ps.clk, backoff) {
 			return
 		}
 		backoff = min(2*backoff, backoffMax)
@@ -206,18 +208,6 @@ func (ps *peers) stream(p *peer, conn *grpc.ClientConn, gen int, log *slog.Logge
 		case <-ctx.Done():
 			return true
 		}
-	}
-}
-
-// sleepCtx waits d or until ctx is done; false when ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

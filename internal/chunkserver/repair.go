@@ -13,6 +13,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
@@ -63,7 +64,7 @@ func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &api.ReconfigureResponse{AppliedSeq: r.persisted}, nil
+	return &api.ReconfigureResponse{AppliedSeq: r.node.Status().Persisted}, nil
 }
 
 // startCatchUpLocked starts the catch-up goroutine of r unless it runs.
@@ -80,7 +81,7 @@ func (s *Server) startCatchUpLocked(r *replica) {
 }
 
 // catchUp fetches the predecessor's state since what r applied and
-// installs it, until one install (or an empty gap) succeeded.
+// installs it, as long as the node names a catch-up target.
 func (s *Server) catchUp(r *replica) {
 	backoff := backoffMin
 	defer func() {
@@ -90,73 +91,62 @@ func (s *Server) catchUp(r *replica) {
 	}()
 	for s.ctx.Err() == nil {
 		r.mu.Lock()
-		cfg := r.node.Config()
-		pred, _ := neighbours(s.id, cfg)
-		st := r.node.Status()
-		if r.dropped || r.failed != nil || pred == 0 || (!r.catchingUp && st.NextPending == 0) {
-			if pred == 0 {
-				r.catchingUp = false
-			}
+		target, ok := r.node.CatchUpTarget()
+		if r.dropped || !ok {
 			r.mu.Unlock()
 			return
 		}
-		req := &api.FetchRequest{Handle: uint64(r.handle), SinceSeq: r.stored, SinceEpoch: r.appliedEpoch, ChainEpoch: cfg.Epoch}
 		r.mu.Unlock()
+		req := &api.FetchRequest{Handle: uint64(r.handle), SinceSeq: target.SinceSeq, SinceEpoch: target.SinceEpoch, ChainEpoch: target.Epoch}
 
 		var pieces []*api.FetchResponse
-		fin, err := s.fetch(s.ctx, s.peers.addr(pred), req, func(m *api.FetchResponse) error {
+		fin, err := s.fetch(s.ctx, s.peers.addr(target.From), req, func(m *api.FetchResponse) error {
 			pieces = append(pieces, m)
 			return nil
 		})
 		if err != nil {
-			r.log.Debug("catch-up fetch", "from", uint64(pred), "err", err)
-			if !sleepCtx(s.ctx, backoff) {
+			r.log.Debug("catch-up fetch", "from", uint64(target.From), "err", err)
+			if !clock.Sleep(s.ctx, s.clk, backoff) {
 				return
 			}
 			backoff = min(2*backoff, backoffMax)
 			continue
 		}
 		r.mu.Lock()
-		if r.dropped || r.node.Config().Epoch != cfg.Epoch {
+		if r.dropped {
+			r.mu.Unlock()
+			return
+		}
+		seq, epoch := fin.GetAppliedSeq(), fin.GetAppliedEpoch()
+		switch r.node.CheckCatchUp(target, seq) {
+		case chain.CatchUpRetry:
 			r.mu.Unlock()
 			continue
-		}
-		if seq := fin.GetAppliedSeq(); seq > r.stored {
-			err := r.installLocked(pieces, fin.GetAppliedEpoch(), seq, fromAPIRanges(fin.GetAhead()))
-			if err != nil {
+		case chain.CatchUpInstall:
+			if err := r.installLocked(pieces, epoch, seq); err != nil {
 				r.failLocked(err)
 				r.mu.Unlock()
 				return
 			}
-			r.node.InstallCatchUp(seq)
+			r.node.InstallCatchUp(epoch, seq, fromAPIRanges(fin.GetAhead()))
+			r.persistedLocked()
 			r.processReadyLocked()
-			r.log.Info("caught up", "from", uint64(pred), "seq", seq, "full", fin.GetFull())
+			r.log.Info("caught up", "from", uint64(target.From), "seq", seq, "full", fin.GetFull())
 		}
-		r.catchingUp = false
 		r.mu.Unlock()
-		return
 	}
 }
 
-// installLocked writes fetched pieces, records (epoch, seq) as applied and
-// makes it durable. The caller then tells the node.
-func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64, ahead []byteRange) error {
+// installLocked writes fetched pieces, records (epoch, seq) as applied in
+// the store and makes it durable. The caller then tells the node.
+func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) error {
 	for _, m := range pieces {
 		if err := writePiece(r.store, m); err != nil {
 			return err
 		}
 	}
-	r.stored, r.appliedEpoch = seq, epoch
-	r.ulog.reset(epoch, seq)
-	r.ulog.setAhead(ahead) // the source's: its bytes are now ours
 	r.store.SetAppliedAt(epoch, seq)
-	if err := r.store.Sync(); err != nil {
-		return err
-	}
-	r.persisted = seq
-	close(r.persistCh)
-	r.persistCh = make(chan struct{})
-	return nil
+	return r.store.Sync()
 }
 
 func writePiece(st *chunkstore.Replica, m *api.FetchResponse) error {
@@ -219,6 +209,7 @@ func (s *Server) fetch(ctx context.Context, addr string, req *api.FetchRequest, 
 
 // pacer limits a byte stream to rate bytes per second (0: unlimited).
 type pacer struct {
+	clk   clock.Clock
 	rate  int64
 	start time.Time
 	sent  int64
@@ -229,11 +220,11 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 		return nil
 	}
 	if p.start.IsZero() {
-		p.start = time.Now()
+		p.start = p.clk.Now()
 	}
 	p.sent += n
 	due := p.start.Add(time.Duration(float64(p.sent) / float64(p.rate) * float64(time.Second)))
-	if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+	if !clock.Sleep(ctx, p.clk, clock.Until(p.clk, due)) {
 		return ctx.Err()
 	}
 	return nil
@@ -252,23 +243,27 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 		return errNotFound(h)
 	}
 	if want := req.GetChainEpoch(); want > 0 {
-		deadline := time.Now().Add(fetchEpochWait)
+		// Wait for this replica's own Reconfigure to the fetcher's epoch
+		// (the master sends them in parallel).
+		deadline := s.clk.NewTimer(fetchEpochWait)
+		defer deadline.Stop()
 		for {
 			r.mu.Lock()
-			cur := r.node.Config().Epoch
+			cur, changed := r.node.Config().Epoch, r.epochCh
 			r.mu.Unlock()
 			if cur >= want {
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-changed:
+			case <-deadline.C():
 				return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d, fetch wants %d", h, cur, want)
-			}
-			if !sleepCtx(ctx, 5*time.Millisecond) {
+			case <-ctx.Done():
 				return ctxError(ctx)
 			}
 		}
 	}
-	p := &pacer{rate: req.GetMaxBytesPerSec()}
+	p := &pacer{clk: s.clk, rate: req.GetMaxBytesPerSec()}
 	send := func(m *api.FetchResponse) error {
 		if err := p.wait(ctx, int64(len(m.GetData()))); err != nil {
 			return ctxError(ctx)
@@ -281,28 +276,29 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 		r.mu.Unlock()
 		return err
 	}
-	extra := make([]byteRange, 0, len(req.GetExtra()))
+	extra := make([]chain.Range, 0, len(req.GetExtra()))
 	for _, e := range req.GetExtra() {
 		off, n := e.GetOffset(), e.GetLength()
 		if off < 0 || n <= 0 || n > r.chunkSize-off {
 			r.mu.Unlock()
 			return errInvalid("fetch range [%d, +%d) outside chunk %d of %d bytes", off, n, h, r.chunkSize)
 		}
-		extra = append(extra, byteRange{off, n})
+		extra = append(extra, chain.Range{Off: off, Len: n})
 	}
 	if req.GetRangesOnly() {
 		// Small (blocks to restore): one pass under the lock, consistent
 		// at the replica's (epoch, seq).
-		return r.finishLocked(mergeRanges(extra), false, send)
+		return r.finishLocked(chain.MergeRanges(extra), false, send)
 	}
-	ranges, delta := r.ulog.since(req.GetSinceEpoch(), req.GetSinceSeq())
+	ranges, delta := r.node.Since(req.GetSinceEpoch(), req.GetSinceSeq())
 	switch {
 	case delta:
-		ranges = mergeRanges(append(ranges, extra...))
+		ranges = chain.MergeRanges(append(ranges, extra...))
 	default:
-		ranges = []byteRange{{0, r.chunkSize}}
+		ranges = []chain.Range{{Off: 0, Len: r.chunkSize}}
 	}
-	pE, pS := r.appliedEpoch, r.stored
+	at := r.node.Status()
+	pE, pS := at.AppliedEpoch, at.Applied
 	r.mu.Unlock()
 	for round := 0; ; round++ {
 		if err := r.streamRanges(ranges, false, send); err != nil {
@@ -314,18 +310,19 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 			return err
 		}
 		var ok bool
-		if r.stored == pS && r.appliedEpoch == pE {
+		if at := r.node.Status(); at.Applied == pS && at.AppliedEpoch == pE {
 			ranges, ok = nil, true
 		} else {
-			ranges, ok = r.ulog.since(pE, pS)
+			ranges, ok = r.node.Since(pE, pS)
 		}
 		if !ok {
-			ranges = []byteRange{{0, r.chunkSize}} // the log overflowed meanwhile
+			ranges = []chain.Range{{Off: 0, Len: r.chunkSize}} // the log overflowed meanwhile
 		}
-		if round+1 >= fetchRounds || totalLen(ranges) <= fetchFinalMax {
+		if round+1 >= fetchRounds || chain.TotalLen(ranges) <= fetchFinalMax {
 			return r.finishLocked(ranges, !delta, send)
 		}
-		pE, pS = r.appliedEpoch, r.stored
+		at = r.node.Status()
+		pE, pS = at.AppliedEpoch, at.Applied
 		r.mu.Unlock()
 	}
 }
@@ -333,14 +330,15 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 // finishLocked reads ranges under the replica lock (held by the caller,
 // released here), so that they and the done message that ends the Fetch
 // are consistent at one (epoch, seq), then sends them.
-func (r *replica) finishLocked(ranges []byteRange, full bool, send func(*api.FetchResponse) error) error {
+func (r *replica) finishLocked(ranges []chain.Range, full bool, send func(*api.FetchResponse) error) error {
 	var msgs []*api.FetchResponse
 	err := r.streamRanges(ranges, true, func(m *api.FetchResponse) error {
 		msgs = append(msgs, m)
 		return nil
 	})
-	done := &api.FetchResponse{Done: true, Full: full, AppliedSeq: r.stored, AppliedEpoch: r.appliedEpoch, ChunkLength: r.chunkSize,
-		Ahead: toAPIRanges(r.ulog.ahead)}
+	st := r.node.Status()
+	done := &api.FetchResponse{Done: true, Full: full, AppliedSeq: st.Applied, AppliedEpoch: st.AppliedEpoch, ChunkLength: r.chunkSize,
+		Ahead: toAPIRanges(r.node.Ahead())}
 	r.mu.Unlock()
 	if err != nil {
 		return err
@@ -367,13 +365,13 @@ func (r *replica) usableLocked() error {
 // streamRanges reads ranges in pieces and hands each to send; all-zero
 // pieces go as zero_length. locked says whether r.mu is held. A checksum
 // mismatch fails the replica (and reports it).
-func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.FetchResponse) error) error {
+func (r *replica) streamRanges(ranges []chain.Range, locked bool, send func(*api.FetchResponse) error) error {
 	buf := make([]byte, fetchPiece)
 	for _, rg := range ranges {
-		for off := rg.off; off < rg.off+rg.length; {
+		for off := rg.Off; off < rg.End(); {
 			// Pieces end at multiples of fetchPiece, so a whole block in a
 			// range is written whole (a bad block is only healed whole).
-			n := min(fetchPiece-off%fetchPiece, rg.off+rg.length-off, r.chunkSize-off)
+			n := min(fetchPiece-off%fetchPiece, rg.End()-off, r.chunkSize-off)
 			if n <= 0 {
 				break
 			}
@@ -407,24 +405,24 @@ func (r *replica) streamRanges(ranges []byteRange, locked bool, send func(*api.F
 	return nil
 }
 
-func toAPIRanges(rs []byteRange) []*api.ByteRange {
+func toAPIRanges(rs []chain.Range) []*api.ByteRange {
 	out := make([]*api.ByteRange, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, &api.ByteRange{Offset: r.off, Length: r.length})
+		out = append(out, &api.ByteRange{Offset: r.Off, Length: r.Len})
 	}
 	return out
 }
 
 // fromAPIRanges converts ranges from a peer, dropping malformed ones
 // (they are only ever re-sent, never trusted for bounds).
-func fromAPIRanges(rs []*api.ByteRange) []byteRange {
-	out := make([]byteRange, 0, len(rs))
+func fromAPIRanges(rs []*api.ByteRange) []chain.Range {
+	out := make([]chain.Range, 0, len(rs))
 	for _, r := range rs {
 		if r.GetOffset() >= 0 && r.GetLength() > 0 && r.GetLength() <= maxChunkSize && r.GetOffset() <= maxChunkSize {
-			out = append(out, byteRange{r.GetOffset(), r.GetLength()})
+			out = append(out, chain.Range{Off: r.GetOffset(), Len: r.GetLength()})
 		}
 	}
-	return mergeRanges(out)
+	return chain.MergeRanges(out)
 }
 
 // piece is the FetchResponse carrying b at off.
@@ -536,14 +534,15 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 		return nil, err
 	}
 	seq, epoch := fin.GetAppliedSeq(), fin.GetAppliedEpoch()
-	if err := r.installLocked(nil, epoch, seq, fromAPIRanges(fin.GetAhead())); err != nil {
+	if err := r.installLocked(nil, epoch, seq); err != nil {
 		r.failLocked(err)
 		return nil, storeError(err)
 	}
 	// The replica now holds the source's history up to seq exactly; a
 	// returning replica's own later (uncommitted) updates are overwritten.
-	r.node = chain.NewNode(s.id, cfg, seq)
-	r.catchingUp = false
+	r.node.InstallCopy(epoch, seq, fromAPIRanges(fin.GetAhead()))
+	r.persistedLocked()
+	r.processReadyLocked()
 	s.log.Info("replica copied", "handle", uint64(h), "seq", seq, "epoch", epoch, "bytes", copied, "full", fin.GetFull())
 	return &api.ReplicateResponse{AppliedSeq: seq, AppliedEpoch: epoch, BytesCopied: copied, Full: fin.GetFull()}, nil
 }
@@ -552,21 +551,22 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 // sound one is taken out of service (its node leaves every chain) and is
 // the delta base; a failed or corrupt one is deleted; a missing one is
 // created empty (full copy).
-func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, []byteRange, error) {
+func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, []chain.Range, error) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if r := s.replica(h); r != nil {
 		r.mu.Lock()
 		bad := r.failed != nil || r.dropped || r.chunkSize != size
-		var extra []byteRange
+		var extra []chain.Range
 		if !bad {
 			// Out of service: not a member, no reads, no steps.
-			r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica is being resynced", h))
-			r.node = chain.NewNode(s.id, cfg, r.stored)
-			r.rejoin = false // rejoining now: the join's epoch lifts the fence
+			r.node.Resync(cfg)
+			r.processReadyLocked()
+			r.reconfiguredLocked()
 			r.store.SetConfig(cfg.Epoch, ids)
 		}
-		since, sinceEpoch := r.stored, r.appliedEpoch
+		st := r.node.Status()
+		since, sinceEpoch := st.Applied, st.AppliedEpoch
 		r.mu.Unlock()
 		if !bad {
 			if err := r.store.Sync(); err != nil {
@@ -580,7 +580,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 			// bytes are not what the replica's history says).
 			extra = blockRanges(r.store.BadBlocks(), size)
 			r.mu.Lock()
-			extra = mergeRanges(append(extra, r.ulog.ahead...))
+			extra = chain.MergeRanges(append(extra, r.node.Ahead()...))
 			r.mu.Unlock()
 		}
 		if !bad {
@@ -597,8 +597,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 	if s.closed {
 		return nil, 0, 0, nil, errUnavailable("server closing")
 	}
-	r := s.newReplica(rep)
-	r.verified = true
+	r := s.newReplica(rep, false)
 	s.replicas[h] = r
 	return r, 0, 0, nil, nil
 }
@@ -632,7 +631,7 @@ func (r *replica) restorePieces(pieces []*api.FetchResponse, todo map[int64]bool
 		if err := writePiece(r.store, m); err != nil {
 			return restored, storeError(err)
 		}
-		r.ulog.setAhead(append(r.ulog.ahead, byteRange{m.GetOffset(), n}))
+		r.node.AddAhead(chain.Range{Off: m.GetOffset(), Len: n})
 		for b := first; b <= last; b++ {
 			restored = append(restored, b)
 		}
@@ -675,12 +674,9 @@ func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksReque
 		switch {
 		case r.dropped:
 			return errNotFound(h)
-		case r.failed != nil:
-			return storeError(r.failed)
-		case r.node.Config().Epoch != req.GetEpoch():
-			return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d, restore planned at %d", h, r.node.Config().Epoch, req.GetEpoch())
-		case r.node.Role() != chain.RoleSingle:
-			return errInvalid("chunk %d: restore needs a sole member", h)
+		}
+		if err := r.node.AdmitRestore(req.GetEpoch()); err != nil {
+			return r.chainErrorLocked(err)
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // writeResult answers one waiting Write RPC.
@@ -17,7 +18,11 @@ type writeResult struct {
 	err error
 }
 
-// replica is one chunk replica served by this server.
+// replica is one chunk replica served by this server: its chain.Node,
+// which decides every protocol question (admission, fencing, rejoin,
+// catch-up, resend, the update log), and the means to carry out the
+// node's batches: the store, the peers, the waiting Write RPCs and the
+// group-commit syncer.
 type replica struct {
 	handle    chunkstore.Handle
 	chunkSize int64
@@ -25,6 +30,9 @@ type replica struct {
 	log       *slog.Logger
 	// send enqueues a message for a peer; it never blocks.
 	send func(to chain.NodeID, m *api.ChainMessage)
+	// catchUp starts the catch-up goroutine of this replica (with mu
+	// held; it must not block).
+	catchUp func()
 
 	poke       chan struct{} // cap 1: wakes the syncer
 	done       chan struct{} // closed when the replica is dropped or the server closes
@@ -32,55 +40,37 @@ type replica struct {
 
 	mu        sync.Mutex
 	node      *chain.Node
-	stored    uint64        // highest seq applied to the store without error
-	persisted uint64        // highest seq reported with Node.Persisted
-	persistCh chan struct{} // closed and replaced whenever persisted advances or failed is set
-	failed    error         // sticky: set by a store error; nothing is applied after it
+	persistCh chan struct{} // closed and replaced whenever the node's persisted seq advances or failed is set
+	epochCh   chan struct{} // closed and replaced whenever the node's configuration changes
+	failed    error         // sticky store error (the node is told: Node.Fail)
 	dropped   bool
 	waiters   map[waitKey][]chan writeResult
-	lastAck   *api.ChainMessage // last ack sent, re-sent when the stream to its peer is re-established
-	lastAckTo chain.NodeID
-
-	appliedEpoch   uint64 // epoch of the update at stored
-	persistedEpoch uint64 // epoch of the update at persisted
 	// verified: every block was checked since the replica was loaded
 	// from disk (true for replicas created or copied by this process).
 	// Reported to the master as evidence for recovery decisions.
-	verified bool
-	ulog     *updateLog // recent updates, for Fetch deltas
-	// catchingUp: the replica joined a chain (or saw a gap) and may lack
-	// updates its predecessor applied before forwarding to it; it serves
-	// no reads until a catch-up Fetch is installed. catchUpRunning: a
-	// catch-up goroutine is active.
-	catchingUp     bool
-	catchUpRunning bool
-	// fencedThrough: the master said this server is not a member of the
-	// chunk's chain at that epoch, so no client I/O is served at any
-	// epoch <= fencedThrough (the replica stays a delta-resync base).
-	fencedThrough uint64
-	// rejoin: the replica was reloaded at Start. Its request-id memory is
-	// gone and its durable seq may be behind its successor's (forward
-	// before persist), so it must not act in a chain again before it
-	// rejoins through Replicate: every Reconfigure moves fencedThrough up
-	// with it, except one that makes it the sole member (no successor to
-	// collide with; the master's last resort to keep the only copy).
-	rejoin bool
+	verified       bool
+	catchUpRunning bool // the catch-up goroutine is active
 	// onFail reports a store error to the master; called with mu held,
 	// it must not block.
 	onFail func(err error)
 }
 
-func (s *Server) newReplica(store *chunkstore.Replica) *replica {
+// newReplica returns the replica of store; reloaded says it was loaded
+// from disk at Start (its node starts fenced until it rejoins).
+func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 	m := store.Meta()
-	r := newReplica(s.id, store, m, s.log, s.peers.send)
-	r.ulog = newUpdateLog(s.cfg.UpdateLogLen, m.AppliedEpoch, m.AppliedSeq)
-	r.ulog.setAhead(blockRanges(store.AheadBlocks(), m.ChunkSize))
-	r.appliedEpoch, r.persistedEpoch = m.AppliedEpoch, m.AppliedEpoch
+	st := chain.Start{
+		Applied: m.AppliedSeq, AppliedEpoch: m.AppliedEpoch, Size: m.ChunkSize, Reloaded: reloaded,
+		Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
+	}
+	r := newReplica(s.id, store, m, st, s.log, s.peers.send)
+	r.verified = !reloaded
 	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
+	r.catchUp = func() { s.startCatchUpLocked(r) }
 	return r
 }
 
-func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta, log *slog.Logger, send func(chain.NodeID, *api.ChainMessage)) *replica {
+func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta, st chain.Start, log *slog.Logger, send func(chain.NodeID, *api.ChainMessage)) *replica {
 	members := make([]chain.NodeID, len(m.Chain))
 	for i, id := range m.Chain {
 		members[i] = chain.NodeID(id)
@@ -94,10 +84,9 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 		poke:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		syncerDone: make(chan struct{}),
-		node:       chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, m.AppliedSeq),
-		stored:     m.AppliedSeq,
-		persisted:  m.AppliedSeq,
+		node:       chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
 		persistCh:  make(chan struct{}),
+		epochCh:    make(chan struct{}),
 		waiters:    make(map[waitKey][]chan writeResult),
 		verified:   true,
 	}
@@ -110,31 +99,23 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 func (r *replica) processReadyLocked() {
 	rd := r.node.Ready()
 	for _, m := range rd.Messages {
-		msg := messageToAPI(r.handle, m)
-		if m.Type == chain.MsgAck {
-			r.lastAck, r.lastAckTo = msg, m.To
-		}
-		r.send(m.To, msg)
+		r.send(m.To, messageToAPI(r.handle, m))
 	}
-	applied := false
-	for _, u := range rd.Apply {
+	var last *chain.Update
+	for i, u := range rd.Apply {
 		if r.failed == nil {
 			if err := r.applyLocked(u); err != nil {
 				r.failLocked(err)
 			} else {
-				r.stored, r.appliedEpoch = u.Seq, u.Epoch
-				if r.ulog != nil {
-					r.ulog.add(u.Epoch, u.Seq, u.Offset, u.Length)
-				}
-				applied = true
+				last = &rd.Apply[i]
 			}
 		}
 		if r.failed != nil {
 			r.completeLocked(keyOf(u.Req, u.Seq), writeResult{err: r.failed})
 		}
 	}
-	if applied {
-		r.store.SetAppliedAt(r.appliedEpoch, r.stored)
+	if last != nil {
+		r.store.SetAppliedAt(last.Epoch, last.Seq)
 		select {
 		case r.poke <- struct{}{}:
 		default:
@@ -142,6 +123,14 @@ func (r *replica) processReadyLocked() {
 	}
 	for _, rep := range rd.Replies {
 		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{seq: rep.Seq})
+	}
+	for _, rep := range rd.Abandoned {
+		epoch := r.node.Config().Epoch
+		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{
+			err: rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d this replica is not the head", r.handle, epoch)})
+	}
+	if rd.CatchUp && r.catchUp != nil {
+		r.catchUp()
 	}
 }
 
@@ -165,6 +154,7 @@ func (r *replica) failLocked(err error) {
 		return
 	}
 	r.failed = fmt.Errorf("%w: %w", ErrReplicaFailed, err)
+	r.node.Fail()
 	r.log.Error("replica failed", "err", err)
 	if r.onFail != nil {
 		r.onFail(err)
@@ -172,8 +162,7 @@ func (r *replica) failLocked(err error) {
 	for k := range r.waiters {
 		r.completeLocked(k, writeResult{err: r.failed})
 	}
-	close(r.persistCh)
-	r.persistCh = make(chan struct{})
+	r.persistedLocked()
 }
 
 // waitKey names the Write RPCs waiting for one update: the request id, or
@@ -195,13 +184,6 @@ func (r *replica) completeLocked(k waitKey, res writeResult) {
 		ch <- res // cap 1, one result per channel
 	}
 	delete(r.waiters, k)
-}
-
-// failWaitersLocked answers every waiting Write RPC with err.
-func (r *replica) failWaitersLocked(err error) {
-	for k := range r.waiters {
-		r.completeLocked(k, writeResult{err: err})
-	}
 }
 
 func (r *replica) removeWaiter(k waitKey, ch chan writeResult) {
@@ -231,24 +213,40 @@ func (r *replica) syncer() {
 			return
 		}
 		r.mu.Lock()
-		seq, epoch, persisted, failed := r.stored, r.appliedEpoch, r.persisted, r.failed
+		st, failed := r.node.Status(), r.failed
 		r.mu.Unlock()
-		if seq <= persisted || failed != nil {
+		seq := st.Applied
+		if seq <= st.Persisted || failed != nil {
 			continue
 		}
 		err := r.store.Sync() // one fdatasync covers every update applied so far
 		r.mu.Lock()
 		if err != nil {
 			r.failLocked(err)
-		} else if r.failed == nil && !r.dropped && seq > r.persisted && seq <= r.stored {
+		} else if !r.dropped {
+			// The node ignores a seq it already has, or one a copy
+			// installed meanwhile moved below.
+			before := r.node.Status().Persisted
 			r.node.Persisted(seq)
-			r.persisted, r.persistedEpoch = seq, epoch
-			close(r.persistCh)
-			r.persistCh = make(chan struct{})
+			if r.node.Status().Persisted != before {
+				r.persistedLocked()
+			}
 			r.processReadyLocked()
 		}
 		r.mu.Unlock()
 	}
+}
+
+// persistedLocked wakes the reads waiting for the node's persisted seq.
+func (r *replica) persistedLocked() {
+	close(r.persistCh)
+	r.persistCh = make(chan struct{})
+}
+
+// reconfiguredLocked wakes what waits for the node's configuration.
+func (r *replica) reconfiguredLocked() {
+	close(r.epochCh)
+	r.epochCh = make(chan struct{})
 }
 
 // drop stops the replica: waiters fail with err and the syncer exits.
@@ -265,44 +263,15 @@ func (r *replica) drop(err error) {
 	<-r.syncerDone
 }
 
-// successor and predecessor of self in the current configuration (0: none).
-func neighbours(self chain.NodeID, cfg chain.Config) (pred, succ chain.NodeID) {
-	for i, id := range cfg.Chain {
-		if id != self {
-			continue
-		}
-		if i > 0 {
-			pred = cfg.Chain[i-1]
-		}
-		if i+1 < len(cfg.Chain) {
-			succ = cfg.Chain[i+1]
-		}
-		return pred, succ
-	}
-	return 0, 0
-}
-
-// peerReconnected re-sends what the broken stream to peer may have lost.
-func (r *replica) peerReconnected(self, peer chain.NodeID) {
+// peerReconnected tells the node the stream to peer was re-established.
+func (r *replica) peerReconnected(peer chain.NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dropped {
 		return
 	}
-	pred, succ := neighbours(self, r.node.Config())
-	if succ == peer {
-		r.node.ResendSent()
-		r.processReadyLocked()
-	}
-	if pred == peer && r.lastAck != nil && r.lastAckTo == peer {
-		r.send(peer, r.lastAck)
-	}
-}
-
-// fencedLocked reports whether client I/O on r is forbidden: its
-// configuration is one the master has fenced.
-func (r *replica) fencedLocked() bool {
-	return r.node.Config().Epoch <= r.fencedThrough
+	r.node.PeerReconnected(peer)
+	r.processReadyLocked()
 }
 
 // storeErrCode maps a store error to the client's error code.
@@ -322,15 +291,15 @@ func storeErrCode(err error) api.ErrorCode {
 
 // blockRanges converts chunk store block numbers to byte ranges of a
 // chunk of size bytes, merged.
-func blockRanges(blocks []int64, size int64) []byteRange {
-	rs := make([]byteRange, 0, len(blocks))
+func blockRanges(blocks []int64, size int64) []chain.Range {
+	rs := make([]chain.Range, 0, len(blocks))
 	for _, b := range blocks {
 		off := b * chunkstore.BlockSize
 		if off < size {
-			rs = append(rs, byteRange{off, min(int64(chunkstore.BlockSize), size-off)})
+			rs = append(rs, chain.Range{Off: off, Len: min(int64(chunkstore.BlockSize), size-off)})
 		}
 	}
-	return mergeRanges(rs)
+	return chain.MergeRanges(rs)
 }
 
 // corruptLocked handles a checksum mismatch found by a read, a scrub or a

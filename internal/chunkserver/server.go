@@ -22,6 +22,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/durable"
 )
 
@@ -74,11 +75,15 @@ type Config struct {
 	MaxOpenFiles int
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
+	// Clock tells the time and makes the server's timers (nil = the
+	// system clock).
+	Clock clock.Clock
 }
 
 // Server is a running chunkserver.
 type Server struct {
 	cfg   Config
+	clk   clock.Clock
 	id    chain.NodeID
 	addr  string
 	log   *slog.Logger
@@ -92,8 +97,8 @@ type Server struct {
 
 	createMu sync.Mutex // serialises CreateReplica, Replicate and deletes
 
-	leaseMu    sync.Mutex
-	leaseUntil time.Time // client I/O is served only before this
+	leaseMu sync.Mutex
+	lease   chain.Lease // client I/O is served only while it is valid
 
 	reports chan *api.ReportReplicaRequest // to the master, by reportLoop
 
@@ -162,6 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
+		clk:        clock.Or(cfg.Clock),
 		id:         id,
 		addr:       lis.Addr().String(),
 		store:      store,
@@ -177,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log:         s.log,
 		wg:          &s.wg,
 		self:        id,
+		clk:         s.clk,
 		reconnected: s.peerReconnected,
 		dialOpts:    s.dialOpts(),
 		m:           make(map[chain.NodeID]*peer),
@@ -190,12 +197,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			lis.Close()
 			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
 		}
-		rep := s.newReplica(r)
-		// Fenced until it rejoins its chain (see replica.rejoin), and
+		// Fenced until it rejoins its chain (chain.Start.Reloaded), and
 		// unverified until verifyLoaded has read every block.
-		rep.fencedThrough, rep.rejoin = rep.node.Config().Epoch, true
-		rep.verified = false
-		s.replicas[m.Handle] = rep
+		s.replicas[m.Handle] = s.newReplica(r, true)
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
@@ -210,7 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.resendLoop()
+		s.tickLoop()
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -287,55 +291,36 @@ func (s *Server) allReplicas() []*replica {
 
 func (s *Server) peerReconnected(peer chain.NodeID) {
 	for _, r := range s.allReplicas() {
-		r.peerReconnected(s.id, peer)
+		r.peerReconnected(peer)
 	}
 }
 
-// resendLoop is the watchdog the chain asks for: a replica whose successor
-// has not acknowledged anything for a whole period while updates wait in
-// its Sent list re-sends them (covers updates and acks lost in flight or
-// refused by a peer that did not have the replica yet).
-func (s *Server) resendLoop() {
-	period := max(2*s.cfg.HeartbeatInterval, 100*time.Millisecond)
-	t := time.NewTicker(period)
+// tickLoop ticks every replica's node at the tick period and carries out
+// what its watchdogs decide (re-send a stalled Sent list, fetch a gap
+// that does not close; see chain.Node.Tick).
+func (s *Server) tickLoop() {
+	t := s.clk.NewTicker(s.tickPeriod())
 	defer t.Stop()
-	type progress struct {
-		acked   uint64
-		pending bool
-		applied uint64
-		gap     uint64 // NextPending
-	}
-	last := make(map[*replica]progress)
 	for {
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-s.ctx.Done():
 			return
 		}
-		seen := make(map[*replica]progress)
 		for _, r := range s.allReplicas() {
-			prev := last[r]
 			r.mu.Lock()
 			if !r.dropped {
-				st := r.node.Status()
-				if prev.pending && st.SentLen > 0 && st.Acked == prev.acked {
-					r.log.Debug("acks stalled, re-sending", "acked", st.Acked, "sent", st.SentLen)
-					r.node.ResendSent()
-					r.processReadyLocked()
-				}
-				// A gap that did not close for a whole period: the
-				// predecessor cannot re-send it (we joined after it applied
-				// those updates); fetch them.
-				if st.NextPending != 0 && prev.gap == st.NextPending && prev.applied == st.Applied {
-					s.startCatchUpLocked(r)
-				}
-				seen[r] = progress{acked: st.Acked, pending: st.SentLen > 0, applied: st.Applied, gap: st.NextPending}
+				r.node.Tick()
+				r.processReadyLocked()
 			}
 			r.mu.Unlock()
 		}
-		last = seen
 	}
 }
+
+// tickPeriod is the chain nodes' tick: the heartbeat interval, at least
+// 50 ms (chain.ResendTicks and CatchUpTicks count these).
+func (s *Server) tickPeriod() time.Duration { return max(s.cfg.HeartbeatInterval, 50*time.Millisecond) }
 
 // deleteReplica drops the node of h and removes its replica from the store.
 func (s *Server) deleteReplica(h chunkstore.Handle) {

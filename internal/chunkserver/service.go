@@ -64,37 +64,22 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 	default:
 		return nil, errInvalid("unknown update kind %v", req.GetKind())
 	}
-	if off := req.GetOffset(); off < 0 || w.Length < 0 || off > r.chunkSize || w.Length > r.chunkSize-off {
-		return nil, errInvalid("range [%d,+%d) outside chunk of %d bytes", off, w.Length, r.chunkSize)
-	}
 	w.Offset = req.GetOffset()
+	w.Leased = v.s.leaseValid()
 
 	ch := make(chan writeResult, 1)
 	r.mu.Lock()
-	switch {
-	case r.dropped:
+	if r.dropped {
 		r.mu.Unlock()
 		return nil, errNotFound(h)
-	case r.failed != nil:
-		err := r.failed
-		r.mu.Unlock()
-		return nil, storeError(err)
-	}
-	if r.fencedLocked() {
-		epoch := r.node.Config().Epoch
-		r.mu.Unlock()
-		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica at epoch %d is fenced (stale)", h, epoch)
-	}
-	if role := r.node.Role(); (role == chain.RoleHead || role == chain.RoleSingle) && w.Epoch == r.node.Config().Epoch && !v.s.leaseValid() {
-		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
 	}
 	// The node refuses writes that cover a block it cannot verify only
 	// in part (chain.ErrDamaged).
 	r.node.SetDamaged(damagedRanges(r.store.BadBlocks(), r.chunkSize))
 	if err := r.node.Propose(w); err != nil {
+		err = r.chainErrorLocked(err)
 		r.mu.Unlock()
-		return nil, chainError(err)
+		return nil, err
 	}
 	// Register before processing: an already acknowledged retry is answered
 	// in this very Ready. A write without a request id is never
@@ -120,18 +105,25 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 	}
 }
 
-func chainError(err error) error {
+// chainErrorLocked translates a node's refusal for the client.
+func (r *replica) chainErrorLocked(err error) error {
 	switch {
-	case errors.Is(err, chain.ErrStaleEpoch):
-		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "%v", err)
+	case errors.Is(err, chain.ErrStaleEpoch), errors.Is(err, chain.ErrFenced):
+		// The client reloads the chain from the master.
+		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: %v", r.handle, err)
 	case errors.Is(err, chain.ErrNotHead):
-		return rpcerr.New(api.ErrorCode_NOT_HEAD, "%v", err)
-	case errors.Is(err, chain.ErrDamaged):
+		return rpcerr.New(api.ErrorCode_NOT_HEAD, "chunk %d: %v", r.handle, err)
+	case errors.Is(err, chain.ErrNotTail):
+		return rpcerr.New(api.ErrorCode_NOT_TAIL, "chunk %d: %v", r.handle, err)
+	case errors.Is(err, chain.ErrFailed) && r.failed != nil:
+		return storeError(r.failed)
+	case errors.Is(err, chain.ErrDamaged), errors.Is(err, chain.ErrCatchingUp), errors.Is(err, chain.ErrNoLease):
 		// Retryable: the block is being restored (or is lost, and status
-		// says so).
-		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
+		// says so), the tail is fetching what it missed, or the next
+		// heartbeat renews the lease.
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunk %d: %v", r.handle, err)
 	}
-	return rpcerr.New(api.ErrorCode_INVALID, "%v", err)
+	return rpcerr.New(api.ErrorCode_INVALID, "chunk %d: %v", r.handle, err)
 }
 
 // Read serves committed data at the tail.
@@ -145,38 +137,21 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 	if off < 0 || n < 0 || n > maxReadSize || off > r.chunkSize || n > r.chunkSize-off {
 		return nil, errInvalid("range [%d,+%d) outside chunk of %d bytes (or over %d)", off, n, r.chunkSize, maxReadSize)
 	}
+	leased := v.s.leaseValid()
 	r.mu.Lock()
 	if r.dropped {
 		r.mu.Unlock()
 		return nil, errNotFound(h)
 	}
-	if epoch := r.node.Config().Epoch; req.GetEpoch() != epoch {
+	target, err := r.node.AdmitRead(chain.ReadRequest{Epoch: req.GetEpoch(), Leased: leased})
+	if err != nil {
+		err = r.chainErrorLocked(err)
 		r.mu.Unlock()
-		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", h, req.GetEpoch(), epoch)
+		return nil, err
 	}
-	if r.fencedLocked() {
-		r.mu.Unlock()
-		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: replica at epoch %d is fenced (stale)", h, req.GetEpoch())
-	}
-	if role := r.node.Role(); role != chain.RoleTail && role != chain.RoleSingle {
-		r.mu.Unlock()
-		return nil, rpcerr.New(api.ErrorCode_NOT_TAIL, "chunk %d: not the tail", h)
-	}
-	switch {
-	case r.failed != nil:
-		err := r.failed
-		r.mu.Unlock()
-		return nil, storeError(err)
-	case r.catchingUp:
-		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: tail still catching up", h))
-	case !v.s.leaseValid():
-		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: no valid lease", h))
-	}
-	// Serve only what is durable here: wait for everything applied so far.
-	target := r.stored
-	for r.persisted < target {
+	// Serve only what is durable here (the node's rule): wait for
+	// everything applied so far.
+	for r.node.Status().Persisted < target {
 		if r.failed != nil || r.dropped {
 			err := r.failed
 			r.mu.Unlock()
@@ -249,7 +224,7 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 	if s.closed {
 		return nil, errUnavailable("server closing")
 	}
-	s.replicas[h] = s.newReplica(rep)
+	s.replicas[h] = s.newReplica(rep, false)
 	s.log.Info("replica created", "handle", uint64(h), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CreateReplicaResponse{}, nil
 }
@@ -258,42 +233,29 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 // is a no-op, a higher one reconfigures the node, a lower one is stale.
 func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, ids []uint64) error {
 	r.mu.Lock()
-	cur := r.node.Config().Epoch
-	switch {
-	case r.dropped:
+	if r.dropped {
 		r.mu.Unlock()
 		return errNotFound(r.handle)
-	case epoch == cur:
-		r.mu.Unlock()
-		return nil
-	case epoch < cur:
-		r.mu.Unlock()
-		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, replica at %d", r.handle, epoch, cur)
 	}
-	wasMember := r.node.Role() != chain.RoleNone
-	r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
-	r.store.SetConfig(epoch, ids)
-	if r.rejoin {
-		if r.node.Role() == chain.RoleSingle {
-			r.rejoin = false // fencedThrough < epoch: served again
-			r.log.Info("reloaded replica is the sole member, fence lifted", "epoch", epoch)
-		} else {
-			r.fencedThrough = max(r.fencedThrough, epoch)
+	wasFenced := r.node.Fenced()
+	changed, err := r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
+	if err != nil || !changed {
+		if err != nil {
+			err = r.chainErrorLocked(err)
 		}
+		r.mu.Unlock()
+		return err
 	}
+	r.store.SetConfig(epoch, ids)
+	r.reconfiguredLocked()
+	if wasFenced && !r.node.Fenced() {
+		r.log.Info("fence lifted", "epoch", epoch, "role", r.node.Role())
+	}
+	// Abandoned writes of a former head are answered now, so their
+	// clients retry at the new head instead of waiting out their RPC
+	// timeout (the new head deduplicates by request id); a joiner starts
+	// its catch-up.
 	r.processReadyLocked()
-	if role := r.node.Role(); role != chain.RoleHead && role != chain.RoleSingle {
-		// The node forgot the replies it owed; answer their clients now
-		// so they retry at the new head instead of waiting out their RPC
-		// timeout (the new head deduplicates by request id).
-		r.failWaitersLocked(rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: reconfigured to epoch %d, not the head", r.handle, epoch))
-	}
-	if role := r.node.Role(); !wasMember && (role == chain.RoleTail || role == chain.RoleMiddle) {
-		// Joined: the predecessor may hold updates it applied before it
-		// forwarded to us; serve no reads until they are fetched.
-		r.catchingUp = true
-		s.startCatchUpLocked(r)
-	}
 	r.mu.Unlock()
 	if err := r.store.Sync(); err != nil {
 		return storeError(fmt.Errorf("sync config: %w", err))
@@ -325,23 +287,13 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 		s.log.Debug("chain message for unknown replica", "handle", uint64(h), "from", uint64(m.From))
 		return
 	}
-	if m.Type == chain.MsgUpdate && m.Update.End() > r.chunkSize {
-		s.log.Warn("dropping update outside the chunk", "handle", uint64(h), "seq", m.Update.Seq)
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dropped {
 		return
 	}
-	if role := r.node.Role(); r.fencedLocked() && (role == chain.RoleHead || role == chain.RoleSingle) {
-		// A fenced head takes no part in its chain (a reloaded one may
-		// hold stale sequence numbers); the master replaces it.
-		r.log.Debug("chain message to a fenced head dropped", "from", uint64(m.From), "type", m.Type)
-		return
-	}
 	if err := r.node.Step(m); err != nil {
-		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) {
+		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) || errors.Is(err, chain.ErrFenced) {
 			r.log.Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
 		} else {
 			r.log.Warn("chain message rejected", "from", uint64(m.From), "err", err)
