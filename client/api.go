@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -39,6 +40,25 @@ func (e *wrapped) Error() string        { return e.msg }
 func (e *wrapped) Is(target error) bool { return target == e.is }
 
 func wrapErr(msg string, is error) error { return &wrapped{msg, is} }
+
+// DetailError is an error of a known kind (one of the sentinels above)
+// with the detail that explains this occurrence, as the server or the
+// client gave it: "not enough chunkservers available: need 3
+// chunkservers, 1 alive". errors.Is(err, Kind) holds. A program that shows
+// errors to people finds it with errors.As and may print it alone,
+// without the operation context wrapped around it.
+type DetailError struct {
+	Kind   error
+	Detail string
+}
+
+func (e *DetailError) Error() string { return e.Kind.Error() + ": " + e.Detail }
+func (e *DetailError) Unwrap() error { return e.Kind }
+
+// detailf returns a *DetailError of kind with a formatted detail.
+func detailf(kind error, format string, args ...any) error {
+	return &DetailError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
 
 // Defaults.
 const (

@@ -72,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxIOSize = defaultMaxIOSize
 	}
 	if cfg.MaxIOSize > 32<<20 {
-		return nil, fmt.Errorf("client: MaxIOSize %d above 32 MiB: %w", cfg.MaxIOSize, ErrInvalid)
+		return nil, fmt.Errorf("client: %w", detailf(ErrInvalid, "MaxIOSize %d above 32 MiB", cfg.MaxIOSize))
 	}
 	if cfg.IOConcurrency <= 0 {
 		cfg.IOConcurrency = defaultIOConcurrency
@@ -88,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	if len(masters) == 0 {
-		return nil, fmt.Errorf("client: no master address: %w", ErrInvalid)
+		return nil, fmt.Errorf("client: %w", detailf(ErrInvalid, "no master address"))
 	}
 	id, err := randomID()
 	if err != nil {

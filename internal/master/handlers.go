@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -64,7 +63,8 @@ func (s *server) propose(ctx context.Context, c meta.Command) (meta.Result, erro
 	return r, nil
 }
 
-// metaErr maps a meta error to its rpcerr code.
+// metaErr maps a meta error to its rpcerr code, classified with
+// errors.Is; the message is the error's own text.
 func metaErr(err error) error {
 	codes := []struct {
 		err  error
@@ -81,10 +81,7 @@ func metaErr(err error) error {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			// The code already says what the sentinel says: keep only the
-			// detail ("chunk size 3145728 is not a power of two ...").
-			msg := strings.TrimPrefix(err.Error(), c.err.Error()+": ")
-			return rpcerr.New(c.code, "%s", msg)
+			return rpcerr.New(c.code, "%v", err)
 		}
 	}
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
