@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/catena-io/catena/internal/clock"
 )
 
 // Errors. Each wraps the io/fs error of the same meaning where there is one,
@@ -85,6 +87,11 @@ type Config struct {
 	// and chunkservers); nil uses the default TCP dialer. The fault-injection
 	// harness passes one that can cut the network.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Clock times the waits between retries (nil: the real clock). Tests
+	// in this module pass internal/clock's Fake, or a clock whose timers
+	// are short. Deadlines (OpTimeout, per attempt) are the context's,
+	// on the real clock.
+	Clock clock.Clock
 }
 
 // FileInfo describes a file or directory.

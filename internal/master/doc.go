@@ -11,7 +11,9 @@
 // placement before proposing, so applying an entry is deterministic. Soft
 // state (heartbeat times, free space, replica inventories, which replicas
 // were confirmed created) lives only on the leader and is rebuilt from
-// heartbeats after a failover.
+// heartbeats after a failover. Config.Clock is the one source of time:
+// the times stamped and judged by, and the ticks of the repair and
+// register loops (Raft's own timers excepted), so tests move it by hand.
 //
 // Invariants:
 //   - only the leader serves RPCs, and only after a Raft barrier since it

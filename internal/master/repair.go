@@ -40,13 +40,13 @@ func (m *Master) repairLoop(stop <-chan struct{}) {
 		cancel()
 		repairs.Wait()
 	}()
-	t := time.NewTicker(m.cfg.RepairInterval)
+	t := m.cfg.Clock.NewTicker(m.cfg.RepairInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		m.repairTick(ctx, &repairs)
 	}
