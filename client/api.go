@@ -3,11 +3,14 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"time"
+
+	"github.com/catena-io/catena/internal/clock"
 )
 
 // Errors. Each wraps the io/fs error of the same meaning where there is one,
@@ -40,6 +43,25 @@ func (e *wrapped) Is(target error) bool { return target == e.is }
 
 func wrapErr(msg string, is error) error { return &wrapped{msg, is} }
 
+// DetailError is an error of a known kind (one of the sentinels above)
+// with the detail that explains this occurrence, as the server or the
+// client gave it: "not enough chunkservers available: need 3
+// chunkservers, 1 alive". errors.Is(err, Kind) holds. A program that shows
+// errors to people finds it with errors.As and may print it alone,
+// without the operation context wrapped around it.
+type DetailError struct {
+	Kind   error
+	Detail string
+}
+
+func (e *DetailError) Error() string { return e.Kind.Error() + ": " + e.Detail }
+func (e *DetailError) Unwrap() error { return e.Kind }
+
+// detailf returns a *DetailError of kind with a formatted detail.
+func detailf(kind error, format string, args ...any) error {
+	return &DetailError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
 // Defaults.
 const (
 	DefaultMaster      = "127.0.0.1:7070"
@@ -65,6 +87,11 @@ type Config struct {
 	// and chunkservers); nil uses the default TCP dialer. The fault-injection
 	// harness passes one that can cut the network.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Clock times the waits between retries (nil: the real clock). Tests
+	// in this module pass internal/clock's Fake, or a clock whose timers
+	// are short. Deadlines (OpTimeout, per attempt) are the context's,
+	// on the real clock.
+	Clock clock.Clock
 }
 
 // FileInfo describes a file or directory.

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
@@ -49,8 +50,7 @@ type Client struct {
 	log      *slog.Logger
 	clientID uint64
 	reqSeq   atomic.Uint64
-	// sleep waits d or until ctx is done; a field so tests can speed it up.
-	sleep func(ctx context.Context, d time.Duration) error
+	clock    clock.Clock // cfg.Clock, or the real one
 
 	mu      sync.Mutex
 	masters []string // configured addresses, plus leaders learned from redirects
@@ -72,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxIOSize = defaultMaxIOSize
 	}
 	if cfg.MaxIOSize > 32<<20 {
-		return nil, fmt.Errorf("client: MaxIOSize %d above 32 MiB: %w", cfg.MaxIOSize, ErrInvalid)
+		return nil, fmt.Errorf("client: %w", detailf(ErrInvalid, "MaxIOSize %d above 32 MiB", cfg.MaxIOSize))
 	}
 	if cfg.IOConcurrency <= 0 {
 		cfg.IOConcurrency = defaultIOConcurrency
@@ -88,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	if len(masters) == 0 {
-		return nil, fmt.Errorf("client: no master address: %w", ErrInvalid)
+		return nil, fmt.Errorf("client: %w", detailf(ErrInvalid, "no master address"))
 	}
 	id, err := randomID()
 	if err != nil {
@@ -98,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		log:      log,
 		clientID: id,
-		sleep:    sleepCtx,
+		clock:    clock.Or(cfg.Clock),
 		masters:  masters,
 		leader:   masters[0],
 		conns:    make(map[string]*grpc.ClientConn),
@@ -117,15 +117,13 @@ func randomID() (uint64, error) {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+// sleep waits d on the client's clock (a retry's backoff), or until ctx
+// is done: then it returns ctx's error.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if !clock.Sleep(ctx, c.clock, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 func contains(s []string, x string) bool {

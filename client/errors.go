@@ -14,8 +14,9 @@ import (
 )
 
 // sentinel maps a server error to the package's sentinel error, keeping the
-// server's message where it explains the sentinel (INVALID, NO_CHUNKSERVERS).
-// Errors without a Catena code are returned unchanged.
+// server's message as a *DetailError where it explains the sentinel
+// (INVALID, NAME_TOO_LONG, NO_CHUNKSERVERS). Errors without a Catena code
+// are returned unchanged.
 func sentinel(err error) error {
 	if err == nil {
 		return nil
@@ -49,10 +50,10 @@ func sentinel(err error) error {
 
 func withMessage(s, err error) error {
 	msg := rpcerr.Message(err)
-	if msg == "" || msg == s.Error() {
+	if msg == "" {
 		return s
 	}
-	return fmt.Errorf("%w: %s", s, msg)
+	return &DetailError{Kind: s, Detail: msg}
 }
 
 // opError wraps err as "op path: err" (os.PathError style, but the message is

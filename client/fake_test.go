@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
@@ -568,14 +569,25 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 	return fc
 }
 
-// newTestClient returns a client of masters with fast backoff.
+// fastClock is the real clock with every timer cut to at most a
+// millisecond: a test client retries without waiting out its backoff.
+type fastClock struct{ clock.Real }
+
+func (fastClock) NewTimer(d time.Duration) clock.Timer {
+	return clock.Real{}.NewTimer(min(d, time.Millisecond))
+}
+
+// newTestClient returns a client of masters with fast backoff (unless cfg
+// brings its own clock).
 func newTestClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
+	if cfg.Clock == nil {
+		cfg.Clock = fastClock{}
+	}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.sleep = func(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, time.Millisecond) }
 	t.Cleanup(func() { c.Close() })
 	return c
 }

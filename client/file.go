@@ -108,7 +108,7 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 		return 0, opError("read", f.path, ErrClosed)
 	}
 	if off < 0 {
-		return 0, opError("read", f.path, fmt.Errorf("%w: negative offset %d", ErrInvalid, off))
+		return 0, opError("read", f.path, detailf(ErrInvalid, "negative offset %d", off))
 	}
 	size := f.Size()
 	if off >= size {
@@ -146,7 +146,7 @@ func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, er
 		return 0, opError("write", f.path, ErrClosed)
 	}
 	if off < 0 {
-		return 0, opError("write", f.path, fmt.Errorf("%w: negative offset %d", ErrInvalid, off))
+		return 0, opError("write", f.path, detailf(ErrInvalid, "negative offset %d", off))
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -326,8 +326,8 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 				// Name what is lost: the chunk, where in it, and the
 				// tail's word on the block (catena status lists the
 				// chunk with its lost blocks and files).
-				return fmt.Errorf("%w: chunk %d (index %d), bytes [%d, %d) of the chunk: %s",
-					ErrCorrupt, ci.Handle, pc.index, pc.chunkOff, pc.chunkOff+int64(pc.n), rpcerr.Message(err))
+				return detailf(ErrCorrupt, "chunk %d (index %d), bytes [%d, %d) of the chunk: %s",
+					ci.Handle, pc.index, pc.chunkOff, pc.chunkOff+int64(pc.n), rpcerr.Message(err))
 			}
 		}
 		lastErr = err
@@ -559,7 +559,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 		return opError("truncate", f.path, ErrClosed)
 	}
 	if size < 0 {
-		return opError("truncate", f.path, fmt.Errorf("%w: negative size %d", ErrInvalid, size))
+		return opError("truncate", f.path, detailf(ErrInvalid, "negative size %d", size))
 	}
 	ctx, cancel := f.c.opContext(ctx)
 	defer cancel()

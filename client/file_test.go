@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
@@ -514,6 +516,49 @@ func TestMasterFailover(t *testing.T) {
 	}
 	if c.Masters()[0] != fc.m.addr {
 		t.Fatalf("leader guess = %v", c.Masters())
+	}
+}
+
+// TestBackoffOnClientClock: the wait between retries is on Config.Clock.
+// On a fake clock a retrying call stays in its backoff, its timer armed,
+// until the clock moves past it; then the retry succeeds.
+func TestBackoffOnClientClock(t *testing.T) {
+	m := newFakeMaster(t)
+	var electing atomic.Bool
+	electing.Store(true)
+	m.setHook(func(string) error {
+		if electing.Load() {
+			return rpcerr.New(api.ErrorCode_UNAVAILABLE, "electing")
+		}
+		return nil
+	})
+	clk := clock.NewFake(time.Unix(0, 0))
+	c := newTestClient(t, Config{Masters: []string{m.addr}, Clock: clk})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Stat(context.Background(), "/")
+		done <- err
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, 1); err != nil { // backing off on clk
+		t.Fatalf("no backoff timer on the client's clock: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Stat returned during its backoff: %v", err)
+	default:
+	}
+	if n := m.callCount("Lookup"); n != 1 {
+		t.Fatalf("%d Lookup calls before the clock moved, want 1", n)
+	}
+	electing.Store(false)
+	clk.Advance(backoffMax)
+	if err := <-done; err != nil {
+		t.Fatalf("Stat after the backoff: %v", err)
+	}
+	if n := m.callCount("Lookup"); n != 2 {
+		t.Fatalf("%d Lookup calls, want 2", n)
 	}
 }
 

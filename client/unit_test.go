@@ -107,6 +107,14 @@ func TestErrorMapping(t *testing.T) {
 			if err.Error() != tt.wantMsg {
 				t.Errorf("message %q, want %q", err.Error(), tt.wantMsg)
 			}
+			// The server's detail comes as a *DetailError of the kind,
+			// without the operation's context.
+			var de *DetailError
+			if hasDetail := tt.want == ErrInvalid || tt.want == ErrNameTooLong || tt.want == ErrNoChunkservers; errors.As(err, &de) != hasDetail {
+				t.Errorf("errors.As(%v, *DetailError) = %v, want %v", err, de != nil, hasDetail)
+			} else if hasDetail && (de.Kind != tt.want || de.Detail != tt.msg) {
+				t.Errorf("detail error %+v, want kind %v detail %q", de, tt.want, tt.msg)
+			}
 		})
 	}
 	if err := opError("stat", "/a", nil); err != nil {

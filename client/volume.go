@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"google.golang.org/grpc"
 	"io"
 	"time"
@@ -136,7 +135,7 @@ func (v *Volume) Size() int64 { return v.info.Size }
 
 func (v *Volume) check(op string, off, n int64) error {
 	if off < 0 || n < 0 || off > v.info.Size || n > v.info.Size-off {
-		return opError(op, v.f.path, fmt.Errorf("%w: range [%d, +%d) outside the volume (size %d)", ErrInvalid, off, n, v.info.Size))
+		return opError(op, v.f.path, detailf(ErrInvalid, "range [%d, +%d) outside the volume (size %d)", off, n, v.info.Size))
 	}
 	return nil
 }

@@ -85,12 +85,12 @@ var codeErrors = map[api.ErrorCode]error{
 func reason(err error) string {
 	for _, k := range knownErrors {
 		if errors.Is(err, k) {
-			// Keep the detail the server gave after the sentinel's text
+			// Keep the detail the server or the client gave with the kind
 			// ("not enough chunkservers available: need 5 chunkservers, 3
-			// alive"), drop the client's call context before it.
-			msg := err.Error()
-			if i := strings.Index(msg, k.Error()); i >= 0 {
-				return msg[i:]
+			// alive"), drop the client's call context around it.
+			var de *client.DetailError
+			if errors.As(err, &de) && errors.Is(de, k) {
+				return de.Error()
 			}
 			return k.Error()
 		}

@@ -7,16 +7,9 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/catena-io/catena/internal/clock"
 )
-
-// Clock tells the time; tests inject a fake one.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // Config configures a master.
 type Config struct {
@@ -69,8 +62,10 @@ type Config struct {
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
-	// Clock tells the time (default the system clock).
-	Clock Clock
+	// Clock is the master's one source of time: the times it stamps and
+	// judges liveness by, and the tickers of its repair and register
+	// loops (nil: the system clock). Raft's own timers do not use it.
+	Clock clock.Clock
 }
 
 const (
@@ -141,9 +136,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Clock == nil {
-		c.Clock = systemClock{}
-	}
+	c.Clock = clock.Or(c.Clock)
 	return c, nil
 }
 

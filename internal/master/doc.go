@@ -1,6 +1,9 @@
 // Package master is Catena's metadata service: the Raft glue around
-// internal/meta, the gRPC Master service, chunk placement and the leader's
-// soft state about chunkservers.
+// internal/meta, the gRPC Master service and the leader's soft state about
+// chunkservers. What to do (placement, liveness, repair plans, verdicts on
+// replica reports and inventories) is decided by the pure functions of
+// internal/master/decide on domain types; this package gathers their
+// inputs, converts api messages at the edge, and carries their plans out.
 //
 // Model: hard state (namespace, chunk map, server registry) lives in a
 // meta.State that changes only through Raft log entries (hashicorp/raft,
@@ -8,7 +11,9 @@
 // placement before proposing, so applying an entry is deterministic. Soft
 // state (heartbeat times, free space, replica inventories, which replicas
 // were confirmed created) lives only on the leader and is rebuilt from
-// heartbeats after a failover.
+// heartbeats after a failover. Config.Clock is the one source of time:
+// the times stamped and judged by, and the ticks of the repair and
+// register loops (Raft's own timers excepted), so tests move it by hand.
 //
 // Invariants:
 //   - only the leader serves RPCs, and only after a Raft barrier since it
@@ -40,8 +45,8 @@
 //     re-replicates short chains, most-missing first, at most
 //     RepairConcurrency at once: Replicate on the target (from the tail),
 //     SetChain with the target at the tail, Reconfigure to every member.
-//     Its decisions are pure functions (plan.go). A member that missed a
-//     push gets the chain in its next HeartbeatResponse.configs;
+//     Its decisions are decide's. A member that missed a push gets the
+//     chain in its next HeartbeatResponse.configs;
 //   - ReportReplica removes the reporter from the chain the same way.
 //
 // Caller's duties: Start returns a running master; call Close once. Config

@@ -10,6 +10,3 @@ var (
 	// supported. Kept so older callers still compile.
 	ErrPeersUnsupported = errors.New("master: multiple voters not supported yet")
 )
-
-// ErrNoChunkservers: fewer live chunkservers than a chain needs.
-var ErrNoChunkservers = errors.New("master: not enough chunkservers")

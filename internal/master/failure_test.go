@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/meta"
 )
 
@@ -23,6 +23,7 @@ type fakeCS struct {
 	addr string
 
 	mu          sync.Mutex
+	changed     chan struct{} // closed and replaced on every Reconfigure
 	reconfigs   []*api.ReconfigureRequest
 	replicates  []*api.ReplicateRequest
 	replicateOK bool
@@ -36,7 +37,30 @@ func (f *fakeCS) Reconfigure(_ context.Context, req *api.ReconfigureRequest) (*a
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reconfigs = append(f.reconfigs, req)
+	close(f.changed)
+	f.changed = make(chan struct{})
 	return &api.ReconfigureResponse{}, nil
+}
+
+// awaitReconfig waits until the server got a Reconfigure for handle at
+// epoch with chain (from the repair loop, not from a round the test ran).
+func (f *fakeCS) awaitReconfig(t *testing.T, handle, epoch uint64, chain []uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		f.mu.Lock()
+		ch := f.changed
+		f.mu.Unlock()
+		if f.reconfiguredTo(handle, epoch, chain) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("server %d: no Reconfigure of chunk %d to epoch %d chain %v", f.id, handle, epoch, chain)
+		}
+	}
 }
 
 func (f *fakeCS) Replicate(_ context.Context, req *api.ReplicateRequest) (*api.ReplicateResponse, error) {
@@ -89,7 +113,7 @@ func startFakeCS(t *testing.T, id uint64) *fakeCS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeCS{id: id, addr: lis.Addr().String()}
+	f := &fakeCS{id: id, addr: lis.Addr().String(), changed: make(chan struct{})}
 	gs := grpc.NewServer()
 	api.RegisterChunkserverServer(gs, f)
 	go gs.Serve(lis)
@@ -101,20 +125,31 @@ func startFakeCS(t *testing.T, id uint64) *fakeCS {
 // server i reports free space (n+1-i) GiB, so placement picks 1, 2, 3.
 type failureEnv struct {
 	t   *testing.T
-	clk *fakeClock
+	clk *clock.Fake
 	m   *Master
 	c   api.MasterClient
 	cs  map[uint64]*fakeCS
 }
 
+// manualRepair is a repair interval no test advances its clock by: the
+// repair loop never ticks by itself, the test runs each round (round).
+const manualRepair = 24 * time.Hour
+
+// newFailureEnv starts an env whose repair rounds run only when the test
+// calls round, so every chain change happens at a known step.
 func newFailureEnv(t *testing.T, n int) *failureEnv {
+	t.Helper()
+	return startFailureEnv(t, n, manualRepair)
+}
+
+func startFailureEnv(t *testing.T, n int, repairInterval time.Duration) *failureEnv {
 	t.Helper()
 	clk := newClock()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	m, err := Start(ctx, Config{
 		Dir: t.TempDir(), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Logger: quietLogger(), Clock: clk, RepairInterval: 5 * time.Millisecond,
+		Logger: quietLogger(), Clock: clk, RepairInterval: repairInterval,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -177,24 +212,20 @@ func (e *failureEnv) chunk(handle uint64) (epoch uint64, chain []uint64) {
 	return got.epoch, got.chain
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+// round runs one round of the repair loop, as its tick would, and waits
+// for the repairs it started: when it returns, the round's chain changes
+// are committed and pushed to the servers.
+func (e *failureEnv) round() {
+	var repairs sync.WaitGroup
+	e.m.repairTick(context.Background(), &repairs)
+	repairs.Wait()
 }
 
-func (e *failureEnv) waitChain(handle, epoch uint64, chain ...uint64) {
+func (e *failureEnv) wantChain(handle, epoch uint64, chain ...uint64) {
 	e.t.Helper()
-	waitFor(e.t, fmt.Sprintf("chunk %d at epoch %d chain %v", handle, epoch, chain), func() bool {
-		ep, ch := e.chunk(handle)
-		return ep == epoch && slices.Equal(ch, chain)
-	})
+	if ep, ch := e.chunk(handle); ep != epoch || !slices.Equal(ch, chain) {
+		e.t.Fatalf("chunk %d at epoch %d chain %v, want epoch %d chain %v", handle, ep, ch, epoch, chain)
+	}
 }
 
 func (e *failureEnv) status() *api.StatusResponse {
@@ -242,9 +273,8 @@ func TestDeadMemberRemovedThenRepaired(t *testing.T) {
 	if !aliveIn(e.status(), 2) {
 		t.Fatal("server 2 dead before lease + drift passed")
 	}
-	if ep, _ := e.chunk(h); ep != 1 {
-		t.Fatalf("chain changed before server 2 was dead: epoch %d", ep)
-	}
+	e.round()
+	e.wantChain(h, 1, 1, 2, 3)
 	e.clk.Advance(10 * time.Millisecond)
 	if aliveIn(e.status(), 2) {
 		t.Fatal("server 2 alive after lease + drift")
@@ -252,27 +282,29 @@ func TestDeadMemberRemovedThenRepaired(t *testing.T) {
 
 	// Removal at epoch 2, pushed to the survivors; then server 4 joins at
 	// epoch 3 after copying from the tail (3).
-	waitFor(t, "survivors reconfigured to [1 3]", func() bool {
-		return e.cs[1].reconfiguredTo(h, 2, []uint64{1, 3}) && e.cs[3].reconfiguredTo(h, 2, []uint64{1, 3})
-	})
-	e.waitChain(h, 3, 1, 3, 4)
+	e.round()
+	e.wantChain(h, 2, 1, 3)
+	if !e.cs[1].reconfiguredTo(h, 2, []uint64{1, 3}) || !e.cs[3].reconfiguredTo(h, 2, []uint64{1, 3}) {
+		t.Fatal("survivors not reconfigured to [1 3] at epoch 2")
+	}
+	e.round()
+	e.wantChain(h, 3, 1, 3, 4)
 	reps := e.cs[4].replicateCalls()
 	if len(reps) != 1 || reps[0].Source.Id != 3 || reps[0].Epoch != 2 || !slices.Equal(refIDs(reps[0].Chain), []uint64{1, 3}) ||
 		reps[0].ChunkSize != 1<<20 || reps[0].MaxBytesPerSec != defaultRepairBytesPerSec {
 		t.Fatalf("replicate calls on server 4: %v", reps)
 	}
 	for _, id := range []uint64{1, 3, 4} {
-		waitFor(t, fmt.Sprintf("server %d reconfigured to epoch 3", id), func() bool {
-			return e.cs[id].reconfiguredTo(h, 3, []uint64{1, 3, 4})
-		})
+		if !e.cs[id].reconfiguredTo(h, 3, []uint64{1, 3, 4}) {
+			t.Fatalf("server %d not reconfigured to epoch 3", id)
+		}
 	}
 	if e.cs[2].maxReconfigEpoch() != 0 {
 		t.Fatal("dead server got a Reconfigure")
 	}
-	waitFor(t, "repair counted", func() bool {
-		cs := e.status().Chunks
-		return cs.RepairsDone == 1 && cs.RepairedBytes == 1000 && cs.ReReplicating == 0 && cs.UnderReplicated == 0
-	})
+	if cs := e.status().Chunks; cs.RepairsDone != 1 || cs.RepairedBytes != 1000 || cs.ReReplicating != 0 || cs.UnderReplicated != 0 {
+		t.Fatalf("repair not counted: %v", cs)
+	}
 
 	// Server 2 returns: its replica (epoch 1, not a member, chain whole) is
 	// deleted. Server 1 reporting epoch 2 gets epoch 3's chain.
@@ -306,7 +338,8 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 	e.clk.Advance(2 * time.Second)
 	e.heartbeat(1, [2]uint64{h, 1})
 	e.heartbeat(3, [2]uint64{h, 1})
-	e.waitChain(h, 2, 1, 3)
+	e.round()
+	e.wantChain(h, 2, 1, 3)
 	if st := e.status(); st.Chunks.UnderReplicated != 1 || st.Chunks.Lost != 0 {
 		t.Fatalf("status chunks: %v", st.Chunks)
 	}
@@ -317,7 +350,8 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 		t.Fatalf("stale replica deleted while the chain is short: %v", resp.DeleteHandles)
 	}
 	e.heartbeat(4)
-	e.waitChain(h, 3, 1, 3, 2)
+	e.round()
+	e.wantChain(h, 3, 1, 3, 2)
 	if len(e.cs[4].replicateCalls()) != 0 || len(e.cs[2].replicateCalls()) != 1 {
 		t.Fatalf("replicate calls: server 2 %d, server 4 %d", len(e.cs[2].replicateCalls()), len(e.cs[4].replicateCalls()))
 	}
@@ -335,7 +369,8 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 	}
 	// 3 still reports its (bad) replica: 4 is chosen anyway.
 	e.heartbeat(3, [2]uint64{h, 3})
-	e.waitChain(h, 5, 1, 2, 4)
+	e.round()
+	e.wantChain(h, 5, 1, 2, 4)
 	if len(e.cs[3].replicateCalls()) != 0 {
 		t.Fatal("the reporter of a bad replica was chosen as repair target")
 	}
@@ -357,17 +392,37 @@ func TestSoleReplicaKept(t *testing.T) {
 	}
 	h := e.allocate().Handle
 	e.clk.Advance(2 * time.Second)
-	waitFor(t, "status shows the chunk lost", func() bool { return e.status().Chunks.Lost == 1 })
-	if ep, chain := e.chunk(h); ep != 1 || len(chain) != 3 {
-		t.Fatalf("all-dead chain changed: epoch %d chain %v", ep, chain)
+	if st := e.status(); st.Chunks.Lost != 1 {
+		t.Fatalf("status chunks %v, want the chunk lost", st.Chunks)
 	}
+	e.round()
+	e.wantChain(h, 1, 1, 2, 3) // all dead: unchanged
 	// One member returns: the others are removed, the survivor kept.
 	e.heartbeat(2, [2]uint64{h, 1})
-	e.waitChain(h, 2, 2)
+	e.round()
+	e.wantChain(h, 2, 2)
 	if _, err := e.c.ReportReplica(context.Background(), &api.ReportReplicaRequest{ServerId: 2, Handle: h, Epoch: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if ep, chain := e.chunk(h); ep != 2 || !slices.Equal(chain, []uint64{2}) {
 		t.Fatalf("sole replica removed on report: epoch %d chain %v", ep, chain)
 	}
+}
+
+// TestRepairLoopTicksOnClock: the repair loop's ticks come from the
+// master's clock. Moving the clock past a silent member's lease both
+// kills it and ticks the loop, which removes it: the test runs no round
+// and waits for the Reconfigure the removal pushes.
+func TestRepairLoopTicksOnClock(t *testing.T) {
+	e := startFailureEnv(t, 3, 100*time.Millisecond)
+	for id := uint64(1); id <= 3; id++ {
+		e.heartbeat(id)
+	}
+	h := e.allocate().Handle
+	e.clk.Advance(time.Second)
+	e.heartbeat(1, [2]uint64{h, 1})
+	e.heartbeat(2, [2]uint64{h, 1})
+	e.clk.Advance(time.Second) // 3 silent for 2 s: dead
+	e.cs[1].awaitReconfig(t, h, 2, []uint64{1, 2})
+	e.wantChain(h, 2, 1, 2)
 }

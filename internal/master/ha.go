@@ -158,13 +158,13 @@ func (m *Master) verifyLeader() bool {
 // through Raft when leading, else by asking the leader, until it is there.
 func (m *Master) registerLoop() {
 	defer m.wg.Done()
-	t := time.NewTicker(registerInterval)
+	t := m.cfg.Clock.NewTicker(registerInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-m.stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		var have string
 		m.fsm.view(func(st *meta.State) { have = st.MasterAddr(m.cfg.ID) })

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -63,7 +63,8 @@ func (s *server) propose(ctx context.Context, c meta.Command) (meta.Result, erro
 	return r, nil
 }
 
-// metaErr maps a meta error to its rpcerr code.
+// metaErr maps a meta error to its rpcerr code, classified with
+// errors.Is; the message is the error's own text.
 func metaErr(err error) error {
 	codes := []struct {
 		err  error
@@ -80,10 +81,7 @@ func metaErr(err error) error {
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			// The code already says what the sentinel says: keep only the
-			// detail ("chunk size 3145728 is not a power of two ...").
-			msg := strings.TrimPrefix(err.Error(), c.err.Error()+": ")
-			return rpcerr.New(c.code, "%s", msg)
+			return rpcerr.New(c.code, "%v", err)
 		}
 	}
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
@@ -304,7 +302,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		fi        meta.FileInfo
 		err       error
 		cands     []meta.Server
-		placeFrom []Candidate
+		placeFrom []decide.Candidate
 	)
 	s.m.fsm.view(func(st *meta.State) {
 		if ref, exists, err = st.FileChunk(req.Inode, req.Index); err != nil || exists {
@@ -322,21 +320,22 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		for _, sv := range cands {
 			soft, ok := s.m.soft.get(sv.ID)
 			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter()) {
-				placeFrom = append(placeFrom, Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
-			} else if s.m.soft.liveness(sv.ID, now, s.m.cfg.deadAfter()) == livenessUnknown {
+				placeFrom = append(placeFrom, decide.Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
+			} else if s.m.soft.liveness(sv.ID, now, s.m.cfg.deadAfter()) == decide.Unknown {
 				learning = true
 			}
 		}
-		chain, err := Place(placeFrom, fi.Replication, DefaultDomainKey)
-		if err != nil {
-			if errors.Is(err, ErrNoChunkservers) && learning {
-				// A master that just took office has not heard every
-				// chunkserver yet: that is a wait, not a verdict.
-				return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE, "learning which chunkservers are alive: %v", err)
-			}
-			if errors.Is(err, ErrNoChunkservers) {
-				return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "%s", strings.TrimPrefix(err.Error(), ErrNoChunkservers.Error()+": "))
-			}
+		chain, err := decide.Place(placeFrom, fi.Replication, decide.DefaultDomainKey)
+		var short *decide.ShortageError
+		switch {
+		case errors.As(err, &short) && learning:
+			// A master that just took office has not heard every
+			// chunkserver yet: that is a wait, not a verdict.
+			return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE,
+				"learning which chunkservers are alive: need %d chunkservers, %d alive so far", short.Need, short.Alive)
+		case errors.As(err, &short):
+			return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "need %d chunkservers, %d alive", short.Need, short.Alive)
+		case err != nil:
 			return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
 		}
 		r, err := s.propose(ctx, meta.AllocateChunk{Inode: req.Inode, Index: req.Index, Chain: chain, Time: now.UnixNano()})
@@ -427,13 +426,27 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	// replica looks stale and would be deleted. In this order a cleared
 	// mark implies a map that already has T in the chain.
 	targets := s.m.soft.repairTargets()
+	reps := make([]decide.Replica, 0, len(req.Replicas))
+	inv := make(map[uint64]uint64, len(req.Replicas))
+	ev := make(map[uint64]decide.Evidence, len(req.Replicas))
+	for _, r := range req.Replicas {
+		reps = append(reps, decide.Replica{Handle: r.Handle, Epoch: r.Epoch})
+		inv[r.Handle] = r.Epoch
+		ev[r.Handle] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
+			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
+	}
 	s.m.fsm.view(func(st *meta.State) {
 		known, ok = st.Server(req.ServerId)
-		resp.DeleteHandles, resp.Configs = reconcileInventory(st, req.ServerId, req.Replicas, targets)
-		if !s.m.gcAllowed(req.ServerId, s.m.cfg.Clock.Now()) {
-			resp.DeleteHandles = nil // still learning locations (ha.go)
+		deletes, missed := decide.Reconcile(st, req.ServerId, reps, targets)
+		if s.m.gcAllowed(req.ServerId, s.m.cfg.Clock.Now()) {
+			resp.DeleteHandles = deletes // else still learning locations (ha.go)
 		}
-		resp.Fenced = fencedReplicas(st, req.ServerId, req.Replicas)
+		for _, ch := range missed {
+			resp.Configs = append(resp.Configs, reconfigureRequest(st, ch))
+		}
+		for _, ch := range decide.Fenced(st, req.ServerId, reps) {
+			resp.Fenced = append(resp.Fenced, &api.FencedReplica{Handle: ch.Handle, Epoch: ch.Epoch})
+		}
 		for _, sv := range st.Servers() {
 			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr})
 		}
@@ -443,13 +456,6 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		// so placement never picks a server missing from the registry.
 		resp.Reregister = true
 		return resp, nil
-	}
-	inv := make(map[uint64]uint64, len(req.Replicas))
-	ev := make(map[uint64]evidence, len(req.Replicas))
-	for _, r := range req.Replicas {
-		inv[r.Handle] = r.Epoch
-		ev[r.Handle] = evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
-			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
 	}
 	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev)
 	// The server counts the lease from when it sent this heartbeat; we
@@ -479,7 +485,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		resp.Files, resp.Directories = st.Counts()
 	})
 	alive := map[uint64]bool{}
-	ev := map[uint64]map[uint64]evidence{}
+	ev := map[uint64]map[uint64]decide.Evidence{}
 	for _, sv := range servers {
 		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels}
 		if soft, ok := s.m.soft.get(sv.ID); ok {
@@ -509,7 +515,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if len(resp.Chunks.Problems) >= maxProblems {
 			continue
 		}
-		if lost := lostBlocks(ch.Handle, alive, ev); lost != nil {
+		if lost := decide.LostBlocks(ch.Handle, alive, ev); lost != nil {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: fmt.Sprintf("%d blocks (64 KiB) verify on no live replica", len(lost)), LostBlocks: lost})
 		} else if why := s.m.soft.repairFailure(ch.Handle); why != "" && live < ch.Replication {

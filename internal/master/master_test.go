@@ -16,31 +16,18 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+// newClock returns the fake clock a test master runs on: time, and so
+// liveness and the repair and register loops' ticks, move only when the
+// test advances it.
+func newClock() *clock.Fake { return clock.NewFake(time.Unix(1_700_000_000, 0)) }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startMaster(t *testing.T, dir string, clk Clock) (*Master, api.MasterClient) {
+func startMaster(t *testing.T, dir string, clk clock.Clock) (*Master, api.MasterClient) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

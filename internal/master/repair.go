@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -39,13 +40,13 @@ func (m *Master) repairLoop(stop <-chan struct{}) {
 		cancel()
 		repairs.Wait()
 	}()
-	t := time.NewTicker(m.cfg.RepairInterval)
+	t := m.cfg.Clock.NewTicker(m.cfg.RepairInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		m.repairTick(ctx, &repairs)
 	}
@@ -66,7 +67,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	live, free, inv := view.live, view.free, view.inv
 
 	lacking := m.soft.lacking(chunks, view, now)
-	removals := planRemovals(removalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
+	removals := decide.PlanRemovals(decide.RemovalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
 		Missing: func(id, h uint64) bool {
 			since, ok := lacking[[2]uint64{id, h}]
 			return ok && m.gcAllowed(id, now) && now.Sub(since) >= missingGrace
@@ -95,7 +96,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	}
 
 	busy, bad, slots := m.soft.repairView(now, m.cfg.RepairConcurrency)
-	heals, hold := planHeals(chunks, live, view.evidence, busy)
+	heals, hold := decide.PlanHeals(chunks, live, view.evidence, busy)
 	for h := range hold {
 		busy[h] = true
 	}
@@ -110,8 +111,8 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	if slots <= 0 {
 		return
 	}
-	plans := planRepairs(repairInput{Chunks: chunks, Servers: servers, Live: live, Free: free,
-		Inventory: inv, Busy: busy, Bad: bad, Slots: slots, DomainKey: DefaultDomainKey})
+	plans := decide.PlanRepairs(decide.RepairInput{Chunks: chunks, Servers: servers, Live: live, Free: free,
+		Inventory: inv, Busy: busy, Bad: bad, Slots: slots, DomainKey: decide.DefaultDomainKey})
 	for _, p := range plans {
 		if !m.soft.startRepair(p.Handle, p.Target) {
 			continue
@@ -143,7 +144,7 @@ func chainOf(chunks []meta.Chunk, handle uint64) []uint64 {
 // which copies from the tail while writes keep flowing; (2) SetChain with
 // the target at the tail, epoch+1; (3) Reconfigure pushed to every member
 // (the target then catches up from its predecessor by itself).
-func (m *Master) runRepair(ctx context.Context, p repairPlan) {
+func (m *Master) runRepair(ctx context.Context, p decide.RepairPlan) {
 	log := m.log.With("handle", p.Handle, "target", p.Target, "returning", p.Returning)
 	var (
 		bytes int64
@@ -198,8 +199,8 @@ func (m *Master) runRepair(ctx context.Context, p repairPlan) {
 
 var errChainMoved = errors.New("master: chain changed during repair")
 
-// runHeal carries out one healPlan: RestoreBlocks on the target.
-func (m *Master) runHeal(ctx context.Context, p healPlan) {
+// runHeal carries out one heal plan: RestoreBlocks on the target.
+func (m *Master) runHeal(ctx context.Context, p decide.HealPlan) {
 	log := m.log.With("handle", p.Handle, "target", p.Target)
 	req := &api.RestoreBlocksRequest{Handle: p.Handle, Epoch: p.Epoch, Blocks: p.Blocks}
 	var target string

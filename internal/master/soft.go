@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 )
 
@@ -15,8 +16,8 @@ type serverSoft struct {
 	capacity      int64
 	free          int64
 	used          int64
-	replicas      map[uint64]uint64   // handle -> epoch, from the last heartbeat
-	evidence      map[uint64]evidence // handle -> what the last heartbeat proved
+	replicas      map[uint64]uint64          // handle -> epoch, from the last heartbeat
+	evidence      map[uint64]decide.Evidence // handle -> what the last heartbeat proved
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
@@ -81,7 +82,7 @@ func (s *softState) serverLocked(id uint64) *serverSoft {
 // heard records a sign of life with space figures; replicas (and
 // evidence, keyed alike) is nil when the message carried no inventory
 // (Register).
-func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]evidence) {
+func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]decide.Evidence) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)

@@ -1,50 +1,49 @@
-package master
+package decide
 
 import (
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
-	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/meta"
 )
 
-func TestClassify(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	const d = 1250 * time.Millisecond
+// TestPlanRemovalsByLiveness: dead members leave their chains, an unknown
+// one is not dead, and a chain whose members are all dead is kept.
+func TestPlanRemovalsByLiveness(t *testing.T) {
+	live := map[uint64]Liveness{1: Alive, 2: Dead, 3: Alive, 4: Dead, 5: Unknown, 6: Alive}
 	tests := []struct {
-		name              string
-		last, now, leader time.Time
-		want              liveness
+		name  string
+		chunk meta.Chunk
+		want  []uint64 // nil: no change
 	}{
-		{"fresh heartbeat", t0, t0.Add(d), t0.Add(-time.Hour), livenessAlive},
-		{"lease plus drift passed", t0, t0.Add(d + 1), t0.Add(-time.Hour), livenessDead},
-		{"never heard, new leader", time.Time{}, t0.Add(d), t0, livenessUnknown},
-		{"never heard, grace over", time.Time{}, t0.Add(d + 1), t0, livenessDead},
-		{"silent, leader too new", t0, t0.Add(2 * d), t0.Add(d + 1), livenessUnknown},
+		{"dead middle", meta.Chunk{Handle: 1, Epoch: 1, Chain: []uint64{1, 2, 3}}, []uint64{1, 3}},
+		{"dead head and tail", meta.Chunk{Handle: 2, Epoch: 4, Chain: []uint64{2, 3, 4}}, []uint64{3}},
+		{"unknown is not dead", meta.Chunk{Handle: 3, Epoch: 1, Chain: []uint64{1, 3, 5}}, nil},
+		{"all dead: kept", meta.Chunk{Handle: 4, Epoch: 2, Chain: []uint64{2, 4}}, nil},
+		{"all alive", meta.Chunk{Handle: 5, Epoch: 3, Chain: []uint64{1, 3, 6}}, nil},
 	}
+	var all []meta.Chunk
+	var wantAll []uint64
 	for _, tt := range tests {
-		if got := classify(tt.last, tt.now, tt.leader, d); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		all = append(all, tt.chunk)
+		if tt.want != nil {
+			wantAll = append(wantAll, tt.chunk.Handle)
+		}
+		got := PlanRemovals(RemovalInput{Chunks: []meta.Chunk{tt.chunk}, Live: live})
+		switch {
+		case tt.want == nil && len(got) != 0:
+			t.Errorf("%s: PlanRemovals = %v, want no change", tt.name, got)
+		case tt.want != nil && (len(got) != 1 || got[0].Handle != tt.chunk.Handle || got[0].Epoch != tt.chunk.Epoch || !slices.Equal(got[0].Chain, tt.want)):
+			t.Errorf("%s: PlanRemovals = %v, want chain %v at epoch %d", tt.name, got, tt.want, tt.chunk.Epoch)
 		}
 	}
-}
-
-func TestPlanRemovals(t *testing.T) {
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessDead, 3: livenessAlive, 4: livenessDead, 5: livenessUnknown, 6: livenessAlive}
-	chunks := []meta.Chunk{
-		{Handle: 1, Epoch: 1, Chain: []uint64{1, 2, 3}},
-		{Handle: 2, Epoch: 4, Chain: []uint64{2, 3, 4}},
-		{Handle: 3, Epoch: 1, Chain: []uint64{1, 3, 5}}, // unknown is not dead
-		{Handle: 4, Epoch: 2, Chain: []uint64{2, 4}},    // all dead: kept
+	var gotAll []uint64
+	for _, c := range PlanRemovals(RemovalInput{Chunks: all, Live: live}) {
+		gotAll = append(gotAll, c.Handle)
 	}
-	got := planRemovals(removalInput{Chunks: chunks, Live: live})
-	want := []chainChange{{Handle: 1, Epoch: 1, Chain: []uint64{1, 3}}, {Handle: 2, Epoch: 4, Chain: []uint64{3}}}
-	if !slices.EqualFunc(got, want, func(a, b chainChange) bool {
-		return a.Handle == b.Handle && a.Epoch == b.Epoch && slices.Equal(a.Chain, b.Chain)
-	}) {
-		t.Fatalf("planRemovals = %v, want %v", got, want)
+	if !slices.Equal(gotAll, wantAll) {
+		t.Errorf("all chunks at once: changes for %v, want %v (one per chunk, in order)", gotAll, wantAll)
 	}
 }
 
@@ -56,7 +55,7 @@ func TestPlanRemovals(t *testing.T) {
 // and "u" (not yet verified); "O" fenced at an older epoch.
 type member string
 
-func (m member) evidence(epoch uint64) (ev evidence, alive, reported, has bool) {
+func (m member) evidence(epoch uint64) (ev Evidence, alive, reported, has bool) {
 	s := string(m)
 	switch s {
 	case "D":
@@ -66,11 +65,11 @@ func (m member) evidence(epoch uint64) (ev evidence, alive, reported, has bool) 
 	case "-":
 		return ev, true, true, false
 	case "S":
-		return evidence{Epoch: epoch, AppliedEpoch: epoch, Verified: true}, true, true, true
+		return Evidence{Epoch: epoch, AppliedEpoch: epoch, Verified: true}, true, true, true
 	case "O":
-		return evidence{Epoch: epoch - 1, Fenced: true, Verified: true}, true, true, true
+		return Evidence{Epoch: epoch - 1, Fenced: true, Verified: true}, true, true, true
 	}
-	ev = evidence{Epoch: epoch, Fenced: true, Verified: true, AppliedEpoch: 5}
+	ev = Evidence{Epoch: epoch, Fenced: true, Verified: true, AppliedEpoch: 5}
 	if s[0] == 'S' {
 		ev.Fenced = false
 		s = "F" + s[1:]
@@ -146,43 +145,60 @@ func TestPlanRemovalsByEvidence(t *testing.T) {
 	const epoch = 5
 	for _, tt := range tests {
 		ch := meta.Chunk{Handle: 7, Epoch: epoch}
-		live := map[uint64]liveness{}
-		ev := map[uint64]map[uint64]evidence{}
+		live := map[uint64]Liveness{}
+		ev := map[uint64]map[uint64]Evidence{}
 		for i, m := range tt.members {
 			id := uint64(i + 1)
 			ch.Chain = append(ch.Chain, id)
 			e, alive, reported, has := m.evidence(epoch)
-			live[id] = livenessDead
+			live[id] = Dead
 			if alive {
-				live[id] = livenessAlive
+				live[id] = Alive
 			}
 			if reported {
-				ev[id] = map[uint64]evidence{}
+				ev[id] = map[uint64]Evidence{}
 				if has {
 					ev[id][7] = e
 				}
 			}
 		}
-		got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
+		got := PlanRemovals(RemovalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
 			Missing: func(uint64, uint64) bool { return true }})
 		switch {
 		case tt.want == nil && len(got) != 0:
-			t.Errorf("%s: planRemovals = %v, want no change", tt.name, got)
+			t.Errorf("%s: PlanRemovals = %v, want no change", tt.name, got)
 		case tt.want != nil && (len(got) != 1 || got[0].Handle != 7 || got[0].Epoch != epoch || !slices.Equal(got[0].Chain, tt.want)):
-			t.Errorf("%s: planRemovals = %v, want chain %v", tt.name, got, tt.want)
+			t.Errorf("%s: PlanRemovals = %v, want chain %v", tt.name, got, tt.want)
 		}
 	}
 }
 
-// TestPlanRemovalsUnsettled: while the leader is still learning (its
-// inventories may be incomplete), a member not reporting a chunk is kept.
-func TestPlanRemovalsUnsettled(t *testing.T) {
+// TestPlanRemovalsMissing: a member whose inventory lacks the chunk
+// leaves only once Missing says it surely does not hold it (this leader's
+// learning period is over and the lack has lasted); until then it may be
+// creating the replica and is kept.
+func TestPlanRemovalsMissing(t *testing.T) {
 	ch := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2}}
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive}
-	ev := map[uint64]map[uint64]evidence{1: {}, 2: {7: {Epoch: 5, Verified: true}}}
-	if got := planRemovals(removalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev,
-		Missing: func(uint64, uint64) bool { return false }}); len(got) != 0 {
-		t.Fatalf("unsettled: %v, want no change", got)
+	live := map[uint64]Liveness{1: Alive, 2: Alive}
+	ev := map[uint64]map[uint64]Evidence{1: {}, 2: {7: {Epoch: 5, Verified: true}}}
+	tests := []struct {
+		name    string
+		missing func(server, handle uint64) bool
+		want    []uint64 // nil: no change
+	}{
+		{"no rule: kept", nil, nil},
+		{"unsettled: kept", func(uint64, uint64) bool { return false }, nil},
+		{"settled: dropped", func(id, h uint64) bool { return id == 1 && h == 7 }, []uint64{2}},
+		{"settled for another chunk only: kept", func(id, h uint64) bool { return id == 1 && h == 8 }, nil},
+	}
+	for _, tt := range tests {
+		got := PlanRemovals(RemovalInput{Chunks: []meta.Chunk{ch}, Live: live, Evidence: ev, Missing: tt.missing})
+		switch {
+		case tt.want == nil && len(got) != 0:
+			t.Errorf("%s: PlanRemovals = %v, want no change", tt.name, got)
+		case tt.want != nil && (len(got) != 1 || !slices.Equal(got[0].Chain, tt.want)):
+			t.Errorf("%s: PlanRemovals = %v, want chain %v", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -192,7 +208,7 @@ func TestPlanRepairs(t *testing.T) {
 		{ID: 3, Labels: map[string]string{"zone": "a"}}, {ID: 4, Labels: map[string]string{"zone": "c"}},
 		{ID: 5}, {ID: 6},
 	}
-	allAlive := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessAlive, 5: livenessAlive, 6: livenessAlive}
+	allAlive := map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive, 4: Alive, 5: Alive, 6: Alive}
 	free := map[uint64]int64{1: 10, 2: 10, 3: 90, 4: 50, 5: 60, 6: 5}
 	ch := func(h uint64, repl int, chain ...uint64) meta.Chunk {
 		return meta.Chunk{Handle: h, Epoch: 2, Chain: chain, Replication: repl, ChunkSize: 1}
@@ -201,7 +217,7 @@ func TestPlanRepairs(t *testing.T) {
 	tests := []struct {
 		name   string
 		chunks []meta.Chunk
-		live   map[uint64]liveness
+		live   map[uint64]Liveness
 		inv    map[uint64]map[uint64]uint64
 		busy   map[uint64]bool
 		bad    map[uint64]map[uint64]bool
@@ -223,9 +239,9 @@ func TestPlanRepairs(t *testing.T) {
 		{name: "busy chunk skipped", chunks: []meta.Chunk{ch(1, 3, 1, 2), ch(2, 3, 1, 2)}, slots: 4,
 			busy: map[uint64]bool{1: true}, want: []pick{{2, 5}}},
 		{name: "member not alive: wait", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
-			live: map[uint64]liveness{1: livenessAlive, 2: livenessUnknown, 3: livenessAlive, 4: livenessAlive}},
+			live: map[uint64]Liveness{1: Alive, 2: Unknown, 3: Alive, 4: Alive}},
 		{name: "no live spare", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
-			live: map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessDead}},
+			live: map[uint64]Liveness{1: Alive, 2: Alive, 3: Dead}},
 		{name: "spread over one round", chunks: []meta.Chunk{ch(1, 2, 4), ch(2, 2, 4)}, slots: 4,
 			want: []pick{{1, 3}, {2, 3}}}, // 3 (90) stays ahead of 5 (60) after one chunk of size 1
 	}
@@ -235,7 +251,7 @@ func TestPlanRepairs(t *testing.T) {
 			if live == nil {
 				live = allAlive
 			}
-			plans := planRepairs(repairInput{Chunks: tt.chunks, Servers: servers, Live: live, Free: free,
+			plans := PlanRepairs(RepairInput{Chunks: tt.chunks, Servers: servers, Live: live, Free: free,
 				Inventory: tt.inv, Busy: tt.busy, Bad: tt.bad, Slots: tt.slots, DomainKey: DefaultDomainKey})
 			var got []pick
 			for _, p := range plans {
@@ -251,109 +267,72 @@ func TestPlanRepairs(t *testing.T) {
 	}
 }
 
-func TestReconcileInventory(t *testing.T) {
-	st := meta.New()
-	for id := uint64(1); id <= 4; id++ {
-		st.Apply(meta.RegisterServer{ID: id, Addr: "cs"})
-	}
-	ino := st.Apply(meta.Create{Path: "/f", ChunkSize: 1 << 20}).Info.Inode
-	st.Apply(meta.AllocateChunk{Inode: ino, Index: 0, Chain: []uint64{1, 2, 3}}) // handle 1, whole
-	st.Apply(meta.AllocateChunk{Inode: ino, Index: 1, Chain: []uint64{1, 2, 3}}) // handle 2
-	if r := st.Apply(meta.SetChain{Handle: 2, Epoch: 2, Chain: []uint64{1, 2}}); r.Err != nil {
-		t.Fatal(r.Err)
-	} // handle 2 short
-	st.Apply(meta.SetChain{Handle: 1, Epoch: 2, Chain: []uint64{1, 2, 3}})
-	st.Apply(meta.AllocateChunk{Inode: ino, Index: 2, Chain: []uint64{1}}) // handle 3, then truncated away
-	if r := st.Apply(meta.SetSize{Inode: ino, Size: 2 << 20, Mode: meta.SizeExact}); r.Err != nil || st.HasChunk(3) {
-		t.Fatalf("truncate: %v", r.Err)
-	}
-	rep := func(h, e uint64) *api.ReplicaInfo { return &api.ReplicaInfo{Handle: h, Epoch: e} }
-	tests := []struct {
-		name        string
-		server      uint64
-		reps        []*api.ReplicaInfo
-		targets     map[uint64]uint64
-		wantDeletes []uint64
-		wantConfigs []uint64 // handles
-	}{
-		{"member up to date", 1, []*api.ReplicaInfo{rep(1, 2), rep(2, 2)}, nil, nil, nil},
-		{"member at old epoch", 3, []*api.ReplicaInfo{rep(1, 1)}, nil, nil, []uint64{1}},
-		{"deleted chunk, and one being allocated", 1, []*api.ReplicaInfo{rep(9, 1), rep(3, 1)}, nil, []uint64{3}, nil},
-		{"non-member, whole chain: stale", 4, []*api.ReplicaInfo{rep(1, 1), rep(1, 2)}, nil, []uint64{1, 1}, nil},
-		{"non-member, short chain: kept", 3, []*api.ReplicaInfo{rep(2, 1)}, nil, nil, nil},
-		{"joining server kept", 4, []*api.ReplicaInfo{rep(1, 2)}, map[uint64]uint64{1: 4}, nil, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dels, cfgs := reconcileInventory(st, tt.server, tt.reps, tt.targets)
-			var cfgHandles []uint64
-			for _, c := range cfgs {
-				cfgHandles = append(cfgHandles, c.Handle)
-				if c.Epoch != 2 || c.ChunkSize != 1<<20 || len(c.Chain) != 3 {
-					t.Errorf("config %v", c)
-				}
-			}
-			if !slices.Equal(dels, tt.wantDeletes) || !slices.Equal(cfgHandles, tt.wantConfigs) {
-				t.Fatalf("deletes %v configs %v, want %v %v", dels, cfgHandles, tt.wantDeletes, tt.wantConfigs)
-			}
-		})
-	}
-}
-
-// TestLostBlocks: a block is lost only when every live member holding the
-// chunk reports it bad.
+// TestLostBlocks: a block is lost only when every live server holding
+// the chunk (member or not) reports it bad.
 func TestLostBlocks(t *testing.T) {
-	ev := map[uint64]map[uint64]evidence{
-		1: {7: {Bad: []int64{1, 4, 9}}},
+	bad := map[uint64]map[uint64]Evidence{
+		1: {7: {Bad: []int64{9, 1, 4}}},
 		2: {7: {Bad: []int64{4, 9}}},
 		3: {7: {Bad: []int64{9}}},
+		4: {8: {Bad: []int64{2}}}, // holds another chunk only
 	}
-	all := map[uint64]bool{1: true, 2: true, 3: true}
-	if got := lostBlocks(7, all, ev); !slices.Equal(got, []int64{9}) {
-		t.Fatalf("lost %v, want [9]", got)
+	oneClean := map[uint64]map[uint64]Evidence{1: bad[1], 2: bad[2], 3: {7: {}}}
+	all := map[uint64]bool{1: true, 2: true, 3: true, 4: true}
+	tests := []struct {
+		name string
+		live map[uint64]bool
+		ev   map[uint64]map[uint64]Evidence
+		want []int64
+	}{
+		{"bad on every live holder, sorted", all, bad, []int64{9}},
+		{"a dead holder does not count", map[uint64]bool{1: true, 2: true}, bad, []int64{4, 9}},
+		{"one live holder: its bad blocks", map[uint64]bool{1: true}, bad, []int64{1, 4, 9}},
+		{"one clean holder", all, oneClean, nil},
+		{"no live holder", map[uint64]bool{4: true}, bad, nil},
 	}
-	if got := lostBlocks(7, map[uint64]bool{1: true, 2: true}, ev); !slices.Equal(got, []int64{4, 9}) {
-		t.Fatalf("server 3 dead: lost %v, want [4 9]", got)
+	for _, tt := range tests {
+		if got := LostBlocks(7, tt.live, tt.ev); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: lost %v, want %v", tt.name, got, tt.want)
+		}
 	}
-	ev[3][7] = evidence{}
-	if got := lostBlocks(7, all, ev); got != nil {
-		t.Fatalf("one clean member: lost %v, want none", got)
+	if !slices.Equal(bad[1][7].Bad, []int64{9, 1, 4}) {
+		t.Errorf("LostBlocks modified its argument: %v", bad[1][7].Bad)
 	}
 }
 
 // TestPlanHeals: a sole member's bad blocks are restored from the other
 // live servers holding the chunk where they verify, exact state first.
 func TestPlanHeals(t *testing.T) {
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
+	live := map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive, 4: Dead}
 	sole := meta.Chunk{Handle: 7, Epoch: 6, Chain: []uint64{1}}
-	k := evidence{Epoch: 6, AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}
+	k := Evidence{Epoch: 6, AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}
 	tests := []struct {
 		name    string
 		chunk   meta.Chunk
-		others  map[uint64]evidence
+		others  map[uint64]Evidence
 		busy    bool
 		sources []uint64 // nil: no plan
 		hold    bool     // held back from repair without a plan
 	}{
-		{"exact state first, then most durable", sole, map[uint64]evidence{
+		{"exact state first, then most durable", sole, map[uint64]Evidence{
 			2: {AppliedEpoch: 5, AppliedSeq: 816, Verified: true},
 			3: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{4}, Verified: true}}, false, []uint64{3, 2}, false},
-		{"a source bad in every wanted block is useless", sole, map[uint64]evidence{
+		{"a source bad in every wanted block is useless", sole, map[uint64]Evidence{
 			2: {AppliedEpoch: 5, AppliedSeq: 815, Bad: []int64{3, 4}, Verified: true}}, false, nil, false},
-		{"a dead server is no source", sole, map[uint64]evidence{
+		{"a dead server is no source", sole, map[uint64]Evidence{
 			4: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil, false},
-		{"an unverified holder: no plan, no repair until its evidence", sole, map[uint64]evidence{
+		{"an unverified holder: no plan, no repair until its evidence", sole, map[uint64]Evidence{
 			2: {AppliedEpoch: 5, AppliedSeq: 815}, 3: {AppliedEpoch: 5, AppliedSeq: 815, Verified: true}}, false, nil, true},
-		{"busy chunk waits", sole, map[uint64]evidence{2: {Verified: true}}, true, nil, false},
+		{"busy chunk waits", sole, map[uint64]Evidence{2: {Verified: true}}, true, nil, false},
 		{"a longer chain is not healed in place", meta.Chunk{Handle: 7, Epoch: 6, Chain: []uint64{1, 2}},
-			map[uint64]evidence{2: {Verified: true}, 3: {Verified: true}}, false, nil, false},
+			map[uint64]Evidence{2: {Verified: true}, 3: {Verified: true}}, false, nil, false},
 	}
 	for _, tt := range tests {
-		ev := map[uint64]map[uint64]evidence{1: {7: k}}
+		ev := map[uint64]map[uint64]Evidence{1: {7: k}}
 		for id, e := range tt.others {
-			ev[id] = map[uint64]evidence{7: e}
+			ev[id] = map[uint64]Evidence{7: e}
 		}
-		got, hold := planHeals([]meta.Chunk{tt.chunk}, live, ev, map[uint64]bool{7: tt.busy})
+		got, hold := PlanHeals([]meta.Chunk{tt.chunk}, live, ev, map[uint64]bool{7: tt.busy})
 		if wantHold := tt.sources != nil || tt.hold; hold[7] != wantHold {
 			t.Errorf("%s: hold %v, want %v", tt.name, hold[7], wantHold)
 		}
@@ -362,39 +341,6 @@ func TestPlanHeals(t *testing.T) {
 			t.Errorf("%s: %+v, want no plan", tt.name, got)
 		case tt.sources != nil && (len(got) != 1 || got[0].Target != 1 || !slices.Equal(got[0].Sources, tt.sources) || !slices.Equal(got[0].Blocks, k.Bad)):
 			t.Errorf("%s: %+v, want target 1 from %v", tt.name, got, tt.sources)
-		}
-	}
-}
-
-// TestDropOnReport: a reported replica leaves its chain only when another
-// member can serve in its place, or when it failed (a disk error).
-func TestDropOnReport(t *testing.T) {
-	live := map[uint64]liveness{1: livenessAlive, 2: livenessAlive, 3: livenessAlive, 4: livenessDead}
-	ch := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}}
-	good := evidence{Epoch: 5, Verified: true}
-	tests := []struct {
-		name     string
-		chain    []uint64
-		failed   bool
-		others   evidence // evidence of members 2 and 3
-		reporter uint64
-		want     bool
-	}{
-		{"bad blocks, a clean member serves", []uint64{1, 2, 3}, false, good, 1, true},
-		{"bad blocks everywhere: stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, false},
-		{"others fenced (restart): stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5, Verified: true, Fenced: true}, 1, false},
-		{"others not verified yet: stays", []uint64{1, 2, 3}, false, evidence{Epoch: 5}, 1, false},
-		{"failed replica leaves", []uint64{1, 2, 3}, true, evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, true},
-		{"sole member stays", []uint64{1}, true, good, 1, false},
-		{"not a member", []uint64{1, 2, 3}, true, good, 9, false},
-		{"the clean member is dead", []uint64{1, 4}, false, good, 1, false},
-	}
-	for _, tt := range tests {
-		c := ch
-		c.Chain = tt.chain
-		ev := map[uint64]map[uint64]evidence{1: {7: {Epoch: 5, Verified: true, BadBlocks: 2}}, 2: {7: tt.others}, 3: {7: tt.others}, 4: {7: good}}
-		if got := dropOnReport(c, tt.reporter, tt.failed, live, ev); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

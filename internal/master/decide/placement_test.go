@@ -1,9 +1,8 @@
-package master
+package decide
 
 import (
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -42,15 +41,37 @@ func TestPlace(t *testing.T) {
 	}
 }
 
-func TestPlaceNotEnough(t *testing.T) {
-	_, err := Place([]Candidate{{ID: 1}}, 3, DefaultDomainKey)
-	if !errors.Is(err, ErrNoChunkservers) {
-		t.Fatalf("err = %v", err)
+// TestPlaceErrors: too few candidates is a *ShortageError with the counts
+// (ErrNoChunkservers); fewer than one replica is ErrInvalid.
+func TestPlaceErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		cands    []Candidate
+		n        int
+		want     error
+		shortage *ShortageError // nil: not a shortage
+	}{
+		{"one candidate for three", []Candidate{{ID: 1}}, 3, ErrNoChunkservers, &ShortageError{Need: 3, Alive: 1}},
+		{"none for one", nil, 1, ErrNoChunkservers, &ShortageError{Need: 1, Alive: 0}},
+		{"zero replicas", []Candidate{{ID: 1}}, 0, ErrInvalid, nil},
+		{"negative replicas", nil, -1, ErrInvalid, nil},
 	}
-	if want := "need 3 chunkservers, 1 alive"; !strings.Contains(err.Error(), want) {
-		t.Fatalf("message %q lacks %q", err, want)
+	for _, tt := range tests {
+		chain, err := Place(tt.cands, tt.n, DefaultDomainKey)
+		if !errors.Is(err, tt.want) || chain != nil {
+			t.Errorf("%s: %v %v, want %v", tt.name, chain, err, tt.want)
+			continue
+		}
+		var se *ShortageError
+		switch {
+		case errors.As(err, &se) != (tt.shortage != nil):
+			t.Errorf("%s: %v: shortage %v, want %v", tt.name, err, se, tt.shortage)
+		case se != nil && *se != *tt.shortage:
+			t.Errorf("%s: shortage %+v, want %+v", tt.name, *se, *tt.shortage)
+		}
 	}
-	if _, err := Place(nil, 0, DefaultDomainKey); err == nil {
-		t.Fatal("placing 0 replicas succeeded")
+	err := &ShortageError{Need: 3, Alive: 1}
+	if want := "decide: not enough chunkservers: need 3 chunkservers, 1 alive"; err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
 	}
 }

@@ -1,4 +1,4 @@
-package master
+package decide
 
 import (
 	"cmp"
@@ -7,33 +7,17 @@ import (
 	"github.com/catena-io/catena/internal/meta"
 )
 
-// The repair loop's decisions are pure functions of the chunk map and the
-// leader's view of the servers, so they are table-tested without servers.
-
-// chainChange is a planned SetChain: Chain becomes the chain at Epoch+1.
-type chainChange struct {
+// ChainChange is a planned SetChain: Chain becomes the chain at Epoch+1.
+type ChainChange struct {
 	Handle uint64
 	Epoch  uint64 // the epoch the decision was read at
 	Chain  []uint64
 }
 
-// evidence is what a server's last heartbeat proved about its replica of
-// a chunk (api.ReplicaInfo): recovery decisions rest on it, never on a
-// member's position in the chain.
-type evidence struct {
-	Epoch        uint64 // the replica's chain epoch
-	AppliedEpoch uint64 // epoch of the update at AppliedSeq
-	AppliedSeq   uint64 // durable
-	Fenced       bool
-	BadBlocks    int  // blocks known not to verify
-	Verified     bool // every block read since the replica was loaded
-	Bad          []int64
-}
-
-// lostBlocks returns the blocks of a chunk that verify on none of the
+// LostBlocks returns the blocks of a chunk that verify on none of the
 // live servers holding a replica of it, chain members or not (every one
 // reported them bad), or nil.
-func lostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]evidence) []int64 {
+func LostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]Evidence) []int64 {
 	var lost []int64
 	holders := 0
 	for id, inv := range ev {
@@ -55,13 +39,13 @@ func lostBlocks(handle uint64, live map[uint64]bool, ev map[uint64]map[uint64]ev
 	return lost
 }
 
-// removalInput is what planRemovals looks at.
-type removalInput struct {
+// RemovalInput is what PlanRemovals looks at.
+type RemovalInput struct {
 	Chunks []meta.Chunk
-	Live   map[uint64]liveness
+	Live   map[uint64]Liveness
 	// Evidence maps a server to its replicas' evidence; a server absent
 	// from it has not sent an inventory to this leader yet.
-	Evidence map[uint64]map[uint64]evidence
+	Evidence map[uint64]map[uint64]Evidence
 	// Missing reports whether a member whose inventory lacks a chunk is
 	// known not to hold it: its inventory can be trusted (this leader's
 	// learning period is over) and has lacked the chunk long enough that
@@ -69,7 +53,7 @@ type removalInput struct {
 	Missing func(server, handle uint64) bool
 }
 
-// planRemovals takes out of every chain its dead members, its members
+// PlanRemovals takes out of every chain its dead members, its members
 // whose inventory reports the chunk fenced at the chunk's current epoch (a
 // replica reloaded by a restart must rejoin through a new configuration,
 // internal/chain's doc; a fenced one serves nothing, so it is treated like
@@ -81,10 +65,10 @@ type removalInput struct {
 // kept as the sole member at epoch+1 (which lifts its fence: with no
 // successor its sequence numbers cannot collide), chosen by keeperOf from
 // the evidence; until every candidate has been verified, nothing changes.
-func planRemovals(in removalInput) []chainChange {
-	var out []chainChange
+func PlanRemovals(in RemovalInput) []ChainChange {
+	var out []ChainChange
 	for _, ch := range in.Chunks {
-		alive := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return in.Live[id] == livenessDead })
+		alive := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return in.Live[id] == Dead })
 		if len(alive) == 0 {
 			continue
 		}
@@ -125,19 +109,19 @@ func planRemovals(in removalInput) []chainChange {
 			}
 			kept = []uint64{k}
 		}
-		out = append(out, chainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
+		out = append(out, ChainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
 	}
 	return out
 }
 
 // combineKeeper handles a chain whose serving members all have blocks that
 // do not verify (bit rot on every replica, or a copy of a lost block):
-// none can leave the chain for a clean one (dropOnReport), and a bad block
+// none can leave the chain for a clean one (DropOnReport), and a bad block
 // of the tail fails reads. When some member has good a block another one
-// lacks, one member is kept (keeperOf) so that planHeals restores its bad
+// lacks, one member is kept (keeperOf) so that PlanHeals restores its bad
 // blocks from the others, which then return by delta resync: the good
 // blocks of all are combined. ok is false when that cannot help.
-func combineKeeper(handle uint64, members []uint64, ev map[uint64]map[uint64]evidence) (uint64, bool) {
+func combineKeeper(handle uint64, members []uint64, ev map[uint64]map[uint64]Evidence) (uint64, bool) {
 	for _, id := range members {
 		if e := ev[id][handle]; !e.Verified || e.BadBlocks == 0 {
 			return 0, false
@@ -166,7 +150,7 @@ func combineKeeper(handle uint64, members []uint64, ev map[uint64]map[uint64]evi
 // what was in flight; then fewer bad blocks; then the lower id. ok is
 // false while some candidate has not been verified yet (its bad blocks
 // are not known): wait for the evidence.
-func keeperOf(handle uint64, candidates []uint64, ev map[uint64]map[uint64]evidence) (uint64, bool) {
+func keeperOf(handle uint64, candidates []uint64, ev map[uint64]map[uint64]Evidence) (uint64, bool) {
 	for _, id := range candidates {
 		if !ev[id][handle].Verified {
 			return 0, false
@@ -189,9 +173,9 @@ func keeperOf(handle uint64, candidates []uint64, ev map[uint64]map[uint64]evide
 	return best, true
 }
 
-// repairPlan is one re-replication: Target copies the chunk from the tail
+// RepairPlan is one re-replication: Target copies the chunk from the tail
 // of Chain (at Epoch), then joins at the tail.
-type repairPlan struct {
+type RepairPlan struct {
 	Handle    uint64
 	Epoch     uint64
 	ChunkSize int64
@@ -201,11 +185,11 @@ type repairPlan struct {
 	Returning bool
 }
 
-// repairInput is what planRepairs looks at.
-type repairInput struct {
+// RepairInput is what PlanRepairs looks at.
+type RepairInput struct {
 	Chunks  []meta.Chunk
 	Servers []meta.Server
-	Live    map[uint64]liveness
+	Live    map[uint64]Liveness
 	Free    map[uint64]int64
 	// Inventory maps a server to the handles (-> epoch) it reported.
 	Inventory map[uint64]map[uint64]uint64
@@ -218,7 +202,7 @@ type repairInput struct {
 	DomainKey string
 }
 
-// planRepairs picks up to Slots chunks shorter than their replication
+// PlanRepairs picks up to Slots chunks shorter than their replication
 // factor, most-missing first (ties: lower handle), each with a target. A
 // chunk is repaired only when every member is alive: dead members are
 // removed first, and an unknown one may still be serving. The target is a
@@ -226,7 +210,7 @@ type repairInput struct {
 // server: delta resync; highest epoch first) if any, else by placement
 // (fresh failure domain, most free space, lower id); servers in Bad only
 // when nothing else is left.
-func planRepairs(in repairInput) []repairPlan {
+func PlanRepairs(in RepairInput) []RepairPlan {
 	type need struct {
 		ch      meta.Chunk
 		missing int
@@ -236,7 +220,7 @@ func planRepairs(in repairInput) []repairPlan {
 		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] {
 			continue
 		}
-		if !slices.ContainsFunc(ch.Chain, func(id uint64) bool { return in.Live[id] != livenessAlive }) {
+		if !slices.ContainsFunc(ch.Chain, func(id uint64) bool { return in.Live[id] != Alive }) {
 			needs = append(needs, need{ch, ch.Replication - len(ch.Chain)})
 		}
 	}
@@ -254,7 +238,7 @@ func planRepairs(in repairInput) []repairPlan {
 	for id, f := range in.Free {
 		free[id] = f
 	}
-	var out []repairPlan
+	var out []RepairPlan
 	for _, n := range needs {
 		if len(out) >= in.Slots {
 			break
@@ -266,13 +250,13 @@ func planRepairs(in repairInput) []repairPlan {
 		if !returning {
 			free[target] -= n.ch.ChunkSize // spread this round's copies
 		}
-		out = append(out, repairPlan{Handle: n.ch.Handle, Epoch: n.ch.Epoch, ChunkSize: n.ch.ChunkSize,
+		out = append(out, RepairPlan{Handle: n.ch.Handle, Epoch: n.ch.Epoch, ChunkSize: n.ch.ChunkSize,
 			Chain: slices.Clone(n.ch.Chain), Target: target, Returning: returning})
 	}
 	return out
 }
 
-func pickTarget(ch meta.Chunk, in repairInput, labels map[uint64]map[string]string, free map[uint64]int64) (uint64, bool, bool) {
+func pickTarget(ch meta.Chunk, in RepairInput, labels map[uint64]map[string]string, free map[uint64]int64) (uint64, bool, bool) {
 	usedDomains := map[string]bool{}
 	for _, id := range ch.Chain {
 		if d := labels[id][in.DomainKey]; d != "" {
@@ -288,7 +272,7 @@ func pickTarget(ch meta.Chunk, in repairInput, labels map[uint64]map[string]stri
 	}
 	var cands []cand
 	for _, sv := range in.Servers {
-		if in.Live[sv.ID] != livenessAlive || slices.Contains(ch.Chain, sv.ID) {
+		if in.Live[sv.ID] != Alive || slices.Contains(ch.Chain, sv.ID) {
 			continue
 		}
 		epoch, has := in.Inventory[sv.ID][ch.Handle]
@@ -328,9 +312,9 @@ func boolOrder(a, b bool) int {
 	return 1
 }
 
-// healPlan restores the bad blocks of a sole member (Target) from other
+// HealPlan restores the bad blocks of a sole member (Target) from other
 // servers' replicas of the chunk (Sources, in order of preference).
-type healPlan struct {
+type HealPlan struct {
 	Handle  uint64
 	Epoch   uint64
 	Target  uint64
@@ -338,7 +322,7 @@ type healPlan struct {
 	Sources []uint64
 }
 
-// planHeals finds the chunks whose only member reports bad blocks that a
+// PlanHeals finds the chunks whose only member reports bad blocks that a
 // live non-member (a fenced or stale replica kept as a resync base) has
 // good, as after a crash of every member when each lost some block: the
 // good blocks of all are combined. Sources holding the target's exact
@@ -350,27 +334,27 @@ type healPlan struct {
 // those whose sole member has bad blocks while some live holder is not
 // verified yet (it may have them good). Growing the chain first would copy
 // the bad blocks as lost and then delete the holder's replica.
-func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[uint64]evidence, busy map[uint64]bool) (plans []healPlan, hold map[uint64]bool) {
+func PlanHeals(chunks []meta.Chunk, live map[uint64]Liveness, ev map[uint64]map[uint64]Evidence, busy map[uint64]bool) (plans []HealPlan, hold map[uint64]bool) {
 	hold = map[uint64]bool{}
-	var out []healPlan
+	var out []HealPlan
 	for _, ch := range chunks {
 		if len(ch.Chain) != 1 || busy[ch.Handle] {
 			continue
 		}
 		k := ch.Chain[0]
 		ek, ok := ev[k][ch.Handle]
-		if live[k] != livenessAlive || !ok || ek.Epoch != ch.Epoch || len(ek.Bad) == 0 {
+		if live[k] != Alive || !ok || ek.Epoch != ch.Epoch || len(ek.Bad) == 0 {
 			continue
 		}
 		type src struct {
 			id    uint64
 			exact bool
-			e     evidence
+			e     Evidence
 		}
 		var srcs []src
 		for id, inv := range ev {
 			e, has := inv[ch.Handle]
-			if id == k || !has || live[id] != livenessAlive {
+			if id == k || !has || live[id] != Alive {
 				continue
 			}
 			if !e.Verified {
@@ -395,7 +379,7 @@ func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[
 			}
 			return cmp.Compare(a.id, b.id)
 		})
-		p := healPlan{Handle: ch.Handle, Epoch: ch.Epoch, Target: k, Blocks: slices.Clone(ek.Bad)}
+		p := HealPlan{Handle: ch.Handle, Epoch: ch.Epoch, Target: k, Blocks: slices.Clone(ek.Bad)}
 		for _, s := range srcs {
 			p.Sources = append(p.Sources, s.id)
 		}
@@ -403,28 +387,4 @@ func planHeals(chunks []meta.Chunk, live map[uint64]liveness, ev map[uint64]map[
 		hold[ch.Handle] = true
 	}
 	return out, hold
-}
-
-// dropOnReport decides whether a member reporting its replica of ch bad
-// leaves the chain. A failed replica (a disk error: it applies nothing
-// more) always does, unless it is the only member. A replica with bad
-// blocks still serves its good ones and holds every acknowledged update
-// elsewhere, so it leaves only when another live member can serve
-// instead: one not fenced, verified and without bad blocks. When every
-// member has bad blocks (a crash of all of them), the chain stays, and
-// the fence, keeper and heal rules choose from the evidence.
-func dropOnReport(ch meta.Chunk, reporter uint64, failed bool, live map[uint64]liveness, ev map[uint64]map[uint64]evidence) bool {
-	if !slices.Contains(ch.Chain, reporter) || len(ch.Chain) < 2 {
-		return false
-	}
-	if failed {
-		return true
-	}
-	for _, id := range ch.Chain {
-		e, ok := ev[id][ch.Handle]
-		if id != reporter && live[id] == livenessAlive && ok && e.Verified && e.BadBlocks == 0 && !(e.Fenced && e.Epoch == ch.Epoch) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package master
+package decide
 
 import (
 	"cmp"
@@ -20,14 +20,14 @@ type Candidate struct {
 // the most free space (ties: lower id), and a server whose failure domain
 // (the label domainKey) is not used yet in the chain; it reuses a domain
 // only when no server of a fresh domain is left. A server without the label
-// is a domain of its own. Fewer than n candidates: ErrNoChunkservers.
-// Place is a pure function.
+// is a domain of its own. Fewer than n candidates: a *ShortageError
+// (ErrNoChunkservers).
 func Place(cands []Candidate, n int, domainKey string) ([]uint64, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("master: place %d replicas", n)
+		return nil, fmt.Errorf("%w: place %d replicas", ErrInvalid, n)
 	}
 	if len(cands) < n {
-		return nil, fmt.Errorf("%w: need %d chunkservers, %d alive", ErrNoChunkservers, n, len(cands))
+		return nil, &ShortageError{Need: n, Alive: len(cands)}
 	}
 	sorted := slices.Clone(cands)
 	slices.SortFunc(sorted, func(a, b Candidate) int {
