@@ -1571,7 +1571,7 @@ type ReplicaInfo struct {
 	// chain through Replicate). A chain member reporting it at the chunk's
 	// current epoch is removed from the chain like a dead one.
 	Fenced bool `protobuf:"varint,5,opt,name=fenced,proto3" json:"fenced,omitempty"`
-	// Evidence for recovery decisions (internal/master/plan.go): the epoch
+	// Evidence for recovery decisions (internal/master/decide/plan.go): the epoch
 	// of the update at applied_seq, the blocks (64 KiB) known not to verify,
 	// and whether the replica was fully verified since it was loaded from
 	// disk (false while a reloaded replica is still being checked).

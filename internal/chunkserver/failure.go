@@ -133,7 +133,7 @@ func (s *Server) scrubLoop() {
 // verifyLoaded reads every block of the replicas loaded at start, at full
 // speed and once (the scrubber's first pass), so that their evidence (bad
 // blocks, verified) reaches the master soon: after a crash of every member of a chain, the master chooses the
-// member to keep from it (internal/master/plan.go).
+// member to keep from it (internal/master/decide/plan.go).
 func (s *Server) verifyLoaded() {
 	for _, r := range s.allReplicas() {
 		if s.ctx.Err() != nil {
