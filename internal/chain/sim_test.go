@@ -40,10 +40,10 @@ const (
 )
 
 // sim drives a 3-node chain through an adversarial schedule: messages are
-// reordered, duplicated and dropped (and recovered by ResendSent), Ready
-// batches and persistence happen at random points, and optionally one
-// member is removed with the survivors learning the new configuration at
-// different times.
+// reordered, duplicated and dropped (and recovered by the re-send watchdog
+// and reconnects), Ready batches and persistence happen at random points,
+// and optionally one member is removed with the survivors learning the new
+// configuration at different times.
 type sim struct {
 	t      testing.TB
 	c      chooser
@@ -116,7 +116,14 @@ func (s *sim) step() bool {
 	case op < 93:
 		s.deliver(x)
 	case op < 94:
-		s.nodes[id].ResendSent()
+		// The watchdogs (re-send after ResendTicks ticks without ack
+		// progress) and stream reconnects are what recovers lost
+		// messages, as in the chunkserver.
+		if x%4 == 0 {
+			s.nodes[id].PeerReconnected(live[(x/4)%len(live)])
+		} else {
+			s.nodes[id].Tick()
+		}
 	case op < 95:
 		// Rarely, so the chain runs a while before and after.
 		if s.failMode != failNone && !s.failed && x%10 == 0 {
@@ -235,7 +242,7 @@ func (s *sim) deliver(x int) {
 func (s *sim) stepMsg(m Message) {
 	if err := s.nodes[m.To].Step(m); err != nil {
 		// Old-epoch traffic and traffic for a configuration the receiver
-		// has not learnt are refused; the sender's ResendSent recovers.
+		// has not learnt are refused; the sender's re-send watchdog recovers.
 		if !errors.Is(err, ErrStaleEpoch) && !errors.Is(err, ErrNotMember) {
 			s.t.Fatalf("step %s: %v", fmtMsg(m), err)
 		}
@@ -351,7 +358,7 @@ func (s *sim) quiesce() {
 				s.nodes[id].Persisted(h)
 				s.ready(id)
 			}
-			s.nodes[id].ResendSent()
+			s.nodes[id].Tick()
 			s.ready(id)
 		}
 		msgs := s.net
