@@ -431,6 +431,9 @@ func (e *Engine) replay(c *ckpt, live map[*segment][]extent) error {
 				r.ahead = append(r.ahead, b)
 			}
 			slices.Sort(r.ahead)
+			// Its next Sync writes a marker, as a format-3 replica's next
+			// Sync adopts its pending entries: ahead until then.
+			e.dirty[r] = struct{}{}
 		}
 	}
 	if len(damaged) > 0 {

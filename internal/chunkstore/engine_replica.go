@@ -204,19 +204,22 @@ func (r *EngineReplica) beginLocked(off, n int64) error {
 }
 
 // edgeLocked prepares a block that a write or zero covers only in part,
-// [lo, hi) of it: ErrCorrupt when it is known bad; when its list is long,
+// [lo, hi) of it: ErrCorrupt when it is known bad (a chunk's short last
+// block covered to its end counts as whole: such a write heals it); when its list is long,
 // the block's whole current content (verified) for the caller to rewrite
 // it whole, else nil.
 func (r *EngineReplica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 	if lo == 0 && hi == BlockSize {
 		return nil, nil
 	}
+	// The chunk's last block, when shorter, is whole from 0 to the end.
+	toEnd := lo == 0 && b*BlockSize+hi == r.meta.ChunkSize
 	l := listOf(r.blocks, b)
-	if r.isBad(b) || (l != nil && l.bad) {
+	if !toEnd && (r.isBad(b) || (l != nil && l.bad)) {
 		r.markBad(b)
 		return nil, r.corruptErr(b)
 	}
-	if l == nil || len(l.pieces) <= engineMaxPieces {
+	if toEnd || l == nil || len(l.pieces) <= engineMaxPieces {
 		return nil, nil
 	}
 	buf := r.e.getBuf()
