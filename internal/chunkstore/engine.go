@@ -64,7 +64,8 @@ type Engine struct {
 	segSize int64
 	cpBytes int64
 	salt    uint64 // mixed into every record's CRC: records of another engine never verify
-	bufs    sync.Pool
+	bufs    sync.Pool // *[BlockSize]byte scratch blocks
+	bigBufs sync.Pool // *[]byte buffers of large records
 
 	closing atomic.Bool
 	closed  atomic.Bool
@@ -133,6 +134,7 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 		e.cpBytes = DefaultCheckpointBytes
 	}
 	e.bufs.New = func() any { return new([BlockSize]byte) }
+	e.bigBufs.New = func() any { return new([]byte) }
 	if err := durable.MkdirAllFS(e.fs, e.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: open engine: %w", err)
 	}
@@ -809,7 +811,19 @@ func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, e
 	for _, d := range data {
 		size += len(d)
 	}
-	buf := make([]byte, size)
+	var buf []byte
+	if size > BlockSize {
+		// Large records reuse buffers: a fresh MiB per write costs page
+		// faults and garbage.
+		bp := e.bigBufs.Get().(*[]byte)
+		if cap(*bp) < size {
+			*bp = make([]byte, alignUp(int64(size), 1<<20))
+		}
+		buf = (*bp)[:size]
+		defer e.bigBufs.Put(bp)
+	} else {
+		buf = make([]byte, size)
+	}
 	at := hl
 	for _, d := range data {
 		at += copy(buf[at:], d)
