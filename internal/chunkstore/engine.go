@@ -63,7 +63,7 @@ type Engine struct {
 	log     *slog.Logger
 	segSize int64
 	cpBytes int64
-	salt    uint64 // mixed into every record's CRC: records of another engine never verify
+	salt    uint64    // mixed into every record's CRC: records of another engine never verify
 	bufs    sync.Pool // *[BlockSize]byte scratch blocks
 	bigBufs sync.Pool // *[]byte buffers of large records
 
