@@ -230,6 +230,10 @@ func (r *EngineReplica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 	return buf, nil
 }
 
+// blockLen is the length of block b: BlockSize but for a chunk's short
+// last block. A block rewritten whole is rewritten to its length.
+func (r *EngineReplica) blockLen(b int64) int64 { return min(BlockSize, r.meta.ChunkSize-b*BlockSize) }
+
 func blockSpan(off, n, b int64) (lo, hi int64) {
 	bs := b * BlockSize
 	return max(off, bs) - bs, min(off+n, bs+BlockSize) - bs
@@ -282,8 +286,9 @@ func (r *EngineReplica) WriteAt(p []byte, off int64) error {
 			lo, hi := blockSpan(off, n, b)
 			d := p[bs+lo-off : bs+hi-off]
 			if buf := whole[b]; buf != nil {
-				lo, hi, d = 0, BlockSize, buf[:]
-				roff, rend = min(roff, bs), max(rend, bs+BlockSize)
+				hi = r.blockLen(b)
+				lo, d = 0, buf[:hi]
+				roff, rend = min(roff, bs), max(rend, bs+hi)
 			}
 			rps = append(rps, recPiece{block: uint32(b), lo: uint32(lo), n: uint32(hi - lo), crc: crc32.Checksum(d, castagnoli)})
 			data = append(data, d)
@@ -355,10 +360,11 @@ func (r *EngineReplica) Zero(off, n int64) error {
 		// zeros is left.
 		bufs = append(bufs, buf)
 		clear(buf[lo:hi])
-		roff, rend = min(roff, bs), max(rend, bs+BlockSize)
-		if !isZero(buf[:]) {
-			rps = append(rps, recPiece{block: uint32(b), n: BlockSize, crc: crc32.Checksum(buf[:], castagnoli)})
-			data = append(data, buf[:])
+		bl := r.blockLen(b)
+		roff, rend = min(roff, bs), max(rend, bs+bl)
+		if !isZero(buf[:bl]) {
+			rps = append(rps, recPiece{block: uint32(b), n: uint32(bl), crc: crc32.Checksum(buf[:bl], castagnoli)})
+			data = append(data, buf[:bl])
 		}
 	}
 	if err := r.putLocked(roff, rend-roff, rps, data); err != nil {
