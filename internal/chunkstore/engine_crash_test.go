@@ -676,8 +676,8 @@ func TestEngineModel(t *testing.T) {
 		seeds = v
 	}
 	ops := engineOps(400)
-	if testing.Short() {
-		seeds, ops = 3, 150
+	if testing.Short() || engineRace {
+		seeds, ops = min(seeds, 5), min(ops, 300)
 	}
 	for seed := range uint64(seeds) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
