@@ -106,9 +106,6 @@ func (r *record) durableBelow() uint64 {
 	return r.lsn - uint64(r.lag)
 }
 
-// rangeLen is a put's or an invalidate's length (extra payload).
-func (r *record) rangeLen() int64 { return int64(binary.LittleEndian.Uint64(r.extra)) }
-
 // encodeRecordHead writes the record's head into b (at least headLen
 // bytes), CRC included.
 func encodeRecordHead(b []byte, salt uint64, r *record) {

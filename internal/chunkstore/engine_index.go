@@ -3,6 +3,8 @@ package chunkstore
 import (
 	"slices"
 	"sort"
+
+	"github.com/catena-io/catena/internal/invariants"
 )
 
 // The engine's index: per replica, per written 64 KiB block, an immutable
@@ -169,11 +171,13 @@ func (e *Engine) acquireListLocked(l *pieceList) {
 // without any reference die at lsn (the record that dropped them).
 func (e *Engine) releaseListLocked(l *pieceList, lsn uint64) {
 	l.refs--
+	invariants.Check(l.refs >= 0, "piece list released more often than taken")
 	if l.refs > 0 {
 		return
 	}
 	for _, p := range l.pieces {
 		p.refs--
+		invariants.Check(p.refs >= 0, "piece released more often than taken")
 		if p.refs == 0 && !p.zero() {
 			p.seg.live -= int64(p.n)
 			e.live -= int64(p.n)
