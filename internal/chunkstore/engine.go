@@ -65,7 +65,6 @@ type Engine struct {
 	cpBytes int64
 	salt    uint64    // mixed into every record's CRC: records of another engine never verify
 	bufs    sync.Pool // *[BlockSize]byte scratch blocks
-	bigBufs sync.Pool // *[]byte buffers of large records
 
 	closing atomic.Bool
 	closed  atomic.Bool
@@ -134,7 +133,6 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 		e.cpBytes = DefaultCheckpointBytes
 	}
 	e.bufs.New = func() any { return new([BlockSize]byte) }
-	e.bigBufs.New = func() any { return new([]byte) }
 	if err := durable.MkdirAllFS(e.fs, e.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: open engine: %w", err)
 	}
@@ -746,15 +744,19 @@ func (r *segReader) record(off int64, salt uint64) (*record, int64, []int, error
 	return rec, rec.size(), damaged, nil
 }
 
-// appendLocked writes buf at the log's tail. buf holds the records recs,
-// each head at offs[i] (data after it), whose incarnation, LSN, lag and
-// CRC are filled in here. It returns where buf went. Nothing is synced;
-// on error nothing counts (the tail does not move).
-func (e *Engine) appendLocked(buf []byte, recs []*record, offs []int) (*segment, int64, error) {
+// appendLocked writes buf, then the parts of more, at the log's tail. buf
+// holds the records recs, each head at offs[i] (its data after it, in buf
+// or in more), whose incarnation, LSN, lag and CRC are filled in here. It
+// returns where buf went. Nothing is synced; on error nothing counts (the
+// tail does not move).
+func (e *Engine) appendLocked(buf []byte, more [][]byte, recs []*record, offs []int) (*segment, int64, error) {
 	if err := e.usable(); err != nil {
 		return nil, 0, err
 	}
 	need := int64(len(buf))
+	for _, m := range more {
+		need += int64(len(m))
+	}
 	if e.tailOff > 0 && e.tailOff+need > e.segSize {
 		if err := e.createSegment(e.tail.id + 1); err != nil {
 			return nil, 0, err
@@ -781,10 +783,17 @@ func (e *Engine) appendLocked(buf []byte, recs []*record, offs []int) (*segment,
 		r.lag = uint32(min(r.lsn-e.durable, lagUnknown))
 		encodeRecordHead(buf[offs[i]:], e.salt, r)
 	}
-	if _, err := t.f.WriteAt(buf, e.tailOff); err != nil {
+	at := e.tailOff
+	if _, err := t.f.WriteAt(buf, at); err != nil {
 		return nil, 0, e.engineErr("write", err)
 	}
-	at := e.tailOff
+	w := at + int64(len(buf))
+	for _, m := range more {
+		if _, err := t.f.WriteAt(m, w); err != nil {
+			return nil, 0, e.engineErr("write", err)
+		}
+		w += int64(len(m))
+	}
 	for i, r := range recs {
 		// A head is needed only to replay its record.
 		t.pending = append(t.pending, deadExtent{off: at + int64(offs[i]), n: int64(r.headLen()), lsn: r.lsn})
@@ -804,7 +813,13 @@ func (e *Engine) appendLocked(buf []byte, recs []*record, offs []int) (*segment,
 	return t, at, nil
 }
 
-// appendOneLocked appends one record with its data.
+// copyLimit: a record up to this size is copied into one buffer and
+// written with one pwrite; a larger one's data is written from the
+// caller's buffers (a pwrite each), which costs less than the copy.
+const copyLimit = 256 << 10
+
+// appendOneLocked appends one record with its data and returns where the
+// data starts.
 func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, error) {
 	hl := rec.headLen()
 	size := hl
@@ -812,23 +827,17 @@ func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, e
 		size += len(d)
 	}
 	var buf []byte
-	if size > BlockSize {
-		// Large records reuse buffers: a fresh MiB per write costs page
-		// faults and garbage.
-		bp := e.bigBufs.Get().(*[]byte)
-		if cap(*bp) < size {
-			*bp = make([]byte, alignUp(int64(size), 1<<20))
-		}
-		buf = (*bp)[:size]
-		defer e.bigBufs.Put(bp)
-	} else {
+	var more [][]byte
+	if size <= copyLimit {
 		buf = make([]byte, size)
+		at := hl
+		for _, d := range data {
+			at += copy(buf[at:], d)
+		}
+	} else {
+		buf, more = make([]byte, hl), data
 	}
-	at := hl
-	for _, d := range data {
-		at += copy(buf[at:], d)
-	}
-	seg, off, err := e.appendLocked(buf, []*record{rec}, []int{0})
+	seg, off, err := e.appendLocked(buf, more, []*record{rec}, []int{0})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -878,7 +887,7 @@ func (e *Engine) appendMarkers() (uint64, error) {
 				buf = append(buf, make([]byte, rec.headLen())...)
 				n++
 			}
-			if _, _, err := e.appendLocked(buf, recs, offs); err != nil {
+			if _, _, err := e.appendLocked(buf, nil, recs, offs); err != nil {
 				return 0, err
 			}
 			for _, r := range rs[:n] {

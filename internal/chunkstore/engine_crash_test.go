@@ -131,7 +131,13 @@ type engHarness struct {
 
 func newEngHarness(t testing.TB, c chooser) *engHarness {
 	h := &engHarness{t: t, c: c, fs: NewMemFS(), cur: mstate{}, base: mstate{}}
-	h.cfg = EngineConfig{FS: h.fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 50, Logger: quietLogger()}
+	// Small segments: rolls and removals; sometimes 1 MiB ones, whose
+	// records of up to 15 blocks are written without a copy.
+	seg := int64(MinSegmentSize)
+	if c.intn(3) == 0 {
+		seg = 1 << 20
+	}
+	h.cfg = EngineConfig{FS: h.fs, Dir: "/d", SegmentSize: seg, CheckpointBytes: 1 << 50, Logger: quietLogger()}
 	e, err := OpenEngine(h.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +199,12 @@ func (h *engHarness) pickRange(size int64) (int64, int64) {
 		nb := numBlocks(size)
 		b := int64(h.c.intn(int(nb)))
 		off, n = b*BlockSize, int64(h.c.intn(2)+1)*BlockSize
-	case 2: // anywhere, up to three blocks
+	case 2: // anywhere, up to three blocks, or eight
 		off = int64(h.c.intn(int(size)))
 		n = int64(h.c.intn(3*BlockSize)) + 1
+		if h.c.intn(4) == 0 {
+			n = int64(h.c.intn(8*BlockSize)) + 1
+		}
 	default:
 		off = int64(h.c.intn(int(size)))
 		n = int64(h.c.intn(16384)) + 1
@@ -265,7 +274,7 @@ func (h *engHarness) create() {
 		}
 		return
 	}
-	sizes := []int64{3*BlockSize + 1000, 4 * BlockSize, 100000, 2*BlockSize - 7}
+	sizes := []int64{3*BlockSize + 1000, 4 * BlockSize, 100000, 2*BlockSize - 7, 9*BlockSize + 333}
 	m := Meta{Handle: hd, Epoch: uint64(h.c.intn(3)), ChunkSize: sizes[h.c.intn(len(sizes))], Chain: []uint64{uint64(h.c.intn(5))}}
 	h.note("create %d size %d", hd, m.ChunkSize)
 	if _, err := h.e.Create(m); err != nil {

@@ -280,7 +280,8 @@ func (r *EngineReplica) WriteAt(p []byte, off int64) error {
 		rl := min(last, rf+per-1)
 		roff, rend := max(off, rf*BlockSize), min(off+n, (rl+1)*BlockSize)
 		rps := make([]recPiece, 0, rl-rf+1)
-		data := make([][]byte, 0, rl-rf+1)
+		data := make([][]byte, 0, 3)
+		pEnd := int64(-1) // where the last part taken from p ends in p, -1: not from p
 		for b := rf; b <= rl; b++ {
 			bs := b * BlockSize
 			lo, hi := blockSpan(off, n, b)
@@ -289,9 +290,15 @@ func (r *EngineReplica) WriteAt(p []byte, off int64) error {
 				hi = r.blockLen(b)
 				lo, d = 0, buf[:hi]
 				roff, rend = min(roff, bs), max(rend, bs+hi)
+				data, pEnd = append(data, d), -1
+			} else if pEnd == bs+lo-off {
+				// Contiguous in p: one part, written without a copy.
+				data[len(data)-1] = p[bs+lo-off-int64(len(data[len(data)-1])) : bs+hi-off]
+				pEnd = bs + hi - off
+			} else {
+				data, pEnd = append(data, d), bs+hi-off
 			}
 			rps = append(rps, recPiece{block: uint32(b), lo: uint32(lo), n: uint32(hi - lo), crc: crc32.Checksum(d, castagnoli)})
-			data = append(data, d)
 		}
 		if err := r.putLocked(roff, rend-roff, rps, data); err != nil {
 			return err
