@@ -10,7 +10,7 @@ import (
 
 // Engine benchmarks on the real disk (OSFS in b.TempDir()). Every write is
 // durable (WriteAt + Sync). Besides ns/op they report latency percentiles
-// in µs; compare with fio on the same disk (docs/benchmarks.md).
+// in µs; compare with fio on the same disk in the same run.
 
 func benchEngine(b *testing.B) *Engine {
 	e := mustEngine(b, EngineConfig{FS: OSFS, Dir: b.TempDir()})
