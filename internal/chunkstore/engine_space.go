@@ -86,7 +86,7 @@ type punchOp struct {
 // into their segment's free set, returning the whole pages to punch and
 // the segments to remove (already taken out of e.segs). The caller holds
 // appendMu and carries the operations out after releasing it.
-func (e *Engine) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
+func (e *Store) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
 	var punches []punchOp
 	var removes []*segment
 	for _, s := range e.segs {
@@ -102,8 +102,13 @@ func (e *Engine) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
 			lo := max(alignUp(m.off, fsPageSize), d.off/fsPageSize*fsPageSize)
 			hi := min(m.end()/fsPageSize*fsPageSize, alignUp(d.off+d.n, fsPageSize))
 			if lo < hi {
-				if n := len(punches); n > 0 && punches[n-1].seg == s && punches[n-1].x.end() >= lo {
-					punches[n-1].x.n = max(punches[n-1].x.end(), hi) - punches[n-1].x.off
+				// Merge with the previous punch when they touch (pending
+				// extents come in death order, not offset order).
+				if n := len(punches); n > 0 && punches[n-1].seg == s && punches[n-1].x.end() >= lo && hi >= punches[n-1].x.off {
+					px := &punches[n-1].x
+					end := max(px.end(), hi)
+					px.off = min(px.off, lo)
+					px.n = end - px.off
 				} else {
 					punches = append(punches, punchOp{s, extent{lo, hi - lo}})
 				}
@@ -123,7 +128,7 @@ func (e *Engine) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
 
 // carryOut punches and removes what reclaimLocked chose. Failures cost
 // space, not data: they are logged.
-func (e *Engine) carryOut(punches []punchOp, removes []*segment) {
+func (e *Store) carryOut(punches []punchOp, removes []*segment) {
 	for _, p := range punches {
 		if err := p.seg.f.PunchHole(p.x.off, p.x.n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			e.log.Warn("cannot punch dead log bytes", "segment", p.seg.path, "off", p.x.off, "len", p.x.n, "err", err)
@@ -147,7 +152,7 @@ func (e *Engine) carryOut(punches []punchOp, removes []*segment) {
 // below the checkpoint's position to what no live piece holds, so that
 // bytes dying later merge with those that died before the crash. Only
 // called at open, before any death is reclaimed.
-func (e *Engine) initFreeLocked(cpSeg uint64, cpOff int64, live map[*segment][]extent) {
+func (e *Store) initFreeLocked(cpSeg uint64, cpOff int64, live map[*segment][]extent) {
 	for _, s := range e.segs {
 		var limit int64
 		switch {
