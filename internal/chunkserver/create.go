@@ -104,8 +104,11 @@ func (s *Server) parseSpec(h chunkstore.Handle, in *api.ReplicaSpec, epoch uint6
 // is returned as is). It refuses with NOT_FOUND when this server may have
 // held the replica before (see neverHeldLocked).
 func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica, error) {
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
+	s.createMu.RLock()
+	defer s.createMu.RUnlock()
+	stripe := &s.createStripes[uint64(h)%uint64(len(s.createStripes))]
+	stripe.Lock()
+	defer stripe.Unlock()
 	s.mu.Lock()
 	if r := s.replicas[h]; r != nil {
 		s.mu.Unlock()

@@ -48,7 +48,8 @@
 // replica creates it from the first update that reaches it from its
 // predecessor at that epoch: a later update creates it and waits in the
 // out-of-order buffer, a duplicate or a racing CreateReplica finds it
-// created (every creation runs under createMu). A replica created so is
+// created (creations of one handle are serialised; of different handles
+// by writes and updates, not). A replica created so is
 // durable with the Sync that precedes its first acknowledgement, so a
 // crash before that loses nothing acknowledged. CreateReplica (the
 // master's creation for a chunk no write reached, and tests) syncs before

@@ -96,7 +96,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines (peers, heartbeats)
 
-	createMu sync.Mutex // serialises every creation of a replica, and deletes
+	// createMu serialises creations and deletes of replicas: CreateReplica,
+	// Replicate and deletes hold it; a creation by a write or an update
+	// (create.go) shares it with the others of its kind and holds the
+	// stripe of its handle, so that new chunks are created in parallel.
+	createMu      sync.RWMutex
+	createStripes [64]sync.Mutex
 
 	// createFloor is the master's next handle at this process's first
 	// registration (0 until then): every chunk at or above it was
