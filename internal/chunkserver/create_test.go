@@ -120,7 +120,7 @@ func TestCreateRefused(t *testing.T) {
 	wantCode(t, write(0, func(r *api.WriteRequest) { r.Create.Chain[1].Id = 0 }), api.ErrorCode_INVALID)
 	wantCode(t, write(1, func(r *api.WriteRequest) {}), api.ErrorCode_NOT_HEAD)
 	wantCode(t, write(0, func(r *api.WriteRequest) { r.Offset = c.size }), api.ErrorCode_INVALID)
-	wantCode(t, write(0, func(r *api.WriteRequest) { r.Kind, r.Data, r.Length = api.UpdateKind_ZERO, nil, c.size + 1 }), api.ErrorCode_INVALID)
+	wantCode(t, write(0, func(r *api.WriteRequest) { r.Kind, r.Data, r.Length = api.UpdateKind_ZERO, nil, c.size+1 }), api.ErrorCode_INVALID)
 	for i := range 3 {
 		if c.hasReplica(i) {
 			t.Fatalf("a refused write created a replica on server %d", i)
