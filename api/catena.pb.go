@@ -1698,9 +1698,10 @@ type HeartbeatRequest struct {
 	Replicas      []*ReplicaInfo         `protobuf:"bytes,6,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	// never_held_from: the server never held a replica of a chunk at or
 	// above this handle that it does not report (its store was opened
-	// before such chunks were allocated, and it deleted none of them). The
-	// master may count such a chain member as holding an empty replica.
-	// 0: the server vouches for nothing.
+	// before such chunks were allocated), except replicas the master had it
+	// delete (delete_handles: never those of a chain member). The master
+	// counts such a chain member as holding an empty replica, which it
+	// creates with the first update. 0: the server vouches for nothing.
 	NeverHeldFrom uint64 `protobuf:"varint,7,opt,name=never_held_from,json=neverHeldFrom,proto3" json:"never_held_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
