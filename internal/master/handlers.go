@@ -78,9 +78,15 @@ func metaErr(err error) error {
 		{meta.ErrInvalid, api.ErrorCode_INVALID},
 		{meta.ErrEpochMismatch, api.ErrorCode_STALE_EPOCH},
 	}
+	// The code says the kind; the message is the detail alone when meta
+	// kept it apart (the client shows "invalid argument: <detail>").
+	msg := err.Error()
+	if me := (*meta.Error)(nil); errors.As(err, &me) {
+		msg = me.Detail
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return rpcerr.New(c.code, "%v", err)
+			return rpcerr.New(c.code, "%s", msg)
 		}
 	}
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)

@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -58,7 +57,7 @@ func (s *State) Apply(c Command) Result {
 		if r, ok := s.applyPosix(c); ok {
 			return r
 		}
-		return fail(fmt.Errorf("%w: unknown command %T", ErrInvalid, c))
+		return fail(errorf(ErrInvalid, "unknown command %T", c))
 	}
 }
 
@@ -68,7 +67,7 @@ func (s *State) resolve(elems []string) (n *inode, missing int, err error) {
 	n = s.inodes[RootInode]
 	for i, e := range elems {
 		if !n.dir {
-			return nil, i, fmt.Errorf("%w: %s", ErrNotDir, s.pathOf(n))
+			return nil, i, errorf(ErrNotDir, "%s", s.pathOf(n))
 		}
 		child, ok := n.children[e]
 		if !ok {
@@ -90,7 +89,7 @@ func (s *State) lookup(p string) (*inode, error) {
 		return nil, err
 	}
 	if i < len(elems) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, p)
+		return nil, errorf(ErrNotFound, "%s", p)
 	}
 	return n, nil
 }
@@ -103,17 +102,17 @@ func (s *State) parentOf(p string) (*inode, string, error) {
 		return nil, "", err
 	}
 	if len(elems) == 0 {
-		return nil, "", fmt.Errorf("%w: the root has no parent", ErrInvalid)
+		return nil, "", errorf(ErrInvalid, "the root has no parent")
 	}
 	dir, i, err := s.resolve(elems[:len(elems)-1])
 	if err != nil {
 		return nil, "", err
 	}
 	if i < len(elems)-1 {
-		return nil, "", fmt.Errorf("%w: parent of %s", ErrNotFound, p)
+		return nil, "", errorf(ErrNotFound, "parent of %s", p)
 	}
 	if !dir.dir {
-		return nil, "", fmt.Errorf("%w: parent of %s", ErrNotDir, p)
+		return nil, "", errorf(ErrNotDir, "parent of %s", p)
 	}
 	return dir, elems[len(elems)-1], nil
 }
@@ -145,13 +144,13 @@ func (s *State) mkdir(c Mkdir) Result {
 		if c.Parents && n.dir {
 			return Result{Info: s.info(n)}
 		}
-		return fail(fmt.Errorf("%w: %s", ErrExists, c.Path))
+		return fail(errorf(ErrExists, "%s", c.Path))
 	}
 	if !n.dir {
-		return fail(fmt.Errorf("%w: %s", ErrNotDir, s.pathOf(n)))
+		return fail(errorf(ErrNotDir, "%s", s.pathOf(n)))
 	}
 	if i < len(elems)-1 && !c.Parents {
-		return fail(fmt.Errorf("%w: parent of %s", ErrNotFound, c.Path))
+		return fail(errorf(ErrNotFound, "parent of %s", c.Path))
 	}
 	// Validation is complete; from here on nothing fails.
 	for _, e := range elems[i:] {
@@ -170,10 +169,10 @@ func CheckFileParams(replication int, chunkSize int64) (int, int64, error) {
 		chunkSize = DefaultChunkSize
 	}
 	if replication < 1 || replication > MaxReplication {
-		return 0, 0, fmt.Errorf("%w: replication %d not in [1, %d]", ErrInvalid, replication, MaxReplication)
+		return 0, 0, errorf(ErrInvalid, "replication %d not in [1, %d]", replication, MaxReplication)
 	}
 	if chunkSize < MinChunkSize || chunkSize > MaxChunkSize || chunkSize&(chunkSize-1) != 0 {
-		return 0, 0, fmt.Errorf("%w: chunk size %d is not a power of two in [1 MiB, 1 GiB]", ErrInvalid, chunkSize)
+		return 0, 0, errorf(ErrInvalid, "chunk size %d is not a power of two in [1 MiB, 1 GiB]", chunkSize)
 	}
 	return replication, chunkSize, nil
 }
@@ -190,10 +189,10 @@ func (s *State) create(c Create) Result {
 	if id, ok := dir.children[name]; ok {
 		n := s.inodes[id]
 		if n.dir {
-			return fail(fmt.Errorf("%w: %s", ErrIsDir, c.Path))
+			return fail(errorf(ErrIsDir, "%s", c.Path))
 		}
 		if !c.Overwrite {
-			return fail(fmt.Errorf("%w: %s", ErrExists, c.Path))
+			return fail(errorf(ErrExists, "%s", c.Path))
 		}
 		s.dropChunks(n, 0)
 		n.size, n.mode, n.replication, n.chunkSize = 0, c.Mode&0o7777, repl, cs
@@ -227,17 +226,17 @@ func (s *State) rename(c Rename) Result {
 		return fail(err)
 	}
 	if src.id == RootInode {
-		return fail(fmt.Errorf("%w: cannot rename the root", ErrInvalid))
+		return fail(errorf(ErrInvalid, "cannot rename the root"))
 	}
 	dstDir, name, err := s.parentOf(c.Dst)
 	if err != nil {
 		return fail(err)
 	}
 	if _, ok := dstDir.children[name]; ok {
-		return fail(fmt.Errorf("%w: %s", ErrExists, c.Dst))
+		return fail(errorf(ErrExists, "%s", c.Dst))
 	}
 	if src.dir && s.isAncestor(src, dstDir) {
-		return fail(fmt.Errorf("%w: cannot move %s into its own subtree", ErrInvalid, c.Src))
+		return fail(errorf(ErrInvalid, "cannot move %s into its own subtree", c.Src))
 	}
 	// Src may name an extra link of a hard-linked file (posix.go).
 	srcDir, srcName, _ := s.parentOf(c.Src)
@@ -251,10 +250,10 @@ func (s *State) remove(c Remove) Result {
 		return fail(err)
 	}
 	if n.id == RootInode {
-		return fail(fmt.Errorf("%w: cannot remove the root", ErrInvalid))
+		return fail(errorf(ErrInvalid, "cannot remove the root"))
 	}
 	if n.dir && len(n.children) > 0 && !c.Recursive {
-		return fail(fmt.Errorf("%w: %s", ErrNotEmpty, c.Path))
+		return fail(errorf(ErrNotEmpty, "%s", c.Path))
 	}
 	parent, name, _ := s.parentOf(c.Path)
 	s.removeEntry(parent, name, c.Time)
@@ -281,20 +280,20 @@ func (s *State) deleteTree(n *inode) {
 func (s *State) file(id uint64) (*inode, error) {
 	n, ok := s.inodes[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+		return nil, errorf(ErrNotFound, "inode %d", id)
 	}
 	if n.dir {
-		return nil, fmt.Errorf("%w: inode %d", ErrIsDir, id)
+		return nil, errorf(ErrIsDir, "inode %d", id)
 	}
 	return n, nil
 }
 
 func (s *State) setSize(c SetSize) Result {
 	if c.Size < 0 {
-		return fail(fmt.Errorf("%w: negative size %d", ErrInvalid, c.Size))
+		return fail(errorf(ErrInvalid, "negative size %d", c.Size))
 	}
 	if c.Mode != SizeExtend && c.Mode != SizeExact {
-		return fail(fmt.Errorf("%w: size mode %d", ErrInvalid, c.Mode))
+		return fail(errorf(ErrInvalid, "size mode %d", c.Mode))
 	}
 	n, err := s.dataFile(c.Inode)
 	if err != nil {
@@ -326,7 +325,7 @@ func (s *State) allocateChunk(c AllocateChunk) Result {
 		return fail(err)
 	}
 	if c.Index < 0 || c.Index > math.MaxInt64/n.chunkSize-1 {
-		return fail(fmt.Errorf("%w: chunk index %d", ErrInvalid, c.Index))
+		return fail(errorf(ErrInvalid, "chunk index %d", c.Index))
 	}
 	if h, ok := n.chunks[c.Index]; ok {
 		return Result{Chunk: chunkRef(c.Index, s.chunks[h])}
@@ -349,16 +348,16 @@ func chunkRef(index int64, ch *Chunk) ChunkRef {
 // checkChain requires a non-empty chain of distinct registered servers.
 func (s *State) checkChain(chain []ServerID) error {
 	if len(chain) == 0 || len(chain) > MaxReplication {
-		return fmt.Errorf("%w: chain of %d servers", ErrInvalid, len(chain))
+		return errorf(ErrInvalid, "chain of %d servers", len(chain))
 	}
 	seen := map[ServerID]bool{}
 	for _, id := range chain {
 		if seen[id] {
-			return fmt.Errorf("%w: server %d twice in chain", ErrInvalid, id)
+			return errorf(ErrInvalid, "server %d twice in chain", id)
 		}
 		seen[id] = true
 		if _, ok := s.servers[id]; !ok {
-			return fmt.Errorf("%w: chain server %d is not registered", ErrInvalid, id)
+			return errorf(ErrInvalid, "chain server %d is not registered", id)
 		}
 	}
 	return nil
@@ -366,7 +365,7 @@ func (s *State) checkChain(chain []ServerID) error {
 
 func (s *State) registerServer(c RegisterServer) Result {
 	if c.ID == 0 || c.Addr == "" {
-		return fail(fmt.Errorf("%w: server id 0 or empty address", ErrInvalid))
+		return fail(errorf(ErrInvalid, "server id 0 or empty address"))
 	}
 	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels)}
 	return Result{}

@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -22,10 +21,10 @@ func (SetChain) commandType() string { return "setchain" }
 func (s *State) setChain(c SetChain) Result {
 	ch, ok := s.chunks[c.Handle]
 	if !ok {
-		return fail(fmt.Errorf("%w: chunk %d", ErrNotFound, c.Handle))
+		return fail(errorf(ErrNotFound, "chunk %d", c.Handle))
 	}
 	if c.Epoch != ch.Epoch+1 {
-		return fail(fmt.Errorf("%w: chunk %d is at epoch %d, set chain for epoch %d", ErrEpochMismatch, c.Handle, ch.Epoch, c.Epoch))
+		return fail(errorf(ErrEpochMismatch, "chunk %d is at epoch %d, set chain for epoch %d", c.Handle, ch.Epoch, c.Epoch))
 	}
 	if err := s.checkChain(c.Chain); err != nil {
 		return fail(err)

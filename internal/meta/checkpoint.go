@@ -68,14 +68,14 @@ func (s *State) Checkpoint() ([]byte, error) {
 func RestoreCheckpoint(b []byte) (*State, error) {
 	var snap checkpoint
 	if err := json.Unmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("%w: checkpoint: %v", ErrCorrupt, err)
+		return nil, errorf(ErrCorrupt, "checkpoint: %v", err)
 	}
 	if snap.V != checkpointVersion {
-		return nil, fmt.Errorf("%w: checkpoint version %d", ErrCorrupt, snap.V)
+		return nil, errorf(ErrCorrupt, "checkpoint version %d", snap.V)
 	}
 	s, err := build(&snap)
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint: %v", ErrCorrupt, err)
+		return nil, errorf(ErrCorrupt, "checkpoint: %v", err)
 	}
 	return s, nil
 }

@@ -103,7 +103,7 @@ type envelope struct {
 // Encode serialises a command into a versioned envelope.
 func Encode(c Command) ([]byte, error) {
 	if c == nil {
-		return nil, fmt.Errorf("%w: nil command", ErrInvalid)
+		return nil, errorf(ErrInvalid, "nil command")
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -116,10 +116,10 @@ func Encode(c Command) ([]byte, error) {
 func Decode(b []byte) (Command, error) {
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, fmt.Errorf("%w: command envelope: %v", ErrCorrupt, err)
+		return nil, errorf(ErrCorrupt, "command envelope: %v", err)
 	}
 	if env.V != encodingVersion {
-		return nil, fmt.Errorf("%w: command version %d", ErrCorrupt, env.V)
+		return nil, errorf(ErrCorrupt, "command version %d", env.V)
 	}
 	var c Command
 	var err error
@@ -146,14 +146,14 @@ func Decode(b []byte) (Command, error) {
 			if c, ok, err = decodePosix(env.Type, env.Cmd); !ok {
 				if c, ok, err = decodeHA(env.Type, env.Cmd); !ok {
 					if c, ok, err = decodeOrphan(env.Type, env.Cmd); !ok {
-						return nil, fmt.Errorf("%w: unknown command type %q", ErrCorrupt, env.Type)
+						return nil, errorf(ErrCorrupt, "unknown command type %q", env.Type)
 					}
 				}
 			}
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, env.Type, err)
+		return nil, errorf(ErrCorrupt, "%s: %v", env.Type, err)
 	}
 	return c, nil
 }

@@ -32,3 +32,20 @@ var (
 	// violates an invariant.
 	ErrCorrupt = errors.New("meta: corrupt encoding")
 )
+
+// Error is what the package returns: a kind (one of the sentinels above,
+// matched with errors.Is) and the detail of this occurrence, kept apart so
+// that a caller can show "invalid argument: empty path element" without
+// taking the kind's text out of the message.
+type Error struct {
+	Kind   error
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Kind.Error() + ": " + e.Detail }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// errorf returns an *Error of kind with a formatted detail.
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}

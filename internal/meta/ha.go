@@ -111,6 +111,7 @@ type record struct {
 	Seq       uint64
 	Err       string `json:",omitempty"` // error text
 	ErrKind   int    `json:",omitempty"` // 1 + index in recordedSentinels; 0 none
+	Detail    string `json:",omitempty"` // the error's detail (Error.Detail)
 	Info      FileInfo
 	Chunk     ChunkRef
 	Allocated bool `json:",omitempty"`
@@ -119,22 +120,26 @@ type record struct {
 // recordedSentinels are the errors a recorded result can wrap; the order is
 // part of the checkpoint encoding (append only).
 var recordedSentinels = [...]error{ErrNotFound, ErrExists, ErrNotDir, ErrIsDir,
-	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired}
+	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired, ErrNameTooLong}
 
-type recordedErr struct {
-	msg  string
-	kind error
-}
+// kindOrder is the order toRecord tries recordedSentinels in: the most
+// specific first (ErrNameTooLong wraps ErrInvalid).
+var kindOrder = [...]int{9, 0, 1, 2, 3, 4, 5, 6, 7, 8}
+
+// recordedErr is a recorded error of no known kind.
+type recordedErr struct{ msg string }
 
 func (e *recordedErr) Error() string { return e.msg }
-func (e *recordedErr) Unwrap() error { return e.kind }
 
 func toRecord(seq uint64, r Result) record {
 	rec := record{Seq: seq, Info: r.Info, Chunk: r.Chunk, Allocated: r.Allocated}
 	if r.Err != nil {
 		rec.Err = r.Err.Error()
-		for i, s := range recordedSentinels {
-			if errors.Is(r.Err, s) {
+		if me := (*Error)(nil); errors.As(r.Err, &me) {
+			rec.Detail = me.Detail
+		}
+		for _, i := range kindOrder {
+			if errors.Is(r.Err, recordedSentinels[i]) {
 				rec.ErrKind = i + 1
 				break
 			}
@@ -146,11 +151,15 @@ func toRecord(seq uint64, r Result) record {
 func (rec record) result() Result {
 	r := Result{Info: rec.Info, Chunk: rec.Chunk, Allocated: rec.Allocated}
 	if rec.Err != "" {
-		var kind error
 		if rec.ErrKind > 0 && rec.ErrKind <= len(recordedSentinels) {
-			kind = recordedSentinels[rec.ErrKind-1]
+			detail := rec.Detail
+			if detail == "" {
+				detail = rec.Err // recorded before details were kept apart
+			}
+			r.Err = &Error{Kind: recordedSentinels[rec.ErrKind-1], Detail: detail}
+		} else {
+			r.Err = &recordedErr{msg: rec.Err}
 		}
-		r.Err = &recordedErr{msg: rec.Err, kind: kind}
 	}
 	return r
 }
@@ -160,7 +169,7 @@ func (s *State) applyHA(c Command) (Result, bool) {
 	switch c := c.(type) {
 	case SetMaster:
 		if c.ID == "" {
-			return fail(fmt.Errorf("%w: empty master id", ErrInvalid)), true
+			return fail(errorf(ErrInvalid, "empty master id")), true
 		}
 		if s.ha.masters == nil {
 			s.ha.masters = map[string]string{}
@@ -179,10 +188,10 @@ func (s *State) applyHA(c Command) (Result, bool) {
 
 func (s *State) applyRequest(c Request) Result {
 	if c.Cmd == nil {
-		return fail(fmt.Errorf("%w: empty request", ErrInvalid))
+		return fail(errorf(ErrInvalid, "empty request"))
 	}
 	if _, nested := c.Cmd.(Request); nested {
-		return fail(fmt.Errorf("%w: nested request", ErrInvalid))
+		return fail(errorf(ErrInvalid, "nested request"))
 	}
 	if c.Client == 0 {
 		return s.Apply(c.Cmd) // no id: no deduplication
@@ -198,7 +207,7 @@ func (s *State) applyRequest(c Request) Result {
 	}
 	ss.last = max(ss.last, c.Time)
 	if c.Seq <= ss.floor {
-		return fail(fmt.Errorf("%w: client %x request %d", ErrRequestExpired, c.Client, c.Seq))
+		return fail(errorf(ErrRequestExpired, "client %x request %d", c.Client, c.Seq))
 	}
 	i, found := slices.BinarySearchFunc(ss.results, c.Seq, func(r record, seq uint64) int {
 		switch {

@@ -126,7 +126,7 @@ func (s *State) applyOrphan(c Command) (Result, bool) {
 
 func (s *State) renewMount(c RenewMount) Result {
 	if c.Session == 0 || c.TTL <= 0 || c.TTL > MaxSessionTTL {
-		return fail(fmt.Errorf("%w: mount session %d with ttl %d (must be in (0, %d])", ErrInvalid, c.Session, c.TTL, int64(MaxSessionTTL)))
+		return fail(errorf(ErrInvalid, "mount session %d with ttl %d (must be in (0, %d])", c.Session, c.TTL, int64(MaxSessionTTL)))
 	}
 	if s.mounts == nil {
 		s.mounts = map[uint64]*mountSession{}
@@ -154,7 +154,7 @@ func (s *State) endMount(id uint64) {
 func (s *State) hold(c Hold) Result {
 	m := s.mounts[c.Session]
 	if m == nil {
-		return fail(fmt.Errorf("%w: mount session %d", ErrNotFound, c.Session))
+		return fail(errorf(ErrNotFound, "mount session %d", c.Session))
 	}
 	n, err := s.file(c.Inode)
 	if err != nil {

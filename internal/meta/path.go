@@ -23,10 +23,10 @@ func CheckPath(p string) error {
 // splitPath returns the elements of a valid path ("/" has none).
 func splitPath(p string) ([]string, error) {
 	if p == "" || p[0] != '/' {
-		return nil, fmt.Errorf("%w: path %q is not absolute", ErrInvalid, p)
+		return nil, errorf(ErrInvalid, "path %q is not absolute", p)
 	}
 	if len(p) > MaxPathLen {
-		return nil, fmt.Errorf("%w: path of %d bytes, more than %d", ErrNameTooLong, len(p), MaxPathLen)
+		return nil, errorf(ErrNameTooLong, "path of %d bytes, more than %d", len(p), MaxPathLen)
 	}
 	if p == "/" {
 		return nil, nil
@@ -43,13 +43,13 @@ func splitPath(p string) ([]string, error) {
 func checkName(e string) error {
 	switch {
 	case e == "":
-		return fmt.Errorf("%w: empty path element", ErrInvalid)
+		return errorf(ErrInvalid, "empty path element")
 	case e == "." || e == "..":
-		return fmt.Errorf("%w: path element %q", ErrInvalid, e)
+		return errorf(ErrInvalid, "path element %q", e)
 	case len(e) > MaxNameLen:
-		return fmt.Errorf("%w: name of %d bytes, more than %d", ErrNameTooLong, len(e), MaxNameLen)
+		return errorf(ErrNameTooLong, "name of %d bytes, more than %d", len(e), MaxNameLen)
 	case strings.ContainsAny(e, "/\x00"):
-		return fmt.Errorf("%w: name contains '/' or NUL", ErrInvalid)
+		return errorf(ErrInvalid, "name contains '/' or NUL")
 	}
 	return nil
 }

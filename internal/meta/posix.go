@@ -291,10 +291,10 @@ func (s *State) applyPosix(c Command) (Result, bool) {
 func (s *State) dirInode(id uint64) (*inode, error) {
 	n, ok := s.inodes[id]
 	if !ok || (n.parent == 0 && id != RootInode) {
-		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+		return nil, errorf(ErrNotFound, "inode %d", id)
 	}
 	if !n.dir {
-		return nil, fmt.Errorf("%w: inode %d", ErrNotDir, id)
+		return nil, errorf(ErrNotDir, "inode %d", id)
 	}
 	return n, nil
 }
@@ -309,7 +309,7 @@ func (s *State) freeName(parent uint64, name string) (*inode, error) {
 		return nil, err
 	}
 	if _, ok := dir.children[name]; ok {
-		return nil, fmt.Errorf("%w: %q in directory %d", ErrExists, name, parent)
+		return nil, errorf(ErrExists, "%q in directory %d", name, parent)
 	}
 	return dir, nil
 }
@@ -356,10 +356,10 @@ func (s *State) mkdirAt(c MkdirAt) Result {
 
 func (s *State) symlinkAt(c Symlink) Result {
 	if c.Target == "" {
-		return fail(fmt.Errorf("%w: empty symlink target", ErrInvalid))
+		return fail(errorf(ErrInvalid, "empty symlink target"))
 	}
 	if len(c.Target) > MaxSymlinkLen {
-		return fail(fmt.Errorf("%w: symlink target of %d bytes, more than %d", ErrNameTooLong, len(c.Target), MaxSymlinkLen))
+		return fail(errorf(ErrNameTooLong, "symlink target of %d bytes, more than %d", len(c.Target), MaxSymlinkLen))
 	}
 	dir, err := s.freeName(c.Parent, c.Name)
 	if err != nil {
@@ -375,7 +375,7 @@ func (s *State) symlinkAt(c Symlink) Result {
 
 func (s *State) mknod(c Mknod) Result {
 	if !validSpecial(c.Type) {
-		return fail(fmt.Errorf("%w: mknod of file type %#o", ErrInvalid, c.Type))
+		return fail(errorf(ErrInvalid, "mknod of file type %#o", c.Type))
 	}
 	dir, err := s.freeName(c.Parent, c.Name)
 	if err != nil {
@@ -399,7 +399,7 @@ func (s *State) dataFile(id uint64) (*inode, error) {
 		return nil, err
 	}
 	if n.symlink || n.special != 0 {
-		return nil, fmt.Errorf("%w: inode %d is not a regular file", ErrInvalid, id)
+		return nil, errorf(ErrInvalid, "inode %d is not a regular file", id)
 	}
 	return n, nil
 }
@@ -412,9 +412,9 @@ func (s *State) link(c Link) Result {
 	switch {
 	case n.orphan:
 		// As linkat of an unlinked file on Linux: it has no name to link.
-		return fail(fmt.Errorf("%w: inode %d was unlinked", ErrNotFound, c.Inode))
+		return fail(errorf(ErrNotFound, "inode %d was unlinked", c.Inode))
 	case n.parent == 0:
-		return fail(fmt.Errorf("%w: inode %d is a volume", ErrInvalid, c.Inode))
+		return fail(errorf(ErrInvalid, "inode %d is a volume", c.Inode))
 	}
 	dir, err := s.freeName(c.Parent, c.Name)
 	if err != nil {
@@ -465,11 +465,11 @@ func (s *State) entry(parent uint64, name string) (*inode, *inode, error) {
 		return nil, nil, err
 	}
 	if len(name) > MaxNameLen {
-		return nil, nil, fmt.Errorf("%w: name of %d bytes, more than %d", ErrNameTooLong, len(name), MaxNameLen)
+		return nil, nil, errorf(ErrNameTooLong, "name of %d bytes, more than %d", len(name), MaxNameLen)
 	}
 	id, ok := dir.children[name]
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: %q in directory %d", ErrNotFound, name, parent)
+		return nil, nil, errorf(ErrNotFound, "%q in directory %d", name, parent)
 	}
 	return dir, s.inodes[id], nil
 }
@@ -481,11 +481,11 @@ func (s *State) unlink(c Unlink) Result {
 	}
 	switch {
 	case c.Dir && !n.dir:
-		return fail(fmt.Errorf("%w: %q", ErrNotDir, c.Name))
+		return fail(errorf(ErrNotDir, "%q", c.Name))
 	case !c.Dir && n.dir:
-		return fail(fmt.Errorf("%w: %q", ErrIsDir, c.Name))
+		return fail(errorf(ErrIsDir, "%q", c.Name))
 	case n.dir && len(n.children) > 0:
-		return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.Name))
+		return fail(errorf(ErrNotEmpty, "%q", c.Name))
 	}
 	s.removeEntry(dir, c.Name, c.Time)
 	return Result{}
@@ -493,7 +493,7 @@ func (s *State) unlink(c Unlink) Result {
 
 func (s *State) renameAt(c RenameAt) Result {
 	if c.Exchange && c.NoReplace {
-		return fail(fmt.Errorf("%w: RENAME_EXCHANGE with RENAME_NOREPLACE", ErrInvalid))
+		return fail(errorf(ErrInvalid, "RENAME_EXCHANGE with RENAME_NOREPLACE"))
 	}
 	srcDir, n, err := s.entry(c.SrcParent, c.SrcName)
 	if err != nil {
@@ -511,27 +511,27 @@ func (s *State) renameAt(c RenameAt) Result {
 	}
 	if srcDir == dstDir && c.SrcName == c.DstName {
 		if c.NoReplace {
-			return fail(fmt.Errorf("%w: %q", ErrExists, c.DstName))
+			return fail(errorf(ErrExists, "%q", c.DstName))
 		}
 		return Result{Info: s.info(n)}
 	}
 	if n.dir && s.isAncestor(n, dstDir) {
-		return fail(fmt.Errorf("%w: cannot move a directory into its own subtree", ErrInvalid))
+		return fail(errorf(ErrInvalid, "cannot move a directory into its own subtree"))
 	}
 	if id, ok := dstDir.children[c.DstName]; ok {
 		d := s.inodes[id]
 		switch {
 		case c.NoReplace:
-			return fail(fmt.Errorf("%w: %q", ErrExists, c.DstName))
+			return fail(errorf(ErrExists, "%q", c.DstName))
 		case d == n:
 			// Two names of one file: rename(2) does nothing.
 			return Result{Info: s.info(n)}
 		case n.dir && !d.dir:
-			return fail(fmt.Errorf("%w: %q", ErrNotDir, c.DstName))
+			return fail(errorf(ErrNotDir, "%q", c.DstName))
 		case !n.dir && d.dir:
-			return fail(fmt.Errorf("%w: %q", ErrIsDir, c.DstName))
+			return fail(errorf(ErrIsDir, "%q", c.DstName))
 		case d.dir && len(d.children) > 0:
-			return fail(fmt.Errorf("%w: %q", ErrNotEmpty, c.DstName))
+			return fail(errorf(ErrNotEmpty, "%q", c.DstName))
 		}
 		s.removeEntry(dstDir, c.DstName, c.Time)
 	}
@@ -544,7 +544,7 @@ func (s *State) renameAt(c RenameAt) Result {
 func (s *State) exchange(c RenameAt, srcDir, n, dstDir *inode) Result {
 	id, ok := dstDir.children[c.DstName]
 	if !ok {
-		return fail(fmt.Errorf("%w: %q in directory %d", ErrNotFound, c.DstName, dstDir.id))
+		return fail(errorf(ErrNotFound, "%q in directory %d", c.DstName, dstDir.id))
 	}
 	d := s.inodes[id]
 	if d == n {
@@ -552,7 +552,7 @@ func (s *State) exchange(c RenameAt, srcDir, n, dstDir *inode) Result {
 		return Result{Info: s.info(n)}
 	}
 	if (n.dir && s.isAncestor(n, dstDir)) || (d.dir && s.isAncestor(d, srcDir)) {
-		return fail(fmt.Errorf("%w: cannot move a directory into its own subtree", ErrInvalid))
+		return fail(errorf(ErrInvalid, "cannot move a directory into its own subtree"))
 	}
 	srcDir.children[c.SrcName], dstDir.children[c.DstName] = d.id, n.id
 	renameRef(n, srcDir.id, c.SrcName, dstDir.id, c.DstName)
@@ -585,7 +585,7 @@ func renameRef(n *inode, from uint64, fromName string, to uint64, toName string)
 func (s *State) anyInode(id uint64) (*inode, error) {
 	n, ok := s.inodes[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: inode %d", ErrNotFound, id)
+		return nil, errorf(ErrNotFound, "inode %d", id)
 	}
 	return n, nil
 }
@@ -616,7 +616,7 @@ func (s *State) setattr(c Setattr) Result {
 
 func checkXattrName(name string) error {
 	if name == "" || len(name) > MaxXattrName {
-		return fmt.Errorf("%w: xattr name of %d bytes", ErrInvalid, len(name))
+		return errorf(ErrInvalid, "xattr name of %d bytes", len(name))
 	}
 	return nil
 }
@@ -630,16 +630,16 @@ func (s *State) setXattr(c SetXattr) Result {
 		return fail(err)
 	}
 	if len(c.Value) > MaxXattrValue {
-		return fail(fmt.Errorf("%w: xattr value of %d bytes", ErrInvalid, len(c.Value)))
+		return fail(errorf(ErrInvalid, "xattr value of %d bytes", len(c.Value)))
 	}
 	_, has := n.xattrs[c.Name]
 	switch {
 	case c.Mode == XattrCreate && has:
-		return fail(fmt.Errorf("%w: xattr %q", ErrExists, c.Name))
+		return fail(errorf(ErrExists, "xattr %q", c.Name))
 	case c.Mode == XattrReplace && !has:
-		return fail(fmt.Errorf("%w: xattr %q", ErrNotFound, c.Name))
+		return fail(errorf(ErrNotFound, "xattr %q", c.Name))
 	case c.Mode > XattrReplace:
-		return fail(fmt.Errorf("%w: xattr mode %d", ErrInvalid, c.Mode))
+		return fail(errorf(ErrInvalid, "xattr mode %d", c.Mode))
 	}
 	total := len(c.Name) + len(c.Value)
 	for k, v := range n.xattrs {
@@ -648,7 +648,7 @@ func (s *State) setXattr(c SetXattr) Result {
 		}
 	}
 	if total > MaxXattrTotal {
-		return fail(fmt.Errorf("%w: xattrs of inode %d above %d bytes", ErrInvalid, n.id, MaxXattrTotal))
+		return fail(errorf(ErrInvalid, "xattrs of inode %d above %d bytes", n.id, MaxXattrTotal))
 	}
 	if n.xattrs == nil {
 		n.xattrs = map[string][]byte{}
@@ -664,7 +664,7 @@ func (s *State) removeXattr(c RemoveXattr) Result {
 		return fail(err)
 	}
 	if _, ok := n.xattrs[c.Name]; !ok {
-		return fail(fmt.Errorf("%w: xattr %q", ErrNotFound, c.Name))
+		return fail(errorf(ErrNotFound, "xattr %q", c.Name))
 	}
 	delete(n.xattrs, c.Name)
 	if len(n.xattrs) == 0 {
@@ -704,7 +704,7 @@ func (s *State) Xattr(ino uint64, name string) ([]byte, error) {
 	}
 	v, ok := n.xattrs[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: xattr %q", ErrNotFound, name)
+		return nil, errorf(ErrNotFound, "xattr %q", name)
 	}
 	return slices.Clone(v), nil
 }

@@ -21,7 +21,7 @@ func (s *State) Lookup(p string) (FileInfo, error) {
 func (s *State) Stat(ino uint64) (FileInfo, error) {
 	n, ok := s.inodes[ino]
 	if !ok {
-		return FileInfo{}, fmt.Errorf("%w: inode %d", ErrNotFound, ino)
+		return FileInfo{}, errorf(ErrNotFound, "inode %d", ino)
 	}
 	return s.info(n), nil
 }
@@ -33,7 +33,7 @@ func (s *State) List(p string) ([]FileInfo, error) {
 		return nil, err
 	}
 	if !n.dir {
-		return nil, fmt.Errorf("%w: %s", ErrNotDir, p)
+		return nil, errorf(ErrNotDir, "%s", p)
 	}
 	out := make([]FileInfo, 0, len(n.children))
 	for _, name := range slices.Sorted(maps.Keys(n.children)) {

@@ -64,7 +64,7 @@ func decodeVolume(typ string, raw []byte) (c Command, ok bool, err error) {
 // CheckVolumeSize validates a volume size.
 func CheckVolumeSize(size int64) error {
 	if size <= 0 || size > MaxVolumeSize || size%VolumeBlockSize != 0 {
-		return fmt.Errorf("%w: volume size %d is not a positive multiple of %d up to %d", ErrInvalid, size, VolumeBlockSize, int64(MaxVolumeSize))
+		return errorf(ErrInvalid, "volume size %d is not a positive multiple of %d up to %d", size, VolumeBlockSize, int64(MaxVolumeSize))
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ func (s *State) volumeInfo(n *inode) FileInfo {
 func (s *State) volume(name string) (*inode, error) {
 	id, ok := s.volumes[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: volume %q", ErrNotFound, name)
+		return nil, errorf(ErrNotFound, "volume %q", name)
 	}
 	return s.inodes[id], nil
 }
@@ -94,7 +94,7 @@ func (s *State) createVolume(c CreateVolume) Result {
 		return fail(err)
 	}
 	if _, ok := s.volumes[c.Name]; ok {
-		return fail(fmt.Errorf("%w: volume %q", ErrExists, c.Name))
+		return fail(errorf(ErrExists, "volume %q", c.Name))
 	}
 	if s.volumes == nil {
 		s.volumes = map[string]uint64{}
@@ -127,7 +127,7 @@ func (s *State) resizeVolume(c ResizeVolume) Result {
 		return fail(err)
 	}
 	if c.Size < n.size {
-		return fail(fmt.Errorf("%w: volume %q: shrinking from %d to %d", ErrInvalid, c.Name, n.size, c.Size))
+		return fail(errorf(ErrInvalid, "volume %q: shrinking from %d to %d", c.Name, n.size, c.Size))
 	}
 	n.size, n.mtime = c.Size, c.Time
 	return Result{Info: s.volumeInfo(n)}
