@@ -245,41 +245,26 @@ func (s *State) ckptMounts() []ckptMount {
 	return out
 }
 
-// restoreMounts rebuilds the sessions and their holds, and checks that
-// every orphan is a nameless file that some session holds. It returns the
-// orphans.
-func (s *State) restoreMounts(ms []ckptMount) (map[uint64]bool, error) {
+// restoreMounts rebuilds the sessions of a checkpoint and the holder
+// counts derived from them; Check judges them (checkMounts).
+func (s *State) restoreMounts(ms []ckptMount) error {
 	for _, sm := range ms {
-		if sm.ID == 0 || sm.TTL <= 0 {
-			return nil, fmt.Errorf("bad mount session %d", sm.ID)
-		}
 		if s.mounts == nil {
 			s.mounts = map[uint64]*mountSession{}
 			s.holders = map[uint64]int{}
 		}
 		if s.mounts[sm.ID] != nil {
-			return nil, fmt.Errorf("mount session %d twice", sm.ID)
+			return fmt.Errorf("mount session %d twice", sm.ID)
 		}
 		m := &mountSession{expires: sm.Expires, ttl: sm.TTL, held: map[uint64]bool{}}
 		for _, ino := range sm.Held {
-			if n := s.inodes[ino]; n == nil || n.dir || m.held[ino] {
-				return nil, fmt.Errorf("mount session %d: bad or duplicate held inode %d", sm.ID, ino)
+			if m.held[ino] {
+				return fmt.Errorf("mount session %d: inode %d held twice", sm.ID, ino)
 			}
 			m.held[ino] = true
 			s.holders[ino]++
 		}
 		s.mounts[sm.ID] = m
 	}
-	orphans := map[uint64]bool{}
-	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
-		n := s.inodes[id]
-		if !n.orphan {
-			continue
-		}
-		if s.holders[id] == 0 || n.dir || n.parent != 0 || n.name != "" || len(n.links) > 0 {
-			return nil, fmt.Errorf("inode %d: bad orphan", id)
-		}
-		orphans[id] = true
-	}
-	return orphans, nil
+	return nil
 }
