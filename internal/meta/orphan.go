@@ -20,8 +20,10 @@ import (
 // within its TTL (a mount that died) — so orphans are never leaked.
 //
 // Rules (all times are command times, so every replica decides alike):
-//   - Hold needs a live session and an existing file (ErrNotFound); a
-//     session holds a file once, however often the mount opens it.
+//   - Hold needs a live session and an existing file (ErrNotFound), not a
+//     volume's (ErrInvalid: no mount opens one, and RemoveVolume does not
+//     ask who holds it); a session holds a file once, however often the
+//     mount opens it.
 //   - A session expires at its last renewal + TTL, but not before the
 //     leader that proposes ExpireMounts has led for TTL (LeaderSince): a
 //     mount cut off by a master failover gets a full TTL to renew with the
@@ -159,6 +161,9 @@ func (s *State) hold(c Hold) Result {
 	n, err := s.file(c.Inode)
 	if err != nil {
 		return fail(err)
+	}
+	if s.IsVolume(n.id) {
+		return fail(fmt.Errorf("%w: inode %d is a volume", ErrInvalid, n.id))
 	}
 	if !m.held[n.id] {
 		m.held[n.id] = true
