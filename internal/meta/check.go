@@ -1,8 +1,10 @@
 package meta
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -40,9 +42,19 @@ var stateChecks = []struct {
 // 1 slot"). A failure is a bug in Apply (or a corrupt checkpoint), never a
 // user error.
 func (s *State) Check() error {
+	// A first pass in map order is cheap enough to run after every Apply;
+	// only a failure pays for a second pass in id order, so that the same
+	// state always gives the same report.
+	if s.check(false) == nil {
+		return nil
+	}
+	return s.check(true)
+}
+
+func (s *State) check(ordered bool) error {
 	var errs []error
 	for _, c := range stateChecks {
-		var p problems
+		p := problems{ordered: ordered}
 		c.check(s, &p)
 		if err := p.err(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -59,8 +71,17 @@ const maxProblems = 8
 
 // problems collects what one check found.
 type problems struct {
-	list []string
-	more int
+	ordered bool // visit maps in key order (see keys)
+	list    []string
+	more    int
+}
+
+// keys visits the keys of m, in ascending order when p is ordered.
+func keys[M ~map[K]V, K cmp.Ordered, V any](p *problems, m M) iter.Seq[K] {
+	if !p.ordered {
+		return maps.Keys(m)
+	}
+	return slices.Values(slices.Sorted(maps.Keys(m)))
 }
 
 func (p *problems) addf(format string, args ...any) {
@@ -81,10 +102,6 @@ func (p *problems) err() error {
 	}
 	return errors.New(msg)
 }
-
-// sortedInodes returns the inode numbers in use, ascending, so that every
-// check reports in a fixed order.
-func (s *State) sortedInodes() []uint64 { return slices.Sorted(maps.Keys(s.inodes)) }
 
 // checkRoot: inode 1 is a directory with no parent, name or extra link.
 func checkRoot(s *State, p *problems) {
@@ -108,12 +125,12 @@ func checkCounters(s *State, p *problems) {
 	if s.nextHandle == 0 {
 		p.addf("next handle 0")
 	}
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		if id == 0 || id >= s.nextInode {
 			p.addf("inode %d is not in [1, next inode %d)", id, s.nextInode)
 		}
 	}
-	for _, h := range slices.Sorted(maps.Keys(s.chunks)) {
+	for h := range keys(p, s.chunks) {
 		if h == 0 || h >= s.nextHandle {
 			p.addf("chunk %d is not in [1, next handle %d)", h, s.nextHandle)
 		}
@@ -122,7 +139,7 @@ func checkCounters(s *State, p *problems) {
 
 // checkServers: every registered chunkserver has its id and an address.
 func checkServers(s *State, p *problems) {
-	for _, id := range slices.Sorted(maps.Keys(s.servers)) {
+	for id := range keys(p, s.servers) {
 		sv := s.servers[id]
 		switch {
 		case sv == nil || sv.ID != id:
@@ -137,7 +154,7 @@ func checkServers(s *State, p *problems) {
 // referenced, a valid replication factor and chunk size, and a non-empty
 // chain of distinct registered servers.
 func checkChunks(s *State, p *problems) {
-	for _, h := range slices.Sorted(maps.Keys(s.chunks)) {
+	for h := range keys(p, s.chunks) {
 		ch := s.chunks[h]
 		if ch == nil || ch.Handle != h {
 			p.addf("chunk %d: entry of another handle", h)
@@ -170,9 +187,9 @@ func validFileParams(replication int, chunkSize int64) bool {
 // chunk size of the files naming it.
 func checkRefcounts(s *State, p *problems) {
 	slots := map[uint64]int{}
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		n := s.inodes[id]
-		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
+		for idx := range keys(p, n.chunks) {
 			h := n.chunks[idx]
 			ch := s.chunks[h]
 			if ch == nil {
@@ -185,7 +202,7 @@ func checkRefcounts(s *State, p *problems) {
 			}
 		}
 	}
-	for _, h := range slices.Sorted(maps.Keys(s.chunks)) {
+	for h := range keys(p, s.chunks) {
 		if ch := s.chunks[h]; ch != nil && ch.Refs != slots[h] {
 			p.addf("chunk %d: refs %d, named by %d slots", h, ch.Refs, slots[h])
 		}
@@ -196,7 +213,7 @@ func checkRefcounts(s *State, p *problems) {
 // symlink, special file) on its own; how inodes name each other is
 // checkNames' and checkEntries' business.
 func checkInodes(s *State, p *problems) {
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		n := s.inodes[id]
 		if n == nil || n.id != id {
 			p.addf("inode %d: entry of another inode", id)
@@ -213,7 +230,7 @@ func checkInodes(s *State, p *problems) {
 		if n.rdev != 0 && n.special != TypeChar && n.special != TypeBlock {
 			p.addf("inode %d: device number on a non-device", id)
 		}
-		for _, k := range slices.Sorted(maps.Keys(n.xattrs)) {
+		for k := range keys(p, n.xattrs) {
 			if err := checkXattrName(k); err != nil {
 				p.addf("inode %d: %v", id, err)
 			}
@@ -247,7 +264,7 @@ func checkFileInode(n *inode, p *problems) {
 	if !validFileParams(n.replication, n.chunkSize) {
 		p.addf("file %d: replication %d or chunk size %d out of bounds", n.id, n.replication, n.chunkSize)
 	} else {
-		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
+		for idx := range keys(p, n.chunks) {
 			if idx < 0 || idx > math.MaxInt64/n.chunkSize-1 {
 				p.addf("file %d: chunk index %d out of range", n.id, idx)
 				break
@@ -264,20 +281,17 @@ func checkFileInode(n *inode, p *problems) {
 	}
 }
 
-// names returns every name n has in the tree: its primary (parent, name)
-// first, then its extra links; none for the root, volumes and orphans.
-func (n *inode) names() []link {
-	if n.parent == 0 {
-		return nil
-	}
-	return append([]link{{Parent: n.parent, Name: n.name}}, n.links...)
+// hasName reports whether n is called name in directory dir, by its
+// primary name or an extra link.
+func (n *inode) hasName(dir uint64, name string) bool {
+	return (n.parent != 0 && n.parent == dir && n.name == name) || slices.Contains(n.links, link{Parent: dir, Name: name})
 }
 
 // checkNames: every inode's parent links hold: each of its names is a
 // valid name, once, in a directory whose entry of that name is this
 // inode; an inode without a parent is the root, a volume or an orphan.
 func checkNames(s *State, p *problems) {
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		n := s.inodes[id]
 		if n == nil || id == RootInode {
 			continue
@@ -291,23 +305,28 @@ func checkNames(s *State, p *problems) {
 			}
 			continue
 		}
-		names := n.names()
-		for i, l := range names {
-			if slices.Contains(names[:i], l) {
+		checkName1(s, p, n, link{Parent: n.parent, Name: n.name})
+		for i, l := range n.links {
+			if (l.Parent == n.parent && l.Name == n.name) || slices.Contains(n.links[:i], l) {
 				p.addf("inode %d: named %q in directory %d twice", id, l.Name, l.Parent)
 				continue
 			}
-			if err := checkName(l.Name); err != nil {
-				p.addf("inode %d: %v", id, err)
-			}
-			d := s.inodes[l.Parent]
-			switch {
-			case d == nil || !d.dir:
-				p.addf("inode %d: parent %d of %q is not a directory", id, l.Parent, l.Name)
-			case d.children[l.Name] != id:
-				p.addf("inode %d: directory %d has no entry %q for it (names inode %d)", id, l.Parent, l.Name, d.children[l.Name])
-			}
+			checkName1(s, p, n, l)
 		}
+	}
+}
+
+// checkName1 checks one name l of inode n for checkNames.
+func checkName1(s *State, p *problems, n *inode, l link) {
+	if err := checkName(l.Name); err != nil {
+		p.addf("inode %d: %v", n.id, err)
+	}
+	d := s.inodes[l.Parent]
+	switch {
+	case d == nil || !d.dir:
+		p.addf("inode %d: parent %d of %q is not a directory", n.id, l.Parent, l.Name)
+	case d.children[l.Name] != n.id:
+		p.addf("inode %d: directory %d has no entry %q for it (names inode %d)", n.id, l.Parent, l.Name, d.children[l.Name])
 	}
 }
 
@@ -315,18 +334,18 @@ func checkNames(s *State, p *problems) {
 // that name (the converse of checkNames): no dangling entry, no entry an
 // inode does not know about.
 func checkEntries(s *State, p *problems) {
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		d := s.inodes[id]
 		if d == nil || !d.dir {
 			continue
 		}
-		for _, name := range slices.Sorted(maps.Keys(d.children)) {
+		for name := range keys(p, d.children) {
 			cid := d.children[name]
 			c := s.inodes[cid]
 			switch {
 			case c == nil:
 				p.addf("directory %d: entry %q names inode %d, which does not exist", id, name, cid)
-			case !slices.Contains(c.names(), link{Parent: id, Name: name}):
+			case !c.hasName(id, name):
 				p.addf("directory %d: entry %q names inode %d, which has no such name", id, name, cid)
 			}
 		}
@@ -356,7 +375,7 @@ func checkTree(s *State, p *problems) {
 			}
 		}
 	}
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		if n := s.inodes[id]; n != nil && n.parent != 0 && !reached[id] {
 			p.addf("inode %d: not reachable from the root (a cycle or a detached subtree)", id)
 		}
@@ -367,7 +386,7 @@ func checkTree(s *State, p *problems) {
 // called by the volume's name, with a valid volume size.
 func checkVolumes(s *State, p *problems) {
 	seen := map[uint64]string{}
-	for _, name := range slices.Sorted(maps.Keys(s.volumes)) {
+	for name := range keys(p, s.volumes) {
 		id := s.volumes[name]
 		n := s.inodes[id]
 		switch {
@@ -394,13 +413,13 @@ func checkVolumes(s *State, p *problems) {
 // holds (so it is deleted when the last one lets go, never leaked).
 func checkMounts(s *State, p *problems) {
 	held := map[uint64]int{}
-	for _, sid := range slices.Sorted(maps.Keys(s.mounts)) {
+	for sid := range keys(p, s.mounts) {
 		m := s.mounts[sid]
 		if m == nil || sid == 0 || m.ttl <= 0 {
 			p.addf("mount session %d: missing, id 0 or ttl <= 0", sid)
 			continue
 		}
-		for _, ino := range slices.Sorted(maps.Keys(m.held)) {
+		for ino := range keys(p, m.held) {
 			if !m.held[ino] {
 				p.addf("mount session %d: inode %d recorded as not held", sid, ino)
 				continue
@@ -411,17 +430,17 @@ func checkMounts(s *State, p *problems) {
 			held[ino]++
 		}
 	}
-	for _, ino := range slices.Sorted(maps.Keys(s.holders)) {
+	for ino := range keys(p, s.holders) {
 		if s.holders[ino] != held[ino] {
 			p.addf("inode %d: %d holders recorded, held by %d sessions", ino, s.holders[ino], held[ino])
 		}
 	}
-	for _, ino := range slices.Sorted(maps.Keys(held)) {
+	for ino := range keys(p, held) {
 		if _, ok := s.holders[ino]; !ok {
 			p.addf("inode %d: held by %d sessions, no holders recorded", ino, held[ino])
 		}
 	}
-	for _, id := range s.sortedInodes() {
+	for id := range keys(p, s.inodes) {
 		n := s.inodes[id]
 		if n == nil || !n.orphan {
 			continue
@@ -439,12 +458,12 @@ func checkMounts(s *State, p *problems) {
 // client session keeps at most MaxSessionResults results, in ascending
 // request order above its floor.
 func checkRequests(s *State, p *problems) {
-	for _, id := range slices.Sorted(maps.Keys(s.ha.masters)) {
+	for id := range keys(p, s.ha.masters) {
 		if id == "" || s.ha.masters[id] == "" {
 			p.addf("master %q: empty id or address", id)
 		}
 	}
-	for _, c := range slices.Sorted(maps.Keys(s.ha.sessions)) {
+	for c := range keys(p, s.ha.sessions) {
 		ss := s.ha.sessions[c]
 		switch {
 		case ss == nil || c == 0:

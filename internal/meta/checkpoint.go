@@ -150,7 +150,7 @@ func build(snap *checkpoint) (*State, error) {
 // in a parent that is not a directory, or taken already, is left out for
 // Check to report.
 func (s *State) linkNames() {
-	ids := s.sortedInodes()
+	ids := slices.Sorted(maps.Keys(s.inodes))
 	add := func(id uint64, l link) {
 		if d := s.inodes[l.Parent]; d != nil && d.dir {
 			if _, taken := d.children[l.Name]; !taken {
