@@ -13,7 +13,8 @@ import (
 
 // The metadata fsck: the invariants of the package doc, one named check
 // each. RestoreCheckpoint runs them on every state it decodes, the cluster
-// harness on every master when a test ends.
+// harness on every master when a test ends, and Apply after every command
+// under the invariants build tag.
 
 // stateChecks are Check's checks, in the order it runs them. Each reads
 // the state only, takes time linear in its size and never panics, even on

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/catena-io/catena/internal/invariants"
 )
 
 // checkFixture holds one of everything Check looks at:
@@ -159,4 +161,26 @@ func TestCheckReportsEveryFailedCheck(t *testing.T) {
 	if !strings.Contains(err.Error(), "; and 16 more") {
 		t.Errorf("problems not capped at %d: %v", maxProblems, err)
 	}
+}
+
+// TestApplyAssertsInvariants: built with -tags invariants, a command on a
+// state that breaks an invariant panics naming the command and the check;
+// without the tag nothing is checked.
+func TestApplyAssertsInvariants(t *testing.T) {
+	s := checkFixture(t)
+	s.chunks[1].Refs = 2
+	defer func() {
+		r := recover()
+		if !invariants.Enabled {
+			if r != nil {
+				t.Fatalf("panic without the invariants tag: %v", r)
+			}
+			return
+		}
+		msg, _ := r.(string)
+		if !strings.Contains(msg, "after meta.Mkdir") || !strings.Contains(msg, "refcounts: chunk 1: refs 2") {
+			t.Fatalf("panic %q, want one naming the command and the refcount", msg)
+		}
+	}()
+	s.Apply(Mkdir{Path: "/x", Time: 30})
 }

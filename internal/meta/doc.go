@@ -12,7 +12,8 @@
 //
 // Invariants (kept by Apply; State.Check, the metadata fsck, checks each
 // of them by name on any state: RestoreCheckpoint runs it on what it
-// decodes, the cluster harness on every master after every test):
+// decodes, the cluster harness on every master after every test, and Apply
+// after every command when built with -tags invariants):
 //   - inode 1 is the root directory; every other inode hangs under exactly
 //     one directory (a hard-linked file under one per name, posix.go), by
 //     a valid name, and is reachable from the root;

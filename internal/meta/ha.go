@@ -185,7 +185,7 @@ func (s *State) applyRequest(c Request) Result {
 		return fail(fmt.Errorf("%w: nested request", ErrInvalid))
 	}
 	if c.Client == 0 {
-		return s.Apply(c.Cmd) // no id: no deduplication
+		return s.apply(c.Cmd) // no id: no deduplication
 	}
 	s.expireSessions(c.Time)
 	if s.ha.sessions == nil {
@@ -212,7 +212,7 @@ func (s *State) applyRequest(c Request) Result {
 	if found {
 		return ss.results[i].result()
 	}
-	r := s.Apply(c.Cmd)
+	r := s.apply(c.Cmd)
 	ss.results = slices.Insert(ss.results, i, toRecord(c.Seq, r))
 	if n := len(ss.results) - MaxSessionResults; n > 0 {
 		ss.floor = ss.results[n-1].Seq

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/catena-io/catena/internal/invariants"
 )
 
 // Mount sessions and orphans.
@@ -181,6 +183,7 @@ func (s *State) unhold(session, ino uint64) {
 		return
 	}
 	delete(m.held, ino)
+	invariants.Check(s.holders[ino] > 0, "meta: inode %d held by session %d, no holders recorded", ino, session)
 	if s.holders[ino]--; s.holders[ino] > 0 {
 		return
 	}
