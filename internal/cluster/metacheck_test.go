@@ -45,7 +45,7 @@ func (f *fakeMaster) Snapshot() ([]byte, error) {
 func TestCheckMasters(t *testing.T) {
 	const state = `{"V":1,"NextInode":3,"Inodes":[{"ID":1,"Dir":true},{"ID":2,"Name":"f"}]}`
 	const other = `{"V":1,"NextInode":3,"Inodes":[{"ID":1,"Dir":true},{"ID":2,"Name":"g"}]}`
-	fsckErr := fmt.Errorf("%w: refcounts: chunk 1: refs 2, named by 1 slots", meta.ErrInconsistent)
+	fsckErr := fmt.Errorf("%w: refcounts: chunk 1: refs 2, but 1 slots name it", meta.ErrInconsistent)
 	cases := []struct {
 		name string
 		ms   []*fakeMaster

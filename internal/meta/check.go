@@ -17,8 +17,9 @@ import (
 // under the invariants build tag.
 
 // stateChecks are Check's checks, in the order it runs them. Each reads
-// the state only, takes time linear in its size and never panics, even on
-// a state no sequence of commands can produce (a corrupt checkpoint).
+// the state only, takes time linear in its size and never panics on a
+// state a checkpoint can describe, even one no sequence of commands can
+// produce.
 var stateChecks = []struct {
 	name  string
 	check func(*State, *problems)
@@ -39,9 +40,9 @@ var stateChecks = []struct {
 
 // Check runs every check on the state and returns nil, or an error
 // wrapping ErrInconsistent that names each failed check and its first
-// problems ("meta: inconsistent state: refcounts: chunk 3: refs 2, named by
-// 1 slot"). A failure is a bug in Apply (or a corrupt checkpoint), never a
-// user error.
+// problems ("meta: inconsistent state: refcounts: chunk 3: refs 2, but 1
+// slots name it"). A failure is a bug in Apply (or a corrupt checkpoint),
+// never a user error.
 func (s *State) Check() error {
 	// A first pass in map order is cheap enough to run after every Apply;
 	// only a failure pays for a second pass in id order, so that the same
@@ -77,14 +78,6 @@ type problems struct {
 	more    int
 }
 
-// keys visits the keys of m, in ascending order when p is ordered.
-func keys[M ~map[K]V, K cmp.Ordered, V any](p *problems, m M) iter.Seq[K] {
-	if !p.ordered {
-		return maps.Keys(m)
-	}
-	return slices.Values(slices.Sorted(maps.Keys(m)))
-}
-
 func (p *problems) addf(format string, args ...any) {
 	if len(p.list) == maxProblems {
 		p.more++
@@ -102,6 +95,14 @@ func (p *problems) err() error {
 		msg += fmt.Sprintf("; and %d more", p.more)
 	}
 	return errors.New(msg)
+}
+
+// keys visits the keys of m, in ascending order when p is ordered.
+func keys[M ~map[K]V, K cmp.Ordered, V any](p *problems, m M) iter.Seq[K] {
+	if !p.ordered {
+		return maps.Keys(m)
+	}
+	return slices.Values(slices.Sorted(maps.Keys(m)))
 }
 
 // checkRoot: inode 1 is a directory with no parent, name or extra link.
@@ -205,7 +206,7 @@ func checkRefcounts(s *State, p *problems) {
 	}
 	for h := range keys(p, s.chunks) {
 		if ch := s.chunks[h]; ch != nil && ch.Refs != slots[h] {
-			p.addf("chunk %d: refs %d, named by %d slots", h, ch.Refs, slots[h])
+			p.addf("chunk %d: refs %d, but %d slots name it", h, ch.Refs, slots[h])
 		}
 	}
 }
@@ -306,19 +307,19 @@ func checkNames(s *State, p *problems) {
 			}
 			continue
 		}
-		checkName1(s, p, n, link{Parent: n.parent, Name: n.name})
+		checkOneName(s, p, n, link{Parent: n.parent, Name: n.name})
 		for i, l := range n.links {
 			if (l.Parent == n.parent && l.Name == n.name) || slices.Contains(n.links[:i], l) {
 				p.addf("inode %d: named %q in directory %d twice", id, l.Name, l.Parent)
 				continue
 			}
-			checkName1(s, p, n, l)
+			checkOneName(s, p, n, l)
 		}
 	}
 }
 
-// checkName1 checks one name l of inode n for checkNames.
-func checkName1(s *State, p *problems, n *inode, l link) {
+// checkOneName checks one name l of inode n for checkNames.
+func checkOneName(s *State, p *problems, n *inode, l link) {
 	if err := checkName(l.Name); err != nil {
 		p.addf("inode %d: %v", n.id, err)
 	}
