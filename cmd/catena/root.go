@@ -94,12 +94,7 @@ func anyReachable(addrs []string, timeout time.Duration) bool {
 	return false
 }
 
-// newRootCmd builds the catena command tree.
-func newRootCmd() *cobra.Command {
-	root, _ := buildRoot()
-	return root
-}
-
+// buildRoot builds the catena command tree and the global flags it parses.
 func buildRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{

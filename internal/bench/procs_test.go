@@ -7,7 +7,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -172,18 +171,4 @@ func (c *procCluster) await(what string, cond func(*client.Status) error) *clien
 	}
 	c.b.Fatalf("waiting for %s: %v", what, last)
 	return nil
-}
-
-// tailLog returns the last n bytes of a file, for failure messages.
-func tailLog(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
 }

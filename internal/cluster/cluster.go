@@ -32,6 +32,9 @@ var (
 	ErrNotReady = errors.New("cluster: not ready")
 	// ErrReplicasDiffer: CheckReplicas found a missing or divergent replica.
 	ErrReplicasDiffer = errors.New("cluster: replicas differ")
+	// ErrMastersDiffer: CheckMetadata found masters whose states differ at
+	// one applied index, or that never reached one.
+	ErrMastersDiffer = errors.New("cluster: masters' states differ")
 )
 
 // Defaults.

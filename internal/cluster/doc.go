@@ -26,15 +26,20 @@
 //     start on the same directory; WipeChunkserver empties a stopped
 //     server's directory but keeps its id.
 //   - Settle is the cleanup invariant after faults: clear every fault,
-//     restart stopped servers, wait (bounded, polling Status) until every
-//     chain has its replication factor and no repair runs, then
-//     CheckReplicas.
+//     restart stopped masters and chunkservers, wait (bounded, polling
+//     Status) until every chain has its replication factor and no repair
+//     runs, then CheckReplicas and CheckMetadata.
 //   - CheckReplicas is the invariant scan tests run on cleanup: every chunk
 //     the namespace refers to has a replica on every chain member, and those
 //     replicas hold the same epoch, the same applied sequence number and the
 //     same bytes. It reads the replicas through chunkstore on each
 //     chunkserver's directory, not through the servers, so a server that
 //     serves wrong data cannot hide a divergent copy.
+//   - CheckMetadata is the metadata fsck of the cleanup: meta.State.Check
+//     on every running master's live state, then, once the masters have
+//     applied the same Raft index, their checkpoints compared byte for
+//     byte (a follower may lag; a difference that lasts at one index is a
+//     divergence).
 //
 // Invariants: at most one instance of each process runs at a time; a closed
 // Cluster refuses every call with ErrClosed.

@@ -247,10 +247,23 @@ func (c *Cluster) repaired(ctx context.Context) (bool, string) {
 }
 
 // Settle is the cleanup invariant check after faults: it clears every
-// fault, restarts stopped chunkservers, waits for repair, then runs
-// CheckReplicas.
+// fault, restarts stopped masters and chunkservers, waits for a leader and
+// for repair, then runs CheckReplicas and CheckMetadata.
 func (c *Cluster) Settle(ctx context.Context) error {
 	c.ClearFaults()
+	for i := range c.NumMasters() {
+		if c.isClosed() {
+			return ErrClosed
+		}
+		if c.MasterAt(i) == nil {
+			if err := c.RestartMaster(ctx, i); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := c.AwaitLeader(ctx); err != nil {
+		return err
+	}
 	for i := range c.NumChunkservers() {
 		if c.isClosed() {
 			return ErrClosed
@@ -264,7 +277,10 @@ func (c *Cluster) Settle(ctx context.Context) error {
 	if err := c.AwaitRepaired(ctx); err != nil {
 		return err
 	}
-	return c.CheckReplicas(ctx)
+	if err := c.CheckReplicas(ctx); err != nil {
+		return err
+	}
+	return c.CheckMetadata(ctx)
 }
 
 func (c *Cluster) slot(i int) (*csNode, error) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
@@ -157,5 +158,41 @@ func TestHarnessErrors(t *testing.T) {
 	}
 	if err := c.StopChunkserver(0); !errors.Is(err, cluster.ErrClosed) {
 		t.Errorf("StopChunkserver after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestSettleChecksEveryMaster: the cleanup restarts a stopped master, and
+// runs the metadata fsck on all three once the restarted one caught up.
+func TestSettleChecksEveryMaster(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Masters: 3, Chunkservers: 1})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	follower := (c.LeaderIndex() + 1) % c.NumMasters()
+	if err := c.KillMaster(follower); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := cl.MkdirAll(ctx, fmt.Sprintf("/d%d", i), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := cl.Create(ctx, fmt.Sprintf("/d%d/f", i), client.CreateOptions{Replication: 1, ChunkSize: chunkSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAt(t, f, []byte("catena"), 0)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.MasterAt(follower) == nil {
+		t.Fatalf("master %d still stopped after Settle", follower)
+	}
+	for i := range c.NumMasters() {
+		if err := c.MasterAt(i).CheckState(); err != nil {
+			t.Errorf("master %d: %v", i, err)
+		}
 	}
 }

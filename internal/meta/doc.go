@@ -8,11 +8,15 @@
 // placement (the chain of an allocated chunk) before proposing. There are no
 // goroutines, clocks or I/O here; the Raft glue in internal/master carries
 // commands through the log (Encode/Decode) and checkpoints the whole state
-// (Snapshot/Restore).
+// (Checkpoint/RestoreCheckpoint).
 //
-// Invariants (checked by Restore, kept by Apply):
+// Invariants (kept by Apply; State.Check, the metadata fsck, checks each
+// of them by name on any state: RestoreCheckpoint runs it on what it
+// decodes, the cluster harness on every master after every test, and Apply
+// after every command when built with -tags invariants):
 //   - inode 1 is the root directory; every other inode hangs under exactly
-//     one directory, by a valid name, and is reachable from the root;
+//     one directory (a hard-linked file under one per name, posix.go), by
+//     a valid name, and is reachable from the root;
 //     volume inodes are the exception: parent 0, named by the volume table
 //     (name -> inode), outside the tree (volume.go); and so are orphans:
 //     nameless files (nlink 0) that a mount session holds open, deleted
@@ -20,9 +24,11 @@
 //   - a chunk's refcount equals the number of (file, index) slots naming it,
 //     and a chunk with refcount 0 is not in the map;
 //   - every chain is non-empty, without duplicates, of registered servers;
-//   - a chunk's epoch only grows, by exactly one per SetChain (a
+//   - a chunk's epoch starts at 1 and only grows, by exactly one per SetChain (a
 //     compare-and-set: ErrEpochMismatch otherwise);
-//   - inode and handle counters are above every id in use.
+//   - inode and handle counters are above every id in use;
+//   - every directory entry is a name its inode has, and the converse;
+//     holder counts match the mount sessions, which hold existing files.
 //
 // Caller's duties: State is not safe for concurrent use; the caller
 // serialises Apply and queries (the master holds a RWMutex). Paths must be

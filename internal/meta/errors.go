@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Errors returned by Apply (in Result.Err), by queries and by decoders.
+// Errors returned by Apply (in Result.Err), by queries, by decoders and by
+// Check.
 // Apply wraps them with %w and context; classify with errors.Is.
 var (
 	// ErrNotFound: the path, inode or chunk does not exist.
@@ -31,6 +32,9 @@ var (
 	// ErrCorrupt: an encoded command or checkpoint cannot be decoded or
 	// violates an invariant.
 	ErrCorrupt = errors.New("meta: corrupt encoding")
+	// ErrInconsistent: State.Check found a broken invariant: a bug in
+	// Apply, or (wrapped with ErrCorrupt) a corrupt checkpoint.
+	ErrInconsistent = errors.New("meta: inconsistent state")
 )
 
 // Error is what the package returns: a kind (one of the sentinels above,

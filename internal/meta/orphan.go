@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/catena-io/catena/internal/invariants"
 )
 
 // Mount sessions and orphans.
@@ -20,8 +22,10 @@ import (
 // within its TTL (a mount that died) — so orphans are never leaked.
 //
 // Rules (all times are command times, so every replica decides alike):
-//   - Hold needs a live session and an existing file (ErrNotFound); a
-//     session holds a file once, however often the mount opens it.
+//   - Hold needs a live session and an existing file (ErrNotFound), not a
+//     volume's (ErrInvalid: no mount opens one, and RemoveVolume does not
+//     ask who holds it); a session holds a file once, however often the
+//     mount opens it.
 //   - A session expires at its last renewal + TTL, but not before the
 //     leader that proposes ExpireMounts has led for TTL (LeaderSince): a
 //     mount cut off by a master failover gets a full TTL to renew with the
@@ -160,6 +164,9 @@ func (s *State) hold(c Hold) Result {
 	if err != nil {
 		return fail(err)
 	}
+	if s.IsVolume(n.id) {
+		return fail(errorf(ErrInvalid, "inode %d is a volume", n.id))
+	}
 	if !m.held[n.id] {
 		m.held[n.id] = true
 		if s.holders == nil {
@@ -176,6 +183,7 @@ func (s *State) unhold(session, ino uint64) {
 		return
 	}
 	delete(m.held, ino)
+	invariants.Check(s.holders[ino] > 0, "meta: inode %d held by session %d, no holders recorded", ino, session)
 	if s.holders[ino]--; s.holders[ino] > 0 {
 		return
 	}
@@ -245,41 +253,26 @@ func (s *State) ckptMounts() []ckptMount {
 	return out
 }
 
-// restoreMounts rebuilds the sessions and their holds, and checks that
-// every orphan is a nameless file that some session holds. It returns the
-// orphans.
-func (s *State) restoreMounts(ms []ckptMount) (map[uint64]bool, error) {
+// restoreMounts rebuilds the sessions of a checkpoint and the holder
+// counts derived from them; Check judges them (checkMounts).
+func (s *State) restoreMounts(ms []ckptMount) error {
 	for _, sm := range ms {
-		if sm.ID == 0 || sm.TTL <= 0 {
-			return nil, fmt.Errorf("bad mount session %d", sm.ID)
-		}
 		if s.mounts == nil {
 			s.mounts = map[uint64]*mountSession{}
 			s.holders = map[uint64]int{}
 		}
 		if s.mounts[sm.ID] != nil {
-			return nil, fmt.Errorf("mount session %d twice", sm.ID)
+			return fmt.Errorf("mount session %d twice", sm.ID)
 		}
 		m := &mountSession{expires: sm.Expires, ttl: sm.TTL, held: map[uint64]bool{}}
 		for _, ino := range sm.Held {
-			if n := s.inodes[ino]; n == nil || n.dir || m.held[ino] {
-				return nil, fmt.Errorf("mount session %d: bad or duplicate held inode %d", sm.ID, ino)
+			if m.held[ino] {
+				return fmt.Errorf("mount session %d: inode %d held twice", sm.ID, ino)
 			}
 			m.held[ino] = true
 			s.holders[ino]++
 		}
 		s.mounts[sm.ID] = m
 	}
-	orphans := map[uint64]bool{}
-	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
-		n := s.inodes[id]
-		if !n.orphan {
-			continue
-		}
-		if s.holders[id] == 0 || n.dir || n.parent != 0 || n.name != "" || len(n.links) > 0 {
-			return nil, fmt.Errorf("inode %d: bad orphan", id)
-		}
-		orphans[id] = true
-	}
-	return orphans, nil
+	return nil
 }

@@ -162,3 +162,16 @@ func TestOrphanCommandsEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldOfVolumeRefused: a volume is not a mount's to hold (no mount can
+// open it by a name); a hold of one outlived RemoveVolume as a hold of a
+// missing inode, and no checkpoint of that state restored.
+func TestHoldOfVolumeRefused(t *testing.T) {
+	s := New()
+	v := applyOK(t, s, CreateVolume{Name: "v", Size: 1 << 20, Time: 1}).Info
+	applyOK(t, s, RenewMount{Session: 1, TTL: 10, Time: 1})
+	if r := s.Apply(Hold{Session: 1, Inode: v.Inode, Time: 2}); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("hold of a volume: %v, want ErrInvalid", r.Err)
+	}
+	applyOK(t, s, RemoveVolume{Name: "v", Time: 3})
+}

@@ -2,7 +2,6 @@ package meta
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -748,46 +747,4 @@ func (p ckptPosix) attrs() posixAttrs {
 		}
 	}
 	return a
-}
-
-// restorePosix checks the POSIX fields of a restored state and links the
-// extra names of hard-linked files; the primary names are linked already.
-func (s *State) restorePosix() error {
-	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
-		n := s.inodes[id]
-		if n.symlink && (n.dir || len(n.chunks) > 0 || n.target == "") {
-			return fmt.Errorf("symlink %d: bad target or has chunks", id)
-		}
-		if !n.symlink && n.target != "" {
-			return fmt.Errorf("inode %d: target without symlink", id)
-		}
-		if n.special != 0 && (!validSpecial(n.special) || n.dir || n.symlink || len(n.chunks) > 0) {
-			return fmt.Errorf("special file %d: bad type %#o, or a directory, symlink or file with chunks", id, n.special)
-		}
-		if n.rdev != 0 && n.special != TypeChar && n.special != TypeBlock {
-			return fmt.Errorf("inode %d: device number on a non-device", id)
-		}
-		if len(n.links) > 0 && (n.dir || n.parent == 0) {
-			return fmt.Errorf("inode %d: extra links on a directory or volume", id)
-		}
-		for k := range n.xattrs {
-			if err := checkXattrName(k); err != nil {
-				return fmt.Errorf("inode %d: %v", id, err)
-			}
-		}
-		for _, l := range n.links {
-			p, ok := s.inodes[l.Parent]
-			if !ok || !p.dir {
-				return fmt.Errorf("inode %d: link parent %d is not a directory", id, l.Parent)
-			}
-			if err := checkName(l.Name); err != nil {
-				return fmt.Errorf("inode %d: %v", id, err)
-			}
-			if _, dup := p.children[l.Name]; dup {
-				return fmt.Errorf("inode %d: name %q twice in directory %d", id, l.Name, p.id)
-			}
-			p.children[l.Name] = id
-		}
-	}
-	return nil
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // TestTranscripts runs the datadriven transcripts in testdata/. After every
-// command it checks the invariants by a Snapshot/Restore round trip.
+// command it checks the invariants (Check, and a Checkpoint/RestoreCheckpoint
+// round trip).
 // Regenerate expectations with: go test ./internal/meta -run Transcripts -rewrite
 func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -26,8 +27,13 @@ func TestTranscripts(t *testing.T) {
 	})
 }
 
+// checkRoundTrip checks the live state, then that its checkpoint restores
+// to a state of the same checkpoint.
 func checkRoundTrip(t testing.TB, s *State) {
 	t.Helper()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
 	b, err := s.Checkpoint()
 	if err != nil {
 		t.Fatal(err)

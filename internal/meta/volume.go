@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -155,28 +154,4 @@ func (s *State) Volumes() []FileInfo {
 func (s *State) IsVolume(ino uint64) bool {
 	n, ok := s.inodes[ino]
 	return ok && !n.dir && n.parent == 0 && ino != RootInode && s.volumes[n.name] == ino
-}
-
-// restoreVolumes checks and installs the volume table of a checkpoint after
-// the inodes are built. It returns the set of volume inodes, which the
-// namespace checks skip.
-func (s *State) restoreVolumes(vols map[string]uint64) (map[uint64]bool, error) {
-	set := map[uint64]bool{}
-	s.volumes = map[string]uint64{}
-	for _, name := range slices.Sorted(maps.Keys(vols)) {
-		id := vols[name]
-		n, ok := s.inodes[id]
-		if !ok || n.dir || n.parent != 0 || n.name != name || set[id] {
-			return nil, fmt.Errorf("volume %q: bad inode %d", name, id)
-		}
-		if err := checkName(name); err != nil {
-			return nil, fmt.Errorf("volume %q: %v", name, err)
-		}
-		if err := CheckVolumeSize(n.size); err != nil {
-			return nil, fmt.Errorf("volume %q: %v", name, err)
-		}
-		set[id] = true
-		s.volumes[name] = id
-	}
-	return set, nil
 }

@@ -3,10 +3,11 @@
 //
 // New starts a cluster in a fresh t.TempDir() (or cfg.Dir when set) and
 // registers a cleanup that settles the cluster (Cluster.Settle: clears
-// every network and disk fault, restarts stopped chunkservers, waits,
-// bounded, until every chain has its replication factor again and no
-// repair runs, then runs CheckReplicas), fails the test when that fails,
-// and closes the cluster. A test that closes its cluster itself (to
+// every network and disk fault, restarts stopped masters and
+// chunkservers, waits, bounded, until every chain has its replication
+// factor again and no repair runs, then runs CheckReplicas and
+// CheckMetadata, the metadata fsck of every master with their states
+// compared), fails the test when that fails, and closes the cluster. A test that closes its cluster itself (to
 // restart it, say) is fine: the cleanup skips the check of a closed cluster.
 //
 // Logs go to stderr at error level; set CATENA_TEST_LOG=debug (or info,
