@@ -22,11 +22,10 @@ type fakeCS struct {
 	id   uint64
 	addr string
 
-	mu          sync.Mutex
-	changed     chan struct{} // closed and replaced on every Reconfigure
-	reconfigs   []*api.ReconfigureRequest
-	replicates  []*api.ReplicateRequest
-	replicateOK bool
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every Reconfigure
+	reconfigs  []*api.ReconfigureRequest
+	replicates []*api.ReplicateRequest
 }
 
 func (f *fakeCS) CreateReplica(context.Context, *api.CreateReplicaRequest) (*api.CreateReplicaResponse, error) {
