@@ -33,14 +33,18 @@ for _ in $(seq 30); do
   sleep 1
 done
 [ -n "$ok" ] || { echo "majority did not serve after the leader was cut off"; exit 1; }
-cli ls /ha | grep -q after-partition
+# Output is captured before it is searched: grep -q exits at the first
+# match, and under pipefail the writer's broken pipe would fail the test.
+out=$(cli ls /ha)
+grep -q after-partition <<<"$out"
 
 docker network connect --alias "$leader" "$net" "${proj}_${leader}_1"
 for _ in $(seq 30); do
-  if cli admin master list | grep -q "^$leader "; then break; fi
+  if out=$(cli admin master list 2>/dev/null) && grep -q "^$leader " <<<"$out"; then break; fi
   sleep 1
 done
 cli admin master list
-cli ls /ha | grep -c d | grep -q 3
+out=$(cli ls /ha)
+[ "$(grep -c d <<<"$out")" = 3 ]
 echo "docker HA test passed"
 echo "1 passed, 0 failed"
