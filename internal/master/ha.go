@@ -339,7 +339,7 @@ func raftErr(m *Master, err error) error {
 // AppliedIndex returns the last Raft index applied to this master's state.
 func (m *Master) AppliedIndex() uint64 { return m.raft.AppliedIndex() }
 
-// Snapshot encodes this master's replicated state (meta.State.Snapshot):
+// Snapshot encodes this master's replicated state (meta.State.Checkpoint):
 // tests compare masters with it.
 func (m *Master) Snapshot() ([]byte, error) {
 	var b []byte
