@@ -1,11 +1,3 @@
-// Package clock is the one source of time for Catena's glue code (master,
-// chunkserver, client): Now, timers, tickers, AfterFunc and a Sleep that
-// returns early when its context ends. Production code takes a Clock (nil
-// means Real) and never calls time.Now, time.Sleep, time.NewTimer or
-// time.NewTicker itself, so tests can drive time with a Fake.
-//
-// The protocol cores (internal/chain, internal/meta) take no clock at all:
-// they see time only as ticks and timestamps passed in by their callers.
 package clock
 
 import (
