@@ -592,7 +592,6 @@ func (n *Node) Status() Status {
 		Persisted:      n.persisted,
 		PersistedEpoch: n.persistedEpoch,
 		Acked:          n.acked,
-		SuccAck:        n.succAck,
 		SentLen:        len(n.sent),
 		Pending:        len(n.pending),
 		Fenced:         n.Fenced(),
