@@ -2,7 +2,9 @@ package chunkserver
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,21 +42,19 @@ func (c *testCluster) replicate(target, source int, members ...int) *api.Replica
 // flipByte flips one data byte of server i's replica file behind the store.
 func (c *testCluster) flipByte(i int, off int64) {
 	c.t.Helper()
-	p, at, err := c.servers[i].Store().Locate(chunkstore.Handle(c.handle), off)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	p := filepath.Join(c.dirs[i], "chunks", fmt.Sprintf("%016x.chunk", c.handle))
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
+	const dataOff = chunkstore.DataOffset
 	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, at); err != nil {
+	if _, err := f.ReadAt(b, dataOff+off); err != nil {
 		c.t.Fatal(err)
 	}
 	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, at); err != nil {
+	if _, err := f.WriteAt(b, dataOff+off); err != nil {
 		c.t.Fatal(err)
 	}
 }

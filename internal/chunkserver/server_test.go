@@ -349,8 +349,8 @@ func TestServerIDFile(t *testing.T) {
 func TestNoSpace(t *testing.T) {
 	var full atomic.Bool
 	fs := &chunkstore.ErrorFS{FS: chunkstore.OSFS, Inject: func(op chunkstore.Op, path string, off int64) error {
-		// The chunk engine's log segments: the disk is full for data.
-		if full.Load() && (op == chunkstore.OpAllocate || op == chunkstore.OpWrite) && strings.HasSuffix(path, ".seg") {
+		// Contains, not HasSuffix: a replica file keeps its creation name (.tmp).
+		if full.Load() && (op == chunkstore.OpAllocate || op == chunkstore.OpWrite) && strings.Contains(path, ".chunk") {
 			return syscall.ENOSPC
 		}
 		return nil
@@ -428,7 +428,6 @@ func TestWritesWithoutRequestID(t *testing.T) {
 func TestSingleMemberChain(t *testing.T) {
 	m := startFakeMaster(t)
 	s := startServer(t, t.TempDir(), m.addr)
-	waitFor(t, "lease", s.leaseValid)
 	cl := dialServer(t, s.Addr())
 	if _, err := cl.CreateReplica(ctxT(t), &api.CreateReplicaRequest{
 		Handle: 1, Epoch: 3, ChunkSize: 1 << 20, Chain: []*api.ServerRef{{Id: s.ID(), Addr: s.Addr()}},

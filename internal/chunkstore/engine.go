@@ -16,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/catena-io/catena/internal/durable"
 )
@@ -33,10 +32,10 @@ import (
 // set). syncMu serialises fdatasyncs and is never held with the others
 // but appendMu. Reads take only their replica's mu, shared.
 
-// Config configures an Store.
-type Config struct {
+// EngineConfig configures an Engine.
+type EngineConfig struct {
 	FS  FS     // required
-	Dir string // the engine lives in Dir/engine; format-3 replicas in Dir/chunks are converted
+	Dir string // the engine lives in Dir/engine
 	// SegmentSize is the largest log segment (0: DefaultSegmentSize; at
 	// least MinSegmentSize).
 	SegmentSize int64
@@ -44,28 +43,21 @@ type Config struct {
 	// background (0: DefaultCheckpointBytes).
 	CheckpointBytes int64
 	Logger          *slog.Logger
-	// MaxOpenFiles bounds the format-3 replica files kept open while
-	// they are converted (0 or less: DefaultMaxOpenFiles).
-	MaxOpenFiles int
 }
 
-// Store defaults and bounds.
+// Engine defaults and bounds.
 const (
 	DefaultSegmentSize     = 64 << 20
 	DefaultCheckpointBytes = 256 << 20
 	MinSegmentSize         = 256 << 10
-
-	// reclaimInterval: how often the checkpointer looks for dead bytes
-	// to reclaim between the checkpoints the log's size starts.
-	reclaimInterval = 2 * time.Second
 
 	engineDirName   = "engine"
 	ckptName        = "checkpoint"
 	engineAllocStep = 4 << 20
 )
 
-// Store keeps the replicas of one disk. Safe for concurrent use.
-type Store struct {
+// Engine keeps the replicas of one disk. Safe for concurrent use.
+type Engine struct {
 	fs      FS
 	dir     string
 	log     *slog.Logger
@@ -81,7 +73,7 @@ type Store struct {
 	cpMu sync.RWMutex
 
 	mu       sync.Mutex
-	replicas map[Handle]*Replica
+	replicas map[Handle]*EngineReplica
 
 	appendMu sync.Mutex
 	segs     map[uint64]*segment
@@ -91,15 +83,11 @@ type Store struct {
 	inc      uint32
 	durable  uint64     // records below it are durable: the sync watermark written into headers
 	unsynced []*segment // written since the last fdatasync
-	dirty    map[*Replica]struct{}
+	dirty    map[*EngineReplica]struct{}
 	live     int64 // data bytes of live pieces
 	sinceCP  int64 // bytes appended since the last checkpoint started
-	// deadSinceCP: bytes of pieces that died since the last checkpoint
-	// started (reclaimable once a checkpoint covers them); cpCost: about
-	// what the last checkpoint wrote.
-	deadSinceCP, cpCost int64
-	cpLSN               uint64
-	cpSeg               uint64
+	cpLSN    uint64
+	cpSeg    uint64
 
 	syncMu    sync.Mutex
 	syncedLSN uint64 // records below it are durable
@@ -110,24 +98,24 @@ type Store struct {
 	wg    sync.WaitGroup
 }
 
-// openEngine opens (creating if needed) the engine in cfg.Dir/engine and
+// OpenEngine opens (creating if needed) the engine in cfg.Dir/engine and
 // recovers it: it loads the checkpoint and replays the log after it, up to
 // the first record that does not verify (a tail torn by a crash, which is
 // discarded). It fails rather than drop a record that an earlier fdatasync
 // made durable.
-func openEngine(cfg Config) (*Store, error) {
+func OpenEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.FS == nil {
-		return nil, errors.New("chunkstore: Config.FS is nil")
+		return nil, errors.New("chunkstore: EngineConfig.FS is nil")
 	}
-	e := &Store{
+	e := &Engine{
 		fs:       cfg.FS,
 		dir:      path.Join(cfg.Dir, engineDirName),
 		log:      cfg.Logger,
 		segSize:  cfg.SegmentSize,
 		cpBytes:  cfg.CheckpointBytes,
-		replicas: make(map[Handle]*Replica),
+		replicas: make(map[Handle]*EngineReplica),
 		segs:     make(map[uint64]*segment),
-		dirty:    make(map[*Replica]struct{}),
+		dirty:    make(map[*EngineReplica]struct{}),
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -159,11 +147,11 @@ func openEngine(cfg Config) (*Store, error) {
 	return e, nil
 }
 
-func (e *Store) segPath(id uint64) string { return path.Join(e.dir, segName(id)) }
+func (e *Engine) segPath(id uint64) string { return path.Join(e.dir, segName(id)) }
 
 // engineErr wraps an error of the file system, mapping ENOSPC to
 // ErrNoSpace.
-func (e *Store) engineErr(op string, err error) error {
+func (e *Engine) engineErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -173,7 +161,7 @@ func (e *Store) engineErr(op string, err error) error {
 	return fmt.Errorf("chunkstore: engine %s: %s: %w", e.dir, op, err)
 }
 
-func (e *Store) usable() error {
+func (e *Engine) usable() error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
@@ -185,23 +173,23 @@ func (e *Store) usable() error {
 
 // fail makes the engine failed for good after an fdatasync error: the
 // kernel may have dropped dirty pages, so nothing unsynced can be trusted.
-func (e *Store) fail(err error) error {
+func (e *Engine) fail(err error) error {
 	err = fmt.Errorf("%w: engine %s: sync: %w", ErrFailed, e.dir, e.engineErr("sync", err))
 	e.failed.CompareAndSwap(nil, &err)
 	return *e.failed.Load()
 }
 
-func (e *Store) getBuf() *[BlockSize]byte  { return e.bufs.Get().(*[BlockSize]byte) }
-func (e *Store) putBuf(b *[BlockSize]byte) { e.bufs.Put(b) }
+func (e *Engine) getBuf() *[BlockSize]byte  { return e.bufs.Get().(*[BlockSize]byte) }
+func (e *Engine) putBuf(b *[BlockSize]byte) { e.bufs.Put(b) }
 
 // piecesPerRecord is how many pieces of a write go into one record, so
 // that a record always fits in a segment.
-func (e *Store) piecesPerRecord() int64 {
+func (e *Engine) piecesPerRecord() int64 {
 	return max(1, min(recMaxPieces, (e.segSize-recHeaderSize-8)/(BlockSize+recPieceSize)))
 }
 
-// recover loads the checkpoint and replays the log; see openEngine.
-func (e *Store) recover() error {
+// recover loads the checkpoint and replays the log; see OpenEngine.
+func (e *Engine) recover() error {
 	names, err := e.fs.ReadDir(e.dir)
 	if err != nil {
 		return err
@@ -256,7 +244,7 @@ func (e *Store) recover() error {
 
 // initFresh creates an empty engine: its first checkpoint, then its first
 // segment.
-func (e *Store) initFresh() error {
+func (e *Engine) initFresh() error {
 	var s [8]byte
 	if _, err := rand.Read(s[:]); err != nil {
 		return err
@@ -275,7 +263,7 @@ func (e *Store) initFresh() error {
 }
 
 // createSegment creates segment id, empty, durably in the directory.
-func (e *Store) createSegment(id uint64) error {
+func (e *Engine) createSegment(id uint64) error {
 	p := e.segPath(id)
 	f, err := e.fs.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -289,7 +277,7 @@ func (e *Store) createSegment(id uint64) error {
 	return nil
 }
 
-func (e *Store) readCheckpoint() (*ckpt, error) {
+func (e *Engine) readCheckpoint() (*ckpt, error) {
 	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
@@ -308,7 +296,7 @@ func (e *Store) readCheckpoint() (*ckpt, error) {
 
 // writeCheckpoint replaces the checkpoint durably: a temporary file,
 // fdatasynced, renamed over the old one, the directory synced.
-func (e *Store) writeCheckpoint(c *ckpt) error {
+func (e *Engine) writeCheckpoint(c *ckpt) error {
 	b := encodeCheckpoint(c)
 	tmp, final := path.Join(e.dir, ckptName+".tmp"), path.Join(e.dir, ckptName)
 	f, err := e.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -337,7 +325,7 @@ func (e *Store) writeCheckpoint(c *ckpt) error {
 
 // loadCheckpoint builds the index from c. It returns the live data
 // extents per segment (for initFreeLocked).
-func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
+func (e *Engine) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 	pieces := make([]*piece, len(c.pieces))
 	for i, cp := range c.pieces {
 		p := &piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
@@ -358,7 +346,7 @@ func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 		lists[i] = l
 	}
 	for _, cr := range c.replicas {
-		r := &Replica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
+		r := &EngineReplica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
 		for j, cb := range cr.blocks {
 			r.blocks[j] = blockRef{b: cb.block, l: lists[cb.list]}
 			e.acquireListLocked(lists[cb.list])
@@ -384,7 +372,7 @@ type scannedRec struct {
 
 // replay applies the log after checkpoint c; see docs/architecture.md,
 // Recovery. Scan first, deciding where the log ends, then apply.
-func (e *Store) replay(c *ckpt, live map[*segment][]extent) error {
+func (e *Engine) replay(c *ckpt, live map[*segment][]extent) error {
 	recs, endSeg, endOff, maxInc, err := e.scan(c)
 	if err != nil {
 		return err
@@ -515,7 +503,7 @@ func segSize(s *segment) int64 {
 // incarnations that never go back, heads that verify. Piece data that
 // does not verify is noted, not an end. It returns the records, where the
 // chain ends and the highest incarnation seen.
-func (e *Store) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64, maxInc uint32, err error) {
+func (e *Engine) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64, maxInc uint32, err error) {
 	seg, off := e.segs[c.seg], c.off
 	rd, err := newSegReader(seg)
 	if err != nil {
@@ -561,7 +549,7 @@ func (e *Store) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64,
 // record heads that verify (written by the same process as the chain's
 // last record, or a later one) and returns the highest durable watermark
 // and incarnation they carry.
-func (e *Store) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, uint32, error) {
+func (e *Engine) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, uint32, error) {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], recMagic)
 	var best uint64
@@ -609,7 +597,7 @@ func (e *Store) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, ui
 // applyRecord applies one replayed record to the index, tracking the
 // blocks changed since each replica's last marker. It returns the
 // record's pieces.
-func (e *Store) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) ([]*piece, error) {
+func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) ([]*piece, error) {
 	rec := sr.rec
 	r := e.replicas[rec.handle]
 	touch := func(h Handle, off, n int64) {
@@ -627,7 +615,7 @@ func (e *Store) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) ([
 		}
 		m, _ := decodeMetaBody(rec.extra)
 		m.Handle = rec.handle
-		e.replicas[m.Handle] = &Replica{e: e, h: m.Handle, meta: m, mark: m.clone()}
+		e.replicas[m.Handle] = &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone()}
 		delete(touched, m.Handle)
 		return nil, nil
 	case recClone:
@@ -637,7 +625,7 @@ func (e *Store) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) ([
 		if r == nil || e.replicas[dst] != nil || m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: clone %016x to %016x", errBadRecord, uint64(rec.handle), rec.arg)
 		}
-		e.replicas[dst] = &Replica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks)}
+		e.replicas[dst] = &EngineReplica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks)}
 		delete(touched, dst)
 		return nil, nil
 	}
@@ -761,7 +749,7 @@ func (r *segReader) record(off int64, salt uint64) (*record, int64, []int, error
 // or in more), whose incarnation, LSN, lag and CRC are filled in here. It
 // returns where buf went. Nothing is synced; on error nothing counts (the
 // tail does not move).
-func (e *Store) appendLocked(buf []byte, more [][]byte, recs []*record, offs []int) (*segment, int64, error) {
+func (e *Engine) appendLocked(buf []byte, more [][]byte, recs []*record, offs []int) (*segment, int64, error) {
 	if err := e.usable(); err != nil {
 		return nil, 0, err
 	}
@@ -832,7 +820,7 @@ const copyLimit = 256 << 10
 
 // appendOneLocked appends one record with its data and returns where the
 // data starts.
-func (e *Store) appendOneLocked(rec *record, data [][]byte) (*segment, int64, error) {
+func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, error) {
 	hl := rec.headLen()
 	size := hl
 	for _, d := range data {
@@ -861,7 +849,7 @@ func (e *Store) appendOneLocked(rec *record, data [][]byte) (*segment, int64, er
 // fdatasyncs the segments written since the last Sync (usually one).
 // Concurrent Syncs share an fdatasync. A failed fdatasync fails the
 // engine for good (ErrFailed).
-func (e *Store) Sync() error {
+func (e *Engine) Sync() error {
 	if err := e.usable(); err != nil {
 		return err
 	}
@@ -875,11 +863,11 @@ func (e *Store) Sync() error {
 // appendMarkers appends the meta records of the dirty replicas and
 // returns the LSN a Sync must cover. A replica whose chain is too long
 // stays dirty (its own Sync reports ErrInvalidMeta).
-func (e *Store) appendMarkers() (uint64, error) {
+func (e *Engine) appendMarkers() (uint64, error) {
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
 	if len(e.dirty) > 0 {
-		rs := make([]*Replica, 0, len(e.dirty))
+		rs := make([]*EngineReplica, 0, len(e.dirty))
 		for r := range e.dirty {
 			if len(r.mark.Chain) <= MaxChainLen {
 				rs = append(rs, r)
@@ -913,7 +901,7 @@ func (e *Store) appendMarkers() (uint64, error) {
 
 // syncTo makes every record below target durable, sharing the
 // fdatasync of a concurrent caller when it covers target.
-func (e *Store) syncTo(target uint64) error {
+func (e *Engine) syncTo(target uint64) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	if e.syncedLSN >= target {
@@ -940,7 +928,7 @@ func (e *Store) syncTo(target uint64) error {
 
 // Checkpoint writes the whole index durably, then reclaims the space the
 // log no longer needs (docs: Space). It syncs the log first.
-func (e *Store) Checkpoint() error {
+func (e *Engine) Checkpoint() error {
 	e.cpRun.Lock()
 	defer e.cpRun.Unlock()
 	if err := e.usable(); err != nil {
@@ -959,8 +947,8 @@ func (e *Store) Checkpoint() error {
 		snaps = append(snaps, snap{meta: r.mark.clone(), blocks: slices.Clone(r.blocks)})
 	}
 	saved := e.dirty
-	e.dirty = make(map[*Replica]struct{})
-	e.sinceCP, e.deadSinceCP = 0, 0
+	e.dirty = make(map[*EngineReplica]struct{})
+	e.sinceCP = 0
 	e.appendMu.Unlock()
 	e.mu.Unlock()
 	e.cpMu.Unlock()
@@ -1015,41 +1003,29 @@ func (e *Store) Checkpoint() error {
 	}
 	e.appendMu.Lock()
 	e.cpLSN, e.cpSeg = c.lsn, c.seg
-	e.cpCost = int64(len(c.pieces))*32 + int64(len(c.lists))*16 + int64(len(c.replicas))*96
 	punches, removes := e.reclaimLocked(c.lsn, c.seg)
 	e.appendMu.Unlock()
 	e.carryOut(punches, removes)
 	return nil
 }
 
-func (e *Store) checkpointer() {
+func (e *Engine) checkpointer() {
 	defer e.wg.Done()
-	t := time.NewTicker(reclaimInterval)
-	defer t.Stop()
 	for {
 		select {
 		case <-e.stop:
 			return
 		case <-e.kick:
-		case <-t.C:
-			// Reclaim what died while the log was quiet (a trim frees its
-			// space within seconds), when that is worth a checkpoint.
-			e.appendMu.Lock()
-			worth := e.deadSinceCP >= 1<<20 && e.deadSinceCP >= e.cpCost/4
-			e.appendMu.Unlock()
-			if !worth {
-				continue
+			if err := e.Checkpoint(); err != nil && e.usable() == nil {
+				e.log.Error("checkpoint failed", "err", err)
 			}
-		}
-		if err := e.Checkpoint(); err != nil && e.usable() == nil {
-			e.log.Error("checkpoint failed", "err", err)
 		}
 	}
 }
 
 // Close checkpoints and closes every file. Replicas refuse further use
 // (ErrClosed).
-func (e *Store) Close() error {
+func (e *Engine) Close() error {
 	if !e.closing.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -1081,7 +1057,7 @@ func (e *Store) Close() error {
 // Create makes a new, empty replica: it appends a create record and does
 // not sync (a crash before the next Sync may lose it). ErrExists if the
 // handle is present.
-func (e *Store) Create(m Meta) (*Replica, error) {
+func (e *Engine) Create(m Meta) (*EngineReplica, error) {
 	if err := validMeta(m); err != nil {
 		return nil, err
 	}
@@ -1103,13 +1079,13 @@ func (e *Store) Create(m Meta) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replica{e: e, h: m.Handle, meta: m, mark: m.clone()}
+	r := &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone()}
 	e.replicas[m.Handle] = r
 	return r, nil
 }
 
 // Get returns the replica of h, or ErrNotFound.
-func (e *Store) Get(h Handle) (*Replica, error) {
+func (e *Engine) Get(h Handle) (*EngineReplica, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.usable(); err != nil {
@@ -1123,9 +1099,9 @@ func (e *Store) Get(h Handle) (*Replica, error) {
 }
 
 // List returns the metadata of every replica, sorted by handle.
-func (e *Store) List() []Meta {
+func (e *Engine) List() []Meta {
 	e.mu.Lock()
-	rs := make([]*Replica, 0, len(e.replicas))
+	rs := make([]*EngineReplica, 0, len(e.replicas))
 	for _, r := range e.replicas {
 		rs = append(rs, r)
 	}
@@ -1140,7 +1116,7 @@ func (e *Store) List() []Meta {
 
 // Delete removes a replica (a delete record, not synced); its pieces that
 // nothing else shares die. The replica refuses further use (ErrClosed).
-func (e *Store) Delete(h Handle) error {
+func (e *Engine) Delete(h Handle) error {
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
 	e.mu.Lock()
@@ -1175,7 +1151,7 @@ func (e *Store) Delete(h Handle) error {
 // not synced), in time proportional to src's written blocks and no data
 // copied; dst's metadata is src's with handle dst. ErrNotFound for a
 // missing src, ErrExists for an existing dst.
-func (e *Store) Clone(src, dst Handle) (*Replica, error) {
+func (e *Engine) Clone(src, dst Handle) (*EngineReplica, error) {
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
 	e.mu.Lock()
@@ -1195,7 +1171,7 @@ func (e *Store) Clone(src, dst Handle) (*Replica, error) {
 	m := s.meta.clone()
 	m.Handle = dst
 	rec := &record{typ: recClone, handle: src, arg: uint64(dst), extra: encodeMetaBody(nil, m)}
-	d := &Replica{e: e, h: dst, meta: m, mark: m.clone()}
+	d := &EngineReplica{e: e, h: dst, meta: m, mark: m.clone()}
 	e.appendMu.Lock()
 	_, _, err := e.appendOneLocked(rec, nil)
 	if err == nil {
@@ -1213,7 +1189,7 @@ func (e *Store) Clone(src, dst Handle) (*Replica, error) {
 // replicas a and b: those whose piece lists are not the same object. It
 // reads no data; after a Clone it lists exactly the blocks written (or
 // zeroed, invalidated) in either since.
-func (e *Store) Diff(a, b Handle) ([]int64, error) {
+func (e *Engine) Diff(a, b Handle) ([]int64, error) {
 	ra, err := e.Get(a)
 	if err != nil {
 		return nil, err
@@ -1256,7 +1232,7 @@ func (e *Store) Diff(a, b Handle) ([]int64, error) {
 
 // UsedBytes returns the data bytes of live pieces, each counted once
 // however many replicas share it.
-func (e *Store) UsedBytes() int64 {
+func (e *Engine) UsedBytes() int64 {
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
 	return e.live
@@ -1266,7 +1242,7 @@ func (e *Store) UsedBytes() int64 {
 // replica h lie: the segment file and the offset in it. ErrNotFound when
 // no stored byte holds it (a hole, zeros, a bad block). For
 // fault-injection tests.
-func (e *Store) Locate(h Handle, off int64) (string, int64, error) {
+func (e *Engine) Locate(h Handle, off int64) (string, int64, error) {
 	r, err := e.Get(h)
 	if err != nil {
 		return "", 0, err

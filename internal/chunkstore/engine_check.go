@@ -11,7 +11,7 @@ import (
 // every segment and of the engine, the shape of every block map and
 // list, and that no free or dead extent overlaps a live piece. It stops
 // the world (every mutation) while it runs.
-func (e *Store) check() error {
+func (e *Engine) check() error {
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()
 	e.mu.Lock()
@@ -21,7 +21,7 @@ func (e *Store) check() error {
 	return errors.Join(e.checkBlockMapsLocked(), e.checkRefsLocked(), e.checkSpaceLocked())
 }
 
-func (e *Store) checkBlockMapsLocked() error {
+func (e *Engine) checkBlockMapsLocked() error {
 	var errs []error
 	for h, r := range e.replicas {
 		if r.h != h || r.meta.Handle != h || r.gone {
@@ -42,7 +42,7 @@ func (e *Store) checkBlockMapsLocked() error {
 	return errors.Join(errs...)
 }
 
-func (e *Store) checkRefsLocked() error {
+func (e *Engine) checkRefsLocked() error {
 	var errs []error
 	listRefs := make(map[*pieceList]int32)
 	for _, r := range e.replicas {
@@ -113,7 +113,7 @@ func checkList(l *pieceList) error {
 }
 
 // checkSpaceLocked checks that no byte of a live piece is free or dead.
-func (e *Store) checkSpaceLocked() error {
+func (e *Engine) checkSpaceLocked() error {
 	var errs []error
 	lives := make(map[*segment][]extent)
 	seen := make(map[*piece]bool)

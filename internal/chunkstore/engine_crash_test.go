@@ -19,7 +19,7 @@ import (
 // checkpoint, reopen and crash (MemFS CrashClone, or CrashCloneKeeping
 // with a random subset of the unsynced pages) against a simple in-memory
 // model, compared byte for byte, with the engine's reference counts
-// checked against a recount (Store.check) after every crash and reopen.
+// checked against a recount (Engine.check) after every crash and reopen.
 //
 // The log is a sequence of records and recovery keeps a prefix of it, so
 // after a crash the engine must hold exactly the model's state after some
@@ -117,8 +117,8 @@ type engHarness struct {
 	t     testing.TB
 	c     chooser
 	fs    *MemFS
-	cfg   Config
-	e     *Store
+	cfg   EngineConfig
+	e     *Engine
 	cur   mstate
 	base  mstate   // at the last durable point
 	log   []mstate // the states after each operation since base
@@ -137,8 +137,8 @@ func newEngHarness(t testing.TB, c chooser) *engHarness {
 	if c.intn(3) == 0 {
 		seg = 1 << 20
 	}
-	h.cfg = Config{FS: h.fs, Dir: "/d", SegmentSize: seg, CheckpointBytes: 1 << 50, Logger: quietLogger()}
-	e, err := openEngine(h.cfg)
+	h.cfg = EngineConfig{FS: h.fs, Dir: "/d", SegmentSize: seg, CheckpointBytes: 1 << 50, Logger: quietLogger()}
+	e, err := OpenEngine(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func (h *engHarness) pick() (Handle, bool) {
 	return hs[h.c.intn(len(hs))], true
 }
 
-func (h *engHarness) replica(hd Handle) *Replica {
+func (h *engHarness) replica(hd Handle) *EngineReplica {
 	h.t.Helper()
 	r, err := h.e.Get(hd)
 	if err != nil {
@@ -503,7 +503,7 @@ func (h *engHarness) reopen() {
 	if err := h.e.Close(); err != nil {
 		h.fatalf("Close: %v", err)
 	}
-	e, err := openEngine(h.cfg)
+	e, err := OpenEngine(h.cfg)
 	if err != nil {
 		h.fatalf("reopen: %v", err)
 	}
@@ -528,7 +528,7 @@ func (h *engHarness) crash() {
 	h.e.Close() // the old process's last acts go to the old file system
 	h.fs = fs
 	h.cfg.FS = fs
-	e, err := openEngine(h.cfg)
+	e, err := OpenEngine(h.cfg)
 	if err != nil {
 		h.fatalf("open after crash: %v", err)
 	}
@@ -721,7 +721,7 @@ func newCrashFS(mem *MemFS, at int64, seed uint64) *crashFS {
 }
 
 // engineContent reads every replica of e.
-func engineContent(t *testing.T, e *Store) map[Handle][]byte {
+func engineContent(t *testing.T, e *Engine) map[Handle][]byte {
 	t.Helper()
 	out := make(map[Handle][]byte)
 	for _, m := range e.List() {
@@ -748,7 +748,7 @@ func sameContent(a, b map[Handle][]byte) error {
 
 // churn writes, overwrites, clones and deletes, so that a checkpoint has
 // pieces to punch and segments to remove.
-func churn(t *testing.T, e *Store, rng *rand.Rand, round int) {
+func churn(t *testing.T, e *Engine, rng *rand.Rand, round int) {
 	for i := range 30 {
 		h := Handle(rng.IntN(4) + 1)
 		r, err := e.Get(h)
@@ -777,7 +777,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 	for at := int64(1); ; at++ {
 		mem := NewMemFS()
 		c := newCrashFS(mem, at, 5)
-		cfg := Config{FS: c.efs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+		cfg := EngineConfig{FS: c.efs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 		e := mustEngine(t, cfg)
 		rng := rand.New(rand.NewPCG(9, 9))
 		churn(t, e, rng, 0)
@@ -801,7 +801,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 			t.Logf("crashed at each of %d operations of a checkpoint", at-1)
 			return
 		}
-		e2 := mustEngine(t, Config{FS: c.snap, Dir: "/d", SegmentSize: MinSegmentSize})
+		e2 := mustEngine(t, EngineConfig{FS: c.snap, Dir: "/d", SegmentSize: MinSegmentSize})
 		if err := sameContent(engineContent(t, e2), want); err != nil {
 			t.Fatalf("crash at operation %d of a checkpoint: %v", at, err)
 		}
@@ -817,7 +817,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 // next recovery finds the same state.
 func TestEngineCrashAtEveryStepOfRecovery(t *testing.T) {
 	base := NewMemFS()
-	cfg := Config{FS: base, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+	cfg := EngineConfig{FS: base, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	rng := rand.New(rand.NewPCG(4, 4))
 	churn(t, e, rng, 0)

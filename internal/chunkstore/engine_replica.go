@@ -9,12 +9,12 @@ import (
 	"sync"
 )
 
-// Replica is one replica in an Store. It offers the methods of
+// EngineReplica is one replica in an Engine. It offers the methods of
 // *Replica with the same contracts (see replica.go), except that Sync is
 // the engine's group commit. Safe for concurrent use; a write and a read
 // of the replica exclude each other (a read never sees half a write).
-type Replica struct {
-	e *Store
+type EngineReplica struct {
+	e *Engine
 	h Handle
 
 	// badMu guards bad, which reads update under the shared lock.
@@ -37,31 +37,31 @@ type Replica struct {
 }
 
 // Meta returns the replica's current metadata.
-func (r *Replica) Meta() Meta {
+func (r *EngineReplica) Meta() Meta {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.meta.clone()
 }
 
-func (r *Replica) usableLocked() error {
+func (r *EngineReplica) usableLocked() error {
 	if r.closed {
 		return ErrClosed
 	}
 	return r.e.usable()
 }
 
-func (r *Replica) rangeErr(off, n int64) error {
+func (r *EngineReplica) rangeErr(off, n int64) error {
 	if off < 0 || n < 0 || n > r.meta.ChunkSize-off {
 		return fmt.Errorf("%w: [%d, +%d) of replica %016x of %d bytes", ErrRange, off, n, uint64(r.h), r.meta.ChunkSize)
 	}
 	return nil
 }
 
-func (r *Replica) corruptErr(b int64) error {
+func (r *EngineReplica) corruptErr(b int64) error {
 	return fmt.Errorf("%w: replica %016x block %d", ErrCorrupt, uint64(r.h), b)
 }
 
-func (r *Replica) markBad(b int64) {
+func (r *EngineReplica) markBad(b int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	if r.bad == nil {
@@ -70,7 +70,7 @@ func (r *Replica) markBad(b int64) {
 	r.bad[b] = true
 }
 
-func (r *Replica) isBad(b int64) bool {
+func (r *EngineReplica) isBad(b int64) bool {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	return r.bad[b]
@@ -78,7 +78,7 @@ func (r *Replica) isBad(b int64) bool {
 
 // healedLocked forgets that blocks [first, last] were found bad: they
 // were rewritten whole. The caller holds mu exclusively.
-func (r *Replica) healedLocked(first, last int64) {
+func (r *EngineReplica) healedLocked(first, last int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	for b := first; b <= last && len(r.bad) > 0; b++ {
@@ -88,7 +88,7 @@ func (r *Replica) healedLocked(first, last int64) {
 
 // BadBlocks returns, sorted, the blocks known not to verify: invalidated,
 // or found by recovery, a read or Verify, and not rewritten whole since.
-func (r *Replica) BadBlocks() []int64 {
+func (r *EngineReplica) BadBlocks() []int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.badMu.Lock()
@@ -110,11 +110,11 @@ func (r *Replica) BadBlocks() []int64 {
 // after the replica's last durable marker (its creation, clone or the
 // meta record of a Sync): its bytes there may be newer than its applied
 // sequence number says. A delta resync must re-send them.
-func (r *Replica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
+func (r *EngineReplica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
 
 // readRangeLocked reads bytes [lo, hi) of block b, whose list is l, into
 // dst, verifying the CRC of every piece it reads. The caller holds mu.
-func (r *Replica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byte) error {
+func (r *EngineReplica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byte) error {
 	clear(dst)
 	if l == nil {
 		return nil
@@ -170,7 +170,7 @@ func (r *Replica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byte) err
 // it reads; a mismatch marks the block bad and returns ErrCorrupt and no
 // data. Holes read as zeros. A range not inside the chunk returns
 // ErrRange.
-func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
+func (r *EngineReplica) ReadAt(p []byte, off int64) (int, error) {
 	n := int64(len(p))
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -196,7 +196,7 @@ func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
 
 // beginLocked checks a mutation of [off, off+n); the caller holds cpMu
 // shared and mu.
-func (r *Replica) beginLocked(off, n int64) error {
+func (r *EngineReplica) beginLocked(off, n int64) error {
 	if err := r.usableLocked(); err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (r *Replica) beginLocked(off, n int64) error {
 // block covered to its end counts as whole: such a write heals it); when its list is long,
 // the block's whole current content (verified) for the caller to rewrite
 // it whole, else nil.
-func (r *Replica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
+func (r *EngineReplica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 	if lo == 0 && hi == BlockSize {
 		return nil, nil
 	}
@@ -232,7 +232,7 @@ func (r *Replica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 
 // blockLen is the length of block b: BlockSize but for a chunk's short
 // last block. A block rewritten whole is rewritten to its length.
-func (r *Replica) blockLen(b int64) int64 { return min(BlockSize, r.meta.ChunkSize-b*BlockSize) }
+func (r *EngineReplica) blockLen(b int64) int64 { return min(BlockSize, r.meta.ChunkSize-b*BlockSize) }
 
 func blockSpan(off, n, b int64) (lo, hi int64) {
 	bs := b * BlockSize
@@ -243,7 +243,7 @@ func blockSpan(off, n, b int64) (lo, hi int64) {
 // block's part a piece with its own CRC32C. Not durable until Sync. A
 // write into part of a bad block fails with ErrCorrupt; a whole-block
 // write heals it.
-func (r *Replica) WriteAt(p []byte, off int64) error {
+func (r *EngineReplica) WriteAt(p []byte, off int64) error {
 	n := int64(len(p))
 	e := r.e
 	e.cpMu.RLock()
@@ -309,7 +309,7 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 }
 
 // putLocked appends a put record and applies it.
-func (r *Replica) putLocked(off, n int64, rps []recPiece, data [][]byte) error {
+func (r *EngineReplica) putLocked(off, n int64, rps []recPiece, data [][]byte) error {
 	e := r.e
 	rec := &record{typ: recPut, handle: r.h, arg: uint64(off), pieces: rps, extra: rangeExtra(n)}
 	e.appendMu.Lock()
@@ -326,7 +326,7 @@ func (r *Replica) putLocked(off, n int64, rps []recPiece, data [][]byte) error {
 // Zero makes [off, off+n) read as zeros: whole blocks become holes (their
 // pieces are dropped), a block covered in part gets a zero piece, which
 // stores nothing. Not durable until Sync.
-func (r *Replica) Zero(off, n int64) error {
+func (r *EngineReplica) Zero(off, n int64) error {
 	e := r.e
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
@@ -383,7 +383,7 @@ func (r *Replica) Zero(off, n int64) error {
 
 // SetApplied records the highest applied sequence number; durable at the
 // next Sync.
-func (r *Replica) SetApplied(seq uint64) {
+func (r *EngineReplica) SetApplied(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.meta.AppliedSeq == seq {
@@ -395,7 +395,7 @@ func (r *Replica) SetApplied(seq uint64) {
 
 // SetAppliedAt records the highest applied sequence number and the epoch
 // of that update; durable at the next Sync.
-func (r *Replica) SetAppliedAt(epoch, seq uint64) {
+func (r *EngineReplica) SetAppliedAt(epoch, seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || (r.meta.AppliedSeq == seq && r.meta.AppliedEpoch == epoch) {
@@ -408,7 +408,7 @@ func (r *Replica) SetAppliedAt(epoch, seq uint64) {
 // SetConfig records a new epoch and chain; durable at the next Sync. A
 // chain longer than MaxChainLen makes the replica's Sync fail with
 // ErrInvalidMeta.
-func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
+func (r *EngineReplica) SetConfig(epoch uint64, chain []uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -420,7 +420,7 @@ func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
 }
 
 // noteMetaLocked hands the new metadata to the next Sync's meta record.
-func (r *Replica) noteMetaLocked() {
+func (r *EngineReplica) noteMetaLocked() {
 	e := r.e
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
@@ -432,7 +432,7 @@ func (r *Replica) noteMetaLocked() {
 
 // Sync makes every completed mutation of every replica of the engine
 // durable (the engine's group commit).
-func (r *Replica) Sync() error {
+func (r *EngineReplica) Sync() error {
 	r.mu.RLock()
 	err, chain := r.usableLocked(), len(r.meta.Chain)
 	r.mu.RUnlock()
@@ -448,7 +448,7 @@ func (r *Replica) Sync() error {
 // Invalidate marks the whole blocks touched by [off, off+n) bad, durably
 // at the next Sync: their content is unknown, so they are never served
 // until rewritten whole.
-func (r *Replica) Invalidate(off, n int64) error {
+func (r *EngineReplica) Invalidate(off, n int64) error {
 	e := r.e
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
@@ -474,7 +474,7 @@ func (r *Replica) Invalidate(off, n int64) error {
 // Verify reads and checks every piece of every block (scrubbing). It
 // returns ErrCorrupt naming every bad block, or the first I/O error. It
 // holds the replica's lock one block at a time.
-func (r *Replica) Verify() error {
+func (r *EngineReplica) Verify() error {
 	buf := r.e.getBuf()
 	defer r.e.putBuf(buf)
 	var bad []int64
@@ -507,7 +507,7 @@ func (r *Replica) Verify() error {
 
 // UsedBytes returns the data bytes of the pieces the replica refers to;
 // pieces shared with a clone count in each.
-func (r *Replica) UsedBytes() int64 {
+func (r *EngineReplica) UsedBytes() int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var n int64

@@ -20,26 +20,26 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func mustEngine(t testing.TB, cfg Config) *Store {
+func mustEngine(t testing.TB, cfg EngineConfig) *Engine {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	e, err := openEngine(cfg)
+	e, err := OpenEngine(cfg)
 	if err != nil {
-		t.Fatalf("openEngine: %v", err)
+		t.Fatalf("OpenEngine: %v", err)
 	}
 	return e
 }
 
-func memEngine(t testing.TB) (*Store, *MemFS) {
+func memEngine(t testing.TB) (*Engine, *MemFS) {
 	fs := NewMemFS()
-	e := mustEngine(t, Config{FS: fs, Dir: "/d"})
+	e := mustEngine(t, EngineConfig{FS: fs, Dir: "/d"})
 	t.Cleanup(func() { e.Close() })
 	return e, fs
 }
 
-func engCreate(t testing.TB, e *Store, m Meta) *Replica {
+func engCreate(t testing.TB, e *Engine, m Meta) *EngineReplica {
 	t.Helper()
 	r, err := e.Create(m)
 	if err != nil {
@@ -48,7 +48,7 @@ func engCreate(t testing.TB, e *Store, m Meta) *Replica {
 	return r
 }
 
-func engGet(t testing.TB, e *Store, h Handle) *Replica {
+func engGet(t testing.TB, e *Engine, h Handle) *EngineReplica {
 	t.Helper()
 	r, err := e.Get(h)
 	if err != nil {
@@ -57,14 +57,14 @@ func engGet(t testing.TB, e *Store, h Handle) *Replica {
 	return r
 }
 
-func engCheck(t testing.TB, e *Store) {
+func engCheck(t testing.TB, e *Engine) {
 	t.Helper()
 	if err := e.check(); err != nil {
 		t.Fatalf("engine check: %v", err)
 	}
 }
 
-func engCheckAll(t testing.TB, r *Replica, want []byte) {
+func engCheckAll(t testing.TB, r *EngineReplica, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want))
 	if _, err := r.ReadAt(got, 0); err != nil {
@@ -82,7 +82,7 @@ func engSync(t testing.TB, s interface{ Sync() error }) {
 	}
 }
 
-func engWrite(t testing.TB, r *Replica, p []byte, off int64) {
+func engWrite(t testing.TB, r *EngineReplica, p []byte, off int64) {
 	t.Helper()
 	if err := r.WriteAt(p, off); err != nil {
 		t.Fatalf("WriteAt(%d, +%d): %v", off, len(p), err)
@@ -98,7 +98,7 @@ func pattern(n int, seed byte) []byte {
 }
 
 // engRandomOp applies one random write or zero to r and to ref.
-func engRandomOp(t testing.TB, rng *rand.Rand, r *Replica, ref []byte) {
+func engRandomOp(t testing.TB, rng *rand.Rand, r *EngineReplica, ref []byte) {
 	t.Helper()
 	size := int64(len(ref))
 	off := rng.Int64N(size)
@@ -122,7 +122,7 @@ func TestEngineRoundTripRandom(t *testing.T) {
 	for name, mk := range testFSes(t) {
 		t.Run(name, func(t *testing.T) {
 			fs, dir := mk()
-			cfg := Config{FS: fs, Dir: dir, SegmentSize: MinSegmentSize}
+			cfg := EngineConfig{FS: fs, Dir: dir, SegmentSize: MinSegmentSize}
 			e := mustEngine(t, cfg)
 			rng := rand.New(rand.NewPCG(1, 2))
 			refs := map[Handle][]byte{}
@@ -312,7 +312,7 @@ func flipFileByte(t testing.TB, fs FS, name string, at int64) {
 
 func TestEngineFlippedByteDetected(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 7, ChunkSize: 4 * BlockSize})
 	data := pattern(4*BlockSize, 3)
@@ -380,7 +380,7 @@ func TestEngineFlippedByteDetected(t *testing.T) {
 
 func TestEngineInvalidate(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(3*BlockSize + 500)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: size})
@@ -393,7 +393,7 @@ func TestEngineInvalidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	engSync(t, e)
-	check := func(r *Replica) {
+	check := func(r *EngineReplica) {
 		t.Helper()
 		if bad := r.BadBlocks(); !slices.Equal(bad, []int64{1, 3}) {
 			t.Fatalf("BadBlocks = %v", bad)
@@ -427,7 +427,7 @@ func TestEngineInvalidate(t *testing.T) {
 
 func TestEngineMetaSurvivesOnlyOnceSynced(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, Epoch: 1, ChunkSize: BlockSize, Chain: []uint64{1}})
 	engSync(t, e)
@@ -467,7 +467,7 @@ func TestEngineNoSpaceChangesNothing(t *testing.T) {
 		}
 		return nil
 	}}
-	e := mustEngine(t, Config{FS: efs, Dir: "/d", SegmentSize: MinSegmentSize})
+	e := mustEngine(t, EngineConfig{FS: efs, Dir: "/d", SegmentSize: MinSegmentSize})
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 8 * BlockSize})
 	data := pattern(BlockSize, 1)
@@ -500,7 +500,7 @@ func TestEngineSyncFailureFailsEngine(t *testing.T) {
 		}
 		return nil
 	}}
-	cfg := Config{FS: efs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: efs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("synced"), 0)
@@ -543,10 +543,10 @@ func TestEngineGroupCommit(t *testing.T) {
 		}
 		return nil
 	}}
-	e := mustEngine(t, Config{FS: efs, Dir: "/d"})
+	e := mustEngine(t, EngineConfig{FS: efs, Dir: "/d"})
 	defer e.Close()
 	const n = 10
-	rs := make([]*Replica, n+1)
+	rs := make([]*EngineReplica, n+1)
 	for i := range rs {
 		rs[i] = engCreate(t, e, Meta{Handle: Handle(i + 1), ChunkSize: BlockSize})
 	}
@@ -612,7 +612,7 @@ func TestEngineGroupCommit(t *testing.T) {
 func TestEngineConcurrentReadsNeverSeeHalfWrites(t *testing.T) {
 	e, _ := memEngine(t)
 	const size = 3*BlockSize + 999
-	rs := []*Replica{
+	rs := []*EngineReplica{
 		engCreate(t, e, Meta{Handle: 1, ChunkSize: size}),
 		engCreate(t, e, Meta{Handle: 2, ChunkSize: size}),
 	}
@@ -677,7 +677,7 @@ func TestEngineConcurrentReadsNeverSeeHalfWrites(t *testing.T) {
 
 func TestEngineCloneAndDiff(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(6 * BlockSize)
 	src := engCreate(t, e, Meta{Handle: 1, Epoch: 3, ChunkSize: size, Chain: []uint64{9}})
@@ -752,7 +752,7 @@ func TestEngineCloneAndDiff(t *testing.T) {
 // segments behind the checkpoint are removed.
 func TestEngineSpaceReclaimed(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 4 * BlockSize})
@@ -799,7 +799,7 @@ func TestEngineSpaceReclaimed(t *testing.T) {
 	want := pattern(4*BlockSize, 1)
 	want[0] = 1
 	engCheckAll(t, r, want)
-	e2 := mustEngine(t, Config{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
+	e2 := mustEngine(t, EngineConfig{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
 	engCheckAll(t, engGet(t, e2, 1), want)
 	engCheck(t, e2)
 	e2.Close()
@@ -807,7 +807,7 @@ func TestEngineSpaceReclaimed(t *testing.T) {
 
 func TestEngineBackgroundCheckpoint(t *testing.T) {
 	fs := NewMemFS()
-	e := mustEngine(t, Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 512 << 10})
+	e := mustEngine(t, EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 512 << 10})
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 4 * BlockSize})
 	p := pattern(BlockSize, 4)
@@ -834,7 +834,7 @@ func TestEngineBackgroundCheckpoint(t *testing.T) {
 // A write larger than a segment is cut into records that each fit.
 func TestEngineLargeWriteSmallSegments(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(40*BlockSize + 3)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: size})
@@ -844,7 +844,7 @@ func TestEngineLargeWriteSmallSegments(t *testing.T) {
 	want := make([]byte, size)
 	copy(want[50:], data)
 	engCheckAll(t, r, want)
-	e2 := mustEngine(t, Config{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
+	e2 := mustEngine(t, EngineConfig{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
 	engCheckAll(t, engGet(t, e2, 1), want)
 	engCheck(t, e2)
 	e2.Close()
@@ -857,7 +857,7 @@ func TestEngineLargeWriteSmallSegments(t *testing.T) {
 // before, metadata included, never with a bad block.
 func TestEngineDamageInLastSyncEndsLog(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("old"), 0)
@@ -884,11 +884,11 @@ func TestEngineDamageInLastSyncEndsLog(t *testing.T) {
 }
 
 // A record head of a synced record damaged, with later synced records
-// behind it: the log cannot be replayed past it, and openEngine says so
+// behind it: the log cannot be replayed past it, and OpenEngine says so
 // rather than drop synced records.
 func TestEngineDamagedSyncedHeadFailsOpen(t *testing.T) {
 	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("first"), 0)
@@ -903,50 +903,11 @@ func TestEngineDamagedSyncedHeadFailsOpen(t *testing.T) {
 	engSync(t, e)
 	flipFileByte(t, fs, p, off-recPieceSize-8-20) // in the head of "second"'s record
 	cfg.FS = fs.CrashClone()
-	if e2, err := openEngine(cfg); !errors.Is(err, ErrCorrupt) {
+	if e2, err := OpenEngine(cfg); !errors.Is(err, ErrCorrupt) {
 		if e2 != nil {
 			e2.Close()
 		}
-		t.Fatalf("openEngine over a damaged synced head: %v, want ErrCorrupt", err)
+		t.Fatalf("OpenEngine over a damaged synced head: %v, want ErrCorrupt", err)
 	}
 	e.Close()
-}
-
-// TestEngineReclaimsDeathsInAnyOrder: pieces that die in an order other
-// than their place in the log (a later write's block trimmed first) are
-// all punched out once a checkpoint covers them.
-func TestEngineReclaimsDeathsInAnyOrder(t *testing.T) {
-	fs := NewMemFS()
-	cfg := Config{FS: fs, Dir: "/d", CheckpointBytes: 1 << 40, Logger: quietLogger()}
-	e := mustEngine(t, cfg)
-	defer e.Close()
-	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 32 * BlockSize})
-	for b := int64(0); b < 32; b += 8 { // four records of 8 blocks, in order
-		engWrite(t, r, pattern(8*BlockSize, byte(b+1)), b*BlockSize)
-	}
-	allocated := func() int64 {
-		f, err := fs.OpenFile("/d/engine/"+segName(1), os.O_RDONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		return f.Allocated()
-	}
-	before := allocated()
-	// Trim the last record's blocks first, then the first's.
-	for _, b := range []int64{24, 16, 8, 0} {
-		if err := r.Zero(b*BlockSize, 8*BlockSize); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := e.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
-	engCheck(t, e)
-	if after := allocated(); before-after < 32*BlockSize-16<<10 {
-		t.Fatalf("allocated %d -> %d after trimming %d bytes", before, after, 32*BlockSize)
-	}
 }
