@@ -88,6 +88,10 @@ type Engine struct {
 	sinceCP  int64 // bytes appended since the last checkpoint started
 	cpLSN    uint64
 	cpSeg    uint64
+	// onAdvance, when set (tests only, before any use), is called with
+	// appendMu held whenever nextLSN or cpLSN moves, so a test awaits a
+	// state of the log instead of polling it.
+	onAdvance func()
 
 	syncMu    sync.Mutex
 	syncedLSN uint64 // records below it are durable
@@ -799,6 +803,9 @@ func (e *Engine) appendLocked(buf []byte, more [][]byte, recs []*record, offs []
 		t.pending = append(t.pending, deadExtent{off: at + int64(offs[i]), n: int64(r.headLen()), lsn: r.lsn})
 	}
 	e.nextLSN += uint64(len(recs))
+	if e.onAdvance != nil {
+		defer e.onAdvance()
+	}
 	e.tailOff += need
 	e.sinceCP += need
 	if n := len(e.unsynced); n == 0 || e.unsynced[n-1] != t {
@@ -1003,6 +1010,9 @@ func (e *Engine) Checkpoint() error {
 	}
 	e.appendMu.Lock()
 	e.cpLSN, e.cpSeg = c.lsn, c.seg
+	if e.onAdvance != nil {
+		e.onAdvance()
+	}
 	punches, removes := e.reclaimLocked(c.lsn, c.seg)
 	e.appendMu.Unlock()
 	e.carryOut(punches, removes)

@@ -534,10 +534,12 @@ func TestEngineGroupCommit(t *testing.T) {
 	var syncs atomic.Int64
 	gate := make(chan struct{})
 	var blocked atomic.Bool
+	entered := make(chan struct{}) // the first Sync is inside its fdatasync
 	efs := &ErrorFS{FS: mem, Inject: func(op Op, name string, _ int64) error {
 		if op == OpSync && strings.HasSuffix(name, ".seg") {
 			syncs.Add(1)
 			if blocked.CompareAndSwap(true, false) {
+				close(entered)
 				<-gate
 			}
 		}
@@ -564,12 +566,12 @@ func TestEngineGroupCommit(t *testing.T) {
 		}
 		errs <- rs[0].Sync()
 	}()
-	for syncs.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-entered
 	e.appendMu.Lock()
 	start := e.nextLSN
 	e.appendMu.Unlock()
+	// Each writer appends its write and, in Sync, its meta record.
+	appended := awaitLog(e, func() bool { return e.nextLSN >= start+2*n })
 	for i := 1; i <= n; i++ {
 		wg.Add(1)
 		go func() {
@@ -581,16 +583,7 @@ func TestEngineGroupCommit(t *testing.T) {
 			errs <- rs[i].Sync()
 		}()
 	}
-	// Each writer appends its write and, in Sync, its meta record.
-	for {
-		e.appendMu.Lock()
-		done := e.nextLSN >= start+2*n
-		e.appendMu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	<-appended
 	close(gate)
 	wg.Wait()
 	close(errs)
@@ -658,14 +651,16 @@ func TestEngineConcurrentReadsNeverSeeHalfWrites(t *testing.T) {
 			}
 		}()
 	}
+	checkpointed := make(chan struct{})
 	go func() {
+		defer close(checkpointed)
 		for range 5 {
 			if err := e.Checkpoint(); err != nil {
 				errc <- err
 			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-checkpointed // five checkpoints ran among the writers and readers
 	close(stop)
 	wg.Wait()
 	close(errc)
@@ -815,18 +810,10 @@ func TestEngineBackgroundCheckpoint(t *testing.T) {
 		engWrite(t, r, p, int64(i%4)*BlockSize)
 	}
 	engSync(t, e)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e.appendMu.Lock()
-		cp := e.cpLSN
-		e.appendMu.Unlock()
-		if cp > 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint after 2.5 MiB of log with CheckpointBytes 512 KiB")
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-awaitLog(e, func() bool { return e.cpLSN > 1 }):
+	case <-time.After(10 * time.Second):
+		t.Fatal("no checkpoint after 2.5 MiB of log with CheckpointBytes 512 KiB")
 	}
 	engCheck(t, e)
 }
@@ -910,4 +897,21 @@ func TestEngineDamagedSyncedHeadFailsOpen(t *testing.T) {
 		t.Fatalf("OpenEngine over a damaged synced head: %v, want ErrCorrupt", err)
 	}
 	e.Close()
+}
+
+// awaitLog returns a channel closed once cond holds of e's log; cond runs
+// with appendMu held, now and whenever the log's LSN or checkpoint moves.
+func awaitLog(e *Engine, cond func() bool) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	check := func() {
+		if cond() {
+			once.Do(func() { close(ch) })
+		}
+	}
+	e.appendMu.Lock()
+	e.onAdvance = check
+	check()
+	e.appendMu.Unlock()
+	return ch
 }
