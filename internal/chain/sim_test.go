@@ -119,9 +119,12 @@ func (s *sim) step() bool {
 		// The watchdogs (re-send after ResendTicks ticks without ack
 		// progress) and stream reconnects are what recovers lost
 		// messages, as in the chunkserver.
-		if x%4 == 0 {
+		switch x % 8 {
+		case 0:
 			s.nodes[id].PeerReconnected(live[(x/4)%len(live)])
-		} else {
+		case 1:
+			s.checkAdmission(id)
+		default:
 			s.nodes[id].Tick()
 		}
 	case op < 95:
@@ -341,6 +344,33 @@ func (s *sim) drain() {
 			s.t.Fatalf("logs differ after drain: node %d %s, node %d %s",
 				s.chain[0], fmtLog(first), id, fmtLog(s.log[id]))
 		}
+	}
+}
+
+// checkAdmission checks the node's admission rules at a random point of
+// the schedule: a write without a lease is refused and changes nothing; a
+// read is admitted exactly at an unfenced, caught-up tail (or single) of
+// the node's epoch, and waits for everything it applied.
+func (s *sim) checkAdmission(id NodeID) {
+	n := s.nodes[id]
+	before := n.Status()
+	err := n.Propose(ClientWrite{Epoch: before.Epoch, Req: RequestID{Client: 99, Seq: before.Applied + 1}, Kind: KindWrite, Data: []byte{1}})
+	if err == nil || errors.Is(err, ErrDamaged) {
+		s.t.Fatalf("node %d: a write without a lease: %v", id, err)
+	}
+	if after := n.Status(); after != before {
+		s.t.Fatalf("node %d: a refused write changed the node: %+v -> %+v", id, before, after)
+	}
+	wait, err := n.AdmitRead(ReadRequest{Epoch: before.Epoch, Leased: true})
+	servable := (n.Role() == RoleTail || n.Role() == RoleSingle) && !before.Fenced && !before.CatchingUp && !before.Failed
+	switch {
+	case servable && (err != nil || wait != before.Applied):
+		s.t.Fatalf("node %d (%s): read refused or waiting for %d with %d applied: %v", id, n.Role(), wait, before.Applied, err)
+	case !servable && err == nil:
+		s.t.Fatalf("node %d (%s): read admitted", id, n.Role())
+	}
+	if _, err := n.AdmitRead(ReadRequest{Epoch: before.Epoch, Leased: false}); err == nil {
+		s.t.Fatalf("node %d: read admitted without a lease", id)
 	}
 }
 
