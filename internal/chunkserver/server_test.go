@@ -428,6 +428,7 @@ func TestWritesWithoutRequestID(t *testing.T) {
 func TestSingleMemberChain(t *testing.T) {
 	m := startFakeMaster(t)
 	s := startServer(t, t.TempDir(), m.addr)
+	waitFor(t, "lease", s.leaseValid) // a write is refused until the first heartbeat grants one
 	cl := dialServer(t, s.Addr())
 	if _, err := cl.CreateReplica(ctxT(t), &api.CreateReplicaRequest{
 		Handle: 1, Epoch: 3, ChunkSize: 1 << 20, Chain: []*api.ServerRef{{Id: s.ID(), Addr: s.Addr()}},
