@@ -2,6 +2,7 @@ package chunkstore
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -351,6 +353,14 @@ func (e *Engine) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 	}
 	for _, cr := range c.replicas {
 		r := &EngineReplica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
+		// Every record of the replica the checkpoint holds is below its LSN.
+		r.covered, r.lastLSN = cr.covered, max(cr.covered, c.lsn-1)
+		for _, a := range cr.since {
+			if r.since == nil {
+				r.since = make(map[int64]uint64, len(cr.since))
+			}
+			r.since[int64(a.block)] = a.lsn
+		}
 		for j, cb := range cr.blocks {
 			r.blocks[j] = blockRef{b: cb.block, l: lists[cb.list]}
 			e.acquireListLocked(lists[cb.list])
@@ -418,10 +428,9 @@ func (e *Engine) replay(c *ckpt, live map[*segment][]extent) error {
 		e.log.Info("log tail discarded", "segment", endSeg.path, "offset", endOff, "verified_records_dropped", dropped)
 	}
 
-	touched := make(map[Handle]map[int64]bool) // blocks changed since the replica's last marker
 	damaged := make(map[*piece]bool)
 	for _, sr := range recs[:cut] {
-		ps, err := e.applyRecord(sr, touched)
+		ps, err := e.applyRecord(sr)
 		if err != nil {
 			return fmt.Errorf("replay of LSN %d at segment %d offset %d: %w", sr.rec.lsn, sr.seg.id, sr.off, err)
 		}
@@ -429,15 +438,11 @@ func (e *Engine) replay(c *ckpt, live map[*segment][]extent) error {
 			damaged[ps[i]] = true
 		}
 	}
-	for h, bs := range touched {
-		if r := e.replicas[h]; r != nil && len(bs) > 0 {
-			for b := range bs {
-				r.ahead = append(r.ahead, b)
-			}
-			slices.Sort(r.ahead)
-			// Its next Sync writes a marker, as a format-3 replica's next
-			// Sync adopts its pending entries: ahead until then.
-			e.dirty[r] = struct{}{}
+	for _, r := range e.replicas {
+		if len(r.since) > 0 {
+			// Ahead until the caller's SetAppliedAt accounts for them (a
+			// delta resync re-sends them first).
+			r.ahead = slices.Sorted(maps.Keys(r.since))
 		}
 	}
 	if len(damaged) > 0 {
@@ -599,19 +604,11 @@ func (e *Engine) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, u
 }
 
 // applyRecord applies one replayed record to the index, tracking the
-// blocks changed since each replica's last marker. It returns the
-// record's pieces.
-func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) ([]*piece, error) {
+// blocks each replica changed after the point its markers cover. It
+// returns the record's pieces.
+func (e *Engine) applyRecord(sr scannedRec) ([]*piece, error) {
 	rec := sr.rec
 	r := e.replicas[rec.handle]
-	touch := func(h Handle, off, n int64) {
-		if touched[h] == nil {
-			touched[h] = make(map[int64]bool)
-		}
-		for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
-			touched[h][b] = true
-		}
-	}
 	switch rec.typ {
 	case recCreate:
 		if r != nil {
@@ -619,8 +616,7 @@ func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) (
 		}
 		m, _ := decodeMetaBody(rec.extra)
 		m.Handle = rec.handle
-		e.replicas[m.Handle] = &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone()}
-		delete(touched, m.Handle)
+		e.replicas[m.Handle] = &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	case recClone:
 		dst := Handle(rec.arg)
@@ -629,8 +625,7 @@ func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) (
 		if r == nil || e.replicas[dst] != nil || m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: clone %016x to %016x", errBadRecord, uint64(rec.handle), rec.arg)
 		}
-		e.replicas[dst] = &EngineReplica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks)}
-		delete(touched, dst)
+		e.replicas[dst] = &EngineReplica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	}
 	if r == nil {
@@ -642,15 +637,18 @@ func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) (
 		if m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: chunk size changed", errBadRecord)
 		}
+		if rec.arg > r.lastLSN {
+			return nil, fmt.Errorf("%w: marker covers LSN %d, past the replica's last record %d", errBadRecord, rec.arg, r.lastLSN)
+		}
 		m.Handle = r.h
 		r.meta, r.mark = m, m.clone()
-		delete(touched, r.h)
+		r.coverLocked(rec.arg)
 	case recPut, recInvalidate:
 		off, n, _ := rec.rangeOf()
 		if off+n > r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: range [%d, +%d) outside the chunk", errBadRecord, off, n)
 		}
-		touch(r.h, off, n)
+		r.changedLocked(off, n, rec.lsn)
 		if rec.typ == recInvalidate {
 			e.applyInvalidateLocked(&r.blocks, off, n, rec.lsn)
 			return nil, nil
@@ -662,7 +660,6 @@ func (e *Engine) applyRecord(sr scannedRec, touched map[Handle]map[int64]bool) (
 		e.dropAllLocked(r.blocks, rec.lsn)
 		r.blocks = nil
 		delete(e.replicas, r.h)
-		delete(touched, r.h)
 	}
 	return nil, nil
 }
@@ -888,7 +885,7 @@ func (e *Engine) appendMarkers() (uint64, error) {
 			n := 0
 			for n < len(rs) && (n == 0 || int64(len(buf)) < e.segSize/4) {
 				r := rs[n]
-				rec := &record{typ: recMeta, handle: r.h, extra: encodeMetaBody(nil, r.mark)}
+				rec := &record{typ: recMeta, handle: r.h, arg: r.covered, extra: encodeMetaBody(nil, r.mark)}
 				offs = append(offs, len(buf))
 				recs = append(recs, rec)
 				buf = append(buf, make([]byte, rec.headLen())...)
@@ -942,8 +939,10 @@ func (e *Engine) Checkpoint() error {
 		return err
 	}
 	type snap struct {
-		meta   Meta
-		blocks []blockRef
+		meta    Meta
+		blocks  []blockRef
+		covered uint64
+		since   []ckptAhead
 	}
 	e.cpMu.Lock()
 	e.mu.Lock()
@@ -951,7 +950,12 @@ func (e *Engine) Checkpoint() error {
 	c := &ckpt{inc: e.inc, salt: e.salt, lsn: e.nextLSN, seg: e.tail.id, off: e.tailOff}
 	snaps := make([]snap, 0, len(e.replicas))
 	for _, r := range e.replicas {
-		snaps = append(snaps, snap{meta: r.mark.clone(), blocks: slices.Clone(r.blocks)})
+		s := snap{meta: r.mark.clone(), blocks: slices.Clone(r.blocks), covered: r.covered}
+		for b, lsn := range r.since {
+			s.since = append(s.since, ckptAhead{block: uint32(b), lsn: lsn})
+		}
+		slices.SortFunc(s.since, func(a, b ckptAhead) int { return cmp.Compare(a.block, b.block) })
+		snaps = append(snaps, s)
 	}
 	saved := e.dirty
 	e.dirty = make(map[*EngineReplica]struct{})
@@ -978,7 +982,7 @@ func (e *Engine) Checkpoint() error {
 	listID := make(map[*pieceList]uint32)
 	c.replicas = make([]ckptReplica, len(snaps))
 	for i, s := range snaps {
-		cr := ckptReplica{meta: s.meta, blocks: make([]ckptBlock, len(s.blocks))}
+		cr := ckptReplica{meta: s.meta, blocks: make([]ckptBlock, len(s.blocks)), covered: s.covered, since: s.since}
 		for j, br := range s.blocks {
 			id, ok := listID[br.l]
 			if !ok {
@@ -1089,7 +1093,7 @@ func (e *Engine) Create(m Meta) (*EngineReplica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone()}
+	r := &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
 	e.replicas[m.Handle] = r
 	return r, nil
 }
@@ -1186,6 +1190,7 @@ func (e *Engine) Clone(src, dst Handle) (*EngineReplica, error) {
 	_, _, err := e.appendOneLocked(rec, nil)
 	if err == nil {
 		d.blocks = e.cloneBlocksLocked(s.blocks)
+		d.lastLSN, d.covered = rec.lsn, rec.lsn
 	}
 	e.appendMu.Unlock()
 	if err != nil {

@@ -34,6 +34,16 @@ func (e *Engine) checkBlockMapsLocked() error {
 			}
 		}
 	}
+	for h, r := range e.replicas {
+		if r.covered > r.lastLSN || r.lastLSN >= e.nextLSN {
+			errs = append(errs, fmt.Errorf("replica %016x: covers LSN %d, last record %d, next LSN %d", uint64(h), r.covered, r.lastLSN, e.nextLSN))
+		}
+		for b, lsn := range r.since {
+			if lsn <= r.covered || lsn > r.lastLSN {
+				errs = append(errs, fmt.Errorf("replica %016x: block %d changed at LSN %d, outside (%d, %d]", uint64(h), b, lsn, r.covered, r.lastLSN))
+			}
+		}
+	}
 	for r := range e.dirty {
 		if r.gone {
 			errs = append(errs, fmt.Errorf("deleted replica %016x is dirty", uint64(r.h)))

@@ -25,8 +25,9 @@ import (
 // after a crash the engine must hold exactly the model's state after some
 // prefix of the operations since the last durable point (a Sync, a
 // Checkpoint, a reopen, or a recovery), metadata as of each replica's last
-// marker, and AheadBlocks must list every block changed since that
-// marker and nothing that was not touched since it.
+// marker, and AheadBlocks must list every block changed since the point
+// that marker covers (the SetAppliedAt, creation or clone before it), and
+// nothing that was not touched since then.
 
 // chooser drives the harness: a seeded generator, or a fuzzer's bytes.
 type chooser interface {
@@ -62,16 +63,28 @@ type mrep struct {
 	bad      []bool // invalidated blocks
 	meta     Meta   // in memory
 	durMeta  Meta   // as of the last marker
-	touched  []bool // blocks changed since the last marker
-	markData []byte // content at the last marker
+	touched  []bool // blocks changed since the point the last marker covers
+	markData []byte // content at that point
 	markBad  []bool
+	since    []bool // blocks changed since the last SetAppliedAt, creation or clone
+	appData  []byte // content at that point
+	appBad   []bool
 }
+
+func newMrep(data []byte, bad []bool, m Meta) *mrep {
+	nb := numBlocks(m.ChunkSize)
+	return &mrep{data: data, bad: bad, meta: m, durMeta: m.clone(), touched: make([]bool, nb),
+		markData: data, markBad: bad, since: make([]bool, nb), appData: data, appBad: bad}
+}
+
+// change records that block b changed.
+func (r *mrep) change(b int64) { r.touched[b], r.since[b] = true, true }
 
 func (r *mrep) nb() int64 { return numBlocks(r.meta.ChunkSize) }
 
 func (r *mrep) cow() *mrep {
 	c := *r
-	c.data, c.bad, c.touched = slices.Clone(r.data), slices.Clone(r.bad), slices.Clone(r.touched)
+	c.data, c.bad, c.touched, c.since = slices.Clone(r.data), slices.Clone(r.bad), slices.Clone(r.touched), slices.Clone(r.since)
 	c.meta = r.meta.clone()
 	return &c
 }
@@ -88,26 +101,29 @@ func (s mstate) with(h Handle, r *mrep) mstate {
 	return n
 }
 
-// synced is the state after a Sync: every replica's marker is now.
+// synced is the state after a Sync: every replica's marker is now, and
+// covers its last SetAppliedAt.
 func (s mstate) synced() mstate {
 	n := make(mstate, len(s))
 	for h, r := range s {
 		c := *r
 		c.durMeta = r.meta.clone()
-		c.touched = make([]bool, r.nb())
-		c.markData, c.markBad = r.data, r.bad
+		c.touched = slices.Clone(r.since)
+		c.markData, c.markBad = r.appData, r.appBad
 		n[h] = &c
 	}
 	return n
 }
 
 // recovered is the state after a crash that kept it: metadata back to
-// each replica's marker.
+// each replica's marker, and what it did not cover still uncovered.
 func (s mstate) recovered() mstate {
 	n := make(mstate, len(s))
 	for h, r := range s {
 		c := *r
 		c.meta = r.durMeta.clone()
+		c.since = slices.Clone(r.touched)
+		c.appData, c.appBad = r.markData, r.markBad
 		n[h] = &c
 	}
 	return n
@@ -280,10 +296,7 @@ func (h *engHarness) create() {
 	if _, err := h.e.Create(m); err != nil {
 		h.fatalf("Create: %v", err)
 	}
-	nb := numBlocks(m.ChunkSize)
-	r := &mrep{data: make([]byte, m.ChunkSize), bad: make([]bool, nb), meta: m, durMeta: m.clone(), touched: make([]bool, nb)}
-	r.markData, r.markBad = r.data, r.bad
-	h.did(h.cur.with(hd, r))
+	h.did(h.cur.with(hd, newMrep(make([]byte, m.ChunkSize), make([]bool, numBlocks(m.ChunkSize)), m)))
 }
 
 func (h *engHarness) data(n int64) []byte {
@@ -326,7 +339,8 @@ func (h *engHarness) write() {
 		r := h.cur[hd].cow()
 		copy(r.data[lo:hi], p[lo-off:])
 		for b := rf; b <= rl; b++ {
-			r.bad[b], r.touched[b] = false, true
+			r.bad[b] = false
+			r.change(b)
 		}
 		h.did(h.cur.with(hd, r))
 	}
@@ -353,7 +367,8 @@ func (h *engHarness) zero() {
 	r := m.cow()
 	clear(r.data[off : off+n])
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
-		r.bad[b], r.touched[b] = false, true
+		r.bad[b] = false
+		r.change(b)
 	}
 	h.did(h.cur.with(hd, r))
 }
@@ -371,7 +386,8 @@ func (h *engHarness) invalidate() {
 	}
 	r := m.cow()
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
-		r.bad[b], r.touched[b] = true, true
+		r.bad[b] = true
+		r.change(b)
 	}
 	h.did(h.cur.with(hd, r))
 }
@@ -396,8 +412,7 @@ func (h *engHarness) clone() {
 	s := h.cur[src]
 	m := s.meta.clone()
 	m.Handle = dst
-	r := &mrep{data: s.data, bad: s.bad, meta: m, durMeta: m.clone(), touched: make([]bool, s.nb()), markData: s.data, markBad: s.bad}
-	h.did(h.cur.with(dst, r))
+	h.did(h.cur.with(dst, newMrep(s.data, s.bad, m)))
 }
 
 func (h *engHarness) delete() {
@@ -428,6 +443,8 @@ func (h *engHarness) setApplied() {
 		r.meta.AppliedEpoch, r.meta.AppliedSeq = r.meta.Epoch, r.meta.AppliedSeq+1
 		h.note("set applied %d (%d, %d)", hd, r.meta.AppliedEpoch, r.meta.AppliedSeq)
 		rep.SetAppliedAt(r.meta.AppliedEpoch, r.meta.AppliedSeq)
+		r.since = make([]bool, r.nb())
+		r.appData, r.appBad = r.data, r.bad
 	}
 	h.did(h.cur.with(hd, r))
 }

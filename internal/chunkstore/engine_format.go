@@ -51,7 +51,7 @@ type recType uint8
 const (
 	recCreate     recType = 1 // extra: Meta; a marker (see AheadBlocks)
 	recPut        recType = 2 // arg: offset, extra: length; pieces
-	recMeta       recType = 3 // extra: Meta; a marker
+	recMeta       recType = 3 // arg: the LSN it covers (see EngineReplica.covered), extra: Meta; a marker
 	recClone      recType = 4 // handle: source, arg: destination, extra: the destination's Meta; a marker for it
 	recInvalidate recType = 5 // arg: offset, extra: length
 	recDelete     recType = 6
@@ -328,11 +328,12 @@ func decodeMetaBody(b []byte) (Meta, error) {
 //	counts of pieces u32, lists u32, replicas u32;
 //	pieces:   segment u64 (0: a zero piece), offset u64, lo u16, n-1 u16, CRC u32;
 //	lists:    flags u8 (1: bad), count u8, piece indexes u32...;
-//	replicas: handle u64, Meta, block count u32, (block u32, list index u32)...;
+//	replicas: handle u64, Meta, block count u32, (block u32, list index u32)...,
+//	          covered LSN u64, ahead count u32, (block u32, LSN u64)...;
 //	CRC32C of all the above.
 const (
 	ckptMagic      = 0x3450_4b43_4e45_5443 // "CTENCKP4"
-	ckptVersion    = 4
+	ckptVersion    = 5
 	ckptHeaderSize = 60
 	ckptPieceSize  = 24
 	listBad        = 1
@@ -354,9 +355,18 @@ type ckptList struct {
 
 type ckptBlock struct{ block, list uint32 }
 
+// ckptAhead is a block changed after its replica's covered LSN, and the
+// LSN of its last change.
+type ckptAhead struct {
+	block uint32
+	lsn   uint64
+}
+
 type ckptReplica struct {
-	meta   Meta
-	blocks []ckptBlock // strictly increasing blocks
+	meta    Meta
+	blocks  []ckptBlock // strictly increasing blocks
+	covered uint64
+	since   []ckptAhead // strictly increasing blocks, LSNs above covered
 }
 
 type ckpt struct {
@@ -407,6 +417,12 @@ func encodeCheckpoint(c *ckpt) []byte {
 		for _, bl := range r.blocks {
 			b = le.AppendUint32(b, bl.block)
 			b = le.AppendUint32(b, bl.list)
+		}
+		b = le.AppendUint64(b, r.covered)
+		b = le.AppendUint32(b, uint32(len(r.since)))
+		for _, a := range r.since {
+			b = le.AppendUint32(b, a.block)
+			b = le.AppendUint64(b, a.lsn)
 		}
 	}
 	return le.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -468,7 +484,7 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		}
 		c.lists[i] = l
 	}
-	if uint64(nr)*(8+metaSize+4) > uint64(d.left()) {
+	if uint64(nr)*(8+metaSize+16) > uint64(d.left()) {
 		return nil, fmt.Errorf("%w: %d replicas in %d bytes", errBadCheckpoint, nr, d.left())
 	}
 	c.replicas = make([]ckptReplica, nr)
@@ -490,7 +506,7 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 			return nil, fmt.Errorf("%w: replica %d out of order", errBadCheckpoint, i)
 		}
 		nb := d.u32()
-		if uint64(nb)*8 > uint64(d.left()) || int64(nb) > numBlocks(m.ChunkSize) {
+		if uint64(nb)*8+12 > uint64(d.left()) || int64(nb) > numBlocks(m.ChunkSize) {
 			return nil, fmt.Errorf("%w: replica %d: %d blocks", errBadCheckpoint, i, nb)
 		}
 		r := ckptReplica{meta: m, blocks: make([]ckptBlock, nb)}
@@ -500,6 +516,25 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 				return nil, fmt.Errorf("%w: replica %d block %d", errBadCheckpoint, i, j)
 			}
 			r.blocks[j] = bl
+		}
+		if d.left() < 12 {
+			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
+		}
+		r.covered = d.u64()
+		na := d.u32()
+		if uint64(na)*12 > uint64(d.left()) || int64(na) > numBlocks(m.ChunkSize) {
+			return nil, fmt.Errorf("%w: replica %d: %d ahead blocks", errBadCheckpoint, i, na)
+		}
+		r.since = make([]ckptAhead, na)
+		for j := range r.since {
+			a := ckptAhead{block: d.u32(), lsn: d.u64()}
+			if int64(a.block) >= numBlocks(m.ChunkSize) || a.lsn <= r.covered || a.lsn >= c.lsn || (j > 0 && a.block <= r.since[j-1].block) {
+				return nil, fmt.Errorf("%w: replica %d ahead block %d", errBadCheckpoint, i, j)
+			}
+			r.since[j] = a
+		}
+		if r.covered >= c.lsn {
+			return nil, fmt.Errorf("%w: replica %d covers LSN %d, past the checkpoint's %d", errBadCheckpoint, i, r.covered, c.lsn)
 		}
 		c.replicas[i] = r
 	}

@@ -20,8 +20,8 @@ type EngineReplica struct {
 	// badMu guards bad, which reads update under the shared lock.
 	badMu sync.Mutex
 	bad   map[int64]bool // blocks found not to verify since open (bad lists aside)
-	// ahead: blocks that recovery found changed after the replica's last
-	// durable marker (create, clone or meta record); read-only afterwards.
+	// ahead: blocks that recovery found changed after the point its last
+	// durable marker covers (see coverage below); read-only afterwards.
 	ahead []int64
 
 	// mu guards the fields below: mutations hold it exclusively, reads
@@ -34,6 +34,44 @@ type EngineReplica struct {
 	// Under e.appendMu.
 	mark Meta // the metadata the next meta record carries
 	gone bool // deleted
+
+	// Coverage, under e.appendMu. The applied (epoch, seq) accounts for
+	// the replica's records up to LSN covered: SetAppliedAt moves covered
+	// to lastLSN, the LSN of the replica's last record that changed its
+	// content (the caller applies updates, then says how far it got). A
+	// marker carries covered, and recovery counts as ahead exactly the
+	// blocks that records after it changed, wherever the marker lies: a
+	// Sync (of any replica) or a checkpoint between a write and the
+	// SetAppliedAt that accounts for it must not hide the write.
+	lastLSN uint64
+	covered uint64
+	since   map[int64]uint64 // blocks changed after covered -> the LSN of their last change
+}
+
+// changedLocked records that the record of LSN lsn changed blocks
+// [off/BlockSize, (off+n-1)/BlockSize]. The caller holds e.appendMu.
+func (r *EngineReplica) changedLocked(off, n int64, lsn uint64) {
+	r.lastLSN = lsn
+	if r.since == nil {
+		r.since = make(map[int64]uint64)
+	}
+	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
+		r.since[b] = lsn
+	}
+}
+
+// coverLocked drops from since the blocks whose last change the point
+// covered accounts for. The caller holds e.appendMu (or is replay).
+func (r *EngineReplica) coverLocked(covered uint64) {
+	r.covered = covered
+	for b, lsn := range r.since {
+		if lsn <= covered {
+			delete(r.since, b)
+		}
+	}
+	if len(r.since) == 0 {
+		r.since = nil
+	}
 }
 
 // Meta returns the replica's current metadata.
@@ -319,7 +357,7 @@ func (r *EngineReplica) putLocked(off, n int64, rps []recPiece, data [][]byte) e
 		return err
 	}
 	e.applyPutLocked(&r.blocks, off, n, rps, newPieces(rps, seg, at), rec.lsn)
-	e.dirty[r] = struct{}{}
+	r.changedLocked(off, n, rec.lsn)
 	return nil
 }
 
@@ -381,28 +419,40 @@ func (r *EngineReplica) Zero(off, n int64) error {
 	return nil
 }
 
-// SetApplied records the highest applied sequence number; durable at the
-// next Sync.
+// SetApplied records the highest applied sequence number, which accounts
+// for every write, zero and invalidate of the replica so far; durable at
+// the next Sync.
 func (r *EngineReplica) SetApplied(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.meta.AppliedSeq == seq {
+	if r.closed {
 		return
 	}
-	r.meta.AppliedSeq = seq
-	r.noteMetaLocked()
+	r.setAppliedLocked(r.meta.AppliedEpoch, seq)
 }
 
 // SetAppliedAt records the highest applied sequence number and the epoch
-// of that update; durable at the next Sync.
+// of that update, which account for every write, zero and invalidate of
+// the replica so far; durable at the next Sync.
 func (r *EngineReplica) SetAppliedAt(epoch, seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || (r.meta.AppliedSeq == seq && r.meta.AppliedEpoch == epoch) {
+	if r.closed {
+		return
+	}
+	r.setAppliedLocked(epoch, seq)
+}
+
+func (r *EngineReplica) setAppliedLocked(epoch, seq uint64) {
+	e := r.e
+	e.appendMu.Lock()
+	defer e.appendMu.Unlock()
+	if r.meta.AppliedSeq == seq && r.meta.AppliedEpoch == epoch && r.covered == r.lastLSN {
 		return
 	}
 	r.meta.AppliedSeq, r.meta.AppliedEpoch = seq, epoch
-	r.noteMetaLocked()
+	r.coverLocked(r.lastLSN)
+	r.noteLocked()
 }
 
 // SetConfig records a new epoch and chain; durable at the next Sync. A
@@ -421,12 +471,16 @@ func (r *EngineReplica) SetConfig(epoch uint64, chain []uint64) {
 
 // noteMetaLocked hands the new metadata to the next Sync's meta record.
 func (r *EngineReplica) noteMetaLocked() {
-	e := r.e
-	e.appendMu.Lock()
-	defer e.appendMu.Unlock()
+	r.e.appendMu.Lock()
+	defer r.e.appendMu.Unlock()
+	r.noteLocked()
+}
+
+// noteLocked is noteMetaLocked under e.appendMu.
+func (r *EngineReplica) noteLocked() {
 	r.mark = r.meta.clone()
 	if !r.gone {
-		e.dirty[r] = struct{}{}
+		r.e.dirty[r] = struct{}{}
 	}
 }
 
@@ -464,7 +518,7 @@ func (r *EngineReplica) Invalidate(off, n int64) error {
 		return err
 	}
 	e.applyInvalidateLocked(&r.blocks, off, n, rec.lsn)
-	e.dirty[r] = struct{}{}
+	r.changedLocked(off, n, rec.lsn)
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
 		r.markBad(b)
 	}
