@@ -2,9 +2,7 @@ package chunkserver
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,19 +40,21 @@ func (c *testCluster) replicate(target, source int, members ...int) *api.Replica
 // flipByte flips one data byte of server i's replica file behind the store.
 func (c *testCluster) flipByte(i int, off int64) {
 	c.t.Helper()
-	p := filepath.Join(c.dirs[i], "chunks", fmt.Sprintf("%016x.chunk", c.handle))
+	p, at, err := c.servers[i].Store().Locate(chunkstore.Handle(c.handle), off)
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer f.Close()
-	const dataOff = chunkstore.DataOffset
 	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, dataOff+off); err != nil {
+	if _, err := f.ReadAt(b, at); err != nil {
 		c.t.Fatal(err)
 	}
 	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, dataOff+off); err != nil {
+	if _, err := f.WriteAt(b, at); err != nil {
 		c.t.Fatal(err)
 	}
 }

@@ -233,6 +233,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // Addr returns the gRPC address the server listens on.
 func (s *Server) Addr() string { return s.addr }
 
+// Store returns the server's chunk store, for checkers and fault
+// injection in tests (a second Store must not be opened on a running
+// server's directory).
+func (s *Server) Store() *chunkstore.Store { return s.store }
+
 // ID returns the server's id, kept in Dir/server-id.
 func (s *Server) ID() uint64 { return uint64(s.id) }
 

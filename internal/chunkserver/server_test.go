@@ -349,8 +349,8 @@ func TestServerIDFile(t *testing.T) {
 func TestNoSpace(t *testing.T) {
 	var full atomic.Bool
 	fs := &chunkstore.ErrorFS{FS: chunkstore.OSFS, Inject: func(op chunkstore.Op, path string, off int64) error {
-		// Contains, not HasSuffix: a replica file keeps its creation name (.tmp).
-		if full.Load() && (op == chunkstore.OpAllocate || op == chunkstore.OpWrite) && strings.Contains(path, ".chunk") {
+		// The chunk engine's log segments: the disk is full for data.
+		if full.Load() && (op == chunkstore.OpAllocate || op == chunkstore.OpWrite) && strings.HasSuffix(path, ".seg") {
 			return syscall.ENOSPC
 		}
 		return nil

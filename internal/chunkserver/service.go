@@ -216,6 +216,11 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 		return &api.CreateReplicaResponse{}, s.reconfigure(r, req.GetEpoch(), members, ids)
 	}
 	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids})
+	if err == nil {
+		// The engine's Create is durable only with the next Sync; the
+		// master counts on the replica once this answers.
+		err = rep.Sync()
+	}
 	if err != nil {
 		return nil, storeError(err)
 	}

@@ -2,7 +2,7 @@ package chunkstore
 
 import "testing"
 
-func benchReplica(b *testing.B) *Replica {
+func benchReplica(b *testing.B) *fileReplica {
 	s := mustOpen(b, OSFS, b.TempDir())
 	b.Cleanup(func() { s.Close() })
 	return mustCreate(b, s, Meta{Handle: 1, ChunkSize: 64 << 20})

@@ -1,7 +1,53 @@
-// Package chunkstore keeps a chunkserver's chunk replicas on disk: one
-// sparse file per replica, a CRC32C per 64 KiB block, and a small header
-// with the replica's metadata, all through a small FS interface (OSFS for
-// the real disk, MemFS with CrashClone for tests, ErrorFS for faults).
+// Package chunkstore keeps a chunkserver's chunk replicas on disk, all
+// through a small FS interface (OSFS for the real disk, MemFS with
+// CrashClone for tests, ErrorFS for faults).
+//
+// # The chunk engine (format 4): Store and Replica
+//
+// Every replica of a disk lives in one log-structured engine in
+// DIR/engine: segments of packed, checksummed records (create, put,
+// meta, clone, invalidate, delete), an in-memory index of each replica's
+// blocks as lists of reference-counted pieces (each piece with its own
+// CRC32C, at most 64 KiB), and a checkpoint of that index that bounds
+// recovery. The design, what one write costs, recovery and space
+// reclamation are in docs/architecture.md ("The chunk engine"); the code
+// is engine*.go.
+//
+// Model: Create appends a record and creates no file; WriteAt, Zero and
+// Invalidate append records (no sync); Sync is the engine's group commit:
+// a meta record for each changed replica, then one fdatasync of what was
+// appended, shared by concurrent callers across all replicas. Clone makes
+// a replica that shares every piece of its source; a first write to a
+// shared block stores only the new bytes. Diff lists the blocks two
+// replicas may differ in without reading data.
+//
+// Invariants: every read verifies the CRC32C of each piece it reads; a
+// mismatch marks the block bad (BadBlocks), fails the read with
+// ErrCorrupt naming handle and block, and returns no data for it; a
+// partial write or zero into a bad block fails (ErrCorrupt), a whole-block
+// write heals it. Holes read as zeros and take no space. After a crash the
+// records that survive are a prefix of the log (a record counts only if
+// it and every piece verify, its LSN follows the previous one and its
+// incarnation is not older), so every write covered by a completed Sync
+// survives, no torn piece is ever returned, and each replica's state is a
+// prefix of its history: its metadata as of its last durable marker, and
+// the blocks written after that marker listed by AheadBlocks (a delta
+// resync re-sends them).
+//
+// Caller's duties: Sync before acknowledging anything as durable (Close
+// does not sync replicas' writes); open one Store per directory at a time
+// (a checker uses the running server's Store); treat ErrFailed as a lost
+// replica and reopen the store; restore the blocks BadBlocks lists whole
+// from another replica.
+//
+// # Upgrading: the one-file-per-replica formats 2 and 3
+//
+// OpenConfig converts the replicas an older chunkserver kept in
+// DIR/chunks into the engine, each synced before its old file is removed
+// (with its metadata, bad blocks and ahead blocks), and removes the
+// emptied directory. The code of those formats (store.go, replica.go,
+// format.go, filecache.go: fileStore and fileReplica) remains only to read
+// them for that; what follows describes them.
 //
 // # Format
 //
@@ -108,7 +154,7 @@
 // A failed fdatasync makes the replica ErrFailed for good: reopen the
 // store to continue from what is on disk.
 //
-// # Caller's duties
+// # Caller's duties (formats 2 and 3)
 //
 //   - Sync before acknowledging anything as durable; Close does not Sync.
 //   - Sync replicas after writing them: a replica with unsynced writes

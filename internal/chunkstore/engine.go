@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/catena-io/catena/internal/durable"
 )
@@ -34,10 +35,10 @@ import (
 // set). syncMu serialises fdatasyncs and is never held with the others
 // but appendMu. Reads take only their replica's mu, shared.
 
-// EngineConfig configures an Engine.
-type EngineConfig struct {
+// Config configures an Store.
+type Config struct {
 	FS  FS     // required
-	Dir string // the engine lives in Dir/engine
+	Dir string // the engine lives in Dir/engine; format-3 replicas in Dir/chunks are converted
 	// SegmentSize is the largest log segment (0: DefaultSegmentSize; at
 	// least MinSegmentSize).
 	SegmentSize int64
@@ -45,21 +46,28 @@ type EngineConfig struct {
 	// background (0: DefaultCheckpointBytes).
 	CheckpointBytes int64
 	Logger          *slog.Logger
+	// MaxOpenFiles bounds the format-3 replica files kept open while
+	// they are converted (0 or less: DefaultMaxOpenFiles).
+	MaxOpenFiles int
 }
 
-// Engine defaults and bounds.
+// Store defaults and bounds.
 const (
 	DefaultSegmentSize     = 64 << 20
 	DefaultCheckpointBytes = 256 << 20
 	MinSegmentSize         = 256 << 10
+
+	// reclaimInterval: how often the checkpointer looks for dead bytes
+	// to reclaim between the checkpoints the log's size starts.
+	reclaimInterval = 2 * time.Second
 
 	engineDirName   = "engine"
 	ckptName        = "checkpoint"
 	engineAllocStep = 4 << 20
 )
 
-// Engine keeps the replicas of one disk. Safe for concurrent use.
-type Engine struct {
+// Store keeps the replicas of one disk. Safe for concurrent use.
+type Store struct {
 	fs      FS
 	dir     string
 	log     *slog.Logger
@@ -75,7 +83,7 @@ type Engine struct {
 	cpMu sync.RWMutex
 
 	mu       sync.Mutex
-	replicas map[Handle]*EngineReplica
+	replicas map[Handle]*Replica
 
 	appendMu sync.Mutex
 	segs     map[uint64]*segment
@@ -85,11 +93,15 @@ type Engine struct {
 	inc      uint32
 	durable  uint64     // records below it are durable: the sync watermark written into headers
 	unsynced []*segment // written since the last fdatasync
-	dirty    map[*EngineReplica]struct{}
+	dirty    map[*Replica]struct{}
 	live     int64 // data bytes of live pieces
 	sinceCP  int64 // bytes appended since the last checkpoint started
-	cpLSN    uint64
-	cpSeg    uint64
+	// deadSinceCP: bytes of pieces that died since the last checkpoint
+	// started (reclaimable once a checkpoint covers them); cpCost: about
+	// what the last checkpoint wrote.
+	deadSinceCP, cpCost int64
+	cpLSN               uint64
+	cpSeg               uint64
 	// onAdvance, when set (tests only, before any use), is called with
 	// appendMu held whenever nextLSN or cpLSN moves, so a test awaits a
 	// state of the log instead of polling it.
@@ -104,24 +116,24 @@ type Engine struct {
 	wg    sync.WaitGroup
 }
 
-// OpenEngine opens (creating if needed) the engine in cfg.Dir/engine and
+// openEngine opens (creating if needed) the engine in cfg.Dir/engine and
 // recovers it: it loads the checkpoint and replays the log after it, up to
 // the first record that does not verify (a tail torn by a crash, which is
 // discarded). It fails rather than drop a record that an earlier fdatasync
 // made durable.
-func OpenEngine(cfg EngineConfig) (*Engine, error) {
+func openEngine(cfg Config) (*Store, error) {
 	if cfg.FS == nil {
-		return nil, errors.New("chunkstore: EngineConfig.FS is nil")
+		return nil, errors.New("chunkstore: Config.FS is nil")
 	}
-	e := &Engine{
+	e := &Store{
 		fs:       cfg.FS,
 		dir:      path.Join(cfg.Dir, engineDirName),
 		log:      cfg.Logger,
 		segSize:  cfg.SegmentSize,
 		cpBytes:  cfg.CheckpointBytes,
-		replicas: make(map[Handle]*EngineReplica),
+		replicas: make(map[Handle]*Replica),
 		segs:     make(map[uint64]*segment),
-		dirty:    make(map[*EngineReplica]struct{}),
+		dirty:    make(map[*Replica]struct{}),
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -153,11 +165,11 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) segPath(id uint64) string { return path.Join(e.dir, segName(id)) }
+func (e *Store) segPath(id uint64) string { return path.Join(e.dir, segName(id)) }
 
 // engineErr wraps an error of the file system, mapping ENOSPC to
 // ErrNoSpace.
-func (e *Engine) engineErr(op string, err error) error {
+func (e *Store) engineErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -167,7 +179,7 @@ func (e *Engine) engineErr(op string, err error) error {
 	return fmt.Errorf("chunkstore: engine %s: %s: %w", e.dir, op, err)
 }
 
-func (e *Engine) usable() error {
+func (e *Store) usable() error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
@@ -179,23 +191,23 @@ func (e *Engine) usable() error {
 
 // fail makes the engine failed for good after an fdatasync error: the
 // kernel may have dropped dirty pages, so nothing unsynced can be trusted.
-func (e *Engine) fail(err error) error {
+func (e *Store) fail(err error) error {
 	err = fmt.Errorf("%w: engine %s: sync: %w", ErrFailed, e.dir, e.engineErr("sync", err))
 	e.failed.CompareAndSwap(nil, &err)
 	return *e.failed.Load()
 }
 
-func (e *Engine) getBuf() *[BlockSize]byte  { return e.bufs.Get().(*[BlockSize]byte) }
-func (e *Engine) putBuf(b *[BlockSize]byte) { e.bufs.Put(b) }
+func (e *Store) getBuf() *[BlockSize]byte  { return e.bufs.Get().(*[BlockSize]byte) }
+func (e *Store) putBuf(b *[BlockSize]byte) { e.bufs.Put(b) }
 
 // piecesPerRecord is how many pieces of a write go into one record, so
 // that a record always fits in a segment.
-func (e *Engine) piecesPerRecord() int64 {
+func (e *Store) piecesPerRecord() int64 {
 	return max(1, min(recMaxPieces, (e.segSize-recHeaderSize-8)/(BlockSize+recPieceSize)))
 }
 
-// recover loads the checkpoint and replays the log; see OpenEngine.
-func (e *Engine) recover() error {
+// recover loads the checkpoint and replays the log; see openEngine.
+func (e *Store) recover() error {
 	names, err := e.fs.ReadDir(e.dir)
 	if err != nil {
 		return err
@@ -250,7 +262,7 @@ func (e *Engine) recover() error {
 
 // initFresh creates an empty engine: its first checkpoint, then its first
 // segment.
-func (e *Engine) initFresh() error {
+func (e *Store) initFresh() error {
 	var s [8]byte
 	if _, err := rand.Read(s[:]); err != nil {
 		return err
@@ -269,7 +281,7 @@ func (e *Engine) initFresh() error {
 }
 
 // createSegment creates segment id, empty, durably in the directory.
-func (e *Engine) createSegment(id uint64) error {
+func (e *Store) createSegment(id uint64) error {
 	p := e.segPath(id)
 	f, err := e.fs.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -283,7 +295,7 @@ func (e *Engine) createSegment(id uint64) error {
 	return nil
 }
 
-func (e *Engine) readCheckpoint() (*ckpt, error) {
+func (e *Store) readCheckpoint() (*ckpt, error) {
 	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
@@ -302,7 +314,7 @@ func (e *Engine) readCheckpoint() (*ckpt, error) {
 
 // writeCheckpoint replaces the checkpoint durably: a temporary file,
 // fdatasynced, renamed over the old one, the directory synced.
-func (e *Engine) writeCheckpoint(c *ckpt) error {
+func (e *Store) writeCheckpoint(c *ckpt) error {
 	b := encodeCheckpoint(c)
 	tmp, final := path.Join(e.dir, ckptName+".tmp"), path.Join(e.dir, ckptName)
 	f, err := e.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -331,7 +343,7 @@ func (e *Engine) writeCheckpoint(c *ckpt) error {
 
 // loadCheckpoint builds the index from c. It returns the live data
 // extents per segment (for initFreeLocked).
-func (e *Engine) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
+func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 	pieces := make([]*piece, len(c.pieces))
 	for i, cp := range c.pieces {
 		p := &piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
@@ -352,7 +364,7 @@ func (e *Engine) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 		lists[i] = l
 	}
 	for _, cr := range c.replicas {
-		r := &EngineReplica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
+		r := &Replica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
 		// Every record of the replica the checkpoint holds is below its LSN.
 		r.covered, r.lastLSN = cr.covered, max(cr.covered, c.lsn-1)
 		for _, a := range cr.since {
@@ -386,7 +398,7 @@ type scannedRec struct {
 
 // replay applies the log after checkpoint c; see docs/architecture.md,
 // Recovery. Scan first, deciding where the log ends, then apply.
-func (e *Engine) replay(c *ckpt, live map[*segment][]extent) error {
+func (e *Store) replay(c *ckpt, live map[*segment][]extent) error {
 	recs, endSeg, endOff, maxInc, err := e.scan(c)
 	if err != nil {
 		return err
@@ -512,7 +524,7 @@ func segSize(s *segment) int64 {
 // incarnations that never go back, heads that verify. Piece data that
 // does not verify is noted, not an end. It returns the records, where the
 // chain ends and the highest incarnation seen.
-func (e *Engine) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64, maxInc uint32, err error) {
+func (e *Store) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64, maxInc uint32, err error) {
 	seg, off := e.segs[c.seg], c.off
 	rd, err := newSegReader(seg)
 	if err != nil {
@@ -558,7 +570,7 @@ func (e *Engine) scan(c *ckpt) (recs []scannedRec, endSeg *segment, endOff int64
 // record heads that verify (written by the same process as the chain's
 // last record, or a later one) and returns the highest durable watermark
 // and incarnation they carry.
-func (e *Engine) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, uint32, error) {
+func (e *Store) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, uint32, error) {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], recMagic)
 	var best uint64
@@ -606,7 +618,7 @@ func (e *Engine) claimsBeyond(seg *segment, off int64, minInc uint32) (uint64, u
 // applyRecord applies one replayed record to the index, tracking the
 // blocks each replica changed after the point its markers cover. It
 // returns the record's pieces.
-func (e *Engine) applyRecord(sr scannedRec) ([]*piece, error) {
+func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 	rec := sr.rec
 	r := e.replicas[rec.handle]
 	switch rec.typ {
@@ -616,7 +628,7 @@ func (e *Engine) applyRecord(sr scannedRec) ([]*piece, error) {
 		}
 		m, _ := decodeMetaBody(rec.extra)
 		m.Handle = rec.handle
-		e.replicas[m.Handle] = &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
+		e.replicas[m.Handle] = &Replica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	case recClone:
 		dst := Handle(rec.arg)
@@ -625,7 +637,7 @@ func (e *Engine) applyRecord(sr scannedRec) ([]*piece, error) {
 		if r == nil || e.replicas[dst] != nil || m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: clone %016x to %016x", errBadRecord, uint64(rec.handle), rec.arg)
 		}
-		e.replicas[dst] = &EngineReplica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
+		e.replicas[dst] = &Replica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	}
 	if r == nil {
@@ -750,7 +762,7 @@ func (r *segReader) record(off int64, salt uint64) (*record, int64, []int, error
 // or in more), whose incarnation, LSN, lag and CRC are filled in here. It
 // returns where buf went. Nothing is synced; on error nothing counts (the
 // tail does not move).
-func (e *Engine) appendLocked(buf []byte, more [][]byte, recs []*record, offs []int) (*segment, int64, error) {
+func (e *Store) appendLocked(buf []byte, more [][]byte, recs []*record, offs []int) (*segment, int64, error) {
 	if err := e.usable(); err != nil {
 		return nil, 0, err
 	}
@@ -824,7 +836,7 @@ const copyLimit = 256 << 10
 
 // appendOneLocked appends one record with its data and returns where the
 // data starts.
-func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, error) {
+func (e *Store) appendOneLocked(rec *record, data [][]byte) (*segment, int64, error) {
 	hl := rec.headLen()
 	size := hl
 	for _, d := range data {
@@ -853,7 +865,7 @@ func (e *Engine) appendOneLocked(rec *record, data [][]byte) (*segment, int64, e
 // fdatasyncs the segments written since the last Sync (usually one).
 // Concurrent Syncs share an fdatasync. A failed fdatasync fails the
 // engine for good (ErrFailed).
-func (e *Engine) Sync() error {
+func (e *Store) Sync() error {
 	if err := e.usable(); err != nil {
 		return err
 	}
@@ -867,11 +879,11 @@ func (e *Engine) Sync() error {
 // appendMarkers appends the meta records of the dirty replicas and
 // returns the LSN a Sync must cover. A replica whose chain is too long
 // stays dirty (its own Sync reports ErrInvalidMeta).
-func (e *Engine) appendMarkers() (uint64, error) {
+func (e *Store) appendMarkers() (uint64, error) {
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
 	if len(e.dirty) > 0 {
-		rs := make([]*EngineReplica, 0, len(e.dirty))
+		rs := make([]*Replica, 0, len(e.dirty))
 		for r := range e.dirty {
 			if len(r.mark.Chain) <= MaxChainLen {
 				rs = append(rs, r)
@@ -905,7 +917,7 @@ func (e *Engine) appendMarkers() (uint64, error) {
 
 // syncTo makes every record below target durable, sharing the
 // fdatasync of a concurrent caller when it covers target.
-func (e *Engine) syncTo(target uint64) error {
+func (e *Store) syncTo(target uint64) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	if e.syncedLSN >= target {
@@ -932,7 +944,7 @@ func (e *Engine) syncTo(target uint64) error {
 
 // Checkpoint writes the whole index durably, then reclaims the space the
 // log no longer needs (docs: Space). It syncs the log first.
-func (e *Engine) Checkpoint() error {
+func (e *Store) Checkpoint() error {
 	e.cpRun.Lock()
 	defer e.cpRun.Unlock()
 	if err := e.usable(); err != nil {
@@ -958,8 +970,8 @@ func (e *Engine) Checkpoint() error {
 		snaps = append(snaps, s)
 	}
 	saved := e.dirty
-	e.dirty = make(map[*EngineReplica]struct{})
-	e.sinceCP = 0
+	e.dirty = make(map[*Replica]struct{})
+	e.sinceCP, e.deadSinceCP = 0, 0
 	e.appendMu.Unlock()
 	e.mu.Unlock()
 	e.cpMu.Unlock()
@@ -1017,29 +1029,41 @@ func (e *Engine) Checkpoint() error {
 	if e.onAdvance != nil {
 		e.onAdvance()
 	}
+	e.cpCost = int64(len(c.pieces))*32 + int64(len(c.lists))*16 + int64(len(c.replicas))*96
 	punches, removes := e.reclaimLocked(c.lsn, c.seg)
 	e.appendMu.Unlock()
 	e.carryOut(punches, removes)
 	return nil
 }
 
-func (e *Engine) checkpointer() {
+func (e *Store) checkpointer() {
 	defer e.wg.Done()
+	t := time.NewTicker(reclaimInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-e.stop:
 			return
 		case <-e.kick:
-			if err := e.Checkpoint(); err != nil && e.usable() == nil {
-				e.log.Error("checkpoint failed", "err", err)
+		case <-t.C:
+			// Reclaim what died while the log was quiet (a trim frees its
+			// space within seconds), when that is worth a checkpoint.
+			e.appendMu.Lock()
+			worth := e.deadSinceCP >= 1<<20 && e.deadSinceCP >= e.cpCost/4
+			e.appendMu.Unlock()
+			if !worth {
+				continue
 			}
+		}
+		if err := e.Checkpoint(); err != nil && e.usable() == nil {
+			e.log.Error("checkpoint failed", "err", err)
 		}
 	}
 }
 
 // Close checkpoints and closes every file. Replicas refuse further use
 // (ErrClosed).
-func (e *Engine) Close() error {
+func (e *Store) Close() error {
 	if !e.closing.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -1071,7 +1095,7 @@ func (e *Engine) Close() error {
 // Create makes a new, empty replica: it appends a create record and does
 // not sync (a crash before the next Sync may lose it). ErrExists if the
 // handle is present.
-func (e *Engine) Create(m Meta) (*EngineReplica, error) {
+func (e *Store) Create(m Meta) (*Replica, error) {
 	if err := validMeta(m); err != nil {
 		return nil, err
 	}
@@ -1093,13 +1117,13 @@ func (e *Engine) Create(m Meta) (*EngineReplica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &EngineReplica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
+	r := &Replica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
 	e.replicas[m.Handle] = r
 	return r, nil
 }
 
 // Get returns the replica of h, or ErrNotFound.
-func (e *Engine) Get(h Handle) (*EngineReplica, error) {
+func (e *Store) Get(h Handle) (*Replica, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.usable(); err != nil {
@@ -1113,9 +1137,9 @@ func (e *Engine) Get(h Handle) (*EngineReplica, error) {
 }
 
 // List returns the metadata of every replica, sorted by handle.
-func (e *Engine) List() []Meta {
+func (e *Store) List() []Meta {
 	e.mu.Lock()
-	rs := make([]*EngineReplica, 0, len(e.replicas))
+	rs := make([]*Replica, 0, len(e.replicas))
 	for _, r := range e.replicas {
 		rs = append(rs, r)
 	}
@@ -1130,7 +1154,7 @@ func (e *Engine) List() []Meta {
 
 // Delete removes a replica (a delete record, not synced); its pieces that
 // nothing else shares die. The replica refuses further use (ErrClosed).
-func (e *Engine) Delete(h Handle) error {
+func (e *Store) Delete(h Handle) error {
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
 	e.mu.Lock()
@@ -1165,7 +1189,7 @@ func (e *Engine) Delete(h Handle) error {
 // not synced), in time proportional to src's written blocks and no data
 // copied; dst's metadata is src's with handle dst. ErrNotFound for a
 // missing src, ErrExists for an existing dst.
-func (e *Engine) Clone(src, dst Handle) (*EngineReplica, error) {
+func (e *Store) Clone(src, dst Handle) (*Replica, error) {
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
 	e.mu.Lock()
@@ -1185,7 +1209,7 @@ func (e *Engine) Clone(src, dst Handle) (*EngineReplica, error) {
 	m := s.meta.clone()
 	m.Handle = dst
 	rec := &record{typ: recClone, handle: src, arg: uint64(dst), extra: encodeMetaBody(nil, m)}
-	d := &EngineReplica{e: e, h: dst, meta: m, mark: m.clone()}
+	d := &Replica{e: e, h: dst, meta: m, mark: m.clone()}
 	e.appendMu.Lock()
 	_, _, err := e.appendOneLocked(rec, nil)
 	if err == nil {
@@ -1204,7 +1228,7 @@ func (e *Engine) Clone(src, dst Handle) (*EngineReplica, error) {
 // replicas a and b: those whose piece lists are not the same object. It
 // reads no data; after a Clone it lists exactly the blocks written (or
 // zeroed, invalidated) in either since.
-func (e *Engine) Diff(a, b Handle) ([]int64, error) {
+func (e *Store) Diff(a, b Handle) ([]int64, error) {
 	ra, err := e.Get(a)
 	if err != nil {
 		return nil, err
@@ -1247,7 +1271,7 @@ func (e *Engine) Diff(a, b Handle) ([]int64, error) {
 
 // UsedBytes returns the data bytes of live pieces, each counted once
 // however many replicas share it.
-func (e *Engine) UsedBytes() int64 {
+func (e *Store) UsedBytes() int64 {
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
 	return e.live
@@ -1257,7 +1281,7 @@ func (e *Engine) UsedBytes() int64 {
 // replica h lie: the segment file and the offset in it. ErrNotFound when
 // no stored byte holds it (a hole, zeros, a bad block). For
 // fault-injection tests.
-func (e *Engine) Locate(h Handle, off int64) (string, int64, error) {
+func (e *Store) Locate(h Handle, off int64) (string, int64, error) {
 	r, err := e.Get(h)
 	if err != nil {
 		return "", 0, err

@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// Engine benchmarks on the real disk (OSFS in b.TempDir()). Every write is
+// Store benchmarks on the real disk (OSFS in b.TempDir()). Every write is
 // durable (WriteAt + Sync). Besides ns/op they report latency percentiles
 // in µs; compare with fio on the same disk in the same run.
 
-func benchEngine(b *testing.B) *Engine {
-	e := mustEngine(b, EngineConfig{FS: OSFS, Dir: b.TempDir()})
+func benchEngine(b *testing.B) *Store {
+	e := mustEngine(b, Config{FS: OSFS, Dir: b.TempDir()})
 	b.Cleanup(func() { e.Close() })
 	return e
 }
@@ -146,7 +146,7 @@ func BenchmarkEngineSpace10kReplicas(b *testing.B) {
 	const n = 10000
 	for b.Loop() {
 		dir := b.TempDir()
-		e := mustEngine(b, EngineConfig{FS: OSFS, Dir: dir})
+		e := mustEngine(b, Config{FS: OSFS, Dir: dir})
 		p := pattern(4096, 7)
 		for h := Handle(1); h <= n; h++ {
 			r, err := e.Create(Meta{Handle: h, Epoch: 1, ChunkSize: 64 << 20, Chain: []uint64{1, 2, 3}})

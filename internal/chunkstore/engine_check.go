@@ -11,7 +11,7 @@ import (
 // every segment and of the engine, the shape of every block map and
 // list, and that no free or dead extent overlaps a live piece. It stops
 // the world (every mutation) while it runs.
-func (e *Engine) check() error {
+func (e *Store) check() error {
 	e.cpMu.Lock()
 	defer e.cpMu.Unlock()
 	e.mu.Lock()
@@ -21,7 +21,7 @@ func (e *Engine) check() error {
 	return errors.Join(e.checkBlockMapsLocked(), e.checkRefsLocked(), e.checkSpaceLocked())
 }
 
-func (e *Engine) checkBlockMapsLocked() error {
+func (e *Store) checkBlockMapsLocked() error {
 	var errs []error
 	for h, r := range e.replicas {
 		if r.h != h || r.meta.Handle != h || r.gone {
@@ -52,7 +52,7 @@ func (e *Engine) checkBlockMapsLocked() error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) checkRefsLocked() error {
+func (e *Store) checkRefsLocked() error {
 	var errs []error
 	listRefs := make(map[*pieceList]int32)
 	for _, r := range e.replicas {
@@ -123,7 +123,7 @@ func checkList(l *pieceList) error {
 }
 
 // checkSpaceLocked checks that no byte of a live piece is free or dead.
-func (e *Engine) checkSpaceLocked() error {
+func (e *Store) checkSpaceLocked() error {
 	var errs []error
 	lives := make(map[*segment][]extent)
 	seen := make(map[*piece]bool)

@@ -19,7 +19,7 @@ import (
 // checkpoint, reopen and crash (MemFS CrashClone, or CrashCloneKeeping
 // with a random subset of the unsynced pages) against a simple in-memory
 // model, compared byte for byte, with the engine's reference counts
-// checked against a recount (Engine.check) after every crash and reopen.
+// checked against a recount (Store.check) after every crash and reopen.
 //
 // The log is a sequence of records and recovery keeps a prefix of it, so
 // after a crash the engine must hold exactly the model's state after some
@@ -133,8 +133,8 @@ type engHarness struct {
 	t     testing.TB
 	c     chooser
 	fs    *MemFS
-	cfg   EngineConfig
-	e     *Engine
+	cfg   Config
+	e     *Store
 	cur   mstate
 	base  mstate   // at the last durable point
 	log   []mstate // the states after each operation since base
@@ -153,8 +153,8 @@ func newEngHarness(t testing.TB, c chooser) *engHarness {
 	if c.intn(3) == 0 {
 		seg = 1 << 20
 	}
-	h.cfg = EngineConfig{FS: h.fs, Dir: "/d", SegmentSize: seg, CheckpointBytes: 1 << 50, Logger: quietLogger()}
-	e, err := OpenEngine(h.cfg)
+	h.cfg = Config{FS: h.fs, Dir: "/d", SegmentSize: seg, CheckpointBytes: 1 << 50, Logger: quietLogger()}
+	e, err := openEngine(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func (h *engHarness) pick() (Handle, bool) {
 	return hs[h.c.intn(len(hs))], true
 }
 
-func (h *engHarness) replica(hd Handle) *EngineReplica {
+func (h *engHarness) replica(hd Handle) *Replica {
 	h.t.Helper()
 	r, err := h.e.Get(hd)
 	if err != nil {
@@ -520,7 +520,7 @@ func (h *engHarness) reopen() {
 	if err := h.e.Close(); err != nil {
 		h.fatalf("Close: %v", err)
 	}
-	e, err := OpenEngine(h.cfg)
+	e, err := openEngine(h.cfg)
 	if err != nil {
 		h.fatalf("reopen: %v", err)
 	}
@@ -545,7 +545,7 @@ func (h *engHarness) crash() {
 	h.e.Close() // the old process's last acts go to the old file system
 	h.fs = fs
 	h.cfg.FS = fs
-	e, err := OpenEngine(h.cfg)
+	e, err := openEngine(h.cfg)
 	if err != nil {
 		h.fatalf("open after crash: %v", err)
 	}
@@ -738,7 +738,7 @@ func newCrashFS(mem *MemFS, at int64, seed uint64) *crashFS {
 }
 
 // engineContent reads every replica of e.
-func engineContent(t *testing.T, e *Engine) map[Handle][]byte {
+func engineContent(t *testing.T, e *Store) map[Handle][]byte {
 	t.Helper()
 	out := make(map[Handle][]byte)
 	for _, m := range e.List() {
@@ -765,7 +765,7 @@ func sameContent(a, b map[Handle][]byte) error {
 
 // churn writes, overwrites, clones and deletes, so that a checkpoint has
 // pieces to punch and segments to remove.
-func churn(t *testing.T, e *Engine, rng *rand.Rand, round int) {
+func churn(t *testing.T, e *Store, rng *rand.Rand, round int) {
 	for i := range 30 {
 		h := Handle(rng.IntN(4) + 1)
 		r, err := e.Get(h)
@@ -794,7 +794,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 	for at := int64(1); ; at++ {
 		mem := NewMemFS()
 		c := newCrashFS(mem, at, 5)
-		cfg := EngineConfig{FS: c.efs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+		cfg := Config{FS: c.efs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 		e := mustEngine(t, cfg)
 		rng := rand.New(rand.NewPCG(9, 9))
 		churn(t, e, rng, 0)
@@ -818,7 +818,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 			t.Logf("crashed at each of %d operations of a checkpoint", at-1)
 			return
 		}
-		e2 := mustEngine(t, EngineConfig{FS: c.snap, Dir: "/d", SegmentSize: MinSegmentSize})
+		e2 := mustEngine(t, Config{FS: c.snap, Dir: "/d", SegmentSize: MinSegmentSize})
 		if err := sameContent(engineContent(t, e2), want); err != nil {
 			t.Fatalf("crash at operation %d of a checkpoint: %v", at, err)
 		}
@@ -834,7 +834,7 @@ func TestEngineCrashAtEveryStepOfCheckpoint(t *testing.T) {
 // next recovery finds the same state.
 func TestEngineCrashAtEveryStepOfRecovery(t *testing.T) {
 	base := NewMemFS()
-	cfg := EngineConfig{FS: base, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+	cfg := Config{FS: base, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	rng := rand.New(rand.NewPCG(4, 4))
 	churn(t, e, rng, 0)

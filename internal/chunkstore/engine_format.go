@@ -51,7 +51,7 @@ type recType uint8
 const (
 	recCreate     recType = 1 // extra: Meta; a marker (see AheadBlocks)
 	recPut        recType = 2 // arg: offset, extra: length; pieces
-	recMeta       recType = 3 // arg: the LSN it covers (see EngineReplica.covered), extra: Meta; a marker
+	recMeta       recType = 3 // arg: the LSN it covers (see Replica.covered), extra: Meta; a marker
 	recClone      recType = 4 // handle: source, arg: destination, extra: the destination's Meta; a marker for it
 	recInvalidate recType = 5 // arg: offset, extra: length
 	recDelete     recType = 6

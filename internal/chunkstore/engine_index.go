@@ -153,7 +153,7 @@ func addSpan(cov []span, s span) []span {
 // The refcount side; the caller holds appendMu.
 
 // acquireListLocked takes a reference on l for one more block map.
-func (e *Engine) acquireListLocked(l *pieceList) {
+func (e *Store) acquireListLocked(l *pieceList) {
 	l.refs++
 	if l.refs > 1 {
 		return
@@ -169,7 +169,7 @@ func (e *Engine) acquireListLocked(l *pieceList) {
 
 // releaseListLocked drops a block map's reference on l; pieces left
 // without any reference die at lsn (the record that dropped them).
-func (e *Engine) releaseListLocked(l *pieceList, lsn uint64) {
+func (e *Store) releaseListLocked(l *pieceList, lsn uint64) {
 	l.refs--
 	invariants.Check(l.refs >= 0, "piece list released more often than taken")
 	if l.refs > 0 {
@@ -182,12 +182,22 @@ func (e *Engine) releaseListLocked(l *pieceList, lsn uint64) {
 			p.seg.live -= int64(p.n)
 			e.live -= int64(p.n)
 			p.seg.pending = append(p.seg.pending, deadExtent{off: p.off, n: int64(p.n), lsn: lsn})
+			e.deadSinceCP += int64(p.n)
+		}
+	}
+	// Dead bytes are reclaimed only once a checkpoint covers their death:
+	// ask for one when they reach an eighth of the live data (16 MiB at
+	// least), so a trim frees its space soon, whatever the log's pace.
+	if e.deadSinceCP >= max(16<<20, e.live/8) {
+		select {
+		case e.kick <- struct{}{}:
+		default:
 		}
 	}
 }
 
 // replaceLocked installs l as block b of blocks, releasing the old list.
-func (e *Engine) replaceLocked(blocks *[]blockRef, b int64, l *pieceList, lsn uint64) {
+func (e *Store) replaceLocked(blocks *[]blockRef, b int64, l *pieceList, lsn uint64) {
 	if l != nil {
 		e.acquireListLocked(l)
 	}
@@ -200,7 +210,7 @@ func (e *Engine) replaceLocked(blocks *[]blockRef, b int64, l *pieceList, lsn ui
 // and the blocks wholly inside [off, off+n) that have no piece become
 // holes. ps holds the record's pieces, in its table's order. Returns the
 // blocks the record touched, first and last.
-func (e *Engine) applyPutLocked(blocks *[]blockRef, off, n int64, rps []recPiece, ps []*piece, lsn uint64) {
+func (e *Store) applyPutLocked(blocks *[]blockRef, off, n int64, rps []recPiece, ps []*piece, lsn uint64) {
 	j := 0
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
 		var l *pieceList
@@ -216,21 +226,21 @@ func (e *Engine) applyPutLocked(blocks *[]blockRef, off, n int64, rps []recPiece
 }
 
 // applyInvalidateLocked makes every block touched by [off, off+n) bad.
-func (e *Engine) applyInvalidateLocked(blocks *[]blockRef, off, n int64, lsn uint64) {
+func (e *Store) applyInvalidateLocked(blocks *[]blockRef, off, n int64, lsn uint64) {
 	for b := off / BlockSize; b <= (off+n-1)/BlockSize; b++ {
 		e.replaceLocked(blocks, b, &pieceList{bad: true}, lsn)
 	}
 }
 
 // dropAllLocked releases every list of a block map (delete).
-func (e *Engine) dropAllLocked(blocks []blockRef, lsn uint64) {
+func (e *Store) dropAllLocked(blocks []blockRef, lsn uint64) {
 	for _, br := range blocks {
 		e.releaseListLocked(br.l, lsn)
 	}
 }
 
 // cloneBlocksLocked returns a copy of a block map sharing its lists.
-func (e *Engine) cloneBlocksLocked(blocks []blockRef) []blockRef {
+func (e *Store) cloneBlocksLocked(blocks []blockRef) []blockRef {
 	out := slices.Clone(blocks)
 	for _, br := range out {
 		e.acquireListLocked(br.l)

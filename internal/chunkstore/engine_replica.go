@@ -9,12 +9,12 @@ import (
 	"sync"
 )
 
-// EngineReplica is one replica in an Engine. It offers the methods of
+// Replica is one replica in an Store. It offers the methods of
 // *Replica with the same contracts (see replica.go), except that Sync is
 // the engine's group commit. Safe for concurrent use; a write and a read
 // of the replica exclude each other (a read never sees half a write).
-type EngineReplica struct {
-	e *Engine
+type Replica struct {
+	e *Store
 	h Handle
 
 	// badMu guards bad, which reads update under the shared lock.
@@ -50,7 +50,7 @@ type EngineReplica struct {
 
 // changedLocked records that the record of LSN lsn changed blocks
 // [off/BlockSize, (off+n-1)/BlockSize]. The caller holds e.appendMu.
-func (r *EngineReplica) changedLocked(off, n int64, lsn uint64) {
+func (r *Replica) changedLocked(off, n int64, lsn uint64) {
 	r.lastLSN = lsn
 	if r.since == nil {
 		r.since = make(map[int64]uint64)
@@ -62,7 +62,7 @@ func (r *EngineReplica) changedLocked(off, n int64, lsn uint64) {
 
 // coverLocked drops from since the blocks whose last change the point
 // covered accounts for. The caller holds e.appendMu (or is replay).
-func (r *EngineReplica) coverLocked(covered uint64) {
+func (r *Replica) coverLocked(covered uint64) {
 	r.covered = covered
 	for b, lsn := range r.since {
 		if lsn <= covered {
@@ -75,31 +75,31 @@ func (r *EngineReplica) coverLocked(covered uint64) {
 }
 
 // Meta returns the replica's current metadata.
-func (r *EngineReplica) Meta() Meta {
+func (r *Replica) Meta() Meta {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.meta.clone()
 }
 
-func (r *EngineReplica) usableLocked() error {
+func (r *Replica) usableLocked() error {
 	if r.closed {
 		return ErrClosed
 	}
 	return r.e.usable()
 }
 
-func (r *EngineReplica) rangeErr(off, n int64) error {
+func (r *Replica) rangeErr(off, n int64) error {
 	if off < 0 || n < 0 || n > r.meta.ChunkSize-off {
 		return fmt.Errorf("%w: [%d, +%d) of replica %016x of %d bytes", ErrRange, off, n, uint64(r.h), r.meta.ChunkSize)
 	}
 	return nil
 }
 
-func (r *EngineReplica) corruptErr(b int64) error {
+func (r *Replica) corruptErr(b int64) error {
 	return fmt.Errorf("%w: replica %016x block %d", ErrCorrupt, uint64(r.h), b)
 }
 
-func (r *EngineReplica) markBad(b int64) {
+func (r *Replica) markBad(b int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	if r.bad == nil {
@@ -108,7 +108,7 @@ func (r *EngineReplica) markBad(b int64) {
 	r.bad[b] = true
 }
 
-func (r *EngineReplica) isBad(b int64) bool {
+func (r *Replica) isBad(b int64) bool {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	return r.bad[b]
@@ -116,7 +116,7 @@ func (r *EngineReplica) isBad(b int64) bool {
 
 // healedLocked forgets that blocks [first, last] were found bad: they
 // were rewritten whole. The caller holds mu exclusively.
-func (r *EngineReplica) healedLocked(first, last int64) {
+func (r *Replica) healedLocked(first, last int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	for b := first; b <= last && len(r.bad) > 0; b++ {
@@ -126,7 +126,7 @@ func (r *EngineReplica) healedLocked(first, last int64) {
 
 // BadBlocks returns, sorted, the blocks known not to verify: invalidated,
 // or found by recovery, a read or Verify, and not rewritten whole since.
-func (r *EngineReplica) BadBlocks() []int64 {
+func (r *Replica) BadBlocks() []int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.badMu.Lock()
@@ -148,11 +148,11 @@ func (r *EngineReplica) BadBlocks() []int64 {
 // after the replica's last durable marker (its creation, clone or the
 // meta record of a Sync): its bytes there may be newer than its applied
 // sequence number says. A delta resync must re-send them.
-func (r *EngineReplica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
+func (r *Replica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
 
 // readRangeLocked reads bytes [lo, hi) of block b, whose list is l, into
 // dst, verifying the CRC of every piece it reads. The caller holds mu.
-func (r *EngineReplica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byte) error {
+func (r *Replica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byte) error {
 	clear(dst)
 	if l == nil {
 		return nil
@@ -208,7 +208,7 @@ func (r *EngineReplica) readRangeLocked(l *pieceList, b, lo, hi int64, dst []byt
 // it reads; a mismatch marks the block bad and returns ErrCorrupt and no
 // data. Holes read as zeros. A range not inside the chunk returns
 // ErrRange.
-func (r *EngineReplica) ReadAt(p []byte, off int64) (int, error) {
+func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
 	n := int64(len(p))
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -234,7 +234,7 @@ func (r *EngineReplica) ReadAt(p []byte, off int64) (int, error) {
 
 // beginLocked checks a mutation of [off, off+n); the caller holds cpMu
 // shared and mu.
-func (r *EngineReplica) beginLocked(off, n int64) error {
+func (r *Replica) beginLocked(off, n int64) error {
 	if err := r.usableLocked(); err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (r *EngineReplica) beginLocked(off, n int64) error {
 // block covered to its end counts as whole: such a write heals it); when its list is long,
 // the block's whole current content (verified) for the caller to rewrite
 // it whole, else nil.
-func (r *EngineReplica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
+func (r *Replica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 	if lo == 0 && hi == BlockSize {
 		return nil, nil
 	}
@@ -270,7 +270,7 @@ func (r *EngineReplica) edgeLocked(b, lo, hi int64) (*[BlockSize]byte, error) {
 
 // blockLen is the length of block b: BlockSize but for a chunk's short
 // last block. A block rewritten whole is rewritten to its length.
-func (r *EngineReplica) blockLen(b int64) int64 { return min(BlockSize, r.meta.ChunkSize-b*BlockSize) }
+func (r *Replica) blockLen(b int64) int64 { return min(BlockSize, r.meta.ChunkSize-b*BlockSize) }
 
 func blockSpan(off, n, b int64) (lo, hi int64) {
 	bs := b * BlockSize
@@ -281,7 +281,7 @@ func blockSpan(off, n, b int64) (lo, hi int64) {
 // block's part a piece with its own CRC32C. Not durable until Sync. A
 // write into part of a bad block fails with ErrCorrupt; a whole-block
 // write heals it.
-func (r *EngineReplica) WriteAt(p []byte, off int64) error {
+func (r *Replica) WriteAt(p []byte, off int64) error {
 	n := int64(len(p))
 	e := r.e
 	e.cpMu.RLock()
@@ -347,7 +347,7 @@ func (r *EngineReplica) WriteAt(p []byte, off int64) error {
 }
 
 // putLocked appends a put record and applies it.
-func (r *EngineReplica) putLocked(off, n int64, rps []recPiece, data [][]byte) error {
+func (r *Replica) putLocked(off, n int64, rps []recPiece, data [][]byte) error {
 	e := r.e
 	rec := &record{typ: recPut, handle: r.h, arg: uint64(off), pieces: rps, extra: rangeExtra(n)}
 	e.appendMu.Lock()
@@ -364,7 +364,7 @@ func (r *EngineReplica) putLocked(off, n int64, rps []recPiece, data [][]byte) e
 // Zero makes [off, off+n) read as zeros: whole blocks become holes (their
 // pieces are dropped), a block covered in part gets a zero piece, which
 // stores nothing. Not durable until Sync.
-func (r *EngineReplica) Zero(off, n int64) error {
+func (r *Replica) Zero(off, n int64) error {
 	e := r.e
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
@@ -422,7 +422,7 @@ func (r *EngineReplica) Zero(off, n int64) error {
 // SetApplied records the highest applied sequence number, which accounts
 // for every write, zero and invalidate of the replica so far; durable at
 // the next Sync.
-func (r *EngineReplica) SetApplied(seq uint64) {
+func (r *Replica) SetApplied(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -434,7 +434,7 @@ func (r *EngineReplica) SetApplied(seq uint64) {
 // SetAppliedAt records the highest applied sequence number and the epoch
 // of that update, which account for every write, zero and invalidate of
 // the replica so far; durable at the next Sync.
-func (r *EngineReplica) SetAppliedAt(epoch, seq uint64) {
+func (r *Replica) SetAppliedAt(epoch, seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -443,7 +443,7 @@ func (r *EngineReplica) SetAppliedAt(epoch, seq uint64) {
 	r.setAppliedLocked(epoch, seq)
 }
 
-func (r *EngineReplica) setAppliedLocked(epoch, seq uint64) {
+func (r *Replica) setAppliedLocked(epoch, seq uint64) {
 	e := r.e
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
@@ -458,7 +458,7 @@ func (r *EngineReplica) setAppliedLocked(epoch, seq uint64) {
 // SetConfig records a new epoch and chain; durable at the next Sync. A
 // chain longer than MaxChainLen makes the replica's Sync fail with
 // ErrInvalidMeta.
-func (r *EngineReplica) SetConfig(epoch uint64, chain []uint64) {
+func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -470,14 +470,14 @@ func (r *EngineReplica) SetConfig(epoch uint64, chain []uint64) {
 }
 
 // noteMetaLocked hands the new metadata to the next Sync's meta record.
-func (r *EngineReplica) noteMetaLocked() {
+func (r *Replica) noteMetaLocked() {
 	r.e.appendMu.Lock()
 	defer r.e.appendMu.Unlock()
 	r.noteLocked()
 }
 
 // noteLocked is noteMetaLocked under e.appendMu.
-func (r *EngineReplica) noteLocked() {
+func (r *Replica) noteLocked() {
 	r.mark = r.meta.clone()
 	if !r.gone {
 		r.e.dirty[r] = struct{}{}
@@ -486,7 +486,7 @@ func (r *EngineReplica) noteLocked() {
 
 // Sync makes every completed mutation of every replica of the engine
 // durable (the engine's group commit).
-func (r *EngineReplica) Sync() error {
+func (r *Replica) Sync() error {
 	r.mu.RLock()
 	err, chain := r.usableLocked(), len(r.meta.Chain)
 	r.mu.RUnlock()
@@ -502,7 +502,7 @@ func (r *EngineReplica) Sync() error {
 // Invalidate marks the whole blocks touched by [off, off+n) bad, durably
 // at the next Sync: their content is unknown, so they are never served
 // until rewritten whole.
-func (r *EngineReplica) Invalidate(off, n int64) error {
+func (r *Replica) Invalidate(off, n int64) error {
 	e := r.e
 	e.cpMu.RLock()
 	defer e.cpMu.RUnlock()
@@ -528,7 +528,7 @@ func (r *EngineReplica) Invalidate(off, n int64) error {
 // Verify reads and checks every piece of every block (scrubbing). It
 // returns ErrCorrupt naming every bad block, or the first I/O error. It
 // holds the replica's lock one block at a time.
-func (r *EngineReplica) Verify() error {
+func (r *Replica) Verify() error {
 	buf := r.e.getBuf()
 	defer r.e.putBuf(buf)
 	var bad []int64
@@ -561,7 +561,7 @@ func (r *EngineReplica) Verify() error {
 
 // UsedBytes returns the data bytes of the pieces the replica refers to;
 // pieces shared with a clone count in each.
-func (r *EngineReplica) UsedBytes() int64 {
+func (r *Replica) UsedBytes() int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var n int64

@@ -86,7 +86,7 @@ type punchOp struct {
 // into their segment's free set, returning the whole pages to punch and
 // the segments to remove (already taken out of e.segs). The caller holds
 // appendMu and carries the operations out after releasing it.
-func (e *Engine) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
+func (e *Store) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
 	var punches []punchOp
 	var removes []*segment
 	for _, s := range e.segs {
@@ -128,7 +128,7 @@ func (e *Engine) reclaimLocked(lsn, cpSeg uint64) ([]punchOp, []*segment) {
 
 // carryOut punches and removes what reclaimLocked chose. Failures cost
 // space, not data: they are logged.
-func (e *Engine) carryOut(punches []punchOp, removes []*segment) {
+func (e *Store) carryOut(punches []punchOp, removes []*segment) {
 	for _, p := range punches {
 		if err := p.seg.f.PunchHole(p.x.off, p.x.n); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			e.log.Warn("cannot punch dead log bytes", "segment", p.seg.path, "off", p.x.off, "len", p.x.n, "err", err)
@@ -152,7 +152,7 @@ func (e *Engine) carryOut(punches []punchOp, removes []*segment) {
 // below the checkpoint's position to what no live piece holds, so that
 // bytes dying later merge with those that died before the crash. Only
 // called at open, before any death is reclaimed.
-func (e *Engine) initFreeLocked(cpSeg uint64, cpOff int64, live map[*segment][]extent) {
+func (e *Store) initFreeLocked(cpSeg uint64, cpOff int64, live map[*segment][]extent) {
 	for _, s := range e.segs {
 		var limit int64
 		switch {

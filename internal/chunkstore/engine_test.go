@@ -20,26 +20,26 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func mustEngine(t testing.TB, cfg EngineConfig) *Engine {
+func mustEngine(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	e, err := OpenEngine(cfg)
+	e, err := openEngine(cfg)
 	if err != nil {
-		t.Fatalf("OpenEngine: %v", err)
+		t.Fatalf("openEngine: %v", err)
 	}
 	return e
 }
 
-func memEngine(t testing.TB) (*Engine, *MemFS) {
+func memEngine(t testing.TB) (*Store, *MemFS) {
 	fs := NewMemFS()
-	e := mustEngine(t, EngineConfig{FS: fs, Dir: "/d"})
+	e := mustEngine(t, Config{FS: fs, Dir: "/d"})
 	t.Cleanup(func() { e.Close() })
 	return e, fs
 }
 
-func engCreate(t testing.TB, e *Engine, m Meta) *EngineReplica {
+func engCreate(t testing.TB, e *Store, m Meta) *Replica {
 	t.Helper()
 	r, err := e.Create(m)
 	if err != nil {
@@ -48,7 +48,7 @@ func engCreate(t testing.TB, e *Engine, m Meta) *EngineReplica {
 	return r
 }
 
-func engGet(t testing.TB, e *Engine, h Handle) *EngineReplica {
+func engGet(t testing.TB, e *Store, h Handle) *Replica {
 	t.Helper()
 	r, err := e.Get(h)
 	if err != nil {
@@ -57,14 +57,14 @@ func engGet(t testing.TB, e *Engine, h Handle) *EngineReplica {
 	return r
 }
 
-func engCheck(t testing.TB, e *Engine) {
+func engCheck(t testing.TB, e *Store) {
 	t.Helper()
 	if err := e.check(); err != nil {
 		t.Fatalf("engine check: %v", err)
 	}
 }
 
-func engCheckAll(t testing.TB, r *EngineReplica, want []byte) {
+func engCheckAll(t testing.TB, r *Replica, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want))
 	if _, err := r.ReadAt(got, 0); err != nil {
@@ -82,7 +82,7 @@ func engSync(t testing.TB, s interface{ Sync() error }) {
 	}
 }
 
-func engWrite(t testing.TB, r *EngineReplica, p []byte, off int64) {
+func engWrite(t testing.TB, r *Replica, p []byte, off int64) {
 	t.Helper()
 	if err := r.WriteAt(p, off); err != nil {
 		t.Fatalf("WriteAt(%d, +%d): %v", off, len(p), err)
@@ -98,7 +98,7 @@ func pattern(n int, seed byte) []byte {
 }
 
 // engRandomOp applies one random write or zero to r and to ref.
-func engRandomOp(t testing.TB, rng *rand.Rand, r *EngineReplica, ref []byte) {
+func engRandomOp(t testing.TB, rng *rand.Rand, r *Replica, ref []byte) {
 	t.Helper()
 	size := int64(len(ref))
 	off := rng.Int64N(size)
@@ -122,7 +122,7 @@ func TestEngineRoundTripRandom(t *testing.T) {
 	for name, mk := range testFSes(t) {
 		t.Run(name, func(t *testing.T) {
 			fs, dir := mk()
-			cfg := EngineConfig{FS: fs, Dir: dir, SegmentSize: MinSegmentSize}
+			cfg := Config{FS: fs, Dir: dir, SegmentSize: MinSegmentSize}
 			e := mustEngine(t, cfg)
 			rng := rand.New(rand.NewPCG(1, 2))
 			refs := map[Handle][]byte{}
@@ -312,7 +312,7 @@ func flipFileByte(t testing.TB, fs FS, name string, at int64) {
 
 func TestEngineFlippedByteDetected(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 7, ChunkSize: 4 * BlockSize})
 	data := pattern(4*BlockSize, 3)
@@ -380,7 +380,7 @@ func TestEngineFlippedByteDetected(t *testing.T) {
 
 func TestEngineInvalidate(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(3*BlockSize + 500)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: size})
@@ -393,7 +393,7 @@ func TestEngineInvalidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	engSync(t, e)
-	check := func(r *EngineReplica) {
+	check := func(r *Replica) {
 		t.Helper()
 		if bad := r.BadBlocks(); !slices.Equal(bad, []int64{1, 3}) {
 			t.Fatalf("BadBlocks = %v", bad)
@@ -427,7 +427,7 @@ func TestEngineInvalidate(t *testing.T) {
 
 func TestEngineMetaSurvivesOnlyOnceSynced(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, Epoch: 1, ChunkSize: BlockSize, Chain: []uint64{1}})
 	engSync(t, e)
@@ -467,7 +467,7 @@ func TestEngineNoSpaceChangesNothing(t *testing.T) {
 		}
 		return nil
 	}}
-	e := mustEngine(t, EngineConfig{FS: efs, Dir: "/d", SegmentSize: MinSegmentSize})
+	e := mustEngine(t, Config{FS: efs, Dir: "/d", SegmentSize: MinSegmentSize})
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 8 * BlockSize})
 	data := pattern(BlockSize, 1)
@@ -500,7 +500,7 @@ func TestEngineSyncFailureFailsEngine(t *testing.T) {
 		}
 		return nil
 	}}
-	cfg := EngineConfig{FS: efs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: efs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("synced"), 0)
@@ -545,10 +545,10 @@ func TestEngineGroupCommit(t *testing.T) {
 		}
 		return nil
 	}}
-	e := mustEngine(t, EngineConfig{FS: efs, Dir: "/d"})
+	e := mustEngine(t, Config{FS: efs, Dir: "/d"})
 	defer e.Close()
 	const n = 10
-	rs := make([]*EngineReplica, n+1)
+	rs := make([]*Replica, n+1)
 	for i := range rs {
 		rs[i] = engCreate(t, e, Meta{Handle: Handle(i + 1), ChunkSize: BlockSize})
 	}
@@ -606,7 +606,7 @@ func TestEngineGroupCommit(t *testing.T) {
 func TestEngineConcurrentReadsNeverSeeHalfWrites(t *testing.T) {
 	e, _ := memEngine(t)
 	const size = 3*BlockSize + 999
-	rs := []*EngineReplica{
+	rs := []*Replica{
 		engCreate(t, e, Meta{Handle: 1, ChunkSize: size}),
 		engCreate(t, e, Meta{Handle: 2, ChunkSize: size}),
 	}
@@ -673,7 +673,7 @@ func TestEngineConcurrentReadsNeverSeeHalfWrites(t *testing.T) {
 
 func TestEngineCloneAndDiff(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(6 * BlockSize)
 	src := engCreate(t, e, Meta{Handle: 1, Epoch: 3, ChunkSize: size, Chain: []uint64{9}})
@@ -748,7 +748,7 @@ func TestEngineCloneAndDiff(t *testing.T) {
 // segments behind the checkpoint are removed.
 func TestEngineSpaceReclaimed(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 1 << 40, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 4 * BlockSize})
@@ -795,7 +795,7 @@ func TestEngineSpaceReclaimed(t *testing.T) {
 	want := pattern(4*BlockSize, 1)
 	want[0] = 1
 	engCheckAll(t, r, want)
-	e2 := mustEngine(t, EngineConfig{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
+	e2 := mustEngine(t, Config{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
 	engCheckAll(t, engGet(t, e2, 1), want)
 	engCheck(t, e2)
 	e2.Close()
@@ -803,7 +803,7 @@ func TestEngineSpaceReclaimed(t *testing.T) {
 
 func TestEngineBackgroundCheckpoint(t *testing.T) {
 	fs := NewMemFS()
-	e := mustEngine(t, EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 512 << 10})
+	e := mustEngine(t, Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, CheckpointBytes: 512 << 10})
 	defer e.Close()
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 4 * BlockSize})
 	p := pattern(BlockSize, 4)
@@ -822,7 +822,7 @@ func TestEngineBackgroundCheckpoint(t *testing.T) {
 // A write larger than a segment is cut into records that each fit.
 func TestEngineLargeWriteSmallSegments(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", SegmentSize: MinSegmentSize, Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	size := int64(40*BlockSize + 3)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: size})
@@ -832,7 +832,7 @@ func TestEngineLargeWriteSmallSegments(t *testing.T) {
 	want := make([]byte, size)
 	copy(want[50:], data)
 	engCheckAll(t, r, want)
-	e2 := mustEngine(t, EngineConfig{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
+	e2 := mustEngine(t, Config{FS: fs.CrashClone(), Dir: "/d", SegmentSize: MinSegmentSize})
 	engCheckAll(t, engGet(t, e2, 1), want)
 	engCheck(t, e2)
 	e2.Close()
@@ -845,7 +845,7 @@ func TestEngineLargeWriteSmallSegments(t *testing.T) {
 // before, metadata included, never with a bad block.
 func TestEngineDamageInLastSyncEndsLog(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("old"), 0)
@@ -872,11 +872,11 @@ func TestEngineDamageInLastSyncEndsLog(t *testing.T) {
 }
 
 // A record head of a synced record damaged, with later synced records
-// behind it: the log cannot be replayed past it, and OpenEngine says so
+// behind it: the log cannot be replayed past it, and openEngine says so
 // rather than drop synced records.
 func TestEngineDamagedSyncedHeadFailsOpen(t *testing.T) {
 	fs := NewMemFS()
-	cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+	cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 	e := mustEngine(t, cfg)
 	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: BlockSize})
 	engWrite(t, r, []byte("first"), 0)
@@ -891,18 +891,18 @@ func TestEngineDamagedSyncedHeadFailsOpen(t *testing.T) {
 	engSync(t, e)
 	flipFileByte(t, fs, p, off-recPieceSize-8-20) // in the head of "second"'s record
 	cfg.FS = fs.CrashClone()
-	if e2, err := OpenEngine(cfg); !errors.Is(err, ErrCorrupt) {
+	if e2, err := openEngine(cfg); !errors.Is(err, ErrCorrupt) {
 		if e2 != nil {
 			e2.Close()
 		}
-		t.Fatalf("OpenEngine over a damaged synced head: %v, want ErrCorrupt", err)
+		t.Fatalf("openEngine over a damaged synced head: %v, want ErrCorrupt", err)
 	}
 	e.Close()
 }
 
 // awaitLog returns a channel closed once cond holds of e's log; cond runs
 // with appendMu held, now and whenever the log's LSN or checkpoint moves.
-func awaitLog(e *Engine, cond func() bool) <-chan struct{} {
+func awaitLog(e *Store, cond func() bool) <-chan struct{} {
 	ch := make(chan struct{})
 	var once sync.Once
 	check := func() {
@@ -927,7 +927,7 @@ func TestEngineAheadSurvivesAnUncoveringMarker(t *testing.T) {
 	for _, viaCheckpoint := range []bool{false, true} {
 		t.Run(fmt.Sprint("checkpoint=", viaCheckpoint), func(t *testing.T) {
 			fs := NewMemFS()
-			cfg := EngineConfig{FS: fs, Dir: "/d", Logger: quietLogger()}
+			cfg := Config{FS: fs, Dir: "/d", Logger: quietLogger()}
 			e := mustEngine(t, cfg)
 			defer e.Close()
 			r := engCreate(t, e, Meta{Handle: 1, Epoch: 1, ChunkSize: 4 * BlockSize, Chain: []uint64{1}})
@@ -949,7 +949,7 @@ func TestEngineAheadSurvivesAnUncoveringMarker(t *testing.T) {
 			} else {
 				engSync(t, other)
 			}
-			reopen := func() *EngineReplica {
+			reopen := func() *Replica {
 				t.Helper()
 				cfg.FS = fs.CrashClone()
 				e2 := mustEngine(t, cfg)
@@ -990,5 +990,44 @@ func TestEngineAheadSurvivesAnUncoveringMarker(t *testing.T) {
 				t.Fatalf("after SetAppliedAt and Sync: ahead %v, applied %d; want none, 2", a, m.AppliedSeq)
 			}
 		})
+	}
+}
+
+// TestEngineReclaimsDeathsInAnyOrder: pieces that die in an order other
+// than their place in the log (a later write's block trimmed first) are
+// all punched out once a checkpoint covers them.
+func TestEngineReclaimsDeathsInAnyOrder(t *testing.T) {
+	fs := NewMemFS()
+	cfg := Config{FS: fs, Dir: "/d", CheckpointBytes: 1 << 40, Logger: quietLogger()}
+	e := mustEngine(t, cfg)
+	defer e.Close()
+	r := engCreate(t, e, Meta{Handle: 1, ChunkSize: 32 * BlockSize})
+	for b := int64(0); b < 32; b += 8 { // four records of 8 blocks, in order
+		engWrite(t, r, pattern(8*BlockSize, byte(b+1)), b*BlockSize)
+	}
+	allocated := func() int64 {
+		f, err := fs.OpenFile("/d/engine/"+segName(1), os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return f.Allocated()
+	}
+	before := allocated()
+	// Trim the last record's blocks first, then the first's.
+	for _, b := range []int64{24, 16, 8, 0} {
+		if err := r.Zero(b*BlockSize, 8*BlockSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	engCheck(t, e)
+	if after := allocated(); before-after < 32*BlockSize-16<<10 {
+		t.Fatalf("allocated %d -> %d after trimming %d bytes", before, after, 32*BlockSize)
 	}
 }

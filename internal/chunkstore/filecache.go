@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// DefaultMaxOpenFiles is the open replica file limit of a Store when
+// DefaultMaxOpenFiles is the open replica file limit of a fileStore when
 // Config.MaxOpenFiles is 0.
 const DefaultMaxOpenFiles = 1024
 
@@ -26,7 +26,7 @@ type fileState struct {
 	gone           bool          // replica closed: never reopen
 }
 
-// fileCache bounds the open replica files of a Store. Only idle files
+// fileCache bounds the open replica files of a fileStore. Only idle files
 // (open, unpinned, clean) are closed to make room, least recently used
 // first; when none is idle the limit is exceeded until some become so.
 // Closing a file with unsynced writes is avoided because the next Sync,
@@ -38,7 +38,7 @@ type fileCache struct {
 
 	mu   sync.Mutex
 	open int       // open files plus slots reserved for files being opened
-	idle list.List // of *Replica, most recently used at the front
+	idle list.List // of *fileReplica, most recently used at the front
 }
 
 // pinLocked marks st in use, taking it out of the idle list.
@@ -62,7 +62,7 @@ func (c *fileCache) reserveLocked() []File {
 func (c *fileCache) evictLocked() []File {
 	var victims []File
 	for c.open > c.limit && c.idle.Len() > 0 {
-		r := c.idle.Remove(c.idle.Back()).(*Replica)
+		r := c.idle.Remove(c.idle.Back()).(*fileReplica)
 		st := &r.file
 		st.idle = nil
 		st.allocated = st.f.Allocated()
@@ -96,7 +96,7 @@ func (c *fileCache) unreserve() {
 
 // adopt gives the cache r's freshly opened, clean file, for which reserve
 // was called.
-func (c *fileCache) adopt(r *Replica, f File) {
+func (c *fileCache) adopt(r *fileReplica, f File) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.file.f = f
@@ -106,7 +106,7 @@ func (c *fileCache) adopt(r *Replica, f File) {
 // acquire returns r's file, opening it if needed, pinned until release.
 // The caller holds r.mu or r.syncMu, which close needs both of, so r is
 // not closed meanwhile.
-func (c *fileCache) acquire(r *Replica) (File, error) {
+func (c *fileCache) acquire(r *fileReplica) (File, error) {
 	st := &r.file
 	for {
 		c.mu.Lock()
@@ -149,7 +149,7 @@ func (c *fileCache) acquire(r *Replica) (File, error) {
 }
 
 // release unpins r's file; wrote says the operation changed the file.
-func (c *fileCache) release(r *Replica, wrote bool) {
+func (c *fileCache) release(r *fileReplica, wrote bool) {
 	c.mu.Lock()
 	if wrote {
 		r.file.writes++
@@ -161,7 +161,7 @@ func (c *fileCache) release(r *Replica, wrote bool) {
 
 // writes returns the count of completed writes to r's file; a Sync that
 // starts its fdatasync afterwards covers them.
-func (c *fileCache) writes(r *Replica) uint64 {
+func (c *fileCache) writes(r *fileReplica) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return r.file.writes
@@ -172,7 +172,7 @@ func (c *fileCache) writes(r *Replica) uint64 {
 // failure the Sync's own writes are not, unless the replica failed for
 // good (then nothing will ever be synced and holding the file open is
 // pointless).
-func (c *fileCache) releaseSync(r *Replica, w uint64, err error) {
+func (c *fileCache) releaseSync(r *fileReplica, w uint64, err error) {
 	c.mu.Lock()
 	st := &r.file
 	switch {
@@ -188,7 +188,7 @@ func (c *fileCache) releaseSync(r *Replica, w uint64, err error) {
 	closeFiles(victims)
 }
 
-func (c *fileCache) unpinLocked(r *Replica) []File {
+func (c *fileCache) unpinLocked(r *fileReplica) []File {
 	st := &r.file
 	st.pins--
 	if st.pins == 0 && st.f != nil && st.writes == st.synced {
@@ -199,7 +199,7 @@ func (c *fileCache) unpinLocked(r *Replica) []File {
 
 // allocated returns the bytes r's file occupies on disk, without opening
 // it: a closed file did not change since it was closed.
-func (c *fileCache) allocated(r *Replica) int64 {
+func (c *fileCache) allocated(r *fileReplica) int64 {
 	c.mu.Lock()
 	st := &r.file
 	if st.gone {
@@ -221,7 +221,7 @@ func (c *fileCache) allocated(r *Replica) int64 {
 
 // remove forgets r for good and returns its open file, if any, to close.
 // The caller holds r.mu and r.syncMu, so no operation has it pinned.
-func (c *fileCache) remove(r *Replica) File {
+func (c *fileCache) remove(r *fileReplica) File {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := &r.file

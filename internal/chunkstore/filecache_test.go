@@ -118,7 +118,7 @@ func TestBoundedOpenFilesConcurrent(t *testing.T) {
 	)
 	mem := NewMemFS()
 	cfs := &countFS{FS: mem}
-	s, err := OpenConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
+	s, err := openFileStoreConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestBoundedOpenFilesConcurrent(t *testing.T) {
 
 	// A crash now keeps everything: all was synced, though most files were
 	// closed and reopened in between.
-	cs, err := OpenConfig(Config{FS: mem.CrashClone(), Dir: "/d", MaxOpenFiles: limit})
+	cs, err := openFileStoreConfig(Config{FS: mem.CrashClone(), Dir: "/d", MaxOpenFiles: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestBoundedOpenFilesConcurrent(t *testing.T) {
 
 // randomStoreOp applies a random read, write, zero or sync to replica h
 // and its model.
-func randomStoreOp(rng *rand.Rand, s *Store, h Handle, m *modelReplica) error {
+func randomStoreOp(rng *rand.Rand, s *fileStore, h Handle, m *modelReplica) error {
 	r, err := s.Get(h)
 	if err != nil {
 		return err
@@ -280,7 +280,7 @@ func randomStoreOp(rng *rand.Rand, s *Store, h Handle, m *modelReplica) error {
 	return nil
 }
 
-func writeAndSync(rng *rand.Rand, s *Store, h Handle, m *modelReplica) error {
+func writeAndSync(rng *rand.Rand, s *fileStore, h Handle, m *modelReplica) error {
 	r, err := s.Get(h)
 	if err != nil {
 		return err
@@ -304,7 +304,7 @@ func randomWrite(rng *rand.Rand, size int) (int64, []byte) {
 	return int64(off), p
 }
 
-func checkRead(rng *rand.Rand, r *Replica, m *modelReplica) error {
+func checkRead(rng *rand.Rand, r *fileReplica, m *modelReplica) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	off := rng.IntN(len(m.data))
@@ -322,12 +322,12 @@ func TestDirtyReplicasStayOpenBeyondLimit(t *testing.T) {
 	const limit, n = 2, 6
 	mem := NewMemFS()
 	cfs := &countFS{FS: mem}
-	s, err := OpenConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
+	s, err := openFileStoreConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var rs []*Replica
+	var rs []*fileReplica
 	for i := range n {
 		rs = append(rs, mustCreate(t, s, Meta{Handle: Handle(i + 1), Epoch: 1, ChunkSize: 2 * BlockSize}))
 	}
@@ -401,7 +401,7 @@ func TestOpenStoreWithManyReplicasStaysWithinLimit(t *testing.T) {
 	}
 	s.Close()
 	cfs := &countFS{FS: mem}
-	s2, err := OpenConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
+	s2, err := openFileStoreConfig(Config{FS: cfs, Dir: "/d", MaxOpenFiles: limit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,14 +14,14 @@ import (
 
 // writeHistory builds a replica with a few synced rounds of random writes
 // and zeros, then leaves some unsynced ones; it returns the history.
-func writeHistory(t *testing.T, rng *rand.Rand, r *Replica, size int) (h *history, applied uint64) {
+func writeHistory(t *testing.T, rng *rand.Rand, r *fileReplica, size int) (h *history, applied uint64) {
 	h, applied, _ = writeHistoryStates(t, rng, r, size)
 	return h, applied
 }
 
 // writeHistoryStates is writeHistory, also returning the content as of
 // each synced seq.
-func writeHistoryStates(t *testing.T, rng *rand.Rand, r *Replica, size int) (h *history, applied uint64, states map[uint64][]byte) {
+func writeHistoryStates(t *testing.T, rng *rand.Rand, r *fileReplica, size int) (h *history, applied uint64, states map[uint64][]byte) {
 	t.Helper()
 	h = newHistory(size)
 	states = map[uint64][]byte{0: make([]byte, size)}

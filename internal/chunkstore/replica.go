@@ -9,10 +9,10 @@ import (
 	"sync"
 )
 
-// Replica is one chunk replica. Safe for concurrent use; a write and a read
+// fileReplica is one chunk replica. Safe for concurrent use; a write and a read
 // of overlapping ranges exclude each other (a read never sees half a write).
-type Replica struct {
-	s    *Store
+type fileReplica struct {
+	s    *fileStore
 	h    Handle
 	lay  layout    // where the file keeps its parts (format version)
 	file fileState // the replica's file, through s.files; see fileCache
@@ -49,13 +49,13 @@ type Replica struct {
 }
 
 // Meta returns the replica's current metadata.
-func (r *Replica) Meta() Meta {
+func (r *fileReplica) Meta() Meta {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.meta.clone()
 }
 
-func (r *Replica) usableLocked() error {
+func (r *fileReplica) usableLocked() error {
 	if r.closed {
 		return ErrClosed
 	}
@@ -65,7 +65,7 @@ func (r *Replica) usableLocked() error {
 // beginLocked checks a mutation of [off, off+n) and pins the replica's
 // file for it: a nil File means there is nothing to do (err says why, nil
 // for an empty range). The caller holds mu and releases the file.
-func (r *Replica) beginLocked(off, n int64) (File, error) {
+func (r *fileReplica) beginLocked(off, n int64) (File, error) {
 	if err := r.usableLocked(); err != nil {
 		return nil, err
 	}
@@ -78,20 +78,20 @@ func (r *Replica) beginLocked(off, n int64) (File, error) {
 	return r.s.files.acquire(r)
 }
 
-func (r *Replica) rangeErr(off, n int64) error {
+func (r *fileReplica) rangeErr(off, n int64) error {
 	if off < 0 || n < 0 || n > r.meta.ChunkSize-off {
 		return fmt.Errorf("%w: [%d, +%d) of replica %016x of %d bytes", ErrRange, off, n, uint64(r.h), r.meta.ChunkSize)
 	}
 	return nil
 }
 
-func (r *Replica) corruptErr(b int64) error {
+func (r *fileReplica) corruptErr(b int64) error {
 	return fmt.Errorf("%w: replica %016x block %d", ErrCorrupt, uint64(r.h), b)
 }
 
 // readBlockLocked reads block b of f into buf (BlockSize bytes) and
 // verifies it.
-func (r *Replica) readBlockLocked(f File, b int64, buf []byte) error {
+func (r *fileReplica) readBlockLocked(f File, b int64, buf []byte) error {
 	if _, err := f.ReadAt(buf, r.lay.data+b*BlockSize); err != nil {
 		return ioErr(fmt.Sprintf("read block %d", b), r.h, err)
 	}
@@ -102,7 +102,7 @@ func (r *Replica) readBlockLocked(f File, b int64, buf []byte) error {
 	return nil
 }
 
-func (r *Replica) markBad(b int64) {
+func (r *fileReplica) markBad(b int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	if r.bad == nil {
@@ -113,7 +113,7 @@ func (r *Replica) markBad(b int64) {
 
 // healedLocked forgets that blocks [first, last] were bad: they were
 // rewritten whole. The caller holds mu exclusively.
-func (r *Replica) healedLocked(first, last int64) {
+func (r *fileReplica) healedLocked(first, last int64) {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	for b := first; b <= last && len(r.bad) > 0; b++ {
@@ -124,7 +124,7 @@ func (r *Replica) healedLocked(first, last int64) {
 // BadBlocks returns, sorted, the blocks known not to verify: found by
 // recovery, ReadAt, WriteAt or Verify, and not rewritten whole since.
 // Other blocks may still be bad until Verify has read them.
-func (r *Replica) BadBlocks() []int64 {
+func (r *fileReplica) BadBlocks() []int64 {
 	r.badMu.Lock()
 	defer r.badMu.Unlock()
 	out := make([]int64, 0, len(r.bad))
@@ -139,12 +139,12 @@ func (r *Replica) BadBlocks() []int64 {
 // of a write made after the last completed Sync (format 3): the replica's
 // bytes there are newer than its applied sequence number says. A delta
 // resync must re-send them.
-func (r *Replica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
+func (r *fileReplica) AheadBlocks() []int64 { return slices.Clone(r.ahead) }
 
 // writePendingLocked records entries (blocks first..) in the pending table
 // before their data is written, so that after a crash the block verifies
 // as either its synced or its newest content (format 3; no-op in format 2).
-func (r *Replica) writePendingLocked(f File, first int64, entries []uint32) error {
+func (r *fileReplica) writePendingLocked(f File, first int64, entries []uint32) error {
 	if r.lay.pending == 0 || len(entries) == 0 {
 		return nil
 	}
@@ -158,13 +158,13 @@ func (r *Replica) writePendingLocked(f File, first int64, entries []uint32) erro
 	return nil
 }
 
-func (r *Replica) getBuf() *[BlockSize]byte  { return r.s.bufs.Get().(*[BlockSize]byte) }
-func (r *Replica) putBuf(b *[BlockSize]byte) { r.s.bufs.Put(b) }
+func (r *fileReplica) getBuf() *[BlockSize]byte  { return r.s.bufs.Get().(*[BlockSize]byte) }
+func (r *fileReplica) putBuf(b *[BlockSize]byte) { r.s.bufs.Put(b) }
 
 // WriteAt writes p at off, updating block checksums. Not durable until Sync.
 // A partially covered block is read back and verified first: ErrCorrupt
 // leaves it unchanged rather than blessing bad bytes with a new checksum.
-func (r *Replica) WriteAt(p []byte, off int64) error {
+func (r *fileReplica) WriteAt(p []byte, off int64) error {
 	n := int64(len(p))
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,7 +221,7 @@ func (r *Replica) WriteAt(p []byte, off int64) error {
 
 // Zero makes [off, off+n) read as zeros, punching a hole where whole file
 // system blocks are covered. Not durable until Sync.
-func (r *Replica) Zero(off, n int64) error {
+func (r *fileReplica) Zero(off, n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, err := r.beginLocked(off, n)
@@ -318,14 +318,14 @@ func (r *Replica) Zero(off, n int64) error {
 
 // setEntryLocked sets block b's checksum entry, remembering the entry it
 // had at the last Sync snapshot.
-func (r *Replica) setEntryLocked(b int64, e uint32) {
+func (r *fileReplica) setEntryLocked(b int64, e uint32) {
 	if _, ok := r.dirty[uint32(b)]; !ok {
 		r.dirty[uint32(b)] = r.table[b]
 	}
 	r.table[b] = e
 }
 
-func (r *Replica) punchLocked(f File, off, n int64) error {
+func (r *fileReplica) punchLocked(f File, off, n int64) error {
 	err := f.PunchHole(off, n)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return r.writeZerosLocked(f, off, n)
@@ -333,7 +333,7 @@ func (r *Replica) punchLocked(f File, off, n int64) error {
 	return ioErr("punch hole", r.h, err)
 }
 
-func (r *Replica) writeZerosLocked(f File, off, n int64) error {
+func (r *fileReplica) writeZerosLocked(f File, off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
@@ -361,7 +361,7 @@ func isZero(b []byte) bool {
 
 // SetApplied records the highest applied sequence number; durable at the
 // next Sync.
-func (r *Replica) SetApplied(seq uint64) {
+func (r *fileReplica) SetApplied(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.meta.AppliedSeq != seq {
@@ -372,7 +372,7 @@ func (r *Replica) SetApplied(seq uint64) {
 
 // SetAppliedAt records the highest applied sequence number and the epoch
 // of that update; durable at the next Sync.
-func (r *Replica) SetAppliedAt(epoch, seq uint64) {
+func (r *fileReplica) SetAppliedAt(epoch, seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.meta.AppliedSeq != seq || r.meta.AppliedEpoch != epoch {
@@ -383,7 +383,7 @@ func (r *Replica) SetAppliedAt(epoch, seq uint64) {
 
 // SetConfig records a new epoch and chain; durable at the next Sync. A
 // chain longer than MaxChainLen makes that Sync fail with ErrInvalidMeta.
-func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
+func (r *fileReplica) SetConfig(epoch uint64, chain []uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.meta.Epoch = epoch
@@ -395,7 +395,7 @@ func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
 // with one header write and one fdatasync. Concurrent Syncs are grouped: a
 // Sync whose changes were covered by another one returns without I/O.
 // After a failed fdatasync the replica is failed (ErrFailed) for good.
-func (r *Replica) Sync() error {
+func (r *fileReplica) Sync() error {
 	r.mu.RLock()
 	target, err := r.changes, r.usableLocked()
 	r.mu.RUnlock()
@@ -482,7 +482,7 @@ func tableRuns(entries map[uint32]uint32) []tableRun {
 
 // syncFile runs syncSnapshot on the replica's file, pinned, and tells the
 // file cache which writes the fdatasync covered.
-func (r *Replica) syncFile(h header, dirty []dirtyEntry, runs []tableRun) error {
+func (r *fileReplica) syncFile(h header, dirty []dirtyEntry, runs []tableRun) error {
 	f, err := r.s.files.acquire(r)
 	if err != nil {
 		return err
@@ -497,7 +497,7 @@ func (r *Replica) syncFile(h header, dirty []dirtyEntry, runs []tableRun) error 
 // not currently trusted, then fdatasyncs. The header lists the dirty blocks
 // so that recovery can tell whether their data reached the disk; when they
 // do not fit, the data is synced first (a second fdatasync).
-func (r *Replica) syncSnapshot(f File, h header, dirty []dirtyEntry, runs []tableRun) error {
+func (r *fileReplica) syncSnapshot(f File, h header, dirty []dirtyEntry, runs []tableRun) error {
 	for _, run := range runs {
 		if _, err := f.WriteAt(run.b, tableOff+run.first*4); err != nil {
 			return ioErr("write checksums", r.h, err)
@@ -521,7 +521,7 @@ func (r *Replica) syncSnapshot(f File, h header, dirty []dirtyEntry, runs []tabl
 
 // fail marks the replica failed after an fdatasync error: the kernel may
 // have dropped the dirty pages, so nothing read back can be trusted.
-func (r *Replica) fail(err error) error {
+func (r *fileReplica) fail(err error) error {
 	err = fmt.Errorf("%w: replica %016x: sync: %w", ErrFailed, uint64(r.h), ioErr("sync", r.h, err))
 	r.mu.Lock()
 	r.failed = err
@@ -532,7 +532,7 @@ func (r *Replica) fail(err error) error {
 // ReadAt reads len(p) bytes at off, verifying the checksum of every block it
 // touches; a mismatch returns ErrCorrupt and no data. Never-written ranges
 // read as zeros. A range not inside the chunk returns ErrRange.
-func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
+func (r *fileReplica) ReadAt(p []byte, off int64) (int, error) {
 	n := int64(len(p))
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -574,7 +574,7 @@ func (r *Replica) ReadAt(p []byte, off int64) (int, error) {
 // Verify checks every block's checksum (scrubbing). It returns ErrCorrupt
 // naming every bad block, or the first I/O error. It holds the replica's
 // lock one block at a time, so I/O goes on meanwhile.
-func (r *Replica) Verify() error {
+func (r *fileReplica) Verify() error {
 	buf := r.getBuf()
 	defer r.putBuf(buf)
 	var bad []int64
@@ -609,7 +609,7 @@ func (r *Replica) Verify() error {
 
 // UsedBytes returns the bytes the replica's file occupies on disk: written
 // data plus at most 72 KiB of header and checksums; holes count nothing.
-func (r *Replica) UsedBytes() int64 {
+func (r *fileReplica) UsedBytes() int64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -618,7 +618,7 @@ func (r *Replica) UsedBytes() int64 {
 	return r.s.files.allocated(r)
 }
 
-func (r *Replica) close() error {
+func (r *fileReplica) close() error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	r.mu.Lock()
@@ -636,7 +636,7 @@ func (r *Replica) close() error {
 // Invalidate marks the whole blocks in [off, off+n) bad, durably at the
 // next Sync: their content is unknown (the replica copied from had lost
 // them), so they must never be served until rewritten whole.
-func (r *Replica) Invalidate(off, n int64) error {
+func (r *fileReplica) Invalidate(off, n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, err := r.beginLocked(off, n)

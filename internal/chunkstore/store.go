@@ -60,20 +60,11 @@ func (m Meta) clone() Meta {
 	return m
 }
 
-// Config configures a Store.
-type Config struct {
-	FS     FS     // required
-	Dir    string // data directory; replicas live in Dir/chunks
-	Logger *slog.Logger
-	// MaxOpenFiles bounds the replica files kept open (0 or less:
-	// DefaultMaxOpenFiles); others are reopened on demand. Files with
-	// unsynced writes stay open, beyond the bound if need be.
-	MaxOpenFiles int
-}
+// Config configures a fileStore.
 
-// Store keeps the replicas of one chunkserver data directory.
+// fileStore keeps the replicas of one chunkserver data directory.
 // Safe for concurrent use.
-type Store struct {
+type fileStore struct {
 	fs         FS
 	chunksDir  string
 	corruptDir string
@@ -83,19 +74,19 @@ type Store struct {
 	files      fileCache
 
 	mu       sync.Mutex
-	replicas map[Handle]*Replica // nil value: being created
+	replicas map[Handle]*fileReplica // nil value: being created
 	closed   bool
 }
 
 // Open opens (creating if needed) the store in dir on fs, loading every
 // replica's header.
-func Open(fs FS, dir string) (*Store, error) {
-	return OpenConfig(Config{FS: fs, Dir: dir})
+func openFileStore(fs FS, dir string) (*fileStore, error) {
+	return openFileStoreConfig(Config{FS: fs, Dir: dir})
 }
 
 // OpenConfig is Open with a Config. A replica file without a valid header
 // is logged and moved to Dir/corrupt; it does not fail Open.
-func OpenConfig(cfg Config) (*Store, error) {
+func openFileStoreConfig(cfg Config) (*fileStore, error) {
 	if cfg.FS == nil {
 		return nil, errors.New("chunkstore: Config.FS is nil")
 	}
@@ -103,13 +94,13 @@ func OpenConfig(cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{
+	s := &fileStore{
 		fs:         cfg.FS,
 		chunksDir:  path.Join(cfg.Dir, "chunks"),
 		corruptDir: path.Join(cfg.Dir, "corrupt"),
 		log:        log.With("component", "chunkstore"),
 		zeroCRC:    zeroBlockCRC(),
-		replicas:   make(map[Handle]*Replica),
+		replicas:   make(map[Handle]*fileReplica),
 	}
 	s.files.fs, s.files.limit = cfg.FS, cfg.MaxOpenFiles
 	if s.files.limit <= 0 {
@@ -129,7 +120,7 @@ func OpenConfig(cfg Config) (*Store, error) {
 		h, ok := parseName(name)
 		if !ok {
 			// Leftovers of an interrupted Create (*.tmp) are reused or removed by
-			// the next Create or Delete of their handle; a second Store may be
+			// the next Create or Delete of their handle; a second fileStore may be
 			// open on the same directory (a checker), so Open removes nothing.
 			continue
 		}
@@ -158,9 +149,9 @@ func parseName(name string) (Handle, bool) {
 	return Handle(v), true
 }
 
-func (s *Store) path(h Handle) string { return path.Join(s.chunksDir, fileName(h)) }
+func (s *fileStore) path(h Handle) string { return path.Join(s.chunksDir, fileName(h)) }
 
-func (s *Store) moveAside(name string) {
+func (s *fileStore) moveAside(name string) {
 	err := s.fs.Rename(path.Join(s.chunksDir, name), path.Join(s.corruptDir, name))
 	if err == nil {
 		err = errors.Join(s.fs.SyncDir(s.corruptDir), s.fs.SyncDir(s.chunksDir))
@@ -173,7 +164,7 @@ func (s *Store) moveAside(name string) {
 // load opens a replica file and recovers its state; see doc.go, Recovery.
 // The checksum repairs it may write are not synced: they are redone by the
 // next recovery if lost, so the file counts as clean.
-func (s *Store) load(h Handle) (*Replica, error) {
+func (s *fileStore) load(h Handle) (*fileReplica, error) {
 	s.files.reserve()
 	f, err := s.fs.OpenFile(s.path(h), os.O_RDWR, 0)
 	if err != nil {
@@ -190,7 +181,7 @@ func (s *Store) load(h Handle) (*Replica, error) {
 	return r, nil
 }
 
-func (s *Store) recover(h Handle, f File) (*Replica, error) {
+func (s *fileStore) recover(h Handle, f File) (*fileReplica, error) {
 	slots := make([]byte, 2*slotSize)
 	if _, err := f.ReadAt(slots, 0); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
@@ -237,7 +228,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 	for i := range table {
 		table[i] = leUint32(raw[i*4:])
 	}
-	r := &Replica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen,
+	r := &fileReplica{s: s, h: h, lay: lay, table: table, dirty: make(map[uint32]uint32), gen: hs[newest].Gen,
 		lag: make(map[uint32]uint32)}
 
 	// The newest header is trusted unless its Sync demonstrably did not
@@ -325,7 +316,7 @@ func (s *Store) recover(h Handle, f File) (*Replica, error) {
 // listed as ahead; content matching the table is the synced one; anything
 // else is a torn write, listed as bad. Blocks without a pending write are
 // as synced, unless the disk lost synced data (scrubbing finds that).
-func (r *Replica) recoverPending(f File, buf []byte) error {
+func (r *fileReplica) recoverPending(f File, buf []byte) error {
 	if r.lay.pending == 0 {
 		return nil
 	}
@@ -371,7 +362,7 @@ func (r *Replica) recoverPending(f File, buf []byte) error {
 
 // Create makes a new, empty replica, durable before it returns.
 // ErrExists if the handle is present.
-func (s *Store) Create(m Meta) (*Replica, error) {
+func (s *fileStore) Create(m Meta) (*fileReplica, error) {
 	if err := validMeta(m); err != nil {
 		return nil, err
 	}
@@ -404,7 +395,7 @@ func (s *Store) Create(m Meta) (*Replica, error) {
 	return r, nil
 }
 
-func (s *Store) create(m Meta) (*Replica, error) {
+func (s *fileStore) create(m Meta) (*fileReplica, error) {
 	final := s.path(m.Handle)
 	tmp := final + ".tmp"
 	s.files.reserve()
@@ -443,7 +434,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 		s.fs.Remove(tmp)
 		return nil, err
 	}
-	r := &Replica{
+	r := &fileReplica{
 		s: s, h: m.Handle, lay: layoutOf(formatVersion), meta: m, gen: 1, slot: 0,
 		table: make([]uint32, nb), dirty: make(map[uint32]uint32),
 		lag: make(map[uint32]uint32),
@@ -453,7 +444,7 @@ func (s *Store) create(m Meta) (*Replica, error) {
 }
 
 // Get returns the replica of h, or ErrNotFound.
-func (s *Store) Get(h Handle) (*Replica, error) {
+func (s *fileStore) Get(h Handle) (*fileReplica, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -467,9 +458,9 @@ func (s *Store) Get(h Handle) (*Replica, error) {
 }
 
 // List returns the metadata of every replica, sorted by handle.
-func (s *Store) List() []Meta {
+func (s *fileStore) List() []Meta {
 	s.mu.Lock()
-	rs := make([]*Replica, 0, len(s.replicas))
+	rs := make([]*fileReplica, 0, len(s.replicas))
 	for _, r := range s.replicas {
 		if r != nil {
 			rs = append(rs, r)
@@ -484,9 +475,9 @@ func (s *Store) List() []Meta {
 	return ms
 }
 
-// Delete removes a replica and its file. The Replica refuses further I/O
+// Delete removes a replica and its file. The fileReplica refuses further I/O
 // with ErrClosed.
-func (s *Store) Delete(h Handle) error {
+func (s *fileStore) Delete(h Handle) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -510,9 +501,9 @@ func (s *Store) Delete(h Handle) error {
 }
 
 // UsedBytes returns the bytes allocated on disk by all replicas.
-func (s *Store) UsedBytes() int64 {
+func (s *fileStore) UsedBytes() int64 {
 	s.mu.Lock()
-	rs := make([]*Replica, 0, len(s.replicas))
+	rs := make([]*fileReplica, 0, len(s.replicas))
 	for _, r := range s.replicas {
 		if r != nil {
 			rs = append(rs, r)
@@ -528,7 +519,7 @@ func (s *Store) UsedBytes() int64 {
 
 // Close closes every replica file. It does not Sync: what was not synced
 // may or may not be on disk.
-func (s *Store) Close() error {
+func (s *fileStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -16,16 +16,16 @@ import (
 
 const testChunk = 2<<20 + 12345 // not a multiple of BlockSize: a partial last block
 
-func mustOpen(t testing.TB, fs FS, dir string) *Store {
+func mustOpen(t testing.TB, fs FS, dir string) *fileStore {
 	t.Helper()
-	s, err := Open(fs, dir)
+	s, err := openFileStore(fs, dir)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return s
 }
 
-func mustCreate(t testing.TB, s *Store, m Meta) *Replica {
+func mustCreate(t testing.TB, s *fileStore, m Meta) *fileReplica {
 	t.Helper()
 	r, err := s.Create(m)
 	if err != nil {
@@ -34,7 +34,7 @@ func mustCreate(t testing.TB, s *Store, m Meta) *Replica {
 	return r
 }
 
-func mustGet(t testing.TB, s *Store, h Handle) *Replica {
+func mustGet(t testing.TB, s *fileStore, h Handle) *fileReplica {
 	t.Helper()
 	r, err := s.Get(h)
 	if err != nil {
@@ -44,7 +44,7 @@ func mustGet(t testing.TB, s *Store, h Handle) *Replica {
 }
 
 // checkAll reads the whole replica and compares it to want.
-func checkAll(t testing.TB, r *Replica, want []byte) {
+func checkAll(t testing.TB, r *fileReplica, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want))
 	if _, err := r.ReadAt(got, 0); err != nil {
@@ -66,7 +66,7 @@ func firstDiff(a, b []byte) int {
 
 // randomOp applies one random write or zero to r and to the reference,
 // returning the range it changed.
-func randomOp(t testing.TB, rng *rand.Rand, r *Replica, ref []byte) (int64, int64) {
+func randomOp(t testing.TB, rng *rand.Rand, r *fileReplica, ref []byte) (int64, int64) {
 	t.Helper()
 	size := int64(len(ref))
 	off := rng.Int64N(size)
@@ -395,7 +395,7 @@ func (h *history) sync() {
 // checkAfterCrash checks a recovered replica against the history: blocks
 // untouched since the last Sync are exact; touched ones read as one of
 // their states or ErrCorrupt.
-func (h *history) checkAfterCrash(t *testing.T, r *Replica) (corrupt int) {
+func (h *history) checkAfterCrash(t *testing.T, r *fileReplica) (corrupt int) {
 	t.Helper()
 	nb := numBlocks(int64(len(h.cur)))
 	for b := range nb {
@@ -473,12 +473,12 @@ func TestCrashCloneKeepsSyncedNeverTorn(t *testing.T) {
 }
 
 // mutate applies a random op to r and records it.
-func (h *history) mutate(t *testing.T, rng *rand.Rand, r *Replica) {
+func (h *history) mutate(t *testing.T, rng *rand.Rand, r *fileReplica) {
 	t.Helper()
 	h.mutateOff(t, rng, r)
 }
 
-func (h *history) mutateOff(t *testing.T, rng *rand.Rand, r *Replica) (int64, int64) {
+func (h *history) mutateOff(t *testing.T, rng *rand.Rand, r *fileReplica) (int64, int64) {
 	t.Helper()
 	off, n := randomOp(t, rng, r, h.cur)
 	h.touched(off, n)

@@ -5,11 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/catena-io/catena/api"
@@ -86,45 +83,13 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 		return nil
 	}
 
-	// A second, read-only view of each chunkserver's store. The servers keep
-	// running: their writes are in the page cache, which these reads see.
-	stores := make(map[uint64]*chunkstore.Store)
-	defer func() {
-		for _, s := range stores {
-			s.Close()
-		}
-	}()
-	c.mu.Lock()
-	slots := make(map[uint64]string, len(c.servers))
-	disks := make(map[uint64]chunkstore.FS, len(c.servers))
-	for _, n := range c.servers {
-		slots[n.id] = n.dir
-		disks[n.id] = n.disk.base()
-	}
-	c.mu.Unlock()
+	// Each chunkserver's store: a running server's own (a second Store
+	// must not open a directory in use), a stopped one's opened here.
 	storeOf := func(id uint64) (*chunkstore.Store, error) {
-		if s, ok := stores[id]; ok {
-			return s, nil
-		}
-		dir, ok := slots[id]
-		if !ok {
-			return nil, fmt.Errorf("server %d is not part of this cluster", id)
-		}
-		// A replica file the server deletes meanwhile (garbage collection)
-		// can fail one scan; a second attempt sees a settled directory.
-		var s *chunkstore.Store
-		var err error
-		for range 3 {
-			if s, err = chunkstore.OpenConfig(chunkstore.Config{FS: disks[id], Dir: dir, Logger: c.log.With("proc", "checker")}); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		stores[id] = s
-		return s, nil
+		st, _, err := c.storeOf(id)
+		return st, err
 	}
+	defer c.closeOpenedStores()
 
 	var problems []string
 	handles := make([]uint64, 0, len(chunks))
@@ -277,53 +242,63 @@ func firstDiff(a, b []byte) int {
 	return len(a)
 }
 
-// ReplicaHandles returns the handles of the replica files present in
-// chunkserver i's store directory, sorted. It looks at the directory only,
-// so it works whether or not the server runs; a test uses it to await
+// ReplicaHandles returns the handles of the replicas in chunkserver i's
+// store, sorted, whether or not the server runs; a test uses it to await
 // garbage collection.
 func (c *Cluster) ReplicaHandles(i int) ([]uint64, error) {
-	root := filepath.Join(c.ChunkserverDir(i), chunksSubdir)
-	var hs []uint64
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == quarantineDir {
-			return filepath.SkipDir
-		}
-		if h, ok := parseReplicaName(d.Name()); ok && !d.IsDir() {
-			hs = append(hs, h)
-		}
-		return nil
-	})
+	n, err := c.slot(i)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
-	slices.Sort(hs)
+	st, opened, err := c.storeOf(n.id)
+	if err != nil {
+		return nil, err
+	}
+	if opened {
+		defer c.closeOpenedStores()
+	}
+	var hs []uint64
+	for _, m := range st.List() {
+		hs = append(hs, uint64(m.Handle))
+	}
 	return hs, nil
 }
 
-// The chunkserver opens its store on its own directory; chunkstore keeps
-// replica files in <dir>/chunks, names them <handle as 16 hex digits>.chunk
-// and moves unreadable ones into <dir>/corrupt.
-const (
-	chunksSubdir  = "chunks"
-	quarantineDir = "corrupt"
-	replicaExt    = ".chunk"
-)
+// storeOf returns the chunk store of the chunkserver with id: the running
+// server's own, or one opened on a stopped server's directory (opened
+// true: closeOpenedStores closes it before the server starts again).
+func (c *Cluster) storeOf(id uint64) (*chunkstore.Store, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.servers {
+		if n.id != id {
+			continue
+		}
+		if n.srv != nil {
+			return n.srv.Store(), false, nil
+		}
+		if st := c.opened[id]; st != nil {
+			return st, true, nil
+		}
+		st, err := chunkstore.OpenConfig(chunkstore.Config{FS: n.disk.base(), Dir: n.dir, Logger: c.log.With("proc", "checker")})
+		if err != nil {
+			return nil, false, fmt.Errorf("cluster: open the store of stopped server %d: %w", id, err)
+		}
+		if c.opened == nil {
+			c.opened = make(map[uint64]*chunkstore.Store)
+		}
+		c.opened[id] = st
+		return st, true, nil
+	}
+	return nil, false, fmt.Errorf("server %d is not part of this cluster", id)
+}
 
-// parseReplicaName decodes a replica file name into its handle.
-func parseReplicaName(name string) (uint64, bool) {
-	hex, ok := strings.CutSuffix(name, replicaExt)
-	if !ok || len(hex) != 16 {
-		return 0, false
+// closeOpenedStores closes the stores storeOf opened on stopped servers.
+func (c *Cluster) closeOpenedStores() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, st := range c.opened {
+		st.Close()
+		delete(c.opened, id)
 	}
-	h, err := strconv.ParseUint(hex, 16, 64)
-	if err != nil {
-		return 0, false
-	}
-	return h, true
 }

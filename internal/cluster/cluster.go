@@ -131,6 +131,9 @@ type Cluster struct {
 	closed  bool
 	masters []*mNode // masters.go
 	servers []*csNode
+	// opened: stores of stopped chunkservers opened by checks and fault
+	// injection (storeOf), closed before their server starts again.
+	opened map[uint64]*chunkstore.Store
 }
 
 // csNode is one chunkserver slot; srv is nil while stopped.
@@ -216,6 +219,10 @@ func (c *Cluster) startChunkserver(ctx context.Context, i int, n *csNode) error 
 	}
 	// Register before serving: peers may dial it as soon as it heartbeats.
 	c.net.Register(ln.Addr().String(), n.name)
+	if st := c.opened[n.id]; st != nil {
+		st.Close() // one Store per directory at a time
+		delete(c.opened, n.id)
+	}
 	srv, err := chunkserver.Start(ctx, c.chunkserverConfig(i, n, ln))
 	if err != nil {
 		ln.Close()

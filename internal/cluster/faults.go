@@ -12,9 +12,6 @@ import (
 	"github.com/catena-io/catena/internal/chunkstore"
 )
 
-// replicaDataOff is where chunkstore's replica file keeps chunk byte 0.
-const replicaDataOff = chunkstore.DataOffset
-
 // serverIDFile is the file in a chunkserver's directory that keeps its id.
 const serverIDFile = "server-id"
 
@@ -108,24 +105,35 @@ func (c *Cluster) CorruptReplica(handle uint64, i int) error {
 // CorruptReplicaAt flips the bits of chunk byte off of chunkserver i's
 // replica of handle.
 func (c *Cluster) CorruptReplicaAt(handle uint64, i int, off int64) error {
-	if _, err := c.slot(i); err != nil {
+	n, err := c.slot(i)
+	if err != nil {
 		return err
 	}
-	name := filepath.Join(c.ChunkserverDir(i), chunksSubdir, fmt.Sprintf("%016x%s", handle, replicaExt))
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	st, opened, err := c.storeOf(n.id)
+	if err != nil {
+		return err
+	}
+	if opened {
+		defer c.closeOpenedStores()
+	}
+	name, at, err := st.Locate(chunkstore.Handle(handle), off)
+	if err != nil {
+		return fmt.Errorf("cluster: corrupt replica: %w", err)
+	}
+	f, err := n.disk.base().OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("cluster: corrupt replica: %w", err)
 	}
 	defer f.Close()
 	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, replicaDataOff+off); err != nil {
+	if _, err := f.ReadAt(b, at); err != nil {
 		return fmt.Errorf("cluster: corrupt replica: %w", err)
 	}
 	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, replicaDataOff+off); err != nil {
+	if _, err := f.WriteAt(b, at); err != nil {
 		return fmt.Errorf("cluster: corrupt replica: %w", err)
 	}
-	return nil
+	return f.Sync()
 }
 
 // WipeChunkserver deletes the data of the stopped chunkserver i, its

@@ -56,15 +56,21 @@ func TestCheckReplicasDetects(t *testing.T) {
 	if err := c.StopChunkserver(victim); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(c.ChunkserverDir(victim), "chunks", fmt.Sprintf("%016x.chunk", h))
-	saved, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("replica file: %v", err)
-	}
-	st2, err := chunkstore.Open(chunkstore.OSFS, c.ChunkserverDir(victim))
-	if err != nil {
+	// Keep the victim's whole chunk engine aside, to put it back at the end.
+	engineDir := filepath.Join(c.ChunkserverDir(victim), "engine")
+	saved := filepath.Join(t.TempDir(), "engine")
+	if err := os.CopyFS(saved, os.DirFS(engineDir)); err != nil {
 		t.Fatal(err)
 	}
+	openVictim := func() *chunkstore.Store {
+		t.Helper()
+		st, err := chunkstore.Open(chunkstore.OSFS, c.ChunkserverDir(victim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st2 := openVictim()
 	rep, err := st2.Get(chunkstore.Handle(h))
 	if err != nil {
 		t.Fatal(err)
@@ -91,16 +97,21 @@ func TestCheckReplicasDetects(t *testing.T) {
 	}
 
 	// A missing replica.
-	if err := os.Remove(file); err != nil {
+	st2 = openVictim()
+	if err := st2.Delete(chunkstore.Handle(h)); err != nil {
 		t.Fatal(err)
 	}
+	st2.Close()
 	err = c.CheckReplicas(ctx)
 	if !errors.Is(err, cluster.ErrReplicasDiffer) || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("missing replica: %v, want ErrReplicasDiffer naming it", err)
 	}
 
 	// Put the original back; the server comes back with it.
-	if err := os.WriteFile(file, saved, 0o644); err != nil {
+	if err := os.RemoveAll(engineDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(engineDir, os.DirFS(saved)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.CheckReplicas(ctx); err != nil {

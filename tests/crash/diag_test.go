@@ -72,8 +72,8 @@ func (p *powercut) diagnose(volChunks []int64) string {
 		server string
 		meta   chunkstore.Meta
 		verify error
-		bad    []int64 // 64 KiB blocks failing their checksum
-		file   string  // the replica file (in the copy)
+		bad    []int64          // 64 KiB blocks failing their checksum
+		raw    map[int64][]byte // their bytes as stored, past the checksums
 	}
 	reps := map[uint64][]rep{}
 	for _, s := range p.specs {
@@ -87,21 +87,13 @@ func (p *powercut) diagnose(volChunks []int64) string {
 		}
 		id, _ := os.ReadFile(filepath.Join(s.dir, "server-id"))
 		server := fmt.Sprintf("%s(id %s)", s.name, strings.TrimSpace(string(id)))
-		for _, sub := range []string{"chunks", "corrupt"} {
-			ents, _ := os.ReadDir(filepath.Join(copyDir, sub))
-			for _, e := range ents {
-				if sub == "corrupt" || strings.HasSuffix(e.Name(), ".tmp") {
-					fmt.Fprintf(&b, "%s: %s/%s\n", server, sub, e.Name())
-				}
-			}
-		}
 		st, err := chunkstore.Open(chunkstore.OSFS, copyDir)
 		if err != nil {
 			fmt.Fprintf(&b, "%s: open store: %v\n", server, err)
 			continue
 		}
 		for _, m := range st.List() {
-			rp := rep{server: server, meta: m, file: filepath.Join(copyDir, "chunks", fmt.Sprintf("%016x.chunk", uint64(m.Handle)))}
+			rp := rep{server: server, meta: m, raw: map[int64][]byte{}}
 			r, err := st.Get(m.Handle)
 			if err != nil {
 				rp.verify = err
@@ -110,6 +102,7 @@ func (p *powercut) diagnose(volChunks []int64) string {
 				for off := int64(0); off < m.ChunkSize; off += chunkstore.BlockSize {
 					if _, err := r.ReadAt(buf, off); errors.Is(err, chunkstore.ErrCorrupt) {
 						rp.bad = append(rp.bad, off/chunkstore.BlockSize)
+						rp.raw[off/chunkstore.BlockSize] = rawBytes(st, m.Handle, off)
 					}
 				}
 			}
@@ -148,7 +141,7 @@ func (p *powercut) diagnose(volChunks []int64) string {
 				r.server, r.meta.Epoch, r.meta.Chain, r.meta.AppliedEpoch, r.meta.AppliedSeq, v)
 			if idx, ok := volIndex[h]; ok {
 				for _, bb := range r.bad {
-					fmt.Fprintf(&b, "    bad block %d (volume chunk %d): %s\n", bb, idx, p.rawBlock(r.file, idx, bb))
+					fmt.Fprintf(&b, "    bad block %d (volume chunk %d): %s\n", bb, idx, p.rawBlock(r.raw[bb], idx, bb))
 				}
 			}
 		}
@@ -214,18 +207,30 @@ func squeeze(lines []string) []string {
 	return out
 }
 
-// rawBlock describes what a replica file holds in 64 KiB block bb of
-// volume chunk idx, read past the checksums: the write each 4 KiB block
-// carries and what the test knows of that write.
-func (p *powercut) rawBlock(file string, idx, bb int64) string {
-	f, err := os.Open(file)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
+// rawBytes reads the stored bytes of the 64 KiB block at off of replica
+// h past the checksums, each 4 KiB page from where the store keeps its
+// newest bytes (zeros where it keeps none).
+func rawBytes(st *chunkstore.Store, h chunkstore.Handle, off int64) []byte {
 	buf := make([]byte, chunkstore.BlockSize)
-	if _, err := f.ReadAt(buf, chunkstore.DataOffset+bb*chunkstore.BlockSize); err != nil {
-		return err.Error()
+	for pg := int64(0); pg < chunkstore.BlockSize; pg += volBlock {
+		name, at, err := st.Locate(h, off+pg)
+		if err != nil {
+			continue
+		}
+		if f, err := os.Open(name); err == nil {
+			f.ReadAt(buf[pg:pg+volBlock], at)
+			f.Close()
+		}
+	}
+	return buf
+}
+
+// rawBlock describes the stored bytes buf of 64 KiB block bb of volume
+// chunk idx: the write each 4 KiB block carries and what the test knows of
+// that write.
+func (p *powercut) rawBlock(buf []byte, idx, bb int64) string {
+	if len(buf) < chunkstore.BlockSize {
+		return "(not read)"
 	}
 	var parts []string
 	first, prev := int64(-1), ""
