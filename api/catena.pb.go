@@ -481,7 +481,8 @@ type ChunkInfo struct {
 	Index         int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Handle        uint64                 `protobuf:"varint,2,opt,name=handle,proto3" json:"handle,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Chain         []*ServerRef           `protobuf:"bytes,4,rep,name=chain,proto3" json:"chain,omitempty"` // head first, tail last
+	Chain         []*ServerRef           `protobuf:"bytes,4,rep,name=chain,proto3" json:"chain,omitempty"`                           // head first, tail last
+	ChunkSize     int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // the chunk's size (its file's chunk size)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -542,6 +543,13 @@ func (x *ChunkInfo) GetChain() []*ServerRef {
 		return x.Chain
 	}
 	return nil
+}
+
+func (x *ChunkInfo) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
 }
 
 type MkdirRequest struct {
@@ -1525,7 +1533,12 @@ func (x *RegisterRequest) GetFreeBytes() int64 {
 }
 
 type RegisterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// next_handle: the handle the master's next chunk allocation will get.
+	// Every chunk at or above it was allocated after the server opened its
+	// store, so a replica of it the server lacks is one it never held: it
+	// may then create it from a chain update (ReplicaSpec). 0: unknown.
+	NextHandle    uint64 `protobuf:"varint,1,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1558,6 +1571,13 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
 	return file_catena_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RegisterResponse) GetNextHandle() uint64 {
+	if x != nil {
+		return x.NextHandle
+	}
+	return 0
 }
 
 type ReplicaInfo struct {
@@ -1676,6 +1696,13 @@ type HeartbeatRequest struct {
 	FreeBytes     int64                  `protobuf:"varint,4,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
 	UsedBytes     int64                  `protobuf:"varint,5,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
 	Replicas      []*ReplicaInfo         `protobuf:"bytes,6,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// never_held_from: the server never held a replica of a chunk at or
+	// above this handle that it does not report (its store was opened
+	// before such chunks were allocated), except replicas the master had it
+	// delete (delete_handles: never those of a chain member). The master
+	// counts such a chain member as holding an empty replica, which it
+	// creates with the first update. 0: the server vouches for nothing.
+	NeverHeldFrom uint64 `protobuf:"varint,7,opt,name=never_held_from,json=neverHeldFrom,proto3" json:"never_held_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1750,6 +1777,13 @@ func (x *HeartbeatRequest) GetReplicas() []*ReplicaInfo {
 		return x.Replicas
 	}
 	return nil
+}
+
+func (x *HeartbeatRequest) GetNeverHeldFrom() uint64 {
+	if x != nil {
+		return x.NeverHeldFrom
+	}
+	return 0
 }
 
 type HeartbeatResponse struct {
@@ -3111,15 +3145,19 @@ func (x *FetchResponse) GetAhead() []*ByteRange {
 }
 
 type WriteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Kind          UpdateKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=catena.v1.UpdateKind" json:"kind,omitempty"`
-	Offset        int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
-	Length        int64                  `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`                     // ZERO only
-	ClientId      uint64                 `protobuf:"varint,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"` // (client_id, request_id) makes retries exactly-once
-	RequestId     uint64                 `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Handle    uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Kind      UpdateKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=catena.v1.UpdateKind" json:"kind,omitempty"`
+	Offset    int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data      []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	Length    int64                  `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`                     // ZERO only
+	ClientId  uint64                 `protobuf:"varint,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"` // (client_id, request_id) makes retries exactly-once
+	RequestId uint64                 `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// create: the chunk as the master gave it (ChunkInfo), so that a head
+	// that holds no replica yet creates it at epoch (a new chunk's first
+	// write). Issue 16 moves it into the master-signed capability.
+	Create        *ReplicaSpec `protobuf:"bytes,9,opt,name=create,proto3" json:"create,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3210,6 +3248,69 @@ func (x *WriteRequest) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *WriteRequest) GetCreate() *ReplicaSpec {
+	if x != nil {
+		return x.Create
+	}
+	return nil
+}
+
+// ReplicaSpec is what a chunkserver needs to create the replica of a chunk
+// it does not hold, at the epoch of the message that carries it: the
+// chunk size and the chain (head first). A server creates a replica from
+// it only if it never held one (see internal/chunkserver's doc.go).
+type ReplicaSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkSize     int64                  `protobuf:"varint,1,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Chain         []*ServerRef           `protobuf:"bytes,2,rep,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaSpec) Reset() {
+	*x = ReplicaSpec{}
+	mi := &file_catena_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaSpec) ProtoMessage() {}
+
+func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
+func (*ReplicaSpec) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ReplicaSpec) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *ReplicaSpec) GetChain() []*ServerRef {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
 type WriteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -3219,7 +3320,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3332,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3345,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -3266,7 +3367,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3379,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3392,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -3323,15 +3424,20 @@ func (x *ReadRequest) GetLength() int64 {
 }
 
 type ReadResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// no_replica: the server holds no replica of the chunk and never held
+	// one (data is empty). If the master still names this server the tail
+	// at the read's epoch, nothing was ever written to the chunk: the range
+	// reads as zeros. Otherwise the client reloads the chain and retries.
+	NoReplica     bool `protobuf:"varint,2,opt,name=no_replica,json=noReplica,proto3" json:"no_replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3449,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3462,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -3364,6 +3470,13 @@ func (x *ReadResponse) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *ReadResponse) GetNoReplica() bool {
+	if x != nil {
+		return x.NoReplica
+	}
+	return false
 }
 
 type CreateReplicaRequest struct {
@@ -3378,7 +3491,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3503,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3516,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3442,7 +3555,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3567,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3580,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 type Update struct {
@@ -3487,7 +3600,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3612,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3625,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -3589,7 +3702,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3714,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3727,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{51}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -3646,14 +3759,18 @@ type ChainMessage struct {
 	//
 	//	*ChainMessage_Update
 	//	*ChainMessage_Ack
-	Msg           isChainMessage_Msg `protobuf_oneof:"msg"`
+	Msg isChainMessage_Msg `protobuf_oneof:"msg"`
+	// create: with an update, until the successor acknowledged one: the
+	// sender's chain at chain_epoch, so that a successor that holds no
+	// replica yet creates it on the first update it receives.
+	Create        *ReplicaSpec `protobuf:"bytes,5,opt,name=create,proto3" json:"create,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3665,7 +3782,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3678,7 +3795,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{52}
+	return file_catena_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -3720,6 +3837,13 @@ func (x *ChainMessage) GetAck() *Ack {
 	return nil
 }
 
+func (x *ChainMessage) GetCreate() *ReplicaSpec {
+	if x != nil {
+		return x.Create
+	}
+	return nil
+}
+
 type isChainMessage_Msg interface {
 	isChainMessage_Msg()
 }
@@ -3754,12 +3878,14 @@ const file_catena_proto_rawDesc = "" +
 	"chunk_size\x18\t \x01(\x03R\tchunkSize\"/\n" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"{\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x9a\x01\n" +
 	"\tChunkInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12*\n" +
-	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"P\n" +
+	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\"P\n" +
 	"\fMkdirRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aparents\x18\x02 \x01(\bR\aparents\x12\x12\n" +
@@ -3822,8 +3948,10 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x05 \x01(\x03R\tfreeBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
-	"\x10RegisterResponse\"\xf3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\x10RegisterResponse\x12\x1f\n" +
+	"\vnext_handle\x18\x01 \x01(\x04R\n" +
+	"nextHandle\"\xf3\x01\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -3835,7 +3963,7 @@ const file_catena_proto_rawDesc = "" +
 	"\rapplied_epoch\x18\x06 \x01(\x04R\fappliedEpoch\x12\x1d\n" +
 	"\n" +
 	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
-	"\bverified\x18\b \x01(\bR\bverified\"\xdc\x01\n" +
+	"\bverified\x18\b \x01(\bR\bverified\"\x84\x02\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +
@@ -3844,7 +3972,8 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x04 \x01(\x03R\tfreeBytes\x12\x1d\n" +
 	"\n" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x122\n" +
-	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\"\x98\x02\n" +
+	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\x12&\n" +
+	"\x0fnever_held_from\x18\a \x01(\x04R\rneverHeldFrom\"\x98\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
@@ -3964,7 +4093,7 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"bad_length\x18\t \x01(\x03R\tbadLength\x12*\n" +
 	"\x05ahead\x18\n" +
-	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xe7\x01\n" +
+	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\x97\x02\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -3974,16 +4103,23 @@ const file_catena_proto_rawDesc = "" +
 	"\x06length\x18\x06 \x01(\x03R\x06length\x12\x1b\n" +
 	"\tclient_id\x18\a \x01(\x04R\bclientId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\x04R\trequestId\"!\n" +
+	"request_id\x18\b \x01(\x04R\trequestId\x12.\n" +
+	"\x06create\x18\t \x01(\v2\x16.catena.v1.ReplicaSpecR\x06create\"X\n" +
+	"\vReplicaSpec\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x01 \x01(\x03R\tchunkSize\x12*\n" +
+	"\x05chain\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"!\n" +
 	"\rWriteResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\"k\n" +
 	"\vReadRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x03R\x06length\"\"\n" +
+	"\x06length\x18\x04 \x01(\x03R\x06length\"A\n" +
 	"\fReadResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x8f\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"no_replica\x18\x02 \x01(\bR\tnoReplica\"\x8f\x01\n" +
 	"\x14CreateReplicaRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -4005,13 +4141,14 @@ const file_catena_proto_rawDesc = "" +
 	"\x03Ack\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x9b\x01\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xcb\x01\n" +
 	"\fChainMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x1f\n" +
 	"\vchain_epoch\x18\x02 \x01(\x04R\n" +
 	"chainEpoch\x12+\n" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
-	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ackB\x05\n" +
+	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
+	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
 	"\x03msg*\x88\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
@@ -4090,7 +4227,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
@@ -4142,16 +4279,17 @@ var file_catena_proto_goTypes = []any{
 	(*ByteRange)(nil),             // 47: catena.v1.ByteRange
 	(*FetchResponse)(nil),         // 48: catena.v1.FetchResponse
 	(*WriteRequest)(nil),          // 49: catena.v1.WriteRequest
-	(*WriteResponse)(nil),         // 50: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 51: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 52: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 53: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 54: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 55: catena.v1.Update
-	(*Ack)(nil),                   // 56: catena.v1.Ack
-	(*ChainMessage)(nil),          // 57: catena.v1.ChainMessage
-	nil,                           // 58: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 59: catena.v1.ChunkserverStatus.LabelsEntry
+	(*ReplicaSpec)(nil),           // 50: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),         // 51: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 52: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 53: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 54: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 55: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 56: catena.v1.Update
+	(*Ack)(nil),                   // 57: catena.v1.Ack
+	(*ChainMessage)(nil),          // 58: catena.v1.ChainMessage
+	nil,                           // 59: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 60: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -4166,13 +4304,13 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	58, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	59, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
 	42, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
 	31, // 16: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	3,  // 17: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	59, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	60, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	38, // 19: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	35, // 20: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
 	36, // 21: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
@@ -4184,57 +4322,60 @@ var file_catena_proto_depIdxs = []int32{
 	47, // 27: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
 	47, // 28: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
 	4,  // 29: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	6,  // 30: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 31: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	55, // 32: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	56, // 33: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	8,  // 34: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 35: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 36: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 37: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 38: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 39: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 40: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 41: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 42: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 43: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 44: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	34, // 45: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	32, // 46: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	49, // 47: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	51, // 48: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	53, // 49: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	57, // 50: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	42, // 51: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	44, // 52: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	46, // 53: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	40, // 54: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	9,  // 55: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 56: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 57: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 58: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 59: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 60: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 61: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 62: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 63: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 64: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 65: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	39, // 66: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	33, // 67: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	50, // 68: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	52, // 69: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	54, // 70: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	57, // 71: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	43, // 72: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	45, // 73: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	48, // 74: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	41, // 75: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	55, // [55:76] is the sub-list for method output_type
-	34, // [34:55] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	50, // 30: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	6,  // 31: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	6,  // 32: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 33: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	56, // 34: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	57, // 35: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	50, // 36: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 37: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	10, // 38: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	12, // 39: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	14, // 40: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	16, // 41: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	18, // 42: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	20, // 43: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	22, // 44: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	24, // 45: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	26, // 46: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	29, // 47: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	34, // 48: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	32, // 49: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	49, // 50: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	52, // 51: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	54, // 52: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	58, // 53: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	42, // 54: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	44, // 55: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	46, // 56: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	40, // 57: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	9,  // 58: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	11, // 59: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	13, // 60: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	15, // 61: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	17, // 62: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	19, // 63: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	21, // 64: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	23, // 65: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	25, // 66: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	27, // 67: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	30, // 68: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	39, // 69: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	33, // 70: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	51, // 71: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	53, // 72: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	55, // 73: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	58, // 74: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	43, // 75: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	45, // 76: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	48, // 77: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	41, // 78: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	58, // [58:79] is the sub-list for method output_type
+	37, // [37:58] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -4242,7 +4383,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[52].OneofWrappers = []any{
+	file_catena_proto_msgTypes[53].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -4252,7 +4393,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -614,7 +614,11 @@ type ChunkserverClient interface {
 	Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error)
 	// Read is served by the tail, committed data only.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
-	// CreateReplica is sent by the master to every member of a new chain.
+	// CreateReplica creates an empty replica, durable when it answers. A
+	// new chunk's replicas come into being with its first write instead
+	// (WriteRequest.create, ChainMessage.create); the master calls it only
+	// for a chunk none of whose members holds a replica long after its
+	// allocation (a first write that never came, or was lost in a crash).
 	CreateReplica(ctx context.Context, in *CreateReplicaRequest, opts ...grpc.CallOption) (*CreateReplicaResponse, error)
 	// Chain is the stream from a predecessor to its successor: updates flow
 	// down on the request side, cumulative acks flow back up.
@@ -746,7 +750,11 @@ type ChunkserverServer interface {
 	Write(context.Context, *WriteRequest) (*WriteResponse, error)
 	// Read is served by the tail, committed data only.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
-	// CreateReplica is sent by the master to every member of a new chain.
+	// CreateReplica creates an empty replica, durable when it answers. A
+	// new chunk's replicas come into being with its first write instead
+	// (WriteRequest.create, ChainMessage.create); the master calls it only
+	// for a chunk none of whose members holds a replica long after its
+	// allocation (a first write that never came, or was lost in a crash).
 	CreateReplica(context.Context, *CreateReplicaRequest) (*CreateReplicaResponse, error)
 	// Chain is the stream from a predecessor to its successor: updates flow
 	// down on the request side, cumulative acks flow back up.

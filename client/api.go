@@ -119,6 +119,8 @@ type ChunkInfo struct {
 	Handle uint64
 	Epoch  uint64
 	Chain  []Server // head first
+
+	size int64 // the chunk's size, as the master gave it (0: not given)
 }
 
 // MasterStatus, ChunkserverStatus and Status describe the cluster.

@@ -40,6 +40,9 @@ type fakeMaster struct {
 	nextHandle uint64
 	servers    []*fakeCS
 	calls      map[string]int
+	// lazy: AllocateChunk creates no replica; the chunkservers create
+	// theirs from the first write's creation info, as the real ones do.
+	lazy bool
 	// hook, when set, runs first on every call; a non-nil error is returned.
 	hook func(method string) error
 }
@@ -302,13 +305,21 @@ func (m *fakeMaster) AllocateChunk(_ context.Context, r *api.AllocateChunkReques
 		return nil, rpcerr.New(api.ErrorCode_NO_CHUNKSERVERS, "need 3 chunkservers, 0 alive")
 	}
 	m.nextHandle++
-	c := &api.ChunkInfo{Index: r.Index, Handle: m.nextHandle, Epoch: 1}
+	c := &api.ChunkInfo{Index: r.Index, Handle: m.nextHandle, Epoch: 1, ChunkSize: n.info.ChunkSize}
 	for i, s := range m.servers {
-		s.createReplica(c.Handle, 1)
+		if !m.lazy {
+			s.createReplica(c.Handle, 1)
+		}
 		c.Chain = append(c.Chain, &api.ServerRef{Id: uint64(i + 1), Addr: s.addr})
 	}
 	n.chunks[r.Index] = c
 	return &api.AllocateChunkResponse{Chunk: c}, nil
+}
+
+func (m *fakeMaster) isLazy() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lazy
 }
 
 // reconfigure installs a new chain with epoch+1 for the chunk at (path,
@@ -410,6 +421,10 @@ func (s *fakeCS) apply(w *api.WriteRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.replicas[w.Handle]
+	if r == nil && w.Create != nil && s.masterRef.isLazy() {
+		r = &fakeReplica{epoch: w.Epoch, applied: map[reqKey]int{}}
+		s.replicas[w.Handle] = r
+	}
 	if r == nil {
 		return rpcerr.New(api.ErrorCode_NOT_FOUND, "no chunk %d", w.Handle)
 	}
@@ -481,6 +496,9 @@ func (s *fakeCS) Read(ctx context.Context, r *api.ReadRequest) (*api.ReadRespons
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rep := s.replicas[r.Handle]
+	if rep == nil && s.masterRef.isLazy() {
+		return &api.ReadResponse{NoReplica: true}, nil // never held
+	}
 	if rep == nil {
 		return nil, rpcerr.New(api.ErrorCode_NOT_FOUND, "no chunk %d", r.Handle)
 	}

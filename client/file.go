@@ -305,7 +305,16 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			resp, expired, err = callChunk(ctx, f.c, tail.Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.ReadResponse, error) {
 				return cs.Read(ctx, &api.ReadRequest{Handle: ci.Handle, Epoch: ci.Epoch, Offset: pc.chunkOff, Length: int64(pc.n)})
 			})
-			if err == nil {
+			if err == nil && resp.GetNoReplica() {
+				// The tail never held a replica: if the master still names
+				// it the tail at this epoch, no write to the chunk ever
+				// became visible (the tail applies each one first), so the
+				// range reads as zeros.
+				if err = f.stillTail(ctx, pc.index, ci); err == nil {
+					clear(buf)
+					return nil
+				}
+			} else if err == nil {
 				// A replica shorter than the range holds zeros past its end.
 				m := copy(buf, resp.GetData())
 				clear(buf[m:])
@@ -362,7 +371,7 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 		err = errEmptyChain
 		expired := false
 		if len(ci.Chain) > 0 {
-			req.Handle, req.Epoch = ci.Handle, ci.Epoch
+			req.Handle, req.Epoch, req.Create = ci.Handle, ci.Epoch, replicaSpec(ci)
 			_, expired, err = callChunk(ctx, f.c, ci.Chain[0].Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.WriteResponse, error) {
 				return cs.Write(ctx, req)
 			})
@@ -386,6 +395,41 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 
 // errEmptyChain is retried like a stale chain: the master is repairing it.
 var errEmptyChain = fmt.Errorf("chunk has no replicas: %w", ErrStaleEpoch)
+
+// errChainMoved: a tail that never held a replica is no longer the tail at
+// the epoch read; retried on the new chain.
+var errChainMoved = fmt.Errorf("the tail holds no replica and the chain moved: %w", ErrStaleEpoch)
+
+// stillTail asks the master whether ci (whose tail answered that it never
+// held a replica) is still chunk index's configuration: nil if it is,
+// errChainMoved if not. The answer also refreshes the cache.
+func (f *File) stillTail(ctx context.Context, index int64, ci ChunkInfo) error {
+	if err := f.refresh(ctx, index); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	cur, ok := f.chunks[index]
+	f.mu.Unlock()
+	if !ok || cur.Handle != ci.Handle || cur.Epoch != ci.Epoch || len(cur.Chain) != len(ci.Chain) ||
+		cur.Chain[len(cur.Chain)-1].ID != ci.Chain[len(ci.Chain)-1].ID {
+		return errChainMoved
+	}
+	return nil
+}
+
+// replicaSpec is what the head needs to create its replica of ci when it
+// holds none yet (a new chunk's first write); nil when the master gave no
+// chunk size.
+func replicaSpec(ci ChunkInfo) *api.ReplicaSpec {
+	if ci.size <= 0 {
+		return nil
+	}
+	spec := &api.ReplicaSpec{ChunkSize: ci.size, Chain: make([]*api.ServerRef, 0, len(ci.Chain))}
+	for _, s := range ci.Chain {
+		spec.Chain = append(spec.Chain, &api.ServerRef{Id: s.ID, Addr: s.Addr})
+	}
+	return spec
+}
 
 // retryWait backs off and then reloads the chunk's chain from the master.
 func (f *File) retryWait(ctx context.Context, index int64, attempt int) error {

@@ -592,6 +592,7 @@ func (n *Node) Status() Status {
 		Persisted:      n.persisted,
 		PersistedEpoch: n.persistedEpoch,
 		Acked:          n.acked,
+		SuccAck:        n.succAck,
 		SentLen:        len(n.sent),
 		Pending:        len(n.pending),
 		Fenced:         n.Fenced(),

@@ -212,8 +212,12 @@ type Status struct {
 	Persisted      uint64 // highest sequence number reported durable
 	PersistedEpoch uint64 // epoch of the update at Persisted (0: unknown)
 	Acked          uint64 // highest sequence number durable here and downstream
-	SentLen        int    // updates forwarded and not yet acked
-	Pending        int    // out-of-order updates buffered
+	// SuccAck is the successor's highest cumulative ack (0: none since the
+	// node started or installed a copy). Once it is set, every member after
+	// this one holds a replica of the chunk.
+	SuccAck uint64
+	SentLen int // updates forwarded and not yet acked
+	Pending int // out-of-order updates buffered
 	// NextPending is the lowest buffered sequence number (0: none). While
 	// it is set, applied+1 is missing: a gap the predecessor may no longer
 	// be able to re-send (see Node.InstallCatchUp).

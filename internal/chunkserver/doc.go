@@ -35,6 +35,50 @@
 // heartbeat answers, read from the injected clock), the store's bad blocks
 // (SetDamaged), store failures (Fail) and the master's fences (Fence).
 //
+// # Creation
+//
+// A new chunk's replicas come into being with its first write; the master
+// allocates the chunk and calls no chunkserver (create.go). The client's
+// Write carries the chunk size and chain the master gave
+// (WriteRequest.create): a head without a replica creates it at the
+// write's epoch if the write would be admitted (head of that chain, a
+// valid lease, the range inside the chunk), then proposes as usual. Until
+// a node's successor has acknowledged an update, its updates carry its
+// chain and chunk size (ChainMessage.create), and a successor without a
+// replica creates it from the first update that reaches it from its
+// predecessor at that epoch: a later update creates it and waits in the
+// out-of-order buffer, a duplicate or a racing CreateReplica finds it
+// created (creations of one handle are serialised; of different handles
+// by writes and updates, not). A replica created so is
+// durable with the Sync that precedes its first acknowledgement, so a
+// crash before that loses nothing acknowledged. CreateReplica (the
+// master's creation for a chunk no write reached, and tests) syncs before
+// it answers, and Replicate creates a repair target's replica.
+//
+// A write or an update creates a replica only where the server never held
+// one (neverHeld): the chunk was allocated after the store was opened (at
+// or above the master's next handle at the first registration) and this
+// process deleted no replica of it. An empty replica must never stand in
+// for a lost history: a head killed before its first sync may have
+// forwarded (e, 1) to its successor, and re-created empty it would number
+// a different write (e, 1), which the successor would ack as a duplicate;
+// a server whose stale replica was deleted must not take writes at an old
+// epoch. Such a server answers NOT_FOUND; the master drops it from the
+// chain once it lacked the chunk long enough (heartbeats report the
+// floor as never_held_from) and repairs the chain. A creation at an old
+// epoch (a stale client or update) is moved on by the heartbeat's missed
+// configurations, fenced if the server is no longer a member, and deleted
+// if the chunk is gone. A tail that never held a replica answers a Read
+// with no_replica, which the client turns into zeros once the master
+// confirms it is still the tail at that epoch (then no write ever became
+// visible).
+//
+// Security: any caller can call CreateReplica today, and the creation
+// info of a Write is the client's word. Issue 16 adds master-signed
+// capabilities; the creation info of a Write (chunk size, chain, epoch)
+// must then come inside the capability, so that a client cannot make a
+// server create a replica the master did not allocate there.
+//
 // # Invariants
 //
 //   - A Write is answered only after the chain's Reply, i.e. when the update
@@ -63,7 +107,9 @@
 // # Caller's duties
 //
 // Start the server with a Dir no other process uses, and Close it when
-// done. Clients give every distinct write a distinct (client id, request
-// id) and re-use it on retry; a write without one (both zero) is never
+// done. A server creates replicas from writes and updates only after its
+// first registration with a master (before it, it knows no floor).
+// Clients give every distinct write a distinct (client id, request id)
+// and re-use it on retry; a write without one (both zero) is never
 // deduplicated: each arrival, retries included, is applied again.
 package chunkserver

@@ -100,7 +100,10 @@ func (s *Server) heartbeatLoop() {
 	for {
 		if !registered {
 			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
-				_, err := c.Register(ctx, s.registerRequest())
+				resp, err := c.Register(ctx, s.registerRequest())
+				if err == nil {
+					s.setCreateFloor(resp.GetNextHandle())
+				}
 				return err
 			})
 			if err == nil {
@@ -159,6 +162,7 @@ func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
 		Addr:          s.addr,
 		CapacityBytes: capacity,
 		FreeBytes:     free,
+		NeverHeldFrom: s.createFloor.Load(),
 	}
 	for _, r := range s.allReplicas() {
 		used := r.store.UsedBytes()

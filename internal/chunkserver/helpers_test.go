@@ -34,6 +34,9 @@ type fakeMaster struct {
 	noLease    map[uint64]bool // servers denied a lease
 	fenced     map[uint64][]*api.FencedReplica
 	reports    []*api.ReportReplicaRequest
+	// nextHandle is what Register answers as the next handle (the
+	// servers' creation floor); 1 unless a test changes it.
+	nextHandle uint64
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -50,6 +53,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		reregister: make(map[uint64]bool),
 		noLease:    make(map[uint64]bool),
 		fenced:     make(map[uint64][]*api.FencedReplica),
+		nextHandle: 1,
 	}
 	gs := grpc.NewServer()
 	api.RegisterMasterServer(gs, m)
@@ -66,7 +70,7 @@ func (m *fakeMaster) Register(ctx context.Context, req *api.RegisterRequest) (*a
 	}
 	m.servers[req.GetServerId()] = req
 	delete(m.reregister, req.GetServerId())
-	return &api.RegisterResponse{}, nil
+	return &api.RegisterResponse{NextHandle: m.nextHandle}, nil
 }
 
 func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {

@@ -30,6 +30,9 @@ type replica struct {
 	log       *slog.Logger
 	// send enqueues a message for a peer; it never blocks.
 	send func(to chain.NodeID, m *api.ChainMessage)
+	// addrOf returns the address of a server (this one included; "" when
+	// unknown), for the ReplicaSpec sent with first updates.
+	addrOf func(id chain.NodeID) string
 	// catchUp starts the catch-up goroutine of this replica (with mu
 	// held; it must not block).
 	catchUp func()
@@ -64,6 +67,12 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 		Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
 	}
 	r := newReplica(s.id, store, m, st, s.log, s.peers.send)
+	r.addrOf = func(id chain.NodeID) string {
+		if id == s.id {
+			return s.addr
+		}
+		return s.peers.addr(id)
+	}
 	r.verified = !reloaded
 	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
 	r.catchUp = func() { s.startCatchUpLocked(r) }
@@ -98,8 +107,21 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 // apply, reply.
 func (r *replica) processReadyLocked() {
 	rd := r.node.Ready()
+	// Until the successor acknowledged an update it may not hold the
+	// replica yet: updates carry what it needs to create it.
+	withSpec := false
 	for _, m := range rd.Messages {
-		r.send(m.To, messageToAPI(r.handle, m))
+		if m.Type == chain.MsgUpdate {
+			withSpec = r.addrOf != nil && r.node.Status().SuccAck == 0
+			break
+		}
+	}
+	for _, m := range rd.Messages {
+		out := messageToAPI(r.handle, m)
+		if withSpec && m.Type == chain.MsgUpdate {
+			out.Create = r.specLocked()
+		}
+		r.send(m.To, out)
 	}
 	var last *chain.Update
 	for i, u := range rd.Apply {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -95,7 +96,19 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines (peers, heartbeats)
 
-	createMu sync.Mutex // serialises CreateReplica, Replicate and deletes
+	// createMu serialises creations and deletes of replicas: CreateReplica,
+	// Replicate and deletes hold it; a creation by a write or an update
+	// (create.go) shares it with the others of its kind and holds the
+	// stripe of its handle, so that new chunks are created in parallel.
+	createMu      sync.RWMutex
+	createStripes [64]sync.Mutex
+
+	// createFloor is the master's next handle at this process's first
+	// registration (0 until then): every chunk at or above it was
+	// allocated after the store was opened (create.go).
+	createFloor atomic.Uint64
+
+	metrics metrics
 
 	leaseMu sync.Mutex
 	lease   chain.Lease // client I/O is served only while it is valid
@@ -107,7 +120,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	replicas map[chunkstore.Handle]*replica
-	closed   bool
+	// deleted holds the handles whose replica this process deleted: it
+	// never re-creates them from a write or an update (create.go).
+	deleted map[chunkstore.Handle]struct{}
+	closed  bool
 }
 
 // Start opens the store in cfg.Dir, rebuilds a chain node for every replica
@@ -172,6 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		addr:       lis.Addr().String(),
 		store:      store,
 		replicas:   make(map[chunkstore.Handle]*replica),
+		deleted:    make(map[chunkstore.Handle]struct{}),
 		reports:    make(chan *api.ReportReplicaRequest, 256),
 		fetchConns: make(map[string]*grpc.ClientConn),
 	}
@@ -339,6 +356,7 @@ func (s *Server) deleteReplicaLocked(h chunkstore.Handle) {
 	s.mu.Lock()
 	r := s.replicas[h]
 	delete(s.replicas, h)
+	s.deleted[h] = struct{}{}
 	s.mu.Unlock()
 	if r != nil {
 		r.drop(errNotFound(h))

@@ -42,12 +42,16 @@ func ctxError(ctx context.Context) error {
 }
 
 // Write enters the chain at the head and answers once the update is
-// durable on every member.
+// durable on every member. A head that holds no replica yet creates it
+// from the write's ReplicaSpec (a new chunk's first write; create.go).
 func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
 	h := chunkstore.Handle(req.GetHandle())
 	r := v.s.replica(h)
 	if r == nil {
-		return nil, errNotFound(h)
+		var err error
+		if r, err = v.s.createForWrite(h, req); err != nil {
+			return nil, err
+		}
 	}
 	w := chain.ClientWrite{
 		Epoch: req.GetEpoch(),
@@ -126,11 +130,17 @@ func (r *replica) chainErrorLocked(err error) error {
 	return rpcerr.New(api.ErrorCode_INVALID, "chunk %d: %v", r.handle, err)
 }
 
-// Read serves committed data at the tail.
+// Read serves committed data at the tail. A server that never held a
+// replica of the chunk says so (no_replica): if it is the tail at the
+// read's epoch, nothing was ever written to the chunk, which the client
+// confirms with the master.
 func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
 	h := chunkstore.Handle(req.GetHandle())
 	r := v.s.replica(h)
 	if r == nil {
+		if v.s.neverHeld(h) {
+			return &api.ReadResponse{NoReplica: true}, nil
+		}
 		return nil, errNotFound(h)
 	}
 	off, n := req.GetOffset(), req.GetLength()
@@ -183,10 +193,12 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 	return &api.ReadResponse{Data: buf}, nil
 }
 
-// CreateReplica creates the replica of a new chain member. It is
-// idempotent; on an existing replica a higher epoch installs the new chain.
+// CreateReplica creates the replica of a chain member, durably before it
+// answers. It is idempotent; on an existing replica a higher epoch
+// installs the new chain.
 func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaRequest) (*api.CreateReplicaResponse, error) {
 	s := v.s
+	s.metrics.createReplicaCalls.Add(1)
 	h := chunkstore.Handle(req.GetHandle())
 	size := req.GetChunkSize()
 	if size <= 0 || size > maxChunkSize {
@@ -288,6 +300,10 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 		return
 	}
 	r := s.replica(h)
+	if r == nil && m.Type == chain.MsgUpdate && in.GetCreate() != nil {
+		// A new chunk's first update: create the replica (create.go).
+		r = s.createForUpdate(h, m, in.GetCreate())
+	}
 	if r == nil {
 		s.log.Debug("chain message for unknown replica", "handle", uint64(h), "from", uint64(m.From))
 		return

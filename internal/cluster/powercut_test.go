@@ -139,14 +139,29 @@ func testPowerCut(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 	}
+	// The file is filled (its chunks created on every replica by their
+	// first writes) with the default timeout: that is not under test, and
+	// under the race detector it can take longer than pcOpWait.
+	fill, err := c.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fill.Close()
+	ff := create(t, fill, "/powercut")
+	writeAt(t, ff, make([]byte, pcFileSize), 0)
+	if err := ff.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ff.Close(); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := c.NewClientConfig(client.Config{OpTimeout: pcOpWait})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	f := create(t, cl, "/powercut")
-	writeAt(t, f, make([]byte, pcFileSize), 0)
-	if err := f.Sync(); err != nil {
+	f, err := cl.Open(t.Context(), "/powercut")
+	if err != nil {
 		t.Fatal(err)
 	}
 	h := &pcHistory{regs: make([]pcRegister, pcFileSize/pcReg)}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sync"
 
 	"github.com/hashicorp/raft"
 
@@ -116,6 +115,9 @@ func fileInfo(fi meta.FileInfo) *api.FileInfo {
 // chunkInfo resolves chain server ids to addresses; st must be read-locked.
 func chunkInfo(st *meta.State, r meta.ChunkRef) *api.ChunkInfo {
 	ci := &api.ChunkInfo{Index: r.Index, Handle: r.Handle, Epoch: r.Epoch}
+	if ch, ok := st.Chunk(r.Handle); ok {
+		ci.ChunkSize = ch.ChunkSize
+	}
 	for _, id := range r.Chain {
 		sv, _ := st.Server(id)
 		ci.Chain = append(ci.Chain, &api.ServerRef{Id: id, Addr: sv.Addr})
@@ -350,52 +352,12 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		}
 		ref = r.Chunk
 	}
+	// No replica is created here: the client's first write carries the
+	// chunk size and chain, and every member creates its replica from it
+	// (internal/chunkserver's doc.go, "Creation").
 	var ci *api.ChunkInfo
 	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref) })
-	if err := s.ensureReplicas(ctx, ci, fi.ChunkSize, req.Inode); err != nil {
-		return nil, err
-	}
 	return &api.AllocateChunkResponse{Chunk: ci}, nil
-}
-
-// ensureReplicas sends CreateReplica to every chain member unless that
-// already succeeded for this (handle, epoch).
-func (s *server) ensureReplicas(ctx context.Context, ci *api.ChunkInfo, chunkSize int64, ino uint64) error {
-	if s.m.soft.isConfirmed(ci.Handle, ci.Epoch) {
-		return nil
-	}
-	if chunkSize == 0 {
-		var err error
-		s.m.fsm.view(func(st *meta.State) {
-			var fi meta.FileInfo
-			fi, err = st.Stat(ino)
-			chunkSize = fi.ChunkSize
-		})
-		if err != nil {
-			return metaErr(err)
-		}
-	}
-	req := &api.CreateReplicaRequest{Handle: ci.Handle, Epoch: ci.Epoch, ChunkSize: chunkSize, Chain: ci.Chain}
-	errs := make([]error, len(ci.Chain))
-	var wg sync.WaitGroup
-	for i, member := range ci.Chain {
-		wg.Go(func() {
-			cs, err := s.m.pool.chunkserver(member.Addr)
-			if err == nil {
-				_, err = cs.CreateReplica(ctx, req)
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("create replica of chunk %d on server %d (%s): %w", ci.Handle, member.Id, member.Addr, err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		s.m.log.Warn("master: create replica", "err", err)
-		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
-	}
-	s.m.soft.confirm(ci.Handle, ci.Epoch)
-	return nil
 }
 
 func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
@@ -414,8 +376,12 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 		}
 		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil)
-	return &api.RegisterResponse{}, nil
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0)
+	// Read after the server opened its store (it registers after): every
+	// chunk at or above it is one the server never held before.
+	var next uint64
+	s.m.fsm.view(func(st *meta.State) { next = st.NextHandle() })
+	return &api.RegisterResponse{NextHandle: next}, nil
 }
 
 func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
@@ -463,7 +429,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		resp.Reregister = true
 		return resp, nil
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev, req.NeverHeldFrom)
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()

@@ -32,6 +32,16 @@ type serversView struct {
 	// all of them and those it reported fenced.
 	inv      map[uint64]map[uint64]uint64
 	evidence map[uint64]map[uint64]decide.Evidence
+	// neverHeldFrom maps a server to the handle from which it vouches
+	// that a chunk it does not report is one it never held (0: none).
+	neverHeldFrom map[uint64]uint64
+}
+
+// fresh reports whether server never held a replica of handle that its
+// inventory lacks (decide.RemovalInput.Fresh).
+func (v serversView) fresh(server, handle uint64) bool {
+	f := v.neverHeldFrom[server]
+	return f != 0 && handle >= f
 }
 
 // snapshotServers returns liveness, free bytes and inventories of every
@@ -44,11 +54,13 @@ func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.
 		free:     make(map[uint64]int64, len(ids)),
 		inv:      make(map[uint64]map[uint64]uint64, len(ids)),
 		evidence: make(map[uint64]map[uint64]decide.Evidence, len(ids)),
+
+		neverHeldFrom: make(map[uint64]uint64, len(ids)),
 	}
 	for _, id := range ids {
 		var last time.Time
 		if sv, ok := s.servers[id]; ok {
-			last, v.free[id] = sv.lastHeartbeat, sv.free
+			last, v.free[id], v.neverHeldFrom[id] = sv.lastHeartbeat, sv.free, sv.neverHeldFrom
 			v.inv[id] = maps.Clone(sv.replicas)
 			if sv.evidence != nil {
 				v.evidence[id] = maps.Clone(sv.evidence)

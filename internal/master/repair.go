@@ -16,8 +16,10 @@ import (
 
 const (
 	// missingGrace is how long a chain member's inventory must lack a
-	// chunk before the member is taken not to hold it: far longer than a
-	// replica's creation (which follows the chunk's allocation).
+	// chunk before the member is taken not to hold it (when it cannot vouch
+	// that it never held one), and before the master creates the replicas
+	// of a chunk no write created: far longer than the usual time from a
+	// chunk's allocation to its first write, which creates them.
 	missingGrace = 10 * time.Second
 	// pushTimeout bounds one Reconfigure push; a member that misses it is
 	// caught by its next heartbeat (HeartbeatResponse.configs).
@@ -67,11 +69,12 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	live, free, inv := view.live, view.free, view.inv
 
 	lacking := m.soft.lacking(chunks, view, now)
+	lackingLong := func(id, h uint64) bool {
+		since, ok := lacking[[2]uint64{id, h}]
+		return ok && m.gcAllowed(id, now) && now.Sub(since) >= missingGrace
+	}
 	removals := decide.PlanRemovals(decide.RemovalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
-		Missing: func(id, h uint64) bool {
-			since, ok := lacking[[2]uint64{id, h}]
-			return ok && m.gcAllowed(id, now) && now.Sub(since) >= missingGrace
-		}})
+		Missing: lackingLong, Fresh: view.fresh})
 	if len(removals) > 0 {
 		sem := make(chan struct{}, parallelChanges)
 		var wg sync.WaitGroup
@@ -93,6 +96,10 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		}
 		wg.Wait()
 		return // plan repairs on the new chains next tick
+	}
+	if creates := decide.PlanCreates(decide.CreateInput{Chunks: chunks, Live: live, Inventory: inv,
+		Lacking: lackingLong, Fresh: view.fresh}); len(creates) > 0 {
+		m.createReplicas(ctx, creates)
 	}
 
 	busy, bad, slots := m.soft.repairView(now, m.cfg.RepairConcurrency)
@@ -198,6 +205,37 @@ func (m *Master) runRepair(ctx context.Context, p decide.RepairPlan) {
 }
 
 var errChainMoved = errors.New("master: chain changed during repair")
+
+// createReplicas sends CreateReplica to every member of each chunk (see
+// decide.PlanCreates), in parallel, each bounded by pushTimeout. Failures
+// are logged: the next round plans the chunk again while it qualifies.
+func (m *Master) createReplicas(ctx context.Context, chunks []meta.Chunk) {
+	sem := make(chan struct{}, parallelChanges)
+	var wg sync.WaitGroup
+	for _, ch := range chunks {
+		var req *api.CreateReplicaRequest
+		m.fsm.view(func(st *meta.State) {
+			req = &api.CreateReplicaRequest{Handle: ch.Handle, Epoch: ch.Epoch, ChunkSize: ch.ChunkSize, Chain: serverRefs(st, ch.Chain)}
+		})
+		m.log.Info("master: creating the replicas of a chunk no write created", "handle", ch.Handle, "epoch", ch.Epoch, "chain", ch.Chain)
+		for _, ref := range req.Chain {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				cs, err := m.pool.chunkserver(ref.Addr)
+				if err == nil {
+					cctx, cancel := context.WithTimeout(ctx, pushTimeout)
+					_, err = cs.CreateReplica(cctx, req)
+					cancel()
+				}
+				if err != nil {
+					m.log.Warn("master: create replica", "handle", ch.Handle, "server", ref.Id, "err", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
 
 // runHeal carries out one heal plan: RestoreBlocks on the target.
 func (m *Master) runHeal(ctx context.Context, p decide.HealPlan) {

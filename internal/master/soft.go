@@ -18,15 +18,15 @@ type serverSoft struct {
 	used          int64
 	replicas      map[uint64]uint64          // handle -> epoch, from the last heartbeat
 	evidence      map[uint64]decide.Evidence // handle -> what the last heartbeat proved
+	// neverHeldFrom: the last heartbeat's word that the server never held
+	// a chunk at or above this handle that it did not report (0: none).
+	neverHeldFrom uint64
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
 type softState struct {
 	mu      sync.Mutex
 	servers map[uint64]*serverSoft
-	// confirmed maps a handle to the epoch whose CreateReplica succeeded on
-	// every chain member.
-	confirmed map[uint64]uint64
 	// leaderSince is when this master took office: nobody is declared dead
 	// before deadAfter has passed since then (its heartbeats may have gone
 	// to the previous leader).
@@ -60,7 +60,6 @@ func (s *softState) reset(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.servers = map[uint64]*serverSoft{}
-	s.confirmed = map[uint64]uint64{}
 	s.leaderSince = now
 	s.repairs = map[uint64]uint64{}
 	s.retryAt = map[uint64]time.Time{}
@@ -80,15 +79,15 @@ func (s *softState) serverLocked(id uint64) *serverSoft {
 }
 
 // heard records a sign of life with space figures; replicas (and
-// evidence, keyed alike) is nil when the message carried no inventory
-// (Register).
-func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]decide.Evidence) {
+// evidence, keyed alike, and neverHeldFrom) is nil when the message
+// carried no inventory (Register).
+func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]decide.Evidence, neverHeldFrom uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)
 	sv.lastHeartbeat, sv.capacity, sv.free = now, capacity, free
 	if replicas != nil {
-		sv.used, sv.replicas, sv.evidence = used, replicas, ev
+		sv.used, sv.replicas, sv.evidence, sv.neverHeldFrom = used, replicas, ev, neverHeldFrom
 	}
 }
 
@@ -103,18 +102,6 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 	c := *sv
 	c.replicas, c.evidence = maps.Clone(sv.replicas), maps.Clone(sv.evidence)
 	return c, true
-}
-
-func (s *softState) isConfirmed(handle, epoch uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.confirmed[handle] == epoch
-}
-
-func (s *softState) confirm(handle, epoch uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.confirmed[handle] = epoch
 }
 
 // lacking returns, for every chain member whose last inventory lacks its

@@ -7,7 +7,8 @@
 //   - repair plans: which members leave a chain (PlanRemovals), which short
 //     chains grow and onto which server (PlanRepairs), which bad blocks of
 //     a sole member are restored from which replicas (PlanHeals), which
-//     blocks verify nowhere (LostBlocks);
+//     blocks verify nowhere (LostBlocks), which chunks no write created
+//     replicas for get them from the master (PlanCreates);
 //   - replica-report verdicts: whether a member that reported its replica
 //     bad leaves its chain (DropOnReport), and what a heartbeat answers
 //     about a server's inventory (Reconcile, Fenced).
@@ -25,7 +26,10 @@
 // Invariants every decision keeps:
 //   - the last copy is never dropped: a planned chain is never empty, and
 //     a chain whose live members hold no replica is left as it is until a
-//     member returns;
+//     member returns, unless a live member vouched that it never held one
+//     (replicas come into being with their chunk's first update: then no
+//     update ever reached the chain, and the dead members hold nothing
+//     acknowledged);
 //   - a member leaves its chain only when it is Dead (its lease has surely
 //     expired), fenced at the chunk's current epoch, known not to hold the
 //     replica, or reported bad while another member can serve; an Unknown
@@ -34,7 +38,11 @@
 //     durable history, bad blocks, verification), never on a member's
 //     position in the chain, and nothing is chosen among candidates not
 //     verified yet;
-//   - a chain grows only when every member is alive, onto a live
+//   - the master creates replicas itself (PlanCreates) only where no member
+//     can have a history another lacks: no live server holds one, and
+//     every member or none can still create its own from an update;
+//   - a chain grows only when every member is alive and its tail holds a
+//     replica (the copy's source), onto a live
 //     non-member, a returning replica (delta resync) first; a new chain
 //     has distinct servers, in distinct failure domains while any is left;
 //   - a plan carries the epoch it was read at.

@@ -51,6 +51,12 @@ type RemovalInput struct {
 	// learning period is over) and has lacked the chunk long enough that
 	// no creation of the replica can be in flight. nil: never.
 	Missing func(server, handle uint64) bool
+	// Fresh reports whether a member whose inventory lacks a chunk vouched
+	// that it never held a replica of it (HeartbeatRequest.never_held_from):
+	// it creates the replica from the first update it receives, so it
+	// takes part in the chain as if it held an empty one, and is never
+	// Missing. nil: never.
+	Fresh func(server, handle uint64) bool
 }
 
 // PlanRemovals takes out of every chain its dead members, its members
@@ -58,7 +64,11 @@ type RemovalInput struct {
 // replica reloaded by a restart must rejoin through a new configuration,
 // internal/chain's doc; a fenced one serves nothing, so it is treated like
 // a dead one and repair re-adds it by delta resync), and its members that
-// do not hold the replica at all (a crash during its creation). The last
+// do not hold the replica at all and may have held one (lost in a crash
+// before its first sync). A member that never held one is kept: replicas
+// come into being with their chunk's first update, and such a member
+// proves that nothing was ever written to the chunk (every write reaches
+// every member, and a member joins a chain only with a copy). The last
 // copy is never dropped: a chunk whose members are all dead keeps its
 // chain (a returning member brings it back). When no live member can
 // serve (every one fenced, as after a crash of the whole cluster), one is
@@ -80,6 +90,9 @@ func PlanRemovals(in RemovalInput) []ChainChange {
 			switch {
 			case !reported:
 				kept = append(kept, id) // no inventory yet: it may hold the chunk
+			case !has && in.Fresh != nil && in.Fresh(id, ch.Handle):
+				kept = append(kept, id) // creates it with the first update
+				serving++
 			case !has && in.Missing != nil && in.Missing(id, ch.Handle):
 				// Holds nothing: never a member, never a keeper.
 			case has && ev.Fenced && ev.Epoch == ch.Epoch:
@@ -205,7 +218,9 @@ type RepairInput struct {
 // PlanRepairs picks up to Slots chunks shorter than their replication
 // factor, most-missing first (ties: lower handle), each with a target. A
 // chunk is repaired only when every member is alive: dead members are
-// removed first, and an unknown one may still be serving. The target is a
+// removed first, and an unknown one may still be serving; and only once
+// its tail, the source of the copy, reports a replica (a chunk nothing
+// was written to yet has none: its first write creates them). The target is a
 // live non-member: one that reported a replica of the chunk (a returning
 // server: delta resync; highest epoch first) if any, else by placement
 // (fresh failure domain, most free space, lower id); servers in Bad only
@@ -219,6 +234,12 @@ func PlanRepairs(in RepairInput) []RepairPlan {
 	for _, ch := range in.Chunks {
 		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] {
 			continue
+		}
+		if len(ch.Chain) == 0 {
+			continue
+		}
+		if _, ok := in.Inventory[ch.Chain[len(ch.Chain)-1]][ch.Handle]; !ok {
+			continue // no source yet
 		}
 		if !slices.ContainsFunc(ch.Chain, func(id uint64) bool { return in.Live[id] != Alive }) {
 			needs = append(needs, need{ch, ch.Replication - len(ch.Chain)})
@@ -387,4 +408,66 @@ func PlanHeals(chunks []meta.Chunk, live map[uint64]Liveness, ev map[uint64]map[
 		hold[ch.Handle] = true
 	}
 	return out, hold
+}
+
+// CreateInput is what PlanCreates looks at.
+type CreateInput struct {
+	Chunks []meta.Chunk
+	Live   map[uint64]Liveness
+	// Inventory maps a server to the handles (-> epoch) it reported.
+	Inventory map[uint64]map[uint64]uint64
+	// Lacking reports whether a member's inventory can be trusted and has
+	// lacked the chunk long enough (as RemovalInput.Missing, without the
+	// judgement of whether it ever held it).
+	Lacking func(server, handle uint64) bool
+	// Fresh is RemovalInput.Fresh.
+	Fresh func(server, handle uint64) bool
+}
+
+// PlanCreates lists the chunks whose replicas the master creates itself
+// (CreateReplica on every member): chunks whose first write never came,
+// or whose replicas were all lost before their first sync (a crash of
+// every member), long after their allocation. That is when every member
+// is alive and has lacked the chunk past the grace, no live server holds a
+// replica of it, and either every member vouched that it never held one
+// or none did.
+//
+// Why all or none: a member that never held the replica may create it from
+// an update at any time, one that cannot vouch (it restarted) never does.
+// With none able to, no member gains a history between this decision and
+// the creations; with all able to, none ever had one. A mixed chain is left
+// to PlanRemovals, which drops the members that cannot vouch once they
+// lacked the chunk past the grace (they may have lost updates another
+// member holds, and an empty replica in their place could take a sequence
+// number that member already has).
+func PlanCreates(in CreateInput) []meta.Chunk {
+	held := map[uint64]bool{}
+	for id, inv := range in.Inventory {
+		if in.Live[id] != Alive {
+			continue
+		}
+		for h := range inv {
+			held[h] = true
+		}
+	}
+	var out []meta.Chunk
+	for _, ch := range in.Chunks {
+		if len(ch.Chain) == 0 || held[ch.Handle] {
+			continue
+		}
+		fresh, ok := 0, true
+		for _, id := range ch.Chain {
+			if in.Live[id] != Alive || in.Lacking == nil || !in.Lacking(id, ch.Handle) {
+				ok = false
+				break
+			}
+			if in.Fresh != nil && in.Fresh(id, ch.Handle) {
+				fresh++
+			}
+		}
+		if ok && (fresh == 0 || fresh == len(ch.Chain)) {
+			out = append(out, ch)
+		}
+	}
+	return out
 }

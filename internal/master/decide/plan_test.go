@@ -202,6 +202,91 @@ func TestPlanRemovalsMissing(t *testing.T) {
 	}
 }
 
+// TestPlanRemovalsFresh: replicas come into being with their chunk's first
+// update, so a member that lacks the chunk but vouched that it never held
+// it is kept (it holds an empty replica in all but name); one that cannot
+// vouch (it restarted since the allocation: it may have lost updates
+// another member holds) leaves once Missing; and a chunk no write reached
+// loses its dead members while a fresh member proves it holds nothing.
+func TestPlanRemovalsFresh(t *testing.T) {
+	settled := func(uint64, uint64) bool { return true }
+	freshOn := func(ids ...uint64) func(uint64, uint64) bool {
+		return func(id, _ uint64) bool { return slices.Contains(ids, id) }
+	}
+	held := Evidence{Epoch: 5, Verified: true}
+	tests := []struct {
+		name  string
+		live  map[uint64]Liveness
+		ev    map[uint64]map[uint64]Evidence
+		fresh func(uint64, uint64) bool
+		want  []uint64 // nil: no change
+	}{
+		{"fresh member beside a holder: kept",
+			map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive}, map[uint64]map[uint64]Evidence{1: {7: held}, 2: {}, 3: {}},
+			freshOn(2, 3), nil},
+		{"lost (cannot vouch) beside a holder: dropped",
+			map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive}, map[uint64]map[uint64]Evidence{1: {7: held}, 2: {}, 3: {}},
+			freshOn(3), []uint64{1, 3}},
+		{"nothing written, a member dead: dropped, the fresh ones kept",
+			map[uint64]Liveness{1: Alive, 2: Dead, 3: Alive}, map[uint64]map[uint64]Evidence{1: {}, 3: {}},
+			freshOn(1, 3), []uint64{1, 3}},
+		{"nothing written, a member dead, nobody vouches: wait for it",
+			map[uint64]Liveness{1: Alive, 2: Dead, 3: Alive}, map[uint64]map[uint64]Evidence{1: {}, 3: {}},
+			nil, nil},
+		{"nothing written, the head cannot vouch: dropped",
+			map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive}, map[uint64]map[uint64]Evidence{1: {}, 2: {}, 3: {}},
+			freshOn(2, 3), []uint64{2, 3}},
+	}
+	ch := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{1, 2, 3}}
+	for _, tt := range tests {
+		got := PlanRemovals(RemovalInput{Chunks: []meta.Chunk{ch}, Live: tt.live, Evidence: tt.ev, Missing: settled, Fresh: tt.fresh})
+		switch {
+		case tt.want == nil && len(got) != 0:
+			t.Errorf("%s: PlanRemovals = %v, want no change", tt.name, got)
+		case tt.want != nil && (len(got) != 1 || !slices.Equal(got[0].Chain, tt.want)):
+			t.Errorf("%s: PlanRemovals = %v, want chain %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestPlanCreates: the master creates the replicas of a chunk itself only
+// when no write did, long after its allocation: every member alive and
+// lacking it past the grace, no live server holding it, and every member
+// or none able to vouch that it never held one.
+func TestPlanCreates(t *testing.T) {
+	ch := meta.Chunk{Handle: 7, Epoch: 1, Chain: []uint64{1, 2, 3}, ChunkSize: 1 << 20}
+	allAlive := map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive, 4: Alive}
+	empty := map[uint64]map[uint64]uint64{1: {}, 2: {}, 3: {}, 4: {}}
+	settled := func(uint64, uint64) bool { return true }
+	freshOn := func(ids ...uint64) func(uint64, uint64) bool {
+		return func(id, _ uint64) bool { return slices.Contains(ids, id) }
+	}
+	tests := []struct {
+		name    string
+		live    map[uint64]Liveness
+		inv     map[uint64]map[uint64]uint64
+		lacking func(uint64, uint64) bool
+		fresh   func(uint64, uint64) bool
+		want    bool
+	}{
+		{"every member fresh", allAlive, empty, settled, freshOn(1, 2, 3), true},
+		{"no member can vouch (a crash of all before the first sync)", allAlive, empty, settled, nil, true},
+		{"mixed: left to PlanRemovals", allAlive, empty, settled, freshOn(2, 3), false},
+		{"within the grace: a first write may come", allAlive, empty, func(uint64, uint64) bool { return false }, nil, false},
+		{"a member holds it", allAlive, map[uint64]map[uint64]uint64{1: {7: 1}, 2: {}, 3: {}}, settled, nil, false},
+		{"a non-member holds it: wait", allAlive, map[uint64]map[uint64]uint64{1: {}, 2: {}, 3: {}, 4: {7: 1}}, settled, nil, false},
+		{"a member dead: wait", map[uint64]Liveness{1: Alive, 2: Dead, 3: Alive}, empty, settled, nil, false},
+		{"a dead non-member's replica does not count", map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive, 4: Dead},
+			map[uint64]map[uint64]uint64{1: {}, 2: {}, 3: {}, 4: {7: 1}}, settled, nil, true},
+	}
+	for _, tt := range tests {
+		got := PlanCreates(CreateInput{Chunks: []meta.Chunk{ch}, Live: tt.live, Inventory: tt.inv, Lacking: tt.lacking, Fresh: tt.fresh})
+		if (len(got) == 1) != tt.want || (tt.want && got[0].Handle != 7) {
+			t.Errorf("%s: PlanCreates = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestPlanRepairs(t *testing.T) {
 	servers := []meta.Server{
 		{ID: 1, Labels: map[string]string{"zone": "a"}}, {ID: 2, Labels: map[string]string{"zone": "b"}},
@@ -223,6 +308,9 @@ func TestPlanRepairs(t *testing.T) {
 		bad    map[uint64]map[uint64]bool
 		slots  int
 		want   []pick
+		// noReplicas: the members report no replica (unless inv says so);
+		// otherwise each reports its chunks.
+		noReplicas bool
 	}{
 		{name: "whole chains need nothing", chunks: []meta.Chunk{ch(1, 3, 1, 2, 4)}, slots: 4},
 		{name: "fresh domain before free space", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
@@ -244,6 +332,12 @@ func TestPlanRepairs(t *testing.T) {
 			live: map[uint64]Liveness{1: Alive, 2: Alive, 3: Dead}},
 		{name: "spread over one round", chunks: []meta.Chunk{ch(1, 2, 4), ch(2, 2, 4)}, slots: 4,
 			want: []pick{{1, 3}, {2, 3}}}, // 3 (90) stays ahead of 5 (60) after one chunk of size 1
+		{name: "tail holds no replica yet: no source, wait for the first write", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			noReplicas: true},
+		{name: "head holds one, tail not: wait", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			noReplicas: true, inv: map[uint64]map[uint64]uint64{1: {1: 2}}},
+		{name: "tail holds one: repaired", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
+			noReplicas: true, inv: map[uint64]map[uint64]uint64{2: {1: 2}}, want: []pick{{1, 5}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,8 +345,27 @@ func TestPlanRepairs(t *testing.T) {
 			if live == nil {
 				live = allAlive
 			}
+			inv := map[uint64]map[uint64]uint64{}
+			add := func(id, h, epoch uint64) {
+				if inv[id] == nil {
+					inv[id] = map[uint64]uint64{}
+				}
+				inv[id][h] = epoch
+			}
+			if !tt.noReplicas {
+				for _, c := range tt.chunks {
+					for _, id := range c.Chain {
+						add(id, c.Handle, c.Epoch)
+					}
+				}
+			}
+			for id, hs := range tt.inv {
+				for h, e := range hs {
+					add(id, h, e)
+				}
+			}
 			plans := PlanRepairs(RepairInput{Chunks: tt.chunks, Servers: servers, Live: live, Free: free,
-				Inventory: tt.inv, Busy: tt.busy, Bad: tt.bad, Slots: tt.slots, DomainKey: DefaultDomainKey})
+				Inventory: inv, Busy: tt.busy, Bad: tt.bad, Slots: tt.slots, DomainKey: DefaultDomainKey})
 			var got []pick
 			for _, p := range plans {
 				got = append(got, pick{p.Handle, p.Target})
