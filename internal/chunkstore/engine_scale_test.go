@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,14 +32,15 @@ import (
 type scaleReport struct {
 	Replicas    int     `json:"replicas"`
 	OpenSec     float64 `json:"open_s"`
-	HeapBytes   uint64  `json:"heap_b"`   // HeapInuse+StackInuse after open and a GC
-	RSSBytes    uint64  `json:"rss_b"`    // VmRSS after open and a GC
-	PeakRSS     uint64  `json:"peak_b"`   // VmHWM: the process's peak
-	OpenAllocs  uint64  `json:"allocs"`   // heap objects allocated by the open
-	OpenAllocB  uint64  `json:"alloc_b"`  // heap bytes allocated by the open
-	CkptBytes   int64   `json:"ckpt_b"`   // size of the checkpoint file read
-	CloseSec    float64 `json:"close_s"`  // Close, which writes a checkpoint
-	ReplayBytes int64   `json:"replay_b"` // log bytes after the checkpoint's position
+	HeapBytes   uint64  `json:"heap_b"`      // HeapInuse+StackInuse after open and a GC
+	RSSBytes    uint64  `json:"rss_b"`       // VmRSS after open and a GC
+	PeakRSS     uint64  `json:"peak_b"`      // VmHWM: the process's peak
+	RSSFreed    uint64  `json:"rss_freed_b"` // VmRSS once the runtime returned its free pages
+	OpenAllocs  uint64  `json:"allocs"`      // heap objects allocated by the open
+	OpenAllocB  uint64  `json:"alloc_b"`     // heap bytes allocated by the open
+	CkptBytes   int64   `json:"ckpt_b"`      // size of the checkpoint file read
+	CloseSec    float64 `json:"close_s"`     // Close, which writes a checkpoint
+	ReplayBytes int64   `json:"replay_b"`    // log bytes after the checkpoint's position
 }
 
 const (
@@ -60,13 +62,19 @@ func scaleData(buf []byte, h Handle) []byte {
 	return buf
 }
 
-// crashStore ends e as a killed process would: no checkpoint, files
-// closed. Everything synced stays on disk, and so does what was written
-// and not synced (a process crash keeps the page cache).
-func crashStore(e *Store) {
+// stopCheckpointer stops e's background checkpoints (waiting for one
+// under way).
+func stopCheckpointer(e *Store) {
 	e.closing.Store(true)
 	close(e.stop)
 	e.wg.Wait()
+}
+
+// crashStore ends e, whose checkpointer is stopped, as a killed process
+// would: no checkpoint, files closed. Everything synced stays on disk,
+// and so does what was written and not synced (a process crash keeps the
+// page cache).
+func crashStore(e *Store) {
 	e.cpRun.Lock()
 	defer e.cpRun.Unlock()
 	e.closed.Store(true)
@@ -84,7 +92,18 @@ func TestEngineScale(t *testing.T) {
 	start := time.Now()
 	chain := []uint64{1, 2, 3}
 	buf := make([]byte, 4096)
+	// The crash comes as late as the background checkpoints allow: the
+	// last replicas, about DefaultCheckpointBytes of log, are written
+	// after the last checkpoint, and recovery replays them.
+	last := Handle(n - min(n/2, DefaultCheckpointBytes/4400))
 	for h := Handle(1); h <= Handle(n); h++ {
+		if h == last+1 {
+			engSync(t, e)
+			stopCheckpointer(e)
+			if err := e.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		r := engCreate(t, e, Meta{Handle: h, Epoch: 1, ChunkSize: scaleChunkSize, Chain: chain})
 		engWrite(t, r, scaleData(buf, h), 0)
 		r.SetAppliedAt(1, 1)
@@ -93,15 +112,15 @@ func TestEngineScale(t *testing.T) {
 		}
 	}
 	engSync(t, e)
-	t.Logf("%d replicas written in %.1f s", n, time.Since(start).Seconds())
+	t.Logf("%d replicas written in %.1f s, the last %d after the last checkpoint", n, time.Since(start).Seconds(), Handle(n)-last)
 	crashStore(e)
 
 	for _, phase := range []string{"crash", "clean"} {
 		rep := scaleChild(t, dir, n)
-		t.Logf("reopen after %s: %d replicas in %.2f s (%.4f of 10 s); heap %.1f MiB (%.3f of 512 MiB, %.0f B/replica); RSS %.1f MiB (%.3f), peak %.1f MiB (%.3f); open allocated %d objects, %.1f MiB; checkpoint %.1f MiB, replayed %.1f MiB of log; Close %.2f s",
+		t.Logf("reopen after %s: %d replicas in %.2f s (%.4f of 10 s); heap %.1f MiB (%.3f of 512 MiB, %.0f B/replica); RSS %.1f MiB (%.3f), %.1f MiB (%.3f) once free pages are returned, peak %.1f MiB (%.3f); open allocated %d objects, %.1f MiB; checkpoint %.1f MiB, replayed %.1f MiB of log; Close %.2f s",
 			phase, rep.Replicas, rep.OpenSec, rep.OpenSec/10,
 			mib(rep.HeapBytes), float64(rep.HeapBytes)/(512<<20), float64(rep.HeapBytes)/float64(n),
-			mib(rep.RSSBytes), float64(rep.RSSBytes)/(512<<20), mib(rep.PeakRSS), float64(rep.PeakRSS)/(512<<20),
+			mib(rep.RSSBytes), float64(rep.RSSBytes)/(512<<20), mib(rep.RSSFreed), float64(rep.RSSFreed)/(512<<20), mib(rep.PeakRSS), float64(rep.PeakRSS)/(512<<20),
 			rep.OpenAllocs, mib(rep.OpenAllocB), mib(uint64(rep.CkptBytes)), mib(uint64(rep.ReplayBytes)), rep.CloseSec)
 	}
 }
@@ -158,6 +177,8 @@ func TestEngineScaleOpen(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	rep.HeapBytes = after.HeapInuse + after.StackInuse
 	rep.RSSBytes, rep.PeakRSS = procStatus("VmRSS"), procStatus("VmHWM")
+	debug.FreeOSMemory()
+	rep.RSSFreed = procStatus("VmRSS")
 
 	// What it holds: every replica, its metadata and its data, none ahead.
 	if got := len(e.List()); got != n {
