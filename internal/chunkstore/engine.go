@@ -102,6 +102,9 @@ type Store struct {
 	deadSinceCP, cpCost int64
 	cpLSN               uint64
 	cpSeg               uint64
+	// chains, during recovery only: the chains of the metadata decoded so
+	// far, which replicas with the same chain share.
+	chains map[string][]uint64
 	// onAdvance, when set (tests only, before any use), is called with
 	// appendMu held whenever nextLSN or cpLSN moves, so a test awaits a
 	// state of the log instead of polling it.
@@ -257,6 +260,8 @@ func (e *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	e.chains = make(map[string][]uint64)
+	defer func() { e.chains = nil }()
 	return e.replay(c, live)
 }
 
@@ -342,29 +347,52 @@ func (e *Store) writeCheckpoint(c *ckpt) error {
 }
 
 // loadCheckpoint builds the index from c. It returns the live data
-// extents per segment (for initFreeLocked).
+// extents per segment (for initFreeLocked). The index is allocated in
+// bulk, an array per kind of object (a store of a million small replicas
+// opens in a few large allocations rather than millions of small ones):
+// an object outlives its array's others, which is what a chunkserver's
+// replicas mostly do. A block map and a list get their part of an array
+// with no spare capacity, so that growing one copies it out.
 func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
-	pieces := make([]*piece, len(c.pieces))
+	pieces := make([]piece, len(c.pieces))
 	for i, cp := range c.pieces {
-		p := &piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
+		p := &pieces[i]
+		*p = piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
 		if cp.seg != 0 {
 			if p.seg = e.segs[cp.seg]; p.seg == nil {
 				return nil, fmt.Errorf("%w: piece in missing segment %d", errBadCheckpoint, cp.seg)
 			}
 			p.off = cp.off
 		}
-		pieces[i] = p
 	}
-	lists := make([]*pieceList, len(c.lists))
+	nptr := 0
+	for _, cl := range c.lists {
+		nptr += len(cl.pieces)
+	}
+	lists := make([]pieceList, len(c.lists))
+	ptrs := make([]*piece, nptr)
 	for i, cl := range c.lists {
-		l := &pieceList{bad: cl.bad, pieces: make([]*piece, len(cl.pieces))}
-		for j, pi := range cl.pieces {
-			l.pieces[j] = pieces[pi]
+		l := &lists[i]
+		l.bad = cl.bad
+		if len(cl.pieces) > 0 {
+			l.pieces, ptrs = ptrs[:len(cl.pieces):len(cl.pieces)], ptrs[len(cl.pieces):]
+			for j, pi := range cl.pieces {
+				l.pieces[j] = &pieces[pi]
+			}
 		}
-		lists[i] = l
 	}
-	for _, cr := range c.replicas {
-		r := &Replica{e: e, h: cr.meta.Handle, meta: cr.meta, mark: cr.meta.clone(), blocks: make([]blockRef, len(cr.blocks))}
+	c.pieces = nil
+	nblocks := 0
+	for i := range c.replicas {
+		nblocks += len(c.replicas[i].blocks)
+	}
+	reps := make([]Replica, len(c.replicas))
+	refs := make([]blockRef, nblocks)
+	e.replicas = make(map[Handle]*Replica, len(c.replicas))
+	for i := range c.replicas {
+		cr := &c.replicas[i]
+		r := &reps[i]
+		r.e, r.h, r.meta = e, cr.meta.Handle, cr.meta
 		// Every record of the replica the checkpoint holds is below its LSN.
 		r.covered, r.lastLSN = cr.covered, max(cr.covered, c.lsn-1)
 		for _, a := range cr.since {
@@ -373,15 +401,20 @@ func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
 			}
 			r.since[int64(a.block)] = a.lsn
 		}
-		for j, cb := range cr.blocks {
-			r.blocks[j] = blockRef{b: cb.block, l: lists[cb.list]}
-			e.acquireListLocked(lists[cb.list])
+		if len(cr.blocks) > 0 {
+			r.blocks, refs = refs[:len(cr.blocks):len(cr.blocks)], refs[len(cr.blocks):]
+			for j, cb := range cr.blocks {
+				l := &lists[cb.list]
+				r.blocks[j] = blockRef{b: cb.block, l: l}
+				e.acquireListLocked(l)
+			}
 		}
 		e.replicas[r.h] = r
 	}
+	c.lists, c.replicas = nil, nil
 	live := make(map[*segment][]extent)
-	for _, p := range pieces {
-		if p.refs > 0 && !p.zero() {
+	for i := range pieces {
+		if p := &pieces[i]; p.refs > 0 && !p.zero() {
 			live[p.seg] = append(live[p.seg], extent{p.off, int64(p.n)})
 		}
 	}
@@ -626,18 +659,18 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 		if r != nil {
 			return nil, fmt.Errorf("%w: create of existing replica %016x", errBadRecord, uint64(rec.handle))
 		}
-		m, _ := decodeMetaBody(rec.extra)
+		m, _ := decodeMetaShared(rec.extra, e.chains)
 		m.Handle = rec.handle
-		e.replicas[m.Handle] = &Replica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
+		e.replicas[m.Handle] = &Replica{e: e, h: m.Handle, meta: m, lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	case recClone:
 		dst := Handle(rec.arg)
-		m, _ := decodeMetaBody(rec.extra)
+		m, _ := decodeMetaShared(rec.extra, e.chains)
 		m.Handle = dst
 		if r == nil || e.replicas[dst] != nil || m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: clone %016x to %016x", errBadRecord, uint64(rec.handle), rec.arg)
 		}
-		e.replicas[dst] = &Replica{e: e, h: dst, meta: m, mark: m.clone(), blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
+		e.replicas[dst] = &Replica{e: e, h: dst, meta: m, blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
 		return nil, nil
 	}
 	if r == nil {
@@ -645,7 +678,7 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 	}
 	switch rec.typ {
 	case recMeta:
-		m, _ := decodeMetaBody(rec.extra)
+		m, _ := decodeMetaShared(rec.extra, e.chains)
 		if m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: chunk size changed", errBadRecord)
 		}
@@ -653,7 +686,7 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 			return nil, fmt.Errorf("%w: marker covers LSN %d, past the replica's last record %d", errBadRecord, rec.arg, r.lastLSN)
 		}
 		m.Handle = r.h
-		r.meta, r.mark = m, m.clone()
+		r.meta = m
 		r.coverLocked(rec.arg)
 	case recPut, recInvalidate:
 		off, n, _ := rec.rangeOf()
@@ -885,7 +918,7 @@ func (e *Store) appendMarkers() (uint64, error) {
 	if len(e.dirty) > 0 {
 		rs := make([]*Replica, 0, len(e.dirty))
 		for r := range e.dirty {
-			if len(r.mark.Chain) <= MaxChainLen {
+			if len(r.meta.Chain) <= MaxChainLen {
 				rs = append(rs, r)
 			}
 		}
@@ -897,7 +930,7 @@ func (e *Store) appendMarkers() (uint64, error) {
 			n := 0
 			for n < len(rs) && (n == 0 || int64(len(buf)) < e.segSize/4) {
 				r := rs[n]
-				rec := &record{typ: recMeta, handle: r.h, arg: r.covered, extra: encodeMetaBody(nil, r.mark)}
+				rec := &record{typ: recMeta, handle: r.h, arg: r.covered, extra: encodeMetaBody(nil, r.meta)}
 				offs = append(offs, len(buf))
 				recs = append(recs, rec)
 				buf = append(buf, make([]byte, rec.headLen())...)
@@ -962,7 +995,7 @@ func (e *Store) Checkpoint() error {
 	c := &ckpt{inc: e.inc, salt: e.salt, lsn: e.nextLSN, seg: e.tail.id, off: e.tailOff}
 	snaps := make([]snap, 0, len(e.replicas))
 	for _, r := range e.replicas {
-		s := snap{meta: r.mark.clone(), blocks: slices.Clone(r.blocks), covered: r.covered}
+		s := snap{meta: r.meta, blocks: slices.Clone(r.blocks), covered: r.covered}
 		for b, lsn := range r.since {
 			s.since = append(s.since, ckptAhead{block: uint32(b), lsn: lsn})
 		}
@@ -1117,7 +1150,7 @@ func (e *Store) Create(m Meta) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replica{e: e, h: m.Handle, meta: m, mark: m.clone(), lastLSN: rec.lsn, covered: rec.lsn}
+	r := &Replica{e: e, h: m.Handle, meta: m, lastLSN: rec.lsn, covered: rec.lsn}
 	e.replicas[m.Handle] = r
 	return r, nil
 }
@@ -1206,10 +1239,10 @@ func (e *Store) Clone(src, dst Handle) (*Replica, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	m := s.meta.clone()
+	m := s.meta // its Chain is never changed in place: shared
 	m.Handle = dst
 	rec := &record{typ: recClone, handle: src, arg: uint64(dst), extra: encodeMetaBody(nil, m)}
-	d := &Replica{e: e, h: dst, meta: m, mark: m.clone()}
+	d := &Replica{e: e, h: dst, meta: m}
 	e.appendMu.Lock()
 	_, _, err := e.appendOneLocked(rec, nil)
 	if err == nil {

@@ -218,7 +218,7 @@ func (r *record) validate() error {
 		if len(r.pieces) > 0 {
 			return fmt.Errorf("%w: pieces in a record of type %d", errBadRecord, r.typ)
 		}
-		if _, err := decodeMetaBody(r.extra); err != nil {
+		if err := checkMetaBody(r.extra); err != nil {
 			return err
 		}
 	case recDelete:
@@ -295,10 +295,16 @@ func encodeMetaBody(b []byte, m Meta) []byte {
 }
 
 // decodeMetaBody decodes exactly one encoded Meta (handle 0).
-func decodeMetaBody(b []byte) (Meta, error) {
+func decodeMetaBody(b []byte) (Meta, error) { return decodeMetaShared(b, nil) }
+
+// decodeMetaShared is decodeMetaBody, taking the chain from chains when
+// an identical one was decoded before (chains may be nil): a disk's
+// replicas have few distinct chains, and a Meta's Chain is never changed
+// in place.
+func decodeMetaShared(b []byte, chains map[string][]uint64) (Meta, error) {
 	var m Meta
-	if len(b) < metaSize {
-		return m, fmt.Errorf("%w: metadata of %d bytes", errBadRecord, len(b))
+	if err := checkMetaBody(b); err != nil {
+		return m, err
 	}
 	le := binary.LittleEndian
 	m.Epoch = le.Uint64(b[0:])
@@ -306,19 +312,57 @@ func decodeMetaBody(b []byte) (Meta, error) {
 	m.AppliedSeq = le.Uint64(b[16:])
 	m.AppliedEpoch = le.Uint64(b[24:])
 	nc := int(le.Uint16(b[32:]))
-	if len(b) != metaSize+8*nc {
-		return m, fmt.Errorf("%w: metadata of %d bytes for a chain of %d", errBadRecord, len(b), nc)
+	if nc == 0 {
+		return m, nil
 	}
-	if err := validMeta(Meta{ChunkSize: m.ChunkSize, Chain: make([]uint64, nc)}); err != nil {
-		return m, fmt.Errorf("%w: %w", errBadRecord, err)
+	raw := b[metaSize:]
+	if c, ok := chains[string(raw)]; ok {
+		m.Chain = c
+		return m, nil
 	}
-	if nc > 0 {
-		m.Chain = make([]uint64, nc)
-		for i := range m.Chain {
-			m.Chain[i] = le.Uint64(b[metaSize+8*i:])
-		}
+	m.Chain = make([]uint64, nc)
+	for i := range m.Chain {
+		m.Chain[i] = le.Uint64(raw[8*i:])
+	}
+	if chains != nil {
+		chains[string(raw)] = m.Chain
 	}
 	return m, nil
+}
+
+// checkMetaBody checks an encoded Meta without decoding it.
+func checkMetaBody(b []byte) error {
+	if len(b) < metaSize {
+		return fmt.Errorf("%w: metadata of %d bytes", errBadRecord, len(b))
+	}
+	le := binary.LittleEndian
+	size, nc := int64(le.Uint64(b[8:])), int(le.Uint16(b[32:]))
+	if len(b) != metaSize+8*nc {
+		return fmt.Errorf("%w: metadata of %d bytes for a chain of %d", errBadRecord, len(b), nc)
+	}
+	if size <= 0 || size > MaxChunkSize || nc > MaxChainLen {
+		return fmt.Errorf("%w: %w: chunk size %d, chain of %d", errBadRecord, ErrInvalidMeta, size, nc)
+	}
+	return nil
+}
+
+// slab hands out slices carved from larger arrays: fewer, larger
+// allocations for many small slices that live about as long.
+type slab[T any] struct{ free []T }
+
+const slabLen = 4096
+
+// take returns a slice of n zero values with no spare capacity.
+func (s *slab[T]) take(n int) []T {
+	if n > len(s.free) {
+		if n > slabLen/4 {
+			return make([]T, n)
+		}
+		s.free = make([]T, slabLen)
+	}
+	out := s.free[:n:n]
+	s.free = s.free[n:]
+	return out
 }
 
 // The checkpoint: the whole index at one LSN.
@@ -468,6 +512,7 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		return nil, fmt.Errorf("%w: %d lists in %d bytes", errBadCheckpoint, nl, d.left())
 	}
 	c.lists = make([]ckptList, nl)
+	var listPieces slab[uint32]
 	for i := range c.lists {
 		if d.left() < 2 {
 			return nil, fmt.Errorf("%w: list %d", errBadCheckpoint, i)
@@ -476,7 +521,10 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		if fl&^listBad != 0 || (fl == listBad) != (n == 0) || d.left() < 4*n {
 			return nil, fmt.Errorf("%w: list %d", errBadCheckpoint, i)
 		}
-		l := ckptList{bad: fl == listBad, pieces: make([]uint32, n)}
+		l := ckptList{bad: fl == listBad}
+		if n > 0 {
+			l.pieces = listPieces.take(n)
+		}
 		for j := range l.pieces {
 			if l.pieces[j] = d.u32(); l.pieces[j] >= np {
 				return nil, fmt.Errorf("%w: list %d: piece %d", errBadCheckpoint, i, l.pieces[j])
@@ -488,6 +536,8 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		return nil, fmt.Errorf("%w: %d replicas in %d bytes", errBadCheckpoint, nr, d.left())
 	}
 	c.replicas = make([]ckptReplica, nr)
+	var blocks slab[ckptBlock]
+	chains := make(map[string][]uint64)
 	for i := range c.replicas {
 		if d.left() < 8+metaSize {
 			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
@@ -497,7 +547,7 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		if d.left() < metaSize+8*nc+4 {
 			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
-		m, err := decodeMetaBody(d.bytes(metaSize + 8*nc))
+		m, err := decodeMetaShared(d.bytes(metaSize+8*nc), chains)
 		if err != nil {
 			return nil, fmt.Errorf("%w: replica %d: %w", errBadCheckpoint, i, err)
 		}
@@ -509,7 +559,10 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		if uint64(nb)*8+12 > uint64(d.left()) || int64(nb) > numBlocks(m.ChunkSize) {
 			return nil, fmt.Errorf("%w: replica %d: %d blocks", errBadCheckpoint, i, nb)
 		}
-		r := ckptReplica{meta: m, blocks: make([]ckptBlock, nb)}
+		r := ckptReplica{meta: m}
+		if nb > 0 {
+			r.blocks = blocks.take(int(nb))
+		}
 		for j := range r.blocks {
 			bl := ckptBlock{block: d.u32(), list: d.u32()}
 			if int64(bl.block) >= numBlocks(m.ChunkSize) || bl.list >= nl || (j > 0 && bl.block <= r.blocks[j-1].block) {
@@ -525,7 +578,9 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 		if uint64(na)*12 > uint64(d.left()) || int64(na) > numBlocks(m.ChunkSize) {
 			return nil, fmt.Errorf("%w: replica %d: %d ahead blocks", errBadCheckpoint, i, na)
 		}
-		r.since = make([]ckptAhead, na)
+		if na > 0 {
+			r.since = make([]ckptAhead, na)
+		}
 		for j := range r.since {
 			a := ckptAhead{block: d.u32(), lsn: d.u64()}
 			if int64(a.block) >= numBlocks(m.ChunkSize) || a.lsn <= r.covered || a.lsn >= c.lsn || (j > 0 && a.block <= r.since[j-1].block) {

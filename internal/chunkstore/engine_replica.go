@@ -25,15 +25,14 @@ type Replica struct {
 	ahead []int64
 
 	// mu guards the fields below: mutations hold it exclusively, reads
-	// shared.
+	// shared. meta is changed under mu and e.appendMu both, so that a
+	// Sync's markers and a checkpoint read it under appendMu alone; its
+	// Chain is never changed in place (replicas may share one).
 	mu     sync.RWMutex
 	meta   Meta
 	blocks []blockRef // written blocks, sorted
 	closed bool
-
-	// Under e.appendMu.
-	mark Meta // the metadata the next meta record carries
-	gone bool // deleted
+	gone   bool // deleted; under e.appendMu (beside closed: one word)
 
 	// Coverage, under e.appendMu. The applied (epoch, seq) accounts for
 	// the replica's records up to LSN covered: SetAppliedAt moves covered
@@ -464,21 +463,16 @@ func (r *Replica) SetConfig(epoch uint64, chain []uint64) {
 	if r.closed {
 		return
 	}
-	r.meta.Epoch = epoch
-	r.meta.Chain = append([]uint64(nil), chain...)
-	r.noteMetaLocked()
-}
-
-// noteMetaLocked hands the new metadata to the next Sync's meta record.
-func (r *Replica) noteMetaLocked() {
+	c := append([]uint64(nil), chain...)
 	r.e.appendMu.Lock()
 	defer r.e.appendMu.Unlock()
+	r.meta.Epoch, r.meta.Chain = epoch, c
 	r.noteLocked()
 }
 
-// noteLocked is noteMetaLocked under e.appendMu.
+// noteLocked hands the replica's metadata to the next Sync's meta
+// record. The caller holds mu and e.appendMu.
 func (r *Replica) noteLocked() {
-	r.mark = r.meta.clone()
 	if !r.gone {
 		r.e.dirty[r] = struct{}{}
 	}
