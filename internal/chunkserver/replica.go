@@ -37,9 +37,11 @@ type replica struct {
 	// held; it must not block).
 	catchUp func()
 
-	poke       chan struct{} // cap 1: wakes the syncer
-	done       chan struct{} // closed when the replica is dropped or the server closes
-	syncerDone chan struct{} // closed when the syncer has returned
+	done chan struct{} // closed when the replica is dropped or the server closes
+	// syncers counts the running syncer (at most one). A syncer runs only
+	// while there is something to sync, so an idle replica costs no
+	// goroutine (a server may hold a million of them).
+	syncers sync.WaitGroup
 
 	mu        sync.Mutex
 	node      *chain.Node
@@ -53,6 +55,8 @@ type replica struct {
 	// Reported to the master as evidence for recovery decisions.
 	verified       bool
 	catchUpRunning bool // the catch-up goroutine is active
+	syncing        bool // a syncer is running
+	syncWanted     bool // updates were applied since the syncer last looked
 	// onFail reports a store error to the master; called with mu held,
 	// it must not block.
 	onFail func(err error)
@@ -90,16 +94,13 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 		store:      store,
 		log:        log.With("handle", uint64(m.Handle)),
 		send:       send,
-		poke:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		syncerDone: make(chan struct{}),
-		node:       chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
-		persistCh:  make(chan struct{}),
-		epochCh:    make(chan struct{}),
-		waiters:    make(map[waitKey][]chan writeResult),
-		verified:   true,
+		done:      make(chan struct{}),
+		node:      chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
+		persistCh: make(chan struct{}),
+		epochCh:   make(chan struct{}),
+		waiters:   make(map[waitKey][]chan writeResult),
+		verified:  true,
 	}
-	go r.syncer()
 	return r
 }
 
@@ -138,10 +139,7 @@ func (r *replica) processReadyLocked() {
 	}
 	if last != nil {
 		r.store.SetAppliedAt(last.Epoch, last.Seq)
-		select {
-		case r.poke <- struct{}{}:
-		default:
-		}
+		r.wantSyncLocked()
 	}
 	for _, rep := range rd.Replies {
 		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{seq: rep.Seq})
@@ -225,16 +223,32 @@ func (r *replica) removeWaiter(k waitKey, ch chan writeResult) {
 	}
 }
 
-// syncer is the replica's group commit loop.
+// wantSyncLocked asks for a group commit of what was applied, starting the
+// syncer unless it runs (it then looks again before it returns).
+func (r *replica) wantSyncLocked() {
+	if r.dropped {
+		return
+	}
+	r.syncWanted = true
+	if !r.syncing {
+		r.syncing = true
+		r.syncers.Add(1)
+		go r.syncer()
+	}
+}
+
+// syncer is the replica's group commit loop: it runs while updates keep
+// being applied, and returns once there is nothing left to sync.
 func (r *replica) syncer() {
-	defer close(r.syncerDone)
+	defer r.syncers.Done()
 	for {
-		select {
-		case <-r.poke:
-		case <-r.done:
+		r.mu.Lock()
+		if !r.syncWanted || r.dropped {
+			r.syncing = false
+			r.mu.Unlock()
 			return
 		}
-		r.mu.Lock()
+		r.syncWanted = false
 		st, failed := r.node.Status(), r.failed
 		r.mu.Unlock()
 		seq := st.Applied
@@ -282,7 +296,7 @@ func (r *replica) drop(err error) {
 		close(r.done)
 	}
 	r.mu.Unlock()
-	<-r.syncerDone
+	r.syncers.Wait()
 }
 
 // peerReconnected tells the node the stream to peer was re-established.

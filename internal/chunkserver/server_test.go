@@ -446,3 +446,44 @@ func TestSingleMemberChain(t *testing.T) {
 		t.Fatalf("read: %q, %v", resp.GetData(), err)
 	}
 }
+
+// TestIdleReplicasRunNoSyncer: a replica's syncer runs only while there is
+// something to sync (a server may hold a million replicas, and a goroutine
+// each would not fit), and starts again with the next write.
+func TestIdleReplicasRunNoSyncer(t *testing.T) {
+	m := startFakeMaster(t)
+	s := startServer(t, t.TempDir(), m.addr)
+	waitFor(t, "lease", s.leaseValid)
+	cl := dialServer(t, s.Addr())
+	const n = 50
+	for h := uint64(1); h <= n; h++ {
+		if _, err := cl.CreateReplica(ctxT(t), &api.CreateReplicaRequest{
+			Handle: h, Epoch: 1, ChunkSize: 1 << 20, Chain: []*api.ServerRef{{Id: s.ID(), Addr: s.Addr()}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncing := func() int {
+		k := 0
+		for h := uint64(1); h <= n; h++ {
+			r := s.replica(chunkstore.Handle(h))
+			r.mu.Lock()
+			if r.syncing {
+				k++
+			}
+			r.mu.Unlock()
+		}
+		return k
+	}
+	if k := syncing(); k != 0 {
+		t.Fatalf("%d syncers running on replicas never written", k)
+	}
+	for round := uint64(1); round <= 2; round++ {
+		for h := uint64(1); h <= n; h++ {
+			if _, err := cl.Write(ctxT(t), &api.WriteRequest{Handle: h, Epoch: 1, Offset: 0, Data: []byte("x"), ClientId: 1, RequestId: round*1000 + h}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "every syncer to return", func() bool { return syncing() == 0 })
+	}
+}
