@@ -89,11 +89,11 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 		members[i] = chain.NodeID(id)
 	}
 	r := &replica{
-		handle:     m.Handle,
-		chunkSize:  m.ChunkSize,
-		store:      store,
-		log:        log.With("handle", uint64(m.Handle)),
-		send:       send,
+		handle:    m.Handle,
+		chunkSize: m.ChunkSize,
+		store:     store,
+		log:       log.With("handle", uint64(m.Handle)),
+		send:      send,
 		done:      make(chan struct{}),
 		node:      chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
 		persistCh: make(chan struct{}),
