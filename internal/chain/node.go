@@ -101,13 +101,12 @@ func NewNode(self NodeID, cfg Config, st Start) *Node {
 		logLen = DefaultLogLen
 	}
 	n := &Node{
-		self:    self,
-		size:    st.Size,
-		reqCap:  reqMemory,
-		log:     NewUpdateLog(logLen, st.AppliedEpoch, st.Applied),
-		pending: make(map[uint64]Update),
-		reqs:    make(map[RequestID]uint64),
-		waiting: make(map[uint64]RequestID),
+		self:   self,
+		size:   st.Size,
+		reqCap: reqMemory,
+		log:    NewUpdateLog(logLen, st.AppliedEpoch, st.Applied),
+		// pending, reqs and waiting are made by their first entry: a
+		// chunkserver holds many idle nodes.
 	}
 	n.reset(cfg, st.Applied, st.AppliedEpoch, st.Ahead)
 	if st.Reloaded {
@@ -193,7 +192,7 @@ func (n *Node) Propose(w ClientWrite) error {
 			n.rd.Replies = append(n.rd.Replies, Reply{Req: w.Req, Seq: seq})
 		} else {
 			// In flight: one Reply when it commits, however many retries.
-			n.waiting[seq] = w.Req
+			n.wait(seq, w.Req)
 		}
 		return nil
 	}
@@ -214,7 +213,7 @@ func (n *Node) Propose(w ClientWrite) error {
 	if w.Kind == KindWrite {
 		u.Data = w.Data
 	}
-	n.waiting[u.Seq] = w.Req
+	n.wait(u.Seq, w.Req)
 	n.apply(u)
 	n.check()
 	return nil
@@ -246,6 +245,14 @@ func (n *Node) send(u Update) {
 	})
 }
 
+// wait records that the head answers req when seq commits.
+func (n *Node) wait(seq uint64, req RequestID) {
+	if n.waiting == nil {
+		n.waiting = make(map[uint64]RequestID)
+	}
+	n.waiting[seq] = req
+}
+
 // remember records req -> seq, forgetting the oldest id beyond reqCap.
 func (n *Node) remember(req RequestID, seq uint64) {
 	if req == (RequestID{}) {
@@ -254,6 +261,9 @@ func (n *Node) remember(req RequestID, seq uint64) {
 	if _, ok := n.reqs[req]; ok {
 		n.reqs[req] = seq
 		return
+	}
+	if n.reqs == nil {
+		n.reqs = make(map[RequestID]uint64)
 	}
 	n.reqs[req] = seq
 	e := reqEntry{req: req, seq: seq}
@@ -318,6 +328,9 @@ func (n *Node) stepUpdate(u Update) {
 		return
 	case u.Seq > n.applied+1:
 		if len(n.pending) < maxPending {
+			if n.pending == nil {
+				n.pending = make(map[uint64]Update)
+			}
 			n.pending[u.Seq] = u
 		}
 		return

@@ -2,9 +2,11 @@ package chunkserver
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
 )
 
 // BenchmarkWrite4KiB: synchronous 4 KiB writes through a 3-node chain, one
@@ -59,4 +61,35 @@ func benchWrite(b *testing.B, size, writers int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkReplicaFootprint reports the heap a loaded replica costs the
+// chunkserver beside the store's own (its chain node, channels, logger and
+// maps): replicas are built as Start builds them for a store reopened
+// with b.N replicas. go test -bench ReplicaFootprint -benchtime 100000x.
+func BenchmarkReplicaFootprint(b *testing.B) {
+	m := startFakeMaster(b)
+	s := startServer(b, b.TempDir(), m.addr)
+	stores := make([]*chunkstore.Replica, b.N)
+	for i := range stores {
+		rep, err := s.store.Create(chunkstore.Meta{Handle: chunkstore.Handle(1<<40 + i), Epoch: 1, ChunkSize: 64 << 20, Chain: []uint64{s.ID(), 2, 3}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		stores[i] = rep
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	reps := make([]*replica, b.N)
+	for i, st := range stores {
+		reps[i] = s.newReplica(st, true)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse)/float64(b.N), "B/replica")
+	b.ReportMetric(float64(after.NumGC-before.NumGC), "GCs")
+	runtime.KeepAlive(reps)
 }

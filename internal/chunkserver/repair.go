@@ -249,7 +249,7 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 		defer deadline.Stop()
 		for {
 			r.mu.Lock()
-			cur, changed := r.node.Config().Epoch, r.epochCh
+			cur, changed := r.node.Config().Epoch, r.epochWaitLocked()
 			r.mu.Unlock()
 			if cur >= want {
 				break

@@ -43,10 +43,13 @@ type replica struct {
 	// goroutine (a server may hold a million of them).
 	syncers sync.WaitGroup
 
-	mu        sync.Mutex
-	node      *chain.Node
-	persistCh chan struct{} // closed and replaced whenever the node's persisted seq advances or failed is set
-	epochCh   chan struct{} // closed and replaced whenever the node's configuration changes
+	mu   sync.Mutex
+	node *chain.Node
+	// persistCh and epochCh are made on first use (persistWaitLocked,
+	// epochWaitLocked): most replicas of a server are idle, and nobody
+	// waits on theirs.
+	persistCh chan struct{} // closed and cleared whenever the node's persisted seq advances or failed is set
+	epochCh   chan struct{} // closed and cleared whenever the node's configuration changes
 	failed    error         // sticky store error (the node is told: Node.Fail)
 	dropped   bool
 	waiters   map[waitKey][]chan writeResult
@@ -96,9 +99,6 @@ func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta,
 		send:      send,
 		done:      make(chan struct{}),
 		node:      chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
-		persistCh: make(chan struct{}),
-		epochCh:   make(chan struct{}),
-		waiters:   make(map[waitKey][]chan writeResult),
 		verified:  true,
 	}
 	return r
@@ -275,14 +275,36 @@ func (r *replica) syncer() {
 
 // persistedLocked wakes the reads waiting for the node's persisted seq.
 func (r *replica) persistedLocked() {
-	close(r.persistCh)
-	r.persistCh = make(chan struct{})
+	if r.persistCh != nil {
+		close(r.persistCh)
+		r.persistCh = nil
+	}
+}
+
+// persistWaitLocked returns a channel closed when the node's persisted seq
+// next advances (or the replica fails).
+func (r *replica) persistWaitLocked() <-chan struct{} {
+	if r.persistCh == nil {
+		r.persistCh = make(chan struct{})
+	}
+	return r.persistCh
+}
+
+// epochWaitLocked returns a channel closed when the node's configuration
+// next changes.
+func (r *replica) epochWaitLocked() <-chan struct{} {
+	if r.epochCh == nil {
+		r.epochCh = make(chan struct{})
+	}
+	return r.epochCh
 }
 
 // reconfiguredLocked wakes what waits for the node's configuration.
 func (r *replica) reconfiguredLocked() {
-	close(r.epochCh)
-	r.epochCh = make(chan struct{})
+	if r.epochCh != nil {
+		close(r.epochCh)
+		r.epochCh = nil
+	}
 }
 
 // drop stops the replica: waiters fail with err and the syncer exits.

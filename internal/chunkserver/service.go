@@ -89,6 +89,9 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 	// in this very Ready. A write without a request id is never
 	// deduplicated, so Propose just made it the newest update.
 	key := keyOf(w.Req, r.node.Status().Applied)
+	if r.waiters == nil {
+		r.waiters = make(map[waitKey][]chan writeResult)
+	}
 	r.waiters[key] = append(r.waiters[key], ch)
 	r.processReadyLocked()
 	r.mu.Unlock()
@@ -170,7 +173,7 @@ func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResp
 			}
 			return nil, storeError(err)
 		}
-		wait := r.persistCh
+		wait := r.persistWaitLocked()
 		r.mu.Unlock()
 		select {
 		case <-wait:

@@ -294,11 +294,9 @@ func encodeMetaBody(b []byte, m Meta) []byte {
 	return b
 }
 
-// decodeMetaBody decodes exactly one encoded Meta (handle 0).
-func decodeMetaBody(b []byte) (Meta, error) { return decodeMetaShared(b, nil) }
-
-// decodeMetaShared is decodeMetaBody, taking the chain from chains when
-// an identical one was decoded before (chains may be nil): a disk's
+// decodeMetaShared decodes exactly one encoded Meta (handle 0), taking
+// the chain from chains when an identical one was decoded before (chains
+// may be nil): a disk's
 // replicas have few distinct chains, and a Meta's Chain is never changed
 // in place.
 func decodeMetaShared(b []byte, chains map[string][]uint64) (Meta, error) {
