@@ -1703,6 +1703,19 @@ type HeartbeatRequest struct {
 	// counts such a chain member as holding an empty replica, which it
 	// creates with the first update. 0: the server vouches for nothing.
 	NeverHeldFrom uint64 `protobuf:"varint,7,opt,name=never_held_from,json=neverHeldFrom,proto3" json:"never_held_from,omitempty"`
+	// Reports are incremental. report_gen numbers this report (0: the
+	// sender predates incremental reports, and replicas is its whole
+	// inventory). full: replicas lists every replica the server holds.
+	// Otherwise this report changes the inventory the master holds as of
+	// report base_gen (the last report it accepted): replicas lists the
+	// replicas whose information changed since then (and a few more, round
+	// robin), removed the handles the server no longer holds. A master that
+	// does not hold report base_gen of this server asks for a full one
+	// (HeartbeatResponse.full_report) and grants no lease until it has it.
+	ReportGen     uint64   `protobuf:"varint,8,opt,name=report_gen,json=reportGen,proto3" json:"report_gen,omitempty"`
+	BaseGen       uint64   `protobuf:"varint,9,opt,name=base_gen,json=baseGen,proto3" json:"base_gen,omitempty"`
+	Full          bool     `protobuf:"varint,10,opt,name=full,proto3" json:"full,omitempty"`
+	Removed       []uint64 `protobuf:"varint,11,rep,packed,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1786,6 +1799,34 @@ func (x *HeartbeatRequest) GetNeverHeldFrom() uint64 {
 	return 0
 }
 
+func (x *HeartbeatRequest) GetReportGen() uint64 {
+	if x != nil {
+		return x.ReportGen
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetBaseGen() uint64 {
+	if x != nil {
+		return x.BaseGen
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *HeartbeatRequest) GetRemoved() []uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
 type HeartbeatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeleteHandles []uint64               `protobuf:"varint,1,rep,packed,name=delete_handles,json=deleteHandles,proto3" json:"delete_handles,omitempty"` // replicas to garbage collect
@@ -1801,7 +1842,11 @@ type HeartbeatResponse struct {
 	// of the chunk's chain at the master's epoch). The server applies them
 	// before it uses this lease: it never serves client I/O on such a
 	// replica at any epoch <= FencedReplica.epoch (it stays a delta base).
-	Fenced        []*FencedReplica `protobuf:"bytes,6,rep,name=fenced,proto3" json:"fenced,omitempty"`
+	Fenced []*FencedReplica `protobuf:"bytes,6,rep,name=fenced,proto3" json:"fenced,omitempty"`
+	// full_report: the master does not hold the inventory this heartbeat's
+	// report was based on (it just took office, or a report was lost): the
+	// next heartbeat must carry a full one.
+	FullReport    bool `protobuf:"varint,7,opt,name=full_report,json=fullReport,proto3" json:"full_report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1876,6 +1921,13 @@ func (x *HeartbeatResponse) GetFenced() []*FencedReplica {
 		return x.Fenced
 	}
 	return nil
+}
+
+func (x *HeartbeatResponse) GetFullReport() bool {
+	if x != nil {
+		return x.FullReport
+	}
+	return false
 }
 
 // FencedReplica names a stale replica and the master's epoch of its chunk.
@@ -3963,7 +4015,7 @@ const file_catena_proto_rawDesc = "" +
 	"\rapplied_epoch\x18\x06 \x01(\x04R\fappliedEpoch\x12\x1d\n" +
 	"\n" +
 	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
-	"\bverified\x18\b \x01(\bR\bverified\"\x84\x02\n" +
+	"\bverified\x18\b \x01(\bR\bverified\"\xec\x02\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +
@@ -3973,7 +4025,13 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x122\n" +
 	"\breplicas\x18\x06 \x03(\v2\x16.catena.v1.ReplicaInfoR\breplicas\x12&\n" +
-	"\x0fnever_held_from\x18\a \x01(\x04R\rneverHeldFrom\"\x98\x02\n" +
+	"\x0fnever_held_from\x18\a \x01(\x04R\rneverHeldFrom\x12\x1d\n" +
+	"\n" +
+	"report_gen\x18\b \x01(\x04R\treportGen\x12\x19\n" +
+	"\bbase_gen\x18\t \x01(\x04R\abaseGen\x12\x12\n" +
+	"\x04full\x18\n" +
+	" \x01(\bR\x04full\x12\x18\n" +
+	"\aremoved\x18\v \x03(\x04R\aremoved\"\xb9\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
@@ -3982,7 +4040,9 @@ const file_catena_proto_rawDesc = "" +
 	"reregister\x12!\n" +
 	"\flease_millis\x18\x04 \x01(\x03R\vleaseMillis\x127\n" +
 	"\aconfigs\x18\x05 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\aconfigs\x120\n" +
-	"\x06fenced\x18\x06 \x03(\v2\x18.catena.v1.FencedReplicaR\x06fenced\"=\n" +
+	"\x06fenced\x18\x06 \x03(\v2\x18.catena.v1.FencedReplicaR\x06fenced\x12\x1f\n" +
+	"\vfull_report\x18\a \x01(\bR\n" +
+	"fullReport\"=\n" +
 	"\rFencedReplica\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xae\x01\n" +

@@ -297,6 +297,11 @@ func TestChunkTimeout(t *testing.T) {
 	c := newTestClient(t, Config{Masters: []string{fc.m.addr}, OpTimeout: 5 * time.Second})
 	f := createFile(t, c, "/t")
 	defer f.Close()
+	// The chunk is allocated first: the timeout under test is the
+	// chunkserver's refusals', not a master call's.
+	if _, err := f.WriteAt([]byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
 	fc.css[0].setHook(func(string, uint64) (error, bool) {
 		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "lease expired"), false
 	})

@@ -160,4 +160,5 @@ func (r *replica) verify() {
 	if err == nil || errors.Is(err, chunkstore.ErrCorrupt) {
 		r.verified = true
 	}
+	r.noteLocked()
 }

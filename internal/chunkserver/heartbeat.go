@@ -108,6 +108,7 @@ func (s *Server) heartbeatLoop() {
 			})
 			if err == nil {
 				registered = true
+				s.inv.needFull()
 				s.log.Info("registered with master", "master", ms.leader)
 			} else if s.ctx.Err() == nil {
 				s.log.Debug("register", "err", err)
@@ -116,24 +117,30 @@ func (s *Server) heartbeatLoop() {
 		if registered {
 			var resp *api.HeartbeatResponse
 			var sent time.Time
+			rep := s.inv.begin()
+			req := s.heartbeatRequest(rep)
 			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
 				var err error
-				req := s.heartbeatRequest()
 				// The lease runs from when this attempt was sent.
 				sent = s.clk.Now()
 				resp, err = c.Heartbeat(ctx, req)
 				return err
 			})
 			if err != nil {
+				s.inv.failed(rep)
 				if s.ctx.Err() == nil {
 					s.log.Debug("heartbeat", "err", err)
 				}
 			} else {
+				s.inv.done(rep, resp.GetFullReport())
 				registered = !resp.GetReregister()
 				// Fences and missed configs first: the new lease must
 				// never cover a replica the master considers stale.
 				s.applyHeartbeat(resp)
 				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
+				if resp.GetFullReport() && registered && !rep.full {
+					continue // the full report at once: no lease until the master has it
+				}
 			}
 		}
 		select {
@@ -155,35 +162,19 @@ func (s *Server) registerRequest() *api.RegisterRequest {
 	}
 }
 
-func (s *Server) heartbeatRequest() *api.HeartbeatRequest {
+// heartbeatRequest builds the heartbeat carrying report rep (see
+// report.go).
+func (s *Server) heartbeatRequest(rep *report) *api.HeartbeatRequest {
 	capacity, free := diskSpace(s.cfg.Dir)
 	req := &api.HeartbeatRequest{
 		ServerId:      uint64(s.id),
 		Addr:          s.addr,
 		CapacityBytes: capacity,
 		FreeBytes:     free,
+		UsedBytes:     s.store.UsedBytes(),
 		NeverHeldFrom: s.createFloor.Load(),
 	}
-	for _, r := range s.allReplicas() {
-		used := r.store.UsedBytes()
-		bad := r.store.BadBlocks()
-		r.mu.Lock()
-		if !r.dropped {
-			st := r.node.Status()
-			req.Replicas = append(req.Replicas, &api.ReplicaInfo{
-				Handle:       uint64(r.handle),
-				Epoch:        st.Epoch,
-				UsedBytes:    used,
-				AppliedSeq:   st.Persisted, // durable, not merely applied
-				AppliedEpoch: st.PersistedEpoch,
-				Fenced:       st.Fenced,
-				BadBlocks:    bad,
-				Verified:     r.verified && r.failed == nil,
-			})
-		}
-		r.mu.Unlock()
-		req.UsedBytes += used
-	}
+	s.fill(req, rep)
 	return req
 }
 
@@ -221,4 +212,5 @@ func (r *replica) fence(epoch uint64) {
 	if r.node.Fence(epoch) {
 		r.log.Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
 	}
+	r.noteLocked()
 }

@@ -34,6 +34,8 @@ type fakeMaster struct {
 	noLease    map[uint64]bool // servers denied a lease
 	fenced     map[uint64][]*api.FencedReplica
 	reports    []*api.ReportReplicaRequest
+	history    map[uint64][]*api.HeartbeatRequest // every heartbeat, oldest first
+	askFull    map[uint64]bool                    // answer the next delta with full_report
 	// nextHandle is what Register answers as the next handle (the
 	// servers' creation floor); 1 unless a test changes it.
 	nextHandle uint64
@@ -53,6 +55,8 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		reregister: make(map[uint64]bool),
 		noLease:    make(map[uint64]bool),
 		fenced:     make(map[uint64][]*api.FencedReplica),
+		history:    make(map[uint64][]*api.HeartbeatRequest),
+		askFull:    make(map[uint64]bool),
 		nextHandle: 1,
 	}
 	gs := grpc.NewServer()
@@ -81,6 +85,11 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	id := req.GetServerId()
 	m.heartbeats[id] = req
+	m.history[id] = append(m.history[id], req)
+	if m.askFull[id] && !req.GetFull() {
+		delete(m.askFull, id)
+		return &api.HeartbeatResponse{FullReport: true}, nil
+	}
 	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id]}
 	if !m.noLease[id] {
 		resp.LeaseMillis = 1000

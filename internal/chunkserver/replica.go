@@ -63,6 +63,35 @@ type replica struct {
 	// onFail reports a store error to the master; called with mu held,
 	// it must not block.
 	onFail func(err error)
+	// onChange tells the server's reporter that what the master is told
+	// of this replica changed (called with mu held; it must not block);
+	// told is what was last noted (noteLocked).
+	onChange func()
+	told     reportedState
+}
+
+// reportedState is the part of a replica's api.ReplicaInfo that changes
+// with its node or its checks (used bytes change with the applied seq).
+type reportedState struct {
+	epoch, persisted, persistedEpoch uint64
+	fenced, verified                 bool
+}
+
+// reportedLocked is r's reported state now.
+func (r *replica) reportedLocked() reportedState {
+	st := r.node.Status()
+	return reportedState{st.Epoch, st.Persisted, st.PersistedEpoch, st.Fenced, r.verified && r.failed == nil}
+}
+
+// noteLocked tells the reporter when the replica's reported state moved
+// since it last did.
+func (r *replica) noteLocked() {
+	if now := r.reportedLocked(); now != r.told {
+		r.told = now
+		if r.onChange != nil {
+			r.onChange()
+		}
+	}
 }
 
 // newReplica returns the replica of store; reloaded says it was loaded
@@ -82,6 +111,9 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 	}
 	r.verified = !reloaded
 	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
+	r.onChange = func() { s.inv.noteChanged(r.handle) }
+	r.told = r.reportedLocked() // reported whole, as new
+	s.inv.noteChanged(r.handle)
 	r.catchUp = func() { s.startCatchUpLocked(r) }
 	return r
 }
@@ -152,6 +184,7 @@ func (r *replica) processReadyLocked() {
 	if rd.CatchUp && r.catchUp != nil {
 		r.catchUp()
 	}
+	r.noteLocked()
 }
 
 func (r *replica) applyLocked(u chain.Update) error {
@@ -183,6 +216,7 @@ func (r *replica) failLocked(err error) {
 		r.completeLocked(k, writeResult{err: r.failed})
 	}
 	r.persistedLocked()
+	r.noteLocked()
 }
 
 // waitKey names the Write RPCs waiting for one update: the request id, or

@@ -107,6 +107,8 @@ type Server struct {
 	// registration (0 until then): every chunk at or above it was
 	// allocated after the store was opened (create.go).
 	createFloor atomic.Uint64
+	// inv tracks what the master was told of the replicas (report.go).
+	inv *reporter
 
 	metrics metrics
 
@@ -190,6 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		replicas:   make(map[chunkstore.Handle]*replica),
 		deleted:    make(map[chunkstore.Handle]struct{}),
 		reports:    make(chan *api.ReportReplicaRequest, 256),
+		inv:        newReporter(),
 		fetchConns: make(map[string]*grpc.ClientConn),
 	}
 	s.log = cfg.Logger.With("server", uint64(id))
@@ -358,6 +361,7 @@ func (s *Server) deleteReplicaLocked(h chunkstore.Handle) {
 	delete(s.replicas, h)
 	s.deleted[h] = struct{}{}
 	s.mu.Unlock()
+	s.inv.noteRemoved(h)
 	if r != nil {
 		r.drop(errNotFound(h))
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -485,5 +487,130 @@ func TestIdleReplicasRunNoSyncer(t *testing.T) {
 			}
 		}
 		waitFor(t, "every syncer to return", func() bool { return syncing() == 0 })
+	}
+}
+
+// TestIncrementalReports: the first heartbeat reports every replica, the
+// next ones only what changed (a write, a deletion) plus a window of
+// others; a master that asks for a full report gets one at once.
+func TestIncrementalReports(t *testing.T) {
+	m := startFakeMaster(t)
+	s := startServer(t, t.TempDir(), m.addr)
+	s.inv.setWindow(0)
+	waitFor(t, "lease", s.leaseValid)
+	cl := dialServer(t, s.Addr())
+	for h := uint64(1); h <= 3; h++ {
+		if _, err := cl.CreateReplica(ctxT(t), &api.CreateReplicaRequest{
+			Handle: h, Epoch: 1, ChunkSize: 1 << 20, Chain: []*api.ServerRef{{Id: s.ID(), Addr: s.Addr()}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := s.ID()
+	history := func() []*api.HeartbeatRequest {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return slices.Clone(m.history[id])
+	}
+	handles := func(req *api.HeartbeatRequest) []uint64 {
+		var hs []uint64
+		for _, r := range req.GetReplicas() {
+			hs = append(hs, r.GetHandle())
+		}
+		slices.Sort(hs)
+		return hs
+	}
+	// awaitReport returns the first heartbeat after n that satisfies ok.
+	awaitReport := func(n int, what string, ok func(*api.HeartbeatRequest) bool) (*api.HeartbeatRequest, int) {
+		t.Helper()
+		var found *api.HeartbeatRequest
+		at := 0
+		waitFor(t, what, func() bool {
+			h := history()
+			for i := n; i < len(h); i++ {
+				if ok(h[i]) {
+					found, at = h[i], i
+					return true
+				}
+			}
+			return false
+		})
+		return found, at
+	}
+	if first := history()[0]; !first.GetFull() || first.GetReportGen() == 0 {
+		t.Fatalf("first heartbeat: full %v, gen %d; want a full report", first.GetFull(), first.GetReportGen())
+	}
+	// Once the creations are reported, idle heartbeats carry nothing.
+	_, at := awaitReport(0, "a report with all three", func(r *api.HeartbeatRequest) bool { return slices.Contains(handles(r), 3) })
+	idle, at := awaitReport(at+1, "an idle report", func(r *api.HeartbeatRequest) bool { return len(r.GetReplicas()) == 0 })
+	if idle.GetFull() || idle.GetBaseGen() == 0 || idle.GetBaseGen() >= idle.GetReportGen() {
+		t.Fatalf("idle report: full %v, base %d, gen %d", idle.GetFull(), idle.GetBaseGen(), idle.GetReportGen())
+	}
+	// A write to 2 reports 2 alone, with its new applied seq.
+	if _, err := cl.Write(ctxT(t), &api.WriteRequest{Handle: 2, Epoch: 1, Data: []byte("x"), ClientId: 1, RequestId: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, at := awaitReport(at+1, "the write's report", func(r *api.HeartbeatRequest) bool {
+		return len(r.GetReplicas()) > 0 && r.GetReplicas()[0].GetAppliedSeq() == 1
+	})
+	if hs := handles(got); !slices.Equal(hs, []uint64{2}) || got.GetFull() {
+		t.Fatalf("after a write to 2: report of %v (full %v), want [2] alone", hs, got.GetFull())
+	}
+	// A deletion is reported as removed.
+	m.mu.Lock()
+	m.deletes[id] = []uint64{3}
+	m.mu.Unlock()
+	got, at = awaitReport(at+1, "the removal", func(r *api.HeartbeatRequest) bool { return len(r.GetRemoved()) > 0 })
+	if !slices.Equal(got.GetRemoved(), []uint64{3}) || len(got.GetReplicas()) != 0 {
+		t.Fatalf("after deleting 3: removed %v, replicas %v", got.GetRemoved(), handles(got))
+	}
+	// Asked for a full report, the server sends one at once.
+	m.mu.Lock()
+	m.askFull[id] = true
+	m.mu.Unlock()
+	asked, at := awaitReport(at+1, "the refused delta", func(r *api.HeartbeatRequest) bool { return !r.GetFull() })
+	if f, _ := awaitReport(at+1, "the next heartbeat", func(*api.HeartbeatRequest) bool { return true }); !f.GetFull() || !slices.Equal(handles(f), []uint64{1, 2}) || f.GetReportGen() <= asked.GetReportGen() {
+		t.Fatalf("the heartbeat after full_report: full %v, replicas %v", f.GetFull(), handles(f))
+	}
+}
+
+// TestReporterFailedReportGoesOutAgain: what a report that got no answer
+// carried is carried again, on the same base, with what changed meanwhile;
+// a removal meanwhile wins over the old change, and a full report that
+// failed is full again.
+func TestReporterFailedReportGoesOutAgain(t *testing.T) {
+	p := newReporter()
+	first := p.begin()
+	if !first.full || first.base != 0 {
+		t.Fatalf("first report: full %v, base %d", first.full, first.base)
+	}
+	p.failed(first)
+	if r := p.begin(); !r.full {
+		t.Fatal("a failed full report was not full again")
+	} else {
+		p.done(r, false)
+	}
+	p.noteChanged(1)
+	p.noteChanged(2)
+	r := p.begin()
+	p.noteChanged(3) // while r is under way
+	p.noteRemoved(2)
+	p.failed(r)
+	next := p.begin()
+	if next.full || next.base != r.base {
+		t.Fatalf("after a failure: full %v, base %d, want a delta on base %d", next.full, next.base, r.base)
+	}
+	changed := slices.Sorted(maps.Keys(next.changed))
+	removed := slices.Sorted(maps.Keys(next.removed))
+	if !slices.Equal(changed, []chunkstore.Handle{1, 3}) || !slices.Equal(removed, []chunkstore.Handle{2}) {
+		t.Fatalf("after a failure: changed %v, removed %v; want [1 3], [2]", changed, removed)
+	}
+	p.done(next, false)
+	if r := p.begin(); r.base != next.gen || len(r.changed)+len(r.removed) != 0 {
+		t.Fatalf("after an accepted report: base %d (want %d), %d changes", r.base, next.gen, len(r.changed)+len(r.removed))
+	}
+	p.needFull()
+	if r := p.begin(); !r.full {
+		t.Fatal("needFull did not make the next report full")
 	}
 }

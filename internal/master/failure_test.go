@@ -425,3 +425,75 @@ func TestRepairLoopTicksOnClock(t *testing.T) {
 	e.cs[1].awaitReconfig(t, h, 2, []uint64{1, 2})
 	e.wantChain(h, 2, 1, 2)
 }
+
+// TestIncrementalReports: after a full report a heartbeat carries only
+// what changed (and what went); the master decides from the inventory it
+// holds, changed by the report. A report based on an inventory the master
+// does not hold gets no decision and no lease, only a request for a full
+// one.
+func TestIncrementalReports(t *testing.T) {
+	e := newFailureEnv(t, 3)
+	ch := e.allocate()
+	beat := func(req *api.HeartbeatRequest) *api.HeartbeatResponse {
+		t.Helper()
+		req.ServerId, req.Addr = 1, e.cs[1].addr
+		resp, err := e.c.Heartbeat(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	info := func(h, epoch uint64) *api.ReplicaInfo {
+		return &api.ReplicaInfo{Handle: h, Epoch: epoch, Verified: true, AppliedSeq: 4}
+	}
+	inv := func() map[uint64]uint64 {
+		sv, _ := e.m.soft.get(1)
+		return sv.replicas
+	}
+	// A delta before any full report: no lease, ask for a full one.
+	resp := beat(&api.HeartbeatRequest{ReportGen: 1, BaseGen: 0, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch)}})
+	if !resp.FullReport || resp.LeaseMillis != 0 {
+		t.Fatalf("delta without a base: full_report %v, lease %d; want a full report asked and no lease", resp.FullReport, resp.LeaseMillis)
+	}
+	resp = beat(&api.HeartbeatRequest{ReportGen: 2, Full: true, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch), info(999, 1)}})
+	if resp.FullReport || resp.LeaseMillis == 0 {
+		t.Fatalf("full report: full_report %v, lease %d", resp.FullReport, resp.LeaseMillis)
+	}
+	if got := inv(); len(got) != 2 || got[ch.Handle] != ch.Epoch {
+		t.Fatalf("inventory after the full report: %v", got)
+	}
+	// An empty delta keeps the inventory (a full report would have
+	// emptied it).
+	resp = beat(&api.HeartbeatRequest{ReportGen: 3, BaseGen: 2})
+	if resp.FullReport || resp.LeaseMillis == 0 {
+		t.Fatalf("empty delta: full_report %v, lease %d", resp.FullReport, resp.LeaseMillis)
+	}
+	if got := inv(); len(got) != 2 {
+		t.Fatalf("inventory after an empty delta: %v", got)
+	}
+	// A delta removes 999 and changes nothing else.
+	beat(&api.HeartbeatRequest{ReportGen: 4, BaseGen: 3, Removed: []uint64{999}})
+	if got := inv(); len(got) != 1 || got[ch.Handle] != ch.Epoch {
+		t.Fatalf("inventory after removing 999: %v", got)
+	}
+	// A changed replica on the right base.
+	resp = beat(&api.HeartbeatRequest{ReportGen: 5, BaseGen: 4, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch)}})
+	if resp.FullReport {
+		t.Fatal("a delta on the right base was refused")
+	}
+	// A delta on a stale base (report 5 was applied, its answer lost):
+	// no lease, a full report asked, the inventory kept as it was.
+	resp = beat(&api.HeartbeatRequest{ReportGen: 6, BaseGen: 4, Removed: []uint64{ch.Handle}})
+	if !resp.FullReport || resp.LeaseMillis != 0 {
+		t.Fatalf("delta on a stale base: full_report %v, lease %d", resp.FullReport, resp.LeaseMillis)
+	}
+	if got := inv(); len(got) != 1 {
+		t.Fatalf("a refused delta changed the inventory: %v", got)
+	}
+	// A new leader holds no inventory: the first delta after it took
+	// office asks for a full report.
+	e.m.soft.reset(e.clk.Now())
+	if resp = beat(&api.HeartbeatRequest{ReportGen: 7, BaseGen: 5}); !resp.FullReport || resp.LeaseMillis != 0 {
+		t.Fatalf("delta to a new leader: full_report %v, lease %d", resp.FullReport, resp.LeaseMillis)
+	}
+}

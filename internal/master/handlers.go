@@ -376,7 +376,7 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 		}
 		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0, 0)
 	// Read after the server opened its store (it registers after): every
 	// chunk at or above it is one the server never held before.
 	var next uint64
@@ -398,14 +398,31 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	// replica looks stale and would be deleted. In this order a cleared
 	// mark implies a map that already has T in the chain.
 	targets := s.m.soft.repairTargets()
-	reps := make([]decide.Replica, 0, len(req.Replicas))
-	inv := make(map[uint64]uint64, len(req.Replicas))
-	ev := make(map[uint64]decide.Evidence, len(req.Replicas))
+	// The server's inventory: the whole of it in a full report, else the
+	// one this master holds as of the report's base, changed by it.
+	var inv map[uint64]uint64
+	var ev map[uint64]decide.Evidence
+	if req.ReportGen == 0 || req.Full {
+		inv = make(map[uint64]uint64, len(req.Replicas))
+		ev = make(map[uint64]decide.Evidence, len(req.Replicas))
+	} else if inv, ev = s.m.soft.inventory(req.ServerId, req.BaseGen); inv == nil {
+		// Not the inventory the delta is based on: no decision and no
+		// lease from it; the server sends a full report at once.
+		resp.FullReport = true
+		return resp, nil
+	}
 	for _, r := range req.Replicas {
-		reps = append(reps, decide.Replica{Handle: r.Handle, Epoch: r.Epoch})
 		inv[r.Handle] = r.Epoch
 		ev[r.Handle] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
 			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
+	}
+	for _, h := range req.Removed {
+		delete(inv, h)
+		delete(ev, h)
+	}
+	reps := make([]decide.Replica, 0, len(inv))
+	for h, epoch := range inv {
+		reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
 	}
 	s.m.fsm.view(func(st *meta.State) {
 		known, ok = st.Server(req.ServerId)
@@ -429,7 +446,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		resp.Reregister = true
 		return resp, nil
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev, req.NeverHeldFrom)
+	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev, req.NeverHeldFrom, req.ReportGen)
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()

@@ -21,6 +21,9 @@ type serverSoft struct {
 	// neverHeldFrom: the last heartbeat's word that the server never held
 	// a chunk at or above this handle that it did not report (0: none).
 	neverHeldFrom uint64
+	// reportGen: the server's report the inventory is as of (0: none, or
+	// one from a server that sends whole inventories).
+	reportGen uint64
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
@@ -79,16 +82,29 @@ func (s *softState) serverLocked(id uint64) *serverSoft {
 }
 
 // heard records a sign of life with space figures; replicas (and
-// evidence, keyed alike, and neverHeldFrom) is nil when the message
-// carried no inventory (Register).
-func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]decide.Evidence, neverHeldFrom uint64) {
+// evidence, keyed alike, neverHeldFrom and gen) is nil when the message
+// carried no inventory (Register). The maps become the soft state's.
+func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, replicas map[uint64]uint64, ev map[uint64]decide.Evidence, neverHeldFrom, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)
 	sv.lastHeartbeat, sv.capacity, sv.free = now, capacity, free
 	if replicas != nil {
-		sv.used, sv.replicas, sv.evidence, sv.neverHeldFrom = used, replicas, ev, neverHeldFrom
+		sv.used, sv.replicas, sv.evidence, sv.neverHeldFrom, sv.reportGen = used, replicas, ev, neverHeldFrom, gen
 	}
+}
+
+// inventory returns copies of server id's inventory and evidence when
+// they are as of its report gen, else nils (the server must send a full
+// report).
+func (s *softState) inventory(id, gen uint64) (map[uint64]uint64, map[uint64]decide.Evidence) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, ok := s.servers[id]
+	if !ok || gen == 0 || sv.reportGen != gen || sv.replicas == nil {
+		return nil, nil
+	}
+	return maps.Clone(sv.replicas), maps.Clone(sv.evidence)
 }
 
 // get returns a copy of one server's soft state.

@@ -1,0 +1,190 @@
+package chunkserver
+
+import (
+	"sync"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
+)
+
+// Replica reports are incremental (api.HeartbeatRequest.report_gen): the
+// first report to a master is the whole inventory, each later one carries
+// the replicas whose information changed since the last report the master
+// accepted, the handles removed since, and reportWindow more replicas
+// picked at random (so that a change no hook saw, such as a bad block a
+// read found, still reaches the master). A server with a million idle
+// replicas thus sends a few hundred per heartbeat, not a million.
+//
+// A master that does not hold the report a delta is based on (it just
+// took office, or the server's previous report was applied but its answer
+// lost) answers full_report and grants no lease; the server then sends a
+// full report at once.
+
+// reportWindow is how many replicas beyond the changed ones each
+// incremental report carries.
+const reportWindow = 256
+
+// reporter tracks what the master was told. Safe for concurrent use.
+type reporter struct {
+	mu      sync.Mutex
+	window  int    // replicas beyond the changed ones per report
+	gen     uint64 // the last report generation handed out
+	acked   uint64 // the last report the master accepted; 0: none
+	full    bool   // the next report is a full one
+	changed map[chunkstore.Handle]struct{}
+	removed map[chunkstore.Handle]struct{}
+}
+
+func newReporter() *reporter {
+	return &reporter{window: reportWindow, full: true, changed: map[chunkstore.Handle]struct{}{}, removed: map[chunkstore.Handle]struct{}{}}
+}
+
+// report is one report under way: what it took out of the reporter.
+type report struct {
+	gen, base uint64
+	full      bool
+	window    int
+	changed   map[chunkstore.Handle]struct{}
+	removed   map[chunkstore.Handle]struct{}
+}
+
+// setWindow sets how many unchanged replicas each incremental report
+// carries (tests).
+func (p *reporter) setWindow(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.window = n
+}
+
+// noteChanged records that h's reportable information changed (or h
+// appeared).
+func (p *reporter) noteChanged(h chunkstore.Handle) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.changed[h] = struct{}{}
+	delete(p.removed, h)
+}
+
+// noteRemoved records that the server no longer holds h.
+func (p *reporter) noteRemoved(h chunkstore.Handle) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.removed[h] = struct{}{}
+	delete(p.changed, h)
+}
+
+// needFull makes the next report a full one (after a registration, or
+// when the master asks).
+func (p *reporter) needFull() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.full = true
+}
+
+// begin takes the next report's contents; the caller ends it with done
+// or failed.
+func (p *reporter) begin() *report {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	r := &report{gen: p.gen, base: p.acked, full: p.full || p.acked == 0, window: p.window, changed: p.changed, removed: p.removed}
+	p.full = false
+	p.changed, p.removed = map[chunkstore.Handle]struct{}{}, map[chunkstore.Handle]struct{}{}
+	return r
+}
+
+// done ends r with the master's answer: accepted, or a request for a full
+// report.
+func (p *reporter) done(r *report, fullReport bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fullReport {
+		p.full = true
+		return
+	}
+	p.acked = max(p.acked, r.gen)
+}
+
+// failed ends r unanswered: what it carried is reported again (relative
+// to the same base; a master that applied r anyway asks for a full one).
+func (p *reporter) failed(r *report) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.full {
+		p.full = true
+	}
+	for h := range r.changed {
+		if _, gone := p.removed[h]; !gone {
+			p.changed[h] = struct{}{}
+		}
+	}
+	for h := range r.removed {
+		if _, back := p.changed[h]; !back {
+			p.removed[h] = struct{}{}
+		}
+	}
+}
+
+// fill adds r's replicas to req: every replica for a full report, else the
+// changed ones and up to reportWindow others.
+func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
+	req.ReportGen, req.BaseGen, req.Full = r.gen, r.base, r.full
+	var rs []*replica
+	s.mu.Lock()
+	if r.full {
+		rs = make([]*replica, 0, len(s.replicas))
+		for _, rep := range s.replicas {
+			rs = append(rs, rep)
+		}
+	} else {
+		rs = make([]*replica, 0, len(r.changed)+r.window)
+		for h := range r.changed {
+			if rep := s.replicas[h]; rep != nil {
+				rs = append(rs, rep)
+			}
+		}
+		extra := 0
+		for h, rep := range s.replicas { // random order: a random sample
+			if extra >= r.window {
+				break
+			}
+			if _, in := r.changed[h]; !in {
+				rs = append(rs, rep)
+				extra++
+			}
+		}
+		for h := range r.removed {
+			if s.replicas[h] == nil {
+				req.Removed = append(req.Removed, uint64(h))
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, rep := range rs {
+		if info := rep.info(); info != nil {
+			req.Replicas = append(req.Replicas, info)
+		}
+	}
+}
+
+// info is what the master is told of r; nil once r was dropped.
+func (r *replica) info() *api.ReplicaInfo {
+	used := r.store.UsedBytes()
+	bad := r.store.BadBlocks()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dropped {
+		return nil
+	}
+	st := r.node.Status()
+	return &api.ReplicaInfo{
+		Handle:       uint64(r.handle),
+		Epoch:        st.Epoch,
+		UsedBytes:    used,
+		AppliedSeq:   st.Persisted, // durable, not merely applied
+		AppliedEpoch: st.PersistedEpoch,
+		Fenced:       st.Fenced,
+		BadBlocks:    bad,
+		Verified:     r.verified && r.failed == nil,
+	}
+}
