@@ -31,8 +31,11 @@
 // incarnation is not older), so every write covered by a completed Sync
 // survives, no torn piece is ever returned, and each replica's state is a
 // prefix of its history: its metadata as of its last durable marker, and
-// the blocks written after that marker listed by AheadBlocks (a delta
-// resync re-sends them).
+// the blocks changed after the LSN that marker covers listed by
+// AheadBlocks (a delta resync re-sends them). SetAppliedAt covers every
+// change of the replica made before it: the caller applies updates, then
+// says how far it got; a marker written in between (another replica's
+// Sync, a checkpoint) does not hide the uncovered changes.
 //
 // Caller's duties: Sync before acknowledging anything as durable (Close
 // does not sync replicas' writes); open one Store per directory at a time
