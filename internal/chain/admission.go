@@ -132,6 +132,15 @@ func (n *Node) Tick() {
 	}
 }
 
+// Idle reports whether Tick would change nothing: no update waits for an
+// ack or behind a gap, and the watchdogs' counters are at rest. A
+// chunkserver ticks only the nodes that are not idle (it may hold a
+// million), and asks again after each batch it carries out.
+func (n *Node) Idle() bool {
+	return len(n.sent) == 0 && len(n.pending) == 0 && n.stalledTicks == 0 && n.gapTicks == 0 &&
+		n.tickAcked == n.acked && n.tickApplied == n.applied
+}
+
 // PeerReconnected tells the node that the stream to peer was
 // re-established: whatever went over the old one may be lost. To a
 // successor the Sent list is re-sent; to a predecessor the cumulative ack.

@@ -125,7 +125,7 @@ func (s *sim) step() bool {
 		case 1:
 			s.checkAdmission(id)
 		default:
-			s.nodes[id].Tick()
+			s.tick(id)
 		}
 	case op < 95:
 		// Rarely, so the chain runs a while before and after.
@@ -388,7 +388,7 @@ func (s *sim) quiesce() {
 				s.nodes[id].Persisted(h)
 				s.ready(id)
 			}
-			s.nodes[id].Tick()
+			s.tick(id)
 			s.ready(id)
 		}
 		msgs := s.net
@@ -446,4 +446,24 @@ func FuzzSimulation(f *testing.F) {
 		}
 		s.drain()
 	})
+}
+
+// tick ticks node id, checking that a node that says it is Idle is left
+// exactly as it was (the chunkserver skips ticking such nodes).
+func (s *sim) tick(id NodeID) {
+	n := s.nodes[id]
+	idle := n.Idle()
+	before := [6]uint64{uint64(n.stalledTicks), uint64(n.gapTicks), n.tickAcked, n.tickApplied, uint64(len(n.rd.Messages)), boolU(n.rd.CatchUp)}
+	n.Tick()
+	after := [6]uint64{uint64(n.stalledTicks), uint64(n.gapTicks), n.tickAcked, n.tickApplied, uint64(len(n.rd.Messages)), boolU(n.rd.CatchUp)}
+	if idle && before != after {
+		s.t.Fatalf("node %d was idle, and a tick changed it: (stalled, gap, tick acked, tick applied, messages, catch-up) %v -> %v", id, before, after)
+	}
+}
+
+func boolU(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -68,6 +68,9 @@ type replica struct {
 	// told is what was last noted (noteLocked).
 	onChange func()
 	told     reportedState
+	// onBusy tells the server the node is not idle, so that its tick loop
+	// ticks it (called with mu held; it must not block).
+	onBusy func()
 }
 
 // reportedState is the part of a replica's api.ReplicaInfo that changes
@@ -112,6 +115,7 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 	r.verified = !reloaded
 	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
 	r.onChange = func() { s.inv.noteChanged(r.handle) }
+	r.onBusy = func() { s.busy(r) }
 	r.told = r.reportedLocked() // reported whole, as new
 	s.inv.noteChanged(r.handle)
 	r.catchUp = func() { s.startCatchUpLocked(r) }
@@ -185,6 +189,9 @@ func (r *replica) processReadyLocked() {
 		r.catchUp()
 	}
 	r.noteLocked()
+	if r.onBusy != nil && !r.node.Idle() {
+		r.onBusy()
+	}
 }
 
 func (r *replica) applyLocked(u chain.Update) error {

@@ -109,6 +109,10 @@ type Server struct {
 	createFloor atomic.Uint64
 	// inv tracks what the master was told of the replicas (report.go).
 	inv *reporter
+	// busyMu guards busyReps: the replicas whose chain node is not idle,
+	// which the tick loop ticks (the others would not change).
+	busyMu   sync.Mutex
+	busyReps map[*replica]struct{}
 
 	metrics metrics
 
@@ -193,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		deleted:    make(map[chunkstore.Handle]struct{}),
 		reports:    make(chan *api.ReportReplicaRequest, 256),
 		inv:        newReporter(),
+		busyReps:   make(map[*replica]struct{}),
 		fetchConns: make(map[string]*grpc.ClientConn),
 	}
 	s.log = cfg.Logger.With("server", uint64(id))
@@ -320,9 +325,17 @@ func (s *Server) peerReconnected(peer chain.NodeID) {
 	}
 }
 
-// tickLoop ticks every replica's node at the tick period and carries out
-// what its watchdogs decide (re-send a stalled Sent list, fetch a gap
-// that does not close; see chain.Node.Tick).
+// busy marks r's node as one to tick.
+func (s *Server) busy(r *replica) {
+	s.busyMu.Lock()
+	defer s.busyMu.Unlock()
+	s.busyReps[r] = struct{}{}
+}
+
+// tickLoop ticks, at the tick period, every replica's node that is not
+// idle, and carries out what its watchdogs decide (re-send a stalled Sent
+// list, fetch a gap that does not close; see chain.Node.Tick). A node
+// stays on the list while it is not idle after its batch (see busy).
 func (s *Server) tickLoop() {
 	t := s.clk.NewTicker(s.tickPeriod())
 	defer t.Stop()
@@ -332,7 +345,11 @@ func (s *Server) tickLoop() {
 		case <-s.ctx.Done():
 			return
 		}
-		for _, r := range s.allReplicas() {
+		s.busyMu.Lock()
+		busy := s.busyReps
+		s.busyReps = make(map[*replica]struct{}, len(busy))
+		s.busyMu.Unlock()
+		for r := range busy {
 			r.mu.Lock()
 			if !r.dropped {
 				r.node.Tick()

@@ -451,7 +451,8 @@ func TestSingleMemberChain(t *testing.T) {
 
 // TestIdleReplicasRunNoSyncer: a replica's syncer runs only while there is
 // something to sync (a server may hold a million replicas, and a goroutine
-// each would not fit), and starts again with the next write.
+// each would not fit), and starts again with the next write; the tick
+// loop, likewise, ticks only nodes that are not idle.
 func TestIdleReplicasRunNoSyncer(t *testing.T) {
 	m := startFakeMaster(t)
 	s := startServer(t, t.TempDir(), m.addr)
@@ -487,6 +488,12 @@ func TestIdleReplicasRunNoSyncer(t *testing.T) {
 			}
 		}
 		waitFor(t, "every syncer to return", func() bool { return syncing() == 0 })
+		// Committed and quiet: the tick loop has no node left to tick.
+		waitFor(t, "no busy node", func() bool {
+			s.busyMu.Lock()
+			defer s.busyMu.Unlock()
+			return len(s.busyReps) == 0
+		})
 	}
 }
 
