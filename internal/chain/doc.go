@@ -108,7 +108,8 @@
 //     answer Replies, fanning each out to every waiter of that request id.
 //   - Do not modify Data handed to Propose or returned in Apply.
 //   - Message delivery may drop, duplicate and reorder. Call Tick at a
-//     fixed period, and PeerReconnected when a stream to a neighbour was
+//     fixed period (a node that is Idle may be skipped: a tick would not
+//     change it), and PeerReconnected when a stream to a neighbour was
 //     re-established. On ErrStaleEpoch with a higher peer epoch, fetch
 //     the configuration and Reconfigure.
 //   - Answer Ready.Abandoned writes with a retryable error; on
