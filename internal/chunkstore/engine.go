@@ -13,6 +13,8 @@ import (
 	"maps"
 	"os"
 	"path"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
@@ -235,9 +237,17 @@ func (e *Store) recover() error {
 		}
 		return e.initFresh()
 	}
-	c, err := e.readCheckpoint()
+	c, size, err := e.readCheckpoint()
 	if err != nil {
 		return err
+	}
+	if size >= bigCheckpoint {
+		// The file's bytes are garbage now: collect them before the index
+		// is built beside the decoded tables, and hand every page the
+		// open freed back to the system once it is done, so that a store
+		// of a million replicas does not keep the open's peak resident.
+		runtime.GC()
+		defer debug.FreeOSMemory()
 	}
 	for _, id := range ids {
 		f, err := e.fs.OpenFile(e.segPath(id), os.O_RDWR, 0)
@@ -300,21 +310,28 @@ func (e *Store) createSegment(id uint64) error {
 	return nil
 }
 
-func (e *Store) readCheckpoint() (*ckpt, error) {
+// bigCheckpoint is the checkpoint size from which an open returns the
+// memory it used for decoding to the system (about 100,000 replicas).
+const bigCheckpoint = 8 << 20
+
+// readCheckpoint reads and decodes the checkpoint; it also returns the
+// file's size.
+func (e *Store) readCheckpoint() (*ckpt, int64, error) {
 	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	b := make([]byte, fi.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, 0, err
 	}
-	return decodeCheckpoint(b)
+	c, err := decodeCheckpoint(b)
+	return c, fi.Size(), err
 }
 
 // writeCheckpoint replaces the checkpoint durably: a temporary file,
