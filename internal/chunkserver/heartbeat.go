@@ -210,7 +210,7 @@ func (r *replica) fence(epoch uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.node.Fence(epoch) {
-		r.log.Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
+		r.logger().Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
 	}
 	r.noteLocked()
 }

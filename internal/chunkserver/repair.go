@@ -105,7 +105,7 @@ func (s *Server) catchUp(r *replica) {
 			return nil
 		})
 		if err != nil {
-			r.log.Debug("catch-up fetch", "from", uint64(target.From), "err", err)
+			r.logger().Debug("catch-up fetch", "from", uint64(target.From), "err", err)
 			if !clock.Sleep(s.ctx, s.clk, backoff) {
 				return
 			}
@@ -131,7 +131,7 @@ func (s *Server) catchUp(r *replica) {
 			r.node.InstallCatchUp(epoch, seq, fromAPIRanges(fin.GetAhead()))
 			r.persistedLocked()
 			r.processReadyLocked()
-			r.log.Info("caught up", "from", uint64(target.From), "seq", seq, "full", fin.GetFull())
+			r.logger().Info("caught up", "from", uint64(target.From), "seq", seq, "full", fin.GetFull())
 		}
 		r.mu.Unlock()
 	}
@@ -572,7 +572,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 			if err := r.store.Sync(); err != nil {
 				bad = true
 			} else if err := r.store.Verify(); err != nil && !errors.Is(err, chunkstore.ErrCorrupt) {
-				r.log.Warn("replica cannot be verified, full copy", "err", err)
+				r.logger().Warn("replica cannot be verified, full copy", "err", err)
 				bad = true
 			}
 			// Re-sent besides the delta: blocks that do not verify, and
@@ -717,7 +717,7 @@ func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksReque
 			return nil
 		})
 		if err != nil {
-			r.log.Debug("restore blocks: fetch", "source", src.GetId(), "err", err)
+			r.logger().Debug("restore blocks: fetch", "source", src.GetId(), "err", err)
 			continue
 		}
 		restored, err := r.restorePieces(pieces, todo, check)
@@ -729,7 +729,7 @@ func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksReque
 			resp.Restored = append(resp.Restored, b)
 		}
 		if len(restored) > 0 {
-			r.log.Warn("blocks restored from another replica", "blocks", restored, "source", src.GetId())
+			r.logger().Warn("blocks restored from another replica", "blocks", restored, "source", src.GetId())
 		}
 	}
 	if err := r.store.Sync(); err != nil {

@@ -24,18 +24,13 @@ type writeResult struct {
 // node's batches: the store, the peers, the waiting Write RPCs and the
 // group-commit syncer.
 type replica struct {
+	// s is the server: its peers carry the node's messages, its reporter
+	// and tick loop hear of the replica's changes (a pointer, not a
+	// closure each: a server may hold a million replicas).
+	s         *Server
 	handle    chunkstore.Handle
 	chunkSize int64
 	store     *chunkstore.Replica
-	log       *slog.Logger
-	// send enqueues a message for a peer; it never blocks.
-	send func(to chain.NodeID, m *api.ChainMessage)
-	// addrOf returns the address of a server (this one included; "" when
-	// unknown), for the ReplicaSpec sent with first updates.
-	addrOf func(id chain.NodeID) string
-	// catchUp starts the catch-up goroutine of this replica (with mu
-	// held; it must not block).
-	catchUp func()
 
 	done chan struct{} // closed when the replica is dropped or the server closes
 	// syncers counts the running syncer (at most one). A syncer runs only
@@ -60,18 +55,14 @@ type replica struct {
 	catchUpRunning bool // the catch-up goroutine is active
 	syncing        bool // a syncer is running
 	syncWanted     bool // updates were applied since the syncer last looked
-	// onFail reports a store error to the master; called with mu held,
-	// it must not block.
-	onFail func(err error)
-	// onChange tells the server's reporter that what the master is told
-	// of this replica changed (called with mu held; it must not block);
-	// told is what was last noted (noteLocked).
-	onChange func()
-	told     reportedState
-	// onBusy tells the server the node is not idle, so that its tick loop
-	// ticks it (called with mu held; it must not block).
-	onBusy func()
+	// told is what the reporter was last told of the replica
+	// (noteLocked).
+	told reportedState
 }
+
+// logger is the replica's logger (made when needed: logging is rare, and
+// a logger each would cost every idle replica).
+func (r *replica) logger() *slog.Logger { return r.s.log.With("handle", uint64(r.handle)) }
 
 // reportedState is the part of a replica's api.ReplicaInfo that changes
 // with its node or its checks (used bytes change with the applied seq).
@@ -91,9 +82,7 @@ func (r *replica) reportedLocked() reportedState {
 func (r *replica) noteLocked() {
 	if now := r.reportedLocked(); now != r.told {
 		r.told = now
-		if r.onChange != nil {
-			r.onChange()
-		}
+		r.s.inv.noteChanged(r.handle)
 	}
 }
 
@@ -105,39 +94,31 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 		Applied: m.AppliedSeq, AppliedEpoch: m.AppliedEpoch, Size: m.ChunkSize, Reloaded: reloaded,
 		Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
 	}
-	r := newReplica(s.id, store, m, st, s.log, s.peers.send)
-	r.addrOf = func(id chain.NodeID) string {
-		if id == s.id {
-			return s.addr
-		}
-		return s.peers.addr(id)
-	}
-	r.verified = !reloaded
-	r.onFail = func(err error) { s.reportError(r.handle, r.node.Config().Epoch, err) }
-	r.onChange = func() { s.inv.noteChanged(r.handle) }
-	r.onBusy = func() { s.busy(r) }
-	r.told = r.reportedLocked() // reported whole, as new
-	s.inv.noteChanged(r.handle)
-	r.catchUp = func() { s.startCatchUpLocked(r) }
-	return r
-}
-
-func newReplica(self chain.NodeID, store *chunkstore.Replica, m chunkstore.Meta, st chain.Start, log *slog.Logger, send func(chain.NodeID, *api.ChainMessage)) *replica {
 	members := make([]chain.NodeID, len(m.Chain))
 	for i, id := range m.Chain {
 		members[i] = chain.NodeID(id)
 	}
 	r := &replica{
+		s:         s,
 		handle:    m.Handle,
 		chunkSize: m.ChunkSize,
 		store:     store,
-		log:       log.With("handle", uint64(m.Handle)),
-		send:      send,
 		done:      make(chan struct{}),
-		node:      chain.NewNode(self, chain.Config{Epoch: m.Epoch, Chain: members}, st),
-		verified:  true,
+		node:      chain.NewNode(s.id, chain.Config{Epoch: m.Epoch, Chain: members}, st),
+		verified:  !reloaded,
 	}
+	r.told = r.reportedLocked() // reported whole, as new
+	s.inv.noteChanged(r.handle)
 	return r
+}
+
+// addrOf returns the address of a server (this one included; "" when
+// unknown), for the ReplicaSpec sent with first updates.
+func (r *replica) addrOf(id chain.NodeID) string {
+	if id == r.s.id {
+		return r.s.addr
+	}
+	return r.s.peers.addr(id)
 }
 
 // processReadyLocked carries out the node's pending Ready in order: send,
@@ -149,7 +130,7 @@ func (r *replica) processReadyLocked() {
 	withSpec := false
 	for _, m := range rd.Messages {
 		if m.Type == chain.MsgUpdate {
-			withSpec = r.addrOf != nil && r.node.Status().SuccAck == 0
+			withSpec = r.node.Status().SuccAck == 0
 			break
 		}
 	}
@@ -158,7 +139,7 @@ func (r *replica) processReadyLocked() {
 		if withSpec && m.Type == chain.MsgUpdate {
 			out.Create = r.specLocked()
 		}
-		r.send(m.To, out)
+		r.s.peers.send(m.To, out)
 	}
 	var last *chain.Update
 	for i, u := range rd.Apply {
@@ -185,12 +166,12 @@ func (r *replica) processReadyLocked() {
 		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{
 			err: rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d this replica is not the head", r.handle, epoch)})
 	}
-	if rd.CatchUp && r.catchUp != nil {
-		r.catchUp()
+	if rd.CatchUp {
+		r.s.startCatchUpLocked(r)
 	}
 	r.noteLocked()
-	if r.onBusy != nil && !r.node.Idle() {
-		r.onBusy()
+	if !r.node.Idle() {
+		r.s.busy(r)
 	}
 }
 
@@ -215,10 +196,8 @@ func (r *replica) failLocked(err error) {
 	}
 	r.failed = fmt.Errorf("%w: %w", ErrReplicaFailed, err)
 	r.node.Fail()
-	r.log.Error("replica failed", "err", err)
-	if r.onFail != nil {
-		r.onFail(err)
-	}
+	r.logger().Error("replica failed", "err", err)
+	r.s.reportError(r.handle, r.node.Config().Epoch, err)
 	for k := range r.waiters {
 		r.completeLocked(k, writeResult{err: r.failed})
 	}
@@ -407,8 +386,6 @@ func blockRanges(blocks []int64, size int64) []chain.Range {
 // replica out of a chain that has other members, and repair restores the
 // bad blocks by delta resync).
 func (r *replica) corruptLocked(err error) {
-	r.log.Warn("replica has bad blocks", "blocks", r.store.BadBlocks(), "err", err)
-	if r.onFail != nil {
-		r.onFail(err)
-	}
+	r.logger().Warn("replica has bad blocks", "blocks", r.store.BadBlocks(), "err", err)
+	r.s.reportError(r.handle, r.node.Config().Epoch, err)
 }

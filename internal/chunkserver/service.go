@@ -269,7 +269,7 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 	r.store.SetConfig(epoch, ids)
 	r.reconfiguredLocked()
 	if wasFenced && !r.node.Fenced() {
-		r.log.Info("fence lifted", "epoch", epoch, "role", r.node.Role())
+		r.logger().Info("fence lifted", "epoch", epoch, "role", r.node.Role())
 	}
 	// Abandoned writes of a former head are answered now, so their
 	// clients retry at the new head instead of waiting out their RPC
@@ -318,9 +318,9 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 	}
 	if err := r.node.Step(m); err != nil {
 		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) || errors.Is(err, chain.ErrFenced) {
-			r.log.Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
+			r.logger().Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
 		} else {
-			r.log.Warn("chain message rejected", "from", uint64(m.From), "err", err)
+			r.logger().Warn("chain message rejected", "from", uint64(m.From), "err", err)
 		}
 	}
 	r.processReadyLocked()
