@@ -24,7 +24,7 @@ import (
 // (OSFS); each reopen runs in a fresh process (this test binary again), so
 // that its heap and resident size are the store's alone.
 //
-// It runs with 20,000 replicas by default and asserts only what the
+// It runs with 20,000 replicas by default (2,000 under -race or -short) and asserts only what the
 // reopened store holds; CATENA_SCALE_REPLICAS=1000000 sets the count, and
 // the figures are logged (go test -v).
 
@@ -51,6 +51,9 @@ const (
 func scaleReplicas() int {
 	if v, err := strconv.Atoi(os.Getenv("CATENA_SCALE_REPLICAS")); err == nil && v > 0 {
 		return v
+	}
+	if engineRace || testing.Short() {
+		return 2000 // the race detector slows the build of the store tenfold
 	}
 	return 20000
 }
