@@ -388,4 +388,5 @@ func blockRanges(blocks []int64, size int64) []chain.Range {
 func (r *replica) corruptLocked(err error) {
 	r.logger().Warn("replica has bad blocks", "blocks", r.store.BadBlocks(), "err", err)
 	r.s.reportError(r.handle, r.node.Config().Epoch, err)
+	r.s.inv.noteChanged(r.handle) // its bad blocks, in the next report
 }
