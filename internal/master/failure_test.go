@@ -106,7 +106,7 @@ func refIDs(refs []*api.ServerRef) []uint64 {
 	return ids
 }
 
-func startFakeCS(t *testing.T, id uint64) *fakeCS {
+func startFakeCS(t testing.TB, id uint64) *fakeCS {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +123,7 @@ func startFakeCS(t *testing.T, id uint64) *fakeCS {
 // failureEnv is a master on a fake clock with fake chunkservers 1..n;
 // server i reports free space (n+1-i) GiB, so placement picks 1, 2, 3.
 type failureEnv struct {
-	t   *testing.T
+	t   testing.TB
 	clk *clock.Fake
 	m   *Master
 	c   api.MasterClient
@@ -136,12 +136,12 @@ const manualRepair = 24 * time.Hour
 
 // newFailureEnv starts an env whose repair rounds run only when the test
 // calls round, so every chain change happens at a known step.
-func newFailureEnv(t *testing.T, n int) *failureEnv {
+func newFailureEnv(t testing.TB, n int) *failureEnv {
 	t.Helper()
 	return startFailureEnv(t, n, manualRepair)
 }
 
-func startFailureEnv(t *testing.T, n int, repairInterval time.Duration) *failureEnv {
+func startFailureEnv(t testing.TB, n int, repairInterval time.Duration) *failureEnv {
 	t.Helper()
 	clk := newClock()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -399,30 +399,34 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	// mark implies a map that already has T in the chain.
 	targets := s.m.soft.repairTargets()
 	// The server's inventory: the whole of it in a full report, else the
-	// one this master holds as of the report's base, changed by it.
+	// one this master holds as of the report's base, changed by it (in
+	// place: a server may hold a million replicas).
+	full := req.ReportGen == 0 || req.Full
+	handles := make([]uint64, len(req.Replicas))
+	evs := make([]decide.Evidence, len(req.Replicas))
+	for i, r := range req.Replicas {
+		handles[i] = r.Handle
+		evs[i] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
+			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
+	}
 	var inv map[uint64]uint64
 	var ev map[uint64]decide.Evidence
-	if req.ReportGen == 0 || req.Full {
+	var reps []decide.Replica
+	if full {
 		inv = make(map[uint64]uint64, len(req.Replicas))
 		ev = make(map[uint64]decide.Evidence, len(req.Replicas))
-	} else if inv, ev = s.m.soft.inventory(req.ServerId, req.BaseGen); inv == nil {
+		reps = make([]decide.Replica, 0, len(req.Replicas))
+		for i, h := range handles {
+			if _, dup := inv[h]; !dup {
+				reps = append(reps, decide.Replica{Handle: h, Epoch: evs[i].Epoch})
+			}
+			inv[h], ev[h] = evs[i].Epoch, evs[i]
+		}
+	} else if reps = s.m.soft.applyReport(req.ServerId, req.BaseGen, req.ReportGen, handles, evs, req.Removed); reps == nil {
 		// Not the inventory the delta is based on: no decision and no
 		// lease from it; the server sends a full report at once.
 		resp.FullReport = true
 		return resp, nil
-	}
-	for _, r := range req.Replicas {
-		inv[r.Handle] = r.Epoch
-		ev[r.Handle] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
-			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
-	}
-	for _, h := range req.Removed {
-		delete(inv, h)
-		delete(ev, h)
-	}
-	reps := make([]decide.Replica, 0, len(inv))
-	for h, epoch := range inv {
-		reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
 	}
 	s.m.fsm.view(func(st *meta.State) {
 		known, ok = st.Server(req.ServerId)
@@ -446,7 +450,11 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		resp.Reregister = true
 		return resp, nil
 	}
-	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev, req.NeverHeldFrom, req.ReportGen)
+	if full {
+		s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, inv, ev, req.NeverHeldFrom, req.ReportGen)
+	} else { // the inventory was merged by applyReport
+		s.m.soft.heardReport(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, req.NeverHeldFrom)
+	}
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()

@@ -94,17 +94,40 @@ func (s *softState) heard(id uint64, now time.Time, capacity, free, used int64, 
 	}
 }
 
-// inventory returns copies of server id's inventory and evidence when
-// they are as of its report gen, else nils (the server must send a full
-// report).
-func (s *softState) inventory(id, gen uint64) (map[uint64]uint64, map[uint64]decide.Evidence) {
+// applyReport merges incremental report gen into server id's inventory
+// when the inventory is as of report base: the replicas handles (with
+// their evidence evs) are set, removed ones dropped. It returns the
+// merged inventory, or nil when it is not as of base (the server must
+// send a full report; nothing changed).
+func (s *softState) applyReport(id, base, gen uint64, handles []uint64, evs []decide.Evidence, removed []uint64) []decide.Replica {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv, ok := s.servers[id]
-	if !ok || gen == 0 || sv.reportGen != gen || sv.replicas == nil {
-		return nil, nil
+	if !ok || base == 0 || sv.reportGen != base || sv.replicas == nil {
+		return nil
 	}
-	return maps.Clone(sv.replicas), maps.Clone(sv.evidence)
+	for i, h := range handles {
+		sv.replicas[h], sv.evidence[h] = evs[i].Epoch, evs[i]
+	}
+	for _, h := range removed {
+		delete(sv.replicas, h)
+		delete(sv.evidence, h)
+	}
+	sv.reportGen = gen
+	reps := make([]decide.Replica, 0, len(sv.replicas))
+	for h, epoch := range sv.replicas {
+		reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
+	}
+	return reps
+}
+
+// heardReport records a sign of life with space figures from a heartbeat
+// whose report applyReport merged.
+func (s *softState) heardReport(id uint64, now time.Time, capacity, free, used int64, neverHeldFrom uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv := s.serverLocked(id)
+	sv.lastHeartbeat, sv.capacity, sv.free, sv.used, sv.neverHeldFrom = now, capacity, free, used, neverHeldFrom
 }
 
 // get returns a copy of one server's soft state.
