@@ -32,7 +32,6 @@ type replica struct {
 	chunkSize int64
 	store     *chunkstore.Replica
 
-	done chan struct{} // closed when the replica is dropped or the server closes
 	// syncers counts the running syncer (at most one). A syncer runs only
 	// while there is something to sync, so an idle replica costs no
 	// goroutine (a server may hold a million of them).
@@ -103,7 +102,6 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 		handle:    m.Handle,
 		chunkSize: m.ChunkSize,
 		store:     store,
-		done:      make(chan struct{}),
 		node:      chain.NewNode(s.id, chain.Config{Epoch: m.Epoch, Chain: members}, st),
 		verified:  !reloaded,
 	}
@@ -335,7 +333,6 @@ func (r *replica) drop(err error) {
 		for k := range r.waiters {
 			r.completeLocked(k, writeResult{err: err})
 		}
-		close(r.done)
 	}
 	r.mu.Unlock()
 	r.syncers.Wait()
