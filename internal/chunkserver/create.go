@@ -124,7 +124,27 @@ func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica
 	}
 	// Durable with the first Sync, which comes before this replica
 	// acknowledges anything.
-	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: sp.epoch, ChunkSize: sp.size, Chain: sp.ids})
+	r, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: sp.epoch, ChunkSize: sp.size, Chain: sp.ids}, false)
+	if err != nil {
+		return nil, err
+	}
+	if byWrite {
+		s.metrics.createdByWrite.Add(1)
+	} else {
+		s.metrics.createdByUpdate.Add(1)
+	}
+	s.log.Debug("replica created", "handle", uint64(h), "epoch", sp.epoch, "chain", sp.ids, "by_write", byWrite)
+	return r, nil
+}
+
+// addReplica creates replica m.Handle in the store and serves it; sync
+// makes its creation durable first. The caller holds createMu (shared
+// with a lock stripe of the handle, or exclusively).
+func (s *Server) addReplica(m chunkstore.Meta, sync bool) (*replica, error) {
+	rep, err := s.store.Create(m)
+	if err == nil && sync {
+		err = rep.Sync()
+	}
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -134,13 +154,7 @@ func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica
 		return nil, errUnavailable("server closing")
 	}
 	r := s.newReplica(rep, false)
-	s.replicas[h] = r
-	if byWrite {
-		s.metrics.createdByWrite.Add(1)
-	} else {
-		s.metrics.createdByUpdate.Add(1)
-	}
-	s.log.Debug("replica created", "handle", uint64(h), "epoch", sp.epoch, "chain", sp.ids, "by_write", byWrite)
+	s.replicas[m.Handle] = r
 	return r, nil
 }
 

@@ -588,17 +588,10 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 		}
 		s.deleteReplicaLocked(h)
 	}
-	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: cfg.Epoch, ChunkSize: size, Chain: ids})
+	r, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: cfg.Epoch, ChunkSize: size, Chain: ids}, false)
 	if err != nil {
-		return nil, 0, 0, nil, storeError(err)
+		return nil, 0, 0, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, 0, 0, nil, errUnavailable("server closing")
-	}
-	r := s.newReplica(rep, false)
-	s.replicas[h] = r
 	return r, 0, 0, nil, nil
 }
 

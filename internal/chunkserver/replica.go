@@ -105,8 +105,12 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 		node:      chain.NewNode(s.id, chain.Config{Epoch: m.Epoch, Chain: members}, st),
 		verified:  !reloaded,
 	}
-	r.told = r.reportedLocked() // reported whole, as new
-	s.inv.noteChanged(r.handle)
+	r.told = r.reportedLocked()
+	if !reloaded {
+		// New since the last report. (A reloaded one is loaded at Start,
+		// before the first report, which is a full one.)
+		s.inv.noteChanged(r.handle)
+	}
 	return r
 }
 

@@ -230,21 +230,10 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 	if r := s.replica(h); r != nil {
 		return &api.CreateReplicaResponse{}, s.reconfigure(r, req.GetEpoch(), members, ids)
 	}
-	rep, err := s.store.Create(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids})
-	if err == nil {
-		// The engine's Create is durable only with the next Sync; the
-		// master counts on the replica once this answers.
-		err = rep.Sync()
+	// Synced: the master counts on the replica once this answers.
+	if _, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids}, true); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, storeError(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errUnavailable("server closing")
-	}
-	s.replicas[h] = s.newReplica(rep, false)
 	s.log.Info("replica created", "handle", uint64(h), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CreateReplicaResponse{}, nil
 }
