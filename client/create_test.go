@@ -8,20 +8,27 @@ import (
 	"github.com/catena-io/catena/api"
 )
 
-// TestWriteCarriesCreationInfo: a write carries the chunk size and chain
-// the master gave, so that a head without a replica (a new chunk) creates
-// it; the master creates none.
-func TestWriteCarriesCreationInfo(t *testing.T) {
+// newLazyFile returns a fake cluster whose master creates no replica (a
+// chunk's first write does) and /f in it, of 1 MiB chunks.
+func newLazyFile(t *testing.T) (*fakeCluster, *File) {
+	t.Helper()
 	fc := newFakeCluster(t)
 	fc.m.mu.Lock()
 	fc.m.lazy = true
 	fc.m.mu.Unlock()
 	c := newTestClient(t, Config{Masters: []string{fc.m.addr}})
-	ctx := context.Background()
-	f, err := c.Create(ctx, "/f", CreateOptions{ChunkSize: 1 << 20})
+	f, err := c.Create(context.Background(), "/f", CreateOptions{ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fc, f
+}
+
+// TestWriteCarriesCreationInfo: a write carries the chunk size and chain
+// the master gave, so that a head without a replica (a new chunk) creates
+// it; the master creates none.
+func TestWriteCarriesCreationInfo(t *testing.T) {
+	fc, f := newLazyFile(t)
 	data := bytes.Repeat([]byte("a"), 5000)
 	if _, err := f.WriteAt(data, 1<<20-100); err != nil { // two chunks
 		t.Fatal(err)
@@ -53,16 +60,8 @@ func TestWriteCarriesCreationInfo(t *testing.T) {
 // that it is still the tail at that epoch the range reads as zeros. When
 // the chain moved meanwhile, the read goes to the new chain.
 func TestReadChunkNoWriteReached(t *testing.T) {
-	fc := newFakeCluster(t)
-	fc.m.mu.Lock()
-	fc.m.lazy = true
-	fc.m.mu.Unlock()
-	c := newTestClient(t, Config{Masters: []string{fc.m.addr}})
+	fc, f := newLazyFile(t)
 	ctx := context.Background()
-	f, err := c.Create(ctx, "/f", CreateOptions{ChunkSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Allocate chunk 0 as a writer that died before its write would.
 	if _, err := fc.m.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: f.info.Inode, Index: 0}); err != nil {
 		t.Fatal(err)
@@ -70,7 +69,7 @@ func TestReadChunkNoWriteReached(t *testing.T) {
 	if _, err := fc.m.SetSize(ctx, &api.SetSizeRequest{Inode: f.info.Inode, Size: 4096, Mode: api.SetSizeMode_EXTEND}); err != nil {
 		t.Fatal(err)
 	}
-	g, err := c.Open(ctx, "/f")
+	g, err := f.c.Open(ctx, "/f")
 	if err != nil {
 		t.Fatal(err)
 	}
