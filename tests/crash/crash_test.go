@@ -118,15 +118,18 @@ func startCluster(t *testing.T) *crashCluster {
 	return c
 }
 
-func allAlive(st *api.StatusResponse) error {
+func allAlive(st *api.StatusResponse) error { return aliveOf(st, chunkservers) }
+
+// aliveOf reports whether n chunkservers are alive.
+func aliveOf(st *api.StatusResponse, n int) error {
 	alive := 0
 	for _, s := range st.GetChunkservers() {
 		if s.GetAlive() {
 			alive++
 		}
 	}
-	if alive != chunkservers {
-		return fmt.Errorf("%d of %d chunkservers alive", alive, chunkservers)
+	if alive != n {
+		return fmt.Errorf("%d of %d chunkservers alive", alive, n)
 	}
 	return nil
 }

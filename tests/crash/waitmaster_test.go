@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/proctest"
 	"github.com/catena-io/catena/internal/testtools"
@@ -57,6 +61,15 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 		start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", "chunkserver", "--master", master,
 			"--dir", filepath.Join(dir, fmt.Sprintf("cs%d", i+1)), "--listen", freeAddr(t))
 	}
+	// A chunkserver says it started before it registered: await all three.
+	conn, err := grpc.NewClient(master, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	(&crashCluster{t: t, master: master, mc: api.NewMasterClient(conn)}).await("3 chunkservers alive", func(st *api.StatusResponse) error {
+		return aliveOf(st, 3)
+	})
 	cl, err := client.New(client.Config{Masters: []string{master}})
 	if err != nil {
 		t.Fatal(err)
