@@ -260,3 +260,20 @@ func (n *Node) check() {
 	invariants.Check(n.log.LastSeq() == n.applied, "node %d: update log ends at %d, applied %d", n.self, n.log.LastSeq(), n.applied)
 	invariants.Check(n.succ != 0 || len(n.sent) == 0, "node %d: Sent list without a successor", n.self)
 }
+
+// FencedThrough is the highest epoch at which the node admits no client
+// I/O (0: none).
+func (n *Node) FencedThrough() uint64 { return n.fencedThrough }
+
+// Quiescent reports whether the node holds nothing but what its replica
+// and its admission state say: nothing in flight or buffered, no write
+// waiting for its commit, everything applied durable, no catch-up, no
+// damaged range, no batch pending, the store sound. A chunkserver may
+// then drop the node and later rebuild it with NewNode from its replica's
+// metadata (Start) and Fence(FencedThrough()): the rebuilt node differs
+// only in what it forgot (recent request ids, the update log, its
+// successor's acks), which a reload forgets too.
+func (n *Node) Quiescent() bool {
+	return n.Idle() && len(n.waiting) == 0 && n.persisted == n.applied && !n.catchingUp &&
+		!n.failed && len(n.damaged) == 0 && n.rd.Empty()
+}

@@ -109,6 +109,10 @@ func NewNode(self NodeID, cfg Config, st Start) *Node {
 		// chunkserver holds many idle nodes.
 	}
 	n.reset(cfg, st.Applied, st.AppliedEpoch, st.Ahead)
+	if st.Committed {
+		n.acked = st.Applied
+		n.tickAcked = n.acked
+	}
 	if st.Reloaded {
 		n.rejoining = true
 		n.fencedThrough = cfg.Epoch

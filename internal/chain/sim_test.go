@@ -61,6 +61,11 @@ type sim struct {
 	proposed []RequestID
 	replies  map[RequestID]int // replies seen
 	allowed  map[RequestID]int // replies the protocol owes
+	// retired: requests their clients no longer retry (they were
+	// proposed before a node was rebuilt cold, which happens only after
+	// longer than any client's operation timeout).
+	retired  map[RequestID]bool
+	rebuilds int // nodes rebuilt from their replica's state (coldCycle)
 	failMode int
 	failed   bool
 }
@@ -71,7 +76,7 @@ func newSim(t testing.TB, c chooser, failMode int) *sim {
 		nodes: map[NodeID]*Node{}, dead: map[NodeID]bool{},
 		chain: []NodeID{1, 2, 3}, epoch: 1,
 		log: map[NodeID][]Update{}, persisted: map[NodeID]uint64{},
-		replies: map[RequestID]int{}, allowed: map[RequestID]int{},
+		replies: map[RequestID]int{}, allowed: map[RequestID]int{}, retired: map[RequestID]bool{},
 		failMode: failMode,
 	}
 	for _, id := range s.chain {
@@ -124,6 +129,17 @@ func (s *sim) step() bool {
 			s.nodes[id].PeerReconnected(live[(x/4)%len(live)])
 		case 1:
 			s.checkAdmission(id)
+		case 2:
+			// A node is rebuilt cold only after a quiet while: sometimes
+			// let the chain settle first.
+			if len(s.unconf) == 0 && x%3 == 0 {
+				s.quiesce()
+				for _, m := range s.chain {
+					s.tick(m) // as the tick loop does until a node is idle
+					s.ready(m)
+				}
+			}
+			s.coldCycle(id)
 		default:
 			s.tick(id)
 		}
@@ -147,9 +163,13 @@ func (s *sim) head() *Node { return s.nodes[s.chain[0]] }
 // head of the newest configuration.
 func (s *sim) propose(retry bool) {
 	var req RequestID
-	if retry && len(s.proposed) > 0 {
-		x, _ := s.pick(len(s.proposed))
-		req = s.proposed[x]
+	if retry && len(s.proposed) > 0 && !s.retired[s.proposed[len(s.proposed)-1]] {
+		for {
+			x, _ := s.pick(len(s.proposed))
+			if req = s.proposed[x]; !s.retired[req] {
+				break
+			}
+		}
 	} else {
 		s.nextReq++
 		req = RequestID{Client: 1, Seq: s.nextReq}
@@ -326,14 +346,18 @@ func (s *sim) drain() {
 	}
 	s.quiesce()
 	for _, req := range s.proposed {
-		if s.replies[req] == 0 {
+		if s.replies[req] == 0 && !s.retired[req] {
 			s.submit(req)
 		}
 	}
 	s.quiesce()
-	// Every request is answered as often as it is owed, and the survivors
-	// agree on everything.
+	// Every request is answered as often as it is owed (a retired one
+	// may have no answer: its client gave up), and the survivors agree on
+	// everything.
 	for _, req := range s.proposed {
+		if s.retired[req] && s.replies[req] == 0 {
+			continue
+		}
 		if s.replies[req] == 0 || s.replies[req] != s.allowed[req] {
 			s.t.Fatalf("request %v: %d replies, owed %d", req, s.replies[req], s.allowed[req])
 		}
@@ -416,6 +440,12 @@ func (s *sim) quiesce() {
 }
 
 func TestSimulation(t *testing.T) {
+	rebuilds := 0
+	defer func() {
+		if !t.Failed() && rebuilds < 40 {
+			t.Errorf("only %d nodes rebuilt cold in 40 schedules: the schedule never finds them quiescent", rebuilds)
+		}
+	}()
 	for seed := uint64(1); seed <= 40; seed++ {
 		failMode := int(seed % numFail)
 		t.Run(fmt.Sprintf("seed=%d/fail=%d", seed, failMode), func(t *testing.T) {
@@ -428,6 +458,7 @@ func TestSimulation(t *testing.T) {
 			if len(s.proposed) < 100 {
 				t.Fatalf("only %d proposals: the schedule is too tame", len(s.proposed))
 			}
+			rebuilds += s.rebuilds
 		})
 	}
 }
@@ -446,6 +477,32 @@ func FuzzSimulation(f *testing.F) {
 		}
 		s.drain()
 	})
+}
+
+// coldCycle rebuilds a Quiescent node from what its replica and a cold
+// chunkserver replica keep (chain.Start from the durable state, the fence,
+// whether it rejoins, whether it is committed), as a chunkserver does when
+// it makes an unused replica cold and later uses it again. The rebuilt
+// node forgets its request ids, so every request proposed so far is
+// retired: a node is made cold only after longer than any client retries.
+func (s *sim) coldCycle(id NodeID) {
+	n := s.nodes[id]
+	if !n.Quiescent() {
+		return
+	}
+	st := n.Status()
+	nn := NewNode(id, n.Config(), Start{Applied: st.Persisted, AppliedEpoch: st.PersistedEpoch, Reloaded: st.Rejoining,
+		Committed: st.Acked == st.Applied, Ahead: n.Ahead()})
+	nn.Fence(n.FencedThrough())
+	if got := nn.Status(); got.Applied != st.Applied || got.Persisted != st.Persisted || got.Fenced != st.Fenced ||
+		got.Epoch != st.Epoch || got.Acked != st.Acked || !nn.Quiescent() || nn.Role() != n.Role() {
+		s.t.Fatalf("node %d rebuilt as %+v (%s), was %+v (%s)", id, got, nn.Role(), st, n.Role())
+	}
+	s.nodes[id] = nn
+	s.rebuilds++
+	for _, req := range s.proposed {
+		s.retired[req] = true
+	}
 }
 
 // tick ticks node id, checking that a node that says it is Idle is left

@@ -99,6 +99,11 @@ type Start struct {
 	Ahead []Range
 	// LogLen is the update log's capacity (0: DefaultLogLen).
 	LogLen int
+	// Committed: every update up to Applied is known durable on every
+	// later member (a node rebuilt from one that was Quiescent with
+	// Acked == Applied); otherwise only a node without a successor counts
+	// what it holds as committed.
+	Committed bool
 }
 
 // RequestID identifies a client request; a retry carries the same id, so a

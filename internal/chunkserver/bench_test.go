@@ -63,10 +63,10 @@ func benchWrite(b *testing.B, size, writers int) {
 	}
 }
 
-// BenchmarkReplicaFootprint reports the heap a loaded replica costs the
+// BenchmarkReplicaFootprint reports the heap an active replica costs the
 // chunkserver beside the store's own (its chain node, channels, logger and
-// maps): replicas are built as Start builds them for a store reopened
-// with b.N replicas. go test -bench ReplicaFootprint -benchtime 100000x.
+// maps): replicas are built as a use after a restart activates them
+// (cold.go), b.N of them. go test -bench ReplicaFootprint -benchtime 100000x.
 func BenchmarkReplicaFootprint(b *testing.B) {
 	m := startFakeMaster(b)
 	s := startServer(b, b.TempDir(), m.addr)
@@ -84,7 +84,7 @@ func BenchmarkReplicaFootprint(b *testing.B) {
 	b.ResetTimer()
 	reps := make([]*replica, b.N)
 	for i, st := range stores {
-		reps[i] = s.newReplica(st, true)
+		reps[i] = s.newReplica(st, &coldState{rejoining: true, fencedThrough: 1}) // as activated after a restart
 	}
 	b.StopTimer()
 	runtime.GC()

@@ -41,7 +41,7 @@ func (s *Server) neverHeld(h chunkstore.Handle) bool {
 // neverHeldLocked is neverHeld with s.mu held.
 func (s *Server) neverHeldLocked(h chunkstore.Handle) bool {
 	floor := s.createFloor.Load()
-	if floor == 0 || uint64(h) < floor || s.replicas[h] != nil {
+	if floor == 0 || uint64(h) < floor || s.heldLocked(h) {
 		return false
 	}
 	_, deleted := s.deleted[h]
@@ -101,7 +101,7 @@ func (s *Server) parseSpec(h chunkstore.Handle, in *api.ReplicaSpec, epoch uint6
 
 // createFor creates the replica of h described by sp unless one exists
 // (created meanwhile by a retry, a concurrent update or CreateReplica: it
-// is returned as is). It refuses with NOT_FOUND when this server may have
+// is returned as is), pinned (see acquire). It refuses with NOT_FOUND when this server may have
 // held the replica before (see neverHeldLocked).
 func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica, error) {
 	s.createMu.RLock()
@@ -110,7 +110,8 @@ func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica
 	stripe.Lock()
 	defer stripe.Unlock()
 	s.mu.Lock()
-	if r := s.replicas[h]; r != nil {
+	if r := s.activeLocked(h); r != nil {
+		r.pinLocked()
 		s.mu.Unlock()
 		return r, nil
 	}
@@ -137,8 +138,8 @@ func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica
 	return r, nil
 }
 
-// addReplica creates replica m.Handle in the store and serves it; sync
-// makes its creation durable first. The caller holds createMu (shared
+// addReplica creates replica m.Handle in the store and serves it, pinned
+// (see acquire); sync makes its creation durable first. The caller holds createMu (shared
 // with a lock stripe of the handle, or exclusively).
 func (s *Server) addReplica(m chunkstore.Meta, sync bool) (*replica, error) {
 	rep, err := s.store.Create(m)
@@ -153,8 +154,11 @@ func (s *Server) addReplica(m chunkstore.Meta, sync bool) (*replica, error) {
 	if s.closed {
 		return nil, errUnavailable("server closing")
 	}
-	r := s.newReplica(rep, false)
+	r := s.newReplica(rep, nil)
 	s.replicas[m.Handle] = r
+	delete(s.deleted, m.Handle) // held again (cold.go's activeLocked)
+	delete(s.cold, m.Handle)
+	r.pinLocked()
 	return r, nil
 }
 

@@ -87,7 +87,7 @@ func TestWriteCreatesReplicas(t *testing.T) {
 	if seq, err := c.write(0, 2, 0, []byte("x")); err != nil || seq != 2 {
 		t.Fatalf("second write: seq %d, %v", seq, err)
 	}
-	want := []Metrics{{CreatedByWrite: 1}, {CreatedByUpdate: 1}, {CreatedByUpdate: 1}}
+	want := []Metrics{{CreatedByWrite: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}}
 	for i, s := range c.servers {
 		if got := s.Metrics(); got != want[i] {
 			t.Errorf("server %d metrics %+v, want %+v", i, got, want[i])

@@ -112,14 +112,14 @@ func (s *Server) scrubLoop() {
 		return
 	}
 	for {
-		for _, r := range s.allReplicas() {
+		for _, h := range s.store.Handles() {
 			if s.ctx.Err() != nil {
 				return
 			}
 			start := s.clk.Now()
-			r.verify()
+			size := s.verifyHandle(h, false)
 			// Pace the passes: a replica of n bytes earns n/rate seconds.
-			pace := time.Duration(float64(r.chunkSize) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
+			pace := time.Duration(float64(size) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
 			if !clock.Sleep(s.ctx, s.clk, pace-clock.Since(s.clk, start)) {
 				return
 			}
@@ -135,16 +135,11 @@ func (s *Server) scrubLoop() {
 // blocks, verified) reaches the master soon: after a crash of every member of a chain, the master chooses the
 // member to keep from it (internal/master/decide/plan.go).
 func (s *Server) verifyLoaded() {
-	for _, r := range s.allReplicas() {
+	for _, h := range s.store.Handles() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		r.mu.Lock()
-		todo := !r.verified && !r.dropped
-		r.mu.Unlock()
-		if todo {
-			r.verify()
-		}
+		s.verifyHandle(h, true)
 	}
 }
 

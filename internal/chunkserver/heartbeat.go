@@ -87,6 +87,10 @@ func (m *masters) call(ctx context.Context, timeout time.Duration, fn func(conte
 	return fmt.Errorf("%w: %w", ErrNoMaster, lastErr)
 }
 
+// perReportedReplica is the time a heartbeat's deadline grows by for each
+// replica it reports.
+const perReportedReplica = 20 * time.Microsecond
+
 // heartbeatLoop registers with the master, then heartbeats every interval,
 // re-registering when the master asks.
 func (s *Server) heartbeatLoop() {
@@ -119,7 +123,10 @@ func (s *Server) heartbeatLoop() {
 			var sent time.Time
 			rep := s.inv.begin()
 			req := s.heartbeatRequest(rep)
-			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
+			// A full report of a large server takes a while to send and
+			// to apply (about 30 MB at a million replicas).
+			hbTimeout := timeout + time.Duration(len(req.GetReplicas()))*perReportedReplica
+			err := ms.call(s.ctx, hbTimeout, func(ctx context.Context, c api.MasterClient) error {
 				var err error
 				// The lease runs from when this attempt was sent.
 				sent = s.clk.Now()
@@ -183,17 +190,18 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
 	}
 	for _, f := range resp.GetFenced() {
-		if r := s.replica(chunkstore.Handle(f.GetHandle())); r != nil {
-			r.fence(f.GetEpoch())
-		}
+		s.fenceHandle(chunkstore.Handle(f.GetHandle()), f.GetEpoch())
 	}
 	for _, h := range resp.GetDeleteHandles() {
 		s.deleteReplica(chunkstore.Handle(h))
 	}
 	for _, c := range resp.GetConfigs() {
-		r := s.replica(chunkstore.Handle(c.GetHandle()))
 		members, ids, err := parseChain(c.GetChain())
-		if r == nil || err != nil {
+		if err != nil {
+			continue
+		}
+		r := s.acquire(chunkstore.Handle(c.GetHandle()))
+		if r == nil {
 			continue
 		}
 		for _, ref := range c.GetChain() {
@@ -202,6 +210,7 @@ func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 		if err := s.reconfigure(r, c.GetEpoch(), members, ids); err != nil {
 			s.log.Warn("reconfigure from heartbeat", "handle", c.GetHandle(), "err", err)
 		}
+		r.release()
 	}
 }
 

@@ -39,6 +39,8 @@ type fakeMaster struct {
 	// nextHandle is what Register answers as the next handle (the
 	// servers' creation floor); 1 unless a test changes it.
 	nextHandle uint64
+	// noHistory: keep only each server's last heartbeat.
+	noHistory bool
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -59,7 +61,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		askFull:    make(map[uint64]bool),
 		nextHandle: 1,
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize)) // as the master's: full reports are large
 	api.RegisterMasterServer(gs, m)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
@@ -85,7 +87,9 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	id := req.GetServerId()
 	m.heartbeats[id] = req
-	m.history[id] = append(m.history[id], req)
+	if !m.noHistory {
+		m.history[id] = append(m.history[id], req)
+	}
 	if m.askFull[id] && !req.GetFull() {
 		delete(m.askFull, id)
 		return &api.HeartbeatResponse{FullReport: true}, nil
@@ -286,7 +290,13 @@ func ctxT(t testing.TB) context.Context {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin is waitFor with a deadline of d.
+func waitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -308,4 +318,14 @@ func pattern(seed byte, n int) []byte {
 		b[i] = seed + byte(i*7)
 	}
 	return b
+}
+
+// replica returns the replica of h, activating it if it is cold (nil when
+// the server holds none), unpinned: tests look, they do not hold.
+func (s *Server) replica(h chunkstore.Handle) *replica {
+	r := s.acquire(h)
+	if r != nil {
+		r.release()
+	}
+	return r
 }

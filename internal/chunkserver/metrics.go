@@ -13,6 +13,10 @@ type Metrics struct {
 	// CreatedByUpdate: replicas created at a successor by the first chain
 	// update it received (ChainMessage.create).
 	CreatedByUpdate uint64
+	// Activated: cold replicas made active (cold.go); MadeCold: active
+	// replicas made cold. Active: replicas active now.
+	Activated, MadeCold uint64
+	Active              int
 }
 
 // metrics holds the counters behind Metrics.
@@ -20,13 +24,21 @@ type metrics struct {
 	createReplicaCalls atomic.Uint64
 	createdByWrite     atomic.Uint64
 	createdByUpdate    atomic.Uint64
+	activated          atomic.Uint64
+	madeCold           atomic.Uint64
 }
 
 // Metrics returns a snapshot of the server's counters.
 func (s *Server) Metrics() Metrics {
+	s.mu.Lock()
+	active := len(s.replicas)
+	s.mu.Unlock()
 	return Metrics{
 		CreateReplicaCalls: s.metrics.createReplicaCalls.Load(),
 		CreatedByWrite:     s.metrics.createdByWrite.Load(),
 		CreatedByUpdate:    s.metrics.createdByUpdate.Load(),
+		Activated:          s.metrics.activated.Load(),
+		MadeCold:           s.metrics.madeCold.Load(),
+		Active:             active,
 	}
 }

@@ -55,10 +55,11 @@ func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) 
 	for _, ref := range req.GetChain() {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
 	}
-	r := s.replica(h)
+	r := s.acquire(h)
 	if r == nil {
 		return nil, errNotFound(h)
 	}
+	defer r.release()
 	if err := s.reconfigure(r, req.GetEpoch(), members, ids); err != nil {
 		return nil, err
 	}
@@ -238,10 +239,11 @@ func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) e
 	s := v.s
 	ctx := st.Context()
 	h := chunkstore.Handle(req.GetHandle())
-	r := s.replica(h)
+	r := s.acquire(h)
 	if r == nil {
 		return errNotFound(h)
 	}
+	defer r.release()
 	if want := req.GetChainEpoch(); want > 0 {
 		// Wait for this replica's own Reconfigure to the fetcher's epoch
 		// (the master sends them in parallel).
@@ -507,6 +509,7 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
+	defer r.release()
 	var copied int64
 	freq := &api.FetchRequest{Handle: uint64(h), SinceSeq: since, SinceEpoch: sinceEpoch,
 		MaxBytesPerSec: req.GetMaxBytesPerSec(), Extra: toAPIRanges(extra)}
@@ -554,7 +557,7 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config, ids []uint64) (*replica, uint64, uint64, []chain.Range, error) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	if r := s.replica(h); r != nil {
+	if r := s.acquire(h); r != nil {
 		r.mu.Lock()
 		bad := r.failed != nil || r.dropped || r.chunkSize != size
 		var extra []chain.Range
@@ -586,6 +589,7 @@ func (s *Server) replicateBase(h chunkstore.Handle, size int64, cfg chain.Config
 		if !bad {
 			return r, since, sinceEpoch, extra, nil
 		}
+		r.release()
 		s.deleteReplicaLocked(h)
 	}
 	r, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: cfg.Epoch, ChunkSize: size, Chain: ids}, false)
@@ -659,10 +663,11 @@ func damagedRanges(bad []int64, size int64) []chain.Range {
 func (v *service) RestoreBlocks(ctx context.Context, req *api.RestoreBlocksRequest) (*api.RestoreBlocksResponse, error) {
 	s := v.s
 	h := chunkstore.Handle(req.GetHandle())
-	r := s.replica(h)
+	r := s.acquire(h)
 	if r == nil {
 		return nil, errNotFound(h)
 	}
+	defer r.release()
 	check := func() error {
 		switch {
 		case r.dropped:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
@@ -31,6 +32,12 @@ type replica struct {
 	handle    chunkstore.Handle
 	chunkSize int64
 	store     *chunkstore.Replica
+
+	// pins counts the uses under way (acquire); used says the replica was
+	// acquired since the last sweep (under s.mu). Only an unpinned replica
+	// unused for a whole sweep period is made cold (cold.go).
+	pins atomic.Int32
+	used bool
 
 	// syncers counts the running syncer (at most one). A syncer runs only
 	// while there is something to sync, so an idle replica costs no
@@ -85,13 +92,19 @@ func (r *replica) noteLocked() {
 	}
 }
 
-// newReplica returns the replica of store; reloaded says it was loaded
-// from disk at Start (its node starts fenced until it rejoins).
-func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
+// newReplica returns the replica of store: a new one when cold is nil,
+// else a cold one made active (cold.go), whose node starts from the
+// store's metadata and the cold state (a replica loaded at Start starts
+// fenced until it rejoins).
+func (s *Server) newReplica(store *chunkstore.Replica, cold *coldState) *replica {
 	m := store.Meta()
+	var cs coldState
+	if cold != nil {
+		cs = *cold
+	}
 	st := chain.Start{
-		Applied: m.AppliedSeq, AppliedEpoch: m.AppliedEpoch, Size: m.ChunkSize, Reloaded: reloaded,
-		Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
+		Applied: m.AppliedSeq, AppliedEpoch: m.AppliedEpoch, Size: m.ChunkSize, Reloaded: cs.rejoining,
+		Committed: cs.committed, Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
 	}
 	members := make([]chain.NodeID, len(m.Chain))
 	for i, id := range m.Chain {
@@ -103,13 +116,12 @@ func (s *Server) newReplica(store *chunkstore.Replica, reloaded bool) *replica {
 		chunkSize: m.ChunkSize,
 		store:     store,
 		node:      chain.NewNode(s.id, chain.Config{Epoch: m.Epoch, Chain: members}, st),
-		verified:  !reloaded,
+		verified:  cold == nil || cs.verified,
 	}
+	r.node.Fence(cs.fencedThrough)
 	r.told = r.reportedLocked()
-	if !reloaded {
-		// New since the last report. (A reloaded one is loaded at Start,
-		// before the first report, which is a full one.)
-		s.inv.noteChanged(r.handle)
+	if cold == nil {
+		s.inv.noteChanged(r.handle) // new since the last report
 	}
 	return r
 }

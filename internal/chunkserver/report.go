@@ -126,42 +126,56 @@ func (p *reporter) failed(r *report) {
 }
 
 // fill adds r's replicas to req: every replica for a full report, else the
-// changed ones and up to reportWindow others.
+// changed ones and up to reportWindow others. Active replicas are pinned
+// while their information is read; cold ones are read from the store.
 func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
 	req.ReportGen, req.BaseGen, req.Full = r.gen, r.base, r.full
-	var rs []*replica
-	s.mu.Lock()
+	var hs []chunkstore.Handle
 	if r.full {
-		rs = make([]*replica, 0, len(s.replicas))
-		for _, rep := range s.replicas {
-			rs = append(rs, rep)
-		}
+		hs = s.store.Handles()
 	} else {
-		rs = make([]*replica, 0, len(r.changed)+r.window)
+		hs = make([]chunkstore.Handle, 0, len(r.changed)+r.window)
 		for h := range r.changed {
-			if rep := s.replicas[h]; rep != nil {
-				rs = append(rs, rep)
-			}
+			hs = append(hs, h)
 		}
-		extra := 0
-		for h, rep := range s.replicas { // random order: a random sample
-			if extra >= r.window {
+		for _, h := range s.store.Sample(r.window + len(r.changed)) {
+			if len(hs) >= len(r.changed)+r.window {
 				break
 			}
 			if _, in := r.changed[h]; !in {
-				rs = append(rs, rep)
-				extra++
-			}
-		}
-		for h := range r.removed {
-			if s.replicas[h] == nil {
-				req.Removed = append(req.Removed, uint64(h))
+				hs = append(hs, h)
 			}
 		}
 	}
+	type item struct {
+		r  *replica   // active, pinned; nil: cold
+		cs *coldState // cold, in Server.cold; nil: as loaded
+	}
+	items := make([]item, len(hs))
+	s.mu.Lock()
+	for i, h := range hs {
+		if rep := s.replicas[h]; rep != nil {
+			rep.pins.Add(1) // not marked used: a report is no use
+			items[i].r = rep
+		} else if cs, ok := s.cold[h]; ok {
+			items[i].cs = &cs
+		}
+	}
+	for h := range r.removed {
+		if !s.heldLocked(h) {
+			req.Removed = append(req.Removed, uint64(h))
+		}
+	}
 	s.mu.Unlock()
-	for _, rep := range rs {
-		if info := rep.info(); info != nil {
+	for i, it := range items {
+		var info *api.ReplicaInfo
+		if it.r != nil {
+			info = it.r.info()
+			it.r.release()
+		} else {
+			info = s.coldInfo(hs[i], it.cs)
+		}
+		if info != nil {
 			req.Replicas = append(req.Replicas, info)
 		}
 	}

@@ -74,6 +74,11 @@ type Config struct {
 	// MaxOpenFiles bounds the replica files the store keeps open (0 =
 	// chunkstore.DefaultMaxOpenFiles); the others are reopened on demand.
 	MaxOpenFiles int
+	// ColdAfter is how long a replica stays unused and quiescent before
+	// its chain node is dropped and only the store remembers it (default
+	// DefaultColdAfter; see cold.go). A client retry older than that may
+	// be applied again. Negative: never.
+	ColdAfter time.Duration
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 	// Clock tells the time and makes the server's timers (nil = the
@@ -124,8 +129,12 @@ type Server struct {
 	fetchMu    sync.Mutex
 	fetchConns map[string]*grpc.ClientConn // Fetch connections by address
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// replicas are the active replicas; the store holds the cold ones,
+	// and cold the state of those that differs from a replica loaded at
+	// Start (cold.go).
 	replicas map[chunkstore.Handle]*replica
+	cold     map[chunkstore.Handle]coldState
 	// deleted holds the handles whose replica this process deleted: it
 	// never re-creates them from a write or an update (create.go).
 	deleted map[chunkstore.Handle]struct{}
@@ -157,6 +166,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.UpdateLogLen <= 0 {
 		cfg.UpdateLogLen = DefaultUpdateLogLen
+	}
+	if cfg.ColdAfter == 0 {
+		cfg.ColdAfter = DefaultColdAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -194,6 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		addr:       lis.Addr().String(),
 		store:      store,
 		replicas:   make(map[chunkstore.Handle]*replica),
+		cold:       make(map[chunkstore.Handle]coldState),
 		deleted:    make(map[chunkstore.Handle]struct{}),
 		reports:    make(chan *api.ReportReplicaRequest, 256),
 		inv:        newReporter(),
@@ -213,19 +226,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		dialOpts:    s.dialOpts(),
 		m:           make(map[chain.NodeID]*peer),
 	}
-	for _, m := range store.List() {
-		r, err := store.Get(m.Handle)
-		if err != nil {
-			s.cancel()
-			s.closeReplicas()
-			store.Close()
-			lis.Close()
-			return nil, fmt.Errorf("chunkserver: load replica %d: %w", m.Handle, err)
-		}
-		// Fenced until it rejoins its chain (chain.Start.Reloaded), and
-		// unverified until verifyLoaded has read every block.
-		s.replicas[m.Handle] = s.newReplica(r, true)
-	}
+	// The replicas loaded are cold (cold.go): fenced until they rejoin
+	// their chains, unverified until verifyLoaded has read every block.
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
 	s.wg.Add(5)
@@ -251,7 +253,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.heartbeatLoop()
 	}()
-	s.log.Info("chunkserver started", "addr", s.addr, "dir", cfg.Dir, "replicas", len(s.replicas))
+	s.log.Info("chunkserver started", "addr", s.addr, "dir", cfg.Dir, "replicas", store.Len())
 	return s, nil
 }
 
@@ -303,12 +305,6 @@ func (s *Server) closeReplicas() {
 	}
 }
 
-func (s *Server) replica(h chunkstore.Handle) *replica {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.replicas[h]
-}
-
 func (s *Server) allReplicas() []*replica {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,11 +335,18 @@ func (s *Server) busy(r *replica) {
 func (s *Server) tickLoop() {
 	t := s.clk.NewTicker(s.tickPeriod())
 	defer t.Stop()
-	for {
+	sweepEvery := 0 // ticks between two sweeps for cold replicas
+	if s.cfg.ColdAfter > 0 {
+		sweepEvery = max(1, int(s.cfg.ColdAfter/s.tickPeriod()))
+	}
+	for ticks := 1; ; ticks++ {
 		select {
 		case <-t.C():
 		case <-s.ctx.Done():
 			return
+		}
+		if sweepEvery > 0 && ticks%sweepEvery == 0 {
+			s.sweepCold()
 		}
 		s.busyMu.Lock()
 		busy := s.busyReps
@@ -376,6 +379,7 @@ func (s *Server) deleteReplicaLocked(h chunkstore.Handle) {
 	s.mu.Lock()
 	r := s.replicas[h]
 	delete(s.replicas, h)
+	delete(s.cold, h)
 	s.deleted[h] = struct{}{}
 	s.mu.Unlock()
 	s.inv.noteRemoved(h)

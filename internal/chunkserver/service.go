@@ -46,13 +46,14 @@ func ctxError(ctx context.Context) error {
 // from the write's ReplicaSpec (a new chunk's first write; create.go).
 func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
 	h := chunkstore.Handle(req.GetHandle())
-	r := v.s.replica(h)
+	r := v.s.acquire(h)
 	if r == nil {
 		var err error
 		if r, err = v.s.createForWrite(h, req); err != nil {
 			return nil, err
 		}
 	}
+	defer r.release()
 	w := chain.ClientWrite{
 		Epoch: req.GetEpoch(),
 		Req:   chain.RequestID{Client: req.GetClientId(), Seq: req.GetRequestId()},
@@ -139,13 +140,14 @@ func (r *replica) chainErrorLocked(err error) error {
 // confirms with the master.
 func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
 	h := chunkstore.Handle(req.GetHandle())
-	r := v.s.replica(h)
+	r := v.s.acquire(h)
 	if r == nil {
 		if v.s.neverHeld(h) {
 			return &api.ReadResponse{NoReplica: true}, nil
 		}
 		return nil, errNotFound(h)
 	}
+	defer r.release()
 	off, n := req.GetOffset(), req.GetLength()
 	if off < 0 || n < 0 || n > maxReadSize || off > r.chunkSize || n > r.chunkSize-off {
 		return nil, errInvalid("range [%d,+%d) outside chunk of %d bytes (or over %d)", off, n, r.chunkSize, maxReadSize)
@@ -227,13 +229,16 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	if r := s.replica(h); r != nil {
+	if r := s.acquire(h); r != nil {
+		defer r.release()
 		return &api.CreateReplicaResponse{}, s.reconfigure(r, req.GetEpoch(), members, ids)
 	}
 	// Synced: the master counts on the replica once this answers.
-	if _, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids}, true); err != nil {
+	r, err := s.addReplica(chunkstore.Meta{Handle: h, Epoch: req.GetEpoch(), ChunkSize: size, Chain: ids}, true)
+	if err != nil {
 		return nil, err
 	}
+	r.release()
 	s.log.Info("replica created", "handle", uint64(h), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CreateReplicaResponse{}, nil
 }
@@ -291,7 +296,7 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 		s.log.Warn("dropping chain message", "err", err)
 		return
 	}
-	r := s.replica(h)
+	r := s.acquire(h)
 	if r == nil && m.Type == chain.MsgUpdate && in.GetCreate() != nil {
 		// A new chunk's first update: create the replica (create.go).
 		r = s.createForUpdate(h, m, in.GetCreate())
@@ -300,6 +305,7 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 		s.log.Debug("chain message for unknown replica", "handle", uint64(h), "from", uint64(m.From))
 		return
 	}
+	defer r.release()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dropped {

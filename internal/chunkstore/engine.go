@@ -1202,6 +1202,40 @@ func (e *Store) List() []Meta {
 	return ms
 }
 
+// Len returns how many replicas the store holds.
+func (e *Store) Len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.replicas)
+}
+
+// Handles returns the handle of every replica, in no order (List without
+// the metadata: 8 bytes a replica).
+func (e *Store) Handles() []Handle {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hs := make([]Handle, 0, len(e.replicas))
+	for h := range e.replicas {
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// Sample returns up to n handles of replicas picked in the map's random
+// order (not uniformly, but a different selection each time).
+func (e *Store) Sample(n int) []Handle {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hs := make([]Handle, 0, min(n, len(e.replicas)))
+	for h := range e.replicas {
+		if len(hs) >= n {
+			break
+		}
+		hs = append(hs, h)
+	}
+	return hs
+}
+
 // Delete removes a replica (a delete record, not synced); its pieces that
 // nothing else shares die. The replica refuses further use (ErrClosed).
 func (e *Store) Delete(h Handle) error {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/catena-io/catena/internal/testtools"
 )
 
 // The scale test (docs/benchmarks.md, "1 million replicas"): a disk with
@@ -179,9 +181,9 @@ func TestEngineScaleOpen(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	rep.HeapBytes = after.HeapInuse + after.StackInuse
-	rep.RSSBytes, rep.PeakRSS = procStatus("VmRSS"), procStatus("VmHWM")
+	rep.RSSBytes, rep.PeakRSS = testtools.ProcStatus("VmRSS"), testtools.ProcStatus("VmHWM")
 	debug.FreeOSMemory()
-	rep.RSSFreed = procStatus("VmRSS")
+	rep.RSSFreed = testtools.ProcStatus("VmRSS")
 
 	// What it holds: every replica, its metadata and its data, none ahead.
 	if got := len(e.List()); got != n {
@@ -239,23 +241,4 @@ func scaleLogState(t *testing.T, dir string) (ckptBytes, replay int64) {
 		}
 	}
 	return int64(len(b)), replay
-}
-
-// procStatus returns a size field of /proc/self/status in bytes (0 when
-// unknown).
-func procStatus(field string) uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) == 2 && f[1] == "kB" {
-				k, _ := strconv.ParseUint(f[0], 10, 64)
-				return k << 10
-			}
-		}
-	}
-	return 0
 }

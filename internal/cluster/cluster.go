@@ -94,6 +94,9 @@ type Config struct {
 	// ScrubBytesPerSec bounds each chunkserver's scrubber; 0 = their
 	// default.
 	ScrubBytesPerSec int64
+	// ColdAfter is how long a chunkserver's replica stays unused before
+	// it is made cold (chunkserver.Config.ColdAfter); 0 = their default.
+	ColdAfter time.Duration
 	// Logger receives the logs of every process; nil discards them.
 	Logger *slog.Logger
 	// MemDisks keeps each chunkserver's data on an in-memory disk

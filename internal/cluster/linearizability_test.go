@@ -160,7 +160,12 @@ func TestLinearizability(t *testing.T) {
 	if testing.Short() {
 		dur = min(dur, 10*time.Second)
 	}
-	c := clustertest.New(t, failureConfig(5))
+	cfg := failureConfig(5)
+	// Replicas the nemesis takes out of a chain go cold and come back
+	// through activation; longer than any retry of the workload's
+	// clients (a retry older than ColdAfter may apply twice).
+	cfg.ColdAfter = 2*linOpTimeout + time.Second
+	c := clustertest.New(t, cfg)
 	setup := clustertest.Client(t, c)
 	r := newRand(t)
 	f := create(t, setup, "/lin")

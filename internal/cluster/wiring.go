@@ -46,6 +46,7 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
 		ScrubInterval:     c.cfg.ScrubInterval,
 		ScrubBytesPerSec:  c.cfg.ScrubBytesPerSec,
+		ColdAfter:         c.cfg.ColdAfter,
 		Dialer:            c.net.Dialer(n.name),
 		FS:                n.disk.fs(),
 		Logger:            c.log.With("proc", n.name),
