@@ -1538,7 +1538,11 @@ type RegisterResponse struct {
 	// Every chunk at or above it was allocated after the server opened its
 	// store, so a replica of it the server lacks is one it never held: it
 	// may then create it from a chain update (ReplicaSpec). 0: unknown.
-	NextHandle    uint64 `protobuf:"varint,1,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
+	NextHandle uint64 `protobuf:"varint,1,opt,name=next_handle,json=nextHandle,proto3" json:"next_handle,omitempty"`
+	// paged_reports: the master takes a full report in pages
+	// (HeartbeatRequest.page, more); a server sends one in pages only to a
+	// master that says so.
+	PagedReports  bool `protobuf:"varint,2,opt,name=paged_reports,json=pagedReports,proto3" json:"paged_reports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1578,6 +1582,13 @@ func (x *RegisterResponse) GetNextHandle() uint64 {
 		return x.NextHandle
 	}
 	return 0
+}
+
+func (x *RegisterResponse) GetPagedReports() bool {
+	if x != nil {
+		return x.PagedReports
+	}
+	return false
 }
 
 type ReplicaInfo struct {
@@ -1712,10 +1723,20 @@ type HeartbeatRequest struct {
 	// robin), removed the handles the server no longer holds. A master that
 	// does not hold report base_gen of this server asks for a full one
 	// (HeartbeatResponse.full_report) and grants no lease until it has it.
-	ReportGen     uint64   `protobuf:"varint,8,opt,name=report_gen,json=reportGen,proto3" json:"report_gen,omitempty"`
-	BaseGen       uint64   `protobuf:"varint,9,opt,name=base_gen,json=baseGen,proto3" json:"base_gen,omitempty"`
-	Full          bool     `protobuf:"varint,10,opt,name=full,proto3" json:"full,omitempty"`
-	Removed       []uint64 `protobuf:"varint,11,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	ReportGen uint64   `protobuf:"varint,8,opt,name=report_gen,json=reportGen,proto3" json:"report_gen,omitempty"`
+	BaseGen   uint64   `protobuf:"varint,9,opt,name=base_gen,json=baseGen,proto3" json:"base_gen,omitempty"`
+	Full      bool     `protobuf:"varint,10,opt,name=full,proto3" json:"full,omitempty"`
+	Removed   []uint64 `protobuf:"varint,11,rep,packed,name=removed,proto3" json:"removed,omitempty"`
+	// A full report may come in pages (to a master whose RegisterResponse
+	// said paged_reports), so that no message holds a large server's whole
+	// inventory: page numbers them from 0; every page is full, and page k > 0
+	// has base_gen = report_gen of page k-1 and carries besides its share
+	// the replicas changed and removed since that page. more: pages follow.
+	// The master gathers the pages and takes no decision and grants no
+	// lease before the last one; a page out of order restarts the report
+	// (full_report).
+	Page          uint32 `protobuf:"varint,12,opt,name=page,proto3" json:"page,omitempty"`
+	More          bool   `protobuf:"varint,13,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1825,6 +1846,20 @@ func (x *HeartbeatRequest) GetRemoved() []uint64 {
 		return x.Removed
 	}
 	return nil
+}
+
+func (x *HeartbeatRequest) GetPage() uint32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type HeartbeatResponse struct {
@@ -4000,10 +4035,11 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x05 \x01(\x03R\tfreeBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
 	"\x10RegisterResponse\x12\x1f\n" +
 	"\vnext_handle\x18\x01 \x01(\x04R\n" +
-	"nextHandle\"\xf3\x01\n" +
+	"nextHandle\x12#\n" +
+	"\rpaged_reports\x18\x02 \x01(\bR\fpagedReports\"\xf3\x01\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -4015,7 +4051,7 @@ const file_catena_proto_rawDesc = "" +
 	"\rapplied_epoch\x18\x06 \x01(\x04R\fappliedEpoch\x12\x1d\n" +
 	"\n" +
 	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
-	"\bverified\x18\b \x01(\bR\bverified\"\xec\x02\n" +
+	"\bverified\x18\b \x01(\bR\bverified\"\x94\x03\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +
@@ -4031,7 +4067,9 @@ const file_catena_proto_rawDesc = "" +
 	"\bbase_gen\x18\t \x01(\x04R\abaseGen\x12\x12\n" +
 	"\x04full\x18\n" +
 	" \x01(\bR\x04full\x12\x18\n" +
-	"\aremoved\x18\v \x03(\x04R\aremoved\"\xb9\x02\n" +
+	"\aremoved\x18\v \x03(\x04R\aremoved\x12\x12\n" +
+	"\x04page\x18\f \x01(\rR\x04page\x12\x12\n" +
+	"\x04more\x18\r \x01(\bR\x04more\"\xb9\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +

@@ -107,6 +107,11 @@ func (s *Server) heartbeatLoop() {
 				resp, err := c.Register(ctx, s.registerRequest())
 				if err == nil {
 					s.setCreateFloor(resp.GetNextHandle())
+					paged := 0
+					if resp.GetPagedReports() {
+						paged = s.cfg.ReportPage
+					}
+					s.inv.setPaged(paged)
 				}
 				return err
 			})
@@ -147,6 +152,10 @@ func (s *Server) heartbeatLoop() {
 				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
 				if resp.GetFullReport() && registered && !rep.full {
 					continue // the full report at once: no lease until the master has it
+				}
+				if rep.more && registered && !resp.GetFullReport() {
+					s.metrics.reportPages.Add(1)
+					continue // the next page at once
 				}
 			}
 		}

@@ -41,6 +41,12 @@ type fakeMaster struct {
 	nextHandle uint64
 	// noHistory: keep only each server's last heartbeat.
 	noHistory bool
+	// paged: take full reports in pages (RegisterResponse.paged_reports);
+	// fullCount counts the replicas of each server's last full report,
+	// whether paged or not, and pageCount those of the pages so far.
+	paged     bool
+	fullCount map[uint64]int
+	pageCount map[uint64]int
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -59,6 +65,8 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		fenced:     make(map[uint64][]*api.FencedReplica),
 		history:    make(map[uint64][]*api.HeartbeatRequest),
 		askFull:    make(map[uint64]bool),
+		fullCount:  make(map[uint64]int),
+		pageCount:  make(map[uint64]int),
 		nextHandle: 1,
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize)) // as the master's: full reports are large
@@ -76,7 +84,7 @@ func (m *fakeMaster) Register(ctx context.Context, req *api.RegisterRequest) (*a
 	}
 	m.servers[req.GetServerId()] = req
 	delete(m.reregister, req.GetServerId())
-	return &api.RegisterResponse{NextHandle: m.nextHandle}, nil
+	return &api.RegisterResponse{NextHandle: m.nextHandle, PagedReports: m.paged}, nil
 }
 
 func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
@@ -93,6 +101,16 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	if m.askFull[id] && !req.GetFull() {
 		delete(m.askFull, id)
 		return &api.HeartbeatResponse{FullReport: true}, nil
+	}
+	if req.GetFull() {
+		if req.GetPage() == 0 {
+			m.pageCount[id] = 0
+		}
+		m.pageCount[id] += len(req.GetReplicas())
+		if req.GetMore() {
+			return &api.HeartbeatResponse{}, nil // no lease before the last page
+		}
+		m.fullCount[id] = m.pageCount[id]
 	}
 	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id]}
 	if !m.noLease[id] {

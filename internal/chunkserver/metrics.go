@@ -17,6 +17,9 @@ type Metrics struct {
 	// replicas made cold. Active: replicas active now.
 	Activated, MadeCold uint64
 	Active              int
+	// ReportPages: pages of full reports the master accepted with more to
+	// follow (all but the last of each paged report).
+	ReportPages uint64
 }
 
 // metrics holds the counters behind Metrics.
@@ -26,6 +29,7 @@ type metrics struct {
 	createdByUpdate    atomic.Uint64
 	activated          atomic.Uint64
 	madeCold           atomic.Uint64
+	reportPages        atomic.Uint64
 }
 
 // Metrics returns a snapshot of the server's counters.
@@ -40,5 +44,6 @@ func (s *Server) Metrics() Metrics {
 		Activated:          s.metrics.activated.Load(),
 		MadeCold:           s.metrics.madeCold.Load(),
 		Active:             active,
+		ReportPages:        s.metrics.reportPages.Load(),
 	}
 }

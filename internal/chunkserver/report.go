@@ -19,10 +19,20 @@ import (
 // took office, or the server's previous report was applied but its answer
 // lost) answers full_report and grants no lease; the server then sends a
 // full report at once.
+//
+// A full report goes in pages of reportPage replicas to a master that
+// takes them (RegisterResponse.paged_reports), back to back: the pages
+// share out a snapshot of the store's handles, and each later page adds
+// the replicas changed and removed since the one before. A page that
+// fails, or that the master refuses, starts the full report again.
 
 // reportWindow is how many replicas beyond the changed ones each
 // incremental report carries.
 const reportWindow = 256
+
+// reportPage is how many replicas of its share a page of a full report
+// carries (about 2 MB on the wire).
+const reportPage = 50000
 
 // reporter tracks what the master was told. Safe for concurrent use.
 type reporter struct {
@@ -33,6 +43,13 @@ type reporter struct {
 	full    bool   // the next report is a full one
 	changed map[chunkstore.Handle]struct{}
 	removed map[chunkstore.Handle]struct{}
+	// Paging of full reports: pageSize replicas a page (0: the master
+	// takes no pages); while one is under way, page is the last page the
+	// master accepted and rest the handles no page carried yet.
+	pageSize int
+	paging   bool
+	page     uint32
+	rest     []chunkstore.Handle
 }
 
 func newReporter() *reporter {
@@ -46,6 +63,20 @@ type report struct {
 	window    int
 	changed   map[chunkstore.Handle]struct{}
 	removed   map[chunkstore.Handle]struct{}
+	// A full report's page (fill sets rest and more): page 0 takes a
+	// snapshot of the handles, a later one goes on with rest.
+	pageSize int
+	page     uint32
+	rest     []chunkstore.Handle
+	more     bool
+}
+
+// setPaged says whether the master takes full reports in pages, of n
+// replicas each (0: it does not).
+func (p *reporter) setPaged(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pageSize = n
 }
 
 // setWindow sets how many unchanged replicas each incremental report
@@ -87,7 +118,13 @@ func (p *reporter) begin() *report {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gen++
-	r := &report{gen: p.gen, base: p.acked, full: p.full || p.acked == 0, window: p.window, changed: p.changed, removed: p.removed}
+	r := &report{gen: p.gen, base: p.acked, full: p.full || p.acked == 0, window: p.window, changed: p.changed, removed: p.removed,
+		pageSize: p.pageSize}
+	if r.full {
+		p.paging, p.rest = false, nil // a new full report starts at page 0
+	} else if p.paging {
+		r.full, r.page, r.rest = true, p.page+1, p.rest
+	}
 	p.full = false
 	p.changed, p.removed = map[chunkstore.Handle]struct{}{}, map[chunkstore.Handle]struct{}{}
 	return r
@@ -99,10 +136,13 @@ func (p *reporter) done(r *report, fullReport bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if fullReport {
-		p.full = true
+		p.full, p.paging, p.rest = true, false, nil
 		return
 	}
 	p.acked = max(p.acked, r.gen)
+	if r.full {
+		p.paging, p.page, p.rest = r.more, r.page, r.rest
+	}
 }
 
 // failed ends r unanswered: what it carried is reported again (relative
@@ -111,7 +151,7 @@ func (p *reporter) failed(r *report) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r.full {
-		p.full = true
+		p.full, p.paging, p.rest = true, false, nil
 	}
 	for h := range r.changed {
 		if _, gone := p.removed[h]; !gone {
@@ -125,14 +165,41 @@ func (p *reporter) failed(r *report) {
 	}
 }
 
+// pageHandles returns the handles full report r carries: its share of
+// the handles (snapshot, taken by page 0, lists every handle held), and
+// on a later page those changed since the page before. It sets r.more.
+func (r *report) pageHandles(snapshot func() []chunkstore.Handle) []chunkstore.Handle {
+	if r.page == 0 {
+		r.rest = snapshot()
+	}
+	n := len(r.rest)
+	if r.pageSize > 0 {
+		n = min(n, r.pageSize)
+	}
+	hs := r.rest[:n:n]
+	r.rest = r.rest[n:]
+	r.more = len(r.rest) > 0
+	if r.page > 0 {
+		for h := range r.changed {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// listsRemoved says whether r lists the handles removed since the report
+// before (a delta, or a page of a full report after the first).
+func (r *report) listsRemoved() bool { return !r.full || r.page > 0 }
+
 // fill adds r's replicas to req: every replica for a full report, else the
 // changed ones and up to reportWindow others. Active replicas are pinned
 // while their information is read; cold ones are read from the store.
 func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
-	req.ReportGen, req.BaseGen, req.Full = r.gen, r.base, r.full
+	req.ReportGen, req.BaseGen, req.Full, req.Page = r.gen, r.base, r.full, r.page
 	var hs []chunkstore.Handle
 	if r.full {
-		hs = s.store.Handles()
+		hs = r.pageHandles(s.store.Handles)
+		req.More = r.more
 	} else {
 		hs = make([]chunkstore.Handle, 0, len(r.changed)+r.window)
 		for h := range r.changed {
@@ -161,9 +228,11 @@ func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
 			items[i].cs = &cs
 		}
 	}
-	for h := range r.removed {
-		if !s.heldLocked(h) {
-			req.Removed = append(req.Removed, uint64(h))
+	if r.listsRemoved() {
+		for h := range r.removed {
+			if !s.heldLocked(h) {
+				req.Removed = append(req.Removed, uint64(h))
+			}
 		}
 	}
 	s.mu.Unlock()

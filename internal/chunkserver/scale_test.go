@@ -58,6 +58,7 @@ func TestServerScale(t *testing.T) {
 
 	m := startFakeMaster(t)
 	m.noHistory = true // the test's own memory: one full report at a time
+	m.paged = true
 	var before runtime.MemStats
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -80,9 +81,11 @@ func TestServerScale(t *testing.T) {
 	waitWithin(t, long, "full report", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		hb := m.heartbeats[s.ID()]
-		return hb != nil && hb.GetFull() && len(hb.GetReplicas()) == n
+		return m.fullCount[s.ID()] == n
 	})
+	if pages, want := s.Metrics().ReportPages, uint64((n-1)/reportPage); pages != want {
+		t.Fatalf("full report in %d pages and the last, want %d and the last", pages, want)
+	}
 	verified := func() int {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -79,6 +79,9 @@ type Config struct {
 	// DefaultColdAfter; see cold.go). A client retry older than that may
 	// be applied again. Negative: never.
 	ColdAfter time.Duration
+	// ReportPage is how many replicas each page of a full report carries,
+	// to a master that takes pages (default 50,000; see report.go).
+	ReportPage int
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 	// Clock tells the time and makes the server's timers (nil = the
@@ -166,6 +169,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.UpdateLogLen <= 0 {
 		cfg.UpdateLogLen = DefaultUpdateLogLen
+	}
+	if cfg.ReportPage <= 0 {
+		cfg.ReportPage = reportPage
 	}
 	if cfg.ColdAfter == 0 {
 		cfg.ColdAfter = DefaultColdAfter

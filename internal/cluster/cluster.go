@@ -97,6 +97,9 @@ type Config struct {
 	// ColdAfter is how long a chunkserver's replica stays unused before
 	// it is made cold (chunkserver.Config.ColdAfter); 0 = their default.
 	ColdAfter time.Duration
+	// ReportPage is how many replicas a page of a chunkserver's full
+	// report carries (chunkserver.Config.ReportPage); 0 = their default.
+	ReportPage int
 	// Logger receives the logs of every process; nil discards them.
 	Logger *slog.Logger
 	// MemDisks keeps each chunkserver's data on an in-memory disk

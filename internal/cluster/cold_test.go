@@ -38,11 +38,13 @@ func awaitAllCold(t *testing.T, c *cluster.Cluster) uint64 {
 // TestColdReplicasAcrossFaults: with replicas made cold a few heartbeats
 // after their last use, files written earlier read back and take new
 // writes (activating their replicas), a chunkserver killed and restarted
-// while its replicas are cold rejoins through repair, and every replica
-// ends identical to its chain's.
+// while its replicas are cold rejoins through repair (its full report
+// goes to the master in pages of three replicas), and every replica ends
+// identical to its chain's.
 func TestColdReplicasAcrossFaults(t *testing.T) {
 	cfg := failureConfig(4)
 	cfg.ColdAfter = 300 * time.Millisecond
+	cfg.ReportPage = 3
 	c := clustertest.New(t, cfg)
 	cl := clustertest.Client(t, c)
 	r := newRand(t)
@@ -99,6 +101,9 @@ func TestColdReplicasAcrossFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitRepaired(t, c)
+	if p := c.Chunkserver(1).Metrics().ReportPages; p == 0 {
+		t.Fatal("the restarted chunkserver's full report went in one piece, not in pages")
+	}
 	awaitAllCold(t, c)
 	for i := range files {
 		verify(t, c, fmt.Sprintf("/f%d", i), refs[i])

@@ -47,6 +47,7 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 		ScrubInterval:     c.cfg.ScrubInterval,
 		ScrubBytesPerSec:  c.cfg.ScrubBytesPerSec,
 		ColdAfter:         c.cfg.ColdAfter,
+		ReportPage:        c.cfg.ReportPage,
 		Dialer:            c.net.Dialer(n.name),
 		FS:                n.disk.fs(),
 		Logger:            c.log.With("proc", n.name),

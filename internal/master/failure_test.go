@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -495,5 +496,71 @@ func TestIncrementalReports(t *testing.T) {
 	e.m.soft.reset(e.clk.Now())
 	if resp = beat(&api.HeartbeatRequest{ReportGen: 7, BaseGen: 5}); !resp.FullReport || resp.LeaseMillis != 0 {
 		t.Fatalf("delta to a new leader: full_report %v, lease %d", resp.FullReport, resp.LeaseMillis)
+	}
+}
+
+// TestPagedFullReport: the pages of a full report are gathered with no
+// lease and no decision before the last, which replaces the inventory
+// (its own share, the earlier pages', minus the handles a later page
+// removed); a page that does not follow the one before is refused and the
+// inventory kept; deltas then build on the last page.
+func TestPagedFullReport(t *testing.T) {
+	e := newFailureEnv(t, 3)
+	ch := e.allocate()
+	beat := func(req *api.HeartbeatRequest) *api.HeartbeatResponse {
+		t.Helper()
+		req.ServerId, req.Addr, req.Full = 1, e.cs[1].addr, true
+		resp, err := e.c.Heartbeat(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	info := func(h, epoch uint64) *api.ReplicaInfo {
+		return &api.ReplicaInfo{Handle: h, Epoch: epoch, Verified: true, AppliedSeq: 4}
+	}
+	inv := func() map[uint64]uint64 {
+		sv, _ := e.m.soft.get(1)
+		return sv.replicas
+	}
+	resp, err := e.c.Register(context.Background(), &api.RegisterRequest{ServerId: 1, Addr: e.cs[1].addr})
+	if err != nil || !resp.PagedReports {
+		t.Fatalf("register: paged_reports %v, %v", resp.GetPagedReports(), err)
+	}
+	if r := beat(&api.HeartbeatRequest{ReportGen: 1, Page: 0, More: true, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch), info(900, 1)}}); r.LeaseMillis != 0 || r.FullReport || len(r.DeleteHandles) > 0 {
+		t.Fatalf("first page: lease %d, full_report %v, deletes %v: want none", r.LeaseMillis, r.FullReport, r.DeleteHandles)
+	}
+	if got := inv(); got != nil {
+		t.Fatalf("inventory after the first page: %v, want none yet", got)
+	}
+	if r := beat(&api.HeartbeatRequest{ReportGen: 2, BaseGen: 1, Page: 1, More: true, Replicas: []*api.ReplicaInfo{info(901, 1)}}); r.LeaseMillis != 0 {
+		t.Fatalf("second page: lease %d", r.LeaseMillis)
+	}
+	r := beat(&api.HeartbeatRequest{ReportGen: 3, BaseGen: 2, Page: 2, Replicas: []*api.ReplicaInfo{info(902, 1)}, Removed: []uint64{900}})
+	if r.LeaseMillis == 0 || r.FullReport {
+		t.Fatalf("last page: lease %d, full_report %v", r.LeaseMillis, r.FullReport)
+	}
+	want := map[uint64]uint64{ch.Handle: ch.Epoch, 901: 1, 902: 1}
+	if got := inv(); !maps.Equal(got, want) {
+		t.Fatalf("inventory after the last page: %v, want %v", got, want)
+	}
+	// Pages out of order: refused, the inventory kept.
+	if r := beat(&api.HeartbeatRequest{ReportGen: 4, Page: 0, More: true, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch)}}); r.FullReport {
+		t.Fatal("a first page was refused")
+	}
+	if r := beat(&api.HeartbeatRequest{ReportGen: 6, BaseGen: 5, Page: 2, Replicas: []*api.ReplicaInfo{info(903, 1)}}); !r.FullReport || r.LeaseMillis != 0 {
+		t.Fatalf("a page that skips one: full_report %v, lease %d", r.FullReport, r.LeaseMillis)
+	}
+	if got := inv(); !maps.Equal(got, want) {
+		t.Fatalf("a refused page changed the inventory: %v", got)
+	}
+	// A delta on the last accepted page.
+	d, err := e.c.Heartbeat(context.Background(), &api.HeartbeatRequest{ServerId: 1, Addr: e.cs[1].addr, ReportGen: 7, BaseGen: 3, Removed: []uint64{901}})
+	if err != nil || d.FullReport {
+		t.Fatalf("delta on the last page: full_report %v, %v", d.GetFullReport(), err)
+	}
+	delete(want, 901)
+	if got := inv(); !maps.Equal(got, want) {
+		t.Fatalf("inventory after the delta: %v, want %v", got, want)
 	}
 }

@@ -381,7 +381,7 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 	// chunk at or above it is one the server never held before.
 	var next uint64
 	s.m.fsm.view(func(st *meta.State) { next = st.NextHandle() })
-	return &api.RegisterResponse{NextHandle: next}, nil
+	return &api.RegisterResponse{NextHandle: next, PagedReports: true}, nil
 }
 
 func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
@@ -412,7 +412,30 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	var inv map[uint64]uint64
 	var ev map[uint64]decide.Evidence
 	var reps []decide.Replica
-	if full {
+	if full && (req.Page > 0 || req.More) {
+		// A page of a full report: nothing is decided before the last.
+		var ok bool
+		inv, ev, ok = s.m.soft.applyPage(req.ServerId, req.Page, req.BaseGen, req.ReportGen, handles, evs, req.Removed, req.More)
+		if !ok {
+			resp.FullReport = true
+			return resp, nil
+		}
+		if req.More {
+			// Alive (a large server's pages must not get it declared
+			// dead), with no lease and no decision before the last.
+			s.m.fsm.view(func(st *meta.State) { known, ok = st.Server(req.ServerId) })
+			if !ok || (req.Addr != "" && req.Addr != known.Addr) {
+				resp.Reregister = true
+			} else {
+				s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0, 0)
+			}
+			return resp, nil
+		}
+		reps = make([]decide.Replica, 0, len(inv))
+		for h, epoch := range inv {
+			reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
+		}
+	} else if full {
 		inv = make(map[uint64]uint64, len(req.Replicas))
 		ev = make(map[uint64]decide.Evidence, len(req.Replicas))
 		reps = make([]decide.Replica, 0, len(req.Replicas))

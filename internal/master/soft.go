@@ -24,6 +24,11 @@ type serverSoft struct {
 	// reportGen: the server's report the inventory is as of (0: none, or
 	// one from a server that sends whole inventories).
 	reportGen uint64
+	// The pages of a full report under way (applyPage): the inventory
+	// gathered so far, and the generation of its last page.
+	pageInv map[uint64]uint64
+	pageEv  map[uint64]decide.Evidence
+	pageGen uint64
 }
 
 // softState is the leader's soft state. Safe for concurrent use.
@@ -119,6 +124,39 @@ func (s *softState) applyReport(id, base, gen uint64, handles []uint64, evs []de
 		reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
 	}
 	return reps
+}
+
+// applyPage gathers page page of a full report of server id (report gen,
+// based on page-1's gen base): page 0 starts a new inventory, a later one
+// adds its replicas and drops its removed handles. On the last page
+// (more false) it returns the whole inventory gathered, which the caller
+// takes as a full report's; ok is false when the page does not follow the
+// one before (the server must start again).
+func (s *softState) applyPage(id uint64, page uint32, base, gen uint64, handles []uint64, evs []decide.Evidence, removed []uint64, more bool) (inv map[uint64]uint64, ev map[uint64]decide.Evidence, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv := s.serverLocked(id)
+	switch {
+	case page == 0:
+		sv.pageInv, sv.pageEv = make(map[uint64]uint64, len(handles)), make(map[uint64]decide.Evidence, len(handles))
+	case sv.pageInv == nil || base == 0 || sv.pageGen != base:
+		sv.pageInv, sv.pageEv, sv.pageGen = nil, nil, 0
+		return nil, nil, false
+	}
+	for i, h := range handles {
+		sv.pageInv[h], sv.pageEv[h] = evs[i].Epoch, evs[i]
+	}
+	for _, h := range removed {
+		delete(sv.pageInv, h)
+		delete(sv.pageEv, h)
+	}
+	sv.pageGen = gen
+	if more {
+		return nil, nil, true
+	}
+	inv, ev = sv.pageInv, sv.pageEv
+	sv.pageInv, sv.pageEv, sv.pageGen = nil, nil, 0
+	return inv, ev, true
 }
 
 // heardReport records a sign of life with space figures from a heartbeat
