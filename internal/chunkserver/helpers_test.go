@@ -43,10 +43,10 @@ type fakeMaster struct {
 	noHistory bool
 	// paged: take full reports in pages (RegisterResponse.paged_reports);
 	// fullCount counts the replicas of each server's last full report,
-	// whether paged or not, and pageCount those of the pages so far.
+	// whether paged or not, and pages holds those of the pages so far.
 	paged     bool
 	fullCount map[uint64]int
-	pageCount map[uint64]int
+	pages     map[uint64]map[uint64]bool
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -66,7 +66,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		history:    make(map[uint64][]*api.HeartbeatRequest),
 		askFull:    make(map[uint64]bool),
 		fullCount:  make(map[uint64]int),
-		pageCount:  make(map[uint64]int),
+		pages:      make(map[uint64]map[uint64]bool),
 		nextHandle: 1,
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize)) // as the master's: full reports are large
@@ -103,14 +103,20 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 		return &api.HeartbeatResponse{FullReport: true}, nil
 	}
 	if req.GetFull() {
-		if req.GetPage() == 0 {
-			m.pageCount[id] = 0
+		if req.GetPage() == 0 || m.pages[id] == nil {
+			m.pages[id] = make(map[uint64]bool)
 		}
-		m.pageCount[id] += len(req.GetReplicas())
+		for _, r := range req.GetReplicas() {
+			m.pages[id][r.GetHandle()] = true
+		}
+		for _, h := range req.GetRemoved() {
+			delete(m.pages[id], h)
+		}
 		if req.GetMore() {
 			return &api.HeartbeatResponse{}, nil // no lease before the last page
 		}
-		m.fullCount[id] = m.pageCount[id]
+		m.fullCount[id] = len(m.pages[id])
+		delete(m.pages, id)
 	}
 	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id]}
 	if !m.noLease[id] {

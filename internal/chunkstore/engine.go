@@ -13,7 +13,6 @@ import (
 	"maps"
 	"os"
 	"path"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -237,16 +236,14 @@ func (e *Store) recover() error {
 		}
 		return e.initFresh()
 	}
-	c, size, err := e.readCheckpoint()
+	b, err := e.readCheckpoint()
 	if err != nil {
 		return err
 	}
-	if size >= bigCheckpoint {
-		// The file's bytes are garbage now: collect them before the index
-		// is built beside the decoded tables, and hand every page the
-		// open freed back to the system once it is done, so that a store
-		// of a million replicas does not keep the open's peak resident.
-		runtime.GC()
+	if len(b) >= bigCheckpoint {
+		// Hand every page the open freed (the file's bytes among them)
+		// back to the system once it is done, so that a store of a
+		// million replicas does not keep the open's peak resident.
 		defer debug.FreeOSMemory()
 	}
 	for _, id := range ids {
@@ -256,17 +253,7 @@ func (e *Store) recover() error {
 		}
 		e.segs[id] = &segment{id: id, path: e.segPath(id), f: f}
 	}
-	if e.segs[c.seg] == nil {
-		if c.off != 0 {
-			return fmt.Errorf("%w: segment %d of the replay position is missing", errBadCheckpoint, c.seg)
-		}
-		// A crash after the first checkpoint, before the segment was made.
-		if err := e.createSegment(c.seg); err != nil {
-			return err
-		}
-	}
-	e.salt = c.salt
-	live, err := e.loadCheckpoint(c)
+	c, live, err := e.loadCheckpoint(b)
 	if err != nil {
 		return err
 	}
@@ -316,22 +303,21 @@ const bigCheckpoint = 8 << 20
 
 // readCheckpoint reads and decodes the checkpoint; it also returns the
 // file's size.
-func (e *Store) readCheckpoint() (*ckpt, int64, error) {
+func (e *Store) readCheckpoint() ([]byte, error) {
 	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	b := make([]byte, fi.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, 0, err
+		return nil, err
 	}
-	c, err := decodeCheckpoint(b)
-	return c, fi.Size(), err
+	return b, nil
 }
 
 // writeCheckpoint replaces the checkpoint durably: a temporary file,
@@ -363,79 +349,97 @@ func (e *Store) writeCheckpoint(c *ckpt) error {
 	return nil
 }
 
-// loadCheckpoint builds the index from c. It returns the live data
-// extents per segment (for initFreeLocked). The index is allocated in
-// bulk, an array per kind of object (a store of a million small replicas
-// opens in a few large allocations rather than millions of small ones):
-// an object outlives its array's others, which is what a chunkserver's
-// replicas mostly do. A block map and a list get their part of an array
-// with no spare capacity, so that growing one copies it out.
-func (e *Store) loadCheckpoint(c *ckpt) (map[*segment][]extent, error) {
-	pieces := make([]piece, len(c.pieces))
-	for i, cp := range c.pieces {
-		p := &pieces[i]
-		*p = piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
-		if cp.seg != 0 {
-			if p.seg = e.segs[cp.seg]; p.seg == nil {
-				return nil, fmt.Errorf("%w: piece in missing segment %d", errBadCheckpoint, cp.seg)
+// loadCheckpoint builds the index from checkpoint b as it is decoded
+// (walkCheckpoint: no table between the file's bytes and the index),
+// after making sure the segment of its replay position exists. It returns
+// the checkpoint's header and the live data extents per segment (for
+// initFreeLocked). The index is allocated in bulk, an array per kind of
+// object or slabs of them (a store of a million small replicas opens in a
+// few large allocations rather than millions of small ones): an object
+// outlives its array's others, which is what a chunkserver's replicas
+// mostly do. A block map and a list get their part of an array with no
+// spare capacity, so that growing one copies it out.
+func (e *Store) loadCheckpoint(b []byte) (*ckpt, map[*segment][]extent, error) {
+	var c *ckpt
+	var pieces []piece
+	var lists []pieceList
+	var ptrs slab[*piece]
+	var refs slab[blockRef]
+	var reps []Replica
+	err := walkCheckpoint(b, ckptVisitor{
+		header: func(h *ckpt, np, nl, nr uint32) error {
+			c = h
+			if e.segs[c.seg] == nil {
+				if c.off != 0 {
+					return fmt.Errorf("%w: segment %d of the replay position is missing", errBadCheckpoint, c.seg)
+				}
+				// A crash after the first checkpoint, before the segment
+				// was made.
+				if err := e.createSegment(c.seg); err != nil {
+					return err
+				}
 			}
-			p.off = cp.off
-		}
-	}
-	nptr := 0
-	for _, cl := range c.lists {
-		nptr += len(cl.pieces)
-	}
-	lists := make([]pieceList, len(c.lists))
-	ptrs := make([]*piece, nptr)
-	for i, cl := range c.lists {
-		l := &lists[i]
-		l.bad = cl.bad
-		if len(cl.pieces) > 0 {
-			l.pieces, ptrs = ptrs[:len(cl.pieces):len(cl.pieces)], ptrs[len(cl.pieces):]
-			for j, pi := range cl.pieces {
-				l.pieces[j] = &pieces[pi]
+			e.salt = c.salt
+			pieces, lists, reps = make([]piece, np), make([]pieceList, nl), make([]Replica, nr)
+			e.replicas = make(map[Handle]*Replica, nr)
+			return nil
+		},
+		piece: func(i int, cp ckptPiece) error {
+			p := &pieces[i]
+			*p = piece{lo: int32(cp.lo), n: int32(cp.n), crc: cp.crc}
+			if cp.seg != 0 {
+				if p.seg = e.segs[cp.seg]; p.seg == nil {
+					return fmt.Errorf("%w: piece in missing segment %d", errBadCheckpoint, cp.seg)
+				}
+				p.off = cp.off
 			}
-		}
-	}
-	c.pieces = nil
-	nblocks := 0
-	for i := range c.replicas {
-		nblocks += len(c.replicas[i].blocks)
-	}
-	reps := make([]Replica, len(c.replicas))
-	refs := make([]blockRef, nblocks)
-	e.replicas = make(map[Handle]*Replica, len(c.replicas))
-	for i := range c.replicas {
-		cr := &c.replicas[i]
-		r := &reps[i]
-		r.e, r.h, r.meta = e, cr.meta.Handle, cr.meta
-		// Every record of the replica the checkpoint holds is below its LSN.
-		r.covered, r.lastLSN = cr.covered, max(cr.covered, c.lsn-1)
-		for _, a := range cr.since {
-			if r.since == nil {
-				r.since = make(map[int64]uint64, len(cr.since))
+			return nil
+		},
+		list: func(i int, cl ckptList) error {
+			l := &lists[i]
+			l.bad = cl.bad
+			if len(cl.pieces) > 0 {
+				l.pieces = ptrs.take(len(cl.pieces))
+				for j, pi := range cl.pieces {
+					l.pieces[j] = &pieces[pi]
+				}
 			}
-			r.since[int64(a.block)] = a.lsn
-		}
-		if len(cr.blocks) > 0 {
-			r.blocks, refs = refs[:len(cr.blocks):len(cr.blocks)], refs[len(cr.blocks):]
-			for j, cb := range cr.blocks {
-				l := &lists[cb.list]
-				r.blocks[j] = blockRef{b: cb.block, l: l}
-				e.acquireListLocked(l)
+			return nil
+		},
+		replica: func(i int, cr *ckptReplica) error {
+			r := &reps[i]
+			r.e, r.h, r.meta = e, cr.meta.Handle, cr.meta
+			// Every record of the replica the checkpoint holds is below
+			// its LSN.
+			r.covered, r.lastLSN = cr.covered, max(cr.covered, c.lsn-1)
+			for _, a := range cr.since {
+				if r.since == nil {
+					r.since = make(map[int64]uint64, len(cr.since))
+				}
+				r.since[int64(a.block)] = a.lsn
 			}
-		}
-		e.replicas[r.h] = r
+			if len(cr.blocks) > 0 {
+				r.blocks = refs.take(len(cr.blocks))
+				for j, cb := range cr.blocks {
+					l := &lists[cb.list]
+					r.blocks[j] = blockRef{b: cb.block, l: l}
+					e.acquireListLocked(l)
+				}
+			}
+			e.replicas[r.h] = r
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	c.lists, c.replicas = nil, nil
 	live := make(map[*segment][]extent)
 	for i := range pieces {
 		if p := &pieces[i]; p.refs > 0 && !p.zero() {
 			live[p.seg] = append(live[p.seg], extent{p.off, int64(p.n)})
 		}
 	}
-	return live, nil
+	return c, live, nil
 }
 
 // scannedRec is a record found by replay's scan, not yet applied.

@@ -470,131 +470,184 @@ func encodeCheckpoint(c *ckpt) []byte {
 	return le.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeCheckpoint verifies and decodes a checkpoint. Every index it
-// returns is in range, every piece lies in its block and every list is
-// at most 255 pieces.
+// decodeCheckpoint verifies and decodes a checkpoint into tables. Every
+// index it returns is in range, every piece lies in its block and every
+// list is at most 255 pieces.
 func decodeCheckpoint(b []byte) (*ckpt, error) {
+	var c *ckpt
+	var listPieces slab[uint32]
+	var blocks slab[ckptBlock]
+	err := walkCheckpoint(b, ckptVisitor{
+		header: func(h *ckpt, np, nl, nr uint32) error {
+			c = h
+			c.pieces, c.lists, c.replicas = make([]ckptPiece, np), make([]ckptList, nl), make([]ckptReplica, nr)
+			return nil
+		},
+		piece: func(i int, p ckptPiece) error { c.pieces[i] = p; return nil },
+		list: func(i int, l ckptList) error {
+			if len(l.pieces) > 0 {
+				l.pieces = append(listPieces.take(len(l.pieces))[:0], l.pieces...)
+			}
+			c.lists[i] = l
+			return nil
+		},
+		replica: func(i int, r *ckptReplica) error {
+			cr := ckptReplica{meta: r.meta, covered: r.covered}
+			if len(r.blocks) > 0 {
+				cr.blocks = append(blocks.take(len(r.blocks))[:0], r.blocks...)
+			}
+			if len(r.since) > 0 {
+				cr.since = append([]ckptAhead(nil), r.since...)
+			}
+			c.replicas[i] = cr
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ckptVisitor receives a checkpoint's contents, in order, as
+// walkCheckpoint decodes them: the header first (with the counts of
+// pieces, lists and replicas), then each piece, list and replica. The
+// slices of a list or replica are the walk's own, valid during the call
+// only (meta's Chain excepted: replicas with the same chain share one).
+// An error from a visitor ends the walk.
+type ckptVisitor struct {
+	header  func(c *ckpt, np, nl, nr uint32) error
+	piece   func(i int, p ckptPiece) error
+	list    func(i int, l ckptList) error
+	replica func(i int, r *ckptReplica) error
+}
+
+// walkCheckpoint verifies a checkpoint and hands its contents to v as
+// it decodes them, holding no table of its own: the engine's open builds
+// its index straight from the file's bytes (the peak memory of an open of
+// a million replicas is the bytes and the index, not a third copy
+// between them). Every index it hands out is in range, every piece lies
+// in its block and every list is at most 255 pieces; the checksum of the
+// whole is verified before the first call.
+func walkCheckpoint(b []byte, v ckptVisitor) error {
 	le := binary.LittleEndian
 	if len(b) < ckptHeaderSize+4 {
-		return nil, fmt.Errorf("%w: %d bytes", errBadCheckpoint, len(b))
+		return fmt.Errorf("%w: %d bytes", errBadCheckpoint, len(b))
 	}
 	body := b[:len(b)-4]
 	if got, want := le.Uint32(b[len(b)-4:]), crc32.Checksum(body, castagnoli); got != want {
-		return nil, fmt.Errorf("%w: checksum %08x, computed %08x", errBadCheckpoint, got, want)
+		return fmt.Errorf("%w: checksum %08x, computed %08x", errBadCheckpoint, got, want)
 	}
 	if le.Uint64(body[0:]) != ckptMagic || le.Uint32(body[8:]) != ckptVersion {
-		return nil, fmt.Errorf("%w: bad magic or version", errBadCheckpoint)
+		return fmt.Errorf("%w: bad magic or version", errBadCheckpoint)
 	}
 	c := &ckpt{
 		inc: le.Uint32(body[12:]), salt: le.Uint64(body[16:]), lsn: le.Uint64(body[24:]),
 		seg: le.Uint64(body[32:]), off: int64(le.Uint64(body[40:])),
 	}
 	if c.off < 0 || c.seg == 0 {
-		return nil, fmt.Errorf("%w: replay position %d:%d", errBadCheckpoint, c.seg, c.off)
+		return fmt.Errorf("%w: replay position %d:%d", errBadCheckpoint, c.seg, c.off)
 	}
 	np, nl, nr := le.Uint32(body[48:]), le.Uint32(body[52:]), le.Uint32(body[56:])
 	d := decoder{b: body, p: ckptHeaderSize}
-	// Bound each count by the bytes left before allocating for it.
-	if uint64(np)*ckptPieceSize > uint64(d.left()) {
-		return nil, fmt.Errorf("%w: %d pieces in %d bytes", errBadCheckpoint, np, d.left())
+	// Bound each count by the bytes left before anyone allocates for it.
+	if uint64(np)*ckptPieceSize+uint64(nl)*2+uint64(nr)*(8+metaSize+16) > uint64(d.left()) {
+		return fmt.Errorf("%w: %d pieces, %d lists and %d replicas in %d bytes", errBadCheckpoint, np, nl, nr, d.left())
 	}
-	c.pieces = make([]ckptPiece, np)
-	for i := range c.pieces {
+	if err := v.header(c, np, nl, nr); err != nil {
+		return err
+	}
+	for i := range int(np) {
 		p := ckptPiece{seg: d.u64(), off: int64(d.u64()), lo: uint32(d.u16()), n: uint32(d.u16()) + 1, crc: d.u32()}
 		if p.off < 0 || p.lo+p.n > BlockSize || (p.seg == 0 && (p.off != 0 || p.crc != 0)) {
-			return nil, fmt.Errorf("%w: piece %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: piece %d", errBadCheckpoint, i)
 		}
-		c.pieces[i] = p
+		if err := v.piece(i, p); err != nil {
+			return err
+		}
 	}
-	if uint64(nl)*2 > uint64(d.left()) {
-		return nil, fmt.Errorf("%w: %d lists in %d bytes", errBadCheckpoint, nl, d.left())
-	}
-	c.lists = make([]ckptList, nl)
-	var listPieces slab[uint32]
-	for i := range c.lists {
+	var listPieces [255]uint32
+	for i := range int(nl) {
 		if d.left() < 2 {
-			return nil, fmt.Errorf("%w: list %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: list %d", errBadCheckpoint, i)
 		}
 		fl, n := d.u8(), int(d.u8())
 		if fl&^listBad != 0 || (fl == listBad) != (n == 0) || d.left() < 4*n {
-			return nil, fmt.Errorf("%w: list %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: list %d", errBadCheckpoint, i)
 		}
-		l := ckptList{bad: fl == listBad}
-		if n > 0 {
-			l.pieces = listPieces.take(n)
-		}
+		l := ckptList{bad: fl == listBad, pieces: listPieces[:n:n]}
 		for j := range l.pieces {
 			if l.pieces[j] = d.u32(); l.pieces[j] >= np {
-				return nil, fmt.Errorf("%w: list %d: piece %d", errBadCheckpoint, i, l.pieces[j])
+				return fmt.Errorf("%w: list %d: piece %d", errBadCheckpoint, i, l.pieces[j])
 			}
 		}
-		c.lists[i] = l
+		if n == 0 {
+			l.pieces = nil
+		}
+		if err := v.list(i, l); err != nil {
+			return err
+		}
 	}
-	if uint64(nr)*(8+metaSize+16) > uint64(d.left()) {
-		return nil, fmt.Errorf("%w: %d replicas in %d bytes", errBadCheckpoint, nr, d.left())
-	}
-	c.replicas = make([]ckptReplica, nr)
-	var blocks slab[ckptBlock]
+	var r ckptReplica
+	var prev Handle
 	chains := make(map[string][]uint64)
-	for i := range c.replicas {
+	for i := range int(nr) {
 		if d.left() < 8+metaSize {
-			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
 		h := Handle(d.u64())
 		nc := int(le.Uint16(body[d.p+32:]))
 		if d.left() < metaSize+8*nc+4 {
-			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
 		m, err := decodeMetaShared(d.bytes(metaSize+8*nc), chains)
 		if err != nil {
-			return nil, fmt.Errorf("%w: replica %d: %w", errBadCheckpoint, i, err)
+			return fmt.Errorf("%w: replica %d: %w", errBadCheckpoint, i, err)
 		}
 		m.Handle = h
-		if i > 0 && h <= c.replicas[i-1].meta.Handle {
-			return nil, fmt.Errorf("%w: replica %d out of order", errBadCheckpoint, i)
+		if i > 0 && h <= prev {
+			return fmt.Errorf("%w: replica %d out of order", errBadCheckpoint, i)
 		}
+		prev = h
 		nb := d.u32()
 		if uint64(nb)*8+12 > uint64(d.left()) || int64(nb) > numBlocks(m.ChunkSize) {
-			return nil, fmt.Errorf("%w: replica %d: %d blocks", errBadCheckpoint, i, nb)
+			return fmt.Errorf("%w: replica %d: %d blocks", errBadCheckpoint, i, nb)
 		}
-		r := ckptReplica{meta: m}
-		if nb > 0 {
-			r.blocks = blocks.take(int(nb))
-		}
-		for j := range r.blocks {
+		r.meta, r.blocks = m, r.blocks[:0]
+		for j := range int(nb) {
 			bl := ckptBlock{block: d.u32(), list: d.u32()}
 			if int64(bl.block) >= numBlocks(m.ChunkSize) || bl.list >= nl || (j > 0 && bl.block <= r.blocks[j-1].block) {
-				return nil, fmt.Errorf("%w: replica %d block %d", errBadCheckpoint, i, j)
+				return fmt.Errorf("%w: replica %d block %d", errBadCheckpoint, i, j)
 			}
-			r.blocks[j] = bl
+			r.blocks = append(r.blocks, bl)
 		}
 		if d.left() < 12 {
-			return nil, fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
+			return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
 		r.covered = d.u64()
 		na := d.u32()
 		if uint64(na)*12 > uint64(d.left()) || int64(na) > numBlocks(m.ChunkSize) {
-			return nil, fmt.Errorf("%w: replica %d: %d ahead blocks", errBadCheckpoint, i, na)
+			return fmt.Errorf("%w: replica %d: %d ahead blocks", errBadCheckpoint, i, na)
 		}
-		if na > 0 {
-			r.since = make([]ckptAhead, na)
-		}
-		for j := range r.since {
+		r.since = r.since[:0]
+		for j := range int(na) {
 			a := ckptAhead{block: d.u32(), lsn: d.u64()}
 			if int64(a.block) >= numBlocks(m.ChunkSize) || a.lsn <= r.covered || a.lsn >= c.lsn || (j > 0 && a.block <= r.since[j-1].block) {
-				return nil, fmt.Errorf("%w: replica %d ahead block %d", errBadCheckpoint, i, j)
+				return fmt.Errorf("%w: replica %d ahead block %d", errBadCheckpoint, i, j)
 			}
-			r.since[j] = a
+			r.since = append(r.since, a)
 		}
 		if r.covered >= c.lsn {
-			return nil, fmt.Errorf("%w: replica %d covers LSN %d, past the checkpoint's %d", errBadCheckpoint, i, r.covered, c.lsn)
+			return fmt.Errorf("%w: replica %d covers LSN %d, past the checkpoint's %d", errBadCheckpoint, i, r.covered, c.lsn)
 		}
-		c.replicas[i] = r
+		if err := v.replica(i, &r); err != nil {
+			return err
+		}
 	}
 	if d.left() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errBadCheckpoint, d.left())
+		return fmt.Errorf("%w: %d trailing bytes", errBadCheckpoint, d.left())
 	}
-	return c, nil
+	return nil
 }
 
 // decoder reads little-endian fields; callers check left() first.
