@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +13,7 @@ import (
 func newChunkserverCmd(g *globals) *cobra.Command {
 	cfg := chunkserver.Config{}
 	var labels []string
+	var memLimit string
 	cmd := &cobra.Command{
 		Use:     "chunkserver --master ADDR --dir DIR [--listen ADDR] [--label K=V ...]",
 		Short:   "Run a chunkserver (until SIGINT or SIGTERM)",
@@ -26,6 +28,16 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Labels = l
+			if memLimit != "" {
+				n, err := parseSize(memLimit)
+				if err != nil || n == 0 {
+					return &usageError{cmd: cmd, err: fmt.Errorf("bad --memory-limit %q (want a size such as 480MiB)", memLimit)}
+				}
+				// A soft limit: the garbage collector works harder as the
+				// heap nears it, instead of letting it grow to twice
+				// what is live (GOMEMLIMIT does the same).
+				debug.SetMemoryLimit(n)
+			}
 			cfg.Masters = g.masterList()
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
 			if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -45,5 +57,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:0", "gRPC listen address; clients and peers dial it")
 	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
+	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, e.g. 480MiB (default: none, or $GOMEMLIMIT)")
+	f.DurationVar(&cfg.ColdAfter, "cold-after", 0, "how long a replica stays unused before its chain state is dropped (default 1m; a client retry older than that may apply twice)")
 	return cmd
 }

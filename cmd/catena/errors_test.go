@@ -102,6 +102,17 @@ func TestUsageErrorHasOnePrefix(t *testing.T) {
 	}
 }
 
+func TestChunkserverBadMemoryLimit(t *testing.T) {
+	for _, v := range []string{"lots", "0", "-5MiB"} {
+		var out, errb strings.Builder
+		code := execute(context.Background(), []string{"chunkserver", "--dir", t.TempDir(), "--memory-limit", v}, nil, &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if want := `catena: bad --memory-limit "` + v + `" (want a size such as 480MiB)`; code != 2 || first != want {
+			t.Fatalf("--memory-limit %s: code %d, first line %q, want %q", v, code, first, want)
+		}
+	}
+}
+
 func TestNetErrorReason(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

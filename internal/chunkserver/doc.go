@@ -95,10 +95,16 @@
 //     they stay delta-resync bases) and its missed configurations. A
 //     restarted server has no lease until its first heartbeat is answered,
 //     so a stale replica is never served at its old epoch.
-//   - A replica loaded at Start gets a node started as reloaded
-//     (chain.Start.Reloaded): fenced until it rejoins through Replicate or
-//     becomes the sole member. Heartbeats report it fenced; the master
-//     then removes it and re-adds it by delta resync.
+//   - A replica loaded at Start is cold (cold.go); its first use gives it
+//     a node started as reloaded (chain.Start.Reloaded): fenced until it
+//     rejoins through Replicate or becomes the sole member. Heartbeats
+//     report it fenced; the master then removes it and re-adds it by
+//     delta resync.
+//   - A replica unused and quiescent for Config.ColdAfter is made cold
+//     again: its node is dropped, and rebuilt from the store's metadata
+//     and the fence, rejoin and verified state the server keeps when it
+//     is next needed. A client retry older than ColdAfter may be applied
+//     again.
 //   - A replica that stops being the head answers its waiting Write RPCs
 //     at once (STALE_EPOCH), so clients retry at the new head.
 //   - The server id is random, non-zero, created once and kept in

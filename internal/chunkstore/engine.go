@@ -236,14 +236,19 @@ func (e *Store) recover() error {
 		}
 		return e.initFresh()
 	}
-	b, err := e.readCheckpoint()
+	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
-	if len(b) >= bigCheckpoint {
-		// Hand every page the open freed (the file's bytes among them)
-		// back to the system once it is done, so that a store of a
-		// million replicas does not keep the open's peak resident.
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() >= bigCheckpoint {
+		// Hand every page the open freed back to the system once it is
+		// done, so that a store of a million replicas does not keep the
+		// open's peak resident.
 		defer debug.FreeOSMemory()
 	}
 	for _, id := range ids {
@@ -253,7 +258,7 @@ func (e *Store) recover() error {
 		}
 		e.segs[id] = &segment{id: id, path: e.segPath(id), f: f}
 	}
-	c, live, err := e.loadCheckpoint(b)
+	c, live, err := e.loadCheckpoint(f, fi.Size())
 	if err != nil {
 		return err
 	}
@@ -301,25 +306,6 @@ func (e *Store) createSegment(id uint64) error {
 // memory it used for decoding to the system (about 100,000 replicas).
 const bigCheckpoint = 8 << 20
 
-// readCheckpoint reads and decodes the checkpoint; it also returns the
-// file's size.
-func (e *Store) readCheckpoint() ([]byte, error) {
-	f, err := e.fs.OpenFile(path.Join(e.dir, ckptName), os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b, nil
-}
-
 // writeCheckpoint replaces the checkpoint durably: a temporary file,
 // fdatasynced, renamed over the old one, the directory synced.
 func (e *Store) writeCheckpoint(c *ckpt) error {
@@ -349,8 +335,9 @@ func (e *Store) writeCheckpoint(c *ckpt) error {
 	return nil
 }
 
-// loadCheckpoint builds the index from checkpoint b as it is decoded
-// (walkCheckpoint: no table between the file's bytes and the index),
+// loadCheckpoint builds the index from checkpoint file f of size bytes
+// as it is decoded (walkCheckpoint: neither the file's bytes nor a table
+// held beside the index),
 // after making sure the segment of its replay position exists. It returns
 // the checkpoint's header and the live data extents per segment (for
 // initFreeLocked). The index is allocated in bulk, an array per kind of
@@ -359,14 +346,14 @@ func (e *Store) writeCheckpoint(c *ckpt) error {
 // outlives its array's others, which is what a chunkserver's replicas
 // mostly do. A block map and a list get their part of an array with no
 // spare capacity, so that growing one copies it out.
-func (e *Store) loadCheckpoint(b []byte) (*ckpt, map[*segment][]extent, error) {
+func (e *Store) loadCheckpoint(f io.ReaderAt, size int64) (*ckpt, map[*segment][]extent, error) {
 	var c *ckpt
 	var pieces []piece
 	var lists []pieceList
 	var ptrs slab[*piece]
 	var refs slab[blockRef]
 	var reps []Replica
-	err := walkCheckpoint(b, ckptVisitor{
+	err := walkCheckpoint(f, size, ckptVisitor{
 		header: func(h *ckpt, np, nl, nr uint32) error {
 			c = h
 			if e.segs[c.seg] == nil {

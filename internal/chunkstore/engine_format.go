@@ -1,10 +1,13 @@
 package chunkstore
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 )
 
 // The chunk engine's on-disk encodings (format 4): log records and the
@@ -477,7 +480,7 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 	var c *ckpt
 	var listPieces slab[uint32]
 	var blocks slab[ckptBlock]
-	err := walkCheckpoint(b, ckptVisitor{
+	err := walkCheckpoint(bytes.NewReader(b), int64(len(b)), ckptVisitor{
 		header: func(h *ckpt, np, nl, nr uint32) error {
 			c = h
 			c.pieces, c.lists, c.replicas = make([]ckptPiece, np), make([]ckptList, nl), make([]ckptReplica, nr)
@@ -522,21 +525,48 @@ type ckptVisitor struct {
 	replica func(i int, r *ckptReplica) error
 }
 
-// walkCheckpoint verifies a checkpoint and hands its contents to v as
-// it decodes them, holding no table of its own: the engine's open builds
-// its index straight from the file's bytes (the peak memory of an open of
-// a million replicas is the bytes and the index, not a third copy
-// between them). Every index it hands out is in range, every piece lies
-// in its block and every list is at most 255 pieces; the checksum of the
-// whole is verified before the first call.
-func walkCheckpoint(b []byte, v ckptVisitor) error {
-	le := binary.LittleEndian
-	if len(b) < ckptHeaderSize+4 {
-		return fmt.Errorf("%w: %d bytes", errBadCheckpoint, len(b))
+// walkCheckpoint verifies the checkpoint of size bytes that r holds and
+// hands its contents to v as it decodes them, holding neither the file's
+// bytes nor a table of its own: the engine's open builds its index
+// straight from the file, read twice in a bounded buffer (once for the
+// checksum, once to decode), so the peak memory of an open of a million
+// replicas is the index. Every index it hands out is in range, every piece
+// lies in its block and every list is at most 255 pieces; the checksum of
+// the whole is verified before the first call.
+func walkCheckpoint(src io.ReaderAt, size int64, v ckptVisitor) error {
+	err := walkCheckpointStream(src, size, v)
+	var rerr *ckptReadError
+	if errors.As(err, &rerr) {
+		return rerr.err
 	}
-	body := b[:len(b)-4]
-	if got, want := le.Uint32(b[len(b)-4:]), crc32.Checksum(body, castagnoli); got != want {
+	return err
+}
+
+// ckptReadError is a read error met while walking a checkpoint: it wins
+// over whatever the zeros read instead made the walk conclude.
+type ckptReadError struct{ err error }
+
+func (e *ckptReadError) Error() string { return e.err.Error() }
+
+func walkCheckpointStream(src io.ReaderAt, size int64, v ckptVisitor) (err error) {
+	le := binary.LittleEndian
+	if size < ckptHeaderSize+4 {
+		return fmt.Errorf("%w: %d bytes", errBadCheckpoint, size)
+	}
+	crc := crc32.New(castagnoli)
+	if _, err := io.Copy(crc, io.NewSectionReader(src, 0, size-4)); err != nil {
+		return &ckptReadError{err}
+	}
+	var tail [4]byte
+	if _, err := src.ReadAt(tail[:], size-4); err != nil && !errors.Is(err, io.EOF) {
+		return &ckptReadError{err}
+	}
+	if got, want := le.Uint32(tail[:]), crc.Sum32(); got != want {
 		return fmt.Errorf("%w: checksum %08x, computed %08x", errBadCheckpoint, got, want)
+	}
+	body := make([]byte, ckptHeaderSize)
+	if _, err := src.ReadAt(body, 0); err != nil {
+		return &ckptReadError{err}
 	}
 	if le.Uint64(body[0:]) != ckptMagic || le.Uint32(body[8:]) != ckptVersion {
 		return fmt.Errorf("%w: bad magic or version", errBadCheckpoint)
@@ -549,7 +579,12 @@ func walkCheckpoint(b []byte, v ckptVisitor) error {
 		return fmt.Errorf("%w: replay position %d:%d", errBadCheckpoint, c.seg, c.off)
 	}
 	np, nl, nr := le.Uint32(body[48:]), le.Uint32(body[52:]), le.Uint32(body[56:])
-	d := decoder{b: body, p: ckptHeaderSize}
+	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(src, ckptHeaderSize, size-4-ckptHeaderSize), 1<<20), n: int(size - 4 - ckptHeaderSize)}
+	defer func() {
+		if d.err != nil {
+			err = &ckptReadError{d.err}
+		}
+	}()
 	// Bound each count by the bytes left before anyone allocates for it.
 	if uint64(np)*ckptPieceSize+uint64(nl)*2+uint64(nr)*(8+metaSize+16) > uint64(d.left()) {
 		return fmt.Errorf("%w: %d pieces, %d lists and %d replicas in %d bytes", errBadCheckpoint, np, nl, nr, d.left())
@@ -596,7 +631,7 @@ func walkCheckpoint(b []byte, v ckptVisitor) error {
 			return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
 		h := Handle(d.u64())
-		nc := int(le.Uint16(body[d.p+32:]))
+		nc := int(le.Uint16(d.peek(34)[32:]))
 		if d.left() < metaSize+8*nc+4 {
 			return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
 		}
@@ -650,31 +685,51 @@ func walkCheckpoint(b []byte, v ckptVisitor) error {
 	return nil
 }
 
-// decoder reads little-endian fields; callers check left() first.
+// decoder reads little-endian fields from a stream of known length;
+// callers check left() first. A read error is kept (err) and zeros are
+// returned from then on.
 type decoder struct {
-	b []byte
-	p int
+	r       *bufio.Reader
+	n       int // bytes not read yet
+	err     error
+	scratch []byte
 }
 
-func (d *decoder) left() int { return len(d.b) - d.p }
-func (d *decoder) u8() byte  { v := d.b[d.p]; d.p++; return v }
-func (d *decoder) u16() uint16 {
-	v := binary.LittleEndian.Uint16(d.b[d.p:])
-	d.p += 2
-	return v
+func (d *decoder) left() int { return d.n }
+
+// next returns the next k bytes (valid until the next call).
+func (d *decoder) next(k int) []byte {
+	if cap(d.scratch) < k {
+		d.scratch = make([]byte, k)
+	}
+	b := d.scratch[:k]
+	if d.err != nil {
+		clear(b)
+		return b
+	}
+	if _, err := io.ReadFull(d.r, b); err != nil {
+		d.err = err
+		clear(b)
+	}
+	d.n -= k
+	return b
 }
-func (d *decoder) u32() uint32 {
-	v := binary.LittleEndian.Uint32(d.b[d.p:])
-	d.p += 4
-	return v
+
+// peek returns the next k bytes without consuming them (valid until the
+// next call).
+func (d *decoder) peek(k int) []byte {
+	if d.err == nil {
+		if b, err := d.r.Peek(k); err == nil {
+			return b
+		} else {
+			d.err = err
+		}
+	}
+	return make([]byte, k)
 }
-func (d *decoder) u64() uint64 {
-	v := binary.LittleEndian.Uint64(d.b[d.p:])
-	d.p += 8
-	return v
-}
-func (d *decoder) bytes(n int) []byte {
-	v := d.b[d.p : d.p+n : d.p+n]
-	d.p += n
-	return v
-}
+
+func (d *decoder) u8() byte           { return d.next(1)[0] }
+func (d *decoder) u16() uint16        { return binary.LittleEndian.Uint16(d.next(2)) }
+func (d *decoder) u32() uint32        { return binary.LittleEndian.Uint32(d.next(4)) }
+func (d *decoder) u64() uint64        { return binary.LittleEndian.Uint64(d.next(8)) }
+func (d *decoder) bytes(n int) []byte { return d.next(n) }

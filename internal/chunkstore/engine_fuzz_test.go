@@ -2,6 +2,7 @@ package chunkstore
 
 import (
 	"bytes"
+	"errors"
 	"encoding/binary"
 	"hash/crc32"
 	"testing"
@@ -137,5 +138,41 @@ func TestEngineFormatRoundTrip(t *testing.T) {
 	b[70] ^= 1
 	if _, err := decodeCheckpoint(b); err == nil {
 		t.Fatal("checkpoint with a flipped bit decoded")
+	}
+}
+
+// failingReader fails every read that reaches past byte at.
+type failingReader struct {
+	b  []byte
+	at int64
+}
+
+var errTestRead = errors.New("test: read error")
+
+func (r failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > r.at {
+		return 0, errTestRead
+	}
+	return copy(p, r.b[off:]), nil
+}
+
+// TestWalkCheckpointReadError: a read that fails while the checkpoint is
+// walked (the checksum pass or the decoding one) ends the walk with that
+// error, not with a verdict on the zeros it got instead.
+func TestWalkCheckpointReadError(t *testing.T) {
+	b := encodeCheckpoint(sampleCheckpoint())
+	nop := ckptVisitor{
+		header:  func(*ckpt, uint32, uint32, uint32) error { return nil },
+		piece:   func(int, ckptPiece) error { return nil },
+		list:    func(int, ckptList) error { return nil },
+		replica: func(int, *ckptReplica) error { return nil },
+	}
+	if err := walkCheckpoint(failingReader{b, int64(len(b))}, int64(len(b)), nop); err != nil {
+		t.Fatalf("walk of a sound checkpoint: %v", err)
+	}
+	for _, at := range []int64{0, 10, int64(len(b)) / 2, int64(len(b)) - 1} {
+		if err := walkCheckpoint(failingReader{b, at}, int64(len(b)), nop); !errors.Is(err, errTestRead) {
+			t.Fatalf("read failing past byte %d: %v, want the read error", at, err)
+		}
 	}
 }
