@@ -44,11 +44,19 @@ type coldState struct {
 	committed     bool   // everything applied is durable downstream (chain.Start.Committed)
 }
 
-// loadedState is the state of a replica loaded at Start and never
-// active since: fenced at its epoch until it rejoins, unverified. It is
-// not kept in Server.cold.
-func loadedState(m chunkstore.Meta) coldState {
-	return coldState{fencedThrough: m.Epoch, rejoining: true}
+// loadedStateLocked is the state of a replica loaded at Start and never
+// active since, which Server.cold does not keep: fenced at its epoch
+// until it rejoins, and verified once verifyLoaded has passed it (it
+// goes in handle order) unless its check could not be made (s.mu held).
+func (s *Server) loadedStateLocked(m chunkstore.Meta) coldState {
+	return coldState{fencedThrough: m.Epoch, rejoining: true, verified: s.loadedVerifiedLocked(m.Handle)}
+}
+
+// loadedVerifiedLocked says whether verifyLoaded checked replica h, if
+// it was loaded at Start (s.mu held).
+func (s *Server) loadedVerifiedLocked(h chunkstore.Handle) bool {
+	_, skipped := s.unverified[h]
+	return h < s.loadedVerified && !skipped
 }
 
 // coldStateLocked is the state of cold replica h of metadata m (s.mu
@@ -57,13 +65,13 @@ func (s *Server) coldStateLocked(h chunkstore.Handle, m chunkstore.Meta) coldSta
 	if cs, ok := s.cold[h]; ok {
 		return cs
 	}
-	return loadedState(m)
+	return s.loadedStateLocked(m)
 }
 
 // setColdLocked records cold replica h's state, keeping the map free of
 // default entries (s.mu held).
 func (s *Server) setColdLocked(h chunkstore.Handle, m chunkstore.Meta, cs coldState) {
-	if cs == loadedState(m) {
+	if cs == s.loadedStateLocked(m) {
 		delete(s.cold, h)
 		return
 	}
@@ -160,8 +168,10 @@ func (r *replica) coldLocked() (coldState, bool) {
 	if !slices.Equal(r.node.Ahead(), blockRanges(r.store.AheadBlocks(), m.ChunkSize)) {
 		return coldState{}, false
 	}
+	// Without a successor a node counts what it holds as committed
+	// anyway: committed says something only of a node with one.
 	return coldState{fencedThrough: r.node.FencedThrough(), rejoining: st.Rejoining, verified: r.verified,
-		committed: st.Acked == st.Applied}, true
+		committed: st.Acked == st.Applied && r.node.Successor() != 0}, true
 }
 
 // sweepCold makes cold the active replicas that are quiescent and were
@@ -199,14 +209,14 @@ func (s *Server) sweepCold() int {
 }
 
 // coldInfo is what the master is told of cold replica h in state cs (nil:
-// as loaded); nil when the store no longer holds it.
-func (s *Server) coldInfo(h chunkstore.Handle, in *coldState) *api.ReplicaInfo {
+// as loaded, verified or not); nil when the store no longer holds it.
+func (s *Server) coldInfo(h chunkstore.Handle, in *coldState, verified bool) *api.ReplicaInfo {
 	rep, err := s.store.Get(h)
 	if err != nil {
 		return nil
 	}
 	m := rep.Meta()
-	cs := loadedState(m)
+	cs := coldState{fencedThrough: m.Epoch, rejoining: true, verified: verified}
 	if in != nil {
 		cs = *in
 	}
@@ -258,8 +268,9 @@ func (s *Server) fenceHandle(h chunkstore.Handle, epoch uint64) {
 // verifyHandle reads every block of the replica of h (see
 // replica.verify), without activating a cold one unless a block is bad.
 // unverifiedOnly skips a replica verified before. It returns the chunk
-// size of the replica (0 when the server holds none).
-func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) int64 {
+// size of the replica (0 when the server holds none), and false when the
+// check could not be made (a store error).
+func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) (int64, bool) {
 	s.mu.Lock()
 	if r := s.replicas[h]; r != nil {
 		r.pins.Add(1) // a hold, not a use: the scrubber would keep every replica active
@@ -271,26 +282,26 @@ func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) int64 {
 		if !skip {
 			r.verify()
 		}
-		return r.chunkSize
+		return r.chunkSize, true
 	}
 	if !s.heldLocked(h) {
 		s.mu.Unlock()
-		return 0
+		return 0, true
 	}
 	rep, err := s.store.Get(h)
 	if err != nil {
 		s.mu.Unlock()
-		return 0
+		return 0, true
 	}
 	m := rep.Meta()
 	skip := unverifiedOnly && s.coldStateLocked(h, m).verified
 	s.mu.Unlock()
 	if skip {
-		return m.ChunkSize
+		return m.ChunkSize, true
 	}
 	err = rep.Verify()
 	if err != nil && !errors.Is(err, chunkstore.ErrCorrupt) {
-		return m.ChunkSize // not checked (the store is closing, or failed)
+		return m.ChunkSize, false // not checked (the store is closing, or failed)
 	}
 	s.mu.Lock()
 	if s.replicas[h] == nil && err == nil {
@@ -300,7 +311,7 @@ func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) int64 {
 			s.inv.noteChanged(h)
 		}
 		s.mu.Unlock()
-		return m.ChunkSize
+		return m.ChunkSize, true
 	}
 	// Active meanwhile, or bad blocks to report: through the replica.
 	r := s.activeLocked(h)
@@ -309,18 +320,18 @@ func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) int64 {
 	}
 	s.mu.Unlock()
 	if r == nil {
-		return m.ChunkSize
+		return m.ChunkSize, true
 	}
 	defer r.release()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dropped {
-		return m.ChunkSize
+		return m.ChunkSize, true
 	}
 	if errors.Is(err, chunkstore.ErrCorrupt) {
 		r.corruptLocked(err)
 	}
 	r.verified = true
 	r.noteLocked()
-	return m.ChunkSize
+	return m.ChunkSize, true
 }

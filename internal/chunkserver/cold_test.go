@@ -175,6 +175,12 @@ func TestReloadedReplicasStayCold(t *testing.T) {
 	if m := s.Metrics(); m.Active != 0 || m.Activated != 0 {
 		t.Fatalf("restarted server %+v: a report or the verification activated the replica", m)
 	}
+	s.mu.Lock()
+	kept := len(s.cold)
+	s.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("%d cold states kept for replicas verified as loaded, want none", kept)
+	}
 	r := s.replica(chunkstore.Handle(c.handle))
 	r.mu.Lock()
 	st, verified := r.node.Status(), r.verified

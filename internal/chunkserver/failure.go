@@ -3,6 +3,7 @@ package chunkserver
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -117,7 +118,7 @@ func (s *Server) scrubLoop() {
 				return
 			}
 			start := s.clk.Now()
-			size := s.verifyHandle(h, false)
+			size, _ := s.verifyHandle(h, false)
 			// Pace the passes: a replica of n bytes earns n/rate seconds.
 			pace := time.Duration(float64(size) / float64(s.cfg.ScrubBytesPerSec) * float64(time.Second))
 			if !clock.Sleep(s.ctx, s.clk, pace-clock.Since(s.clk, start)) {
@@ -134,12 +135,29 @@ func (s *Server) scrubLoop() {
 // speed and once (the scrubber's first pass), so that their evidence (bad
 // blocks, verified) reaches the master soon: after a crash of every member of a chain, the master chooses the
 // member to keep from it (internal/master/decide/plan.go).
+//
+// It goes in handle order, so that the cold replicas it verified need no
+// state of their own: those below Server.loadedVerified are verified, but
+// for the few whose check could not be made (Server.unverified).
 func (s *Server) verifyLoaded() {
-	for _, h := range s.store.Handles() {
+	hs := s.store.Handles()
+	slices.Sort(hs)
+	for _, h := range hs {
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.verifyHandle(h, true)
+		_, ok := s.verifyHandle(h, true)
+		s.mu.Lock()
+		if !ok {
+			s.unverified[h] = struct{}{}
+		}
+		s.loadedVerified = h + 1
+		if cs, in := s.cold[h]; in {
+			if rep, err := s.store.Get(h); err == nil {
+				s.setColdLocked(h, rep.Meta(), cs) // drops the entry if it is the default now
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -215,8 +215,9 @@ func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
 		}
 	}
 	type item struct {
-		r  *replica   // active, pinned; nil: cold
-		cs *coldState // cold, in Server.cold; nil: as loaded
+		r        *replica   // active, pinned; nil: cold
+		cs       *coldState // cold, in Server.cold; nil: as loaded
+		verified bool       // as loaded: verifyLoaded checked it
 	}
 	items := make([]item, len(hs))
 	s.mu.Lock()
@@ -226,6 +227,8 @@ func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
 			items[i].r = rep
 		} else if cs, ok := s.cold[h]; ok {
 			items[i].cs = &cs
+		} else {
+			items[i].verified = s.loadedVerifiedLocked(h)
 		}
 	}
 	if r.listsRemoved() {
@@ -242,7 +245,7 @@ func (s *Server) fill(req *api.HeartbeatRequest, r *report) {
 			info = it.r.info()
 			it.r.release()
 		} else {
-			info = s.coldInfo(hs[i], it.cs)
+			info = s.coldInfo(hs[i], it.cs, it.verified)
 		}
 		if info != nil {
 			req.Replicas = append(req.Replicas, info)

@@ -138,6 +138,10 @@ type Server struct {
 	// Start (cold.go).
 	replicas map[chunkstore.Handle]*replica
 	cold     map[chunkstore.Handle]coldState
+	// loadedVerified: verifyLoaded checked the replicas loaded at Start
+	// below this handle, but those in unverified (cold.go).
+	loadedVerified chunkstore.Handle
+	unverified     map[chunkstore.Handle]struct{}
 	// deleted holds the handles whose replica this process deleted: it
 	// never re-creates them from a write or an update (create.go).
 	deleted map[chunkstore.Handle]struct{}
@@ -213,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		store:      store,
 		replicas:   make(map[chunkstore.Handle]*replica),
 		cold:       make(map[chunkstore.Handle]coldState),
+		unverified: make(map[chunkstore.Handle]struct{}),
 		deleted:    make(map[chunkstore.Handle]struct{}),
 		reports:    make(chan *api.ReportReplicaRequest, 256),
 		inv:        newReporter(),
