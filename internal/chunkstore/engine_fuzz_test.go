@@ -2,8 +2,8 @@ package chunkstore
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"testing"
 )
