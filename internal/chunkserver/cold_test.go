@@ -216,3 +216,41 @@ func TestColdAfterSweepsInBackground(t *testing.T) {
 		t.Fatalf("read from the cold replica: %q, %v", resp.GetData(), err)
 	}
 }
+
+// TestResyncFromColdSource: a replica that was away rejoins from a source
+// made cold meanwhile. The source's update log went with its node, so it
+// cannot tell a delta since the returning replica's seq and sends the
+// whole chunk; a second return, from a source that stayed active, is a
+// delta again. Both leave the replicas identical.
+func TestResyncFromColdSource(t *testing.T) {
+	c := newTestCluster(t)
+	for i := uint64(1); i <= 3; i++ {
+		if _, err := c.write(0, i, int64(i)*4096, pattern(byte(i), 4096)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.reconfigureAll(2, []int{0, 1}, 0, 1) // server 2 leaves
+	if _, err := c.write(0, 4, 0, pattern(4, 100)); err != nil {
+		t.Fatal(err)
+	}
+	c.coldAll(0)
+	c.coldAll(1)
+	c.reconfigureAll(3, []int{0, 1}, 0, 1)
+	if resp := c.replicate(2, 1, 0, 1); !resp.GetFull() || resp.GetAppliedSeq() != 4 {
+		t.Fatalf("resync from a cold source: %+v, want a full copy at seq 4", resp)
+	}
+	c.reconfigureAll(4, []int{0, 1, 2}, 0, 1, 2)
+	c.checkIdentical(0, 1, 2)
+
+	// Away again, back from an active source: a delta.
+	c.reconfigureAll(5, []int{0, 1}, 0, 1)
+	if _, err := c.write(0, 5, 8192, pattern(5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	c.reconfigureAll(6, []int{0, 1}, 0, 1)
+	if resp := c.replicate(2, 1, 0, 1); resp.GetFull() || resp.GetAppliedSeq() != 5 {
+		t.Fatalf("resync from an active source: %+v, want a delta to seq 5", resp)
+	}
+	c.reconfigureAll(7, []int{0, 1, 2}, 0, 1, 2)
+	c.checkIdentical(0, 1, 2)
+}
