@@ -148,8 +148,9 @@ type Server struct {
 	closed  bool
 }
 
-// Start opens the store in cfg.Dir, rebuilds a chain node for every replica
-// from its metadata, starts serving gRPC and returns once listening. It
+// Start opens the store in cfg.Dir (its replicas are cold: a chain node is
+// rebuilt from a replica's metadata when it is first used, cold.go),
+// starts serving gRPC and returns once listening. It
 // registers with the master in the background, retrying until it succeeds,
 // then heartbeats. The server runs until Close, whatever becomes of ctx.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
@@ -339,10 +340,11 @@ func (s *Server) busy(r *replica) {
 	s.busyReps[r] = struct{}{}
 }
 
-// tickLoop ticks, at the tick period, every replica's node that is not
-// idle, and carries out what its watchdogs decide (re-send a stalled Sent
-// list, fetch a gap that does not close; see chain.Node.Tick). A node
+// tickLoop ticks, at the tick period, every active replica's node that is
+// not idle, and carries out what its watchdogs decide (re-send a stalled
+// Sent list, fetch a gap that does not close; see chain.Node.Tick). A node
 // stays on the list while it is not idle after its batch (see busy).
+// Every ColdAfter it sweeps the active replicas for ones to make cold.
 func (s *Server) tickLoop() {
 	t := s.clk.NewTicker(s.tickPeriod())
 	defer t.Stop()
