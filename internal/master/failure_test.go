@@ -435,22 +435,7 @@ func TestRepairLoopTicksOnClock(t *testing.T) {
 func TestIncrementalReports(t *testing.T) {
 	e := newFailureEnv(t, 3)
 	ch := e.allocate()
-	beat := func(req *api.HeartbeatRequest) *api.HeartbeatResponse {
-		t.Helper()
-		req.ServerId, req.Addr = 1, e.cs[1].addr
-		resp, err := e.c.Heartbeat(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	info := func(h, epoch uint64) *api.ReplicaInfo {
-		return &api.ReplicaInfo{Handle: h, Epoch: epoch, Verified: true, AppliedSeq: 4}
-	}
-	inv := func() map[uint64]uint64 {
-		sv, _ := e.m.soft.get(1)
-		return sv.replicas
-	}
+	beat, info, inv := reportHelpers(t, e, false)
 	// A delta before any full report: no lease, ask for a full one.
 	resp := beat(&api.HeartbeatRequest{ReportGen: 1, BaseGen: 0, Replicas: []*api.ReplicaInfo{info(ch.Handle, ch.Epoch)}})
 	if !resp.FullReport || resp.LeaseMillis != 0 {
@@ -499,6 +484,30 @@ func TestIncrementalReports(t *testing.T) {
 	}
 }
 
+// reportHelpers returns, for the report tests: beat, which sends a
+// heartbeat of server 1 (full when full says so); info, a replica's
+// report; and inv, the inventory the master holds for server 1.
+func reportHelpers(t *testing.T, e *failureEnv, full bool) (beat func(*api.HeartbeatRequest) *api.HeartbeatResponse, info func(h, epoch uint64) *api.ReplicaInfo, inv func() map[uint64]uint64) {
+	beat = func(req *api.HeartbeatRequest) *api.HeartbeatResponse {
+		t.Helper()
+		req.ServerId, req.Addr = 1, e.cs[1].addr
+		req.Full = req.Full || full
+		resp, err := e.c.Heartbeat(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	info = func(h, epoch uint64) *api.ReplicaInfo {
+		return &api.ReplicaInfo{Handle: h, Epoch: epoch, Verified: true, AppliedSeq: 4}
+	}
+	inv = func() map[uint64]uint64 {
+		sv, _ := e.m.soft.get(1)
+		return sv.replicas
+	}
+	return beat, info, inv
+}
+
 // TestPagedFullReport: the pages of a full report are gathered with no
 // lease and no decision before the last, which replaces the inventory
 // (its own share, the earlier pages', minus the handles a later page
@@ -507,22 +516,7 @@ func TestIncrementalReports(t *testing.T) {
 func TestPagedFullReport(t *testing.T) {
 	e := newFailureEnv(t, 3)
 	ch := e.allocate()
-	beat := func(req *api.HeartbeatRequest) *api.HeartbeatResponse {
-		t.Helper()
-		req.ServerId, req.Addr, req.Full = 1, e.cs[1].addr, true
-		resp, err := e.c.Heartbeat(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	info := func(h, epoch uint64) *api.ReplicaInfo {
-		return &api.ReplicaInfo{Handle: h, Epoch: epoch, Verified: true, AppliedSeq: 4}
-	}
-	inv := func() map[uint64]uint64 {
-		sv, _ := e.m.soft.get(1)
-		return sv.replicas
-	}
+	beat, info, inv := reportHelpers(t, e, true)
 	resp, err := e.c.Register(context.Background(), &api.RegisterRequest{ServerId: 1, Addr: e.cs[1].addr})
 	if err != nil || !resp.PagedReports {
 		t.Fatalf("register: paged_reports %v, %v", resp.GetPagedReports(), err)

@@ -111,19 +111,25 @@ func (s *softState) applyReport(id, base, gen uint64, handles []uint64, evs []de
 	if !ok || base == 0 || sv.reportGen != base || sv.replicas == nil {
 		return nil
 	}
-	for i, h := range handles {
-		sv.replicas[h], sv.evidence[h] = evs[i].Epoch, evs[i]
-	}
-	for _, h := range removed {
-		delete(sv.replicas, h)
-		delete(sv.evidence, h)
-	}
+	merge(sv.replicas, sv.evidence, handles, evs, removed)
 	sv.reportGen = gen
 	reps := make([]decide.Replica, 0, len(sv.replicas))
 	for h, epoch := range sv.replicas {
 		reps = append(reps, decide.Replica{Handle: h, Epoch: epoch})
 	}
 	return reps
+}
+
+// merge sets the replicas handles (with their evidence evs) in an
+// inventory and drops the removed ones.
+func merge(inv map[uint64]uint64, ev map[uint64]decide.Evidence, handles []uint64, evs []decide.Evidence, removed []uint64) {
+	for i, h := range handles {
+		inv[h], ev[h] = evs[i].Epoch, evs[i]
+	}
+	for _, h := range removed {
+		delete(inv, h)
+		delete(ev, h)
+	}
 }
 
 // applyPage gathers page page of a full report of server id (report gen,
@@ -143,13 +149,7 @@ func (s *softState) applyPage(id uint64, page uint32, base, gen uint64, handles 
 		sv.pageInv, sv.pageEv, sv.pageGen = nil, nil, 0
 		return nil, nil, false
 	}
-	for i, h := range handles {
-		sv.pageInv[h], sv.pageEv[h] = evs[i].Epoch, evs[i]
-	}
-	for _, h := range removed {
-		delete(sv.pageInv, h)
-		delete(sv.pageEv, h)
-	}
+	merge(sv.pageInv, sv.pageEv, handles, evs, removed)
 	sv.pageGen = gen
 	if more {
 		return nil, nil, true
