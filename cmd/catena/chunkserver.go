@@ -58,6 +58,6 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
 	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, e.g. 480MiB (default: none, or $GOMEMLIMIT)")
-	f.DurationVar(&cfg.ColdAfter, "cold-after", 0, "how long a replica stays unused before its chain state is dropped (default 1m; a client retry older than that may apply twice)")
+	f.DurationVar(&cfg.ColdAfter, "cold-after", 0, "how long a replica stays unused before its chain state is dropped (default 5m; keep it above every client's operation timeout: a retry older than that may apply twice)")
 	return cmd
 }

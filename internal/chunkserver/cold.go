@@ -32,9 +32,11 @@ import (
 // falls back to a whole copy otherwise).
 
 // DefaultColdAfter is how long an active replica stays unused and
-// quiescent before it is made cold: twice the clients' default operation
-// timeout.
-const DefaultColdAfter = time.Minute
+// quiescent before it is made cold: well above the default operation
+// timeouts of the clients (30 s; a mount's 60 s), which bound how late a
+// retry comes. (A replica is made cold between one and two ColdAfter
+// after its last use.)
+const DefaultColdAfter = 5 * time.Minute
 
 // coldState is what a cold replica keeps beside the store's metadata.
 type coldState struct {
