@@ -406,3 +406,52 @@ func lastMatch(path string, re *regexp.Regexp) []string {
 	}
 	return last
 }
+
+var benchRejoinFiles = flag.Int("catena.bench.rejoinfiles", 1000,
+	"small files (one chunk each) BenchmarkRejoin writes before the restart")
+
+// BenchmarkRejoin measures how fast a restarted chunkserver's replicas
+// rejoin their chains: N one-chunk files on 3 chunkservers, one killed
+// (SIGKILL) until the master has taken it out of every chain, then
+// restarted; the time until no chunk is under-replicated, and the
+// replicas rejoined per second (each rejoin is one Replicate, a delta
+// of nothing, at the master's repair concurrency). docs/benchmarks.md,
+// "Rejoin after a restart".
+//
+//	go test ./internal/bench -run '^$' -bench BenchmarkRejoin -benchtime 1x -timeout 30m -v [-catena.bench.rejoinfiles 1000]
+func BenchmarkRejoin(b *testing.B) {
+	for range b.N {
+		c := startProcCluster(b, procClusterConfig{Chunkservers: 3})
+		ctx := context.Background()
+		buf := make([]byte, smallIO)
+		for i := range *benchRejoinFiles {
+			f, err := c.cl.Create(ctx, fmt.Sprintf("/r%d", i), client.CreateOptions{Replication: 3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.WriteAt(buf, 0); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.await("repaired", c.repaired)
+		c.cs[1].Kill()
+		k := time.Now()
+		down := c.awaitWithin("cs2 out of every chain", 10*time.Minute, func(st *client.Status) error {
+			if st.ChunksUnderReplicated < uint64(*benchRejoinFiles) {
+				return fmt.Errorf("%d chunks under-replicated", st.ChunksUnderReplicated)
+			}
+			return nil
+		})
+		t0 := time.Now()
+		c.startChunkserver(1)
+		end := c.awaitWithin("rejoined", 30*time.Minute, c.repaired)
+		took := time.Since(t0)
+		n := end.RepairsDone - down.RepairsDone
+		b.Logf("%d one-chunk files: cs2 out of every chain %v after the kill; after its restart %d replicas rejoined in %v: %.0f/s",
+			*benchRejoinFiles, t0.Sub(k).Round(time.Millisecond), n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		b.ReportMetric(float64(n)/took.Seconds(), "rejoins/s")
+	}
+}

@@ -154,7 +154,13 @@ func (c *procCluster) repaired(st *client.Status) error {
 // await polls Status every 20 ms until cond holds; it returns that Status.
 func (c *procCluster) await(what string, cond func(*client.Status) error) *client.Status {
 	c.b.Helper()
-	deadline := time.Now().Add(procReadyTimeout)
+	return c.awaitWithin(what, procReadyTimeout, cond)
+}
+
+// awaitWithin is await with a deadline of d.
+func (c *procCluster) awaitWithin(what string, d time.Duration, cond func(*client.Status) error) *client.Status {
+	c.b.Helper()
+	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
