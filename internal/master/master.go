@@ -62,6 +62,10 @@ type Master struct {
 	// stopRepair stops the current term's repair loop; nil when none
 	// runs. Used by watchLeadership only.
 	stopRepair func()
+	// repairKick wakes the repair loop before its next tick when a repair
+	// ends, so that its slot is used again at once (capacity 1: kicks
+	// coalesce).
+	repairKick chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -77,7 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger.With("master", cfg.ID),
 		notifyCh: make(chan bool, 8), leaderReady: make(chan struct{}), stop: make(chan struct{}),
-		soft: newSoftState(), pool: newConnPool(cfg.Dialer),
+		soft: newSoftState(), pool: newConnPool(cfg.Dialer), repairKick: make(chan struct{}, 1),
 	}
 	m.fsm = newFSM(m.log)
 	ok := false

@@ -49,8 +49,20 @@ func (m *Master) repairLoop(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C():
+		case <-m.repairKick:
 		}
 		m.repairTick(ctx, &repairs)
+	}
+}
+
+// kickRepair wakes the repair loop: a repair ended and its slot is free.
+// Without it the slots refill only at the loop's period, which bounds the
+// rate of short repairs (a returning replica's empty delta) to
+// RepairConcurrency per RepairInterval.
+func (m *Master) kickRepair() {
+	select {
+	case m.repairKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -159,6 +171,7 @@ func (m *Master) runRepair(ctx context.Context, p decide.RepairPlan) {
 	)
 	defer func() {
 		m.soft.endRepair(p.Handle, p.Target, err, bytes, m.cfg.Clock.Now().Add(repairRetryDelay))
+		m.kickRepair()
 		if err != nil {
 			log.Warn("master: re-replication failed", "err", err)
 		}
@@ -248,7 +261,10 @@ func (m *Master) runHeal(ctx context.Context, p decide.HealPlan) {
 		target = sv.Addr
 	})
 	var err error
-	defer func() { m.soft.endHeal(p.Handle, err, m.cfg.Clock.Now().Add(repairRetryDelay)) }()
+	defer func() {
+		m.soft.endHeal(p.Handle, err, m.cfg.Clock.Now().Add(repairRetryDelay))
+		m.kickRepair()
+	}()
 	log.Warn("master: restoring blocks that verify on no chain member", "blocks", p.Blocks, "sources", p.Sources)
 	cs, err := m.pool.chunkserver(target)
 	if err != nil {
