@@ -558,3 +558,23 @@ func TestPagedFullReport(t *testing.T) {
 		t.Fatalf("inventory after the delta: %v, want %v", got, want)
 	}
 }
+
+// TestStatusFencedMemberShort: a chain member that reports the chunk
+// fenced at its current epoch (reloaded by a restart, not rejoined) counts
+// as missing from the chain in Status until it rejoins, but the chunk is
+// not lost.
+func TestStatusFencedMemberShort(t *testing.T) {
+	e := newFailureEnv(t, 3)
+	ch := e.allocate()
+	for id := uint64(1); id <= 3; id++ {
+		e.heartbeat(id, [2]uint64{ch.Handle, ch.Epoch})
+	}
+	if st := e.status(); st.Chunks.UnderReplicated != 0 || st.Chunks.Lost != 0 {
+		t.Fatalf("every member serving: %v", st.Chunks)
+	}
+	beat, _, _ := reportHelpers(t, e, true)
+	beat(&api.HeartbeatRequest{ReportGen: 100, Replicas: []*api.ReplicaInfo{{Handle: ch.Handle, Epoch: ch.Epoch, Fenced: true, Verified: true}}})
+	if st := e.status(); st.Chunks.UnderReplicated != 1 || st.Chunks.Lost != 0 {
+		t.Fatalf("one member fenced at the chunk's epoch: %v, want under-replicated and not lost", st.Chunks)
+	}
+}

@@ -520,13 +520,22 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	}
 	resp.Chunks.Total = uint64(len(chunks))
 	for _, ch := range chunks {
-		live := 0
+		// A member that reports the chunk fenced at its current epoch (a
+		// restarted server's replica that has not rejoined) serves
+		// nothing until the repair loop has taken it out and back in
+		// (decide.PlanRemovals): the chunk is short of it meanwhile, but
+		// not lost.
+		live, serving := 0, 0
 		for _, id := range ch.Chain {
-			if alive[id] {
-				live++
+			if !alive[id] {
+				continue
+			}
+			live++
+			if e, ok := ev[id][ch.Handle]; !ok || !e.Fenced || e.Epoch != ch.Epoch {
+				serving++
 			}
 		}
-		if live < ch.Replication {
+		if serving < ch.Replication {
 			resp.Chunks.UnderReplicated++
 		}
 		if live == 0 {
