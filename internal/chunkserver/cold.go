@@ -115,11 +115,8 @@ func (s *Server) activeLocked(h chunkstore.Handle) *replica {
 	if s.closed {
 		return nil
 	}
-	if _, gone := s.deleted[h]; gone {
-		return nil
-	}
-	rep, err := s.store.Get(h)
-	if err != nil {
+	rep := s.coldLookupLocked(h)
+	if rep == nil {
 		return nil
 	}
 	m := rep.Meta()
@@ -134,14 +131,24 @@ func (s *Server) activeLocked(h chunkstore.Handle) *replica {
 // heldLocked reports whether this server holds a replica of h, active or
 // cold (s.mu held).
 func (s *Server) heldLocked(h chunkstore.Handle) bool {
+	return s.replicas[h] != nil || s.coldLookupLocked(h) != nil
+}
+
+// coldLookupLocked returns the store's replica of h when h is not active
+// and not being deleted; nil when the server holds no cold replica of h
+// (s.mu held).
+func (s *Server) coldLookupLocked(h chunkstore.Handle) *chunkstore.Replica {
 	if s.replicas[h] != nil {
-		return true
+		return nil
 	}
 	if _, gone := s.deleted[h]; gone {
-		return false
+		return nil
 	}
-	_, err := s.store.Get(h)
-	return err == nil
+	rep, err := s.store.Get(h)
+	if err != nil {
+		return nil
+	}
+	return rep
 }
 
 // coldLocked returns the state r would keep cold, and whether it may be
@@ -246,11 +253,8 @@ func (s *Server) fenceHandle(h chunkstore.Handle, epoch uint64) {
 		return
 	}
 	defer s.mu.Unlock()
-	if !s.heldLocked(h) {
-		return
-	}
-	rep, err := s.store.Get(h)
-	if err != nil {
+	rep := s.coldLookupLocked(h)
+	if rep == nil {
 		return
 	}
 	m := rep.Meta()
@@ -286,12 +290,8 @@ func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) (int64, 
 		}
 		return r.chunkSize, true
 	}
-	if !s.heldLocked(h) {
-		s.mu.Unlock()
-		return 0, true
-	}
-	rep, err := s.store.Get(h)
-	if err != nil {
+	rep := s.coldLookupLocked(h)
+	if rep == nil {
 		s.mu.Unlock()
 		return 0, true
 	}
@@ -301,7 +301,7 @@ func (s *Server) verifyHandle(h chunkstore.Handle, unverifiedOnly bool) (int64, 
 	if skip {
 		return m.ChunkSize, true
 	}
-	err = rep.Verify()
+	err := rep.Verify()
 	if err != nil && !errors.Is(err, chunkstore.ErrCorrupt) {
 		return m.ChunkSize, false // not checked (the store is closing, or failed)
 	}

@@ -2,7 +2,6 @@ package chunkstore
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -473,45 +472,6 @@ func encodeCheckpoint(c *ckpt) []byte {
 	return le.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeCheckpoint verifies and decodes a checkpoint into tables. Every
-// index it returns is in range, every piece lies in its block and every
-// list is at most 255 pieces.
-func decodeCheckpoint(b []byte) (*ckpt, error) {
-	var c *ckpt
-	var listPieces slab[uint32]
-	var blocks slab[ckptBlock]
-	err := walkCheckpoint(bytes.NewReader(b), int64(len(b)), ckptVisitor{
-		header: func(h *ckpt, np, nl, nr uint32) error {
-			c = h
-			c.pieces, c.lists, c.replicas = make([]ckptPiece, np), make([]ckptList, nl), make([]ckptReplica, nr)
-			return nil
-		},
-		piece: func(i int, p ckptPiece) error { c.pieces[i] = p; return nil },
-		list: func(i int, l ckptList) error {
-			if len(l.pieces) > 0 {
-				l.pieces = append(listPieces.take(len(l.pieces))[:0], l.pieces...)
-			}
-			c.lists[i] = l
-			return nil
-		},
-		replica: func(i int, r *ckptReplica) error {
-			cr := ckptReplica{meta: r.meta, covered: r.covered}
-			if len(r.blocks) > 0 {
-				cr.blocks = append(blocks.take(len(r.blocks))[:0], r.blocks...)
-			}
-			if len(r.since) > 0 {
-				cr.since = append([]ckptAhead(nil), r.since...)
-			}
-			c.replicas[i] = cr
-			return nil
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 // ckptVisitor receives a checkpoint's contents, in order, as
 // walkCheckpoint decodes them: the header first (with the counts of
 // pieces, lists and replicas), then each piece, list and replica. The
@@ -525,7 +485,7 @@ type ckptVisitor struct {
 	replica func(i int, r *ckptReplica) error
 }
 
-// walkCheckpoint verifies the checkpoint of size bytes that r holds and
+// walkCheckpoint verifies the checkpoint of size bytes that src holds and
 // hands its contents to v as it decodes them, holding neither the file's
 // bytes nor a table of its own: the engine's open builds its index
 // straight from the file, read twice in a bounded buffer (once for the
@@ -533,40 +493,25 @@ type ckptVisitor struct {
 // replicas is the index. Every index it hands out is in range, every piece
 // lies in its block and every list is at most 255 pieces; the checksum of
 // the whole is verified before the first call.
-func walkCheckpoint(src io.ReaderAt, size int64, v ckptVisitor) error {
-	err := walkCheckpointStream(src, size, v)
-	var rerr *ckptReadError
-	if errors.As(err, &rerr) {
-		return rerr.err
-	}
-	return err
-}
-
-// ckptReadError is a read error met while walking a checkpoint: it wins
-// over whatever the zeros read instead made the walk conclude.
-type ckptReadError struct{ err error }
-
-func (e *ckptReadError) Error() string { return e.err.Error() }
-
-func walkCheckpointStream(src io.ReaderAt, size int64, v ckptVisitor) (err error) {
+func walkCheckpoint(src io.ReaderAt, size int64, v ckptVisitor) (err error) {
 	le := binary.LittleEndian
 	if size < ckptHeaderSize+4 {
 		return fmt.Errorf("%w: %d bytes", errBadCheckpoint, size)
 	}
 	crc := crc32.New(castagnoli)
 	if _, err := io.Copy(crc, io.NewSectionReader(src, 0, size-4)); err != nil {
-		return &ckptReadError{err}
+		return err
 	}
 	var tail [4]byte
 	if _, err := src.ReadAt(tail[:], size-4); err != nil && !errors.Is(err, io.EOF) {
-		return &ckptReadError{err}
+		return err
 	}
 	if got, want := le.Uint32(tail[:]), crc.Sum32(); got != want {
 		return fmt.Errorf("%w: checksum %08x, computed %08x", errBadCheckpoint, got, want)
 	}
 	body := make([]byte, ckptHeaderSize)
 	if _, err := src.ReadAt(body, 0); err != nil {
-		return &ckptReadError{err}
+		return err
 	}
 	if le.Uint64(body[0:]) != ckptMagic || le.Uint32(body[8:]) != ckptVersion {
 		return fmt.Errorf("%w: bad magic or version", errBadCheckpoint)
@@ -582,7 +527,7 @@ func walkCheckpointStream(src io.ReaderAt, size int64, v ckptVisitor) (err error
 	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(src, ckptHeaderSize, size-4-ckptHeaderSize), 1<<20), n: int(size - 4 - ckptHeaderSize)}
 	defer func() {
 		if d.err != nil {
-			err = &ckptReadError{d.err}
+			err = d.err // a read error wins over a verdict on the zeros read instead
 		}
 	}()
 	// Bound each count by the bytes left before anyone allocates for it.

@@ -176,3 +176,43 @@ func TestWalkCheckpointReadError(t *testing.T) {
 		}
 	}
 }
+
+// decodeCheckpoint verifies and decodes a checkpoint into tables (the
+// fuzzers and tests compare them; the engine walks the file instead). Every
+// index it returns is in range, every piece lies in its block and every
+// list is at most 255 pieces.
+func decodeCheckpoint(b []byte) (*ckpt, error) {
+	var c *ckpt
+	var listPieces slab[uint32]
+	var blocks slab[ckptBlock]
+	err := walkCheckpoint(bytes.NewReader(b), int64(len(b)), ckptVisitor{
+		header: func(h *ckpt, np, nl, nr uint32) error {
+			c = h
+			c.pieces, c.lists, c.replicas = make([]ckptPiece, np), make([]ckptList, nl), make([]ckptReplica, nr)
+			return nil
+		},
+		piece: func(i int, p ckptPiece) error { c.pieces[i] = p; return nil },
+		list: func(i int, l ckptList) error {
+			if len(l.pieces) > 0 {
+				l.pieces = append(listPieces.take(len(l.pieces))[:0], l.pieces...)
+			}
+			c.lists[i] = l
+			return nil
+		},
+		replica: func(i int, r *ckptReplica) error {
+			cr := ckptReplica{meta: r.meta, covered: r.covered}
+			if len(r.blocks) > 0 {
+				cr.blocks = append(blocks.take(len(r.blocks))[:0], r.blocks...)
+			}
+			if len(r.since) > 0 {
+				cr.since = append([]ckptAhead(nil), r.since...)
+			}
+			c.replicas[i] = cr
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
