@@ -1606,9 +1606,15 @@ type ReplicaInfo struct {
 	// of the update at applied_seq, the blocks (64 KiB) known not to verify,
 	// and whether the replica was fully verified since it was loaded from
 	// disk (false while a reloaded replica is still being checked).
-	AppliedEpoch  uint64  `protobuf:"varint,6,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"`
-	BadBlocks     []int64 `protobuf:"varint,7,rep,packed,name=bad_blocks,json=badBlocks,proto3" json:"bad_blocks,omitempty"`
-	Verified      bool    `protobuf:"varint,8,opt,name=verified,proto3" json:"verified,omitempty"`
+	AppliedEpoch uint64  `protobuf:"varint,6,opt,name=applied_epoch,json=appliedEpoch,proto3" json:"applied_epoch,omitempty"`
+	BadBlocks    []int64 `protobuf:"varint,7,rep,packed,name=bad_blocks,json=badBlocks,proto3" json:"bad_blocks,omitempty"`
+	Verified     bool    `protobuf:"varint,8,opt,name=verified,proto3" json:"verified,omitempty"`
+	// catching_up: the replica joined its chain at this epoch (or later
+	// saw a gap) and has not yet installed its predecessor's state: it may
+	// lack acknowledged updates. The master counts a member that joined
+	// through a copy as holding the chunk only once it reports the chunk at
+	// the chain's current epoch, neither fenced nor catching up.
+	CatchingUp    bool `protobuf:"varint,9,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1695,6 +1701,13 @@ func (x *ReplicaInfo) GetBadBlocks() []int64 {
 func (x *ReplicaInfo) GetVerified() bool {
 	if x != nil {
 		return x.Verified
+	}
+	return false
+}
+
+func (x *ReplicaInfo) GetCatchingUp() bool {
+	if x != nil {
+		return x.CatchingUp
 	}
 	return false
 }
@@ -2339,7 +2352,7 @@ type ChunkStats struct {
 	Total           uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
 	UnderReplicated uint64                 `protobuf:"varint,2,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"`
 	ReReplicating   uint64                 `protobuf:"varint,3,opt,name=re_replicating,json=reReplicating,proto3" json:"re_replicating,omitempty"` // repairs in progress
-	Lost            uint64                 `protobuf:"varint,4,opt,name=lost,proto3" json:"lost,omitempty"`                                        // chunks with no live replica
+	Lost            uint64                 `protobuf:"varint,4,opt,name=lost,proto3" json:"lost,omitempty"`                                        // chunks with no live replica holding every acknowledged update
 	RepairsDone     uint64                 `protobuf:"varint,5,opt,name=repairs_done,json=repairsDone,proto3" json:"repairs_done,omitempty"`       // since this master became leader
 	RepairedBytes   int64                  `protobuf:"varint,6,opt,name=repaired_bytes,json=repairedBytes,proto3" json:"repaired_bytes,omitempty"` // since this master became leader
 	// Chunks that need attention, with why (at most 100).
@@ -4039,7 +4052,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x10RegisterResponse\x12\x1f\n" +
 	"\vnext_handle\x18\x01 \x01(\x04R\n" +
 	"nextHandle\x12#\n" +
-	"\rpaged_reports\x18\x02 \x01(\bR\fpagedReports\"\xf3\x01\n" +
+	"\rpaged_reports\x18\x02 \x01(\bR\fpagedReports\"\x94\x02\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -4051,7 +4064,9 @@ const file_catena_proto_rawDesc = "" +
 	"\rapplied_epoch\x18\x06 \x01(\x04R\fappliedEpoch\x12\x1d\n" +
 	"\n" +
 	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
-	"\bverified\x18\b \x01(\bR\bverified\"\x94\x03\n" +
+	"\bverified\x18\b \x01(\bR\bverified\x12\x1f\n" +
+	"\vcatching_up\x18\t \x01(\bR\n" +
+	"catchingUp\"\x94\x03\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +

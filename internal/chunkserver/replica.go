@@ -74,13 +74,13 @@ func (r *replica) logger() *slog.Logger { return r.s.log.With("handle", uint64(r
 // with its node or its checks (used bytes change with the applied seq).
 type reportedState struct {
 	epoch, persisted, persistedEpoch uint64
-	fenced, verified                 bool
+	fenced, verified, catchingUp     bool
 }
 
 // reportedLocked is r's reported state now.
 func (r *replica) reportedLocked() reportedState {
 	st := r.node.Status()
-	return reportedState{st.Epoch, st.Persisted, st.PersistedEpoch, st.Fenced, r.verified && r.failed == nil}
+	return reportedState{st.Epoch, st.Persisted, st.PersistedEpoch, st.Fenced, r.verified && r.failed == nil, st.CatchingUp}
 }
 
 // noteLocked tells the reporter when the replica's reported state moved

@@ -272,5 +272,6 @@ func (r *replica) info() *api.ReplicaInfo {
 		Fenced:       st.Fenced,
 		BadBlocks:    bad,
 		Verified:     r.verified && r.failed == nil,
+		CatchingUp:   st.CatchingUp,
 	}
 }

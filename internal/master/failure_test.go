@@ -174,10 +174,17 @@ func startFailureEnv(t testing.TB, n int, repairInterval time.Duration) *failure
 // heartbeat sends server id's heartbeat with replicas (handle, epoch).
 func (e *failureEnv) heartbeat(id uint64, replicas ...[2]uint64) *api.HeartbeatResponse {
 	e.t.Helper()
-	req := &api.HeartbeatRequest{ServerId: id, Addr: e.cs[id].addr, FreeBytes: int64(10-id) << 30}
+	var infos []*api.ReplicaInfo
 	for _, r := range replicas {
-		req.Replicas = append(req.Replicas, &api.ReplicaInfo{Handle: r[0], Epoch: r[1], Verified: true})
+		infos = append(infos, &api.ReplicaInfo{Handle: r[0], Epoch: r[1], Verified: true})
 	}
+	return e.heartbeatInfo(id, infos...)
+}
+
+// heartbeatInfo sends server id's heartbeat reporting infos.
+func (e *failureEnv) heartbeatInfo(id uint64, infos ...*api.ReplicaInfo) *api.HeartbeatResponse {
+	e.t.Helper()
+	req := &api.HeartbeatRequest{ServerId: id, Addr: e.cs[id].addr, FreeBytes: int64(10-id) << 30, Replicas: infos}
 	resp, err := e.c.Heartbeat(context.Background(), req)
 	if err != nil {
 		e.t.Fatalf("heartbeat %d: %v", id, err)
@@ -302,6 +309,12 @@ func TestDeadMemberRemovedThenRepaired(t *testing.T) {
 	if e.cs[2].maxReconfigEpoch() != 0 {
 		t.Fatal("dead server got a Reconfigure")
 	}
+	// 4 counts once it reports the chunk at epoch 3, caught up.
+	if cs := e.status().Chunks; cs.UnderReplicated != 1 {
+		t.Fatalf("a joiner not caught up yet counted: %v", cs)
+	}
+	e.heartbeat(4, [2]uint64{h, 3})
+	e.round()
 	if cs := e.status().Chunks; cs.RepairsDone != 1 || cs.RepairedBytes != 1000 || cs.ReReplicating != 0 || cs.UnderReplicated != 0 {
 		t.Fatalf("repair not counted: %v", cs)
 	}
@@ -367,8 +380,12 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 	if !e.cs[3].reconfiguredTo(h, 4, []uint64{1, 2}) || !e.cs[1].reconfiguredTo(h, 4, []uint64{1, 2}) {
 		t.Fatal("report: reconfigure not pushed to the reporter and the survivors")
 	}
-	// 3 still reports its (bad) replica: 4 is chosen anyway.
+	// 3 still reports its (bad) replica: 4 is chosen anyway, once 2 has
+	// caught up.
 	e.heartbeat(3, [2]uint64{h, 3})
+	e.round()
+	e.wantChain(h, 4, 1, 2)
+	e.heartbeat(2, [2]uint64{h, 4})
 	e.round()
 	e.wantChain(h, 5, 1, 2, 4)
 	if len(e.cs[3].replicateCalls()) != 0 {
@@ -380,6 +397,65 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 	}
 	if ep, _ := e.chunk(h); ep != 5 {
 		t.Fatalf("second report changed the chain: epoch %d", ep)
+	}
+}
+
+// TestJoinerNeverSoleHolder: a repair target joins its chain syncing (it
+// catches up on what the tail acknowledged after the copy); while it has
+// not reported caught up it is no repair source, and the members holding
+// every acknowledged update do not all leave: dead, the chain waits (the
+// chunk counts as unavailable); one returning fenced (restarted) stays for
+// the joiner to catch up from, and leaves only after that.
+func TestJoinerNeverSoleHolder(t *testing.T) {
+	e := newFailureEnv(t, 4)
+	for id := uint64(1); id <= 4; id++ {
+		e.heartbeat(id)
+	}
+	h := e.allocate().Handle // [1 2 3]
+	e.clk.Advance(1260 * time.Millisecond)
+	e.heartbeat(1, [2]uint64{h, 1})
+	e.heartbeat(2, [2]uint64{h, 1})
+	e.heartbeat(4)
+	e.round()
+	e.wantChain(h, 2, 1, 2)
+	e.round()
+	e.wantChain(h, 3, 1, 2, 4)
+	var syncing []uint64
+	e.m.fsm.view(func(st *meta.State) { c, _ := st.Chunk(h); syncing = c.Syncing })
+	if !slices.Equal(syncing, []uint64{4}) {
+		t.Fatalf("syncing %v after the join, want [4]", syncing)
+	}
+
+	// 4 reports catching up; then 1 and 2 die.
+	catching := &api.ReplicaInfo{Handle: h, Epoch: 3, Verified: true, CatchingUp: true}
+	e.heartbeatInfo(4, catching)
+	e.clk.Advance(1260 * time.Millisecond)
+	e.heartbeatInfo(4, catching)
+	e.heartbeat(3)
+	e.round()
+	e.wantChain(h, 3, 1, 2, 4)
+	st := e.status()
+	if st.Chunks.Lost != 1 || len(st.Chunks.Problems) != 1 || st.Chunks.Problems[0].Handle != h {
+		t.Fatalf("status with only the joiner alive: %v, want the chunk unavailable, with a problem", st.Chunks)
+	}
+	if len(e.cs[3].replicateCalls()) != 0 {
+		t.Fatal("a syncing member was a repair source")
+	}
+
+	// 2 returns fenced (restarted): it stays, 1 (dead) leaves.
+	e.heartbeatInfo(2, &api.ReplicaInfo{Handle: h, Epoch: 3, Verified: true, Fenced: true, AppliedSeq: 9, AppliedEpoch: 3})
+	e.heartbeatInfo(4, catching)
+	e.round()
+	e.wantChain(h, 4, 2, 4)
+	// 4 caught up from 2 at epoch 4: confirmed, and 2 (fenced) leaves.
+	e.heartbeatInfo(2, &api.ReplicaInfo{Handle: h, Epoch: 4, Verified: true, Fenced: true, AppliedSeq: 9, AppliedEpoch: 3})
+	e.heartbeatInfo(4, &api.ReplicaInfo{Handle: h, Epoch: 4, Verified: true, AppliedSeq: 9, AppliedEpoch: 3})
+	e.heartbeat(3)
+	e.round()
+	e.wantChain(h, 5, 4)
+	e.m.fsm.view(func(st *meta.State) { c, _ := st.Chunk(h); syncing = c.Syncing })
+	if len(syncing) != 0 {
+		t.Fatalf("syncing %v after the catch-up, want none", syncing)
 	}
 }
 

@@ -407,7 +407,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	for i, r := range req.Replicas {
 		handles[i] = r.Handle
 		evs[i] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
-			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks}
+			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks, CatchingUp: r.CatchingUp}
 	}
 	var inv map[uint64]uint64
 	var ev map[uint64]decide.Evidence
@@ -524,10 +524,12 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		// restarted server's replica that has not rejoined) serves
 		// nothing until the repair loop has taken it out and back in
 		// (decide.PlanRemovals): the chunk is short of it meanwhile, but
-		// not lost.
+		// not lost. A syncing member (joined, not yet known to have
+		// caught up) does not count either; when no live member holds
+		// every acknowledged update, the chunk is unavailable.
 		live, serving := 0, 0
 		for _, id := range ch.Chain {
-			if !alive[id] {
+			if !alive[id] || ch.IsSyncing(id) {
 				continue
 			}
 			live++
@@ -540,6 +542,11 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		}
 		if live == 0 {
 			resp.Chunks.Lost++
+			if len(ch.Syncing) > 0 && len(resp.Chunks.Problems) < maxProblems {
+				resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
+					Reason: fmt.Sprintf("members %v have not caught up; waiting for a member holding every acknowledged update to return", ch.Syncing)})
+				continue
+			}
 		}
 		if len(resp.Chunks.Problems) >= maxProblems {
 			continue

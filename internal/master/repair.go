@@ -30,6 +30,9 @@ const (
 	parallelChanges = 32
 	// changeAttempts bounds the retries of a chain change that lost a race.
 	changeAttempts = 3
+	// maxCaughtUpBatch bounds the members one CaughtUp command confirms
+	// (about 60 bytes each in the log).
+	maxCaughtUpBatch = 10000
 )
 
 // repairLoop runs on the leader until stop closes: each tick it removes
@@ -79,6 +82,14 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	m.expireMounts(ctx, now)
 	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
 	live, free, inv := view.live, view.free, view.inv
+	if caught := decide.PlanCaughtUp(chunks, view.evidence); len(caught) > 0 {
+		caught = caught[:min(len(caught), maxCaughtUpBatch)]
+		s := &server{m: m}
+		if _, err := s.propose(ctx, meta.CaughtUp{Members: caught}); err != nil {
+			m.log.Warn("master: record caught-up members", "count", len(caught), "err", err)
+		}
+		m.fsm.view(func(st *meta.State) { chunks = st.Chunks() })
+	}
 
 	lacking := m.soft.lacking(chunks, view, now)
 	lackingLong := func(id, h uint64) bool {
@@ -101,7 +112,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 						return nil // moved since planned (a fence is per epoch): re-plan next tick
 					}
 					return rm.Chain
-				}, nil); err != nil && !errors.Is(err, errChainMoved) {
+				}, nil, nil); err != nil && !errors.Is(err, errChainMoved) {
 					m.log.Warn("master: remove dead or fenced members", "handle", rm.Handle, "err", err)
 				}
 			})
@@ -206,12 +217,15 @@ func (m *Master) runRepair(ctx context.Context, p decide.RepairPlan) {
 		return
 	}
 	bytes = resp.GetBytesCopied()
+	// The target joins syncing: it holds the tail's state as of the copy's
+	// end, and catches up on what the tail acknowledged since once it is
+	// reconfigured; until it reports so (PlanCaughtUp) it is no source.
 	err = m.changeChain(ctx, p.Handle, func(ch meta.Chunk) []uint64 {
 		if ch.Epoch != p.Epoch || slices.Contains(ch.Chain, p.Target) {
 			return nil // the chain moved while copying: next round re-plans (cheaply, by delta)
 		}
 		return append(slices.Clone(ch.Chain), p.Target)
-	}, nil)
+	}, []uint64{p.Target}, nil)
 	if err == nil {
 		log.Info("master: replica joined chain", "epoch", p.Epoch+1, "bytes", bytes, "full", resp.GetFull())
 	}
@@ -298,7 +312,7 @@ func (m *Master) replicateTimeout(chunkSize int64) time.Duration {
 // from the current chunk (nil: no change, errChainMoved), retrying when
 // another change wins the race, then pushes Reconfigure to every member of
 // the new chain and to the servers in alsoTell.
-func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.Chunk) []uint64, alsoTell []uint64) error {
+func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.Chunk) []uint64, joined, alsoTell []uint64) error {
 	s := &server{m: m}
 	for attempt := 0; ; attempt++ {
 		var ch meta.Chunk
@@ -311,7 +325,7 @@ func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.
 		if chain == nil {
 			return errChainMoved
 		}
-		_, err := s.propose(ctx, meta.SetChain{Handle: handle, Epoch: ch.Epoch + 1, Chain: chain})
+		_, err := s.propose(ctx, meta.SetChain{Handle: handle, Epoch: ch.Epoch + 1, Chain: chain, Joined: joined})
 		if rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH && attempt < changeAttempts {
 			continue
 		}

@@ -33,7 +33,7 @@ func (s *server) ReportReplica(ctx context.Context, req *api.ReportReplicaReques
 			return nil
 		}
 		return without(ch.Chain, []uint64{req.ServerId})
-	}, []uint64{req.ServerId})
+	}, nil, []uint64{req.ServerId})
 	switch {
 	case err == nil, errors.Is(err, errChainMoved), errors.Is(err, meta.ErrNotFound):
 		// Removed now, not a member (any more), sole copy, or a deleted

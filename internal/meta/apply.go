@@ -62,6 +62,8 @@ func (s *State) apply(c Command) Result {
 		return s.registerServer(c)
 	case SetChain:
 		return s.setChain(c)
+	case CaughtUp:
+		return s.caughtUp(c)
 	case CreateVolume:
 		return s.createVolume(c)
 	case RemoveVolume:

@@ -117,3 +117,69 @@ func TestPathsOfChunks(t *testing.T) {
 		t.Fatal("no handle wanted, some named")
 	}
 }
+
+// TestSyncingMembers: a member that joins through a copy is syncing until
+// CaughtUp at the chunk's epoch; no chain may have a syncing head, so the
+// last members holding every acknowledged update cannot all leave.
+func TestSyncingMembers(t *testing.T) {
+	s := chainFixture(t) // chunk 1: [1 2 3] at epoch 1
+	apply := func(c Command) error {
+		t.Helper()
+		b, _ := Encode(c)
+		dc, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Apply(dc).Err
+		if err := s.Check(); err != nil {
+			t.Fatalf("after %T: %v", c, err)
+		}
+		return err
+	}
+	want := func(epoch uint64, chain, syncing []ServerID) {
+		t.Helper()
+		ch, _ := s.Chunk(1)
+		if ch.Epoch != epoch || !slices.Equal(ch.Chain, chain) || !slices.Equal(ch.Syncing, syncing) {
+			t.Fatalf("chunk: epoch %d chain %v syncing %v, want %d %v %v", ch.Epoch, ch.Chain, ch.Syncing, epoch, chain, syncing)
+		}
+		checkRoundTrip(t, s)
+	}
+	if err := apply(SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(SetChain{Handle: 1, Epoch: 3, Chain: []ServerID{1, 2, 4}, Joined: []ServerID{3}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("joining a non-member: %v, want ErrInvalid", err)
+	}
+	if err := apply(SetChain{Handle: 1, Epoch: 3, Chain: []ServerID{1, 2, 4}, Joined: []ServerID{4}}); err != nil {
+		t.Fatal(err)
+	}
+	want(3, []ServerID{1, 2, 4}, []ServerID{4})
+	// A removal keeps the joiner syncing; one that would make it the head
+	// is refused, whatever else the chain holds.
+	if err := apply(SetChain{Handle: 1, Epoch: 4, Chain: []ServerID{2, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	want(4, []ServerID{2, 4}, []ServerID{4})
+	for _, c := range [][]ServerID{{4}, {4, 2}} {
+		if err := apply(SetChain{Handle: 1, Epoch: 5, Chain: c}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("chain %v with a syncing head: %v, want ErrInvalid", c, err)
+		}
+	}
+	if err := apply(SetChain{Handle: 1, Epoch: 5, Chain: []ServerID{3, 2}, Joined: []ServerID{3}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a joining head: %v, want ErrInvalid", err)
+	}
+	want(4, []ServerID{2, 4}, []ServerID{4})
+	// CaughtUp at an outdated epoch, for another server or chunk: nothing.
+	if err := apply(CaughtUp{Members: []CaughtUpMember{{Handle: 1, Epoch: 3, Server: 4}, {Handle: 1, Epoch: 4, Server: 2}, {Handle: 9, Epoch: 4, Server: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	want(4, []ServerID{2, 4}, []ServerID{4})
+	if err := apply(CaughtUp{Members: []CaughtUpMember{{Handle: 1, Epoch: 4, Server: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	want(4, []ServerID{2, 4}, nil)
+	if err := apply(SetChain{Handle: 1, Epoch: 5, Chain: []ServerID{4}}); err != nil {
+		t.Fatal(err)
+	}
+	want(5, []ServerID{4}, nil)
+}

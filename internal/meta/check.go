@@ -153,8 +153,9 @@ func checkServers(s *State, p *problems) {
 }
 
 // checkChunks: every chunk-map entry is well formed: epoch above 0,
-// referenced, a valid replication factor and chunk size, and a non-empty
-// chain of distinct registered servers.
+// referenced, a valid replication factor and chunk size, a non-empty
+// chain of distinct registered servers, and syncing members that are
+// distinct members other than the head (nil when there are none).
 func checkChunks(s *State, p *problems) {
 	for h := range keys(p, s.chunks) {
 		ch := s.chunks[h]
@@ -173,6 +174,9 @@ func checkChunks(s *State, p *problems) {
 		}
 		if err := s.checkChain(ch.Chain); err != nil {
 			p.addf("chunk %d: chain %v: %v", h, ch.Chain, err)
+		}
+		if err := checkSyncing(ch.Chain, ch.Syncing); err != nil || (ch.Syncing != nil && len(ch.Syncing) == 0) {
+			p.addf("chunk %d: syncing %v: %v", h, ch.Syncing, err)
 		}
 	}
 }

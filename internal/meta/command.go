@@ -140,6 +140,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[RegisterServer](env.Cmd)
 	case "setchain":
 		c, err = decodeAs[SetChain](env.Cmd)
+	case "caughtup":
+		c, err = decodeAs[CaughtUp](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

@@ -24,6 +24,9 @@
 //   - a chunk's refcount equals the number of (file, index) slots naming it,
 //     and a chunk with refcount 0 is not in the map;
 //   - every chain is non-empty, without duplicates, of registered servers;
+//     its syncing members (joined through a copy, not yet known to have
+//     caught up: they may lack acknowledged updates) are distinct members,
+//     and its head is never one of them;
 //   - a chunk's epoch starts at 1 and only grows, by exactly one per SetChain (a
 //     compare-and-set: ErrEpochMismatch otherwise);
 //   - inode and handle counters are above every id in use;

@@ -17,6 +17,8 @@ func FuzzDecode(f *testing.F) {
 		AllocateChunk{Inode: 3, Index: 0, Chain: []ServerID{1}},
 		RegisterServer{ID: 1, Addr: "x:1", Labels: map[string]string{"zone": "a"}},
 		SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1}},
+		SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 2}, Joined: []ServerID{2}},
+		CaughtUp{Members: []CaughtUpMember{{Handle: 1, Epoch: 2, Server: 2}}},
 		SetMaster{ID: "m1", Addr: "x:1"},
 		Request{Client: 1, Seq: 2, Time: 3, Cmd: Rename{Src: "/a", Dst: "/b"}},
 	} {

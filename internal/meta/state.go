@@ -52,13 +52,22 @@ type Chunk struct {
 	// create a replica (0 in checkpoints older than the field: Restore fills
 	// it from the file).
 	ChunkSize int64 `json:",omitempty"`
+	// Syncing lists the chain members that joined through a copy and are
+	// not yet known to have caught up with their predecessor: they may
+	// lack acknowledged updates, so they are no source of the chunk's
+	// data and never its head (SetChain, CaughtUp).
+	Syncing []ServerID `json:",omitempty"`
 }
 
 func (c *Chunk) clone() Chunk {
 	d := *c
 	d.Chain = slices.Clone(c.Chain)
+	d.Syncing = slices.Clone(c.Syncing)
 	return d
 }
+
+// IsSyncing reports whether member id may lack acknowledged updates.
+func (c *Chunk) IsSyncing(id ServerID) bool { return slices.Contains(c.Syncing, id) }
 
 // Server is a registered chunkserver.
 type Server struct {

@@ -82,7 +82,18 @@ func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 // ready.
 func start(t *testing.T, name, ready string, args ...string) *proctest.Proc {
 	t.Helper()
-	return proctest.Start(t, catenaBin, name, ready, nil, args...)
+	var stderr io.Writer
+	if logDir := os.Getenv("CATENA_CRASH_LOGS"); logDir != "" {
+		// Each process's log, kept across restarts (and --verbose).
+		f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		stderr = f
+		args = append([]string{"--verbose"}, args...)
+	}
+	return proctest.Start(t, catenaBin, name, ready, stderr, args...)
 }
 
 // crashCluster is a master and its chunkservers as processes.
@@ -187,6 +198,8 @@ func TestCrashChunkservers(t *testing.T) {
 	if _, err := f.WriteAt(ref, 0); err != nil {
 		t.Fatal(err)
 	}
+	initial := bytes.Clone(ref)
+	hist := &writeHistory{}
 
 	// The writer: one write at a time; a failed write is retried with the
 	// same bytes until acknowledged, so ref is exactly what must be read.
@@ -210,8 +223,10 @@ func TestCrashChunkservers(t *testing.T) {
 			}
 			deadline := time.Now().Add(2 * writeTimeout)
 			for {
+				k := hist.add(off, p)
 				_, err := f.WriteAt(p, int64(off))
 				if err == nil {
+					hist.ack(k)
 					break
 				}
 				if time.Now().After(deadline) {
@@ -295,10 +310,6 @@ func TestCrashChunkservers(t *testing.T) {
 		t.Fatalf("read back: %d of %d bytes, %v", n, fileSize, err)
 	}
 	if !bytes.Equal(got, ref) {
-		for i := range got {
-			if got[i] != ref[i] {
-				t.Fatalf("acknowledged data differs at offset %d (chunk %d)", i, i/chunkSize)
-			}
-		}
+		t.Fatalf("acknowledged data differs:\n%s", c.diagnoseCrash(chunks, got, ref, initial, hist))
 	}
 }

@@ -75,6 +75,10 @@ type RemovalInput struct {
 // kept as the sole member at epoch+1 (which lifts its fence: with no
 // successor its sequence numbers cannot collide), chosen by keeperOf from
 // the evidence; until every candidate has been verified, nothing changes.
+// A syncing member (meta.Chunk.Syncing) is never the keeper nor the new
+// head: while only syncing members would be left, the live members
+// holding every acknowledged update stay even when fenced (the syncing
+// one catches up from them), and with none alive nothing changes.
 func PlanRemovals(in RemovalInput) []ChainChange {
 	var out []ChainChange
 	for _, ch := range in.Chunks {
@@ -102,7 +106,7 @@ func PlanRemovals(in RemovalInput) []ChainChange {
 				serving++
 			}
 		}
-		if serving == len(kept) && len(kept) > 1 {
+		if serving == len(kept) && len(kept) > 1 && len(ch.Syncing) == 0 {
 			if k, ok := combineKeeper(ch.Handle, kept, in.Evidence); ok {
 				kept = []uint64{k}
 			}
@@ -116,13 +120,51 @@ func PlanRemovals(in RemovalInput) []ChainChange {
 		case serving == 0 && len(fenced) == 0:
 			continue // nobody alive holds it: wait for a member to return
 		case serving == 0:
-			k, ok := keeperOf(ch.Handle, fenced, in.Evidence)
+			holders := slices.DeleteFunc(slices.Clone(fenced), ch.IsSyncing)
+			if len(holders) == 0 {
+				continue
+			}
+			k, ok := keeperOf(ch.Handle, holders, in.Evidence)
 			if !ok {
 				continue
 			}
 			kept = []uint64{k}
 		}
+		if ch.IsSyncing(kept[0]) {
+			// Only members that have not caught up would be left, and
+			// they may lack acknowledged updates: the live members that
+			// hold them all stay, fenced or not (a joiner catches up
+			// from a fenced predecessor), and with none alive the chain
+			// waits for one to return.
+			var keep []uint64
+			for _, id := range ch.Chain {
+				if slices.Contains(kept, id) || (!ch.IsSyncing(id) && slices.Contains(fenced, id)) {
+					keep = append(keep, id)
+				}
+			}
+			if len(keep) == len(ch.Chain) || ch.IsSyncing(keep[0]) {
+				continue
+			}
+			kept = keep
+		}
 		out = append(out, ChainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: kept})
+	}
+	return out
+}
+
+// PlanCaughtUp lists the syncing members (meta.Chunk.Syncing) whose last
+// report proves they caught up: the chunk at its current epoch, neither
+// fenced nor catching up. (A member reconfigured into a chain it was not
+// in starts catching up at that epoch; it stops only once it installed
+// its predecessor's state, durably.)
+func PlanCaughtUp(chunks []meta.Chunk, ev map[uint64]map[uint64]Evidence) []meta.CaughtUpMember {
+	var out []meta.CaughtUpMember
+	for _, ch := range chunks {
+		for _, id := range ch.Syncing {
+			if e, ok := ev[id][ch.Handle]; ok && e.Epoch == ch.Epoch && !e.Fenced && !e.CatchingUp {
+				out = append(out, meta.CaughtUpMember{Handle: ch.Handle, Epoch: ch.Epoch, Server: id})
+			}
+		}
 	}
 	return out
 }
@@ -217,7 +259,8 @@ type RepairInput struct {
 
 // PlanRepairs picks up to Slots chunks shorter than their replication
 // factor, most-missing first (ties: lower handle), each with a target. A
-// chunk is repaired only when every member is alive: dead members are
+// chunk is repaired only when no member is syncing (the copy comes from the
+// tail, which must hold every acknowledged update) and every member is alive: dead members are
 // removed first, and an unknown one may still be serving; and only once
 // its tail, the source of the copy, reports a replica (a chunk nothing
 // was written to yet has none: its first write creates them). The target is a
@@ -232,8 +275,8 @@ func PlanRepairs(in RepairInput) []RepairPlan {
 	}
 	var needs []need
 	for _, ch := range in.Chunks {
-		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] {
-			continue
+		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] || len(ch.Syncing) > 0 {
+			continue // a syncing member first catches up: the tail is the source
 		}
 		if len(ch.Chain) == 0 {
 			continue

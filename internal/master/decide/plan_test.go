@@ -3,6 +3,7 @@ package decide
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/catena-io/catena/internal/meta"
@@ -52,7 +53,9 @@ func TestPlanRemovalsByLiveness(t *testing.T) {
 // inventory lacks the chunk (a crash during creation left only a .tmp);
 // "S" serving; "F<seq>" fenced at the chunk's epoch with that durable seq,
 // optionally "e<epoch>" (applied epoch, default 5), "b<n>" (n bad blocks)
-// and "u" (not yet verified); "O" fenced at an older epoch.
+// and "u" (not yet verified); "O" fenced at an older epoch. A trailing "~"
+// makes the member syncing (meta.Chunk.Syncing: joined through a copy, not
+// yet known to have caught up).
 type member string
 
 func (m member) evidence(epoch uint64) (ev Evidence, alive, reported, has bool) {
@@ -141,6 +144,18 @@ func TestPlanRemovalsByEvidence(t *testing.T) {
 		{"serving members all with bad blocks: one kept to combine", []member{"S815b2", "S815b1", "S815b3"}, []uint64{2}},
 		{"serving, one clean: nothing to combine here", []member{"S815b2", "S", "S"}, nil},
 		{"serving, the same blocks bad everywhere: lost, no change", []member{"S815b2", "S815b2", "S815b2"}, nil},
+		// A joiner that has not caught up may lack acknowledged updates:
+		// it never heads a chain alone, nor is it a keeper.
+		{"joiner's predecessor dead", []member{"S", "D", "S~"}, []uint64{1, 3}},
+		{"joiner dead", []member{"S", "S", "D~"}, []uint64{1, 2}},
+		{"joiner fenced (restarted): leaves", []member{"S", "F10~"}, []uint64{1}},
+		{"only the joiner alive: wait for the holder", []member{"D", "S~"}, nil},
+		{"holder fenced: stays for the joiner to catch up from", []member{"F10", "S~"}, nil},
+		{"holders dead and fenced: the fenced one stays", []member{"D", "F10", "S~"}, []uint64{2, 3}},
+		{"all fenced: the joiner is no keeper", []member{"F815", "F900~"}, []uint64{1}},
+		{"all fenced, the holder unverified: wait", []member{"F815u", "F900~"}, nil},
+		{"holder without the replica, joiner serving: wait", []member{"-", "S~"}, nil},
+		{"bad blocks on holder and joiner: no combining", []member{"S815b2", "S815b1~"}, nil},
 	}
 	const epoch = 5
 	for _, tt := range tests {
@@ -150,6 +165,10 @@ func TestPlanRemovalsByEvidence(t *testing.T) {
 		for i, m := range tt.members {
 			id := uint64(i + 1)
 			ch.Chain = append(ch.Chain, id)
+			if s, ok := strings.CutSuffix(string(m), "~"); ok {
+				m = member(s)
+				ch.Syncing = append(ch.Syncing, id)
+			}
 			e, alive, reported, has := m.evidence(epoch)
 			live[id] = Dead
 			if alive {
@@ -326,6 +345,8 @@ func TestPlanRepairs(t *testing.T) {
 			want: []pick{{1, 2}}},
 		{name: "busy chunk skipped", chunks: []meta.Chunk{ch(1, 3, 1, 2), ch(2, 3, 1, 2)}, slots: 4,
 			busy: map[uint64]bool{1: true}, want: []pick{{2, 5}}},
+		{name: "a syncing member catches up first", chunks: []meta.Chunk{syncing(ch(1, 3, 1, 2), 2), ch(2, 3, 1, 2)}, slots: 4,
+			want: []pick{{2, 5}}},
 		{name: "member not alive: wait", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
 			live: map[uint64]Liveness{1: Alive, 2: Unknown, 3: Alive, 4: Alive}},
 		{name: "no live spare", chunks: []meta.Chunk{ch(1, 3, 1, 2)}, slots: 4,
@@ -455,5 +476,34 @@ func TestPlanHeals(t *testing.T) {
 		case tt.sources != nil && (len(got) != 1 || got[0].Target != 1 || !slices.Equal(got[0].Sources, tt.sources) || !slices.Equal(got[0].Blocks, k.Bad)):
 			t.Errorf("%s: %+v, want target 1 from %v", tt.name, got, tt.sources)
 		}
+	}
+}
+
+func syncing(ch meta.Chunk, ids ...uint64) meta.Chunk {
+	ch.Syncing = ids
+	return ch
+}
+
+// TestPlanCaughtUp: a syncing member is confirmed only by a report of the
+// chunk at its current epoch, neither fenced nor catching up.
+func TestPlanCaughtUp(t *testing.T) {
+	chunks := []meta.Chunk{
+		{Handle: 1, Epoch: 4, Chain: []uint64{1, 2, 3}, Syncing: []uint64{2, 3}},
+		{Handle: 2, Epoch: 6, Chain: []uint64{1, 2}, Syncing: []uint64{2}},
+		{Handle: 3, Epoch: 2, Chain: []uint64{1, 2}},
+	}
+	ev := map[uint64]map[uint64]Evidence{
+		2: {1: {Epoch: 4}, 2: {Epoch: 5}, 3: {Epoch: 2}}, // chunk 2: an older epoch
+		3: {1: {Epoch: 4, CatchingUp: true}},
+	}
+	want := []meta.CaughtUpMember{{Handle: 1, Epoch: 4, Server: 2}}
+	if got := PlanCaughtUp(chunks, ev); !slices.Equal(got, want) {
+		t.Fatalf("PlanCaughtUp = %v, want %v", got, want)
+	}
+	ev[3][1] = Evidence{Epoch: 4, Fenced: true}
+	ev[2][2] = Evidence{Epoch: 6}
+	want = []meta.CaughtUpMember{{Handle: 1, Epoch: 4, Server: 2}, {Handle: 2, Epoch: 6, Server: 2}}
+	if got := PlanCaughtUp(chunks, ev); !slices.Equal(got, want) {
+		t.Fatalf("PlanCaughtUp = %v, want %v (a fenced member is not caught up)", got, want)
 	}
 }

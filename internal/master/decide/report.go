@@ -18,6 +18,9 @@ type Evidence struct {
 	BadBlocks    int  // blocks known not to verify
 	Verified     bool // every block read since the replica was loaded
 	Bad          []int64
+	// CatchingUp: the replica has not installed its predecessor's state
+	// since it joined the chain (it may lack acknowledged updates).
+	CatchingUp bool
 }
 
 // Replica is one entry of a server's inventory: it holds a replica of
@@ -94,8 +97,10 @@ func Fenced(chunks ChunkMap, server uint64, reps []Replica) []meta.Chunk {
 }
 
 // DropOnReport decides whether a member reporting its replica of ch bad
-// leaves the chain. A failed replica (a disk error: it applies nothing
-// more) always does, unless it is the only member. A replica with bad
+// leaves the chain. Never when only syncing members would be left (they
+// may lack updates only the reporter holds). A failed replica (a disk
+// error: it applies nothing more) always does, unless it is the only
+// member. A replica with bad
 // blocks still serves its good ones and holds every acknowledged update
 // elsewhere, so it leaves only when another live member can serve
 // instead: one not fenced, verified and without bad blocks. When every
@@ -104,6 +109,9 @@ func Fenced(chunks ChunkMap, server uint64, reps []Replica) []meta.Chunk {
 func DropOnReport(ch meta.Chunk, reporter uint64, failed bool, live map[uint64]Liveness, ev map[uint64]map[uint64]Evidence) bool {
 	if !slices.Contains(ch.Chain, reporter) || len(ch.Chain) < 2 {
 		return false
+	}
+	if rest := slices.DeleteFunc(slices.Clone(ch.Chain), func(id uint64) bool { return id == reporter }); ch.IsSyncing(rest[0]) {
+		return false // the others have not caught up: it holds updates they lack
 	}
 	if failed {
 		return true

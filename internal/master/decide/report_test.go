@@ -122,19 +122,22 @@ func TestDropOnReport(t *testing.T) {
 		others   Evidence // evidence of members 2 and 3
 		reporter uint64
 		want     bool
+		syncing  []uint64 // members that have not caught up
 	}{
-		{"bad blocks, a clean member serves", []uint64{1, 2, 3}, false, good, 1, true},
-		{"bad blocks everywhere: stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, false},
-		{"others fenced (restart): stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5, Verified: true, Fenced: true}, 1, false},
-		{"others not verified yet: stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5}, 1, false},
-		{"failed replica leaves", []uint64{1, 2, 3}, true, Evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, true},
-		{"sole member stays", []uint64{1}, true, good, 1, false},
-		{"not a member", []uint64{1, 2, 3}, true, good, 9, false},
-		{"the clean member is dead", []uint64{1, 4}, false, good, 1, false},
+		{"bad blocks, a clean member serves", []uint64{1, 2, 3}, false, good, 1, true, nil},
+		{"bad blocks everywhere: stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, false, nil},
+		{"others fenced (restart): stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5, Verified: true, Fenced: true}, 1, false, nil},
+		{"others not verified yet: stays", []uint64{1, 2, 3}, false, Evidence{Epoch: 5}, 1, false, nil},
+		{"failed replica leaves", []uint64{1, 2, 3}, true, Evidence{Epoch: 5, Verified: true, BadBlocks: 1}, 1, true, nil},
+		{"sole member stays", []uint64{1}, true, good, 1, false, nil},
+		{"not a member", []uint64{1, 2, 3}, true, good, 9, false, nil},
+		{"the clean member is dead", []uint64{1, 4}, false, good, 1, false, nil},
+		{"failed, the others syncing: stays", []uint64{1, 2, 3}, true, good, 1, false, []uint64{2, 3}},
+		{"failed, a holder left besides the joiner", []uint64{1, 2, 3}, true, good, 2, true, []uint64{3}},
 	}
 	for _, tt := range tests {
 		c := ch
-		c.Chain = tt.chain
+		c.Chain, c.Syncing = tt.chain, tt.syncing
 		ev := map[uint64]map[uint64]Evidence{1: {7: {Epoch: 5, Verified: true, BadBlocks: 2}}, 2: {7: tt.others}, 3: {7: tt.others}, 4: {7: good}}
 		if got := DropOnReport(c, tt.reporter, tt.failed, live, ev); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
