@@ -55,7 +55,9 @@
 //     vouching: decide.PlanCreates), then
 //     re-replicates short chains whose tail holds a replica, most-missing
 //     first, at most RepairConcurrency at once: Replicate on the target (from the tail),
-//     SetChain with the target at the tail, Reconfigure to every member.
+//     SetChain with the target at the tail, syncing (Joined), Reconfigure
+//     to every member; each tick first confirms with one CaughtUp entry
+//     the syncing members whose reports show them caught up.
 //     Its decisions are decide's. A member that missed a push gets the
 //     chain in its next HeartbeatResponse.configs;
 //   - ReportReplica removes the reporter from the chain the same way.

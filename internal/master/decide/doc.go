@@ -5,7 +5,8 @@
 //   - liveness: whether a silent server is alive, dead or not known yet
 //     (Classify);
 //   - repair plans: which members leave a chain (PlanRemovals), which short
-//     chains grow and onto which server (PlanRepairs), which bad blocks of
+//     chains grow and onto which server (PlanRepairs), which joined members
+//     proved they caught up (PlanCaughtUp), which bad blocks of
 //     a sole member are restored from which replicas (PlanHeals), which
 //     blocks verify nowhere (LostBlocks), which chunks no write created
 //     replicas for get them from the master (PlanCreates);
@@ -41,8 +42,14 @@
 //   - the master creates replicas itself (PlanCreates) only where no member
 //     can have a history another lacks: no live server holds one, and
 //     every member or none can still create its own from an update;
-//   - a chain grows only when every member is alive and its tail holds a
-//     replica (the copy's source), onto a live
+//   - a syncing member (meta.Chunk.Syncing: joined through a copy, not
+//     confirmed caught up) may lack acknowledged updates: it is never a
+//     keeper nor left as the head, so the members holding every
+//     acknowledged update never all leave (live ones stay even fenced, for
+//     the joiner to catch up from); it is confirmed only by a report at the
+//     chunk's current epoch, neither fenced nor catching up;
+//   - a chain grows only when every member is alive, none is syncing, and
+//     its tail holds a replica (the copy's source), onto a live
 //     non-member, a returning replica (delta resync) first; a new chain
 //     has distinct servers, in distinct failure domains while any is left;
 //   - a plan carries the epoch it was read at.
