@@ -31,7 +31,14 @@ var (
 	// ErrNameTooLong: a name over 255 bytes or a path over 4096; it is
 	// also ErrInvalid.
 	ErrNameTooLong = wrapErr("file name too long", ErrInvalid)
+	// ErrFileTooBig: a size or write past MaxFileSize; it is also
+	// ErrInvalid.
+	ErrFileTooBig = wrapErr("file too large", ErrInvalid)
 )
+
+// MaxFileSize is the largest size a file may have (1 PiB): a write or
+// truncate past it fails with ErrFileTooBig.
+const MaxFileSize = 1 << 50
 
 type wrapped struct {
 	msg string

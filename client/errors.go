@@ -34,6 +34,8 @@ func sentinel(err error) error {
 		return ErrNotEmpty
 	case api.ErrorCode_NAME_TOO_LONG:
 		return withMessage(ErrNameTooLong, err)
+	case api.ErrorCode_FILE_TOO_BIG:
+		return withMessage(ErrFileTooBig, err)
 	case api.ErrorCode_INVALID:
 		return withMessage(ErrInvalid, err)
 	case api.ErrorCode_NO_CHUNKSERVERS:

@@ -151,6 +151,9 @@ func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, er
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if off > MaxFileSize-int64(len(p)) {
+		return 0, opError("write", f.path, detailf(ErrFileTooBig, "%d bytes at %d end past %d", len(p), off, int64(MaxFileSize)))
+	}
 	ctx, cancel := f.c.opContext(ctx)
 	defer cancel()
 	pieces := splitRange(off, len(p), f.chunkSize, f.c.cfg.MaxIOSize)
@@ -604,6 +607,9 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	}
 	if size < 0 {
 		return opError("truncate", f.path, detailf(ErrInvalid, "negative size %d", size))
+	}
+	if size > MaxFileSize {
+		return opError("truncate", f.path, detailf(ErrFileTooBig, "size %d past %d", size, int64(MaxFileSize)))
 	}
 	ctx, cancel := f.c.opContext(ctx)
 	defer cancel()

@@ -357,6 +357,20 @@ func TestTruncate(t *testing.T) {
 	if err := f.Truncate(ctx, -1); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("negative truncate: %v", err)
 	}
+	// Past the maximum file size: ErrFileTooBig (also ErrInvalid), and
+	// nothing changes.
+	if err := f.Truncate(ctx, MaxFileSize+1); !errors.Is(err, ErrFileTooBig) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("truncate past the maximum: %v", err)
+	}
+	if _, err := f.WriteAt([]byte("xy"), MaxFileSize-1); !errors.Is(err, ErrFileTooBig) {
+		t.Fatalf("write past the maximum: %v", err)
+	}
+	if err := f.PunchHole(ctx, 1<<62, 1<<62); !errors.Is(err, ErrFileTooBig) {
+		t.Fatalf("punch past the maximum (overflowing): %v", err)
+	}
+	if fi, _ := c.Stat(ctx, "/t"); f.Size() != testChunk+500 || fi.Size != testChunk+500 {
+		t.Fatalf("size after the refused calls: %d, master %d", f.Size(), fi.Size)
+	}
 }
 
 func TestClosed(t *testing.T) {

@@ -318,6 +318,9 @@ func (f *File) PunchHole(ctx context.Context, off, n int64) error {
 	if off < 0 || n < 0 {
 		return opError("punch", f.path, ErrInvalid)
 	}
+	if n > MaxFileSize || off > MaxFileSize-n {
+		return opError("punch", f.path, detailf(ErrFileTooBig, "%d bytes at %d end past %d", n, off, int64(MaxFileSize)))
+	}
 	v := &Volume{f: f, info: VolumeInfo{Size: max(off+n, f.Size())}}
 	return v.ZeroContext(ctx, off, n)
 }

@@ -148,6 +148,9 @@ func (n *node) Write(ctx context.Context, f fs.FileHandle, data []byte, off int6
 	if o == nil {
 		return 0, syscall.EBADF
 	}
+	if off < 0 || off > client.MaxFileSize-int64(len(data)) {
+		return 0, syscall.EFBIG // before it is buffered: the write itself fails
+	}
 	// off is the kernel's: for O_APPEND it is the kernel's size, which
 	// equals sizeLocked (see doc.go). It is never moved here: the kernel
 	// also writes back mmap pages through any writable handle, an

@@ -306,6 +306,8 @@ func errno(err error) syscall.Errno {
 		return syscall.ENODATA
 	case errors.Is(err, client.ErrNameTooLong): // also ErrInvalid: first
 		return syscall.ENAMETOOLONG
+	case errors.Is(err, client.ErrFileTooBig): // also ErrInvalid: first
+		return syscall.EFBIG
 	case errors.Is(err, client.ErrInvalid):
 		return syscall.EINVAL
 	case errors.Is(err, client.ErrNoSpace), errors.Is(err, client.ErrNoChunkservers):

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/catena-io/catena/client"
 )
 
 // TestErrnos: the errno of each failing namespace call on the mount, as a
@@ -109,6 +111,24 @@ func TestErrnos(t *testing.T) {
 		{"rmdir dot", func() error { return unix.Rmdir(p("dir") + "/.") }, syscall.EINVAL},
 		{"truncate negative", func() error { return unix.Truncate(p("file"), -1) }, syscall.EINVAL},
 		{"truncate fifo", func() error { return unix.Truncate(p("pipe"), 0) }, syscall.EINVAL},
+		// EINVAL: a control character in a new name.
+		{"create with a newline", func() error { return create(p("a\nb")) }, syscall.EINVAL},
+		{"mkdir with a tab", func() error { return unix.Mkdir(p("a\tb"), 0o755) }, syscall.EINVAL},
+		{"symlink with ESC", func() error { return unix.Symlink("file", p("a\x1bb")) }, syscall.EINVAL},
+		{"link with DEL", func() error { return unix.Link(p("file"), p("a\x7fb")) }, syscall.EINVAL},
+		{"rename to a newline", func() error { return unix.Rename(p("file"), p("x\n")) }, syscall.EINVAL},
+		{"mkfifo with a newline", func() error { return unix.Mkfifo(p("p\n"), 0o644) }, syscall.EINVAL},
+		// EFBIG: past the maximum file size (1 PiB).
+		{"truncate past 1 PiB", func() error { return unix.Truncate(p("file"), client.MaxFileSize+1) }, syscall.EFBIG},
+		{"write past 1 PiB", func() error {
+			fd, err := unix.Open(p("file"), unix.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			_, err = unix.Pwrite(fd, []byte("x"), client.MaxFileSize)
+			return err
+		}, syscall.EFBIG},
 		// ELOOP and symlinks.
 		{"open symlink O_NOFOLLOW", func() error {
 			_, err := unix.Open(p("link"), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
@@ -151,6 +171,9 @@ func TestErrnos(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "dir,empty,file,full,link,loop,"+ok255+",pipe" {
 		t.Fatalf("entries after the failures: %s", got)
+	}
+	if b, err := os.ReadFile(p("file")); err != nil || string(b) != "x" {
+		t.Fatalf("file after the failures: %q, %v", b, err)
 	}
 }
 

@@ -114,6 +114,9 @@ func (f *fsServer) Readdir(ctx context.Context, req *api.ReaddirRequest) (*api.R
 }
 
 func (f *fsServer) Create(ctx context.Context, req *api.CreateAtRequest) (*api.AttrResponse, error) {
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	if req.Replication > meta.MaxReplication {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
 	}
@@ -122,14 +125,23 @@ func (f *fsServer) Create(ctx context.Context, req *api.CreateAtRequest) (*api.A
 }
 
 func (f *fsServer) Mkdir(ctx context.Context, req *api.MkdirAtRequest) (*api.AttrResponse, error) {
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	return f.change(ctx, meta.MkdirAt{Parent: req.Parent, Name: req.Name, Mode: req.Mode, Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
 }
 
 func (f *fsServer) Symlink(ctx context.Context, req *api.SymlinkRequest) (*api.AttrResponse, error) {
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	return f.change(ctx, meta.Symlink{Parent: req.Parent, Name: req.Name, Target: req.Target, Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
 }
 
 func (f *fsServer) Mknod(ctx context.Context, req *api.MknodRequest) (*api.AttrResponse, error) {
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	var typ uint32
 	for t, nt := range specialTypes {
 		if nt == req.Type {
@@ -144,6 +156,9 @@ func (f *fsServer) Mknod(ctx context.Context, req *api.MknodRequest) (*api.AttrR
 }
 
 func (f *fsServer) Link(ctx context.Context, req *api.LinkRequest) (*api.AttrResponse, error) {
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	return f.change(ctx, meta.Link{Inode: req.Inode, Parent: req.Parent, Name: req.Name, Time: f.s.now()})
 }
 
@@ -162,6 +177,9 @@ func (f *fsServer) Rmdir(ctx context.Context, req *api.UnlinkRequest) (*api.Unli
 }
 
 func (f *fsServer) Rename(ctx context.Context, req *api.RenameAtRequest) (*api.RenameAtResponse, error) {
+	if err := checkNewName(req.DstName); err != nil {
+		return nil, err
+	}
 	if _, err := f.change(ctx, meta.RenameAt{SrcParent: req.SrcParent, SrcName: req.SrcName, DstParent: req.DstParent,
 		DstName: req.DstName, NoReplace: req.NoReplace, Exchange: req.Exchange, Time: f.s.now()}); err != nil {
 		return nil, err

@@ -96,3 +96,74 @@ func TestFSSpecialFilesRenameAndNames(t *testing.T) {
 		t.Fatalf("create of a 255-byte name: %v", err)
 	}
 }
+
+// TestBoundedNamesAndSizes: a new name with a control character is
+// INVALID on every call that gives one; a size or chunk past MaxFileSize
+// is FILE_TOO_BIG; neither changes anything.
+func TestBoundedNamesAndSizes(t *testing.T) {
+	m, mc := startMaster(t, t.TempDir(), newClock())
+	fs := fsClient(t, m)
+	cc, err := grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	vols := api.NewVolumesClient(cc)
+	ctx := context.Background()
+	root := meta.RootInode
+	f, err := mc.Create(ctx, &api.CreateRequest{Path: "/f", ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a\nb", "\x00", "tab\t", "esc\x1b[2J", "del\x7f"} {
+		_, err := mc.Create(ctx, &api.CreateRequest{Path: "/" + name})
+		wantCode(t, "create "+name, err, api.ErrorCode_INVALID)
+		_, err = mc.Mkdir(ctx, &api.MkdirRequest{Path: "/d/" + name, Parents: true})
+		wantCode(t, "mkdir -p "+name, err, api.ErrorCode_INVALID)
+		_, err = mc.Rename(ctx, &api.RenameRequest{Src: "/f", Dst: "/" + name})
+		wantCode(t, "rename to "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Create(ctx, &api.CreateAtRequest{Parent: root, Name: name})
+		wantCode(t, "create at "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Mkdir(ctx, &api.MkdirAtRequest{Parent: root, Name: name})
+		wantCode(t, "mkdir at "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Symlink(ctx, &api.SymlinkRequest{Parent: root, Name: name, Target: "f"})
+		wantCode(t, "symlink "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Mknod(ctx, &api.MknodRequest{Parent: root, Name: name, Type: api.NodeType_NODE_FIFO})
+		wantCode(t, "mknod "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Link(ctx, &api.LinkRequest{Inode: f.Info.Inode, Parent: root, Name: name})
+		wantCode(t, "link "+name, err, api.ErrorCode_INVALID)
+		_, err = fs.Rename(ctx, &api.RenameAtRequest{SrcParent: root, SrcName: "f", DstParent: root, DstName: name})
+		wantCode(t, "rename at "+name, err, api.ErrorCode_INVALID)
+		_, err = vols.CreateVolume(ctx, &api.CreateVolumeRequest{Name: name, Size: 1 << 20})
+		wantCode(t, "volume "+name, err, api.ErrorCode_INVALID)
+	}
+	// UTF-8 and every printable byte stay allowed.
+	if _, err := mc.Create(ctx, &api.CreateRequest{Path: "/été ~!@#$%^&*()"}); err != nil {
+		t.Fatalf("create of a printable name: %v", err)
+	}
+
+	_, err = mc.SetSize(ctx, &api.SetSizeRequest{Inode: f.Info.Inode, Size: 1<<63 - 1, Mode: api.SetSizeMode_EXTEND})
+	wantCode(t, "set size 2^63-1", err, api.ErrorCode_FILE_TOO_BIG)
+	_, err = mc.SetSize(ctx, &api.SetSizeRequest{Inode: f.Info.Inode, Size: meta.MaxFileSize + 1, Mode: api.SetSizeMode_EXACT})
+	wantCode(t, "set size max+1", err, api.ErrorCode_FILE_TOO_BIG)
+	if _, err := mc.SetSize(ctx, &api.SetSizeRequest{Inode: f.Info.Inode, Size: meta.MaxFileSize, Mode: api.SetSizeMode_EXACT}); err != nil {
+		t.Fatalf("set size to the maximum: %v", err)
+	}
+	_, err = mc.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: f.Info.Inode, Index: meta.MaxFileSize >> 20})
+	wantCode(t, "chunk past the maximum", err, api.ErrorCode_FILE_TOO_BIG)
+
+	ents, err := mc.List(ctx, &api.ListRequest{Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents.Entries {
+		names = append(names, e.Name)
+	}
+	if got := strings.Join(names, ","); got != "f,été ~!@#$%^&*()" {
+		t.Fatalf("entries after the refused calls: %q", got)
+	}
+	if err := m.CheckState(); err != nil {
+		t.Fatal(err)
+	}
+}

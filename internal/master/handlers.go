@@ -92,8 +92,30 @@ func metaErr(err error) error {
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
 }
 
+// errFileTooBig refuses a size or offset past meta.MaxFileSize.
+func errFileTooBig(size int64) error {
+	return rpcerr.New(api.ErrorCode_FILE_TOO_BIG, "%d bytes is past the maximum file size of %d (1 PiB)", size, int64(meta.MaxFileSize))
+}
+
 func checkPath(p string) error {
 	if err := meta.CheckPath(p); err != nil {
+		return metaErr(err)
+	}
+	return nil
+}
+
+// checkNewPath is checkPath for a path whose last elements are about to
+// be created or renamed to (meta.CheckNewPath: no control characters).
+func checkNewPath(p string) error {
+	if err := meta.CheckNewPath(p); err != nil {
+		return metaErr(err)
+	}
+	return nil
+}
+
+// checkNewName is meta.CheckNewName as an RPC error.
+func checkNewName(name string) error {
+	if err := meta.CheckNewName(name); err != nil {
 		return metaErr(err)
 	}
 	return nil
@@ -129,7 +151,7 @@ func (s *server) Mkdir(ctx context.Context, req *api.MkdirRequest) (*api.MkdirRe
 	if err := s.checkLeader(); err != nil {
 		return nil, err
 	}
-	if err := checkPath(req.Path); err != nil {
+	if err := checkNewPath(req.Path); err != nil {
 		return nil, err
 	}
 	mode := req.Mode
@@ -147,7 +169,7 @@ func (s *server) Create(ctx context.Context, req *api.CreateRequest) (*api.Creat
 	if err := s.checkLeader(); err != nil {
 		return nil, err
 	}
-	if err := checkPath(req.Path); err != nil {
+	if err := checkNewPath(req.Path); err != nil {
 		return nil, err
 	}
 	if req.Replication > meta.MaxReplication {
@@ -226,7 +248,7 @@ func (s *server) Rename(ctx context.Context, req *api.RenameRequest) (*api.Renam
 	if err := checkPath(req.Src); err != nil {
 		return nil, err
 	}
-	if err := checkPath(req.Dst); err != nil {
+	if err := checkNewPath(req.Dst); err != nil {
 		return nil, err
 	}
 	if _, err := s.proposeOnce(ctx, meta.Rename{Src: req.Src, Dst: req.Dst, Time: s.now()}); err != nil {
@@ -254,6 +276,9 @@ func (s *server) SetSize(ctx context.Context, req *api.SetSizeRequest) (*api.Set
 	}
 	if req.Size < 0 {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "negative size %d", req.Size)
+	}
+	if req.Size > meta.MaxFileSize {
+		return nil, errFileTooBig(req.Size)
 	}
 	var mode meta.SizeMode
 	switch req.Mode {
@@ -321,6 +346,9 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 	})
 	if err != nil {
 		return nil, metaErr(err)
+	}
+	if !exists && fi.ChunkSize > 0 && req.Index >= meta.MaxFileSize/fi.ChunkSize {
+		return nil, errFileTooBig(req.Index * fi.ChunkSize)
 	}
 	if !exists {
 		now := s.m.cfg.Clock.Now()

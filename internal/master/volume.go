@@ -33,6 +33,9 @@ func (v *volumeServer) CreateVolume(ctx context.Context, req *api.CreateVolumeRe
 	if err := v.s.checkLeader(); err != nil {
 		return nil, err
 	}
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
 	if req.Replication > meta.MaxReplication {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
 	}

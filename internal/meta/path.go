@@ -40,6 +40,38 @@ func splitPath(p string) ([]string, error) {
 	return elems, nil
 }
 
+// CheckNewName validates a name about to be given to a file, directory,
+// link or volume: a valid name (checkName) without control characters
+// (bytes below 0x20, and 0x7f), which would forge lines in listings and
+// logs. Callers check it at the edge, before proposing a command; Apply
+// does not, so names created before the rule replay as they did.
+func CheckNewName(e string) error {
+	if err := checkName(e); err != nil {
+		return err
+	}
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; c < 0x20 || c == 0x7f {
+			return errorf(ErrInvalid, "name %q contains control character %#02x", e, c)
+		}
+	}
+	return nil
+}
+
+// CheckNewPath is CheckPath with every element checked by CheckNewName
+// (a path whose last elements are about to be created).
+func CheckNewPath(p string) error {
+	elems, err := splitPath(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range elems {
+		if err := CheckNewName(e); err != nil {
+			return fmt.Errorf("%w (in path %q)", err, p)
+		}
+	}
+	return nil
+}
+
 func checkName(e string) error {
 	switch {
 	case e == "":

@@ -18,6 +18,12 @@ const VolumeBlockSize = 512
 // MaxVolumeSize bounds a volume (NBD sizes are 63-bit; keep chunk indexes small).
 const MaxVolumeSize = 1 << 50
 
+// MaxFileSize bounds a file's size and the end of every write to it (1
+// PiB). The master refuses a larger size or a chunk past it before it
+// proposes anything (FILE_TOO_BIG); Apply does not check it, so a log
+// written before the bound replays as it did.
+const MaxFileSize = 1 << 50
+
 // CreateVolume creates a sparse volume of Size bytes. Replication 0 and
 // ChunkSize 0 mean the defaults.
 type CreateVolume struct {
