@@ -25,6 +25,7 @@ import (
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/durable"
+	"github.com/catena-io/catena/internal/serve"
 )
 
 // Defaults.
@@ -240,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The replicas loaded are cold (cold.go): fenced until they rejoin
 	// their chains, unverified until verifyLoaded has read every block.
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize), grpc.WaitForHandlers(true))
+	s.grpc = grpc.NewServer(append(serve.Options(maxMsgSize), grpc.WaitForHandlers(true))...)
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
 	s.wg.Add(5)
 	go func() {
@@ -257,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(lis); err != nil {
+		if err := s.grpc.Serve(serve.Limit(lis, 0)); err != nil {
 			s.log.Error("grpc serve", "err", err)
 		}
 	}()

@@ -19,6 +19,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
+	"github.com/catena-io/catena/internal/serve"
 )
 
 // Metadata keys of a mutating call's request id; the client library sets
@@ -80,26 +81,31 @@ func (m *Master) bootConfiguration() (raft.Configuration, error) {
 	return conf, nil
 }
 
-// newTransport opens the Raft transport: over Config.RaftListener and
-// RaftDialer when given, else TCP on raftAddr.
+// newTransport opens the Raft transport: over Config.RaftListener (else a
+// TCP listener on raftAddr) and RaftDialer (else TCP), at most
+// raftMaxConns connections at once, each ended after raftIdle without a
+// byte (serve.Limit, serve.Idle): a peer that connects and stays silent
+// holds no slot for ever.
 func (m *Master) newTransport(raftAddr string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
-	if m.cfg.RaftListener == nil && m.cfg.RaftDialer == nil {
-		advertise, err := advertiseAddr(raftAddr)
-		if err != nil {
-			return nil, err
-		}
-		t, err := raft.NewTCPTransportWithLogger(raftAddr, advertise, 3, raftTimeout, hlog)
-		if err != nil {
-			return nil, fmt.Errorf("master: raft transport: %w", err)
-		}
-		return t, nil
-	}
 	ln := m.cfg.RaftListener
+	var adv net.Addr
 	if ln == nil {
 		var err error
+		if m.cfg.RaftDialer == nil {
+			if adv, err = advertiseAddr(raftAddr); err != nil {
+				return nil, err
+			}
+		}
 		if ln, err = net.Listen("tcp", raftAddr); err != nil {
 			return nil, fmt.Errorf("master: raft listen: %w", err)
 		}
+	}
+	if adv == nil {
+		adv = ln.Addr()
+	}
+	if tcp, ok := adv.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("%w: raft address %s is not one peers can reach: give a host", ErrConfig, adv)
 	}
 	dial := m.cfg.RaftDialer
 	if dial == nil {
@@ -107,17 +113,31 @@ func (m *Master) newTransport(raftAddr string, hlog hclog.Logger) (*raft.Network
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{Listener: ln, dial: dial}, MaxPool: 3, Timeout: raftTimeout, Logger: hlog,
+		Stream:  &streamLayer{Listener: serve.Idle(serve.Limit(ln, raftMaxConns), raftIdle), addr: adv, dial: dial},
+		MaxPool: 3, Timeout: raftTimeout, Logger: hlog,
 	}), nil
 }
 
-// streamLayer is a raft.StreamLayer over a listener and a dial function.
+const (
+	// raftMaxConns bounds the Raft listener's connections (each peer
+	// pools three).
+	raftMaxConns = 256
+	// raftIdle ends a Raft connection that received nothing for that long
+	// (a leader sends to each follower several times a second).
+	raftIdle = 15 * time.Minute
+)
+
+// streamLayer is a raft.StreamLayer over a listener and a dial function,
+// advertised at addr.
 type streamLayer struct {
 	net.Listener
+	addr net.Addr
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func (s *streamLayer) Addr() net.Addr { return s.addr }
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

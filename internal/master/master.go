@@ -21,6 +21,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/durable"
+	"github.com/catena-io/catena/internal/serve"
 )
 
 // Raft tuning for fast local start; see DESIGN.md (master).
@@ -113,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	go m.watchLeadership()
 	go m.registerLoop()
 
-	m.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
+	m.grpc = grpc.NewServer(serve.Options(maxMsgSize)...)
 	api.RegisterAdminServer(m.grpc, &adminServer{s: &server{m: m}})
 	api.RegisterMasterServer(m.grpc, &server{m: m})
 	api.RegisterVolumesServer(m.grpc, &volumeServer{s: &server{m: m}})
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if err := m.grpc.Serve(m.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := m.grpc.Serve(serve.Limit(m.lis, 0)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			m.log.Error("master: grpc serve", "err", err)
 		}
 	}()

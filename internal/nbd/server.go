@@ -1,6 +1,7 @@
 package nbd
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Device is a block device served as an export. Calls are concurrent; the
@@ -44,18 +48,44 @@ type Config struct {
 	MaxPayload uint32
 	// MaxInFlight bounds concurrent requests per connection (default 64).
 	MaxInFlight int
+	// MaxMemory bounds the bytes of request data (a WRITE's payload, a
+	// READ's buffer) the whole server holds at once (default 256 MiB,
+	// at least MaxPayload): a request waits for room before its payload
+	// is read off the wire, so a client that sends faster than the
+	// volumes take it is slowed by TCP, not by the server's memory.
+	MaxMemory int64
+	// MaxConns bounds the connections served at once (default 256);
+	// further ones wait in the listen backlog until one ends.
+	MaxConns int
+	// HandshakeTimeout bounds the negotiation of a new connection
+	// (default 30 s): a client that opens one and says nothing holds no
+	// slot for longer.
+	HandshakeTimeout time.Duration
+	// ReplyTimeout bounds the sending of one reply (default 60 s): a
+	// client that stops reading its replies is disconnected instead of
+	// holding its requests' memory.
+	ReplyTimeout time.Duration
 }
 
 const (
-	defaultMaxPayload  = 32 << 20
-	defaultMaxInFlight = 64
-	preferredBlockSize = 4096
+	defaultMaxPayload       = 32 << 20
+	defaultMaxInFlight      = 64
+	defaultMaxMemory        = 256 << 20
+	defaultMaxConns         = 256
+	defaultHandshakeTimeout = 30 * time.Second
+	defaultReplyTimeout     = 60 * time.Second
+	preferredBlockSize      = 4096
 )
 
 // Server serves Exports over NBD.
 type Server struct {
 	cfg Config
 	log *slog.Logger
+
+	mem    *semaphore.Weighted // MaxMemory
+	slots  chan struct{}       // MaxConns
+	ctx    context.Context     // cancelled by Close
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	closed    bool
@@ -75,11 +105,26 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = defaultMaxInFlight
 	}
+	if cfg.MaxMemory <= 0 {
+		cfg.MaxMemory = defaultMaxMemory
+	}
+	cfg.MaxMemory = max(cfg.MaxMemory, int64(cfg.MaxPayload))
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if cfg.ReplyTimeout <= 0 {
+		cfg.ReplyTimeout = defaultReplyTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: log, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
+		mem: semaphore.NewWeighted(cfg.MaxMemory), slots: make(chan struct{}, cfg.MaxConns), ctx: ctx, cancel: cancel}, nil
 }
 
 // Serve accepts connections on l until Close; it returns ErrServerClosed
@@ -98,8 +143,16 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 	}()
 	for {
+		// A free slot first: past MaxConns, connections wait in the
+		// backlog.
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.ctx.Done():
+			return ErrServerClosed
+		}
 		c, err := l.Accept()
 		if err != nil {
+			<-s.slots
 			s.mu.Lock()
 			closed := s.closed
 			s.mu.Unlock()
@@ -109,6 +162,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("nbd: accept: %w", err)
 		}
 		go func() {
+			defer func() { <-s.slots }()
 			if err := s.ServeConn(c); err != nil {
 				s.log.Debug("nbd: connection ended", "remote", c.RemoteAddr(), "err", err)
 			}
@@ -136,10 +190,13 @@ func (s *Server) ServeConn(c net.Conn) error {
 		s.wg.Done()
 	}()
 	cn := &conn{s: s, c: c}
+	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	dev, err := cn.handshake()
 	if err != nil || dev == nil {
 		return err
 	}
+	c.SetDeadline(time.Time{}) // an export may stay idle for as long as it is attached
+	cn.transmitting = true
 	return cn.transmit(dev)
 }
 
@@ -147,6 +204,7 @@ func (s *Server) ServeConn(c net.Conn) error {
 // in-flight requests.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	s.cancel()
 	s.closed = true
 	for l := range s.listeners {
 		l.Close()
@@ -166,12 +224,16 @@ type conn struct {
 	noZeroes   bool
 	structured bool
 
-	wmu sync.Mutex // serialises replies
+	wmu          sync.Mutex // serialises replies
+	transmitting bool       // set before the transmission phase starts
 }
 
 func (cn *conn) write(bufs ...[]byte) error {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
+	if cn.transmitting {
+		cn.c.SetWriteDeadline(time.Now().Add(cn.s.cfg.ReplyTimeout))
+	}
 	nb := net.Buffers(bufs)
 	_, err := nb.WriteTo(cn.c)
 	return err
@@ -329,31 +391,53 @@ func (cn *conn) transmit(dev Device) error {
 		if err != nil {
 			return err
 		}
-		var payload []byte
-		if req.Type == cmdWrite {
-			if req.Length > cn.s.cfg.MaxPayload {
-				// Cannot skip an unbounded payload: close.
-				return fmt.Errorf("%w: write of %d bytes", ErrProtocol, req.Length)
-			}
-			payload = make([]byte, req.Length)
-			if _, err := io.ReadFull(cn.c, payload); err != nil {
-				return err
-			}
-		}
 		if req.Type == cmdDisc {
 			return nil
+		}
+		// The request's data counts against the server's MaxMemory from
+		// before its payload is read until its reply is sent.
+		var cost int64
+		switch {
+		case req.Type == cmdWrite && req.Length > cn.s.cfg.MaxPayload:
+			// Cannot skip an unbounded payload: close.
+			return fmt.Errorf("%w: write of %d bytes", ErrProtocol, req.Length)
+		case req.Type == cmdWrite, req.Type == cmdRead && req.Length <= cn.s.cfg.MaxPayload:
+			cost = int64(req.Length)
+		}
+		if err := cn.s.acquire(cost); err != nil {
+			return err
+		}
+		var payload []byte
+		if req.Type == cmdWrite {
+			payload = make([]byte, req.Length)
+			if _, err := io.ReadFull(cn.c, payload); err != nil {
+				cn.s.mem.Release(cost)
+				return err
+			}
 		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer cn.s.mem.Release(cost)
 			if err := cn.handle(dev, size, req, payload); err != nil {
 				// The reply could not be sent: the client is gone.
 				cn.c.Close()
 			}
 		}()
 	}
+}
+
+// acquire waits for n bytes of MaxMemory, or until Close.
+func (s *Server) acquire(n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if err := s.mem.Acquire(s.ctx, n); err != nil {
+		return ErrServerClosed
+	}
+	return nil
 }
 
 // handle executes one request and sends its reply.
