@@ -883,9 +883,16 @@ func (x *LookupResponse) GetChunks() []*ChunkInfo {
 	return nil
 }
 
+// List returns a directory's entries sorted by name, in pages: those
+// after start_after (all when empty), at most limit of them (0, or more
+// than the master's page of 4096: the page). more: entries follow the
+// last one; ask again with start_after set to its name. An entry present
+// from the first page to the last is listed exactly once.
 type ListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	StartAfter    string                 `protobuf:"bytes,2,opt,name=start_after,json=startAfter,proto3" json:"start_after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -927,9 +934,24 @@ func (x *ListRequest) GetPath() string {
 	return ""
 }
 
+func (x *ListRequest) GetStartAfter() string {
+	if x != nil {
+		return x.StartAfter
+	}
+	return ""
+}
+
+func (x *ListRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*FileInfo            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -969,6 +991,13 @@ func (x *ListResponse) GetEntries() []*FileInfo {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ListResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type RenameRequest struct {
@@ -4010,11 +4039,15 @@ const file_catena_proto_rawDesc = "" +
 	"withChunks\"g\n" +
 	"\x0eLookupResponse\x12'\n" +
 	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\x12,\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x14.catena.v1.ChunkInfoR\x06chunks\"!\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x14.catena.v1.ChunkInfoR\x06chunks\"X\n" +
 	"\vListRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"=\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vstart_after\x18\x02 \x01(\tR\n" +
+	"startAfter\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"Q\n" +
 	"\fListResponse\x12-\n" +
-	"\aentries\x18\x01 \x03(\v2\x13.catena.v1.FileInfoR\aentries\"3\n" +
+	"\aentries\x18\x01 \x03(\v2\x13.catena.v1.FileInfoR\aentries\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"3\n" +
 	"\rRenameRequest\x12\x10\n" +
 	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x02 \x01(\tR\x03dst\"\x10\n" +

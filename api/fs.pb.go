@@ -522,9 +522,12 @@ func (x *SetattrRequest) GetMtimeUnixNano() int64 {
 	return 0
 }
 
+// Readdir pages as List does (start_after, limit, more).
 type ReaddirRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Inode         uint64                 `protobuf:"varint,1,opt,name=inode,proto3" json:"inode,omitempty"`
+	StartAfter    string                 `protobuf:"bytes,2,opt,name=start_after,json=startAfter,proto3" json:"start_after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +565,20 @@ func (*ReaddirRequest) Descriptor() ([]byte, []int) {
 func (x *ReaddirRequest) GetInode() uint64 {
 	if x != nil {
 		return x.Inode
+	}
+	return 0
+}
+
+func (x *ReaddirRequest) GetStartAfter() string {
+	if x != nil {
+		return x.StartAfter
+	}
+	return ""
+}
+
+func (x *ReaddirRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
 	}
 	return 0
 }
@@ -621,6 +638,7 @@ func (x *DirEntry) GetAttr() *Attr {
 type ReaddirResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*DirEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +678,13 @@ func (x *ReaddirResponse) GetEntries() []*DirEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ReaddirResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type CreateAtRequest struct {
@@ -1953,14 +1978,18 @@ const file_fs_proto_rawDesc = "" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x12&\n" +
 	"\x0fatime_unix_nano\x18\x06 \x01(\x03R\ratimeUnixNano\x12&\n" +
-	"\x0fmtime_unix_nano\x18\a \x01(\x03R\rmtimeUnixNano\"&\n" +
+	"\x0fmtime_unix_nano\x18\a \x01(\x03R\rmtimeUnixNano\"]\n" +
 	"\x0eReaddirRequest\x12\x14\n" +
-	"\x05inode\x18\x01 \x01(\x04R\x05inode\"C\n" +
+	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x1f\n" +
+	"\vstart_after\x18\x02 \x01(\tR\n" +
+	"startAfter\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"C\n" +
 	"\bDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
-	"\x04attr\x18\x02 \x01(\v2\x0f.catena.v1.AttrR\x04attr\"@\n" +
+	"\x04attr\x18\x02 \x01(\v2\x0f.catena.v1.AttrR\x04attr\"T\n" +
 	"\x0fReaddirResponse\x12-\n" +
-	"\aentries\x18\x01 \x03(\v2\x13.catena.v1.DirEntryR\aentries\"\xb6\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x13.catena.v1.DirEntryR\aentries\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xb6\x01\n" +
 	"\x0fCreateAtRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -183,11 +184,17 @@ func (m *fakeMaster) List(_ context.Context, r *api.ListRequest) (*api.ListRespo
 	if _, ok := m.nodes[r.Path]; !ok {
 		return nil, rpcerr.New(api.ErrorCode_NOT_FOUND, "no %s", r.Path)
 	}
+	// Pages of two, as the master pages (sorted, after StartAfter), so
+	// that every listing exercises the client's paging.
 	resp := &api.ListResponse{}
 	for p, n := range m.nodes {
-		if p != "/" && path.Dir(p) == r.Path {
+		if p != "/" && path.Dir(p) == r.Path && path.Base(p) > r.StartAfter {
 			resp.Entries = append(resp.Entries, n.info)
 		}
+	}
+	slices.SortFunc(resp.Entries, func(a, b *api.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	if len(resp.Entries) > 2 {
+		resp.Entries, resp.More = resp.Entries[:2], true
 	}
 	return resp, nil
 }

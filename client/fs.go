@@ -143,17 +143,22 @@ func (c *Client) SetAttr(ctx context.Context, ino uint64, in SetAttrIn) (*Attr, 
 
 // ReadDirInode lists directory ino, sorted by name.
 func (c *Client) ReadDirInode(ctx context.Context, ino uint64) ([]DirEntry, error) {
-	resp, err := callFS(ctx, c, func(ctx context.Context, f api.FSClient) (*api.ReaddirResponse, error) {
-		return f.Readdir(ctx, &api.ReaddirRequest{Inode: ino})
-	})
-	if err != nil {
-		return nil, opError("readdir", "", err)
+	var out []DirEntry
+	for after := ""; ; {
+		resp, err := callFS(ctx, c, func(ctx context.Context, f api.FSClient) (*api.ReaddirResponse, error) {
+			return f.Readdir(ctx, &api.ReaddirRequest{Inode: ino, StartAfter: after})
+		})
+		if err != nil {
+			return nil, opError("readdir", "", err)
+		}
+		for _, e := range resp.GetEntries() {
+			out = append(out, DirEntry{Name: e.GetName(), Attr: attrFromAPI(e.GetAttr())})
+		}
+		if !resp.GetMore() || len(resp.GetEntries()) == 0 {
+			return out, nil
+		}
+		after = out[len(out)-1].Name
 	}
-	out := make([]DirEntry, 0, len(resp.GetEntries()))
-	for _, e := range resp.GetEntries() {
-		out = append(out, DirEntry{Name: e.GetName(), Attr: attrFromAPI(e.GetAttr())})
-	}
-	return out, nil
 }
 
 // CreateAt creates an empty file; ErrExist when the name is taken.

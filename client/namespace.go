@@ -117,15 +117,21 @@ func (c *Client) StatChunks(ctx context.Context, path string) (*FileInfo, []Chun
 func (c *Client) ReadDir(ctx context.Context, path string) ([]FileInfo, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	resp, err := callMaster(ctx, c, func(ctx context.Context, m api.MasterClient) (*api.ListResponse, error) {
-		return m.List(ctx, &api.ListRequest{Path: path})
-	})
-	if err != nil {
-		return nil, opError("readdir", path, err)
-	}
-	out := make([]FileInfo, 0, len(resp.GetEntries()))
-	for _, e := range resp.GetEntries() {
-		out = append(out, fileInfoFromAPI(e))
+	var out []FileInfo
+	for after := ""; ; {
+		resp, err := callMaster(ctx, c, func(ctx context.Context, m api.MasterClient) (*api.ListResponse, error) {
+			return m.List(ctx, &api.ListRequest{Path: path, StartAfter: after})
+		})
+		if err != nil {
+			return nil, opError("readdir", path, err)
+		}
+		for _, e := range resp.GetEntries() {
+			out = append(out, fileInfoFromAPI(e))
+		}
+		if !resp.GetMore() || len(resp.GetEntries()) == 0 {
+			break
+		}
+		after = out[len(out)-1].Name
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

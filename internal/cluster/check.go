@@ -36,11 +36,19 @@ func (c *Cluster) chunks(ctx context.Context) (map[uint64]chunkRef, error) {
 	}
 	var walk func(dir string) error
 	walk = func(dir string) error {
-		ls, err := mc.List(ctx, &api.ListRequest{Path: dir})
-		if err != nil {
-			return fmt.Errorf("list %s: %w", dir, err)
+		var entries []*api.FileInfo
+		for after := ""; ; {
+			ls, err := mc.List(ctx, &api.ListRequest{Path: dir, StartAfter: after})
+			if err != nil {
+				return fmt.Errorf("list %s: %w", dir, err)
+			}
+			entries = append(entries, ls.GetEntries()...)
+			if !ls.GetMore() || len(ls.GetEntries()) == 0 {
+				break
+			}
+			after = entries[len(entries)-1].GetName()
 		}
-		for _, e := range ls.GetEntries() {
+		for _, e := range entries {
 			p := path.Join(dir, e.GetName())
 			if e.GetType() == api.FileType_DIRECTORY {
 				if err := walk(p); err != nil {

@@ -101,7 +101,8 @@ func (f *fsServer) Setattr(ctx context.Context, req *api.SetattrRequest) (*api.A
 func (f *fsServer) Readdir(ctx context.Context, req *api.ReaddirRequest) (*api.ReaddirResponse, error) {
 	var resp api.ReaddirResponse
 	err := f.query(func(st *meta.State) error {
-		ents, err := st.ReadDirInode(req.Inode)
+		ents, more, err := st.ReadDirInode(req.Inode, req.StartAfter, listLimit(req.Limit))
+		resp.More = more
 		for _, e := range ents {
 			resp.Entries = append(resp.Entries, &api.DirEntry{Name: e.Name, Attr: attrOf(e.Info)})
 		}

@@ -167,3 +167,66 @@ func TestBoundedNamesAndSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestListPages: List and Readdir answer in pages of at most listPage
+// entries, sorted, with more while entries follow; the client library
+// reads every page.
+func TestListPages(t *testing.T) {
+	defer func(n int) { listPage = n }(listPage)
+	listPage = 3
+	m, mc := startMaster(t, t.TempDir(), newClock())
+	fs := fsClient(t, m)
+	ctx := context.Background()
+	var want []string
+	for _, name := range []string{"g", "c", "a", "e", "b", "f", "d"} {
+		if _, err := mc.Create(ctx, &api.CreateRequest{Path: "/" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = []string{"a", "b", "c", "d", "e", "f", "g"}
+
+	var got []string
+	var pages []int
+	for after := ""; ; {
+		r, err := mc.List(ctx, &api.ListRequest{Path: "/", StartAfter: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, len(r.Entries))
+		for _, e := range r.Entries {
+			got = append(got, e.Name)
+		}
+		if !r.More {
+			break
+		}
+		after = got[len(got)-1]
+	}
+	if strings.Join(got, "") != strings.Join(want, "") || len(pages) != 3 || pages[0] != 3 || pages[2] != 1 {
+		t.Fatalf("List pages %v: %v, want %v in pages of 3", pages, got, want)
+	}
+	r, err := mc.List(ctx, &api.ListRequest{Path: "/", StartAfter: "b", Limit: 2})
+	if err != nil || len(r.Entries) != 2 || r.Entries[0].Name != "c" || !r.More {
+		t.Fatalf("List after b, limit 2: %v %v", r, err)
+	}
+
+	got = nil
+	for after := ""; ; {
+		r, err := fs.Readdir(ctx, &api.ReaddirRequest{Inode: meta.RootInode, StartAfter: after, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Entries) > 2 {
+			t.Fatalf("Readdir page of %d entries, limit 2", len(r.Entries))
+		}
+		for _, e := range r.Entries {
+			got = append(got, e.Name)
+		}
+		if !r.More {
+			break
+		}
+		after = got[len(got)-1]
+	}
+	if strings.Join(got, "") != strings.Join(want, "") {
+		t.Fatalf("Readdir pages: %v, want %v", got, want)
+	}
+}

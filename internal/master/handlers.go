@@ -92,6 +92,17 @@ func metaErr(err error) error {
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "%v", err)
 }
 
+// listPage is the most entries one List or Readdir answer carries.
+var listPage = 4096
+
+// listLimit is the page size for a request's limit (0: the page).
+func listLimit(limit uint32) int {
+	if limit == 0 || limit > uint32(listPage) {
+		return listPage
+	}
+	return int(limit)
+}
+
 // errFileTooBig refuses a size or offset past meta.MaxFileSize.
 func errFileTooBig(size int64) error {
 	return rpcerr.New(api.ErrorCode_FILE_TOO_BIG, "%d bytes is past the maximum file size of %d (1 PiB)", size, int64(meta.MaxFileSize))
@@ -229,12 +240,13 @@ func (s *server) List(ctx context.Context, req *api.ListRequest) (*api.ListRespo
 		return nil, err
 	}
 	var entries []meta.FileInfo
+	var more bool
 	var err error
-	s.m.fsm.view(func(st *meta.State) { entries, err = st.List(req.Path) })
+	s.m.fsm.view(func(st *meta.State) { entries, more, err = st.List(req.Path, req.StartAfter, listLimit(req.Limit)) })
 	if err != nil {
 		return nil, metaErr(err)
 	}
-	resp := &api.ListResponse{Entries: make([]*api.FileInfo, 0, len(entries))}
+	resp := &api.ListResponse{Entries: make([]*api.FileInfo, 0, len(entries)), More: more}
 	for _, e := range entries {
 		resp.Entries = append(resp.Entries, fileInfo(e))
 	}

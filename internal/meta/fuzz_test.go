@@ -95,7 +95,7 @@ func FuzzRestore(f *testing.F) {
 }
 
 func mustList(t *testing.T, s *State, p string) []FileInfo {
-	l, err := s.List(p)
+	l, _, err := s.List(p, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

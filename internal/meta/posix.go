@@ -682,17 +682,19 @@ func (s *State) LookupChild(parent uint64, name string) (FileInfo, error) {
 	return s.info(n), nil
 }
 
-// ReadDirInode returns the entries of directory ino, sorted by name.
-func (s *State) ReadDirInode(ino uint64) ([]DirEntry, error) {
+// ReadDirInode returns the entries of directory ino, sorted by name, in
+// pages as List.
+func (s *State) ReadDirInode(ino uint64, after string, limit int) (_ []DirEntry, more bool, _ error) {
 	dir, err := s.dirInode(ino)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	out := make([]DirEntry, 0, len(dir.children))
-	for _, name := range slices.Sorted(maps.Keys(dir.children)) {
+	names, more := page(dir.children, after, limit)
+	out := make([]DirEntry, 0, len(names))
+	for _, name := range names {
 		out = append(out, DirEntry{Name: name, Info: s.info(s.inodes[dir.children[name]])})
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // Xattr returns the value of extended attribute name of ino.

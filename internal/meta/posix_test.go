@@ -54,7 +54,7 @@ func TestPosixCreateMkdirSymlink(t *testing.T) {
 	if err != nil || !sl.Symlink || sl.Target != "d/f" || sl.Size != 3 || sl.Mode != 0o777 {
 		t.Fatalf("symlink %+v, %v", sl, err)
 	}
-	ents, err := s.ReadDirInode(d.Inode)
+	ents, _, err := s.ReadDirInode(d.Inode, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestPosixSetgidDirectory(t *testing.T) {
 func TestListNamesHardLinks(t *testing.T) {
 	s, _, e, f, _ := posixFixture(t)
 	applyOK(t, s, Link{Inode: f.Inode, Parent: e.Inode, Name: "g", Time: 20})
-	ls, err := s.List("/d/e")
+	ls, _, err := s.List("/d/e", "", 0)
 	if err != nil || len(ls) != 1 || ls[0].Name != "g" || ls[0].Path != "/d/e/g" || ls[0].Inode != f.Inode {
 		t.Fatalf("list /d/e: %+v %v", ls, err)
 	}
@@ -521,7 +521,7 @@ func TestListNamesHardLinks(t *testing.T) {
 			t.Fatalf("listed path %s: %v", fi.Path, err)
 		}
 	}
-	if ls, _ := s.List("/d"); ls[1].Name != "f" || ls[2].Name != "h" || ls[2].Path != "/d/h" {
+	if ls, _, _ := s.List("/d", "", 0); ls[1].Name != "f" || ls[2].Name != "h" || ls[2].Path != "/d/h" {
 		t.Fatalf("list /d: %+v", ls)
 	}
 }

@@ -26,24 +26,44 @@ func (s *State) Stat(ino uint64) (FileInfo, error) {
 	return s.info(n), nil
 }
 
-// List returns the entries of the directory at p, sorted by name.
-func (s *State) List(p string) ([]FileInfo, error) {
+// List returns the entries of the directory at p, sorted by name: those
+// after after (all when ""), at most limit (<= 0: all), and whether more
+// follow.
+func (s *State) List(p string, after string, limit int) (_ []FileInfo, more bool, _ error) {
 	n, err := s.lookup(p)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !n.dir {
-		return nil, errorf(ErrNotDir, "%s", p)
+		return nil, false, errorf(ErrNotDir, "%s", p)
 	}
-	out := make([]FileInfo, 0, len(n.children))
-	for _, name := range slices.Sorted(maps.Keys(n.children)) {
+	names, more := page(n.children, after, limit)
+	out := make([]FileInfo, 0, len(names))
+	for _, name := range names {
 		fi := s.info(s.inodes[n.children[name]])
 		// An extra name of a hard-linked file is listed under that
 		// name, not under its primary one elsewhere.
 		fi.Name, fi.Path = name, path.Join(p, name)
 		out = append(out, fi)
 	}
-	return out, nil
+	return out, more, nil
+}
+
+// page returns the names of children after after (all when ""), sorted,
+// at most limit of them (limit <= 0: all), and whether more follow.
+func page(children map[string]uint64, after string, limit int) ([]string, bool) {
+	names := slices.Sorted(maps.Keys(children))
+	if after != "" {
+		i, found := slices.BinarySearch(names, after)
+		if found {
+			i++
+		}
+		names = names[i:]
+	}
+	if limit > 0 && len(names) > limit {
+		return names[:limit], true
+	}
+	return names, false
 }
 
 // FileChunks returns the allocated chunks of a file with index in

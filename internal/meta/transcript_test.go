@@ -102,13 +102,16 @@ func runCmd(t *testing.T, s *State, d *datadriven.TestData, now int64) string {
 		}
 		c = RegisterServer{ID: uint64(argInt(t, d, "id")), Addr: argStr(t, d, "addr"), Labels: labels}
 	case "ls":
-		l, err := s.List(argStr(t, d, "path"))
+		l, more, err := s.List(argStr(t, d, "path"), argStr(t, d, "after"), int(argInt(t, d, "limit")))
 		if err != nil {
 			return "error: " + err.Error() + "\n"
 		}
 		var b strings.Builder
 		for _, fi := range l {
 			b.WriteString(fmtInfo(fi))
+		}
+		if more {
+			b.WriteString("more\n")
 		}
 		return b.String()
 	case "stat":

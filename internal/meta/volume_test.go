@@ -20,7 +20,7 @@ func TestVolumeLifecycle(t *testing.T) {
 		t.Fatal("not a volume")
 	}
 	// Not visible in the namespace.
-	if l, _ := s.List("/"); len(l) != 0 {
+	if l, _, _ := s.List("/", "", 0); len(l) != 0 {
 		t.Fatalf("volume listed in /: %+v", l)
 	}
 	if _, err := s.Lookup("/vm"); !errors.Is(err, ErrNotFound) {
