@@ -49,6 +49,7 @@ const (
 	ErrorCode_UNAVAILABLE            ErrorCode = 14 // try again later (lease not valid, shutting down)
 	ErrorCode_NAME_TOO_LONG          ErrorCode = 15 // a name over 255 bytes or a path over 4096 (ENAMETOOLONG)
 	ErrorCode_FILE_TOO_BIG           ErrorCode = 16 // a size or offset past the maximum file size, 1 PiB (EFBIG)
+	ErrorCode_PERMISSION_DENIED      ErrorCode = 17 // the caller's certificate does not allow the call (EACCES)
 )
 
 // Enum value maps for ErrorCode.
@@ -71,6 +72,7 @@ var (
 		14: "UNAVAILABLE",
 		15: "NAME_TOO_LONG",
 		16: "FILE_TOO_BIG",
+		17: "PERMISSION_DENIED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -90,6 +92,7 @@ var (
 		"UNAVAILABLE":            14,
 		"NAME_TOO_LONG":          15,
 		"FILE_TOO_BIG":           16,
+		"PERMISSION_DENIED":      17,
 	}
 )
 
@@ -4298,7 +4301,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg*\x9a\x02\n" +
+	"\x03msg*\xb1\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -4320,7 +4323,8 @@ const file_catena_proto_rawDesc = "" +
 	"\bNO_SPACE\x10\r\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x0e\x12\x11\n" +
 	"\rNAME_TOO_LONG\x10\x0f\x12\x10\n" +
-	"\fFILE_TOO_BIG\x10\x10*>\n" +
+	"\fFILE_TOO_BIG\x10\x10\x12\x15\n" +
+	"\x11PERMISSION_DENIED\x10\x11*>\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04FILE\x10\x01\x12\r\n" +

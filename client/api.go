@@ -34,6 +34,8 @@ var (
 	// ErrFileTooBig: a size or write past MaxFileSize; it is also
 	// ErrInvalid.
 	ErrFileTooBig = wrapErr("file too large", ErrInvalid)
+	// ErrPermission: the caller's certificate does not allow the call.
+	ErrPermission = wrapErr("permission denied", fs.ErrPermission)
 )
 
 // MaxFileSize is the largest size a file may have (1 PiB): a write or
@@ -94,6 +96,10 @@ type Config struct {
 	// and chunkservers); nil uses the default TCP dialer. The fault-injection
 	// harness passes one that can cut the network.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// TLSDir, when set, is a TLS directory (catena admin cert issue: the
+	// cluster CA's certificate and a client or admin certificate): every
+	// connection is then mutual TLS. Empty: plain TCP.
+	TLSDir string
 	// Clock times the waits between retries (nil: the real clock). Tests
 	// in this module pass internal/clock's Fake, or a clock whose timers
 	// are short. Deadlines (OpTimeout, per attempt) are the context's,

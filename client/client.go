@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -51,6 +52,8 @@ type Client struct {
 	clientID uint64
 	reqSeq   atomic.Uint64
 	clock    clock.Clock // cfg.Clock, or the real one
+
+	creds grpc.DialOption // the transport: mutual TLS (cfg.TLSDir) or plain TCP
 
 	mu      sync.Mutex
 	masters []string // configured addresses, plus leaders learned from redirects
@@ -90,6 +93,14 @@ func New(cfg Config) (*Client, error) {
 	if len(masters) == 0 {
 		return nil, fmt.Errorf("client: %w", detailf(ErrInvalid, "no master address"))
 	}
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if cfg.TLSDir != "" {
+		tc, err := auth.Load(cfg.TLSDir)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		creds = tc.DialOption(auth.RoleMaster, auth.RoleChunkserver)
+	}
 	id, err := randomID()
 	if err != nil {
 		return nil, fmt.Errorf("client: client id: %w", err)
@@ -98,6 +109,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		log:      log,
 		clientID: id,
+		creds:    creds,
 		clock:    clock.Or(cfg.Clock),
 		masters:  masters,
 		leader:   masters[0],
@@ -182,7 +194,7 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	// server must be found again within one operation.
 	bc.MaxDelay = time.Second
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		c.creds,
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
 	}

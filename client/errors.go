@@ -36,6 +36,8 @@ func sentinel(err error) error {
 		return withMessage(ErrNameTooLong, err)
 	case api.ErrorCode_FILE_TOO_BIG:
 		return withMessage(ErrFileTooBig, err)
+	case api.ErrorCode_PERMISSION_DENIED:
+		return withMessage(ErrPermission, err)
 	case api.ErrorCode_INVALID:
 		return withMessage(ErrInvalid, err)
 	case api.ErrorCode_NO_CHUNKSERVERS:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
@@ -90,7 +92,60 @@ func newAdminCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().BoolVar(&g.json, "json", false, "JSON output")
 	mcmd.AddCommand(add, remove, list)
+	admin.AddCommand(newCACmd(), newCertCmd())
 	return admin
+}
+
+func newCACmd() *cobra.Command {
+	ca := &cobra.Command{Use: "ca", Short: "The cluster's certificate authority"}
+	ca.AddCommand(&cobra.Command{
+		Use:     "init DIR",
+		Short:   "Make a new cluster CA in DIR (ca.crt, and ca.key to keep safe)",
+		Example: "  catena admin ca init /etc/catena/ca",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := auth.InitCA(a[0]); err != nil {
+				return fail("admin", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena admin: cluster CA in %s (keep %s private; issue certificates with catena admin cert issue)\n",
+				a[0], filepath.Join(a[0], auth.CAKeyFile))
+			return nil
+		},
+	})
+	return ca
+}
+
+func newCertCmd() *cobra.Command {
+	var caDir, role, out string
+	var hosts []string
+	issue := &cobra.Command{
+		Use:   "issue NAME --ca DIR --role master|chunkserver|client|admin --out DIR",
+		Short: "Issue a certificate signed by the cluster CA: a TLS directory for --tls-dir",
+		Example: "  catena admin cert issue cs1 --ca /etc/catena/ca --role chunkserver --out /etc/catena/tls --host 10.0.0.5\n" +
+			"  catena admin cert issue alice --ca /etc/catena/ca --role client --out ~/.catena/tls",
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if caDir == "" || out == "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--ca and --out are required")}
+			}
+			r, err := auth.ParseRole(role)
+			if err != nil {
+				return &usageError{cmd: cmd, err: err}
+			}
+			if err := auth.Issue(caDir, r, a[0], hosts, out); err != nil {
+				return fail("admin", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena admin: %s certificate for %q in %s (use --tls-dir %s)\n", r, a[0], out, out)
+			return nil
+		},
+	}
+	issue.Flags().StringVar(&caDir, "ca", "", "the CA's directory (catena admin ca init)")
+	issue.Flags().StringVar(&role, "role", "", "what the holder may do: master, chunkserver, client or admin")
+	issue.Flags().StringVar(&out, "out", "", "directory to write ca.crt, tls.crt and tls.key to")
+	issue.Flags().StringArrayVar(&hosts, "host", nil, "a host name or address to put in the certificate (repeatable)")
+	cert := &cobra.Command{Use: "cert", Short: "Certificates of the cluster CA"}
+	cert.AddCommand(issue)
+	return cert
 }
 
 // callAdmin runs fn against the master leader: it tries each --master
@@ -99,6 +154,9 @@ func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.Adm
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
 	queue := g.masterList()
+	if err := g.checkTransport(queue); err != nil {
+		return err
+	}
 	var last error
 	next := ""
 	for i := 0; ctx.Err() == nil; i++ {
@@ -106,7 +164,13 @@ func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.Adm
 		if next != "" {
 			addr, next = next, ""
 		}
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		transport := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if creds, err := g.creds(); err != nil {
+			return err
+		} else if creds != nil {
+			transport = creds.DialOption(auth.RoleMaster)
+		}
+		cc, err := grpc.NewClient(addr, transport)
 		if err != nil {
 			return err
 		}
@@ -123,7 +187,9 @@ func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.Adm
 				next = hint
 				continue
 			}
-		} else if code := rpcerr.Code(err); code != api.ErrorCode_UNAVAILABLE && code != api.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		} else if code := rpcerr.Code(err); code == api.ErrorCode_PERMISSION_DENIED {
+			return fmt.Errorf("permission denied: %s", rpcerr.Message(err))
+		} else if code != api.ErrorCode_UNAVAILABLE && code != api.ErrorCode_ERROR_CODE_UNSPECIFIED {
 			return err
 		}
 		select {

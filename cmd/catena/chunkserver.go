@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/durable"
 )
@@ -28,6 +29,12 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Labels = l
+			if cfg.TLS, err = g.creds(); err != nil {
+				return fail("chunkserver", err)
+			}
+			if cfg.TLS != nil && cfg.TLS.Role != auth.RoleChunkserver {
+				return fail("chunkserver", fmt.Errorf("--tls-dir %s holds a %s certificate, want a chunkserver one", g.tlsDir, cfg.TLS.Role))
+			}
 			if memLimit != "" {
 				n, err := parseSize(memLimit)
 				if err != nil || n == 0 {

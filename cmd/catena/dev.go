@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,13 +13,25 @@ import (
 	"github.com/catena-io/catena/internal/durable"
 )
 
+// devDir is catena dev's default data directory; devTLSDir, under it,
+// holds the admin client credentials a client run beside it finds.
+const (
+	devDir    = "./catena-data"
+	devTLSDir = devDir + "/tls/admin"
+)
+
 func newDevCmd(g *globals) *cobra.Command {
 	cfg := cluster.Config{}
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "dev [--dir DIR] [--chunkservers N] [--listen ADDR]",
 		Short: "Run a master and N chunkservers in one process, for trying Catena out",
 		Long: "Run a master and N chunkservers in one process on loopback, with all data\n" +
-			"under one directory. State survives a restart. Stop with Ctrl-C.",
+			"under one directory. State survives a restart. Stop with Ctrl-C.\n\n" +
+			"Every connection is mutual TLS: dev makes a cluster CA and certificates in\n" +
+			"DIR/tls, and an admin client's credentials in DIR/tls/admin, which client\n" +
+			"commands run in the directory holding " + devDir + " find by themselves\n" +
+			"(elsewhere: --tls-dir DIR/tls/admin or CATENA_TLS_DIR).",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if cfg.Chunkservers < 1 {
@@ -33,6 +46,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			// dev is for trying Catena out: errors only (Raft's routine
 			// election warnings would read as trouble), everything with -v.
 			cfg.Logger = g.loggerAt(cmd.ErrOrStderr(), slog.LevelError)
+			cfg.TLS = !insecure
 			ctx := cmd.Context()
 			c, err := cluster.Start(ctx, cfg)
 			if err != nil {
@@ -40,17 +54,33 @@ func newDevCmd(g *globals) *cobra.Command {
 			}
 			addr := strings.Join(c.MasterAddrs(), ",")
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "catena dev: master listening on %s (%d chunkservers, data in %s)\n", addr, cfg.Chunkservers, cfg.Dir)
-			if addr == client.DefaultMaster {
+			transport := "mutual TLS, client credentials in " + c.TLSDir()
+			if insecure {
+				transport = "plain TCP, no authentication"
+			}
+			fmt.Fprintf(out, "catena dev: master listening on %s (%d chunkservers, data in %s; %s)\n", addr, cfg.Chunkservers, cfg.Dir, transport)
+			var env []string
+			if addr != client.DefaultMaster {
+				env = append(env, envMaster+"="+addr)
+			}
+			if !insecure && filepath.Clean(cfg.Dir) != filepath.Clean(devDir) {
+				abs, err := filepath.Abs(c.TLSDir())
+				if err != nil {
+					abs = c.TLSDir()
+				}
+				env = append(env, envTLSDir+"="+abs)
+			}
+			if len(env) == 0 {
 				fmt.Fprintln(out, "  try: catena put ./file /file && catena ls -l /")
 			} else {
-				fmt.Fprintf(out, "  try: export %s=%s; catena put ./file /file && catena ls -l /\n", envMaster, addr)
+				fmt.Fprintf(out, "  try: export %s; catena put ./file /file && catena ls -l /\n", strings.Join(env, " "))
 			}
 			return fail("dev", serveUntilDone(ctx, c.Close))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Dir, "dir", "./catena-data", "data directory")
+	f.StringVar(&cfg.Dir, "dir", devDir, "data directory")
+	f.BoolVar(&insecure, "insecure", false, "plain TCP, no certificates: anyone who can reach a port may call anything (for trusted labs only)")
 	f.IntVar(&cfg.Chunkservers, "chunkservers", 3, "number of chunkservers")
 	f.IntVar(&cfg.Masters, "masters", 1, "number of master voters (1, 3 or 5); more than 1 listen on free loopback ports")
 	f.StringVar(&cfg.MasterAddr, "listen", client.DefaultMaster, "master listen address")

@@ -1,6 +1,15 @@
 // Command catena is Catena's single binary: the master, the chunkserver, the
 // embedded "dev" cluster, and the command-line client (put, get, cat, ls,
-// mkdir, rm, mv, stat, status, version; bench lives in bench.go).
+// mkdir, rm, mv, stat, status, version; bench lives in bench.go), and the
+// cluster's administration (admin: the master group, the CA and its
+// certificates).
+//
+// Transport: --tls-dir (or CATENA_TLS_DIR) names this process's TLS
+// directory (internal/auth); every connection is then mutual TLS. A
+// client command first probes the master with a TLS handshake
+// (checkTransport), so a missing or needless --tls-dir is one clear line
+// at once; beside a catena dev data directory it uses dev's admin
+// credentials by itself.
 //
 // Model: each subcommand is a thin translation of flags into a Config or a
 // client call. All cluster access goes through the client package; this

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/master"
 )
@@ -23,6 +24,14 @@ func newMasterCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--dir is required")}
 			}
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
+			creds, err := g.creds()
+			if err != nil {
+				return fail("master", err)
+			}
+			if creds != nil && creds.Role != auth.RoleMaster {
+				return fail("master", fmt.Errorf("--tls-dir %s holds a %s certificate, want a master one", g.tlsDir, creds.Role))
+			}
+			cfg.TLS = creds
 			if err := durable.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return fail("master", localErr(err))
 			}

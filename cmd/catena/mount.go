@@ -20,7 +20,12 @@ func newMountCmds(g *globals) []*cobra.Command {
 		Short: "Mount the namespace with FUSE until unmounted, SIGINT or SIGTERM",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := client.New(client.Config{Masters: g.masterList(), OpTimeout: timeout, Logger: g.debugLogger(cmd.ErrOrStderr())})
+			if err := g.checkTransport(g.masterList()); err != nil {
+				return fail("mount", err)
+			}
+			ccfg := g.clientConfig(cmd.ErrOrStderr())
+			ccfg.OpTimeout = timeout
+			c, err := client.New(ccfg)
 			if err != nil {
 				return fail("mount", err)
 			}

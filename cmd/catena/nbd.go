@@ -20,7 +20,10 @@ func newNbdCmd(g *globals) *cobra.Command {
 		Short: "Serve volumes as NBD exports (every volume unless --volume is given)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := client.New(client.Config{Masters: g.masterList(), Logger: g.debugLogger(cmd.ErrOrStderr())})
+			if err := g.checkTransport(g.masterList()); err != nil {
+				return fail("nbd", err)
+			}
+			c, err := client.New(g.clientConfig(cmd.ErrOrStderr()))
 			if err != nil {
 				return fail("nbd", err)
 			}

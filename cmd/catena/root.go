@@ -2,28 +2,50 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/auth"
 )
 
 // envMaster overrides the default --master.
 const envMaster = "CATENA_MASTER"
+
+// envTLSDir is the default --tls-dir.
+const envTLSDir = "CATENA_TLS_DIR"
 
 // globals holds the flags shared by every subcommand.
 type globals struct {
 	masters string // --master: comma-separated master addresses
 	json    bool   // --json, registered by the subcommands that support it
 	verbose bool   // --verbose: debug logs on stderr
+	tlsDir  string // --tls-dir: this process's TLS directory ("": plain TCP)
+}
+
+// creds loads --tls-dir (nil when it is empty: plain TCP).
+func (g *globals) creds() (*auth.Creds, error) {
+	if g.tlsDir == "" {
+		return nil, nil
+	}
+	return auth.Load(g.tlsDir)
+}
+
+// clientConfig is the client library's configuration from the global
+// flags.
+func (g *globals) clientConfig(stderr io.Writer) client.Config {
+	return client.Config{Masters: g.masterList(), Logger: g.debugLogger(stderr), TLSDir: g.tlsDir}
 }
 
 // masterList splits --master into addresses.
@@ -71,7 +93,66 @@ func (g *globals) newClient() (*client.Client, error) {
 	if !anyReachable(masters, probeTimeout) {
 		return nil, client.ErrMasterUnreachable
 	}
-	return client.New(client.Config{Masters: masters, Logger: g.debugLogger(os.Stderr)})
+	if err := g.checkTransport(masters); err != nil {
+		return nil, err
+	}
+	return client.New(g.clientConfig(os.Stderr))
+}
+
+// checkTransport tells a user whose --tls-dir does not match the master's
+// listener so at once, instead of after the client's retries: it probes
+// the first master that answers with a TLS handshake. Without --tls-dir,
+// beside a catena dev data directory (devDir) whose master speaks TLS, it
+// uses dev's admin credentials.
+func (g *globals) checkTransport(masters []string) error {
+	for _, a := range masters {
+		tlsServer, known := probeTLS(a, probeTimeout)
+		switch {
+		case !known:
+			continue
+		case tlsServer && g.tlsDir == "" && exists(filepath.Join(devTLSDir, auth.CertFile)):
+			g.tlsDir = devTLSDir // beside a catena dev: its admin credentials
+		case tlsServer && g.tlsDir == "":
+			return fmt.Errorf("master at %s requires mutual TLS: give --tls-dir (or set %s) a directory with a client certificate (catena admin cert issue)", a, envTLSDir)
+		case !tlsServer && g.tlsDir != "":
+			return fmt.Errorf("master at %s does not use TLS: drop --tls-dir (and %s)", a, envTLSDir)
+		}
+		return nil
+	}
+	// No master answered yet (a front end waiting for it): beside a
+	// catena dev, its credentials are the best guess.
+	if g.tlsDir == "" && exists(filepath.Join(devTLSDir, auth.CertFile)) {
+		g.tlsDir = devTLSDir
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// probeTLS reports whether the server at addr answers a TLS handshake;
+// known is false when it could not tell (unreachable).
+func probeTLS(addr string, timeout time.Duration) (tlsServer, known bool) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return false, false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// No certificate is offered and none is checked: only whether the
+	// other side speaks TLS at all matters here.
+	err = tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}).HandshakeContext(ctx)
+	var rh tls.RecordHeaderError
+	switch {
+	case err == nil:
+		return true, true
+	case errors.As(err, &rh), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return false, true
+	}
+	return false, false
 }
 
 // debugLogger is the client library's logger: stderr with --verbose, else
@@ -120,6 +201,8 @@ func buildRoot() (*cobra.Command, *globals) {
 	}
 	root.PersistentFlags().StringVar(&g.masters, "master", def, "master address(es), comma-separated (env "+envMaster+")")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages on stderr")
+	root.PersistentFlags().StringVar(&g.tlsDir, "tls-dir", os.Getenv(envTLSDir),
+		"TLS directory (CA certificate, this process's certificate and key: catena admin cert issue); every connection is then mutual TLS (env "+envTLSDir+"; empty: plain TCP)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}
 	})

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/clock"
 )
@@ -23,8 +24,12 @@ func (s *Server) dialOpts() []grpc.DialOption {
 	// heartbeat or two instead.
 	bc := backoff.DefaultConfig
 	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, time.Second
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if s.cfg.TLS != nil {
+		creds = s.cfg.TLS.DialOption(auth.RoleMaster, auth.RoleChunkserver)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		creds,
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/clock"
@@ -70,6 +71,10 @@ type Config struct {
 	// Dialer, when set, makes every outbound connection (peers, masters,
 	// Fetch); the fault-injection harness wraps the network with it.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// TLS, when set, makes every listener and connection mutual TLS with
+	// these credentials (a chunkserver certificate), and checks each
+	// call's role (auth.Rules); nil: plain TCP, anyone may call anything.
+	TLS *auth.Creds
 	// FS is the replica store's file system (nil = chunkstore.OSFS).
 	FS chunkstore.FS
 	// MaxOpenFiles bounds the replica files the store keeps open (0 =
@@ -241,7 +246,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The replicas loaded are cold (cold.go): fenced until they rejoin
 	// their chains, unverified until verifyLoaded has read every block.
-	s.grpc = grpc.NewServer(append(serve.Options(maxMsgSize), grpc.WaitForHandlers(true))...)
+	opts := append(serve.Options(maxMsgSize), grpc.WaitForHandlers(true))
+	if cfg.TLS != nil {
+		opts = append(opts, cfg.TLS.ServerOptions()...)
+	}
+	s.grpc = grpc.NewServer(opts...)
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
 	s.wg.Add(5)
 	go func() {

@@ -105,6 +105,10 @@ type Config struct {
 	// MemDisks keeps each chunkserver's data on an in-memory disk
 	// (chunkstore.MemFS), so that PowerCut can drop what was not synced.
 	MemDisks bool
+	// TLS runs the cluster with mutual TLS: a CA in Dir/tls/ca, and
+	// certificates for the masters, the chunkservers and the clients
+	// (admin role: TLSDir) issued from it, or those an earlier start made.
+	TLS bool
 }
 
 func (cfg Config) withDefaults() Config {
@@ -132,6 +136,7 @@ type Cluster struct {
 	log *slog.Logger
 
 	net *Network
+	tls *clusterTLS // nil: plain TCP
 
 	mu      sync.Mutex
 	closed  bool
@@ -167,6 +172,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}()
 	ctx, cancel := withReadyTimeout(ctx)
 	defer cancel()
+	if cfg.TLS {
+		if c.tls, err = newClusterTLS(filepath.Join(cfg.Dir, "tls")); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := c.startMasters(ctx); err != nil {
 		return nil, err
@@ -291,6 +301,15 @@ func (c *Cluster) MasterAddr() string {
 	return c.masters[0].addr
 }
 
+// TLSDir is the TLS directory of an admin client of the cluster ("" when
+// it runs without TLS).
+func (c *Cluster) TLSDir() string {
+	if c.tls == nil {
+		return ""
+	}
+	return c.tls.clientDir
+}
+
 // Dir returns the cluster's data directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
 
@@ -334,6 +353,9 @@ func (c *Cluster) NewClientConfig(cfg client.Config) (*client.Client, error) {
 	}
 	if cfg.Dialer == nil {
 		cfg.Dialer = c.net.Dialer(ClientNode)
+	}
+	if cfg.TLSDir == "" && c.tls != nil {
+		cfg.TLSDir = c.tls.clientDir
 	}
 	return client.New(cfg)
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/master"
 )
@@ -140,7 +140,7 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 	}
 	n.m = m
 	if n.conn == nil {
-		if n.conn, err = grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if n.conn, err = grpc.NewClient(n.addr, c.tls.dialOption(auth.RoleMaster)); err != nil {
 			return fmt.Errorf("cluster: dial master %d: %w", i, err)
 		}
 		n.mc = api.NewMasterClient(n.conn)

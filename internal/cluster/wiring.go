@@ -1,9 +1,16 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/master"
 )
@@ -28,6 +35,7 @@ func (c *Cluster) masterConfig(dir string) master.Config {
 		RepairConcurrency: c.cfg.RepairConcurrency,
 		RepairBytesPerSec: c.cfg.RepairBytesPerSec,
 		Dialer:            c.net.Dialer(MasterNode),
+		TLS:               c.tls.creds(auth.RoleMaster),
 	}
 }
 
@@ -51,5 +59,58 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 		Dialer:            c.net.Dialer(n.name),
 		FS:                n.disk.fs(),
 		Logger:            c.log.With("proc", n.name),
+		TLS:               c.tls.creds(auth.RoleChunkserver),
 	}
+}
+
+// clusterTLS is the credentials of a cluster run with mutual TLS.
+type clusterTLS struct {
+	byRole    map[auth.Role]*auth.Creds
+	clientDir string // a TLS directory with an admin certificate
+}
+
+// newClusterTLS makes a CA in dir/ca and a TLS directory per role beside
+// it, or uses those a previous start made there.
+func newClusterTLS(dir string) (*clusterTLS, error) {
+	ca := filepath.Join(dir, "ca")
+	if _, err := os.Stat(filepath.Join(ca, auth.CAKeyFile)); errors.Is(err, os.ErrNotExist) {
+		if err := auth.InitCA(ca); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	t := &clusterTLS{byRole: map[auth.Role]*auth.Creds{}, clientDir: filepath.Join(dir, "admin")}
+	for _, role := range []auth.Role{auth.RoleMaster, auth.RoleChunkserver, auth.RoleAdmin} {
+		out := filepath.Join(dir, string(role))
+		creds, err := auth.Load(out)
+		if err == nil {
+			t.byRole[role] = creds
+			continue
+		}
+		if err := auth.Issue(ca, role, "cluster-"+string(role), []string{"127.0.0.1"}, out); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		creds, err = auth.Load(out)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		t.byRole[role] = creds
+	}
+	return t, nil
+}
+
+// creds are the credentials of role; nil without TLS.
+func (t *clusterTLS) creds(role auth.Role) *auth.Creds {
+	if t == nil {
+		return nil
+	}
+	return t.byRole[role]
+}
+
+// dialOption is the transport of the harness's own connections to
+// servers of role want (as an admin).
+func (t *clusterTLS) dialOption(want auth.Role) grpc.DialOption {
+	if t == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return t.byRole[auth.RoleAdmin].DialOption(want)
 }

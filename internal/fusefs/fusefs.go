@@ -308,6 +308,8 @@ func errno(err error) syscall.Errno {
 		return syscall.ENAMETOOLONG
 	case errors.Is(err, client.ErrFileTooBig): // also ErrInvalid: first
 		return syscall.EFBIG
+	case errors.Is(err, client.ErrPermission):
+		return syscall.EACCES
 	case errors.Is(err, client.ErrInvalid):
 		return syscall.EINVAL
 	case errors.Is(err, client.ErrNoSpace), errors.Is(err, client.ErrNoChunkservers):

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/clock"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 	// passed to the joining chunkserver (default 64 MiB/s; negative = no
 	// limit).
 	RepairBytesPerSec int64
+	// TLS, when set, makes every listener and connection mutual TLS with
+	// these credentials (a master certificate), and checks each call's
+	// role (auth.Rules); nil: plain TCP, anyone may call anything.
+	TLS *auth.Creds
 	// Dialer, when set, opens every connection the master makes to
 	// chunkservers (the fault-injection harness wraps the network here).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)

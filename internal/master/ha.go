@@ -13,10 +13,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 	"github.com/catena-io/catena/internal/serve"
@@ -112,8 +112,25 @@ func (m *Master) newTransport(raftAddr string, hlog hclog.Logger) (*raft.Network
 		var d net.Dialer
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
+	bounded := serve.Idle(serve.Limit(ln, raftMaxConns), raftIdle)
+	if creds := m.cfg.TLS; creds != nil {
+		// Only masters speak Raft.
+		bounded = creds.Listener(bounded, auth.RoleMaster)
+		plain := dial
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			conn, err := plain(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			deadline, ok := ctx.Deadline()
+			if !ok {
+				deadline = time.Now().Add(raftTimeout)
+			}
+			return creds.Client(conn, deadline, auth.RoleMaster)
+		}
+	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: serve.Idle(serve.Limit(ln, raftMaxConns), raftIdle), addr: adv, dial: dial},
+		Stream:  &streamLayer{Listener: bounded, addr: adv, dial: dial},
 		MaxPool: 3, Timeout: raftTimeout, Logger: hlog,
 	}), nil
 }
@@ -210,7 +227,7 @@ func (m *Master) registerSelf() error {
 	if leader == "" {
 		return fmt.Errorf("no known leader")
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{transportCreds(m.cfg.TLS, auth.RoleMaster)}
 	if m.cfg.Dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(m.cfg.Dialer))
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/serve"
 )
@@ -82,7 +83,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m := &Master{
 		cfg: cfg, log: cfg.Logger.With("master", cfg.ID),
 		notifyCh: make(chan bool, 8), leaderReady: make(chan struct{}), stop: make(chan struct{}),
-		soft: newSoftState(), pool: newConnPool(cfg.Dialer), repairKick: make(chan struct{}, 1),
+		soft: newSoftState(), pool: newConnPool(cfg.Dialer, transportCreds(cfg.TLS, auth.RoleChunkserver)), repairKick: make(chan struct{}, 1),
 	}
 	m.fsm = newFSM(m.log)
 	ok := false
@@ -114,7 +115,11 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	go m.watchLeadership()
 	go m.registerLoop()
 
-	m.grpc = grpc.NewServer(serve.Options(maxMsgSize)...)
+	opts := serve.Options(maxMsgSize)
+	if cfg.TLS != nil {
+		opts = append(opts, cfg.TLS.ServerOptions()...)
+	}
+	m.grpc = grpc.NewServer(opts...)
 	api.RegisterAdminServer(m.grpc, &adminServer{s: &server{m: m}})
 	api.RegisterMasterServer(m.grpc, &server{m: m})
 	api.RegisterVolumesServer(m.grpc, &volumeServer{s: &server{m: m}})
@@ -245,6 +250,9 @@ func (m *Master) watchLeadership() {
 // Addr returns the gRPC address actually bound.
 func (m *Master) Addr() string { return m.lis.Addr().String() }
 
+// RaftAddr is the address of this master's Raft transport.
+func (m *Master) RaftAddr() string { return string(m.transport.LocalAddr()) }
+
 // IsLeader reports whether this master serves RPCs now.
 func (m *Master) IsLeader() bool { return m.ready.Load() && m.raft.State() == raft.Leader }
 
@@ -287,10 +295,20 @@ type connPool struct {
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	dialer func(ctx context.Context, addr string) (net.Conn, error) // nil: grpc's
+	creds  grpc.DialOption
 }
 
-func newConnPool(dialer func(context.Context, string) (net.Conn, error)) *connPool {
-	return &connPool{conns: map[string]*grpc.ClientConn{}, dialer: dialer}
+func newConnPool(dialer func(context.Context, string) (net.Conn, error), creds grpc.DialOption) *connPool {
+	return &connPool{conns: map[string]*grpc.ClientConn{}, dialer: dialer, creds: creds}
+}
+
+// transportCreds is the dial option of connections to servers of role
+// want: mutual TLS with creds, or plain TCP when creds is nil.
+func transportCreds(creds *auth.Creds, want auth.Role) grpc.DialOption {
+	if creds == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return creds.DialOption(want)
 }
 
 func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
@@ -303,7 +321,7 @@ func (p *connPool) chunkserver(addr string) (api.ChunkserverClient, error) {
 	// not after gRPC's default backoff (1 s growing to 2 minutes).
 	bc := backoff.DefaultConfig
 	bc.BaseDelay, bc.MaxDelay = 100*time.Millisecond, time.Second
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := []grpc.DialOption{p.creds,
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize))}
 	if p.dialer != nil {

@@ -23,20 +23,23 @@ const (
 )
 
 var grpcCodes = map[api.ErrorCode]codes.Code{
-	api.ErrorCode_NOT_FOUND:       codes.NotFound,
-	api.ErrorCode_EXISTS:          codes.AlreadyExists,
-	api.ErrorCode_NOT_DIR:         codes.FailedPrecondition,
-	api.ErrorCode_IS_DIR:          codes.FailedPrecondition,
-	api.ErrorCode_NOT_EMPTY:       codes.FailedPrecondition,
-	api.ErrorCode_INVALID:         codes.InvalidArgument,
-	api.ErrorCode_NO_CHUNKSERVERS: codes.ResourceExhausted,
-	api.ErrorCode_NOT_LEADER:      codes.Unavailable,
-	api.ErrorCode_STALE_EPOCH:     codes.FailedPrecondition,
-	api.ErrorCode_NOT_HEAD:        codes.FailedPrecondition,
-	api.ErrorCode_NOT_TAIL:        codes.FailedPrecondition,
-	api.ErrorCode_CORRUPT:         codes.DataLoss,
-	api.ErrorCode_NO_SPACE:        codes.ResourceExhausted,
-	api.ErrorCode_UNAVAILABLE:     codes.Unavailable,
+	api.ErrorCode_NOT_FOUND:         codes.NotFound,
+	api.ErrorCode_EXISTS:            codes.AlreadyExists,
+	api.ErrorCode_NOT_DIR:           codes.FailedPrecondition,
+	api.ErrorCode_IS_DIR:            codes.FailedPrecondition,
+	api.ErrorCode_NOT_EMPTY:         codes.FailedPrecondition,
+	api.ErrorCode_INVALID:           codes.InvalidArgument,
+	api.ErrorCode_NO_CHUNKSERVERS:   codes.ResourceExhausted,
+	api.ErrorCode_NOT_LEADER:        codes.Unavailable,
+	api.ErrorCode_STALE_EPOCH:       codes.FailedPrecondition,
+	api.ErrorCode_NOT_HEAD:          codes.FailedPrecondition,
+	api.ErrorCode_NOT_TAIL:          codes.FailedPrecondition,
+	api.ErrorCode_CORRUPT:           codes.DataLoss,
+	api.ErrorCode_NO_SPACE:          codes.ResourceExhausted,
+	api.ErrorCode_UNAVAILABLE:       codes.Unavailable,
+	api.ErrorCode_NAME_TOO_LONG:     codes.InvalidArgument,
+	api.ErrorCode_FILE_TOO_BIG:      codes.OutOfRange,
+	api.ErrorCode_PERMISSION_DENIED: codes.PermissionDenied,
 }
 
 // New returns a status error with the given code and message.

@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,8 +68,15 @@ func startDev(t *testing.T, dir, addr string, extra ...string) *devProc {
 	if !strings.Contains(next, "try: ") || !strings.Contains(next, "catena put") {
 		t.Fatalf("second ready line = %q; want an example", next)
 	}
+	if !slices.Contains(extra, "--insecure") {
+		tlsDirs.Store(addr, filepath.Join(dir, "tls", "admin"))
+	}
 	return &devProc{Proc: p, addr: addr}
 }
+
+// tlsDirs maps the address of each catena dev started with TLS to its
+// admin credentials, which run passes to the commands it runs against it.
+var tlsDirs sync.Map
 
 // stop sends SIGTERM and requires a clean exit.
 func (d *devProc) stop(t *testing.T) { d.Stop(t, stopTimeout) }
@@ -87,6 +96,9 @@ func run(t *testing.T, master string, stdin io.Reader, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, catenaBin, args...)
 	cmd.Env = append(os.Environ(), "CATENA_MASTER="+master)
+	if dir, ok := tlsDirs.Load(master); ok {
+		cmd.Env = append(cmd.Env, "CATENA_TLS_DIR="+dir.(string))
+	}
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

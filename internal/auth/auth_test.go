@@ -1,0 +1,197 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/catena-io/catena/api"
+)
+
+// TestIssueAndLoad: a certificate issued by the CA loads with its role and
+// name; the CA is not replaced; a directory mixing two CAs is refused.
+func TestIssueAndLoad(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if err := InitCA(ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitCA(ca); err == nil {
+		t.Fatal("a second InitCA replaced the CA")
+	}
+	if err := Issue(ca, "root", "x", nil, filepath.Join(dir, "x")); err == nil {
+		t.Fatal("a certificate of an unknown role was issued")
+	}
+	if err := Issue(filepath.Join(dir, "none"), RoleClient, "x", nil, filepath.Join(dir, "x")); err == nil || !strings.Contains(err.Error(), "no cluster CA") {
+		t.Fatalf("issue without a CA: %v", err)
+	}
+	out := filepath.Join(dir, "cs7")
+	if err := Issue(ca, RoleChunkserver, "cs7", []string{"10.0.0.7", "cs7.example"}, out); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Role != RoleChunkserver || c.Name != "cs7" {
+		t.Fatalf("loaded %s %q, want chunkserver cs7", c.Role, c.Name)
+	}
+	leaf, _ := x509.ParseCertificate(c.cert.Certificate[0])
+	if len(leaf.IPAddresses) != 1 || len(leaf.DNSNames) != 1 {
+		t.Fatalf("hosts: %v %v", leaf.IPAddresses, leaf.DNSNames)
+	}
+
+	// ca.crt of another CA beside this certificate: refused.
+	other := filepath.Join(dir, "other")
+	if err := InitCA(other); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(other, CACertFile))
+	if err := os.WriteFile(filepath.Join(out, CACertFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(out); err == nil {
+		t.Fatal("a certificate of another CA loaded")
+	}
+}
+
+// handshake runs a TLS handshake between a server with srv's
+// credentials allowing allow and a client with cli's wanting want; it
+// returns the server's and the client's errors.
+func handshake(t *testing.T, srv, cli *Creds, allow []Role, want []Role) (error, error) {
+	t.Helper()
+	// Real sockets: net.Pipe has no buffer, and both sides write at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetDeadline(time.Now().Add(10 * time.Second))
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+	s := tls.Server(a, srv.ServerTLS(allow...))
+	c := tls.Client(b, cli.ClientTLS(want...))
+	errc := make(chan error, 1)
+	go func() {
+		err := s.Handshake()
+		if err == nil {
+			// TLS 1.3: the client's certificate is checked after the
+			// client's side completes; a read carries the verdict.
+			_, err = s.Read(make([]byte, 1))
+		}
+		errc <- err
+	}()
+	cerr := c.Handshake()
+	if cerr == nil {
+		c.Write([]byte{1})
+	}
+	serr := <-errc
+	return serr, cerr
+}
+
+// TestVerify: each side checks the other's chain to the cluster CA, the
+// server the caller's role when it restricts roles, the client the
+// server's role; an expired certificate is refused.
+func TestVerify(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if err := InitCA(ca); err != nil {
+		t.Fatal(err)
+	}
+	load := func(ca string, role Role, name string) *Creds {
+		out := filepath.Join(dir, name)
+		if err := Issue(ca, role, name, nil, out); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	m := load(ca, RoleMaster, "m1")
+	cl := load(ca, RoleClient, "alice")
+	cs := load(ca, RoleChunkserver, "cs1")
+	if serr, cerr := handshake(t, m, cl, nil, []Role{RoleMaster}); serr != nil || cerr != nil {
+		t.Fatalf("client to master: server %v, client %v", serr, cerr)
+	}
+	if serr, _ := handshake(t, m, cl, []Role{RoleMaster}, []Role{RoleMaster}); serr == nil {
+		t.Fatal("a listener for masters only took a client")
+	}
+	if _, cerr := handshake(t, cs, cl, nil, []Role{RoleMaster}); cerr == nil {
+		t.Fatal("a client wanting a master accepted a chunkserver")
+	}
+	if _, cerr := handshake(t, cl, m, nil, nil); cerr == nil {
+		t.Fatal("a client certificate served as a server")
+	}
+	otherCA := filepath.Join(dir, "other")
+	if err := InitCA(otherCA); err != nil {
+		t.Fatal(err)
+	}
+	foreign := load(otherCA, RoleAdmin, "eve")
+	if serr, _ := handshake(t, m, foreign, nil, []Role{RoleMaster}); serr == nil {
+		t.Fatal("a certificate of another CA was taken")
+	}
+
+	// An expired certificate of the right CA.
+	caCert, caKey, err := loadCA(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "old", OrganizationalUnit: []string{"admin"}},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := &Creds{Role: RoleAdmin, Name: "old", cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool: cl.pool}
+	if serr, _ := handshake(t, m, expired, nil, []Role{RoleMaster}); serr == nil {
+		t.Fatal("an expired certificate was taken")
+	}
+}
+
+// TestRulesCoverEveryMethod: every RPC of every service has a rule (a new
+// one without is refused to all, and this test says so).
+func TestRulesCoverEveryMethod(t *testing.T) {
+	for _, sd := range []grpc.ServiceDesc{api.Master_ServiceDesc, api.Chunkserver_ServiceDesc, api.Admin_ServiceDesc,
+		api.FS_ServiceDesc, api.Volumes_ServiceDesc} {
+		var names []string
+		for _, m := range sd.Methods {
+			names = append(names, m.MethodName)
+		}
+		for _, s := range sd.Streams {
+			names = append(names, s.StreamName)
+		}
+		for _, n := range names {
+			full := "/" + sd.ServiceName + "/" + n
+			if len(Rules[full]) == 0 {
+				t.Errorf("%s has no rule", full)
+			}
+		}
+	}
+	if Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleClient) || !Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleMaster) {
+		t.Fatal("Reconfigure: masters only")
+	}
+}

@@ -1,0 +1,223 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// TestTLSCluster: a cluster run with mutual TLS serves its clients; a
+// caller without a certificate of the cluster CA gets nothing, and one
+// whose certificate's role does not allow a call is refused it
+// (PERMISSION_DENIED), whatever the request says: the attacks of a caller
+// holding a client or a chunkserver certificate change neither data,
+// chains nor metadata (the cleanup checks replicas and metadata).
+func TestTLSCluster(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{TLS: true, Chunkservers: 3})
+	ctx := context.Background()
+	cl := clustertest.Client(t, c)
+	f, err := cl.Create(ctx, "/f", client.CreateOptions{ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("catena"), 100000)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, before, err := cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Certificates of the cluster CA, one per role, and one of another CA.
+	dir := t.TempDir()
+	ca := filepath.Join(c.Dir(), "tls", "ca")
+	issue := func(ca string, role auth.Role, name string) string {
+		out := filepath.Join(dir, name)
+		if err := auth.Issue(ca, role, name, nil, out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	clientDir := issue(ca, auth.RoleClient, "mallory-client")
+	serverDir := issue(ca, auth.RoleChunkserver, "mallory-cs")
+	otherCA := filepath.Join(dir, "other-ca")
+	if err := auth.InitCA(otherCA); err != nil {
+		t.Fatal(err)
+	}
+	foreignDir := issue(otherCA, auth.RoleAdmin, "foreign-admin")
+	conn := func(addr, tlsDir string, want auth.Role) *grpc.ClientConn {
+		t.Helper()
+		opt := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if tlsDir != "" {
+			creds, err := auth.Load(tlsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt = creds.DialOption(want)
+		}
+		cc, err := grpc.NewClient(addr, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	call := func(what string, fn func(ctx context.Context) error) error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return fn(ctx)
+	}
+	denied := func(what string, err error) {
+		t.Helper()
+		if rpcerr.Code(err) != api.ErrorCode_PERMISSION_DENIED {
+			t.Errorf("%s: %v, want PERMISSION_DENIED", what, err)
+		}
+	}
+	csAddr := c.Chunkserver(0).Addr()
+	h, epoch := before[0].Handle, before[0].Epoch
+
+	// No certificate, or one of another CA: no call gets through.
+	for name, tlsDir := range map[string]string{"plain TCP": "", "foreign CA": foreignDir} {
+		mc := api.NewMasterClient(conn(c.MasterAddr(), tlsDir, auth.RoleMaster))
+		if err := call(name, func(ctx context.Context) error {
+			_, err := mc.Status(ctx, &api.StatusRequest{})
+			return err
+		}); err == nil {
+			t.Errorf("%s: Status answered", name)
+		}
+		cs := api.NewChunkserverClient(conn(csAddr, tlsDir, auth.RoleChunkserver))
+		if err := call(name, func(ctx context.Context) error {
+			_, err := cs.Read(ctx, &api.ReadRequest{Handle: h, Epoch: epoch, Length: 4096})
+			return err
+		}); err == nil {
+			t.Errorf("%s: Read answered", name)
+		}
+	}
+
+	// A client certificate: no server's calls, no admin's.
+	mc := api.NewMasterClient(conn(c.MasterAddr(), clientDir, auth.RoleMaster))
+	denied("client: Register with 1 PiB free", call("", func(ctx context.Context) error {
+		_, err := mc.Register(ctx, &api.RegisterRequest{ServerId: 666, Addr: "127.0.0.1:1", FreeBytes: 1 << 50})
+		return err
+	}))
+	denied("client: Heartbeat", call("", func(ctx context.Context) error {
+		_, err := mc.Heartbeat(ctx, &api.HeartbeatRequest{ServerId: c.ChunkserverID(0)})
+		return err
+	}))
+	denied("client: ReportReplica", call("", func(ctx context.Context) error {
+		_, err := mc.ReportReplica(ctx, &api.ReportReplicaRequest{ServerId: c.ChunkserverID(0), Handle: h, Epoch: epoch,
+			Problem: api.ReplicaProblem_REPLICA_CORRUPT})
+		return err
+	}))
+	adm := api.NewAdminClient(conn(c.MasterAddr(), clientDir, auth.RoleMaster))
+	denied("client: AddMaster", call("", func(ctx context.Context) error {
+		_, err := adm.AddMaster(ctx, &api.AddMasterRequest{Id: "evil", RaftAddr: "127.0.0.1:1"})
+		return err
+	}))
+	cs := api.NewChunkserverClient(conn(csAddr, clientDir, auth.RoleChunkserver))
+	denied("client: Reconfigure at epoch 1000", call("", func(ctx context.Context) error {
+		_, err := cs.Reconfigure(ctx, &api.ReconfigureRequest{Handle: h, Epoch: 1000,
+			Chain: []*api.ServerRef{{Id: c.ChunkserverID(0), Addr: csAddr}}})
+		return err
+	}))
+	denied("client: CreateReplica", call("", func(ctx context.Context) error {
+		_, err := cs.CreateReplica(ctx, &api.CreateReplicaRequest{Handle: 1 << 40, Epoch: 1, ChunkSize: 1 << 20})
+		return err
+	}))
+	denied("client: Fetch", call("", func(ctx context.Context) error {
+		st, err := cs.Fetch(ctx, &api.FetchRequest{Handle: h})
+		if err != nil {
+			return err
+		}
+		_, err = st.Recv()
+		return err
+	}))
+	denied("client: Chain", call("", func(ctx context.Context) error {
+		st, err := cs.Chain(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = st.Recv()
+		return err
+	}))
+
+	// A chunkserver certificate: no master's calls, no client's.
+	cs2 := api.NewChunkserverClient(conn(csAddr, serverDir, auth.RoleChunkserver))
+	denied("chunkserver: Reconfigure", call("", func(ctx context.Context) error {
+		_, err := cs2.Reconfigure(ctx, &api.ReconfigureRequest{Handle: h, Epoch: 1000,
+			Chain: []*api.ServerRef{{Id: c.ChunkserverID(0), Addr: csAddr}}})
+		return err
+	}))
+	denied("chunkserver: Read", call("", func(ctx context.Context) error {
+		_, err := cs2.Read(ctx, &api.ReadRequest{Handle: h, Epoch: epoch, Length: 4096})
+		return err
+	}))
+	mc2 := api.NewMasterClient(conn(c.MasterAddr(), serverDir, auth.RoleMaster))
+	denied("chunkserver: Remove", call("", func(ctx context.Context) error {
+		_, err := mc2.Remove(ctx, &api.RemoveRequest{Path: "/f"})
+		return err
+	}))
+
+	// The Raft port takes masters only.
+	creds, err := auth.Load(clientDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Dial("tcp", c.Master().RaftAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := creds.Client(raw, time.Now().Add(5*time.Second), auth.RoleMaster); err == nil {
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		tc.Write([]byte{0})
+		if _, err := tc.Read(make([]byte, 1)); err == nil {
+			t.Error("the Raft port answered a client certificate")
+		}
+		tc.Close()
+	}
+
+	// Nothing changed: the same chains, the same bytes, a healthy cluster.
+	_, after, err := cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before {
+		if after[i].Epoch != before[i].Epoch || len(after[i].Chain) != len(before[i].Chain) {
+			t.Errorf("chunk %d: epoch %d chain %v after the attacks, was %d %v", i, after[i].Epoch, after[i].Chain, before[i].Epoch, before[i].Chain)
+		}
+	}
+	g, err := cl.Open(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	got := make([]byte, len(data))
+	if _, err := g.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back after the attacks: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Chunkservers) != 3 || st.Chunks.UnderReplicated != 0 {
+		t.Fatalf("status after the attacks: %d chunkservers, %v", len(st.Chunkservers), st.Chunks)
+	}
+}
