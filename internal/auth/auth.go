@@ -35,6 +35,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -167,16 +169,66 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 	return writePEM(filepath.Join(outDir, CertFile), "CERTIFICATE", der, 0o644)
 }
 
-// Creds are a process's credentials: its certificate and the cluster CA.
+// Creds are a process's credentials: its certificate and the cluster CA,
+// as its TLS directory holds them. Every handshake first checks whether the
+// directory's files changed (a stat of each) and takes the new ones when
+// they did and load: a certificate is rotated by writing the new one into
+// the directory (catena admin cert issue does, file by file, each by an
+// atomic rename), with the process running; connections already open keep
+// theirs. A set that does not load (caught between two files, or of
+// another role) is ignored until it does.
 type Creds struct {
-	Role Role
-	Name string
-	cert tls.Certificate
-	pool *x509.CertPool
+	Role Role   // of the certificate loaded first; a rotation keeps it
+	Name string // likewise
+
+	dir string
+	mu  sync.Mutex
+	cur *material
+}
+
+// material is what one load of a TLS directory read.
+type material struct {
+	cert  tls.Certificate
+	pool  *x509.CertPool
+	role  Role
+	name  string
+	stamp string // the files' sizes and modification times
 }
 
 // Load reads the TLS directory dir.
 func Load(dir string) (*Creds, error) {
+	m, err := loadMaterial(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Creds{Role: m.role, Name: m.name, dir: dir, cur: m}, nil
+}
+
+// stamp names the state of a TLS directory's files.
+func stamp(dir string) string {
+	var b strings.Builder
+	for _, f := range []string{CACertFile, CertFile, KeyFile} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			fmt.Fprintf(&b, "%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return b.String()
+}
+
+// current is the material to use now, reloaded when the files changed.
+func (c *Creds) current() *material {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dir != "" && stamp(c.dir) != c.cur.stamp {
+		if m, err := loadMaterial(c.dir); err == nil && m.role == c.Role {
+			c.cur = m
+		}
+	}
+	return c.cur
+}
+
+func loadMaterial(dir string) (*material, error) {
+	st := stamp(dir)
 	caPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
 	if err != nil {
 		return nil, fmt.Errorf("auth: TLS directory %s: %w", dir, err)
@@ -200,7 +252,7 @@ func Load(dir string) (*Creds, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %s: %w", filepath.Join(dir, CertFile), err)
 	}
-	return &Creds{Role: role, Name: name, cert: cert, pool: pool}, nil
+	return &material{cert: cert, pool: pool, role: role, name: name, stamp: st}, nil
 }
 
 // identity is the role and name a certificate carries.
@@ -230,7 +282,7 @@ func (c *Creds) verify(rawCerts [][]byte) (Role, string, error) {
 	for _, cert := range certs[1:] {
 		inter.AddCert(cert)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: c.pool, Intermediates: inter,
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: c.current().pool, Intermediates: inter,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}); err != nil {
 		return "", "", fmt.Errorf("auth: peer certificate: %w", err)
 	}
@@ -242,9 +294,11 @@ func (c *Creds) verify(rawCerts [][]byte) (Role, string, error) {
 // (any when empty; a gRPC listener checks roles per call instead).
 func (c *Creds) ServerTLS(allow ...Role) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{c.cert},
-		ClientAuth:   tls.RequireAnyClientCert, // verified below, against the cluster CA only
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &c.current().cert, nil
+		},
+		ClientAuth: tls.RequireAnyClientCert, // verified below, against the cluster CA only
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			role, name, err := c.verify(raw)
 			if err == nil && len(allow) > 0 && !slices.Contains(allow, role) {
@@ -282,8 +336,10 @@ func (c *Creds) ClientTLS(want ...Role) *tls.Config {
 		want = []Role{RoleMaster, RoleChunkserver}
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{c.cert},
+		MinVersion: tls.VersionTLS13,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &c.current().cert, nil
+		},
 		// Host names are not what identifies a server: the chain to the
 		// cluster CA and the role are, checked here.
 		InsecureSkipVerify: true,

@@ -47,7 +47,7 @@ func TestIssueAndLoad(t *testing.T) {
 	if c.Role != RoleChunkserver || c.Name != "cs7" {
 		t.Fatalf("loaded %s %q, want chunkserver cs7", c.Role, c.Name)
 	}
-	leaf, _ := x509.ParseCertificate(c.cert.Certificate[0])
+	leaf, _ := x509.ParseCertificate(c.cur.cert.Certificate[0])
 	if len(leaf.IPAddresses) != 1 || len(leaf.DNSNames) != 1 {
 		t.Fatalf("hosts: %v %v", leaf.IPAddresses, leaf.DNSNames)
 	}
@@ -166,7 +166,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired := &Creds{Role: RoleAdmin, Name: "old", cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool: cl.pool}
+	expired := &Creds{Role: RoleAdmin, Name: "old", cur: &material{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool: cl.cur.pool, role: RoleAdmin}}
 	if serr, _ := handshake(t, m, expired, nil, []Role{RoleMaster}); serr == nil {
 		t.Fatal("an expired certificate was taken")
 	}
@@ -193,5 +193,72 @@ func TestRulesCoverEveryMethod(t *testing.T) {
 	}
 	if Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleClient) || !Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleMaster) {
 		t.Fatal("Reconfigure: masters only")
+	}
+}
+
+// TestRotation: a certificate written into the TLS directory of a running
+// process is the one its next handshake presents; one of another role is
+// ignored.
+func TestRotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if err := InitCA(ca); err != nil {
+		t.Fatal(err)
+	}
+	mdir, cdir := filepath.Join(dir, "m"), filepath.Join(dir, "c")
+	for _, x := range []struct {
+		role Role
+		out  string
+	}{{RoleMaster, mdir}, {RoleClient, cdir}} {
+		if err := Issue(ca, x.role, string(x.role), nil, x.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := Load(mdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := Load(cdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presented := func() string {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s := tls.Server(c, m.ServerTLS())
+			s.Handshake()
+			s.Read(make([]byte, 1))
+			s.Close()
+		}()
+		conn, err := tls.Dial("tcp", l.Addr().String(), cl.ClientTLS(RoleMaster))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := presented()
+	if err := Issue(ca, RoleMaster, "master", nil, mdir); err != nil {
+		t.Fatal(err)
+	}
+	second := presented()
+	if second == first {
+		t.Fatal("the rotated certificate was not presented")
+	}
+	want := second
+	if err := Issue(ca, RoleClient, "intruder", nil, mdir); err != nil {
+		t.Fatal(err)
+	}
+	if got := presented(); got != want {
+		t.Fatal("a certificate of another role replaced the master's")
 	}
 }

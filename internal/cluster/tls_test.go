@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"testing"
@@ -219,5 +220,44 @@ func TestTLSCluster(t *testing.T) {
 	}
 	if len(st.Chunkservers) != 3 || st.Chunks.UnderReplicated != 0 {
 		t.Fatalf("status after the attacks: %d chunkservers, %v", len(st.Chunkservers), st.Chunks)
+	}
+
+	// Rotation with the cluster running: new certificates for the masters
+	// and the chunkservers, written into their TLS directories; the next
+	// handshakes present them, and clients old and new go on.
+	admin, err := auth.Load(c.TLSDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		conn, err := tls.Dial("tcp", c.MasterAddr(), admin.ClientTLS(auth.RoleMaster))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	old := serial()
+	for _, role := range []auth.Role{auth.RoleMaster, auth.RoleChunkserver} {
+		if err := auth.Issue(ca, role, "rotated-"+string(role), nil, filepath.Join(c.Dir(), "tls", string(role))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if serial() == old {
+		t.Fatal("the master still presents its old certificate")
+	}
+	fresh := clustertest.Client(t, c)
+	h2, err := fresh.Create(ctx, "/after-rotation", client.CreateOptions{ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.WriteAt(data, 0); err != nil {
+		t.Fatalf("write after the rotation: %v", err)
+	}
+	if err := h2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read by the old client after the rotation: %v", err)
 	}
 }
