@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Multi-host HA test: 3 masters + 4 chunkservers in containers built FROM
-# scratch. Writes files, disconnects the leader's container from the
+# scratch, every connection mutual TLS with certificates from catena admin. Writes files, disconnects the leader's container from the
 # network, checks the cluster keeps serving, reconnects it, checks it
 # rejoins. Always tears the project down. Bounded by `timeout` in .ci/run.
 set -euo pipefail
@@ -9,13 +9,19 @@ root=$(cd ../.. && pwd)
 proj=catenaha$$
 dc="docker-compose -p $proj -f docker-compose.yml"
 net=${proj}_catena
-cleanup() { $dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -f catena; }
+cleanup() { $dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf catena tls; }
 trap cleanup EXIT
 
 (cd "$root" && CGO_ENABLED=0 go build -o tests/docker/catena ./cmd/catena)
+# The cluster's CA and a certificate per process, issued by catena admin.
+rm -rf tls
+./catena admin ca init tls/ca >/dev/null
+for m in m1 m2 m3; do ./catena admin cert issue "$m" --ca tls/ca --role master --out "tls/$m" --host "$m" >/dev/null; done
+for c in cs1 cs2 cs3 cs4; do ./catena admin cert issue "$c" --ca tls/ca --role chunkserver --out "tls/$c" --host "$c" >/dev/null; done
+./catena admin cert issue admin --ca tls/ca --role admin --out tls/admin >/dev/null
 docker build -q -t catena-ha:test . >/dev/null
 $dc up -d m1 m2 m3 cs1 cs2 cs3 cs4
-cli() { $dc run --rm -T tool --master m1:7070,m2:7070,m3:7070 "$@"; }
+cli() { $dc run --rm -T tool --master m1:7070,m2:7070,m3:7070 --tls-dir /tls/admin "$@"; }
 
 leader=""
 for _ in $(seq 60); do
@@ -24,6 +30,11 @@ for _ in $(seq 60); do
 done
 [ -n "$leader" ] || { echo "no leader"; $dc logs --tail 50; exit 1; }
 echo "leader: $leader"
+# Without credentials: refused at once, saying why.
+if out=$($dc run --rm -T tool --master m1:7070,m2:7070,m3:7070 ls / 2>&1); then
+  echo "a client without a certificate was served: $out"; exit 1
+fi
+grep -q "requires mutual TLS" <<<"$out" || { echo "unexpected refusal: $out"; exit 1; }
 for i in 1 2 3; do cli mkdir -p /ha/d$i; done
 
 docker network disconnect "$net" "${proj}_${leader}_1"
