@@ -176,6 +176,22 @@ func TestTLSCluster(t *testing.T) {
 		_, err := mc2.Remove(ctx, &api.RemoveRequest{Path: "/f"})
 		return err
 	}))
+	// Another chunkserver's certificate may not speak for cs1: its id is
+	// bound to the certificate it registered with.
+	victim := c.ChunkserverID(0)
+	denied("chunkserver: Register as cs1", call("", func(ctx context.Context) error {
+		_, err := mc2.Register(ctx, &api.RegisterRequest{ServerId: victim, Addr: "127.0.0.1:1", FreeBytes: 1 << 50})
+		return err
+	}))
+	denied("chunkserver: Heartbeat as cs1", call("", func(ctx context.Context) error {
+		_, err := mc2.Heartbeat(ctx, &api.HeartbeatRequest{ServerId: victim, Addr: "127.0.0.1:1", Full: true, ReportGen: 1})
+		return err
+	}))
+	denied("chunkserver: ReportReplica as cs1", call("", func(ctx context.Context) error {
+		_, err := mc2.ReportReplica(ctx, &api.ReportReplicaRequest{ServerId: victim, Handle: h, Epoch: epoch,
+			Problem: api.ReplicaProblem_REPLICA_CORRUPT})
+		return err
+	}))
 
 	// The Raft port takes masters only.
 	creds, err := auth.Load(clientDir)

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -101,6 +102,32 @@ func listLimit(limit uint32) int {
 		return listPage
 	}
 	return int(limit)
+}
+
+// certName is the name in the caller's certificate ("" on a master
+// without TLS).
+func (s *server) certName(ctx context.Context) string {
+	if s.m.cfg.TLS == nil {
+		return ""
+	}
+	_, name, _ := auth.PeerIdentity(ctx)
+	return name
+}
+
+// checkBound refuses a call speaking for server id from a caller whose
+// certificate is not the one id registered with.
+func (s *server) checkBound(ctx context.Context, id uint64) error {
+	var known meta.Server
+	var ok bool
+	s.m.fsm.view(func(st *meta.State) { known, ok = st.Server(id) })
+	if name := s.certName(ctx); ok && known.CertName != "" && known.CertName != name {
+		return errNotBound(id, known.CertName, name)
+	}
+	return nil
+}
+
+func errNotBound(id uint64, bound, name string) error {
+	return rpcerr.New(api.ErrorCode_PERMISSION_DENIED, "server %d is bound to certificate %q, not %q", id, bound, name)
 }
 
 // errFileTooBig refuses a size or offset past meta.MaxFileSize.
@@ -410,8 +437,12 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 	var known meta.Server
 	var ok bool
 	s.m.fsm.view(func(st *meta.State) { known, ok = st.Server(req.ServerId) })
-	if !ok || known.Addr != req.Addr || !maps.Equal(known.Labels, req.Labels) {
-		if _, err := s.propose(ctx, meta.RegisterServer{ID: req.ServerId, Addr: req.Addr, Labels: req.Labels}); err != nil {
+	name := s.certName(ctx)
+	if ok && known.CertName != "" && known.CertName != name {
+		return nil, errNotBound(req.ServerId, known.CertName, name)
+	}
+	if !ok || known.Addr != req.Addr || !maps.Equal(known.Labels, req.Labels) || known.CertName != name {
+		if _, err := s.propose(ctx, meta.RegisterServer{ID: req.ServerId, Addr: req.Addr, Labels: req.Labels, CertName: name}); err != nil {
 			return nil, err
 		}
 		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
@@ -426,6 +457,9 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 
 func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := s.checkBound(ctx, req.ServerId); err != nil {
 		return nil, err
 	}
 	resp := &api.HeartbeatResponse{}

@@ -23,6 +23,9 @@ func (s *server) ReportReplica(ctx context.Context, req *api.ReportReplicaReques
 	if req.ServerId == 0 || req.Handle == 0 {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "report replica: server_id and handle must be non-zero")
 	}
+	if err := s.checkBound(ctx, req.ServerId); err != nil {
+		return nil, err
+	}
 	s.m.log.Warn("master: bad replica reported", "server", req.ServerId, "handle", req.Handle,
 		"epoch", req.Epoch, "problem", req.Problem, "detail", req.Detail)
 	s.m.soft.markBad(req.Handle, req.ServerId)

@@ -394,6 +394,12 @@ func (s *State) registerServer(c RegisterServer) Result {
 	if c.ID == 0 || c.Addr == "" {
 		return fail(errorf(ErrInvalid, "server id 0 or empty address"))
 	}
-	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels)}
+	name := c.CertName
+	if old, ok := s.servers[c.ID]; ok && old.CertName != "" {
+		if name != old.CertName {
+			return fail(errorf(ErrExists, "server %d is bound to certificate %q", c.ID, old.CertName))
+		}
+	}
+	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels), CertName: name}
 	return Result{}
 }

@@ -183,3 +183,23 @@ func TestSyncingMembers(t *testing.T) {
 	}
 	want(5, []ServerID{4}, nil)
 }
+
+// TestServerBoundToCertificate: a server registered under a certificate
+// name is registered again only under it; one registered without takes
+// the first name it registers with.
+func TestServerBoundToCertificate(t *testing.T) {
+	s := New()
+	mustApply(t, s, RegisterServer{ID: 7, Addr: "a:1"})
+	mustApply(t, s, RegisterServer{ID: 7, Addr: "a:1", CertName: "cs7"})
+	if r := s.Apply(RegisterServer{ID: 7, Addr: "evil:1", CertName: "mallory"}); !errors.Is(r.Err, ErrExists) {
+		t.Fatalf("re-register under another certificate: %v, want ErrExists", r.Err)
+	}
+	if r := s.Apply(RegisterServer{ID: 7, Addr: "evil:1"}); !errors.Is(r.Err, ErrExists) {
+		t.Fatalf("re-register without a certificate: %v, want ErrExists", r.Err)
+	}
+	mustApply(t, s, RegisterServer{ID: 7, Addr: "b:1", CertName: "cs7"})
+	if sv, _ := s.Server(7); sv.Addr != "b:1" || sv.CertName != "cs7" {
+		t.Fatalf("server after the re-registrations: %+v", sv)
+	}
+	checkRoundTrip(t, s)
+}

@@ -81,6 +81,10 @@ type RegisterServer struct {
 	ID     ServerID
 	Addr   string
 	Labels map[string]string
+	// CertName: the registering caller's certificate name ("" without
+	// TLS). A server bound to a name (Server.CertName) is registered
+	// again only under it (ErrExists otherwise); one without takes it.
+	CertName string `json:",omitempty"`
 }
 
 func (Mkdir) commandType() string          { return "mkdir" }

@@ -16,6 +16,7 @@ func FuzzDecode(f *testing.F) {
 		SetSize{Inode: 3, Size: 10, Mode: SizeExact},
 		AllocateChunk{Inode: 3, Index: 0, Chain: []ServerID{1}},
 		RegisterServer{ID: 1, Addr: "x:1", Labels: map[string]string{"zone": "a"}},
+		RegisterServer{ID: 2, Addr: "x:2", CertName: "cs2"},
 		SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1}},
 		SetChain{Handle: 1, Epoch: 2, Chain: []ServerID{1, 2}, Joined: []ServerID{2}},
 		CaughtUp{Members: []CaughtUpMember{{Handle: 1, Epoch: 2, Server: 2}}},

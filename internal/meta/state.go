@@ -74,6 +74,10 @@ type Server struct {
 	ID     ServerID
 	Addr   string
 	Labels map[string]string
+	// CertName is the name in the certificate the server first
+	// registered with over mutual TLS ("" without TLS): its id is bound
+	// to it, and a caller with another certificate may not speak for it.
+	CertName string `json:",omitempty"`
 }
 
 func (s *Server) clone() Server {
