@@ -38,10 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" master --dir "$work/master" --listen "$master" >"$work/master.log" 2>&1 &
+"$bin" master --insecure --dir "$work/master" --listen "$master" >"$work/master.log" 2>&1 &
 pids+=($!)
 for i in 1 2 3; do
-  "$bin" chunkserver --master "$master" --dir "$work/cs$i" --listen 127.0.0.1:0 >"$work/cs$i.log" 2>&1 &
+  "$bin" chunkserver --insecure --master "$master" --dir "$work/cs$i" --listen 127.0.0.1:0 >"$work/cs$i.log" 2>&1 &
   pids+=($!)
 done
 names=(master cs1 cs2 cs3)

@@ -13,12 +13,13 @@ import (
 
 func newChunkserverCmd(g *globals) *cobra.Command {
 	cfg := chunkserver.Config{}
+	var insecure bool
 	var labels []string
 	var memLimit string
 	cmd := &cobra.Command{
 		Use:     "chunkserver --master ADDR --dir DIR [--listen ADDR] [--label K=V ...]",
 		Short:   "Run a chunkserver (until SIGINT or SIGTERM)",
-		Example: "  catena chunkserver --master 10.0.0.1:7070 --dir /data/catena --listen 10.0.0.5:7080 --label rack=r1",
+		Example: "  catena chunkserver --master 10.0.0.1:7070 --dir /data/catena --listen 10.0.0.5:7080 --label rack=r1 --tls-dir /etc/catena/tls-cs1",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if cfg.Dir == "" {
@@ -29,12 +30,6 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Labels = l
-			if cfg.TLS, err = g.creds(); err != nil {
-				return fail("chunkserver", err)
-			}
-			if cfg.TLS != nil && cfg.TLS.Role != auth.RoleChunkserver {
-				return fail("chunkserver", fmt.Errorf("--tls-dir %s holds a %s certificate, want a chunkserver one", g.tlsDir, cfg.TLS.Role))
-			}
 			if memLimit != "" {
 				n, err := parseSize(memLimit)
 				if err != nil || n == 0 {
@@ -44,6 +39,15 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				// heap nears it, instead of letting it grow to twice
 				// what is live (GOMEMLIMIT does the same).
 				debug.SetMemoryLimit(n)
+			}
+			if err := needTLS(g, insecure, "chunkserver"); err != nil {
+				return &usageError{cmd: cmd, err: err}
+			}
+			if cfg.TLS, err = g.creds(); err != nil {
+				return fail("chunkserver", err)
+			}
+			if cfg.TLS != nil && cfg.TLS.Role != auth.RoleChunkserver {
+				return fail("chunkserver", fmt.Errorf("--tls-dir %s holds a %s certificate, want a chunkserver one", g.tlsDir, cfg.TLS.Role))
 			}
 			cfg.Masters = g.masterList()
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
@@ -64,6 +68,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:0", "gRPC listen address; clients and peers dial it")
 	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
+	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
 	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, e.g. 480MiB (default: none, or $GOMEMLIMIT)")
 	f.DurationVar(&cfg.ColdAfter, "cold-after", 0, "how long a replica stays unused before its chain state is dropped (default 5m; keep it above every client's operation timeout: a retry older than that may apply twice)")
 	return cmd

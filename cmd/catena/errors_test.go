@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,5 +125,27 @@ func TestNetErrorReason(t *testing.T) {
 	want := "dev: listen " + ln.Addr().String() + ": address already in use"
 	if got := errorLine(fail("dev", wrapped), ""); got != want {
 		t.Fatalf("errorLine = %q; want %q", got, want)
+	}
+}
+
+// TestServersNeedTLSOrInsecure: a master or chunkserver started without
+// --tls-dir is a usage error naming the way out, unless --insecure; both
+// at once are refused.
+func TestServersNeedTLSOrInsecure(t *testing.T) {
+	for _, args := range [][]string{
+		{"master", "--dir", t.TempDir()},
+		{"chunkserver", "--dir", t.TempDir()},
+	} {
+		var out, errb bytes.Buffer
+		code := execute(context.Background(), args, nil, &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if code != 2 || !strings.Contains(first, "no --tls-dir") || !strings.Contains(first, "--insecure") {
+			t.Fatalf("%v: code %d, first line %q", args, code, first)
+		}
+		errb.Reset()
+		code = execute(context.Background(), append(args, "--insecure", "--tls-dir", t.TempDir()), nil, &out, &errb)
+		if first, _, _ := strings.Cut(errb.String(), "\n"); code != 2 || !strings.Contains(first, "exclude each other") {
+			t.Fatalf("%v with both: code %d, first line %q", args, code, first)
+		}
 	}
 }

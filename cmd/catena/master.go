@@ -13,15 +13,19 @@ import (
 
 func newMasterCmd(g *globals) *cobra.Command {
 	cfg := master.Config{}
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...]",
 		Short: "Run a metadata master (until SIGINT or SIGTERM)",
-		Example: "  catena master --dir /var/lib/catena/master\n" +
-			"  catena master --dir d1 --id m1 --raft-addr 10.0.0.1:7071 --peers m1=10.0.0.1:7071,m2=10.0.0.2:7071,m3=10.0.0.3:7071",
+		Example: "  catena master --dir /var/lib/catena/master --tls-dir /etc/catena/tls-m1\n" +
+			"  catena master --dir d1 --id m1 --raft-addr 10.0.0.1:7071 --peers m1=10.0.0.1:7071,m2=10.0.0.2:7071,m3=10.0.0.3:7071 --tls-dir /etc/catena/tls-m1",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if cfg.Dir == "" {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--dir is required")}
+			}
+			if err := needTLS(g, insecure, "master"); err != nil {
+				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Logger = g.logger(cmd.ErrOrStderr())
 			creds, err := g.creds()
@@ -55,7 +59,20 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.Peers, "peers", "", "initial Raft voters, id=raftaddr,... the same on every master (empty: a single master)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise", "", "gRPC address others reach this master at (default: the listen address)")
 	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
+	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
 	return cmd
+}
+
+// needTLS refuses to run server role without credentials unless the user
+// asked for an insecure server.
+func needTLS(g *globals, insecure bool, role string) error {
+	switch {
+	case g.tlsDir == "" && !insecure:
+		return fmt.Errorf("no --tls-dir: give it a %s certificate's directory (catena admin ca init, then catena admin cert issue --role %s), or --insecure to run without authentication", role, role)
+	case g.tlsDir != "" && insecure:
+		return fmt.Errorf("--tls-dir and --insecure exclude each other")
+	}
+	return nil
 }
 
 // serveUntilDone waits for ctx (a signal) and then closes the server.

@@ -89,14 +89,14 @@ func startProcCluster(b *testing.B, cfg procClusterConfig) *procCluster {
 		c.master = m.Addr()
 	} else {
 		c.master = freeTCPAddr(b)
-		args := append([]string{"master", "--dir", filepath.Join(c.dir, "master"),
+		args := append([]string{"master", "--insecure", "--dir", filepath.Join(c.dir, "master"),
 			"--listen", c.master, "--raft-addr", freeTCPAddr(b)}, cfg.MasterArgs...)
 		startProc(b, c.bin, filepath.Join(c.dir, "master.log"), "catena master: listening on", args...)
 	}
 	for i := range cfg.Chunkservers {
 		addr := freeTCPAddr(b)
 		c.csAddr = append(c.csAddr, addr)
-		c.csArgs = append(c.csArgs, []string{"chunkserver", "--master", c.master,
+		c.csArgs = append(c.csArgs, []string{"chunkserver", "--insecure", "--master", c.master,
 			"--dir", filepath.Join(c.dir, fmt.Sprintf("cs%d", i+1)), "--listen", addr})
 		c.cs = append(c.cs, nil)
 		c.startChunkserver(i)

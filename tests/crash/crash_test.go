@@ -110,7 +110,7 @@ func startCluster(t *testing.T) *crashCluster {
 	dir := t.TempDir()
 	c := &crashCluster{t: t, dir: dir, master: freeAddr(t)}
 	start(t, "master", "catena master: listening on",
-		"master", "--dir", filepath.Join(dir, "master"), "--listen", c.master, "--raft-addr", freeAddr(t))
+		"master", "--insecure", "--dir", filepath.Join(dir, "master"), "--listen", c.master, "--raft-addr", freeAddr(t))
 	conn, err := grpc.NewClient(c.master, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func startCluster(t *testing.T) *crashCluster {
 	t.Cleanup(func() { conn.Close() })
 	c.mc = api.NewMasterClient(conn)
 	for i := range chunkservers {
-		args := []string{"chunkserver", "--master", c.master,
+		args := []string{"chunkserver", "--insecure", "--master", c.master,
 			"--dir", filepath.Join(dir, fmt.Sprintf("cs%d", i+1)), "--listen", freeAddr(t)}
 		c.csArgs = append(c.csArgs, args)
 		c.cs = append(c.cs, start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", args...))

@@ -133,11 +133,11 @@ func TestPowerCut(t *testing.T) {
 	}
 	p.master, p.nbd = freeAddr(t), freeAddr(t)
 	p.specs = append(p.specs, pcProc{name: "master", ready: "catena master: listening on", dir: filepath.Join(p.dir, "master"),
-		args: []string{"master", "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
+		args: []string{"master", "--insecure", "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
 	for i := range pcChunkservers {
 		d := filepath.Join(p.dir, fmt.Sprintf("cs%d", i+1))
 		p.specs = append(p.specs, pcProc{name: fmt.Sprintf("cs%d", i+1), ready: "catena chunkserver: id", dir: d,
-			args: []string{"chunkserver", "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
+			args: []string{"chunkserver", "--insecure", "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
 	}
 	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
 		args: []string{"nbd", "--master", p.master, "--listen", p.nbd}})

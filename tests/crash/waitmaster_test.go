@@ -56,9 +56,9 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 
 	// Now the cluster.
 	start(t, "master", "catena master: listening on",
-		"master", "--dir", filepath.Join(dir, "master"), "--listen", master, "--raft-addr", freeAddr(t))
+		"master", "--insecure", "--dir", filepath.Join(dir, "master"), "--listen", master, "--raft-addr", freeAddr(t))
 	for i := range 3 {
-		start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", "chunkserver", "--master", master,
+		start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", "chunkserver", "--insecure", "--master", master,
 			"--dir", filepath.Join(dir, fmt.Sprintf("cs%d", i+1)), "--listen", freeAddr(t))
 	}
 	// A chunkserver says it started before it registered: await all three.
