@@ -45,6 +45,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		block       int64
 		workloads   string
 		embedded    bool
+		embTLS      bool
 		embDir      string
 		out         string
 		dropCaches  bool
@@ -85,7 +86,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 				}
 				defer stop()
 			}
-			return fail("bench", runBench(cmd, g, cfg, embedded, embDir, out))
+			return fail("bench", runBench(cmd, g, cfg, embedded, embTLS, embDir, out))
 		},
 	}
 	f := cmd.Flags()
@@ -99,6 +100,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.IntVar(&replication, "replication", client.DefaultReplication, "replication factor of the bench files")
 	f.Var(sizeValue{&chunkSize}, "chunk-size", "chunk size of the bench files (default: client default, 64MiB)")
 	f.BoolVar(&embedded, "embedded", false, "start an in-process cluster (1 master, 3 chunkservers) instead of using --master")
+	f.BoolVar(&embTLS, "tls", false, "with --embedded: run the cluster with mutual TLS (its cost: compare with a run without)")
 	f.StringVar(&embDir, "embedded-dir", "", "data directory of the embedded cluster (default: a temp dir, removed afterwards)")
 	f.StringVar(&out, "out", "", "JSON results file (default: bench-results/<timestamp>.json)")
 	f.BoolVar(&dropCaches, "drop-caches", false, "drop the OS page cache before seqread (needs root; affects the whole machine)")
@@ -107,7 +109,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runBench(cmd *cobra.Command, g *globals, cfg bench.Config, embedded bool, embDir, out string) (err error) {
+func runBench(cmd *cobra.Command, g *globals, cfg bench.Config, embedded, embTLS bool, embDir, out string) (err error) {
 	ctx := cmd.Context()
 	started := time.Now()
 	var (
@@ -115,7 +117,7 @@ func runBench(cmd *cobra.Command, g *globals, cfg bench.Config, embedded bool, e
 		target string
 	)
 	if embedded {
-		cl, dir, cleanup, err := startEmbedded(ctx, embDir, cfg.Logger)
+		cl, dir, cleanup, err := startEmbedded(ctx, embDir, embTLS, cfg.Logger)
 		if err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ func writeReport(path string, rep *bench.Report) error {
 
 // startEmbedded starts a 3-chunkserver cluster in dir (a fresh temp dir
 // when empty); cleanup stops it and removes a temp dir it made.
-func startEmbedded(ctx context.Context, dir string, log *slog.Logger) (*cluster.Cluster, string, func() error, error) {
+func startEmbedded(ctx context.Context, dir string, tls bool, log *slog.Logger) (*cluster.Cluster, string, func() error, error) {
 	tmp := dir == ""
 	if tmp {
 		d, err := os.MkdirTemp("", "catena-bench-")
@@ -200,7 +202,7 @@ func startEmbedded(ctx context.Context, dir string, log *slog.Logger) (*cluster.
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", nil, err
 	}
-	cl, err := cluster.Start(ctx, cluster.Config{Dir: dir, Chunkservers: 3, Logger: log})
+	cl, err := cluster.Start(ctx, cluster.Config{Dir: dir, Chunkservers: 3, Logger: log, TLS: tls})
 	if err != nil {
 		if tmp {
 			os.RemoveAll(dir)
