@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 
@@ -228,5 +229,38 @@ func TestListPages(t *testing.T) {
 	}
 	if strings.Join(got, "") != strings.Join(want, "") {
 		t.Fatalf("Readdir pages: %v, want %v", got, want)
+	}
+}
+
+// TestAddMasterRefusesUnreachable: a voter whose Raft address does not
+// answer is refused with INVALID, and the group is unchanged and serving
+// (one such voter added to a single master would have left it without a
+// quorum for good).
+func TestAddMasterRefusesUnreachable(t *testing.T) {
+	m, mc := startMaster(t, t.TempDir(), newClock())
+	cc, err := grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	adm := api.NewAdminClient(cc)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	_, err = adm.AddMaster(ctx, &api.AddMasterRequest{Id: "m9", RaftAddr: dead})
+	wantCode(t, "add an unreachable master", err, api.ErrorCode_INVALID)
+	if err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Fatalf("error %v: want it to say the address does not answer", err)
+	}
+	ls, err := adm.ListMasters(ctx, &api.ListMastersRequest{})
+	if err != nil || len(ls.Masters) != 1 {
+		t.Fatalf("masters after the refusal: %v %v", ls, err)
+	}
+	if _, err := mc.Mkdir(ctx, &api.MkdirRequest{Path: "/still-serving"}); err != nil {
+		t.Fatalf("the group after the refusal: %v", err)
 	}
 }

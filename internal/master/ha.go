@@ -301,6 +301,12 @@ func (a *adminServer) AddMaster(ctx context.Context, req *api.AddMasterRequest) 
 	if req.Id == "" || req.RaftAddr == "" {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "add master: id and raft_addr are required")
 	}
+	// A voter nobody can reach would count in every quorum and never
+	// answer: with one more such, the group could commit nothing, and
+	// could not even remove it. Refuse it until it answers.
+	if err := a.s.m.probeRaft(ctx, req.RaftAddr); err != nil {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "add master %s: its Raft address %s does not answer (%v): start it first", req.Id, req.RaftAddr, err)
+	}
 	if req.Addr != "" {
 		if _, err := a.s.propose(ctx, meta.SetMaster{ID: req.Id, Addr: req.Addr}); err != nil {
 			return nil, err
@@ -312,6 +318,32 @@ func (a *adminServer) AddMaster(ctx context.Context, req *api.AddMasterRequest) 
 	a.s.m.log.Info("master: voter added", "id", req.Id, "raft", req.RaftAddr)
 	return &api.AddMasterResponse{}, nil
 }
+
+// probeRaft checks that a master's Raft transport answers at addr: a
+// connection, and with TLS a handshake proving a master certificate.
+func (m *Master) probeRaft(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, raftProbeTimeout)
+	defer cancel()
+	dial := m.cfg.RaftDialer
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	conn, err := dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if m.cfg.TLS != nil {
+		deadline, _ := ctx.Deadline()
+		if conn, err = m.cfg.TLS.Client(conn, deadline, auth.RoleMaster); err != nil {
+			return err
+		}
+	}
+	return conn.Close()
+}
+
+// raftProbeTimeout bounds probeRaft.
+const raftProbeTimeout = 3 * time.Second
 
 func (a *adminServer) RemoveMaster(ctx context.Context, req *api.RemoveMasterRequest) (*api.RemoveMasterResponse, error) {
 	if err := a.s.checkLeader(); err != nil {
