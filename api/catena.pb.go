@@ -431,9 +431,15 @@ func (x *FileInfo) GetChunkSize() int64 {
 }
 
 type ServerRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr  string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// cert_name: the name in the certificate the server registered with
+	// over mutual TLS (empty without TLS). Chunkservers learn it only from
+	// the master's address book (HeartbeatResponse.servers) and take a
+	// Chain message naming the server as its sender only from a caller
+	// holding that certificate.
+	CertName      string `protobuf:"bytes,3,opt,name=cert_name,json=certName,proto3" json:"cert_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +484,13 @@ func (x *ServerRef) GetId() uint64 {
 func (x *ServerRef) GetAddr() string {
 	if x != nil {
 		return x.Addr
+	}
+	return ""
+}
+
+func (x *ServerRef) GetCertName() string {
+	if x != nil {
+		return x.CertName
 	}
 	return ""
 }
@@ -4010,10 +4023,11 @@ const file_catena_proto_rawDesc = "" +
 	"\x0fmtime_unix_nano\x18\a \x01(\x03R\rmtimeUnixNano\x12 \n" +
 	"\vreplication\x18\b \x01(\rR\vreplication\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\t \x01(\x03R\tchunkSize\"/\n" +
+	"chunk_size\x18\t \x01(\x03R\tchunkSize\"L\n" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x9a\x01\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
+	"\tcert_name\x18\x03 \x01(\tR\bcertName\"\x9a\x01\n" +
 	"\tChunkInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +

@@ -197,6 +197,7 @@ func (s *Server) heartbeatRequest(rep *report) *api.HeartbeatRequest {
 func (s *Server) applyHeartbeat(resp *api.HeartbeatResponse) {
 	for _, ref := range resp.GetServers() {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+		s.peers.setCertName(chain.NodeID(ref.GetId()), ref.GetCertName())
 	}
 	for _, f := range resp.GetFenced() {
 		s.fenceHandle(chunkstore.Handle(f.GetHandle()), f.GetEpoch())

@@ -35,6 +35,9 @@ type peers struct {
 
 	mu sync.Mutex
 	m  map[chain.NodeID]*peer
+	// certNames: each server's certificate name, from the master's
+	// address book only (never from a peer or a client).
+	certNames map[chain.NodeID]string
 }
 
 // peer is the ordered outbound queue to one server and its sender.
@@ -59,6 +62,29 @@ func (ps *peers) get(id chain.NodeID) *peer {
 		ps.m[id] = p
 	}
 	return p
+}
+
+// setCertName records, from the master's address book, the name in the
+// certificate server id registered with.
+func (ps *peers) setCertName(id chain.NodeID, name string) {
+	if id == 0 || name == "" {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.certNames == nil {
+		ps.certNames = map[chain.NodeID]string{}
+	}
+	ps.certNames[id] = name
+}
+
+// sentBy reports whether a caller whose certificate names name may send
+// messages as server id: the master's address book binds id to name.
+func (ps *peers) sentBy(id chain.NodeID, name string) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	want, ok := ps.certNames[id]
+	return ok && want == name
 }
 
 // setAddr records a peer's address; a change breaks the current stream.

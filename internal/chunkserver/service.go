@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -280,10 +281,20 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 
 // Chain receives a peer's messages and dispatches each to its replica.
 func (v *service) Chain(st api.Chunkserver_ChainServer) error {
+	// With TLS, a message is taken only from the server it names as its
+	// sender: the caller's certificate must be the one the master's
+	// address book binds to that id (a peer not in it yet is heard once
+	// it is: the sender re-sends on its ticks).
+	_, name, checked := auth.PeerIdentity(st.Context())
+	checked = checked && v.s.cfg.TLS != nil
 	for {
 		in, err := st.Recv()
 		if err != nil {
 			return nil // the peer closed or the stream broke; it reconnects
+		}
+		if checked && !v.s.peers.sentBy(chain.NodeID(in.GetFrom()), name) {
+			v.s.log.Debug("chain message from a certificate not bound to its sender", "from", in.GetFrom(), "cert", name)
+			continue
 		}
 		v.s.dispatch(in)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -192,6 +193,34 @@ func TestTLSCluster(t *testing.T) {
 			Problem: api.ReplicaProblem_REPLICA_CORRUPT})
 		return err
 	}))
+
+	// A Chain update forged in the name of the tail's predecessor, the
+	// next in sequence at the current epoch: the tail would apply it and
+	// serve bytes nobody wrote; sent with another chunkserver's
+	// certificate, it is dropped. (The stream ends once the tail has
+	// handled everything sent on it.)
+	chainOf := before[0].Chain
+	tail, pred := chainOf[len(chainOf)-1], chainOf[len(chainOf)-2]
+	tailSrv := c.Chunkserver(c.ChunkserverIndex(tail.ID))
+	rep, err := tailSrv.Store().Get(chunkstore.Handle(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := &api.ChainMessage{From: pred.ID, ChainEpoch: epoch, Msg: &api.ChainMessage_Update{Update: &api.Update{
+		Handle: h, Epoch: epoch, Seq: rep.Meta().AppliedSeq + 1, Kind: api.UpdateKind_WRITE, Offset: 0, Data: []byte("EVIL"), Length: 4}}}
+	func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := api.NewChunkserverClient(conn(tailSrv.Addr(), serverDir, auth.RoleChunkserver)).Chain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(forged); err != nil {
+			t.Fatal(err)
+		}
+		st.CloseSend()
+		st.Recv()
+	}()
 
 	// The Raft port takes masters only.
 	creds, err := auth.Load(clientDir)

@@ -538,7 +538,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 			resp.Fenced = append(resp.Fenced, &api.FencedReplica{Handle: ch.Handle, Epoch: ch.Epoch})
 		}
 		for _, sv := range st.Servers() {
-			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr})
+			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr, CertName: sv.CertName})
 		}
 	})
 	if !ok || (req.Addr != "" && req.Addr != known.Addr) {

@@ -380,7 +380,7 @@ func serverRefs(st *meta.State, ids []uint64) []*api.ServerRef {
 	out := make([]*api.ServerRef, 0, len(ids))
 	for _, id := range ids {
 		sv, _ := st.Server(id)
-		out = append(out, &api.ServerRef{Id: id, Addr: sv.Addr})
+		out = append(out, &api.ServerRef{Id: id, Addr: sv.Addr, CertName: sv.CertName})
 	}
 	return out
 }
