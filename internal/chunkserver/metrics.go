@@ -20,6 +20,9 @@ type Metrics struct {
 	// ReportPages: pages of full reports the master accepted with more to
 	// follow (all but the last of each paged report).
 	ReportPages uint64
+	// WritesRefusedBusy: client writes refused because the write memory
+	// (Config.WriteMemory) stayed full for writeMemoryWait.
+	WritesRefusedBusy uint64
 }
 
 // metrics holds the counters behind Metrics.
@@ -30,6 +33,7 @@ type metrics struct {
 	activated          atomic.Uint64
 	madeCold           atomic.Uint64
 	reportPages        atomic.Uint64
+	writesRefusedBusy  atomic.Uint64
 }
 
 // Metrics returns a snapshot of the server's counters.
@@ -45,5 +49,6 @@ func (s *Server) Metrics() Metrics {
 		MadeCold:           s.metrics.madeCold.Load(),
 		Active:             active,
 		ReportPages:        s.metrics.reportPages.Load(),
+		WritesRefusedBusy:  s.metrics.writesRefusedBusy.Load(),
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
@@ -88,6 +89,12 @@ type Config struct {
 	// ReportPage is how many replicas each page of a full report carries,
 	// to a master that takes pages (default 50,000; see report.go).
 	ReportPage int
+	// WriteMemory bounds the bytes of client write data the server holds
+	// at once, waiting for their chains (default 256 MiB, at least the
+	// largest message): a write that finds no room within writeMemoryWait
+	// is refused UNAVAILABLE (the client retries), instead of the server
+	// growing with its clients' concurrency.
+	WriteMemory int64
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 	// Clock tells the time and makes the server's timers (nil = the
@@ -97,14 +104,15 @@ type Config struct {
 
 // Server is a running chunkserver.
 type Server struct {
-	cfg   Config
-	clk   clock.Clock
-	id    chain.NodeID
-	addr  string
-	log   *slog.Logger
-	store *chunkstore.Store
-	grpc  *grpc.Server
-	peers *peers
+	cfg      Config
+	writeMem *semaphore.Weighted // Config.WriteMemory
+	clk      clock.Clock
+	id       chain.NodeID
+	addr     string
+	log      *slog.Logger
+	store    *chunkstore.Store
+	grpc     *grpc.Server
+	peers    *peers
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -184,6 +192,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ReportPage <= 0 {
 		cfg.ReportPage = reportPage
 	}
+	if cfg.WriteMemory <= 0 {
+		cfg.WriteMemory = defaultWriteMemory
+	}
+	cfg.WriteMemory = max(cfg.WriteMemory, maxMsgSize)
 	if cfg.ColdAfter == 0 {
 		cfg.ColdAfter = DefaultColdAfter
 	}
@@ -218,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
+		writeMem:   semaphore.NewWeighted(cfg.WriteMemory),
 		clk:        clock.Or(cfg.Clock),
 		id:         id,
 		addr:       lis.Addr().String(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/status"
 
@@ -46,6 +47,12 @@ func ctxError(ctx context.Context) error {
 // durable on every member. A head that holds no replica yet creates it
 // from the write's ReplicaSpec (a new chunk's first write; create.go).
 func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
+	if n := int64(len(req.GetData())); n > 0 {
+		if err := v.s.reserveWrite(ctx, n); err != nil {
+			return nil, err
+		}
+		defer v.s.writeMem.Release(n)
+	}
 	h := chunkstore.Handle(req.GetHandle())
 	r := v.s.acquire(h)
 	if r == nil {
@@ -133,6 +140,27 @@ func (r *replica) chainErrorLocked(err error) error {
 		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunk %d: %v", r.handle, err)
 	}
 	return rpcerr.New(api.ErrorCode_INVALID, "chunk %d: %v", r.handle, err)
+}
+
+// writeMemoryWait is how long a write waits for room in WriteMemory.
+var writeMemoryWait = 2 * time.Second
+
+// defaultWriteMemory is Config.WriteMemory's default.
+const defaultWriteMemory = 256 << 20
+
+// reserveWrite takes n bytes of WriteMemory for a write, waiting at most
+// writeMemoryWait.
+func (s *Server) reserveWrite(ctx context.Context, n int64) error {
+	wctx, cancel := context.WithTimeout(ctx, writeMemoryWait)
+	defer cancel()
+	if err := s.writeMem.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return ctxError(ctx)
+		}
+		s.metrics.writesRefusedBusy.Add(1)
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "busy: the writes in flight fill the write memory (%d bytes); try again", s.cfg.WriteMemory)
+	}
+	return nil
 }
 
 // Read serves committed data at the tail. A server that never held a
