@@ -187,7 +187,8 @@ func (s *repairSim) tick() {
 		s.logf("caught up %v", caught)
 		chunks = []meta.Chunk{s.chunk()}
 	}
-	for _, rm := range PlanRemovals(RemovalInput{Chunks: chunks, Live: s.live, Evidence: s.ev}) {
+	if rms := PlanRemovals(RemovalInput{Chunks: chunks, Live: s.live, Evidence: s.ev}); len(rms) > 0 {
+		rm := rms[0] // one chunk
 		r := s.st.Apply(meta.SetChain{Handle: rm.Handle, Epoch: rm.Epoch + 1, Chain: rm.Chain})
 		if r.Err != nil {
 			s.t.Fatalf("PlanRemovals planned a chain the state machine refuses: %v: %v\n%v", rm, r.Err, s.trace)
