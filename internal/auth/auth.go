@@ -175,11 +175,12 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 // they did and load: a certificate is rotated by writing the new one into
 // the directory (catena admin cert issue does, file by file, each by an
 // atomic rename), with the process running; connections already open keep
-// theirs. A set that does not load (caught between two files, or of
-// another role) is ignored until it does.
+// theirs. A set that does not load (caught between two files), or of
+// another role or name (a new identity, which a restart takes), is
+// ignored.
 type Creds struct {
 	Role Role   // of the certificate loaded first; a rotation keeps it
-	Name string // likewise
+	Name string // likewise: a chunkserver's id is bound to it
 
 	dir string
 	mu  sync.Mutex
@@ -220,7 +221,7 @@ func (c *Creds) current() *material {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dir != "" && stamp(c.dir) != c.cur.stamp {
-		if m, err := loadMaterial(c.dir); err == nil && m.role == c.Role {
+		if m, err := loadMaterial(c.dir); err == nil && m.role == c.Role && m.name == c.Name {
 			c.cur = m
 		}
 	}

@@ -197,8 +197,8 @@ func TestRulesCoverEveryMethod(t *testing.T) {
 }
 
 // TestRotation: a certificate written into the TLS directory of a running
-// process is the one its next handshake presents; one of another role is
-// ignored.
+// process is the one its next handshake presents; one of another role or
+// name is ignored.
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
@@ -255,10 +255,16 @@ func TestRotation(t *testing.T) {
 		t.Fatal("the rotated certificate was not presented")
 	}
 	want := second
-	if err := Issue(ca, RoleClient, "intruder", nil, mdir); err != nil {
+	if err := Issue(ca, RoleClient, "master", nil, mdir); err != nil {
 		t.Fatal(err)
 	}
 	if got := presented(); got != want {
 		t.Fatal("a certificate of another role replaced the master's")
+	}
+	if err := Issue(ca, RoleMaster, "another", nil, mdir); err != nil {
+		t.Fatal(err)
+	}
+	if got := presented(); got != want {
+		t.Fatal("a certificate of another name replaced the master's")
 	}
 }

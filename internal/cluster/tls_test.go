@@ -284,7 +284,8 @@ func TestTLSCluster(t *testing.T) {
 	}
 	old := serial()
 	for _, role := range []auth.Role{auth.RoleMaster, auth.RoleChunkserver} {
-		if err := auth.Issue(ca, role, "rotated-"+string(role), nil, filepath.Join(c.Dir(), "tls", string(role))); err != nil {
+		// The same names: a chunkserver's id is bound to its certificate's.
+		if err := auth.Issue(ca, role, "cluster-"+string(role), nil, filepath.Join(c.Dir(), "tls", string(role))); err != nil {
 			t.Fatal(err)
 		}
 	}
