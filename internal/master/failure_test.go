@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -652,5 +653,50 @@ func TestStatusFencedMemberShort(t *testing.T) {
 	beat(&api.HeartbeatRequest{ReportGen: 100, Replicas: []*api.ReplicaInfo{{Handle: ch.Handle, Epoch: ch.Epoch, Fenced: true, Verified: true}}})
 	if st := e.status(); st.Chunks.UnderReplicated != 1 || st.Chunks.Lost != 0 {
 		t.Fatalf("one member fenced at the chunk's epoch: %v, want under-replicated and not lost", st.Chunks)
+	}
+}
+
+// TestStuckJoinerNamed: catena status names a member that has stayed
+// syncing (joined, not caught up) for a minute while its chunk waits.
+func TestStuckJoinerNamed(t *testing.T) {
+	e := newFailureEnv(t, 4)
+	for id := uint64(1); id <= 4; id++ {
+		e.heartbeat(id)
+	}
+	h := e.allocate().Handle // [1 2 3]
+	e.clk.Advance(1260 * time.Millisecond)
+	e.heartbeat(1, [2]uint64{h, 1})
+	e.heartbeat(2, [2]uint64{h, 1})
+	e.heartbeat(4)
+	e.round()
+	e.round()
+	e.wantChain(h, 3, 1, 2, 4)
+	catching := &api.ReplicaInfo{Handle: h, Epoch: 3, Verified: true, CatchingUp: true}
+	beat := func() {
+		e.heartbeat(1, [2]uint64{h, 3})
+		e.heartbeat(2, [2]uint64{h, 3})
+		e.heartbeatInfo(4, catching)
+		e.heartbeat(3)
+	}
+	beat()
+	e.round()
+	problems := func() []*api.ChunkProblem { return e.status().Chunks.Problems }
+	if p := problems(); len(p) != 0 {
+		t.Fatalf("problems right after the join: %v", p)
+	}
+	for range 7 { // a minute and more, everyone heard from
+		e.clk.Advance(10 * time.Second)
+		beat()
+		e.round()
+	}
+	p := problems()
+	if len(p) != 1 || p[0].Handle != h || !strings.Contains(p[0].Reason, "server 4") || !strings.Contains(p[0].Reason, "has not caught up") {
+		t.Fatalf("problems after a minute of syncing: %v", p)
+	}
+	// Caught up: named no more.
+	e.heartbeatInfo(4, &api.ReplicaInfo{Handle: h, Epoch: 3, Verified: true})
+	e.round()
+	if p := problems(); len(p) != 0 {
+		t.Fatalf("problems after the catch-up: %v", p)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -625,9 +626,19 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if len(resp.Chunks.Problems) >= maxProblems {
 			continue
 		}
+		stuck := uint64(0)
+		for _, id := range ch.Syncing {
+			if s.m.soft.syncingFor(id, ch.Handle, now) >= syncingStuck {
+				stuck = id
+			}
+		}
 		if lost := decide.LostBlocks(ch.Handle, alive, ev); lost != nil {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: fmt.Sprintf("%d blocks (64 KiB) verify on no live replica", len(lost)), LostBlocks: lost})
+		} else if stuck != 0 {
+			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
+				Reason: fmt.Sprintf("server %d joined the chain %s ago and has not caught up with its predecessor; the chunk is not repaired further until it does",
+					stuck, s.m.soft.syncingFor(stuck, ch.Handle, now).Round(time.Second))})
 		} else if why := s.m.soft.repairFailure(ch.Handle); why != "" && live < ch.Replication {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: "repair failing: " + why})
@@ -648,6 +659,10 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	resp.Chunks.ReReplicating, resp.Chunks.RepairsDone, resp.Chunks.RepairedBytes = s.m.soft.repairStats()
 	return resp, nil
 }
+
+// syncingStuck is how long a member may stay syncing before catena status
+// names it (a catch-up normally takes a heartbeat or two).
+const syncingStuck = time.Minute
 
 // maxProblems bounds StatusResponse.chunks.problems.
 const maxProblems = 100

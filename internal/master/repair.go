@@ -90,6 +90,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		}
 		m.fsm.view(func(st *meta.State) { chunks = st.Chunks() })
 	}
+	m.soft.syncing(chunks, now)
 
 	lacking := m.soft.lacking(chunks, view, now)
 	lackingLong := func(id, h uint64) bool {

@@ -50,6 +50,10 @@ type softState struct {
 	// lackingSince maps (server, handle) to when the repair loop first saw
 	// that chain member's inventory without the chunk.
 	lackingSince map[[2]uint64]time.Time
+	// syncingSince maps (server, handle) to when the repair loop first saw
+	// that member syncing (meta.Chunk.Syncing): catena status names one
+	// that has not caught up for long.
+	syncingSince map[[2]uint64]time.Time
 	// failures maps a handle to why its last repair failed, until one
 	// succeeds (catena status shows it).
 	failures      map[uint64]string
@@ -74,6 +78,7 @@ func (s *softState) reset(now time.Time) {
 	s.bad = map[uint64]map[uint64]bool{}
 	s.failures = map[uint64]string{}
 	s.lackingSince = map[[2]uint64]time.Time{}
+	s.syncingSince = map[[2]uint64]time.Time{}
 	s.repairsDone, s.repairedBytes = 0, 0
 }
 
@@ -184,6 +189,37 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 // lacking returns, for every chain member whose last inventory lacks its
 // chunk, since when it has (remembered across rounds; forgotten once the
 // inventory names the chunk or the member leaves the chain).
+// syncing records, for each syncing member of chunks, since when this
+// leader has seen it syncing, forgetting members that no longer are.
+func (s *softState) syncing(chunks []meta.Chunk, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[[2]uint64]time.Time{}
+	for _, ch := range chunks {
+		for _, id := range ch.Syncing {
+			k := [2]uint64{id, ch.Handle}
+			since, ok := s.syncingSince[k]
+			if !ok {
+				since = now
+			}
+			next[k] = since
+		}
+	}
+	s.syncingSince = next
+}
+
+// syncingFor is how long member id of handle has been seen syncing (0:
+// not seen).
+func (s *softState) syncingFor(id, handle uint64, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, ok := s.syncingSince[[2]uint64{id, handle}]
+	if !ok {
+		return 0
+	}
+	return now.Sub(since)
+}
+
 func (s *softState) lacking(chunks []meta.Chunk, view serversView, now time.Time) map[[2]uint64]time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
