@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -10,6 +11,13 @@ import (
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/durable"
 )
+
+// defaultMemoryLimit is the chunkserver's soft memory limit unless
+// --memory-limit or GOMEMLIMIT says otherwise: a million small replicas
+// fit under it (docs/benchmarks.md, "1 million replicas"); the garbage
+// collector works harder near it instead of letting the heap grow to
+// twice what is live.
+const defaultMemoryLimit = "480MiB"
 
 func newChunkserverCmd(g *globals) *cobra.Command {
 	cfg := chunkserver.Config{}
@@ -30,7 +38,10 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Labels = l
-			if memLimit != "" {
+			if memLimit == "" && os.Getenv("GOMEMLIMIT") == "" {
+				memLimit = defaultMemoryLimit
+			}
+			if memLimit != "" && memLimit != "none" {
 				n, err := parseSize(memLimit)
 				if err != nil || n == 0 {
 					return &usageError{cmd: cmd, err: fmt.Errorf("bad --memory-limit %q (want a size such as 480MiB)", memLimit)}
@@ -69,7 +80,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
 	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
-	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, e.g. 480MiB (default: none, or $GOMEMLIMIT)")
+	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, or none (default "+defaultMemoryLimit+" unless $GOMEMLIMIT is set; raise it for a server of more than a million replicas)")
 	f.DurationVar(&cfg.ColdAfter, "cold-after", 0, "how long a replica stays unused before its chain state is dropped (default 5m; keep it above every client's operation timeout: a retry older than that may apply twice)")
 	return cmd
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -147,5 +149,28 @@ func TestServersNeedTLSOrInsecure(t *testing.T) {
 		if first, _, _ := strings.Cut(errb.String(), "\n"); code != 2 || !strings.Contains(first, "exclude each other") {
 			t.Fatalf("%v with both: code %d, first line %q", args, code, first)
 		}
+	}
+}
+
+// TestChunkserverDefaultMemoryLimit: without --memory-limit or GOMEMLIMIT
+// a chunkserver sets a soft limit of defaultMemoryLimit; "none" sets none.
+func TestChunkserverDefaultMemoryLimit(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	want, err := parseSize(defaultMemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	var out, errb bytes.Buffer
+	// Fails later, for want of --tls-dir: the limit is set by then.
+	execute(context.Background(), []string{"chunkserver", "--dir", t.TempDir()}, nil, &out, &errb)
+	if got := debug.SetMemoryLimit(-1); got != want {
+		t.Fatalf("memory limit %d, want the default %d", got, want)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	execute(context.Background(), []string{"chunkserver", "--dir", t.TempDir(), "--memory-limit", "none"}, nil, &out, &errb)
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Fatalf("memory limit %d with none, want no limit", got)
 	}
 }

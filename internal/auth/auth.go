@@ -87,22 +87,13 @@ func InitCA(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, CAKeyFile)); err == nil {
 		return fmt.Errorf("auth: %s already holds a CA (%s); remove it first to make a new one", dir, CAKeyFile)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+	key, der, err := sign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "catena cluster CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(CAValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	}, CAValidity, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -130,21 +121,10 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{string(role)}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(CertValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	if tmpl.NotAfter.After(caCert.NotAfter) {
-		tmpl.NotAfter = caCert.NotAfter
+		Subject:     pkix.Name{CommonName: name, OrganizationalUnit: []string{string(role)}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -153,7 +133,7 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	key, der, err := sign(tmpl, CertValidity, caCert, caKey)
 	if err != nil {
 		return err
 	}
@@ -167,6 +147,25 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 		return err
 	}
 	return writePEM(filepath.Join(outDir, CertFile), "CERTIFICATE", der, 0o644)
+}
+
+// sign makes a key and a certificate of tmpl for it, valid from an hour
+// ago for validity (not past parent's end), signed by parent's key (self
+// signed when parent is nil).
+func sign(tmpl *x509.Certificate, validity time.Duration, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial(), now.Add(-time.Hour), now.Add(validity)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	} else if tmpl.NotAfter.After(parent.NotAfter) {
+		tmpl.NotAfter = parent.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	return key, der, err
 }
 
 // Creds are a process's credentials: its certificate and the cluster CA,

@@ -401,13 +401,10 @@ func TestReturningServerPreferredAndBadReplica(t *testing.T) {
 	}
 }
 
-// TestJoinerNeverSoleHolder: a repair target joins its chain syncing (it
-// catches up on what the tail acknowledged after the copy); while it has
-// not reported caught up it is no repair source, and the members holding
-// every acknowledged update do not all leave: dead, the chain waits (the
-// chunk counts as unavailable); one returning fenced (restarted) stays for
-// the joiner to catch up from, and leaves only after that.
-func TestJoinerNeverSoleHolder(t *testing.T) {
+// newJoinEnv: four servers, a chunk on [1 2 3]; 3 falls silent and is
+// removed (epoch 2), and 4 joins by repair (epoch 3, syncing).
+func newJoinEnv(t *testing.T) (*failureEnv, uint64) {
+	t.Helper()
 	e := newFailureEnv(t, 4)
 	for id := uint64(1); id <= 4; id++ {
 		e.heartbeat(id)
@@ -421,6 +418,17 @@ func TestJoinerNeverSoleHolder(t *testing.T) {
 	e.wantChain(h, 2, 1, 2)
 	e.round()
 	e.wantChain(h, 3, 1, 2, 4)
+	return e, h
+}
+
+// TestJoinerNeverSoleHolder: a repair target joins its chain syncing (it
+// catches up on what the tail acknowledged after the copy); while it has
+// not reported caught up it is no repair source, and the members holding
+// every acknowledged update do not all leave: dead, the chain waits (the
+// chunk counts as unavailable); one returning fenced (restarted) stays for
+// the joiner to catch up from, and leaves only after that.
+func TestJoinerNeverSoleHolder(t *testing.T) {
+	e, h := newJoinEnv(t)
 	var syncing []uint64
 	e.m.fsm.view(func(st *meta.State) { c, _ := st.Chunk(h); syncing = c.Syncing })
 	if !slices.Equal(syncing, []uint64{4}) {
@@ -659,18 +667,7 @@ func TestStatusFencedMemberShort(t *testing.T) {
 // TestStuckJoinerNamed: catena status names a member that has stayed
 // syncing (joined, not caught up) for a minute while its chunk waits.
 func TestStuckJoinerNamed(t *testing.T) {
-	e := newFailureEnv(t, 4)
-	for id := uint64(1); id <= 4; id++ {
-		e.heartbeat(id)
-	}
-	h := e.allocate().Handle // [1 2 3]
-	e.clk.Advance(1260 * time.Millisecond)
-	e.heartbeat(1, [2]uint64{h, 1})
-	e.heartbeat(2, [2]uint64{h, 1})
-	e.heartbeat(4)
-	e.round()
-	e.round()
-	e.wantChain(h, 3, 1, 2, 4)
+	e, h := newJoinEnv(t)
 	catching := &api.ReplicaInfo{Handle: h, Epoch: 3, Verified: true, CatchingUp: true}
 	beat := func() {
 		e.heartbeat(1, [2]uint64{h, 3})

@@ -107,30 +107,12 @@ func (m *Master) newTransport(raftAddr string, hlog hclog.Logger) (*raft.Network
 		ln.Close()
 		return nil, fmt.Errorf("%w: raft address %s is not one peers can reach: give a host", ErrConfig, adv)
 	}
-	dial := m.cfg.RaftDialer
-	if dial == nil {
-		var d net.Dialer
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
-	}
 	bounded := serve.Idle(serve.Limit(ln, raftMaxConns), raftIdle)
 	if creds := m.cfg.TLS; creds != nil {
-		// Only masters speak Raft.
-		bounded = creds.Listener(bounded, auth.RoleMaster)
-		plain := dial
-		dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			conn, err := plain(ctx, addr)
-			if err != nil {
-				return nil, err
-			}
-			deadline, ok := ctx.Deadline()
-			if !ok {
-				deadline = time.Now().Add(raftTimeout)
-			}
-			return creds.Client(conn, deadline, auth.RoleMaster)
-		}
+		bounded = creds.Listener(bounded, auth.RoleMaster) // only masters speak Raft
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: bounded, addr: adv, dial: dial},
+		Stream:  &streamLayer{Listener: bounded, addr: adv, dial: m.dialRaft},
 		MaxPool: 3, Timeout: raftTimeout, Logger: hlog,
 	}), nil
 }
@@ -324,22 +306,33 @@ func (a *adminServer) AddMaster(ctx context.Context, req *api.AddMasterRequest) 
 func (m *Master) probeRaft(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, raftProbeTimeout)
 	defer cancel()
-	dial := m.cfg.RaftDialer
-	if dial == nil {
-		var d net.Dialer
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
-	}
-	conn, err := dial(ctx, addr)
+	conn, err := m.dialRaft(ctx, addr)
 	if err != nil {
 		return err
 	}
-	if m.cfg.TLS != nil {
-		deadline, _ := ctx.Deadline()
-		if conn, err = m.cfg.TLS.Client(conn, deadline, auth.RoleMaster); err != nil {
-			return err
-		}
-	}
 	return conn.Close()
+}
+
+// dialRaft opens a connection to another master's Raft transport:
+// Config.RaftDialer (else TCP), and with TLS a handshake that proves a
+// master certificate, by ctx's deadline (else raftTimeout).
+func (m *Master) dialRaft(ctx context.Context, addr string) (net.Conn, error) {
+	var conn net.Conn
+	var err error
+	if m.cfg.RaftDialer != nil {
+		conn, err = m.cfg.RaftDialer(ctx, addr)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil || m.cfg.TLS == nil {
+		return conn, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(raftTimeout)
+	}
+	return m.cfg.TLS.Client(conn, deadline, auth.RoleMaster)
 }
 
 // raftProbeTimeout bounds probeRaft.

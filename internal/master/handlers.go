@@ -626,10 +626,11 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		if len(resp.Chunks.Problems) >= maxProblems {
 			continue
 		}
-		stuck := uint64(0)
+		var stuck uint64
+		var stuckFor time.Duration
 		for _, id := range ch.Syncing {
-			if s.m.soft.syncingFor(id, ch.Handle, now) >= syncingStuck {
-				stuck = id
+			if d := s.m.soft.syncingFor(id, ch.Handle, now); d >= syncingStuck {
+				stuck, stuckFor = id, d
 			}
 		}
 		if lost := decide.LostBlocks(ch.Handle, alive, ev); lost != nil {
@@ -638,7 +639,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		} else if stuck != 0 {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: fmt.Sprintf("server %d joined the chain %s ago and has not caught up with its predecessor; the chunk is not repaired further until it does",
-					stuck, s.m.soft.syncingFor(stuck, ch.Handle, now).Round(time.Second))})
+					stuck, stuckFor.Round(time.Second))})
 		} else if why := s.m.soft.repairFailure(ch.Handle); why != "" && live < ch.Replication {
 			resp.Chunks.Problems = append(resp.Chunks.Problems, &api.ChunkProblem{Handle: ch.Handle,
 				Reason: "repair failing: " + why})

@@ -189,6 +189,15 @@ func (s *softState) get(id uint64) (serverSoft, bool) {
 // lacking returns, for every chain member whose last inventory lacks its
 // chunk, since when it has (remembered across rounds; forgotten once the
 // inventory names the chunk or the member leaves the chain).
+// keepSince carries k's time from prev into next, or starts it at now.
+func keepSince(next, prev map[[2]uint64]time.Time, k [2]uint64, now time.Time) {
+	since, ok := prev[k]
+	if !ok {
+		since = now
+	}
+	next[k] = since
+}
+
 // syncing records, for each syncing member of chunks, since when this
 // leader has seen it syncing, forgetting members that no longer are.
 func (s *softState) syncing(chunks []meta.Chunk, now time.Time) {
@@ -197,12 +206,7 @@ func (s *softState) syncing(chunks []meta.Chunk, now time.Time) {
 	next := map[[2]uint64]time.Time{}
 	for _, ch := range chunks {
 		for _, id := range ch.Syncing {
-			k := [2]uint64{id, ch.Handle}
-			since, ok := s.syncingSince[k]
-			if !ok {
-				since = now
-			}
-			next[k] = since
+			keepSince(next, s.syncingSince, [2]uint64{id, ch.Handle}, now)
 		}
 	}
 	s.syncingSince = next
@@ -233,12 +237,7 @@ func (s *softState) lacking(chunks []meta.Chunk, view serversView, now time.Time
 			if _, has := inv[ch.Handle]; has {
 				continue
 			}
-			k := [2]uint64{id, ch.Handle}
-			since, ok := s.lackingSince[k]
-			if !ok {
-				since = now
-			}
-			next[k] = since
+			keepSince(next, s.lackingSince, [2]uint64{id, ch.Handle}, now)
 		}
 	}
 	s.lackingSince = next
