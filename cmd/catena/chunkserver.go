@@ -17,7 +17,7 @@ import (
 // fit under it (docs/benchmarks.md, "1 million replicas"); the garbage
 // collector works harder near it instead of letting the heap grow to
 // twice what is live.
-const defaultMemoryLimit = "480MiB"
+const defaultMemoryLimit = "440MiB"
 
 func newChunkserverCmd(g *globals) *cobra.Command {
 	cfg := chunkserver.Config{}
