@@ -12,17 +12,12 @@ import (
 	"time"
 )
 
-// divergeAfter is how long masters may show different states at one
-// applied index before CheckMetadata calls it a divergence: Raft counts
-// an entry applied when it hands it to the state machine, which applies
-// it a moment later.
-const divergeAfter = 2 * time.Second
-
 // masterState is what CheckMetadata reads of a master (*master.Master).
 type masterState interface {
 	CheckState() error
-	AppliedIndex() uint64
-	Snapshot() ([]byte, error)
+	// StateAt returns the master's checkpoint and the index of the last
+	// Raft entry in it.
+	StateAt() (uint64, []byte, error)
 }
 
 // CheckMetadata is the metadata half of the cleanup invariants: it runs
@@ -46,11 +41,11 @@ func (c *Cluster) CheckMetadata(ctx context.Context) error {
 		}
 	}
 	c.mu.Unlock()
-	return checkMasters(ctx, ids, ms, divergeAfter)
+	return checkMasters(ctx, ids, ms)
 }
 
 // checkMasters is CheckMetadata on masters ids[i] = ms[i].
-func checkMasters(ctx context.Context, ids []int, ms []masterState, divergeAfter time.Duration) error {
+func checkMasters(ctx context.Context, ids []int, ms []masterState) error {
 	var errs []error
 	for i, m := range ms {
 		if err := m.CheckState(); err != nil {
@@ -62,73 +57,44 @@ func checkMasters(ctx context.Context, ids []int, ms []masterState, divergeAfter
 	}
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
-	var (
-		diffAt    uint64    // applied index of the last difference seen
-		diffSince time.Time // when it was first seen at that index
-		last      string    // what kept the masters apart
-	)
 	for {
-		index, together, diff, err := compareMasters(ids, ms)
-		switch {
-		case err != nil:
+		indexes, snaps, err := readMasters(ids, ms)
+		if err != nil {
 			return err
-		case together && diff == "":
-			return nil
-		case diff != "":
-			if index != diffAt {
-				diffAt, diffSince = index, time.Now()
-			} else if time.Since(diffSince) >= divergeAfter {
-				return fmt.Errorf("%w: at applied index %d: %s", ErrMastersDiffer, index, diff)
+		}
+		if !slices.ContainsFunc(indexes, func(i uint64) bool { return i != indexes[0] }) {
+			for i := 1; i < len(ms); i++ {
+				if !bytes.Equal(snaps[0], snaps[i]) {
+					return fmt.Errorf("%w: at applied index %d: master %d and master %d: %s",
+						ErrMastersDiffer, indexes[0], ids[0], ids[i], checkpointDiff(snaps[0], snaps[i]))
+				}
 			}
-			last = fmt.Sprintf("at applied index %d: %s", index, diff)
-		default:
-			last = "applied indexes " + appliedIndexes(ids, ms)
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: not the same state before the deadline (%s): %w", ErrMastersDiffer, last, ctx.Err())
+			var out []string
+			for i := range ms {
+				out = append(out, fmt.Sprintf("master %d: %d", ids[i], indexes[i]))
+			}
+			return fmt.Errorf("%w: not at one applied index before the deadline (%s): %w",
+				ErrMastersDiffer, strings.Join(out, ", "), ctx.Err())
 		case <-t.C:
 		}
 	}
 }
 
-// compareMasters reads every master's state at one applied index.
-// together is false when the masters are not at one index (or one moved
-// on while they were read); else diff is "" when their states are the
-// same, or their first difference.
-func compareMasters(ids []int, ms []masterState) (index uint64, together bool, diff string, err error) {
-	before := make([]uint64, len(ms))
-	for i, m := range ms {
-		before[i] = m.AppliedIndex()
-		if before[i] != before[0] {
-			return 0, false, "", nil
-		}
-	}
+// readMasters reads every master's state and its applied index.
+func readMasters(ids []int, ms []masterState) ([]uint64, [][]byte, error) {
+	indexes := make([]uint64, len(ms))
 	snaps := make([][]byte, len(ms))
 	for i, m := range ms {
-		if snaps[i], err = m.Snapshot(); err != nil {
-			return 0, false, "", fmt.Errorf("cluster: master %d: checkpoint: %w", ids[i], err)
+		var err error
+		if indexes[i], snaps[i], err = m.StateAt(); err != nil {
+			return nil, nil, fmt.Errorf("cluster: master %d: checkpoint: %w", ids[i], err)
 		}
 	}
-	for i, m := range ms {
-		if m.AppliedIndex() != before[i] {
-			return 0, false, "", nil
-		}
-	}
-	for i := 1; i < len(ms); i++ {
-		if !bytes.Equal(snaps[0], snaps[i]) {
-			return before[0], true, fmt.Sprintf("master %d and master %d: %s", ids[0], ids[i], checkpointDiff(snaps[0], snaps[i])), nil
-		}
-	}
-	return before[0], true, "", nil
-}
-
-func appliedIndexes(ids []int, ms []masterState) string {
-	var out []string
-	for i, m := range ms {
-		out = append(out, fmt.Sprintf("master %d: %d", ids[i], m.AppliedIndex()))
-	}
-	return strings.Join(out, ", ")
+	return indexes, snaps, nil
 }
 
 // checkpointDiff names the top-level fields in which two checkpoints

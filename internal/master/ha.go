@@ -398,14 +398,21 @@ func raftErr(m *Master, err error) error {
 	return rpcerr.New(api.ErrorCode_UNAVAILABLE, "raft: %v", err)
 }
 
-// AppliedIndex returns the last Raft index applied to this master's state.
-func (m *Master) AppliedIndex() uint64 { return m.raft.AppliedIndex() }
+// AppliedIndex returns the index of the last Raft entry in this master's
+// state.
+func (m *Master) AppliedIndex() uint64 {
+	m.fsm.mu.RLock()
+	defer m.fsm.mu.RUnlock()
+	return m.fsm.applied
+}
 
 // Snapshot encodes this master's replicated state (meta.State.Checkpoint):
 // tests compare masters with it.
 func (m *Master) Snapshot() ([]byte, error) {
-	var b []byte
-	var err error
-	m.fsm.view(func(st *meta.State) { b, err = st.Checkpoint() })
+	_, b, err := m.fsm.checkpoint()
 	return b, err
 }
+
+// StateAt returns this master's replicated state (as Snapshot) and the
+// index of the last Raft entry in it, read together.
+func (m *Master) StateAt() (uint64, []byte, error) { return m.fsm.checkpoint() }
