@@ -49,7 +49,11 @@ const (
 	ErrorCode_UNAVAILABLE            ErrorCode = 14 // try again later (lease not valid, shutting down)
 	ErrorCode_NAME_TOO_LONG          ErrorCode = 15 // a name over 255 bytes or a path over 4096 (ENAMETOOLONG)
 	ErrorCode_FILE_TOO_BIG           ErrorCode = 16 // a size or offset past the maximum file size, 1 PiB (EFBIG)
-	ErrorCode_PERMISSION_DENIED      ErrorCode = 17 // the caller's certificate does not allow the call (EACCES)
+	ErrorCode_PERMISSION_DENIED      ErrorCode = 17 // the caller's certificate or capability does not allow the call (EACCES)
+	// CAPABILITY_EXPIRED: the chunk's capability has expired or is signed
+	// with a key the chunkserver does not know yet: get the chunk from the
+	// master again and retry.
+	ErrorCode_CAPABILITY_EXPIRED ErrorCode = 18
 )
 
 // Enum value maps for ErrorCode.
@@ -73,6 +77,7 @@ var (
 		15: "NAME_TOO_LONG",
 		16: "FILE_TOO_BIG",
 		17: "PERMISSION_DENIED",
+		18: "CAPABILITY_EXPIRED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -93,6 +98,7 @@ var (
 		"NAME_TOO_LONG":          15,
 		"FILE_TOO_BIG":           16,
 		"PERMISSION_DENIED":      17,
+		"CAPABILITY_EXPIRED":     18,
 	}
 )
 
@@ -496,12 +502,15 @@ func (x *ServerRef) GetCertName() string {
 }
 
 type ChunkInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Handle        uint64                 `protobuf:"varint,2,opt,name=handle,proto3" json:"handle,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Chain         []*ServerRef           `protobuf:"bytes,4,rep,name=chain,proto3" json:"chain,omitempty"`                           // head first, tail last
-	ChunkSize     int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // the chunk's size (its file's chunk size)
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Index     int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Handle    uint64                 `protobuf:"varint,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Chain     []*ServerRef           `protobuf:"bytes,4,rep,name=chain,proto3" json:"chain,omitempty"`                           // head first, tail last
+	ChunkSize int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // the chunk's size (its file's chunk size)
+	// capability: the master's grant of access to this chunk at this epoch,
+	// shown to its chunkservers with every Read and Write.
+	Capability    *Capability `protobuf:"bytes,6,opt,name=capability,proto3" json:"capability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +580,219 @@ func (x *ChunkInfo) GetChunkSize() int64 {
 	return 0
 }
 
+func (x *ChunkInfo) GetCapability() *Capability {
+	if x != nil {
+		return x.Capability
+	}
+	return nil
+}
+
+// Capability is a short-lived grant, signed by the master, to read or
+// write one chunk at one epoch. A chunkserver checks it on every Read and
+// Write without asking the master: the MAC is HMAC-SHA256 of body under
+// the key body.key_id names, which the chunkservers get from the master
+// (RegisterResponse, HeartbeatResponse).
+type Capability struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"` // a CapabilityBody, encoded
+	Mac           []byte                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Capability) Reset() {
+	*x = Capability{}
+	mi := &file_catena_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Capability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Capability) ProtoMessage() {}
+
+func (x *Capability) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Capability.ProtoReflect.Descriptor instead.
+func (*Capability) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Capability) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Capability) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+type CapabilityBody struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	KeyId            uint64                 `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Handle           uint64                 `protobuf:"varint,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch            uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Rights           uint32                 `protobuf:"varint,4,opt,name=rights,proto3" json:"rights,omitempty"` // bit 0: read, bit 1: write
+	ExpiresUnixMilli int64                  `protobuf:"varint,5,opt,name=expires_unix_milli,json=expiresUnixMilli,proto3" json:"expires_unix_milli,omitempty"`
+	// chunk_size and chain: the chunk as the master gave it, which a head
+	// that holds no replica yet creates it from (WriteRequest.create must
+	// agree).
+	ChunkSize     int64    `protobuf:"varint,6,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Chain         []uint64 `protobuf:"varint,7,rep,packed,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapabilityBody) Reset() {
+	*x = CapabilityBody{}
+	mi := &file_catena_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilityBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilityBody) ProtoMessage() {}
+
+func (x *CapabilityBody) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilityBody.ProtoReflect.Descriptor instead.
+func (*CapabilityBody) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CapabilityBody) GetKeyId() uint64 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetRights() uint32 {
+	if x != nil {
+		return x.Rights
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetExpiresUnixMilli() int64 {
+	if x != nil {
+		return x.ExpiresUnixMilli
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *CapabilityBody) GetChain() []uint64 {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+// CapabilityKey is a key the master signs capabilities with; only
+// chunkservers are told them.
+type CapabilityKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapabilityKey) Reset() {
+	*x = CapabilityKey{}
+	mi := &file_catena_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilityKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilityKey) ProtoMessage() {}
+
+func (x *CapabilityKey) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilityKey.ProtoReflect.Descriptor instead.
+func (*CapabilityKey) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CapabilityKey) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CapabilityKey) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 type MkdirRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -582,7 +804,7 @@ type MkdirRequest struct {
 
 func (x *MkdirRequest) Reset() {
 	*x = MkdirRequest{}
-	mi := &file_catena_proto_msgTypes[3]
+	mi := &file_catena_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +816,7 @@ func (x *MkdirRequest) String() string {
 func (*MkdirRequest) ProtoMessage() {}
 
 func (x *MkdirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[3]
+	mi := &file_catena_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +829,7 @@ func (x *MkdirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirRequest.ProtoReflect.Descriptor instead.
 func (*MkdirRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{3}
+	return file_catena_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MkdirRequest) GetPath() string {
@@ -640,7 +862,7 @@ type MkdirResponse struct {
 
 func (x *MkdirResponse) Reset() {
 	*x = MkdirResponse{}
-	mi := &file_catena_proto_msgTypes[4]
+	mi := &file_catena_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +874,7 @@ func (x *MkdirResponse) String() string {
 func (*MkdirResponse) ProtoMessage() {}
 
 func (x *MkdirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[4]
+	mi := &file_catena_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +887,7 @@ func (x *MkdirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirResponse.ProtoReflect.Descriptor instead.
 func (*MkdirResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{4}
+	return file_catena_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MkdirResponse) GetInfo() *FileInfo {
@@ -688,7 +910,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_catena_proto_msgTypes[5]
+	mi := &file_catena_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +922,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[5]
+	mi := &file_catena_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +935,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{5}
+	return file_catena_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRequest) GetPath() string {
@@ -760,7 +982,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_catena_proto_msgTypes[6]
+	mi := &file_catena_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +994,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[6]
+	mi := &file_catena_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1007,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{6}
+	return file_catena_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateResponse) GetInfo() *FileInfo {
@@ -805,7 +1027,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_catena_proto_msgTypes[7]
+	mi := &file_catena_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1039,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[7]
+	mi := &file_catena_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1052,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{7}
+	return file_catena_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LookupRequest) GetPath() string {
@@ -857,7 +1079,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_catena_proto_msgTypes[8]
+	mi := &file_catena_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1091,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[8]
+	mi := &file_catena_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1104,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{8}
+	return file_catena_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LookupResponse) GetInfo() *FileInfo {
@@ -915,7 +1137,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_catena_proto_msgTypes[9]
+	mi := &file_catena_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1149,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[9]
+	mi := &file_catena_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1162,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{9}
+	return file_catena_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRequest) GetPath() string {
@@ -974,7 +1196,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_catena_proto_msgTypes[10]
+	mi := &file_catena_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1208,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[10]
+	mi := &file_catena_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1221,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{10}
+	return file_catena_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListResponse) GetEntries() []*FileInfo {
@@ -1026,7 +1248,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_catena_proto_msgTypes[11]
+	mi := &file_catena_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1260,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[11]
+	mi := &file_catena_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1273,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{11}
+	return file_catena_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenameRequest) GetSrc() string {
@@ -1076,7 +1298,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_catena_proto_msgTypes[12]
+	mi := &file_catena_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1310,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[12]
+	mi := &file_catena_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1323,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{12}
+	return file_catena_proto_rawDescGZIP(), []int{15}
 }
 
 type RemoveRequest struct {
@@ -1114,7 +1336,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_catena_proto_msgTypes[13]
+	mi := &file_catena_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1348,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[13]
+	mi := &file_catena_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1361,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{13}
+	return file_catena_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemoveRequest) GetPath() string {
@@ -1164,7 +1386,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_catena_proto_msgTypes[14]
+	mi := &file_catena_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1398,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[14]
+	mi := &file_catena_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1411,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{14}
+	return file_catena_proto_rawDescGZIP(), []int{17}
 }
 
 type SetSizeRequest struct {
@@ -1203,7 +1425,7 @@ type SetSizeRequest struct {
 
 func (x *SetSizeRequest) Reset() {
 	*x = SetSizeRequest{}
-	mi := &file_catena_proto_msgTypes[15]
+	mi := &file_catena_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1437,7 @@ func (x *SetSizeRequest) String() string {
 func (*SetSizeRequest) ProtoMessage() {}
 
 func (x *SetSizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[15]
+	mi := &file_catena_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1450,7 @@ func (x *SetSizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSizeRequest.ProtoReflect.Descriptor instead.
 func (*SetSizeRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{15}
+	return file_catena_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetSizeRequest) GetInode() uint64 {
@@ -1261,7 +1483,7 @@ type SetSizeResponse struct {
 
 func (x *SetSizeResponse) Reset() {
 	*x = SetSizeResponse{}
-	mi := &file_catena_proto_msgTypes[16]
+	mi := &file_catena_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1495,7 @@ func (x *SetSizeResponse) String() string {
 func (*SetSizeResponse) ProtoMessage() {}
 
 func (x *SetSizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[16]
+	mi := &file_catena_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1508,7 @@ func (x *SetSizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSizeResponse.ProtoReflect.Descriptor instead.
 func (*SetSizeResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{16}
+	return file_catena_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetSizeResponse) GetInfo() *FileInfo {
@@ -1307,7 +1529,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_catena_proto_msgTypes[17]
+	mi := &file_catena_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1541,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[17]
+	mi := &file_catena_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1554,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{17}
+	return file_catena_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetChunksRequest) GetInode() uint64 {
@@ -1366,7 +1588,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_catena_proto_msgTypes[18]
+	mi := &file_catena_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1600,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[18]
+	mi := &file_catena_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1613,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{18}
+	return file_catena_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetChunksResponse) GetInfo() *FileInfo {
@@ -1418,7 +1640,7 @@ type AllocateChunkRequest struct {
 
 func (x *AllocateChunkRequest) Reset() {
 	*x = AllocateChunkRequest{}
-	mi := &file_catena_proto_msgTypes[19]
+	mi := &file_catena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1652,7 @@ func (x *AllocateChunkRequest) String() string {
 func (*AllocateChunkRequest) ProtoMessage() {}
 
 func (x *AllocateChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[19]
+	mi := &file_catena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1665,7 @@ func (x *AllocateChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateChunkRequest.ProtoReflect.Descriptor instead.
 func (*AllocateChunkRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{19}
+	return file_catena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AllocateChunkRequest) GetInode() uint64 {
@@ -1469,7 +1691,7 @@ type AllocateChunkResponse struct {
 
 func (x *AllocateChunkResponse) Reset() {
 	*x = AllocateChunkResponse{}
-	mi := &file_catena_proto_msgTypes[20]
+	mi := &file_catena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1703,7 @@ func (x *AllocateChunkResponse) String() string {
 func (*AllocateChunkResponse) ProtoMessage() {}
 
 func (x *AllocateChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[20]
+	mi := &file_catena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1716,7 @@ func (x *AllocateChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateChunkResponse.ProtoReflect.Descriptor instead.
 func (*AllocateChunkResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{20}
+	return file_catena_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AllocateChunkResponse) GetChunk() *ChunkInfo {
@@ -1517,7 +1739,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_catena_proto_msgTypes[21]
+	mi := &file_catena_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1751,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[21]
+	mi := &file_catena_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1764,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{21}
+	return file_catena_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterRequest) GetServerId() uint64 {
@@ -1590,14 +1812,17 @@ type RegisterResponse struct {
 	// paged_reports: the master takes a full report in pages
 	// (HeartbeatRequest.page, more); a server sends one in pages only to a
 	// master that says so.
-	PagedReports  bool `protobuf:"varint,2,opt,name=paged_reports,json=pagedReports,proto3" json:"paged_reports,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PagedReports bool `protobuf:"varint,2,opt,name=paged_reports,json=pagedReports,proto3" json:"paged_reports,omitempty"`
+	// capability_keys: the keys capabilities are signed with (the newest
+	// last); a chunkserver takes no client I/O before it has them.
+	CapabilityKeys []*CapabilityKey `protobuf:"bytes,3,rep,name=capability_keys,json=capabilityKeys,proto3" json:"capability_keys,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_catena_proto_msgTypes[22]
+	mi := &file_catena_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1834,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[22]
+	mi := &file_catena_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1847,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{22}
+	return file_catena_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterResponse) GetNextHandle() uint64 {
@@ -1637,6 +1862,13 @@ func (x *RegisterResponse) GetPagedReports() bool {
 		return x.PagedReports
 	}
 	return false
+}
+
+func (x *RegisterResponse) GetCapabilityKeys() []*CapabilityKey {
+	if x != nil {
+		return x.CapabilityKeys
+	}
+	return nil
 }
 
 type ReplicaInfo struct {
@@ -1669,7 +1901,7 @@ type ReplicaInfo struct {
 
 func (x *ReplicaInfo) Reset() {
 	*x = ReplicaInfo{}
-	mi := &file_catena_proto_msgTypes[23]
+	mi := &file_catena_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1913,7 @@ func (x *ReplicaInfo) String() string {
 func (*ReplicaInfo) ProtoMessage() {}
 
 func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[23]
+	mi := &file_catena_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1926,7 @@ func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaInfo.ProtoReflect.Descriptor instead.
 func (*ReplicaInfo) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{23}
+	return file_catena_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplicaInfo) GetHandle() uint64 {
@@ -1804,7 +2036,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_catena_proto_msgTypes[24]
+	mi := &file_catena_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2048,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[24]
+	mi := &file_catena_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2061,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{24}
+	return file_catena_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeartbeatRequest) GetServerId() uint64 {
@@ -1942,14 +2174,16 @@ type HeartbeatResponse struct {
 	// full_report: the master does not hold the inventory this heartbeat's
 	// report was based on (it just took office, or a report was lost): the
 	// next heartbeat must carry a full one.
-	FullReport    bool `protobuf:"varint,7,opt,name=full_report,json=fullReport,proto3" json:"full_report,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FullReport bool `protobuf:"varint,7,opt,name=full_report,json=fullReport,proto3" json:"full_report,omitempty"`
+	// capability_keys: as RegisterResponse's (they rotate).
+	CapabilityKeys []*CapabilityKey `protobuf:"bytes,8,rep,name=capability_keys,json=capabilityKeys,proto3" json:"capability_keys,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_catena_proto_msgTypes[25]
+	mi := &file_catena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2195,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[25]
+	mi := &file_catena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2208,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{25}
+	return file_catena_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeartbeatResponse) GetDeleteHandles() []uint64 {
@@ -2026,6 +2260,13 @@ func (x *HeartbeatResponse) GetFullReport() bool {
 	return false
 }
 
+func (x *HeartbeatResponse) GetCapabilityKeys() []*CapabilityKey {
+	if x != nil {
+		return x.CapabilityKeys
+	}
+	return nil
+}
+
 // FencedReplica names a stale replica and the master's epoch of its chunk.
 type FencedReplica struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2037,7 +2278,7 @@ type FencedReplica struct {
 
 func (x *FencedReplica) Reset() {
 	*x = FencedReplica{}
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2290,7 @@ func (x *FencedReplica) String() string {
 func (*FencedReplica) ProtoMessage() {}
 
 func (x *FencedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2303,7 @@ func (x *FencedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FencedReplica.ProtoReflect.Descriptor instead.
 func (*FencedReplica) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{26}
+	return file_catena_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FencedReplica) GetHandle() uint64 {
@@ -2092,7 +2333,7 @@ type ReportReplicaRequest struct {
 
 func (x *ReportReplicaRequest) Reset() {
 	*x = ReportReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2345,7 @@ func (x *ReportReplicaRequest) String() string {
 func (*ReportReplicaRequest) ProtoMessage() {}
 
 func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2358,7 @@ func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReportReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{27}
+	return file_catena_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportReplicaRequest) GetServerId() uint64 {
@@ -2163,7 +2404,7 @@ type ReportReplicaResponse struct {
 
 func (x *ReportReplicaResponse) Reset() {
 	*x = ReportReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2416,7 @@ func (x *ReportReplicaResponse) String() string {
 func (*ReportReplicaResponse) ProtoMessage() {}
 
 func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2429,7 @@ func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReportReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{28}
+	return file_catena_proto_rawDescGZIP(), []int{31}
 }
 
 type StatusRequest struct {
@@ -2199,7 +2440,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2452,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2465,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{29}
+	return file_catena_proto_rawDescGZIP(), []int{32}
 }
 
 type MasterStatus struct {
@@ -2238,7 +2479,7 @@ type MasterStatus struct {
 
 func (x *MasterStatus) Reset() {
 	*x = MasterStatus{}
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2491,7 @@ func (x *MasterStatus) String() string {
 func (*MasterStatus) ProtoMessage() {}
 
 func (x *MasterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2504,7 @@ func (x *MasterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterStatus.ProtoReflect.Descriptor instead.
 func (*MasterStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{30}
+	return file_catena_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MasterStatus) GetId() string {
@@ -2304,7 +2545,7 @@ type ChunkserverStatus struct {
 
 func (x *ChunkserverStatus) Reset() {
 	*x = ChunkserverStatus{}
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2557,7 @@ func (x *ChunkserverStatus) String() string {
 func (*ChunkserverStatus) ProtoMessage() {}
 
 func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2570,7 @@ func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkserverStatus.ProtoReflect.Descriptor instead.
 func (*ChunkserverStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{31}
+	return file_catena_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChunkserverStatus) GetId() uint64 {
@@ -2411,7 +2652,7 @@ type ChunkStats struct {
 
 func (x *ChunkStats) Reset() {
 	*x = ChunkStats{}
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2664,7 @@ func (x *ChunkStats) String() string {
 func (*ChunkStats) ProtoMessage() {}
 
 func (x *ChunkStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2677,7 @@ func (x *ChunkStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkStats.ProtoReflect.Descriptor instead.
 func (*ChunkStats) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{32}
+	return file_catena_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ChunkStats) GetTotal() uint64 {
@@ -2503,7 +2744,7 @@ type ChunkProblem struct {
 
 func (x *ChunkProblem) Reset() {
 	*x = ChunkProblem{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2756,7 @@ func (x *ChunkProblem) String() string {
 func (*ChunkProblem) ProtoMessage() {}
 
 func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2769,7 @@ func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkProblem.ProtoReflect.Descriptor instead.
 func (*ChunkProblem) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ChunkProblem) GetHandle() uint64 {
@@ -2572,7 +2813,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2825,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2838,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -2647,7 +2888,7 @@ type RestoreBlocksRequest struct {
 
 func (x *RestoreBlocksRequest) Reset() {
 	*x = RestoreBlocksRequest{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +2900,7 @@ func (x *RestoreBlocksRequest) String() string {
 func (*RestoreBlocksRequest) ProtoMessage() {}
 
 func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +2913,7 @@ func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RestoreBlocksRequest) GetHandle() uint64 {
@@ -2713,7 +2954,7 @@ type RestoreBlocksResponse struct {
 
 func (x *RestoreBlocksResponse) Reset() {
 	*x = RestoreBlocksResponse{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +2966,7 @@ func (x *RestoreBlocksResponse) String() string {
 func (*RestoreBlocksResponse) ProtoMessage() {}
 
 func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +2979,7 @@ func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RestoreBlocksResponse) GetRestored() []int64 {
@@ -2767,7 +3008,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +3020,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +3033,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -2832,7 +3073,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +3085,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +3098,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -2881,7 +3122,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3134,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3147,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -2963,7 +3204,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3216,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3229,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -3041,7 +3282,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3053,7 +3294,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3066,7 +3307,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -3128,7 +3369,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3381,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3394,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -3194,7 +3435,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3447,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3460,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -3304,15 +3545,17 @@ type WriteRequest struct {
 	RequestId uint64                 `protobuf:"varint,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// create: the chunk as the master gave it (ChunkInfo), so that a head
 	// that holds no replica yet creates it at epoch (a new chunk's first
-	// write). Issue 16 moves it into the master-signed capability.
-	Create        *ReplicaSpec `protobuf:"bytes,9,opt,name=create,proto3" json:"create,omitempty"`
+	// write). It must agree with the capability.
+	Create *ReplicaSpec `protobuf:"bytes,9,opt,name=create,proto3" json:"create,omitempty"`
+	// capability: ChunkInfo.capability, with the write right.
+	Capability    *Capability `protobuf:"bytes,10,opt,name=capability,proto3" json:"capability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3567,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3580,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -3403,6 +3646,13 @@ func (x *WriteRequest) GetCreate() *ReplicaSpec {
 	return nil
 }
 
+func (x *WriteRequest) GetCapability() *Capability {
+	if x != nil {
+		return x.Capability
+	}
+	return nil
+}
+
 // ReplicaSpec is what a chunkserver needs to create the replica of a chunk
 // it does not hold, at the epoch of the message that carries it: the
 // chunk size and the chain (head first). A server creates a replica from
@@ -3417,7 +3667,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3679,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3692,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -3468,7 +3718,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3730,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3743,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -3509,13 +3759,14 @@ type ReadRequest struct {
 	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        int64                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Capability    *Capability            `protobuf:"bytes,5,opt,name=capability,proto3" json:"capability,omitempty"` // ChunkInfo.capability, with the read right
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3527,7 +3778,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3540,7 +3791,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -3571,6 +3822,13 @@ func (x *ReadRequest) GetLength() int64 {
 	return 0
 }
 
+func (x *ReadRequest) GetCapability() *Capability {
+	if x != nil {
+		return x.Capability
+	}
+	return nil
+}
+
 type ReadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -3585,7 +3843,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3597,7 +3855,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3610,7 +3868,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -3639,7 +3897,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3651,7 +3909,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3922,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3703,7 +3961,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3973,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3986,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{53}
 }
 
 type Update struct {
@@ -3748,7 +4006,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +4018,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +4031,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{51}
+	return file_catena_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -3850,7 +4108,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3862,7 +4120,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3875,7 +4133,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{52}
+	return file_catena_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -3918,7 +4176,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3930,7 +4188,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3943,7 +4201,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{53}
+	return file_catena_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -4027,14 +4285,33 @@ const file_catena_proto_rawDesc = "" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
-	"\tcert_name\x18\x03 \x01(\tR\bcertName\"\x9a\x01\n" +
+	"\tcert_name\x18\x03 \x01(\tR\bcertName\"\xd1\x01\n" +
 	"\tChunkInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12*\n" +
 	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\"P\n" +
+	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\x125\n" +
+	"\n" +
+	"capability\x18\x06 \x01(\v2\x15.catena.v1.CapabilityR\n" +
+	"capability\"2\n" +
+	"\n" +
+	"Capability\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04body\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\fR\x03mac\"\xd0\x01\n" +
+	"\x0eCapabilityBody\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\x04R\x05keyId\x12\x16\n" +
+	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06rights\x18\x04 \x01(\rR\x06rights\x12,\n" +
+	"\x12expires_unix_milli\x18\x05 \x01(\x03R\x10expiresUnixMilli\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x06 \x01(\x03R\tchunkSize\x12\x14\n" +
+	"\x05chain\x18\a \x03(\x04R\x05chain\"7\n" +
+	"\rCapabilityKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\"P\n" +
 	"\fMkdirRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aparents\x18\x02 \x01(\bR\aparents\x12\x12\n" +
@@ -4101,11 +4378,12 @@ const file_catena_proto_rawDesc = "" +
 	"free_bytes\x18\x05 \x01(\x03R\tfreeBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
 	"\x10RegisterResponse\x12\x1f\n" +
 	"\vnext_handle\x18\x01 \x01(\x04R\n" +
 	"nextHandle\x12#\n" +
-	"\rpaged_reports\x18\x02 \x01(\bR\fpagedReports\"\x94\x02\n" +
+	"\rpaged_reports\x18\x02 \x01(\bR\fpagedReports\x12A\n" +
+	"\x0fcapability_keys\x18\x03 \x03(\v2\x18.catena.v1.CapabilityKeyR\x0ecapabilityKeys\"\x94\x02\n" +
 	"\vReplicaInfo\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -4137,7 +4415,7 @@ const file_catena_proto_rawDesc = "" +
 	" \x01(\bR\x04full\x12\x18\n" +
 	"\aremoved\x18\v \x03(\x04R\aremoved\x12\x12\n" +
 	"\x04page\x18\f \x01(\rR\x04page\x12\x12\n" +
-	"\x04more\x18\r \x01(\bR\x04more\"\xb9\x02\n" +
+	"\x04more\x18\r \x01(\bR\x04more\"\xfc\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
@@ -4148,7 +4426,8 @@ const file_catena_proto_rawDesc = "" +
 	"\aconfigs\x18\x05 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\aconfigs\x120\n" +
 	"\x06fenced\x18\x06 \x03(\v2\x18.catena.v1.FencedReplicaR\x06fenced\x12\x1f\n" +
 	"\vfull_report\x18\a \x01(\bR\n" +
-	"fullReport\"=\n" +
+	"fullReport\x12A\n" +
+	"\x0fcapability_keys\x18\b \x03(\v2\x18.catena.v1.CapabilityKeyR\x0ecapabilityKeys\"=\n" +
 	"\rFencedReplica\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xae\x01\n" +
@@ -4259,7 +4538,7 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"bad_length\x18\t \x01(\x03R\tbadLength\x12*\n" +
 	"\x05ahead\x18\n" +
-	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\x97\x02\n" +
+	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xce\x02\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -4270,18 +4549,25 @@ const file_catena_proto_rawDesc = "" +
 	"\tclient_id\x18\a \x01(\x04R\bclientId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\x04R\trequestId\x12.\n" +
-	"\x06create\x18\t \x01(\v2\x16.catena.v1.ReplicaSpecR\x06create\"X\n" +
+	"\x06create\x18\t \x01(\v2\x16.catena.v1.ReplicaSpecR\x06create\x125\n" +
+	"\n" +
+	"capability\x18\n" +
+	" \x01(\v2\x15.catena.v1.CapabilityR\n" +
+	"capability\"X\n" +
 	"\vReplicaSpec\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x01 \x01(\x03R\tchunkSize\x12*\n" +
 	"\x05chain\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"!\n" +
 	"\rWriteResponse\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"k\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\xa2\x01\n" +
 	"\vReadRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x03R\x06length\"A\n" +
+	"\x06length\x18\x04 \x01(\x03R\x06length\x125\n" +
+	"\n" +
+	"capability\x18\x05 \x01(\v2\x15.catena.v1.CapabilityR\n" +
+	"capability\"A\n" +
 	"\fReadResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
 	"\n" +
@@ -4315,7 +4601,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg*\xb1\x02\n" +
+	"\x03msg*\xc9\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -4338,7 +4624,8 @@ const file_catena_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e\x12\x11\n" +
 	"\rNAME_TOO_LONG\x10\x0f\x12\x10\n" +
 	"\fFILE_TOO_BIG\x10\x10\x12\x15\n" +
-	"\x11PERMISSION_DENIED\x10\x11*>\n" +
+	"\x11PERMISSION_DENIED\x10\x11\x12\x16\n" +
+	"\x12CAPABILITY_EXPIRED\x10\x12*>\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04FILE\x10\x01\x12\r\n" +
@@ -4395,7 +4682,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
 	(FileType)(0),                 // 1: catena.v1.FileType
@@ -4405,145 +4692,153 @@ var file_catena_proto_goTypes = []any{
 	(*FileInfo)(nil),              // 5: catena.v1.FileInfo
 	(*ServerRef)(nil),             // 6: catena.v1.ServerRef
 	(*ChunkInfo)(nil),             // 7: catena.v1.ChunkInfo
-	(*MkdirRequest)(nil),          // 8: catena.v1.MkdirRequest
-	(*MkdirResponse)(nil),         // 9: catena.v1.MkdirResponse
-	(*CreateRequest)(nil),         // 10: catena.v1.CreateRequest
-	(*CreateResponse)(nil),        // 11: catena.v1.CreateResponse
-	(*LookupRequest)(nil),         // 12: catena.v1.LookupRequest
-	(*LookupResponse)(nil),        // 13: catena.v1.LookupResponse
-	(*ListRequest)(nil),           // 14: catena.v1.ListRequest
-	(*ListResponse)(nil),          // 15: catena.v1.ListResponse
-	(*RenameRequest)(nil),         // 16: catena.v1.RenameRequest
-	(*RenameResponse)(nil),        // 17: catena.v1.RenameResponse
-	(*RemoveRequest)(nil),         // 18: catena.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 19: catena.v1.RemoveResponse
-	(*SetSizeRequest)(nil),        // 20: catena.v1.SetSizeRequest
-	(*SetSizeResponse)(nil),       // 21: catena.v1.SetSizeResponse
-	(*GetChunksRequest)(nil),      // 22: catena.v1.GetChunksRequest
-	(*GetChunksResponse)(nil),     // 23: catena.v1.GetChunksResponse
-	(*AllocateChunkRequest)(nil),  // 24: catena.v1.AllocateChunkRequest
-	(*AllocateChunkResponse)(nil), // 25: catena.v1.AllocateChunkResponse
-	(*RegisterRequest)(nil),       // 26: catena.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 27: catena.v1.RegisterResponse
-	(*ReplicaInfo)(nil),           // 28: catena.v1.ReplicaInfo
-	(*HeartbeatRequest)(nil),      // 29: catena.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 30: catena.v1.HeartbeatResponse
-	(*FencedReplica)(nil),         // 31: catena.v1.FencedReplica
-	(*ReportReplicaRequest)(nil),  // 32: catena.v1.ReportReplicaRequest
-	(*ReportReplicaResponse)(nil), // 33: catena.v1.ReportReplicaResponse
-	(*StatusRequest)(nil),         // 34: catena.v1.StatusRequest
-	(*MasterStatus)(nil),          // 35: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),     // 36: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),            // 37: catena.v1.ChunkStats
-	(*ChunkProblem)(nil),          // 38: catena.v1.ChunkProblem
-	(*StatusResponse)(nil),        // 39: catena.v1.StatusResponse
-	(*RestoreBlocksRequest)(nil),  // 40: catena.v1.RestoreBlocksRequest
-	(*RestoreBlocksResponse)(nil), // 41: catena.v1.RestoreBlocksResponse
-	(*ReconfigureRequest)(nil),    // 42: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),   // 43: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),      // 44: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 45: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),          // 46: catena.v1.FetchRequest
-	(*ByteRange)(nil),             // 47: catena.v1.ByteRange
-	(*FetchResponse)(nil),         // 48: catena.v1.FetchResponse
-	(*WriteRequest)(nil),          // 49: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),           // 50: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),         // 51: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 52: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 53: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 54: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 55: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 56: catena.v1.Update
-	(*Ack)(nil),                   // 57: catena.v1.Ack
-	(*ChainMessage)(nil),          // 58: catena.v1.ChainMessage
-	nil,                           // 59: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 60: catena.v1.ChunkserverStatus.LabelsEntry
+	(*Capability)(nil),            // 8: catena.v1.Capability
+	(*CapabilityBody)(nil),        // 9: catena.v1.CapabilityBody
+	(*CapabilityKey)(nil),         // 10: catena.v1.CapabilityKey
+	(*MkdirRequest)(nil),          // 11: catena.v1.MkdirRequest
+	(*MkdirResponse)(nil),         // 12: catena.v1.MkdirResponse
+	(*CreateRequest)(nil),         // 13: catena.v1.CreateRequest
+	(*CreateResponse)(nil),        // 14: catena.v1.CreateResponse
+	(*LookupRequest)(nil),         // 15: catena.v1.LookupRequest
+	(*LookupResponse)(nil),        // 16: catena.v1.LookupResponse
+	(*ListRequest)(nil),           // 17: catena.v1.ListRequest
+	(*ListResponse)(nil),          // 18: catena.v1.ListResponse
+	(*RenameRequest)(nil),         // 19: catena.v1.RenameRequest
+	(*RenameResponse)(nil),        // 20: catena.v1.RenameResponse
+	(*RemoveRequest)(nil),         // 21: catena.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 22: catena.v1.RemoveResponse
+	(*SetSizeRequest)(nil),        // 23: catena.v1.SetSizeRequest
+	(*SetSizeResponse)(nil),       // 24: catena.v1.SetSizeResponse
+	(*GetChunksRequest)(nil),      // 25: catena.v1.GetChunksRequest
+	(*GetChunksResponse)(nil),     // 26: catena.v1.GetChunksResponse
+	(*AllocateChunkRequest)(nil),  // 27: catena.v1.AllocateChunkRequest
+	(*AllocateChunkResponse)(nil), // 28: catena.v1.AllocateChunkResponse
+	(*RegisterRequest)(nil),       // 29: catena.v1.RegisterRequest
+	(*RegisterResponse)(nil),      // 30: catena.v1.RegisterResponse
+	(*ReplicaInfo)(nil),           // 31: catena.v1.ReplicaInfo
+	(*HeartbeatRequest)(nil),      // 32: catena.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 33: catena.v1.HeartbeatResponse
+	(*FencedReplica)(nil),         // 34: catena.v1.FencedReplica
+	(*ReportReplicaRequest)(nil),  // 35: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil), // 36: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),         // 37: catena.v1.StatusRequest
+	(*MasterStatus)(nil),          // 38: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),     // 39: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),            // 40: catena.v1.ChunkStats
+	(*ChunkProblem)(nil),          // 41: catena.v1.ChunkProblem
+	(*StatusResponse)(nil),        // 42: catena.v1.StatusResponse
+	(*RestoreBlocksRequest)(nil),  // 43: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil), // 44: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),    // 45: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),   // 46: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),      // 47: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),     // 48: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),          // 49: catena.v1.FetchRequest
+	(*ByteRange)(nil),             // 50: catena.v1.ByteRange
+	(*FetchResponse)(nil),         // 51: catena.v1.FetchResponse
+	(*WriteRequest)(nil),          // 52: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),           // 53: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),         // 54: catena.v1.WriteResponse
+	(*ReadRequest)(nil),           // 55: catena.v1.ReadRequest
+	(*ReadResponse)(nil),          // 56: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),  // 57: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil), // 58: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                // 59: catena.v1.Update
+	(*Ack)(nil),                   // 60: catena.v1.Ack
+	(*ChainMessage)(nil),          // 61: catena.v1.ChainMessage
+	nil,                           // 62: catena.v1.RegisterRequest.LabelsEntry
+	nil,                           // 63: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
 	6,  // 1: catena.v1.ChunkInfo.chain:type_name -> catena.v1.ServerRef
-	5,  // 2: catena.v1.MkdirResponse.info:type_name -> catena.v1.FileInfo
-	5,  // 3: catena.v1.CreateResponse.info:type_name -> catena.v1.FileInfo
-	5,  // 4: catena.v1.LookupResponse.info:type_name -> catena.v1.FileInfo
-	7,  // 5: catena.v1.LookupResponse.chunks:type_name -> catena.v1.ChunkInfo
-	5,  // 6: catena.v1.ListResponse.entries:type_name -> catena.v1.FileInfo
-	2,  // 7: catena.v1.SetSizeRequest.mode:type_name -> catena.v1.SetSizeMode
-	5,  // 8: catena.v1.SetSizeResponse.info:type_name -> catena.v1.FileInfo
-	5,  // 9: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
-	7,  // 10: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
-	7,  // 11: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	59, // 12: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
-	28, // 13: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
-	6,  // 14: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	42, // 15: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
-	31, // 16: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
-	3,  // 17: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	60, // 18: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	38, // 19: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
-	35, // 20: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	36, // 21: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	37, // 22: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 23: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
-	6,  // 24: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 25: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 26: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	47, // 27: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	47, // 28: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	4,  // 29: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	50, // 30: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	6,  // 31: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	6,  // 32: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 33: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	56, // 34: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	57, // 35: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	50, // 36: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 37: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	10, // 38: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	12, // 39: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	14, // 40: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	16, // 41: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	18, // 42: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	20, // 43: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	22, // 44: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	24, // 45: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	26, // 46: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	29, // 47: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	34, // 48: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	32, // 49: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	49, // 50: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	52, // 51: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	54, // 52: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	58, // 53: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	42, // 54: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	44, // 55: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	46, // 56: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	40, // 57: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	9,  // 58: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	11, // 59: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	13, // 60: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	15, // 61: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	17, // 62: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	19, // 63: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	21, // 64: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	23, // 65: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	25, // 66: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	27, // 67: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	30, // 68: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	39, // 69: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	33, // 70: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	51, // 71: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	53, // 72: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	55, // 73: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	58, // 74: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	43, // 75: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	45, // 76: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	48, // 77: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	41, // 78: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	58, // [58:79] is the sub-list for method output_type
-	37, // [37:58] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	8,  // 2: catena.v1.ChunkInfo.capability:type_name -> catena.v1.Capability
+	5,  // 3: catena.v1.MkdirResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 4: catena.v1.CreateResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 5: catena.v1.LookupResponse.info:type_name -> catena.v1.FileInfo
+	7,  // 6: catena.v1.LookupResponse.chunks:type_name -> catena.v1.ChunkInfo
+	5,  // 7: catena.v1.ListResponse.entries:type_name -> catena.v1.FileInfo
+	2,  // 8: catena.v1.SetSizeRequest.mode:type_name -> catena.v1.SetSizeMode
+	5,  // 9: catena.v1.SetSizeResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 10: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
+	7,  // 11: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
+	7,  // 12: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
+	62, // 13: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	10, // 14: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
+	31, // 15: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
+	6,  // 16: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
+	45, // 17: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	34, // 18: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
+	10, // 19: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
+	3,  // 20: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
+	63, // 21: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	41, // 22: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
+	38, // 23: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	39, // 24: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	40, // 25: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 26: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
+	6,  // 27: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 28: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 29: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	50, // 30: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	50, // 31: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	4,  // 32: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	53, // 33: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 34: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 35: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 36: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 37: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 38: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	59, // 39: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	60, // 40: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	53, // 41: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 42: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 43: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 44: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 45: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 46: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 47: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 48: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	25, // 49: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	27, // 50: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	29, // 51: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	32, // 52: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	37, // 53: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	35, // 54: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	52, // 55: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	55, // 56: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	57, // 57: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	61, // 58: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	45, // 59: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	47, // 60: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	49, // 61: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	43, // 62: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	12, // 63: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 64: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 65: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 66: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 67: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 68: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 69: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	26, // 70: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	28, // 71: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	30, // 72: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	33, // 73: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	42, // 74: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	36, // 75: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	54, // 76: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	56, // 77: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	58, // 78: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	61, // 79: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	46, // 80: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	48, // 81: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	51, // 82: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	44, // 83: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	63, // [63:84] is the sub-list for method output_type
+	42, // [42:63] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -4551,7 +4846,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[53].OneofWrappers = []any{
+	file_catena_proto_msgTypes[56].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -4561,7 +4856,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   56,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/clock"
 )
 
@@ -133,7 +134,8 @@ type ChunkInfo struct {
 	Epoch  uint64
 	Chain  []Server // head first
 
-	size int64 // the chunk's size, as the master gave it (0: not given)
+	size int64           // the chunk's size, as the master gave it (0: not given)
+	cap  *api.Capability // the master's grant, shown with every Read and Write
 }
 
 // MasterStatus, ChunkserverStatus and Status describe the cluster.

@@ -113,7 +113,7 @@ func classifyChunk(err error, attemptExpired bool) chunkAction {
 	}
 	switch rpcerr.Code(err) {
 	case api.ErrorCode_STALE_EPOCH, api.ErrorCode_NOT_HEAD, api.ErrorCode_NOT_TAIL,
-		api.ErrorCode_NOT_FOUND, api.ErrorCode_UNAVAILABLE:
+		api.ErrorCode_NOT_FOUND, api.ErrorCode_UNAVAILABLE, api.ErrorCode_CAPABILITY_EXPIRED:
 		return chunkRefresh
 	case api.ErrorCode_CORRUPT:
 		return chunkCorrupt

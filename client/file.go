@@ -306,7 +306,7 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			var resp *api.ReadResponse
 			tail := ci.Chain[len(ci.Chain)-1]
 			resp, expired, err = callChunk(ctx, f.c, tail.Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.ReadResponse, error) {
-				return cs.Read(ctx, &api.ReadRequest{Handle: ci.Handle, Epoch: ci.Epoch, Offset: pc.chunkOff, Length: int64(pc.n)})
+				return cs.Read(ctx, &api.ReadRequest{Handle: ci.Handle, Epoch: ci.Epoch, Offset: pc.chunkOff, Length: int64(pc.n), Capability: ci.cap})
 			})
 			if err == nil && resp.GetNoReplica() {
 				// The tail never held a replica: if the master still names
@@ -374,7 +374,7 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 		err = errEmptyChain
 		expired := false
 		if len(ci.Chain) > 0 {
-			req.Handle, req.Epoch, req.Create = ci.Handle, ci.Epoch, replicaSpec(ci)
+			req.Handle, req.Epoch, req.Create, req.Capability = ci.Handle, ci.Epoch, replicaSpec(ci), ci.cap
 			_, expired, err = callChunk(ctx, f.c, ci.Chain[0].Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.WriteResponse, error) {
 				return cs.Write(ctx, req)
 			})

@@ -53,15 +53,18 @@ const (
 	RoleChunkserver Role = "chunkserver"
 	RoleClient      Role = "client"
 	RoleAdmin       Role = "admin"
+	// RoleReader is a client that may only read: the master refuses it
+	// every change and grants it read-only capabilities.
+	RoleReader Role = "reader"
 )
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleMaster, RoleChunkserver, RoleClient, RoleAdmin:
+	case RoleMaster, RoleChunkserver, RoleClient, RoleAdmin, RoleReader:
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q (want master, chunkserver, client or admin)", s)
+	return "", fmt.Errorf("unknown role %q (want master, chunkserver, client, reader or admin)", s)
 }
 
 // Files of a TLS directory.

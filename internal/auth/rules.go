@@ -12,6 +12,7 @@ import (
 
 var (
 	users   = []Role{RoleClient, RoleAdmin}
+	readers = []Role{RoleClient, RoleAdmin, RoleReader}
 	admins  = []Role{RoleAdmin}
 	masters = []Role{RoleMaster}
 	servers = []Role{RoleChunkserver}
@@ -20,17 +21,17 @@ var (
 // Rules maps every RPC of Catena's services to the roles that may call it.
 // A method missing from it is refused to everyone.
 var Rules = map[string][]Role{
-	// Clients: the namespace, volumes, status.
+	// Clients: the namespace, volumes, status; readers only look.
 	api.Master_Mkdir_FullMethodName:         users,
 	api.Master_Create_FullMethodName:        users,
-	api.Master_Lookup_FullMethodName:        users,
-	api.Master_List_FullMethodName:          users,
+	api.Master_Lookup_FullMethodName:        readers,
+	api.Master_List_FullMethodName:          readers,
 	api.Master_Rename_FullMethodName:        users,
 	api.Master_Remove_FullMethodName:        users,
 	api.Master_SetSize_FullMethodName:       users,
-	api.Master_GetChunks_FullMethodName:     users,
+	api.Master_GetChunks_FullMethodName:     readers,
 	api.Master_AllocateChunk_FullMethodName: users,
-	api.Master_Status_FullMethodName:        users,
+	api.Master_Status_FullMethodName:        readers,
 	// Chunkservers report to the master.
 	api.Master_Register_FullMethodName:      servers,
 	api.Master_Heartbeat_FullMethodName:     servers,
@@ -39,13 +40,13 @@ var Rules = map[string][]Role{
 	// The master group: only admins change it; masters join it.
 	api.Admin_AddMaster_FullMethodName:      admins,
 	api.Admin_RemoveMaster_FullMethodName:   admins,
-	api.Admin_ListMasters_FullMethodName:    users,
+	api.Admin_ListMasters_FullMethodName:    readers,
 	api.Admin_RegisterMaster_FullMethodName: masters,
 
 	// Data: clients read and write; the master configures replicas;
 	// chunkservers replicate between them.
 	api.Chunkserver_Write_FullMethodName:         users,
-	api.Chunkserver_Read_FullMethodName:          users,
+	api.Chunkserver_Read_FullMethodName:          readers,
 	api.Chunkserver_CreateReplica_FullMethodName: masters,
 	api.Chunkserver_Reconfigure_FullMethodName:   masters,
 	api.Chunkserver_Replicate_FullMethodName:     masters,
@@ -53,10 +54,10 @@ var Rules = map[string][]Role{
 	api.Chunkserver_Chain_FullMethodName:         servers,
 	api.Chunkserver_Fetch_FullMethodName:         servers,
 
-	api.FS_LookupChild_FullMethodName: users,
-	api.FS_Getattr_FullMethodName:     users,
+	api.FS_LookupChild_FullMethodName: readers,
+	api.FS_Getattr_FullMethodName:     readers,
 	api.FS_Setattr_FullMethodName:     users,
-	api.FS_Readdir_FullMethodName:     users,
+	api.FS_Readdir_FullMethodName:     readers,
 	api.FS_Create_FullMethodName:      users,
 	api.FS_Mkdir_FullMethodName:       users,
 	api.FS_Symlink_FullMethodName:     users,
@@ -64,21 +65,21 @@ var Rules = map[string][]Role{
 	api.FS_Unlink_FullMethodName:      users,
 	api.FS_Rmdir_FullMethodName:       users,
 	api.FS_Rename_FullMethodName:      users,
-	api.FS_Readlink_FullMethodName:    users,
-	api.FS_GetXattr_FullMethodName:    users,
-	api.FS_ListXattr_FullMethodName:   users,
+	api.FS_Readlink_FullMethodName:    readers,
+	api.FS_GetXattr_FullMethodName:    readers,
+	api.FS_ListXattr_FullMethodName:   readers,
 	api.FS_SetXattr_FullMethodName:    users,
 	api.FS_RemoveXattr_FullMethodName: users,
-	api.FS_Statfs_FullMethodName:      users,
+	api.FS_Statfs_FullMethodName:      readers,
 	api.FS_Mknod_FullMethodName:       users,
-	api.FS_RenewMount_FullMethodName:  users,
-	api.FS_EndMount_FullMethodName:    users,
-	api.FS_Hold_FullMethodName:        users,
-	api.FS_Unhold_FullMethodName:      users,
+	api.FS_RenewMount_FullMethodName:  readers,
+	api.FS_EndMount_FullMethodName:    readers,
+	api.FS_Hold_FullMethodName:        readers,
+	api.FS_Unhold_FullMethodName:      readers,
 
 	api.Volumes_CreateVolume_FullMethodName: users,
-	api.Volumes_ListVolumes_FullMethodName:  users,
-	api.Volumes_GetVolume_FullMethodName:    users,
+	api.Volumes_ListVolumes_FullMethodName:  readers,
+	api.Volumes_GetVolume_FullMethodName:    readers,
 	api.Volumes_RemoveVolume_FullMethodName: users,
 	api.Volumes_ResizeVolume_FullMethodName: users,
 }

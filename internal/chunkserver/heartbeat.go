@@ -106,6 +106,7 @@ func (s *Server) heartbeatLoop() {
 			err := ms.call(s.ctx, timeout, func(ctx context.Context, c api.MasterClient) error {
 				resp, err := c.Register(ctx, s.registerRequest())
 				if err == nil {
+					s.caps.Set(resp.GetCapabilityKeys())
 					s.setCreateFloor(resp.GetNextHandle())
 					paged := 0
 					if resp.GetPagedReports() {
@@ -148,6 +149,7 @@ func (s *Server) heartbeatLoop() {
 				registered = !resp.GetReregister()
 				// Fences and missed configs first: the new lease must
 				// never cover a replica the master considers stale.
+				s.caps.Set(resp.GetCapabilityKeys())
 				s.applyHeartbeat(resp)
 				s.renewLease(sent, time.Duration(resp.GetLeaseMillis())*time.Millisecond)
 				if resp.GetFullReport() && registered && !rep.full {

@@ -14,8 +14,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -84,7 +86,7 @@ func (m *fakeMaster) Register(ctx context.Context, req *api.RegisterRequest) (*a
 	}
 	m.servers[req.GetServerId()] = req
 	delete(m.reregister, req.GetServerId())
-	return &api.RegisterResponse{NextHandle: m.nextHandle, PagedReports: m.paged}, nil
+	return &api.RegisterResponse{NextHandle: m.nextHandle, PagedReports: m.paged, CapabilityKeys: testCapKeys()}, nil
 }
 
 func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
@@ -118,7 +120,8 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 		m.fullCount[id] = len(m.pages[id])
 		delete(m.pages, id)
 	}
-	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id]}
+	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id],
+		CapabilityKeys: testCapKeys()}
 	if !m.noLease[id] {
 		resp.LeaseMillis = 1000
 	}
@@ -190,10 +193,60 @@ func startServerFS(t testing.TB, fs chunkstore.FS, dir string, masters ...string
 	return s
 }
 
+// testCapKey is the fake master's capability key.
+var testCapKey = auth.CapabilityKey{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)}
+
+func testCapKeys() []*api.CapabilityKey {
+	return []*api.CapabilityKey{{Id: testCapKey.ID, Secret: testCapKey.Secret}}
+}
+
+// testCapability is what the master would grant for (handle, epoch):
+// read and write for ten minutes; with spec, its chunk size and chain.
+func testCapability(handle, epoch uint64, spec *api.ReplicaSpec) *api.Capability {
+	body := &api.CapabilityBody{Handle: handle, Epoch: epoch, Rights: uint32(auth.RightRead | auth.RightWrite),
+		ExpiresUnixMilli: time.Now().Add(10 * time.Minute).UnixMilli(), ChunkSize: spec.GetChunkSize()}
+	for _, ref := range spec.GetChain() {
+		body.Chain = append(body.Chain, ref.GetId())
+	}
+	return auth.Sign(testCapKey, body)
+}
+
+// withCapabilities gives every Read and Write without a capability the
+// one the master would grant, as a client holds it.
+func withCapabilities(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	switch r := req.(type) {
+	case *api.WriteRequest:
+		if r.Capability == nil {
+			r = proto.Clone(r).(*api.WriteRequest)
+			r.Capability = testCapability(r.Handle, r.Epoch, r.Create)
+			req = r
+		}
+	case *api.ReadRequest:
+		if r.Capability == nil {
+			r = proto.Clone(r).(*api.ReadRequest)
+			r.Capability = testCapability(r.Handle, r.Epoch, nil)
+			req = r
+		}
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// dialServer dials a chunkserver as a client would (withCapabilities);
+// dialRaw sends requests as they are.
 func dialServer(t testing.TB, addr string) api.ChunkserverClient {
 	t.Helper()
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
+	return dial(t, addr, grpc.WithUnaryInterceptor(withCapabilities))
+}
+
+func dialRaw(t testing.TB, addr string) api.ChunkserverClient {
+	t.Helper()
+	return dial(t, addr)
+}
+
+func dial(t testing.TB, addr string, opts ...grpc.DialOption) api.ChunkserverClient {
+	t.Helper()
+	c, err := grpc.NewClient(addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,6 +113,7 @@ type Server struct {
 	store    *chunkstore.Store
 	grpc     *grpc.Server
 	peers    *peers
+	caps     auth.Keyring // capability keys from the master
 
 	ctx    context.Context
 	cancel context.CancelFunc

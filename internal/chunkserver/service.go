@@ -47,6 +47,13 @@ func ctxError(ctx context.Context) error {
 // durable on every member. A head that holds no replica yet creates it
 // from the write's ReplicaSpec (a new chunk's first write; create.go).
 func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
+	body, err := v.s.caps.Check(req.GetCapability(), req.GetHandle(), req.GetEpoch(), auth.RightWrite, v.s.clk.Now())
+	if err != nil {
+		return nil, err
+	}
+	if sp := req.GetCreate(); sp != nil && !specAgrees(sp, body) {
+		return nil, rpcerr.New(api.ErrorCode_PERMISSION_DENIED, "chunk %d: the replica spec differs from the capability's chunk", req.GetHandle())
+	}
 	if n := int64(len(req.GetData())); n > 0 {
 		if err := v.s.reserveWrite(ctx, n); err != nil {
 			return nil, err
@@ -121,6 +128,20 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 	}
 }
 
+// specAgrees reports whether a write's replica spec is the chunk its
+// capability was signed for: the same size and chain.
+func specAgrees(sp *api.ReplicaSpec, body *api.CapabilityBody) bool {
+	if sp.GetChunkSize() != body.GetChunkSize() || len(sp.GetChain()) != len(body.GetChain()) {
+		return false
+	}
+	for i, ref := range sp.GetChain() {
+		if ref.GetId() != body.GetChain()[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // chainErrorLocked translates a node's refusal for the client.
 func (r *replica) chainErrorLocked(err error) error {
 	switch {
@@ -168,6 +189,9 @@ func (s *Server) reserveWrite(ctx context.Context, n int64) error {
 // read's epoch, nothing was ever written to the chunk, which the client
 // confirms with the master.
 func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
+	if _, err := v.s.caps.Check(req.GetCapability(), req.GetHandle(), req.GetEpoch(), auth.RightRead, v.s.clk.Now()); err != nil {
+		return nil, err
+	}
 	h := chunkstore.Handle(req.GetHandle())
 	r := v.s.acquire(h)
 	if r == nil {

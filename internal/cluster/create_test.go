@@ -148,6 +148,7 @@ func TestOrphanFromStaleWriteCollected(t *testing.T) {
 	if _, err := api.NewChunkserverClient(conn).Write(ctx, &api.WriteRequest{
 		Handle: ci.GetHandle(), Epoch: ci.GetEpoch(), Kind: api.UpdateKind_WRITE, Data: []byte("stale"),
 		ClientId: 77, RequestId: 1, Create: &api.ReplicaSpec{ChunkSize: ci.GetChunkSize(), Chain: ci.GetChain()},
+		Capability: ci.GetCapability(),
 	}); err != nil {
 		t.Fatalf("stale write: %v", err)
 	}

@@ -173,8 +173,9 @@ func fileInfo(fi meta.FileInfo) *api.FileInfo {
 	}
 }
 
-// chunkInfo resolves chain server ids to addresses; st must be read-locked.
-func chunkInfo(st *meta.State, r meta.ChunkRef) *api.ChunkInfo {
+// chunkInfo resolves chain server ids to addresses and signs the
+// capability g grants; st must be read-locked.
+func chunkInfo(st *meta.State, r meta.ChunkRef, g grant) *api.ChunkInfo {
 	ci := &api.ChunkInfo{Index: r.Index, Handle: r.Handle, Epoch: r.Epoch}
 	if ch, ok := st.Chunk(r.Handle); ok {
 		ci.ChunkSize = ch.ChunkSize
@@ -183,6 +184,7 @@ func chunkInfo(st *meta.State, r meta.ChunkRef) *api.ChunkInfo {
 		sv, _ := st.Server(id)
 		ci.Chain = append(ci.Chain, &api.ServerRef{Id: id, Addr: sv.Addr})
 	}
+	g.sign(ci)
 	return ci
 }
 
@@ -249,8 +251,9 @@ func (s *server) Lookup(ctx context.Context, req *api.LookupRequest) (*api.Looku
 			if _, refs, err = st.FileChunks(fi.Inode, 0, 0); err != nil {
 				return
 			}
+			g := s.grantFor(ctx, st)
 			for _, r := range refs {
-				resp.Chunks = append(resp.Chunks, chunkInfo(st, r))
+				resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
 			}
 		}
 	})
@@ -352,8 +355,9 @@ func (s *server) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api
 			return
 		}
 		resp.Info = fileInfo(fi)
+		g := s.grantFor(ctx, st)
 		for _, r := range refs {
-			resp.Chunks = append(resp.Chunks, chunkInfo(st, r))
+			resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
 		}
 	})
 	if err != nil {
@@ -424,7 +428,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 	// chunk size and chain, and every member creates its replica from it
 	// (internal/chunkserver's doc.go, "Creation").
 	var ci *api.ChunkInfo
-	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref) })
+	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref, s.grantFor(ctx, st)) })
 	return &api.AllocateChunkResponse{Chunk: ci}, nil
 }
 
@@ -451,9 +455,9 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0, 0)
 	// Read after the server opened its store (it registers after): every
 	// chunk at or above it is one the server never held before.
-	var next uint64
-	s.m.fsm.view(func(st *meta.State) { next = st.NextHandle() })
-	return &api.RegisterResponse{NextHandle: next, PagedReports: true}, nil
+	resp := &api.RegisterResponse{PagedReports: true}
+	s.m.fsm.view(func(st *meta.State) { resp.NextHandle, resp.CapabilityKeys = st.NextHandle(), capabilityKeys(st) })
+	return resp, nil
 }
 
 func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
@@ -541,6 +545,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 		for _, sv := range st.Servers() {
 			resp.Servers = append(resp.Servers, &api.ServerRef{Id: sv.ID, Addr: sv.Addr, CertName: sv.CertName})
 		}
+		resp.CapabilityKeys = capabilityKeys(st)
 	})
 	if !ok || (req.Addr != "" && req.Addr != known.Addr) {
 		// Unknown (or moved) servers get no liveness until they register,

@@ -238,6 +238,9 @@ func (m *Master) watchLeadership() {
 			if m.raft.State() != raft.Leader {
 				continue
 			}
+			if err := m.ensureCapabilityKey(context.Background()); err != nil {
+				m.log.Warn("master: capability key", "err", err) // the repair loop retries
+			}
 			m.soft.reset(m.cfg.Clock.Now())
 			m.startRepairLoop()
 			m.ready.Store(true)

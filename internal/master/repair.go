@@ -71,6 +71,9 @@ func (m *Master) kickRepair() {
 
 // repairTick is one round of the repair loop.
 func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
+	if err := m.ensureCapabilityKey(ctx); err != nil {
+		m.log.Warn("master: capability key", "err", err)
+	}
 	now := m.cfg.Clock.Now()
 	var chunks []meta.Chunk
 	var servers []meta.Server

@@ -460,13 +460,23 @@ func checkMounts(s *State, p *problems) {
 	}
 }
 
-// checkRequests: the master address book has ids and addresses, and each
+// checkRequests: the master address book has ids and addresses, at most
+// MaxCapabilityKeys capability keys of the right size in ascending order,
+// and each
 // client session keeps at most MaxSessionResults results, in ascending
 // request order above its floor.
 func checkRequests(s *State, p *problems) {
 	for id := range keys(p, s.ha.masters) {
 		if id == "" || s.ha.masters[id] == "" {
 			p.addf("master %q: empty id or address", id)
+		}
+	}
+	if len(s.ha.capKeys) > MaxCapabilityKeys {
+		p.addf("%d capability keys, more than %d", len(s.ha.capKeys), MaxCapabilityKeys)
+	}
+	for i, k := range s.ha.capKeys {
+		if len(k.Secret) != CapabilityKeySize || (i > 0 && k.ID <= s.ha.capKeys[i-1].ID) {
+			p.addf("capability key %d: %d bytes or out of order", k.ID, len(k.Secret))
 		}
 	}
 	for c := range keys(p, s.ha.sessions) {

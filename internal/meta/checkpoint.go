@@ -42,7 +42,7 @@ type checkpoint struct {
 func (s *State) Checkpoint() ([]byte, error) {
 	snap := checkpoint{V: checkpointVersion, NextInode: s.nextInode, NextHandle: s.nextHandle,
 		Chunks: s.Chunks(), Servers: s.Servers(), Volumes: s.volumes, Mounts: s.ckptMounts()}
-	if ha := s.ckptHA(); ha.Masters != nil || ha.Sessions != nil {
+	if ha := s.ckptHA(); ha.Masters != nil || ha.Sessions != nil || ha.CapKeys != nil {
 		snap.HA = &ha
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {

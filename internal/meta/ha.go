@@ -46,8 +46,33 @@ type SetMaster struct {
 	Addr string
 }
 
-func (Request) commandType() string   { return "request" }
-func (SetMaster) commandType() string { return "setmaster" }
+// AddCapabilityKey adds a key the master signs chunk capabilities with
+// (internal/auth): ID above every kept key's, Secret CapabilityKeySize
+// random bytes chosen by the leader, Time the leader's clock. The newest
+// MaxCapabilityKeys are kept, so capabilities signed with the one before
+// stay valid through a rotation.
+type AddCapabilityKey struct {
+	ID     uint64
+	Secret []byte
+	Time   int64
+}
+
+// CapabilityKey is a kept capability key.
+type CapabilityKey struct {
+	ID     uint64
+	Secret []byte
+	Time   int64 // when it was added, by the leader's clock
+}
+
+// Capability key bounds.
+const (
+	CapabilityKeySize = 32
+	MaxCapabilityKeys = 2
+)
+
+func (Request) commandType() string          { return "request" }
+func (SetMaster) commandType() string        { return "setmaster" }
+func (AddCapabilityKey) commandType() string { return "addcapkey" }
 
 // MarshalJSON nests the inner command's envelope.
 func (r Request) MarshalJSON() ([]byte, error) {
@@ -69,6 +94,9 @@ func decodeHA(typ string, raw json.RawMessage) (Command, bool, error) {
 	switch typ {
 	case "setmaster":
 		c, err := decodeAs[SetMaster](raw)
+		return c, true, err
+	case "addcapkey":
+		c, err := decodeAs[AddCapabilityKey](raw)
 		return c, true, err
 	case "request":
 		w, err := decodeWire(raw)
@@ -97,6 +125,7 @@ func decodeWire(raw json.RawMessage) (requestWire, error) {
 type haState struct {
 	masters  map[string]string // master id -> gRPC address
 	sessions map[uint64]*session
+	capKeys  []CapabilityKey // ascending ID, at most MaxCapabilityKeys
 }
 
 // session is one client's recent results, Seq ascending.
@@ -182,8 +211,29 @@ func (s *State) applyHA(c Command) (Result, bool) {
 		return Result{}, true
 	case Request:
 		return s.applyRequest(c), true
+	case AddCapabilityKey:
+		if len(c.Secret) != CapabilityKeySize {
+			return fail(errorf(ErrInvalid, "capability key of %d bytes, want %d", len(c.Secret), CapabilityKeySize)), true
+		}
+		if n := len(s.ha.capKeys); n > 0 && c.ID <= s.ha.capKeys[n-1].ID {
+			return fail(errorf(ErrExists, "capability key %d: not above key %d", c.ID, s.ha.capKeys[n-1].ID)), true
+		}
+		s.ha.capKeys = append(s.ha.capKeys, CapabilityKey{ID: c.ID, Secret: slices.Clone(c.Secret), Time: c.Time})
+		if n := len(s.ha.capKeys) - MaxCapabilityKeys; n > 0 {
+			s.ha.capKeys = slices.Delete(s.ha.capKeys, 0, n)
+		}
+		return Result{}, true
 	}
 	return Result{}, false
+}
+
+// CapabilityKeys returns the kept capability keys, oldest first (a copy).
+func (s *State) CapabilityKeys() []CapabilityKey {
+	out := slices.Clone(s.ha.capKeys)
+	for i := range out {
+		out[i].Secret = slices.Clone(out[i].Secret)
+	}
+	return out
 }
 
 func (s *State) applyRequest(c Request) Result {
@@ -252,6 +302,7 @@ func (s *State) Sessions() int { return len(s.ha.sessions) }
 type ckptHA struct {
 	Masters  map[string]string `json:",omitempty"`
 	Sessions []ckptSession     `json:",omitempty"`
+	CapKeys  []CapabilityKey   `json:",omitempty"`
 }
 
 type ckptSession struct {
@@ -266,6 +317,7 @@ func (s *State) ckptHA() ckptHA {
 	if len(s.ha.masters) > 0 {
 		out.Masters = s.ha.masters
 	}
+	out.CapKeys = s.ha.capKeys
 	for _, id := range slices.Sorted(maps.Keys(s.ha.sessions)) {
 		ss := s.ha.sessions[id]
 		out.Sessions = append(out.Sessions, ckptSession{Client: id, Last: ss.last, Floor: ss.floor, Results: ss.results})
@@ -276,7 +328,7 @@ func (s *State) ckptHA() ckptHA {
 // restoreHA rebuilds the HA part of a checkpoint; Check judges it
 // (checkRequests).
 func restoreHA(sn ckptHA) (haState, error) {
-	h := haState{masters: maps.Clone(sn.Masters)}
+	h := haState{masters: maps.Clone(sn.Masters), capKeys: slices.Clone(sn.CapKeys)}
 	for _, ss := range sn.Sessions {
 		if h.sessions[ss.Client] != nil {
 			return h, fmt.Errorf("client session %x twice", ss.Client)

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -90,4 +91,47 @@ func mustSnap(t *testing.T, s *State) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestCapabilityKeys(t *testing.T) {
+	s := New()
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, CapabilityKeySize) }
+	for _, c := range []struct {
+		cmd  AddCapabilityKey
+		want error
+	}{
+		{AddCapabilityKey{ID: 1, Secret: key(1), Time: 10}, nil},
+		{AddCapabilityKey{ID: 2, Secret: key(2)[:16], Time: 11}, ErrInvalid},
+		{AddCapabilityKey{ID: 1, Secret: key(2), Time: 11}, ErrExists},
+		{AddCapabilityKey{ID: 2, Secret: key(2), Time: 12}, nil},
+		{AddCapabilityKey{ID: 5, Secret: key(5), Time: 13}, nil},
+	} {
+		r := mustDecodeApply(t, s, c.cmd)
+		if !errors.Is(r.Err, c.want) || (c.want == nil) != (r.Err == nil) {
+			t.Fatalf("%+v: %v, want %v", c.cmd, r.Err, c.want)
+		}
+	}
+	got := s.CapabilityKeys()
+	if len(got) != MaxCapabilityKeys || got[0].ID != 2 || got[1].ID != 5 || !bytes.Equal(got[1].Secret, key(5)) || got[1].Time != 13 {
+		t.Fatalf("keys %+v, want 2 and 5", got)
+	}
+	got[1].Secret[0] = 9 // a copy
+	if s.CapabilityKeys()[1].Secret[0] != 5 {
+		t.Fatal("CapabilityKeys shares its secrets with the state")
+	}
+	checkRoundTrip(t, s)
+}
+
+// mustDecodeApply applies c after an encode and decode, as Raft does.
+func mustDecodeApply(t *testing.T, s *State, c Command) Result {
+	t.Helper()
+	b, err := Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Apply(d)
 }
