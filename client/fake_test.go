@@ -331,6 +331,13 @@ func (m *fakeMaster) isLazy() bool {
 
 // reconfigure installs a new chain with epoch+1 for the chunk at (path,
 // index), as the master does after a failure, and returns it.
+// setCapability makes the master hand out c with chunk index of p.
+func (m *fakeMaster) setCapability(p string, index int64, c *api.Capability) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nodes[p].chunks[index].Capability = c
+}
+
 func (m *fakeMaster) reconfigure(t *testing.T, p string, index int64, chain []*fakeCS) *api.ChunkInfo {
 	t.Helper()
 	m.mu.Lock()
@@ -390,6 +397,18 @@ type fakeCS struct {
 	// returned, and after==true runs it after the write was applied (a lost
 	// ack).
 	hook func(method string, handle uint64) (err error, after bool)
+	// capCheck, when set, judges the capability of every Write and Read.
+	capCheck func(c *api.Capability) error
+}
+
+func (s *fakeCS) checkCap(c *api.Capability) error {
+	s.mu.Lock()
+	check := s.capCheck
+	s.mu.Unlock()
+	if check == nil {
+		return nil
+	}
+	return check(c)
 }
 
 func (s *fakeCS) createReplica(handle, epoch uint64) {
@@ -462,6 +481,9 @@ func (s *fakeCS) Write(ctx context.Context, w *api.WriteRequest) (*api.WriteResp
 	s.mu.Lock()
 	s.writes = append(s.writes, proto.Clone(w).(*api.WriteRequest))
 	s.mu.Unlock()
+	if err := s.checkCap(w.Capability); err != nil {
+		return nil, err
+	}
 	err, after := s.runHook("Write", w.Handle)
 	if err != nil && !after {
 		return nil, err
@@ -497,6 +519,9 @@ func (s *fakeCS) Read(ctx context.Context, r *api.ReadRequest) (*api.ReadRespons
 	s.mu.Lock()
 	s.reads++
 	s.mu.Unlock()
+	if err := s.checkCap(r.Capability); err != nil {
+		return nil, err
+	}
 	if err, _ := s.runHook("Read", r.Handle); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,6 +234,70 @@ func TestStaleEpochRefresh(t *testing.T) {
 	}
 	if _, err := f.WriteAt([]byte("d"), 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCapabilityRefresh: the client shows every chunkserver the
+// capability the master gave it with the chunk, and on CAPABILITY_EXPIRED
+// gets the chunk again and retries with the new one, unseen by the caller;
+// PERMISSION_DENIED is returned as ErrPermission.
+func TestCapabilityRefresh(t *testing.T) {
+	fc, c := setup(t)
+	f := createFile(t, c, "/cap")
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	current := []byte("cap 1")
+	fc.m.setCapability("/cap", 0, &api.Capability{Body: current})
+	var mu sync.Mutex
+	check := func(cap *api.Capability) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case cap == nil:
+			return rpcerr.New(api.ErrorCode_PERMISSION_DENIED, "no capability")
+		case string(cap.Body) == "denied":
+			return rpcerr.New(api.ErrorCode_PERMISSION_DENIED, "read only")
+		case !bytes.Equal(cap.Body, current):
+			return rpcerr.New(api.ErrorCode_CAPABILITY_EXPIRED, "expired")
+		}
+		return nil
+	}
+	for _, cs := range fc.css {
+		cs.mu.Lock()
+		cs.capCheck = check
+		cs.mu.Unlock()
+	}
+	// The cached chunk predates the capability: get it again.
+	if err := f.refresh(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 3)
+	if _, err := f.ReadAt(got, 0); err != nil || string(got) != "abc" {
+		t.Fatalf("read with the capability: %q %v", got, err)
+	}
+	// The master's capability expires and a new one is handed out.
+	mu.Lock()
+	current = []byte("cap 2")
+	mu.Unlock()
+	fc.m.setCapability("/cap", 0, &api.Capability{Body: []byte("cap 2")})
+	if _, err := f.ReadAt(got, 0); err != nil || string(got) != "abc" {
+		t.Fatalf("read after the capability expired: %q %v", got, err)
+	}
+	mu.Lock()
+	current = []byte("cap 3")
+	mu.Unlock()
+	fc.m.setCapability("/cap", 0, &api.Capability{Body: []byte("cap 3")})
+	if _, err := f.WriteAt([]byte("d"), 3); err != nil {
+		t.Fatalf("write after the capability expired: %v", err)
+	}
+	fc.m.setCapability("/cap", 0, &api.Capability{Body: []byte("denied")})
+	if err := f.refresh(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("e"), 4); !errors.Is(err, ErrPermission) {
+		t.Fatalf("write with a denied capability: %v, want ErrPermission", err)
 	}
 }
 

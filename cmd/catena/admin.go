@@ -119,7 +119,7 @@ func newCertCmd() *cobra.Command {
 	var caDir, role, out string
 	var hosts []string
 	issue := &cobra.Command{
-		Use:   "issue NAME --ca DIR --role master|chunkserver|client|admin --out DIR",
+		Use:   "issue NAME --ca DIR --role master|chunkserver|client|reader|admin --out DIR",
 		Short: "Issue a certificate signed by the cluster CA: a TLS directory for --tls-dir",
 		Example: "  catena admin cert issue cs1 --ca /etc/catena/ca --role chunkserver --out /etc/catena/tls --host 10.0.0.5\n" +
 			"  catena admin cert issue alice --ca /etc/catena/ca --role client --out ~/.catena/tls",
@@ -140,7 +140,7 @@ func newCertCmd() *cobra.Command {
 		},
 	}
 	issue.Flags().StringVar(&caDir, "ca", "", "the CA's directory (catena admin ca init)")
-	issue.Flags().StringVar(&role, "role", "", "what the holder may do: master, chunkserver, client or admin")
+	issue.Flags().StringVar(&role, "role", "", "what the holder may do: master, chunkserver, client, reader (reads only) or admin")
 	issue.Flags().StringVar(&out, "out", "", "directory to write ca.crt, tls.crt and tls.key to")
 	issue.Flags().StringArrayVar(&hosts, "host", nil, "a host name or address to put in the certificate (repeatable)")
 	cert := &cobra.Command{Use: "cert", Short: "Certificates of the cluster CA"}

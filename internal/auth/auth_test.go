@@ -194,6 +194,21 @@ func TestRulesCoverEveryMethod(t *testing.T) {
 	if Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleClient) || !Allowed(api.Chunkserver_Reconfigure_FullMethodName, RoleMaster) {
 		t.Fatal("Reconfigure: masters only")
 	}
+	// A reader looks and reads; it changes nothing.
+	for _, m := range []string{api.Master_Lookup_FullMethodName, api.Master_GetChunks_FullMethodName,
+		api.Chunkserver_Read_FullMethodName, api.FS_Readdir_FullMethodName, api.Volumes_GetVolume_FullMethodName} {
+		if !Allowed(m, RoleReader) {
+			t.Errorf("a reader may not call %s", m)
+		}
+	}
+	for _, m := range []string{api.Master_Create_FullMethodName, api.Master_AllocateChunk_FullMethodName,
+		api.Master_SetSize_FullMethodName, api.Master_Remove_FullMethodName, api.Chunkserver_Write_FullMethodName,
+		api.FS_Setattr_FullMethodName, api.FS_Create_FullMethodName, api.FS_SetXattr_FullMethodName,
+		api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Admin_AddMaster_FullMethodName} {
+		if Allowed(m, RoleReader) {
+			t.Errorf("a reader may call %s", m)
+		}
+	}
 }
 
 // TestRotation: a certificate written into the TLS directory of a running

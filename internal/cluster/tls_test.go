@@ -21,6 +21,16 @@ import (
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
+// fileInode is the inode of the file at p.
+func fileInode(t *testing.T, cl *client.Client, p string) uint64 {
+	t.Helper()
+	fi, err := cl.Stat(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Inode
+}
+
 // TestTLSCluster: a cluster run with mutual TLS serves its clients; a
 // caller without a certificate of the cluster CA gets nothing, and one
 // whose certificate's role does not allow a call is refused it
@@ -158,6 +168,71 @@ func TestTLSCluster(t *testing.T) {
 			return err
 		}
 		_, err = st.Recv()
+		return err
+	}))
+
+	// A client certificate, at a chunkserver: no Read or Write without the
+	// master's capability for that very chunk (handles count up from 1).
+	head := before[0].Chain[0]
+	csHead := api.NewChunkserverClient(conn(head.Addr, clientDir, auth.RoleChunkserver))
+	csTail := api.NewChunkserverClient(conn(before[0].Chain[len(before[0].Chain)-1].Addr, clientDir, auth.RoleChunkserver))
+	denied("client: Read without a capability", call("", func(ctx context.Context) error {
+		_, err := csTail.Read(ctx, &api.ReadRequest{Handle: h, Epoch: epoch, Length: 4096})
+		return err
+	}))
+	denied("client: Write without a capability", call("", func(ctx context.Context) error {
+		_, err := csHead.Write(ctx, &api.WriteRequest{Handle: h, Epoch: epoch, Data: []byte("EVIL"), ClientId: 666, RequestId: 1})
+		return err
+	}))
+	other, err := cl.Create(ctx, "/g", client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.WriteAt([]byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: fileInode(t, cl, "/g")})
+	if err != nil || len(gc.Chunks) != 1 || gc.Chunks[0].Handle == h {
+		t.Fatalf("client: GetChunks: %v, %v", gc, err)
+	}
+	denied("client: Read of one chunk with another's capability", call("", func(ctx context.Context) error {
+		_, err := csTail.Read(ctx, &api.ReadRequest{Handle: h, Epoch: epoch, Length: 4096, Capability: gc.Chunks[0].Capability})
+		return err
+	}))
+
+	// A reader certificate: reads, and changes nothing.
+	readerDir := issue(ca, auth.RoleReader, "rita-reader")
+	mr := api.NewMasterClient(conn(c.MasterAddr(), readerDir, auth.RoleMaster))
+	denied("reader: Create", call("", func(ctx context.Context) error {
+		_, err := mr.Create(ctx, &api.CreateRequest{Path: "/by-reader"})
+		return err
+	}))
+	denied("reader: AllocateChunk", call("", func(ctx context.Context) error {
+		_, err := mr.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: fileInode(t, cl, "/f"), Index: 9})
+		return err
+	}))
+	rc, err := mr.GetChunks(ctx, &api.GetChunksRequest{Inode: fileInode(t, cl, "/f")})
+	if err != nil || len(rc.Chunks) == 0 {
+		t.Fatalf("reader: GetChunks: %v, %v", rc, err)
+	}
+	r0 := rc.Chunks[0]
+	csHeadR := api.NewChunkserverClient(conn(r0.Chain[0].Addr, readerDir, auth.RoleChunkserver))
+	csTailR := api.NewChunkserverClient(conn(r0.Chain[len(r0.Chain)-1].Addr, readerDir, auth.RoleChunkserver))
+	if err := call("", func(ctx context.Context) error {
+		resp, err := csTailR.Read(ctx, &api.ReadRequest{Handle: r0.Handle, Epoch: r0.Epoch, Length: 6, Capability: r0.Capability})
+		if err == nil && string(resp.Data) != "catena" {
+			t.Errorf("reader: read %q", resp.Data)
+		}
+		return err
+	}); err != nil {
+		t.Errorf("reader: Read with its capability: %v", err)
+	}
+	denied("reader: Write with its read-only capability", call("", func(ctx context.Context) error {
+		_, err := csHeadR.Write(ctx, &api.WriteRequest{Handle: r0.Handle, Epoch: r0.Epoch, Data: []byte("EVIL"),
+			ClientId: 666, RequestId: 2, Capability: r0.Capability})
 		return err
 	}))
 

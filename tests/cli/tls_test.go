@@ -26,7 +26,7 @@ func TestTLSCommands(t *testing.T) {
 		t.Fatalf("an unknown role: exit %d, want 2 (usage); stderr %q", r.code, r.stderr)
 	}
 	wantFail(t, run(t, "", nil, "admin", "cert", "issue", "x", "--ca", p("nope"), "--role", "client", "--out", p("x")), "no cluster CA")
-	for _, c := range [][2]string{{"m1", "master"}, {"cs1", "chunkserver"}, {"cs2", "chunkserver"}, {"cs3", "chunkserver"}, {"alice", "client"}} {
+	for _, c := range [][2]string{{"m1", "master"}, {"cs1", "chunkserver"}, {"cs2", "chunkserver"}, {"cs3", "chunkserver"}, {"alice", "client"}, {"rita", "reader"}} {
 		out := ok(t, "", "admin", "cert", "issue", c[0], "--ca", p("ca"), "--role", c[1], "--out", p(c[0]))
 		if !strings.Contains(out, c[1]+" certificate") {
 			t.Fatalf("cert issue %s: %q", c[0], out)
@@ -58,6 +58,17 @@ func TestTLSCommands(t *testing.T) {
 		t.Fatalf("cat over TLS: %q", got)
 	}
 	wantFail(t, run(t, master, nil, "cat", "/hello.txt"), "requires mutual TLS", "--tls-dir")
+	// A reader's certificate reads, and may change nothing: neither the
+	// namespace (the master) nor data (its capabilities are read-only).
+	asReader := func(args ...string) []string { return append([]string{"--tls-dir", p("rita")}, args...) }
+	if got := ok(t, master, asReader("cat", "/hello.txt")...); got != "hello over TLS\n" {
+		t.Fatalf("cat as a reader: %q", got)
+	}
+	wantFail(t, run(t, master, nil, asReader("put", src, "/by-reader.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, asReader("rm", "/hello.txt")...), "permission denied")
+	if got := ok(t, master, withCreds("cat", "/hello.txt")...); got != "hello over TLS\n" {
+		t.Fatalf("cat after a reader's attempts: %q", got)
+	}
 	// A client certificate may not change the master group.
 	wantFail(t, run(t, master, nil, withCreds("admin", "master", "add", "m9", "127.0.0.1:1")...), "permission denied")
 }
