@@ -21,18 +21,108 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type AddMasterRequest struct {
+type ProgressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProgressRequest) Reset() {
+	*x = ProgressRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProgressRequest) ProtoMessage() {}
+
+func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
+func (*ProgressRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type ProgressResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"` // gRPC address; optional, the new master registers it itself
+	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"` // the last Raft entry handed to the state
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProgressResponse) Reset() {
+	*x = ProgressResponse{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProgressResponse) ProtoMessage() {}
+
+func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
+func (*ProgressResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProgressResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ProgressResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+type AddMasterRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// gRPC address; optional, the new master registers it itself (its
+	// catch-up is then watched once it has).
+	Addr          string `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +134,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +147,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -89,7 +179,7 @@ type AddMasterResponse struct {
 
 func (x *AddMasterResponse) Reset() {
 	*x = AddMasterResponse{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +191,7 @@ func (x *AddMasterResponse) String() string {
 func (*AddMasterResponse) ProtoMessage() {}
 
 func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +204,7 @@ func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterResponse.ProtoReflect.Descriptor instead.
 func (*AddMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 type RemoveMasterRequest struct {
@@ -126,7 +216,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +228,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +241,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -169,7 +259,7 @@ type RemoveMasterResponse struct {
 
 func (x *RemoveMasterResponse) Reset() {
 	*x = RemoveMasterResponse{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +271,7 @@ func (x *RemoveMasterResponse) String() string {
 func (*RemoveMasterResponse) ProtoMessage() {}
 
 func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +284,7 @@ func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 type ListMastersRequest struct {
@@ -205,7 +295,7 @@ type ListMastersRequest struct {
 
 func (x *ListMastersRequest) Reset() {
 	*x = ListMastersRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +307,7 @@ func (x *ListMastersRequest) String() string {
 func (*ListMastersRequest) ProtoMessage() {}
 
 func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +320,7 @@ func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersRequest.ProtoReflect.Descriptor instead.
 func (*ListMastersRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 type MasterMember struct {
@@ -246,7 +336,7 @@ type MasterMember struct {
 
 func (x *MasterMember) Reset() {
 	*x = MasterMember{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +348,7 @@ func (x *MasterMember) String() string {
 func (*MasterMember) ProtoMessage() {}
 
 func (x *MasterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +361,7 @@ func (x *MasterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMember.ProtoReflect.Descriptor instead.
 func (*MasterMember) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MasterMember) GetId() string {
@@ -318,7 +408,7 @@ type ListMastersResponse struct {
 
 func (x *ListMastersResponse) Reset() {
 	*x = ListMastersResponse{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +420,7 @@ func (x *ListMastersResponse) String() string {
 func (*ListMastersResponse) ProtoMessage() {}
 
 func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +433,7 @@ func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersResponse.ProtoReflect.Descriptor instead.
 func (*ListMastersResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListMastersResponse) GetMasters() []*MasterMember {
@@ -363,7 +453,7 @@ type RegisterMasterRequest struct {
 
 func (x *RegisterMasterRequest) Reset() {
 	*x = RegisterMasterRequest{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +465,7 @@ func (x *RegisterMasterRequest) String() string {
 func (*RegisterMasterRequest) ProtoMessage() {}
 
 func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +478,7 @@ func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegisterMasterRequest) GetId() string {
@@ -413,7 +503,7 @@ type RegisterMasterResponse struct {
 
 func (x *RegisterMasterResponse) Reset() {
 	*x = RegisterMasterResponse{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +515,7 @@ func (x *RegisterMasterResponse) String() string {
 func (*RegisterMasterResponse) ProtoMessage() {}
 
 func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,14 +528,18 @@ func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\tcatena.v1\"S\n" +
+	"\vadmin.proto\x12\tcatena.v1\"\x11\n" +
+	"\x0fProgressRequest\"G\n" +
+	"\x10ProgressResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"S\n" +
 	"\x10AddMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x12\n" +
@@ -466,12 +560,13 @@ const file_admin_proto_rawDesc = "" +
 	"\x15RegisterMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x18\n" +
-	"\x16RegisterMasterResponse2\xc5\x02\n" +
+	"\x16RegisterMasterResponse2\x8a\x03\n" +
 	"\x05Admin\x12F\n" +
 	"\tAddMaster\x12\x1b.catena.v1.AddMasterRequest\x1a\x1c.catena.v1.AddMasterResponse\x12O\n" +
 	"\fRemoveMaster\x12\x1e.catena.v1.RemoveMasterRequest\x1a\x1f.catena.v1.RemoveMasterResponse\x12L\n" +
 	"\vListMasters\x12\x1d.catena.v1.ListMastersRequest\x1a\x1e.catena.v1.ListMastersResponse\x12U\n" +
-	"\x0eRegisterMaster\x12 .catena.v1.RegisterMasterRequest\x1a!.catena.v1.RegisterMasterResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
+	"\x0eRegisterMaster\x12 .catena.v1.RegisterMasterRequest\x1a!.catena.v1.RegisterMasterResponse\x12C\n" +
+	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -485,33 +580,37 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_admin_proto_goTypes = []any{
-	(*AddMasterRequest)(nil),       // 0: catena.v1.AddMasterRequest
-	(*AddMasterResponse)(nil),      // 1: catena.v1.AddMasterResponse
-	(*RemoveMasterRequest)(nil),    // 2: catena.v1.RemoveMasterRequest
-	(*RemoveMasterResponse)(nil),   // 3: catena.v1.RemoveMasterResponse
-	(*ListMastersRequest)(nil),     // 4: catena.v1.ListMastersRequest
-	(*MasterMember)(nil),           // 5: catena.v1.MasterMember
-	(*ListMastersResponse)(nil),    // 6: catena.v1.ListMastersResponse
-	(*RegisterMasterRequest)(nil),  // 7: catena.v1.RegisterMasterRequest
-	(*RegisterMasterResponse)(nil), // 8: catena.v1.RegisterMasterResponse
+	(*ProgressRequest)(nil),        // 0: catena.v1.ProgressRequest
+	(*ProgressResponse)(nil),       // 1: catena.v1.ProgressResponse
+	(*AddMasterRequest)(nil),       // 2: catena.v1.AddMasterRequest
+	(*AddMasterResponse)(nil),      // 3: catena.v1.AddMasterResponse
+	(*RemoveMasterRequest)(nil),    // 4: catena.v1.RemoveMasterRequest
+	(*RemoveMasterResponse)(nil),   // 5: catena.v1.RemoveMasterResponse
+	(*ListMastersRequest)(nil),     // 6: catena.v1.ListMastersRequest
+	(*MasterMember)(nil),           // 7: catena.v1.MasterMember
+	(*ListMastersResponse)(nil),    // 8: catena.v1.ListMastersResponse
+	(*RegisterMasterRequest)(nil),  // 9: catena.v1.RegisterMasterRequest
+	(*RegisterMasterResponse)(nil), // 10: catena.v1.RegisterMasterResponse
 }
 var file_admin_proto_depIdxs = []int32{
-	5, // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
-	0, // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
-	2, // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
-	4, // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
-	7, // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
-	1, // 5: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
-	3, // 6: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
-	6, // 7: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
-	8, // 8: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7,  // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
+	2,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
+	4,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
+	6,  // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
+	9,  // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
+	0,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
+	3,  // 6: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
+	5,  // 7: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
+	8,  // 8: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
+	10, // 9: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
+	1,  // 10: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
+	6,  // [6:11] is the sub-list for method output_type
+	1,  // [1:6] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -525,7 +624,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

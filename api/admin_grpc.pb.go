@@ -23,6 +23,7 @@ const (
 	Admin_RemoveMaster_FullMethodName   = "/catena.v1.Admin/RemoveMaster"
 	Admin_ListMasters_FullMethodName    = "/catena.v1.Admin/ListMasters"
 	Admin_RegisterMaster_FullMethodName = "/catena.v1.Admin/RegisterMaster"
+	Admin_Progress_FullMethodName       = "/catena.v1.Admin/Progress"
 )
 
 // AdminClient is the client API for Admin service.
@@ -32,7 +33,9 @@ const (
 // Admin manages the master group itself. Served by every master; only the
 // leader acts, followers answer NOT_LEADER with the leader's address.
 type AdminClient interface {
-	// AddMaster adds a voter to the Raft group and records its gRPC address.
+	// AddMaster adds a master to the Raft group: as a non-voter first,
+	// promoted to voter once it has caught up with the leader's log (else
+	// removed again, UNAVAILABLE). Records its gRPC address.
 	AddMaster(ctx context.Context, in *AddMasterRequest, opts ...grpc.CallOption) (*AddMasterResponse, error)
 	// RemoveMaster removes a voter (it may be the leader itself).
 	RemoveMaster(ctx context.Context, in *RemoveMasterRequest, opts ...grpc.CallOption) (*RemoveMasterResponse, error)
@@ -41,6 +44,9 @@ type AdminClient interface {
 	// RegisterMaster records a voter's gRPC address (a starting follower
 	// asks the leader); idempotent.
 	RegisterMaster(ctx context.Context, in *RegisterMasterRequest, opts ...grpc.CallOption) (*RegisterMasterResponse, error)
+	// Progress is how far this master's Raft log is applied; served by
+	// every master, leader or not (the leader asks a joining master).
+	Progress(ctx context.Context, in *ProgressRequest, opts ...grpc.CallOption) (*ProgressResponse, error)
 }
 
 type adminClient struct {
@@ -91,6 +97,16 @@ func (c *adminClient) RegisterMaster(ctx context.Context, in *RegisterMasterRequ
 	return out, nil
 }
 
+func (c *adminClient) Progress(ctx context.Context, in *ProgressRequest, opts ...grpc.CallOption) (*ProgressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProgressResponse)
+	err := c.cc.Invoke(ctx, Admin_Progress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -98,7 +114,9 @@ func (c *adminClient) RegisterMaster(ctx context.Context, in *RegisterMasterRequ
 // Admin manages the master group itself. Served by every master; only the
 // leader acts, followers answer NOT_LEADER with the leader's address.
 type AdminServer interface {
-	// AddMaster adds a voter to the Raft group and records its gRPC address.
+	// AddMaster adds a master to the Raft group: as a non-voter first,
+	// promoted to voter once it has caught up with the leader's log (else
+	// removed again, UNAVAILABLE). Records its gRPC address.
 	AddMaster(context.Context, *AddMasterRequest) (*AddMasterResponse, error)
 	// RemoveMaster removes a voter (it may be the leader itself).
 	RemoveMaster(context.Context, *RemoveMasterRequest) (*RemoveMasterResponse, error)
@@ -107,6 +125,9 @@ type AdminServer interface {
 	// RegisterMaster records a voter's gRPC address (a starting follower
 	// asks the leader); idempotent.
 	RegisterMaster(context.Context, *RegisterMasterRequest) (*RegisterMasterResponse, error)
+	// Progress is how far this master's Raft log is applied; served by
+	// every master, leader or not (the leader asks a joining master).
+	Progress(context.Context, *ProgressRequest) (*ProgressResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -128,6 +149,9 @@ func (UnimplementedAdminServer) ListMasters(context.Context, *ListMastersRequest
 }
 func (UnimplementedAdminServer) RegisterMaster(context.Context, *RegisterMasterRequest) (*RegisterMasterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RegisterMaster not implemented")
+}
+func (UnimplementedAdminServer) Progress(context.Context, *ProgressRequest) (*ProgressResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Progress not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -222,6 +246,24 @@ func _Admin_RegisterMaster_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Progress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProgressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Progress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Progress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Progress(ctx, req.(*ProgressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +286,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RegisterMaster",
 			Handler:    _Admin_RegisterMaster_Handler,
+		},
+		{
+			MethodName: "Progress",
+			Handler:    _Admin_Progress_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -16,8 +16,14 @@ import (
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
-// adminTimeout bounds one admin command, redirects included.
-const adminTimeout = 30 * time.Second
+// adminTimeout bounds one admin command, redirects included, and
+// adminAttempt one call; adding a master waits for it to catch up with
+// the group's log (the master's own bound is 2 minutes).
+const (
+	adminTimeout = 30 * time.Second
+	adminAttempt = 5 * time.Second
+	addTimeout   = 3 * time.Minute
+)
 
 func newAdminCmd(g *globals) *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Administer the cluster"}
@@ -27,11 +33,11 @@ func newAdminCmd(g *globals) *cobra.Command {
 	var addr string
 	add := &cobra.Command{
 		Use:     "add ID RAFTADDR",
-		Short:   "Add a master voter (start it first with --peers naming the current group and itself)",
+		Short:   "Add a master: start it first with --join; it becomes a voter once it has caught up",
 		Example: "  catena admin master add m4 10.0.0.4:7071 --addr 10.0.0.4:7070",
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+			return fail("admin", callAdminFor(cmd.Context(), g, addTimeout, func(ctx context.Context, c api.AdminClient) error {
 				_, err := c.AddMaster(ctx, &api.AddMasterRequest{Id: a[0], RaftAddr: a[1], Addr: addr})
 				return err
 			}))
@@ -51,7 +57,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the master voters, the leader marked",
+		Short: "List the masters: the leader, followers, and learners still catching up",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var resp *api.ListMastersResponse
@@ -82,8 +88,11 @@ func newAdminCmd(g *globals) *cobra.Command {
 			}
 			for _, m := range resp.Masters {
 				role := "follower"
-				if m.Leader {
+				switch {
+				case m.Leader:
 					role = "leader"
+				case !m.Voter:
+					role = "learner" // catching up; a voter once it has
 				}
 				fmt.Fprintf(out, "%-8s %-8s grpc %-22s raft %s\n", m.Id, role, m.Addr, m.RaftAddr)
 			}
@@ -151,7 +160,12 @@ func newCertCmd() *cobra.Command {
 // callAdmin runs fn against the master leader: it tries each --master
 // address and follows NOT_LEADER redirects until adminTimeout.
 func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.AdminClient) error) error {
-	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	return callAdminFor(ctx, g, adminAttempt, fn)
+}
+
+// callAdminFor is callAdmin with attempts of up to attempt each.
+func callAdminFor(ctx context.Context, g *globals, attempt time.Duration, fn func(context.Context, api.AdminClient) error) error {
+	ctx, cancel := context.WithTimeout(ctx, max(adminTimeout, attempt))
 	defer cancel()
 	queue := g.masterList()
 	if err := g.checkTransport(queue); err != nil {
@@ -174,7 +188,7 @@ func callAdmin(ctx context.Context, g *globals, fn func(context.Context, api.Adm
 		if err != nil {
 			return err
 		}
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		actx, acancel := context.WithTimeout(ctx, attempt)
 		err = fn(actx, api.NewAdminClient(cc))
 		acancel()
 		cc.Close()

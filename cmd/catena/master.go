@@ -15,10 +15,11 @@ func newMasterCmd(g *globals) *cobra.Command {
 	cfg := master.Config{}
 	var insecure bool
 	cmd := &cobra.Command{
-		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...]",
+		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...|--join]",
 		Short: "Run a metadata master (until SIGINT or SIGTERM)",
 		Example: "  catena master --dir /var/lib/catena/master --tls-dir /etc/catena/tls-m1\n" +
-			"  catena master --dir d1 --id m1 --raft-addr 10.0.0.1:7071 --peers m1=10.0.0.1:7071,m2=10.0.0.2:7071,m3=10.0.0.3:7071 --tls-dir /etc/catena/tls-m1",
+			"  catena master --dir d1 --id m1 --raft-addr 10.0.0.1:7071 --peers m1=10.0.0.1:7071,m2=10.0.0.2:7071,m3=10.0.0.3:7071 --tls-dir /etc/catena/tls-m1\n" +
+			"  catena master --dir d4 --id m4 --listen 10.0.0.4:7070 --raft-addr 10.0.0.4:7071 --join --tls-dir /etc/catena/tls-m4   # then: catena admin master add m4 10.0.0.4:7071",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if cfg.Dir == "" {
@@ -43,6 +44,9 @@ func newMasterCmd(g *globals) *cobra.Command {
 			if cfg.Peers != "" && cfg.ID == "" {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--peers needs --id")}
 			}
+			if cfg.Join && (cfg.ID == "" || cfg.Peers != "") {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--join needs --id and excludes --peers")}
+			}
 			m, err := master.Start(ctx, cfg)
 			if err != nil {
 				return fail("master", err)
@@ -57,6 +61,7 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "Raft address (default: listen port + 1)")
 	f.StringVar(&cfg.ID, "id", "", "Raft server id (default m1)")
 	f.StringVar(&cfg.Peers, "peers", "", "initial Raft voters, id=raftaddr,... the same on every master (empty: a single master)")
+	f.BoolVar(&cfg.Join, "join", false, "start without bootstrapping and wait to be added to a running group (catena admin master add); needed at the first start only")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise", "", "gRPC address others reach this master at (default: the listen address)")
 	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
 	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")

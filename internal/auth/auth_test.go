@@ -283,3 +283,29 @@ func TestRotation(t *testing.T) {
 		t.Fatal("a certificate of another name replaced the master's")
 	}
 }
+
+// BenchmarkCapability: what a chunkserver pays per Read or Write to check
+// a capability, and the master per chunk to sign one.
+func BenchmarkCapability(b *testing.B) {
+	key := CapabilityKey{ID: 1, Secret: make([]byte, keySize)}
+	var ring Keyring
+	ring.Set([]*api.CapabilityKey{{Id: 1, Secret: key.Secret}})
+	body := func() *api.CapabilityBody {
+		return &api.CapabilityBody{Handle: 1234567, Epoch: 3, Rights: uint32(RightRead | RightWrite),
+			ExpiresUnixMilli: time.Now().Add(time.Hour).UnixMilli(), ChunkSize: 64 << 20, Chain: []uint64{1 << 62, 1 << 61, 1 << 60}}
+	}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			Sign(key, body())
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		c := Sign(key, body())
+		now := time.Now()
+		for b.Loop() {
+			if _, err := ring.Check(c, 1234567, 3, RightWrite, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -15,7 +15,9 @@ var (
 	readers = []Role{RoleClient, RoleAdmin, RoleReader}
 	admins  = []Role{RoleAdmin}
 	masters = []Role{RoleMaster}
-	servers = []Role{RoleChunkserver}
+	// mastersAndAdmins: the leader asks a joining master; admins may look.
+	mastersAndAdmins = []Role{RoleMaster, RoleAdmin}
+	servers          = []Role{RoleChunkserver}
 )
 
 // Rules maps every RPC of Catena's services to the roles that may call it.
@@ -42,6 +44,7 @@ var Rules = map[string][]Role{
 	api.Admin_RemoveMaster_FullMethodName:   admins,
 	api.Admin_ListMasters_FullMethodName:    readers,
 	api.Admin_RegisterMaster_FullMethodName: masters,
+	api.Admin_Progress_FullMethodName:       mastersAndAdmins,
 
 	// Data: clients read and write; the master configures replicas;
 	// chunkservers replicate between them.

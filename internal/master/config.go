@@ -30,6 +30,14 @@ type Config struct {
 	// voter has state yet, each bootstraps with this configuration; later
 	// it is ignored (membership changes go through the Admin service).
 	Peers string
+	// Join starts a master without Raft state that does not bootstrap: it
+	// waits to be added to a running group (Admin/AddMaster, catena admin
+	// master add), which copies the group's log to it. Exclusive with
+	// Peers; ignored once the master has state.
+	Join bool
+	// CatchUpTimeout bounds how long AddMaster waits for a new master to
+	// catch up with the log before it is removed again (default 2m).
+	CatchUpTimeout time.Duration
 	// AdvertiseAddr is the gRPC address other masters, chunkservers and
 	// clients reach this master at (default: the bound address).
 	AdvertiseAddr string
@@ -81,6 +89,7 @@ const (
 	defaultLease             = time.Second
 	defaultDriftMargin       = 250 * time.Millisecond
 	defaultRepairInterval    = 100 * time.Millisecond
+	defaultCatchUpTimeout    = 2 * time.Minute
 	defaultRepairConcurrency = 4
 	defaultRepairBytesPerSec = 64 << 20
 	// maxMsgSize bounds gRPC messages; data never flows through the master
@@ -94,6 +103,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Dir == "" {
 		return c, fmt.Errorf("%w: Dir is empty", ErrConfig)
+	}
+	if c.Join && c.Peers != "" {
+		return c, fmt.Errorf("%w: Join and Peers exclude each other (a joining master learns the group from it)", ErrConfig)
 	}
 	if c.Peers != "" {
 		peers, err := ParsePeers(c.Peers)
@@ -110,6 +122,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = defaultListenAddr
+	}
+	if c.CatchUpTimeout <= 0 {
+		c.CatchUpTimeout = defaultCatchUpTimeout
 	}
 	if c.Lease <= 0 {
 		c.Lease = defaultLease

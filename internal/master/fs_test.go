@@ -2,9 +2,11 @@ package master
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -262,5 +264,76 @@ func TestAddMasterRefusesUnreachable(t *testing.T) {
 	}
 	if _, err := mc.Mkdir(ctx, &api.MkdirRequest{Path: "/still-serving"}); err != nil {
 		t.Fatalf("the group after the refusal: %v", err)
+	}
+}
+
+// TestAddMasterLearnerNeverCatchesUp: a master whose Raft address takes
+// connections but never answers joins as a learner, which counts in no
+// quorum; when it has not caught up within CatchUpTimeout it is removed
+// again (UNAVAILABLE, saying so), and the group served throughout.
+func TestAddMasterLearnerNeverCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	m, err := Start(ctx, Config{Dir: t.TempDir(), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		Logger: quietLogger(), CatchUpTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	cc, err := grpc.NewClient(m.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	adm, mc := api.NewAdminClient(cc), api.NewMasterClient(cc)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { // a silent peer: holds every connection, says nothing
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	served := make(chan error, 1)
+	go func() {
+		// Once the learner is in the configuration, the group commits.
+		for {
+			ls, err := adm.ListMasters(ctx, &api.ListMastersRequest{})
+			if err != nil {
+				served <- err
+				return
+			}
+			if len(ls.Masters) == 2 {
+				for _, x := range ls.Masters {
+					if x.Id == "m9" && x.Voter {
+						served <- errors.New("m9 became a voter")
+						return
+					}
+				}
+				_, err := mc.Mkdir(ctx, &api.MkdirRequest{Path: "/during"})
+				served <- err
+				return
+			}
+		}
+	}()
+	_, err = adm.AddMaster(ctx, &api.AddMasterRequest{Id: "m9", RaftAddr: ln.Addr().String()})
+	wantCode(t, "add a master that never catches up", err, api.ErrorCode_UNAVAILABLE)
+	if err == nil || !strings.Contains(err.Error(), "did not catch up") {
+		t.Fatalf("error %v: want it to say the master did not catch up", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("the group while a learner was added: %v", err)
+	}
+	ls, err := adm.ListMasters(ctx, &api.ListMastersRequest{})
+	if err != nil || len(ls.Masters) != 1 || ls.Masters[0].Id != "m1" {
+		t.Fatalf("masters after the learner was removed: %v %v", ls, err)
+	}
+	if _, err := mc.Mkdir(ctx, &api.MkdirRequest{Path: "/after"}); err != nil {
+		t.Fatalf("the group after: %v", err)
 	}
 }

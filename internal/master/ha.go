@@ -294,11 +294,102 @@ func (a *adminServer) AddMaster(ctx context.Context, req *api.AddMasterRequest) 
 			return nil, err
 		}
 	}
-	if err := a.s.m.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
-		return nil, raftErr(a.s.m, err)
+	m := a.s.m
+	if m.isVoter(req.Id) {
+		// Already a voter: at most a new address.
+		if err := m.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
+			return nil, raftErr(m, err)
+		}
+		return &api.AddMasterResponse{}, nil
 	}
-	a.s.m.log.Info("master: voter added", "id", req.Id, "raft", req.RaftAddr)
+	// A learner first (etcd's): it receives the log but counts in no
+	// quorum, so a slow or broken newcomer costs the group nothing; it
+	// becomes a voter only once it has caught up.
+	f := m.raft.AddNonvoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddr), 0, applyTimeout)
+	if err := f.Error(); err != nil {
+		return nil, raftErr(m, err)
+	}
+	m.log.Info("master: learner added", "id", req.Id, "raft", req.RaftAddr)
+	if err := m.awaitCatchUp(ctx, req.Id, f.Index()); err != nil {
+		if rerr := m.raft.RemoveServer(raft.ServerID(req.Id), 0, applyTimeout).Error(); rerr != nil {
+			m.log.Warn("master: removing a learner that did not catch up", "id", req.Id, "err", rerr)
+		}
+		return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE, "add master %s: it did not catch up with the group's log (%v), so it was removed again: is it running with --join, and can it reach the other masters' Raft ports?", req.Id, err)
+	}
+	if err := m.raft.AddVoter(raft.ServerID(req.Id), raft.ServerAddress(req.RaftAddr), 0, applyTimeout).Error(); err != nil {
+		return nil, raftErr(m, err)
+	}
+	m.log.Info("master: voter added", "id", req.Id, "raft", req.RaftAddr)
 	return &api.AddMasterResponse{}, nil
+}
+
+// awaitCatchUp waits until master id has applied the log up to index
+// (its own addition), asking it (Admin/Progress) at the gRPC address it
+// registers, by ctx and Config.CatchUpTimeout.
+func (m *Master) awaitCatchUp(ctx context.Context, id string, index uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CatchUpTimeout)
+	defer cancel()
+	// Real time, as the bound: a poll of another process.
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := "no answer yet"
+	for {
+		var addr string
+		m.fsm.view(func(st *meta.State) { addr = st.MasterAddr(id) })
+		if addr == "" {
+			last = "its gRPC address is not registered yet"
+		} else if applied, err := m.progress(ctx, addr); err != nil {
+			last = err.Error()
+		} else if applied >= index {
+			return nil
+		} else {
+			last = fmt.Sprintf("applied %d of %d", applied, index)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; last: %s", ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// progress asks the master at addr how far it applied its log.
+func (m *Master) progress(ctx context.Context, addr string) (uint64, error) {
+	opts := []grpc.DialOption{transportCreds(m.cfg.TLS, auth.RoleMaster)}
+	if m.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(m.cfg.Dialer))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, raftTimeout)
+	defer cancel()
+	resp, err := api.NewAdminClient(cc).Progress(ctx, &api.ProgressRequest{})
+	if err != nil {
+		return 0, err
+	}
+	return resp.AppliedIndex, nil
+}
+
+// isVoter reports whether id is a voter of the current configuration.
+func (m *Master) isVoter(id string) bool {
+	f := m.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
+// Progress answers, leader or not, how far this master applied its log.
+func (a *adminServer) Progress(ctx context.Context, req *api.ProgressRequest) (*api.ProgressResponse, error) {
+	return &api.ProgressResponse{Id: a.s.m.cfg.ID, AppliedIndex: a.s.m.raft.AppliedIndex()}, nil
 }
 
 // probeRaft checks that a master's Raft transport answers at addr: a

@@ -131,9 +131,10 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			m.log.Error("master: grpc serve", "err", err)
 		}
 	}()
-	// A single voter leads at once: return when it serves. A member of a
-	// group serves (NOT_LEADER redirects) while the election goes on.
-	if m.cfg.Peers == "" {
+	// A sole voter leads at once: return when it serves. A member of a
+	// group serves (NOT_LEADER redirects) while the election goes on, and
+	// a joining master until it is added.
+	if m.soleVoter() {
 		select {
 		case <-m.leaderReady:
 		case <-ctx.Done():
@@ -143,6 +144,17 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.log.Info("master started", "addr", m.Addr(), "raft", raftAddr, "peers", m.cfg.Peers)
 	ok = true
 	return m, nil
+}
+
+// soleVoter reports whether this master is the only voter of its Raft
+// configuration.
+func (m *Master) soleVoter() bool {
+	f := m.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	srv := f.Configuration().Servers
+	return len(srv) == 1 && srv[0].ID == raft.ServerID(m.cfg.ID) && srv[0].Suffrage == raft.Voter
 }
 
 func (m *Master) openRaft(raftAddr string) error {
@@ -183,7 +195,7 @@ func (m *Master) openRaft(raftAddr string) error {
 	if err != nil {
 		return fmt.Errorf("master: raft state: %w", err)
 	}
-	if !exists {
+	if !exists && !m.cfg.Join {
 		conf, err := m.bootConfiguration()
 		if err != nil {
 			return err
