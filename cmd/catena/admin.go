@@ -121,6 +121,45 @@ func newCACmd() *cobra.Command {
 			return nil
 		},
 	})
+	var add, remove string
+	trust := &cobra.Command{
+		Use:   "trust TLSDIR... (--add CA | --remove CA)",
+		Short: "Add a CA to (or remove one from) the CAs TLS directories trust: the steps of a CA rotation",
+		Long: "A running process takes its directory's new ca.crt at its next handshake. To rotate the cluster CA:\n" +
+			"  1. catena admin ca init NEW\n" +
+			"  2. catena admin ca trust DIR... --add NEW          (every process's TLS directory)\n" +
+			"  3. catena admin cert issue NAME --ca NEW --out DIR  (for every directory: the CAs it trusts stay)\n" +
+			"  4. catena admin ca trust DIR... --remove OLD\n" +
+			"A CA is a CA directory or a PEM file of CA certificates. --remove refuses to leave a directory\n" +
+			"unable to verify its own certificate.",
+		Example: "  catena admin ca trust /etc/catena/tls-m1 /etc/catena/tls-cs1 --add /etc/catena/ca-2026",
+		Args:    args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if (add == "") == (remove == "") {
+				return &usageError{cmd: cmd, err: fmt.Errorf("give one of --add and --remove")}
+			}
+			for _, dir := range a {
+				var err error
+				if add != "" {
+					err = auth.TrustCA(dir, add)
+				} else {
+					err = auth.UntrustCA(dir, remove)
+				}
+				if err != nil {
+					return fail("admin", err)
+				}
+			}
+			verb := "trust " + add
+			if remove != "" {
+				verb = "no longer trust " + remove
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena admin: %d TLS directories %s\n", len(a), verb)
+			return nil
+		},
+	}
+	trust.Flags().StringVar(&add, "add", "", "the CA to trust as well")
+	trust.Flags().StringVar(&remove, "remove", "", "the CA to trust no longer")
+	ca.AddCommand(trust)
 	return ca
 }
 

@@ -111,7 +111,8 @@ func InitCA(dir string) error {
 
 // Issue signs, with the CA in caDir, a certificate for name in role and
 // writes it with its key and the CA's certificate into outDir (created if
-// missing): a TLS directory for --tls-dir. hosts (names and addresses) go
+// missing): a TLS directory for --tls-dir. The CAs outDir already trusts
+// stay trusted. hosts (names and addresses) go
 // into the certificate as well, for tools that check them.
 func Issue(caDir string, role Role, name string, hosts []string, outDir string) error {
 	if _, err := ParseRole(string(role)); err != nil {
@@ -143,7 +144,13 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return err
 	}
-	if err := writePEM(filepath.Join(outDir, CACertFile), "CERTIFICATE", caCert.Raw, 0o644); err != nil {
+	// The issuing CA first, then those the directory already trusted (a
+	// CA rotation keeps the old one trusted until UntrustCA).
+	trusted := []*x509.Certificate{caCert}
+	if have, err := readCerts(outDir); err == nil {
+		trusted = mergeCerts(trusted, have)
+	}
+	if err := writeCerts(filepath.Join(outDir, CACertFile), trusted); err != nil {
 		return err
 	}
 	if err := writeKey(filepath.Join(outDir, KeyFile), key); err != nil {

@@ -309,3 +309,52 @@ func BenchmarkCapability(b *testing.B) {
 		}
 	})
 }
+
+// TestTrust: TrustCA and UntrustCA change which CAs a TLS directory
+// trusts, refusing what would break it; Issue keeps what it trusts.
+func TestTrust(t *testing.T) {
+	dir := t.TempDir()
+	p := func(s string) string { return filepath.Join(dir, s) }
+	for _, ca := range []string{"ca1", "ca2"} {
+		if err := InitCA(p(ca)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Issue(p("ca1"), RoleClient, "c", nil, p("c")); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		certs, err := readCerts(p("c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(certs)
+	}
+	if err := UntrustCA(p("c"), p("ca2")); err == nil {
+		t.Fatal("untrusting a CA the directory does not trust succeeded")
+	}
+	if err := UntrustCA(p("c"), p("ca1")); err == nil || !strings.Contains(err.Error(), "issue it a new one first") {
+		t.Fatalf("untrusting the CA of the directory's own certificate: %v", err)
+	}
+	if err := TrustCA(p("c"), p("ca2")); err != nil || count() != 2 {
+		t.Fatalf("trust ca2: %v, %d CAs", err, count())
+	}
+	if err := TrustCA(p("c"), filepath.Join(p("ca2"), CACertFile)); err != nil || count() != 2 {
+		t.Fatalf("trust ca2 twice: %v, %d CAs", err, count())
+	}
+	if err := TrustCA(p("c"), filepath.Join(p("c"), CertFile)); err == nil {
+		t.Fatal("a leaf certificate was trusted as a CA")
+	}
+	if err := Issue(p("ca2"), RoleClient, "c", nil, p("c")); err != nil || count() != 2 {
+		t.Fatalf("issue from ca2: %v, %d CAs (want both kept)", err, count())
+	}
+	if err := UntrustCA(p("c"), p("ca1")); err != nil || count() != 1 {
+		t.Fatalf("untrust ca1: %v, %d CAs", err, count())
+	}
+	if _, err := Load(p("c")); err != nil {
+		t.Fatalf("the rotated directory does not load: %v", err)
+	}
+	if err := UntrustCA(p("c"), p("ca2")); err == nil {
+		t.Fatal("the last CA was dropped")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"path/filepath"
 	"testing"
@@ -380,5 +381,64 @@ func TestTLSCluster(t *testing.T) {
 	}
 	if _, err := g.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read by the old client after the rotation: %v", err)
+	}
+
+	// The CA itself rotates, with the cluster running and the clients
+	// going on at every step (auth/trust.go).
+	ca2 := filepath.Join(dir, "ca2")
+	if err := auth.InitCA(ca2); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[auth.Role]string{}
+	for _, role := range []auth.Role{auth.RoleMaster, auth.RoleChunkserver, auth.RoleAdmin} {
+		dirs[role] = filepath.Join(c.Dir(), "tls", string(role))
+	}
+	ops := func(step string) {
+		t.Helper()
+		if _, err := g.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read by an old client: %v", step, err)
+		}
+		cl := clustertest.Client(t, c)
+		h, err := cl.Create(ctx, "/ca-rotation/"+step, client.CreateOptions{ChunkSize: 1 << 20})
+		if err == nil {
+			_, err = h.WriteAt(data[:4096], 0)
+			err = errors.Join(err, h.Close())
+		}
+		if err != nil {
+			t.Fatalf("%s: write by a new client: %v", step, err)
+		}
+	}
+	if err := cl.MkdirAll(ctx, "/ca-rotation", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if err := auth.TrustCA(d, ca2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops("both-trusted")
+	if err := auth.UntrustCA(dirs[auth.RoleMaster], ca); err == nil {
+		t.Fatal("UntrustCA dropped the CA of the directory's own certificate")
+	}
+	for role, d := range dirs {
+		name := "cluster-" + string(role)
+		if err := auth.Issue(ca2, role, name, nil, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops("new-certificates")
+	for _, d := range dirs {
+		if err := auth.UntrustCA(d, ca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops("old-ca-dropped")
+	// A certificate of the old CA is now foreign.
+	mcOld := api.NewMasterClient(conn(c.MasterAddr(), clientDir, auth.RoleMaster))
+	if err := call("", func(ctx context.Context) error {
+		_, err := mcOld.Status(ctx, &api.StatusRequest{})
+		return err
+	}); err == nil {
+		t.Error("a certificate of the old CA is still taken")
 	}
 }

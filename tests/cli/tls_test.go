@@ -71,6 +71,19 @@ func TestTLSCommands(t *testing.T) {
 	}
 	// A client certificate may not change the master group.
 	wantFail(t, run(t, master, nil, withCreds("admin", "master", "add", "m9", "127.0.0.1:1")...), "permission denied")
+
+	// The first steps of a CA rotation, through the commands.
+	ok(t, "", "admin", "ca", "init", p("ca2"))
+	if r := run(t, "", nil, "admin", "ca", "trust", p("alice")); r.code != 2 {
+		t.Fatalf("ca trust without --add or --remove: exit %d, want 2", r.code)
+	}
+	if out := ok(t, "", "admin", "ca", "trust", p("alice"), p("rita"), "--add", p("ca2")); !strings.Contains(out, "2 TLS directories trust") {
+		t.Fatalf("ca trust --add: %q", out)
+	}
+	if got := ok(t, master, withCreds("cat", "/hello.txt")...); got != "hello over TLS\n" {
+		t.Fatalf("cat trusting two CAs: %q", got)
+	}
+	wantFail(t, run(t, "", nil, "admin", "ca", "trust", p("alice"), "--remove", p("ca")), "issue it a new one first")
 }
 
 // TestDevTLSTour: catena dev is mutual TLS by default, and a command run
