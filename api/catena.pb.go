@@ -339,6 +339,8 @@ type FileInfo struct {
 	MtimeUnixNano int64                  `protobuf:"varint,7,opt,name=mtime_unix_nano,json=mtimeUnixNano,proto3" json:"mtime_unix_nano,omitempty"`
 	Replication   uint32                 `protobuf:"varint,8,opt,name=replication,proto3" json:"replication,omitempty"`
 	ChunkSize     int64                  `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	Uid           uint32                 `protobuf:"varint,10,opt,name=uid,proto3" json:"uid,omitempty"` // owner
+	Gid           uint32                 `protobuf:"varint,11,opt,name=gid,proto3" json:"gid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +434,20 @@ func (x *FileInfo) GetReplication() uint32 {
 func (x *FileInfo) GetChunkSize() int64 {
 	if x != nil {
 		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *FileInfo) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *FileInfo) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
 	}
 	return 0
 }
@@ -4270,7 +4286,7 @@ var File_catena_proto protoreflect.FileDescriptor
 
 const file_catena_proto_rawDesc = "" +
 	"\n" +
-	"\fcatena.proto\x12\tcatena.v1\"\x82\x02\n" +
+	"\fcatena.proto\x12\tcatena.v1\"\xa6\x02\n" +
 	"\bFileInfo\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -4281,7 +4297,10 @@ const file_catena_proto_rawDesc = "" +
 	"\x0fmtime_unix_nano\x18\a \x01(\x03R\rmtimeUnixNano\x12 \n" +
 	"\vreplication\x18\b \x01(\rR\vreplication\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\t \x01(\x03R\tchunkSize\"L\n" +
+	"chunk_size\x18\t \x01(\x03R\tchunkSize\x12\x10\n" +
+	"\x03uid\x18\n" +
+	" \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\v \x01(\rR\x03gid\"L\n" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +

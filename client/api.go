@@ -119,6 +119,7 @@ type FileInfo struct {
 	ModTime     time.Time
 	Replication int
 	ChunkSize   int64
+	Uid, Gid    uint32 // owner and group
 }
 
 // Server is a chunkserver in a chain.

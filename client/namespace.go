@@ -23,6 +23,8 @@ func fileInfoFromAPI(fi *api.FileInfo) FileInfo {
 		Size:        fi.GetSize(),
 		Replication: int(fi.GetReplication()),
 		ChunkSize:   fi.GetChunkSize(),
+		Uid:         fi.GetUid(),
+		Gid:         fi.GetGid(),
 	}
 	if out.IsDir {
 		out.Mode |= os.ModeDir

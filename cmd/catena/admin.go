@@ -164,13 +164,13 @@ func newCACmd() *cobra.Command {
 }
 
 func newCertCmd() *cobra.Command {
-	var caDir, role, out string
+	var caDir, role, out, uid, groups string
 	var hosts []string
 	issue := &cobra.Command{
 		Use:   "issue NAME --ca DIR --role master|chunkserver|client|reader|admin --out DIR",
 		Short: "Issue a certificate signed by the cluster CA: a TLS directory for --tls-dir",
 		Example: "  catena admin cert issue cs1 --ca /etc/catena/ca --role chunkserver --out /etc/catena/tls --host 10.0.0.5\n" +
-			"  catena admin cert issue alice --ca /etc/catena/ca --role client --out ~/.catena/tls",
+			"  catena admin cert issue alice --ca /etc/catena/ca --role client --uid 1000:1000 --out ~/.catena/tls",
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if caDir == "" || out == "" {
@@ -180,10 +180,24 @@ func newCertCmd() *cobra.Command {
 			if err != nil {
 				return &usageError{cmd: cmd, err: err}
 			}
-			if err := auth.Issue(caDir, r, a[0], hosts, out); err != nil {
+			var user *auth.User
+			if uid != "" {
+				u, err := auth.ParseUser(uid, groups)
+				if err != nil {
+					return &usageError{cmd: cmd, err: fmt.Errorf("--uid/--groups: %w", err)}
+				}
+				user = &u
+			} else if groups != "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--groups needs --uid")}
+			}
+			if err := auth.IssueUser(caDir, r, a[0], user, hosts, out); err != nil {
 				return fail("admin", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "catena admin: %s certificate for %q in %s (use --tls-dir %s)\n", r, a[0], out, out)
+			who := ""
+			if user != nil {
+				who = fmt.Sprintf(", user %d:%d", user.UID, user.GID)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catena admin: %s certificate for %q%s in %s (use --tls-dir %s)\n", r, a[0], who, out, out)
 			return nil
 		},
 	}
@@ -191,6 +205,8 @@ func newCertCmd() *cobra.Command {
 	issue.Flags().StringVar(&role, "role", "", "what the holder may do: master, chunkserver, client, reader (reads only) or admin")
 	issue.Flags().StringVar(&out, "out", "", "directory to write ca.crt, tls.crt and tls.key to")
 	issue.Flags().StringArrayVar(&hosts, "host", nil, "a host name or address to put in the certificate (repeatable)")
+	issue.Flags().StringVar(&uid, "uid", "", "client and reader certificates: the user UID[:GID] the holder is (the namespace's permissions apply; without it, nobody 65534)")
+	issue.Flags().StringVar(&groups, "groups", "", "with --uid: supplementary groups, GID,GID,...")
 	cert := &cobra.Command{Use: "cert", Short: "Certificates of the cluster CA"}
 	cert.AddCommand(issue)
 	return cert

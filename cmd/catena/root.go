@@ -216,6 +216,8 @@ func buildRoot() (*cobra.Command, *globals) {
 		newCatCmd(g),
 		newLsCmd(g),
 		newMkdirCmd(g),
+		newChmodCmd(g),
+		newChownCmd(g),
 		newRmCmd(g),
 		newMvCmd(g),
 		newStatCmd(g),

@@ -18,6 +18,8 @@ type statJSON struct {
 	ChunkSize   int64       `json:"chunk_size"`
 	Replication int         `json:"replication"`
 	Mode        string      `json:"mode"`
+	UID         uint32      `json:"uid"`
+	GID         uint32      `json:"gid"`
 	Mtime       string      `json:"mtime"`
 	Type        string      `json:"type"`
 	Chunks      []chunkJSON `json:"chunks"`
@@ -69,7 +71,7 @@ func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo) statJSON {
 	f := toFileJSON(info)
 	out := statJSON{
 		Path: f.Path, Size: f.Size, ChunkSize: f.ChunkSize, Replication: f.Replication,
-		Mode: f.Mode, Mtime: f.Mtime, Type: f.Type,
+		Mode: f.Mode, Mtime: f.Mtime, Type: f.Type, UID: info.Uid, GID: info.Gid,
 		Chunks: make([]chunkJSON, 0, len(chunks)),
 	}
 	for _, ch := range chunks {
@@ -87,6 +89,7 @@ func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo) er
 	fmt.Fprintf(tw, "path:\t%s\n", info.Path)
 	fmt.Fprintf(tw, "type:\t%s\n", fileType(info))
 	fmt.Fprintf(tw, "mode:\t%s\n", modeString(info))
+	fmt.Fprintf(tw, "owner:\t%d:%d\n", info.Uid, info.Gid)
 	fmt.Fprintf(tw, "modified:\t%s\n", timeString(info.ModTime))
 	if !info.IsDir {
 		fmt.Fprintf(tw, "size:\t%d (%s)\n", info.Size, formatSize(info.Size))

@@ -115,8 +115,18 @@ func InitCA(dir string) error {
 // stay trusted. hosts (names and addresses) go
 // into the certificate as well, for tools that check them.
 func Issue(caDir string, role Role, name string, hosts []string, outDir string) error {
+	return IssueUser(caDir, role, name, nil, hosts, outDir)
+}
+
+// IssueUser is Issue for a certificate that also names a user (client
+// and reader certificates only): the identity the master checks the
+// namespace's permissions against.
+func IssueUser(caDir string, role Role, name string, user *User, hosts []string, outDir string) error {
 	if _, err := ParseRole(string(role)); err != nil {
 		return err
+	}
+	if user != nil && role != RoleClient && role != RoleReader {
+		return fmt.Errorf("auth: a %s certificate names no user (only client and reader ones do; admin is root)", role)
 	}
 	if name == "" {
 		return errors.New("auth: a certificate needs a name")
@@ -129,6 +139,9 @@ func Issue(caDir string, role Role, name string, hosts []string, outDir string) 
 		Subject:     pkix.Name{CommonName: name, OrganizationalUnit: []string{string(role)}},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if user != nil {
+		tmpl.Subject.Organization = user.organization()
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/catena-io/catena/internal/rpcerr"
 )
 
+func ptr[T any](v T) *T { return &v }
+
 // fileInode is the inode of the file at p.
 func fileInode(t *testing.T, cl *client.Client, p string) uint64 {
 	t.Helper()
@@ -234,6 +236,41 @@ func TestTLSCluster(t *testing.T) {
 	denied("reader: Write with its read-only capability", call("", func(ctx context.Context) error {
 		_, err := csHeadR.Write(ctx, &api.WriteRequest{Handle: r0.Handle, Epoch: r0.Epoch, Data: []byte("EVIL"),
 			ClientId: 666, RequestId: 2, Capability: r0.Capability})
+		return err
+	}))
+
+	// A user's certificate (uid 1001): capabilities as its permissions
+	// allow. /f is root's, mode 0644: read-only; /g made 0600: none.
+	userDir := filepath.Join(dir, "bob")
+	if err := auth.IssueUser(ca, auth.RoleClient, "bob", &auth.User{UID: 1001, GID: 1001}, nil, userDir); err != nil {
+		t.Fatal(err)
+	}
+	mu := api.NewMasterClient(conn(c.MasterAddr(), userDir, auth.RoleMaster))
+	uc, err := mu.GetChunks(ctx, &api.GetChunksRequest{Inode: fileInode(t, cl, "/f")})
+	if err != nil || len(uc.Chunks) == 0 {
+		t.Fatalf("user: GetChunks of a readable file: %v, %v", uc, err)
+	}
+	u0 := uc.Chunks[0]
+	csHeadU := api.NewChunkserverClient(conn(u0.Chain[0].Addr, userDir, auth.RoleChunkserver))
+	denied("user: Write to root's 0644 file with its capability", call("", func(ctx context.Context) error {
+		_, err := csHeadU.Write(ctx, &api.WriteRequest{Handle: u0.Handle, Epoch: u0.Epoch, Data: []byte("EVIL"),
+			ClientId: 667, RequestId: 1, Capability: u0.Capability})
+		return err
+	}))
+	denied("user: SetSize of root's file", call("", func(ctx context.Context) error {
+		_, err := mu.SetSize(ctx, &api.SetSizeRequest{Inode: fileInode(t, cl, "/f"), Size: 1})
+		return err
+	}))
+	gi := fileInode(t, cl, "/g")
+	if _, err := cl.SetAttr(ctx, gi, client.SetAttrIn{Mode: ptr(uint32(0o600))}); err != nil {
+		t.Fatal(err)
+	}
+	denied("user: GetChunks of root's 0600 file", call("", func(ctx context.Context) error {
+		_, err := mu.GetChunks(ctx, &api.GetChunksRequest{Inode: gi})
+		return err
+	}))
+	denied("user: Create in root's /", call("", func(ctx context.Context) error {
+		_, err := mu.Create(ctx, &api.CreateRequest{Path: "/by-bob"})
 		return err
 	}))
 

@@ -73,15 +73,25 @@ type grant struct {
 	ok      bool // a key exists
 }
 
-// grantFor is the grant for the caller on ctx: a reader's certificate
-// reads, every other caller (a client or an admin; anyone without TLS)
-// reads and writes. st must be read-locked.
-func (s *server) grantFor(ctx context.Context, st *meta.State) grant {
+// grantFor is the grant for the caller on ctx to the data of inode ino:
+// what its permissions allow (read, write; root both), and never write
+// for a reader's certificate. st must be read-locked.
+func (s *server) grantFor(ctx context.Context, st *meta.State, ino uint64) grant {
 	now := s.m.cfg.Clock.Now()
 	g := grant{rights: auth.RightRead | auth.RightWrite, expires: now.Add(auth.CapabilityLifetime)}
+	if u := s.m.caller(ctx); !u.Root {
+		g.rights = 0
+		read, write := st.Rights(u, ino)
+		if read {
+			g.rights |= auth.RightRead
+		}
+		if write {
+			g.rights |= auth.RightWrite
+		}
+	}
 	if s.m.cfg.TLS != nil {
 		if role, _, _ := auth.PeerIdentity(ctx); role == auth.RoleReader {
-			g.rights = auth.RightRead
+			g.rights &^= auth.RightWrite
 		}
 	}
 	g.key, g.ok = signingKey(st.CapabilityKeys(), now)

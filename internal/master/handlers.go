@@ -79,6 +79,7 @@ func metaErr(err error) error {
 		{meta.ErrNameTooLong, api.ErrorCode_NAME_TOO_LONG}, // wraps ErrInvalid: first
 		{meta.ErrInvalid, api.ErrorCode_INVALID},
 		{meta.ErrEpochMismatch, api.ErrorCode_STALE_EPOCH},
+		{meta.ErrPermission, api.ErrorCode_PERMISSION_DENIED},
 	}
 	// The code says the kind; the message is the detail alone when meta
 	// kept it apart (the client shows "invalid argument: <detail>").
@@ -170,6 +171,7 @@ func fileInfo(fi meta.FileInfo) *api.FileInfo {
 	return &api.FileInfo{
 		Inode: fi.Inode, Name: fi.Name, Path: fi.Path, Type: t, Mode: fi.Mode, Size: fi.Size,
 		MtimeUnixNano: fi.MTime, Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize,
+		Uid: fi.Uid, Gid: fi.Gid,
 	}
 }
 
@@ -199,7 +201,8 @@ func (s *server) Mkdir(ctx context.Context, req *api.MkdirRequest) (*api.MkdirRe
 	if mode == 0 {
 		mode = defaultDirMode
 	}
-	r, err := s.proposeOnce(ctx, meta.Mkdir{Path: req.Path, Parents: req.Parents, Mode: mode, Time: s.now()})
+	uid, gid := s.m.owner(ctx)
+	r, err := s.proposeOnce(ctx, meta.Mkdir{Path: req.Path, Parents: req.Parents, Mode: mode, Time: s.now(), Uid: uid, Gid: gid})
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +226,8 @@ func (s *server) Create(ctx context.Context, req *api.CreateRequest) (*api.Creat
 	if mode == 0 {
 		mode = defaultFileMode
 	}
-	r, err := s.proposeOnce(ctx, meta.Create{Path: req.Path, Mode: mode, Replication: int(req.Replication),
+	uid, gid := s.m.owner(ctx)
+	r, err := s.proposeOnce(ctx, meta.Create{Path: req.Path, Mode: mode, Replication: int(req.Replication), Uid: uid, Gid: gid,
 		ChunkSize: req.ChunkSize, Overwrite: req.Overwrite, Time: s.now()})
 	if err != nil {
 		return nil, err
@@ -251,7 +255,7 @@ func (s *server) Lookup(ctx context.Context, req *api.LookupRequest) (*api.Looku
 			if _, refs, err = st.FileChunks(fi.Inode, 0, 0); err != nil {
 				return
 			}
-			g := s.grantFor(ctx, st)
+			g := s.grantFor(ctx, st, fi.Inode)
 			for _, r := range refs {
 				resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
 			}
@@ -355,7 +359,7 @@ func (s *server) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api
 			return
 		}
 		resp.Info = fileInfo(fi)
-		g := s.grantFor(ctx, st)
+		g := s.grantFor(ctx, st, fi.Inode)
 		for _, r := range refs {
 			resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
 		}
@@ -428,7 +432,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 	// chunk size and chain, and every member creates its replica from it
 	// (internal/chunkserver's doc.go, "Creation").
 	var ci *api.ChunkInfo
-	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref, s.grantFor(ctx, st)) })
+	s.m.fsm.view(func(st *meta.State) { ci = chunkInfo(st, ref, s.grantFor(ctx, st, req.Inode)) })
 	return &api.AllocateChunkResponse{Chunk: ci}, nil
 }
 

@@ -117,7 +117,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 
 	opts := serve.Options(maxMsgSize)
 	if cfg.TLS != nil {
+		// The caller's role first (auth.Rules), then its permissions.
 		opts = append(opts, cfg.TLS.ServerOptions()...)
+		opts = append(opts, grpc.ChainUnaryInterceptor(m.authorize))
 	}
 	m.grpc = grpc.NewServer(opts...)
 	api.RegisterAdminServer(m.grpc, &adminServer{s: &server{m: m}})

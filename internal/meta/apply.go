@@ -180,6 +180,7 @@ func (s *State) mkdir(c Mkdir) Result {
 	// Validation is complete; from here on nothing fails.
 	for _, e := range elems[i:] {
 		n = s.newInode(n, e, true, c.Mode, c.Time)
+		n.uid, n.gid = c.Uid, c.Gid
 	}
 	return Result{Info: s.info(n)}
 }
@@ -226,6 +227,7 @@ func (s *State) create(c Create) Result {
 	}
 	n := s.newInode(dir, name, false, c.Mode, c.Time)
 	n.replication, n.chunkSize = repl, cs
+	n.uid, n.gid = c.Uid, c.Gid
 	return Result{Info: s.info(n)}
 }
 

@@ -19,6 +19,9 @@ type Mkdir struct {
 	Parents bool
 	Mode    uint32
 	Time    int64
+	// Uid and Gid own the new directories (0: root).
+	Uid uint32 `json:",omitempty"`
+	Gid uint32 `json:",omitempty"`
 }
 
 // Create creates an empty file. Replication 0 and ChunkSize 0 mean the
@@ -31,6 +34,10 @@ type Create struct {
 	ChunkSize   int64
 	Overwrite   bool
 	Time        int64
+	// Uid and Gid own a new file (0: root); an overwritten one keeps its
+	// owner.
+	Uid uint32 `json:",omitempty"`
+	Gid uint32 `json:",omitempty"`
 }
 
 // Rename moves Src to the free name Dst.

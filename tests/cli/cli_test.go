@@ -190,6 +190,8 @@ type statOut struct {
 	ChunkSize   int64  `json:"chunk_size"`
 	Replication int    `json:"replication"`
 	Mode        string `json:"mode"`
+	UID         uint32 `json:"uid"`
+	GID         uint32 `json:"gid"`
 	Mtime       string `json:"mtime"`
 	Type        string `json:"type"`
 	Chunks      []struct {
@@ -250,7 +252,7 @@ func decode[T any](t *testing.T, what, s string) T {
 func checkStat(t *testing.T, master, path string, size, chunkSize int64, replication int) statOut {
 	t.Helper()
 	st := decode[statOut](t, "stat --json "+path, ok(t, master, "stat", "--json", path))
-	if st.Path != path || st.Type != "file" || st.Size != size || st.ChunkSize != chunkSize || st.Replication != replication || st.Mode != "0644" {
+	if st.Path != path || st.Type != "file" || st.Size != size || st.ChunkSize != chunkSize || st.Replication != replication || st.Mode != "0644" || st.UID != 0 || st.GID != 0 {
 		t.Fatalf("stat %s = %+v; want size %d, chunk size %d, replication %d, mode 0644", path, st, size, chunkSize, replication)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, st.Mtime); err != nil {

@@ -26,11 +26,19 @@ func TestTLSCommands(t *testing.T) {
 		t.Fatalf("an unknown role: exit %d, want 2 (usage); stderr %q", r.code, r.stderr)
 	}
 	wantFail(t, run(t, "", nil, "admin", "cert", "issue", "x", "--ca", p("nope"), "--role", "client", "--out", p("x")), "no cluster CA")
-	for _, c := range [][2]string{{"m1", "master"}, {"cs1", "chunkserver"}, {"cs2", "chunkserver"}, {"cs3", "chunkserver"}, {"alice", "client"}, {"rita", "reader"}} {
-		out := ok(t, "", "admin", "cert", "issue", c[0], "--ca", p("ca"), "--role", c[1], "--out", p(c[0]))
+	for _, c := range [][3]string{{"m1", "master"}, {"cs1", "chunkserver"}, {"cs2", "chunkserver"}, {"cs3", "chunkserver"},
+		{"root", "admin"}, {"alice", "client", "1000:1000"}, {"bob", "client", "1001"}, {"rita", "reader"}} {
+		args := []string{"admin", "cert", "issue", c[0], "--ca", p("ca"), "--role", c[1], "--out", p(c[0])}
+		if c[2] != "" {
+			args = append(args, "--uid", c[2])
+		}
+		out := ok(t, "", args...)
 		if !strings.Contains(out, c[1]+" certificate") {
 			t.Fatalf("cert issue %s: %q", c[0], out)
 		}
+	}
+	if r := run(t, "", nil, "admin", "cert", "issue", "x", "--ca", p("ca"), "--role", "admin", "--uid", "5", "--out", p("x")); r.code == 0 {
+		t.Fatal("an admin certificate naming a user was issued")
 	}
 	if fi, err := os.Stat(p("alice/tls.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("client key: %v, mode %v; want 0600", err, fi.Mode())
@@ -52,21 +60,45 @@ func TestTLSCommands(t *testing.T) {
 	if err := os.WriteFile(src, []byte("hello over TLS\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	withCreds := func(args ...string) []string { return append([]string{"--tls-dir", p("alice")}, args...) }
-	ok(t, master, withCreds("put", src, "/hello.txt")...)
-	if got := ok(t, master, withCreds("cat", "/hello.txt")...); got != "hello over TLS\n" {
+	as := func(who string, args ...string) []string { return append([]string{"--tls-dir", p(who)}, args...) }
+	withCreds := func(args ...string) []string { return as("alice", args...) }
+	// Who a caller is comes from its certificate: root (admin) makes
+	// alice a home; alice (uid 1000) writes there, and nowhere else.
+	wantFail(t, run(t, master, nil, withCreds("put", src, "/hello.txt")...), "permission denied", "uid 1000")
+	ok(t, master, as("root", "mkdir", "-p", "/home/alice")...)
+	ok(t, master, as("root", "chown", "1000:1000", "/home/alice")...)
+	ok(t, master, withCreds("put", src, "/home/alice/hello.txt")...)
+	if got := ok(t, master, withCreds("cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
 		t.Fatalf("cat over TLS: %q", got)
 	}
-	wantFail(t, run(t, master, nil, "cat", "/hello.txt"), "requires mutual TLS", "--tls-dir")
+	if out := ok(t, master, withCreds("stat", "/home/alice/hello.txt")...); !strings.Contains(out, "1000") {
+		t.Fatalf("stat of alice's file: %q, want her as the owner", out)
+	}
+	wantFail(t, run(t, master, nil, "cat", "/home/alice/hello.txt"), "requires mutual TLS", "--tls-dir")
+	// Permissions hold against bob (uid 1001), whatever he asks.
+	ok(t, master, withCreds("chmod", "600", "/home/alice/hello.txt")...)
+	wantFail(t, run(t, master, nil, as("bob", "cat", "/home/alice/hello.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, as("bob", "put", src, "/home/alice/bobs.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, as("bob", "chmod", "666", "/home/alice/hello.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, as("bob", "chown", "1001", "/home/alice/hello.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, as("bob", "rm", "/home/alice/hello.txt")...), "permission denied")
+	wantFail(t, run(t, master, nil, withCreds("chown", "1001", "/home/alice/hello.txt")...), "permission denied")
+	if got := ok(t, master, as("root", "cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
+		t.Fatalf("cat as root: %q", got)
+	}
+	ok(t, master, withCreds("chmod", "644", "/home/alice/hello.txt")...)
+	if got := ok(t, master, as("bob", "cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
+		t.Fatalf("cat by bob once readable: %q", got)
+	}
 	// A reader's certificate reads, and may change nothing: neither the
 	// namespace (the master) nor data (its capabilities are read-only).
 	asReader := func(args ...string) []string { return append([]string{"--tls-dir", p("rita")}, args...) }
-	if got := ok(t, master, asReader("cat", "/hello.txt")...); got != "hello over TLS\n" {
+	if got := ok(t, master, asReader("cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
 		t.Fatalf("cat as a reader: %q", got)
 	}
 	wantFail(t, run(t, master, nil, asReader("put", src, "/by-reader.txt")...), "permission denied")
-	wantFail(t, run(t, master, nil, asReader("rm", "/hello.txt")...), "permission denied")
-	if got := ok(t, master, withCreds("cat", "/hello.txt")...); got != "hello over TLS\n" {
+	wantFail(t, run(t, master, nil, asReader("rm", "/home/alice/hello.txt")...), "permission denied")
+	if got := ok(t, master, withCreds("cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
 		t.Fatalf("cat after a reader's attempts: %q", got)
 	}
 	// A client certificate may not change the master group.
@@ -80,7 +112,7 @@ func TestTLSCommands(t *testing.T) {
 	if out := ok(t, "", "admin", "ca", "trust", p("alice"), p("rita"), "--add", p("ca2")); !strings.Contains(out, "2 TLS directories trust") {
 		t.Fatalf("ca trust --add: %q", out)
 	}
-	if got := ok(t, master, withCreds("cat", "/hello.txt")...); got != "hello over TLS\n" {
+	if got := ok(t, master, withCreds("cat", "/home/alice/hello.txt")...); got != "hello over TLS\n" {
 		t.Fatalf("cat trusting two CAs: %q", got)
 	}
 	wantFail(t, run(t, "", nil, "admin", "ca", "trust", p("alice"), "--remove", p("ca")), "issue it a new one first")

@@ -1,0 +1,207 @@
+package meta
+
+import (
+	"errors"
+	"slices"
+)
+
+// Access control: who may do what to an inode, by its owner, group and
+// permission bits (POSIX, without ACLs). The master checks a caller
+// against the state before it proposes a command (internal/master,
+// access.go); Apply checks nothing, so the log replays as it was
+// written.
+
+// ErrPermission: the caller may not (EACCES).
+var ErrPermission = errors.New("meta: permission denied")
+
+// User is a caller: a POSIX identity, or Root, who may do anything.
+type User struct {
+	UID, GID uint32
+	Groups   []uint32 // supplementary groups
+	Root     bool
+}
+
+// Nobody is the identity of a caller whose certificate names none.
+var Nobody = User{UID: 65534, GID: 65534}
+
+// Access bits, as access(2)'s.
+const (
+	MayExec  uint32 = 1
+	MayWrite uint32 = 2
+	MayRead  uint32 = 4
+)
+
+// modeSticky on a directory: an entry may be removed or renamed only by
+// its owner, the directory's owner or root.
+const modeSticky = 0o1000
+
+func (u User) inGroup(g uint32) bool { return u.GID == g || slices.Contains(u.Groups, g) }
+
+// allows reports whether u may use n as want (MayRead|MayWrite|MayExec).
+func (n *inode) allows(u User, want uint32) bool {
+	if u.Root {
+		return true
+	}
+	var bits uint32
+	switch {
+	case u.UID == n.uid:
+		bits = n.mode >> 6
+	case u.inGroup(n.gid):
+		bits = n.mode >> 3
+	default:
+		bits = n.mode
+	}
+	return bits&7&want == want
+}
+
+func denied(u User, n *inode, what string) error {
+	return errorf(ErrPermission, "uid %d may not %s (mode %04o, owner %d:%d)", u.UID, what, n.mode&0o7777, n.uid, n.gid)
+}
+
+// walk follows path p as u, who needs search permission on every
+// directory on the way; it returns the inode at p, or nil when p does
+// not exist (which is no permission error: the command says so), and the
+// directory holding it (nil for "/", or when that does not exist).
+func (s *State) walk(u User, p string) (parent, n *inode, err error) {
+	elems, err := splitPath(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	n = s.inodes[RootInode]
+	for _, e := range elems {
+		if !n.dir {
+			return nil, nil, nil
+		}
+		if !n.allows(u, MayExec) {
+			return nil, nil, denied(u, n, "search "+s.pathOf(n))
+		}
+		child, ok := n.children[e]
+		if !ok {
+			return n, nil, nil
+		}
+		parent, n = n, s.inodes[child]
+	}
+	return parent, n, nil
+}
+
+// CheckPath: u may reach path p and use what is there as want (0: only
+// reach it). A path that does not exist passes.
+func (s *State) CheckPath(u User, p string, want uint32) error {
+	_, n, err := s.walk(u, p)
+	if err != nil || n == nil || want == 0 || n.allows(u, want) {
+		return err
+	}
+	return denied(u, n, accessVerb(want)+" "+p)
+}
+
+// CheckInode: u may use inode ino as want. A missing inode passes.
+func (s *State) CheckInode(u User, ino uint64, want uint32) error {
+	n := s.inodes[ino]
+	if n == nil || n.allows(u, want) {
+		return nil
+	}
+	return denied(u, n, accessVerb(want)+" inode "+s.pathOf(n))
+}
+
+// CheckEntry: u may add (remove false) or remove or rename (remove true)
+// the entry name of directory dir: write and search permission on it,
+// and in a sticky directory, for a removal, owning it or the entry.
+func (s *State) CheckEntry(u User, dir uint64, name string, remove bool) error {
+	d := s.inodes[dir]
+	if d == nil || !d.dir {
+		return nil
+	}
+	if !d.allows(u, MayWrite|MayExec) {
+		return denied(u, d, "change entries of "+s.pathOf(d))
+	}
+	if !remove || u.Root || d.mode&modeSticky == 0 || d.uid == u.UID {
+		return nil
+	}
+	if c, ok := d.children[name]; ok && s.inodes[c] != nil && s.inodes[c].uid != u.UID {
+		return denied(u, d, "remove another user's "+name+" from sticky "+s.pathOf(d))
+	}
+	return nil
+}
+
+// CheckEntryPath is CheckEntry for the entry at path p, reached by u.
+func (s *State) CheckEntryPath(u User, p string, remove bool) error {
+	parent, _, err := s.walk(u, p)
+	if err != nil || parent == nil {
+		return err
+	}
+	elems, _ := splitPath(p)
+	return s.CheckEntry(u, parent.id, elems[len(elems)-1], remove)
+}
+
+// CheckOwner: u owns inode ino or is root (chmod, chown, times).
+func (s *State) CheckOwner(u User, ino uint64) error {
+	n := s.inodes[ino]
+	if n == nil || u.Root || n.uid == u.UID {
+		return nil
+	}
+	return denied(u, n, "change the attributes of "+s.pathOf(n))
+}
+
+// CheckChown: u may give inode ino owner uid and group gid (the
+// current ones where unchanged): only root changes the owner; the owner
+// may change the group to one of its own.
+func (s *State) CheckChown(u User, ino uint64, uid, gid uint32) error {
+	n := s.inodes[ino]
+	if n == nil || u.Root {
+		return nil
+	}
+	if uid != n.uid {
+		return denied(u, n, "give away "+s.pathOf(n))
+	}
+	if n.uid != u.UID || (gid != n.gid && !u.inGroup(gid)) {
+		return denied(u, n, "change the group of "+s.pathOf(n))
+	}
+	return nil
+}
+
+// Rights reports what u may do with the data of inode ino: read, write.
+func (s *State) Rights(u User, ino uint64) (read, write bool) {
+	n := s.inodes[ino]
+	if n == nil {
+		return false, false
+	}
+	return n.allows(u, MayRead), n.allows(u, MayWrite)
+}
+
+func accessVerb(want uint32) string {
+	switch want {
+	case MayRead:
+		return "read"
+	case MayWrite:
+		return "write"
+	case MayExec:
+		return "search"
+	case MayRead | MayExec:
+		return "list"
+	}
+	return "use"
+}
+
+// CheckTree: u may remove everything under directory p (rm -r): list,
+// search and change the entries of every directory in it.
+func (s *State) CheckTree(u User, p string) error {
+	_, n, err := s.walk(u, p)
+	if err != nil || n == nil || !n.dir {
+		return err
+	}
+	var check func(d *inode) error
+	check = func(d *inode) error {
+		if !d.allows(u, MayRead|MayWrite|MayExec) {
+			return denied(u, d, "remove the entries of "+s.pathOf(d))
+		}
+		for _, c := range d.children {
+			if child := s.inodes[c]; child != nil && child.dir {
+				if err := check(child); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return check(n)
+}
