@@ -202,7 +202,7 @@ func startEmbedded(ctx context.Context, dir string, tls bool, log *slog.Logger) 
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", nil, err
 	}
-	cl, err := cluster.Start(ctx, cluster.Config{Dir: dir, Chunkservers: 3, Logger: log, TLS: tls})
+	cl, err := cluster.Start(ctx, cluster.Config{Dir: dir, Chunkservers: 3, Logger: log, Insecure: !tls})
 	if err != nil {
 		if tmp {
 			os.RemoveAll(dir)

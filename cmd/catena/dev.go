@@ -46,7 +46,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			// dev is for trying Catena out: errors only (Raft's routine
 			// election warnings would read as trouble), everything with -v.
 			cfg.Logger = g.loggerAt(cmd.ErrOrStderr(), slog.LevelError)
-			cfg.TLS = !insecure
+			cfg.Insecure = insecure
 			ctx := cmd.Context()
 			c, err := cluster.Start(ctx, cfg)
 			if err != nil {

@@ -10,8 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/durable"
@@ -105,10 +108,11 @@ type Config struct {
 	// MemDisks keeps each chunkserver's data on an in-memory disk
 	// (chunkstore.MemFS), so that PowerCut can drop what was not synced.
 	MemDisks bool
-	// TLS runs the cluster with mutual TLS: a CA in Dir/tls/ca, and
-	// certificates for the masters, the chunkservers and the clients
-	// (admin role: TLSDir) issued from it, or those an earlier start made.
-	TLS bool
+	// Insecure runs the cluster over plain TCP. By default every
+	// connection is mutual TLS: a CA in Dir/tls/ca, and certificates for
+	// the masters, the chunkservers and the clients (admin role: TLSDir)
+	// issued from it, or those an earlier start made.
+	Insecure bool
 }
 
 func (cfg Config) withDefaults() Config {
@@ -172,7 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}()
 	ctx, cancel := withReadyTimeout(ctx)
 	defer cancel()
-	if cfg.TLS {
+	if !cfg.Insecure {
 		if c.tls, err = newClusterTLS(filepath.Join(cfg.Dir, "tls")); err != nil {
 			return nil, err
 		}
@@ -309,6 +313,11 @@ func (c *Cluster) TLSDir() string {
 	}
 	return c.tls.clientDir
 }
+
+// DialOption is the transport of a connection, as an admin client, to a
+// server of role want (a master or a chunkserver): mutual TLS, or plain
+// TCP for an insecure cluster.
+func (c *Cluster) DialOption(want auth.Role) grpc.DialOption { return c.tls.dialOption(want) }
 
 // Dir returns the cluster's data directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chunkserver"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
@@ -35,7 +35,7 @@ func metricsSum(c *cluster.Cluster) chunkserver.Metrics {
 
 func masterClient(t *testing.T, c *cluster.Cluster) api.MasterClient {
 	t.Helper()
-	conn, err := grpc.NewClient(c.MasterAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(c.MasterAddr(), c.DialOption(auth.RoleMaster))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestOrphanFromStaleWriteCollected(t *testing.T) {
 	if err := cl.Remove(ctx, "/gone"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(ci.GetChain()[0].GetAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ci.GetChain()[0].GetAddr(), c.DialOption(auth.RoleChunkserver))
 	if err != nil {
 		t.Fatal(err)
 	}

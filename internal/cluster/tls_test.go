@@ -41,7 +41,7 @@ func fileInode(t *testing.T, cl *client.Client, p string) uint64 {
 // holding a client or a chunkserver certificate change neither data,
 // chains nor metadata (the cleanup checks replicas and metadata).
 func TestTLSCluster(t *testing.T) {
-	c := clustertest.New(t, cluster.Config{TLS: true, Chunkservers: 3})
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
 	ctx := context.Background()
 	cl := clustertest.Client(t, c)
 	f, err := cl.Create(ctx, "/f", client.CreateOptions{ChunkSize: 1 << 20})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
@@ -101,6 +100,7 @@ type crashCluster struct {
 	t      *testing.T
 	dir    string
 	master string
+	certs  *testCerts
 	mc     api.MasterClient
 	cs     []*proctest.Proc
 	csArgs [][]string
@@ -108,17 +108,17 @@ type crashCluster struct {
 
 func startCluster(t *testing.T) *crashCluster {
 	dir := t.TempDir()
-	c := &crashCluster{t: t, dir: dir, master: freeAddr(t)}
+	c := &crashCluster{t: t, dir: dir, master: freeAddr(t), certs: issueCerts(t, dir, chunkservers)}
 	start(t, "master", "catena master: listening on",
-		"master", "--insecure", "--dir", filepath.Join(dir, "master"), "--listen", c.master, "--raft-addr", freeAddr(t))
-	conn, err := grpc.NewClient(c.master, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		"master", "--tls-dir", c.certs.master, "--dir", filepath.Join(dir, "master"), "--listen", c.master, "--raft-addr", freeAddr(t))
+	conn, err := grpc.NewClient(c.master, c.certs.dialOption(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	c.mc = api.NewMasterClient(conn)
 	for i := range chunkservers {
-		args := []string{"chunkserver", "--insecure", "--master", c.master,
+		args := []string{"chunkserver", "--tls-dir", c.certs.cs[i], "--master", c.master,
 			"--dir", filepath.Join(dir, fmt.Sprintf("cs%d", i+1)), "--listen", freeAddr(t)}
 		c.csArgs = append(c.csArgs, args)
 		c.cs = append(c.cs, start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", args...))
@@ -181,7 +181,7 @@ func TestCrashChunkservers(t *testing.T) {
 	}
 	c := startCluster(t)
 	r := newRand(t)
-	cl, err := client.New(client.Config{Masters: []string{c.master}, OpTimeout: writeTimeout})
+	cl, err := client.New(client.Config{Masters: []string{c.master}, OpTimeout: writeTimeout, TLSDir: c.certs.admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestCrashChunkservers(t *testing.T) {
 	}
 
 	// Read back through a fresh client.
-	cl2, err := client.New(client.Config{Masters: []string{c.master}})
+	cl2, err := client.New(client.Config{Masters: []string{c.master}, TLSDir: c.certs.admin})
 	if err != nil {
 		t.Fatal(err)
 	}

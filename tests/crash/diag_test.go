@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chunkstore"
@@ -267,7 +266,7 @@ func (p *powercut) cycleLog(name string) []string {
 
 // volumeChunks asks the master for the volume's chunk map.
 func (p *powercut) volumeChunks() ([]*api.ChunkInfo, error) {
-	conn, err := grpc.NewClient(p.master, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(p.master, p.certs.dialOption(p.t))
 	if err != nil {
 		return nil, err
 	}

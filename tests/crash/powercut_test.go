@@ -93,6 +93,7 @@ type powercut struct {
 	logDir string
 	master string
 	nbd    string
+	certs  *testCerts
 	specs  []pcProc
 	group  *proctest.Group
 	procs  []*proctest.Proc
@@ -132,15 +133,16 @@ func TestPowerCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.master, p.nbd = freeAddr(t), freeAddr(t)
+	p.certs = issueCerts(t, p.dir, pcChunkservers)
 	p.specs = append(p.specs, pcProc{name: "master", ready: "catena master: listening on", dir: filepath.Join(p.dir, "master"),
-		args: []string{"master", "--insecure", "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
+		args: []string{"master", "--tls-dir", p.certs.master, "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
 	for i := range pcChunkservers {
 		d := filepath.Join(p.dir, fmt.Sprintf("cs%d", i+1))
 		p.specs = append(p.specs, pcProc{name: fmt.Sprintf("cs%d", i+1), ready: "catena chunkserver: id", dir: d,
-			args: []string{"chunkserver", "--insecure", "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
+			args: []string{"chunkserver", "--tls-dir", p.certs.cs[i], "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
 	}
 	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
-		args: []string{"nbd", "--master", p.master, "--listen", p.nbd}})
+		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd}})
 	t.Cleanup(p.killAll)
 
 	// First start in the usual order, then the data set.
@@ -221,10 +223,10 @@ func (p *powercut) startAll(order []int) {
 		p.scl.Close()
 	}
 	var err error
-	if p.cl, err = client.New(client.Config{Masters: []string{p.master}, OpTimeout: pcOpTimeout}); err != nil {
+	if p.cl, err = client.New(client.Config{Masters: []string{p.master}, OpTimeout: pcOpTimeout, TLSDir: p.certs.admin}); err != nil {
 		p.t.Fatal(err)
 	}
-	if p.scl, err = client.New(client.Config{Masters: []string{p.master}, OpTimeout: pcStormOpTimeout}); err != nil {
+	if p.scl, err = client.New(client.Config{Masters: []string{p.master}, OpTimeout: pcStormOpTimeout, TLSDir: p.certs.admin}); err != nil {
 		p.t.Fatal(err)
 	}
 }
@@ -508,7 +510,7 @@ type pcStatus struct {
 func (p *powercut) status() (*pcStatus, string, error) {
 	ctx, cancel := context.WithTimeout(p.t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, catenaBin, "status", "--json", "--master", p.master)
+	cmd := exec.CommandContext(ctx, catenaBin, "status", "--json", "--tls-dir", p.certs.admin, "--master", p.master)
 	cmd.Env = append(os.Environ(), "CATENA_MASTER=")
 	out, err := cmd.Output()
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
@@ -30,9 +29,10 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 		t.Skip("starts real processes")
 	}
 	dir := t.TempDir()
+	certs := issueCerts(t, dir, 3)
 	master, nbdAddr := freeAddr(t), freeAddr(t)
 	nbdProc := proctest.Spawn(t, catenaBin, "nbd", proctest.Options{},
-		"nbd", "--master", master, "--listen", nbdAddr)
+		"nbd", "--tls-dir", certs.admin, "--master", master, "--listen", nbdAddr)
 	if err := nbdProc.AwaitStderr(waitLine+master, readyTimeout); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 		if err := os.Mkdir(mnt, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		mountProc = proctest.Spawn(t, catenaBin, "mount", proctest.Options{}, "mount", "--master", master, mnt)
+		mountProc = proctest.Spawn(t, catenaBin, "mount", proctest.Options{}, "mount", "--tls-dir", certs.admin, "--master", master, mnt)
 		t.Cleanup(func() { exec.Command("fusermount3", "-u", "-z", mnt).Run() })
 		if err := mountProc.AwaitStderr(waitLine+master, readyTimeout); err != nil {
 			t.Fatal(err)
@@ -56,13 +56,13 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 
 	// Now the cluster.
 	start(t, "master", "catena master: listening on",
-		"master", "--insecure", "--dir", filepath.Join(dir, "master"), "--listen", master, "--raft-addr", freeAddr(t))
+		"master", "--tls-dir", certs.master, "--dir", filepath.Join(dir, "master"), "--listen", master, "--raft-addr", freeAddr(t))
 	for i := range 3 {
-		start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", "chunkserver", "--insecure", "--master", master,
+		start(t, fmt.Sprintf("cs%d", i+1), "catena chunkserver: id", "chunkserver", "--tls-dir", certs.cs[i], "--master", master,
 			"--dir", filepath.Join(dir, fmt.Sprintf("cs%d", i+1)), "--listen", freeAddr(t))
 	}
 	// A chunkserver says it started before it registered: await all three.
-	conn, err := grpc.NewClient(master, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(master, certs.dialOption(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestFrontEndsWaitForMaster(t *testing.T) {
 	(&crashCluster{t: t, master: master, mc: api.NewMasterClient(conn)}).await("3 chunkservers alive", func(st *api.StatusResponse) error {
 		return aliveOf(st, 3)
 	})
-	cl, err := client.New(client.Config{Masters: []string{master}})
+	cl, err := client.New(client.Config{Masters: []string{master}, TLSDir: certs.admin})
 	if err != nil {
 		t.Fatal(err)
 	}
