@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -41,14 +42,37 @@ type fakeMaster struct {
 	// nextHandle is what Register answers as the next handle (the
 	// servers' creation floor); 1 unless a test changes it.
 	nextHandle uint64
-	// noHistory: keep only each server's last heartbeat.
+	// noHistory: keep no heartbeat (lastHeartbeat answers nil), only
+	// the counts of full reports; a scale test's own memory stays small.
 	noHistory bool
 	// paged: take full reports in pages (RegisterResponse.paged_reports);
 	// fullCount counts the replicas of each server's last full report,
 	// whether paged or not, and pages holds those of the pages so far.
 	paged     bool
 	fullCount map[uint64]int
-	pages     map[uint64]map[uint64]bool
+	pages     map[uint64]handleSet
+}
+
+// handleSet is a set of handles as a bitmap in words of 64 handles: a
+// million handles close together take a few hundred KB, where a map
+// entry each took tens of MB.
+type handleSet map[uint64]uint64
+
+func (hs handleSet) add(h uint64) { hs[h/64] |= 1 << (h % 64) }
+func (hs handleSet) remove(h uint64) {
+	if w := hs[h/64] &^ (1 << (h % 64)); w != 0 {
+		hs[h/64] = w
+	} else {
+		delete(hs, h/64)
+	}
+}
+
+func (hs handleSet) len() int {
+	n := 0
+	for _, w := range hs {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }
 
 func startFakeMaster(t testing.TB) *fakeMaster {
@@ -68,7 +92,7 @@ func startFakeMaster(t testing.TB) *fakeMaster {
 		history:    make(map[uint64][]*api.HeartbeatRequest),
 		askFull:    make(map[uint64]bool),
 		fullCount:  make(map[uint64]int),
-		pages:      make(map[uint64]map[uint64]bool),
+		pages:      make(map[uint64]handleSet),
 		nextHandle: 1,
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsgSize)) // as the master's: full reports are large
@@ -96,8 +120,8 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 		return nil, rpcerr.NotLeader(m.redirect)
 	}
 	id := req.GetServerId()
-	m.heartbeats[id] = req
 	if !m.noHistory {
+		m.heartbeats[id] = req
 		m.history[id] = append(m.history[id], req)
 	}
 	if m.askFull[id] && !req.GetFull() {
@@ -106,18 +130,18 @@ func (m *fakeMaster) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (
 	}
 	if req.GetFull() {
 		if req.GetPage() == 0 || m.pages[id] == nil {
-			m.pages[id] = make(map[uint64]bool)
+			m.pages[id] = make(handleSet)
 		}
 		for _, r := range req.GetReplicas() {
-			m.pages[id][r.GetHandle()] = true
+			m.pages[id].add(r.GetHandle())
 		}
 		for _, h := range req.GetRemoved() {
-			delete(m.pages[id], h)
+			m.pages[id].remove(h)
 		}
 		if req.GetMore() {
 			return &api.HeartbeatResponse{}, nil // no lease before the last page
 		}
-		m.fullCount[id] = len(m.pages[id])
+		m.fullCount[id] = m.pages[id].len()
 		delete(m.pages, id)
 	}
 	resp := &api.HeartbeatResponse{DeleteHandles: m.deletes[id], Reregister: m.reregister[id], Fenced: m.fenced[id],
