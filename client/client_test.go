@@ -21,6 +21,7 @@ func TestHeadRestartDuringWrite(t *testing.T) {
 	retried := make(chan struct{}, 1)
 	cl, err := client.New(client.Config{
 		Masters: []string{c.MasterAddr()},
+		TLSDir:  c.TLSDir(),
 		Logger:  slog.New(&signalHandler{msg: "write retry", ch: retried}),
 	})
 	if err != nil {
