@@ -22,14 +22,7 @@ func newChmodCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: fmt.Errorf("mode %q: want octal permission bits, 0 to 7777", a[0])}
 			}
 			m := uint32(mode)
-			return g.withClient(func(c *client.Client) error {
-				for _, p := range a[1:] {
-					if err := setAttr(cmd, c, "chmod", remotePath(p), client.SetAttrIn{Mode: &m}); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			return setAttrs(cmd, g, "chmod", a[1:], client.SetAttrIn{Mode: &m})
 		},
 	}
 }
@@ -62,26 +55,24 @@ func newChownCmd(g *globals) *cobra.Command {
 			if in.Uid == nil && in.Gid == nil {
 				return &usageError{cmd: cmd, err: fmt.Errorf("give UID, UID:GID or :GID")}
 			}
-			return g.withClient(func(c *client.Client) error {
-				for _, p := range a[1:] {
-					if err := setAttr(cmd, c, "chown", remotePath(p), in); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			return setAttrs(cmd, g, "chown", a[1:], in)
 		},
 	}
 }
 
-// setAttr applies in to the inode at p.
-func setAttr(cmd *cobra.Command, c *client.Client, op, p string, in client.SetAttrIn) error {
-	fi, err := c.Stat(cmd.Context(), p)
-	if err != nil {
-		return fail(op+" "+p, err)
-	}
-	if _, err := c.SetAttr(cmd.Context(), fi.Inode, in); err != nil {
-		return fail(op+" "+p, err)
-	}
-	return nil
+// setAttrs applies in to the inode at each of paths.
+func setAttrs(cmd *cobra.Command, g *globals, op string, paths []string, in client.SetAttrIn) error {
+	return g.withClient(func(c *client.Client) error {
+		for _, p := range paths {
+			p = remotePath(p)
+			fi, err := c.Stat(cmd.Context(), p)
+			if err == nil {
+				_, err = c.SetAttr(cmd.Context(), fi.Inode, in)
+			}
+			if err != nil {
+				return fail(op+" "+p, err)
+			}
+		}
+		return nil
+	})
 }

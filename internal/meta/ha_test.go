@@ -10,15 +10,7 @@ func TestRequestDedupe(t *testing.T) {
 	s := New()
 	req := func(seq uint64, at int64, c Command) Result {
 		t.Helper()
-		b, err := Encode(Request{Client: 7, Seq: seq, Time: at, Cmd: c})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.Apply(d)
+		return mustDecodeApply(t, s, Request{Client: 7, Seq: seq, Time: at, Cmd: c})
 	}
 	r1 := req(1, 1, Create{Path: "/a", Mode: 0o644})
 	if r1.Err != nil {
@@ -125,6 +117,12 @@ func TestCapabilityKeys(t *testing.T) {
 // mustDecodeApply applies c after an encode and decode, as Raft does.
 func mustDecodeApply(t *testing.T, s *State, c Command) Result {
 	t.Helper()
+	return s.Apply(reencode(t, c))
+}
+
+// reencode is c encoded and decoded.
+func reencode(t *testing.T, c Command) Command {
+	t.Helper()
 	b, err := Encode(c)
 	if err != nil {
 		t.Fatal(err)
@@ -133,5 +131,5 @@ func mustDecodeApply(t *testing.T, s *State, c Command) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Apply(d)
+	return d
 }

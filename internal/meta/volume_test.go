@@ -88,15 +88,7 @@ func TestVolumeCommandsEncode(t *testing.T) {
 		RemoveVolume{Name: "v", Time: 2},
 		ResizeVolume{Name: "v", Size: 8192, Time: 3},
 	} {
-		b, err := Encode(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d != c {
+		if d := reencode(t, c); d != c {
 			t.Fatalf("round trip %+v != %+v", d, c)
 		}
 	}
