@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-hidden=(nbdinfo nbdcopy qemu-img qemu-io fio fusermount3 fusermount sqlite3)
+hidden=(nbdinfo nbdcopy qemu-img qemu-io fio fusermount3 fusermount sqlite3 setfacl getfacl)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 # Every program on PATH but the hidden ones, first found first.

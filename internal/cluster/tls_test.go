@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"net"
 	"path/filepath"
@@ -267,6 +268,48 @@ func TestTLSCluster(t *testing.T) {
 	}
 	denied("user: GetChunks of root's 0600 file", call("", func(ctx context.Context) error {
 		_, err := mu.GetChunks(ctx, &api.GetChunksRequest{Inode: gi})
+		return err
+	}))
+	// An access ACL naming bob opens the 0600 file to him, read only; he
+	// may not set one himself (not the owner), nor a malformed one anyone.
+	acl := func(entries ...[3]uint32) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, 2)
+		for _, e := range entries {
+			b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+			b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+			b = binary.LittleEndian.AppendUint32(b, e[2])
+		}
+		return b
+	}
+	bobReads := acl([3]uint32{0x01, 6, 0}, [3]uint32{0x02, 4, 1001}, [3]uint32{0x04, 0, 0}, [3]uint32{0x10, 4, 0}, [3]uint32{0x20, 0, 0})
+	fu := api.NewFSClient(conn(c.MasterAddr(), userDir, auth.RoleMaster))
+	denied("user: set an ACL on root's file", call("", func(ctx context.Context) error {
+		_, err := fu.SetXattr(ctx, &api.SetXattrRequest{Inode: gi, Name: "system.posix_acl_access", Value: bobReads})
+		return err
+	}))
+	if err := cl.SetXattr(ctx, gi, "system.posix_acl_access", bobReads[:10], 0); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("a malformed ACL: %v, want ErrInvalid", err)
+	}
+	if err := cl.SetXattr(ctx, gi, "system.posix_acl_access", bobReads, 0); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := mu.GetChunks(ctx, &api.GetChunksRequest{Inode: gi})
+	if err != nil || len(ac.Chunks) != 1 {
+		t.Fatalf("user: GetChunks of a file whose ACL names him: %v, %v", ac, err)
+	}
+	csTailU := api.NewChunkserverClient(conn(ac.Chunks[0].Chain[len(ac.Chunks[0].Chain)-1].Addr, userDir, auth.RoleChunkserver))
+	if err := call("", func(ctx context.Context) error {
+		resp, err := csTailU.Read(ctx, &api.ReadRequest{Handle: ac.Chunks[0].Handle, Epoch: ac.Chunks[0].Epoch, Length: 4, Capability: ac.Chunks[0].Capability})
+		if err == nil && string(resp.Data) != "mine" {
+			t.Errorf("user: read %q through the ACL", resp.Data)
+		}
+		return err
+	}); err != nil {
+		t.Errorf("user: Read through the ACL: %v", err)
+	}
+	denied("user: Write through a read-only ACL", call("", func(ctx context.Context) error {
+		_, err := api.NewChunkserverClient(conn(ac.Chunks[0].Chain[0].Addr, userDir, auth.RoleChunkserver)).Write(ctx,
+			&api.WriteRequest{Handle: ac.Chunks[0].Handle, Epoch: ac.Chunks[0].Epoch, Data: []byte("EVIL"), ClientId: 667, RequestId: 2, Capability: ac.Chunks[0].Capability})
 		return err
 	}))
 	denied("user: Create in root's /", call("", func(ctx context.Context) error {

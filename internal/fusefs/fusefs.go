@@ -103,8 +103,13 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	zero := time.Duration(0)
 	opts := &fs.Options{
 		MountOptions: fuse.MountOptions{
-			AllowOther:   cfg.AllowOther,
-			Options:      []string{"default_permissions"},
+			AllowOther: cfg.AllowOther,
+			Options:    []string{"default_permissions"},
+			// POSIX ACLs: the kernel checks them with the mode bits,
+			// keeps them in step with chmod and applies directories'
+			// default ACLs to what is created in them; they live in the
+			// system.posix_acl_* xattrs, which the master checks too.
+			EnableAcl:    true,
 			MaxWrite:     maxWrite,
 			MaxReadAhead: maxWrite,
 			FsName:       "catena",

@@ -195,9 +195,11 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	case api.FS_ListXattr_FullMethodName:
 		return st.CheckInode(u, req.(*api.GetattrRequest).Inode, meta.MayRead)
 	case api.FS_SetXattr_FullMethodName:
-		return st.CheckInode(u, req.(*api.SetXattrRequest).Inode, meta.MayWrite)
+		r := req.(*api.SetXattrRequest)
+		return checkXattrChange(st, u, r.Inode, r.Name)
 	case api.FS_RemoveXattr_FullMethodName:
-		return st.CheckInode(u, req.(*api.GetXattrRequest).Inode, meta.MayWrite)
+		r := req.(*api.GetXattrRequest)
+		return checkXattrChange(st, u, r.Inode, r.Name)
 
 	// Volumes are root's to make, resize and remove.
 	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName:
@@ -206,6 +208,15 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	// Getattr, Readlink, Statfs, Status, the mount session and hold
 	// calls, volume listings: nothing to check.
 	return nil
+}
+
+// checkXattrChange: an ACL is the owner's to change (as chmod), other
+// xattrs anyone's who may write the inode.
+func checkXattrChange(st *meta.State, u meta.User, ino uint64, name string) error {
+	if name == meta.ACLAccessXattr || name == meta.ACLDefaultXattr {
+		return st.CheckOwner(u, ino)
+	}
+	return st.CheckInode(u, ino, meta.MayWrite)
 }
 
 func denyNonRoot(method string) error {

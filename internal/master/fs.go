@@ -231,6 +231,9 @@ func (f *fsServer) ListXattr(ctx context.Context, req *api.GetattrRequest) (*api
 }
 
 func (f *fsServer) SetXattr(ctx context.Context, req *api.SetXattrRequest) (*api.SetXattrResponse, error) {
+	if err := meta.CheckACLXattr(req.Name, req.Value); err != nil {
+		return nil, metaErr(err)
+	}
 	if _, err := f.change(ctx, meta.SetXattr{Inode: req.Inode, Name: req.Name, Value: req.Value,
 		Mode: meta.XattrMode(min(req.Mode, 255)), Time: f.s.now()}); err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 )
 
 // Access control: who may do what to an inode, by its owner, group and
-// permission bits (POSIX, without ACLs). The master checks a caller
+// permission bits, or by its POSIX access ACL when it has one (acl.go). The master checks a caller
 // against the state before it proposes a command (internal/master,
 // access.go); Apply checks nothing, so the log replays as it was
 // written.
@@ -41,6 +41,9 @@ func (u User) inGroup(g uint32) bool { return u.GID == g || slices.Contains(u.Gr
 func (n *inode) allows(u User, want uint32) bool {
 	if u.Root {
 		return true
+	}
+	if allowed, ok := n.aclAllows(u, want); ok {
+		return allowed
 	}
 	var bits uint32
 	switch {

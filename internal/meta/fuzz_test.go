@@ -102,3 +102,24 @@ func mustList(t *testing.T, s *State, p string) []FileInfo {
 	}
 	return l
 }
+
+// FuzzParseACL: an ACL xattr of any bytes (from a client) is taken or
+// refused, never a panic; one taken is exactly its entries' encoding.
+func FuzzParseACL(f *testing.F) {
+	f.Add(aclValue([3]uint32{aclUserObj, 6, 0}, [3]uint32{aclUser, 4, 1001}, [3]uint32{aclGroupObj, 0, 0},
+		[3]uint32{aclMask, 4, 0}, [3]uint32{aclOther, 0, 0}))
+	f.Add([]byte{2, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		acl, err := parseACL(b)
+		if err != nil {
+			return
+		}
+		var es [][3]uint32
+		for _, e := range acl {
+			es = append(es, [3]uint32{uint32(e.tag), e.perm, e.id})
+		}
+		if got := aclValue(es...); !bytes.Equal(got, b) {
+			t.Fatalf("taken %x, re-encoded %x", b, got)
+		}
+	})
+}

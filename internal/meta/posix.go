@@ -342,6 +342,7 @@ func (s *State) createAt(c CreateAt) Result {
 	}
 	n := s.newPosixInode(dir, c.Name, false, c.Mode, c.Uid, c.Gid, c.Time)
 	n.replication, n.chunkSize = repl, cs
+	n.inheritACL(dir)
 	return Result{Info: s.info(n)}
 }
 
@@ -350,7 +351,9 @@ func (s *State) mkdirAt(c MkdirAt) Result {
 	if err != nil {
 		return fail(err)
 	}
-	return Result{Info: s.info(s.newPosixInode(dir, c.Name, true, c.Mode, c.Uid, c.Gid, c.Time))}
+	n := s.newPosixInode(dir, c.Name, true, c.Mode, c.Uid, c.Gid, c.Time)
+	n.inheritACL(dir)
+	return Result{Info: s.info(n)}
 }
 
 func (s *State) symlinkAt(c Symlink) Result {
@@ -387,6 +390,7 @@ func (s *State) mknod(c Mknod) Result {
 	if c.Type == TypeChar || c.Type == TypeBlock {
 		n.rdev = c.Rdev
 	}
+	n.inheritACL(dir)
 	return Result{Info: s.info(n)}
 }
 
@@ -596,6 +600,7 @@ func (s *State) setattr(c Setattr) Result {
 	}
 	if c.Set&SetMode != 0 {
 		n.mode = c.Mode & 0o7777
+		n.chmodACL()
 	}
 	if c.Set&SetUid != 0 {
 		n.uid = c.Uid
@@ -653,6 +658,9 @@ func (s *State) setXattr(c SetXattr) Result {
 		n.xattrs = map[string][]byte{}
 	}
 	n.xattrs[c.Name] = slices.Clone(c.Value)
+	if c.Name == ACLAccessXattr {
+		n.modeFromACL()
+	}
 	n.ctime = c.Time
 	return Result{Info: s.info(n)}
 }
