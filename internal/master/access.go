@@ -133,18 +133,26 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 		return st.CheckInode(u, req.(*api.AllocateChunkRequest).Inode, meta.MayWrite)
 	case api.Master_GetChunks_FullMethodName:
 		ino := req.(*api.GetChunksRequest).Inode
+		if err := st.CheckReach(u, ino); err != nil {
+			return err
+		}
 		if read, write := st.Rights(u, ino); read || write {
 			return nil
 		}
 		return st.CheckInode(u, ino, meta.MayRead)
 
 	// The namespace by inode (the FUSE mount).
+	case api.FS_Getattr_FullMethodName, api.FS_Readlink_FullMethodName:
+		return st.CheckInode(u, req.(*api.GetattrRequest).Inode, 0)
 	case api.FS_LookupChild_FullMethodName:
 		return st.CheckInode(u, req.(*api.LookupChildRequest).Parent, meta.MayExec)
 	case api.FS_Readdir_FullMethodName:
 		return st.CheckInode(u, req.(*api.ReaddirRequest).Inode, meta.MayRead)
 	case api.FS_Setattr_FullMethodName:
 		r := req.(*api.SetattrRequest)
+		if err := st.CheckReach(u, r.Inode); err != nil {
+			return err
+		}
 		set := api.SetattrField(r.Set)
 		if set&(api.SetattrField_SETATTR_UID|api.SetattrField_SETATTR_GID) != 0 {
 			fi, err := st.Stat(r.Inode)
@@ -205,8 +213,8 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName:
 		return denyNonRoot(method)
 	}
-	// Getattr, Readlink, Statfs, Status, the mount session and hold
-	// calls, volume listings: nothing to check.
+	// Statfs, Status, the mount session and hold calls, volume
+	// listings: nothing to check.
 	return nil
 }
 
@@ -214,6 +222,9 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 // xattrs anyone's who may write the inode.
 func checkXattrChange(st *meta.State, u meta.User, ino uint64, name string) error {
 	if name == meta.ACLAccessXattr || name == meta.ACLDefaultXattr {
+		if err := st.CheckReach(u, ino); err != nil {
+			return err
+		}
 		return st.CheckOwner(u, ino)
 	}
 	return st.CheckInode(u, ino, meta.MayWrite)

@@ -97,22 +97,66 @@ func (s *State) CheckPath(u User, p string, want uint32) error {
 	return denied(u, n, accessVerb(want)+" "+p)
 }
 
-// CheckInode: u may use inode ino as want. A missing inode passes.
+// CheckInode: u may reach inode ino (CheckReach) and use it as want
+// (0: only reach it). A missing inode passes.
 func (s *State) CheckInode(u User, ino uint64, want uint32) error {
 	n := s.inodes[ino]
-	if n == nil || n.allows(u, want) {
+	if n == nil || u.Root {
+		return nil
+	}
+	if err := s.CheckReach(u, ino); err != nil {
+		return err
+	}
+	if want == 0 || n.allows(u, want) {
 		return nil
 	}
 	return denied(u, n, accessVerb(want)+" inode "+s.pathOf(n))
 }
 
+// CheckReach: u could reach inode ino by a path, as a call by path
+// requires: search permission on every directory above one of its names
+// (a hard-linked file has several). A caller that knows an inode's
+// number gets no further than its path would let it. A missing inode
+// passes.
+func (s *State) CheckReach(u User, ino uint64) error {
+	n := s.inodes[ino]
+	if n == nil || u.Root || n.id == RootInode {
+		return nil
+	}
+	parents := []uint64{n.parent}
+	for _, l := range n.links {
+		parents = append(parents, l.Parent)
+	}
+	var blocked *inode
+	for _, p := range parents {
+		d := s.inodes[p]
+		for d != nil && d.allows(u, MayExec) {
+			if d.id == RootInode {
+				return nil
+			}
+			d = s.inodes[d.parent]
+		}
+		if d != nil && blocked == nil {
+			blocked = d
+		}
+	}
+	if blocked == nil { // an orphan: held open, no name left
+		return nil
+	}
+	return denied(u, blocked, "search "+s.pathOf(blocked))
+}
+
 // CheckEntry: u may add (remove false) or remove or rename (remove true)
-// the entry name of directory dir: write and search permission on it,
+// the entry name of directory dir: reach it (CheckReach), write and
+// search permission on it,
 // and in a sticky directory, for a removal, owning it or the entry.
 func (s *State) CheckEntry(u User, dir uint64, name string, remove bool) error {
 	d := s.inodes[dir]
 	if d == nil || !d.dir {
 		return nil
+	}
+	if err := s.CheckReach(u, dir); err != nil {
+		return err
 	}
 	if !d.allows(u, MayWrite|MayExec) {
 		return denied(u, d, "change entries of "+s.pathOf(d))

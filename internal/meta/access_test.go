@@ -137,7 +137,7 @@ func TestACL(t *testing.T) {
 func TestACLMode(t *testing.T) {
 	s := New()
 	d := applyOK(t, s, MkdirAt{Parent: RootInode, Name: "d", Mode: 0o700, Time: 1}).Info
-	acl := aclValue([3]uint32{aclUserObj, 7, 0}, [3]uint32{aclUser, 6, 1001}, [3]uint32{aclGroupObj, 5, 0},
+	acl := aclValue([3]uint32{aclUserObj, 7, 0}, [3]uint32{aclUser, 7, 1001}, [3]uint32{aclGroupObj, 5, 0},
 		[3]uint32{aclMask, 7, 0}, [3]uint32{aclOther, 0, 0})
 	applyOK(t, s, SetXattr{Inode: d.Inode, Name: ACLAccessXattr, Value: acl, Time: 2})
 	if fi, _ := s.Stat(d.Inode); fi.Mode != 0o770 {
@@ -145,7 +145,7 @@ func TestACLMode(t *testing.T) {
 	}
 	applyOK(t, s, Setattr{Inode: d.Inode, Set: SetMode, Mode: 0o750, Time: 3})
 	got, _ := s.Xattr(d.Inode, ACLAccessXattr)
-	if want := aclValue([3]uint32{aclUserObj, 7, 0}, [3]uint32{aclUser, 6, 1001}, [3]uint32{aclGroupObj, 5, 0},
+	if want := aclValue([3]uint32{aclUserObj, 7, 0}, [3]uint32{aclUser, 7, 1001}, [3]uint32{aclGroupObj, 5, 0},
 		[3]uint32{aclMask, 5, 0}, [3]uint32{aclOther, 0, 0}); !bytes.Equal(got, want) {
 		t.Fatalf("ACL after chmod 750: %x, want the mask r-x", got)
 	}
@@ -171,5 +171,29 @@ func TestACLMode(t *testing.T) {
 	bob := User{UID: 1001, GID: 1001}
 	if s.CheckInode(bob, f.Inode, MayRead) != nil || s.CheckInode(bob, f.Inode, MayWrite) == nil {
 		t.Fatal("bob on the inherited file: want read (rw- under mask r--), not write")
+	}
+}
+
+// TestReach: a call by inode number gets no further than a path would:
+// a 0644 file below a directory its caller may not search is out of
+// reach, unless another name of it is within reach.
+func TestReach(t *testing.T) {
+	s := New()
+	alice := User{UID: 1000, GID: 1000}
+	priv := applyOK(t, s, MkdirAt{Parent: RootInode, Name: "priv", Mode: 0o700, Uid: 2000, Gid: 2000, Time: 1}).Info
+	f := applyOK(t, s, CreateAt{Parent: priv.Inode, Name: "f", Mode: 0o644, Uid: 2000, Gid: 2000, Time: 2}).Info
+	if err := s.CheckInode(alice, f.Inode, MayRead); !errors.Is(err, ErrPermission) {
+		t.Fatalf("alice reads a file in a directory she may not search: %v", err)
+	}
+	if err := s.CheckReach(alice, f.Inode); !errors.Is(err, ErrPermission) {
+		t.Fatalf("alice reaches it: %v", err)
+	}
+	pub := applyOK(t, s, MkdirAt{Parent: RootInode, Name: "pub", Mode: 0o755, Time: 3}).Info
+	applyOK(t, s, Link{Inode: f.Inode, Parent: pub.Inode, Name: "f", Time: 4})
+	if err := s.CheckInode(alice, f.Inode, MayRead); err != nil {
+		t.Fatalf("alice reads it through a link in a public directory: %v", err)
+	}
+	if err := s.CheckEntry(alice, priv.Inode, "x", false); !errors.Is(err, ErrPermission) {
+		t.Fatalf("alice adds to the private directory: %v", err)
 	}
 }
