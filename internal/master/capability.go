@@ -26,6 +26,10 @@ const (
 // ensureCapabilityKey adds a capability key when there is none or the
 // newest is capKeyRotate old.
 func (m *Master) ensureCapabilityKey(ctx context.Context) error {
+	// One at a time (the election and the repair loop both call it), so
+	// that a second caller sees the first one's key.
+	m.capKeyMu.Lock()
+	defer m.capKeyMu.Unlock()
 	var keys []meta.CapabilityKey
 	m.fsm.view(func(st *meta.State) { keys = st.CapabilityKeys() })
 	now := m.cfg.Clock.Now()

@@ -69,6 +69,9 @@ type Master struct {
 	// coalesce).
 	repairKick chan struct{}
 
+	// capKeyMu serialises ensureCapabilityKey.
+	capKeyMu sync.Mutex
+
 	closeOnce sync.Once
 	closeErr  error
 }
