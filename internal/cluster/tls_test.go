@@ -312,6 +312,30 @@ func TestTLSCluster(t *testing.T) {
 			&api.WriteRequest{Handle: ac.Chunks[0].Handle, Epoch: ac.Chunks[0].Epoch, Data: []byte("EVIL"), ClientId: 667, RequestId: 2, Capability: ac.Chunks[0].Capability})
 		return err
 	}))
+	// Holding a file open (which keeps it after its last name goes) is for
+	// files the caller could open: /f (0644) yes, /g once without the ACL no.
+	if err := call("", func(ctx context.Context) error {
+		if _, err := fu.RenewMount(ctx, &api.RenewMountRequest{Session: 4242, TtlMs: 60000}); err != nil {
+			return err
+		}
+		_, err := fu.Hold(ctx, &api.HoldRequest{Session: 4242, Inode: fileInode(t, cl, "/f")})
+		return err
+	}); err != nil {
+		t.Errorf("user: Hold of a readable file: %v", err)
+	}
+	if err := cl.RemoveXattr(ctx, gi, "system.posix_acl_access"); err != nil {
+		t.Fatal(err)
+	}
+	denied("user: Hold of root's 0600 file", call("", func(ctx context.Context) error {
+		_, err := fu.Hold(ctx, &api.HoldRequest{Session: 4242, Inode: gi})
+		return err
+	}))
+	if err := call("", func(ctx context.Context) error {
+		_, err := fu.EndMount(ctx, &api.EndMountRequest{Session: 4242})
+		return err
+	}); err != nil {
+		t.Errorf("user: EndMount: %v", err)
+	}
 	denied("user: Create in root's /", call("", func(ctx context.Context) error {
 		_, err := mu.Create(ctx, &api.CreateRequest{Path: "/by-bob"})
 		return err

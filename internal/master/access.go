@@ -198,6 +198,17 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 			return err
 		}
 		return st.CheckEntry(u, r.DstParent, r.DstName, true)
+	case api.FS_Hold_FullMethodName:
+		// Holding a file open keeps it (and its space) after its last
+		// name goes: only for one the caller could open.
+		ino := req.(*api.HoldRequest).Inode
+		if err := st.CheckReach(u, ino); err != nil {
+			return err
+		}
+		if read, write := st.Rights(u, ino); read || write {
+			return nil
+		}
+		return st.CheckInode(u, ino, meta.MayRead)
 	case api.FS_GetXattr_FullMethodName:
 		return st.CheckInode(u, req.(*api.GetXattrRequest).Inode, meta.MayRead)
 	case api.FS_ListXattr_FullMethodName:
@@ -213,8 +224,8 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName:
 		return denyNonRoot(method)
 	}
-	// Statfs, Status, the mount session and hold calls, volume
-	// listings: nothing to check.
+	// Statfs, Status, the mount session calls, Unhold, volume listings:
+	// nothing to check.
 	return nil
 }
 
