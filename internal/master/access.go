@@ -132,14 +132,7 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	case api.Master_AllocateChunk_FullMethodName:
 		return st.CheckInode(u, req.(*api.AllocateChunkRequest).Inode, meta.MayWrite)
 	case api.Master_GetChunks_FullMethodName:
-		ino := req.(*api.GetChunksRequest).Inode
-		if err := st.CheckReach(u, ino); err != nil {
-			return err
-		}
-		if read, write := st.Rights(u, ino); read || write {
-			return nil
-		}
-		return st.CheckInode(u, ino, meta.MayRead)
+		return checkOpen(st, u, req.(*api.GetChunksRequest).Inode)
 
 	// The namespace by inode (the FUSE mount).
 	case api.FS_Getattr_FullMethodName, api.FS_Readlink_FullMethodName:
@@ -201,14 +194,7 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	case api.FS_Hold_FullMethodName:
 		// Holding a file open keeps it (and its space) after its last
 		// name goes: only for one the caller could open.
-		ino := req.(*api.HoldRequest).Inode
-		if err := st.CheckReach(u, ino); err != nil {
-			return err
-		}
-		if read, write := st.Rights(u, ino); read || write {
-			return nil
-		}
-		return st.CheckInode(u, ino, meta.MayRead)
+		return checkOpen(st, u, req.(*api.HoldRequest).Inode)
 	case api.FS_GetXattr_FullMethodName:
 		return st.CheckInode(u, req.(*api.GetXattrRequest).Inode, meta.MayRead)
 	case api.FS_ListXattr_FullMethodName:
@@ -227,6 +213,17 @@ func checkCall(st *meta.State, u meta.User, method string, req any) error {
 	// Statfs, Status, the mount session calls, Unhold, volume listings:
 	// nothing to check.
 	return nil
+}
+
+// checkOpen: u could open inode ino, to read or to write.
+func checkOpen(st *meta.State, u meta.User, ino uint64) error {
+	if err := st.CheckReach(u, ino); err != nil {
+		return err
+	}
+	if read, write := st.Rights(u, ino); read || write {
+		return nil
+	}
+	return st.CheckInode(u, ino, meta.MayRead)
 }
 
 // checkXattrChange: an ACL is the owner's to change (as chmod), other

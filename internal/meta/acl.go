@@ -181,21 +181,36 @@ func (n *inode) chmodACL() {
 	if err != nil {
 		return
 	}
+	fitMode(acl, n.mode, false)
+	n.xattrs[ACLAccessXattr] = encodeACL(acl)
+}
+
+// fitMode sets (narrow false) or narrows (narrow true) the owner's entry,
+// the mask (else the owning group's entry) and the others' entry of acl
+// to the matching permission bits of mode.
+func fitMode(acl []aclEntry, mode uint32, narrow bool) {
 	hasMask := false
 	for _, e := range acl {
 		hasMask = hasMask || e.tag == aclMask
 	}
 	for i, e := range acl {
+		var bits uint32
 		switch {
 		case e.tag == aclUserObj:
-			acl[i].perm = n.mode >> 6 & 7
+			bits = mode >> 6 & 7
 		case e.tag == aclMask, e.tag == aclGroupObj && !hasMask:
-			acl[i].perm = n.mode >> 3 & 7
+			bits = mode >> 3 & 7
 		case e.tag == aclOther:
-			acl[i].perm = n.mode & 7
+			bits = mode & 7
+		default:
+			continue
+		}
+		if narrow {
+			acl[i].perm &= bits
+		} else {
+			acl[i].perm = bits
 		}
 	}
-	n.xattrs[ACLAccessXattr] = encodeACL(acl)
 }
 
 func encodeACL(acl []aclEntry) []byte {
@@ -222,20 +237,7 @@ func (n *inode) inheritACL(dir *inode) {
 	if err != nil {
 		return
 	}
-	hasMask := false
-	for _, e := range acl {
-		hasMask = hasMask || e.tag == aclMask
-	}
-	for i, e := range acl {
-		switch {
-		case e.tag == aclUserObj:
-			acl[i].perm &= n.mode >> 6 & 7
-		case e.tag == aclMask, e.tag == aclGroupObj && !hasMask:
-			acl[i].perm &= n.mode >> 3 & 7
-		case e.tag == aclOther:
-			acl[i].perm &= n.mode & 7
-		}
-	}
+	fitMode(acl, n.mode, true)
 	if n.xattrs == nil {
 		n.xattrs = map[string][]byte{}
 	}
