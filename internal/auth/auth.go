@@ -392,16 +392,25 @@ func (c *Creds) DialOption(want ...Role) grpc.DialOption {
 // PeerIdentity is the role and name the caller's certificate proves; ok
 // is false on a connection without TLS.
 func PeerIdentity(ctx context.Context) (role Role, name string, ok bool) {
+	c := peerCert(ctx)
+	if c == nil {
+		return "", "", false
+	}
+	role, name, err := identity(c)
+	return role, name, err == nil
+}
+
+// peerCert is the caller's verified certificate; nil without TLS.
+func peerCert(ctx context.Context) *x509.Certificate {
 	p, found := peer.FromContext(ctx)
 	if !found {
-		return "", "", false
+		return nil
 	}
 	ti, isTLS := p.AuthInfo.(credentials.TLSInfo)
 	if !isTLS || len(ti.State.PeerCertificates) == 0 {
-		return "", "", false
+		return nil
 	}
-	role, name, err := identity(ti.State.PeerCertificates[0])
-	return role, name, err == nil
+	return ti.State.PeerCertificates[0]
 }
 
 func serial() *big.Int {

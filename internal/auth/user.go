@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 )
 
 // User is the POSIX identity a client or reader certificate carries
@@ -108,14 +105,10 @@ func ParseUser(ids, groups string) (User, error) {
 // PeerUser is the identity the caller's certificate names; named is
 // false when it names none, or without TLS.
 func PeerUser(ctx context.Context) (u User, named bool) {
-	p, found := peer.FromContext(ctx)
-	if !found {
+	c := peerCert(ctx)
+	if c == nil {
 		return User{}, false
 	}
-	ti, isTLS := p.AuthInfo.(credentials.TLSInfo)
-	if !isTLS || len(ti.State.PeerCertificates) == 0 {
-		return User{}, false
-	}
-	u, named, err := userOf(ti.State.PeerCertificates[0])
+	u, named, err := userOf(c)
 	return u, named && err == nil
 }

@@ -73,7 +73,7 @@ func (m *Master) authorize(ctx context.Context, req any, info *grpc.UnaryServerI
 // group the one asked for when the caller is in it, else the caller's.
 func ownNew(u meta.User, req any) {
 	group := func(asked uint32) uint32 {
-		if asked == u.GID || slicesContains(u.Groups, asked) {
+		if u.InGroup(asked) {
 			return asked
 		}
 		return u.GID
@@ -88,15 +88,6 @@ func ownNew(u meta.User, req any) {
 	case *api.MknodRequest:
 		r.Uid, r.Gid = u.UID, group(r.Gid)
 	}
-}
-
-func slicesContains(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // checkCall is nil when u may make the call; st is read-locked.

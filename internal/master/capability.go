@@ -49,17 +49,6 @@ func (m *Master) ensureCapabilityKey(ctx context.Context) error {
 	return err
 }
 
-// signingKey is the key to sign with at now: the newest that has warmed
-// up, else the newest; ok is false when there is none.
-func signingKey(keys []meta.CapabilityKey, now time.Time) (auth.CapabilityKey, bool) {
-	for i := len(keys) - 1; i >= 0; i-- {
-		if i == 0 || now.Sub(time.Unix(0, keys[i].Time)) >= capKeyWarmup {
-			return auth.CapabilityKey{ID: keys[i].ID, Secret: keys[i].Secret}, true
-		}
-	}
-	return auth.CapabilityKey{}, false
-}
-
 // capabilityKeys are the keys as the chunkservers get them.
 func capabilityKeys(st *meta.State) []*api.CapabilityKey {
 	var out []*api.CapabilityKey
@@ -98,7 +87,9 @@ func (s *server) grantFor(ctx context.Context, st *meta.State, ino uint64) grant
 			g.rights &^= auth.RightWrite
 		}
 	}
-	g.key, g.ok = signingKey(st.CapabilityKeys(), now)
+	if k, ok := st.SigningKey(now.UnixNano(), int64(capKeyWarmup)); ok {
+		g.key, g.ok = auth.CapabilityKey{ID: k.ID, Secret: k.Secret}, true
+	}
 	return g
 }
 

@@ -209,11 +209,7 @@ func (m *Master) registerSelf() error {
 	if leader == "" {
 		return fmt.Errorf("no known leader")
 	}
-	opts := []grpc.DialOption{transportCreds(m.cfg.TLS, auth.RoleMaster)}
-	if m.cfg.Dialer != nil {
-		opts = append(opts, grpc.WithContextDialer(m.cfg.Dialer))
-	}
-	cc, err := grpc.NewClient(leader, opts...)
+	cc, err := m.dialMaster(leader)
 	if err != nil {
 		return err
 	}
@@ -353,13 +349,19 @@ func (m *Master) awaitCatchUp(ctx context.Context, id string, index uint64) erro
 	}
 }
 
-// progress asks the master at addr how far it applied its log.
-func (m *Master) progress(ctx context.Context, addr string) (uint64, error) {
+// dialMaster connects to another master's gRPC address (the caller
+// closes it), proving this master's certificate.
+func (m *Master) dialMaster(addr string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{transportCreds(m.cfg.TLS, auth.RoleMaster)}
 	if m.cfg.Dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(m.cfg.Dialer))
 	}
-	cc, err := grpc.NewClient(addr, opts...)
+	return grpc.NewClient(addr, opts...)
+}
+
+// progress asks the master at addr how far it applied its log.
+func (m *Master) progress(ctx context.Context, addr string) (uint64, error) {
+	cc, err := m.dialMaster(addr)
 	if err != nil {
 		return 0, err
 	}
@@ -375,11 +377,7 @@ func (m *Master) progress(ctx context.Context, addr string) (uint64, error) {
 
 // isVoter reports whether id is a voter of the current configuration.
 func (m *Master) isVoter(id string) bool {
-	f := m.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
+	for _, s := range m.raftServers() {
 		if string(s.ID) == id {
 			return s.Suffrage == raft.Voter
 		}

@@ -154,12 +154,17 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 // soleVoter reports whether this master is the only voter of its Raft
 // configuration.
 func (m *Master) soleVoter() bool {
+	srv := m.raftServers()
+	return len(srv) == 1 && srv[0].ID == raft.ServerID(m.cfg.ID) && srv[0].Suffrage == raft.Voter
+}
+
+// raftServers is the current Raft configuration (nil when unreadable).
+func (m *Master) raftServers() []raft.Server {
 	f := m.raft.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return nil
 	}
-	srv := f.Configuration().Servers
-	return len(srv) == 1 && srv[0].ID == raft.ServerID(m.cfg.ID) && srv[0].Suffrage == raft.Voter
+	return f.Configuration().Servers
 }
 
 func (m *Master) openRaft(raftAddr string) error {

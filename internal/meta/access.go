@@ -35,7 +35,8 @@ const (
 // its owner, the directory's owner or root.
 const modeSticky = 0o1000
 
-func (u User) inGroup(g uint32) bool { return u.GID == g || slices.Contains(u.Groups, g) }
+// InGroup reports whether g is u's group or one of its supplementary ones.
+func (u User) InGroup(g uint32) bool { return u.GID == g || slices.Contains(u.Groups, g) }
 
 // allows reports whether u may use n as want (MayRead|MayWrite|MayExec).
 func (n *inode) allows(u User, want uint32) bool {
@@ -49,7 +50,7 @@ func (n *inode) allows(u User, want uint32) bool {
 	switch {
 	case u.UID == n.uid:
 		bits = n.mode >> 6
-	case u.inGroup(n.gid):
+	case u.InGroup(n.gid):
 		bits = n.mode >> 3
 	default:
 		bits = n.mode
@@ -200,7 +201,7 @@ func (s *State) CheckChown(u User, ino uint64, uid, gid uint32) error {
 	if uid != n.uid {
 		return denied(u, n, "give away "+s.pathOf(n))
 	}
-	if n.uid != u.UID || (gid != n.gid && !u.inGroup(gid)) {
+	if n.uid != u.UID || (gid != n.gid && !u.InGroup(gid)) {
 		return denied(u, n, "change the group of "+s.pathOf(n))
 	}
 	return nil

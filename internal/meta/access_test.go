@@ -2,7 +2,6 @@ package meta
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -71,13 +70,11 @@ func TestAccess(t *testing.T) {
 
 // aclValue encodes ACL entries (tag, perm, id) as the xattr holds them.
 func aclValue(entries ...[3]uint32) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, aclVersion)
-	for _, e := range entries {
-		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
-		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
-		b = binary.LittleEndian.AppendUint32(b, e[2])
+	acl := make([]aclEntry, len(entries))
+	for i, e := range entries {
+		acl[i] = aclEntry{tag: uint16(e[0]), perm: e[1], id: e[2]}
 	}
-	return b
+	return encodeACL(acl)
 }
 
 // TestACL: an access ACL decides access as Linux's: named users and

@@ -122,7 +122,7 @@ func (n *inode) aclAllows(u User, want uint32) (allowed, ok bool) {
 	}
 	inGroup := false
 	for _, e := range acl {
-		if (e.tag == aclGroupObj && u.inGroup(n.gid)) || (e.tag == aclGroup && u.inGroup(e.id)) {
+		if (e.tag == aclGroupObj && u.InGroup(n.gid)) || (e.tag == aclGroup && u.InGroup(e.id)) {
 			inGroup = true
 			if grants(e.perm & mask) {
 				return true, true

@@ -227,6 +227,21 @@ func (s *State) applyHA(c Command) (Result, bool) {
 	return Result{}, false
 }
 
+// SigningKey is the key to sign capabilities with at now: the newest
+// one added at least warmup before (the chunkservers learn a new key from
+// their heartbeats meanwhile), else the newest; ok is false when there is
+// none. Its Secret is the state's: the caller must not keep or change it
+// past its read lock.
+func (s *State) SigningKey(now, warmup int64) (k CapabilityKey, ok bool) {
+	keys := s.ha.capKeys
+	for i := len(keys) - 1; i >= 0; i-- {
+		if i == 0 || now-keys[i].Time >= warmup {
+			return keys[i], true
+		}
+	}
+	return CapabilityKey{}, false
+}
+
 // CapabilityKeys returns the kept capability keys, oldest first (a copy).
 func (s *State) CapabilityKeys() []CapabilityKey {
 	out := slices.Clone(s.ha.capKeys)

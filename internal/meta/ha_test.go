@@ -107,6 +107,15 @@ func TestCapabilityKeys(t *testing.T) {
 	if len(got) != MaxCapabilityKeys || got[0].ID != 2 || got[1].ID != 5 || !bytes.Equal(got[1].Secret, key(5)) || got[1].Time != 13 {
 		t.Fatalf("keys %+v, want 2 and 5", got)
 	}
+	if k, ok := s.SigningKey(13+99, 100); !ok || k.ID != 2 {
+		t.Fatalf("signing key before key 5 warmed up: %d %v, want 2", k.ID, ok)
+	}
+	if k, ok := s.SigningKey(13+100, 100); !ok || k.ID != 5 {
+		t.Fatalf("signing key once key 5 warmed up: %d %v, want 5", k.ID, ok)
+	}
+	if _, ok := New().SigningKey(1, 100); ok {
+		t.Fatal("a signing key without keys")
+	}
 	got[1].Secret[0] = 9 // a copy
 	if s.CapabilityKeys()[1].Secret[0] != 5 {
 		t.Fatal("CapabilityKeys shares its secrets with the state")
