@@ -21,8 +21,9 @@ import (
 // permission on a directory whose entries change (and the sticky bit),
 // ownership for chmod and times, root for chown to another user and for
 // volumes' creation, resizing and removal. A user's new files and
-// directories are its own. The check and the command's commit are not
-// one step: a permission changed in between applies from the next call.
+// directories are its own. The commands a call proposes carry its
+// checks, which Apply evaluates again (meta.As): a permission changed by
+// a command that commits first applies already.
 
 // caller is who makes the call on ctx.
 func (m *Master) caller(ctx context.Context) meta.User {
@@ -54,19 +55,43 @@ func (m *Master) owner(ctx context.Context) (uid, gid uint32) {
 
 // authorize is the gRPC interceptor that checks each namespace, FS and
 // volume call against the caller's permissions, and makes a user's new
-// inodes its own.
+// inodes its own. The checks go with the call's context to propose,
+// which wraps the command in a meta.As carrying them: Apply checks
+// them again where the command lands in the log, so a permission taken
+// away by a command that committed first is never used after it.
 func (m *Master) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	u := m.caller(ctx)
 	if u.Root || !m.IsLeader() {
 		return h(ctx, req) // a follower answers NOT_LEADER
 	}
 	ownNew(u, req)
+	checks := checksFor(info.FullMethod, req)
+	if len(checks) == 0 {
+		return h(ctx, req)
+	}
 	var err error
-	m.fsm.view(func(st *meta.State) { err = checkCall(st, u, info.FullMethod, req) })
+	m.fsm.view(func(st *meta.State) { err = st.Allow(u, checks) })
 	if err != nil {
 		return nil, metaErr(err)
 	}
-	return h(ctx, req)
+	return h(context.WithValue(ctx, guardKey{}, &guard{user: u, checks: checks}), req)
+}
+
+// guard is a call's caller and the checks it passed, on its context.
+type guard struct {
+	user   meta.User
+	checks []meta.Check
+}
+
+type guardKey struct{}
+
+// guarded is c as the call on ctx proposes it: in a meta.As with the
+// call's checks when it has any.
+func guarded(ctx context.Context, c meta.Command) meta.Command {
+	if g, ok := ctx.Value(guardKey{}).(*guard); ok && g != nil {
+		return meta.As{User: g.user, Checks: g.checks, Cmd: c}
+	}
+	return c
 }
 
 // ownNew makes the owner of what a request creates the caller, and its
@@ -90,145 +115,123 @@ func ownNew(u meta.User, req any) {
 	}
 }
 
-// checkCall is nil when u may make the call; st is read-locked.
-func checkCall(st *meta.State, u meta.User, method string, req any) error {
+// checksFor is what a caller must pass to make the call: none for the
+// calls anyone may make (Statfs, Status, the mount session calls,
+// Unhold, volume listings).
+func checksFor(method string, req any) []meta.Check {
+	path := func(p string, want uint32) meta.Check {
+		return meta.Check{Op: meta.CheckOpPath, Path: p, Want: want}
+	}
+	entryPath := func(p string, remove bool) meta.Check {
+		return meta.Check{Op: meta.CheckOpEntryPath, Path: p, Remove: remove}
+	}
+	inode := func(ino uint64, want uint32) meta.Check {
+		return meta.Check{Op: meta.CheckOpInode, Inode: ino, Want: want}
+	}
+	entry := func(dir uint64, name string, remove bool) meta.Check {
+		return meta.Check{Op: meta.CheckOpEntry, Inode: dir, Name: name, Remove: remove}
+	}
+	open := func(ino uint64) meta.Check { return meta.Check{Op: meta.CheckOpOpen, Inode: ino} }
+	reach := func(ino uint64) meta.Check { return meta.Check{Op: meta.CheckOpReach, Inode: ino} }
+	owner := func(ino uint64) meta.Check { return meta.Check{Op: meta.CheckOpOwner, Inode: ino} }
+	// An ACL is the owner's to change (as chmod), other xattrs anyone's
+	// who may write the inode.
+	xattr := func(ino uint64, name string) []meta.Check {
+		if name == meta.ACLAccessXattr || name == meta.ACLDefaultXattr {
+			return []meta.Check{reach(ino), owner(ino)}
+		}
+		return []meta.Check{inode(ino, meta.MayWrite)}
+	}
+
 	switch method {
 	// The namespace by path.
 	case api.Master_Mkdir_FullMethodName:
-		return st.CheckEntryPath(u, req.(*api.MkdirRequest).Path, false)
+		return []meta.Check{entryPath(req.(*api.MkdirRequest).Path, false)}
 	case api.Master_Create_FullMethodName:
 		r := req.(*api.CreateRequest)
-		if err := st.CheckEntryPath(u, r.Path, false); err != nil || !r.Overwrite {
-			return err
+		if !r.Overwrite {
+			return []meta.Check{entryPath(r.Path, false)}
 		}
-		return st.CheckPath(u, r.Path, meta.MayWrite)
+		return []meta.Check{entryPath(r.Path, false), path(r.Path, meta.MayWrite)}
 	case api.Master_Lookup_FullMethodName:
-		return st.CheckPath(u, req.(*api.LookupRequest).Path, 0)
+		return []meta.Check{path(req.(*api.LookupRequest).Path, 0)}
 	case api.Master_List_FullMethodName:
-		return st.CheckPath(u, req.(*api.ListRequest).Path, meta.MayRead)
+		return []meta.Check{path(req.(*api.ListRequest).Path, meta.MayRead)}
 	case api.Master_Rename_FullMethodName:
 		r := req.(*api.RenameRequest)
-		if err := st.CheckEntryPath(u, r.Src, true); err != nil {
-			return err
-		}
-		return st.CheckEntryPath(u, r.Dst, true)
+		return []meta.Check{entryPath(r.Src, true), entryPath(r.Dst, true)}
 	case api.Master_Remove_FullMethodName:
 		r := req.(*api.RemoveRequest)
-		if err := st.CheckEntryPath(u, r.Path, true); err != nil || !r.Recursive {
-			return err
+		if !r.Recursive {
+			return []meta.Check{entryPath(r.Path, true)}
 		}
-		return st.CheckTree(u, r.Path)
+		return []meta.Check{entryPath(r.Path, true), {Op: meta.CheckOpTree, Path: r.Path}}
 	case api.Master_SetSize_FullMethodName:
-		return st.CheckInode(u, req.(*api.SetSizeRequest).Inode, meta.MayWrite)
+		return []meta.Check{inode(req.(*api.SetSizeRequest).Inode, meta.MayWrite)}
 	case api.Master_AllocateChunk_FullMethodName:
-		return st.CheckInode(u, req.(*api.AllocateChunkRequest).Inode, meta.MayWrite)
+		return []meta.Check{inode(req.(*api.AllocateChunkRequest).Inode, meta.MayWrite)}
 	case api.Master_GetChunks_FullMethodName:
-		return checkOpen(st, u, req.(*api.GetChunksRequest).Inode)
+		return []meta.Check{open(req.(*api.GetChunksRequest).Inode)}
 
 	// The namespace by inode (the FUSE mount).
 	case api.FS_Getattr_FullMethodName, api.FS_Readlink_FullMethodName:
-		return st.CheckInode(u, req.(*api.GetattrRequest).Inode, 0)
+		return []meta.Check{inode(req.(*api.GetattrRequest).Inode, 0)}
 	case api.FS_LookupChild_FullMethodName:
-		return st.CheckInode(u, req.(*api.LookupChildRequest).Parent, meta.MayExec)
+		return []meta.Check{inode(req.(*api.LookupChildRequest).Parent, meta.MayExec)}
 	case api.FS_Readdir_FullMethodName:
-		return st.CheckInode(u, req.(*api.ReaddirRequest).Inode, meta.MayRead)
+		return []meta.Check{inode(req.(*api.ReaddirRequest).Inode, meta.MayRead)}
 	case api.FS_Setattr_FullMethodName:
 		r := req.(*api.SetattrRequest)
-		if err := st.CheckReach(u, r.Inode); err != nil {
-			return err
-		}
+		checks := []meta.Check{reach(r.Inode)}
 		set := api.SetattrField(r.Set)
 		if set&(api.SetattrField_SETATTR_UID|api.SetattrField_SETATTR_GID) != 0 {
-			fi, err := st.Stat(r.Inode)
-			if err != nil {
-				return nil // the handler says so
-			}
-			uid, gid := fi.Uid, fi.Gid
-			if set&api.SetattrField_SETATTR_UID != 0 {
-				uid = r.Uid
-			}
-			if set&api.SetattrField_SETATTR_GID != 0 {
-				gid = r.Gid
-			}
-			if err := st.CheckChown(u, r.Inode, uid, gid); err != nil {
-				return err
-			}
+			checks = append(checks, meta.Check{Op: meta.CheckOpChown, Inode: r.Inode,
+				SetUID: set&api.SetattrField_SETATTR_UID != 0, UID: r.Uid,
+				SetGID: set&api.SetattrField_SETATTR_GID != 0, GID: r.Gid})
 		}
 		if set&(api.SetattrField_SETATTR_MODE|api.SetattrField_SETATTR_ATIME|api.SetattrField_SETATTR_MTIME) != 0 {
-			return st.CheckOwner(u, r.Inode)
+			checks = append(checks, owner(r.Inode))
 		}
-		return nil
+		return checks
 	case api.FS_Create_FullMethodName:
 		r := req.(*api.CreateAtRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, false)
+		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Mkdir_FullMethodName:
 		r := req.(*api.MkdirAtRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, false)
+		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Symlink_FullMethodName:
 		r := req.(*api.SymlinkRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, false)
+		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Mknod_FullMethodName:
 		r := req.(*api.MknodRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, false)
+		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Link_FullMethodName:
 		r := req.(*api.LinkRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, false)
+		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Unlink_FullMethodName, api.FS_Rmdir_FullMethodName:
 		r := req.(*api.UnlinkRequest)
-		return st.CheckEntry(u, r.Parent, r.Name, true)
+		return []meta.Check{entry(r.Parent, r.Name, true)}
 	case api.FS_Rename_FullMethodName:
 		r := req.(*api.RenameAtRequest)
-		if err := st.CheckEntry(u, r.SrcParent, r.SrcName, true); err != nil {
-			return err
-		}
-		return st.CheckEntry(u, r.DstParent, r.DstName, true)
+		return []meta.Check{entry(r.SrcParent, r.SrcName, true), entry(r.DstParent, r.DstName, true)}
 	case api.FS_Hold_FullMethodName:
 		// Holding a file open keeps it (and its space) after its last
 		// name goes: only for one the caller could open.
-		return checkOpen(st, u, req.(*api.HoldRequest).Inode)
+		return []meta.Check{open(req.(*api.HoldRequest).Inode)}
 	case api.FS_GetXattr_FullMethodName:
-		return st.CheckInode(u, req.(*api.GetXattrRequest).Inode, meta.MayRead)
+		return []meta.Check{inode(req.(*api.GetXattrRequest).Inode, meta.MayRead)}
 	case api.FS_ListXattr_FullMethodName:
-		return st.CheckInode(u, req.(*api.GetattrRequest).Inode, meta.MayRead)
+		return []meta.Check{inode(req.(*api.GetattrRequest).Inode, meta.MayRead)}
 	case api.FS_SetXattr_FullMethodName:
 		r := req.(*api.SetXattrRequest)
-		return checkXattrChange(st, u, r.Inode, r.Name)
+		return xattr(r.Inode, r.Name)
 	case api.FS_RemoveXattr_FullMethodName:
 		r := req.(*api.GetXattrRequest)
-		return checkXattrChange(st, u, r.Inode, r.Name)
+		return xattr(r.Inode, r.Name)
 
 	// Volumes are root's to make, resize and remove.
 	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName:
-		return denyNonRoot(method)
+		return []meta.Check{{Op: meta.CheckOpRoot, Name: method}}
 	}
-	// Statfs, Status, the mount session calls, Unhold, volume listings:
-	// nothing to check.
 	return nil
-}
-
-// checkOpen: u could open inode ino, to read or to write.
-func checkOpen(st *meta.State, u meta.User, ino uint64) error {
-	if err := st.CheckReach(u, ino); err != nil {
-		return err
-	}
-	if read, write := st.Rights(u, ino); read || write {
-		return nil
-	}
-	return st.CheckInode(u, ino, meta.MayRead)
-}
-
-// checkXattrChange: an ACL is the owner's to change (as chmod), other
-// xattrs anyone's who may write the inode.
-func checkXattrChange(st *meta.State, u meta.User, ino uint64, name string) error {
-	if name == meta.ACLAccessXattr || name == meta.ACLDefaultXattr {
-		if err := st.CheckReach(u, ino); err != nil {
-			return err
-		}
-		return st.CheckOwner(u, ino)
-	}
-	return st.CheckInode(u, ino, meta.MayWrite)
-}
-
-func denyNonRoot(method string) error {
-	return &meta.Error{Kind: meta.ErrPermission, Detail: method + " is root's (an admin certificate's)"}
 }

@@ -245,10 +245,11 @@ func requestID(ctx context.Context) (client, seq uint64) {
 // client's request id it is applied at most once, and a retry gets the
 // first attempt's result. Only for handlers that propose one command.
 func (s *server) proposeOnce(ctx context.Context, c meta.Command) (meta.Result, error) {
+	c = guarded(ctx, c) // inside the Request: a retry of a command that applied is answered, not checked again
 	if client, seq := requestID(ctx); client != 0 {
 		c = meta.Request{Client: client, Seq: seq, Time: s.now(), Cmd: c}
 	}
-	return s.propose(ctx, c)
+	return s.propose(context.WithValue(ctx, guardKey{}, (*guard)(nil)), c)
 }
 
 // gcAllowed reports whether a heartbeat of server id may carry deletions.

@@ -41,9 +41,10 @@ func (s *server) checkLeader() error {
 }
 
 // propose commits a command through Raft and returns its result; meta
-// errors are translated to rpcerr codes.
+// errors are translated to rpcerr codes. A user's call proposes it with
+// the permission checks it passed (guarded).
 func (s *server) propose(ctx context.Context, c meta.Command) (meta.Result, error) {
-	b, err := meta.Encode(c)
+	b, err := meta.Encode(guarded(ctx, c))
 	if err != nil {
 		return meta.Result{}, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
 	}

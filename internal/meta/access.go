@@ -6,10 +6,11 @@ import (
 )
 
 // Access control: who may do what to an inode, by its owner, group and
-// permission bits, or by its POSIX access ACL when it has one (acl.go). The master checks a caller
-// against the state before it proposes a command (internal/master,
-// access.go); Apply checks nothing, so the log replays as it was
-// written.
+// permission bits, or by its POSIX access ACL when it has one (acl.go).
+// The master checks a caller against the state before it proposes a
+// command (internal/master, access.go), and proposes it as an As with
+// the same checks (guard.go), which Apply evaluates again where the
+// command lands in the log.
 
 // ErrPermission: the caller may not (EACCES).
 var ErrPermission = errors.New("meta: permission denied")

@@ -70,6 +70,8 @@ func (s *State) apply(c Command) Result {
 		return s.removeVolume(c)
 	case ResizeVolume:
 		return s.resizeVolume(c)
+	case As:
+		return s.applyAs(c)
 	default:
 		if r, ok := s.applyHA(c); ok {
 			return r

@@ -153,6 +153,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[SetChain](env.Cmd)
 	case "caughtup":
 		c, err = decodeAs[CaughtUp](env.Cmd)
+	case "as":
+		c, err = decodeGuarded(env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

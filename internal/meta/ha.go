@@ -149,11 +149,12 @@ type record struct {
 // recordedSentinels are the errors a recorded result can wrap; the order is
 // part of the checkpoint encoding (append only).
 var recordedSentinels = [...]error{ErrNotFound, ErrExists, ErrNotDir, ErrIsDir,
-	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired, ErrNameTooLong}
+	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired, ErrNameTooLong,
+	ErrPermission}
 
 // kindOrder is the order toRecord tries recordedSentinels in: the most
 // specific first (ErrNameTooLong wraps ErrInvalid).
-var kindOrder = [...]int{9, 0, 1, 2, 3, 4, 5, 6, 7, 8}
+var kindOrder = [...]int{9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 10}
 
 // recordedErr is a recorded error of no known kind.
 type recordedErr struct{ msg string }
