@@ -214,7 +214,7 @@ func (n *Node) CheckCatchUp(target CatchUp, seq uint64) CatchUpVerdict {
 func (n *Node) Resync(cfg Config) {
 	n.abandonWaiting()
 	n.install(cfg)
-	n.sent = nil
+	n.clearSent()
 	clear(n.pending)
 	n.rejoining, n.catchingUp = false, false
 	n.stalledTicks, n.gapTicks = 0, 0
@@ -250,6 +250,12 @@ func (n *Node) check() {
 	}
 	invariants.Check(n.acked <= n.persisted && n.persisted <= n.applied,
 		"node %d: acked %d <= persisted %d <= applied %d", n.self, n.acked, n.persisted, n.applied)
+	var flying int64
+	for _, u := range n.sent[:min(n.flight, len(n.sent))] {
+		flying += int64(len(u.Data))
+	}
+	invariants.Check(n.flight <= len(n.sent) && flying == n.flightBytes,
+		"node %d: %d of %d sent updates in flight, %d bytes counted of %d", n.self, n.flight, len(n.sent), n.flightBytes, flying)
 	for i, u := range n.sent {
 		invariants.Check(u.Seq <= n.applied && (i == 0 || n.sent[i-1].Seq < u.Seq),
 			"node %d: Sent[%d] seq %d out of order or beyond applied %d", n.self, i, u.Seq, n.applied)

@@ -11,8 +11,13 @@
 // (Propose): update seq = last applied + 1, tagged with the current epoch
 // and the client's RequestID. Every node applies updates strictly in
 // sequence order and forwards each one to its successor, keeping it in its
-// Sent list until the successor acknowledges it. Updates that arrive ahead
-// of a gap are buffered; duplicates are never applied twice.
+// Sent list until the successor acknowledges it. At most sendWindow bytes
+// of the Sent list are out at the successor unacknowledged (one update
+// always is); the rest wait in the list, unsent, until acknowledgements
+// make room: a credit per chain, so one busy chain never floods its
+// successor. Updates that arrive ahead of a gap are buffered; duplicates
+// are never applied twice. Retained reports the bytes a node holds, for
+// the caller's memory bound.
 //
 // Acks are cumulative. A node's ack point is min(its own persisted seq, its
 // successor's ack) — for the tail just its persisted seq. When it advances,

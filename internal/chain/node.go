@@ -61,8 +61,12 @@ type Node struct {
 	succAck   uint64 // successor's highest cumulative ack
 	acked     uint64 // durable here and downstream; never decreases
 
-	sent    []Update          // forwarded, not acked by the successor; ascending seq
-	pending map[uint64]Update // buffered out-of-order updates, seq > applied+1
+	sent []Update // forwarded, not acked by the successor; ascending seq
+	// flight: sent[:flight] went to the successor, the rest waits for the
+	// send window (sendWindow); flightBytes is their data's size.
+	flight      int
+	flightBytes int64
+	pending     map[uint64]Update // buffered out-of-order updates, seq > applied+1
 
 	reqs    map[RequestID]uint64 // request id -> seq, the last reqMemory ids
 	reqRing []reqEntry           // insertion order of reqs, for eviction
@@ -126,7 +130,7 @@ func NewNode(self NodeID, cfg Config, st Start) *Node {
 func (n *Node) reset(cfg Config, seq, epoch uint64, ahead []Range) {
 	n.applied, n.persisted, n.acked, n.succAck = seq, seq, 0, 0
 	n.appliedEpoch, n.persistedEpoch = epoch, epoch
-	n.sent = nil
+	n.clearSent()
 	clear(n.pending)
 	clear(n.reqs)
 	n.reqRing, n.reqHead = nil, 0
@@ -239,8 +243,32 @@ func (n *Node) apply(u Update) {
 	n.rd.Apply = append(n.rd.Apply, u)
 	if n.succ != 0 {
 		n.sent = append(n.sent, u)
+		n.pump()
+	}
+}
+
+// sendWindow bounds the update bytes a node has sent to its successor
+// and not had acknowledged: a credit per chain, so that one busy chain
+// neither fills its successor's memory nor gets its updates dropped
+// there (internal/chunkserver's chain memory). Updates past it wait in
+// the Sent list, unsent, and go as acknowledgements come back; at the
+// head the client writes wait with them, which is the backpressure a
+// client meets. One update always goes, whatever its size.
+var sendWindow int64 = 8 << 20
+
+// pump sends the Sent list's waiting updates the window has room for.
+func (n *Node) pump() {
+	for n.flight < len(n.sent) && (n.flight == 0 || n.flightBytes+int64(len(n.sent[n.flight].Data)) <= sendWindow) {
+		u := n.sent[n.flight]
+		n.flight++
+		n.flightBytes += int64(len(u.Data))
 		n.send(u)
 	}
+}
+
+// clearSent empties the Sent list.
+func (n *Node) clearSent() {
+	n.sent, n.flight, n.flightBytes = nil, 0, 0
 }
 
 func (n *Node) send(u Update) {
@@ -381,7 +409,11 @@ func (n *Node) stepDuplicate(u Update) {
 		return
 	}
 	n.sent = slices.Insert(n.sent, i, u)
-	n.send(u)
+	if i <= n.flight { // among what was sent: send it now
+		n.flight++
+		n.flightBytes += int64(len(u.Data))
+		n.send(u)
+	}
 }
 
 // stepAck handles a cumulative ack from the successor.
@@ -397,9 +429,14 @@ func (n *Node) stepAck(seq uint64) {
 func (n *Node) trimSent() {
 	i := 0
 	for i < len(n.sent) && n.sent[i].Seq <= n.succAck {
+		if i < n.flight {
+			n.flightBytes -= int64(len(n.sent[i].Data))
+		}
 		i++
 	}
 	n.sent = slices.Delete(n.sent, 0, i)
+	n.flight = max(n.flight-i, 0)
+	n.pump()
 }
 
 // ackable is the highest seq durable here and on every node after this one.
@@ -509,7 +546,7 @@ func (n *Node) Reconfigure(cfg Config) (bool, error) {
 		n.abandonWaiting()
 	}
 	if n.succ == 0 {
-		n.sent = nil
+		n.clearSent()
 	} else {
 		n.ResendSent()
 	}
@@ -583,14 +620,31 @@ func (n *Node) InstallCatchUp(epoch, seq uint64, ahead []Range) {
 }
 
 // ResendSent re-sends every forwarded, unacknowledged update to the
-// successor (after its stream broke and was re-established).
+// successor (after its stream broke and was re-established), and those
+// waiting for the window as it allows.
 func (n *Node) ResendSent() {
 	if n.succ == 0 {
 		return
 	}
-	for _, u := range n.sent {
+	for _, u := range n.sent[:n.flight] {
 		n.send(u)
 	}
+	n.pump()
+}
+
+// Retained is the bytes of update data the node holds beyond the
+// current batch: forwarded and not yet acknowledged by the successor
+// (the Sent list), and buffered out of order. The caller bounds it
+// (internal/chunkserver's chain memory).
+func (n *Node) Retained() int64 {
+	var b int64
+	for _, u := range n.sent {
+		b += int64(len(u.Data))
+	}
+	for _, u := range n.pending {
+		b += int64(len(u.Data))
+	}
+	return b
 }
 
 // Ready returns and clears the pending batch of work.

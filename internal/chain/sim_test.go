@@ -66,6 +66,7 @@ type sim struct {
 	// longer than any client's operation timeout).
 	retired  map[RequestID]bool
 	rebuilds int // nodes rebuilt from their replica's state (coldCycle)
+	held     int // batches after which a node held updates back for its send window
 	failMode int
 	failed   bool
 }
@@ -203,7 +204,14 @@ func (s *sim) submit(req RequestID) {
 }
 
 func (s *sim) ready(id NodeID) {
-	rd := s.nodes[id].Ready()
+	n := s.nodes[id]
+	if n.flight > 1 && n.flightBytes > sendWindow {
+		s.t.Fatalf("node %d: %d updates (%d bytes) in flight, window %d", id, n.flight, n.flightBytes, sendWindow)
+	}
+	if n.flight < len(n.sent) {
+		s.held++
+	}
+	rd := n.Ready()
 	s.net = append(s.net, rd.Messages...)
 	for _, u := range rd.Apply {
 		l := s.log[id]
@@ -439,11 +447,27 @@ func (s *sim) quiesce() {
 	}
 }
 
+// TestSimulation runs 40 schedules with the default send window, and 40
+// with a window of two updates (the sim's updates are one byte), where
+// most updates wait in their Sent list for acknowledgements.
 func TestSimulation(t *testing.T) {
-	rebuilds := 0
+	for _, window := range []int64{sendWindow, 2} {
+		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+			defer func(w int64) { sendWindow = w }(sendWindow)
+			sendWindow = window
+			simulate(t)
+		})
+	}
+}
+
+func simulate(t *testing.T) {
+	rebuilds, held := 0, 0
 	defer func() {
 		if !t.Failed() && rebuilds < 40 {
 			t.Errorf("only %d nodes rebuilt cold in 40 schedules: the schedule never finds them quiescent", rebuilds)
+		}
+		if !t.Failed() && sendWindow < 8 && held < 40 {
+			t.Errorf("updates held back for the window only %d times in 40 schedules", held)
 		}
 	}()
 	for seed := uint64(1); seed <= 40; seed++ {
@@ -459,6 +483,7 @@ func TestSimulation(t *testing.T) {
 				t.Fatalf("only %d proposals: the schedule is too tame", len(s.proposed))
 			}
 			rebuilds += s.rebuilds
+			held += s.held
 		})
 	}
 }

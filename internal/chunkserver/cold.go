@@ -204,6 +204,7 @@ func (s *Server) sweepCold() int {
 		if ok {
 			// Whoever still holds r (the tick loop's list) sees it dropped.
 			r.dropped = true
+			r.chargeLocked()
 			delete(s.replicas, h)
 			s.setColdLocked(h, r.store.Meta(), cs)
 			n++

@@ -89,7 +89,9 @@ func TestWriteCreatesReplicas(t *testing.T) {
 	}
 	want := []Metrics{{CreatedByWrite: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}}
 	for i, s := range c.servers {
-		if got := s.Metrics(); got != want[i] {
+		got := s.Metrics()
+		got.ChainMemoryPeak = 0 // what the writes held on their way
+		if got != want[i] {
 			t.Errorf("server %d metrics %+v, want %+v", i, got, want[i])
 		}
 	}

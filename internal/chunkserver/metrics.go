@@ -23,6 +23,12 @@ type Metrics struct {
 	// WritesRefusedBusy: client writes refused because the write memory
 	// (Config.WriteMemory) stayed full for writeMemoryWait.
 	WritesRefusedBusy uint64
+	// ChainMemory: bytes of chain updates the replicas hold now
+	// (Config.ChainMemory); ChainMemoryPeak: the most they held at once;
+	// RelaysDropped: updates from predecessors dropped for want of room
+	// (their senders send them again).
+	ChainMemory, ChainMemoryPeak int64
+	RelaysDropped                uint64
 }
 
 // metrics holds the counters behind Metrics.
@@ -50,5 +56,8 @@ func (s *Server) Metrics() Metrics {
 		Active:             active,
 		ReportPages:        s.metrics.reportPages.Load(),
 		WritesRefusedBusy:  s.metrics.writesRefusedBusy.Load(),
+		ChainMemory:        s.chainMem.used.Load(),
+		ChainMemoryPeak:    s.chainMem.peak.Load(),
+		RelaysDropped:      s.chainMem.dropped.Load(),
 	}
 }

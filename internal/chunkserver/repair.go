@@ -20,6 +20,9 @@ import (
 const (
 	// fetchPiece is the most bytes one FetchResponse carries.
 	fetchPiece = 1 << 20
+	// maxFetches bounds the Fetch streams a server serves at once (each
+	// holds a piece).
+	maxFetches = 32
 	// fetchFinalMax: a Fetch finishes under the replica lock once what
 	// changed since its last pass is at most this many bytes.
 	fetchFinalMax = 4 << 20
@@ -238,6 +241,13 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 func (v *service) Fetch(req *api.FetchRequest, st api.Chunkserver_FetchServer) error {
 	s := v.s
 	ctx := st.Context()
+	// Each stream served holds a piece's buffer: at most maxFetches at
+	// once, the others wait their turn (a copy is never urgent to the
+	// millisecond, and the fetcher's own deadline still applies).
+	if err := s.fetches.Acquire(ctx, 1); err != nil {
+		return ctxError(ctx)
+	}
+	defer s.fetches.Release(1)
 	h := chunkstore.Handle(req.GetHandle())
 	r := s.acquire(h)
 	if r == nil {

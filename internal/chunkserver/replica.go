@@ -53,7 +53,13 @@ type replica struct {
 	epochCh   chan struct{} // closed and cleared whenever the node's configuration changes
 	failed    error         // sticky store error (the node is told: Node.Fail)
 	dropped   bool
-	waiters   map[waitKey][]chan writeResult
+	// relayGap: an update from the predecessor was dropped for want of
+	// chain memory, and none in order taken since (chainmem.go).
+	relayGap bool
+	// held is the node's retained update bytes as charged to the
+	// server's chain memory (chargeLocked).
+	held    int64
+	waiters map[waitKey][]chan writeResult
 	// verified: every block was checked since the replica was loaded
 	// from disk (true for replicas created or copied by this process).
 	// Reported to the master as evidence for recovery decisions.
@@ -184,8 +190,22 @@ func (r *replica) processReadyLocked() {
 		r.s.startCatchUpLocked(r)
 	}
 	r.noteLocked()
+	r.chargeLocked()
 	if !r.node.Idle() {
 		r.s.busy(r)
+	}
+}
+
+// chargeLocked brings the server's chain memory up to date with what
+// the node retains now (a dropped replica retains nothing).
+func (r *replica) chargeLocked() {
+	var now int64
+	if !r.dropped {
+		now = r.node.Retained()
+	}
+	if now != r.held {
+		r.s.chargeChain(now - r.held)
+		r.held = now
 	}
 }
 
@@ -349,6 +369,7 @@ func (r *replica) drop(err error) {
 		for k := range r.waiters {
 			r.completeLocked(k, writeResult{err: err})
 		}
+		r.chargeLocked()
 	}
 	r.mu.Unlock()
 	r.syncers.Wait()

@@ -95,6 +95,14 @@ type Config struct {
 	// is refused UNAVAILABLE (the client retries), instead of the server
 	// growing with its clients' concurrency.
 	WriteMemory int64
+	// ChainMemory bounds the bytes of chain updates the server's
+	// replicas hold for their successors (forwarded, not yet
+	// acknowledged) or out of order (default 256 MiB). An update from a
+	// predecessor that finds no room is dropped, and its sender sends it
+	// again after ResendTicks; each chain's next update in order is taken
+	// regardless while its replica holds none, so servers full of each
+	// other's updates never stop every chain (chainmem.go).
+	ChainMemory int64
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 	// Clock tells the time and makes the server's timers (nil = the
@@ -106,6 +114,8 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	writeMem *semaphore.Weighted // Config.WriteMemory
+	chainMem chainMemory         // Config.ChainMemory
+	fetches  *semaphore.Weighted // Fetch streams served (maxFetches)
 	clk      clock.Clock
 	id       chain.NodeID
 	addr     string
@@ -197,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.WriteMemory = defaultWriteMemory
 	}
 	cfg.WriteMemory = max(cfg.WriteMemory, maxMsgSize)
+	if cfg.ChainMemory <= 0 {
+		cfg.ChainMemory = defaultChainMemory
+	}
 	if cfg.ColdAfter == 0 {
 		cfg.ColdAfter = DefaultColdAfter
 	}
@@ -232,6 +245,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:        cfg,
 		writeMem:   semaphore.NewWeighted(cfg.WriteMemory),
+		fetches:    semaphore.NewWeighted(maxFetches),
 		clk:        clock.Or(cfg.Clock),
 		id:         id,
 		addr:       lis.Addr().String(),
@@ -245,6 +259,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		busyReps:   make(map[*replica]struct{}),
 		fetchConns: make(map[string]*grpc.ClientConn),
 	}
+	s.chainMem.limit.Store(cfg.ChainMemory)
 	s.log = cfg.Logger.With("server", uint64(id))
 	// The server outlives Start's ctx: only Close stops it.
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))

@@ -374,6 +374,10 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 	if r.dropped {
 		return
 	}
+	if m.Type == chain.MsgUpdate && !r.admitRelay(m.Update) {
+		r.logger().Debug("chain update dropped: the chain memory is full", "seq", m.Update.Seq, "bytes", len(m.Update.Data))
+		return
+	}
 	if err := r.node.Step(m); err != nil {
 		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) || errors.Is(err, chain.ErrFenced) {
 			r.logger().Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
