@@ -159,7 +159,8 @@ func checksFor(method string, req any) []meta.Check {
 		return []meta.Check{path(req.(*api.ListRequest).Path, meta.MayRead)}
 	case api.Master_Rename_FullMethodName:
 		r := req.(*api.RenameRequest)
-		return []meta.Check{entryPath(r.Src, true), entryPath(r.Dst, true)}
+		return []meta.Check{entryPath(r.Src, true), entryPath(r.Dst, true),
+			{Op: meta.CheckOpMovePath, Path: r.Src, Dst: r.Dst}}
 	case api.Master_Remove_FullMethodName:
 		r := req.(*api.RemoveRequest)
 		if !r.Recursive {
@@ -207,13 +208,18 @@ func checksFor(method string, req any) []meta.Check {
 		return []meta.Check{entry(r.Parent, r.Name, false)}
 	case api.FS_Link_FullMethodName:
 		r := req.(*api.LinkRequest)
-		return []meta.Check{entry(r.Parent, r.Name, false)}
+		return []meta.Check{{Op: meta.CheckOpLinkSource, Inode: r.Inode}, entry(r.Parent, r.Name, false)}
 	case api.FS_Unlink_FullMethodName, api.FS_Rmdir_FullMethodName:
 		r := req.(*api.UnlinkRequest)
 		return []meta.Check{entry(r.Parent, r.Name, true)}
 	case api.FS_Rename_FullMethodName:
 		r := req.(*api.RenameAtRequest)
-		return []meta.Check{entry(r.SrcParent, r.SrcName, true), entry(r.DstParent, r.DstName, true)}
+		checks := []meta.Check{entry(r.SrcParent, r.SrcName, true), entry(r.DstParent, r.DstName, true),
+			{Op: meta.CheckOpMove, Inode: r.SrcParent, Name: r.SrcName, DstInode: r.DstParent}}
+		if r.Exchange { // the other entry moves too
+			checks = append(checks, meta.Check{Op: meta.CheckOpMove, Inode: r.DstParent, Name: r.DstName, DstInode: r.SrcParent})
+		}
+		return checks
 	case api.FS_Hold_FullMethodName:
 		// Holding a file open keeps it (and its space) after its last
 		// name goes: only for one the caller could open.

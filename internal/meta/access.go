@@ -39,22 +39,26 @@ const modeSticky = 0o1000
 // InGroup reports whether g is u's group or one of its supplementary ones.
 func (u User) InGroup(g uint32) bool { return u.GID == g || slices.Contains(u.Groups, g) }
 
-// allows reports whether u may use n as want (MayRead|MayWrite|MayExec).
+// allows reports whether u may use n as want (MayRead|MayWrite|MayExec),
+// as Linux decides (acl_permission_check): the owner by the owner bits;
+// anyone else by the access ACL when n has one and its group bits (the
+// ACL's mask) are not all clear, else by the group bits for a member of
+// n's group and the others' bits for the rest.
 func (n *inode) allows(u User, want uint32) bool {
 	if u.Root {
 		return true
 	}
-	if allowed, ok := n.aclAllows(u, want); ok {
-		return allowed
+	if u.UID == n.uid {
+		return (n.mode>>6)&7&want == want
 	}
-	var bits uint32
-	switch {
-	case u.UID == n.uid:
-		bits = n.mode >> 6
-	case u.InGroup(n.gid):
+	if n.mode&0o070 != 0 {
+		if allowed, ok := n.aclAllows(u, want); ok {
+			return allowed
+		}
+	}
+	bits := n.mode // the others'
+	if u.InGroup(n.gid) {
 		bits = n.mode >> 3
-	default:
-		bits = n.mode
 	}
 	return bits&7&want == want
 }
@@ -163,13 +167,71 @@ func (s *State) CheckEntry(u User, dir uint64, name string, remove bool) error {
 	if !d.allows(u, MayWrite|MayExec) {
 		return denied(u, d, "change entries of "+s.pathOf(d))
 	}
-	if !remove || u.Root || d.mode&modeSticky == 0 || d.uid == u.UID {
+	if !remove {
 		return nil
 	}
-	if c, ok := d.children[name]; ok && s.inodes[c] != nil && s.inodes[c].uid != u.UID {
+	if c, ok := d.children[name]; ok && s.inodes[c] != nil && !stickyAllows(u, d, s.inodes[c]) {
 		return denied(u, d, "remove another user's "+name+" from sticky "+s.pathOf(d))
 	}
 	return nil
+}
+
+// stickyAllows: u may remove or rename entry n of directory d as far as
+// the sticky bit goes: d is not sticky, or u owns d or n, or is root.
+func stickyAllows(u User, d, n *inode) bool {
+	return u.Root || d.mode&modeSticky == 0 || d.uid == u.UID || n.uid == u.UID
+}
+
+// CheckMove: u may move entry name of directory dir into directory to
+// (rename across directories): a directory that changes parent has its
+// ".." entry changed, which needs write permission on it (as Linux).
+// The entries' own checks are CheckEntry's. A missing entry passes.
+func (s *State) CheckMove(u User, dir uint64, name string, to uint64) error {
+	d := s.inodes[dir]
+	if u.Root || dir == to || d == nil {
+		return nil
+	}
+	c, ok := d.children[name]
+	n := s.inodes[c]
+	if !ok || n == nil || !n.dir || n.allows(u, MayWrite) {
+		return nil
+	}
+	return denied(u, n, "move directory "+s.pathOf(n)+" to another one")
+}
+
+// CheckMovePath is CheckMove for the entry at path src moving to dst,
+// both reached by u.
+func (s *State) CheckMovePath(u User, src, dst string) error {
+	from, _, err := s.walk(u, src)
+	if err != nil || from == nil {
+		return err
+	}
+	to, _, err := s.walk(u, dst)
+	if err != nil || to == nil {
+		return err
+	}
+	elems, _ := splitPath(src)
+	return s.CheckMove(u, from.id, elems[len(elems)-1], to.id)
+}
+
+// CheckLinkSource: u may give inode ino another name: u could reach it,
+// and owns it or may read and write it, a regular file neither setuid
+// nor setgid-executable (Linux's fs.protected_hardlinks, on by default:
+// no pinning another user's file, a setuid program above all, by a name
+// in one's own directory). A missing inode passes.
+func (s *State) CheckLinkSource(u User, ino uint64) error {
+	n := s.inodes[ino]
+	if n == nil || u.Root {
+		return nil
+	}
+	if err := s.CheckReach(u, ino); err != nil {
+		return err
+	}
+	safe := !n.dir && !n.symlink && n.special == 0 && n.mode&0o4000 == 0 && n.mode&0o2010 != 0o2010 && n.allows(u, MayRead|MayWrite)
+	if n.uid == u.UID || safe {
+		return nil
+	}
+	return denied(u, n, "link "+s.pathOf(n)+" (neither its owner nor allowed to read and write it)")
 }
 
 // CheckEntryPath is CheckEntry for the entry at path p, reached by u.
@@ -232,7 +294,8 @@ func accessVerb(want uint32) string {
 }
 
 // CheckTree: u may remove everything under directory p (rm -r): list,
-// search and change the entries of every directory in it.
+// search and change the entries of every directory in it that has any,
+// and remove each entry of a sticky one (stickyAllows).
 func (s *State) CheckTree(u User, p string) error {
 	_, n, err := s.walk(u, p)
 	if err != nil || n == nil || !n.dir {
@@ -240,11 +303,21 @@ func (s *State) CheckTree(u User, p string) error {
 	}
 	var check func(d *inode) error
 	check = func(d *inode) error {
+		if len(d.children) == 0 {
+			return nil // rmdir asks only of its parent
+		}
 		if !d.allows(u, MayRead|MayWrite|MayExec) {
 			return denied(u, d, "remove the entries of "+s.pathOf(d))
 		}
-		for _, c := range d.children {
-			if child := s.inodes[c]; child != nil && child.dir {
+		for name, c := range d.children {
+			child := s.inodes[c]
+			if child == nil {
+				continue
+			}
+			if !stickyAllows(u, d, child) {
+				return denied(u, d, "remove another user's "+name+" from sticky "+s.pathOf(d))
+			}
+			if child.dir {
 				if err := check(child); err != nil {
 					return err
 				}

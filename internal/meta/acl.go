@@ -95,7 +95,9 @@ func CheckACLXattr(name string, value []byte) error {
 }
 
 // aclAllows decides u's access to n by n's access ACL; ok is false when
-// n has none (or an unreadable one: the mode bits decide then).
+// n has none (or an unreadable one: the mode bits decide then). The
+// caller asks it only of a user other than the owner, and only when
+// n's group bits (the ACL's mask) are not all clear (inode.allows).
 func (n *inode) aclAllows(u User, want uint32) (allowed, ok bool) {
 	v, has := n.xattrs[ACLAccessXattr]
 	if !has {

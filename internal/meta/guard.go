@@ -22,16 +22,19 @@ type CheckOp string
 
 // The rules a Check may name; the fields each uses are in brackets.
 const (
-	CheckOpPath      CheckOp = "path"      // CheckPath [Path, Want]
-	CheckOpInode     CheckOp = "inode"     // CheckInode [Inode, Want]
-	CheckOpReach     CheckOp = "reach"     // CheckReach [Inode]
-	CheckOpEntry     CheckOp = "entry"     // CheckEntry [Inode, Name, Remove]
-	CheckOpEntryPath CheckOp = "entrypath" // CheckEntryPath [Path, Remove]
-	CheckOpOwner     CheckOp = "owner"     // CheckOwner [Inode]
-	CheckOpChown     CheckOp = "chown"     // CheckChown [Inode, SetUID, UID, SetGID, GID]
-	CheckOpTree      CheckOp = "tree"      // CheckTree [Path]
-	CheckOpOpen      CheckOp = "open"      // CheckOpen [Inode]
-	CheckOpRoot      CheckOp = "root"      // only root [Name: what is root's]
+	CheckOpPath       CheckOp = "path"      // CheckPath [Path, Want]
+	CheckOpInode      CheckOp = "inode"     // CheckInode [Inode, Want]
+	CheckOpReach      CheckOp = "reach"     // CheckReach [Inode]
+	CheckOpEntry      CheckOp = "entry"     // CheckEntry [Inode, Name, Remove]
+	CheckOpEntryPath  CheckOp = "entrypath" // CheckEntryPath [Path, Remove]
+	CheckOpOwner      CheckOp = "owner"     // CheckOwner [Inode]
+	CheckOpChown      CheckOp = "chown"     // CheckChown [Inode, SetUID, UID, SetGID, GID]
+	CheckOpTree       CheckOp = "tree"      // CheckTree [Path]
+	CheckOpOpen       CheckOp = "open"      // CheckOpen [Inode]
+	CheckOpMove       CheckOp = "move"      // CheckMove [Inode, Name, DstInode]
+	CheckOpMovePath   CheckOp = "movepath"  // CheckMovePath [Path, Dst]
+	CheckOpLinkSource CheckOp = "linksrc"   // CheckLinkSource [Inode]
+	CheckOpRoot       CheckOp = "root"      // only root [Name: what is root's]
 )
 
 // Check is one permission rule with its arguments.
@@ -42,6 +45,9 @@ type Check struct {
 	Name   string `json:",omitempty"`
 	Want   uint32 `json:",omitempty"`
 	Remove bool   `json:",omitempty"`
+	// Move: where the entry goes.
+	Dst      string `json:",omitempty"`
+	DstInode uint64 `json:",omitempty"`
 	// Chown: the owner and the group asked for, each where Set (the
 	// current one otherwise).
 	SetUID bool   `json:",omitempty"`
@@ -92,6 +98,12 @@ func (s *State) allow(u User, c Check) error {
 		return s.CheckTree(u, c.Path)
 	case CheckOpOpen:
 		return s.CheckOpen(u, c.Inode)
+	case CheckOpMove:
+		return s.CheckMove(u, c.Inode, c.Name, c.DstInode)
+	case CheckOpMovePath:
+		return s.CheckMovePath(u, c.Path, c.Dst)
+	case CheckOpLinkSource:
+		return s.CheckLinkSource(u, c.Inode)
 	case CheckOpRoot:
 		if u.Root {
 			return nil
@@ -165,5 +177,27 @@ func (s *State) applyAs(c As) Result {
 	if err := s.Allow(c.User, c.Checks); err != nil {
 		return fail(err)
 	}
+	if sa, ok := c.Cmd.(Setattr); ok {
+		c.Cmd = s.dropSetgid(c.User, sa)
+	}
 	return s.apply(c.Cmd)
+}
+
+// dropSetgid: a chmod by a caller outside the group the file has
+// afterwards leaves the setgid bit clear (as Linux, without
+// CAP_FSETID): nobody gives a group's rights to a program of theirs
+// by a chmod alone.
+func (s *State) dropSetgid(u User, sa Setattr) Setattr {
+	n := s.inodes[sa.Inode]
+	if u.Root || n == nil || sa.Set&SetMode == 0 || sa.Mode&0o2000 == 0 {
+		return sa
+	}
+	gid := n.gid
+	if sa.Set&SetGid != 0 {
+		gid = sa.Gid
+	}
+	if !u.InGroup(gid) {
+		sa.Mode &^= 0o2000
+	}
+	return sa
 }
