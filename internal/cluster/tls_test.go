@@ -323,6 +323,28 @@ func TestTLSCluster(t *testing.T) {
 	}); err != nil {
 		t.Errorf("user: Hold of a readable file: %v", err)
 	}
+	// The session is bob's: another client can neither end it, renew it,
+	// hold with it nor let go of what it holds (and so have an open file
+	// with no name deleted under bob's mount).
+	fm := api.NewFSClient(conn(c.MasterAddr(), clientDir, auth.RoleMaster))
+	denied("client: EndMount of another's session", call("", func(ctx context.Context) error {
+		_, err := fm.EndMount(ctx, &api.EndMountRequest{Session: 4242})
+		return err
+	}))
+	denied("client: Unhold with another's session", call("", func(ctx context.Context) error {
+		_, err := fm.Unhold(ctx, &api.HoldRequest{Session: 4242, Inode: fileInode(t, cl, "/f")})
+		return err
+	}))
+	denied("client: RenewMount of another's session", call("", func(ctx context.Context) error {
+		_, err := fm.RenewMount(ctx, &api.RenewMountRequest{Session: 4242, TtlMs: 1})
+		return err
+	}))
+	if err := call("", func(ctx context.Context) error {
+		_, err := fu.Hold(ctx, &api.HoldRequest{Session: 4242, Inode: fileInode(t, cl, "/f")})
+		return err
+	}); err != nil {
+		t.Errorf("user: Hold with his session after another's EndMount: %v", err)
+	}
 	if err := cl.RemoveXattr(ctx, gi, "system.posix_acl_access"); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,20 @@ func (m *Master) caller(ctx context.Context) meta.User {
 	return meta.User{UID: u.UID, GID: u.GID, Groups: u.Groups, Root: u.UID == 0}
 }
 
+// sessionOwner is whose mount session the caller on ctx may renew, end
+// or hold files with: the role and name its certificate proves ("" on an
+// insecure cluster, where anyone is anyone). See meta's mount sessions.
+func (m *Master) sessionOwner(ctx context.Context) string {
+	if m.cfg.TLS == nil {
+		return ""
+	}
+	role, name, ok := auth.PeerIdentity(ctx)
+	if !ok {
+		return "unauthenticated" // never "": that is an insecure session, anyone's to take
+	}
+	return string(role) + ":" + name
+}
+
 // owner is who owns what the caller on ctx creates by path: root (0:0)
 // for root, else the user.
 func (m *Master) owner(ctx context.Context) (uid, gid uint32) {

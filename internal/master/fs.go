@@ -271,28 +271,28 @@ func (f *fsServer) Statfs(ctx context.Context, req *api.StatfsRequest) (*api.Sta
 
 func (f *fsServer) RenewMount(ctx context.Context, req *api.RenewMountRequest) (*api.RenewMountResponse, error) {
 	ttl := time.Duration(req.TtlMs) * time.Millisecond
-	if _, err := f.change(ctx, meta.RenewMount{Session: req.Session, TTL: int64(ttl), Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.RenewMount{Session: req.Session, TTL: int64(ttl), Time: f.s.now(), Owner: f.s.m.sessionOwner(ctx)}); err != nil {
 		return nil, err
 	}
 	return &api.RenewMountResponse{}, nil
 }
 
 func (f *fsServer) EndMount(ctx context.Context, req *api.EndMountRequest) (*api.EndMountResponse, error) {
-	if _, err := f.change(ctx, meta.EndMount{Session: req.Session, Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.EndMount{Session: req.Session, Time: f.s.now(), Owner: f.s.m.sessionOwner(ctx)}); err != nil {
 		return nil, err
 	}
 	return &api.EndMountResponse{}, nil
 }
 
 func (f *fsServer) Hold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
-	if _, err := f.change(ctx, meta.Hold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.Hold{Session: req.Session, Inode: req.Inode, Time: f.s.now(), Owner: f.s.m.sessionOwner(ctx)}); err != nil {
 		return nil, err
 	}
 	return &api.HoldResponse{}, nil
 }
 
 func (f *fsServer) Unhold(ctx context.Context, req *api.HoldRequest) (*api.HoldResponse, error) {
-	if _, err := f.change(ctx, meta.Unhold{Session: req.Session, Inode: req.Inode, Time: f.s.now()}); err != nil {
+	if _, err := f.change(ctx, meta.Unhold{Session: req.Session, Inode: req.Inode, Time: f.s.now(), Owner: f.s.m.sessionOwner(ctx)}); err != nil {
 		return nil, err
 	}
 	return &api.HoldResponse{}, nil

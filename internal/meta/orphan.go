@@ -32,6 +32,14 @@ import (
 //     new leader.
 //   - Renewing an expired but not yet ended session keeps its holds;
 //     renewing an ended one starts an empty session.
+//   - A session is its opener's: Owner (the identity of the caller's
+//     certificate, set by the master, never by the request) is recorded
+//     by the renewal that opens it, and a Renew, End, Hold or Unhold
+//     naming another owner is refused (ErrPermission) and changes
+//     nothing — so no client can end another's session, or let go of the
+//     files it holds, to have open-unlinked files deleted under it. A
+//     session without an owner (opened by an insecure cluster, or before
+//     sessions had owners) is taken by the first renewal that names one.
 
 // MaxSessionTTL bounds a mount session's TTL (nanoseconds): a mount that
 // died is reclaimed within it, whatever TTL it asked for.
@@ -42,12 +50,14 @@ type RenewMount struct {
 	Session uint64
 	TTL     int64 // nanoseconds, > 0
 	Time    int64
+	Owner   string `json:",omitempty"` // the caller's identity
 }
 
 // EndMount ends a session: it lets go of every file it holds.
 type EndMount struct {
 	Session uint64
 	Time    int64
+	Owner   string `json:",omitempty"`
 }
 
 // Hold records that Session holds file Inode open.
@@ -55,6 +65,7 @@ type Hold struct {
 	Session uint64
 	Inode   uint64
 	Time    int64
+	Owner   string `json:",omitempty"`
 }
 
 // Unhold records that Session no longer holds Inode open (a no-op if it
@@ -63,6 +74,7 @@ type Unhold struct {
 	Session uint64
 	Inode   uint64
 	Time    int64
+	Owner   string `json:",omitempty"`
 }
 
 // ExpireMounts ends every session expired at Time, as seen by a leader
@@ -80,6 +92,7 @@ func (ExpireMounts) commandType() string { return "expiremounts" }
 
 // mountSession is a mount's session.
 type mountSession struct {
+	owner   string // who opened it ("" without TLS)
 	expires int64
 	ttl     int64
 	held    map[uint64]bool // inodes the mount holds open
@@ -112,11 +125,17 @@ func (s *State) applyOrphan(c Command) (Result, bool) {
 	case RenewMount:
 		return s.renewMount(c), true
 	case EndMount:
+		if err := s.sessionOwner(c.Session, c.Owner); err != nil {
+			return fail(err), true
+		}
 		s.endMount(c.Session)
 		return Result{}, true
 	case Hold:
 		return s.hold(c), true
 	case Unhold:
+		if err := s.sessionOwner(c.Session, c.Owner); err != nil {
+			return fail(err), true
+		}
 		s.unhold(c.Session, c.Inode)
 		return Result{}, true
 	case ExpireMounts:
@@ -135,13 +154,26 @@ func (s *State) renewMount(c RenewMount) Result {
 	if s.mounts == nil {
 		s.mounts = map[uint64]*mountSession{}
 	}
+	if err := s.sessionOwner(c.Session, c.Owner); err != nil {
+		return fail(err)
+	}
 	m := s.mounts[c.Session]
 	if m == nil {
 		m = &mountSession{held: map[uint64]bool{}}
 		s.mounts[c.Session] = m
 	}
-	m.expires, m.ttl = c.Time+c.TTL, c.TTL
+	m.owner, m.expires, m.ttl = c.Owner, c.Time+c.TTL, c.TTL
 	return Result{}
+}
+
+// sessionOwner refuses a call by owner on session id when the session
+// is another's (a session that does not exist, or has no owner, is
+// nobody's).
+func (s *State) sessionOwner(id uint64, owner string) error {
+	if m := s.mounts[id]; m != nil && m.owner != "" && m.owner != owner {
+		return errorf(ErrPermission, "mount session %d is another client's", id)
+	}
+	return nil
 }
 
 func (s *State) endMount(id uint64) {
@@ -159,6 +191,9 @@ func (s *State) hold(c Hold) Result {
 	m := s.mounts[c.Session]
 	if m == nil {
 		return fail(errorf(ErrNotFound, "mount session %d", c.Session))
+	}
+	if err := s.sessionOwner(c.Session, c.Owner); err != nil {
+		return fail(err)
 	}
 	n, err := s.file(c.Inode)
 	if err != nil {
@@ -239,6 +274,7 @@ func (s *State) Held(id uint64) []uint64 {
 // ckptMount is a session in a checkpoint.
 type ckptMount struct {
 	ID      uint64
+	Owner   string `json:",omitempty"`
 	Expires int64
 	TTL     int64
 	Held    []uint64 `json:",omitempty"`
@@ -248,7 +284,7 @@ func (s *State) ckptMounts() []ckptMount {
 	var out []ckptMount
 	for _, id := range slices.Sorted(maps.Keys(s.mounts)) {
 		m := s.mounts[id]
-		out = append(out, ckptMount{ID: id, Expires: m.expires, TTL: m.ttl, Held: slices.Sorted(maps.Keys(m.held))})
+		out = append(out, ckptMount{ID: id, Owner: m.owner, Expires: m.expires, TTL: m.ttl, Held: slices.Sorted(maps.Keys(m.held))})
 	}
 	return out
 }
@@ -264,7 +300,7 @@ func (s *State) restoreMounts(ms []ckptMount) error {
 		if s.mounts[sm.ID] != nil {
 			return fmt.Errorf("mount session %d twice", sm.ID)
 		}
-		m := &mountSession{expires: sm.Expires, ttl: sm.TTL, held: map[uint64]bool{}}
+		m := &mountSession{owner: sm.Owner, expires: sm.Expires, ttl: sm.TTL, held: map[uint64]bool{}}
 		for _, ino := range sm.Held {
 			if m.held[ino] {
 				return fmt.Errorf("mount session %d: inode %d held twice", sm.ID, ino)

@@ -150,6 +150,8 @@ func TestOrphanCommandsEncode(t *testing.T) {
 	for _, c := range []Command{
 		RenewMount{Session: 1, TTL: 2, Time: 3}, EndMount{Session: 1, Time: 2},
 		Hold{Session: 1, Inode: 2, Time: 3}, Unhold{Session: 1, Inode: 2, Time: 3},
+		RenewMount{Session: 1, TTL: 2, Time: 3, Owner: "client:a"}, EndMount{Session: 1, Time: 2, Owner: "client:a"},
+		Hold{Session: 1, Inode: 2, Time: 3, Owner: "client:a"}, Unhold{Session: 1, Inode: 2, Time: 3, Owner: "client:a"},
 		ExpireMounts{Time: 1, LeaderSince: 2},
 	} {
 		b, err := Encode(c)
@@ -174,4 +176,72 @@ func TestHoldOfVolumeRefused(t *testing.T) {
 		t.Fatalf("hold of a volume: %v, want ErrInvalid", r.Err)
 	}
 	applyOK(t, s, RemoveVolume{Name: "v", Time: 3})
+}
+
+// TestSessionsAreTheirOwners: a mount session is the client's that opened
+// it; another client can neither renew it, end it, hold with it nor let
+// go of what it holds (which would delete an open file with no name
+// under the mount), and its refused commands change nothing, in the
+// state or in a checkpoint of it.
+func TestSessionsAreTheirOwners(t *testing.T) {
+	s, d, _, f, _ := posixFixture(t)
+	const a, evil = "client:alice", "client:mallory"
+	applyOK(t, s, RenewMount{Session: 5, TTL: 100, Time: 1000, Owner: a})
+	applyOK(t, s, Hold{Session: 5, Inode: f.Inode, Time: 1001, Owner: a})
+	applyOK(t, s, Unlink{Parent: d.Inode, Name: "f", Time: 1002})
+	applyOK(t, s, Unlink{Parent: d.Inode, Name: "h", Time: 1002})
+	if got := s.Orphans(); !slices.Equal(got, []uint64{f.Inode}) {
+		t.Fatalf("orphans %v, want [%d]", got, f.Inode)
+	}
+	before := checkpointOf(t, s)
+	for _, c := range []Command{
+		EndMount{Session: 5, Time: 1003, Owner: evil},
+		Unhold{Session: 5, Inode: f.Inode, Time: 1003, Owner: evil},
+		RenewMount{Session: 5, TTL: 1, Time: 1003, Owner: evil},
+		Hold{Session: 5, Inode: f.Inode, Time: 1003, Owner: evil},
+		EndMount{Session: 5, Time: 1003}, // no owner: an insecure caller
+	} {
+		if r := s.Apply(c); !errors.Is(r.Err, ErrPermission) {
+			t.Errorf("%#v: %v, want ErrPermission", c, r.Err)
+		}
+	}
+	if after := checkpointOf(t, s); after != before {
+		t.Fatalf("refused session commands changed the state:\n%s\n%s", before, after)
+	}
+	// A session restored from a checkpoint keeps its owner.
+	r := restoreOf(t, before)
+	if res := r.Apply(EndMount{Session: 5, Time: 1003, Owner: evil}); !errors.Is(res.Err, ErrPermission) {
+		t.Fatalf("restored: another's EndMount: %v", res.Err)
+	}
+	// Its owner lets go: the orphan goes.
+	applyOK(t, s, Unhold{Session: 5, Inode: f.Inode, Time: 1004, Owner: a})
+	if got := s.Orphans(); len(got) != 0 {
+		t.Fatalf("orphans %v after the owner let go", got)
+	}
+	applyOK(t, s, EndMount{Session: 5, Time: 1005, Owner: a})
+	// A session without an owner (an insecure cluster's, or opened before
+	// sessions had owners) is taken by the first renewal naming one.
+	applyOK(t, s, RenewMount{Session: 6, TTL: 100, Time: 1006})
+	applyOK(t, s, RenewMount{Session: 6, TTL: 100, Time: 1007, Owner: a})
+	if res := s.Apply(RenewMount{Session: 6, TTL: 100, Time: 1008, Owner: evil}); !errors.Is(res.Err, ErrPermission) {
+		t.Fatalf("a taken session renewed by another: %v", res.Err)
+	}
+}
+
+func checkpointOf(t *testing.T, s *State) string {
+	t.Helper()
+	b, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func restoreOf(t *testing.T, ckpt string) *State {
+	t.Helper()
+	s, err := RestoreCheckpoint([]byte(ckpt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
