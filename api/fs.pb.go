@@ -696,6 +696,7 @@ type CreateAtRequest struct {
 	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
 	Replication   uint32                 `protobuf:"varint,6,opt,name=replication,proto3" json:"replication,omitempty"`              // 0: default
 	ChunkSize     int64                  `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // 0: default
+	Umask         uint32                 `protobuf:"varint,8,opt,name=umask,proto3" json:"umask,omitempty"`                          // the creator's; ignored under a default ACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +780,13 @@ func (x *CreateAtRequest) GetChunkSize() int64 {
 	return 0
 }
 
+func (x *CreateAtRequest) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
+	}
+	return 0
+}
+
 type MkdirAtRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        uint64                 `protobuf:"varint,1,opt,name=parent,proto3" json:"parent,omitempty"`
@@ -786,6 +794,7 @@ type MkdirAtRequest struct {
 	Mode          uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
 	Uid           uint32                 `protobuf:"varint,4,opt,name=uid,proto3" json:"uid,omitempty"`
 	Gid           uint32                 `protobuf:"varint,5,opt,name=gid,proto3" json:"gid,omitempty"`
+	Umask         uint32                 `protobuf:"varint,6,opt,name=umask,proto3" json:"umask,omitempty"` // the creator's; ignored under a default ACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -851,6 +860,13 @@ func (x *MkdirAtRequest) GetUid() uint32 {
 func (x *MkdirAtRequest) GetGid() uint32 {
 	if x != nil {
 		return x.Gid
+	}
+	return 0
+}
+
+func (x *MkdirAtRequest) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
 	}
 	return 0
 }
@@ -1600,6 +1616,7 @@ type MknodRequest struct {
 	Rdev          uint32                 `protobuf:"varint,5,opt,name=rdev,proto3" json:"rdev,omitempty"`                         // devices only
 	Uid           uint32                 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`
 	Gid           uint32                 `protobuf:"varint,7,opt,name=gid,proto3" json:"gid,omitempty"`
+	Umask         uint32                 `protobuf:"varint,8,opt,name=umask,proto3" json:"umask,omitempty"` // the creator's; ignored under a default ACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1679,6 +1696,13 @@ func (x *MknodRequest) GetUid() uint32 {
 func (x *MknodRequest) GetGid() uint32 {
 	if x != nil {
 		return x.Gid
+	}
+	return 0
+}
+
+func (x *MknodRequest) GetUmask() uint32 {
+	if x != nil {
+		return x.Umask
 	}
 	return 0
 }
@@ -1989,7 +2013,7 @@ const file_fs_proto_rawDesc = "" +
 	"\x04attr\x18\x02 \x01(\v2\x0f.catena.v1.AttrR\x04attr\"T\n" +
 	"\x0fReaddirResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.catena.v1.DirEntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xb6\x01\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xcc\x01\n" +
 	"\x0fCreateAtRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1998,13 +2022,15 @@ const file_fs_proto_rawDesc = "" +
 	"\x03gid\x18\x05 \x01(\rR\x03gid\x12 \n" +
 	"\vreplication\x18\x06 \x01(\rR\vreplication\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\a \x01(\x03R\tchunkSize\"t\n" +
+	"chunk_size\x18\a \x01(\x03R\tchunkSize\x12\x14\n" +
+	"\x05umask\x18\b \x01(\rR\x05umask\"\x8a\x01\n" +
 	"\x0eMkdirAtRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x10\n" +
 	"\x03uid\x18\x04 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\x05 \x01(\rR\x03gid\"x\n" +
+	"\x03gid\x18\x05 \x01(\rR\x03gid\x12\x14\n" +
+	"\x05umask\x18\x06 \x01(\rR\x05umask\"x\n" +
 	"\x0eSymlinkRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2051,7 +2077,7 @@ const file_fs_proto_rawDesc = "" +
 	"\n" +
 	"free_bytes\x18\x02 \x01(\x03R\tfreeBytes\x12\x14\n" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12 \n" +
-	"\vdirectories\x18\x04 \x01(\x04R\vdirectories\"\xaf\x01\n" +
+	"\vdirectories\x18\x04 \x01(\x04R\vdirectories\"\xc5\x01\n" +
 	"\fMknodRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\x04R\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -2059,7 +2085,8 @@ const file_fs_proto_rawDesc = "" +
 	"\x04mode\x18\x04 \x01(\rR\x04mode\x12\x12\n" +
 	"\x04rdev\x18\x05 \x01(\rR\x04rdev\x12\x10\n" +
 	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\a \x01(\rR\x03gid\"D\n" +
+	"\x03gid\x18\a \x01(\rR\x03gid\x12\x14\n" +
+	"\x05umask\x18\b \x01(\rR\x05umask\"D\n" +
 	"\x11RenewMountRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x15\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"\x14\n" +

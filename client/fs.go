@@ -161,18 +161,20 @@ func (c *Client) ReadDirInode(ctx context.Context, ino uint64) ([]DirEntry, erro
 	}
 }
 
-// CreateAt creates an empty file; ErrExist when the name is taken.
-func (c *Client) CreateAt(ctx context.Context, parent uint64, name string, mode, uid, gid uint32, o CreateOptions) (*Attr, error) {
+// CreateAt creates an empty file; ErrExist when the name is taken. Its
+// mode is mode less umask's bits, unless the directory has a default
+// ACL, which governs instead (as on a local file system).
+func (c *Client) CreateAt(ctx context.Context, parent uint64, name string, mode, umask, uid, gid uint32, o CreateOptions) (*Attr, error) {
 	return attrCall(ctx, c, "create "+name, func(ctx context.Context, f api.FSClient) (*api.AttrResponse, error) {
-		return f.Create(ctx, &api.CreateAtRequest{Parent: parent, Name: name, Mode: mode, Uid: uid, Gid: gid,
+		return f.Create(ctx, &api.CreateAtRequest{Parent: parent, Name: name, Mode: mode, Umask: umask, Uid: uid, Gid: gid,
 			Replication: uint32(max(o.Replication, 0)), ChunkSize: o.ChunkSize})
 	})
 }
 
-// MkdirAt creates a directory.
-func (c *Client) MkdirAt(ctx context.Context, parent uint64, name string, mode, uid, gid uint32) (*Attr, error) {
+// MkdirAt creates a directory (umask as CreateAt's).
+func (c *Client) MkdirAt(ctx context.Context, parent uint64, name string, mode, umask, uid, gid uint32) (*Attr, error) {
 	return attrCall(ctx, c, "mkdir "+name, func(ctx context.Context, f api.FSClient) (*api.AttrResponse, error) {
-		return f.Mkdir(ctx, &api.MkdirAtRequest{Parent: parent, Name: name, Mode: mode, Uid: uid, Gid: gid})
+		return f.Mkdir(ctx, &api.MkdirAtRequest{Parent: parent, Name: name, Mode: mode, Umask: umask, Uid: uid, Gid: gid})
 	})
 }
 
@@ -184,10 +186,11 @@ func (c *Client) SymlinkAt(ctx context.Context, parent uint64, name, target stri
 }
 
 // MknodAt creates a special file: t is TypeFifo, TypeCharDevice,
-// TypeBlockDevice or TypeSocket; rdev counts for devices only.
-func (c *Client) MknodAt(ctx context.Context, parent uint64, name string, t NodeType, mode, rdev, uid, gid uint32) (*Attr, error) {
+// TypeBlockDevice or TypeSocket; rdev counts for devices only (umask as
+// CreateAt's).
+func (c *Client) MknodAt(ctx context.Context, parent uint64, name string, t NodeType, mode, umask, rdev, uid, gid uint32) (*Attr, error) {
 	return attrCall(ctx, c, "mknod "+name, func(ctx context.Context, f api.FSClient) (*api.AttrResponse, error) {
-		return f.Mknod(ctx, &api.MknodRequest{Parent: parent, Name: name, Type: api.NodeType(t), Mode: mode, Rdev: rdev,
+		return f.Mknod(ctx, &api.MknodRequest{Parent: parent, Name: name, Type: api.NodeType(t), Mode: mode, Umask: umask, Rdev: rdev,
 			Uid: uid, Gid: gid})
 	})
 }

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -109,12 +112,16 @@ func Mount(dir string, cfg Config) (*Server, error) {
 			// keeps them in step with chmod and applies directories'
 			// default ACLs to what is created in them; they live in the
 			// system.posix_acl_* xattrs, which the master checks too.
-			EnableAcl:    true,
-			MaxWrite:     maxWrite,
-			MaxReadAhead: maxWrite,
-			FsName:       "catena",
-			Name:         "catena",
-			Debug:        cfg.Debug,
+			EnableAcl: true,
+			// The kernel leaves the umask to the mount (FUSE_DONT_MASK),
+			// which passes it to the master: a directory's default ACL
+			// replaces it, as on a local file system (see umask).
+			ExtraCapabilities: fuse.CAP_DONT_MASK,
+			MaxWrite:          maxWrite,
+			MaxReadAhead:      maxWrite,
+			FsName:            "catena",
+			Name:              "catena",
+			Debug:             cfg.Debug,
 		},
 		// Mode 0000 is a mode like any other: without this go-fuse
 		// reports it as 0644 (0755 for directories).
@@ -382,6 +389,40 @@ func fillAttr(a *client.Attr, out *fuse.Attr) {
 	out.Blksize = blockSize
 	out.Rdev = a.Rdev
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
+}
+
+// umask is the umask of the process making the call on ctx, which the
+// kernel leaves to the mount to apply (FUSE_DONT_MASK) because a default
+// ACL on the parent replaces it. The FUSE request carries it, but go-fuse
+// does not pass it on, so it is read from /proc/PID/status; when that
+// fails (the process is gone, or its PID is not in this mount's PID
+// namespace) it is the mount's own umask, and 022 when that is unknown
+// too.
+func umask(ctx context.Context) uint32 {
+	if c, ok := fuse.FromContext(ctx); ok && c.Pid != 0 {
+		if m, ok := umaskOf(strconv.FormatUint(uint64(c.Pid), 10)); ok {
+			return m
+		}
+	}
+	if m, ok := umaskOf("self"); ok {
+		return m
+	}
+	return 0o022
+}
+
+// umaskOf reads the Umask line of /proc/PID/status.
+func umaskOf(pid string) (uint32, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, found := strings.CutPrefix(line, "Umask:"); found {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return uint32(m) & 0o777, err == nil
+		}
+	}
+	return 0, false
 }
 
 func caller(ctx context.Context) (uid, gid uint32) {

@@ -158,7 +158,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
-	a, err := n.fsys.c.MkdirAt(ctx, n.ino, name, mode&0o7777, uid, gid)
+	a, err := n.fsys.c.MkdirAt(ctx, n.ino, name, mode&0o7777, umask(ctx), uid, gid)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -171,7 +171,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	ctx = uninterruptible(ctx)
 	uid, gid := caller(ctx)
-	a, err := n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
+	a, err := n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, umask(ctx), uid, gid,
 		client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
 	if err != nil {
 		return nil, nil, 0, errno(err)
@@ -197,9 +197,9 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	var a *client.Attr
 	var err error
 	if t, ok := specialType(mode); ok {
-		a, err = n.fsys.c.MknodAt(ctx, n.ino, name, t, mode&0o7777, dev, uid, gid)
+		a, err = n.fsys.c.MknodAt(ctx, n.ino, name, t, mode&0o7777, umask(ctx), dev, uid, gid)
 	} else if mode&syscall.S_IFMT == syscall.S_IFREG || mode&syscall.S_IFMT == 0 {
-		a, err = n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, uid, gid,
+		a, err = n.fsys.c.CreateAt(ctx, n.ino, name, mode&0o7777, umask(ctx), uid, gid,
 			client.CreateOptions{Replication: n.fsys.cfg.Replication, ChunkSize: n.fsys.cfg.ChunkSize})
 	} else {
 		return nil, syscall.EINVAL

@@ -121,7 +121,7 @@ func (f *fsServer) Create(ctx context.Context, req *api.CreateAtRequest) (*api.A
 	if req.Replication > meta.MaxReplication {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
 	}
-	return f.change(ctx, meta.CreateAt{Parent: req.Parent, Name: req.Name, Mode: req.Mode, Uid: req.Uid, Gid: req.Gid,
+	return f.change(ctx, meta.CreateAt{Parent: req.Parent, Name: req.Name, Mode: req.Mode, Umask: req.Umask, Uid: req.Uid, Gid: req.Gid,
 		Replication: int(req.Replication), ChunkSize: req.ChunkSize, Time: f.s.now()})
 }
 
@@ -129,7 +129,7 @@ func (f *fsServer) Mkdir(ctx context.Context, req *api.MkdirAtRequest) (*api.Att
 	if err := checkNewName(req.Name); err != nil {
 		return nil, err
 	}
-	return f.change(ctx, meta.MkdirAt{Parent: req.Parent, Name: req.Name, Mode: req.Mode, Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
+	return f.change(ctx, meta.MkdirAt{Parent: req.Parent, Name: req.Name, Mode: req.Mode, Umask: req.Umask, Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
 }
 
 func (f *fsServer) Symlink(ctx context.Context, req *api.SymlinkRequest) (*api.AttrResponse, error) {
@@ -152,7 +152,7 @@ func (f *fsServer) Mknod(ctx context.Context, req *api.MknodRequest) (*api.AttrR
 	if typ == 0 {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "mknod of node type %v", req.Type)
 	}
-	return f.change(ctx, meta.Mknod{Parent: req.Parent, Name: req.Name, Type: typ, Mode: req.Mode, Rdev: req.Rdev,
+	return f.change(ctx, meta.Mknod{Parent: req.Parent, Name: req.Name, Type: typ, Mode: req.Mode, Umask: req.Umask, Rdev: req.Rdev,
 		Uid: req.Uid, Gid: req.Gid, Time: f.s.now()})
 }
 

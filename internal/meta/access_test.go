@@ -194,3 +194,60 @@ func TestReach(t *testing.T) {
 		t.Fatalf("alice adds to the private directory: %v", err)
 	}
 }
+
+// TestUmaskUnlessDefaultACL: what is made takes the creator's umask off
+// its mode, except in a directory with a default ACL, whose mask then
+// governs instead (Linux's posix_acl_create ignores the umask): a file
+// made 0666 with umask 022 under a default ACL granting a user rw- gives
+// that user rw-, where the umask would have left r--.
+func TestUmaskUnlessDefaultACL(t *testing.T) {
+	s := New()
+	plain := applyOK(t, s, MkdirAt{Parent: RootInode, Name: "plain", Mode: 0o777, Umask: 0o022, Time: 1}).Info
+	if plain.Mode != 0o755 {
+		t.Fatalf("mkdir 0777 with umask 022: mode %#o, want 0755", plain.Mode)
+	}
+	for _, c := range []struct {
+		cmd  Command
+		want uint32
+	}{
+		{CreateAt{Parent: plain.Inode, Name: "f", Mode: 0o666, Umask: 0o077, Time: 2}, 0o600},
+		{CreateAt{Parent: plain.Inode, Name: "g", Mode: 0o4777, Umask: 0o7022, Time: 2}, 0o4755}, // umask: permission bits only
+		{Mknod{Parent: plain.Inode, Name: "p", Type: TypeFifo, Mode: 0o666, Umask: 0o002, Time: 2}, 0o664},
+	} {
+		if got := applyOK(t, s, c.cmd).Info.Mode; got != c.want {
+			t.Errorf("%#v: mode %#o, want %#o", c.cmd, got, c.want)
+		}
+	}
+	shared := applyOK(t, s, MkdirAt{Parent: RootInode, Name: "shared", Mode: 0o775, Time: 3}).Info
+	def := aclValue([3]uint32{aclUserObj, 7, 0}, [3]uint32{aclUser, 6, 1001}, [3]uint32{aclGroupObj, 7, 0},
+		[3]uint32{aclMask, 7, 0}, [3]uint32{aclOther, 0, 0})
+	applyOK(t, s, SetXattr{Inode: shared.Inode, Name: ACLDefaultXattr, Value: def, Time: 4})
+	f := applyOK(t, s, CreateAt{Parent: shared.Inode, Name: "f", Mode: 0o666, Umask: 0o022, Time: 5}).Info
+	if f.Mode != 0o660 {
+		t.Fatalf("file made 0666 with umask 022 under a default ACL: mode %#o, want 0660 (the ACL's, no umask)", f.Mode)
+	}
+	if err := s.CheckInode(User{UID: 1001, GID: 1001}, f.Inode, MayWrite); err != nil {
+		t.Fatalf("the default ACL's user may not write what was made under it: %v", err)
+	}
+	d := applyOK(t, s, MkdirAt{Parent: shared.Inode, Name: "d", Mode: 0o777, Umask: 0o077, Time: 6}).Info
+	if d.Mode != 0o770 {
+		t.Fatalf("directory made 0777 with umask 077 under a default ACL: mode %#o, want 0770", d.Mode)
+	}
+}
+
+// TestMinimalACLIsTheMode: setting an access ACL of only the owner, group
+// and others entries sets the mode and keeps no ACL (as Linux: getfattr
+// finds none, and ls shows no "+").
+func TestMinimalACLIsTheMode(t *testing.T) {
+	s := New()
+	f := applyOK(t, s, CreateAt{Parent: RootInode, Name: "f", Mode: 0o600, Time: 1}).Info
+	applyOK(t, s, SetXattr{Inode: f.Inode, Name: ACLAccessXattr, Time: 2,
+		Value: aclValue([3]uint32{aclUserObj, 6, 0}, [3]uint32{aclGroupObj, 4, 0}, [3]uint32{aclOther, 4, 0})})
+	fi, err := s.Stat(f.Inode)
+	if err != nil || fi.Mode != 0o644 {
+		t.Fatalf("mode after a minimal ACL: %#o, %v, want 0644", fi.Mode, err)
+	}
+	if v, err := s.Xattr(f.Inode, ACLAccessXattr); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a minimal ACL is kept: %x, %v", v, err)
+	}
+}

@@ -225,6 +225,16 @@ func encodeACL(acl []aclEntry) []byte {
 	return out
 }
 
+// createMode is the mode of what is made in dir with mode asked and the
+// creator's umask: the umask's permission bits cleared, unless dir has a
+// default ACL (which then narrows the mode instead: inheritACL).
+func (dir *inode) createMode(mode, umask uint32) uint32 {
+	if _, has := dir.xattrs[ACLDefaultXattr]; has {
+		return mode
+	}
+	return mode &^ (umask & 0o777)
+}
+
 // inheritACL gives n, just made in dir, what dir's default ACL implies
 // (Linux's posix_acl_create): an access ACL of its entries, the owner's,
 // the others' and the mask (else the owning group's) narrowed by n's

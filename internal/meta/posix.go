@@ -119,22 +119,26 @@ const (
 )
 
 // CreateAt creates an empty file Name in directory Parent; ErrExists when
-// the name is taken.
+// the name is taken. Its mode is Mode less the creator's Umask, unless
+// Parent has a default ACL, which governs instead (as Linux's
+// posix_acl_create: the umask is ignored there).
 type CreateAt struct {
 	Parent      uint64
 	Name        string
 	Mode        uint32
+	Umask       uint32 `json:",omitempty"`
 	Uid, Gid    uint32
 	Replication int
 	ChunkSize   int64
 	Time        int64
 }
 
-// MkdirAt creates directory Name in directory Parent.
+// MkdirAt creates directory Name in directory Parent (Umask as CreateAt's).
 type MkdirAt struct {
 	Parent   uint64
 	Name     string
 	Mode     uint32
+	Umask    uint32 `json:",omitempty"`
 	Uid, Gid uint32
 	Time     int64
 }
@@ -174,6 +178,7 @@ type Mknod struct {
 	Name     string
 	Type     uint32
 	Mode     uint32
+	Umask    uint32 `json:",omitempty"` // as CreateAt's
 	Rdev     uint32
 	Uid, Gid uint32
 	Time     int64
@@ -340,7 +345,7 @@ func (s *State) createAt(c CreateAt) Result {
 	if err != nil {
 		return fail(err)
 	}
-	n := s.newPosixInode(dir, c.Name, false, c.Mode, c.Uid, c.Gid, c.Time)
+	n := s.newPosixInode(dir, c.Name, false, dir.createMode(c.Mode, c.Umask), c.Uid, c.Gid, c.Time)
 	n.replication, n.chunkSize = repl, cs
 	n.inheritACL(dir)
 	return Result{Info: s.info(n)}
@@ -351,7 +356,7 @@ func (s *State) mkdirAt(c MkdirAt) Result {
 	if err != nil {
 		return fail(err)
 	}
-	n := s.newPosixInode(dir, c.Name, true, c.Mode, c.Uid, c.Gid, c.Time)
+	n := s.newPosixInode(dir, c.Name, true, dir.createMode(c.Mode, c.Umask), c.Uid, c.Gid, c.Time)
 	n.inheritACL(dir)
 	return Result{Info: s.info(n)}
 }
@@ -383,7 +388,7 @@ func (s *State) mknod(c Mknod) Result {
 	if err != nil {
 		return fail(err)
 	}
-	n := s.newPosixInode(dir, c.Name, false, c.Mode, c.Uid, c.Gid, c.Time)
+	n := s.newPosixInode(dir, c.Name, false, dir.createMode(c.Mode, c.Umask), c.Uid, c.Gid, c.Time)
 	// Like a symlink, a special file is a file without chunks.
 	n.replication, n.chunkSize = 1, MinChunkSize
 	n.special = c.Type
@@ -660,6 +665,14 @@ func (s *State) setXattr(c SetXattr) Result {
 	n.xattrs[c.Name] = slices.Clone(c.Value)
 	if c.Name == ACLAccessXattr {
 		n.modeFromACL()
+		// An ACL of the owner, group and others only is the mode itself:
+		// Linux keeps none (posix_acl_update_mode), and so does meta.
+		if acl, err := parseACL(c.Value); err == nil && len(acl) == 3 {
+			delete(n.xattrs, ACLAccessXattr)
+			if len(n.xattrs) == 0 {
+				n.xattrs = nil
+			}
+		}
 	}
 	n.ctime = c.Time
 	return Result{Info: s.info(n)}

@@ -81,4 +81,28 @@ func TestACL(t *testing.T) {
 	if got := runAsNobody(t, []sysOp{{Op: "write", Path: g}}); got[0] != 0 {
 		t.Fatalf("uid 65534 writes through the inherited entry: errno %v", got[0])
 	}
+
+	// The umask: taken off what is made, except under a default ACL, which
+	// governs instead (a shared directory's group keeps write permission
+	// whatever its members' umask). Made by a shell with umask 022 and 077.
+	run("setfacl", "-m", "d:g::rwx", d)
+	run("sh", "-c", "umask 022 && touch "+filepath.Join(d, "touched")+" && mkdir "+filepath.Join(d, "sub"))
+	run("sh", "-c", "umask 077 && touch "+filepath.Join(dir, "private")+" && mkdir "+filepath.Join(dir, "privdir"))
+	for _, c := range []struct {
+		name string
+		want string
+	}{
+		{filepath.Join(d, "touched"), "mask::rw-"}, // 0666, umask ignored
+		{filepath.Join(d, "sub"), "mask::rwx"},     // 0777, umask ignored
+	} {
+		if out := run("getfacl", "-n", c.name); !strings.Contains(out, c.want) || !strings.Contains(out, "user:65534:rw-\n") {
+			t.Errorf("getfacl of %s made with umask 022 under a default ACL, want %s and user:65534:rw- in full:\n%s", c.name, c.want, out)
+		}
+	}
+	for name, want := range map[string]os.FileMode{"private": 0o600, "privdir": 0o700 | os.ModeDir} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode() != want {
+			t.Errorf("%s made with umask 077: %v, %v, want mode %v", name, fi.Mode(), err, want)
+		}
+	}
 }
