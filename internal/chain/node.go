@@ -173,6 +173,10 @@ func (n *Node) install(cfg Config) {
 
 func (n *Node) isHead() bool { return n.role == RoleHead || n.role == RoleSingle }
 
+// IsHead reports whether the node takes client updates (head or single
+// member): what it retains then came from clients, not from a predecessor.
+func (n *Node) IsHead() bool { return n.isHead() }
+
 // Propose sequences a client write. Only the head accepts writes
 // (ErrNotHead); the epoch must match (ErrStaleEpoch). A write whose
 // RequestID was already sequenced is not applied again: if it is already

@@ -30,11 +30,16 @@ import (
 //     per chain whose replica here held nothing.
 //
 // Client data at the head is bounded apart (Config.WriteMemory, while the
-// client waits); the head's own Sent list counts here too, so a head
-// whose writes outlived their callers leaves less room for relaying.
+// client waits): a head replica's Sent list is counted in the chain
+// memory's figures (ChainMemory, its peak) but not against the bound on
+// relays, which is about what predecessors send. Counting it there made
+// a server that heads busy chains (every server, in a loaded cluster)
+// take its other chains' updates one at a time, each dropped update
+// waiting out chain.ResendTicks: the chains crawled under load.
 type chainMemory struct {
 	limit   atomic.Int64 // Config.ChainMemory
-	used    atomic.Int64
+	used    atomic.Int64 // every replica's retained bytes
+	relay   atomic.Int64 // those of replicas that are not their chain's head: the bound's
 	peak    atomic.Int64
 	dropped atomic.Uint64 // updates dropped for want of room
 }
@@ -69,8 +74,8 @@ func (r *replica) admitRelay(u chain.Update) bool {
 		// After a drop, nothing past the gap: it would wait out of
 		// order until the gap's re-send, and a gap that stays open
 		// makes the node ask for a whole catch-up copy.
-	case u.Seq <= st.Applied+1 && r.held == 0,
-		r.s.chainMem.used.Load()+n <= r.s.chainMem.limit.Load():
+	case u.Seq <= st.Applied+1 && r.relayHeld == 0,
+		r.s.chainMem.relay.Load()+n <= r.s.chainMem.limit.Load():
 		// Each chain's next update (or the duplicate it must forward
 		// again) whatever the load, else what fits.
 		if next {

@@ -58,8 +58,11 @@ type replica struct {
 	relayGap bool
 	// held is the node's retained update bytes as charged to the
 	// server's chain memory (chargeLocked).
-	held    int64
-	waiters map[waitKey][]chan writeResult
+	held int64
+	// relayHeld is the part of held charged against the bound on relays:
+	// all of it, unless the node is its chain's head (chainmem.go).
+	relayHeld int64
+	waiters   map[waitKey][]chan writeResult
 	// verified: every block was checked since the replica was loaded
 	// from disk (true for replicas created or copied by this process).
 	// Reported to the master as evidence for recovery decisions.
@@ -206,6 +209,14 @@ func (r *replica) chargeLocked() {
 	if now != r.held {
 		r.s.chargeChain(now - r.held)
 		r.held = now
+	}
+	relay := now
+	if r.node.IsHead() {
+		relay = 0 // client data, bounded by the write memory
+	}
+	if relay != r.relayHeld {
+		r.s.chainMem.relay.Add(relay - r.relayHeld)
+		r.relayHeld = relay
 	}
 }
 
