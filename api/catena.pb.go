@@ -1534,6 +1534,111 @@ func (x *SetSizeResponse) GetInfo() *FileInfo {
 	return nil
 }
 
+// Exactly one of path and volume.
+type SetReplicationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Volume        string                 `protobuf:"bytes,2,opt,name=volume,proto3" json:"volume,omitempty"`
+	Replication   uint32                 `protobuf:"varint,3,opt,name=replication,proto3" json:"replication,omitempty"` // in [1, 16]
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReplicationRequest) Reset() {
+	*x = SetReplicationRequest{}
+	mi := &file_catena_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReplicationRequest) ProtoMessage() {}
+
+func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReplicationRequest.ProtoReflect.Descriptor instead.
+func (*SetReplicationRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetReplicationRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetReplicationRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *SetReplicationRequest) GetReplication() uint32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+type SetReplicationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReplicationResponse) Reset() {
+	*x = SetReplicationResponse{}
+	mi := &file_catena_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReplicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReplicationResponse) ProtoMessage() {}
+
+func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReplicationResponse.ProtoReflect.Descriptor instead.
+func (*SetReplicationResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetReplicationResponse) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
 type GetChunksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Inode         uint64                 `protobuf:"varint,1,opt,name=inode,proto3" json:"inode,omitempty"`
@@ -1545,7 +1650,7 @@ type GetChunksRequest struct {
 
 func (x *GetChunksRequest) Reset() {
 	*x = GetChunksRequest{}
-	mi := &file_catena_proto_msgTypes[20]
+	mi := &file_catena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1662,7 @@ func (x *GetChunksRequest) String() string {
 func (*GetChunksRequest) ProtoMessage() {}
 
 func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[20]
+	mi := &file_catena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1675,7 @@ func (x *GetChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksRequest.ProtoReflect.Descriptor instead.
 func (*GetChunksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{20}
+	return file_catena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetChunksRequest) GetInode() uint64 {
@@ -1604,7 +1709,7 @@ type GetChunksResponse struct {
 
 func (x *GetChunksResponse) Reset() {
 	*x = GetChunksResponse{}
-	mi := &file_catena_proto_msgTypes[21]
+	mi := &file_catena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1721,7 @@ func (x *GetChunksResponse) String() string {
 func (*GetChunksResponse) ProtoMessage() {}
 
 func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[21]
+	mi := &file_catena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1734,7 @@ func (x *GetChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChunksResponse.ProtoReflect.Descriptor instead.
 func (*GetChunksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{21}
+	return file_catena_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetChunksResponse) GetInfo() *FileInfo {
@@ -1656,7 +1761,7 @@ type AllocateChunkRequest struct {
 
 func (x *AllocateChunkRequest) Reset() {
 	*x = AllocateChunkRequest{}
-	mi := &file_catena_proto_msgTypes[22]
+	mi := &file_catena_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1773,7 @@ func (x *AllocateChunkRequest) String() string {
 func (*AllocateChunkRequest) ProtoMessage() {}
 
 func (x *AllocateChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[22]
+	mi := &file_catena_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1786,7 @@ func (x *AllocateChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateChunkRequest.ProtoReflect.Descriptor instead.
 func (*AllocateChunkRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{22}
+	return file_catena_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AllocateChunkRequest) GetInode() uint64 {
@@ -1707,7 +1812,7 @@ type AllocateChunkResponse struct {
 
 func (x *AllocateChunkResponse) Reset() {
 	*x = AllocateChunkResponse{}
-	mi := &file_catena_proto_msgTypes[23]
+	mi := &file_catena_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1824,7 @@ func (x *AllocateChunkResponse) String() string {
 func (*AllocateChunkResponse) ProtoMessage() {}
 
 func (x *AllocateChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[23]
+	mi := &file_catena_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1837,7 @@ func (x *AllocateChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateChunkResponse.ProtoReflect.Descriptor instead.
 func (*AllocateChunkResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{23}
+	return file_catena_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AllocateChunkResponse) GetChunk() *ChunkInfo {
@@ -1755,7 +1860,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_catena_proto_msgTypes[24]
+	mi := &file_catena_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1872,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[24]
+	mi := &file_catena_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1885,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{24}
+	return file_catena_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterRequest) GetServerId() uint64 {
@@ -1838,7 +1943,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_catena_proto_msgTypes[25]
+	mi := &file_catena_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1955,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[25]
+	mi := &file_catena_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1968,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{25}
+	return file_catena_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterResponse) GetNextHandle() uint64 {
@@ -1917,7 +2022,7 @@ type ReplicaInfo struct {
 
 func (x *ReplicaInfo) Reset() {
 	*x = ReplicaInfo{}
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2034,7 @@ func (x *ReplicaInfo) String() string {
 func (*ReplicaInfo) ProtoMessage() {}
 
 func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[26]
+	mi := &file_catena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2047,7 @@ func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaInfo.ProtoReflect.Descriptor instead.
 func (*ReplicaInfo) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{26}
+	return file_catena_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicaInfo) GetHandle() uint64 {
@@ -2052,7 +2157,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2169,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[27]
+	mi := &file_catena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2182,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{27}
+	return file_catena_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HeartbeatRequest) GetServerId() uint64 {
@@ -2199,7 +2304,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2316,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[28]
+	mi := &file_catena_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2329,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{28}
+	return file_catena_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HeartbeatResponse) GetDeleteHandles() []uint64 {
@@ -2294,7 +2399,7 @@ type FencedReplica struct {
 
 func (x *FencedReplica) Reset() {
 	*x = FencedReplica{}
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2411,7 @@ func (x *FencedReplica) String() string {
 func (*FencedReplica) ProtoMessage() {}
 
 func (x *FencedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[29]
+	mi := &file_catena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2424,7 @@ func (x *FencedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FencedReplica.ProtoReflect.Descriptor instead.
 func (*FencedReplica) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{29}
+	return file_catena_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FencedReplica) GetHandle() uint64 {
@@ -2349,7 +2454,7 @@ type ReportReplicaRequest struct {
 
 func (x *ReportReplicaRequest) Reset() {
 	*x = ReportReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2466,7 @@ func (x *ReportReplicaRequest) String() string {
 func (*ReportReplicaRequest) ProtoMessage() {}
 
 func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2479,7 @@ func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReportReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{30}
+	return file_catena_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReportReplicaRequest) GetServerId() uint64 {
@@ -2420,7 +2525,7 @@ type ReportReplicaResponse struct {
 
 func (x *ReportReplicaResponse) Reset() {
 	*x = ReportReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2537,7 @@ func (x *ReportReplicaResponse) String() string {
 func (*ReportReplicaResponse) ProtoMessage() {}
 
 func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2550,7 @@ func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReportReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{31}
+	return file_catena_proto_rawDescGZIP(), []int{33}
 }
 
 type StatusRequest struct {
@@ -2456,7 +2561,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2573,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2586,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{32}
+	return file_catena_proto_rawDescGZIP(), []int{34}
 }
 
 type MasterStatus struct {
@@ -2495,7 +2600,7 @@ type MasterStatus struct {
 
 func (x *MasterStatus) Reset() {
 	*x = MasterStatus{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2612,7 @@ func (x *MasterStatus) String() string {
 func (*MasterStatus) ProtoMessage() {}
 
 func (x *MasterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2625,7 @@ func (x *MasterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterStatus.ProtoReflect.Descriptor instead.
 func (*MasterStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MasterStatus) GetId() string {
@@ -2561,7 +2666,7 @@ type ChunkserverStatus struct {
 
 func (x *ChunkserverStatus) Reset() {
 	*x = ChunkserverStatus{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2678,7 @@ func (x *ChunkserverStatus) String() string {
 func (*ChunkserverStatus) ProtoMessage() {}
 
 func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2691,7 @@ func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkserverStatus.ProtoReflect.Descriptor instead.
 func (*ChunkserverStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ChunkserverStatus) GetId() uint64 {
@@ -2668,7 +2773,7 @@ type ChunkStats struct {
 
 func (x *ChunkStats) Reset() {
 	*x = ChunkStats{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +2785,7 @@ func (x *ChunkStats) String() string {
 func (*ChunkStats) ProtoMessage() {}
 
 func (x *ChunkStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +2798,7 @@ func (x *ChunkStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkStats.ProtoReflect.Descriptor instead.
 func (*ChunkStats) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ChunkStats) GetTotal() uint64 {
@@ -2760,7 +2865,7 @@ type ChunkProblem struct {
 
 func (x *ChunkProblem) Reset() {
 	*x = ChunkProblem{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2877,7 @@ func (x *ChunkProblem) String() string {
 func (*ChunkProblem) ProtoMessage() {}
 
 func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2890,7 @@ func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkProblem.ProtoReflect.Descriptor instead.
 func (*ChunkProblem) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChunkProblem) GetHandle() uint64 {
@@ -2829,7 +2934,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +2946,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +2959,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -2904,7 +3009,7 @@ type RestoreBlocksRequest struct {
 
 func (x *RestoreBlocksRequest) Reset() {
 	*x = RestoreBlocksRequest{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3021,7 @@ func (x *RestoreBlocksRequest) String() string {
 func (*RestoreBlocksRequest) ProtoMessage() {}
 
 func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3034,7 @@ func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RestoreBlocksRequest) GetHandle() uint64 {
@@ -2970,7 +3075,7 @@ type RestoreBlocksResponse struct {
 
 func (x *RestoreBlocksResponse) Reset() {
 	*x = RestoreBlocksResponse{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3087,7 @@ func (x *RestoreBlocksResponse) String() string {
 func (*RestoreBlocksResponse) ProtoMessage() {}
 
 func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3100,7 @@ func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RestoreBlocksResponse) GetRestored() []int64 {
@@ -3024,7 +3129,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3141,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3154,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -3089,7 +3194,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3206,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3219,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -3138,7 +3243,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3255,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3268,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -3220,7 +3325,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3337,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3350,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -3298,7 +3403,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3415,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3428,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -3385,7 +3490,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3502,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3515,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -3451,7 +3556,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3568,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3581,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -3571,7 +3676,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3688,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3701,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -3683,7 +3788,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3695,7 +3800,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3708,7 +3813,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -3734,7 +3839,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3746,7 +3851,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3759,7 +3864,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -3782,7 +3887,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +3899,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +3912,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -3859,7 +3964,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +3976,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +3989,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{51}
+	return file_catena_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -3913,7 +4018,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4030,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4043,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{52}
+	return file_catena_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -3977,7 +4082,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4094,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4107,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{53}
+	return file_catena_proto_rawDescGZIP(), []int{55}
 }
 
 type Update struct {
@@ -4022,7 +4127,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4139,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +4152,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{54}
+	return file_catena_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -4124,7 +4229,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4241,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4254,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{55}
+	return file_catena_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -4192,7 +4297,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4309,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4322,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{56}
+	return file_catena_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -4374,6 +4479,12 @@ const file_catena_proto_rawDesc = "" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12*\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x16.catena.v1.SetSizeModeR\x04mode\":\n" +
 	"\x0fSetSizeResponse\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"e\n" +
+	"\x15SetReplicationRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06volume\x18\x02 \x01(\tR\x06volume\x12 \n" +
+	"\vreplication\x18\x03 \x01(\rR\vreplication\"A\n" +
+	"\x16SetReplicationResponse\x12'\n" +
 	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"_\n" +
 	"\x10GetChunksRequest\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x1f\n" +
@@ -4663,7 +4774,7 @@ const file_catena_proto_rawDesc = "" +
 	"UpdateKind\x12\x1b\n" +
 	"\x17UPDATE_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05WRITE\x10\x01\x12\b\n" +
-	"\x04ZERO\x10\x022\xf7\x06\n" +
+	"\x04ZERO\x10\x022\xce\a\n" +
 	"\x06Master\x12:\n" +
 	"\x05Mkdir\x12\x17.catena.v1.MkdirRequest\x1a\x18.catena.v1.MkdirResponse\x12=\n" +
 	"\x06Create\x12\x18.catena.v1.CreateRequest\x1a\x19.catena.v1.CreateResponse\x12=\n" +
@@ -4677,7 +4788,8 @@ const file_catena_proto_rawDesc = "" +
 	"\bRegister\x12\x1a.catena.v1.RegisterRequest\x1a\x1b.catena.v1.RegisterResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.catena.v1.HeartbeatRequest\x1a\x1c.catena.v1.HeartbeatResponse\x12=\n" +
 	"\x06Status\x12\x18.catena.v1.StatusRequest\x1a\x19.catena.v1.StatusResponse\x12R\n" +
-	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse2\xbd\x04\n" +
+	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse\x12U\n" +
+	"\x0eSetReplication\x12 .catena.v1.SetReplicationRequest\x1a!.catena.v1.SetReplicationResponse2\xbd\x04\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
@@ -4701,72 +4813,74 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_catena_proto_goTypes = []any{
-	(ErrorCode)(0),                // 0: catena.v1.ErrorCode
-	(FileType)(0),                 // 1: catena.v1.FileType
-	(SetSizeMode)(0),              // 2: catena.v1.SetSizeMode
-	(ReplicaProblem)(0),           // 3: catena.v1.ReplicaProblem
-	(UpdateKind)(0),               // 4: catena.v1.UpdateKind
-	(*FileInfo)(nil),              // 5: catena.v1.FileInfo
-	(*ServerRef)(nil),             // 6: catena.v1.ServerRef
-	(*ChunkInfo)(nil),             // 7: catena.v1.ChunkInfo
-	(*Capability)(nil),            // 8: catena.v1.Capability
-	(*CapabilityBody)(nil),        // 9: catena.v1.CapabilityBody
-	(*CapabilityKey)(nil),         // 10: catena.v1.CapabilityKey
-	(*MkdirRequest)(nil),          // 11: catena.v1.MkdirRequest
-	(*MkdirResponse)(nil),         // 12: catena.v1.MkdirResponse
-	(*CreateRequest)(nil),         // 13: catena.v1.CreateRequest
-	(*CreateResponse)(nil),        // 14: catena.v1.CreateResponse
-	(*LookupRequest)(nil),         // 15: catena.v1.LookupRequest
-	(*LookupResponse)(nil),        // 16: catena.v1.LookupResponse
-	(*ListRequest)(nil),           // 17: catena.v1.ListRequest
-	(*ListResponse)(nil),          // 18: catena.v1.ListResponse
-	(*RenameRequest)(nil),         // 19: catena.v1.RenameRequest
-	(*RenameResponse)(nil),        // 20: catena.v1.RenameResponse
-	(*RemoveRequest)(nil),         // 21: catena.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 22: catena.v1.RemoveResponse
-	(*SetSizeRequest)(nil),        // 23: catena.v1.SetSizeRequest
-	(*SetSizeResponse)(nil),       // 24: catena.v1.SetSizeResponse
-	(*GetChunksRequest)(nil),      // 25: catena.v1.GetChunksRequest
-	(*GetChunksResponse)(nil),     // 26: catena.v1.GetChunksResponse
-	(*AllocateChunkRequest)(nil),  // 27: catena.v1.AllocateChunkRequest
-	(*AllocateChunkResponse)(nil), // 28: catena.v1.AllocateChunkResponse
-	(*RegisterRequest)(nil),       // 29: catena.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 30: catena.v1.RegisterResponse
-	(*ReplicaInfo)(nil),           // 31: catena.v1.ReplicaInfo
-	(*HeartbeatRequest)(nil),      // 32: catena.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 33: catena.v1.HeartbeatResponse
-	(*FencedReplica)(nil),         // 34: catena.v1.FencedReplica
-	(*ReportReplicaRequest)(nil),  // 35: catena.v1.ReportReplicaRequest
-	(*ReportReplicaResponse)(nil), // 36: catena.v1.ReportReplicaResponse
-	(*StatusRequest)(nil),         // 37: catena.v1.StatusRequest
-	(*MasterStatus)(nil),          // 38: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),     // 39: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),            // 40: catena.v1.ChunkStats
-	(*ChunkProblem)(nil),          // 41: catena.v1.ChunkProblem
-	(*StatusResponse)(nil),        // 42: catena.v1.StatusResponse
-	(*RestoreBlocksRequest)(nil),  // 43: catena.v1.RestoreBlocksRequest
-	(*RestoreBlocksResponse)(nil), // 44: catena.v1.RestoreBlocksResponse
-	(*ReconfigureRequest)(nil),    // 45: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),   // 46: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),      // 47: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),     // 48: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),          // 49: catena.v1.FetchRequest
-	(*ByteRange)(nil),             // 50: catena.v1.ByteRange
-	(*FetchResponse)(nil),         // 51: catena.v1.FetchResponse
-	(*WriteRequest)(nil),          // 52: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),           // 53: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),         // 54: catena.v1.WriteResponse
-	(*ReadRequest)(nil),           // 55: catena.v1.ReadRequest
-	(*ReadResponse)(nil),          // 56: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),  // 57: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil), // 58: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                // 59: catena.v1.Update
-	(*Ack)(nil),                   // 60: catena.v1.Ack
-	(*ChainMessage)(nil),          // 61: catena.v1.ChainMessage
-	nil,                           // 62: catena.v1.RegisterRequest.LabelsEntry
-	nil,                           // 63: catena.v1.ChunkserverStatus.LabelsEntry
+	(ErrorCode)(0),                 // 0: catena.v1.ErrorCode
+	(FileType)(0),                  // 1: catena.v1.FileType
+	(SetSizeMode)(0),               // 2: catena.v1.SetSizeMode
+	(ReplicaProblem)(0),            // 3: catena.v1.ReplicaProblem
+	(UpdateKind)(0),                // 4: catena.v1.UpdateKind
+	(*FileInfo)(nil),               // 5: catena.v1.FileInfo
+	(*ServerRef)(nil),              // 6: catena.v1.ServerRef
+	(*ChunkInfo)(nil),              // 7: catena.v1.ChunkInfo
+	(*Capability)(nil),             // 8: catena.v1.Capability
+	(*CapabilityBody)(nil),         // 9: catena.v1.CapabilityBody
+	(*CapabilityKey)(nil),          // 10: catena.v1.CapabilityKey
+	(*MkdirRequest)(nil),           // 11: catena.v1.MkdirRequest
+	(*MkdirResponse)(nil),          // 12: catena.v1.MkdirResponse
+	(*CreateRequest)(nil),          // 13: catena.v1.CreateRequest
+	(*CreateResponse)(nil),         // 14: catena.v1.CreateResponse
+	(*LookupRequest)(nil),          // 15: catena.v1.LookupRequest
+	(*LookupResponse)(nil),         // 16: catena.v1.LookupResponse
+	(*ListRequest)(nil),            // 17: catena.v1.ListRequest
+	(*ListResponse)(nil),           // 18: catena.v1.ListResponse
+	(*RenameRequest)(nil),          // 19: catena.v1.RenameRequest
+	(*RenameResponse)(nil),         // 20: catena.v1.RenameResponse
+	(*RemoveRequest)(nil),          // 21: catena.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 22: catena.v1.RemoveResponse
+	(*SetSizeRequest)(nil),         // 23: catena.v1.SetSizeRequest
+	(*SetSizeResponse)(nil),        // 24: catena.v1.SetSizeResponse
+	(*SetReplicationRequest)(nil),  // 25: catena.v1.SetReplicationRequest
+	(*SetReplicationResponse)(nil), // 26: catena.v1.SetReplicationResponse
+	(*GetChunksRequest)(nil),       // 27: catena.v1.GetChunksRequest
+	(*GetChunksResponse)(nil),      // 28: catena.v1.GetChunksResponse
+	(*AllocateChunkRequest)(nil),   // 29: catena.v1.AllocateChunkRequest
+	(*AllocateChunkResponse)(nil),  // 30: catena.v1.AllocateChunkResponse
+	(*RegisterRequest)(nil),        // 31: catena.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 32: catena.v1.RegisterResponse
+	(*ReplicaInfo)(nil),            // 33: catena.v1.ReplicaInfo
+	(*HeartbeatRequest)(nil),       // 34: catena.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),      // 35: catena.v1.HeartbeatResponse
+	(*FencedReplica)(nil),          // 36: catena.v1.FencedReplica
+	(*ReportReplicaRequest)(nil),   // 37: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil),  // 38: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),          // 39: catena.v1.StatusRequest
+	(*MasterStatus)(nil),           // 40: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),      // 41: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),             // 42: catena.v1.ChunkStats
+	(*ChunkProblem)(nil),           // 43: catena.v1.ChunkProblem
+	(*StatusResponse)(nil),         // 44: catena.v1.StatusResponse
+	(*RestoreBlocksRequest)(nil),   // 45: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil),  // 46: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),     // 47: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),    // 48: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),       // 49: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),      // 50: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),           // 51: catena.v1.FetchRequest
+	(*ByteRange)(nil),              // 52: catena.v1.ByteRange
+	(*FetchResponse)(nil),          // 53: catena.v1.FetchResponse
+	(*WriteRequest)(nil),           // 54: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),            // 55: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),          // 56: catena.v1.WriteResponse
+	(*ReadRequest)(nil),            // 57: catena.v1.ReadRequest
+	(*ReadResponse)(nil),           // 58: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),   // 59: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),  // 60: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                 // 61: catena.v1.Update
+	(*Ack)(nil),                    // 62: catena.v1.Ack
+	(*ChainMessage)(nil),           // 63: catena.v1.ChainMessage
+	nil,                            // 64: catena.v1.RegisterRequest.LabelsEntry
+	nil,                            // 65: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -4779,85 +4893,88 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 7: catena.v1.ListResponse.entries:type_name -> catena.v1.FileInfo
 	2,  // 8: catena.v1.SetSizeRequest.mode:type_name -> catena.v1.SetSizeMode
 	5,  // 9: catena.v1.SetSizeResponse.info:type_name -> catena.v1.FileInfo
-	5,  // 10: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
-	7,  // 11: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
-	7,  // 12: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	62, // 13: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
-	10, // 14: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
-	31, // 15: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
-	6,  // 16: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	45, // 17: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
-	34, // 18: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
-	10, // 19: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
-	3,  // 20: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	63, // 21: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	41, // 22: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
-	38, // 23: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	39, // 24: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	40, // 25: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 26: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
-	6,  // 27: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 28: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 29: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	50, // 30: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	50, // 31: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	4,  // 32: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	53, // 33: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 34: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 35: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 36: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 37: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 38: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	59, // 39: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	60, // 40: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	53, // 41: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 42: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 43: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 44: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 45: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 46: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 47: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 48: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	25, // 49: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	27, // 50: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	29, // 51: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	32, // 52: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	37, // 53: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	35, // 54: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	52, // 55: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	55, // 56: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	57, // 57: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	61, // 58: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	45, // 59: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	47, // 60: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	49, // 61: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	43, // 62: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	12, // 63: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 64: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 65: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 66: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 67: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 68: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 69: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	26, // 70: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	28, // 71: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	30, // 72: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	33, // 73: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	42, // 74: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	36, // 75: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	54, // 76: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	56, // 77: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	58, // 78: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	61, // 79: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	46, // 80: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	48, // 81: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	51, // 82: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	44, // 83: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	63, // [63:84] is the sub-list for method output_type
-	42, // [42:63] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	5,  // 10: catena.v1.SetReplicationResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
+	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
+	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
+	64, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
+	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
+	6,  // 17: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
+	47, // 18: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	36, // 19: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
+	10, // 20: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
+	3,  // 21: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
+	65, // 22: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	43, // 23: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
+	40, // 24: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	41, // 25: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	42, // 26: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 27: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
+	6,  // 28: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 29: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 30: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	52, // 31: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	52, // 32: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	4,  // 33: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	55, // 34: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 35: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 36: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 37: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 38: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 39: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	61, // 40: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	62, // 41: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	55, // 42: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 43: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 44: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 45: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 46: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 47: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 48: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 49: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 50: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 51: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 52: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 53: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	39, // 54: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	37, // 55: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 56: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	54, // 57: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	57, // 58: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	59, // 59: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	63, // 60: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	47, // 61: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	49, // 62: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	51, // 63: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	45, // 64: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	12, // 65: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 66: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 67: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 68: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 69: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 70: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 71: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 72: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 73: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 74: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	35, // 75: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	44, // 76: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	38, // 77: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 78: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	56, // 79: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	58, // 80: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	60, // 81: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	63, // 82: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	48, // 83: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	50, // 84: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	53, // 85: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	46, // 86: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	65, // [65:87] is the sub-list for method output_type
+	43, // [43:65] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -4865,7 +4982,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[56].OneofWrappers = []any{
+	file_catena_proto_msgTypes[58].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -4875,7 +4992,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   59,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

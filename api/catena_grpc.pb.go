@@ -24,19 +24,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Master_Mkdir_FullMethodName         = "/catena.v1.Master/Mkdir"
-	Master_Create_FullMethodName        = "/catena.v1.Master/Create"
-	Master_Lookup_FullMethodName        = "/catena.v1.Master/Lookup"
-	Master_List_FullMethodName          = "/catena.v1.Master/List"
-	Master_Rename_FullMethodName        = "/catena.v1.Master/Rename"
-	Master_Remove_FullMethodName        = "/catena.v1.Master/Remove"
-	Master_SetSize_FullMethodName       = "/catena.v1.Master/SetSize"
-	Master_GetChunks_FullMethodName     = "/catena.v1.Master/GetChunks"
-	Master_AllocateChunk_FullMethodName = "/catena.v1.Master/AllocateChunk"
-	Master_Register_FullMethodName      = "/catena.v1.Master/Register"
-	Master_Heartbeat_FullMethodName     = "/catena.v1.Master/Heartbeat"
-	Master_Status_FullMethodName        = "/catena.v1.Master/Status"
-	Master_ReportReplica_FullMethodName = "/catena.v1.Master/ReportReplica"
+	Master_Mkdir_FullMethodName          = "/catena.v1.Master/Mkdir"
+	Master_Create_FullMethodName         = "/catena.v1.Master/Create"
+	Master_Lookup_FullMethodName         = "/catena.v1.Master/Lookup"
+	Master_List_FullMethodName           = "/catena.v1.Master/List"
+	Master_Rename_FullMethodName         = "/catena.v1.Master/Rename"
+	Master_Remove_FullMethodName         = "/catena.v1.Master/Remove"
+	Master_SetSize_FullMethodName        = "/catena.v1.Master/SetSize"
+	Master_GetChunks_FullMethodName      = "/catena.v1.Master/GetChunks"
+	Master_AllocateChunk_FullMethodName  = "/catena.v1.Master/AllocateChunk"
+	Master_Register_FullMethodName       = "/catena.v1.Master/Register"
+	Master_Heartbeat_FullMethodName      = "/catena.v1.Master/Heartbeat"
+	Master_Status_FullMethodName         = "/catena.v1.Master/Status"
+	Master_ReportReplica_FullMethodName  = "/catena.v1.Master/ReportReplica"
+	Master_SetReplication_FullMethodName = "/catena.v1.Master/SetReplication"
 )
 
 // MasterClient is the client API for Master service.
@@ -63,6 +64,10 @@ type MasterClient interface {
 	// failed disk, full disk); the master takes it out of its chain and
 	// re-replicates the chunk.
 	ReportReplica(ctx context.Context, in *ReportReplicaRequest, opts ...grpc.CallOption) (*ReportReplicaResponse, error)
+	// SetReplication changes the replication factor of a file (path) or a
+	// volume (volume) and of its chunks; the master then adds or removes
+	// chain members until every chunk has that many (catena setrep).
+	SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error)
 }
 
 type masterClient struct {
@@ -203,6 +208,16 @@ func (c *masterClient) ReportReplica(ctx context.Context, in *ReportReplicaReque
 	return out, nil
 }
 
+func (c *masterClient) SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetReplicationResponse)
+	err := c.cc.Invoke(ctx, Master_SetReplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -227,6 +242,10 @@ type MasterServer interface {
 	// failed disk, full disk); the master takes it out of its chain and
 	// re-replicates the chunk.
 	ReportReplica(context.Context, *ReportReplicaRequest) (*ReportReplicaResponse, error)
+	// SetReplication changes the replication factor of a file (path) or a
+	// volume (volume) and of its chunks; the master then adds or removes
+	// chain members until every chunk has that many (catena setrep).
+	SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -275,6 +294,9 @@ func (UnimplementedMasterServer) Status(context.Context, *StatusRequest) (*Statu
 }
 func (UnimplementedMasterServer) ReportReplica(context.Context, *ReportReplicaRequest) (*ReportReplicaResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportReplica not implemented")
+}
+func (UnimplementedMasterServer) SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetReplication not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -531,6 +553,24 @@ func _Master_ReportReplica_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_SetReplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetReplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).SetReplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_SetReplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).SetReplication(ctx, req.(*SetReplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -589,6 +629,10 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportReplica",
 			Handler:    _Master_ReportReplica_Handler,
+		},
+		{
+			MethodName: "SetReplication",
+			Handler:    _Master_SetReplication_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

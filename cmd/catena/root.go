@@ -217,6 +217,7 @@ func buildRoot() (*cobra.Command, *globals) {
 		newLsCmd(g),
 		newMkdirCmd(g),
 		newChmodCmd(g),
+		newSetrepCmd(g),
 		newChownCmd(g),
 		newRmCmd(g),
 		newMvCmd(g),

@@ -24,16 +24,17 @@ var (
 // A method missing from it is refused to everyone.
 var Rules = map[string][]Role{
 	// Clients: the namespace, volumes, status; readers only look.
-	api.Master_Mkdir_FullMethodName:         users,
-	api.Master_Create_FullMethodName:        users,
-	api.Master_Lookup_FullMethodName:        readers,
-	api.Master_List_FullMethodName:          readers,
-	api.Master_Rename_FullMethodName:        users,
-	api.Master_Remove_FullMethodName:        users,
-	api.Master_SetSize_FullMethodName:       users,
-	api.Master_GetChunks_FullMethodName:     readers,
-	api.Master_AllocateChunk_FullMethodName: users,
-	api.Master_Status_FullMethodName:        readers,
+	api.Master_Mkdir_FullMethodName:          users,
+	api.Master_Create_FullMethodName:         users,
+	api.Master_Lookup_FullMethodName:         readers,
+	api.Master_List_FullMethodName:           readers,
+	api.Master_Rename_FullMethodName:         users,
+	api.Master_Remove_FullMethodName:         users,
+	api.Master_SetSize_FullMethodName:        users,
+	api.Master_GetChunks_FullMethodName:      readers,
+	api.Master_AllocateChunk_FullMethodName:  users,
+	api.Master_Status_FullMethodName:         readers,
+	api.Master_SetReplication_FullMethodName: users,
 	// Chunkservers report to the master.
 	api.Master_Register_FullMethodName:      servers,
 	api.Master_Heartbeat_FullMethodName:     servers,

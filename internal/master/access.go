@@ -185,6 +185,13 @@ func checksFor(method string, req any) []meta.Check {
 		return []meta.Check{inode(req.(*api.SetSizeRequest).Inode, meta.MayWrite)}
 	case api.Master_AllocateChunk_FullMethodName:
 		return []meta.Check{inode(req.(*api.AllocateChunkRequest).Inode, meta.MayWrite)}
+	case api.Master_SetReplication_FullMethodName:
+		// A file's factor is for who may write it (as HDFS's setrep), a
+		// volume's for root (as its size).
+		if r := req.(*api.SetReplicationRequest); r.Volume == "" {
+			return []meta.Check{path(r.Path, meta.MayWrite)}
+		}
+		return []meta.Check{{Op: meta.CheckOpRoot, Name: method}}
 	case api.Master_GetChunks_FullMethodName:
 		return []meta.Check{open(req.(*api.GetChunksRequest).Inode)}
 

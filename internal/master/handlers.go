@@ -677,3 +677,35 @@ const syncingStuck = time.Minute
 
 // maxProblems bounds StatusResponse.chunks.problems.
 const maxProblems = 100
+
+func (s *server) SetReplication(ctx context.Context, req *api.SetReplicationRequest) (*api.SetReplicationResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if (req.Path == "") == (req.Volume == "") {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "set replication: name a path or a volume, not both")
+	}
+	if req.Replication < 1 || req.Replication > meta.MaxReplication {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "replication %d not in [1, %d]", req.Replication, meta.MaxReplication)
+	}
+	var fi meta.FileInfo
+	var err error
+	s.m.fsm.view(func(st *meta.State) {
+		if req.Volume != "" {
+			fi, err = st.Volume(req.Volume)
+			return
+		}
+		if err = checkPath(req.Path); err == nil {
+			fi, err = st.Lookup(req.Path)
+		}
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	r, err := s.propose(ctx, meta.SetReplication{Inode: fi.Inode, Replication: int(req.Replication), Time: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	s.m.kickRepair()
+	return &api.SetReplicationResponse{Info: fileInfo(r.Info)}, nil
+}

@@ -102,6 +102,14 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	}
 	removals := decide.PlanRemovals(decide.RemovalInput{Chunks: chunks, Live: live, Evidence: view.evidence,
 		Missing: lackingLong, Fresh: view.fresh})
+	why, trimming := "removing dead or fenced servers from chain", false
+	if len(removals) == 0 {
+		// Then the surplus of chains longer than their factor (setrep).
+		busy, _, _ := m.soft.repairView(now, m.cfg.RepairConcurrency)
+		removals = decide.PlanTrims(decide.TrimInput{Chunks: chunks, Servers: servers, Live: live,
+			Evidence: view.evidence, Busy: busy, DomainKey: decide.DefaultDomainKey})
+		why, trimming = "trimming chain to its replication factor", true
+	}
 	if len(removals) > 0 {
 		sem := make(chan struct{}, parallelChanges)
 		var wg sync.WaitGroup
@@ -110,14 +118,21 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				removed := slices.DeleteFunc(slices.Clone(chainOf(chunks, rm.Handle)), func(id uint64) bool { return slices.Contains(rm.Chain, id) })
-				m.log.Info("master: removing dead or fenced servers from chain", "handle", rm.Handle, "removed", removed, "chain", rm.Chain, "epoch", rm.Epoch+1)
+				m.log.Info("master: "+why, "handle", rm.Handle, "removed", removed, "chain", rm.Chain, "epoch", rm.Epoch+1)
+				// Servers trimmed out hear of it at once (they fence
+				// their replica, deleted once the chain is whole); dead
+				// ones would only hold the push up.
+				var tell []uint64
+				if trimming {
+					tell = removed
+				}
 				if err := m.changeChain(ctx, rm.Handle, func(ch meta.Chunk) []uint64 {
 					if ch.Epoch != rm.Epoch {
 						return nil // moved since planned (a fence is per epoch): re-plan next tick
 					}
 					return rm.Chain
-				}, nil, nil); err != nil && !errors.Is(err, errChainMoved) {
-					m.log.Warn("master: remove dead or fenced members", "handle", rm.Handle, "err", err)
+				}, nil, tell); err != nil && !errors.Is(err, errChainMoved) {
+					m.log.Warn("master: "+why, "handle", rm.Handle, "err", err)
 				}
 			})
 		}

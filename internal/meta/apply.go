@@ -72,6 +72,8 @@ func (s *State) apply(c Command) Result {
 		return s.resizeVolume(c)
 	case As:
 		return s.applyAs(c)
+	case SetReplication:
+		return s.setReplication(c)
 	default:
 		if r, ok := s.applyHA(c); ok {
 			return r

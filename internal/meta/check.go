@@ -206,6 +206,9 @@ func checkRefcounts(s *State, p *problems) {
 			if ch.ChunkSize != n.chunkSize {
 				p.addf("inode %d index %d: chunk %d has chunk size %d, the file %d", id, idx, h, ch.ChunkSize, n.chunkSize)
 			}
+			if ch.Replication != n.replication {
+				p.addf("inode %d index %d: chunk %d has replication %d, the file %d", id, idx, h, ch.Replication, n.replication)
+			}
 		}
 	}
 	for h := range keys(p, s.chunks) {

@@ -57,6 +57,7 @@ func TestCheckFindsEachCorruption(t *testing.T) {
 		{"unreferenced chunk", "refcounts", "chunk 1: refs 1, but 0 slots name it", true, func(s *State) { delete(s.inodes[4].chunks, 0) }},
 		{"slot of a missing chunk", "refcounts", "inode 4 index 0: chunk 1 is not in the chunk map", true, func(s *State) { delete(s.chunks, 1) }},
 		{"chunk size differs from the file's", "refcounts", "chunk 3 has chunk size 2097152, the file 1048576", true, func(s *State) { s.chunks[3].ChunkSize = 2 << 20 }},
+		{"replication differs from the file's", "refcounts", "chunk 1 has replication 2, the file 3", true, func(s *State) { s.chunks[1].Replication = 2 }},
 		{"directory with a size", "inodes", "directory 2: chunks or a size (5)", true, func(s *State) { s.inodes[2].size = 5 }},
 		{"negative size", "inodes", "file 4: negative size -1", true, func(s *State) { s.inodes[4].size = -1 }},
 		{"mode beyond permissions", "inodes", "inode 7: mode 0100644 beyond permission bits", true, func(s *State) { s.inodes[7].mode |= 0o100000 }},

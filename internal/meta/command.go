@@ -155,6 +155,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[CaughtUp](env.Cmd)
 	case "as":
 		c, err = decodeGuarded(env.Cmd)
+	case "setrep":
+		c, err = decodeAs[SetReplication](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

@@ -438,6 +438,18 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	// setrep: a file, a tree, and a bad factor.
+	if out := ok(t, m, "setrep", "1", "/medium.bin"); out != "replication 1 set on 1 files\n" {
+		t.Fatalf("setrep 1 /medium.bin = %q", out)
+	}
+	checkStat(t, m, "/medium.bin", 3<<20+12345, 1<<20, 1)
+	if out := ok(t, m, "setrep", "2", "/dir"); !strings.HasPrefix(out, "replication 2 set on ") || strings.HasPrefix(out, "replication 2 set on 0 ") {
+		t.Fatalf("setrep 2 /dir = %q", out)
+	}
+	if r := run(t, m, nil, "setrep", "0", "/medium.bin"); r.code != 2 || !strings.Contains(r.stderr, "want a number from 1 to 16") {
+		t.Fatalf("setrep 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	// Restart: state survives, shutdown is clean.
 	dev.stop(t)
 	startDev(t, data, addr)

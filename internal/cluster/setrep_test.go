@@ -1,0 +1,146 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+)
+
+// TestSetReplication: setrep 3 -> 5 -> 2 on a file of four chunks while a
+// writer keeps overwriting it: every chunk's chain grows to five members
+// and shrinks to two, the writer never fails, the servers taken out of a
+// chain delete their replica, and the file reads what was last written
+// (the cleanup compares every chain's replicas).
+func TestSetReplication(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 5, RepairInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	cl := clustertest.Client(t, c)
+	const cs = 1 << 20
+	f, err := cl.Create(ctx, "/f", client.CreateOptions{ChunkSize: cs, Replication: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4*cs/16)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A writer overwrites one block of each chunk in turn, throughout.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var writeErr error
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			off := int64(i%4)*cs + int64(i%16)*4096
+			b := bytes.Repeat([]byte{byte('A' + i%26)}, 4096)
+			if _, err := f.WriteAt(b, off); err != nil {
+				mu.Lock()
+				writeErr = fmt.Errorf("write %d at %d: %w", i, off, err)
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			copy(data[off:], b)
+			mu.Unlock()
+		}
+	})
+
+	chainLens := func(want int) func() error {
+		return func() error {
+			fi, chunks, err := cl.StatChunks(ctx, "/f")
+			if err != nil {
+				return err
+			}
+			if fi.Replication != want {
+				return fmt.Errorf("file replication %d", fi.Replication)
+			}
+			if len(chunks) != 4 {
+				return fmt.Errorf("%d chunks", len(chunks))
+			}
+			for _, ch := range chunks {
+				if len(ch.Chain) != want {
+					return fmt.Errorf("chunk %d: chain of %d, want %d", ch.Handle, len(ch.Chain), want)
+				}
+			}
+			return nil
+		}
+	}
+	for _, n := range []int{5, 2} {
+		fi, err := cl.SetReplication(ctx, "/f", n)
+		if err != nil {
+			t.Fatalf("setrep %d: %v", n, err)
+		}
+		if fi.Replication != n {
+			t.Fatalf("setrep %d: replication %d", n, fi.Replication)
+		}
+		clustertest.Eventually(t, 60*time.Second, chainLens(n))
+	}
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("the writer failed during setrep: %v", writeErr)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The servers out of every chain hold nothing of the file.
+	_, chunks, err := cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		for i := range c.NumChunkservers() {
+			id := c.ChunkserverID(i)
+			held, err := c.ReplicaHandles(i)
+			if err != nil {
+				return err
+			}
+			for _, ch := range chunks {
+				member := slices.ContainsFunc(ch.Chain, func(s client.Server) bool { return s.ID == id })
+				if slices.Contains(held, ch.Handle) != member {
+					return fmt.Errorf("server %d: holds chunk %d %v, member of its chain %v", id, ch.Handle, slices.Contains(held, ch.Handle), member)
+				}
+			}
+		}
+		return nil
+	})
+	got := make([]byte, len(data))
+	r, err := cl.Open(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.ReadAt(got, 0); n != len(got) || (err != nil && !errors.Is(err, io.EOF)) {
+		t.Fatalf("read %d of %d bytes: %v", n, len(got), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the file after setrep differs from what was written")
+	}
+
+	// Bad factors and directories are refused.
+	if _, err := cl.SetReplication(ctx, "/f", 0); err == nil {
+		t.Error("setrep 0 accepted")
+	}
+	if err := cl.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SetReplication(ctx, "/d", 2); err == nil {
+		t.Error("setrep of a directory accepted")
+	}
+}
