@@ -21,6 +21,94 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DrainChunkserverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stop          bool                   `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainChunkserverRequest) Reset() {
+	*x = DrainChunkserverRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainChunkserverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainChunkserverRequest) ProtoMessage() {}
+
+func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainChunkserverRequest.ProtoReflect.Descriptor instead.
+func (*DrainChunkserverRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DrainChunkserverRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DrainChunkserverRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+type DrainChunkserverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainChunkserverResponse) Reset() {
+	*x = DrainChunkserverResponse{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainChunkserverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainChunkserverResponse) ProtoMessage() {}
+
+func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainChunkserverResponse.ProtoReflect.Descriptor instead.
+func (*DrainChunkserverResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
 type ProgressRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +117,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +129,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +142,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{2}
 }
 
 type ProgressResponse struct {
@@ -67,7 +155,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -79,7 +167,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -92,7 +180,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProgressResponse) GetId() string {
@@ -122,7 +210,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +222,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +235,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -179,7 +267,7 @@ type AddMasterResponse struct {
 
 func (x *AddMasterResponse) Reset() {
 	*x = AddMasterResponse{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +279,7 @@ func (x *AddMasterResponse) String() string {
 func (*AddMasterResponse) ProtoMessage() {}
 
 func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +292,7 @@ func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterResponse.ProtoReflect.Descriptor instead.
 func (*AddMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 type RemoveMasterRequest struct {
@@ -216,7 +304,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -228,7 +316,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -241,7 +329,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -259,7 +347,7 @@ type RemoveMasterResponse struct {
 
 func (x *RemoveMasterResponse) Reset() {
 	*x = RemoveMasterResponse{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +359,7 @@ func (x *RemoveMasterResponse) String() string {
 func (*RemoveMasterResponse) ProtoMessage() {}
 
 func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +372,7 @@ func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 type ListMastersRequest struct {
@@ -295,7 +383,7 @@ type ListMastersRequest struct {
 
 func (x *ListMastersRequest) Reset() {
 	*x = ListMastersRequest{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +395,7 @@ func (x *ListMastersRequest) String() string {
 func (*ListMastersRequest) ProtoMessage() {}
 
 func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +408,7 @@ func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersRequest.ProtoReflect.Descriptor instead.
 func (*ListMastersRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 type MasterMember struct {
@@ -336,7 +424,7 @@ type MasterMember struct {
 
 func (x *MasterMember) Reset() {
 	*x = MasterMember{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +436,7 @@ func (x *MasterMember) String() string {
 func (*MasterMember) ProtoMessage() {}
 
 func (x *MasterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +449,7 @@ func (x *MasterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMember.ProtoReflect.Descriptor instead.
 func (*MasterMember) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MasterMember) GetId() string {
@@ -408,7 +496,7 @@ type ListMastersResponse struct {
 
 func (x *ListMastersResponse) Reset() {
 	*x = ListMastersResponse{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +508,7 @@ func (x *ListMastersResponse) String() string {
 func (*ListMastersResponse) ProtoMessage() {}
 
 func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +521,7 @@ func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersResponse.ProtoReflect.Descriptor instead.
 func (*ListMastersResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListMastersResponse) GetMasters() []*MasterMember {
@@ -453,7 +541,7 @@ type RegisterMasterRequest struct {
 
 func (x *RegisterMasterRequest) Reset() {
 	*x = RegisterMasterRequest{}
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +553,7 @@ func (x *RegisterMasterRequest) String() string {
 func (*RegisterMasterRequest) ProtoMessage() {}
 
 func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +566,7 @@ func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{9}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterMasterRequest) GetId() string {
@@ -503,7 +591,7 @@ type RegisterMasterResponse struct {
 
 func (x *RegisterMasterResponse) Reset() {
 	*x = RegisterMasterResponse{}
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +603,7 @@ func (x *RegisterMasterResponse) String() string {
 func (*RegisterMasterResponse) ProtoMessage() {}
 
 func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,14 +616,18 @@ func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{10}
+	return file_admin_proto_rawDescGZIP(), []int{12}
 }
 
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\tcatena.v1\"\x11\n" +
+	"\vadmin.proto\x12\tcatena.v1\"=\n" +
+	"\x17DrainChunkserverRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\"\x1a\n" +
+	"\x18DrainChunkserverResponse\"\x11\n" +
 	"\x0fProgressRequest\"G\n" +
 	"\x10ProgressResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
@@ -560,13 +652,14 @@ const file_admin_proto_rawDesc = "" +
 	"\x15RegisterMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x18\n" +
-	"\x16RegisterMasterResponse2\x8a\x03\n" +
+	"\x16RegisterMasterResponse2\xe7\x03\n" +
 	"\x05Admin\x12F\n" +
 	"\tAddMaster\x12\x1b.catena.v1.AddMasterRequest\x1a\x1c.catena.v1.AddMasterResponse\x12O\n" +
 	"\fRemoveMaster\x12\x1e.catena.v1.RemoveMasterRequest\x1a\x1f.catena.v1.RemoveMasterResponse\x12L\n" +
 	"\vListMasters\x12\x1d.catena.v1.ListMastersRequest\x1a\x1e.catena.v1.ListMastersResponse\x12U\n" +
 	"\x0eRegisterMaster\x12 .catena.v1.RegisterMasterRequest\x1a!.catena.v1.RegisterMasterResponse\x12C\n" +
-	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
+	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponse\x12[\n" +
+	"\x10DrainChunkserver\x12\".catena.v1.DrainChunkserverRequest\x1a#.catena.v1.DrainChunkserverResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -580,34 +673,38 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_admin_proto_goTypes = []any{
-	(*ProgressRequest)(nil),        // 0: catena.v1.ProgressRequest
-	(*ProgressResponse)(nil),       // 1: catena.v1.ProgressResponse
-	(*AddMasterRequest)(nil),       // 2: catena.v1.AddMasterRequest
-	(*AddMasterResponse)(nil),      // 3: catena.v1.AddMasterResponse
-	(*RemoveMasterRequest)(nil),    // 4: catena.v1.RemoveMasterRequest
-	(*RemoveMasterResponse)(nil),   // 5: catena.v1.RemoveMasterResponse
-	(*ListMastersRequest)(nil),     // 6: catena.v1.ListMastersRequest
-	(*MasterMember)(nil),           // 7: catena.v1.MasterMember
-	(*ListMastersResponse)(nil),    // 8: catena.v1.ListMastersResponse
-	(*RegisterMasterRequest)(nil),  // 9: catena.v1.RegisterMasterRequest
-	(*RegisterMasterResponse)(nil), // 10: catena.v1.RegisterMasterResponse
+	(*DrainChunkserverRequest)(nil),  // 0: catena.v1.DrainChunkserverRequest
+	(*DrainChunkserverResponse)(nil), // 1: catena.v1.DrainChunkserverResponse
+	(*ProgressRequest)(nil),          // 2: catena.v1.ProgressRequest
+	(*ProgressResponse)(nil),         // 3: catena.v1.ProgressResponse
+	(*AddMasterRequest)(nil),         // 4: catena.v1.AddMasterRequest
+	(*AddMasterResponse)(nil),        // 5: catena.v1.AddMasterResponse
+	(*RemoveMasterRequest)(nil),      // 6: catena.v1.RemoveMasterRequest
+	(*RemoveMasterResponse)(nil),     // 7: catena.v1.RemoveMasterResponse
+	(*ListMastersRequest)(nil),       // 8: catena.v1.ListMastersRequest
+	(*MasterMember)(nil),             // 9: catena.v1.MasterMember
+	(*ListMastersResponse)(nil),      // 10: catena.v1.ListMastersResponse
+	(*RegisterMasterRequest)(nil),    // 11: catena.v1.RegisterMasterRequest
+	(*RegisterMasterResponse)(nil),   // 12: catena.v1.RegisterMasterResponse
 }
 var file_admin_proto_depIdxs = []int32{
-	7,  // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
-	2,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
-	4,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
-	6,  // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
-	9,  // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
-	0,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
-	3,  // 6: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
-	5,  // 7: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
-	8,  // 8: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
-	10, // 9: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
-	1,  // 10: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
-	6,  // [6:11] is the sub-list for method output_type
-	1,  // [1:6] is the sub-list for method input_type
+	9,  // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
+	4,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
+	6,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
+	8,  // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
+	11, // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
+	2,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
+	0,  // 6: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
+	5,  // 7: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
+	7,  // 8: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
+	10, // 9: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
+	12, // 10: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
+	3,  // 11: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
+	1,  // 12: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
+	7,  // [7:13] is the sub-list for method output_type
+	1,  // [1:7] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -624,7 +721,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

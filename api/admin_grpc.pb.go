@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_AddMaster_FullMethodName      = "/catena.v1.Admin/AddMaster"
-	Admin_RemoveMaster_FullMethodName   = "/catena.v1.Admin/RemoveMaster"
-	Admin_ListMasters_FullMethodName    = "/catena.v1.Admin/ListMasters"
-	Admin_RegisterMaster_FullMethodName = "/catena.v1.Admin/RegisterMaster"
-	Admin_Progress_FullMethodName       = "/catena.v1.Admin/Progress"
+	Admin_AddMaster_FullMethodName        = "/catena.v1.Admin/AddMaster"
+	Admin_RemoveMaster_FullMethodName     = "/catena.v1.Admin/RemoveMaster"
+	Admin_ListMasters_FullMethodName      = "/catena.v1.Admin/ListMasters"
+	Admin_RegisterMaster_FullMethodName   = "/catena.v1.Admin/RegisterMaster"
+	Admin_Progress_FullMethodName         = "/catena.v1.Admin/Progress"
+	Admin_DrainChunkserver_FullMethodName = "/catena.v1.Admin/DrainChunkserver"
 )
 
 // AdminClient is the client API for Admin service.
@@ -47,6 +48,10 @@ type AdminClient interface {
 	// Progress is how far this master's Raft log is applied; served by
 	// every master, leader or not (the leader asks a joining master).
 	Progress(ctx context.Context, in *ProgressRequest, opts ...grpc.CallOption) (*ProgressResponse, error)
+	// DrainChunkserver starts (or, with stop, ends) the drain of a
+	// chunkserver: nothing new is placed on it, and each chain it is in
+	// gains a member elsewhere before it leaves. Progress: Status.
+	DrainChunkserver(ctx context.Context, in *DrainChunkserverRequest, opts ...grpc.CallOption) (*DrainChunkserverResponse, error)
 }
 
 type adminClient struct {
@@ -107,6 +112,16 @@ func (c *adminClient) Progress(ctx context.Context, in *ProgressRequest, opts ..
 	return out, nil
 }
 
+func (c *adminClient) DrainChunkserver(ctx context.Context, in *DrainChunkserverRequest, opts ...grpc.CallOption) (*DrainChunkserverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainChunkserverResponse)
+	err := c.cc.Invoke(ctx, Admin_DrainChunkserver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -128,6 +143,10 @@ type AdminServer interface {
 	// Progress is how far this master's Raft log is applied; served by
 	// every master, leader or not (the leader asks a joining master).
 	Progress(context.Context, *ProgressRequest) (*ProgressResponse, error)
+	// DrainChunkserver starts (or, with stop, ends) the drain of a
+	// chunkserver: nothing new is placed on it, and each chain it is in
+	// gains a member elsewhere before it leaves. Progress: Status.
+	DrainChunkserver(context.Context, *DrainChunkserverRequest) (*DrainChunkserverResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -152,6 +171,9 @@ func (UnimplementedAdminServer) RegisterMaster(context.Context, *RegisterMasterR
 }
 func (UnimplementedAdminServer) Progress(context.Context, *ProgressRequest) (*ProgressResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Progress not implemented")
+}
+func (UnimplementedAdminServer) DrainChunkserver(context.Context, *DrainChunkserverRequest) (*DrainChunkserverResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DrainChunkserver not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -264,6 +286,24 @@ func _Admin_Progress_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_DrainChunkserver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainChunkserverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DrainChunkserver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DrainChunkserver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DrainChunkserver(ctx, req.(*DrainChunkserverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -290,6 +330,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Progress",
 			Handler:    _Admin_Progress_Handler,
+		},
+		{
+			MethodName: "DrainChunkserver",
+			Handler:    _Admin_DrainChunkserver_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -2660,8 +2660,12 @@ type ChunkserverStatus struct {
 	Labels                map[string]string      `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Replicas              uint64                 `protobuf:"varint,8,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	LastHeartbeatUnixNano int64                  `protobuf:"varint,9,opt,name=last_heartbeat_unix_nano,json=lastHeartbeatUnixNano,proto3" json:"last_heartbeat_unix_nano,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// draining: leaving (catena admin chunkserver drain); chains is how many
+	// chunks' chains it is still in (0: drained).
+	Draining      bool   `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
+	Chains        uint64 `protobuf:"varint,11,opt,name=chains,proto3" json:"chains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkserverStatus) Reset() {
@@ -2757,6 +2761,20 @@ func (x *ChunkserverStatus) GetLastHeartbeatUnixNano() int64 {
 	return 0
 }
 
+func (x *ChunkserverStatus) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *ChunkserverStatus) GetChains() uint64 {
+	if x != nil {
+		return x.Chains
+	}
+	return 0
+}
+
 type ChunkStats struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Total           uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
@@ -2766,9 +2784,10 @@ type ChunkStats struct {
 	RepairsDone     uint64                 `protobuf:"varint,5,opt,name=repairs_done,json=repairsDone,proto3" json:"repairs_done,omitempty"`       // since this master became leader
 	RepairedBytes   int64                  `protobuf:"varint,6,opt,name=repaired_bytes,json=repairedBytes,proto3" json:"repaired_bytes,omitempty"` // since this master became leader
 	// Chunks that need attention, with why (at most 100).
-	Problems      []*ChunkProblem `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Problems       []*ChunkProblem `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	OverReplicated uint64          `protobuf:"varint,8,opt,name=over_replicated,json=overReplicated,proto3" json:"over_replicated,omitempty"` // chains longer than their factor (setrep lowered it, a drain's copy joined)
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChunkStats) Reset() {
@@ -2848,6 +2867,13 @@ func (x *ChunkStats) GetProblems() []*ChunkProblem {
 		return x.Problems
 	}
 	return nil
+}
+
+func (x *ChunkStats) GetOverReplicated() uint64 {
+	if x != nil {
+		return x.OverReplicated
+	}
+	return 0
 }
 
 // ChunkProblem is a chunk whose repair cannot progress or whose data is
@@ -4572,7 +4598,7 @@ const file_catena_proto_rawDesc = "" +
 	"\fMasterStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
-	"\x06leader\x18\x03 \x01(\bR\x06leader\"\x84\x03\n" +
+	"\x06leader\x18\x03 \x01(\bR\x06leader\"\xb8\x03\n" +
 	"\x11ChunkserverStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -4584,10 +4610,13 @@ const file_catena_proto_rawDesc = "" +
 	"used_bytes\x18\x06 \x01(\x03R\tusedBytes\x12@\n" +
 	"\x06labels\x18\a \x03(\v2(.catena.v1.ChunkserverStatus.LabelsEntryR\x06labels\x12\x1a\n" +
 	"\breplicas\x18\b \x01(\x04R\breplicas\x127\n" +
-	"\x18last_heartbeat_unix_nano\x18\t \x01(\x03R\x15lastHeartbeatUnixNano\x1a9\n" +
+	"\x18last_heartbeat_unix_nano\x18\t \x01(\x03R\x15lastHeartbeatUnixNano\x12\x1a\n" +
+	"\bdraining\x18\n" +
+	" \x01(\bR\bdraining\x12\x16\n" +
+	"\x06chains\x18\v \x01(\x04R\x06chains\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x87\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
 	"\n" +
 	"ChunkStats\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12)\n" +
@@ -4596,7 +4625,8 @@ const file_catena_proto_rawDesc = "" +
 	"\x04lost\x18\x04 \x01(\x04R\x04lost\x12!\n" +
 	"\frepairs_done\x18\x05 \x01(\x04R\vrepairsDone\x12%\n" +
 	"\x0erepaired_bytes\x18\x06 \x01(\x03R\rrepairedBytes\x123\n" +
-	"\bproblems\x18\a \x03(\v2\x17.catena.v1.ChunkProblemR\bproblems\"u\n" +
+	"\bproblems\x18\a \x03(\v2\x17.catena.v1.ChunkProblemR\bproblems\x12'\n" +
+	"\x0fover_replicated\x18\b \x01(\x04R\x0eoverReplicated\"u\n" +
 	"\fChunkProblem\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +

@@ -156,6 +156,8 @@ type ChunkserverStatus struct {
 	Labels        map[string]string
 	Replicas      uint64
 	LastHeartbeat time.Time
+	Draining      bool   // leaving (catena admin chunkserver drain)
+	Chains        uint64 // chunks whose chain it is in (0: a drain is done)
 }
 
 type Status struct {
@@ -163,6 +165,7 @@ type Status struct {
 	Chunkservers          []ChunkserverStatus
 	ChunksTotal           uint64
 	ChunksUnderReplicated uint64
+	ChunksOverReplicated  uint64 // chains longer than their factor, being trimmed
 	ChunksReReplicating   uint64 // repairs in progress
 	ChunksLost            uint64 // no live replica
 	RepairsDone           uint64 // since the master became leader

@@ -219,6 +219,7 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
 		ChunksTotal:           resp.GetChunks().GetTotal(),
 		ChunksUnderReplicated: resp.GetChunks().GetUnderReplicated(),
+		ChunksOverReplicated:  resp.GetChunks().GetOverReplicated(),
 		ChunksReReplicating:   resp.GetChunks().GetReReplicating(),
 		ChunksLost:            resp.GetChunks().GetLost(),
 		RepairsDone:           resp.GetChunks().GetRepairsDone(),
@@ -238,6 +239,8 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 			ID:            s.GetId(),
 			Addr:          s.GetAddr(),
 			Alive:         s.GetAlive(),
+			Draining:      s.GetDraining(),
+			Chains:        s.GetChains(),
 			CapacityBytes: s.GetCapacityBytes(),
 			FreeBytes:     s.GetFreeBytes(),
 			UsedBytes:     s.GetUsedBytes(),

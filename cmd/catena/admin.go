@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -101,6 +102,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().BoolVar(&g.json, "json", false, "JSON output")
 	mcmd.AddCommand(add, remove, list)
+	admin.AddCommand(newChunkserverAdminCmd(g))
 	admin.AddCommand(newCACmd(), newCertCmd())
 	return admin
 }
@@ -267,4 +269,35 @@ func callAdminFor(ctx context.Context, g *globals, attempt time.Duration, fn fun
 		}
 	}
 	return fmt.Errorf("no master leader answered: %w", last)
+}
+
+func newChunkserverAdminCmd(g *globals) *cobra.Command {
+	cs := &cobra.Command{Use: "chunkserver", Short: "Administer chunkservers"}
+	var stop bool
+	drain := &cobra.Command{
+		Use:   "drain ID",
+		Short: "Move every replica off a chunkserver before it is retired (--stop ends the drain)",
+		Long: `Drain a chunkserver: nothing new is placed on it, and each chunk whose
+chain it is in is first copied to another server, then the drained server
+leaves that chain, so no chunk ever has fewer replicas than its factor.
+Clients keep reading and writing throughout. catena status shows the
+server as draining and how many chains it is still in; at 0 it holds
+nothing and can be stopped. --stop ends the drain (what moved stays
+moved).`,
+		Example: "  catena admin chunkserver drain 3\n  catena status",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := strconv.ParseUint(a[0], 10, 64)
+			if err != nil || id == 0 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("chunkserver id %q: want a positive number (catena status lists them)", a[0])}
+			}
+			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+				_, err := c.DrainChunkserver(ctx, &api.DrainChunkserverRequest{Id: id, Stop: stop})
+				return err
+			}))
+		},
+	}
+	drain.Flags().BoolVar(&stop, "stop", false, "end the drain instead of starting it")
+	cs.AddCommand(drain)
+	return cs
 }

@@ -31,11 +31,14 @@ type chunkserverJSON struct {
 	FreeBytes     int64  `json:"free_bytes"`
 	UsedBytes     int64  `json:"used_bytes"`
 	CapacityBytes int64  `json:"capacity_bytes"`
+	Draining      bool   `json:"draining"`
+	Chains        uint64 `json:"chains"`
 }
 
 type chunkStatsJSON struct {
 	Total           uint64             `json:"total"`
 	UnderReplicated uint64             `json:"under_replicated"`
+	OverReplicated  uint64             `json:"over_replicated"`
 	ReReplicating   uint64             `json:"re_replicating"`
 	Lost            uint64             `json:"lost"`
 	RepairsDone     uint64             `json:"repairs_done"`
@@ -76,7 +79,7 @@ func toStatusJSON(st *client.Status) statusJSON {
 	out := statusJSON{
 		Masters:      make([]masterJSON, 0, len(st.Masters)),
 		Chunkservers: make([]chunkserverJSON, 0, len(st.Chunkservers)),
-		Chunks: chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated,
+		Chunks: chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated, OverReplicated: st.ChunksOverReplicated,
 			ReReplicating: st.ChunksReReplicating, Lost: st.ChunksLost,
 			RepairsDone: st.RepairsDone, RepairedBytes: st.RepairedBytes,
 			Problems: make([]chunkProblemJSON, 0, len(st.Problems))},
@@ -92,6 +95,7 @@ func toStatusJSON(st *client.Status) statusJSON {
 		out.Chunkservers = append(out.Chunkservers, chunkserverJSON{
 			ID: s.ID, Addr: s.Addr, Alive: s.Alive,
 			FreeBytes: s.FreeBytes, UsedBytes: s.UsedBytes, CapacityBytes: s.CapacityBytes,
+			Draining: s.Draining, Chains: s.Chains,
 		})
 	}
 	return out
@@ -129,14 +133,17 @@ func printStatus(w io.Writer, st *client.Status) error {
 		if !s.Alive {
 			state = "DEAD"
 		}
+		if s.Draining {
+			state += fmt.Sprintf(", draining (in %d chains)", s.Chains)
+		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Addr, state, s.Replicas,
 			formatSize(s.UsedBytes), formatSize(s.FreeBytes), formatSize(s.CapacityBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "chunks: %d total, %d under-replicated, %d re-replicating, %d lost\n",
-		st.ChunksTotal, st.ChunksUnderReplicated, st.ChunksReReplicating, st.ChunksLost)
+	fmt.Fprintf(w, "chunks: %d total, %d under-replicated, %d over-replicated, %d re-replicating, %d lost\n",
+		st.ChunksTotal, st.ChunksUnderReplicated, st.ChunksOverReplicated, st.ChunksReReplicating, st.ChunksLost)
 	if st.ChunksLost > 0 {
 		fmt.Fprintln(w, "  LOST chunks have no live replica: bring their chunkservers back")
 	}

@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 )
@@ -142,5 +146,128 @@ func TestSetReplication(t *testing.T) {
 	}
 	if _, err := cl.SetReplication(ctx, "/d", 2); err == nil {
 		t.Error("setrep of a directory accepted")
+	}
+}
+
+// TestDrain: draining a chunkserver while a writer keeps writing moves
+// every replica it holds elsewhere, one copy before each departure: it
+// ends in no chain and holding nothing, every chain keeps its three
+// members, no new chunk goes to it meanwhile, the writer never fails,
+// and the data reads back.
+func TestDrain(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 4, RepairInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	cl := clustertest.Client(t, c)
+	const cs = 1 << 20
+	f, err := cl.Create(ctx, "/f", client.CreateOptions{ChunkSize: cs, Replication: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("drain me "), 6*cs/9+1)[:6*cs]
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The server in the most chains drains.
+	_, chunks, err := cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[uint64]int{}
+	for _, ch := range chunks {
+		for _, s := range ch.Chain {
+			count[s.ID]++
+		}
+	}
+	var drained uint64
+	for id, n := range count {
+		if drained == 0 || n > count[drained] || (n == count[drained] && id < drained) {
+			drained = id
+		}
+	}
+	conn, err := grpc.NewClient(c.MasterAddr(), c.DialOption(auth.RoleMaster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := api.NewAdminClient(conn).DrainChunkserver(ctx, &api.DrainChunkserverRequest{Id: drained}); err != nil {
+		t.Fatalf("drain %d: %v", drained, err)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			off := int64(i%8) * cs // chunks 6 and 7 are new: placed off the draining server
+			b := bytes.Repeat([]byte{byte('a' + i%26)}, 4096)
+			if _, err := f.WriteAt(b, off); err != nil {
+				writeErr = fmt.Errorf("write %d at %d: %w", i, off, err)
+				return
+			}
+			if int(off) < len(data) {
+				copy(data[off:], b)
+			} else {
+				data = append(data, make([]byte, int(off)+len(b)-len(data))...)
+				copy(data[off:], b)
+			}
+		}
+	})
+	clustertest.Eventually(t, 90*time.Second, func() error {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range st.Chunkservers {
+			if s.ID == drained && (!s.Draining || s.Chains != 0) {
+				return fmt.Errorf("server %d: draining %v, in %d chains", s.ID, s.Draining, s.Chains)
+			}
+		}
+		if st.ChunksUnderReplicated+st.ChunksOverReplicated != 0 {
+			return fmt.Errorf("%d chunks under-, %d over-replicated", st.ChunksUnderReplicated, st.ChunksOverReplicated)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("the writer failed during the drain: %v", writeErr)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, chunks, err = cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chunks {
+		if len(ch.Chain) != 3 || slices.ContainsFunc(ch.Chain, func(s client.Server) bool { return s.ID == drained }) {
+			t.Fatalf("chunk %d: chain %v after draining %d", ch.Handle, ch.Chain, drained)
+		}
+	}
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		held, err := c.ReplicaHandles(c.ChunkserverIndex(drained))
+		if err != nil {
+			return err
+		}
+		if len(held) != 0 {
+			return fmt.Errorf("the drained server still holds %v", held)
+		}
+		return nil
+	})
+	r, err := cl.Open(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	if n, err := r.ReadAt(got, 0); n != len(got) || (err != nil && !errors.Is(err, io.EOF)) {
+		t.Fatalf("read %d of %d bytes: %v", n, len(got), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the file after the drain differs from what was written")
 	}
 }

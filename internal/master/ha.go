@@ -428,6 +428,17 @@ func (m *Master) dialRaft(ctx context.Context, addr string) (net.Conn, error) {
 // raftProbeTimeout bounds probeRaft.
 const raftProbeTimeout = 3 * time.Second
 
+func (a *adminServer) DrainChunkserver(ctx context.Context, req *api.DrainChunkserverRequest) (*api.DrainChunkserverResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if _, err := a.s.propose(ctx, meta.SetDraining{Server: req.Id, Draining: !req.Stop}); err != nil {
+		return nil, err
+	}
+	a.s.m.kickRepair()
+	return &api.DrainChunkserverResponse{}, nil
+}
+
 func (a *adminServer) RemoveMaster(ctx context.Context, req *api.RemoveMasterRequest) (*api.RemoveMasterResponse, error) {
 	if err := a.s.checkLeader(); err != nil {
 		return nil, err

@@ -404,6 +404,9 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		learning := false // some server's liveness is not known yet
 		for _, sv := range cands {
 			soft, ok := s.m.soft.get(sv.ID)
+			if sv.Draining {
+				continue // leaving: nothing new goes there
+			}
 			if ok && s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter()) {
 				placeFrom = append(placeFrom, decide.Candidate{ID: sv.ID, Free: soft.free, Labels: sv.Labels})
 			} else if s.m.soft.liveness(sv.ID, now, s.m.cfg.deadAfter()) == decide.Unknown {
@@ -591,8 +594,14 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	})
 	alive := map[uint64]bool{}
 	ev := map[uint64]map[uint64]decide.Evidence{}
+	memberships := map[uint64]uint64{}
+	for _, ch := range chunks {
+		for _, id := range ch.Chain {
+			memberships[id]++
+		}
+	}
 	for _, sv := range servers {
-		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels}
+		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels, Draining: sv.Draining, Chains: memberships[sv.ID]}
 		if soft, ok := s.m.soft.get(sv.ID); ok {
 			ev[sv.ID] = soft.evidence
 			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter())
@@ -624,6 +633,9 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		}
 		if serving < ch.Replication {
 			resp.Chunks.UnderReplicated++
+		}
+		if len(ch.Chain) > ch.Replication {
+			resp.Chunks.OverReplicated++
 		}
 		if live == 0 {
 			resp.Chunks.Lost++

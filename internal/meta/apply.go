@@ -74,6 +74,8 @@ func (s *State) apply(c Command) Result {
 		return s.applyAs(c)
 	case SetReplication:
 		return s.setReplication(c)
+	case SetDraining:
+		return s.setDraining(c)
 	default:
 		if r, ok := s.applyHA(c); ok {
 			return r
@@ -406,6 +408,10 @@ func (s *State) registerServer(c RegisterServer) Result {
 			return fail(errorf(ErrExists, "server %d is bound to certificate %q", c.ID, old.CertName))
 		}
 	}
-	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels), CertName: name}
+	draining := false
+	if old, ok := s.servers[c.ID]; ok {
+		draining = old.Draining // a restart does not end a drain
+	}
+	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels), CertName: name, Draining: draining}
 	return Result{}
 }

@@ -157,6 +157,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeGuarded(env.Cmd)
 	case "setrep":
 		c, err = decodeAs[SetReplication](env.Cmd)
+	case "setdraining":
+		c, err = decodeAs[SetDraining](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

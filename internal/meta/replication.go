@@ -35,3 +35,24 @@ func (s *State) setReplication(c SetReplication) Result {
 	n.ctime = c.Time
 	return Result{Info: s.info(n)}
 }
+
+// SetDraining starts (Draining) or ends the drain of chunkserver Server:
+// while it drains, the master places no new replica on it and moves each
+// of its replicas elsewhere (copy first, then out of the chain: the
+// chunk never has fewer members than its factor). ErrNotFound for a
+// server never registered.
+type SetDraining struct {
+	Server   ServerID
+	Draining bool
+}
+
+func (SetDraining) commandType() string { return "setdraining" }
+
+func (s *State) setDraining(c SetDraining) Result {
+	sv, ok := s.servers[c.Server]
+	if !ok {
+		return fail(errorf(ErrNotFound, "chunkserver %d", c.Server))
+	}
+	sv.Draining = c.Draining
+	return Result{}
+}

@@ -58,3 +58,24 @@ func TestSetReplication(t *testing.T) {
 		t.Fatalf("a chunk allocated after setrep 2: replication %d", ch.Replication)
 	}
 }
+
+// TestSetDraining: a drain is recorded, survives the server's
+// re-registration (a restart) and a checkpoint, and ends; an unknown
+// server is refused.
+func TestSetDraining(t *testing.T) {
+	s := New()
+	applyOK(t, s, RegisterServer{ID: 4, Addr: "cs:4"})
+	if r := s.Apply(SetDraining{Server: 5, Draining: true}); !errors.Is(r.Err, ErrNotFound) {
+		t.Fatalf("drain of an unknown server: %v", r.Err)
+	}
+	applyOK(t, s, SetDraining{Server: 4, Draining: true})
+	applyOK(t, s, RegisterServer{ID: 4, Addr: "cs:4b"})
+	r := restoreOf(t, checkpointOf(t, s))
+	if sv, _ := r.Server(4); !sv.Draining || sv.Addr != "cs:4b" {
+		t.Fatalf("after re-registration and a checkpoint: %+v, want draining", sv)
+	}
+	applyOK(t, s, SetDraining{Server: 4, Draining: false})
+	if sv, _ := s.Server(4); sv.Draining {
+		t.Fatal("drain not ended")
+	}
+}

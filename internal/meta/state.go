@@ -78,6 +78,10 @@ type Server struct {
 	// registered with over mutual TLS ("" without TLS): its id is bound
 	// to it, and a caller with another certificate may not speak for it.
 	CertName string `json:",omitempty"`
+	// Draining: the server is leaving (catena admin chunkserver drain):
+	// no new replica is placed on it, and each chain it is in gains a
+	// member elsewhere before it leaves that chain (SetDraining).
+	Draining bool `json:",omitempty"`
 }
 
 func (s *Server) clone() Server {

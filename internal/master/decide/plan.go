@@ -273,9 +273,16 @@ func PlanRepairs(in RepairInput) []RepairPlan {
 		ch      meta.Chunk
 		missing int
 	}
+	draining := map[uint64]bool{}
+	for _, sv := range in.Servers {
+		draining[sv.ID] = sv.Draining
+	}
 	var needs []need
 	for _, ch := range in.Chunks {
-		if len(ch.Chain) >= ch.Replication || in.Busy[ch.Handle] || len(ch.Syncing) > 0 {
+		// A draining member counts for nothing: the chunk gains a member
+		// elsewhere, then PlanTrims takes the draining one out.
+		staying := len(ch.Chain) - countFunc(ch.Chain, func(id uint64) bool { return draining[id] })
+		if staying >= ch.Replication || in.Busy[ch.Handle] || len(ch.Syncing) > 0 {
 			continue // a syncing member first catches up: the tail is the source
 		}
 		if len(ch.Chain) == 0 {
@@ -285,7 +292,7 @@ func PlanRepairs(in RepairInput) []RepairPlan {
 			continue // no source yet
 		}
 		if !slices.ContainsFunc(ch.Chain, func(id uint64) bool { return in.Live[id] != Alive }) {
-			needs = append(needs, need{ch, ch.Replication - len(ch.Chain)})
+			needs = append(needs, need{ch, ch.Replication - staying})
 		}
 	}
 	slices.SortFunc(needs, func(a, b need) int {
@@ -336,7 +343,7 @@ func pickTarget(ch meta.Chunk, in RepairInput, labels map[uint64]map[string]stri
 	}
 	var cands []cand
 	for _, sv := range in.Servers {
-		if in.Live[sv.ID] != Alive || slices.Contains(ch.Chain, sv.ID) {
+		if in.Live[sv.ID] != Alive || slices.Contains(ch.Chain, sv.ID) || sv.Draining {
 			continue
 		}
 		epoch, has := in.Inventory[sv.ID][ch.Handle]
@@ -513,4 +520,15 @@ func PlanCreates(in CreateInput) []meta.Chunk {
 		}
 	}
 	return out
+}
+
+// countFunc counts the elements of s for which f holds.
+func countFunc[T any](s []T, f func(T) bool) int {
+	n := 0
+	for _, v := range s {
+		if f(v) {
+			n++
+		}
+	}
+	return n
 }

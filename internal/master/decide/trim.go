@@ -18,7 +18,8 @@ type TrimInput struct {
 }
 
 // PlanTrims shortens the chains longer than their chunk's replication
-// factor (catena setrep lowered it) to that factor. Only a quiet, healthy
+// factor (catena setrep lowered it, or a draining server's replacement
+// joined: PlanRepairs) to that factor, draining members out first. Only a quiet, healthy
 // chain is trimmed: no repair in flight, no syncing member, every member
 // alive and reporting the chunk at its current epoch, unfenced — so every
 // member left holds every acknowledged update (chain replication: each
@@ -29,8 +30,10 @@ type TrimInput struct {
 // writers keep their head).
 func PlanTrims(in TrimInput) []ChainChange {
 	domain := make(map[uint64]string, len(in.Servers))
+	draining := map[uint64]bool{}
 	for _, sv := range in.Servers {
 		domain[sv.ID] = sv.Labels[in.DomainKey]
+		draining[sv.ID] = sv.Draining
 	}
 	var out []ChainChange
 	for _, ch := range in.Chunks {
@@ -50,7 +53,10 @@ func PlanTrims(in TrimInput) []ChainChange {
 		}
 		chain := slices.Clone(ch.Chain)
 		for len(chain) > ch.Replication {
-			i := surplus(chain, domain)
+			i := slices.IndexFunc(chain, func(id uint64) bool { return draining[id] })
+			if i < 0 {
+				i = surplus(chain, domain)
+			}
 			chain = slices.Delete(chain, i, i+1)
 		}
 		out = append(out, ChainChange{Handle: ch.Handle, Epoch: ch.Epoch, Chain: chain})

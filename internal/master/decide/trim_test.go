@@ -67,3 +67,34 @@ func TestPlanTrims(t *testing.T) {
 		t.Errorf("with a syncing member: planned %+v", got)
 	}
 }
+
+// TestDrain: a draining member counts for nothing: its chunk gains a
+// member elsewhere (never on a draining server), and once the chain is
+// longer than the factor the draining member is the one taken out.
+func TestDrain(t *testing.T) {
+	servers := []meta.Server{
+		{ID: 1, Labels: zone("a")}, {ID: 2, Labels: zone("b"), Draining: true}, {ID: 3, Labels: zone("c"), Draining: true},
+		{ID: 4, Labels: zone("d")}, {ID: 5, Labels: zone("e")},
+	}
+	live := map[uint64]Liveness{1: Alive, 2: Alive, 3: Alive, 4: Alive, 5: Alive}
+	ch := meta.Chunk{Handle: 7, Epoch: 4, Chain: []uint64{2, 1, 4}, Replication: 3}
+	inv := map[uint64]map[uint64]uint64{1: {7: 4}, 2: {7: 4}, 4: {7: 4}}
+	plans := PlanRepairs(RepairInput{Chunks: []meta.Chunk{ch}, Servers: servers, Live: live,
+		Free: map[uint64]int64{1: 1, 2: 1, 3: 100, 4: 1, 5: 1}, Inventory: inv, Slots: 4, DomainKey: DefaultDomainKey})
+	if len(plans) != 1 || plans[0].Target != 5 {
+		t.Fatalf("repair of a chain with a draining member: %+v, want one copy to server 5 (3 drains too, however free)", plans)
+	}
+	// Trimmed only once the copy joined: the draining head goes.
+	ev := map[uint64]map[uint64]Evidence{}
+	for _, id := range []uint64{1, 2, 4, 5} {
+		ev[id] = map[uint64]Evidence{7: {Epoch: 5}}
+	}
+	if got := PlanTrims(TrimInput{Chunks: []meta.Chunk{ch}, Servers: servers, Live: live, Evidence: ev, DomainKey: DefaultDomainKey}); len(got) != 0 {
+		t.Fatalf("trimmed before the copy joined: %+v", got)
+	}
+	joined := meta.Chunk{Handle: 7, Epoch: 5, Chain: []uint64{2, 1, 4, 5}, Replication: 3}
+	got := PlanTrims(TrimInput{Chunks: []meta.Chunk{joined}, Servers: servers, Live: live, Evidence: ev, DomainKey: DefaultDomainKey})
+	if len(got) != 1 || !slices.Equal(got[0].Chain, []uint64{1, 4, 5}) {
+		t.Fatalf("trim after the copy joined: %+v, want chain [1 4 5]", got)
+	}
+}
