@@ -219,10 +219,13 @@ type statusOut struct {
 		FreeBytes     int64  `json:"free_bytes"`
 		UsedBytes     int64  `json:"used_bytes"`
 		CapacityBytes int64  `json:"capacity_bytes"`
+		Draining      bool   `json:"draining"`
+		Chains        int    `json:"chains"`
 	} `json:"chunkservers"`
 	Chunks struct {
 		Total           uint64 `json:"total"`
 		UnderReplicated uint64 `json:"under_replicated"`
+		OverReplicated  uint64 `json:"over_replicated"`
 		ReReplicating   uint64 `json:"re_replicating"`
 		Lost            uint64 `json:"lost"`
 		RepairsDone     uint64 `json:"repairs_done"`
@@ -389,11 +392,18 @@ func TestCLI(t *testing.T) {
 
 	// status.
 	st := decode[statusOut](t, "status --json", ok(t, m, "status", "--json"))
-	alive := 0
+	alive, chains := 0, 0
 	for _, cs := range st.Chunkservers {
 		if cs.Alive {
 			alive++
 		}
+		if cs.Draining {
+			t.Fatalf("status --json: chunkserver %d draining, no drain was asked", cs.ID)
+		}
+		chains += cs.Chains
+	}
+	if uint64(chains) < st.Chunks.Total || st.Chunks.OverReplicated != 0 {
+		t.Fatalf("status --json: %d chain memberships for %d chunks, %d over-replicated", chains, st.Chunks.Total, st.Chunks.OverReplicated)
 	}
 	leaders := 0
 	for _, ms := range st.Masters {
