@@ -21,6 +21,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RemoveChunkserverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveChunkserverRequest) Reset() {
+	*x = RemoveChunkserverRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveChunkserverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveChunkserverRequest) ProtoMessage() {}
+
+func (x *RemoveChunkserverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveChunkserverRequest.ProtoReflect.Descriptor instead.
+func (*RemoveChunkserverRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RemoveChunkserverRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RemoveChunkserverRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveChunkserverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chains        uint64                 `protobuf:"varint,1,opt,name=chains,proto3" json:"chains,omitempty"` // chains it was taken out of
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveChunkserverResponse) Reset() {
+	*x = RemoveChunkserverResponse{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveChunkserverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveChunkserverResponse) ProtoMessage() {}
+
+func (x *RemoveChunkserverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveChunkserverResponse.ProtoReflect.Descriptor instead.
+func (*RemoveChunkserverResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RemoveChunkserverResponse) GetChains() uint64 {
+	if x != nil {
+		return x.Chains
+	}
+	return 0
+}
+
 type DrainChunkserverRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -31,7 +127,7 @@ type DrainChunkserverRequest struct {
 
 func (x *DrainChunkserverRequest) Reset() {
 	*x = DrainChunkserverRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +139,7 @@ func (x *DrainChunkserverRequest) String() string {
 func (*DrainChunkserverRequest) ProtoMessage() {}
 
 func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +152,7 @@ func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverRequest.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DrainChunkserverRequest) GetId() uint64 {
@@ -81,7 +177,7 @@ type DrainChunkserverResponse struct {
 
 func (x *DrainChunkserverResponse) Reset() {
 	*x = DrainChunkserverResponse{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -93,7 +189,7 @@ func (x *DrainChunkserverResponse) String() string {
 func (*DrainChunkserverResponse) ProtoMessage() {}
 
 func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -106,7 +202,7 @@ func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverResponse.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 type ProgressRequest struct {
@@ -117,7 +213,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +225,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +238,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 type ProgressResponse struct {
@@ -155,7 +251,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +263,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +276,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProgressResponse) GetId() string {
@@ -210,7 +306,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +318,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +331,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -267,7 +363,7 @@ type AddMasterResponse struct {
 
 func (x *AddMasterResponse) Reset() {
 	*x = AddMasterResponse{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +375,7 @@ func (x *AddMasterResponse) String() string {
 func (*AddMasterResponse) ProtoMessage() {}
 
 func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +388,7 @@ func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterResponse.ProtoReflect.Descriptor instead.
 func (*AddMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 type RemoveMasterRequest struct {
@@ -304,7 +400,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +412,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +425,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -347,7 +443,7 @@ type RemoveMasterResponse struct {
 
 func (x *RemoveMasterResponse) Reset() {
 	*x = RemoveMasterResponse{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +455,7 @@ func (x *RemoveMasterResponse) String() string {
 func (*RemoveMasterResponse) ProtoMessage() {}
 
 func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +468,7 @@ func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 type ListMastersRequest struct {
@@ -383,7 +479,7 @@ type ListMastersRequest struct {
 
 func (x *ListMastersRequest) Reset() {
 	*x = ListMastersRequest{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +491,7 @@ func (x *ListMastersRequest) String() string {
 func (*ListMastersRequest) ProtoMessage() {}
 
 func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +504,7 @@ func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersRequest.ProtoReflect.Descriptor instead.
 func (*ListMastersRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 type MasterMember struct {
@@ -424,7 +520,7 @@ type MasterMember struct {
 
 func (x *MasterMember) Reset() {
 	*x = MasterMember{}
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +532,7 @@ func (x *MasterMember) String() string {
 func (*MasterMember) ProtoMessage() {}
 
 func (x *MasterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +545,7 @@ func (x *MasterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMember.ProtoReflect.Descriptor instead.
 func (*MasterMember) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{9}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MasterMember) GetId() string {
@@ -496,7 +592,7 @@ type ListMastersResponse struct {
 
 func (x *ListMastersResponse) Reset() {
 	*x = ListMastersResponse{}
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +604,7 @@ func (x *ListMastersResponse) String() string {
 func (*ListMastersResponse) ProtoMessage() {}
 
 func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +617,7 @@ func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersResponse.ProtoReflect.Descriptor instead.
 func (*ListMastersResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{10}
+	return file_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListMastersResponse) GetMasters() []*MasterMember {
@@ -541,7 +637,7 @@ type RegisterMasterRequest struct {
 
 func (x *RegisterMasterRequest) Reset() {
 	*x = RegisterMasterRequest{}
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +649,7 @@ func (x *RegisterMasterRequest) String() string {
 func (*RegisterMasterRequest) ProtoMessage() {}
 
 func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +662,7 @@ func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{11}
+	return file_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RegisterMasterRequest) GetId() string {
@@ -591,7 +687,7 @@ type RegisterMasterResponse struct {
 
 func (x *RegisterMasterResponse) Reset() {
 	*x = RegisterMasterResponse{}
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +699,7 @@ func (x *RegisterMasterResponse) String() string {
 func (*RegisterMasterResponse) ProtoMessage() {}
 
 func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,14 +712,19 @@ func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{12}
+	return file_admin_proto_rawDescGZIP(), []int{14}
 }
 
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\tcatena.v1\"=\n" +
+	"\vadmin.proto\x12\tcatena.v1\"@\n" +
+	"\x18RemoveChunkserverRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"3\n" +
+	"\x19RemoveChunkserverResponse\x12\x16\n" +
+	"\x06chains\x18\x01 \x01(\x04R\x06chains\"=\n" +
 	"\x17DrainChunkserverRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04stop\x18\x02 \x01(\bR\x04stop\"\x1a\n" +
@@ -652,14 +753,15 @@ const file_admin_proto_rawDesc = "" +
 	"\x15RegisterMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x18\n" +
-	"\x16RegisterMasterResponse2\xe7\x03\n" +
+	"\x16RegisterMasterResponse2\xc7\x04\n" +
 	"\x05Admin\x12F\n" +
 	"\tAddMaster\x12\x1b.catena.v1.AddMasterRequest\x1a\x1c.catena.v1.AddMasterResponse\x12O\n" +
 	"\fRemoveMaster\x12\x1e.catena.v1.RemoveMasterRequest\x1a\x1f.catena.v1.RemoveMasterResponse\x12L\n" +
 	"\vListMasters\x12\x1d.catena.v1.ListMastersRequest\x1a\x1e.catena.v1.ListMastersResponse\x12U\n" +
 	"\x0eRegisterMaster\x12 .catena.v1.RegisterMasterRequest\x1a!.catena.v1.RegisterMasterResponse\x12C\n" +
 	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponse\x12[\n" +
-	"\x10DrainChunkserver\x12\".catena.v1.DrainChunkserverRequest\x1a#.catena.v1.DrainChunkserverResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
+	"\x10DrainChunkserver\x12\".catena.v1.DrainChunkserverRequest\x1a#.catena.v1.DrainChunkserverResponse\x12^\n" +
+	"\x11RemoveChunkserver\x12#.catena.v1.RemoveChunkserverRequest\x1a$.catena.v1.RemoveChunkserverResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -673,38 +775,42 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_admin_proto_goTypes = []any{
-	(*DrainChunkserverRequest)(nil),  // 0: catena.v1.DrainChunkserverRequest
-	(*DrainChunkserverResponse)(nil), // 1: catena.v1.DrainChunkserverResponse
-	(*ProgressRequest)(nil),          // 2: catena.v1.ProgressRequest
-	(*ProgressResponse)(nil),         // 3: catena.v1.ProgressResponse
-	(*AddMasterRequest)(nil),         // 4: catena.v1.AddMasterRequest
-	(*AddMasterResponse)(nil),        // 5: catena.v1.AddMasterResponse
-	(*RemoveMasterRequest)(nil),      // 6: catena.v1.RemoveMasterRequest
-	(*RemoveMasterResponse)(nil),     // 7: catena.v1.RemoveMasterResponse
-	(*ListMastersRequest)(nil),       // 8: catena.v1.ListMastersRequest
-	(*MasterMember)(nil),             // 9: catena.v1.MasterMember
-	(*ListMastersResponse)(nil),      // 10: catena.v1.ListMastersResponse
-	(*RegisterMasterRequest)(nil),    // 11: catena.v1.RegisterMasterRequest
-	(*RegisterMasterResponse)(nil),   // 12: catena.v1.RegisterMasterResponse
+	(*RemoveChunkserverRequest)(nil),  // 0: catena.v1.RemoveChunkserverRequest
+	(*RemoveChunkserverResponse)(nil), // 1: catena.v1.RemoveChunkserverResponse
+	(*DrainChunkserverRequest)(nil),   // 2: catena.v1.DrainChunkserverRequest
+	(*DrainChunkserverResponse)(nil),  // 3: catena.v1.DrainChunkserverResponse
+	(*ProgressRequest)(nil),           // 4: catena.v1.ProgressRequest
+	(*ProgressResponse)(nil),          // 5: catena.v1.ProgressResponse
+	(*AddMasterRequest)(nil),          // 6: catena.v1.AddMasterRequest
+	(*AddMasterResponse)(nil),         // 7: catena.v1.AddMasterResponse
+	(*RemoveMasterRequest)(nil),       // 8: catena.v1.RemoveMasterRequest
+	(*RemoveMasterResponse)(nil),      // 9: catena.v1.RemoveMasterResponse
+	(*ListMastersRequest)(nil),        // 10: catena.v1.ListMastersRequest
+	(*MasterMember)(nil),              // 11: catena.v1.MasterMember
+	(*ListMastersResponse)(nil),       // 12: catena.v1.ListMastersResponse
+	(*RegisterMasterRequest)(nil),     // 13: catena.v1.RegisterMasterRequest
+	(*RegisterMasterResponse)(nil),    // 14: catena.v1.RegisterMasterResponse
 }
 var file_admin_proto_depIdxs = []int32{
-	9,  // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
-	4,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
-	6,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
-	8,  // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
-	11, // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
-	2,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
-	0,  // 6: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
-	5,  // 7: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
-	7,  // 8: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
-	10, // 9: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
-	12, // 10: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
-	3,  // 11: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
-	1,  // 12: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
+	11, // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
+	6,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
+	8,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
+	10, // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
+	13, // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
+	4,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
+	2,  // 6: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
+	0,  // 7: catena.v1.Admin.RemoveChunkserver:input_type -> catena.v1.RemoveChunkserverRequest
+	7,  // 8: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
+	9,  // 9: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
+	12, // 10: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
+	14, // 11: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
+	5,  // 12: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
+	3,  // 13: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
+	1,  // 14: catena.v1.Admin.RemoveChunkserver:output_type -> catena.v1.RemoveChunkserverResponse
+	8,  // [8:15] is the sub-list for method output_type
+	1,  // [1:8] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -721,7 +827,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_AddMaster_FullMethodName        = "/catena.v1.Admin/AddMaster"
-	Admin_RemoveMaster_FullMethodName     = "/catena.v1.Admin/RemoveMaster"
-	Admin_ListMasters_FullMethodName      = "/catena.v1.Admin/ListMasters"
-	Admin_RegisterMaster_FullMethodName   = "/catena.v1.Admin/RegisterMaster"
-	Admin_Progress_FullMethodName         = "/catena.v1.Admin/Progress"
-	Admin_DrainChunkserver_FullMethodName = "/catena.v1.Admin/DrainChunkserver"
+	Admin_AddMaster_FullMethodName         = "/catena.v1.Admin/AddMaster"
+	Admin_RemoveMaster_FullMethodName      = "/catena.v1.Admin/RemoveMaster"
+	Admin_ListMasters_FullMethodName       = "/catena.v1.Admin/ListMasters"
+	Admin_RegisterMaster_FullMethodName    = "/catena.v1.Admin/RegisterMaster"
+	Admin_Progress_FullMethodName          = "/catena.v1.Admin/Progress"
+	Admin_DrainChunkserver_FullMethodName  = "/catena.v1.Admin/DrainChunkserver"
+	Admin_RemoveChunkserver_FullMethodName = "/catena.v1.Admin/RemoveChunkserver"
 )
 
 // AdminClient is the client API for Admin service.
@@ -52,6 +53,12 @@ type AdminClient interface {
 	// chunkserver: nothing new is placed on it, and each chain it is in
 	// gains a member elsewhere before it leaves. Progress: Status.
 	DrainChunkserver(ctx context.Context, in *DrainChunkserverRequest, opts ...grpc.CallOption) (*DrainChunkserverResponse, error)
+	// RemoveChunkserver forgets a stopped chunkserver: it leaves every
+	// chain it is still in (the repair loop brings each back to its
+	// factor). Refused while the master hears from it, and where it holds
+	// the only up-to-date replica of a chunk unless force (that data is
+	// then lost); a chunk it is the only member of is refused even so.
+	RemoveChunkserver(ctx context.Context, in *RemoveChunkserverRequest, opts ...grpc.CallOption) (*RemoveChunkserverResponse, error)
 }
 
 type adminClient struct {
@@ -122,6 +129,16 @@ func (c *adminClient) DrainChunkserver(ctx context.Context, in *DrainChunkserver
 	return out, nil
 }
 
+func (c *adminClient) RemoveChunkserver(ctx context.Context, in *RemoveChunkserverRequest, opts ...grpc.CallOption) (*RemoveChunkserverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveChunkserverResponse)
+	err := c.cc.Invoke(ctx, Admin_RemoveChunkserver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -147,6 +164,12 @@ type AdminServer interface {
 	// chunkserver: nothing new is placed on it, and each chain it is in
 	// gains a member elsewhere before it leaves. Progress: Status.
 	DrainChunkserver(context.Context, *DrainChunkserverRequest) (*DrainChunkserverResponse, error)
+	// RemoveChunkserver forgets a stopped chunkserver: it leaves every
+	// chain it is still in (the repair loop brings each back to its
+	// factor). Refused while the master hears from it, and where it holds
+	// the only up-to-date replica of a chunk unless force (that data is
+	// then lost); a chunk it is the only member of is refused even so.
+	RemoveChunkserver(context.Context, *RemoveChunkserverRequest) (*RemoveChunkserverResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -174,6 +197,9 @@ func (UnimplementedAdminServer) Progress(context.Context, *ProgressRequest) (*Pr
 }
 func (UnimplementedAdminServer) DrainChunkserver(context.Context, *DrainChunkserverRequest) (*DrainChunkserverResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DrainChunkserver not implemented")
+}
+func (UnimplementedAdminServer) RemoveChunkserver(context.Context, *RemoveChunkserverRequest) (*RemoveChunkserverResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveChunkserver not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -304,6 +330,24 @@ func _Admin_DrainChunkserver_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_RemoveChunkserver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveChunkserverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RemoveChunkserver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RemoveChunkserver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RemoveChunkserver(ctx, req.(*RemoveChunkserverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -334,6 +378,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainChunkserver",
 			Handler:    _Admin_DrainChunkserver_Handler,
+		},
+		{
+			MethodName: "RemoveChunkserver",
+			Handler:    _Admin_RemoveChunkserver_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

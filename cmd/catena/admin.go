@@ -298,6 +298,36 @@ moved).`,
 		},
 	}
 	drain.Flags().BoolVar(&stop, "stop", false, "end the drain instead of starting it")
-	cs.AddCommand(drain)
+	var force bool
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Forget a stopped chunkserver (after a drain, or when its disk is gone)",
+		Long: `Remove a chunkserver from the cluster. Stop it first: a server the master
+still hears from is refused (it would register again, as a new one).
+The server leaves every chain it is still in, and the repair loop copies
+those chunks back to their factor from the other members. Removal is
+refused while the server holds the only up-to-date replica of a chunk
+(a repair to another server still under way: catena status), unless
+--force, which loses what only it had; a chunk whose only replica it
+holds cannot be removed at all (remove its file first). After a
+complete drain the server is in no chain and nothing is repaired.`,
+		Example: "  catena admin chunkserver drain 3\n  catena status    # wait for server 3 in 0 chains, then stop it\n  catena admin chunkserver remove 3",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := strconv.ParseUint(a[0], 10, 64)
+			if err != nil || id == 0 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("chunkserver id %q: want a positive number (catena status lists them)", a[0])}
+			}
+			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
+				resp, err := c.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: id, Force: force})
+				if err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "removed chunkserver %d (it was in %d chains)\n", id, resp.Chains)
+				}
+				return err
+			}))
+		},
+	}
+	remove.Flags().BoolVar(&force, "force", false, "remove it even where it holds the only up-to-date replica (that data is lost)")
+	cs.AddCommand(drain, remove)
 	return cs
 }

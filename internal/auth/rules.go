@@ -41,12 +41,13 @@ var Rules = map[string][]Role{
 	api.Master_ReportReplica_FullMethodName: servers,
 
 	// The master group: only admins change it; masters join it.
-	api.Admin_AddMaster_FullMethodName:        admins,
-	api.Admin_RemoveMaster_FullMethodName:     admins,
-	api.Admin_DrainChunkserver_FullMethodName: admins,
-	api.Admin_ListMasters_FullMethodName:      readers,
-	api.Admin_RegisterMaster_FullMethodName:   masters,
-	api.Admin_Progress_FullMethodName:         mastersAndAdmins,
+	api.Admin_AddMaster_FullMethodName:         admins,
+	api.Admin_RemoveMaster_FullMethodName:      admins,
+	api.Admin_DrainChunkserver_FullMethodName:  admins,
+	api.Admin_RemoveChunkserver_FullMethodName: admins,
+	api.Admin_ListMasters_FullMethodName:       readers,
+	api.Admin_RegisterMaster_FullMethodName:    masters,
+	api.Admin_Progress_FullMethodName:          mastersAndAdmins,
 
 	// Data: clients read and write; the master configures replicas;
 	// chunkservers replicate between them.

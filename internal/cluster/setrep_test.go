@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // TestSetReplication: setrep 3 -> 5 -> 2 on a file of four chunks while a
@@ -269,5 +271,155 @@ func TestDrain(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("the file after the drain differs from what was written")
+	}
+
+	// Then it is removed: refused while it runs, taken once stopped,
+	// out of no chain.
+	admin := api.NewAdminClient(conn)
+	if _, err := admin.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: drained}); rpcerr.Code(err) != api.ErrorCode_INVALID || !strings.Contains(rpcerr.Message(err), "alive") {
+		t.Fatalf("remove of a running server: %v, want INVALID naming it alive", err)
+	}
+	if err := c.StopChunkserver(c.ChunkserverIndex(drained)); err != nil {
+		t.Fatal(err)
+	}
+	var resp *api.RemoveChunkserverResponse
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		resp, err = admin.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: drained})
+		return err
+	})
+	if resp.Chains != 0 {
+		t.Fatalf("the drained server was in %d chains when removed", resp.Chains)
+	}
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Chunkservers) != 3 || slices.ContainsFunc(st.Chunkservers, func(s client.ChunkserverStatus) bool { return s.ID == drained }) {
+		t.Fatalf("status after removing %d: %+v", drained, st.Chunkservers)
+	}
+}
+
+// TestRemoveDead: a dead server that was in chains is removed without a
+// drain (its disk is gone): each chain it was in is repaired back to its
+// factor from the other members and nothing is lost; the server holding
+// the only up-to-date copy of a chunk is refused unless forced.
+func TestRemoveDead(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 4, RepairInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	cl := clustertest.Client(t, c)
+	const cs = 1 << 20
+	f, err := cl.Create(ctx, "/f", client.CreateOptions{ChunkSize: cs, Replication: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("remove me "), 4*cs/10+1)[:4*cs]
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	one, err := cl.Create(ctx, "/one", client.CreateOptions{ChunkSize: cs, Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.WriteAt([]byte("only copy"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := one.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, oneChunks, err := cl.StatChunks(ctx, "/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sole := oneChunks[0].Chain[0].ID
+	_, chunks, err := cl.StatChunks(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim uint64 // a member of /f's chains other than /one's holder
+	for _, ch := range chunks {
+		for _, s := range ch.Chain {
+			if s.ID != sole && victim == 0 {
+				victim = s.ID
+			}
+		}
+	}
+	conn, err := grpc.NewClient(c.MasterAddr(), c.DialOption(auth.RoleMaster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := api.NewAdminClient(conn)
+
+	// The only replica of /one: refused, forced or not, alive or dead.
+	if err := c.StopChunkserver(c.ChunkserverIndex(sole)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		_, err := admin.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: sole, Force: true})
+		if rpcerr.Code(err) == api.ErrorCode_INVALID && strings.Contains(rpcerr.Message(err), "only replica") {
+			return nil
+		}
+		return fmt.Errorf("remove of the only replica's holder: %v", err)
+	})
+	if err := c.RestartChunkserver(ctx, c.ChunkserverIndex(sole)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.ChunksUnderReplicated != 0 {
+			return fmt.Errorf("%d chunks under-replicated", st.ChunksUnderReplicated)
+		}
+		return nil
+	})
+
+	if err := c.StopChunkserver(c.ChunkserverIndex(victim)); err != nil {
+		t.Fatal(err)
+	}
+	var resp *api.RemoveChunkserverResponse
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		resp, err = admin.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: victim})
+		return err
+	})
+	if resp.Chains == 0 {
+		t.Fatalf("server %d was in no chain when removed", victim)
+	}
+	clustertest.Eventually(t, 90*time.Second, func() error {
+		_, chunks, err := cl.StatChunks(ctx, "/f")
+		if err != nil {
+			return err
+		}
+		for _, ch := range chunks {
+			if len(ch.Chain) != 3 || slices.ContainsFunc(ch.Chain, func(s client.Server) bool { return s.ID == victim }) {
+				return fmt.Errorf("chunk %d: chain %v", ch.Handle, ch.Chain)
+			}
+		}
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.ChunksUnderReplicated != 0 || len(st.Chunkservers) != 3 {
+			return fmt.Errorf("%d chunks under-replicated, %d chunkservers", st.ChunksUnderReplicated, len(st.Chunkservers))
+		}
+		return nil
+	})
+	r, err := cl.Open(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	if n, err := r.ReadAt(got, 0); n != len(got) || (err != nil && !errors.Is(err, io.EOF)) {
+		t.Fatalf("read %d of %d bytes: %v", n, len(got), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the file after the removal differs from what was written")
+	}
+	if err := c.CheckReplicas(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 	"github.com/catena-io/catena/internal/serve"
@@ -437,6 +439,33 @@ func (a *adminServer) DrainChunkserver(ctx context.Context, req *api.DrainChunks
 	}
 	a.s.m.kickRepair()
 	return &api.DrainChunkserverResponse{}, nil
+}
+
+func (a *adminServer) RemoveChunkserver(ctx context.Context, req *api.RemoveChunkserverRequest) (*api.RemoveChunkserverResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	m := a.s.m
+	switch m.soft.liveness(req.Id, m.cfg.Clock.Now(), m.cfg.deadAfter()) {
+	case decide.Alive:
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "chunkserver %d is alive: stop it first (a removed server that comes back registers again, as a new one)", req.Id)
+	case decide.Unknown:
+		return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunkserver %d: this master took office less than %s ago and cannot tell yet whether it is stopped", req.Id, m.cfg.deadAfter())
+	}
+	var chains uint64
+	m.fsm.view(func(st *meta.State) {
+		for _, ch := range st.Chunks() {
+			if slices.Contains(ch.Chain, req.Id) {
+				chains++
+			}
+		}
+	})
+	if _, err := a.s.propose(ctx, meta.RemoveServer{Server: req.Id, Force: req.Force}); err != nil {
+		return nil, err
+	}
+	m.log.Info("master: chunkserver removed", "id", req.Id, "chains", chains, "force", req.Force)
+	m.kickRepair()
+	return &api.RemoveChunkserverResponse{Chains: chains}, nil
 }
 
 func (a *adminServer) RemoveMaster(ctx context.Context, req *api.RemoveMasterRequest) (*api.RemoveMasterResponse, error) {

@@ -76,6 +76,8 @@ func (s *State) apply(c Command) Result {
 		return s.setReplication(c)
 	case SetDraining:
 		return s.setDraining(c)
+	case RemoveServer:
+		return s.removeServer(c)
 	default:
 		if r, ok := s.applyHA(c); ok {
 			return r

@@ -159,6 +159,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[SetReplication](env.Cmd)
 	case "setdraining":
 		c, err = decodeAs[SetDraining](env.Cmd)
+	case "removeserver":
+		c, err = decodeAs[RemoveServer](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

@@ -23,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 		SetMaster{ID: "m1", Addr: "x:1"},
 		SetReplication{Inode: 2, Replication: 5, Time: 3},
 		SetDraining{Server: 2, Draining: true},
+		RemoveServer{Server: 2, Force: true},
 		Request{Client: 1, Seq: 2, Time: 3, Cmd: Rename{Src: "/a", Dst: "/b"}},
 		As{User: User{UID: 1, GID: 2, Groups: []uint32{3}}, Checks: []Check{{Op: CheckOpEntryPath, Path: "/a/g"}}, Cmd: Create{Path: "/a/g"}},
 		Request{Client: 1, Seq: 3, Cmd: As{User: Nobody, Checks: []Check{{Op: CheckOpChown, Inode: 3, SetGID: true, GID: 5}}, Cmd: Setattr{Inode: 3}}},

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -458,6 +459,17 @@ func TestCLI(t *testing.T) {
 	}
 	if r := run(t, m, nil, "setrep", "0", "/medium.bin"); r.code != 2 || !strings.Contains(r.stderr, "want a number from 1 to 16") {
 		t.Fatalf("setrep 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// admin chunkserver remove: a running server is refused, a bad id
+	// is a usage error; nothing changes.
+	id := strconv.FormatUint(st.Chunkservers[0].ID, 10)
+	wantFail(t, run(t, m, nil, "admin", "chunkserver", "remove", id), "chunkserver "+id+" is alive: stop it first")
+	if r := run(t, m, nil, "admin", "chunkserver", "remove", "x"); r.code != 2 || !strings.Contains(r.stderr, "want a positive number") {
+		t.Fatalf("admin chunkserver remove x: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if out := ok(t, m, "status"); !strings.Contains(out, "3 alive, 0 dead") {
+		t.Fatalf("status after a refused remove:\n%s", out)
 	}
 
 	// Restart: state survives, shutdown is clean.
