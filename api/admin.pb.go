@@ -21,6 +21,158 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RebalanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kick          bool                   `protobuf:"varint,1,opt,name=kick,proto3" json:"kick,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RebalanceRequest) GetKick() bool {
+	if x != nil {
+		return x.Kick
+	}
+	return false
+}
+
+type RebalanceResponse struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Servers       []*RebalanceResponse_Server `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"` // alive, not draining, capacity known
+	Mean          float64                     `protobuf:"fixed64,2,opt,name=mean,proto3" json:"mean,omitempty"`
+	Tolerance     float64                     `protobuf:"fixed64,3,opt,name=tolerance,proto3" json:"tolerance,omitempty"`                  // of the mean
+	MinSpread     float64                     `protobuf:"fixed64,4,opt,name=min_spread,json=minSpread,proto3" json:"min_spread,omitempty"` // balanced within this many of capacity, whatever the mean
+	Balanced      bool                        `protobuf:"varint,5,opt,name=balanced,proto3" json:"balanced,omitempty"`
+	Enabled       bool                        `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	MovesInFlight uint64                      `protobuf:"varint,7,opt,name=moves_in_flight,json=movesInFlight,proto3" json:"moves_in_flight,omitempty"`
+	MovesDone     uint64                      `protobuf:"varint,8,opt,name=moves_done,json=movesDone,proto3" json:"moves_done,omitempty"` // since this master took office
+	MovedBytes    int64                       `protobuf:"varint,9,opt,name=moved_bytes,json=movedBytes,proto3" json:"moved_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RebalanceResponse) GetServers() []*RebalanceResponse_Server {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *RebalanceResponse) GetMean() float64 {
+	if x != nil {
+		return x.Mean
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetTolerance() float64 {
+	if x != nil {
+		return x.Tolerance
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMinSpread() float64 {
+	if x != nil {
+		return x.MinSpread
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetBalanced() bool {
+	if x != nil {
+		return x.Balanced
+	}
+	return false
+}
+
+func (x *RebalanceResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *RebalanceResponse) GetMovesInFlight() uint64 {
+	if x != nil {
+		return x.MovesInFlight
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMovesDone() uint64 {
+	if x != nil {
+		return x.MovesDone
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMovedBytes() int64 {
+	if x != nil {
+		return x.MovedBytes
+	}
+	return 0
+}
+
 type RemoveChunkserverRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -31,7 +183,7 @@ type RemoveChunkserverRequest struct {
 
 func (x *RemoveChunkserverRequest) Reset() {
 	*x = RemoveChunkserverRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +195,7 @@ func (x *RemoveChunkserverRequest) String() string {
 func (*RemoveChunkserverRequest) ProtoMessage() {}
 
 func (x *RemoveChunkserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +208,7 @@ func (x *RemoveChunkserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChunkserverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveChunkserverRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RemoveChunkserverRequest) GetId() uint64 {
@@ -82,7 +234,7 @@ type RemoveChunkserverResponse struct {
 
 func (x *RemoveChunkserverResponse) Reset() {
 	*x = RemoveChunkserverResponse{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +246,7 @@ func (x *RemoveChunkserverResponse) String() string {
 func (*RemoveChunkserverResponse) ProtoMessage() {}
 
 func (x *RemoveChunkserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +259,7 @@ func (x *RemoveChunkserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChunkserverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveChunkserverResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RemoveChunkserverResponse) GetChains() uint64 {
@@ -127,7 +279,7 @@ type DrainChunkserverRequest struct {
 
 func (x *DrainChunkserverRequest) Reset() {
 	*x = DrainChunkserverRequest{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +291,7 @@ func (x *DrainChunkserverRequest) String() string {
 func (*DrainChunkserverRequest) ProtoMessage() {}
 
 func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +304,7 @@ func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverRequest.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DrainChunkserverRequest) GetId() uint64 {
@@ -177,7 +329,7 @@ type DrainChunkserverResponse struct {
 
 func (x *DrainChunkserverResponse) Reset() {
 	*x = DrainChunkserverResponse{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +341,7 @@ func (x *DrainChunkserverResponse) String() string {
 func (*DrainChunkserverResponse) ProtoMessage() {}
 
 func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +354,7 @@ func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverResponse.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 type ProgressRequest struct {
@@ -213,7 +365,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +377,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +390,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 type ProgressResponse struct {
@@ -251,7 +403,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +415,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +428,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProgressResponse) GetId() string {
@@ -306,7 +458,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +470,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +483,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -363,7 +515,7 @@ type AddMasterResponse struct {
 
 func (x *AddMasterResponse) Reset() {
 	*x = AddMasterResponse{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +527,7 @@ func (x *AddMasterResponse) String() string {
 func (*AddMasterResponse) ProtoMessage() {}
 
 func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +540,7 @@ func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterResponse.ProtoReflect.Descriptor instead.
 func (*AddMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 type RemoveMasterRequest struct {
@@ -400,7 +552,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +564,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +577,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -443,7 +595,7 @@ type RemoveMasterResponse struct {
 
 func (x *RemoveMasterResponse) Reset() {
 	*x = RemoveMasterResponse{}
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +607,7 @@ func (x *RemoveMasterResponse) String() string {
 func (*RemoveMasterResponse) ProtoMessage() {}
 
 func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +620,7 @@ func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{9}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type ListMastersRequest struct {
@@ -479,7 +631,7 @@ type ListMastersRequest struct {
 
 func (x *ListMastersRequest) Reset() {
 	*x = ListMastersRequest{}
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +643,7 @@ func (x *ListMastersRequest) String() string {
 func (*ListMastersRequest) ProtoMessage() {}
 
 func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +656,7 @@ func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersRequest.ProtoReflect.Descriptor instead.
 func (*ListMastersRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{10}
+	return file_admin_proto_rawDescGZIP(), []int{12}
 }
 
 type MasterMember struct {
@@ -520,7 +672,7 @@ type MasterMember struct {
 
 func (x *MasterMember) Reset() {
 	*x = MasterMember{}
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +684,7 @@ func (x *MasterMember) String() string {
 func (*MasterMember) ProtoMessage() {}
 
 func (x *MasterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +697,7 @@ func (x *MasterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMember.ProtoReflect.Descriptor instead.
 func (*MasterMember) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{11}
+	return file_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MasterMember) GetId() string {
@@ -592,7 +744,7 @@ type ListMastersResponse struct {
 
 func (x *ListMastersResponse) Reset() {
 	*x = ListMastersResponse{}
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +756,7 @@ func (x *ListMastersResponse) String() string {
 func (*ListMastersResponse) ProtoMessage() {}
 
 func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +769,7 @@ func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersResponse.ProtoReflect.Descriptor instead.
 func (*ListMastersResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{12}
+	return file_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListMastersResponse) GetMasters() []*MasterMember {
@@ -637,7 +789,7 @@ type RegisterMasterRequest struct {
 
 func (x *RegisterMasterRequest) Reset() {
 	*x = RegisterMasterRequest{}
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +801,7 @@ func (x *RegisterMasterRequest) String() string {
 func (*RegisterMasterRequest) ProtoMessage() {}
 
 func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +814,7 @@ func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{13}
+	return file_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterMasterRequest) GetId() string {
@@ -687,7 +839,7 @@ type RegisterMasterResponse struct {
 
 func (x *RegisterMasterResponse) Reset() {
 	*x = RegisterMasterResponse{}
-	mi := &file_admin_proto_msgTypes[14]
+	mi := &file_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +851,7 @@ func (x *RegisterMasterResponse) String() string {
 func (*RegisterMasterResponse) ProtoMessage() {}
 
 func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[14]
+	mi := &file_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,14 +864,112 @@ func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{14}
+	return file_admin_proto_rawDescGZIP(), []int{16}
+}
+
+type RebalanceResponse_Server struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	LoadBytes     int64                  `protobuf:"varint,3,opt,name=load_bytes,json=loadBytes,proto3" json:"load_bytes,omitempty"` // the replicas it is to hold (a move's giver no longer counts)
+	CapacityBytes int64                  `protobuf:"varint,4,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
+	Fraction      float64                `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"` // load_bytes / capacity_bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse_Server) Reset() {
+	*x = RebalanceResponse_Server{}
+	mi := &file_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse_Server) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse_Server) ProtoMessage() {}
+
+func (x *RebalanceResponse_Server) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse_Server.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse_Server) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1, 0}
+}
+
+func (x *RebalanceResponse_Server) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RebalanceResponse_Server) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *RebalanceResponse_Server) GetLoadBytes() int64 {
+	if x != nil {
+		return x.LoadBytes
+	}
+	return 0
+}
+
+func (x *RebalanceResponse_Server) GetCapacityBytes() int64 {
+	if x != nil {
+		return x.CapacityBytes
+	}
+	return 0
+}
+
+func (x *RebalanceResponse_Server) GetFraction() float64 {
+	if x != nil {
+		return x.Fraction
+	}
+	return 0
 }
 
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\tcatena.v1\"@\n" +
+	"\vadmin.proto\x12\tcatena.v1\"&\n" +
+	"\x10RebalanceRequest\x12\x12\n" +
+	"\x04kick\x18\x01 \x01(\bR\x04kick\"\xd2\x03\n" +
+	"\x11RebalanceResponse\x12=\n" +
+	"\aservers\x18\x01 \x03(\v2#.catena.v1.RebalanceResponse.ServerR\aservers\x12\x12\n" +
+	"\x04mean\x18\x02 \x01(\x01R\x04mean\x12\x1c\n" +
+	"\ttolerance\x18\x03 \x01(\x01R\ttolerance\x12\x1d\n" +
+	"\n" +
+	"min_spread\x18\x04 \x01(\x01R\tminSpread\x12\x1a\n" +
+	"\bbalanced\x18\x05 \x01(\bR\bbalanced\x12\x18\n" +
+	"\aenabled\x18\x06 \x01(\bR\aenabled\x12&\n" +
+	"\x0fmoves_in_flight\x18\a \x01(\x04R\rmovesInFlight\x12\x1d\n" +
+	"\n" +
+	"moves_done\x18\b \x01(\x04R\tmovesDone\x12\x1f\n" +
+	"\vmoved_bytes\x18\t \x01(\x03R\n" +
+	"movedBytes\x1a\x8e\x01\n" +
+	"\x06Server\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1d\n" +
+	"\n" +
+	"load_bytes\x18\x03 \x01(\x03R\tloadBytes\x12%\n" +
+	"\x0ecapacity_bytes\x18\x04 \x01(\x03R\rcapacityBytes\x12\x1a\n" +
+	"\bfraction\x18\x05 \x01(\x01R\bfraction\"@\n" +
 	"\x18RemoveChunkserverRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"3\n" +
@@ -753,7 +1003,7 @@ const file_admin_proto_rawDesc = "" +
 	"\x15RegisterMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x18\n" +
-	"\x16RegisterMasterResponse2\xc7\x04\n" +
+	"\x16RegisterMasterResponse2\x8f\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\tAddMaster\x12\x1b.catena.v1.AddMasterRequest\x1a\x1c.catena.v1.AddMasterResponse\x12O\n" +
 	"\fRemoveMaster\x12\x1e.catena.v1.RemoveMasterRequest\x1a\x1f.catena.v1.RemoveMasterResponse\x12L\n" +
@@ -761,7 +1011,8 @@ const file_admin_proto_rawDesc = "" +
 	"\x0eRegisterMaster\x12 .catena.v1.RegisterMasterRequest\x1a!.catena.v1.RegisterMasterResponse\x12C\n" +
 	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponse\x12[\n" +
 	"\x10DrainChunkserver\x12\".catena.v1.DrainChunkserverRequest\x1a#.catena.v1.DrainChunkserverResponse\x12^\n" +
-	"\x11RemoveChunkserver\x12#.catena.v1.RemoveChunkserverRequest\x1a$.catena.v1.RemoveChunkserverResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
+	"\x11RemoveChunkserver\x12#.catena.v1.RemoveChunkserverRequest\x1a$.catena.v1.RemoveChunkserverResponse\x12F\n" +
+	"\tRebalance\x12\x1b.catena.v1.RebalanceRequest\x1a\x1c.catena.v1.RebalanceResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -775,45 +1026,51 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_admin_proto_goTypes = []any{
-	(*RemoveChunkserverRequest)(nil),  // 0: catena.v1.RemoveChunkserverRequest
-	(*RemoveChunkserverResponse)(nil), // 1: catena.v1.RemoveChunkserverResponse
-	(*DrainChunkserverRequest)(nil),   // 2: catena.v1.DrainChunkserverRequest
-	(*DrainChunkserverResponse)(nil),  // 3: catena.v1.DrainChunkserverResponse
-	(*ProgressRequest)(nil),           // 4: catena.v1.ProgressRequest
-	(*ProgressResponse)(nil),          // 5: catena.v1.ProgressResponse
-	(*AddMasterRequest)(nil),          // 6: catena.v1.AddMasterRequest
-	(*AddMasterResponse)(nil),         // 7: catena.v1.AddMasterResponse
-	(*RemoveMasterRequest)(nil),       // 8: catena.v1.RemoveMasterRequest
-	(*RemoveMasterResponse)(nil),      // 9: catena.v1.RemoveMasterResponse
-	(*ListMastersRequest)(nil),        // 10: catena.v1.ListMastersRequest
-	(*MasterMember)(nil),              // 11: catena.v1.MasterMember
-	(*ListMastersResponse)(nil),       // 12: catena.v1.ListMastersResponse
-	(*RegisterMasterRequest)(nil),     // 13: catena.v1.RegisterMasterRequest
-	(*RegisterMasterResponse)(nil),    // 14: catena.v1.RegisterMasterResponse
+	(*RebalanceRequest)(nil),          // 0: catena.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),         // 1: catena.v1.RebalanceResponse
+	(*RemoveChunkserverRequest)(nil),  // 2: catena.v1.RemoveChunkserverRequest
+	(*RemoveChunkserverResponse)(nil), // 3: catena.v1.RemoveChunkserverResponse
+	(*DrainChunkserverRequest)(nil),   // 4: catena.v1.DrainChunkserverRequest
+	(*DrainChunkserverResponse)(nil),  // 5: catena.v1.DrainChunkserverResponse
+	(*ProgressRequest)(nil),           // 6: catena.v1.ProgressRequest
+	(*ProgressResponse)(nil),          // 7: catena.v1.ProgressResponse
+	(*AddMasterRequest)(nil),          // 8: catena.v1.AddMasterRequest
+	(*AddMasterResponse)(nil),         // 9: catena.v1.AddMasterResponse
+	(*RemoveMasterRequest)(nil),       // 10: catena.v1.RemoveMasterRequest
+	(*RemoveMasterResponse)(nil),      // 11: catena.v1.RemoveMasterResponse
+	(*ListMastersRequest)(nil),        // 12: catena.v1.ListMastersRequest
+	(*MasterMember)(nil),              // 13: catena.v1.MasterMember
+	(*ListMastersResponse)(nil),       // 14: catena.v1.ListMastersResponse
+	(*RegisterMasterRequest)(nil),     // 15: catena.v1.RegisterMasterRequest
+	(*RegisterMasterResponse)(nil),    // 16: catena.v1.RegisterMasterResponse
+	(*RebalanceResponse_Server)(nil),  // 17: catena.v1.RebalanceResponse.Server
 }
 var file_admin_proto_depIdxs = []int32{
-	11, // 0: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
-	6,  // 1: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
-	8,  // 2: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
-	10, // 3: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
-	13, // 4: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
-	4,  // 5: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
-	2,  // 6: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
-	0,  // 7: catena.v1.Admin.RemoveChunkserver:input_type -> catena.v1.RemoveChunkserverRequest
-	7,  // 8: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
-	9,  // 9: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
-	12, // 10: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
-	14, // 11: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
-	5,  // 12: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
-	3,  // 13: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
-	1,  // 14: catena.v1.Admin.RemoveChunkserver:output_type -> catena.v1.RemoveChunkserverResponse
-	8,  // [8:15] is the sub-list for method output_type
-	1,  // [1:8] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	17, // 0: catena.v1.RebalanceResponse.servers:type_name -> catena.v1.RebalanceResponse.Server
+	13, // 1: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
+	8,  // 2: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
+	10, // 3: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
+	12, // 4: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
+	15, // 5: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
+	6,  // 6: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
+	4,  // 7: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
+	2,  // 8: catena.v1.Admin.RemoveChunkserver:input_type -> catena.v1.RemoveChunkserverRequest
+	0,  // 9: catena.v1.Admin.Rebalance:input_type -> catena.v1.RebalanceRequest
+	9,  // 10: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
+	11, // 11: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
+	14, // 12: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
+	16, // 13: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
+	7,  // 14: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
+	5,  // 15: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
+	3,  // 16: catena.v1.Admin.RemoveChunkserver:output_type -> catena.v1.RemoveChunkserverResponse
+	1,  // 17: catena.v1.Admin.Rebalance:output_type -> catena.v1.RebalanceResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -827,7 +1084,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

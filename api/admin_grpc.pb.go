@@ -26,6 +26,7 @@ const (
 	Admin_Progress_FullMethodName          = "/catena.v1.Admin/Progress"
 	Admin_DrainChunkserver_FullMethodName  = "/catena.v1.Admin/DrainChunkserver"
 	Admin_RemoveChunkserver_FullMethodName = "/catena.v1.Admin/RemoveChunkserver"
+	Admin_Rebalance_FullMethodName         = "/catena.v1.Admin/Rebalance"
 )
 
 // AdminClient is the client API for Admin service.
@@ -59,6 +60,10 @@ type AdminClient interface {
 	// the only up-to-date replica of a chunk unless force (that data is
 	// then lost); a chunk it is the only member of is refused even so.
 	RemoveChunkserver(ctx context.Context, in *RemoveChunkserverRequest, opts ...grpc.CallOption) (*RemoveChunkserverResponse, error)
+	// Rebalance reports how evenly the chunkservers are used and the
+	// rebalancing moves under way; with kick, it also starts a round of
+	// the repair loop now (rebalancing is automatic).
+	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
 }
 
 type adminClient struct {
@@ -139,6 +144,16 @@ func (c *adminClient) RemoveChunkserver(ctx context.Context, in *RemoveChunkserv
 	return out, nil
 }
 
+func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebalanceResponse)
+	err := c.cc.Invoke(ctx, Admin_Rebalance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -170,6 +185,10 @@ type AdminServer interface {
 	// the only up-to-date replica of a chunk unless force (that data is
 	// then lost); a chunk it is the only member of is refused even so.
 	RemoveChunkserver(context.Context, *RemoveChunkserverRequest) (*RemoveChunkserverResponse, error)
+	// Rebalance reports how evenly the chunkservers are used and the
+	// rebalancing moves under way; with kick, it also starts a round of
+	// the repair loop now (rebalancing is automatic).
+	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -200,6 +219,9 @@ func (UnimplementedAdminServer) DrainChunkserver(context.Context, *DrainChunkser
 }
 func (UnimplementedAdminServer) RemoveChunkserver(context.Context, *RemoveChunkserverRequest) (*RemoveChunkserverResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveChunkserver not implemented")
+}
+func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Rebalance not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -348,6 +370,24 @@ func _Admin_RemoveChunkserver_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebalanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Rebalance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Rebalance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Rebalance(ctx, req.(*RebalanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -382,6 +422,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveChunkserver",
 			Handler:    _Admin_RemoveChunkserver_Handler,
+		},
+		{
+			MethodName: "Rebalance",
+			Handler:    _Admin_Rebalance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -103,6 +103,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	list.Flags().BoolVar(&g.json, "json", false, "JSON output")
 	mcmd.AddCommand(add, remove, list)
 	admin.AddCommand(newChunkserverAdminCmd(g))
+	admin.AddCommand(newRebalanceCmd(g))
 	admin.AddCommand(newCACmd(), newCertCmd())
 	return admin
 }

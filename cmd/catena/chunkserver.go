@@ -23,7 +23,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	cfg := chunkserver.Config{}
 	var insecure bool
 	var labels []string
-	var memLimit string
+	var memLimit, capacity string
 	cmd := &cobra.Command{
 		Use:     "chunkserver --master ADDR --dir DIR [--listen ADDR] [--label K=V ...]",
 		Short:   "Run a chunkserver (until SIGINT or SIGTERM)",
@@ -38,6 +38,11 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: err}
 			}
 			cfg.Labels = l
+			if capacity != "" {
+				if cfg.Capacity, err = parseSize(capacity); err != nil || cfg.Capacity <= 0 {
+					return &usageError{cmd: cmd, err: fmt.Errorf("bad --capacity %q (want a size such as 500GiB)", capacity)}
+				}
+			}
 			if memLimit == "" && os.Getenv("GOMEMLIMIT") == "" {
 				memLimit = defaultMemoryLimit
 			}
@@ -78,6 +83,7 @@ func newChunkserverCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.Dir, "dir", "", "data directory (required)")
 	f.StringVar(&cfg.ListenAddr, "listen", "127.0.0.1:0", "gRPC listen address; clients and peers dial it")
 	f.StringArrayVar(&labels, "label", nil, "failure-domain label KEY=VALUE (repeatable)")
+	f.StringVar(&capacity, "capacity", "", "space offered to the cluster, when less than the disk's (placement and rebalancing use it; no quota)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "heartbeat interval (default: chunkserver default)")
 	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
 	f.StringVar(&memLimit, "memory-limit", "", "soft limit on the process's memory, or none (default "+defaultMemoryLimit+" unless $GOMEMLIMIT is set; raise it for a server of more than a million replicas)")

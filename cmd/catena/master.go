@@ -14,6 +14,7 @@ import (
 func newMasterCmd(g *globals) *cobra.Command {
 	cfg := master.Config{}
 	var insecure bool
+	var repairRate string
 	cmd := &cobra.Command{
 		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...|--join]",
 		Short: "Run a metadata master (until SIGINT or SIGTERM)",
@@ -47,6 +48,22 @@ func newMasterCmd(g *globals) *cobra.Command {
 			if cfg.Join && (cfg.ID == "" || cfg.Peers != "") {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--join needs --id and excludes --peers")}
 			}
+			if cfg.RepairConcurrency < 1 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--repair-concurrency %d: want at least 1", cfg.RepairConcurrency)}
+			}
+			if cfg.RebalanceConcurrency < 0 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--rebalance-concurrency %d: want 0 (off) or more", cfg.RebalanceConcurrency)}
+			}
+			if cfg.RebalanceConcurrency == 0 {
+				cfg.RebalanceConcurrency = -1 // off
+			}
+			if repairRate != "" {
+				n, err := parseSize(repairRate)
+				if err != nil || n <= 0 {
+					return &usageError{cmd: cmd, err: fmt.Errorf("bad --repair-rate %q (want bytes per second such as 64MiB)", repairRate)}
+				}
+				cfg.RepairBytesPerSec = n
+			}
 			m, err := master.Start(ctx, cfg)
 			if err != nil {
 				return fail("master", err)
@@ -64,6 +81,9 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.BoolVar(&cfg.Join, "join", false, "start without bootstrapping and wait to be added to a running group (catena admin master add); needed at the first start only")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise", "", "gRPC address others reach this master at (default: the listen address)")
 	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
+	f.IntVar(&cfg.RepairConcurrency, "repair-concurrency", 4, "re-replications (and rebalancing moves) in flight at once")
+	f.StringVar(&repairRate, "repair-rate", "64MiB", "copy rate of each re-replication or move, bytes per second")
+	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", 2, "rebalancing moves in flight at once, within --repair-concurrency (0: no rebalancing)")
 	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
 	return cmd
 }

@@ -45,6 +45,7 @@ var Rules = map[string][]Role{
 	api.Admin_RemoveMaster_FullMethodName:      admins,
 	api.Admin_DrainChunkserver_FullMethodName:  admins,
 	api.Admin_RemoveChunkserver_FullMethodName: admins,
+	api.Admin_Rebalance_FullMethodName:         admins,
 	api.Admin_ListMasters_FullMethodName:       readers,
 	api.Admin_RegisterMaster_FullMethodName:    masters,
 	api.Admin_Progress_FullMethodName:          mastersAndAdmins,

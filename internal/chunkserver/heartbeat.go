@@ -170,7 +170,7 @@ func (s *Server) heartbeatLoop() {
 }
 
 func (s *Server) registerRequest() *api.RegisterRequest {
-	capacity, free := diskSpace(s.cfg.Dir)
+	capacity, free := s.space()
 	return &api.RegisterRequest{
 		ServerId:      uint64(s.id),
 		Addr:          s.addr,
@@ -183,7 +183,7 @@ func (s *Server) registerRequest() *api.RegisterRequest {
 // heartbeatRequest builds the heartbeat carrying report rep (see
 // report.go).
 func (s *Server) heartbeatRequest(rep *report) *api.HeartbeatRequest {
-	capacity, free := diskSpace(s.cfg.Dir)
+	capacity, free := s.space()
 	req := &api.HeartbeatRequest{
 		ServerId:      uint64(s.id),
 		Addr:          s.addr,
@@ -234,4 +234,15 @@ func (r *replica) fence(epoch uint64) {
 		r.logger().Info("replica fenced", "epoch", r.node.Config().Epoch, "master_epoch", epoch)
 	}
 	r.noteLocked()
+}
+
+// space is the capacity and free space the server reports: its disk's,
+// capped by Config.Capacity.
+func (s *Server) space() (capacity, free int64) {
+	capacity, free = diskSpace(s.cfg.Dir)
+	if c := s.cfg.Capacity; c > 0 && (capacity == 0 || c < capacity) {
+		capacity = c
+		free = min(free, max(0, c-s.store.UsedBytes()))
+	}
+	return capacity, free
 }

@@ -57,6 +57,12 @@ type Config struct {
 	Masters []string
 	// Labels are reported at registration (failure domains).
 	Labels map[string]string
+	// Capacity, when positive, is the space the server offers the
+	// cluster, if its disk has less it is the disk's: the capacity and
+	// free space it reports (the master places chunks and rebalances by
+	// them). It is no quota: writes to chunks it holds are limited by the
+	// disk alone.
+	Capacity int64
 	// HeartbeatInterval is the heartbeat period (default 250ms). Each
 	// answered heartbeat renews the lease (HeartbeatResponse.lease_millis
 	// from the time it was sent); client I/O is served only under a lease.

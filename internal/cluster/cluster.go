@@ -71,6 +71,12 @@ type Config struct {
 	RaftAddr string
 	// Labels returns the labels of chunkserver i (zero-based); optional.
 	Labels func(i int) map[string]string
+	// Capacity returns the capacity chunkserver i offers
+	// (chunkserver.Config.Capacity); optional.
+	Capacity func(i int) int64
+	// RebalanceConcurrency is the master's (0: its default; negative:
+	// no rebalancing).
+	RebalanceConcurrency int
 	// HeartbeatInterval of the chunkservers; 0 = the chunkserver default.
 	HeartbeatInterval time.Duration
 	// DeadAfter is the master's chunkserver liveness timeout when larger
@@ -188,14 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	start := time.Now()
 	for i := 0; i < cfg.Chunkservers; i++ {
-		n := &csNode{
-			name: chunkserverNode(i),
-			dir:  filepath.Join(cfg.Dir, fmt.Sprintf("cs%d", i+1)),
-			disk: &diskFaults{},
-		}
-		if cfg.MemDisks {
-			n.disk.mem.Store(chunkstore.NewMemFS())
-		}
+		n := c.newSlot(i)
 		c.servers = append(c.servers, n)
 		if err := c.startChunkserver(ctx, i, n); err != nil {
 			return nil, err
@@ -208,6 +207,42 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	c.log.Info("cluster ready", "masters", c.MasterAddrs(), "chunkservers", cfg.Chunkservers, "dir", cfg.Dir)
 	return c, nil
+}
+
+// newSlot is chunkserver slot i, not started.
+func (c *Cluster) newSlot(i int) *csNode {
+	n := &csNode{
+		name: chunkserverNode(i),
+		dir:  filepath.Join(c.cfg.Dir, fmt.Sprintf("cs%d", i+1)),
+		disk: &diskFaults{},
+	}
+	if c.cfg.MemDisks {
+		n.disk.mem.Store(chunkstore.NewMemFS())
+	}
+	return n
+}
+
+// AddChunkserver starts one more chunkserver, a new one on an empty
+// directory, and returns its index once the master sees it alive.
+func (c *Cluster) AddChunkserver(ctx context.Context) (int, error) {
+	ctx, cancel := withReadyTimeout(ctx)
+	defer cancel()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, ErrClosed
+	}
+	i := len(c.servers)
+	n := c.newSlot(i)
+	c.servers = append(c.servers, n)
+	c.cfg.Chunkservers++
+	start := time.Now()
+	err := c.startChunkserver(ctx, i, n)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return i, c.awaitAlive(ctx, i, start)
 }
 
 func withReadyTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -29,13 +29,14 @@ func (c *Cluster) masterConfig(dir string) master.Config {
 		DeadAfter:  c.cfg.DeadAfter,
 		Logger:     c.log.With("proc", MasterNode),
 
-		Lease:             c.cfg.Lease,
-		DriftMargin:       c.cfg.DriftMargin,
-		RepairInterval:    c.cfg.RepairInterval,
-		RepairConcurrency: c.cfg.RepairConcurrency,
-		RepairBytesPerSec: c.cfg.RepairBytesPerSec,
-		Dialer:            c.net.Dialer(MasterNode),
-		TLS:               c.tls.creds(auth.RoleMaster),
+		Lease:                c.cfg.Lease,
+		DriftMargin:          c.cfg.DriftMargin,
+		RepairInterval:       c.cfg.RepairInterval,
+		RepairConcurrency:    c.cfg.RepairConcurrency,
+		RebalanceConcurrency: c.cfg.RebalanceConcurrency,
+		RepairBytesPerSec:    c.cfg.RepairBytesPerSec,
+		Dialer:               c.net.Dialer(MasterNode),
+		TLS:                  c.tls.creds(auth.RoleMaster),
 	}
 }
 
@@ -46,8 +47,13 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 	if c.cfg.Labels != nil {
 		labels = c.cfg.Labels(i)
 	}
+	var capacity int64
+	if c.cfg.Capacity != nil {
+		capacity = c.cfg.Capacity(i)
+	}
 	return chunkserver.Config{
 		Dir:               n.dir,
+		Capacity:          capacity,
 		Listener:          ln,
 		Masters:           c.masterAddrsLocked(),
 		Labels:            labels,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/clock"
+	"github.com/catena-io/catena/internal/master/decide"
 )
 
 // Config configures a master.
@@ -66,6 +67,13 @@ type Config struct {
 	// passed to the joining chunkserver (default 64 MiB/s; negative = no
 	// limit).
 	RepairBytesPerSec int64
+	// RebalanceConcurrency bounds the rebalancing moves in flight, within
+	// RepairConcurrency and only while no repair is to be made (default
+	// 2; negative: no rebalancing).
+	RebalanceConcurrency int
+	// RebalanceTolerance: servers are balanced when each one's used
+	// fraction is within this fraction of the mean (default 0.1).
+	RebalanceTolerance float64
 	// TLS, when set, makes every listener and connection mutual TLS with
 	// these credentials (a master certificate), and checks each call's
 	// role (auth.Rules); nil: plain TCP, anyone may call anything.
@@ -92,6 +100,9 @@ const (
 	defaultCatchUpTimeout    = 2 * time.Minute
 	defaultRepairConcurrency = 4
 	defaultRepairBytesPerSec = 64 << 20
+	// defaultRebalanceConcurrency: two moves at a time, each at the
+	// repair rate, leave clients most of the disks.
+	defaultRebalanceConcurrency = 2
 	// maxMsgSize bounds gRPC messages; data never flows through the master
 	// but listings and chunk maps of big files can be large.
 	maxMsgSize = 64<<20 + 1<<20
@@ -140,6 +151,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RepairConcurrency <= 0 {
 		c.RepairConcurrency = defaultRepairConcurrency
+	}
+	switch {
+	case c.RebalanceConcurrency == 0:
+		c.RebalanceConcurrency = defaultRebalanceConcurrency
+	case c.RebalanceConcurrency < 0:
+		c.RebalanceConcurrency = 0
+	}
+	if c.RebalanceTolerance <= 0 {
+		c.RebalanceTolerance = decide.DefaultRebalanceTolerance
 	}
 	switch {
 	case c.RepairBytesPerSec == 0:

@@ -468,6 +468,34 @@ func (a *adminServer) RemoveChunkserver(ctx context.Context, req *api.RemoveChun
 	return &api.RemoveChunkserverResponse{Chains: chains}, nil
 }
 
+func (a *adminServer) Rebalance(ctx context.Context, req *api.RebalanceRequest) (*api.RebalanceResponse, error) {
+	if err := a.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	m := a.s.m
+	if req.Kick {
+		m.kickRepair()
+	}
+	var chunks []meta.Chunk
+	var servers []meta.Server
+	m.fsm.view(func(st *meta.State) { chunks, servers = st.Chunks(), st.Servers() })
+	ids := make([]uint64, 0, len(servers))
+	for _, sv := range servers {
+		ids = append(ids, sv.ID)
+	}
+	b := decide.Measure(m.rebalanceInput(chunks, servers, m.soft.snapshotServers(ids, m.cfg.Clock.Now(), m.cfg.deadAfter())))
+	resp := &api.RebalanceResponse{Mean: b.Mean, Tolerance: m.cfg.RebalanceTolerance, MinSpread: decide.RebalanceMinSpread,
+		Balanced: b.Balanced, Enabled: m.cfg.RebalanceConcurrency > 0}
+	for _, sv := range servers {
+		if l, ok := b.Load[sv.ID]; ok {
+			resp.Servers = append(resp.Servers, &api.RebalanceResponse_Server{Id: sv.ID, Addr: sv.Addr, LoadBytes: l,
+				CapacityBytes: b.Capacity[sv.ID], Fraction: b.Fraction[sv.ID]})
+		}
+	}
+	resp.MovesInFlight, resp.MovesDone, resp.MovedBytes = m.soft.moveStats()
+	return resp, nil
+}
+
 func (a *adminServer) RemoveMaster(ctx context.Context, req *api.RemoveMasterRequest) (*api.RemoveMasterResponse, error) {
 	if err := a.s.checkLeader(); err != nil {
 		return nil, err

@@ -493,7 +493,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	evs := make([]decide.Evidence, len(req.Replicas))
 	for i, r := range req.Replicas {
 		handles[i] = r.Handle
-		evs[i] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq,
+		evs[i] = decide.Evidence{Epoch: r.Epoch, AppliedEpoch: r.AppliedEpoch, AppliedSeq: r.AppliedSeq, UsedBytes: r.UsedBytes,
 			Fenced: r.Fenced, BadBlocks: len(r.BadBlocks), Verified: r.Verified, Bad: r.BadBlocks, CatchingUp: r.CatchingUp}
 	}
 	var inv map[uint64]uint64

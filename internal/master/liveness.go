@@ -25,8 +25,9 @@ func (s *softState) alive(id uint64, now time.Time, deadAfter time.Duration) boo
 
 // serversView is the leader's view of the servers for one repair round.
 type serversView struct {
-	live map[uint64]decide.Liveness
-	free map[uint64]int64
+	live     map[uint64]decide.Liveness
+	free     map[uint64]int64
+	capacity map[uint64]int64
 	// inv maps a server to the handles (-> epoch) it reported, evidence to
 	// what it proved about each,
 	// all of them and those it reported fenced.
@@ -52,6 +53,7 @@ func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.
 	v := serversView{
 		live:     make(map[uint64]decide.Liveness, len(ids)),
 		free:     make(map[uint64]int64, len(ids)),
+		capacity: make(map[uint64]int64, len(ids)),
 		inv:      make(map[uint64]map[uint64]uint64, len(ids)),
 		evidence: make(map[uint64]map[uint64]decide.Evidence, len(ids)),
 
@@ -60,7 +62,7 @@ func (s *softState) snapshotServers(ids []uint64, now time.Time, deadAfter time.
 	for _, id := range ids {
 		var last time.Time
 		if sv, ok := s.servers[id]; ok {
-			last, v.free[id], v.neverHeldFrom[id] = sv.lastHeartbeat, sv.free, sv.neverHeldFrom
+			last, v.free[id], v.capacity[id], v.neverHeldFrom[id] = sv.lastHeartbeat, sv.free, sv.capacity, sv.neverHeldFrom
 			v.inv[id] = maps.Clone(sv.replicas)
 			if sv.evidence != nil {
 				v.evidence[id] = maps.Clone(sv.evidence)

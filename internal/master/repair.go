@@ -75,9 +75,11 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		m.log.Warn("master: capability key", "err", err)
 	}
 	now := m.cfg.Clock.Now()
+	joining := m.soft.repairTargets() // before the chunks: settleMoves
 	var chunks []meta.Chunk
 	var servers []meta.Server
 	m.fsm.view(func(st *meta.State) { chunks, servers = st.Chunks(), st.Servers() })
+	m.soft.settleMoves(chunks, joining)
 	ids := make([]uint64, 0, len(servers))
 	for _, sv := range servers {
 		ids = append(ids, sv.ID)
@@ -107,7 +109,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		// Then the surplus of chains longer than their factor (setrep).
 		busy, _, _ := m.soft.repairView(now, m.cfg.RepairConcurrency)
 		removals = decide.PlanTrims(decide.TrimInput{Chunks: chunks, Servers: servers, Live: live,
-			Evidence: view.evidence, Busy: busy, DomainKey: decide.DefaultDomainKey})
+			Evidence: view.evidence, Busy: busy, Prefer: m.soft.moving(), DomainKey: decide.DefaultDomainKey})
 		why, trimming = "trimming chain to its replication factor", true
 	}
 	if len(removals) > 0 {
@@ -166,8 +168,60 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		if !m.soft.startRepair(p.Handle, p.Target) {
 			continue
 		}
+		slots--
 		repairs.Go(func() { m.runRepair(ctx, p) })
 	}
+	if len(plans) == 0 && slots > 0 {
+		m.rebalance(ctx, repairs, chunks, servers, view, busy, bad, slots)
+	}
+}
+
+// rebalance starts the moves decide.PlanRebalance plans, within the
+// repair slots left and RebalanceConcurrency: each is a repair onto the
+// receiver (the same rate-limited copy, joining at the tail), after
+// which the trim takes the giver out (TrimInput.Prefer).
+func (m *Master) rebalance(ctx context.Context, repairs *sync.WaitGroup, chunks []meta.Chunk, servers []meta.Server, view serversView, busy map[uint64]bool, bad map[uint64]map[uint64]bool, slots int) {
+	inFlight, _, _ := m.soft.moveStats()
+	n := min(slots, m.cfg.RebalanceConcurrency-int(inFlight))
+	if n <= 0 {
+		return
+	}
+	in := m.rebalanceInput(chunks, servers, view)
+	in.Busy, in.Bad, in.Max = busy, bad, n
+	for _, mv := range decide.PlanRebalance(in) {
+		if !m.soft.startMove(mv) {
+			continue
+		}
+		if !m.soft.startRepair(mv.Handle, mv.To) {
+			continue // settleMoves drops it
+		}
+		ch, _ := chunkByHandle(chunks, mv.Handle)
+		m.log.Info("master: rebalancing", "handle", mv.Handle, "from", mv.From, "to", mv.To, "bytes", mv.Bytes)
+		p := decide.RepairPlan{Handle: mv.Handle, Epoch: mv.Epoch, ChunkSize: ch.ChunkSize, Chain: ch.Chain, Target: mv.To}
+		repairs.Go(func() { m.runRepair(ctx, p) })
+	}
+}
+
+// rebalanceInput is the balance as the repair loop sees it: replica sizes
+// are the largest a member reports.
+func (m *Master) rebalanceInput(chunks []meta.Chunk, servers []meta.Server, view serversView) decide.RebalanceInput {
+	size := make(map[uint64]int64, len(chunks))
+	for _, ch := range chunks {
+		for _, id := range ch.Chain {
+			size[ch.Handle] = max(size[ch.Handle], view.evidence[id][ch.Handle].UsedBytes)
+		}
+	}
+	return decide.RebalanceInput{Chunks: chunks, Servers: servers, Live: view.live, Capacity: view.capacity,
+		Size: size, Moving: m.soft.moving(), DomainKey: decide.DefaultDomainKey, Tolerance: m.cfg.RebalanceTolerance}
+}
+
+func chunkByHandle(chunks []meta.Chunk, handle uint64) (meta.Chunk, bool) {
+	for _, ch := range chunks {
+		if ch.Handle == handle {
+			return ch, true
+		}
+	}
+	return meta.Chunk{}, false
 }
 
 // without returns chain minus the servers in drop; nil when that removes
@@ -181,12 +235,8 @@ func without(chain, drop []uint64) []uint64 {
 }
 
 func chainOf(chunks []meta.Chunk, handle uint64) []uint64 {
-	for _, ch := range chunks {
-		if ch.Handle == handle {
-			return ch.Chain
-		}
-	}
-	return nil
+	ch, _ := chunkByHandle(chunks, handle)
+	return ch.Chain
 }
 
 // runRepair carries out one re-replication: (1) Replicate on the target,

@@ -2,6 +2,7 @@ package master
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,11 @@ type softState struct {
 	failures      map[uint64]string
 	repairsDone   uint64
 	repairedBytes int64
+	// moves maps a chunk under a rebalancing move to it (the joining
+	// server is in repairs until it joined; the giver leaves in a trim).
+	moves      map[uint64]decide.Move
+	movesDone  uint64
+	movedBytes int64
 }
 
 func newSoftState() *softState {
@@ -80,6 +86,8 @@ func (s *softState) reset(now time.Time) {
 	s.lackingSince = map[[2]uint64]time.Time{}
 	s.syncingSince = map[[2]uint64]time.Time{}
 	s.repairsDone, s.repairedBytes = 0, 0
+	s.moves = map[uint64]decide.Move{}
+	s.movesDone, s.movedBytes = 0, 0
 }
 
 func (s *softState) serverLocked(id uint64) *serverSoft {
@@ -242,4 +250,66 @@ func (s *softState) lacking(chunks []meta.Chunk, view serversView, now time.Time
 	}
 	s.lackingSince = next
 	return maps.Clone(next)
+}
+
+// startMove records a rebalancing move; false if the chunk has one.
+func (s *softState) startMove(mv decide.Move) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.moves[mv.Handle]; ok {
+		return false
+	}
+	s.moves[mv.Handle] = mv
+	return true
+}
+
+// moving returns chunk -> giver of the moves under way.
+func (s *softState) moving() map[uint64]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[uint64]uint64, len(s.moves))
+	for h, mv := range s.moves {
+		out[h] = mv.From
+	}
+	return out
+}
+
+// settleMoves ends the moves that are over: done once the giver left the
+// chain, given up when the receiver is not joining (inFlight, read
+// before chunks: a repair that is no longer in flight has committed its
+// join in chunks, if at all) and not in the chain.
+func (s *softState) settleMoves(all []meta.Chunk, inFlight map[uint64]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.moves) == 0 {
+		return
+	}
+	chunks := map[uint64]meta.Chunk{}
+	for _, ch := range all {
+		if _, ok := s.moves[ch.Handle]; ok {
+			chunks[ch.Handle] = ch
+		}
+	}
+	for h, mv := range s.moves {
+		ch, ok := chunks[h]
+		switch {
+		case !ok:
+			delete(s.moves, h)
+		case !slices.Contains(ch.Chain, mv.From):
+			delete(s.moves, h)
+			if slices.Contains(ch.Chain, mv.To) {
+				s.movesDone++
+				s.movedBytes += mv.Bytes
+			}
+		case inFlight[h] != mv.To && !slices.Contains(ch.Chain, mv.To):
+			delete(s.moves, h)
+		}
+	}
+}
+
+// moveStats returns the moves under way, done and the bytes moved.
+func (s *softState) moveStats() (inFlight, done uint64, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(len(s.moves)), s.movesDone, s.movedBytes
 }

@@ -21,6 +21,8 @@ type Evidence struct {
 	// CatchingUp: the replica has not installed its predecessor's state
 	// since it joined the chain (it may lack acknowledged updates).
 	CatchingUp bool
+	// UsedBytes is the replica's size on disk (rebalancing weighs by it).
+	UsedBytes int64
 }
 
 // Replica is one entry of a server's inventory: it holds a replica of

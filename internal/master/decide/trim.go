@@ -13,13 +13,17 @@ type TrimInput struct {
 	Live     map[uint64]Liveness
 	Evidence map[uint64]map[uint64]Evidence
 	// Busy: chunks with a repair in flight, left alone.
-	Busy      map[uint64]bool
+	Busy map[uint64]bool
+	// Prefer maps a chunk to the member to take out first after draining
+	// ones (the giver of a rebalancing move: PlanRebalance).
+	Prefer    map[uint64]uint64
 	DomainKey string
 }
 
 // PlanTrims shortens the chains longer than their chunk's replication
 // factor (catena setrep lowered it, or a draining server's replacement
-// joined: PlanRepairs) to that factor, draining members out first. Only a quiet, healthy
+// joined: PlanRepairs, or a rebalancing move's did) to that factor, draining
+// members out first, then a move's giver (Prefer). Only a quiet, healthy
 // chain is trimmed: no repair in flight, no syncing member, every member
 // alive and reporting the chunk at its current epoch, unfenced — so every
 // member left holds every acknowledged update (chain replication: each
@@ -54,6 +58,9 @@ func PlanTrims(in TrimInput) []ChainChange {
 		chain := slices.Clone(ch.Chain)
 		for len(chain) > ch.Replication {
 			i := slices.IndexFunc(chain, func(id uint64) bool { return draining[id] })
+			if p, ok := in.Prefer[ch.Handle]; i < 0 && ok {
+				i = slices.Index(chain, p)
+			}
 			if i < 0 {
 				i = surplus(chain, domain)
 			}
