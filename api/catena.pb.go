@@ -3695,7 +3695,14 @@ type WriteRequest struct {
 	// write). It must agree with the capability.
 	Create *ReplicaSpec `protobuf:"bytes,9,opt,name=create,proto3" json:"create,omitempty"`
 	// capability: ChunkInfo.capability, with the write right.
-	Capability    *Capability `protobuf:"bytes,10,opt,name=capability,proto3" json:"capability,omitempty"`
+	Capability *Capability `protobuf:"bytes,10,opt,name=capability,proto3" json:"capability,omitempty"`
+	// append: a record append (kind WRITE, offset ignored): the head
+	// writes data at the end of its replica (past the last non-zero byte)
+	// and answers the offset; a retry with the same request id gets the
+	// first offset. Data must end with a non-zero byte and be at most a
+	// quarter of the chunk; when it does not fit before the chunk's end
+	// the answer is full and nothing is written.
+	Append        bool `protobuf:"varint,11,opt,name=append,proto3" json:"append,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3800,6 +3807,13 @@ func (x *WriteRequest) GetCapability() *Capability {
 	return nil
 }
 
+func (x *WriteRequest) GetAppend() bool {
+	if x != nil {
+		return x.Append
+	}
+	return false
+}
+
 // ReplicaSpec is what a chunkserver needs to create the replica of a chunk
 // it does not hold, at the epoch of the message that carries it: the
 // chunk size and the chain (head first). A server creates a replica from
@@ -3859,6 +3873,8 @@ func (x *ReplicaSpec) GetChain() []*ServerRef {
 type WriteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"` // append: where the record was written
+	Full          bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`     // append: it does not fit in this chunk
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3898,6 +3914,20 @@ func (x *WriteResponse) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *WriteResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *WriteResponse) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
 }
 
 type ReadRequest struct {
@@ -4698,7 +4728,7 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"bad_length\x18\t \x01(\x03R\tbadLength\x12*\n" +
 	"\x05ahead\x18\n" +
-	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xce\x02\n" +
+	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xe6\x02\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -4713,13 +4743,16 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"capability\x18\n" +
 	" \x01(\v2\x15.catena.v1.CapabilityR\n" +
-	"capability\"X\n" +
+	"capability\x12\x16\n" +
+	"\x06append\x18\v \x01(\bR\x06append\"X\n" +
 	"\vReplicaSpec\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x01 \x01(\x03R\tchunkSize\x12*\n" +
-	"\x05chain\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"!\n" +
+	"\x05chain\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"M\n" +
 	"\rWriteResponse\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\xa2\x01\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04full\x18\x03 \x01(\bR\x04full\"\xa2\x01\n" +
 	"\vReadRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +

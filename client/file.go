@@ -42,6 +42,9 @@ type File struct {
 	chunks   map[int64]ChunkInfo
 	known    map[int64]bool // batches (index/chunkBatch) fetched from the master
 	closed   bool
+	// appendIndex is the chunk this File's last record append went to
+	// (records.go).
+	appendIndex int64
 }
 
 func newFile(c *Client, path string, fi FileInfo) *File {
@@ -167,7 +170,8 @@ func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, er
 			// carries the same id, so the chain applies it once.
 			RequestId: f.c.reqSeq.Add(1),
 		}
-		return f.update(ctx, pc.index, req, true)
+		_, err := f.update(ctx, pc.index, req, true)
+		return err
 	})
 	if done > 0 {
 		f.mu.Lock()
@@ -355,43 +359,45 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 	}
 }
 
-// update sends a WRITE or ZERO update of chunk index to the head of its
-// chain, refreshing the chain and retrying with the same request id until it
-// is acknowledged. Without alloc an unallocated chunk is left alone.
-func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, alloc bool) error {
+// update sends a WRITE or ZERO update (or a record append) of chunk
+// index to the head of its chain, refreshing the chain and retrying with
+// the same request id until it is acknowledged. Without alloc an
+// unallocated chunk is left alone (nil response).
+func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, alloc bool) (*api.WriteResponse, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		ci, ok, err := f.chunk(ctx, index, alloc)
 		if err != nil {
 			if lastErr != nil && ctx.Err() != nil {
-				return retryTimeout(ctx, index, lastErr, err)
+				return nil, retryTimeout(ctx, index, lastErr, err)
 			}
-			return err
+			return nil, err
 		}
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		err = errEmptyChain
 		expired := false
 		if len(ci.Chain) > 0 {
 			req.Handle, req.Epoch, req.Create, req.Capability = ci.Handle, ci.Epoch, replicaSpec(ci), ci.cap
-			_, expired, err = callChunk(ctx, f.c, ci.Chain[0].Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.WriteResponse, error) {
+			var resp *api.WriteResponse
+			resp, expired, err = callChunk(ctx, f.c, ci.Chain[0].Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.WriteResponse, error) {
 				return cs.Write(ctx, req)
 			})
 			if err == nil {
-				return nil
+				return resp, nil
 			}
 		}
 		if classifyChunk(err, expired) == chunkDone {
 			if ctx.Err() != nil {
-				return retryTimeout(ctx, index, lastErr, err)
+				return nil, retryTimeout(ctx, index, lastErr, err)
 			}
-			return err
+			return nil, err
 		}
 		lastErr = err
 		f.c.log.Debug("write retry", "path", f.path, "index", index, "request", req.RequestId, "err", err)
 		if err := f.retryWait(ctx, index, attempt); err != nil {
-			return retryTimeout(ctx, index, lastErr, err)
+			return nil, retryTimeout(ctx, index, lastErr, err)
 		}
 	}
 }
@@ -644,7 +650,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 			ClientId:  f.c.clientID,
 			RequestId: f.c.reqSeq.Add(1),
 		}
-		if err := f.update(ctx, index, req, false); err != nil {
+		if _, err := f.update(ctx, index, req, false); err != nil {
 			return opError("truncate", f.path, err)
 		}
 	}

@@ -209,7 +209,8 @@ func (v *Volume) ZeroContext(ctx context.Context, off, n int64) error {
 			ClientId:  f.c.clientID,
 			RequestId: f.c.reqSeq.Add(1),
 		}
-		return f.update(ctx, pc.index, req, false)
+		_, err := f.update(ctx, pc.index, req, false)
+		return err
 	})
 	return opError("zero", f.path, err)
 }

@@ -214,6 +214,7 @@ func buildRoot() (*cobra.Command, *globals) {
 		newPutCmd(g),
 		newGetCmd(g),
 		newCatCmd(g),
+		newAppendCmd(g),
 		newLsCmd(g),
 		newMkdirCmd(g),
 		newChmodCmd(g),

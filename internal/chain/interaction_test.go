@@ -377,7 +377,11 @@ func (e *env) ready(t *testing.T, id NodeID, b *strings.Builder) bool {
 		e.log[id] = append(e.log[id], u)
 	}
 	for _, r := range rd.Replies {
-		fmt.Fprintf(b, "  reply req=%d/%d seq=%d\n", r.Req.Client, r.Req.Seq, r.Seq)
+		fmt.Fprintf(b, "  reply req=%d/%d seq=%d", r.Req.Client, r.Req.Seq, r.Seq)
+		if r.Offset != 0 {
+			fmt.Fprintf(b, " off=%d", r.Offset)
+		}
+		b.WriteString("\n")
 	}
 	for _, r := range rd.Abandoned {
 		fmt.Fprintf(b, "  abandon req=%d/%d seq=%d\n", r.Req.Client, r.Req.Seq, r.Seq)

@@ -41,10 +41,12 @@ const (
 	maxPending = 4096
 )
 
-// reqEntry is one remembered request id and the sequence number it got.
+// reqEntry is one remembered request id, the sequence number it got and
+// the offset it was applied at (a record append's answer).
 type reqEntry struct {
 	req RequestID
 	seq uint64
+	off int64
 }
 
 // Node is the chain-replication state machine of one replica of one chunk.
@@ -68,12 +70,12 @@ type Node struct {
 	flightBytes int64
 	pending     map[uint64]Update // buffered out-of-order updates, seq > applied+1
 
-	reqs    map[RequestID]uint64 // request id -> seq, the last reqMemory ids
-	reqRing []reqEntry           // insertion order of reqs, for eviction
-	reqHead int                  // oldest entry in reqRing once it is full
+	reqs    map[RequestID]reqEntry // request id -> its entry, the last reqMemory ids
+	reqRing []reqEntry             // insertion order of reqs, for eviction
+	reqHead int                    // oldest entry in reqRing once it is full
 	reqCap  int
 
-	waiting map[uint64]RequestID // head only: seq -> request to answer on commit
+	waiting map[uint64]reqEntry // head only: seq -> request to answer on commit
 
 	damaged []Range // ranges the local replica cannot verify (SetDamaged)
 
@@ -199,12 +201,12 @@ func (n *Node) Propose(w ClientWrite) error {
 	if w.Offset < 0 || length < 0 || (n.size > 0 && (w.Offset > n.size || length > n.size-w.Offset)) {
 		return fmt.Errorf("%w: range [%d, +%d) outside chunk of %d bytes", ErrInvalid, w.Offset, length, n.size)
 	}
-	if seq, ok := n.reqs[w.Req]; ok && w.Req != (RequestID{}) {
-		if seq <= n.acked {
-			n.rd.Replies = append(n.rd.Replies, Reply{Req: w.Req, Seq: seq})
+	if e, ok := n.reqs[w.Req]; ok && w.Req != (RequestID{}) {
+		if seq := e.seq; seq <= n.acked {
+			n.rd.Replies = append(n.rd.Replies, Reply{Req: w.Req, Seq: seq, Offset: e.off})
 		} else {
 			// In flight: one Reply when it commits, however many retries.
-			n.wait(seq, w.Req)
+			n.wait(seq, w.Req, e.off)
 		}
 		return nil
 	}
@@ -225,7 +227,7 @@ func (n *Node) Propose(w ClientWrite) error {
 	if w.Kind == KindWrite {
 		u.Data = w.Data
 	}
-	n.wait(u.Seq, w.Req)
+	n.wait(u.Seq, w.Req, u.Offset)
 	n.apply(u)
 	n.check()
 	return nil
@@ -243,7 +245,7 @@ func (n *Node) SetDamaged(rs []Range) { n.damaged = slices.Clone(rs) }
 func (n *Node) apply(u Update) {
 	n.applied, n.appliedEpoch = u.Seq, u.Epoch
 	n.log.Add(u.Epoch, u.Seq, Range{Off: u.Offset, Len: u.Length})
-	n.remember(u.Req, u.Seq)
+	n.remember(u.Req, u.Seq, u.Offset)
 	n.rd.Apply = append(n.rd.Apply, u)
 	if n.succ != 0 {
 		n.sent = append(n.sent, u)
@@ -281,34 +283,42 @@ func (n *Node) send(u Update) {
 	})
 }
 
+// Known reports whether req is a remembered request (a retry): Propose
+// answers it with its first sequence number and offset, whatever the
+// retry says.
+func (n *Node) Known(req RequestID) bool {
+	_, ok := n.reqs[req]
+	return ok && req != (RequestID{})
+}
+
 // wait records that the head answers req when seq commits.
-func (n *Node) wait(seq uint64, req RequestID) {
+func (n *Node) wait(seq uint64, req RequestID, off int64) {
 	if n.waiting == nil {
-		n.waiting = make(map[uint64]RequestID)
+		n.waiting = make(map[uint64]reqEntry)
 	}
-	n.waiting[seq] = req
+	n.waiting[seq] = reqEntry{req: req, seq: seq, off: off}
 }
 
 // remember records req -> seq, forgetting the oldest id beyond reqCap.
-func (n *Node) remember(req RequestID, seq uint64) {
+func (n *Node) remember(req RequestID, seq uint64, off int64) {
 	if req == (RequestID{}) {
 		return
 	}
+	e := reqEntry{req: req, seq: seq, off: off}
 	if _, ok := n.reqs[req]; ok {
-		n.reqs[req] = seq
+		n.reqs[req] = e
 		return
 	}
 	if n.reqs == nil {
-		n.reqs = make(map[RequestID]uint64)
+		n.reqs = make(map[RequestID]reqEntry)
 	}
-	n.reqs[req] = seq
-	e := reqEntry{req: req, seq: seq}
+	n.reqs[req] = e
 	if len(n.reqRing) < n.reqCap {
 		n.reqRing = append(n.reqRing, e)
 		return
 	}
 	old := n.reqRing[n.reqHead]
-	if n.reqs[old.req] == old.seq {
+	if n.reqs[old.req].seq == old.seq {
 		delete(n.reqs, old.req)
 	}
 	n.reqRing[n.reqHead] = e
@@ -474,7 +484,8 @@ func (n *Node) maybeCommit() {
 	}
 	slices.Sort(done)
 	for _, seq := range done {
-		n.rd.Replies = append(n.rd.Replies, Reply{Req: n.waiting[seq], Seq: seq})
+		w := n.waiting[seq]
+		n.rd.Replies = append(n.rd.Replies, Reply{Req: w.req, Seq: seq, Offset: w.off})
 		delete(n.waiting, seq)
 	}
 }
@@ -582,7 +593,7 @@ func (n *Node) abandonWaiting() {
 	}
 	slices.Sort(seqs)
 	for _, seq := range seqs {
-		n.rd.Abandoned = append(n.rd.Abandoned, Reply{Req: n.waiting[seq], Seq: seq})
+		n.rd.Abandoned = append(n.rd.Abandoned, Reply{Req: n.waiting[seq].req, Seq: seq})
 	}
 	clear(n.waiting)
 }

@@ -184,8 +184,8 @@ func (s *sim) propose(retry bool) {
 // retry shares the commit's single reply).
 func (s *sim) submit(req RequestID) {
 	h := s.head()
-	seq, known := h.reqs[req]
-	shares := known && seq > h.Status().Acked && h.waiting[seq] == req
+	e, known := h.reqs[req]
+	shares := known && e.seq > h.Status().Acked && h.waiting[e.seq].req == req
 	err := h.Propose(ClientWrite{
 		Epoch: h.Config().Epoch, Req: req, Kind: KindWrite,
 		Offset: int64(req.Seq % 64), Data: []byte{byte(req.Seq)}, Leased: true,

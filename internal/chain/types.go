@@ -181,6 +181,9 @@ type ReadRequest struct {
 type Reply struct {
 	Req RequestID
 	Seq uint64
+	// Offset is where the update was applied (remembered with its
+	// request id: a retried record append learns its first offset).
+	Offset int64
 }
 
 // Ready is a batch of work the caller must carry out, in this order:

@@ -16,6 +16,7 @@ import (
 // writeResult answers one waiting Write RPC.
 type writeResult struct {
 	seq uint64
+	off int64 // where it was applied (a record append's answer)
 	err error
 }
 
@@ -53,6 +54,11 @@ type replica struct {
 	epochCh   chan struct{} // closed and cleared whenever the node's configuration changes
 	failed    error         // sticky store error (the node is told: Node.Fail)
 	dropped   bool
+	// appendEnd is where the next record append goes (the end of the
+	// last non-zero byte), known for chain epoch appendEpoch (0: not
+	// known; append.go).
+	appendEnd   int64
+	appendEpoch uint64
 	// relayGap: an update from the predecessor was dropped for want of
 	// chain memory, and none in order taken since (chainmem.go).
 	relayGap bool
@@ -171,6 +177,9 @@ func (r *replica) processReadyLocked() {
 				r.failLocked(err)
 			} else {
 				last = &rd.Apply[i]
+				if u.Kind == chain.KindWrite && r.appendEpoch != 0 {
+					r.appendEnd = max(r.appendEnd, u.Offset+u.Length)
+				}
 			}
 		}
 		if r.failed != nil {
@@ -182,7 +191,7 @@ func (r *replica) processReadyLocked() {
 		r.wantSyncLocked()
 	}
 	for _, rep := range rd.Replies {
-		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{seq: rep.Seq})
+		r.completeLocked(keyOf(rep.Req, rep.Seq), writeResult{seq: rep.Seq, off: rep.Offset})
 	}
 	for _, rep := range rd.Abandoned {
 		epoch := r.node.Config().Epoch

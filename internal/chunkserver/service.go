@@ -86,12 +86,31 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 	}
 	w.Offset = req.GetOffset()
 	w.Leased = v.s.leaseValid()
+	if req.GetAppend() {
+		if err := checkAppend(req, r.chunkSize); err != nil {
+			return nil, err
+		}
+	}
 
 	ch := make(chan writeResult, 1)
 	r.mu.Lock()
 	if r.dropped {
 		r.mu.Unlock()
 		return nil, errNotFound(h)
+	}
+	if req.GetAppend() && !r.node.Known(w.Req) {
+		// A new record goes at the end; a retry gets its first offset
+		// from the node, whatever it proposes.
+		end, err := r.appendEndLocked()
+		if err != nil {
+			r.mu.Unlock()
+			return nil, storeError(err)
+		}
+		if end+w.Length > r.chunkSize {
+			r.mu.Unlock()
+			return &api.WriteResponse{Full: true}, nil
+		}
+		w.Offset = end
 	}
 	// The node refuses writes that cover a block it cannot verify only
 	// in part (chain.ErrDamaged).
@@ -120,7 +139,11 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 			}
 			return nil, storeError(res.err)
 		}
-		return &api.WriteResponse{Seq: res.seq}, nil
+		resp := &api.WriteResponse{Seq: res.seq}
+		if req.GetAppend() {
+			resp.Offset = res.off
+		}
+		return resp, nil
 	case <-ctx.Done():
 		// The write may still commit; the client retries with the same id.
 		r.removeWaiter(key, ch)

@@ -461,6 +461,70 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("setrep 0: exit %d, stderr %q", r.code, r.stderr)
 	}
 
+	// append: lines as records, by two producers at once, and fixed-size
+	// records; cat --records prints each once, whole.
+	var wg sync.WaitGroup
+	var outs [2]result
+	for p := range 2 {
+		var in strings.Builder
+		for i := range 200 {
+			fmt.Fprintf(&in, "producer %d record %d\n", p, i)
+		}
+		wg.Go(func() { outs[p] = run(t, m, strings.NewReader(in.String()), "append", "--chunk-size", "1MiB", "/log") })
+	}
+	wg.Wait()
+	for p, r := range outs {
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "appended 200 records ") {
+			t.Fatalf("append by producer %d: exit %d, stdout %q, stderr %q", p, r.code, r.stdout, r.stderr)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(ok(t, m, "cat", "--records", "/log"), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] || !strings.HasPrefix(l, "producer ") {
+			t.Fatalf("cat --records: %q twice or not a record", l)
+		}
+		seen[l] = true
+	}
+	if len(seen) != 400 {
+		t.Fatalf("cat --records: %d records, want 400", len(seen))
+	}
+	if out := ok(t, m, "append", "--record-size", "1000", "--parallel", "4", "/log"); out != "appended 0 records (0 B) to /log\n" {
+		t.Fatalf("append of nothing = %q", out)
+	}
+	if r := run(t, m, strings.NewReader(strings.Repeat("x", 10000)), "append", "--record-size", "1000", "--parallel", "4", "/log"); r.code != 0 || !strings.HasPrefix(r.stdout, "appended 10 records ") {
+		t.Fatalf("append --record-size: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := strings.Count(ok(t, m, "cat", "--records", "/log"), strings.Repeat("x", 1000)+"\n"); n != 10 {
+		t.Fatalf("cat --records: %d records of 1000 bytes, want 10", n)
+	}
+	wantFail(t, run(t, m, strings.NewReader("x"), "append", "--record-size", "1MiB", "/log"), "record-size", "a quarter of its chunk")
+
+	// admin rebalance --status: three servers on one disk are balanced.
+	rb := decode[struct {
+		Balanced      bool    `json:"balanced"`
+		Enabled       bool    `json:"enabled"`
+		Mean          float64 `json:"mean"`
+		Tolerance     float64 `json:"tolerance"`
+		MinSpread     float64 `json:"min_spread"`
+		MovesInFlight uint64  `json:"moves_in_flight"`
+		MovesDone     uint64  `json:"moves_done"`
+		MovedBytes    int64   `json:"moved_bytes"`
+		Servers       []struct {
+			ID            uint64  `json:"id"`
+			Addr          string  `json:"addr"`
+			LoadBytes     int64   `json:"load_bytes"`
+			CapacityBytes int64   `json:"capacity_bytes"`
+			Fraction      float64 `json:"fraction"`
+		} `json:"servers"`
+	}](t, "admin rebalance --status --json", ok(t, m, "admin", "rebalance", "--status", "--json"))
+	if !rb.Balanced || !rb.Enabled || len(rb.Servers) != 3 || rb.Servers[0].LoadBytes <= 0 || rb.MovesDone != 0 {
+		t.Fatalf("admin rebalance --status --json = %+v", rb)
+	}
+	if out := ok(t, m, "admin", "rebalance"); !strings.HasPrefix(out, "rebalance: balanced; mean use ") {
+		t.Fatalf("admin rebalance:\n%s", out)
+	}
+
 	// admin chunkserver remove: a running server is refused, a bad id
 	// is a usage error; nothing changes.
 	id := strconv.FormatUint(st.Chunkservers[0].ID, 10)
@@ -482,8 +546,11 @@ func TestCLI(t *testing.T) {
 	if s := fileSHA(t, filepath.Join(tmp, "medium.after")); s != medSHA {
 		t.Fatal("get /medium.bin after restart: sha256 differs")
 	}
-	if out := ok(t, m, "ls"); out != "dir/\nhello.txt\nmedium.bin\n" {
+	if out := ok(t, m, "ls"); out != "dir/\nhello.txt\nlog\nmedium.bin\n" {
 		t.Fatalf("ls after restart = %q", out)
+	}
+	if n := strings.Count(ok(t, m, "cat", "--records", "/log"), "\n"); n != 410 {
+		t.Fatalf("cat --records /log after restart: %d records, want 410", n)
 	}
 }
 
