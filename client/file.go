@@ -35,6 +35,10 @@ type File struct {
 	// fetchMu serializes chunk-map fetches so concurrent pieces of one
 	// request do not ask the master for the same batch.
 	fetchMu sync.Mutex
+	// flushMu runs one size report at a time: callers that waited find
+	// their size reported by the one before them, or send one for all
+	// (concurrent Appends of one File share reports).
+	flushMu sync.Mutex
 
 	mu       sync.Mutex
 	size     int64 // size at Open plus this File's writes and truncates
@@ -584,6 +588,8 @@ func (f *File) Close() error {
 
 // flush sends one SetSize(EXTEND) when the file grew since the last report.
 func (f *File) flush(ctx context.Context) error {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
 	f.mu.Lock()
 	size, need := f.size, f.size > f.reported
 	f.mu.Unlock()

@@ -57,7 +57,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	block = bench.DefaultBlock
 	cfg.SyncFileSize = bench.DefaultSyncFileSize
 	cmd := &cobra.Command{
-		Use:   "bench [--embedded] [--workloads seqwrite,seqread,sync4k,creates] [flags]",
+		Use:   "bench [--embedded] [--workloads seqwrite,seqread,sync4k,creates,appends] [flags]",
 		Short: "Measure write/read throughput, sync write latency and create rate",
 		Long: "Run benchmarks through the client library against --master, or against an\n" +
 			"in-process cluster (--embedded). Prints a table and writes JSON to --out.\n" +
@@ -94,7 +94,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.Var(sizeValue{&cfg.Size}, "size", "size of the seqwrite/seqread file")
 	f.Var(sizeValue{&block}, "block", "size of one seqwrite/seqread WriteAt/ReadAt")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "calls in flight (default: 4 for seqwrite, seqread, creates; 1 for sync4k)")
-	f.IntVar(&cfg.Ops, "ops", bench.DefaultOps, "number of sync4k writes")
+	f.IntVar(&cfg.Ops, "ops", bench.DefaultOps, "number of sync4k writes and of appends")
 	f.Var(sizeValue{&cfg.SyncFileSize}, "sync-file-size", "size of the preallocated file sync4k writes into")
 	f.IntVar(&cfg.Files, "files", bench.DefaultFiles, "number of files for creates")
 	f.IntVar(&replication, "replication", client.DefaultReplication, "replication factor of the bench files")

@@ -32,10 +32,11 @@ const (
 	SeqRead  = "seqread"
 	Sync4K   = "sync4k"
 	Creates  = "creates"
+	Appends  = "appends"
 )
 
 // AllWorkloads returns every workload, in run order (the default list).
-func AllWorkloads() []string { return []string{SeqWrite, SeqRead, Sync4K, Creates} }
+func AllWorkloads() []string { return []string{SeqWrite, SeqRead, Sync4K, Creates, Appends} }
 
 // Defaults.
 const (
@@ -52,6 +53,7 @@ const (
 type File interface {
 	WriteAtContext(ctx context.Context, p []byte, off int64) (int, error)
 	ReadAtContext(ctx context.Context, p []byte, off int64) (int, error)
+	Append(ctx context.Context, record []byte) (int64, error)
 	Sync() error
 	Close() error
 }
@@ -89,10 +91,11 @@ type Config struct {
 	Size  int64
 	Block int
 	// Concurrency is the number of calls in flight; 0 means the workload's
-	// default: 4 for seqwrite, seqread and creates, 1 for sync4k.
+	// default: 4 for seqwrite, seqread and creates, 1 for sync4k, 8
+	// producers for appends.
 	Concurrency int
-	// Ops is the number of sync4k writes; SyncFileSize the size of the
-	// preallocated file they land in.
+	// Ops is the number of sync4k writes and of appends; SyncFileSize the
+	// size of the preallocated file sync4k writes land in.
 	Ops          int
 	SyncFileSize int64
 	// Files is the number of files creates makes.
@@ -209,6 +212,8 @@ func Run(ctx context.Context, cfg Config) (_ []Result, err error) {
 			res, err = r.sync4k(ctx)
 		case Creates:
 			res, err = r.creates(ctx)
+		case Appends:
+			res, err = r.appends(ctx)
 		}
 		if err != nil {
 			return out, fmt.Errorf("bench: %s: %w", w, err)
@@ -249,6 +254,11 @@ func pattern(n int) []byte {
 // forEach runs fn(i) for i in [0, n) on conc workers and returns the first
 // error; after an error, workers stop taking new items.
 func forEach(ctx context.Context, n, conc int, fn func(ctx context.Context, i int) error) error {
+	return forEachWorker(ctx, n, conc, func(ctx context.Context, _, i int) error { return fn(ctx, i) })
+}
+
+// forEachWorker is forEach telling fn which worker (0 to conc-1) runs it.
+func forEachWorker(ctx context.Context, n, conc int, fn func(ctx context.Context, w, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -265,14 +275,14 @@ func forEach(ctx context.Context, n, conc int, fn func(ctx context.Context, i in
 		next++
 		return next - 1, true
 	}
-	for range min(conc, n) {
+	for w := range min(conc, n) {
 		wg.Go(func() {
 			for {
 				i, ok := take()
 				if !ok {
 					return
 				}
-				if err := fn(ctx, i); err != nil {
+				if err := fn(ctx, w, i); err != nil {
 					cancel(err)
 					return
 				}
@@ -466,6 +476,47 @@ func (r *runner) creates(ctx context.Context) (Result, error) {
 	}
 	res := latency(Creates, c, smallIO, lat, el)
 	res.Note = "create + 4 KiB write + close per file"
+	return res, nil
+}
+
+// appends: Ops records of 4 KiB appended to one file by Concurrency
+// producers, each with its own File (client.File.Append: durable on
+// every replica, exactly once, the size reported, when it returns).
+func (r *runner) appends(ctx context.Context) (Result, error) {
+	c := r.conc(8)
+	p := path.Join(r.cfg.Dir, "appends.log")
+	f, err := r.cfg.FS.Create(ctx, p, r.createOpts())
+	if err != nil {
+		return Result{}, fmt.Errorf("create: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return Result{}, fmt.Errorf("create: close: %w", err)
+	}
+	files := make([]File, c)
+	for i := range files {
+		if files[i], err = r.cfg.FS.Open(ctx, p); err != nil {
+			return Result{}, fmt.Errorf("open: %w", err)
+		}
+		defer files[i].Close()
+	}
+	lat := make([]time.Duration, r.cfg.Ops)
+	rec := pattern(smallIO)
+	start := r.cfg.Now()
+	err = forEachWorker(ctx, r.cfg.Ops, c, func(ctx context.Context, w, i int) error {
+		t0 := r.cfg.Now()
+		_, err := files[w].Append(ctx, rec)
+		lat[i] = r.cfg.Now().Sub(t0)
+		if err != nil {
+			return fmt.Errorf("append %d: %w", i, err)
+		}
+		return nil
+	})
+	el := r.cfg.Now().Sub(start)
+	if err != nil {
+		return Result{}, err
+	}
+	res := latency(Appends, c, smallIO, lat, el)
+	res.Note = "4 KiB records, one File per producer; durable, exactly once, size reported"
 	return res, nil
 }
 

@@ -101,6 +101,15 @@ func (f *memFile) WriteAtContext(_ context.Context, p []byte, off int64) (int, e
 	return len(p), nil
 }
 
+func (f *memFile) Append(_ context.Context, rec []byte) (int64, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	off := int64(len(f.data))
+	f.data = append(f.data, rec...)
+	f.offs = append(f.offs, off)
+	return off, nil
+}
+
 func (f *memFile) ReadAtContext(_ context.Context, p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
@@ -153,10 +162,10 @@ func TestRunAllWorkloads(t *testing.T) {
 	for _, r := range res {
 		names = append(names, r.Workload)
 	}
-	if got := strings.Join(names, ","); got != "seqwrite,seqread,sync4k,creates" {
+	if got := strings.Join(names, ","); got != "seqwrite,seqread,sync4k,creates,appends" {
 		t.Fatalf("workloads %s", got)
 	}
-	sw, sr, s4, cr := res[0], res[1], res[2], res[3]
+	sw, sr, s4, cr, ap := res[0], res[1], res[2], res[3], res[4]
 
 	// seqwrite: two clock reads around the timed part, so 1 s.
 	if sw.Bytes != cfg.Size || sw.Seconds != 1 || sw.MBps != float64(cfg.Size)/1e6 || sw.Concurrency != 4 {
@@ -204,9 +213,16 @@ func TestRunAllWorkloads(t *testing.T) {
 			t.Fatalf("small file %d missing or not 4 KiB", i)
 		}
 	}
-	// 2 big files + 20 small ones.
-	if fs.creates != 22 {
-		t.Errorf("creates %d, want 22", fs.creates)
+	// appends: Ops 4 KiB records by 8 producers.
+	if ap.Ops != 50 || ap.Concurrency != 8 || ap.Bytes != 50*4096 || ap.P50us != 1e6 {
+		t.Errorf("appends %+v", ap)
+	}
+	if lf := fs.all["/bench/appends.log"]; lf == nil || len(lf.data) != 50*4096 {
+		t.Fatal("the appends file does not hold 50 records")
+	}
+	// 2 big files + 20 small ones + the appends file.
+	if fs.creates != 23 {
+		t.Errorf("creates %d, want 23", fs.creates)
 	}
 	if len(fs.files) != 0 || len(fs.dirs) != 0 {
 		t.Errorf("not cleaned up: %d files, %d dirs left", len(fs.files), len(fs.dirs))
