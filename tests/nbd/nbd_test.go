@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
 	"github.com/catena-io/catena/internal/nbd"
@@ -264,4 +268,127 @@ func TestTrimZerosAndFreesSpace(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestFioDuringReplicaChanges: fio writes and verifies through NBD, run
+// after run, while the volume's replication goes 3 -> 5 -> 2 and then a
+// chunkserver drains: every fio run verifies, the chains end at exactly
+// two members, none on the drained server, which holds nothing.
+func TestFioDuringReplicaChanges(t *testing.T) {
+	testtools.Programs(t, "tests/nbd", "fio")
+	c := clustertest.New(t, cluster.Config{Chunkservers: 6, RepairInterval: 50 * time.Millisecond})
+	cl := clustertest.Client(t, c)
+	exports := nbd.NewVolumeExports(cl, nil)
+	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close(); exports.Close() })
+	e := &env{c: c, cl: cl, addr: l.Addr().String()}
+	e.volume(t, "r", 64<<20, 3)
+	ctx := context.Background()
+
+	done := make(chan struct{})
+	fioErr := make(chan error, 1)
+	runs := 0
+	go func() {
+		defer close(fioErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			out, err := exec.CommandContext(fctx, "fio", append(fioArgs(e.uri("r")), "--rate_iops=1000")...).CombinedOutput()
+			cancel()
+			if err != nil || !strings.Contains(string(out), "err= 0") {
+				fioErr <- fmt.Errorf("fio run %d: %v\n%s", runs+1, err, out)
+				return
+			}
+			runs++
+		}
+	}()
+	settled := func(want int) {
+		t.Helper()
+		clustertest.Eventually(t, 90*time.Second, func() error {
+			st, err := cl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			var members uint64
+			for _, s := range st.Chunkservers {
+				members += s.Chains
+			}
+			if st.ChunksUnderReplicated+st.ChunksOverReplicated != 0 || st.ChunksTotal == 0 || members != uint64(want)*st.ChunksTotal {
+				return fmt.Errorf("%d chunks, %d memberships (want %d each), %d under-, %d over-replicated",
+					st.ChunksTotal, members, want, st.ChunksUnderReplicated, st.ChunksOverReplicated)
+			}
+			return nil
+		})
+	}
+	// Some data first, so that there are chains to change.
+	clustertest.Eventually(t, time.Minute, func() error {
+		if v, err := cl.VolumeInfo(ctx, "r"); err != nil || v.AllocatedChunks < 2 {
+			return fmt.Errorf("volume not written yet (%v)", err)
+		}
+		return nil
+	})
+	for _, n := range []int{5, 2} {
+		if _, err := cl.SetVolumeReplication(ctx, "r", n); err != nil {
+			t.Fatal(err)
+		}
+		settled(n)
+	}
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drained uint64
+	for _, s := range st.Chunkservers {
+		if s.Chains > 0 && (drained == 0 || s.ID < drained) {
+			drained = s.ID
+		}
+	}
+	conn, err := grpc.NewClient(c.MasterAddr(), c.DialOption(auth.RoleMaster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := api.NewAdminClient(conn).DrainChunkserver(ctx, &api.DrainChunkserverRequest{Id: drained}); err != nil {
+		t.Fatal(err)
+	}
+	settled(2)
+	clustertest.Eventually(t, time.Minute, func() error {
+		held, err := c.ReplicaHandles(c.ChunkserverIndex(drained))
+		if err != nil {
+			return err
+		}
+		if len(held) != 0 {
+			return fmt.Errorf("the drained server still holds %v", held)
+		}
+		return nil
+	})
+	close(done)
+	if err := <-fioErr; err != nil {
+		t.Fatal(err)
+	}
+	if runs == 0 {
+		t.Fatal("no fio run completed during the changes")
+	}
+	st, err = cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Chunkservers {
+		if s.ID == drained && s.Chains != 0 {
+			t.Fatalf("the drained server is in %d chains", s.Chains)
+		}
+	}
+	t.Logf("%d fio runs verified while replication went 3 -> 5 -> 2 and server %d drained", runs, drained)
 }
