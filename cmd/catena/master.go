@@ -83,7 +83,7 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
 	f.IntVar(&cfg.RepairConcurrency, "repair-concurrency", 4, "re-replications (and rebalancing moves) in flight at once")
 	f.StringVar(&repairRate, "repair-rate", "64MiB", "copy rate of each re-replication or move, bytes per second")
-	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", 2, "rebalancing moves in flight at once, within --repair-concurrency (0: no rebalancing)")
+	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", 2, "rebalancing moves (and a drain's copies) in flight at once, within --repair-concurrency (0: no rebalancing; drains then copy one at a time)")
 	f.BoolVar(&insecure, "insecure", false, "run without --tls-dir: plain TCP, and anyone who can reach a port may call anything (for trusted labs only)")
 	return cmd
 }

@@ -66,6 +66,9 @@ type procClusterConfig struct {
 	// InProcessMaster, when set, runs the master in the benchmark process
 	// with this configuration (Dir and ListenAddr are filled in).
 	InProcessMaster *master.Config
+	// ChunkserverArgs are extra `catena chunkserver` flags (e.g.
+	// --capacity).
+	ChunkserverArgs []string
 }
 
 func startProcCluster(b *testing.B, cfg procClusterConfig) *procCluster {
@@ -93,13 +96,8 @@ func startProcCluster(b *testing.B, cfg procClusterConfig) *procCluster {
 			"--listen", c.master, "--raft-addr", freeTCPAddr(b)}, cfg.MasterArgs...)
 		startProc(b, c.bin, filepath.Join(c.dir, "master.log"), "catena master: listening on", args...)
 	}
-	for i := range cfg.Chunkservers {
-		addr := freeTCPAddr(b)
-		c.csAddr = append(c.csAddr, addr)
-		c.csArgs = append(c.csArgs, []string{"chunkserver", "--insecure", "--master", c.master,
-			"--dir", filepath.Join(c.dir, fmt.Sprintf("cs%d", i+1)), "--listen", addr})
-		c.cs = append(c.cs, nil)
-		c.startChunkserver(i)
+	for range cfg.Chunkservers {
+		c.addChunkserver(cfg.ChunkserverArgs...)
 	}
 	cl, err := client.New(client.Config{Masters: []string{c.master}, OpTimeout: 5 * time.Minute})
 	if err != nil {
@@ -109,6 +107,19 @@ func startProcCluster(b *testing.B, cfg procClusterConfig) *procCluster {
 	c.cl = cl
 	c.await("every chunkserver alive", func(st *client.Status) error { return c.allAlive(st) })
 	return c
+}
+
+// addChunkserver starts one more chunkserver process with extra flags;
+// it returns its index.
+func (c *procCluster) addChunkserver(extra ...string) int {
+	i := len(c.cs)
+	addr := freeTCPAddr(c.b)
+	c.csAddr = append(c.csAddr, addr)
+	c.csArgs = append(c.csArgs, append([]string{"chunkserver", "--insecure", "--master", c.master,
+		"--dir", filepath.Join(c.dir, fmt.Sprintf("cs%d", i+1)), "--listen", addr}, extra...))
+	c.cs = append(c.cs, nil)
+	c.startChunkserver(i)
+	return i
 }
 
 func (c *procCluster) startChunkserver(i int) {

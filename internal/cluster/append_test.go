@@ -21,6 +21,7 @@ import (
 
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/lincheck"
 )
 
 // appendDuration is how long TestRecordAppend's workload runs.
@@ -165,7 +166,7 @@ func TestRecordAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRand(t)
-	h := &history{start: time.Now()}
+	h := lincheck.NewHistory()
 	ctx, stop := context.WithTimeout(t.Context(), dur)
 	defer stop()
 	var mu sync.Mutex
@@ -183,18 +184,18 @@ func TestRecordAppend(t *testing.T) {
 				id := uint64(p+1)<<32 | i
 				rec := appendRecord(id)
 				in := appendIn{id: id, size: int64(len(rec)) + 16}
-				call := h.now()
+				call := h.Now()
 				octx, cancel := context.WithTimeout(context.Background(), linOpTimeout)
 				off, err := fp.Append(octx, rec)
 				cancel()
-				op := porcupine.Operation{ClientId: p, Input: in, Call: call, Return: h.now(), Output: appendOut{off: off}}
+				op := porcupine.Operation{ClientId: p, Input: in, Call: call, Return: h.Now(), Output: appendOut{off: off}}
 				if err != nil {
 					mu.Lock()
 					unknown[id] = op
 					mu.Unlock()
 					continue
 				}
-				h.add(op)
+				h.Add(op)
 			}
 		})
 	}
@@ -208,7 +209,7 @@ func TestRecordAppend(t *testing.T) {
 		wg.Go(func() {
 			buf := make([]byte, chunkSize)
 			for ctx.Err() == nil {
-				call := h.now()
+				call := h.Now()
 				octx, cancel := context.WithTimeout(context.Background(), linOpTimeout)
 				seen, chunk, err := readChunk(octx, fr, rr, buf)
 				cancel()
@@ -219,8 +220,8 @@ func TestRecordAppend(t *testing.T) {
 				if err != nil {
 					continue // a failed read says nothing
 				}
-				h.add(porcupine.Operation{ClientId: appendProducers + rd, Input: appendIn{read: true, chunk: chunk},
-					Call: call, Return: h.now(), Output: appendOut{seen: seen}})
+				h.Add(porcupine.Operation{ClientId: appendProducers + rd, Input: appendIn{read: true, chunk: chunk},
+					Call: call, Return: h.Now(), Output: appendOut{seen: seen}})
 			}
 		})
 	}
@@ -259,9 +260,7 @@ func TestRecordAppend(t *testing.T) {
 		}
 		at[id] = rec.Offset
 	}
-	h.mu.Lock()
-	ops := slices.Clone(h.ops)
-	h.mu.Unlock()
+	ops := h.Ops()
 	acked, reads := 0, 0
 	for _, op := range ops {
 		in := op.Input.(appendIn)

@@ -14,6 +14,7 @@ import (
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/lincheck"
 )
 
 // Power cuts at the storage level: every chunkserver of every chain loses
@@ -243,7 +244,7 @@ func pcWriter(ctx context.Context, f *client.File, h *pcHistory, w, cycle int, r
 		buf := make([]byte, 0, n*pcReg)
 		for i := range vals {
 			vals[i] = uint64(w+1)<<56 | uint64(cycle+1)<<48 | seq<<8 | uint64(i)
-			buf = append(buf, encodeBlock(vals[i])...)
+			buf = append(buf, lincheck.Encode(vals[i])...)
 		}
 		octx, cancel := context.WithTimeout(ctx, pcOpWait)
 		_, err := f.WriteAtContext(octx, buf, int64(first*pcReg))
@@ -329,7 +330,7 @@ func pcVerify(t *testing.T, cl *client.Client, h *pcHistory, lost map[uint64][]i
 			}
 			t.Fatalf("cycle %d: read register %d: %v", cycle, reg, err)
 		}
-		v, err := decodeBlock(buf)
+		v, err := lincheck.Decode(buf)
 		if err != nil {
 			t.Fatalf("cycle %d: register %d: %v", cycle, reg, err)
 		}

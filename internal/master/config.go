@@ -69,7 +69,8 @@ type Config struct {
 	RepairBytesPerSec int64
 	// RebalanceConcurrency bounds the rebalancing moves in flight, within
 	// RepairConcurrency and only while no repair is to be made (default
-	// 2; negative: no rebalancing).
+	// 2; negative: no rebalancing), and a drain's copies of chunks that
+	// still have their full count (at least one at a time).
 	RebalanceConcurrency int
 	// RebalanceTolerance: servers are balanced when each one's used
 	// fraction is within this fraction of the mean (default 0.1).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -164,7 +165,30 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	}
 	plans := decide.PlanRepairs(decide.RepairInput{Chunks: chunks, Servers: servers, Live: live, Free: free,
 		Inventory: inv, Busy: busy, Bad: bad, Slots: slots, DomainKey: decide.DefaultDomainKey})
+	// A drain's copies (chunks at their full count with a draining
+	// member: nothing is at risk) go at the rebalance's pace, so that
+	// clients keep most of the disks; real losses go at full speed.
+	draining := map[uint64]bool{}
+	for _, sv := range servers {
+		draining[sv.ID] = sv.Draining
+	}
+	drainOnly := func(h uint64) bool {
+		ch, ok := chunkByHandle(chunks, h)
+		return ok && len(ch.Chain) >= ch.Replication && slices.ContainsFunc(ch.Chain, func(id uint64) bool { return draining[id] })
+	}
+	drainSlots := max(1, m.cfg.RebalanceConcurrency)
+	for _, h := range m.soft.repairing() {
+		if drainOnly(h) {
+			drainSlots--
+		}
+	}
 	for _, p := range plans {
+		if drainOnly(p.Handle) {
+			if drainSlots <= 0 {
+				continue
+			}
+			drainSlots--
+		}
 		if !m.soft.startRepair(p.Handle, p.Target) {
 			continue
 		}
@@ -482,6 +506,13 @@ func (s *softState) repairView(now time.Time, concurrency int) (busy map[uint64]
 		}
 	}
 	return busy, bad, concurrency - len(s.repairs)
+}
+
+// repairing lists the chunks with a repair in flight.
+func (s *softState) repairing() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.repairs))
 }
 
 // startRepair marks handle as being repaired onto target; false if it

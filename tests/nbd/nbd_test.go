@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/lincheck"
 	"github.com/catena-io/catena/internal/nbd"
 	"github.com/catena-io/catena/internal/testtools"
 )
@@ -314,6 +317,26 @@ func TestFioDuringReplicaChanges(t *testing.T) {
 			runs++
 		}
 	}()
+	// A porcupine register test in the volume's other half (fio uses
+	// the first 32 MiB), on the same changing chains.
+	regCtx, regStop := context.WithCancel(ctx)
+	defer regStop()
+	h := lincheck.NewHistory()
+	wl := lincheck.Workload{Blocks: 8, Base: 32 << 20, Stride: 4 << 20, Workers: 4, OpTimeout: 10 * time.Second}
+	var regs sync.WaitGroup
+	torn := make(chan error, wl.Workers)
+	for w := range wl.Workers {
+		v, err := clustertest.Client(t, c).OpenVolume(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
+		regs.Go(func() {
+			if err := wl.Run(regCtx, w, v, r, h); err != nil {
+				torn <- err
+			}
+		})
+	}
 	settled := func(want int) {
 		t.Helper()
 		clustertest.Eventually(t, 90*time.Second, func() error {
@@ -375,12 +398,19 @@ func TestFioDuringReplicaChanges(t *testing.T) {
 		return nil
 	})
 	close(done)
+	regStop()
+	regs.Wait()
+	close(torn)
+	for err := range torn {
+		t.Error(err)
+	}
 	if err := <-fioErr; err != nil {
 		t.Fatal(err)
 	}
 	if runs == 0 {
 		t.Fatal("no fio run completed during the changes")
 	}
+	lincheck.Check(t, h, 10)
 	st, err = cl.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
