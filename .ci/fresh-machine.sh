@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-hidden=(nbdinfo nbdcopy qemu-img qemu-io fio fusermount3 fusermount sqlite3 setfacl getfacl)
+hidden=(nbdinfo nbdcopy qemu-img qemu-io fio fusermount3 fusermount sqlite3 setfacl getfacl prometheus chromium)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 # Every program on PATH but the hidden ones, first found first.
@@ -27,19 +27,19 @@ for h in "${hidden[@]}"; do
 done
 
 out=$(mktemp)
-if ! env -u CI PATH="$bin" go test -count=1 -v -timeout 10m ./tests/nbd ./tests/fuse ./internal/fusefs >"$out" 2>&1; then
+if ! env -u CI PATH="$bin" go test -count=1 -v -timeout 10m ./tests/nbd ./tests/fuse ./internal/fusefs ./tests/metrics ./tests/console >"$out" 2>&1; then
   grep -E '^(--- FAIL|FAIL|ok)|_test.go' "$out" | head -40
   echo "fresh-machine: the suites fail without their programs"; exit 1
 fi
 fail=0
-for pkg in tests/nbd tests/fuse internal/fusefs; do
+for pkg in tests/nbd tests/fuse internal/fusefs tests/metrics tests/console; do
   skips=$(grep -c "$pkg: skipped: " "$out" || true)
   echo "fresh-machine: $pkg: $skips tests skipped with a named reason"
   [ "$skips" -gt 0 ] || fail=1
 done
 # Every skip says why, on the line before it: the package and what is
 # missing, or that the test is only a helper process of another.
-bad=$(awk '/^ *--- SKIP/ { if (prev !~ /(tests\/nbd|tests\/fuse|internal\/fusefs): skipped: |only as the exerciser|the child of/) print } { prev = $0 }' "$out")
+bad=$(awk '/^ *--- SKIP/ { if (prev !~ /(tests\/nbd|tests\/fuse|internal\/fusefs|tests\/metrics|tests\/console): skipped: |only as the exerciser|the child of/) print } { prev = $0 }' "$out")
 if [ -n "$bad" ]; then
   echo "fresh-machine: skips without a named reason:"; echo "$bad"
   fail=1

@@ -21,6 +21,86 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ConsoleSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsoleSnapshotRequest) Reset() {
+	*x = ConsoleSnapshotRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsoleSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsoleSnapshotRequest) ProtoMessage() {}
+
+func (x *ConsoleSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsoleSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*ConsoleSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type ConsoleSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Json          []byte                 `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"` // internal/console.Snapshot
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsoleSnapshotResponse) Reset() {
+	*x = ConsoleSnapshotResponse{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsoleSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsoleSnapshotResponse) ProtoMessage() {}
+
+func (x *ConsoleSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsoleSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*ConsoleSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConsoleSnapshotResponse) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 type RebalanceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kick          bool                   `protobuf:"varint,1,opt,name=kick,proto3" json:"kick,omitempty"`
@@ -30,7 +110,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +122,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +135,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RebalanceRequest) GetKick() bool {
@@ -82,7 +162,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +174,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +187,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RebalanceResponse) GetServers() []*RebalanceResponse_Server {
@@ -183,7 +263,7 @@ type RemoveChunkserverRequest struct {
 
 func (x *RemoveChunkserverRequest) Reset() {
 	*x = RemoveChunkserverRequest{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +275,7 @@ func (x *RemoveChunkserverRequest) String() string {
 func (*RemoveChunkserverRequest) ProtoMessage() {}
 
 func (x *RemoveChunkserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +288,7 @@ func (x *RemoveChunkserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChunkserverRequest.ProtoReflect.Descriptor instead.
 func (*RemoveChunkserverRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RemoveChunkserverRequest) GetId() uint64 {
@@ -234,7 +314,7 @@ type RemoveChunkserverResponse struct {
 
 func (x *RemoveChunkserverResponse) Reset() {
 	*x = RemoveChunkserverResponse{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +326,7 @@ func (x *RemoveChunkserverResponse) String() string {
 func (*RemoveChunkserverResponse) ProtoMessage() {}
 
 func (x *RemoveChunkserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +339,7 @@ func (x *RemoveChunkserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveChunkserverResponse.ProtoReflect.Descriptor instead.
 func (*RemoveChunkserverResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RemoveChunkserverResponse) GetChains() uint64 {
@@ -279,7 +359,7 @@ type DrainChunkserverRequest struct {
 
 func (x *DrainChunkserverRequest) Reset() {
 	*x = DrainChunkserverRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +371,7 @@ func (x *DrainChunkserverRequest) String() string {
 func (*DrainChunkserverRequest) ProtoMessage() {}
 
 func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +384,7 @@ func (x *DrainChunkserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverRequest.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DrainChunkserverRequest) GetId() uint64 {
@@ -329,7 +409,7 @@ type DrainChunkserverResponse struct {
 
 func (x *DrainChunkserverResponse) Reset() {
 	*x = DrainChunkserverResponse{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +421,7 @@ func (x *DrainChunkserverResponse) String() string {
 func (*DrainChunkserverResponse) ProtoMessage() {}
 
 func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +434,7 @@ func (x *DrainChunkserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainChunkserverResponse.ProtoReflect.Descriptor instead.
 func (*DrainChunkserverResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 type ProgressRequest struct {
@@ -365,7 +445,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +457,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +470,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 type ProgressResponse struct {
@@ -403,7 +483,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +495,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +508,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProgressResponse) GetId() string {
@@ -458,7 +538,7 @@ type AddMasterRequest struct {
 
 func (x *AddMasterRequest) Reset() {
 	*x = AddMasterRequest{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +550,7 @@ func (x *AddMasterRequest) String() string {
 func (*AddMasterRequest) ProtoMessage() {}
 
 func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +563,7 @@ func (x *AddMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterRequest.ProtoReflect.Descriptor instead.
 func (*AddMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AddMasterRequest) GetId() string {
@@ -515,7 +595,7 @@ type AddMasterResponse struct {
 
 func (x *AddMasterResponse) Reset() {
 	*x = AddMasterResponse{}
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +607,7 @@ func (x *AddMasterResponse) String() string {
 func (*AddMasterResponse) ProtoMessage() {}
 
 func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +620,7 @@ func (x *AddMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMasterResponse.ProtoReflect.Descriptor instead.
 func (*AddMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{9}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type RemoveMasterRequest struct {
@@ -552,7 +632,7 @@ type RemoveMasterRequest struct {
 
 func (x *RemoveMasterRequest) Reset() {
 	*x = RemoveMasterRequest{}
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +644,7 @@ func (x *RemoveMasterRequest) String() string {
 func (*RemoveMasterRequest) ProtoMessage() {}
 
 func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +657,7 @@ func (x *RemoveMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{10}
+	return file_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RemoveMasterRequest) GetId() string {
@@ -595,7 +675,7 @@ type RemoveMasterResponse struct {
 
 func (x *RemoveMasterResponse) Reset() {
 	*x = RemoveMasterResponse{}
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +687,7 @@ func (x *RemoveMasterResponse) String() string {
 func (*RemoveMasterResponse) ProtoMessage() {}
 
 func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +700,7 @@ func (x *RemoveMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMasterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{11}
+	return file_admin_proto_rawDescGZIP(), []int{13}
 }
 
 type ListMastersRequest struct {
@@ -631,7 +711,7 @@ type ListMastersRequest struct {
 
 func (x *ListMastersRequest) Reset() {
 	*x = ListMastersRequest{}
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +723,7 @@ func (x *ListMastersRequest) String() string {
 func (*ListMastersRequest) ProtoMessage() {}
 
 func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +736,7 @@ func (x *ListMastersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersRequest.ProtoReflect.Descriptor instead.
 func (*ListMastersRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{12}
+	return file_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type MasterMember struct {
@@ -672,7 +752,7 @@ type MasterMember struct {
 
 func (x *MasterMember) Reset() {
 	*x = MasterMember{}
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +764,7 @@ func (x *MasterMember) String() string {
 func (*MasterMember) ProtoMessage() {}
 
 func (x *MasterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +777,7 @@ func (x *MasterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterMember.ProtoReflect.Descriptor instead.
 func (*MasterMember) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{13}
+	return file_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MasterMember) GetId() string {
@@ -744,7 +824,7 @@ type ListMastersResponse struct {
 
 func (x *ListMastersResponse) Reset() {
 	*x = ListMastersResponse{}
-	mi := &file_admin_proto_msgTypes[14]
+	mi := &file_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +836,7 @@ func (x *ListMastersResponse) String() string {
 func (*ListMastersResponse) ProtoMessage() {}
 
 func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[14]
+	mi := &file_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +849,7 @@ func (x *ListMastersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMastersResponse.ProtoReflect.Descriptor instead.
 func (*ListMastersResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{14}
+	return file_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListMastersResponse) GetMasters() []*MasterMember {
@@ -789,7 +869,7 @@ type RegisterMasterRequest struct {
 
 func (x *RegisterMasterRequest) Reset() {
 	*x = RegisterMasterRequest{}
-	mi := &file_admin_proto_msgTypes[15]
+	mi := &file_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +881,7 @@ func (x *RegisterMasterRequest) String() string {
 func (*RegisterMasterRequest) ProtoMessage() {}
 
 func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[15]
+	mi := &file_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +894,7 @@ func (x *RegisterMasterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMasterRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{15}
+	return file_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RegisterMasterRequest) GetId() string {
@@ -839,7 +919,7 @@ type RegisterMasterResponse struct {
 
 func (x *RegisterMasterResponse) Reset() {
 	*x = RegisterMasterResponse{}
-	mi := &file_admin_proto_msgTypes[16]
+	mi := &file_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +931,7 @@ func (x *RegisterMasterResponse) String() string {
 func (*RegisterMasterResponse) ProtoMessage() {}
 
 func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[16]
+	mi := &file_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +944,7 @@ func (x *RegisterMasterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMasterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMasterResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{16}
+	return file_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type RebalanceResponse_Server struct {
@@ -880,7 +960,7 @@ type RebalanceResponse_Server struct {
 
 func (x *RebalanceResponse_Server) Reset() {
 	*x = RebalanceResponse_Server{}
-	mi := &file_admin_proto_msgTypes[17]
+	mi := &file_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +972,7 @@ func (x *RebalanceResponse_Server) String() string {
 func (*RebalanceResponse_Server) ProtoMessage() {}
 
 func (x *RebalanceResponse_Server) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[17]
+	mi := &file_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +985,7 @@ func (x *RebalanceResponse_Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse_Server.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse_Server) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1, 0}
+	return file_admin_proto_rawDescGZIP(), []int{3, 0}
 }
 
 func (x *RebalanceResponse_Server) GetId() uint64 {
@@ -947,7 +1027,10 @@ var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\tcatena.v1\"&\n" +
+	"\vadmin.proto\x12\tcatena.v1\"\x18\n" +
+	"\x16ConsoleSnapshotRequest\"-\n" +
+	"\x17ConsoleSnapshotResponse\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json\"&\n" +
 	"\x10RebalanceRequest\x12\x12\n" +
 	"\x04kick\x18\x01 \x01(\bR\x04kick\"\xd2\x03\n" +
 	"\x11RebalanceResponse\x12=\n" +
@@ -1003,7 +1086,7 @@ const file_admin_proto_rawDesc = "" +
 	"\x15RegisterMasterRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x18\n" +
-	"\x16RegisterMasterResponse2\x8f\x05\n" +
+	"\x16RegisterMasterResponse2\xe9\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\tAddMaster\x12\x1b.catena.v1.AddMasterRequest\x1a\x1c.catena.v1.AddMasterResponse\x12O\n" +
 	"\fRemoveMaster\x12\x1e.catena.v1.RemoveMasterRequest\x1a\x1f.catena.v1.RemoveMasterResponse\x12L\n" +
@@ -1012,7 +1095,8 @@ const file_admin_proto_rawDesc = "" +
 	"\bProgress\x12\x1a.catena.v1.ProgressRequest\x1a\x1b.catena.v1.ProgressResponse\x12[\n" +
 	"\x10DrainChunkserver\x12\".catena.v1.DrainChunkserverRequest\x1a#.catena.v1.DrainChunkserverResponse\x12^\n" +
 	"\x11RemoveChunkserver\x12#.catena.v1.RemoveChunkserverRequest\x1a$.catena.v1.RemoveChunkserverResponse\x12F\n" +
-	"\tRebalance\x12\x1b.catena.v1.RebalanceRequest\x1a\x1c.catena.v1.RebalanceResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
+	"\tRebalance\x12\x1b.catena.v1.RebalanceRequest\x1a\x1c.catena.v1.RebalanceResponse\x12X\n" +
+	"\x0fConsoleSnapshot\x12!.catena.v1.ConsoleSnapshotRequest\x1a\".catena.v1.ConsoleSnapshotResponseB!Z\x1fgithub.com/catena-io/catena/apib\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -1026,48 +1110,52 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_admin_proto_goTypes = []any{
-	(*RebalanceRequest)(nil),          // 0: catena.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),         // 1: catena.v1.RebalanceResponse
-	(*RemoveChunkserverRequest)(nil),  // 2: catena.v1.RemoveChunkserverRequest
-	(*RemoveChunkserverResponse)(nil), // 3: catena.v1.RemoveChunkserverResponse
-	(*DrainChunkserverRequest)(nil),   // 4: catena.v1.DrainChunkserverRequest
-	(*DrainChunkserverResponse)(nil),  // 5: catena.v1.DrainChunkserverResponse
-	(*ProgressRequest)(nil),           // 6: catena.v1.ProgressRequest
-	(*ProgressResponse)(nil),          // 7: catena.v1.ProgressResponse
-	(*AddMasterRequest)(nil),          // 8: catena.v1.AddMasterRequest
-	(*AddMasterResponse)(nil),         // 9: catena.v1.AddMasterResponse
-	(*RemoveMasterRequest)(nil),       // 10: catena.v1.RemoveMasterRequest
-	(*RemoveMasterResponse)(nil),      // 11: catena.v1.RemoveMasterResponse
-	(*ListMastersRequest)(nil),        // 12: catena.v1.ListMastersRequest
-	(*MasterMember)(nil),              // 13: catena.v1.MasterMember
-	(*ListMastersResponse)(nil),       // 14: catena.v1.ListMastersResponse
-	(*RegisterMasterRequest)(nil),     // 15: catena.v1.RegisterMasterRequest
-	(*RegisterMasterResponse)(nil),    // 16: catena.v1.RegisterMasterResponse
-	(*RebalanceResponse_Server)(nil),  // 17: catena.v1.RebalanceResponse.Server
+	(*ConsoleSnapshotRequest)(nil),    // 0: catena.v1.ConsoleSnapshotRequest
+	(*ConsoleSnapshotResponse)(nil),   // 1: catena.v1.ConsoleSnapshotResponse
+	(*RebalanceRequest)(nil),          // 2: catena.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),         // 3: catena.v1.RebalanceResponse
+	(*RemoveChunkserverRequest)(nil),  // 4: catena.v1.RemoveChunkserverRequest
+	(*RemoveChunkserverResponse)(nil), // 5: catena.v1.RemoveChunkserverResponse
+	(*DrainChunkserverRequest)(nil),   // 6: catena.v1.DrainChunkserverRequest
+	(*DrainChunkserverResponse)(nil),  // 7: catena.v1.DrainChunkserverResponse
+	(*ProgressRequest)(nil),           // 8: catena.v1.ProgressRequest
+	(*ProgressResponse)(nil),          // 9: catena.v1.ProgressResponse
+	(*AddMasterRequest)(nil),          // 10: catena.v1.AddMasterRequest
+	(*AddMasterResponse)(nil),         // 11: catena.v1.AddMasterResponse
+	(*RemoveMasterRequest)(nil),       // 12: catena.v1.RemoveMasterRequest
+	(*RemoveMasterResponse)(nil),      // 13: catena.v1.RemoveMasterResponse
+	(*ListMastersRequest)(nil),        // 14: catena.v1.ListMastersRequest
+	(*MasterMember)(nil),              // 15: catena.v1.MasterMember
+	(*ListMastersResponse)(nil),       // 16: catena.v1.ListMastersResponse
+	(*RegisterMasterRequest)(nil),     // 17: catena.v1.RegisterMasterRequest
+	(*RegisterMasterResponse)(nil),    // 18: catena.v1.RegisterMasterResponse
+	(*RebalanceResponse_Server)(nil),  // 19: catena.v1.RebalanceResponse.Server
 }
 var file_admin_proto_depIdxs = []int32{
-	17, // 0: catena.v1.RebalanceResponse.servers:type_name -> catena.v1.RebalanceResponse.Server
-	13, // 1: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
-	8,  // 2: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
-	10, // 3: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
-	12, // 4: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
-	15, // 5: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
-	6,  // 6: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
-	4,  // 7: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
-	2,  // 8: catena.v1.Admin.RemoveChunkserver:input_type -> catena.v1.RemoveChunkserverRequest
-	0,  // 9: catena.v1.Admin.Rebalance:input_type -> catena.v1.RebalanceRequest
-	9,  // 10: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
-	11, // 11: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
-	14, // 12: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
-	16, // 13: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
-	7,  // 14: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
-	5,  // 15: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
-	3,  // 16: catena.v1.Admin.RemoveChunkserver:output_type -> catena.v1.RemoveChunkserverResponse
-	1,  // 17: catena.v1.Admin.Rebalance:output_type -> catena.v1.RebalanceResponse
-	10, // [10:18] is the sub-list for method output_type
-	2,  // [2:10] is the sub-list for method input_type
+	19, // 0: catena.v1.RebalanceResponse.servers:type_name -> catena.v1.RebalanceResponse.Server
+	15, // 1: catena.v1.ListMastersResponse.masters:type_name -> catena.v1.MasterMember
+	10, // 2: catena.v1.Admin.AddMaster:input_type -> catena.v1.AddMasterRequest
+	12, // 3: catena.v1.Admin.RemoveMaster:input_type -> catena.v1.RemoveMasterRequest
+	14, // 4: catena.v1.Admin.ListMasters:input_type -> catena.v1.ListMastersRequest
+	17, // 5: catena.v1.Admin.RegisterMaster:input_type -> catena.v1.RegisterMasterRequest
+	8,  // 6: catena.v1.Admin.Progress:input_type -> catena.v1.ProgressRequest
+	6,  // 7: catena.v1.Admin.DrainChunkserver:input_type -> catena.v1.DrainChunkserverRequest
+	4,  // 8: catena.v1.Admin.RemoveChunkserver:input_type -> catena.v1.RemoveChunkserverRequest
+	2,  // 9: catena.v1.Admin.Rebalance:input_type -> catena.v1.RebalanceRequest
+	0,  // 10: catena.v1.Admin.ConsoleSnapshot:input_type -> catena.v1.ConsoleSnapshotRequest
+	11, // 11: catena.v1.Admin.AddMaster:output_type -> catena.v1.AddMasterResponse
+	13, // 12: catena.v1.Admin.RemoveMaster:output_type -> catena.v1.RemoveMasterResponse
+	16, // 13: catena.v1.Admin.ListMasters:output_type -> catena.v1.ListMastersResponse
+	18, // 14: catena.v1.Admin.RegisterMaster:output_type -> catena.v1.RegisterMasterResponse
+	9,  // 15: catena.v1.Admin.Progress:output_type -> catena.v1.ProgressResponse
+	7,  // 16: catena.v1.Admin.DrainChunkserver:output_type -> catena.v1.DrainChunkserverResponse
+	5,  // 17: catena.v1.Admin.RemoveChunkserver:output_type -> catena.v1.RemoveChunkserverResponse
+	3,  // 18: catena.v1.Admin.Rebalance:output_type -> catena.v1.RebalanceResponse
+	1,  // 19: catena.v1.Admin.ConsoleSnapshot:output_type -> catena.v1.ConsoleSnapshotResponse
+	11, // [11:20] is the sub-list for method output_type
+	2,  // [2:11] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1084,7 +1172,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Admin_DrainChunkserver_FullMethodName  = "/catena.v1.Admin/DrainChunkserver"
 	Admin_RemoveChunkserver_FullMethodName = "/catena.v1.Admin/RemoveChunkserver"
 	Admin_Rebalance_FullMethodName         = "/catena.v1.Admin/Rebalance"
+	Admin_ConsoleSnapshot_FullMethodName   = "/catena.v1.Admin/ConsoleSnapshot"
 )
 
 // AdminClient is the client API for Admin service.
@@ -64,6 +65,10 @@ type AdminClient interface {
 	// rebalancing moves under way; with kick, it also starts a round of
 	// the repair loop now (rebalancing is automatic).
 	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
+	// ConsoleSnapshot is the leader's view of the cluster for the web
+	// console (internal/console.Snapshot as JSON): a following master's
+	// console shows it. Read-only, like Master/Status.
+	ConsoleSnapshot(ctx context.Context, in *ConsoleSnapshotRequest, opts ...grpc.CallOption) (*ConsoleSnapshotResponse, error)
 }
 
 type adminClient struct {
@@ -154,6 +159,16 @@ func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) ConsoleSnapshot(ctx context.Context, in *ConsoleSnapshotRequest, opts ...grpc.CallOption) (*ConsoleSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConsoleSnapshotResponse)
+	err := c.cc.Invoke(ctx, Admin_ConsoleSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -189,6 +204,10 @@ type AdminServer interface {
 	// rebalancing moves under way; with kick, it also starts a round of
 	// the repair loop now (rebalancing is automatic).
 	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
+	// ConsoleSnapshot is the leader's view of the cluster for the web
+	// console (internal/console.Snapshot as JSON): a following master's
+	// console shows it. Read-only, like Master/Status.
+	ConsoleSnapshot(context.Context, *ConsoleSnapshotRequest) (*ConsoleSnapshotResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -222,6 +241,9 @@ func (UnimplementedAdminServer) RemoveChunkserver(context.Context, *RemoveChunks
 }
 func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Rebalance not implemented")
+}
+func (UnimplementedAdminServer) ConsoleSnapshot(context.Context, *ConsoleSnapshotRequest) (*ConsoleSnapshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ConsoleSnapshot not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -388,6 +410,24 @@ func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ConsoleSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConsoleSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ConsoleSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ConsoleSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ConsoleSnapshot(ctx, req.(*ConsoleSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -426,6 +466,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rebalance",
 			Handler:    _Admin_Rebalance_Handler,
+		},
+		{
+			MethodName: "ConsoleSnapshot",
+			Handler:    _Admin_ConsoleSnapshot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

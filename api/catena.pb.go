@@ -1854,6 +1854,9 @@ type RegisterRequest struct {
 	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	CapacityBytes int64                  `protobuf:"varint,4,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
 	FreeBytes     int64                  `protobuf:"varint,5,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	// name: a human name, unique in the cluster (catena chunkserver
+	// --name; default derived from the host and data dir).
+	Name          string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1921,6 +1924,13 @@ func (x *RegisterRequest) GetFreeBytes() int64 {
 		return x.FreeBytes
 	}
 	return 0
+}
+
+func (x *RegisterRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -2149,8 +2159,11 @@ type HeartbeatRequest struct {
 	// The master gathers the pages and takes no decision and grants no
 	// lease before the last one; a page out of order restarts the report
 	// (full_report).
-	Page          uint32 `protobuf:"varint,12,opt,name=page,proto3" json:"page,omitempty"`
-	More          bool   `protobuf:"varint,13,opt,name=more,proto3" json:"more,omitempty"`
+	Page uint32 `protobuf:"varint,12,opt,name=page,proto3" json:"page,omitempty"`
+	More bool   `protobuf:"varint,13,opt,name=more,proto3" json:"more,omitempty"`
+	// io: the server's client I/O since it started (cumulative; the
+	// master shows rates in its console).
+	Io            *IOCounters `protobuf:"bytes,14,opt,name=io,proto3" json:"io,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2276,6 +2289,99 @@ func (x *HeartbeatRequest) GetMore() bool {
 	return false
 }
 
+func (x *HeartbeatRequest) GetIo() *IOCounters {
+	if x != nil {
+		return x.Io
+	}
+	return nil
+}
+
+// IOCounters: client reads and writes a chunkserver served as the head
+// (writes) or the replica read, with the seconds they took in all.
+type IOCounters struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Writes        uint64                 `protobuf:"varint,1,opt,name=writes,proto3" json:"writes,omitempty"`
+	WriteBytes    uint64                 `protobuf:"varint,2,opt,name=write_bytes,json=writeBytes,proto3" json:"write_bytes,omitempty"`
+	WriteSeconds  float64                `protobuf:"fixed64,3,opt,name=write_seconds,json=writeSeconds,proto3" json:"write_seconds,omitempty"`
+	Reads         uint64                 `protobuf:"varint,4,opt,name=reads,proto3" json:"reads,omitempty"`
+	ReadBytes     uint64                 `protobuf:"varint,5,opt,name=read_bytes,json=readBytes,proto3" json:"read_bytes,omitempty"`
+	ReadSeconds   float64                `protobuf:"fixed64,6,opt,name=read_seconds,json=readSeconds,proto3" json:"read_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IOCounters) Reset() {
+	*x = IOCounters{}
+	mi := &file_catena_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IOCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IOCounters) ProtoMessage() {}
+
+func (x *IOCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IOCounters.ProtoReflect.Descriptor instead.
+func (*IOCounters) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *IOCounters) GetWrites() uint64 {
+	if x != nil {
+		return x.Writes
+	}
+	return 0
+}
+
+func (x *IOCounters) GetWriteBytes() uint64 {
+	if x != nil {
+		return x.WriteBytes
+	}
+	return 0
+}
+
+func (x *IOCounters) GetWriteSeconds() float64 {
+	if x != nil {
+		return x.WriteSeconds
+	}
+	return 0
+}
+
+func (x *IOCounters) GetReads() uint64 {
+	if x != nil {
+		return x.Reads
+	}
+	return 0
+}
+
+func (x *IOCounters) GetReadBytes() uint64 {
+	if x != nil {
+		return x.ReadBytes
+	}
+	return 0
+}
+
+func (x *IOCounters) GetReadSeconds() float64 {
+	if x != nil {
+		return x.ReadSeconds
+	}
+	return 0
+}
+
 type HeartbeatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeleteHandles []uint64               `protobuf:"varint,1,rep,packed,name=delete_handles,json=deleteHandles,proto3" json:"delete_handles,omitempty"` // replicas to garbage collect
@@ -2304,7 +2410,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2422,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[30]
+	mi := &file_catena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2435,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{30}
+	return file_catena_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HeartbeatResponse) GetDeleteHandles() []uint64 {
@@ -2399,7 +2505,7 @@ type FencedReplica struct {
 
 func (x *FencedReplica) Reset() {
 	*x = FencedReplica{}
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2517,7 @@ func (x *FencedReplica) String() string {
 func (*FencedReplica) ProtoMessage() {}
 
 func (x *FencedReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[31]
+	mi := &file_catena_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2530,7 @@ func (x *FencedReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FencedReplica.ProtoReflect.Descriptor instead.
 func (*FencedReplica) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{31}
+	return file_catena_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FencedReplica) GetHandle() uint64 {
@@ -2454,7 +2560,7 @@ type ReportReplicaRequest struct {
 
 func (x *ReportReplicaRequest) Reset() {
 	*x = ReportReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2572,7 @@ func (x *ReportReplicaRequest) String() string {
 func (*ReportReplicaRequest) ProtoMessage() {}
 
 func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[32]
+	mi := &file_catena_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2585,7 @@ func (x *ReportReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReportReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{32}
+	return file_catena_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReportReplicaRequest) GetServerId() uint64 {
@@ -2525,7 +2631,7 @@ type ReportReplicaResponse struct {
 
 func (x *ReportReplicaResponse) Reset() {
 	*x = ReportReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +2643,7 @@ func (x *ReportReplicaResponse) String() string {
 func (*ReportReplicaResponse) ProtoMessage() {}
 
 func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[33]
+	mi := &file_catena_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +2656,7 @@ func (x *ReportReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReportReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{33}
+	return file_catena_proto_rawDescGZIP(), []int{34}
 }
 
 type StatusRequest struct {
@@ -2561,7 +2667,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2679,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[34]
+	mi := &file_catena_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2692,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{34}
+	return file_catena_proto_rawDescGZIP(), []int{35}
 }
 
 type MasterStatus struct {
@@ -2600,7 +2706,7 @@ type MasterStatus struct {
 
 func (x *MasterStatus) Reset() {
 	*x = MasterStatus{}
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2718,7 @@ func (x *MasterStatus) String() string {
 func (*MasterStatus) ProtoMessage() {}
 
 func (x *MasterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[35]
+	mi := &file_catena_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2731,7 @@ func (x *MasterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterStatus.ProtoReflect.Descriptor instead.
 func (*MasterStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{35}
+	return file_catena_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MasterStatus) GetId() string {
@@ -2662,15 +2768,18 @@ type ChunkserverStatus struct {
 	LastHeartbeatUnixNano int64                  `protobuf:"varint,9,opt,name=last_heartbeat_unix_nano,json=lastHeartbeatUnixNano,proto3" json:"last_heartbeat_unix_nano,omitempty"`
 	// draining: leaving (catena admin chunkserver drain); chains is how many
 	// chunks' chains it is still in (0: drained).
-	Draining      bool   `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
-	Chains        uint64 `protobuf:"varint,11,opt,name=chains,proto3" json:"chains,omitempty"`
+	Draining bool   `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
+	Chains   uint64 `protobuf:"varint,11,opt,name=chains,proto3" json:"chains,omitempty"`
+	// name: the server's human name (catena chunkserver --name).
+	Name          string      `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
+	Io            *IOCounters `protobuf:"bytes,13,opt,name=io,proto3" json:"io,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkserverStatus) Reset() {
 	*x = ChunkserverStatus{}
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2791,7 @@ func (x *ChunkserverStatus) String() string {
 func (*ChunkserverStatus) ProtoMessage() {}
 
 func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[36]
+	mi := &file_catena_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2804,7 @@ func (x *ChunkserverStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkserverStatus.ProtoReflect.Descriptor instead.
 func (*ChunkserverStatus) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{36}
+	return file_catena_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ChunkserverStatus) GetId() uint64 {
@@ -2775,6 +2884,20 @@ func (x *ChunkserverStatus) GetChains() uint64 {
 	return 0
 }
 
+func (x *ChunkserverStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChunkserverStatus) GetIo() *IOCounters {
+	if x != nil {
+		return x.Io
+	}
+	return nil
+}
+
 type ChunkStats struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Total           uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
@@ -2792,7 +2915,7 @@ type ChunkStats struct {
 
 func (x *ChunkStats) Reset() {
 	*x = ChunkStats{}
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2927,7 @@ func (x *ChunkStats) String() string {
 func (*ChunkStats) ProtoMessage() {}
 
 func (x *ChunkStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[37]
+	mi := &file_catena_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2940,7 @@ func (x *ChunkStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkStats.ProtoReflect.Descriptor instead.
 func (*ChunkStats) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{37}
+	return file_catena_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChunkStats) GetTotal() uint64 {
@@ -2891,7 +3014,7 @@ type ChunkProblem struct {
 
 func (x *ChunkProblem) Reset() {
 	*x = ChunkProblem{}
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +3026,7 @@ func (x *ChunkProblem) String() string {
 func (*ChunkProblem) ProtoMessage() {}
 
 func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[38]
+	mi := &file_catena_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3039,7 @@ func (x *ChunkProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkProblem.ProtoReflect.Descriptor instead.
 func (*ChunkProblem) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{38}
+	return file_catena_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ChunkProblem) GetHandle() uint64 {
@@ -2960,7 +3083,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3095,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[39]
+	mi := &file_catena_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3108,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{39}
+	return file_catena_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatusResponse) GetMasters() []*MasterStatus {
@@ -3035,7 +3158,7 @@ type RestoreBlocksRequest struct {
 
 func (x *RestoreBlocksRequest) Reset() {
 	*x = RestoreBlocksRequest{}
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3170,7 @@ func (x *RestoreBlocksRequest) String() string {
 func (*RestoreBlocksRequest) ProtoMessage() {}
 
 func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[40]
+	mi := &file_catena_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3183,7 @@ func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{40}
+	return file_catena_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RestoreBlocksRequest) GetHandle() uint64 {
@@ -3101,7 +3224,7 @@ type RestoreBlocksResponse struct {
 
 func (x *RestoreBlocksResponse) Reset() {
 	*x = RestoreBlocksResponse{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3236,7 @@ func (x *RestoreBlocksResponse) String() string {
 func (*RestoreBlocksResponse) ProtoMessage() {}
 
 func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3249,7 @@ func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RestoreBlocksResponse) GetRestored() []int64 {
@@ -3155,7 +3278,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3290,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3303,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -3220,7 +3343,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3355,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3368,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -3269,7 +3392,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3404,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3417,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -3351,7 +3474,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3486,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3499,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -3429,7 +3552,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3564,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3577,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -3516,7 +3639,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3651,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3664,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -3582,7 +3705,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3717,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3730,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -3709,7 +3832,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3721,7 +3844,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3734,7 +3857,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -3828,7 +3951,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +3963,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3853,7 +3976,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -3881,7 +4004,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3893,7 +4016,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3906,7 +4029,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{51}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -3943,7 +4066,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3955,7 +4078,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3968,7 +4091,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{52}
+	return file_catena_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -4020,7 +4143,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4155,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4045,7 +4168,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{53}
+	return file_catena_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -4074,7 +4197,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4086,7 +4209,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4099,7 +4222,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{54}
+	return file_catena_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -4138,7 +4261,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4150,7 +4273,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4163,7 +4286,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{55}
+	return file_catena_proto_rawDescGZIP(), []int{56}
 }
 
 type Update struct {
@@ -4183,7 +4306,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4195,7 +4318,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4208,7 +4331,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{56}
+	return file_catena_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -4285,7 +4408,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4297,7 +4420,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4310,7 +4433,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{57}
+	return file_catena_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -4353,7 +4476,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4365,7 +4488,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4378,7 +4501,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{58}
+	return file_catena_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -4554,14 +4677,15 @@ const file_catena_proto_rawDesc = "" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x03R\x05index\"C\n" +
 	"\x15AllocateChunkResponse\x12*\n" +
-	"\x05chunk\x18\x01 \x01(\v2\x14.catena.v1.ChunkInfoR\x05chunk\"\x83\x02\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x14.catena.v1.ChunkInfoR\x05chunk\"\x97\x02\n" +
 	"\x0fRegisterRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12>\n" +
 	"\x06labels\x18\x03 \x03(\v2&.catena.v1.RegisterRequest.LabelsEntryR\x06labels\x12%\n" +
 	"\x0ecapacity_bytes\x18\x04 \x01(\x03R\rcapacityBytes\x12\x1d\n" +
 	"\n" +
-	"free_bytes\x18\x05 \x01(\x03R\tfreeBytes\x1a9\n" +
+	"free_bytes\x18\x05 \x01(\x03R\tfreeBytes\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
@@ -4583,7 +4707,7 @@ const file_catena_proto_rawDesc = "" +
 	"bad_blocks\x18\a \x03(\x03R\tbadBlocks\x12\x1a\n" +
 	"\bverified\x18\b \x01(\bR\bverified\x12\x1f\n" +
 	"\vcatching_up\x18\t \x01(\bR\n" +
-	"catchingUp\"\x94\x03\n" +
+	"catchingUp\"\xbb\x03\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12%\n" +
@@ -4601,7 +4725,18 @@ const file_catena_proto_rawDesc = "" +
 	" \x01(\bR\x04full\x12\x18\n" +
 	"\aremoved\x18\v \x03(\x04R\aremoved\x12\x12\n" +
 	"\x04page\x18\f \x01(\rR\x04page\x12\x12\n" +
-	"\x04more\x18\r \x01(\bR\x04more\"\xfc\x02\n" +
+	"\x04more\x18\r \x01(\bR\x04more\x12%\n" +
+	"\x02io\x18\x0e \x01(\v2\x15.catena.v1.IOCountersR\x02io\"\xc2\x01\n" +
+	"\n" +
+	"IOCounters\x12\x16\n" +
+	"\x06writes\x18\x01 \x01(\x04R\x06writes\x12\x1f\n" +
+	"\vwrite_bytes\x18\x02 \x01(\x04R\n" +
+	"writeBytes\x12#\n" +
+	"\rwrite_seconds\x18\x03 \x01(\x01R\fwriteSeconds\x12\x14\n" +
+	"\x05reads\x18\x04 \x01(\x04R\x05reads\x12\x1d\n" +
+	"\n" +
+	"read_bytes\x18\x05 \x01(\x04R\treadBytes\x12!\n" +
+	"\fread_seconds\x18\x06 \x01(\x01R\vreadSeconds\"\xfc\x02\n" +
 	"\x11HeartbeatResponse\x12%\n" +
 	"\x0edelete_handles\x18\x01 \x03(\x04R\rdeleteHandles\x12.\n" +
 	"\aservers\x18\x02 \x03(\v2\x14.catena.v1.ServerRefR\aservers\x12\x1e\n" +
@@ -4628,7 +4763,7 @@ const file_catena_proto_rawDesc = "" +
 	"\fMasterStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
-	"\x06leader\x18\x03 \x01(\bR\x06leader\"\xb8\x03\n" +
+	"\x06leader\x18\x03 \x01(\bR\x06leader\"\xf3\x03\n" +
 	"\x11ChunkserverStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -4643,7 +4778,9 @@ const file_catena_proto_rawDesc = "" +
 	"\x18last_heartbeat_unix_nano\x18\t \x01(\x03R\x15lastHeartbeatUnixNano\x12\x1a\n" +
 	"\bdraining\x18\n" +
 	" \x01(\bR\bdraining\x12\x16\n" +
-	"\x06chains\x18\v \x01(\x04R\x06chains\x1a9\n" +
+	"\x06chains\x18\v \x01(\x04R\x06chains\x12\x12\n" +
+	"\x04name\x18\f \x01(\tR\x04name\x12%\n" +
+	"\x02io\x18\r \x01(\v2\x15.catena.v1.IOCountersR\x02io\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
@@ -4876,7 +5013,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: catena.v1.ErrorCode
 	(FileType)(0),                  // 1: catena.v1.FileType
@@ -4913,37 +5050,38 @@ var file_catena_proto_goTypes = []any{
 	(*RegisterResponse)(nil),       // 32: catena.v1.RegisterResponse
 	(*ReplicaInfo)(nil),            // 33: catena.v1.ReplicaInfo
 	(*HeartbeatRequest)(nil),       // 34: catena.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),      // 35: catena.v1.HeartbeatResponse
-	(*FencedReplica)(nil),          // 36: catena.v1.FencedReplica
-	(*ReportReplicaRequest)(nil),   // 37: catena.v1.ReportReplicaRequest
-	(*ReportReplicaResponse)(nil),  // 38: catena.v1.ReportReplicaResponse
-	(*StatusRequest)(nil),          // 39: catena.v1.StatusRequest
-	(*MasterStatus)(nil),           // 40: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),      // 41: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),             // 42: catena.v1.ChunkStats
-	(*ChunkProblem)(nil),           // 43: catena.v1.ChunkProblem
-	(*StatusResponse)(nil),         // 44: catena.v1.StatusResponse
-	(*RestoreBlocksRequest)(nil),   // 45: catena.v1.RestoreBlocksRequest
-	(*RestoreBlocksResponse)(nil),  // 46: catena.v1.RestoreBlocksResponse
-	(*ReconfigureRequest)(nil),     // 47: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),    // 48: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),       // 49: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),      // 50: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),           // 51: catena.v1.FetchRequest
-	(*ByteRange)(nil),              // 52: catena.v1.ByteRange
-	(*FetchResponse)(nil),          // 53: catena.v1.FetchResponse
-	(*WriteRequest)(nil),           // 54: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),            // 55: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),          // 56: catena.v1.WriteResponse
-	(*ReadRequest)(nil),            // 57: catena.v1.ReadRequest
-	(*ReadResponse)(nil),           // 58: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),   // 59: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),  // 60: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                 // 61: catena.v1.Update
-	(*Ack)(nil),                    // 62: catena.v1.Ack
-	(*ChainMessage)(nil),           // 63: catena.v1.ChainMessage
-	nil,                            // 64: catena.v1.RegisterRequest.LabelsEntry
-	nil,                            // 65: catena.v1.ChunkserverStatus.LabelsEntry
+	(*IOCounters)(nil),             // 35: catena.v1.IOCounters
+	(*HeartbeatResponse)(nil),      // 36: catena.v1.HeartbeatResponse
+	(*FencedReplica)(nil),          // 37: catena.v1.FencedReplica
+	(*ReportReplicaRequest)(nil),   // 38: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil),  // 39: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),          // 40: catena.v1.StatusRequest
+	(*MasterStatus)(nil),           // 41: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),      // 42: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),             // 43: catena.v1.ChunkStats
+	(*ChunkProblem)(nil),           // 44: catena.v1.ChunkProblem
+	(*StatusResponse)(nil),         // 45: catena.v1.StatusResponse
+	(*RestoreBlocksRequest)(nil),   // 46: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil),  // 47: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),     // 48: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),    // 49: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),       // 50: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),      // 51: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),           // 52: catena.v1.FetchRequest
+	(*ByteRange)(nil),              // 53: catena.v1.ByteRange
+	(*FetchResponse)(nil),          // 54: catena.v1.FetchResponse
+	(*WriteRequest)(nil),           // 55: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),            // 56: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),          // 57: catena.v1.WriteResponse
+	(*ReadRequest)(nil),            // 58: catena.v1.ReadRequest
+	(*ReadResponse)(nil),           // 59: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),   // 60: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),  // 61: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                 // 62: catena.v1.Update
+	(*Ack)(nil),                    // 63: catena.v1.Ack
+	(*ChainMessage)(nil),           // 64: catena.v1.ChainMessage
+	nil,                            // 65: catena.v1.RegisterRequest.LabelsEntry
+	nil,                            // 66: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -4960,84 +5098,86 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	64, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	65, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
-	6,  // 17: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	47, // 18: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
-	36, // 19: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
-	10, // 20: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
-	3,  // 21: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	65, // 22: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
-	43, // 23: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
-	40, // 24: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
-	41, // 25: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
-	42, // 26: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 27: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
-	6,  // 28: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 29: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 30: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	52, // 31: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	52, // 32: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	4,  // 33: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	55, // 34: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 35: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 36: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 37: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 38: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 39: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	61, // 40: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	62, // 41: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	55, // 42: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 43: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 44: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 45: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 46: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 47: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 48: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 49: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 50: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 51: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 52: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 53: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	39, // 54: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	37, // 55: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 56: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	54, // 57: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	57, // 58: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	59, // 59: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	63, // 60: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	47, // 61: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	49, // 62: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	51, // 63: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	45, // 64: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	12, // 65: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 66: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 67: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 68: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 69: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 70: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 71: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 72: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 73: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 74: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	35, // 75: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	44, // 76: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	38, // 77: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 78: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	56, // 79: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	58, // 80: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	60, // 81: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	63, // 82: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	48, // 83: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	50, // 84: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	53, // 85: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	46, // 86: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	65, // [65:87] is the sub-list for method output_type
-	43, // [43:65] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
+	6,  // 18: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
+	48, // 19: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
+	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
+	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
+	66, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
+	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
+	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
+	42, // 27: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
+	43, // 28: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
+	6,  // 29: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
+	6,  // 30: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 31: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 32: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	53, // 33: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	53, // 34: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	4,  // 35: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	56, // 36: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 37: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 38: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 39: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 40: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 41: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	62, // 42: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	63, // 43: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	56, // 44: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 45: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 46: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 47: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 48: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 49: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 50: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 51: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 52: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 53: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 54: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 55: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 56: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 57: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 58: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	55, // 59: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	58, // 60: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	60, // 61: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	64, // 62: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	48, // 63: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	50, // 64: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	52, // 65: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	46, // 66: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	12, // 67: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 68: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 69: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 70: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 71: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 72: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 73: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 74: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 75: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 76: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 77: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 78: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 79: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 80: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	57, // 81: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	59, // 82: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	61, // 83: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	64, // 84: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	49, // 85: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	51, // 86: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	54, // 87: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	47, // 88: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	67, // [67:89] is the sub-list for method output_type
+	45, // [45:67] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -5045,7 +5185,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[58].OneofWrappers = []any{
+	file_catena_proto_msgTypes[59].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -5055,7 +5195,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -148,6 +148,7 @@ type MasterStatus struct {
 
 type ChunkserverStatus struct {
 	ID            uint64
+	Name          string // its human name (catena chunkserver --name)
 	Addr          string
 	Alive         bool
 	CapacityBytes int64

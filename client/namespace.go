@@ -237,6 +237,7 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	for _, s := range resp.GetChunkservers() {
 		cs := ChunkserverStatus{
 			ID:            s.GetId(),
+			Name:          s.GetName(),
 			Addr:          s.GetAddr(),
 			Alive:         s.GetAlive(),
 			Draining:      s.GetDraining(),

@@ -46,7 +46,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	}
 	add.Flags().StringVar(&addr, "addr", "", "the new master's gRPC address (it records it itself when omitted)")
 	remove := &cobra.Command{
-		Use:   "remove ID",
+		Use:   "remove NAME|ID",
 		Short: "Remove a master voter",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -276,7 +276,7 @@ func newChunkserverAdminCmd(g *globals) *cobra.Command {
 	cs := &cobra.Command{Use: "chunkserver", Short: "Administer chunkservers"}
 	var stop bool
 	drain := &cobra.Command{
-		Use:   "drain ID",
+		Use:   "drain NAME|ID",
 		Short: "Move every replica off a chunkserver before it is retired (--stop ends the drain)",
 		Long: `Drain a chunkserver: nothing new is placed on it, and each chunk whose
 chain it is in is first copied to another server, then the drained server
@@ -285,12 +285,12 @@ Clients keep reading and writing throughout. catena status shows the
 server as draining and how many chains it is still in; at 0 it holds
 nothing and can be stopped. --stop ends the drain (what moved stays
 moved).`,
-		Example: "  catena admin chunkserver drain 3\n  catena status",
+		Example: "  catena admin chunkserver drain db7-disk2\n  catena status",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			id, err := strconv.ParseUint(a[0], 10, 64)
-			if err != nil || id == 0 {
-				return &usageError{cmd: cmd, err: fmt.Errorf("chunkserver id %q: want a positive number (catena status lists them)", a[0])}
+			id, err := g.chunkserverID(cmd.Context(), a[0])
+			if err != nil {
+				return fail("admin", err)
 			}
 			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
 				_, err := c.DrainChunkserver(ctx, &api.DrainChunkserverRequest{Id: id, Stop: stop})
@@ -301,7 +301,7 @@ moved).`,
 	drain.Flags().BoolVar(&stop, "stop", false, "end the drain instead of starting it")
 	var force bool
 	remove := &cobra.Command{
-		Use:   "remove ID",
+		Use:   "remove NAME|ID",
 		Short: "Forget a stopped chunkserver (after a drain, or when its disk is gone)",
 		Long: `Remove a chunkserver from the cluster. Stop it first: a server the master
 still hears from is refused (it would register again, as a new one).
@@ -312,17 +312,17 @@ refused while the server holds the only up-to-date replica of a chunk
 --force, which loses what only it had; a chunk whose only replica it
 holds cannot be removed at all (remove its file first). After a
 complete drain the server is in no chain and nothing is repaired.`,
-		Example: "  catena admin chunkserver drain 3\n  catena status    # wait for server 3 in 0 chains, then stop it\n  catena admin chunkserver remove 3",
+		Example: "  catena admin chunkserver drain db7-disk2\n  catena status    # wait for db7-disk2 in 0 chains, then stop it\n  catena admin chunkserver remove db7-disk2",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			id, err := strconv.ParseUint(a[0], 10, 64)
-			if err != nil || id == 0 {
-				return &usageError{cmd: cmd, err: fmt.Errorf("chunkserver id %q: want a positive number (catena status lists them)", a[0])}
+			id, err := g.chunkserverID(cmd.Context(), a[0])
+			if err != nil {
+				return fail("admin", err)
 			}
 			return fail("admin", callAdmin(cmd.Context(), g, func(ctx context.Context, c api.AdminClient) error {
 				resp, err := c.RemoveChunkserver(ctx, &api.RemoveChunkserverRequest{Id: id, Force: force})
 				if err == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "removed chunkserver %d (it was in %d chains)\n", id, resp.Chains)
+					fmt.Fprintf(cmd.OutOrStdout(), "removed chunkserver %s (it was in %d chains)\n", a[0], resp.Chains)
 				}
 				return err
 			}))
@@ -331,4 +331,25 @@ complete drain the server is in no chain and nothing is repaired.`,
 	remove.Flags().BoolVar(&force, "force", false, "remove it even where it holds the only up-to-date replica (that data is lost)")
 	cs.AddCommand(drain, remove)
 	return cs
+}
+
+// chunkserverID resolves a chunkserver named on the command line, by its
+// name or its id, through catena status.
+func (g *globals) chunkserverID(ctx context.Context, arg string) (uint64, error) {
+	id, numErr := strconv.ParseUint(arg, 10, 64)
+	c, err := g.newClient()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range st.Chunkservers {
+		if s.Name == arg || numErr == nil && s.ID == id {
+			return s.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("no chunkserver named %q (catena status lists them, by name and id)", arg)
 }

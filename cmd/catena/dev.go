@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -18,13 +21,16 @@ import (
 const (
 	devDir    = "./catena-data"
 	devTLSDir = devDir + "/tls/admin"
+	// devHTTPAddr is where catena dev serves the console by default.
+	devHTTPAddr = "127.0.0.1:7090"
 )
 
 func newDevCmd(g *globals) *cobra.Command {
 	cfg := cluster.Config{}
 	var insecure bool
+	var metricsAddr string
 	cmd := &cobra.Command{
-		Use:   "dev [--dir DIR] [--chunkservers N] [--listen ADDR]",
+		Use:   "dev [--dir DIR] [--chunkservers N] [--listen ADDR] [--metrics-listen ADDR]",
 		Short: "Run a master and N chunkservers in one process, for trying Catena out",
 		Long: "Run a master and N chunkservers in one process on loopback, with all data\n" +
 			"under one directory. State survives a restart. Stop with Ctrl-C.\n\n" +
@@ -47,8 +53,23 @@ func newDevCmd(g *globals) *cobra.Command {
 			// election warnings would read as trouble), everything with -v.
 			cfg.Logger = g.loggerAt(cmd.ErrOrStderr(), slog.LevelError)
 			cfg.Insecure = insecure
+			reg, stopMetrics, err := startMetrics(metricsAddr, "dev", cmd.OutOrStdout(), cfg.Logger)
+			if err != nil {
+				return fail("dev", err)
+			}
+			defer stopMetrics()
+			cfg.Metrics = reg
 			ctx := cmd.Context()
+			if !cmd.Flags().Changed("http-listen") && !portFree(cfg.MasterHTTPAddr) {
+				cfg.MasterHTTPAddr = "127.0.0.1:0" // the default is taken: any port will do
+			}
 			c, err := cluster.Start(ctx, cfg)
+			if err != nil && !cmd.Flags().Changed("http-listen") && errors.Is(err, syscall.EADDRINUSE) && cfg.MasterHTTPAddr == devHTTPAddr {
+				// Taken since portFree looked (another catena dev
+				// starting): any port will do.
+				cfg.MasterHTTPAddr = "127.0.0.1:0"
+				c, err = cluster.Start(ctx, cfg)
+			}
 			if err != nil {
 				return fail("dev", err)
 			}
@@ -59,6 +80,9 @@ func newDevCmd(g *globals) *cobra.Command {
 				transport = "plain TCP, no authentication"
 			}
 			fmt.Fprintf(out, "catena dev: master listening on %s (%d chunkservers, data in %s; %s)\n", addr, cfg.Chunkservers, cfg.Dir, transport)
+			if a := c.MasterHTTPAddr(0); a != "" {
+				fmt.Fprintf(out, "catena dev: console on http://%s/\n", a)
+			}
 			var env []string
 			if addr != client.DefaultMaster {
 				env = append(env, envMaster+"="+addr)
@@ -84,5 +108,17 @@ func newDevCmd(g *globals) *cobra.Command {
 	f.IntVar(&cfg.Chunkservers, "chunkservers", 3, "number of chunkservers")
 	f.IntVar(&cfg.Masters, "masters", 1, "number of master voters (1, 3 or 5); more than 1 listen on free loopback ports")
 	f.StringVar(&cfg.MasterAddr, "listen", client.DefaultMaster, "master listen address")
+	f.StringVar(&cfg.MasterHTTPAddr, "http-listen", devHTTPAddr, "serve the web console at http://ADDR/ (plain HTTP; empty: off; a free port when the default is taken)")
+	f.StringVar(&metricsAddr, "metrics-listen", "", "serve every process's Prometheus metrics (labelled node=m1, cs1, ...) at http://ADDR/metrics (empty: off)")
 	return cmd
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

@@ -14,7 +14,7 @@ import (
 func newMasterCmd(g *globals) *cobra.Command {
 	cfg := master.Config{}
 	var insecure bool
-	var repairRate string
+	var repairRate, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "master --dir DIR [--listen ADDR] [--raft-addr ADDR] [--id ID] [--peers ...|--join]",
 		Short: "Run a metadata master (until SIGINT or SIGTERM)",
@@ -29,7 +29,7 @@ func newMasterCmd(g *globals) *cobra.Command {
 			if err := needTLS(g, insecure, "master"); err != nil {
 				return &usageError{cmd: cmd, err: err}
 			}
-			cfg.Logger = g.logger(cmd.ErrOrStderr())
+			cfg.Logger = g.serverLogger(cmd.ErrOrStderr())
 			creds, err := g.creds()
 			if err != nil {
 				return fail("master", err)
@@ -64,11 +64,26 @@ func newMasterCmd(g *globals) *cobra.Command {
 				}
 				cfg.RepairBytesPerSec = n
 			}
+			if cfg.Lease < 0 || cfg.DeadAfter < 0 {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--lease and --dead-after must not be negative")}
+			}
+			if cfg.DeadAfter != 0 && cfg.Lease != 0 && cfg.DeadAfter < cfg.Lease {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--dead-after %v is shorter than --lease %v: a server would be declared dead while its lease runs", cfg.DeadAfter, cfg.Lease)}
+			}
+			reg, stopMetrics, err := startMetrics(metricsAddr, "master", cmd.OutOrStdout(), cfg.Logger)
+			if err != nil {
+				return fail("master", err)
+			}
+			defer stopMetrics()
+			cfg.Metrics = reg
 			m, err := master.Start(ctx, cfg)
 			if err != nil {
 				return fail("master", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "catena master: listening on %s (data in %s)\n", m.Addr(), cfg.Dir)
+			if a := m.HTTPAddr(); a != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "catena master: console on http://%s/\n", a)
+			}
 			return fail("master", serveUntilDone(ctx, m.Close))
 		},
 	}
@@ -80,7 +95,10 @@ func newMasterCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.Peers, "peers", "", "initial Raft voters, id=raftaddr,... the same on every master (empty: a single master)")
 	f.BoolVar(&cfg.Join, "join", false, "start without bootstrapping and wait to be added to a running group (catena admin master add); needed at the first start only")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise", "", "gRPC address others reach this master at (default: the listen address)")
-	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long (default: master default)")
+	f.DurationVar(&cfg.Lease, "lease", 0, "how long a chunkserver may serve after a heartbeat the master answered (default 1s); a dead member stalls its chains' writes for about this long")
+	f.DurationVar(&cfg.DeadAfter, "dead-after", 0, "declare a silent chunkserver dead after this long, at least --lease (default: the lease plus a drift margin)")
+	metricsFlag(f, &metricsAddr)
+	f.StringVar(&cfg.HTTPAddr, "http-listen", "", "serve the web console at http://ADDR/ (empty: off); plain HTTP, read-only and unauthenticated even with --tls-dir: bind it to loopback or an operators' network")
 	f.IntVar(&cfg.RepairConcurrency, "repair-concurrency", 4, "re-replications (and rebalancing moves) in flight at once")
 	f.StringVar(&repairRate, "repair-rate", "64MiB", "copy rate of each re-replication or move, bytes per second")
 	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", 2, "rebalancing moves (and a drain's copies) in flight at once, within --repair-concurrency (0: no rebalancing; drains then copy one at a time)")

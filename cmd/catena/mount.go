@@ -15,6 +15,7 @@ import (
 func newMountCmds(g *globals) []*cobra.Command {
 	var timeout time.Duration
 	var allowOther bool
+	var metricsAddr string
 	mount := &cobra.Command{
 		Use:   "mount [--master ADDR] MOUNTPOINT [--timeout D] [--allow-other]",
 		Short: "Mount the namespace with FUSE until unmounted, SIGINT or SIGTERM",
@@ -41,8 +42,14 @@ func newMountCmds(g *globals) []*cobra.Command {
 			if err != nil {
 				return fail("mount", err)
 			}
-			srv, err := fusefs.Mount(a[0], fusefs.Config{Client: c, Logger: g.logger(cmd.ErrOrStderr()),
-				AllowOther: allowOther, Debug: g.verbose})
+			log := g.serverLogger(cmd.ErrOrStderr())
+			reg, stopMetrics, err := startMetrics(metricsAddr, "mount", cmd.OutOrStdout(), log)
+			if err != nil {
+				return fail("mount", err)
+			}
+			defer stopMetrics()
+			srv, err := fusefs.Mount(a[0], fusefs.Config{Client: c, Logger: log,
+				AllowOther: allowOther, Debug: g.verbose, Metrics: reg})
 			if err != nil {
 				return fail("mount", err)
 			}
@@ -67,6 +74,7 @@ func newMountCmds(g *globals) []*cobra.Command {
 	}
 	mount.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long an operation waits for a lost master or chunkserver before EIO")
 	mount.Flags().BoolVar(&allowOther, "allow-other", false, "let other users use the mount")
+	metricsFlag(mount.Flags(), &metricsAddr)
 	umount := &cobra.Command{
 		Use:   "umount MOUNTPOINT",
 		Short: "Unmount a catena mount",

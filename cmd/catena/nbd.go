@@ -13,7 +13,7 @@ import (
 )
 
 func newNbdCmd(g *globals) *cobra.Command {
-	var listen string
+	var listen, metricsAddr string
 	var volumes []string
 	cmd := &cobra.Command{
 		Use:   "nbd [--listen ADDR] [--volume NAME ...]",
@@ -46,7 +46,13 @@ func newNbdCmd(g *globals) *cobra.Command {
 			}
 			exports := nbd.NewVolumeExports(c, volumes)
 			defer exports.Close()
-			srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: g.logger(cmd.ErrOrStderr())})
+			log := g.serverLogger(cmd.ErrOrStderr())
+			reg, stopMetrics, err := startMetrics(metricsAddr, "nbd", cmd.OutOrStdout(), log)
+			if err != nil {
+				return fail("nbd", err)
+			}
+			defer stopMetrics()
+			srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: log, Metrics: reg})
 			if err != nil {
 				return fail("nbd", err)
 			}
@@ -73,5 +79,6 @@ func newNbdCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:10809", "address to listen on")
 	cmd.Flags().StringArrayVar(&volumes, "volume", nil, "serve only this volume (repeatable)")
+	metricsFlag(cmd.Flags(), &metricsAddr)
 	return cmd
 }

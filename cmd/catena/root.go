@@ -32,6 +32,8 @@ type globals struct {
 	json    bool   // --json, registered by the subcommands that support it
 	verbose bool   // --verbose: debug logs on stderr
 	tlsDir  string // --tls-dir: this process's TLS directory ("": plain TCP)
+	// --log-level ("": the command's default) and --log-format.
+	logLevel, logFormat string
 }
 
 // creds loads --tls-dir (nil when it is empty: plain TCP).
@@ -68,17 +70,46 @@ func splitList(s string) []string {
 	return out
 }
 
-// logger returns the process logger: stderr, warnings and up unless --verbose.
+// logger returns a client command's logger: stderr, warnings and up
+// unless --log-level or --verbose say otherwise.
 func (g *globals) logger(stderr io.Writer) *slog.Logger {
 	return g.loggerAt(stderr, slog.LevelWarn)
 }
 
-// loggerAt is logger with a different quiet level.
+// serverLogger is a server's logger: info and up by default (every state
+// change is logged at info).
+func (g *globals) serverLogger(stderr io.Writer) *slog.Logger {
+	return g.loggerAt(stderr, slog.LevelInfo)
+}
+
+// loggerAt is logger with level as the default; --log-format picks text
+// or JSON lines (both checked by checkLogFlags before any command runs).
 func (g *globals) loggerAt(stderr io.Writer, level slog.Level) *slog.Logger {
+	if g.logLevel != "" {
+		_ = level.UnmarshalText([]byte(g.logLevel))
+	}
 	if g.verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
+// checkLogFlags validates --log-level and --log-format.
+func (g *globals) checkLogFlags() error {
+	if g.logLevel != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return fmt.Errorf("bad --log-level %q: want debug, info, warn or error", g.logLevel)
+		}
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return fmt.Errorf("bad --log-format %q: want text or json", g.logFormat)
+	}
+	return nil
 }
 
 // probeTimeout bounds the reachability check of newClient.
@@ -203,6 +234,15 @@ func buildRoot() (*cobra.Command, *globals) {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages on stderr")
 	root.PersistentFlags().StringVar(&g.tlsDir, "tls-dir", os.Getenv(envTLSDir),
 		"TLS directory (CA certificate, this process's certificate and key: catena admin cert issue); every connection is then mutual TLS (env "+envTLSDir+"; empty: plain TCP)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "",
+		"log level on stderr: debug, info, warn or error (default: info for servers, warn for other commands)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json (one object per line)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := g.checkLogFlags(); err != nil {
+			return &usageError{cmd: cmd, err: err}
+		}
+		return nil
+	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}
 	})
@@ -230,7 +270,28 @@ func buildRoot() (*cobra.Command, *globals) {
 	root.AddCommand(newAdminCmd(g))
 	root.AddCommand(newVolumeCmd(g), newNbdCmd(g))
 	root.AddCommand(newMountCmds(g)...)
+	strictGroups(root)
 	return root, g
+}
+
+// strictGroups makes every command that only groups others (catena
+// admin, catena volume, ...) refuse an unknown subcommand as a usage
+// error (exit 2), as the root does, instead of printing its help and
+// succeeding; without arguments it prints its help.
+func strictGroups(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		strictGroups(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil {
+		return
+	}
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return &usageError{cmd: c, err: fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 }
 
 // execute runs the CLI with args and returns the process exit status:

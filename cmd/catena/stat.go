@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -34,6 +36,7 @@ type chunkJSON struct {
 
 type serverJSON struct {
 	ID   uint64 `json:"id"`
+	Name string `json:"name,omitempty"`
 	Addr string `json:"addr"`
 }
 
@@ -56,10 +59,11 @@ func newStatCmd(g *globals) *cobra.Command {
 						return fail("stat "+p, err)
 					}
 				}
+				names := serverNames(ctx, c, len(chunks) > 0)
 				if g.json {
-					return fail("stat "+p, writeJSON(cmd.OutOrStdout(), toStatJSON(info, chunks)))
+					return fail("stat "+p, writeJSON(cmd.OutOrStdout(), toStatJSON(info, chunks, names)))
 				}
-				return fail("stat "+p, printStat(cmd.OutOrStdout(), info, chunks))
+				return fail("stat "+p, printStat(cmd.OutOrStdout(), info, chunks, names))
 			})
 		},
 	}
@@ -67,7 +71,24 @@ func newStatCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo) statJSON {
+// serverNames maps chunkserver ids to their names (catena status), when
+// want; empty when the status cannot be had (the ids are shown then).
+func serverNames(ctx context.Context, c *client.Client, want bool) map[uint64]string {
+	names := map[uint64]string{}
+	if !want {
+		return names
+	}
+	if st, err := c.Status(ctx); err == nil {
+		for _, s := range st.Chunkservers {
+			if s.Name != "" {
+				names[s.ID] = s.Name
+			}
+		}
+	}
+	return names
+}
+
+func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo, names map[uint64]string) statJSON {
 	f := toFileJSON(info)
 	out := statJSON{
 		Path: f.Path, Size: f.Size, ChunkSize: f.ChunkSize, Replication: f.Replication,
@@ -77,14 +98,14 @@ func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo) statJSON {
 	for _, ch := range chunks {
 		cj := chunkJSON{Index: ch.Index, Handle: ch.Handle, Epoch: ch.Epoch, Chain: make([]serverJSON, 0, len(ch.Chain))}
 		for _, s := range ch.Chain {
-			cj.Chain = append(cj.Chain, serverJSON{ID: s.ID, Addr: s.Addr})
+			cj.Chain = append(cj.Chain, serverJSON{ID: s.ID, Name: names[s.ID], Addr: s.Addr})
 		}
 		out.Chunks = append(out.Chunks, cj)
 	}
 	return out
 }
 
-func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo) error {
+func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo, names map[uint64]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(tw, "path:\t%s\n", info.Path)
 	fmt.Fprintf(tw, "type:\t%s\n", fileType(info))
@@ -108,7 +129,11 @@ func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo) er
 	for _, ch := range chunks {
 		members := make([]string, 0, len(ch.Chain))
 		for _, s := range ch.Chain {
-			members = append(members, fmt.Sprintf("%d@%s", s.ID, s.Addr))
+			who := names[s.ID]
+			if who == "" {
+				who = strconv.FormatUint(s.ID, 10)
+			}
+			members = append(members, who+"@"+s.Addr)
 		}
 		fmt.Fprintf(tw, "  %d\t%d\t%d\t%s\n", ch.Index, ch.Handle, ch.Epoch, strings.Join(members, " -> "))
 	}

@@ -26,6 +26,7 @@ type masterJSON struct {
 
 type chunkserverJSON struct {
 	ID            uint64 `json:"id"`
+	Name          string `json:"name"`
 	Addr          string `json:"addr"`
 	Alive         bool   `json:"alive"`
 	FreeBytes     int64  `json:"free_bytes"`
@@ -93,7 +94,7 @@ func toStatusJSON(st *client.Status) statusJSON {
 	}
 	for _, s := range st.Chunkservers {
 		out.Chunkservers = append(out.Chunkservers, chunkserverJSON{
-			ID: s.ID, Addr: s.Addr, Alive: s.Alive,
+			ID: s.ID, Name: s.Name, Addr: s.Addr, Alive: s.Alive,
 			FreeBytes: s.FreeBytes, UsedBytes: s.UsedBytes, CapacityBytes: s.CapacityBytes,
 			Draining: s.Draining, Chains: s.Chains,
 		})
@@ -127,7 +128,7 @@ func printStatus(w io.Writer, st *client.Status) error {
 	fmt.Fprintf(w, "chunkservers: %d alive, %d dead; %s free of %s\n",
 		alive, len(st.Chunkservers)-alive, formatSize(free), formatSize(capacity))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tADDRESS\tSTATE\tREPLICAS\tUSED\tFREE\tCAPACITY")
+	fmt.Fprintln(tw, "  NAME\tID\tADDRESS\tSTATE\tREPLICAS\tUSED\tFREE\tCAPACITY")
 	for _, s := range st.Chunkservers {
 		state := "alive"
 		if !s.Alive {
@@ -136,7 +137,7 @@ func printStatus(w io.Writer, st *client.Status) error {
 		if s.Draining {
 			state += fmt.Sprintf(", draining (in %d chains)", s.Chains)
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Addr, state, s.Replicas,
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", orDash(s.Name), s.ID, s.Addr, state, s.Replicas,
 			formatSize(s.UsedBytes), formatSize(s.FreeBytes), formatSize(s.CapacityBytes))
 	}
 	if err := tw.Flush(); err != nil {
@@ -157,4 +158,12 @@ func printStatus(w io.Writer, st *client.Status) error {
 	}
 	_, err := fmt.Fprintf(w, "namespace: %d files, %d directories\n", st.Files, st.Directories)
 	return err
+}
+
+// orDash is s, or "-" when it is empty (a column must not be blank).
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -17,7 +17,10 @@ var (
 	masters = []Role{RoleMaster}
 	// mastersAndAdmins: the leader asks a joining master; admins may look.
 	mastersAndAdmins = []Role{RoleMaster, RoleAdmin}
-	servers          = []Role{RoleChunkserver}
+	// readersAndMasters: what readers may look at, and a following
+	// master fetches from the leader for its console.
+	readersAndMasters = []Role{RoleClient, RoleAdmin, RoleReader, RoleMaster}
+	servers           = []Role{RoleChunkserver}
 )
 
 // Rules maps every RPC of Catena's services to the roles that may call it.
@@ -49,6 +52,7 @@ var Rules = map[string][]Role{
 	api.Admin_ListMasters_FullMethodName:       readers,
 	api.Admin_RegisterMaster_FullMethodName:    masters,
 	api.Admin_Progress_FullMethodName:          mastersAndAdmins,
+	api.Admin_ConsoleSnapshot_FullMethodName:   readersAndMasters,
 
 	// Data: clients read and write; the master configures replicas;
 	// chunkservers replicate between them.

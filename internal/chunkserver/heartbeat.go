@@ -175,6 +175,7 @@ func (s *Server) registerRequest() *api.RegisterRequest {
 		ServerId:      uint64(s.id),
 		Addr:          s.addr,
 		Labels:        s.cfg.Labels,
+		Name:          s.cfg.Name,
 		CapacityBytes: capacity,
 		FreeBytes:     free,
 	}
@@ -191,6 +192,7 @@ func (s *Server) heartbeatRequest(rep *report) *api.HeartbeatRequest {
 		FreeBytes:     free,
 		UsedBytes:     s.store.UsedBytes(),
 		NeverHeldFrom: s.createFloor.Load(),
+		Io:            s.ioCounters(),
 	}
 	s.fill(req, rep)
 	return req

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -27,6 +28,7 @@ import (
 	"github.com/catena-io/catena/internal/chunkstore"
 	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/durable"
+	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/serve"
 )
 
@@ -57,6 +59,9 @@ type Config struct {
 	Masters []string
 	// Labels are reported at registration (failure domains).
 	Labels map[string]string
+	// Name is the server's human name, unique in the cluster
+	// (meta.ValidServerName; default DefaultName of the host and Dir).
+	Name string
 	// Capacity, when positive, is the space the server offers the
 	// cluster, if its disk has less it is the disk's: the capacity and
 	// free space it reports (the master places chunks and rebalances by
@@ -109,11 +114,49 @@ type Config struct {
 	// regardless while its replica holds none, so servers full of each
 	// other's updates never stop every chain (chainmem.go).
 	ChainMemory int64
+	// Metrics receives the server's Prometheus collectors (nil: none
+	// are gathered).
+	Metrics prometheus.Registerer
 	// Logger receives logs (nil = discard).
 	Logger *slog.Logger
 	// Clock tells the time and makes the server's timers (nil = the
 	// system clock).
 	Clock clock.Clock
+}
+
+// Name is the server's name (Config.Name).
+func (s *Server) Name() string { return s.cfg.Name }
+
+// DefaultName is a chunkserver's name when none is given: the host's
+// name and the data directory's last element ("db7-disk2"), with what
+// meta.ValidServerName refuses replaced by '-'.
+func DefaultName(dir string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "host"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	base := filepath.Base(filepath.Clean(dir))
+	if base == "/" || base == "." {
+		base = "data"
+	}
+	var b strings.Builder
+	for _, r := range host + "-" + base {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.TrimLeft(b.String(), "._-")
+	if len(name) > meta.MaxServerNameLen {
+		name = name[len(name)-meta.MaxServerNameLen:]
+		name = strings.TrimLeft(name, "._-")
+	}
+	if name == "" {
+		name = "chunkserver"
+	}
+	return name
 }
 
 // Server is a running chunkserver.
@@ -222,6 +265,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName(cfg.Dir)
+	}
+	if err := meta.ValidServerName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("chunkserver: %w", err)
+	}
 	// Every directory made at first start is fsynced into its parent
 	// (chunkstore's Open does the same for chunks and corrupt): files
 	// synced into a directory whose own entry was lost to a power cut are
@@ -266,7 +315,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		fetchConns: make(map[string]*grpc.ClientConn),
 	}
 	s.chainMem.limit.Store(cfg.ChainMemory)
-	s.log = cfg.Logger.With("server", uint64(id))
+	s.log = cfg.Logger.With("server", uint64(id), "name", cfg.Name)
+	s.registerMetrics(cfg.Metrics)
+	store.OnSync(s.metrics.prom.fsync.Observe)
 	// The server outlives Start's ctx: only Close stops it.
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.peers = &peers{
@@ -281,7 +332,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The replicas loaded are cold (cold.go): fenced until they rejoin
 	// their chains, unverified until verifyLoaded has read every block.
-	opts := append(serve.Options(maxMsgSize), grpc.WaitForHandlers(true))
+	opts := append(append(s.metrics.prom.rpc.ServerOptions(), serve.Options(maxMsgSize)...), grpc.WaitForHandlers(true))
 	if cfg.TLS != nil {
 		opts = append(opts, cfg.TLS.ServerOptions()...)
 	}

@@ -47,6 +47,15 @@ func ctxError(ctx context.Context) error {
 // durable on every member. A head that holds no replica yet creates it
 // from the write's ReplicaSpec (a new chunk's first write; create.go).
 func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
+	start := time.Now()
+	resp, err := v.write(ctx, req)
+	if err == nil {
+		v.s.wrote(len(req.GetData()), time.Since(start))
+	}
+	return resp, err
+}
+
+func (v *service) write(ctx context.Context, req *api.WriteRequest) (*api.WriteResponse, error) {
 	body, err := v.s.caps.Check(req.GetCapability(), req.GetHandle(), req.GetEpoch(), auth.RightWrite, v.s.clk.Now())
 	if err != nil {
 		return nil, err
@@ -58,7 +67,8 @@ func (v *service) Write(ctx context.Context, req *api.WriteRequest) (*api.WriteR
 		if err := v.s.reserveWrite(ctx, n); err != nil {
 			return nil, err
 		}
-		defer v.s.writeMem.Release(n)
+		v.s.metrics.writeMemUsed.Add(n)
+		defer func() { v.s.metrics.writeMemUsed.Add(-n); v.s.writeMem.Release(n) }()
 	}
 	h := chunkstore.Handle(req.GetHandle())
 	r := v.s.acquire(h)
@@ -212,6 +222,15 @@ func (s *Server) reserveWrite(ctx context.Context, n int64) error {
 // read's epoch, nothing was ever written to the chunk, which the client
 // confirms with the master.
 func (v *service) Read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
+	start := time.Now()
+	resp, err := v.read(ctx, req)
+	if err == nil {
+		v.s.read(len(resp.GetData()), time.Since(start))
+	}
+	return resp, err
+}
+
+func (v *service) read(ctx context.Context, req *api.ReadRequest) (*api.ReadResponse, error) {
 	if _, err := v.s.caps.Check(req.GetCapability(), req.GetHandle(), req.GetEpoch(), auth.RightRead, v.s.clk.Now()); err != nil {
 		return nil, err
 	}

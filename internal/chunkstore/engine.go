@@ -113,6 +113,8 @@ type Store struct {
 
 	syncMu    sync.Mutex
 	syncedLSN uint64 // records below it are durable
+	// onSync, when set, is told how long each group fdatasync took.
+	onSync atomic.Pointer[func(float64)]
 
 	cpRun sync.Mutex // one checkpoint at a time
 	kick  chan struct{}
@@ -971,10 +973,14 @@ func (e *Store) syncTo(target uint64) error {
 	upto, segs := e.nextLSN, e.unsynced
 	e.unsynced = nil
 	e.appendMu.Unlock()
+	start := time.Now()
 	for _, s := range segs {
 		if err := s.f.Sync(); err != nil {
 			return e.fail(err)
 		}
+	}
+	if f := e.onSync.Load(); f != nil && len(segs) > 0 {
+		(*f)(time.Since(start).Seconds())
 	}
 	e.syncedLSN = upto
 	e.appendMu.Lock()
@@ -982,6 +988,10 @@ func (e *Store) syncTo(target uint64) error {
 	e.appendMu.Unlock()
 	return nil
 }
+
+// OnSync has f told the seconds each fdatasync of the log takes (one
+// covers every record appended before it).
+func (e *Store) OnSync(f func(seconds float64)) { e.onSync.Store(&f) }
 
 // Checkpoint writes the whole index durably, then reclaims the space the
 // log no longer needs (docs: Space). It syncs the log first.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/catena-io/catena/api"
@@ -69,6 +70,11 @@ type Config struct {
 	MasterAddr string
 	// RaftAddr is the master's Raft address (default 127.0.0.1:0).
 	RaftAddr string
+	// MasterHTTPAddr, when set, is where the first master serves its web
+	// console (master.Config.HTTPAddr); the others, with Masters > 1,
+	// serve theirs on a free port of the same host. Each keeps its
+	// address across restarts. "": no console.
+	MasterHTTPAddr string
 	// Labels returns the labels of chunkserver i (zero-based); optional.
 	Labels func(i int) map[string]string
 	// Capacity returns the capacity chunkserver i offers
@@ -111,6 +117,9 @@ type Config struct {
 	ReportPage int
 	// Logger receives the logs of every process; nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, receives every process's Prometheus collectors,
+	// each labelled node="m1", "cs1", ... (catena dev --metrics-listen).
+	Metrics prometheus.Registerer
 	// MemDisks keeps each chunkserver's data on an in-memory disk
 	// (chunkstore.MemFS), so that PowerCut can drop what was not synced.
 	MemDisks bool

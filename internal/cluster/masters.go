@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ type mNode struct {
 	dir      string
 	addr     string // gRPC
 	raftAddr string
+	httpAddr string // the console's, "" for none (Config.MasterHTTPAddr)
 	m        *master.Master
 	conn     *grpc.ClientConn // harness's own, outside the Network
 	mc       api.MasterClient
@@ -107,6 +109,7 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 	cfg := c.masterConfig(n.dir)
 	cfg.ID = n.id
 	cfg.Logger = c.log.With("proc", n.name)
+	cfg.Metrics = c.metricsOf(n.id)
 	cfg.Dialer = c.net.Dialer(n.name)
 	cfg.ListenAddr = n.addr
 	c.net.Register(n.addr, n.name)
@@ -126,6 +129,7 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 		}
 	}
 	cfg.Listener, cfg.RaftListener = lns[0], lns[1]
+	cfg.HTTPAddr = c.masterHTTPAddr(i)
 	if peers != "" {
 		cfg.Peers, cfg.RaftDialer = peers, c.net.Dialer(n.name)
 	} else {
@@ -139,6 +143,7 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 		return fmt.Errorf("cluster: start master %d: %w", i, err)
 	}
 	n.m = m
+	n.httpAddr = m.HTTPAddr()
 	if n.conn == nil {
 		if n.conn, err = grpc.NewClient(n.addr, c.tls.dialOption(auth.RoleMaster)); err != nil {
 			return fmt.Errorf("cluster: dial master %d: %w", i, err)
@@ -146,6 +151,31 @@ func (c *Cluster) startMaster(ctx context.Context, i int, peers string) error {
 		n.mc = api.NewMasterClient(n.conn)
 	}
 	return nil
+}
+
+// masterHTTPAddr is where master i serves its console: where it did
+// before, else Config.MasterHTTPAddr (its host with a free port for all
+// but the first).
+func (c *Cluster) masterHTTPAddr(i int) string {
+	if n := c.masters[i]; n.httpAddr != "" || c.cfg.MasterHTTPAddr == "" || i == 0 {
+		return cmp.Or(n.httpAddr, c.cfg.MasterHTTPAddr)
+	}
+	host, _, err := net.SplitHostPort(c.cfg.MasterHTTPAddr)
+	if err != nil {
+		return c.cfg.MasterHTTPAddr // the master reports it
+	}
+	return net.JoinHostPort(host, "0")
+}
+
+// MasterHTTPAddr returns the address of master i's console ("" for none,
+// or when it never ran).
+func (c *Cluster) MasterHTTPAddr(i int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.masters) {
+		return ""
+	}
+	return c.masters[i].httpAddr
 }
 
 // NumMasters returns the number of master slots.

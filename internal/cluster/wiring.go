@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -17,6 +18,15 @@ import (
 
 // chunkserverNode is the Network name of chunkserver slot i.
 func chunkserverNode(i int) string { return fmt.Sprintf("cs%d", i+1) }
+
+// metricsOf is the registerer of process node: Config.Metrics with a
+// node label, nil without.
+func (c *Cluster) metricsOf(node string) prometheus.Registerer {
+	if c.cfg.Metrics == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, c.cfg.Metrics)
+}
 
 // masterConfig is the master's configuration: the cluster's knobs and a
 // dialer on the Network.
@@ -57,6 +67,8 @@ func (c *Cluster) chunkserverConfig(i int, n *csNode, ln net.Listener) chunkserv
 		Listener:          ln,
 		Masters:           c.masterAddrsLocked(),
 		Labels:            labels,
+		Name:              n.name,
+		Metrics:           c.metricsOf(n.name),
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
 		ScrubInterval:     c.cfg.ScrubInterval,
 		ScrubBytesPerSec:  c.cfg.ScrubBytesPerSec,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/catena-io/catena/client"
 )
@@ -60,6 +61,9 @@ type Config struct {
 	AllowOther bool
 	// Debug logs every FUSE request.
 	Debug bool
+	// Metrics receives the mount's Prometheus collectors (nil: none are
+	// gathered).
+	Metrics prometheus.Registerer
 	// SessionTTL is how long the master keeps this mount's orphans (files
 	// unlinked while open here) after the mount stops renewing its
 	// session, i.e. after it died (default 30s). Renewed every third.
@@ -131,7 +135,12 @@ func Mount(dir string, cfg Config) (*Server, error) {
 		NegativeTimeout: &zero,
 		RootStableAttr:  &fs.StableAttr{Ino: rootInode, Mode: syscall.S_IFDIR},
 	}
-	srv, err := fs.Mount(dir, root, opts)
+	// fs.Mount, with every request counted on its way in.
+	srv, err := fuse.NewServer(newMetered(fs.NewNodeFS(root, opts), cfg.Metrics), dir, &opts.MountOptions)
+	if err == nil {
+		go srv.Serve()
+		err = srv.WaitMount()
+	}
 	if err != nil {
 		_ = fsys.c.EndMount(context.Background(), fsys.session)
 		return nil, fmt.Errorf("fusefs: mount %s: %w", dir, err)

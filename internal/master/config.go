@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/clock"
 	"github.com/catena-io/catena/internal/master/decide"
@@ -79,9 +81,22 @@ type Config struct {
 	// these credentials (a master certificate), and checks each call's
 	// role (auth.Rules); nil: plain TCP, anyone may call anything.
 	TLS *auth.Creds
+	// HTTPAddr, when set, is where the master serves its web console
+	// (internal/console; "" with no HTTPListener: none). It is plain
+	// HTTP even with TLS, read-only and without authentication: anyone
+	// who reaches it sees the cluster's state (servers, volume names,
+	// the paths of damaged chunks), so bind it to loopback or an
+	// operators' network.
+	HTTPAddr string
+	// HTTPListener, when set, is used for the console instead of
+	// HTTPAddr.
+	HTTPListener net.Listener
 	// Dialer, when set, opens every connection the master makes to
 	// chunkservers (the fault-injection harness wraps the network here).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Metrics receives the master's Prometheus collectors (nil: none
+	// are gathered).
+	Metrics prometheus.Registerer
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
 	// Clock is the master's one source of time: the times it stamps and

@@ -18,6 +18,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/console"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -437,6 +438,7 @@ func (a *adminServer) DrainChunkserver(ctx context.Context, req *api.DrainChunks
 	if _, err := a.s.propose(ctx, meta.SetDraining{Server: req.Id, Draining: !req.Stop}); err != nil {
 		return nil, err
 	}
+	a.s.m.drainEvent(req.Id, req.Stop)
 	a.s.m.kickRepair()
 	return &api.DrainChunkserverResponse{}, nil
 }
@@ -464,6 +466,7 @@ func (a *adminServer) RemoveChunkserver(ctx context.Context, req *api.RemoveChun
 		return nil, err
 	}
 	m.log.Info("master: chunkserver removed", "id", req.Id, "chains", chains, "force", req.Force)
+	m.event(console.EventRemoved, "chunkserver %d removed from %d chains (force %v)", req.Id, chains, req.Force)
 	m.kickRepair()
 	return &api.RemoveChunkserverResponse{Chains: chains}, nil
 }

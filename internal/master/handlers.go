@@ -11,6 +11,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/console"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -454,11 +455,32 @@ func (s *server) Register(ctx context.Context, req *api.RegisterRequest) (*api.R
 	if ok && known.CertName != "" && known.CertName != name {
 		return nil, errNotBound(req.ServerId, known.CertName, name)
 	}
-	if !ok || known.Addr != req.Addr || !maps.Equal(known.Labels, req.Labels) || known.CertName != name {
-		if _, err := s.propose(ctx, meta.RegisterServer{ID: req.ServerId, Addr: req.Addr, Labels: req.Labels, CertName: name}); err != nil {
+	var holder uint64 // another server holding req.Name
+	if req.Name != "" {
+		if err := meta.ValidServerName(req.Name); err != nil {
+			return nil, rpcerr.New(api.ErrorCode_INVALID, "register: %v", err)
+		}
+		s.m.fsm.view(func(st *meta.State) {
+			for _, sv := range st.Servers() {
+				if sv.ID != req.ServerId && sv.Name == req.Name {
+					holder = sv.ID
+				}
+			}
+		})
+	}
+	// A dead holder gives its name up (a server started anew, e.g. on a
+	// replaced disk, under the same name); a live one keeps it.
+	takeName := holder != 0 && !s.m.soft.alive(holder, s.m.cfg.Clock.Now(), s.m.cfg.deadAfter())
+	if holder != 0 && !takeName {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "register: chunkserver name %q is taken by server %d, which is alive: give each server its own --name", req.Name, holder)
+	}
+	if !ok || known.Addr != req.Addr || !maps.Equal(known.Labels, req.Labels) || known.CertName != name || known.Name != req.Name {
+		if _, err := s.propose(ctx, meta.RegisterServer{ID: req.ServerId, Addr: req.Addr, Labels: req.Labels,
+			Name: req.Name, TakeName: takeName, CertName: name}); err != nil {
 			return nil, err
 		}
-		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "addr", req.Addr, "labels", req.Labels)
+		s.m.log.Info("master: chunkserver registered", "id", req.ServerId, "name", req.Name, "addr", req.Addr, "labels", req.Labels)
+		s.m.event(console.EventRegistered, "chunkserver %d %q registered at %s (labels %s)", req.ServerId, req.GetName(), req.Addr, labelList(req.Labels))
 	}
 	s.m.soft.heard(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, 0, nil, nil, 0, 0)
 	// Read after the server opened its store (it registers after): every
@@ -566,6 +588,7 @@ func (s *server) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api
 	} else { // the inventory was merged by applyReport
 		s.m.soft.heardReport(req.ServerId, s.m.cfg.Clock.Now(), req.CapacityBytes, req.FreeBytes, req.UsedBytes, req.NeverHeldFrom)
 	}
+	s.m.soft.heardIO(req.ServerId, req.Io)
 	// The server counts the lease from when it sent this heartbeat; we
 	// count deadAfter from now, later, so its lease runs out first.
 	resp.LeaseMillis = s.m.cfg.Lease.Milliseconds()
@@ -601,7 +624,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 		}
 	}
 	for _, sv := range servers {
-		cs := &api.ChunkserverStatus{Id: sv.ID, Addr: sv.Addr, Labels: sv.Labels, Draining: sv.Draining, Chains: memberships[sv.ID]}
+		cs := &api.ChunkserverStatus{Id: sv.ID, Name: sv.Name, Addr: sv.Addr, Labels: sv.Labels, Draining: sv.Draining, Chains: memberships[sv.ID]}
 		if soft, ok := s.m.soft.get(sv.ID); ok {
 			ev[sv.ID] = soft.evidence
 			alive[sv.ID] = s.m.soft.alive(sv.ID, now, s.m.cfg.deadAfter())
@@ -609,6 +632,7 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 			cs.CapacityBytes, cs.FreeBytes, cs.UsedBytes = soft.capacity, soft.free, soft.used
 			cs.Replicas = uint64(len(soft.replicas))
 			cs.LastHeartbeatUnixNano = soft.lastHeartbeat.UnixNano()
+			cs.Io = soft.io
 		}
 		resp.Chunkservers = append(resp.Chunkservers, cs)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
+	"github.com/catena-io/catena/internal/console"
 	"github.com/catena-io/catena/internal/durable"
 	"github.com/catena-io/catena/internal/serve"
 )
@@ -60,6 +61,10 @@ type Master struct {
 
 	soft *softState
 	pool *connPool
+	mx   *masterMetrics
+
+	events  eventRing      // recent events for the console (events.go)
+	console *consoleServer // nil without Config.HTTPAddr (console.go)
 
 	// stopRepair stops the current term's repair loop; nil when none
 	// runs. Used by watchLeadership only.
@@ -111,6 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if cfg.RaftListener != nil {
 		raftAddr = cfg.RaftListener.Addr().String()
 	}
+	m.mx = newMasterMetrics(m, cfg.Metrics)
 	if err := m.openRaft(raftAddr); err != nil {
 		return nil, err
 	}
@@ -118,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	go m.watchLeadership()
 	go m.registerLoop()
 
-	opts := serve.Options(maxMsgSize)
+	opts := append(m.mx.rpc.ServerOptions(), serve.Options(maxMsgSize)...)
 	if cfg.TLS != nil {
 		// The caller's role first (auth.Rules), then its permissions.
 		opts = append(opts, cfg.TLS.ServerOptions()...)
@@ -136,6 +142,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			m.log.Error("master: grpc serve", "err", err)
 		}
 	}()
+	if err := m.startConsole(); err != nil {
+		return nil, err
+	}
 	// A sole voter leads at once: return when it serves. A member of a
 	// group serves (NOT_LEADER redirects) while the election goes on, and
 	// a joining master until it is added.
@@ -247,10 +256,12 @@ func (m *Master) watchLeadership() {
 		case <-m.stop:
 			return
 		case leader := <-m.notifyCh:
+			m.mx.leaderChanges.Inc()
 			m.ready.Store(false)
 			m.stopRepairLoop()
 			if !leader {
 				m.log.Info("master: lost leadership")
+				m.event(console.EventFollower, "master %s lost leadership", m.cfg.ID)
 				continue
 			}
 			if err := m.raft.Barrier(applyTimeout).Error(); err != nil {
@@ -268,6 +279,7 @@ func (m *Master) watchLeadership() {
 			m.ready.Store(true)
 			m.leaderOnce.Do(func() { close(m.leaderReady) })
 			m.log.Info("master: leading")
+			m.event(console.EventLeader, "master %s leads", m.cfg.ID)
 		}
 	}
 }
@@ -291,6 +303,7 @@ func (m *Master) leaderAddr() string {
 // more than once.
 func (m *Master) Close() error {
 	m.closeOnce.Do(func() {
+		m.closeConsole()
 		var errs []error
 		if m.grpc != nil {
 			m.grpc.GracefulStop()

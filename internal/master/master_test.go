@@ -459,3 +459,35 @@ func TestAllocateWhileLearningLiveness(t *testing.T) {
 	_, err = c.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: cr.Info.Inode, Index: 0})
 	wantCode(t, "allocate after the learning window", err, api.ErrorCode_NO_CHUNKSERVERS)
 }
+
+// TestRegisterNames: a chunkserver's name is shown by Status; another
+// live server's name is refused, a dead one's taken over (a disk
+// replaced: the server starts anew under its old name), and a bad name
+// is refused.
+func TestRegisterNames(t *testing.T) {
+	clk := newClock()
+	_, c := startMaster(t, t.TempDir(), clk)
+	ctx := context.Background()
+	if _, err := c.Register(ctx, &api.RegisterRequest{ServerId: 1, Addr: "127.0.0.1:1", Name: "db7-disk1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Register(ctx, &api.RegisterRequest{ServerId: 2, Addr: "127.0.0.1:2", Name: "db7-disk1"})
+	wantCode(t, "a live server's name", err, api.ErrorCode_INVALID)
+	_, err = c.Register(ctx, &api.RegisterRequest{ServerId: 3, Addr: "127.0.0.1:3", Name: "bad name"})
+	wantCode(t, "a bad name", err, api.ErrorCode_INVALID)
+	clk.Advance(6 * time.Second) // past DeadAfter: server 1 is dead
+	if _, err := c.Register(ctx, &api.RegisterRequest{ServerId: 2, Addr: "127.0.0.1:2", Name: "db7-disk1"}); err != nil {
+		t.Fatalf("taking a dead server's name: %v", err)
+	}
+	st, err := c.Status(ctx, &api.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[uint64]string{}
+	for _, s := range st.Chunkservers {
+		names[s.Id] = s.Name
+	}
+	if len(names) != 2 || names[1] != "" || names[2] != "db7-disk1" {
+		t.Fatalf("names after the takeover: %v", names)
+	}
+}

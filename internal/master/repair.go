@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/console"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
@@ -88,6 +89,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	m.expireMounts(ctx, now)
 	view := m.soft.snapshotServers(ids, now, m.cfg.deadAfter())
 	live, free, inv := view.live, view.free, view.inv
+	m.observeLiveness(live)
 	if caught := decide.PlanCaughtUp(chunks, view.evidence); len(caught) > 0 {
 		caught = caught[:min(len(caught), maxCaughtUpBatch)]
 		s := &server{m: m}
@@ -275,6 +277,7 @@ func (m *Master) runRepair(ctx context.Context, p decide.RepairPlan) {
 	)
 	defer func() {
 		m.soft.endRepair(p.Handle, p.Target, err, bytes, m.cfg.Clock.Now().Add(repairRetryDelay))
+		m.repairEnded("re-replication", p.Handle, p.Target, bytes, err)
 		m.kickRepair()
 		if err != nil {
 			log.Warn("master: re-replication failed", "err", err)
@@ -370,6 +373,7 @@ func (m *Master) runHeal(ctx context.Context, p decide.HealPlan) {
 	var err error
 	defer func() {
 		m.soft.endHeal(p.Handle, err, m.cfg.Clock.Now().Add(repairRetryDelay))
+		m.repairEnded("block restore", p.Handle, p.Target, 0, err)
 		m.kickRepair()
 	}()
 	log.Warn("master: restoring blocks that verify on no chain member", "blocks", p.Blocks, "sources", p.Sources)
@@ -425,6 +429,7 @@ func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.
 		if err != nil {
 			return err
 		}
+		m.event(console.EventChain, "chunk %d: chain %v at epoch %d", handle, chain, ch.Epoch+1)
 		m.pushReconfigure(ctx, handle, alsoTell)
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 )
@@ -14,6 +15,7 @@ import (
 // heartbeats; never persisted.
 type serverSoft struct {
 	lastHeartbeat time.Time
+	io            *api.IOCounters // client I/O, from the last heartbeat
 	capacity      int64
 	free          int64
 	used          int64
@@ -179,6 +181,16 @@ func (s *softState) heardReport(id uint64, now time.Time, capacity, free, used i
 	defer s.mu.Unlock()
 	sv := s.serverLocked(id)
 	sv.lastHeartbeat, sv.capacity, sv.free, sv.used, sv.neverHeldFrom = now, capacity, free, used, neverHeldFrom
+}
+
+// heardIO keeps a server's last report of its client I/O.
+func (s *softState) heardIO(id uint64, io *api.IOCounters) {
+	if io == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serverLocked(id).io = io
 }
 
 // get returns a copy of one server's soft state.

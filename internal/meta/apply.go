@@ -400,6 +400,25 @@ func (s *State) checkChain(chain []ServerID) error {
 	return nil
 }
 
+// MaxServerNameLen bounds a chunkserver's name.
+const MaxServerNameLen = 64
+
+// ValidServerName checks a chunkserver's name: 1 to MaxServerNameLen
+// letters, digits and '.', '_', '-', starting with a letter or digit (it
+// is typed in commands and used as a metrics label).
+func ValidServerName(name string) error {
+	if name == "" || len(name) > MaxServerNameLen {
+		return errorf(ErrInvalid, "chunkserver name %q: want 1 to %d characters", name, MaxServerNameLen)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			return errorf(ErrInvalid, "chunkserver name %q: only letters, digits, '.', '_' and '-' (not first)", name)
+		}
+	}
+	return nil
+}
+
 func (s *State) registerServer(c RegisterServer) Result {
 	if c.ID == 0 || c.Addr == "" {
 		return fail(errorf(ErrInvalid, "server id 0 or empty address"))
@@ -410,10 +429,25 @@ func (s *State) registerServer(c RegisterServer) Result {
 			return fail(errorf(ErrExists, "server %d is bound to certificate %q", c.ID, old.CertName))
 		}
 	}
+	if c.Name != "" {
+		if err := ValidServerName(c.Name); err != nil {
+			return fail(err)
+		}
+		for _, o := range s.servers {
+			if o.ID != c.ID && o.Name == c.Name && !c.TakeName {
+				return fail(errorf(ErrExists, "chunkserver name %q is taken by server %d, which is alive: give each server its own --name", c.Name, o.ID))
+			}
+		}
+		for _, o := range s.servers {
+			if o.ID != c.ID && o.Name == c.Name {
+				o.Name = ""
+			}
+		}
+	}
 	draining := false
 	if old, ok := s.servers[c.ID]; ok {
 		draining = old.Draining // a restart does not end a drain
 	}
-	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels), CertName: name, Draining: draining}
+	s.servers[c.ID] = &Server{ID: c.ID, Addr: c.Addr, Labels: maps.Clone(c.Labels), Name: c.Name, CertName: name, Draining: draining}
 	return Result{}
 }

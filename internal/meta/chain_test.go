@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -200,6 +201,34 @@ func TestServerBoundToCertificate(t *testing.T) {
 	mustApply(t, s, RegisterServer{ID: 7, Addr: "b:1", CertName: "cs7"})
 	if sv, _ := s.Server(7); sv.Addr != "b:1" || sv.CertName != "cs7" {
 		t.Fatalf("server after the re-registrations: %+v", sv)
+	}
+	checkRoundTrip(t, s)
+}
+
+// TestServerNames: a name is unique among the registered servers; a
+// taker (the master found the holder dead) leaves the holder nameless;
+// bad names are refused and change nothing.
+func TestServerNames(t *testing.T) {
+	s := New()
+	mustApply(t, s, RegisterServer{ID: 1, Addr: "a:1", Name: "db7-disk1"})
+	mustApply(t, s, RegisterServer{ID: 1, Addr: "a:1", Name: "db7-disk1"}) // again: its own name
+	if r := s.Apply(RegisterServer{ID: 2, Addr: "b:1", Name: "db7-disk1"}); !errors.Is(r.Err, ErrExists) {
+		t.Fatalf("a second server under a taken name: %v, want ErrExists", r.Err)
+	}
+	if _, ok := s.Server(2); ok {
+		t.Fatal("the refused server was registered")
+	}
+	for _, bad := range []string{"-x", "a b", "x\ny", "é", strings.Repeat("a", MaxServerNameLen+1)} {
+		if r := s.Apply(RegisterServer{ID: 3, Addr: "c:1", Name: bad}); !errors.Is(r.Err, ErrInvalid) {
+			t.Fatalf("name %q: %v, want ErrInvalid", bad, r.Err)
+		}
+	}
+	mustApply(t, s, RegisterServer{ID: 2, Addr: "b:1", Name: "db7-disk1", TakeName: true})
+	if a, _ := s.Server(1); a.Name != "" {
+		t.Fatalf("the old holder kept its name: %+v", a)
+	}
+	if b, _ := s.Server(2); b.Name != "db7-disk1" {
+		t.Fatalf("the taker: %+v", b)
 	}
 	checkRoundTrip(t, s)
 }

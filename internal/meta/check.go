@@ -141,6 +141,7 @@ func checkCounters(s *State, p *problems) {
 
 // checkServers: every registered chunkserver has its id and an address.
 func checkServers(s *State, p *problems) {
+	named := map[string]ServerID{}
 	for id := range keys(p, s.servers) {
 		sv := s.servers[id]
 		switch {
@@ -148,6 +149,13 @@ func checkServers(s *State, p *problems) {
 			p.addf("server %d: entry of another id", id)
 		case id == 0 || sv.Addr == "":
 			p.addf("server %d: id 0 or no address", id)
+		case sv.Name == "":
+		case ValidServerName(sv.Name) != nil:
+			p.addf("server %d: bad name %q", id, sv.Name)
+		case named[sv.Name] != 0:
+			p.addf("server %d: name %q is server %d's too", id, sv.Name, named[sv.Name])
+		default:
+			named[sv.Name] = id
 		}
 	}
 }

@@ -99,7 +99,7 @@ func build(snap *checkpoint) (*State, error) {
 		if s.servers[sv.ID] != nil {
 			return nil, fmt.Errorf("server %d twice", sv.ID)
 		}
-		s.servers[sv.ID] = &Server{ID: sv.ID, Addr: sv.Addr, Labels: maps.Clone(sv.Labels), CertName: sv.CertName, Draining: sv.Draining}
+		s.servers[sv.ID] = &Server{ID: sv.ID, Addr: sv.Addr, Labels: maps.Clone(sv.Labels), Name: sv.Name, CertName: sv.CertName, Draining: sv.Draining}
 	}
 	for _, ch := range snap.Chunks {
 		if s.chunks[ch.Handle] != nil {

@@ -88,6 +88,12 @@ type RegisterServer struct {
 	ID     ServerID
 	Addr   string
 	Labels map[string]string
+	// Name: the server's human name, unique (ValidServerName): when
+	// another server holds it, ErrExists, unless TakeName (the master
+	// found the holder dead: a disk replaced, the server started anew
+	// under the same name), which leaves the holder nameless.
+	Name     string `json:",omitempty"`
+	TakeName bool   `json:",omitempty"`
 	// CertName: the registering caller's certificate name ("" without
 	// TLS). A server bound to a name (Server.CertName) is registered
 	// again only under it (ErrExists otherwise); one without takes it.

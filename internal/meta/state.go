@@ -74,6 +74,10 @@ type Server struct {
 	ID     ServerID
 	Addr   string
 	Labels map[string]string
+	// Name is the server's human name (catena chunkserver --name),
+	// unique among the registered servers ("" for servers that predate
+	// names).
+	Name string `json:",omitempty"`
 	// CertName is the name in the certificate the server first
 	// registered with over mutual TLS ("" without TLS): its id is bound
 	// to it, and a caller with another certificate may not speak for it.

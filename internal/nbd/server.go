@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -65,6 +66,9 @@ type Config struct {
 	// client that stops reading its replies is disconnected instead of
 	// holding its requests' memory.
 	ReplyTimeout time.Duration
+	// Metrics receives the server's Prometheus collectors (nil: none are
+	// gathered).
+	Metrics prometheus.Registerer
 }
 
 const (
@@ -81,6 +85,7 @@ const (
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	mx  *serverMetrics
 
 	mem    *semaphore.Weighted // MaxMemory
 	slots  chan struct{}       // MaxConns
@@ -123,8 +128,10 @@ func NewServer(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, log: log, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
-		mem: semaphore.NewWeighted(cfg.MaxMemory), slots: make(chan struct{}, cfg.MaxConns), ctx: ctx, cancel: cancel}, nil
+	s := &Server{cfg: cfg, log: log, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
+		mem: semaphore.NewWeighted(cfg.MaxMemory), slots: make(chan struct{}, cfg.MaxConns), ctx: ctx, cancel: cancel}
+	s.mx = newServerMetrics(s, cfg.Metrics)
+	return s, nil
 }
 
 // Serve accepts connections on l until Close; it returns ErrServerClosed
@@ -411,7 +418,7 @@ func (cn *conn) transmit(dev Device) error {
 		if req.Type == cmdWrite {
 			payload = make([]byte, req.Length)
 			if _, err := io.ReadFull(cn.c, payload); err != nil {
-				cn.s.mem.Release(cost)
+				cn.s.release(cost)
 				return err
 			}
 		}
@@ -420,7 +427,7 @@ func (cn *conn) transmit(dev Device) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			defer cn.s.mem.Release(cost)
+			defer cn.s.release(cost)
 			if err := cn.handle(dev, size, req, payload); err != nil {
 				// The reply could not be sent: the client is gone.
 				cn.c.Close()
@@ -437,13 +444,32 @@ func (s *Server) acquire(n int64) error {
 	if err := s.mem.Acquire(s.ctx, n); err != nil {
 		return ErrServerClosed
 	}
+	s.mx.memUsed.Add(n)
 	return nil
 }
 
-// handle executes one request and sends its reply.
+// release gives back n bytes of MaxMemory.
+func (s *Server) release(n int64) {
+	if n == 0 {
+		return
+	}
+	s.mx.memUsed.Add(-n)
+	s.mem.Release(n)
+}
+
+// handle executes one request, counts it and sends its reply.
 func (cn *conn) handle(dev Device, size uint64, req Request, payload []byte) error {
+	start := time.Now()
+	errno, data, msg := cn.execute(dev, size, req, payload)
+	cn.s.mx.served(req, errno, start)
+	return cn.reply(req, errno, data, msg)
+}
+
+// execute executes one request and returns its reply: an errno, a READ's
+// data, an error message.
+func (cn *conn) execute(dev Device, size uint64, req Request, payload []byte) (uint32, []byte, string) {
 	if errno := cn.validate(req, size); errno != 0 {
-		return cn.reply(req, errno, nil, "invalid request")
+		return errno, nil, "invalid request"
 	}
 	off, n := int64(req.Offset), int64(req.Length)
 	var err error
@@ -451,7 +477,7 @@ func (cn *conn) handle(dev Device, size uint64, req Request, payload []byte) err
 	case cmdRead:
 		buf := make([]byte, n)
 		if _, err = dev.ReadAt(buf, off); err == nil {
-			return cn.reply(req, 0, buf, "")
+			return 0, buf, ""
 		}
 	case cmdWrite:
 		_, err = dev.WriteAt(payload, off)
@@ -467,9 +493,9 @@ func (cn *conn) handle(dev Device, size uint64, req Request, payload []byte) err
 	}
 	if err != nil {
 		cn.s.log.Warn("nbd: I/O error", "cmd", req.Type, "offset", off, "length", n, "err", err)
-		return cn.reply(req, errIO, nil, err.Error())
+		return errIO, nil, err.Error()
 	}
-	return cn.reply(req, 0, nil, "")
+	return 0, nil, ""
 }
 
 // validate returns the errno for a request the device must not see.

@@ -14,7 +14,8 @@ var Packages = map[string]string{
 	"nbdinfo": "libnbd-bin", "nbdcopy": "libnbd-bin",
 	"qemu-img": "qemu-utils", "qemu-io": "qemu-utils",
 	"fio": "fio", "fusermount3": "fuse3", "sqlite3": "sqlite3",
-	"git": "git", "tar": "tar", "diff": "diffutils",
+	"git": "git", "tar": "tar", "diff": "diffutils", "prometheus": "prometheus",
+	"chromium": "chromium",
 }
 
 // CI reports whether the tests run in CI (CI=true), where nothing may be

@@ -63,6 +63,9 @@ func startDev(t *testing.T, dir, addr string, extra ...string) *devProc {
 	args := append([]string{"dev", "--dir", dir, "--listen", addr}, extra...)
 	p := proctest.Start(t, catenaBin, "catena dev", "catena dev: master listening on "+addr, nil, args...)
 	next, ok := p.NextLine(readyTimeout)
+	if ok && strings.HasPrefix(next, "catena dev: console on http://127.0.0.1:") {
+		next, ok = p.NextLine(readyTimeout) // the web console, on by default
+	}
 	if !ok {
 		t.Fatal("no example line after the ready line")
 	}
@@ -201,6 +204,7 @@ type statOut struct {
 		Epoch  uint64 `json:"epoch"`
 		Chain  []struct {
 			ID   uint64 `json:"id"`
+			Name string `json:"name"`
 			Addr string `json:"addr"`
 		} `json:"chain"`
 	} `json:"chunks"`
@@ -215,6 +219,7 @@ type statusOut struct {
 	} `json:"masters"`
 	Chunkservers []struct {
 		ID            uint64 `json:"id"`
+		Name          string `json:"name"`
 		Addr          string `json:"addr"`
 		Alive         bool   `json:"alive"`
 		FreeBytes     int64  `json:"free_bytes"`
@@ -527,10 +532,22 @@ func TestCLI(t *testing.T) {
 
 	// admin chunkserver remove: a running server is refused, a bad id
 	// is a usage error; nothing changes.
-	id := strconv.FormatUint(st.Chunkservers[0].ID, 10)
+	// A server is named by its id or its name.
+	id, name := strconv.FormatUint(st.Chunkservers[0].ID, 10), st.Chunkservers[0].Name
+	if name == "" {
+		t.Fatalf("status --json: chunkserver %s has no name", id)
+	}
 	wantFail(t, run(t, m, nil, "admin", "chunkserver", "remove", id), "chunkserver "+id+" is alive: stop it first")
-	if r := run(t, m, nil, "admin", "chunkserver", "remove", "x"); r.code != 2 || !strings.Contains(r.stderr, "want a positive number") {
+	wantFail(t, run(t, m, nil, "admin", "chunkserver", "remove", name), "chunkserver "+id+" is alive: stop it first")
+	if r := run(t, m, nil, "admin", "chunkserver", "remove", "x"); r.code != 1 || !strings.Contains(r.stderr, `no chunkserver named "x"`) {
 		t.Fatalf("admin chunkserver remove x: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if out := ok(t, m, "status"); !strings.Contains(out, "  "+name+" ") {
+		t.Fatalf("status does not show the chunkserver's name %q:\n%s", name, out)
+	}
+	// An unknown subcommand of a command group is a usage error.
+	if r := run(t, m, nil, "admin", "s3", "key", "ls"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "s3" for "catena admin"`) {
+		t.Fatalf("admin s3 key ls: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if out := ok(t, m, "status"); !strings.Contains(out, "3 alive, 0 dead") {
 		t.Fatalf("status after a refused remove:\n%s", out)
