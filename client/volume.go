@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"google.golang.org/grpc"
 	"io"
 	"time"
@@ -124,6 +125,16 @@ func (c *Client) OpenVolume(ctx context.Context, name string) (*Volume, error) {
 	}
 	f := newFile(c, "volume "+name, FileInfo{Inode: vi.Inode, Name: name, Size: vi.Size,
 		Replication: vi.Replication, ChunkSize: vi.ChunkSize, ModTime: vi.ModTime})
+	// The chunk map now: a caller who may not open the volume (one owned
+	// by root, mode 0600, and a client certificate of another uid) hears
+	// it here, not as an I/O error at its first read or write.
+	if err := f.Reload(ctx); err != nil {
+		f.Close()
+		if errors.Is(err, ErrPermission) {
+			return nil, opError("open", "volume "+name, detailf(ErrPermission, "this certificate's user may not use it (volumes are root's: use an admin certificate, or one issued with --uid 0:0)"))
+		}
+		return nil, err
+	}
 	return &Volume{f: f, info: *vi}, nil
 }
 

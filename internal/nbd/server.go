@@ -348,6 +348,9 @@ func (cn *conn) option(opt uint32, data []byte) (dev Device, done bool, err erro
 		if errors.Is(err, ErrUnknownExport) {
 			return nil, false, cn.optReply(opt, repErrUnknown, []byte(err.Error()))
 		}
+		if errors.Is(err, ErrExportDenied) {
+			return nil, false, cn.optReply(opt, repErrPolicy, []byte(err.Error()))
+		}
 		if err != nil {
 			return nil, false, cn.optReply(opt, repErrShutdown, []byte(err.Error()))
 		}

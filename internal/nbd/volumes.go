@@ -70,6 +70,9 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	if errors.Is(err, client.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownExport, name)
 	}
+	if errors.Is(err, client.ErrPermission) {
+		return nil, fmt.Errorf("%w: %w", ErrExportDenied, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nbd: open volume %q: %w", name, err)
 	}

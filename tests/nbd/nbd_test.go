@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	mrand "math/rand/v2"
@@ -421,4 +422,49 @@ func TestFioDuringReplicaChanges(t *testing.T) {
 		}
 	}
 	t.Logf("%d fio runs verified while replication went 3 -> 5 -> 2 and server %d drained", runs, drained)
+}
+
+// TestExportDeniedToOtherUser: a volume is root's (mode 0600); `catena
+// nbd` running with a client certificate of another user refuses the
+// export at the handshake, saying why (NBD_REP_ERR_POLICY), instead of
+// failing every read and write with EIO; an admin's serves it.
+func TestExportDeniedToOtherUser(t *testing.T) {
+	testtools.Programs(t, "tests/nbd", "nbdinfo")
+	e := start(t, 3)
+	e.volume(t, "private", 16<<20, 3)
+	userDir := filepath.Join(t.TempDir(), "bob")
+	if err := auth.IssueUser(filepath.Join(e.c.Dir(), "tls", "ca"), auth.RoleClient, "bob", &auth.User{UID: 1001, GID: 1001}, nil, userDir); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(client.Config{Masters: []string{e.c.MasterAddr()}, TLSDir: userDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.OpenVolume(context.Background(), "private"); !errors.Is(err, client.ErrPermission) {
+		t.Fatalf("bob opens root's volume: %v, want ErrPermission", err)
+	}
+	exports := nbd.NewVolumeExports(bob, nil)
+	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer func() { srv.Close(); exports.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nbdinfo", "nbd://"+l.Addr().String()+"/private")
+	cmd.Env = append(os.Environ(), "LIBNBD_DEBUG=1") // the server's reason is in the debug log
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "may not use it") {
+		t.Fatalf("nbdinfo through bob's server: %v\n%s", err, out)
+	}
+	// The admin's server serves it.
+	if out := run(t, time.Minute, "nbdinfo", e.uri("private")); !strings.Contains(out, "16777216") {
+		t.Fatalf("nbdinfo through the admin's server:\n%s", out)
+	}
 }
