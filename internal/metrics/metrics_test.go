@@ -36,22 +36,7 @@ func TestSplitMethod(t *testing.T) {
 func TestGRPCInterceptors(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := NewGRPC(reg, nil)
-	srv := grpc.NewServer(g.ServerOptions()...)
-	hs := health.NewServer()
-	hs.SetServingStatus("known", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	hc := healthServer(t, g.ServerOptions()...)
 	for range 3 {
 		if _, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "known"}); err != nil {
 			t.Fatal(err)
@@ -129,20 +114,7 @@ func TestRefusedLogged(t *testing.T) {
 	deny := grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return nil, status.Error(codes.PermissionDenied, "role client may not call it")
 	})
-	srv := grpc.NewServer(append(g.ServerOptions(), deny)...)
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.PermissionDenied {
+	if _, err := healthServer(t, append(g.ServerOptions(), deny)...).Check(context.Background(), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("check: %v, want PermissionDenied", err)
 	}
 	out := logs.String()
@@ -154,4 +126,26 @@ func TestRefusedLogged(t *testing.T) {
 	if n := testutil.ToFloat64(g.requests.WithLabelValues("grpc.health.v1.Health", "Check", "PermissionDenied")); n != 1 {
 		t.Errorf("refused calls counted %v, want 1", n)
 	}
+}
+
+// healthServer serves gRPC's health service (a service "known" serving)
+// with opts on 127.0.0.1 until the test ends, and returns a client of it.
+func healthServer(t *testing.T, opts ...grpc.ServerOption) healthpb.HealthClient {
+	t.Helper()
+	srv := grpc.NewServer(opts...)
+	hs := health.NewServer()
+	hs.SetServingStatus("known", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn)
 }

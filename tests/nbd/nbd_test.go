@@ -46,6 +46,13 @@ func start(t *testing.T, n int) *env {
 	t.Helper()
 	c := clustertest.New(t, cluster.Config{Chunkservers: n})
 	cl := clustertest.Client(t, c)
+	return &env{c: c, cl: cl, addr: serve(t, cl)}
+}
+
+// serve runs an NBD server of every volume cl may see on 127.0.0.1:0
+// until the test ends, and returns its address.
+func serve(t *testing.T, cl *client.Client) string {
+	t.Helper()
 	exports := nbd.NewVolumeExports(cl, nil)
 	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
 	if err != nil {
@@ -57,7 +64,7 @@ func start(t *testing.T, n int) *env {
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close(); exports.Close() })
-	return &env{c: c, cl: cl, addr: l.Addr().String()}
+	return l.Addr().String()
 }
 
 func (e *env) volume(t *testing.T, name string, size int64, repl int) {
@@ -282,18 +289,7 @@ func TestFioDuringReplicaChanges(t *testing.T) {
 	testtools.Programs(t, "tests/nbd", "fio")
 	c := clustertest.New(t, cluster.Config{Chunkservers: 6, RepairInterval: 50 * time.Millisecond})
 	cl := clustertest.Client(t, c)
-	exports := nbd.NewVolumeExports(cl, nil)
-	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close(); exports.Close() })
-	e := &env{c: c, cl: cl, addr: l.Addr().String()}
+	e := &env{c: c, cl: cl, addr: serve(t, cl)}
 	e.volume(t, "r", 64<<20, 3)
 	ctx := context.Background()
 
@@ -444,20 +440,10 @@ func TestExportDeniedToOtherUser(t *testing.T) {
 	if _, err := bob.OpenVolume(context.Background(), "private"); !errors.Is(err, client.ErrPermission) {
 		t.Fatalf("bob opens root's volume: %v, want ErrPermission", err)
 	}
-	exports := nbd.NewVolumeExports(bob, nil)
-	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer func() { srv.Close(); exports.Close() }()
+	bobAddr := serve(t, bob)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nbdinfo", "nbd://"+l.Addr().String()+"/private")
+	cmd := exec.CommandContext(ctx, "nbdinfo", "nbd://"+bobAddr+"/private")
 	cmd.Env = append(os.Environ(), "LIBNBD_DEBUG=1") // the server's reason is in the debug log
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "may not use it") {
