@@ -427,6 +427,7 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		case err != nil:
 			return nil, rpcerr.New(api.ErrorCode_INVALID, "%v", err)
 		}
+		chain = decide.RotateHead(chain, s.m.placements.Add(1)-1)
 		r, err := s.propose(ctx, meta.AllocateChunk{Inode: req.Inode, Index: req.Index, Chain: chain, Time: now.UnixNano()})
 		if err != nil {
 			return nil, err

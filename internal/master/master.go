@@ -62,6 +62,9 @@ type Master struct {
 	soft *softState
 	pool *connPool
 	mx   *masterMetrics
+	// placements counts the chains this master placed: their heads go
+	// round (decide.RotateHead).
+	placements atomic.Uint64
 
 	events  eventRing      // recent events for the console (events.go)
 	console *consoleServer // nil without Config.HTTPAddr (console.go)

@@ -61,3 +61,16 @@ func Place(cands []Candidate, n int, domainKey string) ([]uint64, error) {
 	}
 	return chosen, nil
 }
+
+// RotateHead turns a new chain k places (k mod its length) so that its
+// k-th member leads: the master passes a count of its placements, so the
+// heads of successive chains go round their members instead of all
+// falling to the one with the most free space (a head carries every
+// write's first hop). The members and their failure domains are Place's.
+func RotateHead(chain []uint64, k uint64) []uint64 {
+	if len(chain) == 0 {
+		return chain
+	}
+	i := int(k % uint64(len(chain)))
+	return append(slices.Clone(chain[i:]), chain[:i]...)
+}

@@ -75,3 +75,28 @@ func TestPlaceErrors(t *testing.T) {
 		t.Errorf("message %q, want %q", err, want)
 	}
 }
+
+// TestRotateHead: the k-th placement's chain is led by its k-th member
+// (mod its length), the members unchanged; over n placements of the
+// same members each leads once.
+func TestRotateHead(t *testing.T) {
+	chain := []uint64{4, 2, 1}
+	for k, want := range [][]uint64{{4, 2, 1}, {2, 1, 4}, {1, 4, 2}, {4, 2, 1}} {
+		if got := RotateHead(chain, uint64(k)); !slices.Equal(got, want) {
+			t.Errorf("RotateHead(%v, %d) = %v, want %v", chain, k, got, want)
+		}
+	}
+	if !slices.Equal(chain, []uint64{4, 2, 1}) {
+		t.Fatalf("the input changed: %v", chain)
+	}
+	heads := map[uint64]int{}
+	for k := range uint64(30) {
+		heads[RotateHead(chain, k)[0]]++
+	}
+	if heads[4] != 10 || heads[2] != 10 || heads[1] != 10 {
+		t.Fatalf("heads over 30 placements: %v", heads)
+	}
+	if got := RotateHead(nil, 5); len(got) != 0 {
+		t.Fatalf("empty chain: %v", got)
+	}
+}
