@@ -226,6 +226,18 @@ func (c *Client) attemptContext(ctx context.Context) (context.Context, context.C
 	return context.WithTimeout(ctx, d)
 }
 
+// ended reports whether ctx is done or past its deadline. gRPC ends a
+// call at its deadline by its own timer, which may fire before the
+// context's: a call can fail DeadlineExceeded while ctx.Err() is still
+// nil, and the time tells which deadline it was.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // backoffDelay is the wait before retry number n (0-based): exponential from
 // backoffInitial, capped at backoffMax, with jitter so clients spread out.
 func backoffDelay(n int) time.Duration {
@@ -295,12 +307,12 @@ func callLeader[T any](ctx context.Context, c *Client, fn func(context.Context, 
 		}
 		actx, cancel := c.attemptContext(ctx)
 		resp, err := fn(actx, cc)
-		expired := actx.Err() != nil && ctx.Err() == nil
+		expired := ended(actx) && !ended(ctx)
 		cancel()
 		if err == nil {
 			return resp, nil
 		}
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return zero, c.unreachable(ctx, tried, lastErr, err)
 		}
 		switch classifyMaster(err, expired) {

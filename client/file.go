@@ -299,7 +299,7 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			ci, ok, err = f.chunk(ctx, pc.index, false)
 		}
 		if err != nil {
-			if lastErr != nil && ctx.Err() != nil {
+			if lastErr != nil && ended(ctx) {
 				return retryTimeout(ctx, pc.index, lastErr, err)
 			}
 			return err
@@ -334,7 +334,7 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 		}
 		switch classifyChunk(err, expired) {
 		case chunkDone:
-			if ctx.Err() != nil {
+			if ended(ctx) {
 				return retryTimeout(ctx, pc.index, lastErr, err)
 			}
 			return err
@@ -372,7 +372,7 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 	for attempt := 0; ; attempt++ {
 		ci, ok, err := f.chunk(ctx, index, alloc)
 		if err != nil {
-			if lastErr != nil && ctx.Err() != nil {
+			if lastErr != nil && ended(ctx) {
 				return nil, retryTimeout(ctx, index, lastErr, err)
 			}
 			return nil, err
@@ -393,7 +393,7 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 			}
 		}
 		if classifyChunk(err, expired) == chunkDone {
-			if ctx.Err() != nil {
+			if ended(ctx) {
 				return nil, retryTimeout(ctx, index, lastErr, err)
 			}
 			return nil, err
@@ -475,7 +475,7 @@ func callChunk[T any](ctx context.Context, c *Client, addr string, fn func(conte
 	actx, cancel := c.attemptContext(ctx)
 	defer cancel()
 	resp, err = fn(actx, api.NewChunkserverClient(cc))
-	return resp, err != nil && actx.Err() != nil && ctx.Err() == nil, err
+	return resp, err != nil && ended(actx) && !ended(ctx), err
 }
 
 // chunk returns chunk index from the cache, filling the cache from the master
