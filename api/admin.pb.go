@@ -954,6 +954,7 @@ type RebalanceResponse_Server struct {
 	LoadBytes     int64                  `protobuf:"varint,3,opt,name=load_bytes,json=loadBytes,proto3" json:"load_bytes,omitempty"` // the replicas it is to hold (a move's giver no longer counts)
 	CapacityBytes int64                  `protobuf:"varint,4,opt,name=capacity_bytes,json=capacityBytes,proto3" json:"capacity_bytes,omitempty"`
 	Fraction      float64                `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"` // load_bytes / capacity_bytes
+	Name          string                 `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`           // catena chunkserver --name
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,6 +1024,13 @@ func (x *RebalanceResponse_Server) GetFraction() float64 {
 	return 0
 }
 
+func (x *RebalanceResponse_Server) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
@@ -1032,7 +1040,7 @@ const file_admin_proto_rawDesc = "" +
 	"\x17ConsoleSnapshotResponse\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\fR\x04json\"&\n" +
 	"\x10RebalanceRequest\x12\x12\n" +
-	"\x04kick\x18\x01 \x01(\bR\x04kick\"\xd2\x03\n" +
+	"\x04kick\x18\x01 \x01(\bR\x04kick\"\xe6\x03\n" +
 	"\x11RebalanceResponse\x12=\n" +
 	"\aservers\x18\x01 \x03(\v2#.catena.v1.RebalanceResponse.ServerR\aservers\x12\x12\n" +
 	"\x04mean\x18\x02 \x01(\x01R\x04mean\x12\x1c\n" +
@@ -1045,14 +1053,15 @@ const file_admin_proto_rawDesc = "" +
 	"\n" +
 	"moves_done\x18\b \x01(\x04R\tmovesDone\x12\x1f\n" +
 	"\vmoved_bytes\x18\t \x01(\x03R\n" +
-	"movedBytes\x1a\x8e\x01\n" +
+	"movedBytes\x1a\xa2\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1d\n" +
 	"\n" +
 	"load_bytes\x18\x03 \x01(\x03R\tloadBytes\x12%\n" +
 	"\x0ecapacity_bytes\x18\x04 \x01(\x03R\rcapacityBytes\x12\x1a\n" +
-	"\bfraction\x18\x05 \x01(\x01R\bfraction\"@\n" +
+	"\bfraction\x18\x05 \x01(\x01R\bfraction\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"@\n" +
 	"\x18RemoveChunkserverRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"3\n" +

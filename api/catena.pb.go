@@ -461,7 +461,10 @@ type ServerRef struct {
 	// the master's address book (HeartbeatResponse.servers) and take a
 	// Chain message naming the server as its sender only from a caller
 	// holding that certificate.
-	CertName      string `protobuf:"bytes,3,opt,name=cert_name,json=certName,proto3" json:"cert_name,omitempty"`
+	CertName string `protobuf:"bytes,3,opt,name=cert_name,json=certName,proto3" json:"cert_name,omitempty"`
+	// name: the chunkserver's human name (catena chunkserver --name), in
+	// the chains of chunk maps, for display only.
+	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +516,13 @@ func (x *ServerRef) GetAddr() string {
 func (x *ServerRef) GetCertName() string {
 	if x != nil {
 		return x.CertName
+	}
+	return ""
+}
+
+func (x *ServerRef) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -4584,11 +4594,12 @@ const file_catena_proto_rawDesc = "" +
 	"chunk_size\x18\t \x01(\x03R\tchunkSize\x12\x10\n" +
 	"\x03uid\x18\n" +
 	" \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\v \x01(\rR\x03gid\"L\n" +
+	"\x03gid\x18\v \x01(\rR\x03gid\"`\n" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
-	"\tcert_name\x18\x03 \x01(\tR\bcertName\"\xd1\x01\n" +
+	"\tcert_name\x18\x03 \x01(\tR\bcertName\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\xd1\x01\n" +
 	"\tChunkInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +

@@ -126,6 +126,7 @@ type FileInfo struct {
 type Server struct {
 	ID   uint64
 	Addr string
+	Name string // its human name (catena chunkserver --name), "" if it has none
 }
 
 // ChunkInfo describes one allocated chunk of a file.

@@ -38,7 +38,7 @@ func fileInfoFromAPI(fi *api.FileInfo) FileInfo {
 func chunkInfoFromAPI(ci *api.ChunkInfo) ChunkInfo {
 	out := ChunkInfo{Index: ci.GetIndex(), Handle: ci.GetHandle(), Epoch: ci.GetEpoch(), size: ci.GetChunkSize(), cap: ci.GetCapability()}
 	for _, s := range ci.GetChain() {
-		out.Chain = append(out.Chain, Server{ID: s.GetId(), Addr: s.GetAddr()})
+		out.Chain = append(out.Chain, Server{ID: s.GetId(), Addr: s.GetAddr(), Name: s.GetName()})
 	}
 	return out
 }

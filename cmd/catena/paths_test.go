@@ -64,16 +64,16 @@ func TestPrintEntries(t *testing.T) {
 
 func TestStatJSON(t *testing.T) {
 	info := &client.FileInfo{Path: "/f", Size: 70 << 20, Replication: 3, ChunkSize: 64 << 20, Mode: 0o644}
-	chunks := []client.ChunkInfo{{Index: 1, Handle: 9, Epoch: 2, Chain: []client.Server{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b"}}}}
-	j := toStatJSON(info, chunks, map[uint64]string{2: "cs2"})
+	chunks := []client.ChunkInfo{{Index: 1, Handle: 9, Epoch: 2, Chain: []client.Server{{ID: 1, Addr: "a"}, {ID: 2, Addr: "b", Name: "cs2"}}}}
+	j := toStatJSON(info, chunks)
 	if j.Type != "file" || j.Size != 70<<20 || len(j.Chunks) != 1 || j.Chunks[0].Chain[0].ID != 1 || j.Chunks[0].Chain[1].Addr != "b" || j.Chunks[0].Chain[1].Name != "cs2" || j.Chunks[0].Chain[0].Name != "" {
 		t.Fatalf("toStatJSON = %+v", j)
 	}
-	if j := toStatJSON(&client.FileInfo{Path: "/d", IsDir: true}, nil, nil); j.Chunks == nil || j.Type != "directory" {
+	if j := toStatJSON(&client.FileInfo{Path: "/d", IsDir: true}, nil); j.Chunks == nil || j.Type != "directory" {
 		t.Fatalf("directory stat: chunks must be [] not null: %+v", j)
 	}
 	var b strings.Builder
-	if err := printStat(&b, info, chunks, map[uint64]string{2: "cs2"}); err != nil || !strings.Contains(b.String(), "1@a -> cs2@b") || !strings.Contains(b.String(), "70 MiB") {
+	if err := printStat(&b, info, chunks); err != nil || !strings.Contains(b.String(), "1@a -> cs2@b") || !strings.Contains(b.String(), "70 MiB") {
 		t.Fatalf("printStat: %v\n%s", err, b.String())
 	}
 }

@@ -62,6 +62,7 @@ type rebalanceJSON struct {
 
 type rebalanceServerJSON struct {
 	ID            uint64  `json:"id"`
+	Name          string  `json:"name"`
 	Addr          string  `json:"addr"`
 	LoadBytes     int64   `json:"load_bytes"`
 	CapacityBytes int64   `json:"capacity_bytes"`
@@ -72,7 +73,7 @@ func writeRebalanceJSON(w io.Writer, r *api.RebalanceResponse) error {
 	out := rebalanceJSON{Balanced: r.Balanced, Enabled: r.Enabled, Mean: r.Mean, Tolerance: r.Tolerance, MinSpread: r.MinSpread,
 		MovesInFlight: r.MovesInFlight, MovesDone: r.MovesDone, MovedBytes: r.MovedBytes, Servers: []rebalanceServerJSON{}}
 	for _, s := range r.Servers {
-		out.Servers = append(out.Servers, rebalanceServerJSON{ID: s.Id, Addr: s.Addr, LoadBytes: s.LoadBytes, CapacityBytes: s.CapacityBytes, Fraction: s.Fraction})
+		out.Servers = append(out.Servers, rebalanceServerJSON{ID: s.Id, Name: s.Name, Addr: s.Addr, LoadBytes: s.LoadBytes, CapacityBytes: s.CapacityBytes, Fraction: s.Fraction})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -94,9 +95,9 @@ func printRebalance(w io.Writer, r *api.RebalanceResponse) error {
 		state, 100*r.Mean, 100*r.Tolerance, 100*r.MinSpread)
 	fmt.Fprintf(w, "moves: %d under way, %d done (%s) since this master took office\n", r.MovesInFlight, r.MovesDone, formatSize(r.MovedBytes))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tLOAD\tCAPACITY\tUSED")
+	fmt.Fprintln(tw, "NAME\tID\tADDRESS\tLOAD\tCAPACITY\tUSED")
 	for _, s := range r.Servers {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f%%\n", s.Id, s.Addr, formatSize(s.LoadBytes), formatSize(s.CapacityBytes), 100*s.Fraction)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1f%%\n", orDash(s.Name), s.Id, s.Addr, formatSize(s.LoadBytes), formatSize(s.CapacityBytes), 100*s.Fraction)
 	}
 	return tw.Flush()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -59,11 +58,10 @@ func newStatCmd(g *globals) *cobra.Command {
 						return fail("stat "+p, err)
 					}
 				}
-				names := serverNames(ctx, c, len(chunks) > 0)
 				if g.json {
-					return fail("stat "+p, writeJSON(cmd.OutOrStdout(), toStatJSON(info, chunks, names)))
+					return fail("stat "+p, writeJSON(cmd.OutOrStdout(), toStatJSON(info, chunks)))
 				}
-				return fail("stat "+p, printStat(cmd.OutOrStdout(), info, chunks, names))
+				return fail("stat "+p, printStat(cmd.OutOrStdout(), info, chunks))
 			})
 		},
 	}
@@ -71,24 +69,7 @@ func newStatCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// serverNames maps chunkserver ids to their names (catena status), when
-// want; empty when the status cannot be had (the ids are shown then).
-func serverNames(ctx context.Context, c *client.Client, want bool) map[uint64]string {
-	names := map[uint64]string{}
-	if !want {
-		return names
-	}
-	if st, err := c.Status(ctx); err == nil {
-		for _, s := range st.Chunkservers {
-			if s.Name != "" {
-				names[s.ID] = s.Name
-			}
-		}
-	}
-	return names
-}
-
-func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo, names map[uint64]string) statJSON {
+func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo) statJSON {
 	f := toFileJSON(info)
 	out := statJSON{
 		Path: f.Path, Size: f.Size, ChunkSize: f.ChunkSize, Replication: f.Replication,
@@ -98,14 +79,14 @@ func toStatJSON(info *client.FileInfo, chunks []client.ChunkInfo, names map[uint
 	for _, ch := range chunks {
 		cj := chunkJSON{Index: ch.Index, Handle: ch.Handle, Epoch: ch.Epoch, Chain: make([]serverJSON, 0, len(ch.Chain))}
 		for _, s := range ch.Chain {
-			cj.Chain = append(cj.Chain, serverJSON{ID: s.ID, Name: names[s.ID], Addr: s.Addr})
+			cj.Chain = append(cj.Chain, serverJSON{ID: s.ID, Name: s.Name, Addr: s.Addr})
 		}
 		out.Chunks = append(out.Chunks, cj)
 	}
 	return out
 }
 
-func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo, names map[uint64]string) error {
+func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(tw, "path:\t%s\n", info.Path)
 	fmt.Fprintf(tw, "type:\t%s\n", fileType(info))
@@ -129,7 +110,7 @@ func printStat(w io.Writer, info *client.FileInfo, chunks []client.ChunkInfo, na
 	for _, ch := range chunks {
 		members := make([]string, 0, len(ch.Chain))
 		for _, s := range ch.Chain {
-			who := names[s.ID]
+			who := s.Name
 			if who == "" {
 				who = strconv.FormatUint(s.ID, 10)
 			}

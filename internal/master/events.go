@@ -109,6 +109,21 @@ func (m *Master) serverLabel(id uint64) string {
 	return fmt.Sprintf("%d (%s)", id, sv.Addr)
 }
 
+// chainLabel names a chain's members, head first, by name where they
+// have one ("[cs1 cs3 4825...]").
+func (m *Master) chainLabel(chain []uint64) string {
+	names := make([]string, len(chain))
+	m.fsm.view(func(st *meta.State) {
+		for i, id := range chain {
+			names[i] = fmt.Sprint(id)
+			if sv, ok := st.Server(id); ok && sv.Name != "" {
+				names[i] = sv.Name
+			}
+		}
+	})
+	return "[" + strings.Join(names, " ") + "]"
+}
+
 // repairEnded records the end of a repair (what: re-replication, block
 // restore) of handle onto target; a repair dropped because the chain
 // moved is no event (it is planned again).

@@ -491,7 +491,7 @@ func (a *adminServer) Rebalance(ctx context.Context, req *api.RebalanceRequest) 
 		Balanced: b.Balanced, Enabled: m.cfg.RebalanceConcurrency > 0}
 	for _, sv := range servers {
 		if l, ok := b.Load[sv.ID]; ok {
-			resp.Servers = append(resp.Servers, &api.RebalanceResponse_Server{Id: sv.ID, Addr: sv.Addr, LoadBytes: l,
+			resp.Servers = append(resp.Servers, &api.RebalanceResponse_Server{Id: sv.ID, Name: sv.Name, Addr: sv.Addr, LoadBytes: l,
 				CapacityBytes: b.Capacity[sv.ID], Fraction: b.Fraction[sv.ID]})
 		}
 	}

@@ -186,7 +186,7 @@ func chunkInfo(st *meta.State, r meta.ChunkRef, g grant) *api.ChunkInfo {
 	}
 	for _, id := range r.Chain {
 		sv, _ := st.Server(id)
-		ci.Chain = append(ci.Chain, &api.ServerRef{Id: id, Addr: sv.Addr})
+		ci.Chain = append(ci.Chain, &api.ServerRef{Id: id, Addr: sv.Addr, Name: sv.Name})
 	}
 	g.sign(ci)
 	return ci

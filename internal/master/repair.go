@@ -170,22 +170,15 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	// A drain's copies (chunks at their full count with a draining
 	// member: nothing is at risk) go at the rebalance's pace, so that
 	// clients keep most of the disks; real losses go at full speed.
-	draining := map[uint64]bool{}
-	for _, sv := range servers {
-		draining[sv.ID] = sv.Draining
-	}
-	drainOnly := func(h uint64) bool {
-		ch, ok := chunkByHandle(chunks, h)
-		return ok && len(ch.Chain) >= ch.Replication && slices.ContainsFunc(ch.Chain, func(id uint64) bool { return draining[id] })
-	}
+	drainOnly := m.drainCopies(chunks, servers, plans)
 	drainSlots := max(1, m.cfg.RebalanceConcurrency)
 	for _, h := range m.soft.repairing() {
-		if drainOnly(h) {
+		if drainOnly[h] {
 			drainSlots--
 		}
 	}
 	for _, p := range plans {
-		if drainOnly(p.Handle) {
+		if drainOnly[p.Handle] {
 			if drainSlots <= 0 {
 				continue
 			}
@@ -200,6 +193,35 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	if len(plans) == 0 && slots > 0 {
 		m.rebalance(ctx, repairs, chunks, servers, view, busy, bad, slots)
 	}
+}
+
+// drainCopies tells which of the chunks planned or being repaired are a
+// drain's copies: at their full count with a draining member (nothing at
+// risk). One pass over the chunks, whatever their number.
+func (m *Master) drainCopies(chunks []meta.Chunk, servers []meta.Server, plans []decide.RepairPlan) map[uint64]bool {
+	draining := map[uint64]bool{}
+	for _, sv := range servers {
+		if sv.Draining {
+			draining[sv.ID] = true
+		}
+	}
+	out := map[uint64]bool{}
+	if len(draining) == 0 {
+		return out
+	}
+	want := map[uint64]bool{}
+	for _, h := range m.soft.repairing() {
+		want[h] = true
+	}
+	for _, p := range plans {
+		want[p.Handle] = true
+	}
+	for _, ch := range chunks {
+		if want[ch.Handle] && len(ch.Chain) >= ch.Replication && slices.ContainsFunc(ch.Chain, func(id uint64) bool { return draining[id] }) {
+			out[ch.Handle] = true
+		}
+	}
+	return out
 }
 
 // rebalance starts the moves decide.PlanRebalance plans, within the
@@ -429,7 +451,7 @@ func (m *Master) changeChain(ctx context.Context, handle uint64, next func(meta.
 		if err != nil {
 			return err
 		}
-		m.event(console.EventChain, "chunk %d: chain %v at epoch %d", handle, chain, ch.Epoch+1)
+		m.event(console.EventChain, "chunk %d: chain %s at epoch %d", handle, m.chainLabel(chain), ch.Epoch+1)
 		m.pushReconfigure(ctx, handle, alsoTell)
 		return nil
 	}

@@ -277,7 +277,7 @@ func checkStat(t *testing.T, master, path string, size, chunkSize int64, replica
 		}
 		seen := map[uint64]bool{}
 		for _, s := range ch.Chain {
-			if s.ID == 0 || s.Addr == "" || seen[s.ID] {
+			if s.ID == 0 || s.Addr == "" || s.Name == "" || seen[s.ID] {
 				t.Fatalf("stat %s: chunk %d chain %+v: members must be distinct and named", path, i, ch.Chain)
 			}
 			seen[s.ID] = true
@@ -517,13 +517,14 @@ func TestCLI(t *testing.T) {
 		MovedBytes    int64   `json:"moved_bytes"`
 		Servers       []struct {
 			ID            uint64  `json:"id"`
+			Name          string  `json:"name"`
 			Addr          string  `json:"addr"`
 			LoadBytes     int64   `json:"load_bytes"`
 			CapacityBytes int64   `json:"capacity_bytes"`
 			Fraction      float64 `json:"fraction"`
 		} `json:"servers"`
 	}](t, "admin rebalance --status --json", ok(t, m, "admin", "rebalance", "--status", "--json"))
-	if !rb.Balanced || !rb.Enabled || len(rb.Servers) != 3 || rb.Servers[0].LoadBytes <= 0 || rb.MovesDone != 0 {
+	if !rb.Balanced || !rb.Enabled || len(rb.Servers) != 3 || rb.Servers[0].LoadBytes <= 0 || rb.Servers[0].Name == "" || rb.MovesDone != 0 {
 		t.Fatalf("admin rebalance --status --json = %+v", rb)
 	}
 	if out := ok(t, m, "admin", "rebalance"); !strings.HasPrefix(out, "rebalance: balanced; mean use ") {
