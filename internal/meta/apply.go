@@ -18,6 +18,10 @@ type Result struct {
 	Chunk ChunkRef
 	// Allocated is true when AllocateChunk made a new chunk.
 	Allocated bool
+	// Fenced lists the chunks the command moved to a new epoch (a
+	// snapshot's or clone's newly shared chunks, a rollback's dropped
+	// ones): the leader tells their members before it answers.
+	Fenced []ChunkRef
 }
 
 func fail(err error) Result { return Result{Err: err} }
@@ -45,6 +49,9 @@ func (s *State) Apply(c Command) Result {
 const fullCheckMax = 1024
 
 func (s *State) apply(c Command) Result {
+	if err := s.readOnly(c); err != nil {
+		return fail(err)
+	}
 	switch c := c.(type) {
 	case Mkdir:
 		return s.mkdir(c)
@@ -88,6 +95,9 @@ func (s *State) apply(c Command) Result {
 		if r, ok := s.applyPosix(c); ok {
 			return r
 		}
+		if r, ok := s.applySnapshot(c); ok {
+			return r
+		}
 		return fail(errorf(ErrInvalid, "unknown command %T", c))
 	}
 }
@@ -100,7 +110,7 @@ func (s *State) resolve(elems []string) (n *inode, missing int, err error) {
 		if !n.dir {
 			return nil, i, errorf(ErrNotDir, "%s", s.pathOf(n))
 		}
-		child, ok := n.children[e]
+		child, ok := s.childNamed(n, e)
 		if !ok {
 			return n, i, nil
 		}
@@ -249,10 +259,7 @@ func (s *State) dropChunks(n *inode, from int64) {
 		delete(n.chunks, idx)
 		ch := s.chunks[h]
 		invariants.Check(ch != nil && ch.Refs > 0, "meta: inode %d index %d: chunk %d missing or refs <= 0", n.id, idx, h)
-		ch.Refs--
-		if ch.Refs <= 0 {
-			delete(s.chunks, h)
-		}
+		s.unrefChunk(h)
 	}
 }
 
@@ -288,7 +295,13 @@ func (s *State) remove(c Remove) Result {
 	if n.id == RootInode {
 		return fail(errorf(ErrInvalid, "cannot remove the root"))
 	}
-	if n.dir && len(n.children) > 0 && !c.Recursive {
+	if n.hidden {
+		return fail(errorf(ErrReadOnly, "%s holds snapshots (catena snapshot rm)", c.Path))
+	}
+	if n.dir && !n.emptyDir() && !c.Recursive {
+		if len(n.children) == 0 {
+			return fail(errorf(ErrNotEmpty, "%s has snapshots (catena snapshot rm)", c.Path))
+		}
 		return fail(errorf(ErrNotEmpty, "%s", c.Path))
 	}
 	parent, name, _ := s.parentOf(c.Path)
@@ -297,6 +310,9 @@ func (s *State) remove(c Remove) Result {
 }
 
 func (s *State) deleteTree(n *inode) {
+	if n.dir && n.snapdir != 0 {
+		s.deleteTree(s.inodes[n.snapdir])
+	}
 	if n.dir {
 		for _, name := range slices.Sorted(maps.Keys(n.children)) {
 			// A hard-linked file survives under its other names.
@@ -379,7 +395,7 @@ func (s *State) allocateChunk(c AllocateChunk) Result {
 }
 
 func chunkRef(index int64, ch *Chunk) ChunkRef {
-	return ChunkRef{Index: index, Handle: ch.Handle, Epoch: ch.Epoch, Chain: slices.Clone(ch.Chain)}
+	return ChunkRef{Index: index, Handle: ch.Handle, Epoch: ch.Epoch, Chain: slices.Clone(ch.Chain), Shared: ch.Refs > 1}
 }
 
 // checkChain requires a non-empty chain of distinct registered servers.

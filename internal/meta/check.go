@@ -214,9 +214,23 @@ func checkRefcounts(s *State, p *problems) {
 			if ch.ChunkSize != n.chunkSize {
 				p.addf("inode %d index %d: chunk %d has chunk size %d, the file %d", id, idx, h, ch.ChunkSize, n.chunkSize)
 			}
-			if ch.Replication != n.replication {
+			if ch.Replication != n.replication && ch.Refs == 1 {
 				p.addf("inode %d index %d: chunk %d has replication %d, the file %d", id, idx, h, ch.Replication, n.replication)
 			}
+		}
+	}
+	for h := range keys(p, s.chunks) {
+		ch := s.chunks[h]
+		if ch == nil || ch.Origin == 0 {
+			continue
+		}
+		switch o := s.chunks[ch.Origin]; {
+		case o == nil:
+			p.addf("chunk %d: fork of chunk %d, which is not in the chunk map", h, ch.Origin)
+		case o.Origin != 0:
+			p.addf("chunk %d: fork of chunk %d, itself a fork not done", h, ch.Origin)
+		default:
+			slots[ch.Origin]++ // a fork not done holds its origin
 		}
 	}
 	for h := range keys(p, s.chunks) {
@@ -322,6 +336,16 @@ func checkNames(s *State, p *problems) {
 			}
 			continue
 		}
+		if n.hidden {
+			d := s.inodes[n.parent]
+			if d == nil || !d.dir || d.snapdir != id || n.name != SnapshotDirName || !n.dir || !n.ro || len(n.links) > 0 {
+				p.addf("inode %d: a snapshot directory that is not %q of directory %d", id, SnapshotDirName, n.parent)
+			}
+			continue
+		}
+		if d := s.inodes[n.parent]; d != nil && d.ro && !n.ro {
+			p.addf("inode %d: writable, in read-only directory %d", id, n.parent)
+		}
 		checkOneName(s, p, n, link{Parent: n.parent, Name: n.name})
 		for i, l := range n.links {
 			if (l.Parent == n.parent && l.Name == n.name) || slices.Contains(n.links[:i], l) {
@@ -381,6 +405,10 @@ func checkTree(s *State, p *problems) {
 	for len(stack) > 0 {
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		if sd := s.inodes[d.snapdir]; sd != nil && sd.hidden && sd.parent == d.id && !reached[sd.id] {
+			reached[sd.id] = true
+			stack = append(stack, sd)
+		}
 		for _, cid := range d.children {
 			c := s.inodes[cid]
 			if c == nil || reached[cid] {

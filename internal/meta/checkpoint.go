@@ -22,6 +22,8 @@ type ckptInode struct {
 	ChunkSize   int64       `json:",omitempty"`
 	Chunks      [][2]uint64 `json:",omitempty"` // (index, handle) pairs
 	Orphan      bool        `json:",omitempty"` // a nameless file held open (orphan.go)
+	RO          bool        `json:",omitempty"` // in a snapshot (snapshot.go)
+	Hidden      bool        `json:",omitempty"` // a directory's snapshot directory
 	ckptPosix               // POSIX attributes (posix.go)
 }
 
@@ -48,7 +50,8 @@ func (s *State) Checkpoint() ([]byte, error) {
 	for _, id := range slices.Sorted(maps.Keys(s.inodes)) {
 		n := s.inodes[id]
 		si := ckptInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
-			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize, Orphan: n.orphan}
+			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize, Orphan: n.orphan,
+			RO: n.ro, Hidden: n.hidden}
 		si.ckptPosix = n.ckptPosix()
 		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
 			si.Chunks = append(si.Chunks, [2]uint64{uint64(idx), n.chunks[idx]})
@@ -113,7 +116,8 @@ func build(snap *checkpoint) (*State, error) {
 			return nil, fmt.Errorf("inode %d twice", si.ID)
 		}
 		n := &inode{id: si.ID, dir: si.Dir, parent: si.Parent, name: si.Name, mode: si.Mode,
-			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize, orphan: si.Orphan}
+			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize, orphan: si.Orphan,
+			ro: si.RO, hidden: si.Hidden}
 		n.posixAttrs = si.attrs()
 		if n.dir {
 			n.children = map[string]uint64{}
@@ -159,7 +163,11 @@ func (s *State) linkNames() {
 		}
 	}
 	for _, id := range ids {
-		if n := s.inodes[id]; n.parent != 0 {
+		if n := s.inodes[id]; n.hidden {
+			if d := s.inodes[n.parent]; d != nil && d.dir && d.snapdir == 0 {
+				d.snapdir = id
+			}
+		} else if n.parent != 0 {
 			add(id, link{Parent: n.parent, Name: n.name})
 		}
 	}

@@ -173,7 +173,9 @@ func Decode(b []byte) (Command, error) {
 			if c, ok, err = decodePosix(env.Type, env.Cmd); !ok {
 				if c, ok, err = decodeHA(env.Type, env.Cmd); !ok {
 					if c, ok, err = decodeOrphan(env.Type, env.Cmd); !ok {
-						return nil, errorf(ErrCorrupt, "unknown command type %q", env.Type)
+						if c, ok, err = decodeSnapshot(env.Type, env.Cmd); !ok {
+							return nil, errorf(ErrCorrupt, "unknown command type %q", env.Type)
+						}
 					}
 				}
 			}

@@ -29,6 +29,8 @@ var (
 	// ErrEpochMismatch: SetChain was computed from an epoch the chunk no
 	// longer has (another change came first); re-read and retry.
 	ErrEpochMismatch = errors.New("meta: chunk epoch changed")
+	// ErrReadOnly: the command would change a snapshot (EROFS).
+	ErrReadOnly = errors.New("meta: read-only snapshot")
 	// ErrCorrupt: an encoded command or checkpoint cannot be decoded or
 	// violates an invariant.
 	ErrCorrupt = errors.New("meta: corrupt encoding")

@@ -150,11 +150,11 @@ type record struct {
 // part of the checkpoint encoding (append only).
 var recordedSentinels = [...]error{ErrNotFound, ErrExists, ErrNotDir, ErrIsDir,
 	ErrNotEmpty, ErrInvalid, ErrEpochMismatch, ErrCorrupt, ErrRequestExpired, ErrNameTooLong,
-	ErrPermission}
+	ErrPermission, ErrReadOnly}
 
 // kindOrder is the order toRecord tries recordedSentinels in: the most
 // specific first (ErrNameTooLong wraps ErrInvalid).
-var kindOrder = [...]int{9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 10}
+var kindOrder = [...]int{9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11}
 
 // recordedErr is a recorded error of no known kind.
 type recordedErr struct{ msg string }

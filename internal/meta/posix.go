@@ -475,7 +475,7 @@ func (s *State) entry(parent uint64, name string) (*inode, *inode, error) {
 	if len(name) > MaxNameLen {
 		return nil, nil, errorf(ErrNameTooLong, "name of %d bytes, more than %d", len(name), MaxNameLen)
 	}
-	id, ok := dir.children[name]
+	id, ok := s.childNamed(dir, name)
 	if !ok {
 		return nil, nil, errorf(ErrNotFound, "%q in directory %d", name, parent)
 	}
@@ -492,7 +492,9 @@ func (s *State) unlink(c Unlink) Result {
 		return fail(errorf(ErrNotDir, "%q", c.Name))
 	case !c.Dir && n.dir:
 		return fail(errorf(ErrIsDir, "%q", c.Name))
-	case n.dir && len(n.children) > 0:
+	case n.hidden:
+		return fail(errorf(ErrReadOnly, "%q holds snapshots (catena snapshot rm)", c.Name))
+	case n.dir && !n.emptyDir():
 		return fail(errorf(ErrNotEmpty, "%q", c.Name))
 	}
 	s.removeEntry(dir, c.Name, c.Time)
@@ -538,7 +540,7 @@ func (s *State) renameAt(c RenameAt) Result {
 			return fail(errorf(ErrNotDir, "%q", c.DstName))
 		case !n.dir && d.dir:
 			return fail(errorf(ErrIsDir, "%q", c.DstName))
-		case d.dir && len(d.children) > 0:
+		case d.dir && !d.emptyDir():
 			return fail(errorf(ErrNotEmpty, "%q", c.DstName))
 		}
 		s.removeEntry(dstDir, c.DstName, c.Time)

@@ -78,7 +78,7 @@ func (s *State) FileChunks(ino uint64, first, count int64) (FileInfo, []ChunkRef
 		if idx < first || (count > 0 && idx-first >= count) {
 			continue
 		}
-		out = append(out, chunkRef(idx, s.chunks[h]))
+		out = append(out, s.slotRef(n, idx, h))
 	}
 	slices.SortFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Index, b.Index) })
 	return s.info(n), out, nil
@@ -94,7 +94,24 @@ func (s *State) FileChunk(ino uint64, index int64) (ref ChunkRef, ok bool, err e
 	if !ok {
 		return ChunkRef{}, false, nil
 	}
-	return chunkRef(index, s.chunks[h]), true, nil
+	return s.slotRef(n, index, h), true, nil
+}
+
+// slotRef is what slot (n, index) naming chunk h gives a client: the
+// chunk, marked Shared when a write must fork it first, or for a fork
+// not done the origin (with Fork set), which holds the same data.
+func (s *State) slotRef(n *inode, index int64, h uint64) ChunkRef {
+	ch := s.chunks[h]
+	if ch.Origin != 0 {
+		if o := s.chunks[ch.Origin]; o != nil {
+			ref := chunkRef(index, o)
+			ref.Shared, ref.Fork = true, h
+			return ref
+		}
+	}
+	ref := chunkRef(index, ch)
+	ref.Shared = ref.Shared || n.ro
+	return ref
 }
 
 // Chunk returns the chunk-map entry of a handle.

@@ -36,6 +36,9 @@ type inode struct {
 	children    map[string]uint64 // directory: name -> inode
 	posixAttrs                    // owner, times, symlink target, xattrs, extra links (posix.go)
 	orphan      bool              // a nameless file that a mount holds open (orphan.go)
+	ro          bool              // in a snapshot: nothing changes it (snapshot.go)
+	hidden      bool              // a directory's SnapshotDirName: not one of its parent's entries
+	snapdir     uint64            // directory: its hidden snapshot directory (0: none)
 }
 
 // Chunk is an entry of the chunk map.
@@ -57,6 +60,9 @@ type Chunk struct {
 	// lack acknowledged updates, so they are no source of the chunk's
 	// data and never its head (SetChain, CaughtUp).
 	Syncing []ServerID `json:",omitempty"`
+	// Origin: a fork not done yet (snapshot.go): the shared chunk its
+	// members clone; it holds one reference to it until ForkDone.
+	Origin uint64 `json:",omitempty"`
 }
 
 func (c *Chunk) clone() Chunk {
@@ -105,6 +111,7 @@ type FileInfo struct {
 	MTime       int64 // unix nanoseconds
 	Replication int   // files only
 	ChunkSize   int64 // files only
+	ReadOnly    bool  // in a snapshot, or a volume snapshot (snapshot.go)
 	PosixInfo         // POSIX attributes (posix.go)
 }
 
@@ -114,6 +121,12 @@ type ChunkRef struct {
 	Handle uint64
 	Epoch  uint64
 	Chain  []ServerID
+	// Shared: more than one slot names the chunk, or its file is
+	// read-only: nobody writes it (a write forks it first).
+	Shared bool `json:",omitempty"`
+	// Fork: the slot names a fork not done yet (this handle); Handle is
+	// its origin, which readers use meanwhile.
+	Fork uint64 `json:",omitempty"`
 }
 
 // State is the whole metadata state. The zero value is not usable; use New.
@@ -160,7 +173,7 @@ func (s *State) pathOf(n *inode) string {
 func (s *State) info(n *inode) FileInfo {
 	fi := FileInfo{
 		Inode: n.id, Name: n.name, Path: s.pathOf(n), IsDir: n.dir,
-		Mode: n.mode, Size: n.size, MTime: n.mtime,
+		Mode: n.mode, Size: n.size, MTime: n.mtime, ReadOnly: n.ro,
 	}
 	if !n.dir {
 		fi.Replication = n.replication

@@ -76,7 +76,7 @@ func CheckVolumeSize(size int64) error {
 
 func (s *State) volumeInfo(n *inode) FileInfo {
 	return FileInfo{Inode: n.id, Name: n.name, Mode: n.mode, Size: n.size, MTime: n.mtime,
-		Replication: n.replication, ChunkSize: n.chunkSize}
+		Replication: n.replication, ChunkSize: n.chunkSize, ReadOnly: n.ro}
 }
 
 func (s *State) volume(name string) (*inode, error) {
@@ -116,6 +116,9 @@ func (s *State) removeVolume(c RemoveVolume) Result {
 	n, err := s.volume(c.Name)
 	if err != nil {
 		return fail(err)
+	}
+	if snaps, _ := s.VolumeSnapshots(c.Name); len(snaps) > 0 {
+		return fail(errorf(ErrNotEmpty, "volume %q has %d snapshots (catena volume snapshot rm)", c.Name, len(snaps)))
 	}
 	s.dropChunks(n, 0)
 	delete(s.inodes, n.id)
