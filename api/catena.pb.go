@@ -54,6 +54,7 @@ const (
 	// with a key the chunkserver does not know yet: get the chunk from the
 	// master again and retry.
 	ErrorCode_CAPABILITY_EXPIRED ErrorCode = 18
+	ErrorCode_READ_ONLY          ErrorCode = 19 // the call would change a snapshot (EROFS)
 )
 
 // Enum value maps for ErrorCode.
@@ -78,6 +79,7 @@ var (
 		16: "FILE_TOO_BIG",
 		17: "PERMISSION_DENIED",
 		18: "CAPABILITY_EXPIRED",
+		19: "READ_ONLY",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -99,6 +101,7 @@ var (
 		"FILE_TOO_BIG":           16,
 		"PERMISSION_DENIED":      17,
 		"CAPABILITY_EXPIRED":     18,
+		"READ_ONLY":              19,
 	}
 )
 
@@ -341,6 +344,7 @@ type FileInfo struct {
 	ChunkSize     int64                  `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	Uid           uint32                 `protobuf:"varint,10,opt,name=uid,proto3" json:"uid,omitempty"` // owner
 	Gid           uint32                 `protobuf:"varint,11,opt,name=gid,proto3" json:"gid,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,12,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"` // in a snapshot: every change fails with READ_ONLY
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +456,13 @@ func (x *FileInfo) GetGid() uint32 {
 	return 0
 }
 
+func (x *FileInfo) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 type ServerRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -536,7 +547,12 @@ type ChunkInfo struct {
 	ChunkSize int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // the chunk's size (its file's chunk size)
 	// capability: the master's grant of access to this chunk at this epoch,
 	// shown to its chunkservers with every Read and Write.
-	Capability    *Capability `protobuf:"bytes,6,opt,name=capability,proto3" json:"capability,omitempty"`
+	Capability *Capability `protobuf:"bytes,6,opt,name=capability,proto3" json:"capability,omitempty"`
+	// shared: more than one file names the chunk (a snapshot or clone), or
+	// its file is read-only: the capability allows reading only, and a
+	// write must first get a chunk of its own from AllocateChunk (which
+	// forks it: the replicas clone it locally under a new handle).
+	Shared        bool `protobuf:"varint,7,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +627,13 @@ func (x *ChunkInfo) GetCapability() *Capability {
 		return x.Capability
 	}
 	return nil
+}
+
+func (x *ChunkInfo) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
 }
 
 // Capability is a short-lived grant, signed by the master, to read or
@@ -3156,6 +3179,502 @@ func (x *StatusResponse) GetDirectories() uint64 {
 	return 0
 }
 
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // a directory, or a file (its snapshot goes in its directory's .snapshot)
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_catena_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SnapshotRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type SnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_catena_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SnapshotResponse) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_catena_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListSnapshotsRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type ListSnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     []*FileInfo            `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsResponse) Reset() {
+	*x = ListSnapshotsResponse{}
+	mi := &file_catena_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListSnapshotsResponse) GetSnapshots() []*FileInfo {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+type RemoveSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSnapshotRequest) Reset() {
+	*x = RemoveSnapshotRequest{}
+	mi := &file_catena_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSnapshotRequest) ProtoMessage() {}
+
+func (x *RemoveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RemoveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RemoveSnapshotRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RemoveSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSnapshotResponse) Reset() {
+	*x = RemoveSnapshotResponse{}
+	mi := &file_catena_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSnapshotResponse) ProtoMessage() {}
+
+func (x *RemoveSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RemoveSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{46}
+}
+
+type CloneRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneRequest) Reset() {
+	*x = CloneRequest{}
+	mi := &file_catena_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneRequest) ProtoMessage() {}
+
+func (x *CloneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
+func (*CloneRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CloneRequest) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *CloneRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+type CloneResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneResponse) Reset() {
+	*x = CloneResponse{}
+	mi := &file_catena_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneResponse) ProtoMessage() {}
+
+func (x *CloneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneResponse.ProtoReflect.Descriptor instead.
+func (*CloneResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CloneResponse) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type CloneReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        uint64                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	SourceEpoch   uint64                 `protobuf:"varint,2,opt,name=source_epoch,json=sourceEpoch,proto3" json:"source_epoch,omitempty"`
+	SourceChain   []*ServerRef           `protobuf:"bytes,3,rep,name=source_chain,json=sourceChain,proto3" json:"source_chain,omitempty"` // the source's chain at source_epoch
+	Handle        uint64                 `protobuf:"varint,4,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Chain         []*ServerRef           `protobuf:"bytes,6,rep,name=chain,proto3" json:"chain,omitempty"` // the new chunk's chain
+	ChunkSize     int64                  `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneReplicaRequest) Reset() {
+	*x = CloneReplicaRequest{}
+	mi := &file_catena_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneReplicaRequest) ProtoMessage() {}
+
+func (x *CloneReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneReplicaRequest.ProtoReflect.Descriptor instead.
+func (*CloneReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CloneReplicaRequest) GetSource() uint64 {
+	if x != nil {
+		return x.Source
+	}
+	return 0
+}
+
+func (x *CloneReplicaRequest) GetSourceEpoch() uint64 {
+	if x != nil {
+		return x.SourceEpoch
+	}
+	return 0
+}
+
+func (x *CloneReplicaRequest) GetSourceChain() []*ServerRef {
+	if x != nil {
+		return x.SourceChain
+	}
+	return nil
+}
+
+func (x *CloneReplicaRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *CloneReplicaRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CloneReplicaRequest) GetChain() []*ServerRef {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *CloneReplicaRequest) GetChunkSize() int64 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+type CloneReplicaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneReplicaResponse) Reset() {
+	*x = CloneReplicaResponse{}
+	mi := &file_catena_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneReplicaResponse) ProtoMessage() {}
+
+func (x *CloneReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneReplicaResponse.ProtoReflect.Descriptor instead.
+func (*CloneReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{50}
+}
+
 type RestoreBlocksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -3168,7 +3687,7 @@ type RestoreBlocksRequest struct {
 
 func (x *RestoreBlocksRequest) Reset() {
 	*x = RestoreBlocksRequest{}
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3699,7 @@ func (x *RestoreBlocksRequest) String() string {
 func (*RestoreBlocksRequest) ProtoMessage() {}
 
 func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[41]
+	mi := &file_catena_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3712,7 @@ func (x *RestoreBlocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{41}
+	return file_catena_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RestoreBlocksRequest) GetHandle() uint64 {
@@ -3234,7 +3753,7 @@ type RestoreBlocksResponse struct {
 
 func (x *RestoreBlocksResponse) Reset() {
 	*x = RestoreBlocksResponse{}
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +3765,7 @@ func (x *RestoreBlocksResponse) String() string {
 func (*RestoreBlocksResponse) ProtoMessage() {}
 
 func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[42]
+	mi := &file_catena_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +3778,7 @@ func (x *RestoreBlocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBlocksResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBlocksResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{42}
+	return file_catena_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RestoreBlocksResponse) GetRestored() []int64 {
@@ -3288,7 +3807,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3819,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[43]
+	mi := &file_catena_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3832,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{43}
+	return file_catena_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReconfigureRequest) GetHandle() uint64 {
@@ -3353,7 +3872,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3884,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[44]
+	mi := &file_catena_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3897,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{44}
+	return file_catena_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
@@ -3402,7 +3921,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3933,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[45]
+	mi := &file_catena_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3946,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{45}
+	return file_catena_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -3484,7 +4003,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +4015,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[46]
+	mi := &file_catena_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +4028,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{46}
+	return file_catena_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -3562,7 +4081,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +4093,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[47]
+	mi := &file_catena_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +4106,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{47}
+	return file_catena_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -3649,7 +4168,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +4180,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[48]
+	mi := &file_catena_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +4193,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{48}
+	return file_catena_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -3715,7 +4234,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +4246,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[49]
+	mi := &file_catena_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +4259,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{49}
+	return file_catena_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -3842,7 +4361,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +4373,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[50]
+	mi := &file_catena_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +4386,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{50}
+	return file_catena_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -3961,7 +4480,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3973,7 +4492,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[51]
+	mi := &file_catena_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3986,7 +4505,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{51}
+	return file_catena_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -4014,7 +4533,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4026,7 +4545,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[52]
+	mi := &file_catena_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4039,7 +4558,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{52}
+	return file_catena_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -4076,7 +4595,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4088,7 +4607,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[53]
+	mi := &file_catena_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4101,7 +4620,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{53}
+	return file_catena_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -4153,7 +4672,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4165,7 +4684,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[54]
+	mi := &file_catena_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4178,7 +4697,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{54}
+	return file_catena_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -4207,7 +4726,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4738,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4751,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{55}
+	return file_catena_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -4271,7 +4790,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4802,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4815,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{56}
+	return file_catena_proto_rawDescGZIP(), []int{66}
 }
 
 type Update struct {
@@ -4316,7 +4835,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4328,7 +4847,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4341,7 +4860,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{57}
+	return file_catena_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -4418,7 +4937,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4430,7 +4949,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4443,7 +4962,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{58}
+	return file_catena_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -4486,7 +5005,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4498,7 +5017,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4511,7 +5030,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{59}
+	return file_catena_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -4580,7 +5099,7 @@ var File_catena_proto protoreflect.FileDescriptor
 
 const file_catena_proto_rawDesc = "" +
 	"\n" +
-	"\fcatena.proto\x12\tcatena.v1\"\xa6\x02\n" +
+	"\fcatena.proto\x12\tcatena.v1\"\xc3\x02\n" +
 	"\bFileInfo\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -4594,12 +5113,13 @@ const file_catena_proto_rawDesc = "" +
 	"chunk_size\x18\t \x01(\x03R\tchunkSize\x12\x10\n" +
 	"\x03uid\x18\n" +
 	" \x01(\rR\x03uid\x12\x10\n" +
-	"\x03gid\x18\v \x01(\rR\x03gid\"`\n" +
+	"\x03gid\x18\v \x01(\rR\x03gid\x12\x1b\n" +
+	"\tread_only\x18\f \x01(\bR\breadOnly\"`\n" +
 	"\tServerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1b\n" +
 	"\tcert_name\x18\x03 \x01(\tR\bcertName\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\xd1\x01\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\xe9\x01\n" +
 	"\tChunkInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\x12\x14\n" +
@@ -4609,7 +5129,8 @@ const file_catena_proto_rawDesc = "" +
 	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\x125\n" +
 	"\n" +
 	"capability\x18\x06 \x01(\v2\x15.catena.v1.CapabilityR\n" +
-	"capability\"2\n" +
+	"capability\x12\x16\n" +
+	"\x06shared\x18\a \x01(\bR\x06shared\"2\n" +
 	"\n" +
 	"Capability\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x10\n" +
@@ -4816,7 +5337,35 @@ const file_catena_proto_rawDesc = "" +
 	"\fchunkservers\x18\x02 \x03(\v2\x1c.catena.v1.ChunkserverStatusR\fchunkservers\x12-\n" +
 	"\x06chunks\x18\x03 \x01(\v2\x15.catena.v1.ChunkStatsR\x06chunks\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\x04R\x05files\x12 \n" +
-	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"\x8c\x01\n" +
+	"\vdirectories\x18\x05 \x01(\x04R\vdirectories\"9\n" +
+	"\x0fSnapshotRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\";\n" +
+	"\x10SnapshotResponse\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"*\n" +
+	"\x14ListSnapshotsRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"J\n" +
+	"\x15ListSnapshotsResponse\x121\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x13.catena.v1.FileInfoR\tsnapshots\"?\n" +
+	"\x15RemoveSnapshotRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x18\n" +
+	"\x16RemoveSnapshotResponse\"2\n" +
+	"\fCloneRequest\x12\x10\n" +
+	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\"8\n" +
+	"\rCloneResponse\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"\x82\x02\n" +
+	"\x13CloneReplicaRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\x04R\x06source\x12!\n" +
+	"\fsource_epoch\x18\x02 \x01(\x04R\vsourceEpoch\x127\n" +
+	"\fsource_chain\x18\x03 \x03(\v2\x14.catena.v1.ServerRefR\vsourceChain\x12\x16\n" +
+	"\x06handle\x18\x04 \x01(\x04R\x06handle\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12*\n" +
+	"\x05chain\x18\x06 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\a \x01(\x03R\tchunkSize\"\x16\n" +
+	"\x14CloneReplicaResponse\"\x8c\x01\n" +
 	"\x14RestoreBlocksRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -4942,7 +5491,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg*\xc9\x02\n" +
+	"\x03msg*\xd8\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -4966,7 +5515,8 @@ const file_catena_proto_rawDesc = "" +
 	"\rNAME_TOO_LONG\x10\x0f\x12\x10\n" +
 	"\fFILE_TOO_BIG\x10\x10\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x11\x12\x16\n" +
-	"\x12CAPABILITY_EXPIRED\x10\x12*>\n" +
+	"\x12CAPABILITY_EXPIRED\x10\x12\x12\r\n" +
+	"\tREAD_ONLY\x10\x13*>\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04FILE\x10\x01\x12\r\n" +
@@ -4985,7 +5535,7 @@ const file_catena_proto_rawDesc = "" +
 	"UpdateKind\x12\x1b\n" +
 	"\x17UPDATE_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05WRITE\x10\x01\x12\b\n" +
-	"\x04ZERO\x10\x022\xce\a\n" +
+	"\x04ZERO\x10\x022\xfa\t\n" +
 	"\x06Master\x12:\n" +
 	"\x05Mkdir\x12\x17.catena.v1.MkdirRequest\x1a\x18.catena.v1.MkdirResponse\x12=\n" +
 	"\x06Create\x12\x18.catena.v1.CreateRequest\x1a\x19.catena.v1.CreateResponse\x12=\n" +
@@ -5000,7 +5550,11 @@ const file_catena_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x1b.catena.v1.HeartbeatRequest\x1a\x1c.catena.v1.HeartbeatResponse\x12=\n" +
 	"\x06Status\x12\x18.catena.v1.StatusRequest\x1a\x19.catena.v1.StatusResponse\x12R\n" +
 	"\rReportReplica\x12\x1f.catena.v1.ReportReplicaRequest\x1a .catena.v1.ReportReplicaResponse\x12U\n" +
-	"\x0eSetReplication\x12 .catena.v1.SetReplicationRequest\x1a!.catena.v1.SetReplicationResponse2\xbd\x04\n" +
+	"\x0eSetReplication\x12 .catena.v1.SetReplicationRequest\x1a!.catena.v1.SetReplicationResponse\x12C\n" +
+	"\bSnapshot\x12\x1a.catena.v1.SnapshotRequest\x1a\x1b.catena.v1.SnapshotResponse\x12R\n" +
+	"\rListSnapshots\x12\x1f.catena.v1.ListSnapshotsRequest\x1a .catena.v1.ListSnapshotsResponse\x12U\n" +
+	"\x0eRemoveSnapshot\x12 .catena.v1.RemoveSnapshotRequest\x1a!.catena.v1.RemoveSnapshotResponse\x12:\n" +
+	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\x8e\x05\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
@@ -5009,7 +5563,8 @@ const file_catena_proto_rawDesc = "" +
 	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12F\n" +
 	"\tReplicate\x12\x1b.catena.v1.ReplicateRequest\x1a\x1c.catena.v1.ReplicateResponse\x12<\n" +
 	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01\x12R\n" +
-	"\rRestoreBlocks\x12\x1f.catena.v1.RestoreBlocksRequest\x1a .catena.v1.RestoreBlocksResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\rRestoreBlocks\x12\x1f.catena.v1.RestoreBlocksRequest\x1a .catena.v1.RestoreBlocksResponse\x12O\n" +
+	"\fCloneReplica\x12\x1e.catena.v1.CloneReplicaRequest\x1a\x1f.catena.v1.CloneReplicaResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_catena_proto_rawDescOnce sync.Once
@@ -5024,7 +5579,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: catena.v1.ErrorCode
 	(FileType)(0),                  // 1: catena.v1.FileType
@@ -5072,27 +5627,37 @@ var file_catena_proto_goTypes = []any{
 	(*ChunkStats)(nil),             // 43: catena.v1.ChunkStats
 	(*ChunkProblem)(nil),           // 44: catena.v1.ChunkProblem
 	(*StatusResponse)(nil),         // 45: catena.v1.StatusResponse
-	(*RestoreBlocksRequest)(nil),   // 46: catena.v1.RestoreBlocksRequest
-	(*RestoreBlocksResponse)(nil),  // 47: catena.v1.RestoreBlocksResponse
-	(*ReconfigureRequest)(nil),     // 48: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),    // 49: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),       // 50: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),      // 51: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),           // 52: catena.v1.FetchRequest
-	(*ByteRange)(nil),              // 53: catena.v1.ByteRange
-	(*FetchResponse)(nil),          // 54: catena.v1.FetchResponse
-	(*WriteRequest)(nil),           // 55: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),            // 56: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),          // 57: catena.v1.WriteResponse
-	(*ReadRequest)(nil),            // 58: catena.v1.ReadRequest
-	(*ReadResponse)(nil),           // 59: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),   // 60: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),  // 61: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                 // 62: catena.v1.Update
-	(*Ack)(nil),                    // 63: catena.v1.Ack
-	(*ChainMessage)(nil),           // 64: catena.v1.ChainMessage
-	nil,                            // 65: catena.v1.RegisterRequest.LabelsEntry
-	nil,                            // 66: catena.v1.ChunkserverStatus.LabelsEntry
+	(*SnapshotRequest)(nil),        // 46: catena.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),       // 47: catena.v1.SnapshotResponse
+	(*ListSnapshotsRequest)(nil),   // 48: catena.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),  // 49: catena.v1.ListSnapshotsResponse
+	(*RemoveSnapshotRequest)(nil),  // 50: catena.v1.RemoveSnapshotRequest
+	(*RemoveSnapshotResponse)(nil), // 51: catena.v1.RemoveSnapshotResponse
+	(*CloneRequest)(nil),           // 52: catena.v1.CloneRequest
+	(*CloneResponse)(nil),          // 53: catena.v1.CloneResponse
+	(*CloneReplicaRequest)(nil),    // 54: catena.v1.CloneReplicaRequest
+	(*CloneReplicaResponse)(nil),   // 55: catena.v1.CloneReplicaResponse
+	(*RestoreBlocksRequest)(nil),   // 56: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil),  // 57: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),     // 58: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),    // 59: catena.v1.ReconfigureResponse
+	(*ReplicateRequest)(nil),       // 60: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),      // 61: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),           // 62: catena.v1.FetchRequest
+	(*ByteRange)(nil),              // 63: catena.v1.ByteRange
+	(*FetchResponse)(nil),          // 64: catena.v1.FetchResponse
+	(*WriteRequest)(nil),           // 65: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),            // 66: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),          // 67: catena.v1.WriteResponse
+	(*ReadRequest)(nil),            // 68: catena.v1.ReadRequest
+	(*ReadResponse)(nil),           // 69: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),   // 70: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),  // 71: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                 // 72: catena.v1.Update
+	(*Ack)(nil),                    // 73: catena.v1.Ack
+	(*ChainMessage)(nil),           // 74: catena.v1.ChainMessage
+	nil,                            // 75: catena.v1.RegisterRequest.LabelsEntry
+	nil,                            // 76: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -5109,86 +5674,101 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	65, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	75, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
 	6,  // 18: catena.v1.HeartbeatResponse.servers:type_name -> catena.v1.ServerRef
-	48, // 19: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
+	58, // 19: catena.v1.HeartbeatResponse.configs:type_name -> catena.v1.ReconfigureRequest
 	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	66, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	76, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
 	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
 	42, // 27: catena.v1.StatusResponse.chunkservers:type_name -> catena.v1.ChunkserverStatus
 	43, // 28: catena.v1.StatusResponse.chunks:type_name -> catena.v1.ChunkStats
-	6,  // 29: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
-	6,  // 30: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 31: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 32: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	53, // 33: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	53, // 34: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	4,  // 35: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	56, // 36: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 37: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 38: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 39: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 40: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 41: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	62, // 42: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	63, // 43: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	56, // 44: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 45: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 46: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 47: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 48: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 49: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 50: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 51: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 52: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 53: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 54: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 55: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	40, // 56: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	38, // 57: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 58: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	55, // 59: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	58, // 60: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	60, // 61: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	64, // 62: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	48, // 63: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	50, // 64: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	52, // 65: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	46, // 66: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	12, // 67: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 68: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 69: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 70: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 71: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 72: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 73: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 74: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 75: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 76: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	36, // 77: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	45, // 78: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	39, // 79: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 80: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	57, // 81: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	59, // 82: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	61, // 83: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	64, // 84: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	49, // 85: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	51, // 86: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	54, // 87: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	47, // 88: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	67, // [67:89] is the sub-list for method output_type
-	45, // [45:67] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	5,  // 29: catena.v1.SnapshotResponse.info:type_name -> catena.v1.FileInfo
+	5,  // 30: catena.v1.ListSnapshotsResponse.snapshots:type_name -> catena.v1.FileInfo
+	5,  // 31: catena.v1.CloneResponse.info:type_name -> catena.v1.FileInfo
+	6,  // 32: catena.v1.CloneReplicaRequest.source_chain:type_name -> catena.v1.ServerRef
+	6,  // 33: catena.v1.CloneReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 34: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
+	6,  // 35: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
+	6,  // 36: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 37: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	63, // 38: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	63, // 39: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	4,  // 40: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	66, // 41: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 42: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 43: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 44: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 45: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 46: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	72, // 47: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	73, // 48: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	66, // 49: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 50: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 51: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 52: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 53: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 54: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 55: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 56: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 57: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 58: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 59: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 60: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 61: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 62: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 63: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	46, // 64: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
+	48, // 65: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
+	50, // 66: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
+	52, // 67: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
+	65, // 68: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	68, // 69: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	70, // 70: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	74, // 71: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	58, // 72: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	60, // 73: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	62, // 74: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	56, // 75: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	54, // 76: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
+	12, // 77: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 78: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 79: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 80: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 81: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 82: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 83: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 84: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 85: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 86: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 87: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 88: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 89: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 90: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	47, // 91: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
+	49, // 92: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
+	51, // 93: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
+	53, // 94: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
+	67, // 95: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	69, // 96: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	71, // 97: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	74, // 98: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	59, // 99: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	61, // 100: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	64, // 101: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	57, // 102: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // 103: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
+	77, // [77:104] is the sub-list for method output_type
+	50, // [50:77] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -5196,7 +5776,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[59].OneofWrappers = []any{
+	file_catena_proto_msgTypes[69].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -5206,7 +5786,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   62,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

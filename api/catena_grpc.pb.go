@@ -38,6 +38,10 @@ const (
 	Master_Status_FullMethodName         = "/catena.v1.Master/Status"
 	Master_ReportReplica_FullMethodName  = "/catena.v1.Master/ReportReplica"
 	Master_SetReplication_FullMethodName = "/catena.v1.Master/SetReplication"
+	Master_Snapshot_FullMethodName       = "/catena.v1.Master/Snapshot"
+	Master_ListSnapshots_FullMethodName  = "/catena.v1.Master/ListSnapshots"
+	Master_RemoveSnapshot_FullMethodName = "/catena.v1.Master/RemoveSnapshot"
+	Master_Clone_FullMethodName          = "/catena.v1.Master/Clone"
 )
 
 // MasterClient is the client API for Master service.
@@ -68,6 +72,15 @@ type MasterClient interface {
 	// volume (volume) and of its chunks; the master then adds or removes
 	// chain members until every chunk has that many (catena setrep).
 	SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error)
+	// Snapshot makes a read-only, point-in-time copy of a directory tree
+	// (or a file), read at DIR/.snapshot/NAME, sharing every chunk: every
+	// write acknowledged before it answers is in it, none begun after.
+	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error)
+	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
+	RemoveSnapshot(ctx context.Context, in *RemoveSnapshotRequest, opts ...grpc.CallOption) (*RemoveSnapshotResponse, error)
+	// Clone makes dst a writable copy of the file or tree at src sharing
+	// every chunk (catena cp): no data is copied.
+	Clone(ctx context.Context, in *CloneRequest, opts ...grpc.CallOption) (*CloneResponse, error)
 }
 
 type masterClient struct {
@@ -218,6 +231,46 @@ func (c *masterClient) SetReplication(ctx context.Context, in *SetReplicationReq
 	return out, nil
 }
 
+func (c *masterClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SnapshotResponse)
+	err := c.cc.Invoke(ctx, Master_Snapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSnapshotsResponse)
+	err := c.cc.Invoke(ctx, Master_ListSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) RemoveSnapshot(ctx context.Context, in *RemoveSnapshotRequest, opts ...grpc.CallOption) (*RemoveSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveSnapshotResponse)
+	err := c.cc.Invoke(ctx, Master_RemoveSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *masterClient) Clone(ctx context.Context, in *CloneRequest, opts ...grpc.CallOption) (*CloneResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloneResponse)
+	err := c.cc.Invoke(ctx, Master_Clone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -246,6 +299,15 @@ type MasterServer interface {
 	// volume (volume) and of its chunks; the master then adds or removes
 	// chain members until every chunk has that many (catena setrep).
 	SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error)
+	// Snapshot makes a read-only, point-in-time copy of a directory tree
+	// (or a file), read at DIR/.snapshot/NAME, sharing every chunk: every
+	// write acknowledged before it answers is in it, none begun after.
+	Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error)
+	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
+	RemoveSnapshot(context.Context, *RemoveSnapshotRequest) (*RemoveSnapshotResponse, error)
+	// Clone makes dst a writable copy of the file or tree at src sharing
+	// every chunk (catena cp): no data is copied.
+	Clone(context.Context, *CloneRequest) (*CloneResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -297,6 +359,18 @@ func (UnimplementedMasterServer) ReportReplica(context.Context, *ReportReplicaRe
 }
 func (UnimplementedMasterServer) SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetReplication not implemented")
+}
+func (UnimplementedMasterServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedMasterServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedMasterServer) RemoveSnapshot(context.Context, *RemoveSnapshotRequest) (*RemoveSnapshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveSnapshot not implemented")
+}
+func (UnimplementedMasterServer) Clone(context.Context, *CloneRequest) (*CloneResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Clone not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -571,6 +645,78 @@ func _Master_SetReplication_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).Snapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_Snapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).Snapshot(ctx, req.(*SnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).ListSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_ListSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).ListSnapshots(ctx, req.(*ListSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_RemoveSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).RemoveSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_RemoveSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).RemoveSnapshot(ctx, req.(*RemoveSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Master_Clone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).Clone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_Clone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).Clone(ctx, req.(*CloneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -634,6 +780,22 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetReplication",
 			Handler:    _Master_SetReplication_Handler,
 		},
+		{
+			MethodName: "Snapshot",
+			Handler:    _Master_Snapshot_Handler,
+		},
+		{
+			MethodName: "ListSnapshots",
+			Handler:    _Master_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "RemoveSnapshot",
+			Handler:    _Master_RemoveSnapshot_Handler,
+		},
+		{
+			MethodName: "Clone",
+			Handler:    _Master_Clone_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "catena.proto",
@@ -648,6 +810,7 @@ const (
 	Chunkserver_Replicate_FullMethodName     = "/catena.v1.Chunkserver/Replicate"
 	Chunkserver_Fetch_FullMethodName         = "/catena.v1.Chunkserver/Fetch"
 	Chunkserver_RestoreBlocks_FullMethodName = "/catena.v1.Chunkserver/RestoreBlocks"
+	Chunkserver_CloneReplica_FullMethodName  = "/catena.v1.Chunkserver/CloneReplica"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -684,6 +847,12 @@ type ChunkserverClient interface {
 	// where they do (sources in order of preference). Sent by the master
 	// when no chain member has a good copy of a block.
 	RestoreBlocks(ctx context.Context, in *RestoreBlocksRequest, opts ...grpc.CallOption) (*RestoreBlocksResponse, error)
+	// CloneReplica makes replica handle a copy of this server's replica of
+	// source sharing every block (no data copied), once source is at
+	// source_epoch with nothing in flight (UNAVAILABLE until then); durable
+	// when it answers; idempotent. Sent by the master to fork a shared
+	// chunk.
+	CloneReplica(ctx context.Context, in *CloneReplicaRequest, opts ...grpc.CallOption) (*CloneReplicaResponse, error)
 }
 
 type chunkserverClient struct {
@@ -786,6 +955,16 @@ func (c *chunkserverClient) RestoreBlocks(ctx context.Context, in *RestoreBlocks
 	return out, nil
 }
 
+func (c *chunkserverClient) CloneReplica(ctx context.Context, in *CloneReplicaRequest, opts ...grpc.CallOption) (*CloneReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloneReplicaResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_CloneReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChunkserverServer is the server API for Chunkserver service.
 // All implementations must embed UnimplementedChunkserverServer
 // for forward compatibility.
@@ -820,6 +999,12 @@ type ChunkserverServer interface {
 	// where they do (sources in order of preference). Sent by the master
 	// when no chain member has a good copy of a block.
 	RestoreBlocks(context.Context, *RestoreBlocksRequest) (*RestoreBlocksResponse, error)
+	// CloneReplica makes replica handle a copy of this server's replica of
+	// source sharing every block (no data copied), once source is at
+	// source_epoch with nothing in flight (UNAVAILABLE until then); durable
+	// when it answers; idempotent. Sent by the master to fork a shared
+	// chunk.
+	CloneReplica(context.Context, *CloneReplicaRequest) (*CloneReplicaResponse, error)
 	mustEmbedUnimplementedChunkserverServer()
 }
 
@@ -853,6 +1038,9 @@ func (UnimplementedChunkserverServer) Fetch(*FetchRequest, grpc.ServerStreamingS
 }
 func (UnimplementedChunkserverServer) RestoreBlocks(context.Context, *RestoreBlocksRequest) (*RestoreBlocksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RestoreBlocks not implemented")
+}
+func (UnimplementedChunkserverServer) CloneReplica(context.Context, *CloneReplicaRequest) (*CloneReplicaResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CloneReplica not implemented")
 }
 func (UnimplementedChunkserverServer) mustEmbedUnimplementedChunkserverServer() {}
 func (UnimplementedChunkserverServer) testEmbeddedByValue()                     {}
@@ -1001,6 +1189,24 @@ func _Chunkserver_RestoreBlocks_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Chunkserver_CloneReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloneReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).CloneReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_CloneReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).CloneReplica(ctx, req.(*CloneReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Chunkserver_ServiceDesc is the grpc.ServiceDesc for Chunkserver service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1031,6 +1237,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestoreBlocks",
 			Handler:    _Chunkserver_RestoreBlocks_Handler,
+		},
+		{
+			MethodName: "CloneReplica",
+			Handler:    _Chunkserver_CloneReplica_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -21,6 +21,470 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SnapshotVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotVolumeRequest) Reset() {
+	*x = SnapshotVolumeRequest{}
+	mi := &file_volume_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotVolumeRequest) ProtoMessage() {}
+
+func (x *SnapshotVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotVolumeRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SnapshotVolumeRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *SnapshotVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type SnapshotVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VolumeInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotVolumeResponse) Reset() {
+	*x = SnapshotVolumeResponse{}
+	mi := &file_volume_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotVolumeResponse) ProtoMessage() {}
+
+func (x *SnapshotVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotVolumeResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SnapshotVolumeResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type ListVolumeSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumeSnapshotsRequest) Reset() {
+	*x = ListVolumeSnapshotsRequest{}
+	mi := &file_volume_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumeSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumeSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListVolumeSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumeSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListVolumeSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListVolumeSnapshotsRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type ListVolumeSnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     []*VolumeInfo          `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumeSnapshotsResponse) Reset() {
+	*x = ListVolumeSnapshotsResponse{}
+	mi := &file_volume_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumeSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumeSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListVolumeSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumeSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListVolumeSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListVolumeSnapshotsResponse) GetSnapshots() []*VolumeInfo {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+type RemoveVolumeSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeSnapshotRequest) Reset() {
+	*x = RemoveVolumeSnapshotRequest{}
+	mi := &file_volume_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeSnapshotRequest) ProtoMessage() {}
+
+func (x *RemoveVolumeSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveVolumeSnapshotRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *RemoveVolumeSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveVolumeSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeSnapshotResponse) Reset() {
+	*x = RemoveVolumeSnapshotResponse{}
+	mi := &file_volume_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeSnapshotResponse) ProtoMessage() {}
+
+func (x *RemoveVolumeSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{5}
+}
+
+type CloneVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneVolumeRequest) Reset() {
+	*x = CloneVolumeRequest{}
+	mi := &file_volume_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneVolumeRequest) ProtoMessage() {}
+
+func (x *CloneVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneVolumeRequest.ProtoReflect.Descriptor instead.
+func (*CloneVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CloneVolumeRequest) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *CloneVolumeRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+type CloneVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VolumeInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneVolumeResponse) Reset() {
+	*x = CloneVolumeResponse{}
+	mi := &file_volume_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneVolumeResponse) ProtoMessage() {}
+
+func (x *CloneVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneVolumeResponse.ProtoReflect.Descriptor instead.
+func (*CloneVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CloneVolumeResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type RollbackVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackVolumeRequest) Reset() {
+	*x = RollbackVolumeRequest{}
+	mi := &file_volume_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackVolumeRequest) ProtoMessage() {}
+
+func (x *RollbackVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RollbackVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RollbackVolumeRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *RollbackVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RollbackVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VolumeInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackVolumeResponse) Reset() {
+	*x = RollbackVolumeResponse{}
+	mi := &file_volume_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackVolumeResponse) ProtoMessage() {}
+
+func (x *RollbackVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RollbackVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RollbackVolumeResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
 type VolumeInfo struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -30,13 +494,14 @@ type VolumeInfo struct {
 	ChunkSize       int64                  `protobuf:"varint,5,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	MtimeUnixNano   int64                  `protobuf:"varint,6,opt,name=mtime_unix_nano,json=mtimeUnixNano,proto3" json:"mtime_unix_nano,omitempty"`
 	AllocatedChunks int64                  `protobuf:"varint,7,opt,name=allocated_chunks,json=allocatedChunks,proto3" json:"allocated_chunks,omitempty"`
+	ReadOnly        bool                   `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"` // a snapshot (VOL@NAME)
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VolumeInfo) Reset() {
 	*x = VolumeInfo{}
-	mi := &file_volume_proto_msgTypes[0]
+	mi := &file_volume_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +513,7 @@ func (x *VolumeInfo) String() string {
 func (*VolumeInfo) ProtoMessage() {}
 
 func (x *VolumeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[0]
+	mi := &file_volume_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +526,7 @@ func (x *VolumeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeInfo.ProtoReflect.Descriptor instead.
 func (*VolumeInfo) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{0}
+	return file_volume_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VolumeInfo) GetName() string {
@@ -113,6 +578,13 @@ func (x *VolumeInfo) GetAllocatedChunks() int64 {
 	return 0
 }
 
+func (x *VolumeInfo) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 type CreateVolumeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -125,7 +597,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[1]
+	mi := &file_volume_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -137,7 +609,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[1]
+	mi := &file_volume_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -150,7 +622,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{1}
+	return file_volume_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateVolumeRequest) GetName() string {
@@ -190,7 +662,7 @@ type CreateVolumeResponse struct {
 
 func (x *CreateVolumeResponse) Reset() {
 	*x = CreateVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[2]
+	mi := &file_volume_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +674,7 @@ func (x *CreateVolumeResponse) String() string {
 func (*CreateVolumeResponse) ProtoMessage() {}
 
 func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[2]
+	mi := &file_volume_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +687,7 @@ func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeResponse.ProtoReflect.Descriptor instead.
 func (*CreateVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{2}
+	return file_volume_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateVolumeResponse) GetInfo() *VolumeInfo {
@@ -233,7 +705,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_volume_proto_msgTypes[3]
+	mi := &file_volume_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +717,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[3]
+	mi := &file_volume_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +730,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{3}
+	return file_volume_proto_rawDescGZIP(), []int{13}
 }
 
 type ListVolumesResponse struct {
@@ -270,7 +742,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_volume_proto_msgTypes[4]
+	mi := &file_volume_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +754,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[4]
+	mi := &file_volume_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +767,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{4}
+	return file_volume_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*VolumeInfo {
@@ -314,7 +786,7 @@ type GetVolumeRequest struct {
 
 func (x *GetVolumeRequest) Reset() {
 	*x = GetVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[5]
+	mi := &file_volume_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +798,7 @@ func (x *GetVolumeRequest) String() string {
 func (*GetVolumeRequest) ProtoMessage() {}
 
 func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[5]
+	mi := &file_volume_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +811,7 @@ func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{5}
+	return file_volume_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetVolumeRequest) GetName() string {
@@ -358,7 +830,7 @@ type GetVolumeResponse struct {
 
 func (x *GetVolumeResponse) Reset() {
 	*x = GetVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[6]
+	mi := &file_volume_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +842,7 @@ func (x *GetVolumeResponse) String() string {
 func (*GetVolumeResponse) ProtoMessage() {}
 
 func (x *GetVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[6]
+	mi := &file_volume_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +855,7 @@ func (x *GetVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeResponse.ProtoReflect.Descriptor instead.
 func (*GetVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{6}
+	return file_volume_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetVolumeResponse) GetInfo() *VolumeInfo {
@@ -402,7 +874,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[7]
+	mi := &file_volume_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +886,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[7]
+	mi := &file_volume_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +899,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{7}
+	return file_volume_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveVolumeRequest) GetName() string {
@@ -445,7 +917,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[8]
+	mi := &file_volume_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +929,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[8]
+	mi := &file_volume_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +942,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{8}
+	return file_volume_proto_rawDescGZIP(), []int{18}
 }
 
 type ResizeVolumeRequest struct {
@@ -483,7 +955,7 @@ type ResizeVolumeRequest struct {
 
 func (x *ResizeVolumeRequest) Reset() {
 	*x = ResizeVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[9]
+	mi := &file_volume_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +967,7 @@ func (x *ResizeVolumeRequest) String() string {
 func (*ResizeVolumeRequest) ProtoMessage() {}
 
 func (x *ResizeVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[9]
+	mi := &file_volume_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +980,7 @@ func (x *ResizeVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeVolumeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{9}
+	return file_volume_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResizeVolumeRequest) GetName() string {
@@ -534,7 +1006,7 @@ type ResizeVolumeResponse struct {
 
 func (x *ResizeVolumeResponse) Reset() {
 	*x = ResizeVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[10]
+	mi := &file_volume_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +1018,7 @@ func (x *ResizeVolumeResponse) String() string {
 func (*ResizeVolumeResponse) ProtoMessage() {}
 
 func (x *ResizeVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[10]
+	mi := &file_volume_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +1031,7 @@ func (x *ResizeVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeVolumeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{10}
+	return file_volume_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResizeVolumeResponse) GetInfo() *VolumeInfo {
@@ -573,7 +1045,30 @@ var File_volume_proto protoreflect.FileDescriptor
 
 const file_volume_proto_rawDesc = "" +
 	"\n" +
-	"\fvolume.proto\x12\tcatena.v1\"\xde\x01\n" +
+	"\fvolume.proto\x12\tcatena.v1\"C\n" +
+	"\x15SnapshotVolumeRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x16SnapshotVolumeResponse\x12)\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"4\n" +
+	"\x1aListVolumeSnapshotsRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\"R\n" +
+	"\x1bListVolumeSnapshotsResponse\x123\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x15.catena.v1.VolumeInfoR\tsnapshots\"I\n" +
+	"\x1bRemoveVolumeSnapshotRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x1e\n" +
+	"\x1cRemoveVolumeSnapshotResponse\"8\n" +
+	"\x12CloneVolumeRequest\x12\x10\n" +
+	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\"@\n" +
+	"\x13CloneVolumeResponse\x12)\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"C\n" +
+	"\x15RollbackVolumeRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x16RollbackVolumeResponse\x12)\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"\xfb\x01\n" +
 	"\n" +
 	"VolumeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -583,7 +1078,8 @@ const file_volume_proto_rawDesc = "" +
 	"\n" +
 	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\x12&\n" +
 	"\x0fmtime_unix_nano\x18\x06 \x01(\x03R\rmtimeUnixNano\x12)\n" +
-	"\x10allocated_chunks\x18\a \x01(\x03R\x0fallocatedChunks\"~\n" +
+	"\x10allocated_chunks\x18\a \x01(\x03R\x0fallocatedChunks\x12\x1b\n" +
+	"\tread_only\x18\b \x01(\bR\breadOnly\"~\n" +
 	"\x13CreateVolumeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12 \n" +
@@ -606,13 +1102,18 @@ const file_volume_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\"A\n" +
 	"\x14ResizeVolumeResponse\x12)\n" +
-	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info2\x92\x03\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info2\xdd\x06\n" +
 	"\aVolumes\x12O\n" +
 	"\fCreateVolume\x12\x1e.catena.v1.CreateVolumeRequest\x1a\x1f.catena.v1.CreateVolumeResponse\x12L\n" +
 	"\vListVolumes\x12\x1d.catena.v1.ListVolumesRequest\x1a\x1e.catena.v1.ListVolumesResponse\x12F\n" +
 	"\tGetVolume\x12\x1b.catena.v1.GetVolumeRequest\x1a\x1c.catena.v1.GetVolumeResponse\x12O\n" +
 	"\fRemoveVolume\x12\x1e.catena.v1.RemoveVolumeRequest\x1a\x1f.catena.v1.RemoveVolumeResponse\x12O\n" +
-	"\fResizeVolume\x12\x1e.catena.v1.ResizeVolumeRequest\x1a\x1f.catena.v1.ResizeVolumeResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\fResizeVolume\x12\x1e.catena.v1.ResizeVolumeRequest\x1a\x1f.catena.v1.ResizeVolumeResponse\x12U\n" +
+	"\x0eSnapshotVolume\x12 .catena.v1.SnapshotVolumeRequest\x1a!.catena.v1.SnapshotVolumeResponse\x12d\n" +
+	"\x13ListVolumeSnapshots\x12%.catena.v1.ListVolumeSnapshotsRequest\x1a&.catena.v1.ListVolumeSnapshotsResponse\x12g\n" +
+	"\x14RemoveVolumeSnapshot\x12&.catena.v1.RemoveVolumeSnapshotRequest\x1a'.catena.v1.RemoveVolumeSnapshotResponse\x12L\n" +
+	"\vCloneVolume\x12\x1d.catena.v1.CloneVolumeRequest\x1a\x1e.catena.v1.CloneVolumeResponse\x12U\n" +
+	"\x0eRollbackVolume\x12 .catena.v1.RollbackVolumeRequest\x1a!.catena.v1.RollbackVolumeResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_volume_proto_rawDescOnce sync.Once
@@ -626,40 +1127,64 @@ func file_volume_proto_rawDescGZIP() []byte {
 	return file_volume_proto_rawDescData
 }
 
-var file_volume_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_volume_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_volume_proto_goTypes = []any{
-	(*VolumeInfo)(nil),           // 0: catena.v1.VolumeInfo
-	(*CreateVolumeRequest)(nil),  // 1: catena.v1.CreateVolumeRequest
-	(*CreateVolumeResponse)(nil), // 2: catena.v1.CreateVolumeResponse
-	(*ListVolumesRequest)(nil),   // 3: catena.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),  // 4: catena.v1.ListVolumesResponse
-	(*GetVolumeRequest)(nil),     // 5: catena.v1.GetVolumeRequest
-	(*GetVolumeResponse)(nil),    // 6: catena.v1.GetVolumeResponse
-	(*RemoveVolumeRequest)(nil),  // 7: catena.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil), // 8: catena.v1.RemoveVolumeResponse
-	(*ResizeVolumeRequest)(nil),  // 9: catena.v1.ResizeVolumeRequest
-	(*ResizeVolumeResponse)(nil), // 10: catena.v1.ResizeVolumeResponse
+	(*SnapshotVolumeRequest)(nil),        // 0: catena.v1.SnapshotVolumeRequest
+	(*SnapshotVolumeResponse)(nil),       // 1: catena.v1.SnapshotVolumeResponse
+	(*ListVolumeSnapshotsRequest)(nil),   // 2: catena.v1.ListVolumeSnapshotsRequest
+	(*ListVolumeSnapshotsResponse)(nil),  // 3: catena.v1.ListVolumeSnapshotsResponse
+	(*RemoveVolumeSnapshotRequest)(nil),  // 4: catena.v1.RemoveVolumeSnapshotRequest
+	(*RemoveVolumeSnapshotResponse)(nil), // 5: catena.v1.RemoveVolumeSnapshotResponse
+	(*CloneVolumeRequest)(nil),           // 6: catena.v1.CloneVolumeRequest
+	(*CloneVolumeResponse)(nil),          // 7: catena.v1.CloneVolumeResponse
+	(*RollbackVolumeRequest)(nil),        // 8: catena.v1.RollbackVolumeRequest
+	(*RollbackVolumeResponse)(nil),       // 9: catena.v1.RollbackVolumeResponse
+	(*VolumeInfo)(nil),                   // 10: catena.v1.VolumeInfo
+	(*CreateVolumeRequest)(nil),          // 11: catena.v1.CreateVolumeRequest
+	(*CreateVolumeResponse)(nil),         // 12: catena.v1.CreateVolumeResponse
+	(*ListVolumesRequest)(nil),           // 13: catena.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),          // 14: catena.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),             // 15: catena.v1.GetVolumeRequest
+	(*GetVolumeResponse)(nil),            // 16: catena.v1.GetVolumeResponse
+	(*RemoveVolumeRequest)(nil),          // 17: catena.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),         // 18: catena.v1.RemoveVolumeResponse
+	(*ResizeVolumeRequest)(nil),          // 19: catena.v1.ResizeVolumeRequest
+	(*ResizeVolumeResponse)(nil),         // 20: catena.v1.ResizeVolumeResponse
 }
 var file_volume_proto_depIdxs = []int32{
-	0,  // 0: catena.v1.CreateVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	0,  // 1: catena.v1.ListVolumesResponse.volumes:type_name -> catena.v1.VolumeInfo
-	0,  // 2: catena.v1.GetVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	0,  // 3: catena.v1.ResizeVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	1,  // 4: catena.v1.Volumes.CreateVolume:input_type -> catena.v1.CreateVolumeRequest
-	3,  // 5: catena.v1.Volumes.ListVolumes:input_type -> catena.v1.ListVolumesRequest
-	5,  // 6: catena.v1.Volumes.GetVolume:input_type -> catena.v1.GetVolumeRequest
-	7,  // 7: catena.v1.Volumes.RemoveVolume:input_type -> catena.v1.RemoveVolumeRequest
-	9,  // 8: catena.v1.Volumes.ResizeVolume:input_type -> catena.v1.ResizeVolumeRequest
-	2,  // 9: catena.v1.Volumes.CreateVolume:output_type -> catena.v1.CreateVolumeResponse
-	4,  // 10: catena.v1.Volumes.ListVolumes:output_type -> catena.v1.ListVolumesResponse
-	6,  // 11: catena.v1.Volumes.GetVolume:output_type -> catena.v1.GetVolumeResponse
-	8,  // 12: catena.v1.Volumes.RemoveVolume:output_type -> catena.v1.RemoveVolumeResponse
-	10, // 13: catena.v1.Volumes.ResizeVolume:output_type -> catena.v1.ResizeVolumeResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	10, // 0: catena.v1.SnapshotVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	10, // 1: catena.v1.ListVolumeSnapshotsResponse.snapshots:type_name -> catena.v1.VolumeInfo
+	10, // 2: catena.v1.CloneVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	10, // 3: catena.v1.RollbackVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	10, // 4: catena.v1.CreateVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	10, // 5: catena.v1.ListVolumesResponse.volumes:type_name -> catena.v1.VolumeInfo
+	10, // 6: catena.v1.GetVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	10, // 7: catena.v1.ResizeVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	11, // 8: catena.v1.Volumes.CreateVolume:input_type -> catena.v1.CreateVolumeRequest
+	13, // 9: catena.v1.Volumes.ListVolumes:input_type -> catena.v1.ListVolumesRequest
+	15, // 10: catena.v1.Volumes.GetVolume:input_type -> catena.v1.GetVolumeRequest
+	17, // 11: catena.v1.Volumes.RemoveVolume:input_type -> catena.v1.RemoveVolumeRequest
+	19, // 12: catena.v1.Volumes.ResizeVolume:input_type -> catena.v1.ResizeVolumeRequest
+	0,  // 13: catena.v1.Volumes.SnapshotVolume:input_type -> catena.v1.SnapshotVolumeRequest
+	2,  // 14: catena.v1.Volumes.ListVolumeSnapshots:input_type -> catena.v1.ListVolumeSnapshotsRequest
+	4,  // 15: catena.v1.Volumes.RemoveVolumeSnapshot:input_type -> catena.v1.RemoveVolumeSnapshotRequest
+	6,  // 16: catena.v1.Volumes.CloneVolume:input_type -> catena.v1.CloneVolumeRequest
+	8,  // 17: catena.v1.Volumes.RollbackVolume:input_type -> catena.v1.RollbackVolumeRequest
+	12, // 18: catena.v1.Volumes.CreateVolume:output_type -> catena.v1.CreateVolumeResponse
+	14, // 19: catena.v1.Volumes.ListVolumes:output_type -> catena.v1.ListVolumesResponse
+	16, // 20: catena.v1.Volumes.GetVolume:output_type -> catena.v1.GetVolumeResponse
+	18, // 21: catena.v1.Volumes.RemoveVolume:output_type -> catena.v1.RemoveVolumeResponse
+	20, // 22: catena.v1.Volumes.ResizeVolume:output_type -> catena.v1.ResizeVolumeResponse
+	1,  // 23: catena.v1.Volumes.SnapshotVolume:output_type -> catena.v1.SnapshotVolumeResponse
+	3,  // 24: catena.v1.Volumes.ListVolumeSnapshots:output_type -> catena.v1.ListVolumeSnapshotsResponse
+	5,  // 25: catena.v1.Volumes.RemoveVolumeSnapshot:output_type -> catena.v1.RemoveVolumeSnapshotResponse
+	7,  // 26: catena.v1.Volumes.CloneVolume:output_type -> catena.v1.CloneVolumeResponse
+	9,  // 27: catena.v1.Volumes.RollbackVolume:output_type -> catena.v1.RollbackVolumeResponse
+	18, // [18:28] is the sub-list for method output_type
+	8,  // [8:18] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_volume_proto_init() }
@@ -673,7 +1198,7 @@ func file_volume_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_volume_proto_rawDesc), len(file_volume_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

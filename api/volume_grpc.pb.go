@@ -19,11 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Volumes_CreateVolume_FullMethodName = "/catena.v1.Volumes/CreateVolume"
-	Volumes_ListVolumes_FullMethodName  = "/catena.v1.Volumes/ListVolumes"
-	Volumes_GetVolume_FullMethodName    = "/catena.v1.Volumes/GetVolume"
-	Volumes_RemoveVolume_FullMethodName = "/catena.v1.Volumes/RemoveVolume"
-	Volumes_ResizeVolume_FullMethodName = "/catena.v1.Volumes/ResizeVolume"
+	Volumes_CreateVolume_FullMethodName         = "/catena.v1.Volumes/CreateVolume"
+	Volumes_ListVolumes_FullMethodName          = "/catena.v1.Volumes/ListVolumes"
+	Volumes_GetVolume_FullMethodName            = "/catena.v1.Volumes/GetVolume"
+	Volumes_RemoveVolume_FullMethodName         = "/catena.v1.Volumes/RemoveVolume"
+	Volumes_ResizeVolume_FullMethodName         = "/catena.v1.Volumes/ResizeVolume"
+	Volumes_SnapshotVolume_FullMethodName       = "/catena.v1.Volumes/SnapshotVolume"
+	Volumes_ListVolumeSnapshots_FullMethodName  = "/catena.v1.Volumes/ListVolumeSnapshots"
+	Volumes_RemoveVolumeSnapshot_FullMethodName = "/catena.v1.Volumes/RemoveVolumeSnapshot"
+	Volumes_CloneVolume_FullMethodName          = "/catena.v1.Volumes/CloneVolume"
+	Volumes_RollbackVolume_FullMethodName       = "/catena.v1.Volumes/RollbackVolume"
 )
 
 // VolumesClient is the client API for Volumes service.
@@ -38,6 +43,18 @@ type VolumesClient interface {
 	GetVolume(ctx context.Context, in *GetVolumeRequest, opts ...grpc.CallOption) (*GetVolumeResponse, error)
 	RemoveVolume(ctx context.Context, in *RemoveVolumeRequest, opts ...grpc.CallOption) (*RemoveVolumeResponse, error)
 	ResizeVolume(ctx context.Context, in *ResizeVolumeRequest, opts ...grpc.CallOption) (*ResizeVolumeResponse, error)
+	// SnapshotVolume makes read-only volume VOL@NAME (point in time as
+	// Master.Snapshot); it is served over NBD as a read-only export.
+	SnapshotVolume(ctx context.Context, in *SnapshotVolumeRequest, opts ...grpc.CallOption) (*SnapshotVolumeResponse, error)
+	ListVolumeSnapshots(ctx context.Context, in *ListVolumeSnapshotsRequest, opts ...grpc.CallOption) (*ListVolumeSnapshotsResponse, error)
+	RemoveVolumeSnapshot(ctx context.Context, in *RemoveVolumeSnapshotRequest, opts ...grpc.CallOption) (*RemoveVolumeSnapshotResponse, error)
+	// CloneVolume makes writable volume dst from volume or snapshot src
+	// (VOL or VOL@NAME), sharing every chunk.
+	CloneVolume(ctx context.Context, in *CloneVolumeRequest, opts ...grpc.CallOption) (*CloneVolumeResponse, error)
+	// RollbackVolume gives a volume its snapshot's content back; writes in
+	// flight on the volume may be lost, writes begun after it answers land
+	// on the rolled-back content.
+	RollbackVolume(ctx context.Context, in *RollbackVolumeRequest, opts ...grpc.CallOption) (*RollbackVolumeResponse, error)
 }
 
 type volumesClient struct {
@@ -98,6 +115,56 @@ func (c *volumesClient) ResizeVolume(ctx context.Context, in *ResizeVolumeReques
 	return out, nil
 }
 
+func (c *volumesClient) SnapshotVolume(ctx context.Context, in *SnapshotVolumeRequest, opts ...grpc.CallOption) (*SnapshotVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SnapshotVolumeResponse)
+	err := c.cc.Invoke(ctx, Volumes_SnapshotVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) ListVolumeSnapshots(ctx context.Context, in *ListVolumeSnapshotsRequest, opts ...grpc.CallOption) (*ListVolumeSnapshotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListVolumeSnapshotsResponse)
+	err := c.cc.Invoke(ctx, Volumes_ListVolumeSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) RemoveVolumeSnapshot(ctx context.Context, in *RemoveVolumeSnapshotRequest, opts ...grpc.CallOption) (*RemoveVolumeSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveVolumeSnapshotResponse)
+	err := c.cc.Invoke(ctx, Volumes_RemoveVolumeSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) CloneVolume(ctx context.Context, in *CloneVolumeRequest, opts ...grpc.CallOption) (*CloneVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloneVolumeResponse)
+	err := c.cc.Invoke(ctx, Volumes_CloneVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) RollbackVolume(ctx context.Context, in *RollbackVolumeRequest, opts ...grpc.CallOption) (*RollbackVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackVolumeResponse)
+	err := c.cc.Invoke(ctx, Volumes_RollbackVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VolumesServer is the server API for Volumes service.
 // All implementations must embed UnimplementedVolumesServer
 // for forward compatibility.
@@ -110,6 +177,18 @@ type VolumesServer interface {
 	GetVolume(context.Context, *GetVolumeRequest) (*GetVolumeResponse, error)
 	RemoveVolume(context.Context, *RemoveVolumeRequest) (*RemoveVolumeResponse, error)
 	ResizeVolume(context.Context, *ResizeVolumeRequest) (*ResizeVolumeResponse, error)
+	// SnapshotVolume makes read-only volume VOL@NAME (point in time as
+	// Master.Snapshot); it is served over NBD as a read-only export.
+	SnapshotVolume(context.Context, *SnapshotVolumeRequest) (*SnapshotVolumeResponse, error)
+	ListVolumeSnapshots(context.Context, *ListVolumeSnapshotsRequest) (*ListVolumeSnapshotsResponse, error)
+	RemoveVolumeSnapshot(context.Context, *RemoveVolumeSnapshotRequest) (*RemoveVolumeSnapshotResponse, error)
+	// CloneVolume makes writable volume dst from volume or snapshot src
+	// (VOL or VOL@NAME), sharing every chunk.
+	CloneVolume(context.Context, *CloneVolumeRequest) (*CloneVolumeResponse, error)
+	// RollbackVolume gives a volume its snapshot's content back; writes in
+	// flight on the volume may be lost, writes begun after it answers land
+	// on the rolled-back content.
+	RollbackVolume(context.Context, *RollbackVolumeRequest) (*RollbackVolumeResponse, error)
 	mustEmbedUnimplementedVolumesServer()
 }
 
@@ -134,6 +213,21 @@ func (UnimplementedVolumesServer) RemoveVolume(context.Context, *RemoveVolumeReq
 }
 func (UnimplementedVolumesServer) ResizeVolume(context.Context, *ResizeVolumeRequest) (*ResizeVolumeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ResizeVolume not implemented")
+}
+func (UnimplementedVolumesServer) SnapshotVolume(context.Context, *SnapshotVolumeRequest) (*SnapshotVolumeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SnapshotVolume not implemented")
+}
+func (UnimplementedVolumesServer) ListVolumeSnapshots(context.Context, *ListVolumeSnapshotsRequest) (*ListVolumeSnapshotsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListVolumeSnapshots not implemented")
+}
+func (UnimplementedVolumesServer) RemoveVolumeSnapshot(context.Context, *RemoveVolumeSnapshotRequest) (*RemoveVolumeSnapshotResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveVolumeSnapshot not implemented")
+}
+func (UnimplementedVolumesServer) CloneVolume(context.Context, *CloneVolumeRequest) (*CloneVolumeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CloneVolume not implemented")
+}
+func (UnimplementedVolumesServer) RollbackVolume(context.Context, *RollbackVolumeRequest) (*RollbackVolumeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RollbackVolume not implemented")
 }
 func (UnimplementedVolumesServer) mustEmbedUnimplementedVolumesServer() {}
 func (UnimplementedVolumesServer) testEmbeddedByValue()                 {}
@@ -246,6 +340,96 @@ func _Volumes_ResizeVolume_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Volumes_SnapshotVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SnapshotVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).SnapshotVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_SnapshotVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).SnapshotVolume(ctx, req.(*SnapshotVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_ListVolumeSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListVolumeSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).ListVolumeSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_ListVolumeSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).ListVolumeSnapshots(ctx, req.(*ListVolumeSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_RemoveVolumeSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveVolumeSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).RemoveVolumeSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_RemoveVolumeSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).RemoveVolumeSnapshot(ctx, req.(*RemoveVolumeSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_CloneVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloneVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).CloneVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_CloneVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).CloneVolume(ctx, req.(*CloneVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_RollbackVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).RollbackVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_RollbackVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).RollbackVolume(ctx, req.(*RollbackVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Volumes_ServiceDesc is the grpc.ServiceDesc for Volumes service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -272,6 +456,26 @@ var Volumes_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResizeVolume",
 			Handler:    _Volumes_ResizeVolume_Handler,
+		},
+		{
+			MethodName: "SnapshotVolume",
+			Handler:    _Volumes_SnapshotVolume_Handler,
+		},
+		{
+			MethodName: "ListVolumeSnapshots",
+			Handler:    _Volumes_ListVolumeSnapshots_Handler,
+		},
+		{
+			MethodName: "RemoveVolumeSnapshot",
+			Handler:    _Volumes_RemoveVolumeSnapshot_Handler,
+		},
+		{
+			MethodName: "CloneVolume",
+			Handler:    _Volumes_CloneVolume_Handler,
+		},
+		{
+			MethodName: "RollbackVolume",
+			Handler:    _Volumes_RollbackVolume_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -192,6 +192,16 @@ func checksFor(method string, req any) []meta.Check {
 			return []meta.Check{path(r.Path, meta.MayWrite)}
 		}
 		return []meta.Check{{Op: meta.CheckOpRoot, Name: method}}
+	case api.Master_Snapshot_FullMethodName:
+		return []meta.Check{path(req.(*api.SnapshotRequest).Path, meta.MayWrite)}
+	case api.Master_RemoveSnapshot_FullMethodName:
+		return []meta.Check{path(req.(*api.RemoveSnapshotRequest).Path, meta.MayWrite)}
+	case api.Master_ListSnapshots_FullMethodName:
+		return []meta.Check{path(req.(*api.ListSnapshotsRequest).Path, 0)}
+	case api.Master_Clone_FullMethodName:
+		// A clone is the caller's: only of what it may read, all of it.
+		r := req.(*api.CloneRequest)
+		return []meta.Check{{Op: meta.CheckOpReadTree, Path: r.Src}, entryPath(r.Dst, false)}
 	case api.Master_GetChunks_FullMethodName:
 		return []meta.Check{open(req.(*api.GetChunksRequest).Inode)}
 
@@ -257,7 +267,9 @@ func checksFor(method string, req any) []meta.Check {
 		return xattr(r.Inode, r.Name)
 
 	// Volumes are root's to make, resize and remove.
-	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName:
+	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName,
+		api.Volumes_SnapshotVolume_FullMethodName, api.Volumes_RemoveVolumeSnapshot_FullMethodName,
+		api.Volumes_CloneVolume_FullMethodName, api.Volumes_RollbackVolume_FullMethodName:
 		return []meta.Check{{Op: meta.CheckOpRoot, Name: method}}
 	}
 	return nil

@@ -82,6 +82,7 @@ func metaErr(err error) error {
 		{meta.ErrInvalid, api.ErrorCode_INVALID},
 		{meta.ErrEpochMismatch, api.ErrorCode_STALE_EPOCH},
 		{meta.ErrPermission, api.ErrorCode_PERMISSION_DENIED},
+		{meta.ErrReadOnly, api.ErrorCode_READ_ONLY},
 	}
 	// The code says the kind; the message is the detail alone when meta
 	// kept it apart (the client shows "invalid argument: <detail>").
@@ -173,14 +174,17 @@ func fileInfo(fi meta.FileInfo) *api.FileInfo {
 	return &api.FileInfo{
 		Inode: fi.Inode, Name: fi.Name, Path: fi.Path, Type: t, Mode: fi.Mode, Size: fi.Size,
 		MtimeUnixNano: fi.MTime, Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize,
-		Uid: fi.Uid, Gid: fi.Gid,
+		Uid: fi.Uid, Gid: fi.Gid, ReadOnly: fi.ReadOnly,
 	}
 }
 
 // chunkInfo resolves chain server ids to addresses and signs the
 // capability g grants; st must be read-locked.
 func chunkInfo(st *meta.State, r meta.ChunkRef, g grant) *api.ChunkInfo {
-	ci := &api.ChunkInfo{Index: r.Index, Handle: r.Handle, Epoch: r.Epoch}
+	ci := &api.ChunkInfo{Index: r.Index, Handle: r.Handle, Epoch: r.Epoch, Shared: r.Shared}
+	if r.Shared {
+		g.rights &^= auth.RightWrite // a write forks it first (AllocateChunk)
+	}
 	if ch, ok := st.Chunk(r.Handle); ok {
 		ci.ChunkSize = ch.ChunkSize
 	}
@@ -433,6 +437,11 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 			return nil, err
 		}
 		ref = r.Chunk
+	}
+	if exists && ref.Shared {
+		if ref, err = s.forkSlot(ctx, req.Inode, req.Index, ref); err != nil {
+			return nil, err
+		}
 	}
 	// No replica is created here: the client's first write carries the
 	// chunk size and chain, and every member creates its replica from it

@@ -65,6 +65,8 @@ type Master struct {
 	// placements counts the chains this master placed: their heads go
 	// round (decide.RotateHead).
 	placements atomic.Uint64
+	// forks serialises the finishing of each fork (snapshot.go).
+	forks forkLocks
 
 	events  eventRing      // recent events for the console (events.go)
 	console *consoleServer // nil without Config.HTTPAddr (console.go)

@@ -81,6 +81,18 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	var chunks []meta.Chunk
 	var servers []meta.Server
 	m.fsm.view(func(st *meta.State) { chunks, servers = st.Chunks(), st.Servers() })
+	// A fork not done is no chunk to repair yet: its members clone it
+	// from its origin (finishFork), never copy or create it.
+	var forks []meta.Chunk
+	chunks = slices.DeleteFunc(chunks, func(ch meta.Chunk) bool {
+		if ch.Origin != 0 {
+			forks = append(forks, ch)
+		}
+		return ch.Origin != 0
+	})
+	if len(forks) > 0 {
+		m.finishForks(ctx, forks)
+	}
 	m.soft.settleMoves(chunks, joining)
 	ids := make([]uint64, 0, len(servers))
 	for _, sv := range servers {
@@ -97,6 +109,7 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 			m.log.Warn("master: record caught-up members", "count", len(caught), "err", err)
 		}
 		m.fsm.view(func(st *meta.State) { chunks = st.Chunks() })
+		chunks = slices.DeleteFunc(chunks, func(ch meta.Chunk) bool { return ch.Origin != 0 })
 	}
 	m.soft.syncing(chunks, now)
 

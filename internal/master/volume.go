@@ -20,7 +20,7 @@ var _ api.VolumesServer = (*volumeServer)(nil)
 
 func volumeInfo(st *meta.State, fi meta.FileInfo) *api.VolumeInfo {
 	vi := &api.VolumeInfo{Name: fi.Name, Inode: fi.Inode, Size: fi.Size, Replication: uint32(fi.Replication),
-		ChunkSize: fi.ChunkSize, MtimeUnixNano: fi.MTime}
+		ChunkSize: fi.ChunkSize, MtimeUnixNano: fi.MTime, ReadOnly: fi.ReadOnly}
 	if st != nil {
 		if _, refs, err := st.FileChunks(fi.Inode, 0, 0); err == nil {
 			vi.AllocatedChunks = int64(len(refs))
@@ -33,7 +33,7 @@ func (v *volumeServer) CreateVolume(ctx context.Context, req *api.CreateVolumeRe
 	if err := v.s.checkLeader(); err != nil {
 		return nil, err
 	}
-	if err := checkNewName(req.Name); err != nil {
+	if err := checkVolumeName(req.Name); err != nil {
 		return nil, err
 	}
 	if req.Replication > meta.MaxReplication {

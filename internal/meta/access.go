@@ -293,6 +293,34 @@ func accessVerb(want uint32) string {
 	return "use"
 }
 
+// CheckReadTree: u may read everything at and under p (a clone of it
+// is u's): every file readable, every directory listable and searchable.
+func (s *State) CheckReadTree(u User, p string) error {
+	_, n, err := s.walk(u, p)
+	if err != nil || n == nil {
+		return err
+	}
+	var check func(n *inode) error
+	check = func(n *inode) error {
+		want := MayRead
+		if n.dir {
+			want |= MayExec
+		}
+		if !n.symlink && !n.allows(u, want) {
+			return denied(u, n, "read "+s.pathOf(n))
+		}
+		for _, c := range n.children {
+			if child := s.inodes[c]; child != nil {
+				if err := check(child); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return check(n)
+}
+
 // CheckTree: u may remove everything under directory p (rm -r): list,
 // search and change the entries of every directory in it that has any,
 // and remove each entry of a sticky one (stickyAllows).

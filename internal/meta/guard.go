@@ -35,6 +35,7 @@ const (
 	CheckOpMovePath   CheckOp = "movepath"  // CheckMovePath [Path, Dst]
 	CheckOpLinkSource CheckOp = "linksrc"   // CheckLinkSource [Inode]
 	CheckOpRoot       CheckOp = "root"      // only root [Name: what is root's]
+	CheckOpReadTree   CheckOp = "readtree"  // CheckReadTree [Path]
 )
 
 // Check is one permission rule with its arguments.
@@ -96,6 +97,8 @@ func (s *State) allow(u User, c Check) error {
 		return s.CheckChown(u, c.Inode, uid, gid)
 	case CheckOpTree:
 		return s.CheckTree(u, c.Path)
+	case CheckOpReadTree:
+		return s.CheckReadTree(u, c.Path)
 	case CheckOpOpen:
 		return s.CheckOpen(u, c.Inode)
 	case CheckOpMove:

@@ -150,11 +150,13 @@ func (s *State) Volume(name string) (FileInfo, error) {
 	return s.volumeInfo(n), nil
 }
 
-// Volumes returns every volume, sorted by name.
+// Volumes returns every volume but the snapshots, sorted by name.
 func (s *State) Volumes() []FileInfo {
 	out := make([]FileInfo, 0, len(s.volumes))
 	for _, name := range slices.Sorted(maps.Keys(s.volumes)) {
-		out = append(out, s.volumeInfo(s.inodes[s.volumes[name]]))
+		if n := s.inodes[s.volumes[name]]; !n.ro { // snapshots: VolumeSnapshots
+			out = append(out, s.volumeInfo(n))
+		}
 	}
 	return out
 }

@@ -1,0 +1,463 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/meta"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// Snapshots and clones (meta/snapshot.go has the model). The leader's
+// part: (1) a snapshot or clone commits in one Raft entry, which moves
+// every chunk that becomes shared to a new epoch; (2) before it answers,
+// the leader tells those chunks' members (fence), so that a write signed
+// for an old epoch is refused from then on: a write acknowledged before
+// the answer is in the snapshot, one begun after it is not; (3) a write
+// to a shared chunk asks AllocateChunk for a chunk of its own, which
+// forks it: ForkChunk commits a new handle, each member clones its
+// replica locally (Chunkserver.CloneReplica, no data moves), and
+// ForkDone makes the new chunk stand alone. A fork left half done by a
+// leader change is finished by the next leader's repair loop.
+
+// fenceParallel bounds the Reconfigure pushes of one fence in flight.
+const fenceParallel = 64
+
+// fence tells the members of each chunk its epoch in refs and waits: a
+// chunk none of whose members heard it (every member unreachable) is an
+// error, since its old epoch's writers may not be stopped yet.
+// A chunk gone from the map is fenced with the chain and epoch in refs.
+func (m *Master) fence(ctx context.Context, refs []meta.ChunkRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	type push struct {
+		i   int
+		req *api.ReconfigureRequest
+		to  *api.ServerRef
+	}
+	var pushes []push
+	m.fsm.view(func(st *meta.State) {
+		for i, r := range refs {
+			req := &api.ReconfigureRequest{Handle: r.Handle, Epoch: r.Epoch, Chain: serverRefs(st, r.Chain)}
+			if ch, ok := st.Chunk(r.Handle); ok {
+				if ch.Epoch > r.Epoch {
+					continue // moved on since: its own push fenced it
+				}
+				req.ChunkSize = ch.ChunkSize
+			}
+			for _, to := range req.Chain {
+				pushes = append(pushes, push{i, req, to})
+			}
+		}
+	})
+	heard := make([]bool, len(refs))
+	tried := make([]bool, len(refs))
+	var mu sync.Mutex
+	sem := make(chan struct{}, fenceParallel)
+	var wg sync.WaitGroup
+	for _, p := range pushes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cs, err := m.pool.chunkserver(p.to.Addr)
+			if err == nil {
+				pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+				_, err = cs.Reconfigure(pctx, p.req)
+				cancel()
+			}
+			// NOT_FOUND: the member holds no replica (none was ever
+			// written there): no write can land on it either.
+			ok := err == nil || rpcerr.Code(err) == api.ErrorCode_NOT_FOUND || rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH
+			mu.Lock()
+			tried[p.i] = true
+			heard[p.i] = heard[p.i] || ok
+			mu.Unlock()
+			if !ok {
+				m.log.Debug("master: fence push", "handle", p.req.Handle, "server", p.to.Id, "epoch", p.req.Epoch, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	var unheard []uint64
+	for i, r := range refs {
+		if tried[i] && !heard[i] {
+			unheard = append(unheard, r.Handle)
+		}
+	}
+	if len(unheard) > 0 {
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "no member of chunks %v heard their new epoch: writes on their old epoch may still land (their members are unreachable; retry)", unheard[:min(len(unheard), 10)])
+	}
+	return nil
+}
+
+func (s *server) Snapshot(ctx context.Context, req *api.SnapshotRequest) (*api.SnapshotResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkNewName(req.Name); err != nil {
+		return nil, err
+	}
+	r, err := s.proposeOnce(ctx, meta.Snapshot{Path: req.Path, Name: req.Name, Time: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.m.fenceTree(ctx, r.Info.Path, ""); err != nil {
+		return nil, err
+	}
+	s.m.event("snapshot", "snapshot %s", r.Info.Path)
+	return &api.SnapshotResponse{Info: fileInfo(r.Info)}, nil
+}
+
+// fenceTree fences every chunk of the tree at p (or volume vol): those a
+// snapshot or clone of it made shared. Read from the state rather than
+// the command's result, so that a retried call (answered from the
+// request record) fences too.
+func (m *Master) fenceTree(ctx context.Context, p, vol string) error {
+	var refs []meta.ChunkRef
+	var err error
+	m.fsm.view(func(st *meta.State) { refs, err = st.TreeChunks(p, vol) })
+	if err != nil {
+		return metaErr(err)
+	}
+	return m.fence(ctx, refs)
+}
+
+func (s *server) ListSnapshots(ctx context.Context, req *api.ListSnapshotsRequest) (*api.ListSnapshotsResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	var resp api.ListSnapshotsResponse
+	var err error
+	s.m.fsm.view(func(st *meta.State) {
+		var l []meta.FileInfo
+		if l, err = st.Snapshots(req.Path); err == nil {
+			for _, fi := range l {
+				resp.Snapshots = append(resp.Snapshots, fileInfo(fi))
+			}
+		}
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	return &resp, nil
+}
+
+func (s *server) RemoveSnapshot(ctx context.Context, req *api.RemoveSnapshotRequest) (*api.RemoveSnapshotResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if _, err := s.proposeOnce(ctx, meta.RemoveSnapshot{Path: req.Path, Name: req.Name, Time: s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RemoveSnapshotResponse{}, nil
+}
+
+func (s *server) Clone(ctx context.Context, req *api.CloneRequest) (*api.CloneResponse, error) {
+	if err := s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkNewPath(req.Dst); err != nil {
+		return nil, err
+	}
+	c := meta.Clone{Src: req.Src, Dst: req.Dst, Time: s.now()}
+	if u := s.m.caller(ctx); !u.Root {
+		c.Owner, c.Uid, c.Gid = true, u.UID, u.GID
+	}
+	r, err := s.proposeOnce(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.m.fenceTree(ctx, r.Info.Path, ""); err != nil {
+		return nil, err
+	}
+	return &api.CloneResponse{Info: fileInfo(r.Info)}, nil
+}
+
+// checkVolumeName: a new volume's name (no snapshot separator).
+func checkVolumeName(name string) error {
+	if err := checkNewName(name); err != nil {
+		return err
+	}
+	if strings.Contains(name, meta.VolumeSnapshotSep) {
+		return rpcerr.New(api.ErrorCode_INVALID, "volume name %q contains %q (it names a volume's snapshot)", name, meta.VolumeSnapshotSep)
+	}
+	return nil
+}
+
+func (v *volumeServer) SnapshotVolume(ctx context.Context, req *api.SnapshotVolumeRequest) (*api.SnapshotVolumeResponse, error) {
+	if err := v.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkVolumeName(req.Name); err != nil {
+		return nil, err
+	}
+	r, err := v.s.proposeOnce(ctx, meta.SnapshotVolume{Volume: req.Volume, Name: req.Name, Time: v.s.now()})
+	if err != nil {
+		return nil, err
+	}
+	if err := v.s.m.fenceTree(ctx, "", req.Volume); err != nil {
+		return nil, err
+	}
+	v.s.m.event("snapshot", "volume snapshot %s", r.Info.Name)
+	var info *api.VolumeInfo
+	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
+	return &api.SnapshotVolumeResponse{Info: info}, nil
+}
+
+func (v *volumeServer) ListVolumeSnapshots(ctx context.Context, req *api.ListVolumeSnapshotsRequest) (*api.ListVolumeSnapshotsResponse, error) {
+	if err := v.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	var resp api.ListVolumeSnapshotsResponse
+	var err error
+	v.s.m.fsm.view(func(st *meta.State) {
+		var l []meta.FileInfo
+		if l, err = st.VolumeSnapshots(req.Volume); err == nil {
+			for _, fi := range l {
+				resp.Snapshots = append(resp.Snapshots, volumeInfo(st, fi))
+			}
+		}
+	})
+	if err != nil {
+		return nil, metaErr(err)
+	}
+	return &resp, nil
+}
+
+func (v *volumeServer) RemoveVolumeSnapshot(ctx context.Context, req *api.RemoveVolumeSnapshotRequest) (*api.RemoveVolumeSnapshotResponse, error) {
+	if err := v.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if _, err := v.s.proposeOnce(ctx, meta.RemoveVolumeSnapshot{Volume: req.Volume, Name: req.Name, Time: v.s.now()}); err != nil {
+		return nil, err
+	}
+	return &api.RemoveVolumeSnapshotResponse{}, nil
+}
+
+func (v *volumeServer) CloneVolume(ctx context.Context, req *api.CloneVolumeRequest) (*api.CloneVolumeResponse, error) {
+	if err := v.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	if err := checkVolumeName(req.Dst); err != nil {
+		return nil, err
+	}
+	r, err := v.s.proposeOnce(ctx, meta.CloneVolume{Src: req.Src, Dst: req.Dst, Time: v.s.now()})
+	if err != nil {
+		return nil, err
+	}
+	if err := v.s.m.fenceTree(ctx, "", req.Src); err != nil {
+		return nil, err
+	}
+	var info *api.VolumeInfo
+	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
+	return &api.CloneVolumeResponse{Info: info}, nil
+}
+
+func (v *volumeServer) RollbackVolume(ctx context.Context, req *api.RollbackVolumeRequest) (*api.RollbackVolumeResponse, error) {
+	if err := v.s.checkLeader(); err != nil {
+		return nil, err
+	}
+	r, err := v.s.proposeOnce(ctx, meta.RollbackVolume{Volume: req.Volume, Name: req.Name, Time: v.s.now()})
+	if err != nil {
+		return nil, err
+	}
+	// The volume's former chunks (r.Fenced; empty for a retry answered
+	// from its record: heartbeats carry their epochs then), then the
+	// snapshot's, now shared with the volume.
+	if err := v.s.m.fence(ctx, r.Fenced); err != nil {
+		return nil, err
+	}
+	if err := v.s.m.fenceTree(ctx, "", req.Volume); err != nil {
+		return nil, err
+	}
+	v.s.m.event("snapshot", "volume %s rolled back to %s", req.Volume, req.Name)
+	var info *api.VolumeInfo
+	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
+	return &api.RollbackVolumeResponse{Info: info}, nil
+}
+
+// errForkBusy: a fork could not finish now (members busy or
+// unreachable); the client retries.
+var errForkBusy = errors.New("fork not finished")
+
+// forkSlot gives slot (ino, index), which names a shared chunk, a chunk
+// of its own (ForkChunk, then finishFork) and returns the slot's chunk.
+func (s *server) forkSlot(ctx context.Context, ino uint64, index int64, ref meta.ChunkRef) (meta.ChunkRef, error) {
+	for attempt := 0; ; attempt++ {
+		if ref.Fork == 0 {
+			r, err := s.propose(ctx, meta.ForkChunk{Inode: ino, Index: index, Source: ref.Handle, Epoch: ref.Epoch})
+			switch {
+			case err == nil:
+				ref.Fork = r.Chunk.Handle
+			case rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH && attempt < changeAttempts:
+				// Another writer forked it first, or it moved on.
+			default:
+				return meta.ChunkRef{}, err
+			}
+		}
+		if ref.Fork != 0 {
+			if err := s.m.finishFork(ctx, ref.Fork); err != nil {
+				return meta.ChunkRef{}, err
+			}
+		}
+		var ok bool
+		var err error
+		s.m.fsm.view(func(st *meta.State) { ref, ok, err = st.FileChunk(ino, index) })
+		if err != nil {
+			return meta.ChunkRef{}, metaErr(err)
+		}
+		if !ok {
+			return meta.ChunkRef{}, rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunk %d of inode %d went while it was forked", index, ino)
+		}
+		if !ref.Shared {
+			return ref, nil
+		}
+		if attempt >= changeAttempts {
+			return meta.ChunkRef{}, rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunk %d of inode %d: fork did not settle; retry", index, ino)
+		}
+	}
+}
+
+// forkMu serialises finishFork per handle (a client's AllocateChunk and
+// the repair loop may both finish one).
+type forkLocks struct {
+	mu   sync.Mutex
+	busy map[uint64]chan struct{}
+}
+
+func (f *forkLocks) lock(h uint64) func() {
+	for {
+		f.mu.Lock()
+		if f.busy == nil {
+			f.busy = map[uint64]chan struct{}{}
+		}
+		ch, ok := f.busy[h]
+		if !ok {
+			ch = make(chan struct{})
+			f.busy[h] = ch
+			f.mu.Unlock()
+			return func() {
+				f.mu.Lock()
+				delete(f.busy, h)
+				f.mu.Unlock()
+				close(ch)
+			}
+		}
+		f.mu.Unlock()
+		<-ch
+	}
+}
+
+// cloneWait bounds how long finishFork waits for a member's replica of
+// the origin to settle (nothing in flight) before it gives up for now.
+const cloneWait = 5 * time.Second
+
+// finishFork makes fork h stand alone: each live member of its chain
+// clones its replica of the origin (durably), then ForkDone commits the
+// members that did. Members that could not (dead, or without a good
+// replica) leave the chain; the repair loop restores its length.
+func (m *Master) finishFork(ctx context.Context, h uint64) error {
+	unlock := m.forks.lock(h)
+	defer unlock()
+	var fork, origin meta.Chunk
+	var ok bool
+	var req *api.CloneReplicaRequest
+	var members []*api.ServerRef
+	m.fsm.view(func(st *meta.State) {
+		if fork, ok = st.Chunk(h); !ok || fork.Origin == 0 {
+			ok = false
+			return
+		}
+		if origin, ok = st.Chunk(fork.Origin); !ok {
+			return
+		}
+		members = serverRefs(st, fork.Chain)
+		req = &api.CloneReplicaRequest{Source: origin.Handle, SourceEpoch: origin.Epoch, SourceChain: serverRefs(st, origin.Chain),
+			Handle: fork.Handle, Epoch: fork.Epoch, Chain: members, ChunkSize: fork.ChunkSize}
+	})
+	if !ok {
+		return nil // done already, or gone
+	}
+	now := m.cfg.Clock.Now()
+	done := make([]bool, len(members))
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, ref := range members {
+		if !slices.Contains(origin.Chain, ref.Id) || !m.soft.alive(ref.Id, now, m.cfg.deadAfter()) {
+			continue
+		}
+		wg.Go(func() {
+			err := m.cloneOn(ctx, ref, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("server %d: %w", ref.Id, err))
+				return
+			}
+			done[i] = true
+		})
+	}
+	wg.Wait()
+	var chain []uint64
+	for i, ref := range members {
+		if done[i] {
+			chain = append(chain, ref.Id)
+		}
+	}
+	if len(chain) == 0 || (len(errs) > 0 && len(chain) < len(members)/2+1) {
+		// Too few clones to keep the chunk's data safe: try again
+		// later rather than commit a fork on one replica.
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, errors.Join(errs...))
+	}
+	r, err := (&server{m: m}).propose(ctx, meta.ForkDone{Handle: h, Chain: chain})
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(chain, fork.Chain) {
+		m.pushReconfigure(ctx, h, nil)
+	}
+	m.log.Debug("master: fork done", "origin", origin.Handle, "handle", h, "chain", chain, "epoch", r.Chunk.Epoch)
+	return nil
+}
+
+// cloneOn asks one member to clone, retrying while its replica of the
+// origin has updates in flight (up to cloneWait).
+func (m *Master) cloneOn(ctx context.Context, ref *api.ServerRef, req *api.CloneReplicaRequest) error {
+	deadline := m.cfg.Clock.Now().Add(cloneWait)
+	for {
+		cs, err := m.pool.chunkserver(ref.Addr)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+			_, err = cs.CloneReplica(pctx, req)
+			cancel()
+		}
+		if err == nil || rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE || m.cfg.Clock.Now().After(deadline) {
+			return err
+		}
+		t := m.cfg.Clock.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
+// finishForks finishes the forks a former leader left half done (the
+// repair loop's, each tick).
+func (m *Master) finishForks(ctx context.Context, pending []meta.Chunk) {
+	for _, ch := range pending {
+		if err := m.finishFork(ctx, ch.Handle); err != nil {
+			m.log.Info("master: fork not finished", "handle", ch.Handle, "origin", ch.Origin, "err", err)
+		}
+	}
+}
