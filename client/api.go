@@ -22,6 +22,7 @@ var (
 	ErrNotDir            = errors.New("not a directory")
 	ErrIsDir             = errors.New("is a directory")
 	ErrNotEmpty          = errors.New("directory not empty")
+	ErrReadOnly          = errors.New("read-only snapshot")
 	ErrInvalid           = wrapErr("invalid argument", fs.ErrInvalid)
 	ErrNoChunkservers    = errors.New("not enough chunkservers available")
 	ErrMasterUnreachable = errors.New("master unreachable")
@@ -120,6 +121,7 @@ type FileInfo struct {
 	Replication int
 	ChunkSize   int64
 	Uid, Gid    uint32 // owner and group
+	ReadOnly    bool   // in a snapshot: every change fails with ErrReadOnly
 }
 
 // Server is a chunkserver in a chain.
@@ -136,8 +138,9 @@ type ChunkInfo struct {
 	Epoch  uint64
 	Chain  []Server // head first
 
-	size int64           // the chunk's size, as the master gave it (0: not given)
-	cap  *api.Capability // the master's grant, shown with every Read and Write
+	size   int64           // the chunk's size, as the master gave it (0: not given)
+	shared bool            // shared with a snapshot or clone: a write forks it first (AllocateChunk)
+	cap    *api.Capability // the master's grant, shown with every Read and Write
 }
 
 // MasterStatus, ChunkserverStatus and Status describe the cluster.

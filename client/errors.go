@@ -48,6 +48,8 @@ func sentinel(err error) error {
 		return ErrCorrupt
 	case api.ErrorCode_STALE_EPOCH:
 		return ErrStaleEpoch
+	case api.ErrorCode_READ_ONLY:
+		return withMessage(ErrReadOnly, err)
 	}
 	return err
 }

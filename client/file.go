@@ -380,6 +380,15 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 		if !ok {
 			return nil, nil
 		}
+		if ci.shared {
+			// Shared with a snapshot or clone: the master forks it.
+			if ci, _, err = f.allocate(ctx, index); err != nil {
+				if lastErr != nil && ended(ctx) {
+					return nil, retryTimeout(ctx, index, lastErr, err)
+				}
+				return nil, err
+			}
+		}
 		err = errEmptyChain
 		expired := false
 		if len(ci.Chain) > 0 {
@@ -504,13 +513,19 @@ func (f *File) chunk(ctx context.Context, index int64, alloc bool) (ChunkInfo, b
 	if !alloc {
 		return ChunkInfo{}, false, nil
 	}
+	return f.allocate(ctx, index)
+}
+
+// allocate asks the master for a chunk at index to write: a new one for
+// a hole, a fork of its own for a shared one (snapshots, clones).
+func (f *File) allocate(ctx context.Context, index int64) (ChunkInfo, bool, error) {
 	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.AllocateChunkResponse, error) {
 		return m.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: f.info.Inode, Index: index})
 	})
 	if err != nil {
 		return ChunkInfo{}, false, err
 	}
-	ci = chunkInfoFromAPI(resp.GetChunk())
+	ci := chunkInfoFromAPI(resp.GetChunk())
 	ci.Index = index
 	f.mu.Lock()
 	f.chunks[index] = ci

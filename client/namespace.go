@@ -25,6 +25,7 @@ func fileInfoFromAPI(fi *api.FileInfo) FileInfo {
 		ChunkSize:   fi.GetChunkSize(),
 		Uid:         fi.GetUid(),
 		Gid:         fi.GetGid(),
+		ReadOnly:    fi.GetReadOnly(),
 	}
 	if out.IsDir {
 		out.Mode |= os.ModeDir
@@ -36,7 +37,7 @@ func fileInfoFromAPI(fi *api.FileInfo) FileInfo {
 }
 
 func chunkInfoFromAPI(ci *api.ChunkInfo) ChunkInfo {
-	out := ChunkInfo{Index: ci.GetIndex(), Handle: ci.GetHandle(), Epoch: ci.GetEpoch(), size: ci.GetChunkSize(), cap: ci.GetCapability()}
+	out := ChunkInfo{Index: ci.GetIndex(), Handle: ci.GetHandle(), Epoch: ci.GetEpoch(), size: ci.GetChunkSize(), cap: ci.GetCapability(), shared: ci.GetShared()}
 	for _, s := range ci.GetChain() {
 		out.Chain = append(out.Chain, Server{ID: s.GetId(), Addr: s.GetAddr(), Name: s.GetName()})
 	}

@@ -20,6 +20,7 @@ type VolumeInfo struct {
 	ChunkSize       int64
 	ModTime         time.Time
 	AllocatedChunks int64 // chunks that hold data (0 for create/resize answers)
+	ReadOnly        bool  // a snapshot (VOL@NAME)
 }
 
 // VolumeOptions configures CreateVolume.
@@ -30,7 +31,8 @@ type VolumeOptions struct {
 
 func volumeFromAPI(v *api.VolumeInfo) VolumeInfo {
 	return VolumeInfo{Name: v.GetName(), Inode: v.GetInode(), Size: v.GetSize(), Replication: int(v.GetReplication()),
-		ChunkSize: v.GetChunkSize(), ModTime: time.Unix(0, v.GetMtimeUnixNano()), AllocatedChunks: v.GetAllocatedChunks()}
+		ChunkSize: v.GetChunkSize(), ModTime: time.Unix(0, v.GetMtimeUnixNano()), AllocatedChunks: v.GetAllocatedChunks(),
+		ReadOnly: v.GetReadOnly()}
 }
 
 // callVolumes is callMaster for the Volumes service: same leader following
@@ -143,6 +145,10 @@ func (v *Volume) Info() VolumeInfo { return v.info }
 
 // Size returns the volume size in bytes.
 func (v *Volume) Size() int64 { return v.info.Size }
+
+// ReadOnly reports whether the volume is a snapshot (VOL@NAME): its
+// writes fail with ErrReadOnly.
+func (v *Volume) ReadOnly() bool { return v.info.ReadOnly }
 
 func (v *Volume) check(op string, off, n int64) error {
 	if off < 0 || n < 0 || off > v.info.Size || n > v.info.Size-off {

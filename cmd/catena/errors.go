@@ -61,6 +61,7 @@ var knownErrors = []error{
 	client.ErrNotDir,
 	client.ErrIsDir,
 	client.ErrNotEmpty,
+	client.ErrReadOnly,
 	client.ErrNoChunkservers,
 	client.ErrNoSpace,
 	client.ErrCorrupt,

@@ -262,6 +262,8 @@ func buildRoot() (*cobra.Command, *globals) {
 		newChownCmd(g),
 		newRmCmd(g),
 		newMvCmd(g),
+		newCpCmd(g),
+		newSnapshotCmd(g),
 		newStatCmd(g),
 		newStatusCmd(g),
 		newVersionCmd(g),

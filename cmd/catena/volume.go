@@ -18,11 +18,12 @@ type volumeJSON struct {
 	ChunkSize       int64  `json:"chunk_size"`
 	AllocatedChunks int64  `json:"allocated_chunks"`
 	Mtime           string `json:"mtime"`
+	ReadOnly        bool   `json:"read_only,omitempty"`
 }
 
 func toVolumeJSON(v *client.VolumeInfo) volumeJSON {
 	return volumeJSON{Name: v.Name, Size: v.Size, Replication: v.Replication, ChunkSize: v.ChunkSize,
-		AllocatedChunks: v.AllocatedChunks, Mtime: timeString(v.ModTime)}
+		AllocatedChunks: v.AllocatedChunks, Mtime: timeString(v.ModTime), ReadOnly: v.ReadOnly}
 }
 
 func newVolumeCmd(g *globals) *cobra.Command {
@@ -32,7 +33,8 @@ func newVolumeCmd(g *globals) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, a []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newVolumeCreateCmd(g), newVolumeLsCmd(g), newVolumeInfoCmd(g), newVolumeRmCmd(g), newVolumeResizeCmd(g))
+	cmd.AddCommand(newVolumeCreateCmd(g), newVolumeLsCmd(g), newVolumeInfoCmd(g), newVolumeRmCmd(g), newVolumeResizeCmd(g),
+		newVolumeSnapshotCmd(g), newVolumeCloneCmd(g), newVolumeRollbackCmd(g))
 	return cmd
 }
 

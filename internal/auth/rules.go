@@ -38,6 +38,10 @@ var Rules = map[string][]Role{
 	api.Master_AllocateChunk_FullMethodName:  users,
 	api.Master_Status_FullMethodName:         readers,
 	api.Master_SetReplication_FullMethodName: users,
+	api.Master_Snapshot_FullMethodName:       users,
+	api.Master_ListSnapshots_FullMethodName:  readers,
+	api.Master_RemoveSnapshot_FullMethodName: users,
+	api.Master_Clone_FullMethodName:          users,
 	// Chunkservers report to the master.
 	api.Master_Register_FullMethodName:      servers,
 	api.Master_Heartbeat_FullMethodName:     servers,
@@ -62,6 +66,7 @@ var Rules = map[string][]Role{
 	api.Chunkserver_Reconfigure_FullMethodName:   masters,
 	api.Chunkserver_Replicate_FullMethodName:     masters,
 	api.Chunkserver_RestoreBlocks_FullMethodName: masters,
+	api.Chunkserver_CloneReplica_FullMethodName:  masters,
 	api.Chunkserver_Chain_FullMethodName:         servers,
 	api.Chunkserver_Fetch_FullMethodName:         servers,
 
@@ -88,11 +93,16 @@ var Rules = map[string][]Role{
 	api.FS_Hold_FullMethodName:        readers,
 	api.FS_Unhold_FullMethodName:      readers,
 
-	api.Volumes_CreateVolume_FullMethodName: users,
-	api.Volumes_ListVolumes_FullMethodName:  readers,
-	api.Volumes_GetVolume_FullMethodName:    readers,
-	api.Volumes_RemoveVolume_FullMethodName: users,
-	api.Volumes_ResizeVolume_FullMethodName: users,
+	api.Volumes_CreateVolume_FullMethodName:         users,
+	api.Volumes_ListVolumes_FullMethodName:          readers,
+	api.Volumes_GetVolume_FullMethodName:            readers,
+	api.Volumes_RemoveVolume_FullMethodName:         users,
+	api.Volumes_ResizeVolume_FullMethodName:         users,
+	api.Volumes_SnapshotVolume_FullMethodName:       users,
+	api.Volumes_ListVolumeSnapshots_FullMethodName:  readers,
+	api.Volumes_RemoveVolumeSnapshot_FullMethodName: users,
+	api.Volumes_CloneVolume_FullMethodName:          users,
+	api.Volumes_RollbackVolume_FullMethodName:       users,
 }
 
 // Allowed reports whether a caller proving role may call method.

@@ -16,6 +16,8 @@ type Metrics struct {
 	// CreateReplicaCalls: CreateReplica RPCs served (the master's explicit
 	// creations; a new chunk's first write needs none).
 	CreateReplicaCalls uint64
+	// Clones: replicas made by CloneReplica (a shared chunk forked).
+	Clones uint64
 	// CreatedByWrite: replicas created at the head by a client write
 	// (WriteRequest.create).
 	CreatedByWrite uint64
@@ -43,6 +45,7 @@ type Metrics struct {
 // metrics holds the counters behind Metrics.
 type metrics struct {
 	createReplicaCalls atomic.Uint64
+	clones             atomic.Uint64
 	createdByWrite     atomic.Uint64
 	createdByUpdate    atomic.Uint64
 	activated          atomic.Uint64
@@ -142,6 +145,7 @@ func (s *Server) Metrics() Metrics {
 	s.mu.Unlock()
 	return Metrics{
 		CreateReplicaCalls: s.metrics.createReplicaCalls.Load(),
+		Clones:             s.metrics.clones.Load(),
 		CreatedByWrite:     s.metrics.createdByWrite.Load(),
 		CreatedByUpdate:    s.metrics.createdByUpdate.Load(),
 		Activated:          s.metrics.activated.Load(),

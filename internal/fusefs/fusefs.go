@@ -323,6 +323,8 @@ func errno(err error) syscall.Errno {
 		return syscall.EISDIR
 	case errors.Is(err, client.ErrNotEmpty):
 		return syscall.ENOTEMPTY
+	case errors.Is(err, client.ErrReadOnly):
+		return syscall.EROFS
 	case errors.Is(err, client.ErrNoAttr):
 		return syscall.ENODATA
 	case errors.Is(err, client.ErrNameTooLong): // also ErrInvalid: first

@@ -31,6 +31,17 @@ type Device interface {
 	Zero(off, n int64) error
 }
 
+// ReadOnlyDevice is a Device that may refuse writes: the export is then
+// announced read-only and writes, trims and zeroes fail with EPERM.
+type ReadOnlyDevice interface {
+	ReadOnly() bool
+}
+
+func readOnly(dev Device) bool {
+	ro, ok := dev.(ReadOnlyDevice)
+	return ok && ro.ReadOnly()
+}
+
 // Exports names and opens the devices a Server offers. Both methods are
 // called concurrently. Open returns ErrUnknownExport for an unknown name; the
 // empty name means the default export, if there is one.
@@ -250,8 +261,11 @@ func (cn *conn) optReply(opt, typ uint32, data []byte) error {
 	return cn.write(appendOptReply(nil, opt, typ, data))
 }
 
-func (cn *conn) transmissionFlags() uint16 {
+func (cn *conn) transmissionFlags(dev Device) uint16 {
 	f := uint16(tfHasFlags | tfSendFlush | tfSendFUA | tfSendTrim | tfSendWriteZeros | tfCanMultiConn | tfSendFastZero)
+	if readOnly(dev) {
+		f |= tfReadOnly
+	}
 	if cn.structured {
 		f |= tfSendDF
 	}
@@ -310,7 +324,7 @@ func (cn *conn) option(opt uint32, data []byte) (dev Device, done bool, err erro
 			return nil, true, fmt.Errorf("nbd: export %q: %w", data, err)
 		}
 		b := binary.BigEndian.AppendUint64(nil, uint64(dev.Size()))
-		b = binary.BigEndian.AppendUint16(b, cn.transmissionFlags())
+		b = binary.BigEndian.AppendUint16(b, cn.transmissionFlags(dev))
 		if !cn.noZeroes {
 			b = append(b, make([]byte, 124)...)
 		}
@@ -354,7 +368,7 @@ func (cn *conn) option(opt uint32, data []byte) (dev Device, done bool, err erro
 		if err != nil {
 			return nil, false, cn.optReply(opt, repErrShutdown, []byte(err.Error()))
 		}
-		if err := cn.optReply(opt, repInfo, appendInfoExport(nil, uint64(dev.Size()), cn.transmissionFlags())); err != nil {
+		if err := cn.optReply(opt, repInfo, appendInfoExport(nil, uint64(dev.Size()), cn.transmissionFlags(dev))); err != nil {
 			return nil, false, err
 		}
 		// Unaligned I/O is fine (minimum 1); always announced, as the
@@ -473,6 +487,11 @@ func (cn *conn) handle(dev Device, size uint64, req Request, payload []byte) err
 func (cn *conn) execute(dev Device, size uint64, req Request, payload []byte) (uint32, []byte, string) {
 	if errno := cn.validate(req, size); errno != 0 {
 		return errno, nil, "invalid request"
+	}
+	if req.Type == cmdWrite || req.Type == cmdTrim || req.Type == cmdWriteZeroes {
+		if readOnly(dev) {
+			return errPerm, nil, "read-only export (a snapshot)"
+		}
 	}
 	off, n := int64(req.Offset), int64(req.Length)
 	var err error

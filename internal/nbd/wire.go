@@ -40,6 +40,7 @@ const (
 	infoBlockSize   = 3
 
 	tfHasFlags       = 1 << 0
+	tfReadOnly       = 1 << 1
 	tfSendFlush      = 1 << 2
 	tfSendFUA        = 1 << 3
 	tfSendTrim       = 1 << 5

@@ -1,0 +1,122 @@
+package chunkserver
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chain"
+	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
+)
+
+// CloneReplica forks a shared chunk on this member: the new replica
+// shares every block of this server's replica of the source
+// (chunkstore.Store.Clone: no data copied; the first write to a shared
+// block stores only its new bytes). The source must be at the master's
+// epoch, unfenced and settled (nothing in flight, everything applied
+// durable and acknowledged downstream), so that every member clones the
+// same state: the chunk is shared, so no write may be admitted at that
+// epoch, and the replicas of a settled chain hold the same updates.
+// Durable when it answers; a replica that exists already is the answer
+// of an earlier call.
+func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest) (*api.CloneReplicaResponse, error) {
+	s := v.s
+	src, dst := chunkstore.Handle(req.GetSource()), chunkstore.Handle(req.GetHandle())
+	if size := req.GetChunkSize(); size <= 0 || size > maxChunkSize {
+		return nil, errInvalid("chunk size %d", size)
+	}
+	if src == dst {
+		return nil, errInvalid("clone of chunk %d onto itself", src)
+	}
+	members, ids, self, err := chainOf(req.GetChain(), s.id)
+	if err != nil || !self {
+		return nil, errInvalid("server %d is not in the new chain of chunk %d (%v)", s.id, dst, err)
+	}
+	srcMembers, srcIDs, srcSelf, err := chainOf(req.GetSourceChain(), s.id)
+	if err != nil || !srcSelf {
+		return nil, errInvalid("server %d is not in the chain of chunk %d (%v)", s.id, src, err)
+	}
+	_ = members
+	for _, ref := range req.GetChain() {
+		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
+	}
+
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if r := s.acquire(dst); r != nil {
+		r.release()
+		return &api.CloneReplicaResponse{}, nil
+	}
+	r := s.acquire(src)
+	if r == nil {
+		return nil, errNotFound(src)
+	}
+	defer r.release()
+	// The master fenced the source at SourceEpoch; a member that missed
+	// the push takes it now.
+	r.mu.Lock()
+	epoch := r.node.Config().Epoch
+	r.mu.Unlock()
+	if epoch < req.GetSourceEpoch() {
+		if err := s.reconfigure(r, req.GetSourceEpoch(), srcMembers, srcIDs); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	switch st := r.node.Status(); {
+	case r.dropped:
+		r.mu.Unlock()
+		return nil, errNotFound(src)
+	case st.Epoch != req.GetSourceEpoch():
+		r.mu.Unlock()
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d is at epoch %d here, the clone was asked at %d", src, st.Epoch, req.GetSourceEpoch())
+	case r.failed != nil || r.node.Fenced() || !r.node.Quiescent():
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a clone (fenced %v, failed %v, quiescent %v)",
+			src, r.node.Fenced(), r.failed != nil, r.node.Quiescent()))
+	}
+	// Under r.mu: no update applies to the source while it is cloned.
+	rep, err := s.store.Clone(src, dst)
+	verified := r.verified
+	r.mu.Unlock()
+	if err != nil {
+		return nil, storeError(err)
+	}
+	rep.SetConfig(req.GetEpoch(), ids)
+	if err := rep.Sync(); err != nil {
+		return nil, storeError(fmt.Errorf("sync clone: %w", err))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errUnavailable("server closing")
+	}
+	// Everything the clone holds is durable on every member: committed.
+	c := s.newReplica(rep, &coldState{verified: verified, committed: true})
+	s.replicas[dst] = c
+	delete(s.deleted, dst)
+	delete(s.cold, dst)
+	s.mu.Unlock()
+	s.inv.noteChanged(dst)
+	s.metrics.clones.Add(1)
+	s.log.Debug("replica cloned", "source", uint64(src), "handle", uint64(dst), "epoch", req.GetEpoch(), "chain", ids)
+	return &api.CloneReplicaResponse{}, nil
+}
+
+// chainOf parses a chain of server refs: its members, their ids, and
+// whether self is one.
+func chainOf(refs []*api.ServerRef, self chain.NodeID) (members []chain.NodeID, ids []uint64, in bool, err error) {
+	if len(refs) == 0 {
+		return nil, nil, false, fmt.Errorf("empty chain")
+	}
+	for _, ref := range refs {
+		if ref.GetId() == 0 {
+			return nil, nil, false, fmt.Errorf("chain member with id 0")
+		}
+		members = append(members, chain.NodeID(ref.GetId()))
+		ids = append(ids, ref.GetId())
+		in = in || chain.NodeID(ref.GetId()) == self
+	}
+	return members, ids, in, nil
+}

@@ -1,0 +1,242 @@
+package cluster_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+)
+
+// TestSnapshotAndClone: a snapshot keeps a tree as it was while the live
+// tree is written (each first write to a shared chunk forks it on the
+// chunkservers, by a local clone), a clone of the snapshot is writable
+// and independent of both, writes to the snapshot are refused, and
+// removing all of them frees every replica and every byte of the
+// chunkservers' engines.
+func TestSnapshotAndClone(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3, HeartbeatInterval: 100 * time.Millisecond})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	orig := make([]byte, 2*chunkSize+5000)
+	fillRand(r, orig)
+	if err := cl.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := create(t, cl, "/d/f")
+	writeAt(t, f, orig, 0)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	fi, err := cl.Snapshot(ctx, "/d", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Path != "/d/.snapshot/s1" || !fi.ReadOnly {
+		t.Fatalf("snapshot: %+v", fi)
+	}
+	// The live file is written in place: chunk 0 partly, chunk 2 at its end.
+	live := bytes.Clone(orig)
+	patch := []byte("written after the snapshot")
+	lf, err := cl.Open(ctx, "/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, lf, patch, 100)
+	copy(live[100:], patch)
+	writeAt(t, lf, patch, int64(len(orig))-int64(len(patch)))
+	copy(live[len(orig)-len(patch):], patch)
+	if err := lf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, cl, "/d/f", live)
+	assertContent(t, cl, "/d/.snapshot/s1/f", orig)
+
+	// The snapshot is read-only.
+	sf, err := cl.Open(ctx, "/d/.snapshot/s1/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sf.WriteAt([]byte("x"), 0); !errors.Is(err, client.ErrReadOnly) {
+		t.Fatalf("write into a snapshot: %v, want ErrReadOnly", err)
+	}
+	sf.Close()
+	if _, err := cl.Create(ctx, "/d/.snapshot/s1/new", client.CreateOptions{}); !errors.Is(err, client.ErrReadOnly) {
+		t.Fatalf("create in a snapshot: %v, want ErrReadOnly", err)
+	}
+	if err := cl.Remove(ctx, "/d"); !errors.Is(err, client.ErrNotEmpty) {
+		t.Fatalf("rm of a directory with snapshots: %v", err)
+	}
+
+	// A clone of the snapshot: writable, independent of both.
+	if _, err := cl.Clone(ctx, "/d/.snapshot/s1", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := cl.Open(ctx, "/c/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloned := bytes.Clone(orig)
+	other := []byte("the clone's own bytes")
+	writeAt(t, cf, other, chunkSize+7)
+	copy(cloned[chunkSize+7:], other)
+	if err := cf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, cl, "/c/f", cloned)
+	assertContent(t, cl, "/d/f", live)
+	assertContent(t, cl, "/d/.snapshot/s1/f", orig)
+
+	var clones uint64
+	for i := range c.NumChunkservers() {
+		clones += c.Chunkserver(i).Metrics().Clones
+	}
+	// Chunk 0 and 2 of /d/f and chunk 1 of /c/f, on 3 members each.
+	if clones != 9 {
+		t.Fatalf("%d replicas cloned, want 9 (3 forks on 3 members)", clones)
+	}
+	if err := c.CheckReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Everything goes: every replica and every byte on disk with it.
+	if err := cl.RemoveSnapshot(ctx, "/d", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RemoveAll(ctx, "/c"); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, cl, "/d/f", live)
+	if err := cl.RemoveAll(ctx, "/d"); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		for i := range c.NumChunkservers() {
+			hs, err := c.ReplicaHandles(i)
+			if err != nil {
+				return err
+			}
+			if len(hs) != 0 {
+				return fmt.Errorf("chunkserver %d still holds replicas %v", i, hs)
+			}
+			if used := c.Chunkserver(i).Store().UsedBytes(); used != 0 {
+				return fmt.Errorf("chunkserver %d: %d bytes still used", i, used)
+			}
+		}
+		return nil
+	})
+}
+
+// TestVolumeSnapshotCloneRollback: a volume's snapshot keeps its content
+// while the volume is written, a clone of the snapshot is writable, and
+// a rollback gives the volume the snapshot's content back.
+func TestVolumeSnapshotCloneRollback(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	if _, err := cl.CreateVolume(ctx, "v", 4*chunkSize, client.VolumeOptions{ChunkSize: chunkSize}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := cl.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := make([]byte, 3*chunkSize)
+	fillRand(r, orig)
+	if _, err := v.WriteAt(orig, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SnapshotVolume(ctx, "v", "s"); err != nil {
+		t.Fatal(err)
+	}
+	over := make([]byte, 2*chunkSize)
+	fillRand(r, over)
+	if _, err := v.WriteAt(over, chunkSize/2); err != nil {
+		t.Fatal(err)
+	}
+	now := bytes.Clone(orig)
+	copy(now[chunkSize/2:], over)
+
+	readVol := func(name string, n int) []byte {
+		t.Helper()
+		vv, err := cl.OpenVolume(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vv.Close()
+		buf := make([]byte, n)
+		if _, err := vv.ReadAt(buf, 0); err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		return buf
+	}
+	if got := readVol("v@s", len(orig)); !bytes.Equal(got, orig) {
+		t.Fatal("snapshot v@s differs from the volume before the snapshot")
+	}
+	if got := readVol("v", len(now)); !bytes.Equal(got, now) {
+		t.Fatal("volume v differs from what was written")
+	}
+	sv, err := cl.OpenVolume(ctx, "v@s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sv.ReadOnly() {
+		t.Fatal("v@s is not read-only")
+	}
+	if _, err := sv.WriteAt([]byte("x"), 0); !errors.Is(err, client.ErrReadOnly) {
+		t.Fatalf("write into v@s: %v, want ErrReadOnly", err)
+	}
+	sv.Close()
+
+	if _, err := cl.CloneVolume(ctx, "v@s", "w"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cl.OpenVolume(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("clone"), 10); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cloned := bytes.Clone(orig)
+	copy(cloned[10:], "clone")
+	if got := readVol("w", len(cloned)); !bytes.Equal(got, cloned) {
+		t.Fatal("clone w differs from the snapshot plus its own write")
+	}
+	if got := readVol("v@s", len(orig)); !bytes.Equal(got, orig) {
+		t.Fatal("snapshot changed by its clone's write")
+	}
+
+	if _, err := cl.RollbackVolume(ctx, "v", "s"); err != nil {
+		t.Fatal(err)
+	}
+	// The writer opened before the rollback is fenced off the old chunks:
+	// its next write lands on the rolled-back content.
+	if _, err := v.WriteAt([]byte("after"), 20); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Clone(orig)
+	copy(want[20:], "after")
+	if got := readVol("v", len(want)); !bytes.Equal(got, want) {
+		t.Fatal("volume after rollback and a write differs from the snapshot plus the write")
+	}
+	v.Close()
+	if err := cl.RemoveVolume(ctx, "v"); !errors.Is(err, client.ErrNotEmpty) {
+		t.Fatalf("remove of a volume with snapshots: %v, want ErrNotEmpty", err)
+	}
+	snaps, err := cl.VolumeSnapshots(ctx, "v")
+	if err != nil || len(snaps) != 1 || snaps[0].Name != "v@s" {
+		t.Fatalf("snapshots of v: %+v %v", snaps, err)
+	}
+	if err := c.CheckReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
