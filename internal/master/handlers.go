@@ -356,24 +356,43 @@ func (s *server) GetChunks(ctx context.Context, req *api.GetChunksRequest) (*api
 	if req.FirstIndex < 0 || req.Count < 0 {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "negative first_index or count")
 	}
-	var resp api.GetChunksResponse
-	var err error
-	s.m.fsm.view(func(st *meta.State) {
-		var fi meta.FileInfo
-		var refs []meta.ChunkRef
-		if fi, refs, err = st.FileChunks(req.Inode, req.FirstIndex, req.Count); err != nil {
-			return
+	for attempt := 0; ; attempt++ {
+		var resp api.GetChunksResponse
+		var err error
+		var forks []uint64
+		s.m.fsm.view(func(st *meta.State) {
+			var fi meta.FileInfo
+			var refs []meta.ChunkRef
+			if fi, refs, err = st.FileChunks(req.Inode, req.FirstIndex, req.Count); err != nil {
+				return
+			}
+			resp.Info = fileInfo(fi)
+			g := s.grantFor(ctx, st, fi.Inode)
+			for _, r := range refs {
+				if r.Fork != 0 {
+					forks = append(forks, r.Fork)
+				}
+				resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
+			}
+		})
+		if err != nil {
+			return nil, metaErr(err)
 		}
-		resp.Info = fileInfo(fi)
-		g := s.grantFor(ctx, st, fi.Inode)
-		for _, r := range refs {
-			resp.Chunks = append(resp.Chunks, chunkInfo(st, r, g))
+		if len(forks) == 0 {
+			return &resp, nil
 		}
-	})
-	if err != nil {
-		return nil, metaErr(err)
+		// A fork under way is finished first: a reader given its origin
+		// now could keep reading the origin's old data after the first
+		// write to the fork (snapshot.go).
+		if attempt >= changeAttempts {
+			return nil, rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunks %v are being forked; retry", forks)
+		}
+		for _, h := range forks {
+			if err := s.m.finishFork(ctx, h); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return &resp, nil
 }
 
 func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkRequest) (*api.AllocateChunkResponse, error) {

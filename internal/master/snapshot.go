@@ -412,6 +412,27 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 			chain = append(chain, ref.Id)
 		}
 	}
+	// Every live member of the origin that did not clone (it took the
+	// origin's new epoch with its clone otherwise) must hear that epoch
+	// before a write reaches the fork: a reader that cached the origin
+	// must not be served its old data after that write.
+	for _, id := range origin.Chain {
+		if slices.Contains(chain, id) || !m.soft.alive(id, now, m.cfg.deadAfter()) {
+			continue
+		}
+		ref := req.SourceChain[slices.Index(origin.Chain, id)]
+		cs, err := m.pool.chunkserver(ref.Addr)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+			_, err = cs.Reconfigure(pctx, &api.ReconfigureRequest{Handle: origin.Handle, Epoch: origin.Epoch,
+				ChunkSize: origin.ChunkSize, Chain: req.SourceChain})
+			cancel()
+		}
+		if err != nil && rpcerr.Code(err) != api.ErrorCode_NOT_FOUND && rpcerr.Code(err) != api.ErrorCode_STALE_EPOCH {
+			errs = append(errs, fmt.Errorf("server %d: fence of chunk %d: %w", id, origin.Handle, err))
+			return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, errors.Join(errs...))
+		}
+	}
 	if len(chain) == 0 || (len(errs) > 0 && len(chain) < len(members)/2+1) {
 		// Too few clones to keep the chunk's data safe: try again
 		// later rather than commit a fork on one replica.

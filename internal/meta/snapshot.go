@@ -101,6 +101,11 @@ type RollbackVolume struct {
 // moves to the new chunk until ForkDone. A slot that no longer names
 // Source at Epoch is ErrEpochMismatch (re-read and retry), as is a
 // Source that is unshared or itself a fork in progress.
+//
+// Source moves to a new epoch, which the new chunk starts at: a reader
+// that cached the slot's chunk (Source at its old epoch) is refused by
+// Source's members from then on and learns the slot's new chunk, so it
+// never reads Source's old data after a write to the new one.
 type ForkChunk struct {
 	Inode  uint64
 	Index  int64
@@ -492,12 +497,13 @@ func (s *State) forkChunk(c ForkChunk) Result {
 			chain = append(chain, id)
 		}
 	}
+	ch.Epoch++
 	nh := s.nextHandle
 	s.nextHandle++
 	s.chunks[nh] = &Chunk{Handle: nh, Epoch: ch.Epoch, Chain: chain, Refs: 1,
 		Replication: ch.Replication, ChunkSize: ch.ChunkSize, Origin: h}
 	n.chunks[c.Index] = nh
-	return Result{Chunk: chunkRef(c.Index, s.chunks[nh]), Allocated: true}
+	return Result{Chunk: chunkRef(c.Index, s.chunks[nh]), Allocated: true, Fenced: []ChunkRef{chunkRef(0, ch)}}
 }
 
 func (s *State) forkDone(c ForkDone) Result {
