@@ -2942,6 +2942,13 @@ type ChunkStats struct {
 	// Chunks that need attention, with why (at most 100).
 	Problems       []*ChunkProblem `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
 	OverReplicated uint64          `protobuf:"varint,8,opt,name=over_replicated,json=overReplicated,proto3" json:"over_replicated,omitempty"` // chains longer than their factor (setrep lowered it, a drain's copy joined)
+	// Bytes of data (one replica's worth, from the chunkservers' reports)
+	// in chunks that more than one file or volume names (snapshots,
+	// clones: counted once) and in chunks only one names. A forked
+	// chunk's blocks not yet written are still shared on disk, but count
+	// as its own here.
+	SharedBytes    int64 `protobuf:"varint,9,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
+	ExclusiveBytes int64 `protobuf:"varint,10,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -3028,6 +3035,20 @@ func (x *ChunkStats) GetProblems() []*ChunkProblem {
 func (x *ChunkStats) GetOverReplicated() uint64 {
 	if x != nil {
 		return x.OverReplicated
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetSharedBytes() int64 {
+	if x != nil {
+		return x.SharedBytes
+	}
+	return 0
+}
+
+func (x *ChunkStats) GetExclusiveBytes() int64 {
+	if x != nil {
+		return x.ExclusiveBytes
 	}
 	return 0
 }
@@ -5315,7 +5336,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x02io\x18\r \x01(\v2\x15.catena.v1.IOCountersR\x02io\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x02\n" +
 	"\n" +
 	"ChunkStats\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12)\n" +
@@ -5325,7 +5346,10 @@ const file_catena_proto_rawDesc = "" +
 	"\frepairs_done\x18\x05 \x01(\x04R\vrepairsDone\x12%\n" +
 	"\x0erepaired_bytes\x18\x06 \x01(\x03R\rrepairedBytes\x123\n" +
 	"\bproblems\x18\a \x03(\v2\x17.catena.v1.ChunkProblemR\bproblems\x12'\n" +
-	"\x0fover_replicated\x18\b \x01(\x04R\x0eoverReplicated\"u\n" +
+	"\x0fover_replicated\x18\b \x01(\x04R\x0eoverReplicated\x12!\n" +
+	"\fshared_bytes\x18\t \x01(\x03R\vsharedBytes\x12'\n" +
+	"\x0fexclusive_bytes\x18\n" +
+	" \x01(\x03R\x0eexclusiveBytes\"u\n" +
 	"\fChunkProblem\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +

@@ -495,8 +495,12 @@ type VolumeInfo struct {
 	MtimeUnixNano   int64                  `protobuf:"varint,6,opt,name=mtime_unix_nano,json=mtimeUnixNano,proto3" json:"mtime_unix_nano,omitempty"`
 	AllocatedChunks int64                  `protobuf:"varint,7,opt,name=allocated_chunks,json=allocatedChunks,proto3" json:"allocated_chunks,omitempty"`
 	ReadOnly        bool                   `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"` // a snapshot (VOL@NAME)
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Bytes of data (one replica's worth) in the volume's chunks that a
+	// snapshot or clone shares, and in those it alone names.
+	SharedBytes    int64 `protobuf:"varint,9,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
+	ExclusiveBytes int64 `protobuf:"varint,10,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *VolumeInfo) Reset() {
@@ -583,6 +587,20 @@ func (x *VolumeInfo) GetReadOnly() bool {
 		return x.ReadOnly
 	}
 	return false
+}
+
+func (x *VolumeInfo) GetSharedBytes() int64 {
+	if x != nil {
+		return x.SharedBytes
+	}
+	return 0
+}
+
+func (x *VolumeInfo) GetExclusiveBytes() int64 {
+	if x != nil {
+		return x.ExclusiveBytes
+	}
+	return 0
 }
 
 type CreateVolumeRequest struct {
@@ -1068,7 +1086,7 @@ const file_volume_proto_rawDesc = "" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
 	"\x16RollbackVolumeResponse\x12)\n" +
-	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"\xfb\x01\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"\xc7\x02\n" +
 	"\n" +
 	"VolumeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1079,7 +1097,10 @@ const file_volume_proto_rawDesc = "" +
 	"chunk_size\x18\x05 \x01(\x03R\tchunkSize\x12&\n" +
 	"\x0fmtime_unix_nano\x18\x06 \x01(\x03R\rmtimeUnixNano\x12)\n" +
 	"\x10allocated_chunks\x18\a \x01(\x03R\x0fallocatedChunks\x12\x1b\n" +
-	"\tread_only\x18\b \x01(\bR\breadOnly\"~\n" +
+	"\tread_only\x18\b \x01(\bR\breadOnly\x12!\n" +
+	"\fshared_bytes\x18\t \x01(\x03R\vsharedBytes\x12'\n" +
+	"\x0fexclusive_bytes\x18\n" +
+	" \x01(\x03R\x0eexclusiveBytes\"~\n" +
 	"\x13CreateVolumeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12 \n" +

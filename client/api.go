@@ -173,10 +173,13 @@ type Status struct {
 	ChunksOverReplicated  uint64 // chains longer than their factor, being trimmed
 	ChunksReReplicating   uint64 // repairs in progress
 	ChunksLost            uint64 // no live replica
-	RepairsDone           uint64 // since the master became leader
-	RepairedBytes         int64  // since the master became leader
-	Files                 uint64
-	Directories           uint64
+	// SharedBytes and ExclusiveBytes: data (one replica's worth) in chunks
+	// that snapshots or clones share (counted once), and in the others.
+	SharedBytes, ExclusiveBytes int64
+	RepairsDone                 uint64 // since the master became leader
+	RepairedBytes               int64  // since the master became leader
+	Files                       uint64
+	Directories                 uint64
 	// Problems are chunks whose repair cannot progress or whose data is
 	// damaged, with why and the files they belong to (at most 100).
 	Problems []ChunkProblem

@@ -223,6 +223,8 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		ChunksOverReplicated:  resp.GetChunks().GetOverReplicated(),
 		ChunksReReplicating:   resp.GetChunks().GetReReplicating(),
 		ChunksLost:            resp.GetChunks().GetLost(),
+		SharedBytes:           resp.GetChunks().GetSharedBytes(),
+		ExclusiveBytes:        resp.GetChunks().GetExclusiveBytes(),
 		RepairsDone:           resp.GetChunks().GetRepairsDone(),
 		RepairedBytes:         resp.GetChunks().GetRepairedBytes(),
 		Files:                 resp.GetFiles(),

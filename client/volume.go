@@ -21,6 +21,10 @@ type VolumeInfo struct {
 	ModTime         time.Time
 	AllocatedChunks int64 // chunks that hold data (0 for create/resize answers)
 	ReadOnly        bool  // a snapshot (VOL@NAME)
+	// SharedBytes and ExclusiveBytes: data (one replica's worth) in the
+	// volume's chunks a snapshot or clone shares, and in its own (0 for
+	// create, resize and clone answers).
+	SharedBytes, ExclusiveBytes int64
 }
 
 // VolumeOptions configures CreateVolume.
@@ -32,7 +36,7 @@ type VolumeOptions struct {
 func volumeFromAPI(v *api.VolumeInfo) VolumeInfo {
 	return VolumeInfo{Name: v.GetName(), Inode: v.GetInode(), Size: v.GetSize(), Replication: int(v.GetReplication()),
 		ChunkSize: v.GetChunkSize(), ModTime: time.Unix(0, v.GetMtimeUnixNano()), AllocatedChunks: v.GetAllocatedChunks(),
-		ReadOnly: v.GetReadOnly()}
+		ReadOnly: v.GetReadOnly(), SharedBytes: v.GetSharedBytes(), ExclusiveBytes: v.GetExclusiveBytes()}
 }
 
 // callVolumes is callMaster for the Volumes service: same leader following

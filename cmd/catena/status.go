@@ -44,6 +44,8 @@ type chunkStatsJSON struct {
 	Lost            uint64             `json:"lost"`
 	RepairsDone     uint64             `json:"repairs_done"`
 	RepairedBytes   int64              `json:"repaired_bytes"`
+	SharedBytes     int64              `json:"shared_bytes"`
+	ExclusiveBytes  int64              `json:"exclusive_bytes"`
 	Problems        []chunkProblemJSON `json:"problems"`
 }
 
@@ -83,6 +85,7 @@ func toStatusJSON(st *client.Status) statusJSON {
 		Chunks: chunkStatsJSON{Total: st.ChunksTotal, UnderReplicated: st.ChunksUnderReplicated, OverReplicated: st.ChunksOverReplicated,
 			ReReplicating: st.ChunksReReplicating, Lost: st.ChunksLost,
 			RepairsDone: st.RepairsDone, RepairedBytes: st.RepairedBytes,
+			SharedBytes: st.SharedBytes, ExclusiveBytes: st.ExclusiveBytes,
 			Problems: make([]chunkProblemJSON, 0, len(st.Problems))},
 	}
 	for _, p := range st.Problems {
@@ -145,6 +148,8 @@ func printStatus(w io.Writer, st *client.Status) error {
 	}
 	fmt.Fprintf(w, "chunks: %d total, %d under-replicated, %d over-replicated, %d re-replicating, %d lost\n",
 		st.ChunksTotal, st.ChunksUnderReplicated, st.ChunksOverReplicated, st.ChunksReReplicating, st.ChunksLost)
+	fmt.Fprintf(w, "data: %s shared by snapshots or clones, %s exclusive (one replica's worth)\n",
+		formatSize(st.SharedBytes), formatSize(st.ExclusiveBytes))
 	if st.ChunksLost > 0 {
 		fmt.Fprintln(w, "  LOST chunks have no live replica: bring their chunkservers back")
 	}

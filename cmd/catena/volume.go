@@ -19,11 +19,14 @@ type volumeJSON struct {
 	AllocatedChunks int64  `json:"allocated_chunks"`
 	Mtime           string `json:"mtime"`
 	ReadOnly        bool   `json:"read_only,omitempty"`
+	SharedBytes     int64  `json:"shared_bytes"`
+	ExclusiveBytes  int64  `json:"exclusive_bytes"`
 }
 
 func toVolumeJSON(v *client.VolumeInfo) volumeJSON {
 	return volumeJSON{Name: v.Name, Size: v.Size, Replication: v.Replication, ChunkSize: v.ChunkSize,
-		AllocatedChunks: v.AllocatedChunks, Mtime: timeString(v.ModTime), ReadOnly: v.ReadOnly}
+		AllocatedChunks: v.AllocatedChunks, Mtime: timeString(v.ModTime), ReadOnly: v.ReadOnly,
+		SharedBytes: v.SharedBytes, ExclusiveBytes: v.ExclusiveBytes}
 }
 
 func newVolumeCmd(g *globals) *cobra.Command {
@@ -123,8 +126,12 @@ func newVolumeInfoCmd(g *globals) *cobra.Command {
 					return fail("volume info", writeJSON(cmd.OutOrStdout(), toVolumeJSON(v)))
 				}
 				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "name:         %s\nsize:         %s (%d bytes)\nreplication:  %d\nchunk size:   %s\nallocated:    %d chunks\nmodified:     %s\n",
-					v.Name, formatSize(v.Size), v.Size, v.Replication, formatSize(v.ChunkSize), v.AllocatedChunks, timeString(v.ModTime))
+				fmt.Fprintf(w, "name:         %s\nsize:         %s (%d bytes)\nreplication:  %d\nchunk size:   %s\nallocated:    %d chunks\nshared:       %s (with snapshots or clones)\nexclusive:    %s\nmodified:     %s\n",
+					v.Name, formatSize(v.Size), v.Size, v.Replication, formatSize(v.ChunkSize), v.AllocatedChunks,
+					formatSize(v.SharedBytes), formatSize(v.ExclusiveBytes), timeString(v.ModTime))
+				if v.ReadOnly {
+					fmt.Fprintln(w, "read-only:    yes (a snapshot)")
+				}
 				return nil
 			})
 		},

@@ -156,6 +156,21 @@ func TestVolumeSnapshotCloneRollback(t *testing.T) {
 	if _, err := cl.SnapshotVolume(ctx, "v", "s"); err != nil {
 		t.Fatal(err)
 	}
+	// Its space is shared now, as the chunkservers' reports tell.
+	sharedIs := func(name string, shared bool) {
+		t.Helper()
+		clustertest.Eventually(t, 20*time.Second, func() error {
+			vi, err := cl.VolumeInfo(ctx, name)
+			if err != nil {
+				return err
+			}
+			if s, x := vi.SharedBytes, vi.ExclusiveBytes; (shared && (s < int64(len(orig)) || x != 0)) || (!shared && (s != 0 || x < int64(len(orig)))) {
+				return fmt.Errorf("%s: %d bytes shared, %d exclusive; want all %v", name, s, x, map[bool]string{true: "shared", false: "exclusive"}[shared])
+			}
+			return nil
+		})
+	}
+	sharedIs("v", true)
 	over := make([]byte, 2*chunkSize)
 	fillRand(r, over)
 	if _, err := v.WriteAt(over, chunkSize/2); err != nil {
@@ -180,6 +195,9 @@ func TestVolumeSnapshotCloneRollback(t *testing.T) {
 	if got := readVol("v@s", len(orig)); !bytes.Equal(got, orig) {
 		t.Fatal("snapshot v@s differs from the volume before the snapshot")
 	}
+	// Every chunk was written: forked, each side's own.
+	sharedIs("v", false)
+	sharedIs("v@s", false)
 	if got := readVol("v", len(now)); !bytes.Equal(got, now) {
 		t.Fatal("volume v differs from what was written")
 	}

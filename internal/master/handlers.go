@@ -667,6 +667,11 @@ func (s *server) Status(ctx context.Context, req *api.StatusRequest) (*api.Statu
 	}
 	resp.Chunks.Total = uint64(len(chunks))
 	for _, ch := range chunks {
+		if n := chunkBytes(ev, ch); ch.Refs > 1 {
+			resp.Chunks.SharedBytes += n
+		} else {
+			resp.Chunks.ExclusiveBytes += n
+		}
 		// A member that reports the chunk fenced at its current epoch (a
 		// restarted server's replica that has not rejoined) serves
 		// nothing until the repair loop has taken it out and back in

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -25,6 +27,29 @@ import (
 // replica locally (Chunkserver.CloneReplica, no data moves), and
 // ForkDone makes the new chunk stand alone. A fork left half done by a
 // leader change is finished by the next leader's repair loop.
+
+// chunkBytes is one replica's worth of chunk ch's data, as its members
+// last reported it (ev: server -> handle -> evidence).
+func chunkBytes(ev map[uint64]map[uint64]decide.Evidence, ch meta.Chunk) int64 {
+	var n int64
+	for _, id := range ch.Chain {
+		if e, ok := ev[id][ch.Handle]; ok {
+			n = max(n, e.UsedBytes)
+		}
+	}
+	return n
+}
+
+// evidence is every server's last report, for chunkBytes.
+func (m *Master) evidence() map[uint64]map[uint64]decide.Evidence {
+	m.soft.mu.Lock()
+	defer m.soft.mu.Unlock()
+	out := make(map[uint64]map[uint64]decide.Evidence, len(m.soft.servers))
+	for id, sv := range m.soft.servers {
+		out[id] = maps.Clone(sv.evidence)
+	}
+	return out
+}
 
 // fenceParallel bounds the Reconfigure pushes of one fence in flight.
 const fenceParallel = 64
@@ -217,11 +242,12 @@ func (v *volumeServer) ListVolumeSnapshots(ctx context.Context, req *api.ListVol
 	}
 	var resp api.ListVolumeSnapshotsResponse
 	var err error
+	ev := v.s.m.evidence()
 	v.s.m.fsm.view(func(st *meta.State) {
 		var l []meta.FileInfo
 		if l, err = st.VolumeSnapshots(req.Volume); err == nil {
 			for _, fi := range l {
-				resp.Snapshots = append(resp.Snapshots, volumeInfo(st, fi))
+				resp.Snapshots = append(resp.Snapshots, volumeInfo(st, fi, ev))
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -18,12 +19,25 @@ type volumeServer struct {
 
 var _ api.VolumesServer = (*volumeServer)(nil)
 
-func volumeInfo(st *meta.State, fi meta.FileInfo) *api.VolumeInfo {
+// volumeInfo is fi as the API gives it; with st its allocated chunks,
+// with ev (Master.evidence) its shared and exclusive bytes too.
+func volumeInfo(st *meta.State, fi meta.FileInfo, ev ...map[uint64]map[uint64]decide.Evidence) *api.VolumeInfo {
 	vi := &api.VolumeInfo{Name: fi.Name, Inode: fi.Inode, Size: fi.Size, Replication: uint32(fi.Replication),
 		ChunkSize: fi.ChunkSize, MtimeUnixNano: fi.MTime, ReadOnly: fi.ReadOnly}
 	if st != nil {
 		if _, refs, err := st.FileChunks(fi.Inode, 0, 0); err == nil {
 			vi.AllocatedChunks = int64(len(refs))
+			for _, r := range refs {
+				if len(ev) == 0 {
+					break
+				}
+				ch, _ := st.Chunk(r.Handle)
+				if n := chunkBytes(ev[0], ch); ch.Refs > 1 {
+					vi.SharedBytes += n
+				} else {
+					vi.ExclusiveBytes += n
+				}
+			}
 		}
 	}
 	return vi
@@ -52,9 +66,10 @@ func (v *volumeServer) ListVolumes(ctx context.Context, req *api.ListVolumesRequ
 		return nil, err
 	}
 	resp := &api.ListVolumesResponse{}
+	ev := v.s.m.evidence()
 	v.s.m.fsm.view(func(st *meta.State) {
 		for _, fi := range st.Volumes() {
-			resp.Volumes = append(resp.Volumes, volumeInfo(st, fi))
+			resp.Volumes = append(resp.Volumes, volumeInfo(st, fi, ev))
 		}
 	})
 	return resp, nil
@@ -66,10 +81,11 @@ func (v *volumeServer) GetVolume(ctx context.Context, req *api.GetVolumeRequest)
 	}
 	var resp api.GetVolumeResponse
 	var err error
+	ev := v.s.m.evidence()
 	v.s.m.fsm.view(func(st *meta.State) {
 		var fi meta.FileInfo
 		if fi, err = st.Volume(req.Name); err == nil {
-			resp.Info = volumeInfo(st, fi)
+			resp.Info = volumeInfo(st, fi, ev)
 		}
 	})
 	if err != nil {
