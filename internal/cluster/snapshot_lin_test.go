@@ -273,7 +273,15 @@ func checkSnapshots(t *testing.T, what string, h *lincheck.History) {
 				}
 			}
 		} else {
-			t.Logf("%s: the reads and writes alone are not linearizable", what)
+			t.Logf("%s: the reads and writes alone are not linearizable:", what)
+			rh := lincheck.NewHistory()
+			for _, op := range rw {
+				rh.Add(op)
+			}
+			for _, e := range h.Events() {
+				rh.Event(e.What)
+			}
+			lincheck.Check(t, rh, 0) // fails t with the operations around the violation
 		}
 		t.Fatalf("%s: history with snapshots not linearizable; visualization in %s", what, path)
 	}

@@ -54,72 +54,87 @@ func (m *Master) evidence() map[uint64]map[uint64]decide.Evidence {
 // fenceParallel bounds the Reconfigure pushes of one fence in flight.
 const fenceParallel = 64
 
-// fence tells the members of each chunk its epoch in refs and waits: a
-// chunk none of whose members heard it (every member unreachable) is an
-// error, since its old epoch's writers may not be stopped yet.
-// A chunk gone from the map is fenced with the chain and epoch in refs.
+// fenceRetry is how long fence waits before it pushes again to members
+// that missed a push.
+const fenceRetry = 100 * time.Millisecond
+
+// fence tells every member of each chunk in refs its epoch there, and
+// returns once each member has heard it or is dead (its lease ran out,
+// so it admits nothing until a heartbeat has given it the epoch). Every
+// member, not one: a head that has not heard it may still admit a write
+// at the old epoch, which its successors would apply and, once they move
+// to the new epoch, re-send and commit there (chain repair keeps what a
+// predecessor applied), after the caller answered. A chunk gone from the
+// map is fenced with the chain and epoch in refs. It fails only when ctx
+// ends first.
 func (m *Master) fence(ctx context.Context, refs []meta.ChunkRef) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	type push struct {
-		i   int
 		req *api.ReconfigureRequest
 		to  *api.ServerRef
 	}
-	var pushes []push
+	var pending []push
 	m.fsm.view(func(st *meta.State) {
-		for i, r := range refs {
+		for _, r := range refs {
 			req := &api.ReconfigureRequest{Handle: r.Handle, Epoch: r.Epoch, Chain: serverRefs(st, r.Chain)}
 			if ch, ok := st.Chunk(r.Handle); ok {
 				if ch.Epoch > r.Epoch {
-					continue // moved on since: its own push fenced it
+					continue // moved on since: that change fenced it
 				}
 				req.ChunkSize = ch.ChunkSize
 			}
 			for _, to := range req.Chain {
-				pushes = append(pushes, push{i, req, to})
+				pending = append(pending, push{req, to})
 			}
 		}
 	})
-	heard := make([]bool, len(refs))
-	tried := make([]bool, len(refs))
-	var mu sync.Mutex
-	sem := make(chan struct{}, fenceParallel)
-	var wg sync.WaitGroup
-	for _, p := range pushes {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			cs, err := m.pool.chunkserver(p.to.Addr)
-			if err == nil {
-				pctx, cancel := context.WithTimeout(ctx, pushTimeout)
-				_, err = cs.Reconfigure(pctx, p.req)
-				cancel()
-			}
-			// NOT_FOUND: the member holds no replica (none was ever
-			// written there): no write can land on it either.
-			ok := err == nil || rpcerr.Code(err) == api.ErrorCode_NOT_FOUND || rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH
-			mu.Lock()
-			tried[p.i] = true
-			heard[p.i] = heard[p.i] || ok
-			mu.Unlock()
-			if !ok {
+	for attempt := 0; ; attempt++ {
+		var missed []push
+		var mu sync.Mutex
+		sem := make(chan struct{}, fenceParallel)
+		var wg sync.WaitGroup
+		for _, p := range pending {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				cs, err := m.pool.chunkserver(p.to.Addr)
+				if err == nil {
+					pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+					_, err = cs.Reconfigure(pctx, p.req)
+					cancel()
+				}
+				// NOT_FOUND: the member holds no replica (no write ever
+				// reached it), so none can land there either; STALE_EPOCH:
+				// it is past this epoch already.
+				if err == nil || rpcerr.Code(err) == api.ErrorCode_NOT_FOUND || rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH {
+					return
+				}
+				mu.Lock()
+				missed = append(missed, p)
+				mu.Unlock()
 				m.log.Debug("master: fence push", "handle", p.req.Handle, "server", p.to.Id, "epoch", p.req.Epoch, "err", err)
+			})
+		}
+		wg.Wait()
+		now := m.cfg.Clock.Now()
+		pending = slices.DeleteFunc(missed, func(p push) bool { return !m.soft.alive(p.to.Id, now, m.cfg.deadAfter()) })
+		if len(pending) == 0 {
+			return nil
+		}
+		t := m.cfg.Clock.NewTimer(fenceRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			var hs []uint64
+			for _, p := range pending {
+				hs = append(hs, p.req.Handle)
 			}
-		})
-	}
-	wg.Wait()
-	var unheard []uint64
-	for i, r := range refs {
-		if tried[i] && !heard[i] {
-			unheard = append(unheard, r.Handle)
+			return rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunks %v: %d live members did not hear their new epoch (unreachable but not yet dead): writes on the old epoch may still land; retry", hs[:min(len(hs), 10)], len(pending))
+		case <-t.C():
 		}
 	}
-	if len(unheard) > 0 {
-		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "no member of chunks %v heard their new epoch: writes on their old epoch may still land (their members are unreachable; retry)", unheard[:min(len(unheard), 10)])
-	}
-	return nil
 }
 
 func (s *server) Snapshot(ctx context.Context, req *api.SnapshotRequest) (*api.SnapshotResponse, error) {
