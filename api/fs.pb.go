@@ -156,8 +156,9 @@ type Attr struct {
 	CtimeUnixNano int64                  `protobuf:"varint,10,opt,name=ctime_unix_nano,json=ctimeUnixNano,proto3" json:"ctime_unix_nano,omitempty"`
 	Replication   uint32                 `protobuf:"varint,11,opt,name=replication,proto3" json:"replication,omitempty"`
 	ChunkSize     int64                  `protobuf:"varint,12,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	Target        string                 `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"` // symlinks
-	Rdev          uint32                 `protobuf:"varint,14,opt,name=rdev,proto3" json:"rdev,omitempty"`    // device nodes: the device number (Linux encoding)
+	Target        string                 `protobuf:"bytes,13,opt,name=target,proto3" json:"target,omitempty"`                      // symlinks
+	Rdev          uint32                 `protobuf:"varint,14,opt,name=rdev,proto3" json:"rdev,omitempty"`                         // device nodes: the device number (Linux encoding)
+	ReadOnly      bool                   `protobuf:"varint,15,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"` // in a snapshot: every change fails with READ_ONLY (EROFS)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +289,13 @@ func (x *Attr) GetRdev() uint32 {
 		return x.Rdev
 	}
 	return 0
+}
+
+func (x *Attr) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
 }
 
 type AttrResponse struct {
@@ -1970,7 +1978,7 @@ var File_fs_proto protoreflect.FileDescriptor
 
 const file_fs_proto_rawDesc = "" +
 	"\n" +
-	"\bfs.proto\x12\tcatena.v1\"\x8c\x03\n" +
+	"\bfs.proto\x12\tcatena.v1\"\xa9\x03\n" +
 	"\x04Attr\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12'\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x13.catena.v1.NodeTypeR\x04type\x12\x12\n" +
@@ -1987,7 +1995,8 @@ const file_fs_proto_rawDesc = "" +
 	"\n" +
 	"chunk_size\x18\f \x01(\x03R\tchunkSize\x12\x16\n" +
 	"\x06target\x18\r \x01(\tR\x06target\x12\x12\n" +
-	"\x04rdev\x18\x0e \x01(\rR\x04rdev\"3\n" +
+	"\x04rdev\x18\x0e \x01(\rR\x04rdev\x12\x1b\n" +
+	"\tread_only\x18\x0f \x01(\bR\breadOnly\"3\n" +
 	"\fAttrResponse\x12#\n" +
 	"\x04attr\x18\x01 \x01(\v2\x0f.catena.v1.AttrR\x04attr\"@\n" +
 	"\x12LookupChildRequest\x12\x16\n" +

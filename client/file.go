@@ -415,6 +415,10 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 	}
 }
 
+// ReadOnly reports whether the file is in a snapshot (as the master said
+// at open): its writes fail with ErrReadOnly.
+func (f *File) ReadOnly() bool { return f.info.ReadOnly }
+
 // errEmptyChain is retried like a stale chain: the master is repairing it.
 var errEmptyChain = fmt.Errorf("chunk has no replicas: %w", ErrStaleEpoch)
 

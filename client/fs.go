@@ -46,6 +46,7 @@ type Attr struct {
 	ChunkSize           int64
 	Target              string // symlinks
 	Rdev                uint32 // devices: the device number (Linux encoding)
+	ReadOnly            bool   // in a snapshot: every change fails with ErrReadOnly
 }
 
 // DirEntry is one entry of ReadDirInode.
@@ -78,7 +79,8 @@ func attrFromAPI(a *api.Attr) Attr {
 	return Attr{Ino: a.GetInode(), Type: NodeType(a.GetType()), Mode: a.GetMode(), Uid: a.GetUid(), Gid: a.GetGid(),
 		Nlink: a.GetNlink(), Size: a.GetSize(), Atime: time.Unix(0, a.GetAtimeUnixNano()),
 		Mtime: time.Unix(0, a.GetMtimeUnixNano()), Ctime: time.Unix(0, a.GetCtimeUnixNano()),
-		Replication: int(a.GetReplication()), ChunkSize: a.GetChunkSize(), Target: a.GetTarget(), Rdev: a.GetRdev()}
+		Replication: int(a.GetReplication()), ChunkSize: a.GetChunkSize(), Target: a.GetTarget(), Rdev: a.GetRdev(),
+		ReadOnly: a.GetReadOnly()}
 }
 
 // callFS is callMaster for the FS service.
@@ -316,7 +318,7 @@ func (c *Client) OpenInode(ctx context.Context, ino uint64, name string) (*File,
 		return nil, opError("open", name, ErrIsDir)
 	}
 	return newFile(c, name, FileInfo{Inode: ino, Name: name, Mode: os.FileMode(a.Mode & 0o777), Size: a.Size,
-		ModTime: a.Mtime, Replication: a.Replication, ChunkSize: a.ChunkSize}), nil
+		ModTime: a.Mtime, Replication: a.Replication, ChunkSize: a.ChunkSize, ReadOnly: a.ReadOnly}), nil
 }
 
 // PunchHole makes [off, off+n) of f read as zeros, freeing whole chunks'

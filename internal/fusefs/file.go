@@ -66,10 +66,20 @@ func (o *openFile) sizeLocked() int64 {
 func (n *node) open(ctx context.Context, flags uint32) (fs.FileHandle, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// A snapshot's file refuses write access at open, as a read-only
+	// file system does (not at the first write or at close).
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if n.of != nil && write && n.of.f.ReadOnly() {
+		return nil, syscall.EROFS
+	}
 	if n.of == nil {
 		f, err := n.fsys.c.OpenInode(ctx, n.ino, "")
 		if err != nil {
 			return nil, errno(err)
+		}
+		if write && f.ReadOnly() {
+			f.Close()
+			return nil, syscall.EROFS
 		}
 		// The master keeps the file, as an orphan, if it loses its last
 		// name while this mount holds it (doc.go). Registered as open

@@ -31,7 +31,8 @@ func attrOf(fi meta.FileInfo) *api.Attr {
 	}
 	return &api.Attr{Inode: fi.Inode, Type: t, Mode: fi.Mode, Uid: fi.Uid, Gid: fi.Gid, Nlink: fi.Nlink,
 		Size: fi.Size, AtimeUnixNano: fi.ATime, MtimeUnixNano: fi.MTime, CtimeUnixNano: fi.CTime,
-		Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize, Target: fi.Target, Rdev: fi.Rdev}
+		Replication: uint32(fi.Replication), ChunkSize: fi.ChunkSize, Target: fi.Target, Rdev: fi.Rdev,
+		ReadOnly: fi.ReadOnly}
 }
 
 // specialTypes maps meta's special file types to the wire's node types.
