@@ -400,10 +400,18 @@ func (f *forkLocks) lock(h uint64) func() {
 // the origin to settle (nothing in flight) before it gives up for now.
 const cloneWait = 5 * time.Second
 
-// finishFork makes fork h stand alone: each live member of its chain
-// clones its replica of the origin (durably), then ForkDone commits the
-// members that did. Members that could not (dead, or without a good
-// replica) leave the chain; the repair loop restores its length.
+// finishFork makes fork h stand alone: every member of its origin's
+// current chain that has caught up clones its replica of the origin
+// (durably, once settled at the origin's epoch), then ForkDone commits
+// them as the fork's chain. Every one, not a majority: a member left out
+// may hold an update the others lack (a head's, applied but not yet
+// acknowledged), which it could still commit on the origin after the
+// fork took the others' state, and a write acknowledged so would be
+// missing from the fork. A member that cannot clone (dead, unreachable)
+// holds the fork up until the repair loop has taken it out of the
+// origin's chain (a new epoch, so it commits nothing there). The members
+// still catching up, which hold less, not more, hear the origin's new
+// epoch, so that no reader is served the origin's old data by them.
 func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	unlock := m.forks.lock(h)
 	defer unlock()
@@ -419,49 +427,37 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 		if origin, ok = st.Chunk(fork.Origin); !ok {
 			return
 		}
-		members = serverRefs(st, fork.Chain)
+		var ids []uint64
+		for _, id := range origin.Chain {
+			if !origin.IsSyncing(id) {
+				ids = append(ids, id)
+			}
+		}
+		members = serverRefs(st, ids)
 		req = &api.CloneReplicaRequest{Source: origin.Handle, SourceEpoch: origin.Epoch, SourceChain: serverRefs(st, origin.Chain),
 			Handle: fork.Handle, Epoch: fork.Epoch, Chain: members, ChunkSize: fork.ChunkSize}
 	})
 	if !ok {
 		return nil // done already, or gone
 	}
-	now := m.cfg.Clock.Now()
-	done := make([]bool, len(members))
-	var errs []error
-	var mu sync.Mutex
+	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, ref := range members {
-		if !slices.Contains(origin.Chain, ref.Id) || !m.soft.alive(ref.Id, now, m.cfg.deadAfter()) {
-			continue
-		}
 		wg.Go(func() {
-			err := m.cloneOn(ctx, ref, req)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("server %d: %w", ref.Id, err))
-				return
+			if err := m.cloneOn(ctx, ref, req); err != nil {
+				errs[i] = fmt.Errorf("server %d: %w", ref.Id, err)
 			}
-			done[i] = true
 		})
 	}
 	wg.Wait()
-	var chain []uint64
-	for i, ref := range members {
-		if done[i] {
-			chain = append(chain, ref.Id)
-		}
+	chain := make([]uint64, 0, len(members))
+	for _, ref := range members {
+		chain = append(chain, ref.Id)
 	}
-	// Every live member of the origin that did not clone (it took the
-	// origin's new epoch with its clone otherwise) must hear that epoch
-	// before a write reaches the fork: a reader that cached the origin
-	// must not be served its old data after that write.
-	for _, id := range origin.Chain {
-		if slices.Contains(chain, id) || !m.soft.alive(id, now, m.cfg.deadAfter()) {
+	for _, ref := range req.SourceChain {
+		if slices.Contains(chain, ref.Id) {
 			continue
 		}
-		ref := req.SourceChain[slices.Index(origin.Chain, id)]
 		cs, err := m.pool.chunkserver(ref.Addr)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, pushTimeout)
@@ -470,14 +466,11 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 			cancel()
 		}
 		if err != nil && rpcerr.Code(err) != api.ErrorCode_NOT_FOUND && rpcerr.Code(err) != api.ErrorCode_STALE_EPOCH {
-			errs = append(errs, fmt.Errorf("server %d: fence of chunk %d: %w", id, origin.Handle, err))
-			return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, errors.Join(errs...))
+			errs = append(errs, fmt.Errorf("server %d: fence of chunk %d: %w", ref.Id, origin.Handle, err))
 		}
 	}
-	if len(chain) == 0 || (len(errs) > 0 && len(chain) < len(members)/2+1) {
-		// Too few clones to keep the chunk's data safe: try again
-		// later rather than commit a fork on one replica.
-		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, err)
 	}
 	r, err := (&server{m: m}).propose(ctx, meta.ForkDone{Handle: h, Chain: chain})
 	if err != nil {

@@ -113,10 +113,10 @@ type ForkChunk struct {
 	Epoch  uint64
 }
 
-// ForkDone records that the members in Chain (in order, a non-empty
-// subset of the fork's chain) cloned their replica of its origin: the
-// chunk stands on its own, its origin loses a reference, and members
-// that did not clone leave the chain (epoch + 1). Done twice, or on a
+// ForkDone records that the members in Chain cloned their replica of
+// its origin: the chunk stands on its own with that chain (epoch + 1 when
+// it differs from the one ForkChunk gave: the origin's chain may have
+// changed since), and its origin loses a reference. Done twice, or on a
 // chunk that is no fork, it changes nothing.
 type ForkDone struct {
 	Handle uint64
@@ -514,18 +514,8 @@ func (s *State) forkDone(c ForkDone) Result {
 	if ch.Origin == 0 {
 		return Result{Chunk: chunkRef(0, ch)}
 	}
-	if len(c.Chain) == 0 {
-		return fail(errorf(ErrInvalid, "chunk %d: fork done on no member", c.Handle))
-	}
-	j := 0
-	for _, id := range c.Chain {
-		for j < len(ch.Chain) && ch.Chain[j] != id {
-			j++
-		}
-		if j == len(ch.Chain) {
-			return fail(errorf(ErrInvalid, "chunk %d: chain %v is not an ordered part of %v", c.Handle, c.Chain, ch.Chain))
-		}
-		j++
+	if err := s.checkChain(c.Chain); err != nil {
+		return fail(errorf(ErrInvalid, "chunk %d: fork done: %v", c.Handle, err))
 	}
 	if !slices.Equal(c.Chain, ch.Chain) {
 		ch.Chain = slices.Clone(c.Chain)

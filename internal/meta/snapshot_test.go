@@ -157,8 +157,8 @@ func TestCloneForkAndDone(t *testing.T) {
 	if len(s.PendingForks()) != 1 {
 		t.Fatal("no pending fork")
 	}
-	if r := s.Apply(ForkDone{Handle: fork, Chain: []ServerID{3, 1}}); !errors.Is(r.Err, ErrInvalid) {
-		t.Fatalf("fork done on a reordered chain: %v", r.Err)
+	if r := s.Apply(ForkDone{Handle: fork, Chain: []ServerID{3, 9}}); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("fork done on an unknown server: %v", r.Err)
 	}
 	done := applyChecked(t, s, ForkDone{Handle: fork, Chain: []ServerID{1, 3}})
 	if done.Chunk.Epoch != fr.Chunk.Epoch+1 {
