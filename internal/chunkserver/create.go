@@ -116,9 +116,13 @@ func (s *Server) createFor(h chunkstore.Handle, sp spec, byWrite bool) (*replica
 		return r, nil
 	}
 	ok := s.neverHeldLocked(h)
+	floor := s.absentFloor[h]
 	s.mu.Unlock()
 	if !ok {
 		return nil, rpcerr.New(api.ErrorCode_NOT_FOUND, "no replica of chunk %d, and this server may have held one (it restarted or deleted it since the chunk was allocated)", h)
+	}
+	if sp.epoch < floor {
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: epoch %d, and the master moved it to %d before this server held it", h, sp.epoch, floor)
 	}
 	for _, ref := range sp.refs {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
@@ -157,6 +161,7 @@ func (s *Server) addReplica(m chunkstore.Meta, sync bool) (*replica, error) {
 	r := s.newReplica(rep, nil)
 	s.replicas[m.Handle] = r
 	delete(s.deleted, m.Handle) // held again (cold.go's activeLocked)
+	delete(s.absentFloor, m.Handle)
 	delete(s.cold, m.Handle)
 	r.pinLocked()
 	return r, nil

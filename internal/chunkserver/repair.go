@@ -60,6 +60,11 @@ func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) 
 	}
 	r := s.acquire(h)
 	if r == nil {
+		s.mu.Lock()
+		if s.neverHeldLocked(h) && req.GetEpoch() > s.absentFloor[h] {
+			s.absentFloor[h] = req.GetEpoch()
+		}
+		s.mu.Unlock()
 		return nil, errNotFound(h)
 	}
 	defer r.release()

@@ -219,7 +219,14 @@ type Server struct {
 	// deleted holds the handles whose replica this process deleted: it
 	// never re-creates them from a write or an update (create.go).
 	deleted map[chunkstore.Handle]struct{}
-	closed  bool
+	// absentFloor: for a chunk this server never held, the highest epoch
+	// a Reconfigure named while it held no replica. No write or update
+	// below it creates the replica: the master moved the chunk on (a
+	// snapshot made it shared) before any write reached this server, and
+	// a writer still holding the old epoch must be refused, not create
+	// the replica at it (clone.go).
+	absentFloor map[chunkstore.Handle]uint64
+	closed      bool
 }
 
 // Start opens the store in cfg.Dir (its replicas are cold: a chain node is
@@ -298,21 +305,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:        cfg,
-		writeMem:   semaphore.NewWeighted(cfg.WriteMemory),
-		fetches:    semaphore.NewWeighted(maxFetches),
-		clk:        clock.Or(cfg.Clock),
-		id:         id,
-		addr:       lis.Addr().String(),
-		store:      store,
-		replicas:   make(map[chunkstore.Handle]*replica),
-		cold:       make(map[chunkstore.Handle]coldState),
-		unverified: make(map[chunkstore.Handle]struct{}),
-		deleted:    make(map[chunkstore.Handle]struct{}),
-		reports:    make(chan *api.ReportReplicaRequest, 256),
-		inv:        newReporter(),
-		busyReps:   make(map[*replica]struct{}),
-		fetchConns: make(map[string]*grpc.ClientConn),
+		cfg:         cfg,
+		writeMem:    semaphore.NewWeighted(cfg.WriteMemory),
+		fetches:     semaphore.NewWeighted(maxFetches),
+		clk:         clock.Or(cfg.Clock),
+		id:          id,
+		addr:        lis.Addr().String(),
+		store:       store,
+		replicas:    make(map[chunkstore.Handle]*replica),
+		cold:        make(map[chunkstore.Handle]coldState),
+		unverified:  make(map[chunkstore.Handle]struct{}),
+		deleted:     make(map[chunkstore.Handle]struct{}),
+		absentFloor: make(map[chunkstore.Handle]uint64),
+		reports:     make(chan *api.ReportReplicaRequest, 256),
+		inv:         newReporter(),
+		busyReps:    make(map[*replica]struct{}),
+		fetchConns:  make(map[string]*grpc.ClientConn),
 	}
 	s.chainMem.limit.Store(cfg.ChainMemory)
 	s.log = cfg.Logger.With("server", uint64(id), "name", cfg.Name)

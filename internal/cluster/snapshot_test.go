@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,6 +256,89 @@ func TestVolumeSnapshotCloneRollback(t *testing.T) {
 		t.Fatalf("snapshots of v: %+v %v", snaps, err)
 	}
 	if err := c.CheckReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForkAcrossMasterFailover: the leader is killed while writers make
+// the first writes to every chunk a snapshot shares (each a fork: a Raft
+// entry, clones on the members, another entry). Every fork ends whole on
+// the next leader (it finishes those left half done), every write lands
+// in the live file and none in the snapshot, and the settle's checks
+// (replicas equal, reference counts) pass.
+func TestForkAcrossMasterFailover(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Masters: 3, Chunkservers: 3, HeartbeatInterval: 100 * time.Millisecond})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	const chunks = 8
+	orig := make([]byte, chunks*chunkSize)
+	fillRand(r, orig)
+	if err := cl.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := create(t, cl, "/d/f")
+	writeAt(t, f, orig, 0)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Snapshot(ctx, "/d", "s"); err != nil {
+		t.Fatal(err)
+	}
+	live := bytes.Clone(orig)
+	type write struct {
+		off  int64
+		data []byte
+	}
+	var writes []write
+	for i := range chunks {
+		for k := range 3 {
+			w := write{off: int64(i)*chunkSize + int64(k)*100_000 + int64(r.IntN(1000)), data: randBytes(r, 4096)}
+			writes = append(writes, w)
+			copy(live[w.off:], w.data)
+		}
+	}
+	errs := make(chan error, 4)
+	started := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wc := clustertest.Client(t, c)
+		wg.Go(func() {
+			wf, err := wc.Open(ctx, "/d/f")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer wf.Close()
+			for i := w; i < len(writes); i += 4 {
+				once.Do(func() { close(started) })
+				if _, err := wf.WriteAt(writes[i].data, writes[i].off); err != nil {
+					errs <- fmt.Errorf("write at %d: %w", writes[i].off, err)
+					return
+				}
+			}
+		})
+	}
+	<-started
+	leader := c.LeaderIndex()
+	if err := c.KillMaster(leader); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	if err := c.RestartMaster(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, cl, "/d/f", live)
+	assertContent(t, cl, "/d/.snapshot/s/f", orig)
+	if err := c.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -476,8 +476,11 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(chain, fork.Chain) {
-		m.pushReconfigure(ctx, h, nil)
+	// The clones took the fork's epoch as read above; a snapshot since
+	// may have moved it on (the fork shared): its members hear it before
+	// anyone may write the fork.
+	if err := m.fence(ctx, []meta.ChunkRef{r.Chunk}); err != nil {
+		return err
 	}
 	m.log.Debug("master: fork done", "origin", origin.Handle, "handle", h, "chain", chain, "epoch", r.Chunk.Epoch)
 	return nil
