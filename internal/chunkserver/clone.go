@@ -50,6 +50,12 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	}
 	r := s.acquire(src)
 	if r == nil {
+		if s.neverHeld(src) {
+			// Never written here, so never written anywhere (an
+			// acknowledged write is on every member): the fork, like a
+			// new chunk, comes into being with its first write.
+			return &api.CloneReplicaResponse{}, nil
+		}
 		return nil, errNotFound(src)
 	}
 	defer r.release()

@@ -266,9 +266,21 @@ func checkSnapshots(t *testing.T, what string, h *lincheck.History) {
 			t.Logf("%s: the reads and writes alone are linearizable", what)
 			for _, sop := range snaps {
 				if !porcupine.CheckOperations(snapModel, append(slices.Clone(rw), sop)) {
-					t.Logf("%s: %s (call %.3fs, return %.3fs) fits no point of its call",
+					t.Logf("%s: %s (call %.3fs, return %.3fs) fits no point of its call; the writes and reads around it:",
 						what, snapModel.DescribeOperation(sop.Input, sop.Output),
 						time.Duration(sop.Call).Seconds(), time.Duration(sop.Return).Seconds())
+					const around = int64(500 * time.Millisecond)
+					for _, op := range rw {
+						end := op.Return
+						if end == math.MaxInt64 {
+							end = op.Call
+						}
+						if end >= sop.Call-around && op.Call <= sop.Return+around {
+							in := op.Input.(lincheck.Input)
+							t.Logf("   call %.6fs return %.6fs worker %d: %s", time.Duration(op.Call).Seconds(),
+								time.Duration(min(op.Return, int64(time.Hour))).Seconds(), in.Worker, lincheck.Model.DescribeOperation(op.Input, op.Output))
+						}
+					}
 					break
 				}
 			}

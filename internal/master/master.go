@@ -66,7 +66,8 @@ type Master struct {
 	// round (decide.RotateHead).
 	placements atomic.Uint64
 	// forks serialises the finishing of each fork (snapshot.go).
-	forks forkLocks
+	forks        forkLocks
+	forksRunning atomic.Bool // the repair loop's finishForks is under way
 
 	events  eventRing      // recent events for the console (events.go)
 	console *consoleServer // nil without Config.HTTPAddr (console.go)

@@ -90,8 +90,13 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 		}
 		return ch.Origin != 0
 	})
-	if len(forks) > 0 {
-		m.finishForks(ctx, forks)
+	if len(forks) > 0 && m.forksRunning.CompareAndSwap(false, true) {
+		// Apart from the tick: a fork waits on members the repairs below
+		// may first have to take out of its origin's chain.
+		repairs.Go(func() {
+			defer m.forksRunning.Store(false)
+			m.finishForks(ctx, forks)
+		})
 	}
 	m.soft.settleMoves(chunks, joining)
 	ids := make([]uint64, 0, len(servers))
