@@ -3569,14 +3569,21 @@ func (x *CloneResponse) GetInfo() *FileInfo {
 }
 
 type CloneReplicaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        uint64                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
-	SourceEpoch   uint64                 `protobuf:"varint,2,opt,name=source_epoch,json=sourceEpoch,proto3" json:"source_epoch,omitempty"`
-	SourceChain   []*ServerRef           `protobuf:"bytes,3,rep,name=source_chain,json=sourceChain,proto3" json:"source_chain,omitempty"` // the source's chain at source_epoch
-	Handle        uint64                 `protobuf:"varint,4,opt,name=handle,proto3" json:"handle,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Chain         []*ServerRef           `protobuf:"bytes,6,rep,name=chain,proto3" json:"chain,omitempty"` // the new chunk's chain
-	ChunkSize     int64                  `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Source      uint64                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	SourceEpoch uint64                 `protobuf:"varint,2,opt,name=source_epoch,json=sourceEpoch,proto3" json:"source_epoch,omitempty"`
+	SourceChain []*ServerRef           `protobuf:"bytes,3,rep,name=source_chain,json=sourceChain,proto3" json:"source_chain,omitempty"` // the source's chain at source_epoch
+	Handle      uint64                 `protobuf:"varint,4,opt,name=handle,proto3" json:"handle,omitempty"`
+	Epoch       uint64                 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Chain       []*ServerRef           `protobuf:"bytes,6,rep,name=chain,proto3" json:"chain,omitempty"` // the new chunk's chain
+	ChunkSize   int64                  `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// probe: clone nothing; answer, once settled, the sequence number the
+	// source's replica has applied. Otherwise the clone is made only of a
+	// settled replica that applied exactly applied_seq (UNAVAILABLE when
+	// not): the master first probes every member, and clones once all
+	// agree, so every member clones the same state.
+	Probe         bool   `protobuf:"varint,8,opt,name=probe,proto3" json:"probe,omitempty"`
+	AppliedSeq    uint64 `protobuf:"varint,9,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3660,8 +3667,23 @@ func (x *CloneReplicaRequest) GetChunkSize() int64 {
 	return 0
 }
 
+func (x *CloneReplicaRequest) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
+}
+
+func (x *CloneReplicaRequest) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
 type CloneReplicaResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppliedSeq    uint64                 `protobuf:"varint,1,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"` // the source's, when settled (probe)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3694,6 +3716,13 @@ func (x *CloneReplicaResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CloneReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CloneReplicaResponse) Descriptor() ([]byte, []int) {
 	return file_catena_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CloneReplicaResponse) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
 }
 
 type RestoreBlocksRequest struct {
@@ -5379,7 +5408,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x02 \x01(\tR\x03dst\"8\n" +
 	"\rCloneResponse\x12'\n" +
-	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"\x82\x02\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info\"\xb9\x02\n" +
 	"\x13CloneReplicaRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x04R\x06source\x12!\n" +
 	"\fsource_epoch\x18\x02 \x01(\x04R\vsourceEpoch\x127\n" +
@@ -5388,8 +5417,13 @@ const file_catena_proto_rawDesc = "" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12*\n" +
 	"\x05chain\x18\x06 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\a \x01(\x03R\tchunkSize\"\x16\n" +
-	"\x14CloneReplicaResponse\"\x8c\x01\n" +
+	"chunk_size\x18\a \x01(\x03R\tchunkSize\x12\x14\n" +
+	"\x05probe\x18\b \x01(\bR\x05probe\x12\x1f\n" +
+	"\vapplied_seq\x18\t \x01(\x04R\n" +
+	"appliedSeq\"7\n" +
+	"\x14CloneReplicaResponse\x12\x1f\n" +
+	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
+	"appliedSeq\"\x8c\x01\n" +
 	"\x14RestoreBlocksRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +

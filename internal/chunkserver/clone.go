@@ -44,16 +44,22 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	if r := s.acquire(dst); r != nil {
+	if r := s.acquire(dst); r != nil && !req.GetProbe() {
 		r.release()
 		return &api.CloneReplicaResponse{}, nil
+	} else if r != nil {
+		r.release()
 	}
 	r := s.acquire(src)
 	if r == nil {
 		if s.neverHeld(src) {
-			// Never written here, so never written anywhere (an
-			// acknowledged write is on every member): the fork, like a
-			// new chunk, comes into being with its first write.
+			// Nothing written here (the others agree, or hold updates not
+			// yet acknowledged, which reach this server before they are):
+			// the fork, like a new chunk, comes into being with its first
+			// write.
+			if !req.GetProbe() && req.GetAppliedSeq() != 0 {
+				return nil, errUnavailable(fmt.Sprintf("chunk %d: no replica here yet, the clone was asked at seq %d", src, req.GetAppliedSeq()))
+			}
 			return &api.CloneReplicaResponse{}, nil
 		}
 		return nil, errNotFound(src)
@@ -81,6 +87,15 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		r.mu.Unlock()
 		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a clone (fenced %v, failed %v, quiescent %v)",
 			src, r.node.Fenced(), r.failed != nil, r.node.Quiescent()))
+	}
+	applied := r.node.Status().Applied
+	if req.GetProbe() {
+		r.mu.Unlock()
+		return &api.CloneReplicaResponse{AppliedSeq: applied}, nil
+	}
+	if applied != req.GetAppliedSeq() {
+		r.mu.Unlock()
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica at seq %d here, the clone was asked at seq %d", src, applied, req.GetAppliedSeq()))
 	}
 	// Under r.mu: no update applies to the source while it is cloned.
 	rep, err := s.store.Clone(src, dst)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
@@ -440,16 +442,7 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	if !ok {
 		return nil // done already, or gone
 	}
-	errs := make([]error, len(members))
-	var wg sync.WaitGroup
-	for i, ref := range members {
-		wg.Go(func() {
-			if err := m.cloneOn(ctx, ref, req); err != nil {
-				errs[i] = fmt.Errorf("server %d: %w", ref.Id, err)
-			}
-		})
-	}
-	wg.Wait()
+	errs := m.cloneAll(ctx, members, req)
 	chain := make([]uint64, 0, len(members))
 	for _, ref := range members {
 		chain = append(chain, ref.Id)
@@ -486,28 +479,84 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	return nil
 }
 
-// cloneOn asks one member to clone, retrying while its replica of the
-// origin has updates in flight (up to cloneWait).
-func (m *Master) cloneOn(ctx context.Context, ref *api.ServerRef, req *api.CloneReplicaRequest) error {
+// cloneAll has every member clone the same state of the origin: it
+// probes them until all are settled at one sequence number (the origin
+// is shared, so nothing new is admitted on it; what was in flight
+// settles), then has each clone exactly that (a member that moved in
+// between refuses, and the round starts again), up to cloneWait. It
+// returns each member's error (nil for those that cloned).
+func (m *Master) cloneAll(ctx context.Context, members []*api.ServerRef, req *api.CloneReplicaRequest) []error {
 	deadline := m.cfg.Clock.Now().Add(cloneWait)
+	errs := make([]error, len(members))
 	for {
-		cs, err := m.pool.chunkserver(ref.Addr)
-		if err == nil {
-			pctx, cancel := context.WithTimeout(ctx, pushTimeout)
-			_, err = cs.CloneReplica(pctx, req)
-			cancel()
+		seqs := make([]uint64, len(members))
+		each := func(f func(i int, ref *api.ServerRef) error) {
+			var wg sync.WaitGroup
+			for i, ref := range members {
+				wg.Go(func() {
+					if err := f(i, ref); err != nil {
+						errs[i] = fmt.Errorf("server %d: %w", ref.Id, err)
+					} else {
+						errs[i] = nil
+					}
+				})
+			}
+			wg.Wait()
 		}
-		if err == nil || rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE || m.cfg.Clock.Now().After(deadline) {
+		each(func(i int, ref *api.ServerRef) error {
+			probe := proto.Clone(req).(*api.CloneReplicaRequest)
+			probe.Probe = true
+			resp, err := m.cloneCall(ctx, ref, probe)
+			if err == nil {
+				seqs[i] = resp.GetAppliedSeq()
+			}
 			return err
+		})
+		agreed := errors.Join(errs...) == nil
+		for _, q := range seqs {
+			agreed = agreed && q == seqs[0]
+		}
+		if agreed {
+			each(func(i int, ref *api.ServerRef) error {
+				c := proto.Clone(req).(*api.CloneReplicaRequest)
+				c.AppliedSeq = seqs[0]
+				_, err := m.cloneCall(ctx, ref, c)
+				return err
+			})
+			if errors.Join(errs...) == nil {
+				return errs
+			}
+		}
+		hard := false // an error waiting will not cure (a member down)
+		for _, err := range errs {
+			hard = hard || (err != nil && rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE)
+		}
+		if hard || m.cfg.Clock.Now().After(deadline) {
+			if errors.Join(errs...) == nil {
+				errs[0] = fmt.Errorf("members settled at different sequence numbers %v", seqs)
+			}
+			return errs
 		}
 		t := m.cfg.Clock.NewTimer(20 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			errs[0] = ctx.Err()
+			return errs
 		case <-t.C():
 		}
 	}
+}
+
+// cloneCall makes one CloneReplica call.
+func (m *Master) cloneCall(ctx context.Context, ref *api.ServerRef, req *api.CloneReplicaRequest) (*api.CloneReplicaResponse, error) {
+	cs, err := m.pool.chunkserver(ref.Addr)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
+	return cs.CloneReplica(pctx, req)
 }
 
 // finishForks finishes the forks a former leader left half done (the
