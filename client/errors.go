@@ -31,7 +31,7 @@ func sentinel(err error) error {
 	case api.ErrorCode_IS_DIR:
 		return ErrIsDir
 	case api.ErrorCode_NOT_EMPTY:
-		return ErrNotEmpty
+		return withMessage(ErrNotEmpty, err)
 	case api.ErrorCode_NAME_TOO_LONG:
 		return withMessage(ErrNameTooLong, err)
 	case api.ErrorCode_FILE_TOO_BIG:

@@ -18,7 +18,7 @@ type volumeJSON struct {
 	ChunkSize       int64  `json:"chunk_size"`
 	AllocatedChunks int64  `json:"allocated_chunks"`
 	Mtime           string `json:"mtime"`
-	ReadOnly        bool   `json:"read_only,omitempty"`
+	ReadOnly        bool   `json:"read_only"`
 	SharedBytes     int64  `json:"shared_bytes"`
 	ExclusiveBytes  int64  `json:"exclusive_bytes"`
 }

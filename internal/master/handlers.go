@@ -149,8 +149,8 @@ func checkPath(p string) error {
 
 // checkNewPath is checkPath for a path whose last elements are about to
 // be created or renamed to (meta.CheckNewPath: no control characters).
-func checkNewPath(p string) error {
-	if err := meta.CheckNewPath(p); err != nil {
+func checkNewPath(p string, parents ...bool) error {
+	if err := meta.CheckNewPath(p, parents...); err != nil {
 		return metaErr(err)
 	}
 	return nil
@@ -200,7 +200,7 @@ func (s *server) Mkdir(ctx context.Context, req *api.MkdirRequest) (*api.MkdirRe
 	if err := s.checkLeader(); err != nil {
 		return nil, err
 	}
-	if err := checkNewPath(req.Path); err != nil {
+	if err := checkNewPath(req.Path, req.Parents); err != nil {
 		return nil, err
 	}
 	mode := req.Mode

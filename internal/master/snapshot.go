@@ -150,21 +150,21 @@ func (s *server) Snapshot(ctx context.Context, req *api.SnapshotRequest) (*api.S
 	if err != nil {
 		return nil, err
 	}
-	if err := s.m.fenceTree(ctx, r.Info.Path, ""); err != nil {
+	if err := s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
 	s.m.event("snapshot", "snapshot %s", r.Info.Path)
 	return &api.SnapshotResponse{Info: fileInfo(r.Info)}, nil
 }
 
-// fenceTree fences every chunk of the tree at p (or volume vol): those a
-// snapshot or clone of it made shared. Read from the state rather than
-// the command's result, so that a retried call (answered from the
-// request record) fences too.
-func (m *Master) fenceTree(ctx context.Context, p, vol string) error {
+// fenceTree fences every chunk of the tree at inode ino (a snapshot's
+// or clone's root, a volume): those the snapshot or clone made shared.
+// Read from the state rather than the command's result, so that a
+// retried call (answered from the request record) fences too.
+func (m *Master) fenceTree(ctx context.Context, ino uint64) error {
 	var refs []meta.ChunkRef
 	var err error
-	m.fsm.view(func(st *meta.State) { refs, err = st.TreeChunks(p, vol) })
+	m.fsm.view(func(st *meta.State) { refs, err = st.TreeChunks(ino) })
 	if err != nil {
 		return metaErr(err)
 	}
@@ -216,7 +216,7 @@ func (s *server) Clone(ctx context.Context, req *api.CloneRequest) (*api.CloneRe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.m.fenceTree(ctx, r.Info.Path, ""); err != nil {
+	if err := s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
 	return &api.CloneResponse{Info: fileInfo(r.Info)}, nil
@@ -244,7 +244,7 @@ func (v *volumeServer) SnapshotVolume(ctx context.Context, req *api.SnapshotVolu
 	if err != nil {
 		return nil, err
 	}
-	if err := v.s.m.fenceTree(ctx, "", req.Volume); err != nil {
+	if err := v.s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
 	v.s.m.event("snapshot", "volume snapshot %s", r.Info.Name)
@@ -295,7 +295,7 @@ func (v *volumeServer) CloneVolume(ctx context.Context, req *api.CloneVolumeRequ
 	if err != nil {
 		return nil, err
 	}
-	if err := v.s.m.fenceTree(ctx, "", req.Src); err != nil {
+	if err := v.s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
 	var info *api.VolumeInfo
@@ -317,7 +317,7 @@ func (v *volumeServer) RollbackVolume(ctx context.Context, req *api.RollbackVolu
 	if err := v.s.m.fence(ctx, r.Fenced); err != nil {
 		return nil, err
 	}
-	if err := v.s.m.fenceTree(ctx, "", req.Volume); err != nil {
+	if err := v.s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
 	v.s.m.event("snapshot", "volume %s rolled back to %s", req.Volume, req.Name)

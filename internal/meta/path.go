@@ -49,6 +49,9 @@ func CheckNewName(e string) error {
 	if err := checkName(e); err != nil {
 		return err
 	}
+	if e == SnapshotDirName {
+		return errorf(ErrInvalid, "the name %q is reserved: a directory's snapshots are read under it", e)
+	}
 	for i := 0; i < len(e); i++ {
 		if c := e[i]; c < 0x20 || c == 0x7f {
 			return errorf(ErrInvalid, "name %q contains control character %#02x", e, c)
@@ -58,13 +61,19 @@ func CheckNewName(e string) error {
 }
 
 // CheckNewPath is CheckPath with every element checked by CheckNewName
-// (a path whose last elements are about to be created).
-func CheckNewPath(p string) error {
+// (a path whose last elements are about to be created), but that an
+// element before the last may be SnapshotDirName (a path into a
+// snapshot, refused as read-only where it applies); with parents, where
+// every element may be created, not even that.
+func CheckNewPath(p string, parents ...bool) error {
 	elems, err := splitPath(p)
 	if err != nil {
 		return err
 	}
-	for _, e := range elems {
+	for i, e := range elems {
+		if e == SnapshotDirName && i < len(elems)-1 && (len(parents) == 0 || !parents[0]) {
+			continue
+		}
 		if err := CheckNewName(e); err != nil {
 			return fmt.Errorf("%w (in path %q)", err, p)
 		}

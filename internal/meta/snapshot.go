@@ -565,8 +565,11 @@ func (s *State) readOnly(c Command) error {
 	ro := func(n *inode) bool { return n != nil && n.ro }
 	byID := func(ids ...uint64) error {
 		for _, id := range ids {
-			if ro(s.inodes[id]) {
-				return errorf(ErrReadOnly, "inode %d is in a snapshot", id)
+			if n := s.inodes[id]; ro(n) {
+				if n.parent != 0 || n.orphan {
+					return errorf(ErrReadOnly, "%s is in a snapshot", s.pathOf(n))
+				}
+				return errorf(ErrReadOnly, "volume %q is a snapshot", n.name)
 			}
 		}
 		return nil
@@ -677,19 +680,13 @@ func (s *State) VolumeSnapshots(vol string) ([]FileInfo, error) {
 	return out, nil
 }
 
-// TreeChunks returns the chunks (each once) of the files at and under
-// p (its snapshots excepted), or of volume vol when p is "" — what a
-// snapshot or clone of it shares.
-func (s *State) TreeChunks(p, vol string) ([]ChunkRef, error) {
-	var root *inode
-	var err error
-	if p == "" {
-		root, err = s.volume(vol)
-	} else {
-		root, err = s.lookup(p)
-	}
-	if err != nil {
-		return nil, err
+// TreeChunks returns the chunks (each once) of the file, volume or
+// directory tree (its snapshots excepted) at inode ino: what a snapshot
+// or clone of it shares.
+func (s *State) TreeChunks(ino uint64) ([]ChunkRef, error) {
+	root, ok := s.inodes[ino]
+	if !ok {
+		return nil, errorf(ErrNotFound, "inode %d", ino)
 	}
 	seen := map[uint64]bool{}
 	var out []ChunkRef

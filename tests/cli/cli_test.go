@@ -236,6 +236,8 @@ type statusOut struct {
 		Lost            uint64 `json:"lost"`
 		RepairsDone     uint64 `json:"repairs_done"`
 		RepairedBytes   int64  `json:"repaired_bytes"`
+		SharedBytes     int64  `json:"shared_bytes"`
+		ExclusiveBytes  int64  `json:"exclusive_bytes"`
 		Problems        []struct {
 			Handle     uint64   `json:"handle"`
 			Reason     string   `json:"reason"`
