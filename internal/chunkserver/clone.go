@@ -105,9 +105,9 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		return nil, storeError(err)
 	}
 	rep.SetConfig(req.GetEpoch(), ids)
-	if err := rep.Sync(); err != nil {
-		return nil, storeError(fmt.Errorf("sync clone: %w", err))
-	}
+	// Served (and reported) as an active replica from the start: a report
+	// made while the clone syncs must not find it in the store only, which
+	// reads as a replica loaded at start, fenced until it rejoins.
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -120,6 +120,10 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	delete(s.cold, dst)
 	s.mu.Unlock()
 	s.inv.noteChanged(dst)
+	if err := rep.Sync(); err != nil {
+		s.deleteReplica(dst)
+		return nil, storeError(fmt.Errorf("sync clone: %w", err))
+	}
 	s.metrics.clones.Add(1)
 	s.log.Debug("replica cloned", "source", uint64(src), "handle", uint64(dst), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CloneReplicaResponse{}, nil
