@@ -373,3 +373,37 @@ func TestServeListener(t *testing.T) {
 		t.Fatal("connection survived Close")
 	}
 }
+
+// roDevice is a MemDevice that says it is read-only (a volume snapshot).
+type roDevice struct{ *MemDevice }
+
+func (roDevice) ReadOnly() bool { return true }
+
+// TestReadOnlyExport: a read-only device is announced so
+// (NBD_FLAG_READ_ONLY) and its writes, trims and zeroes fail with EPERM
+// and change nothing, whatever the client does with the flag.
+func TestReadOnlyExport(t *testing.T) {
+	dev := NewMemDevice(1 << 16)
+	copy(dev.data, "snapshot")
+	tc, done := startPipe(t, MapExports{"v@s": roDevice{dev}})
+	_, flags := tc.goExport("v@s", false)
+	if flags&tfReadOnly == 0 {
+		t.Fatalf("flags %#x lack the read-only flag", flags)
+	}
+	tc.request(Request{Type: cmdWrite, Cookie: 1, Offset: 0, Length: 4}, []byte("over"))
+	tc.request(Request{Type: cmdTrim, Cookie: 2, Offset: 0, Length: 8}, nil)
+	tc.request(Request{Type: cmdWriteZeroes, Cookie: 3, Offset: 0, Length: 8}, nil)
+	for c := uint64(1); c <= 3; c++ {
+		if errno, cookie, _ := tc.simpleReply(0); errno != errPerm || cookie != c {
+			t.Fatalf("change %d to a read-only export: errno %d cookie %d, want %d", c, errno, cookie, errPerm)
+		}
+	}
+	tc.request(Request{Type: cmdRead, Cookie: 4, Offset: 0, Length: 8}, nil)
+	if errno, _, got := tc.simpleReply(8); errno != 0 || string(got) != "snapshot" {
+		t.Fatalf("read: errno %d, %q", errno, got)
+	}
+	tc.request(Request{Type: cmdDisc}, nil)
+	if err := <-done; err != nil {
+		t.Fatalf("serve after disc: %v", err)
+	}
+}
