@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"path"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -119,21 +119,10 @@ chunk with SRC until either side writes it, and then only the written
 (catena cp DIR/.snapshot/NAME/f DIR/f restores a file). A clone made by a
 user other than an admin is that user's.`,
 		Args: args(cobra.ExactArgs(2)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			src := remotePath(a[0])
-			return g.withClient(func(c *client.Client) error {
-				ctx := cmd.Context()
-				if _, err := c.Stat(ctx, src); err != nil {
-					return fail("cp "+src, err)
-				}
-				dst, err := intoDir(ctx, c, a[1], path.Base(src))
-				if err != nil {
-					return fail("cp "+src, err)
-				}
-				_, err = c.Clone(ctx, src, dst)
-				return fail("cp "+src+" "+dst, err)
-			})
-		},
+		RunE: srcDstCmd(g, "cp", func(ctx context.Context, c *client.Client, src, dst string) error {
+			_, err := c.Clone(ctx, src, dst)
+			return err
+		}),
 	}
 }
 

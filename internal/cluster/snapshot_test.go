@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -24,16 +25,7 @@ func TestSnapshotAndClone(t *testing.T) {
 	cl := clustertest.Client(t, c)
 	ctx := t.Context()
 	r := newRand(t)
-	orig := make([]byte, 2*chunkSize+5000)
-	fillRand(r, orig)
-	if err := cl.Mkdir(ctx, "/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f := create(t, cl, "/d/f")
-	writeAt(t, f, orig, 0)
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	orig := makeDirFile(t, cl, r, 2*chunkSize+5000)
 
 	fi, err := cl.Snapshot(ctx, "/d", "s1")
 	if err != nil {
@@ -272,16 +264,7 @@ func TestForkAcrossMasterFailover(t *testing.T) {
 	ctx := t.Context()
 	r := newRand(t)
 	const chunks = 8
-	orig := make([]byte, chunks*chunkSize)
-	fillRand(r, orig)
-	if err := cl.Mkdir(ctx, "/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f := create(t, cl, "/d/f")
-	writeAt(t, f, orig, 0)
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	orig := makeDirFile(t, cl, r, chunks*chunkSize)
 	if _, err := cl.Snapshot(ctx, "/d", "s"); err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +324,21 @@ func TestForkAcrossMasterFailover(t *testing.T) {
 	if err := c.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// makeDirFile makes directory /d and file /d/f of n random bytes, which
+// it returns.
+func makeDirFile(t *testing.T, cl *client.Client, r *rand.Rand, n int) []byte {
+	t.Helper()
+	data := make([]byte, n)
+	fillRand(r, data)
+	if err := cl.Mkdir(t.Context(), "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := create(t, cl, "/d/f")
+	writeAt(t, f, data, 0)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -235,12 +235,18 @@ func (cp *copier) copyInode(src, parent *inode, name string) *inode {
 		return n
 	}
 	n.chunks = make(map[int64]uint64, len(src.chunks))
+	cp.shareChunks(n, src)
+	return n
+}
+
+// shareChunks makes dst's slots name src's chunks (dst's own were
+// dropped before).
+func (cp *copier) shareChunks(dst, src *inode) {
 	for _, idx := range slices.Sorted(maps.Keys(src.chunks)) {
 		h := src.chunks[idx]
-		n.chunks[idx] = h
+		dst.chunks[idx] = h
 		cp.share(h)
 	}
-	return n
 }
 
 // copyTree copies src and everything under it (its snapshots excepted)
@@ -461,11 +467,7 @@ func (s *State) rollbackVolume(c RollbackVolume) Result {
 		cp.fenced = append(cp.fenced, chunkRef(0, ch))
 	}
 	s.dropChunks(v, 0)
-	for _, idx := range slices.Sorted(maps.Keys(snap.chunks)) {
-		h := snap.chunks[idx]
-		v.chunks[idx] = h
-		cp.share(h)
-	}
+	cp.shareChunks(v, snap)
 	v.size, v.mtime = snap.size, c.Time
 	return cp.result(s.volumeInfo(v))
 }
