@@ -86,7 +86,8 @@ func TestErrorMapping(t *testing.T) {
 		{api.ErrorCode_EXISTS, "exists", ErrExist, fs.ErrExist, "stat /a: file exists"},
 		{api.ErrorCode_NOT_DIR, "x", ErrNotDir, nil, "stat /a: not a directory"},
 		{api.ErrorCode_IS_DIR, "x", ErrIsDir, nil, "stat /a: is a directory"},
-		{api.ErrorCode_NOT_EMPTY, "x", ErrNotEmpty, nil, "stat /a: directory not empty"},
+		{api.ErrorCode_NOT_EMPTY, "volume \"v\" has 1 snapshots", ErrNotEmpty, nil, "stat /a: directory not empty: volume \"v\" has 1 snapshots"},
+		{api.ErrorCode_READ_ONLY, "/d/.snapshot/s/f is in a snapshot", ErrReadOnly, nil, "stat /a: read-only snapshot: /d/.snapshot/s/f is in a snapshot"},
 		{api.ErrorCode_INVALID, "bad chunk size", ErrInvalid, fs.ErrInvalid, "stat /a: invalid argument: bad chunk size"},
 		{api.ErrorCode_NAME_TOO_LONG, "name of 256 bytes, more than 255", ErrNameTooLong, ErrInvalid,
 			"stat /a: file name too long: name of 256 bytes, more than 255"},
@@ -110,7 +111,8 @@ func TestErrorMapping(t *testing.T) {
 			// The server's detail comes as a *DetailError of the kind,
 			// without the operation's context.
 			var de *DetailError
-			if hasDetail := tt.want == ErrInvalid || tt.want == ErrNameTooLong || tt.want == ErrNoChunkservers; errors.As(err, &de) != hasDetail {
+			if hasDetail := tt.want == ErrInvalid || tt.want == ErrNameTooLong || tt.want == ErrNoChunkservers ||
+				tt.want == ErrNotEmpty || tt.want == ErrReadOnly; errors.As(err, &de) != hasDetail {
 				t.Errorf("errors.As(%v, *DetailError) = %v, want %v", err, de != nil, hasDetail)
 			} else if hasDetail && (de.Kind != tt.want || de.Detail != tt.msg) {
 				t.Errorf("detail error %+v, want kind %v detail %q", de, tt.want, tt.msg)
