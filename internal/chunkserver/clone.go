@@ -76,17 +76,19 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		}
 	}
 	r.mu.Lock()
-	switch st := r.node.Status(); {
+	st := r.node.Status()
+	failed, fenced, quiescent := r.failed != nil, r.node.Fenced(), r.node.Quiescent()
+	switch {
 	case r.dropped:
 		r.mu.Unlock()
 		return nil, errNotFound(src)
 	case st.Epoch != req.GetSourceEpoch():
 		r.mu.Unlock()
 		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d is at epoch %d here, the clone was asked at %d", src, st.Epoch, req.GetSourceEpoch())
-	case r.failed != nil || r.node.Fenced() || !r.node.Quiescent():
+	case failed || fenced || !quiescent:
 		r.mu.Unlock()
 		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a clone (fenced %v, failed %v, quiescent %v)",
-			src, r.node.Fenced(), r.failed != nil, r.node.Quiescent()))
+			src, fenced, failed, quiescent))
 	}
 	applied := r.node.Status().Applied
 	if req.GetProbe() {
