@@ -3,6 +3,7 @@ package chunkserver
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chain"
@@ -29,15 +30,20 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	if src == dst {
 		return nil, errInvalid("clone of chunk %d onto itself", src)
 	}
-	members, ids, self, err := chainOf(req.GetChain(), s.id)
-	if err != nil || !self {
-		return nil, errInvalid("server %d is not in the new chain of chunk %d (%v)", s.id, dst, err)
+	members, ids, err := parseChain(req.GetChain())
+	if err != nil {
+		return nil, err
 	}
-	srcMembers, srcIDs, srcSelf, err := chainOf(req.GetSourceChain(), s.id)
-	if err != nil || !srcSelf {
-		return nil, errInvalid("server %d is not in the chain of chunk %d (%v)", s.id, src, err)
+	if !slices.Contains(members, s.id) {
+		return nil, errInvalid("server %d is not in the new chain of chunk %d", s.id, dst)
 	}
-	_ = members
+	srcMembers, srcIDs, err := parseChain(req.GetSourceChain())
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(srcMembers, s.id) {
+		return nil, errInvalid("server %d is not in the chain of chunk %d", s.id, src)
+	}
 	for _, ref := range req.GetChain() {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
 	}
@@ -129,21 +135,4 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	s.metrics.clones.Add(1)
 	s.log.Debug("replica cloned", "source", uint64(src), "handle", uint64(dst), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CloneReplicaResponse{}, nil
-}
-
-// chainOf parses a chain of server refs: its members, their ids, and
-// whether self is one.
-func chainOf(refs []*api.ServerRef, self chain.NodeID) (members []chain.NodeID, ids []uint64, in bool, err error) {
-	if len(refs) == 0 {
-		return nil, nil, false, fmt.Errorf("empty chain")
-	}
-	for _, ref := range refs {
-		if ref.GetId() == 0 {
-			return nil, nil, false, fmt.Errorf("chain member with id 0")
-		}
-		members = append(members, chain.NodeID(ref.GetId()))
-		ids = append(ids, ref.GetId())
-		in = in || chain.NodeID(ref.GetId()) == self
-	}
-	return members, ids, in, nil
 }
