@@ -83,12 +83,35 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
+	// A repair that commits between reading the master's map and reading
+	// the replicas shows the replicas a step ahead of the map read; such
+	// a check is taken again on a fresh map (a replica ahead of the
+	// master's committed epoch can only be that: masters push a new
+	// epoch after committing it).
+	var err error
+	for range checkAttempts {
+		var ahead bool
+		ahead, err = c.checkReplicasOnce(ctx)
+		if err == nil || !ahead {
+			return err
+		}
+	}
+	return err
+}
+
+// checkAttempts bounds how often CheckReplicas re-reads the master's map
+// after finding replicas ahead of it.
+const checkAttempts = 5
+
+// checkReplicasOnce is one pass of CheckReplicas; ahead reports whether a
+// replica's epoch was ahead of the master's map.
+func (c *Cluster) checkReplicasOnce(ctx context.Context) (ahead bool, err error) {
 	chunks, err := c.chunks(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(chunks) == 0 {
-		return nil
+		return false, nil
 	}
 
 	// Each chunkserver's store: a running server's own (a second Store
@@ -107,21 +130,23 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 	slices.Sort(handles)
 	for _, h := range handles {
 		if err := ctx.Err(); err != nil {
-			return err
+			return false, err
 		}
 		ref := chunks[h]
-		for _, p := range checkChunk(ref, storeOf) {
+		ps, a := checkChunk(ref, storeOf)
+		ahead = ahead || a
+		for _, p := range ps {
 			problems = append(problems, fmt.Sprintf("chunk %d (%s index %d): %s", h, ref.file, ref.info.GetIndex(), p))
 		}
 	}
 	if len(problems) == 0 {
-		return nil
+		return false, nil
 	}
 	n := len(problems)
 	if n > maxProblems {
 		problems = append(problems[:maxProblems], fmt.Sprintf("... and %d more", n-maxProblems))
 	}
-	return fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
+	return ahead, fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
 }
 
 // checkLostEverywhere compares, block by block, a piece some replica could
@@ -165,9 +190,9 @@ type member struct {
 	m  chunkstore.Meta
 }
 
-// checkChunk compares the replicas of one chunk on its chain members.
-func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) []string {
-	var problems []string
+// checkChunk compares the replicas of one chunk on its chain members;
+// ahead reports a replica at a later epoch than the master's map.
+func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (problems []string, ahead bool) {
 	var ms []member
 	for _, s := range ref.info.GetChain() {
 		st, err := storeOf(s.GetId())
@@ -183,11 +208,12 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 		m := r.Meta()
 		if m.Epoch != ref.info.GetEpoch() {
 			problems = append(problems, fmt.Sprintf("server %d: replica epoch %d, master epoch %d", s.GetId(), m.Epoch, ref.info.GetEpoch()))
+			ahead = ahead || m.Epoch > ref.info.GetEpoch()
 		}
 		ms = append(ms, member{id: s.GetId(), r: r, m: m})
 	}
 	if len(ms) < 2 {
-		return problems
+		return problems, ahead
 	}
 	first := ms[0]
 	for _, o := range ms[1:] {
@@ -196,7 +222,7 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 		}
 		if o.m.ChunkSize != first.m.ChunkSize {
 			problems = append(problems, fmt.Sprintf("chunk size %d on server %d, %d on server %d", first.m.ChunkSize, first.id, o.m.ChunkSize, o.id))
-			return problems
+			return problems, ahead
 		}
 	}
 	bufs := make([][]byte, len(ms))
@@ -211,7 +237,7 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 			if _, err := m.r.ReadAt(bufs[i][:n], off); err != nil {
 				if !errors.Is(err, chunkstore.ErrCorrupt) {
 					problems = append(problems, fmt.Sprintf("server %d: read at %d: %v", m.id, off, err))
-					return problems
+					return problems, ahead
 				}
 				corrupt = append(corrupt, m.id)
 			}
@@ -221,7 +247,7 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 			// served) are consistent; lost on some only is not.
 			if p := checkLostEverywhere(off, n, ms); p != "" {
 				problems = append(problems, p)
-				return problems
+				return problems, ahead
 			}
 			continue
 		}
@@ -234,11 +260,11 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) [
 				problems = append(problems, fmt.Sprintf("bytes differ at offset %d between server %d and server %d (page at %d starts %x / %x; applied %d/%d, %d/%d)",
 					off+int64(at), first.id, ms[i].id, off+int64(pg), bufs[0][pg:pg+8], bufs[i][pg:pg+8],
 					first.m.AppliedEpoch, first.m.AppliedSeq, ms[i].m.AppliedEpoch, ms[i].m.AppliedSeq))
-				return problems
+				return problems, ahead
 			}
 		}
 	}
-	return problems
+	return problems, ahead
 }
 
 func firstDiff(a, b []byte) int {
