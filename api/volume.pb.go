@@ -21,6 +21,766 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AttachOverlayRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// How long the overlay lives without a renewal by its writer (0: the
+	// master's default); it is then detached.
+	LeaseMs       int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachOverlayRequest) Reset() {
+	*x = AttachOverlayRequest{}
+	mi := &file_volume_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachOverlayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachOverlayRequest) ProtoMessage() {}
+
+func (x *AttachOverlayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachOverlayRequest.ProtoReflect.Descriptor instead.
+func (*AttachOverlayRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AttachOverlayRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *AttachOverlayRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AttachOverlayRequest) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+type AttachOverlayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VolumeInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachOverlayResponse) Reset() {
+	*x = AttachOverlayResponse{}
+	mi := &file_volume_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachOverlayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachOverlayResponse) ProtoMessage() {}
+
+func (x *AttachOverlayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachOverlayResponse.ProtoReflect.Descriptor instead.
+func (*AttachOverlayResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AttachOverlayResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type ListOverlaysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverlaysRequest) Reset() {
+	*x = ListOverlaysRequest{}
+	mi := &file_volume_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverlaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverlaysRequest) ProtoMessage() {}
+
+func (x *ListOverlaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverlaysRequest.ProtoReflect.Descriptor instead.
+func (*ListOverlaysRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListOverlaysRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+type OverlayInfo struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // NAME
+	Info             *VolumeInfo            `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"` // the overlay volume VOL+NAME
+	AttachedUnixNano int64                  `protobuf:"varint,3,opt,name=attached_unix_nano,json=attachedUnixNano,proto3" json:"attached_unix_nano,omitempty"`
+	LeaseMs          int64                  `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	Writer           bool                   `protobuf:"varint,5,opt,name=writer,proto3" json:"writer,omitempty"`                                   // a writer session holds it
+	RenewedAgoMs     int64                  `protobuf:"varint,6,opt,name=renewed_ago_ms,json=renewedAgoMs,proto3" json:"renewed_ago_ms,omitempty"` // since its last renewal (or attach, or election)
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OverlayInfo) Reset() {
+	*x = OverlayInfo{}
+	mi := &file_volume_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayInfo) ProtoMessage() {}
+
+func (x *OverlayInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayInfo.ProtoReflect.Descriptor instead.
+func (*OverlayInfo) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *OverlayInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OverlayInfo) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *OverlayInfo) GetAttachedUnixNano() int64 {
+	if x != nil {
+		return x.AttachedUnixNano
+	}
+	return 0
+}
+
+func (x *OverlayInfo) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *OverlayInfo) GetWriter() bool {
+	if x != nil {
+		return x.Writer
+	}
+	return false
+}
+
+func (x *OverlayInfo) GetRenewedAgoMs() int64 {
+	if x != nil {
+		return x.RenewedAgoMs
+	}
+	return 0
+}
+
+type ListOverlaysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Overlays      []*OverlayInfo         `protobuf:"bytes,1,rep,name=overlays,proto3" json:"overlays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverlaysResponse) Reset() {
+	*x = ListOverlaysResponse{}
+	mi := &file_volume_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverlaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverlaysResponse) ProtoMessage() {}
+
+func (x *ListOverlaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverlaysResponse.ProtoReflect.Descriptor instead.
+func (*ListOverlaysResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOverlaysResponse) GetOverlays() []*OverlayInfo {
+	if x != nil {
+		return x.Overlays
+	}
+	return nil
+}
+
+type DetachOverlayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachOverlayRequest) Reset() {
+	*x = DetachOverlayRequest{}
+	mi := &file_volume_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachOverlayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachOverlayRequest) ProtoMessage() {}
+
+func (x *DetachOverlayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachOverlayRequest.ProtoReflect.Descriptor instead.
+func (*DetachOverlayRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DetachOverlayRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *DetachOverlayRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DetachOverlayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachOverlayResponse) Reset() {
+	*x = DetachOverlayResponse{}
+	mi := &file_volume_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachOverlayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachOverlayResponse) ProtoMessage() {}
+
+func (x *DetachOverlayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachOverlayResponse.ProtoReflect.Descriptor instead.
+func (*DetachOverlayResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{6}
+}
+
+type PromoteOverlayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteOverlayRequest) Reset() {
+	*x = PromoteOverlayRequest{}
+	mi := &file_volume_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteOverlayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteOverlayRequest) ProtoMessage() {}
+
+func (x *PromoteOverlayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteOverlayRequest.ProtoReflect.Descriptor instead.
+func (*PromoteOverlayRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PromoteOverlayRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *PromoteOverlayRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PromoteOverlayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VolumeInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteOverlayResponse) Reset() {
+	*x = PromoteOverlayResponse{}
+	mi := &file_volume_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteOverlayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteOverlayResponse) ProtoMessage() {}
+
+func (x *PromoteOverlayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteOverlayResponse.ProtoReflect.Descriptor instead.
+func (*PromoteOverlayResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PromoteOverlayResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type AttachWriterRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Volume  string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`                   // VOL or VOL+NAME
+	LeaseMs int64                  `protobuf:"varint,2,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"` // 0: the master's default
+	// Fence a live session instead of refusing: for a writer known dead
+	// before its lease lapsed (its host restarted).
+	TakeOver      bool `protobuf:"varint,3,opt,name=take_over,json=takeOver,proto3" json:"take_over,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachWriterRequest) Reset() {
+	*x = AttachWriterRequest{}
+	mi := &file_volume_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachWriterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachWriterRequest) ProtoMessage() {}
+
+func (x *AttachWriterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachWriterRequest.ProtoReflect.Descriptor instead.
+func (*AttachWriterRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AttachWriterRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *AttachWriterRequest) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *AttachWriterRequest) GetTakeOver() bool {
+	if x != nil {
+		return x.TakeOver
+	}
+	return false
+}
+
+type AttachWriterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Info          *VolumeInfo            `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
+	LeaseMs       int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachWriterResponse) Reset() {
+	*x = AttachWriterResponse{}
+	mi := &file_volume_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachWriterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachWriterResponse) ProtoMessage() {}
+
+func (x *AttachWriterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachWriterResponse.ProtoReflect.Descriptor instead.
+func (*AttachWriterResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AttachWriterResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *AttachWriterResponse) GetInfo() *VolumeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *AttachWriterResponse) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
+type RenewWriterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inode         uint64                 `protobuf:"varint,1,opt,name=inode,proto3" json:"inode,omitempty"`
+	Session       string                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewWriterRequest) Reset() {
+	*x = RenewWriterRequest{}
+	mi := &file_volume_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewWriterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewWriterRequest) ProtoMessage() {}
+
+func (x *RenewWriterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewWriterRequest.ProtoReflect.Descriptor instead.
+func (*RenewWriterRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RenewWriterRequest) GetInode() uint64 {
+	if x != nil {
+		return x.Inode
+	}
+	return 0
+}
+
+func (x *RenewWriterRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type RenewWriterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewWriterResponse) Reset() {
+	*x = RenewWriterResponse{}
+	mi := &file_volume_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewWriterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewWriterResponse) ProtoMessage() {}
+
+func (x *RenewWriterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewWriterResponse.ProtoReflect.Descriptor instead.
+func (*RenewWriterResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{12}
+}
+
+type ReleaseWriterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inode         uint64                 `protobuf:"varint,1,opt,name=inode,proto3" json:"inode,omitempty"`
+	Session       string                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseWriterRequest) Reset() {
+	*x = ReleaseWriterRequest{}
+	mi := &file_volume_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseWriterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseWriterRequest) ProtoMessage() {}
+
+func (x *ReleaseWriterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseWriterRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseWriterRequest) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReleaseWriterRequest) GetInode() uint64 {
+	if x != nil {
+		return x.Inode
+	}
+	return 0
+}
+
+func (x *ReleaseWriterRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+type ReleaseWriterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseWriterResponse) Reset() {
+	*x = ReleaseWriterResponse{}
+	mi := &file_volume_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseWriterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseWriterResponse) ProtoMessage() {}
+
+func (x *ReleaseWriterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_volume_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseWriterResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseWriterResponse) Descriptor() ([]byte, []int) {
+	return file_volume_proto_rawDescGZIP(), []int{14}
+}
+
 type SnapshotVolumeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Volume        string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
@@ -31,7 +791,7 @@ type SnapshotVolumeRequest struct {
 
 func (x *SnapshotVolumeRequest) Reset() {
 	*x = SnapshotVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[0]
+	mi := &file_volume_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +803,7 @@ func (x *SnapshotVolumeRequest) String() string {
 func (*SnapshotVolumeRequest) ProtoMessage() {}
 
 func (x *SnapshotVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[0]
+	mi := &file_volume_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +816,7 @@ func (x *SnapshotVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotVolumeRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{0}
+	return file_volume_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotVolumeRequest) GetVolume() string {
@@ -82,7 +842,7 @@ type SnapshotVolumeResponse struct {
 
 func (x *SnapshotVolumeResponse) Reset() {
 	*x = SnapshotVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[1]
+	mi := &file_volume_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +854,7 @@ func (x *SnapshotVolumeResponse) String() string {
 func (*SnapshotVolumeResponse) ProtoMessage() {}
 
 func (x *SnapshotVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[1]
+	mi := &file_volume_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +867,7 @@ func (x *SnapshotVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotVolumeResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{1}
+	return file_volume_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotVolumeResponse) GetInfo() *VolumeInfo {
@@ -126,7 +886,7 @@ type ListVolumeSnapshotsRequest struct {
 
 func (x *ListVolumeSnapshotsRequest) Reset() {
 	*x = ListVolumeSnapshotsRequest{}
-	mi := &file_volume_proto_msgTypes[2]
+	mi := &file_volume_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +898,7 @@ func (x *ListVolumeSnapshotsRequest) String() string {
 func (*ListVolumeSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListVolumeSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[2]
+	mi := &file_volume_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +911,7 @@ func (x *ListVolumeSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumeSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumeSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{2}
+	return file_volume_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListVolumeSnapshotsRequest) GetVolume() string {
@@ -170,7 +930,7 @@ type ListVolumeSnapshotsResponse struct {
 
 func (x *ListVolumeSnapshotsResponse) Reset() {
 	*x = ListVolumeSnapshotsResponse{}
-	mi := &file_volume_proto_msgTypes[3]
+	mi := &file_volume_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +942,7 @@ func (x *ListVolumeSnapshotsResponse) String() string {
 func (*ListVolumeSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListVolumeSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[3]
+	mi := &file_volume_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +955,7 @@ func (x *ListVolumeSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumeSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumeSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{3}
+	return file_volume_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListVolumeSnapshotsResponse) GetSnapshots() []*VolumeInfo {
@@ -215,7 +975,7 @@ type RemoveVolumeSnapshotRequest struct {
 
 func (x *RemoveVolumeSnapshotRequest) Reset() {
 	*x = RemoveVolumeSnapshotRequest{}
-	mi := &file_volume_proto_msgTypes[4]
+	mi := &file_volume_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +987,7 @@ func (x *RemoveVolumeSnapshotRequest) String() string {
 func (*RemoveVolumeSnapshotRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[4]
+	mi := &file_volume_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +1000,7 @@ func (x *RemoveVolumeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{4}
+	return file_volume_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveVolumeSnapshotRequest) GetVolume() string {
@@ -265,7 +1025,7 @@ type RemoveVolumeSnapshotResponse struct {
 
 func (x *RemoveVolumeSnapshotResponse) Reset() {
 	*x = RemoveVolumeSnapshotResponse{}
-	mi := &file_volume_proto_msgTypes[5]
+	mi := &file_volume_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +1037,7 @@ func (x *RemoveVolumeSnapshotResponse) String() string {
 func (*RemoveVolumeSnapshotResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[5]
+	mi := &file_volume_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +1050,7 @@ func (x *RemoveVolumeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{5}
+	return file_volume_proto_rawDescGZIP(), []int{20}
 }
 
 type CloneVolumeRequest struct {
@@ -303,7 +1063,7 @@ type CloneVolumeRequest struct {
 
 func (x *CloneVolumeRequest) Reset() {
 	*x = CloneVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[6]
+	mi := &file_volume_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +1075,7 @@ func (x *CloneVolumeRequest) String() string {
 func (*CloneVolumeRequest) ProtoMessage() {}
 
 func (x *CloneVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[6]
+	mi := &file_volume_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +1088,7 @@ func (x *CloneVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CloneVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{6}
+	return file_volume_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CloneVolumeRequest) GetSrc() string {
@@ -354,7 +1114,7 @@ type CloneVolumeResponse struct {
 
 func (x *CloneVolumeResponse) Reset() {
 	*x = CloneVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[7]
+	mi := &file_volume_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +1126,7 @@ func (x *CloneVolumeResponse) String() string {
 func (*CloneVolumeResponse) ProtoMessage() {}
 
 func (x *CloneVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[7]
+	mi := &file_volume_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +1139,7 @@ func (x *CloneVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneVolumeResponse.ProtoReflect.Descriptor instead.
 func (*CloneVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{7}
+	return file_volume_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CloneVolumeResponse) GetInfo() *VolumeInfo {
@@ -399,7 +1159,7 @@ type RollbackVolumeRequest struct {
 
 func (x *RollbackVolumeRequest) Reset() {
 	*x = RollbackVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[8]
+	mi := &file_volume_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +1171,7 @@ func (x *RollbackVolumeRequest) String() string {
 func (*RollbackVolumeRequest) ProtoMessage() {}
 
 func (x *RollbackVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[8]
+	mi := &file_volume_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +1184,7 @@ func (x *RollbackVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RollbackVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{8}
+	return file_volume_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RollbackVolumeRequest) GetVolume() string {
@@ -450,7 +1210,7 @@ type RollbackVolumeResponse struct {
 
 func (x *RollbackVolumeResponse) Reset() {
 	*x = RollbackVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[9]
+	mi := &file_volume_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +1222,7 @@ func (x *RollbackVolumeResponse) String() string {
 func (*RollbackVolumeResponse) ProtoMessage() {}
 
 func (x *RollbackVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[9]
+	mi := &file_volume_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +1235,7 @@ func (x *RollbackVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RollbackVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{9}
+	return file_volume_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RollbackVolumeResponse) GetInfo() *VolumeInfo {
@@ -497,15 +1257,16 @@ type VolumeInfo struct {
 	ReadOnly        bool                   `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"` // a snapshot (VOL@NAME)
 	// Bytes of data (one replica's worth) in the volume's chunks that a
 	// snapshot or clone shares, and in those it alone names.
-	SharedBytes    int64 `protobuf:"varint,9,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
-	ExclusiveBytes int64 `protobuf:"varint,10,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
+	SharedBytes    int64  `protobuf:"varint,9,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
+	ExclusiveBytes int64  `protobuf:"varint,10,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
+	OverlayOf      string `protobuf:"bytes,11,opt,name=overlay_of,json=overlayOf,proto3" json:"overlay_of,omitempty"` // an overlay (VOL+NAME) of this volume
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *VolumeInfo) Reset() {
 	*x = VolumeInfo{}
-	mi := &file_volume_proto_msgTypes[10]
+	mi := &file_volume_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +1278,7 @@ func (x *VolumeInfo) String() string {
 func (*VolumeInfo) ProtoMessage() {}
 
 func (x *VolumeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[10]
+	mi := &file_volume_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +1291,7 @@ func (x *VolumeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeInfo.ProtoReflect.Descriptor instead.
 func (*VolumeInfo) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{10}
+	return file_volume_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VolumeInfo) GetName() string {
@@ -603,6 +1364,13 @@ func (x *VolumeInfo) GetExclusiveBytes() int64 {
 	return 0
 }
 
+func (x *VolumeInfo) GetOverlayOf() string {
+	if x != nil {
+		return x.OverlayOf
+	}
+	return ""
+}
+
 type CreateVolumeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -615,7 +1383,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[11]
+	mi := &file_volume_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1395,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[11]
+	mi := &file_volume_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1408,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{11}
+	return file_volume_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateVolumeRequest) GetName() string {
@@ -680,7 +1448,7 @@ type CreateVolumeResponse struct {
 
 func (x *CreateVolumeResponse) Reset() {
 	*x = CreateVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[12]
+	mi := &file_volume_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +1460,7 @@ func (x *CreateVolumeResponse) String() string {
 func (*CreateVolumeResponse) ProtoMessage() {}
 
 func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[12]
+	mi := &file_volume_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +1473,7 @@ func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeResponse.ProtoReflect.Descriptor instead.
 func (*CreateVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{12}
+	return file_volume_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateVolumeResponse) GetInfo() *VolumeInfo {
@@ -723,7 +1491,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_volume_proto_msgTypes[13]
+	mi := &file_volume_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1503,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[13]
+	mi := &file_volume_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1516,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{13}
+	return file_volume_proto_rawDescGZIP(), []int{28}
 }
 
 type ListVolumesResponse struct {
@@ -760,7 +1528,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_volume_proto_msgTypes[14]
+	mi := &file_volume_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1540,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[14]
+	mi := &file_volume_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1553,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{14}
+	return file_volume_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*VolumeInfo {
@@ -804,7 +1572,7 @@ type GetVolumeRequest struct {
 
 func (x *GetVolumeRequest) Reset() {
 	*x = GetVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[15]
+	mi := &file_volume_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1584,7 @@ func (x *GetVolumeRequest) String() string {
 func (*GetVolumeRequest) ProtoMessage() {}
 
 func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[15]
+	mi := &file_volume_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1597,7 @@ func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{15}
+	return file_volume_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetVolumeRequest) GetName() string {
@@ -848,7 +1616,7 @@ type GetVolumeResponse struct {
 
 func (x *GetVolumeResponse) Reset() {
 	*x = GetVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[16]
+	mi := &file_volume_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1628,7 @@ func (x *GetVolumeResponse) String() string {
 func (*GetVolumeResponse) ProtoMessage() {}
 
 func (x *GetVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[16]
+	mi := &file_volume_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1641,7 @@ func (x *GetVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeResponse.ProtoReflect.Descriptor instead.
 func (*GetVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{16}
+	return file_volume_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetVolumeResponse) GetInfo() *VolumeInfo {
@@ -892,7 +1660,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[17]
+	mi := &file_volume_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1672,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[17]
+	mi := &file_volume_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1685,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{17}
+	return file_volume_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveVolumeRequest) GetName() string {
@@ -935,7 +1703,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[18]
+	mi := &file_volume_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1715,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[18]
+	mi := &file_volume_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1728,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{18}
+	return file_volume_proto_rawDescGZIP(), []int{33}
 }
 
 type ResizeVolumeRequest struct {
@@ -973,7 +1741,7 @@ type ResizeVolumeRequest struct {
 
 func (x *ResizeVolumeRequest) Reset() {
 	*x = ResizeVolumeRequest{}
-	mi := &file_volume_proto_msgTypes[19]
+	mi := &file_volume_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1753,7 @@ func (x *ResizeVolumeRequest) String() string {
 func (*ResizeVolumeRequest) ProtoMessage() {}
 
 func (x *ResizeVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[19]
+	mi := &file_volume_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1766,7 @@ func (x *ResizeVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeVolumeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{19}
+	return file_volume_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResizeVolumeRequest) GetName() string {
@@ -1024,7 +1792,7 @@ type ResizeVolumeResponse struct {
 
 func (x *ResizeVolumeResponse) Reset() {
 	*x = ResizeVolumeResponse{}
-	mi := &file_volume_proto_msgTypes[20]
+	mi := &file_volume_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1804,7 @@ func (x *ResizeVolumeResponse) String() string {
 func (*ResizeVolumeResponse) ProtoMessage() {}
 
 func (x *ResizeVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_volume_proto_msgTypes[20]
+	mi := &file_volume_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1817,7 @@ func (x *ResizeVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeVolumeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_volume_proto_rawDescGZIP(), []int{20}
+	return file_volume_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResizeVolumeResponse) GetInfo() *VolumeInfo {
@@ -1063,7 +1831,49 @@ var File_volume_proto protoreflect.FileDescriptor
 
 const file_volume_proto_rawDesc = "" +
 	"\n" +
-	"\fvolume.proto\x12\tcatena.v1\"C\n" +
+	"\fvolume.proto\x12\tcatena.v1\"]\n" +
+	"\x14AttachOverlayRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"B\n" +
+	"\x15AttachOverlayResponse\x12)\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"-\n" +
+	"\x13ListOverlaysRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\"\xd3\x01\n" +
+	"\vOverlayInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x04info\x18\x02 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\x12,\n" +
+	"\x12attached_unix_nano\x18\x03 \x01(\x03R\x10attachedUnixNano\x12\x19\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x16\n" +
+	"\x06writer\x18\x05 \x01(\bR\x06writer\x12$\n" +
+	"\x0erenewed_ago_ms\x18\x06 \x01(\x03R\frenewedAgoMs\"J\n" +
+	"\x14ListOverlaysResponse\x122\n" +
+	"\boverlays\x18\x01 \x03(\v2\x16.catena.v1.OverlayInfoR\boverlays\"B\n" +
+	"\x14DetachOverlayRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x17\n" +
+	"\x15DetachOverlayResponse\"C\n" +
+	"\x15PromoteOverlayRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x16PromoteOverlayResponse\x12)\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"e\n" +
+	"\x13AttachWriterRequest\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x19\n" +
+	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\x12\x1b\n" +
+	"\ttake_over\x18\x03 \x01(\bR\btakeOver\"v\n" +
+	"\x14AttachWriterResponse\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12)\n" +
+	"\x04info\x18\x02 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\x12\x19\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"D\n" +
+	"\x12RenewWriterRequest\x12\x14\n" +
+	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\"\x15\n" +
+	"\x13RenewWriterResponse\"F\n" +
+	"\x14ReleaseWriterRequest\x12\x14\n" +
+	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\"\x17\n" +
+	"\x15ReleaseWriterResponse\"C\n" +
 	"\x15SnapshotVolumeRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
@@ -1086,7 +1896,7 @@ const file_volume_proto_rawDesc = "" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
 	"\x16RollbackVolumeResponse\x12)\n" +
-	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"\xc7\x02\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"\xe6\x02\n" +
 	"\n" +
 	"VolumeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1100,7 +1910,9 @@ const file_volume_proto_rawDesc = "" +
 	"\tread_only\x18\b \x01(\bR\breadOnly\x12!\n" +
 	"\fshared_bytes\x18\t \x01(\x03R\vsharedBytes\x12'\n" +
 	"\x0fexclusive_bytes\x18\n" +
-	" \x01(\x03R\x0eexclusiveBytes\"~\n" +
+	" \x01(\x03R\x0eexclusiveBytes\x12\x1d\n" +
+	"\n" +
+	"overlay_of\x18\v \x01(\tR\toverlayOf\"~\n" +
 	"\x13CreateVolumeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12 \n" +
@@ -1123,7 +1935,7 @@ const file_volume_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\"A\n" +
 	"\x14ResizeVolumeResponse\x12)\n" +
-	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info2\xdd\x06\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info2\xa0\v\n" +
 	"\aVolumes\x12O\n" +
 	"\fCreateVolume\x12\x1e.catena.v1.CreateVolumeRequest\x1a\x1f.catena.v1.CreateVolumeResponse\x12L\n" +
 	"\vListVolumes\x12\x1d.catena.v1.ListVolumesRequest\x1a\x1e.catena.v1.ListVolumesResponse\x12F\n" +
@@ -1134,7 +1946,14 @@ const file_volume_proto_rawDesc = "" +
 	"\x13ListVolumeSnapshots\x12%.catena.v1.ListVolumeSnapshotsRequest\x1a&.catena.v1.ListVolumeSnapshotsResponse\x12g\n" +
 	"\x14RemoveVolumeSnapshot\x12&.catena.v1.RemoveVolumeSnapshotRequest\x1a'.catena.v1.RemoveVolumeSnapshotResponse\x12L\n" +
 	"\vCloneVolume\x12\x1d.catena.v1.CloneVolumeRequest\x1a\x1e.catena.v1.CloneVolumeResponse\x12U\n" +
-	"\x0eRollbackVolume\x12 .catena.v1.RollbackVolumeRequest\x1a!.catena.v1.RollbackVolumeResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
+	"\x0eRollbackVolume\x12 .catena.v1.RollbackVolumeRequest\x1a!.catena.v1.RollbackVolumeResponse\x12R\n" +
+	"\rAttachOverlay\x12\x1f.catena.v1.AttachOverlayRequest\x1a .catena.v1.AttachOverlayResponse\x12O\n" +
+	"\fListOverlays\x12\x1e.catena.v1.ListOverlaysRequest\x1a\x1f.catena.v1.ListOverlaysResponse\x12R\n" +
+	"\rDetachOverlay\x12\x1f.catena.v1.DetachOverlayRequest\x1a .catena.v1.DetachOverlayResponse\x12U\n" +
+	"\x0ePromoteOverlay\x12 .catena.v1.PromoteOverlayRequest\x1a!.catena.v1.PromoteOverlayResponse\x12O\n" +
+	"\fAttachWriter\x12\x1e.catena.v1.AttachWriterRequest\x1a\x1f.catena.v1.AttachWriterResponse\x12L\n" +
+	"\vRenewWriter\x12\x1d.catena.v1.RenewWriterRequest\x1a\x1e.catena.v1.RenewWriterResponse\x12R\n" +
+	"\rReleaseWriter\x12\x1f.catena.v1.ReleaseWriterRequest\x1a .catena.v1.ReleaseWriterResponseB%Z#github.com/catena-io/catena/api;apib\x06proto3"
 
 var (
 	file_volume_proto_rawDescOnce sync.Once
@@ -1148,64 +1967,98 @@ func file_volume_proto_rawDescGZIP() []byte {
 	return file_volume_proto_rawDescData
 }
 
-var file_volume_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_volume_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_volume_proto_goTypes = []any{
-	(*SnapshotVolumeRequest)(nil),        // 0: catena.v1.SnapshotVolumeRequest
-	(*SnapshotVolumeResponse)(nil),       // 1: catena.v1.SnapshotVolumeResponse
-	(*ListVolumeSnapshotsRequest)(nil),   // 2: catena.v1.ListVolumeSnapshotsRequest
-	(*ListVolumeSnapshotsResponse)(nil),  // 3: catena.v1.ListVolumeSnapshotsResponse
-	(*RemoveVolumeSnapshotRequest)(nil),  // 4: catena.v1.RemoveVolumeSnapshotRequest
-	(*RemoveVolumeSnapshotResponse)(nil), // 5: catena.v1.RemoveVolumeSnapshotResponse
-	(*CloneVolumeRequest)(nil),           // 6: catena.v1.CloneVolumeRequest
-	(*CloneVolumeResponse)(nil),          // 7: catena.v1.CloneVolumeResponse
-	(*RollbackVolumeRequest)(nil),        // 8: catena.v1.RollbackVolumeRequest
-	(*RollbackVolumeResponse)(nil),       // 9: catena.v1.RollbackVolumeResponse
-	(*VolumeInfo)(nil),                   // 10: catena.v1.VolumeInfo
-	(*CreateVolumeRequest)(nil),          // 11: catena.v1.CreateVolumeRequest
-	(*CreateVolumeResponse)(nil),         // 12: catena.v1.CreateVolumeResponse
-	(*ListVolumesRequest)(nil),           // 13: catena.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),          // 14: catena.v1.ListVolumesResponse
-	(*GetVolumeRequest)(nil),             // 15: catena.v1.GetVolumeRequest
-	(*GetVolumeResponse)(nil),            // 16: catena.v1.GetVolumeResponse
-	(*RemoveVolumeRequest)(nil),          // 17: catena.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),         // 18: catena.v1.RemoveVolumeResponse
-	(*ResizeVolumeRequest)(nil),          // 19: catena.v1.ResizeVolumeRequest
-	(*ResizeVolumeResponse)(nil),         // 20: catena.v1.ResizeVolumeResponse
+	(*AttachOverlayRequest)(nil),         // 0: catena.v1.AttachOverlayRequest
+	(*AttachOverlayResponse)(nil),        // 1: catena.v1.AttachOverlayResponse
+	(*ListOverlaysRequest)(nil),          // 2: catena.v1.ListOverlaysRequest
+	(*OverlayInfo)(nil),                  // 3: catena.v1.OverlayInfo
+	(*ListOverlaysResponse)(nil),         // 4: catena.v1.ListOverlaysResponse
+	(*DetachOverlayRequest)(nil),         // 5: catena.v1.DetachOverlayRequest
+	(*DetachOverlayResponse)(nil),        // 6: catena.v1.DetachOverlayResponse
+	(*PromoteOverlayRequest)(nil),        // 7: catena.v1.PromoteOverlayRequest
+	(*PromoteOverlayResponse)(nil),       // 8: catena.v1.PromoteOverlayResponse
+	(*AttachWriterRequest)(nil),          // 9: catena.v1.AttachWriterRequest
+	(*AttachWriterResponse)(nil),         // 10: catena.v1.AttachWriterResponse
+	(*RenewWriterRequest)(nil),           // 11: catena.v1.RenewWriterRequest
+	(*RenewWriterResponse)(nil),          // 12: catena.v1.RenewWriterResponse
+	(*ReleaseWriterRequest)(nil),         // 13: catena.v1.ReleaseWriterRequest
+	(*ReleaseWriterResponse)(nil),        // 14: catena.v1.ReleaseWriterResponse
+	(*SnapshotVolumeRequest)(nil),        // 15: catena.v1.SnapshotVolumeRequest
+	(*SnapshotVolumeResponse)(nil),       // 16: catena.v1.SnapshotVolumeResponse
+	(*ListVolumeSnapshotsRequest)(nil),   // 17: catena.v1.ListVolumeSnapshotsRequest
+	(*ListVolumeSnapshotsResponse)(nil),  // 18: catena.v1.ListVolumeSnapshotsResponse
+	(*RemoveVolumeSnapshotRequest)(nil),  // 19: catena.v1.RemoveVolumeSnapshotRequest
+	(*RemoveVolumeSnapshotResponse)(nil), // 20: catena.v1.RemoveVolumeSnapshotResponse
+	(*CloneVolumeRequest)(nil),           // 21: catena.v1.CloneVolumeRequest
+	(*CloneVolumeResponse)(nil),          // 22: catena.v1.CloneVolumeResponse
+	(*RollbackVolumeRequest)(nil),        // 23: catena.v1.RollbackVolumeRequest
+	(*RollbackVolumeResponse)(nil),       // 24: catena.v1.RollbackVolumeResponse
+	(*VolumeInfo)(nil),                   // 25: catena.v1.VolumeInfo
+	(*CreateVolumeRequest)(nil),          // 26: catena.v1.CreateVolumeRequest
+	(*CreateVolumeResponse)(nil),         // 27: catena.v1.CreateVolumeResponse
+	(*ListVolumesRequest)(nil),           // 28: catena.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),          // 29: catena.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),             // 30: catena.v1.GetVolumeRequest
+	(*GetVolumeResponse)(nil),            // 31: catena.v1.GetVolumeResponse
+	(*RemoveVolumeRequest)(nil),          // 32: catena.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),         // 33: catena.v1.RemoveVolumeResponse
+	(*ResizeVolumeRequest)(nil),          // 34: catena.v1.ResizeVolumeRequest
+	(*ResizeVolumeResponse)(nil),         // 35: catena.v1.ResizeVolumeResponse
 }
 var file_volume_proto_depIdxs = []int32{
-	10, // 0: catena.v1.SnapshotVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	10, // 1: catena.v1.ListVolumeSnapshotsResponse.snapshots:type_name -> catena.v1.VolumeInfo
-	10, // 2: catena.v1.CloneVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	10, // 3: catena.v1.RollbackVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	10, // 4: catena.v1.CreateVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	10, // 5: catena.v1.ListVolumesResponse.volumes:type_name -> catena.v1.VolumeInfo
-	10, // 6: catena.v1.GetVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	10, // 7: catena.v1.ResizeVolumeResponse.info:type_name -> catena.v1.VolumeInfo
-	11, // 8: catena.v1.Volumes.CreateVolume:input_type -> catena.v1.CreateVolumeRequest
-	13, // 9: catena.v1.Volumes.ListVolumes:input_type -> catena.v1.ListVolumesRequest
-	15, // 10: catena.v1.Volumes.GetVolume:input_type -> catena.v1.GetVolumeRequest
-	17, // 11: catena.v1.Volumes.RemoveVolume:input_type -> catena.v1.RemoveVolumeRequest
-	19, // 12: catena.v1.Volumes.ResizeVolume:input_type -> catena.v1.ResizeVolumeRequest
-	0,  // 13: catena.v1.Volumes.SnapshotVolume:input_type -> catena.v1.SnapshotVolumeRequest
-	2,  // 14: catena.v1.Volumes.ListVolumeSnapshots:input_type -> catena.v1.ListVolumeSnapshotsRequest
-	4,  // 15: catena.v1.Volumes.RemoveVolumeSnapshot:input_type -> catena.v1.RemoveVolumeSnapshotRequest
-	6,  // 16: catena.v1.Volumes.CloneVolume:input_type -> catena.v1.CloneVolumeRequest
-	8,  // 17: catena.v1.Volumes.RollbackVolume:input_type -> catena.v1.RollbackVolumeRequest
-	12, // 18: catena.v1.Volumes.CreateVolume:output_type -> catena.v1.CreateVolumeResponse
-	14, // 19: catena.v1.Volumes.ListVolumes:output_type -> catena.v1.ListVolumesResponse
-	16, // 20: catena.v1.Volumes.GetVolume:output_type -> catena.v1.GetVolumeResponse
-	18, // 21: catena.v1.Volumes.RemoveVolume:output_type -> catena.v1.RemoveVolumeResponse
-	20, // 22: catena.v1.Volumes.ResizeVolume:output_type -> catena.v1.ResizeVolumeResponse
-	1,  // 23: catena.v1.Volumes.SnapshotVolume:output_type -> catena.v1.SnapshotVolumeResponse
-	3,  // 24: catena.v1.Volumes.ListVolumeSnapshots:output_type -> catena.v1.ListVolumeSnapshotsResponse
-	5,  // 25: catena.v1.Volumes.RemoveVolumeSnapshot:output_type -> catena.v1.RemoveVolumeSnapshotResponse
-	7,  // 26: catena.v1.Volumes.CloneVolume:output_type -> catena.v1.CloneVolumeResponse
-	9,  // 27: catena.v1.Volumes.RollbackVolume:output_type -> catena.v1.RollbackVolumeResponse
-	18, // [18:28] is the sub-list for method output_type
-	8,  // [8:18] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	25, // 0: catena.v1.AttachOverlayResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 1: catena.v1.OverlayInfo.info:type_name -> catena.v1.VolumeInfo
+	3,  // 2: catena.v1.ListOverlaysResponse.overlays:type_name -> catena.v1.OverlayInfo
+	25, // 3: catena.v1.PromoteOverlayResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 4: catena.v1.AttachWriterResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 5: catena.v1.SnapshotVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 6: catena.v1.ListVolumeSnapshotsResponse.snapshots:type_name -> catena.v1.VolumeInfo
+	25, // 7: catena.v1.CloneVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 8: catena.v1.RollbackVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 9: catena.v1.CreateVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 10: catena.v1.ListVolumesResponse.volumes:type_name -> catena.v1.VolumeInfo
+	25, // 11: catena.v1.GetVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	25, // 12: catena.v1.ResizeVolumeResponse.info:type_name -> catena.v1.VolumeInfo
+	26, // 13: catena.v1.Volumes.CreateVolume:input_type -> catena.v1.CreateVolumeRequest
+	28, // 14: catena.v1.Volumes.ListVolumes:input_type -> catena.v1.ListVolumesRequest
+	30, // 15: catena.v1.Volumes.GetVolume:input_type -> catena.v1.GetVolumeRequest
+	32, // 16: catena.v1.Volumes.RemoveVolume:input_type -> catena.v1.RemoveVolumeRequest
+	34, // 17: catena.v1.Volumes.ResizeVolume:input_type -> catena.v1.ResizeVolumeRequest
+	15, // 18: catena.v1.Volumes.SnapshotVolume:input_type -> catena.v1.SnapshotVolumeRequest
+	17, // 19: catena.v1.Volumes.ListVolumeSnapshots:input_type -> catena.v1.ListVolumeSnapshotsRequest
+	19, // 20: catena.v1.Volumes.RemoveVolumeSnapshot:input_type -> catena.v1.RemoveVolumeSnapshotRequest
+	21, // 21: catena.v1.Volumes.CloneVolume:input_type -> catena.v1.CloneVolumeRequest
+	23, // 22: catena.v1.Volumes.RollbackVolume:input_type -> catena.v1.RollbackVolumeRequest
+	0,  // 23: catena.v1.Volumes.AttachOverlay:input_type -> catena.v1.AttachOverlayRequest
+	2,  // 24: catena.v1.Volumes.ListOverlays:input_type -> catena.v1.ListOverlaysRequest
+	5,  // 25: catena.v1.Volumes.DetachOverlay:input_type -> catena.v1.DetachOverlayRequest
+	7,  // 26: catena.v1.Volumes.PromoteOverlay:input_type -> catena.v1.PromoteOverlayRequest
+	9,  // 27: catena.v1.Volumes.AttachWriter:input_type -> catena.v1.AttachWriterRequest
+	11, // 28: catena.v1.Volumes.RenewWriter:input_type -> catena.v1.RenewWriterRequest
+	13, // 29: catena.v1.Volumes.ReleaseWriter:input_type -> catena.v1.ReleaseWriterRequest
+	27, // 30: catena.v1.Volumes.CreateVolume:output_type -> catena.v1.CreateVolumeResponse
+	29, // 31: catena.v1.Volumes.ListVolumes:output_type -> catena.v1.ListVolumesResponse
+	31, // 32: catena.v1.Volumes.GetVolume:output_type -> catena.v1.GetVolumeResponse
+	33, // 33: catena.v1.Volumes.RemoveVolume:output_type -> catena.v1.RemoveVolumeResponse
+	35, // 34: catena.v1.Volumes.ResizeVolume:output_type -> catena.v1.ResizeVolumeResponse
+	16, // 35: catena.v1.Volumes.SnapshotVolume:output_type -> catena.v1.SnapshotVolumeResponse
+	18, // 36: catena.v1.Volumes.ListVolumeSnapshots:output_type -> catena.v1.ListVolumeSnapshotsResponse
+	20, // 37: catena.v1.Volumes.RemoveVolumeSnapshot:output_type -> catena.v1.RemoveVolumeSnapshotResponse
+	22, // 38: catena.v1.Volumes.CloneVolume:output_type -> catena.v1.CloneVolumeResponse
+	24, // 39: catena.v1.Volumes.RollbackVolume:output_type -> catena.v1.RollbackVolumeResponse
+	1,  // 40: catena.v1.Volumes.AttachOverlay:output_type -> catena.v1.AttachOverlayResponse
+	4,  // 41: catena.v1.Volumes.ListOverlays:output_type -> catena.v1.ListOverlaysResponse
+	6,  // 42: catena.v1.Volumes.DetachOverlay:output_type -> catena.v1.DetachOverlayResponse
+	8,  // 43: catena.v1.Volumes.PromoteOverlay:output_type -> catena.v1.PromoteOverlayResponse
+	10, // 44: catena.v1.Volumes.AttachWriter:output_type -> catena.v1.AttachWriterResponse
+	12, // 45: catena.v1.Volumes.RenewWriter:output_type -> catena.v1.RenewWriterResponse
+	14, // 46: catena.v1.Volumes.ReleaseWriter:output_type -> catena.v1.ReleaseWriterResponse
+	30, // [30:47] is the sub-list for method output_type
+	13, // [13:30] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_volume_proto_init() }
@@ -1219,7 +2072,7 @@ func file_volume_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_volume_proto_rawDesc), len(file_volume_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,13 @@ const (
 	Volumes_RemoveVolumeSnapshot_FullMethodName = "/catena.v1.Volumes/RemoveVolumeSnapshot"
 	Volumes_CloneVolume_FullMethodName          = "/catena.v1.Volumes/CloneVolume"
 	Volumes_RollbackVolume_FullMethodName       = "/catena.v1.Volumes/RollbackVolume"
+	Volumes_AttachOverlay_FullMethodName        = "/catena.v1.Volumes/AttachOverlay"
+	Volumes_ListOverlays_FullMethodName         = "/catena.v1.Volumes/ListOverlays"
+	Volumes_DetachOverlay_FullMethodName        = "/catena.v1.Volumes/DetachOverlay"
+	Volumes_PromoteOverlay_FullMethodName       = "/catena.v1.Volumes/PromoteOverlay"
+	Volumes_AttachWriter_FullMethodName         = "/catena.v1.Volumes/AttachWriter"
+	Volumes_RenewWriter_FullMethodName          = "/catena.v1.Volumes/RenewWriter"
+	Volumes_ReleaseWriter_FullMethodName        = "/catena.v1.Volumes/ReleaseWriter"
 )
 
 // VolumesClient is the client API for Volumes service.
@@ -55,6 +62,22 @@ type VolumesClient interface {
 	// flight on the volume may be lost, writes begun after it answers land
 	// on the rolled-back content.
 	RollbackVolume(ctx context.Context, in *RollbackVolumeRequest, opts ...grpc.CallOption) (*RollbackVolumeResponse, error)
+	// Overlays (docs/overlays.md): a copier's view of a volume, VOL+NAME,
+	// the volume as of the attach plus the copier's own writes.
+	AttachOverlay(ctx context.Context, in *AttachOverlayRequest, opts ...grpc.CallOption) (*AttachOverlayResponse, error)
+	ListOverlays(ctx context.Context, in *ListOverlaysRequest, opts ...grpc.CallOption) (*ListOverlaysResponse, error)
+	// DetachOverlay removes the overlay and fences its writer.
+	DetachOverlay(ctx context.Context, in *DetachOverlayRequest, opts ...grpc.CallOption) (*DetachOverlayResponse, error)
+	// PromoteOverlay makes the overlay's view the volume's content: the
+	// volume's writer is fenced, the overlay's writer writes the volume.
+	PromoteOverlay(ctx context.Context, in *PromoteOverlayRequest, opts ...grpc.CallOption) (*PromoteOverlayResponse, error)
+	// Writer sessions: at most one writer of a volume (or overlay) at a
+	// time. AttachWriter returns a session that the writer names in the
+	// "catena-session" metadata of its chunk calls; without it, no write
+	// capability for the volume's chunks is signed while a session is live.
+	AttachWriter(ctx context.Context, in *AttachWriterRequest, opts ...grpc.CallOption) (*AttachWriterResponse, error)
+	RenewWriter(ctx context.Context, in *RenewWriterRequest, opts ...grpc.CallOption) (*RenewWriterResponse, error)
+	ReleaseWriter(ctx context.Context, in *ReleaseWriterRequest, opts ...grpc.CallOption) (*ReleaseWriterResponse, error)
 }
 
 type volumesClient struct {
@@ -165,6 +188,76 @@ func (c *volumesClient) RollbackVolume(ctx context.Context, in *RollbackVolumeRe
 	return out, nil
 }
 
+func (c *volumesClient) AttachOverlay(ctx context.Context, in *AttachOverlayRequest, opts ...grpc.CallOption) (*AttachOverlayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttachOverlayResponse)
+	err := c.cc.Invoke(ctx, Volumes_AttachOverlay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) ListOverlays(ctx context.Context, in *ListOverlaysRequest, opts ...grpc.CallOption) (*ListOverlaysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOverlaysResponse)
+	err := c.cc.Invoke(ctx, Volumes_ListOverlays_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) DetachOverlay(ctx context.Context, in *DetachOverlayRequest, opts ...grpc.CallOption) (*DetachOverlayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DetachOverlayResponse)
+	err := c.cc.Invoke(ctx, Volumes_DetachOverlay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) PromoteOverlay(ctx context.Context, in *PromoteOverlayRequest, opts ...grpc.CallOption) (*PromoteOverlayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteOverlayResponse)
+	err := c.cc.Invoke(ctx, Volumes_PromoteOverlay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) AttachWriter(ctx context.Context, in *AttachWriterRequest, opts ...grpc.CallOption) (*AttachWriterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttachWriterResponse)
+	err := c.cc.Invoke(ctx, Volumes_AttachWriter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) RenewWriter(ctx context.Context, in *RenewWriterRequest, opts ...grpc.CallOption) (*RenewWriterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewWriterResponse)
+	err := c.cc.Invoke(ctx, Volumes_RenewWriter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) ReleaseWriter(ctx context.Context, in *ReleaseWriterRequest, opts ...grpc.CallOption) (*ReleaseWriterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseWriterResponse)
+	err := c.cc.Invoke(ctx, Volumes_ReleaseWriter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VolumesServer is the server API for Volumes service.
 // All implementations must embed UnimplementedVolumesServer
 // for forward compatibility.
@@ -189,6 +282,22 @@ type VolumesServer interface {
 	// flight on the volume may be lost, writes begun after it answers land
 	// on the rolled-back content.
 	RollbackVolume(context.Context, *RollbackVolumeRequest) (*RollbackVolumeResponse, error)
+	// Overlays (docs/overlays.md): a copier's view of a volume, VOL+NAME,
+	// the volume as of the attach plus the copier's own writes.
+	AttachOverlay(context.Context, *AttachOverlayRequest) (*AttachOverlayResponse, error)
+	ListOverlays(context.Context, *ListOverlaysRequest) (*ListOverlaysResponse, error)
+	// DetachOverlay removes the overlay and fences its writer.
+	DetachOverlay(context.Context, *DetachOverlayRequest) (*DetachOverlayResponse, error)
+	// PromoteOverlay makes the overlay's view the volume's content: the
+	// volume's writer is fenced, the overlay's writer writes the volume.
+	PromoteOverlay(context.Context, *PromoteOverlayRequest) (*PromoteOverlayResponse, error)
+	// Writer sessions: at most one writer of a volume (or overlay) at a
+	// time. AttachWriter returns a session that the writer names in the
+	// "catena-session" metadata of its chunk calls; without it, no write
+	// capability for the volume's chunks is signed while a session is live.
+	AttachWriter(context.Context, *AttachWriterRequest) (*AttachWriterResponse, error)
+	RenewWriter(context.Context, *RenewWriterRequest) (*RenewWriterResponse, error)
+	ReleaseWriter(context.Context, *ReleaseWriterRequest) (*ReleaseWriterResponse, error)
 	mustEmbedUnimplementedVolumesServer()
 }
 
@@ -228,6 +337,27 @@ func (UnimplementedVolumesServer) CloneVolume(context.Context, *CloneVolumeReque
 }
 func (UnimplementedVolumesServer) RollbackVolume(context.Context, *RollbackVolumeRequest) (*RollbackVolumeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RollbackVolume not implemented")
+}
+func (UnimplementedVolumesServer) AttachOverlay(context.Context, *AttachOverlayRequest) (*AttachOverlayResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AttachOverlay not implemented")
+}
+func (UnimplementedVolumesServer) ListOverlays(context.Context, *ListOverlaysRequest) (*ListOverlaysResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListOverlays not implemented")
+}
+func (UnimplementedVolumesServer) DetachOverlay(context.Context, *DetachOverlayRequest) (*DetachOverlayResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DetachOverlay not implemented")
+}
+func (UnimplementedVolumesServer) PromoteOverlay(context.Context, *PromoteOverlayRequest) (*PromoteOverlayResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PromoteOverlay not implemented")
+}
+func (UnimplementedVolumesServer) AttachWriter(context.Context, *AttachWriterRequest) (*AttachWriterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AttachWriter not implemented")
+}
+func (UnimplementedVolumesServer) RenewWriter(context.Context, *RenewWriterRequest) (*RenewWriterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenewWriter not implemented")
+}
+func (UnimplementedVolumesServer) ReleaseWriter(context.Context, *ReleaseWriterRequest) (*ReleaseWriterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReleaseWriter not implemented")
 }
 func (UnimplementedVolumesServer) mustEmbedUnimplementedVolumesServer() {}
 func (UnimplementedVolumesServer) testEmbeddedByValue()                 {}
@@ -430,6 +560,132 @@ func _Volumes_RollbackVolume_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Volumes_AttachOverlay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachOverlayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).AttachOverlay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_AttachOverlay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).AttachOverlay(ctx, req.(*AttachOverlayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_ListOverlays_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOverlaysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).ListOverlays(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_ListOverlays_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).ListOverlays(ctx, req.(*ListOverlaysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_DetachOverlay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DetachOverlayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).DetachOverlay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_DetachOverlay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).DetachOverlay(ctx, req.(*DetachOverlayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_PromoteOverlay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteOverlayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).PromoteOverlay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_PromoteOverlay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).PromoteOverlay(ctx, req.(*PromoteOverlayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_AttachWriter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachWriterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).AttachWriter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_AttachWriter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).AttachWriter(ctx, req.(*AttachWriterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_RenewWriter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewWriterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).RenewWriter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_RenewWriter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).RenewWriter(ctx, req.(*RenewWriterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_ReleaseWriter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseWriterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).ReleaseWriter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_ReleaseWriter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).ReleaseWriter(ctx, req.(*ReleaseWriterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Volumes_ServiceDesc is the grpc.ServiceDesc for Volumes service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -476,6 +732,34 @@ var Volumes_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackVolume",
 			Handler:    _Volumes_RollbackVolume_Handler,
+		},
+		{
+			MethodName: "AttachOverlay",
+			Handler:    _Volumes_AttachOverlay_Handler,
+		},
+		{
+			MethodName: "ListOverlays",
+			Handler:    _Volumes_ListOverlays_Handler,
+		},
+		{
+			MethodName: "DetachOverlay",
+			Handler:    _Volumes_DetachOverlay_Handler,
+		},
+		{
+			MethodName: "PromoteOverlay",
+			Handler:    _Volumes_PromoteOverlay_Handler,
+		},
+		{
+			MethodName: "AttachWriter",
+			Handler:    _Volumes_AttachWriter_Handler,
+		},
+		{
+			MethodName: "RenewWriter",
+			Handler:    _Volumes_RenewWriter_Handler,
+		},
+		{
+			MethodName: "ReleaseWriter",
+			Handler:    _Volumes_ReleaseWriter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

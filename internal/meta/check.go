@@ -448,6 +448,19 @@ func checkVolumes(s *State, p *problems) {
 			if err := CheckVolumeSize(n.size); err != nil {
 				p.addf("volume %q: %v", name, err)
 			}
+			if a := n.att; a != nil {
+				base := s.inodes[s.volumes[a.Of]]
+				switch {
+				case a.empty():
+					p.addf("volume %q: empty attachment record", name)
+				case n.ro:
+					p.addf("volume %q: a snapshot with an attachment", name)
+				case a.Of != "" && (base == nil || base.att != nil && base.att.Of != "" || !strings.HasPrefix(name, a.Of+VolumeOverlaySep)):
+					p.addf("volume %q: an overlay of %q, which is not a volume's name", name, a.Of)
+				case a.Of != "" && a.Lease <= 0:
+					p.addf("volume %q: an overlay with lease %d", name, a.Lease)
+				}
+			}
 		}
 		seen[id] = name
 	}

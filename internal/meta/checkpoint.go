@@ -24,6 +24,7 @@ type ckptInode struct {
 	Orphan      bool        `json:",omitempty"` // a nameless file held open (orphan.go)
 	RO          bool        `json:",omitempty"` // in a snapshot (snapshot.go)
 	Hidden      bool        `json:",omitempty"` // a directory's snapshot directory
+	Vol         *volAttach  `json:",omitempty"` // a volume's overlay and writer (overlay.go)
 	ckptPosix               // POSIX attributes (posix.go)
 }
 
@@ -52,6 +53,10 @@ func (s *State) Checkpoint() ([]byte, error) {
 		si := ckptInode{ID: n.id, Dir: n.dir, Parent: n.parent, Name: n.name, Mode: n.mode,
 			MTime: n.mtime, Size: n.size, Replication: n.replication, ChunkSize: n.chunkSize, Orphan: n.orphan,
 			RO: n.ro, Hidden: n.hidden}
+		if n.att != nil {
+			a := *n.att
+			si.Vol = &a
+		}
 		si.ckptPosix = n.ckptPosix()
 		for _, idx := range slices.Sorted(maps.Keys(n.chunks)) {
 			si.Chunks = append(si.Chunks, [2]uint64{uint64(idx), n.chunks[idx]})
@@ -118,6 +123,10 @@ func build(snap *checkpoint) (*State, error) {
 		n := &inode{id: si.ID, dir: si.Dir, parent: si.Parent, name: si.Name, mode: si.Mode,
 			mtime: si.MTime, size: si.Size, replication: si.Replication, chunkSize: si.ChunkSize, orphan: si.Orphan,
 			ro: si.RO, hidden: si.Hidden}
+		if si.Vol != nil {
+			a := *si.Vol
+			n.att = &a
+		}
 		n.posixAttrs = si.attrs()
 		if n.dir {
 			n.children = map[string]uint64{}

@@ -155,7 +155,7 @@ func decodeSnapshot(typ string, raw []byte) (c Command, ok bool, err error) {
 	case "forkdone":
 		c, err = decodeAs[ForkDone](raw)
 	default:
-		return nil, false, nil
+		return decodeOverlay(typ, raw)
 	}
 	return c, true, err
 }
@@ -181,7 +181,7 @@ func (s *State) applySnapshot(c Command) (Result, bool) {
 	case ForkDone:
 		return s.forkDone(c), true
 	}
-	return Result{}, false
+	return s.applyOverlay(c)
 }
 
 // copier copies inodes for a snapshot or a clone.
@@ -426,11 +426,8 @@ func (s *State) removeVolumeSnapshot(c RemoveVolumeSnapshot) Result {
 }
 
 func (s *State) cloneVolume(c CloneVolume) Result {
-	if err := checkName(c.Dst); err != nil {
+	if err := checkVolumeName(c.Dst); err != nil {
 		return fail(err)
-	}
-	if strings.Contains(c.Dst, VolumeSnapshotSep) {
-		return fail(errorf(ErrInvalid, "volume name %q contains %q", c.Dst, VolumeSnapshotSep))
 	}
 	src, err := s.volume(c.Src)
 	if err != nil {

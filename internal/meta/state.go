@@ -39,6 +39,7 @@ type inode struct {
 	ro          bool              // in a snapshot: nothing changes it (snapshot.go)
 	hidden      bool              // a directory's SnapshotDirName: not one of its parent's entries
 	snapdir     uint64            // directory: its hidden snapshot directory (0: none)
+	att         *volAttach        // volume: its overlay and writer session (overlay.go)
 }
 
 // Chunk is an entry of the chunk map.
@@ -108,11 +109,12 @@ type FileInfo struct {
 	IsDir       bool
 	Mode        uint32
 	Size        int64
-	MTime       int64 // unix nanoseconds
-	Replication int   // files only
-	ChunkSize   int64 // files only
-	ReadOnly    bool  // in a snapshot, or a volume snapshot (snapshot.go)
-	PosixInfo         // POSIX attributes (posix.go)
+	MTime       int64  // unix nanoseconds
+	Replication int    // files only
+	ChunkSize   int64  // files only
+	ReadOnly    bool   // in a snapshot, or a volume snapshot (snapshot.go)
+	OverlayOf   string `json:",omitempty"` // volume: an overlay of this volume (overlay.go)
+	PosixInfo          // POSIX attributes (posix.go)
 }
 
 // ChunkRef is one allocated chunk of a file.

@@ -75,8 +75,12 @@ func CheckVolumeSize(size int64) error {
 }
 
 func (s *State) volumeInfo(n *inode) FileInfo {
-	return FileInfo{Inode: n.id, Name: n.name, Mode: n.mode, Size: n.size, MTime: n.mtime,
+	fi := FileInfo{Inode: n.id, Name: n.name, Mode: n.mode, Size: n.size, MTime: n.mtime,
 		Replication: n.replication, ChunkSize: n.chunkSize, ReadOnly: n.ro}
+	if n.att != nil {
+		fi.OverlayOf = n.att.Of
+	}
+	return fi
 }
 
 func (s *State) volume(name string) (*inode, error) {
@@ -88,7 +92,7 @@ func (s *State) volume(name string) (*inode, error) {
 }
 
 func (s *State) createVolume(c CreateVolume) Result {
-	if err := checkName(c.Name); err != nil {
+	if err := checkVolumeName(c.Name); err != nil {
 		return fail(err)
 	}
 	if err := CheckVolumeSize(c.Size); err != nil {
@@ -119,6 +123,9 @@ func (s *State) removeVolume(c RemoveVolume) Result {
 	}
 	if snaps, _ := s.VolumeSnapshots(c.Name); len(snaps) > 0 {
 		return fail(errorf(ErrNotEmpty, "volume %q has %d snapshots (catena volume snapshot rm)", c.Name, len(snaps)))
+	}
+	if ovs, _ := s.Overlays(c.Name); len(ovs) > 0 {
+		return fail(errorf(ErrNotEmpty, "volume %q has %d overlays (catena overlay detach)", c.Name, len(ovs)))
 	}
 	s.dropChunks(n, 0)
 	delete(s.inodes, n.id)
