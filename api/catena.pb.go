@@ -55,6 +55,9 @@ const (
 	// master again and retry.
 	ErrorCode_CAPABILITY_EXPIRED ErrorCode = 18
 	ErrorCode_READ_ONLY          ErrorCode = 19 // the call would change a snapshot (EROFS)
+	// FENCED: the volume's writer session is another's, or this writer's
+	// was fenced (the volume was promoted over, detached, or taken over).
+	ErrorCode_FENCED ErrorCode = 20
 )
 
 // Enum value maps for ErrorCode.
@@ -80,6 +83,7 @@ var (
 		17: "PERMISSION_DENIED",
 		18: "CAPABILITY_EXPIRED",
 		19: "READ_ONLY",
+		20: "FENCED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -102,6 +106,7 @@ var (
 		"PERMISSION_DENIED":      17,
 		"CAPABILITY_EXPIRED":     18,
 		"READ_ONLY":              19,
+		"FENCED":                 20,
 	}
 )
 
@@ -5549,7 +5554,7 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg*\xd8\x02\n" +
+	"\x03msg*\xe4\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -5574,7 +5579,9 @@ const file_catena_proto_rawDesc = "" +
 	"\fFILE_TOO_BIG\x10\x10\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x11\x12\x16\n" +
 	"\x12CAPABILITY_EXPIRED\x10\x12\x12\r\n" +
-	"\tREAD_ONLY\x10\x13*>\n" +
+	"\tREAD_ONLY\x10\x13\x12\n" +
+	"\n" +
+	"\x06FENCED\x10\x14*>\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04FILE\x10\x01\x12\r\n" +

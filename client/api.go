@@ -23,6 +23,10 @@ var (
 	ErrIsDir             = errors.New("is a directory")
 	ErrNotEmpty          = errors.New("directory not empty")
 	ErrReadOnly          = errors.New("read-only snapshot")
+	// ErrFenced: this writer of a volume may no longer write it (the
+	// volume was promoted over, the overlay detached, or another writer
+	// took it over).
+	ErrFenced = errors.New("writer fenced")
 	ErrInvalid           = wrapErr("invalid argument", fs.ErrInvalid)
 	ErrNoChunkservers    = errors.New("not enough chunkservers available")
 	ErrMasterUnreachable = errors.New("master unreachable")

@@ -43,6 +43,8 @@ const (
 	// them; the names are the wire contract).
 	mdClientID  = "catena-client-id"
 	mdRequestID = "catena-request-id"
+	// mdSession names a volume writer's session (overlay.go).
+	mdSession = "catena-session"
 )
 
 // Client is a connection to a Catena cluster. Safe for concurrent use.

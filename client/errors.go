@@ -50,6 +50,8 @@ func sentinel(err error) error {
 		return ErrStaleEpoch
 	case api.ErrorCode_READ_ONLY:
 		return withMessage(ErrReadOnly, err)
+	case api.ErrorCode_FENCED:
+		return withMessage(ErrFenced, err)
 	}
 	return err
 }

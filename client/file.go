@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/metadata"
 	"io"
 	"maps"
 	"sync"
@@ -49,6 +50,17 @@ type File struct {
 	// appendIndex is the chunk this File's last record append went to
 	// (records.go).
 	appendIndex int64
+	// session is a volume writer's session (overlay.go), named on every
+	// chunk call; set before the first I/O.
+	session string
+}
+
+// withSession names f's writer session, if any, on a master call.
+func (f *File) withSession(ctx context.Context) context.Context {
+	if f.session == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, mdSession, f.session)
 }
 
 func newFile(c *Client, path string, fi FileInfo) *File {
@@ -358,6 +370,9 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 			}
 		}
 		if err := f.retryWait(ctx, pc.index, attempt); err != nil {
+			if !ended(ctx) {
+				return err // the master's answer to the refresh (the file is gone)
+			}
 			return retryTimeout(ctx, pc.index, lastErr, err)
 		}
 	}
@@ -410,6 +425,9 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 		lastErr = err
 		f.c.log.Debug("write retry", "path", f.path, "index", index, "request", req.RequestId, "err", err)
 		if err := f.retryWait(ctx, index, attempt); err != nil {
+			if !ended(ctx) {
+				return nil, err // the master's answer to the refresh (the file is gone)
+			}
 			return nil, retryTimeout(ctx, index, lastErr, err)
 		}
 	}
@@ -523,7 +541,7 @@ func (f *File) chunk(ctx context.Context, index int64, alloc bool) (ChunkInfo, b
 // allocate asks the master for a chunk at index to write: a new one for
 // a hole, a fork of its own for a shared one (snapshots, clones).
 func (f *File) allocate(ctx context.Context, index int64) (ChunkInfo, bool, error) {
-	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.AllocateChunkResponse, error) {
+	resp, err := callMaster(f.withSession(ctx), f.c, func(ctx context.Context, m api.MasterClient) (*api.AllocateChunkResponse, error) {
 		return m.AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: f.info.Inode, Index: index})
 	})
 	if err != nil {
@@ -559,7 +577,7 @@ func (f *File) refresh(ctx context.Context, index int64) error {
 // view; onDone runs under f.mu with the result installed, and is handed
 // the chunks of the answer.
 func (f *File) fetch(ctx context.Context, first, count int64, onDone func(map[int64]ChunkInfo)) error {
-	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
+	resp, err := callMaster(f.withSession(ctx), f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
 		return m.GetChunks(ctx, &api.GetChunksRequest{Inode: f.info.Inode, FirstIndex: first, Count: count})
 	})
 	if err != nil {
@@ -647,7 +665,7 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 	cs := f.chunkSize
 	index, within := size/cs, size%cs
 	// A fresh view of the chunk holding the new end and of the master's size.
-	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
+	resp, err := callMaster(f.withSession(ctx), f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
 		return m.GetChunks(ctx, &api.GetChunksRequest{Inode: f.info.Inode, FirstIndex: index, Count: 1})
 	})
 	if err != nil {
@@ -707,7 +725,7 @@ func (f *File) Reload(ctx context.Context) error {
 	}
 	ctx, cancel := f.c.opContext(ctx)
 	defer cancel()
-	resp, err := callMaster(ctx, f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
+	resp, err := callMaster(f.withSession(ctx), f.c, func(ctx context.Context, m api.MasterClient) (*api.GetChunksResponse, error) {
 		return m.GetChunks(ctx, &api.GetChunksRequest{Inode: f.info.Inode, FirstIndex: 0, Count: 1})
 	})
 	if err != nil {

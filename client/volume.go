@@ -121,6 +121,7 @@ func (c *Client) ResizeVolume(ctx context.Context, name string, size int64) (*Vo
 type Volume struct {
 	f    *File
 	info VolumeInfo
+	w    *writer // OpenVolumeWriter's session (overlay.go)
 }
 
 // OpenVolume opens a volume for block I/O.
@@ -189,7 +190,33 @@ func (v *Volume) WriteAtContext(ctx context.Context, p []byte, off int64) (int, 
 	if err := v.check("write", off, int64(len(p))); err != nil {
 		return 0, err
 	}
-	return v.f.WriteAtContext(ctx, p, off)
+	if err := v.fencedErr(); err != nil {
+		return 0, err
+	}
+	n, err := v.f.WriteAtContext(ctx, p, off)
+	return n, v.writeErr(err)
+}
+
+// writeErr is err, or ErrFenced when a writer's write failed because its
+// session was fenced (its capabilities allow no write any more, or its
+// volume is gone).
+func (v *Volume) writeErr(err error) error {
+	if err == nil || v.w == nil || !(errors.Is(err, ErrPermission) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrFenced)) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, rerr := callVolumes(ctx, v.f.c, func(ctx context.Context, a api.VolumesClient) (*api.RenewWriterResponse, error) {
+		return a.RenewWriter(ctx, &api.RenewWriterRequest{Inode: v.info.Inode, Session: v.w.session})
+	})
+	if rerr = opError("write", v.f.path, rerr); errors.Is(rerr, ErrFenced) {
+		ferr := rerr
+		v.w.mu.Lock()
+		v.w.fenced = ferr
+		v.w.mu.Unlock()
+		return ferr
+	}
+	return err
 }
 
 // Zero makes [off, off+n) read as zeros and frees its space: each chunk gets
@@ -207,6 +234,9 @@ func (v *Volume) ZeroContext(ctx context.Context, off, n int64) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	if err := v.fencedErr(); err != nil {
+		return err
 	}
 	f := v.f
 	if f.isClosed() {
@@ -233,7 +263,7 @@ func (v *Volume) ZeroContext(ctx context.Context, off, n int64) error {
 		_, err := f.update(ctx, pc.index, req, false)
 		return err
 	})
-	return opError("zero", f.path, err)
+	return v.writeErr(opError("zero", f.path, err))
 }
 
 // Flush returns at once: every acknowledged write is already durable on
@@ -246,4 +276,7 @@ func (v *Volume) Flush() error {
 }
 
 // Close closes the volume; later I/O fails with ErrClosed.
-func (v *Volume) Close() error { return v.f.Close() }
+func (v *Volume) Close() error {
+	v.closeWriter()
+	return v.f.Close()
+}

@@ -62,6 +62,7 @@ var knownErrors = []error{
 	client.ErrIsDir,
 	client.ErrNotEmpty,
 	client.ErrReadOnly,
+	client.ErrFenced,
 	client.ErrNoChunkservers,
 	client.ErrNoSpace,
 	client.ErrCorrupt,

@@ -103,6 +103,13 @@ var Rules = map[string][]Role{
 	api.Volumes_RemoveVolumeSnapshot_FullMethodName: users,
 	api.Volumes_CloneVolume_FullMethodName:          users,
 	api.Volumes_RollbackVolume_FullMethodName:       users,
+	api.Volumes_AttachOverlay_FullMethodName:        users,
+	api.Volumes_ListOverlays_FullMethodName:         readers,
+	api.Volumes_DetachOverlay_FullMethodName:        users,
+	api.Volumes_PromoteOverlay_FullMethodName:       users,
+	api.Volumes_AttachWriter_FullMethodName:         users,
+	api.Volumes_RenewWriter_FullMethodName:          users,
+	api.Volumes_ReleaseWriter_FullMethodName:        users,
 }
 
 // Allowed reports whether a caller proving role may call method.

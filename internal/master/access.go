@@ -269,7 +269,9 @@ func checksFor(method string, req any) []meta.Check {
 	// Volumes are root's to make, resize and remove.
 	case api.Volumes_CreateVolume_FullMethodName, api.Volumes_ResizeVolume_FullMethodName, api.Volumes_RemoveVolume_FullMethodName,
 		api.Volumes_SnapshotVolume_FullMethodName, api.Volumes_RemoveVolumeSnapshot_FullMethodName,
-		api.Volumes_CloneVolume_FullMethodName, api.Volumes_RollbackVolume_FullMethodName:
+		api.Volumes_CloneVolume_FullMethodName, api.Volumes_RollbackVolume_FullMethodName,
+		api.Volumes_AttachOverlay_FullMethodName, api.Volumes_DetachOverlay_FullMethodName, api.Volumes_PromoteOverlay_FullMethodName,
+		api.Volumes_AttachWriter_FullMethodName, api.Volumes_RenewWriter_FullMethodName, api.Volumes_ReleaseWriter_FullMethodName:
 		return []meta.Check{{Op: meta.CheckOpRoot, Name: method}}
 	}
 	return nil

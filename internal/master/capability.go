@@ -82,6 +82,9 @@ func (s *server) grantFor(ctx context.Context, st *meta.State, ino uint64) grant
 			g.rights |= auth.RightWrite
 		}
 	}
+	if otherWriter(ctx, st, ino) {
+		g.rights &^= auth.RightWrite // a volume's writer is another session
+	}
 	if s.m.cfg.TLS != nil {
 		if role, _, _ := auth.PeerIdentity(ctx); role == auth.RoleReader {
 			g.rights &^= auth.RightWrite

@@ -411,12 +411,19 @@ func (s *server) AllocateChunk(ctx context.Context, req *api.AllocateChunkReques
 		placeFrom []decide.Candidate
 	)
 	s.m.fsm.view(func(st *meta.State) {
+		if otherWriter(ctx, st, req.Inode) {
+			err = errOtherWriter(req.Inode)
+			return
+		}
 		if ref, exists, err = st.FileChunk(req.Inode, req.Index); err != nil || exists {
 			return
 		}
 		fi, err = st.Stat(req.Inode)
 		cands = st.Servers()
 	})
+	if rpcerr.Code(err) == api.ErrorCode_FENCED {
+		return nil, err
+	}
 	if err != nil {
 		return nil, metaErr(err)
 	}

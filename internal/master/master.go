@@ -68,6 +68,7 @@ type Master struct {
 	// forks serialises the finishing of each fork (snapshot.go).
 	forks        forkLocks
 	forksRunning atomic.Bool // the repair loop's finishForks is under way
+	expiring     atomic.Bool // the repair loop's expireOverlays is under way
 
 	events  eventRing      // recent events for the console (events.go)
 	console *consoleServer // nil without Config.HTTPAddr (console.go)

@@ -76,6 +76,12 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	if err := m.ensureCapabilityKey(ctx); err != nil {
 		m.log.Warn("master: capability key", "err", err)
 	}
+	if m.expiring.CompareAndSwap(false, true) {
+		repairs.Go(func() {
+			defer m.expiring.Store(false)
+			m.expireOverlays(ctx)
+		})
+	}
 	now := m.cfg.Clock.Now()
 	joining := m.soft.repairTargets() // before the chunks: settleMoves
 	var chunks []meta.Chunk

@@ -67,6 +67,10 @@ type softState struct {
 	moves      map[uint64]decide.Move
 	movesDone  uint64
 	movedBytes int64
+	// renewed maps a volume inode to its writer's last renewal, and lease
+	// to the lease its writer asked for (overlay.go).
+	renewed map[uint64]time.Time
+	lease   map[uint64]time.Duration
 }
 
 func newSoftState() *softState {
@@ -90,6 +94,8 @@ func (s *softState) reset(now time.Time) {
 	s.repairsDone, s.repairedBytes = 0, 0
 	s.moves = map[uint64]decide.Move{}
 	s.movesDone, s.movedBytes = 0, 0
+	s.renewed = map[uint64]time.Time{}
+	s.lease = map[uint64]time.Duration{}
 }
 
 func (s *softState) serverLocked(id uint64) *serverSoft {

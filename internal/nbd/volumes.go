@@ -16,6 +16,8 @@ import (
 type VolumeExports struct {
 	c    *client.Client
 	only []string // when non-empty, the only volumes served
+	// writer: open writable volumes as their one writer (SetWriter).
+	writer *client.WriterOptions
 
 	mu   sync.Mutex
 	open map[string]*client.Volume
@@ -66,7 +68,16 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	if v := e.open[name]; v != nil {
 		return v, nil
 	}
-	v, err := e.c.OpenVolume(context.Background(), name)
+	var v *client.Volume
+	var err error
+	if e.writer != nil {
+		v, err = e.openWriter(name)
+	} else {
+		v, err = e.c.OpenVolume(context.Background(), name)
+	}
+	if errors.Is(err, client.ErrExist) {
+		return nil, fmt.Errorf("%w: %w", ErrExportDenied, err)
+	}
 	if errors.Is(err, client.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownExport, name)
 	}
@@ -78,6 +89,36 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	}
 	e.open[name] = v
 	return v, nil
+}
+
+// SetWriter makes the exports open each writable volume (and overlay) as
+// its one writer (client.OpenVolumeWriter): a volume another writer holds
+// is refused, and a writer found fenced is dropped, so that the next
+// connection asks again. Call before the first Open.
+func (e *VolumeExports) SetWriter(opts client.WriterOptions) {
+	e.writer = &opts
+}
+
+// openWriter opens volume name as its writer, or read-only when it is a
+// snapshot.
+func (e *VolumeExports) openWriter(name string) (*client.Volume, error) {
+	opts := *e.writer
+	var v *client.Volume
+	opts.OnFenced = func(err error) {
+		e.mu.Lock()
+		if e.open[name] == v {
+			delete(e.open, name)
+		}
+		e.mu.Unlock()
+		if e.writer.OnFenced != nil {
+			e.writer.OnFenced(err)
+		}
+	}
+	v, err := e.c.OpenVolumeWriter(context.Background(), name, opts)
+	if errors.Is(err, client.ErrReadOnly) {
+		return e.c.OpenVolume(context.Background(), name)
+	}
+	return v, err
 }
 
 // Close closes the volumes opened so far.

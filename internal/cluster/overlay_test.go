@@ -1,0 +1,179 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+)
+
+// TestOverlayWriterCopiersPromote walks the overlay life cycle through the
+// client library: one writer and two copiers write the same volume at
+// once, each reads its own view, a second writer is refused, a promote
+// fences the old writer and gives the volume the copier's view while the
+// other copier keeps its own, a detach fences a copier, and an overlay
+// nobody renews is detached by its lease.
+func TestOverlayWriterCopiersPromote(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	if _, err := cl.CreateVolume(ctx, "v", 4*chunkSize, client.VolumeOptions{ChunkSize: chunkSize}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	orig := make([]byte, 3*chunkSize)
+	fillRand(r, orig)
+	if _, err := w.WriteAt(orig, 0); err != nil {
+		t.Fatal(err)
+	}
+	// One writer at a time.
+	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{}); !errors.Is(err, client.ErrExist) {
+		t.Fatalf("second writer: %v, want ErrExist", err)
+	}
+	// A plain open may read, and may not write while a session is live.
+	plain, err := cl.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.WriteAt([]byte("x"), 0); err == nil {
+		t.Fatal("a write without the session succeeded")
+	}
+
+	for _, name := range []string{"a", "b"} {
+		if _, err := cl.AttachOverlay(ctx, "v", name, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, err := cl.OpenVolumeWriter(ctx, "v+a", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := cl.OpenVolumeWriter(ctx, "v+b", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+
+	// Models: each view is the volume at attach plus its own writes.
+	views := map[string][]byte{"v": bytes.Clone(orig), "v+a": bytes.Clone(orig), "v+b": bytes.Clone(orig)}
+	for k := range views {
+		views[k] = append(views[k], make([]byte, chunkSize)...)
+	}
+	vols := map[string]*client.Volume{"v": w, "v+a": ca, "v+b": cb}
+	write := func(name string, off int64, n int) {
+		t.Helper()
+		p := make([]byte, n)
+		fillRand(r, p)
+		if _, err := vols[name].WriteAt(p, off); err != nil {
+			t.Fatalf("write %s at %d: %v", name, off, err)
+		}
+		copy(views[name][off:], p)
+	}
+	check := func(name string, v *client.Volume) {
+		t.Helper()
+		got := make([]byte, len(views[name]))
+		if _, err := v.ReadAt(got, 0); err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		if !bytes.Equal(got, views[name]) {
+			t.Fatalf("%s differs from its model at offset %d", name, firstDiff(got, views[name]))
+		}
+	}
+	for range 30 {
+		for _, name := range []string{"v", "v+a", "v+b"} {
+			off := r.Int64N(4*chunkSize - 8192)
+			write(name, off, 1+r.IntN(8192))
+		}
+	}
+	for name, v := range vols {
+		check(name, v)
+	}
+	ovs, err := cl.ListOverlays(ctx, "v")
+	if err != nil || len(ovs) != 2 || ovs[0].Name != "a" || !ovs[0].Writer || ovs[1].Volume.Name != "v+b" {
+		t.Fatalf("overlays: %+v %v", ovs, err)
+	}
+
+	// Promote a: the old writer is fenced, the volume is a's view, a's
+	// writer goes on writing the volume, b keeps its view.
+	if _, err := cl.PromoteOverlay(ctx, "v", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("late"), 100); !errors.Is(err, client.ErrFenced) {
+		t.Fatalf("old writer after promote: %v, want ErrFenced", err)
+	}
+	views["v"] = views["v+a"]
+	vols["v"] = ca
+	delete(views, "v+a")
+	delete(vols, "v+a")
+	write("v", 4096, 4096)
+	fresh, err := cl.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	check("v", fresh)
+	check("v+b", cb)
+	if ovs, err := cl.ListOverlays(ctx, "v"); err != nil || len(ovs) != 1 || ovs[0].Name != "b" {
+		t.Fatalf("overlays after promote: %+v %v", ovs, err)
+	}
+	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{}); !errors.Is(err, client.ErrExist) {
+		t.Fatalf("writer of the promoted volume: %v, want ErrExist (the copier holds it)", err)
+	}
+
+	// Detach b: its writer is fenced.
+	if err := cl.DetachOverlay(ctx, "v", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.WriteAt([]byte("late"), 0); !errors.Is(err, client.ErrFenced) {
+		t.Fatalf("detached copier: %v, want ErrFenced", err)
+	}
+
+	// An overlay nobody renews goes after its lease.
+	if _, err := cl.AttachOverlay(ctx, "v", "c", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		ovs, err := cl.ListOverlays(ctx, "v")
+		if err != nil {
+			return err
+		}
+		if len(ovs) != 0 {
+			return fmt.Errorf("overlays %+v still attached", ovs)
+		}
+		return nil
+	})
+	// ... while one whose writer renews it stays.
+	if _, err := cl.AttachOverlay(ctx, "v", "d", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cd, err := cl.OpenVolumeWriter(ctx, "v+d", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.Close()
+	// Writing for three leases: the renewals keep it.
+	for start := time.Now(); time.Since(start) < 900*time.Millisecond; {
+		if _, err := cd.WriteAt([]byte("renewed"), 0); err != nil {
+			t.Fatalf("renewed copier: %v", err)
+		}
+	}
+	if ovs, err := cl.ListOverlays(ctx, "v"); err != nil || len(ovs) != 1 {
+		t.Fatalf("renewed overlay: %+v %v", ovs, err)
+	}
+	if err := c.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
