@@ -17,16 +17,16 @@ import (
 // Errors. Each wraps the io/fs error of the same meaning where there is one,
 // so errors.Is(err, fs.ErrNotExist) works too.
 var (
-	ErrNotFound          = wrapErr("no such file or directory", fs.ErrNotExist)
-	ErrExist             = wrapErr("file exists", fs.ErrExist)
-	ErrNotDir            = errors.New("not a directory")
-	ErrIsDir             = errors.New("is a directory")
-	ErrNotEmpty          = errors.New("directory not empty")
-	ErrReadOnly          = errors.New("read-only snapshot")
+	ErrNotFound = wrapErr("no such file or directory", fs.ErrNotExist)
+	ErrExist    = wrapErr("file exists", fs.ErrExist)
+	ErrNotDir   = errors.New("not a directory")
+	ErrIsDir    = errors.New("is a directory")
+	ErrNotEmpty = errors.New("directory not empty")
+	ErrReadOnly = errors.New("read-only snapshot")
 	// ErrFenced: this writer of a volume may no longer write it (the
 	// volume was promoted over, the overlay detached, or another writer
 	// took it over).
-	ErrFenced = errors.New("writer fenced")
+	ErrFenced            = errors.New("writer fenced")
 	ErrInvalid           = wrapErr("invalid argument", fs.ErrInvalid)
 	ErrNoChunkservers    = errors.New("not enough chunkservers available")
 	ErrMasterUnreachable = errors.New("master unreachable")
