@@ -179,6 +179,7 @@ type OverlayInfo struct {
 	LeaseMs          int64                  `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	Writer           bool                   `protobuf:"varint,5,opt,name=writer,proto3" json:"writer,omitempty"`                                   // a writer session holds it
 	RenewedAgoMs     int64                  `protobuf:"varint,6,opt,name=renewed_ago_ms,json=renewedAgoMs,proto3" json:"renewed_ago_ms,omitempty"` // since its last renewal (or attach, or election)
+	Owner            string                 `protobuf:"bytes,7,opt,name=owner,proto3" json:"owner,omitempty"`                                      // the writer identity holding the session
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -253,6 +254,13 @@ func (x *OverlayInfo) GetRenewedAgoMs() int64 {
 		return x.RenewedAgoMs
 	}
 	return 0
+}
+
+func (x *OverlayInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 type ListOverlaysResponse struct {
@@ -489,7 +497,11 @@ type AttachWriterRequest struct {
 	LeaseMs int64                  `protobuf:"varint,2,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"` // 0: the master's default
 	// Fence a live session instead of refusing: for a writer known dead
 	// before its lease lapsed (its host restarted).
-	TakeOver      bool `protobuf:"varint,3,opt,name=take_over,json=takeOver,proto3" json:"take_over,omitempty"`
+	TakeOver bool `protobuf:"varint,3,opt,name=take_over,json=takeOver,proto3" json:"take_over,omitempty"`
+	// The writer's identity: a caller naming the holder's owner joins its
+	// session (a writer restarted after a crash, or one writer's several
+	// processes) instead of being refused.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,11 +557,19 @@ func (x *AttachWriterRequest) GetTakeOver() bool {
 	return false
 }
 
+func (x *AttachWriterRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 type AttachWriterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	Info          *VolumeInfo            `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
 	LeaseMs       int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	Joined        bool                   `protobuf:"varint,4,opt,name=joined,proto3" json:"joined,omitempty"` // the session existed: the caller shares it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -603,6 +623,13 @@ func (x *AttachWriterResponse) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *AttachWriterResponse) GetJoined() bool {
+	if x != nil {
+		return x.Joined
+	}
+	return false
 }
 
 type RenewWriterRequest struct {
@@ -1839,14 +1866,15 @@ const file_volume_proto_rawDesc = "" +
 	"\x15AttachOverlayResponse\x12)\n" +
 	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"-\n" +
 	"\x13ListOverlaysRequest\x12\x16\n" +
-	"\x06volume\x18\x01 \x01(\tR\x06volume\"\xd3\x01\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\"\xe9\x01\n" +
 	"\vOverlayInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x04info\x18\x02 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\x12,\n" +
 	"\x12attached_unix_nano\x18\x03 \x01(\x03R\x10attachedUnixNano\x12\x19\n" +
 	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x16\n" +
 	"\x06writer\x18\x05 \x01(\bR\x06writer\x12$\n" +
-	"\x0erenewed_ago_ms\x18\x06 \x01(\x03R\frenewedAgoMs\"J\n" +
+	"\x0erenewed_ago_ms\x18\x06 \x01(\x03R\frenewedAgoMs\x12\x14\n" +
+	"\x05owner\x18\a \x01(\tR\x05owner\"J\n" +
 	"\x14ListOverlaysResponse\x122\n" +
 	"\boverlays\x18\x01 \x03(\v2\x16.catena.v1.OverlayInfoR\boverlays\"B\n" +
 	"\x14DetachOverlayRequest\x12\x16\n" +
@@ -1857,15 +1885,17 @@ const file_volume_proto_rawDesc = "" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
 	"\x16PromoteOverlayResponse\x12)\n" +
-	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"e\n" +
+	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"{\n" +
 	"\x13AttachWriterRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x19\n" +
 	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\x12\x1b\n" +
-	"\ttake_over\x18\x03 \x01(\bR\btakeOver\"v\n" +
+	"\ttake_over\x18\x03 \x01(\bR\btakeOver\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\x8e\x01\n" +
 	"\x14AttachWriterResponse\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12)\n" +
 	"\x04info\x18\x02 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\x12\x19\n" +
-	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"D\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12\x16\n" +
+	"\x06joined\x18\x04 \x01(\bR\x06joined\"D\n" +
 	"\x12RenewWriterRequest\x12\x14\n" +
 	"\x05inode\x18\x01 \x01(\x04R\x05inode\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\"\x15\n" +

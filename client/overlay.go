@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ type OverlayInfo struct {
 	Attached time.Time
 	Lease    time.Duration // detached after this long without a renewal
 	Writer   bool          // a writer session holds it
+	Owner    string        // the writer identity holding it
 	// RenewedAgo: since its writer's last renewal (or its attach, or the
 	// master leader's election, whichever is latest).
 	RenewedAgo time.Duration
@@ -58,7 +61,7 @@ func (c *Client) ListOverlays(ctx context.Context, vol string) ([]OverlayInfo, e
 	for _, o := range resp.GetOverlays() {
 		out = append(out, OverlayInfo{Name: o.GetName(), Volume: volumeFromAPI(o.GetInfo()),
 			Attached: time.Unix(0, o.GetAttachedUnixNano()), Lease: time.Duration(o.GetLeaseMs()) * time.Millisecond,
-			Writer: o.GetWriter(), RenewedAgo: time.Duration(o.GetRenewedAgoMs()) * time.Millisecond})
+			Writer: o.GetWriter(), Owner: o.GetOwner(), RenewedAgo: time.Duration(o.GetRenewedAgoMs()) * time.Millisecond})
 	}
 	return out, nil
 }
@@ -96,14 +99,29 @@ type WriterOptions struct {
 	// TakeOver fences a live session instead of failing with ErrExist:
 	// for a writer known dead before its lease lapsed.
 	TakeOver bool
+	// Owner is the writer's identity (default: this host and process). A
+	// writer naming the owner of the live session joins it instead of
+	// being refused: the same writer restarted after a crash, or one
+	// writer's several processes.
+	Owner string
+	// Keep: Close leaves the session to its owner (to rejoin, or to lapse)
+	// instead of releasing it; for a writer whose processes come and go.
+	Keep bool
 	// OnFenced, when set, is called once when the session is found
 	// fenced.
 	OnFenced func(error)
 }
 
+// defaultOwner names this process as a writer.
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/pid%d", host, os.Getpid())
+}
+
 // writer is an open volume's writer session.
 type writer struct {
 	session string
+	keep    bool // Close does not release the session
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -118,20 +136,26 @@ type writer struct {
 // once it is fenced (promoted over, detached, taken over), every write
 // fails with ErrFenced.
 func (c *Client) OpenVolumeWriter(ctx context.Context, name string, opts WriterOptions) (*Volume, error) {
+	if opts.Owner == "" {
+		opts.Owner = defaultOwner()
+	}
 	resp, err := callVolumes(ctx, c, func(ctx context.Context, v api.VolumesClient) (*api.AttachWriterResponse, error) {
-		return v.AttachWriter(ctx, &api.AttachWriterRequest{Volume: name, LeaseMs: opts.Lease.Milliseconds(), TakeOver: opts.TakeOver})
+		return v.AttachWriter(ctx, &api.AttachWriterRequest{Volume: name, LeaseMs: opts.Lease.Milliseconds(),
+			TakeOver: opts.TakeOver, Owner: opts.Owner})
 	})
 	if err != nil {
 		return nil, opError("open volume writer", name, err)
 	}
 	vi := volumeFromAPI(resp.GetInfo())
-	w := &writer{session: resp.GetSession(), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{session: resp.GetSession(), keep: opts.Keep, stop: make(chan struct{}), done: make(chan struct{})}
 	f := newFile(c, "volume "+name, FileInfo{Inode: vi.Inode, Name: name, Size: vi.Size,
 		Replication: vi.Replication, ChunkSize: vi.ChunkSize, ModTime: vi.ModTime})
 	f.session = w.session
 	if err := f.Reload(ctx); err != nil {
 		f.Close()
-		c.releaseWriter(vi.Inode, w.session)
+		if !resp.GetJoined() && !opts.Keep {
+			c.releaseWriter(vi.Inode, w.session)
+		}
 		return nil, err
 	}
 	v := &Volume{f: f, info: vi, w: w}
@@ -204,7 +228,7 @@ func (v *Volume) closeWriter() {
 	v.w.once.Do(func() {
 		close(v.w.stop)
 		<-v.w.done
-		if v.fencedErr() == nil {
+		if v.fencedErr() == nil && !v.w.keep {
 			v.f.c.releaseWriter(v.info.Inode, v.w.session)
 		}
 	})

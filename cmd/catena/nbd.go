@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ func newNbdCmd(g *globals) *cobra.Command {
 	var volumes []string
 	var lease time.Duration
 	var takeOver bool
+	var writerID string
 	cmd := &cobra.Command{
 		Use:   "nbd [--listen ADDR] [--volume NAME ...]",
 		Short: "Serve volumes as NBD exports (every volume unless --volume is given)",
@@ -50,7 +52,11 @@ func newNbdCmd(g *globals) *cobra.Command {
 			exports := nbd.NewVolumeExports(c, volumes)
 			defer exports.Close()
 			log := g.serverLogger(cmd.ErrOrStderr())
-			exports.SetWriter(client.WriterOptions{Lease: lease, TakeOver: takeOver, OnFenced: func(err error) {
+			if writerID == "" {
+				host, _ := os.Hostname()
+				writerID = "nbd@" + host + "/" + listen
+			}
+			exports.SetWriter(client.WriterOptions{Lease: lease, TakeOver: takeOver, Owner: writerID, OnFenced: func(err error) {
 				log.Warn("catena nbd: fenced: this process may no longer write the volume", "err", err)
 			}})
 			reg, stopMetrics, err := startMetrics(metricsAddr, "nbd", cmd.OutOrStdout(), log)
@@ -86,6 +92,7 @@ func newNbdCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:10809", "address to listen on")
 	cmd.Flags().StringArrayVar(&volumes, "volume", nil, "serve only this volume (repeatable)")
 	cmd.Flags().DurationVar(&lease, "lease", 0, "writer lease: another catena nbd may take a volume over after this long without renewals (0: the master's default, 30s; an overlay's own lease wins)")
+	cmd.Flags().StringVar(&writerID, "writer-id", "", "this writer's identity: a catena nbd restarted with the same one takes its volumes back at once (default nbd@HOST/LISTEN)")
 	cmd.Flags().BoolVar(&takeOver, "take-over", false, "fence a volume's live writer instead of refusing the export (for a writer known dead, e.g. after its host restarted)")
 	metricsFlag(cmd.Flags(), &metricsAddr)
 	return cmd

@@ -27,7 +27,7 @@ func TestOverlayWriterCopiersPromote(t *testing.T) {
 	if _, err := cl.CreateVolume(ctx, "v", 4*chunkSize, client.VolumeOptions{ChunkSize: chunkSize}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{})
+	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "w1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,10 +37,25 @@ func TestOverlayWriterCopiersPromote(t *testing.T) {
 	if _, err := w.WriteAt(orig, 0); err != nil {
 		t.Fatal(err)
 	}
-	// One writer at a time.
-	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{}); !errors.Is(err, client.ErrExist) {
+	// One writer at a time; the same writer identity joins its session.
+	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "w2"}); !errors.Is(err, client.ErrExist) {
 		t.Fatalf("second writer: %v, want ErrExist", err)
 	}
+	w1b, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "w1"})
+	if err != nil {
+		t.Fatalf("the same writer again: %v", err)
+	}
+	if w1b.Session() != w.Session() {
+		t.Fatal("the same writer got another session")
+	}
+	if _, err := w1b.WriteAt(orig[:4096], 0); err != nil {
+		t.Fatal(err)
+	}
+	w1b.Close() // releases the session: w's next renewal finds it fenced
+	if w, err = cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	// A plain open may read, and may not write while a session is live.
 	plain, err := cl.OpenVolume(ctx, "v")
 	if err != nil {
@@ -129,7 +144,7 @@ func TestOverlayWriterCopiersPromote(t *testing.T) {
 	if ovs, err := cl.ListOverlays(ctx, "v"); err != nil || len(ovs) != 1 || ovs[0].Name != "b" {
 		t.Fatalf("overlays after promote: %+v %v", ovs, err)
 	}
-	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{}); !errors.Is(err, client.ErrExist) {
+	if _, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "other"}); !errors.Is(err, client.ErrExist) {
 		t.Fatalf("writer of the promoted volume: %v, want ErrExist (the copier holds it)", err)
 	}
 

@@ -143,7 +143,7 @@ func (v *volumeServer) ListOverlays(ctx context.Context, req *api.ListOverlaysRe
 	type ov struct {
 		fi              meta.FileInfo
 		info            *api.VolumeInfo
-		session         string
+		session, owner  string
 		lease, attached int64
 	}
 	var ovs []ov
@@ -157,6 +157,7 @@ func (v *volumeServer) ListOverlays(ctx context.Context, req *api.ListOverlaysRe
 		for _, fi := range l {
 			o := ov{fi: fi, info: volumeInfo(st, fi, ev)}
 			o.session, _, o.lease, o.attached, _ = st.VolumeWriter(fi.Inode)
+			o.owner = st.VolumeOwner(fi.Inode)
 			ovs = append(ovs, o)
 		}
 	})
@@ -169,7 +170,7 @@ func (v *volumeServer) ListOverlays(ctx context.Context, req *api.ListOverlaysRe
 		resp.Overlays = append(resp.Overlays, &api.OverlayInfo{
 			Name: strings.TrimPrefix(o.fi.Name, req.Volume+meta.VolumeOverlaySep), Info: o.info,
 			AttachedUnixNano: o.attached, LeaseMs: time.Duration(o.lease).Milliseconds(), Writer: o.session != "",
-			RenewedAgoMs: now.Sub(v.s.m.lastRenewal(o.fi.Inode, o.attached)).Milliseconds(),
+			RenewedAgoMs: now.Sub(v.s.m.lastRenewal(o.fi.Inode, o.attached)).Milliseconds(), Owner: o.owner,
 		})
 	}
 	return resp, nil
@@ -228,6 +229,7 @@ func (v *volumeServer) AttachWriter(ctx context.Context, req *api.AttachWriterRe
 	var (
 		fi       meta.FileInfo
 		cur      string
+		owner    string
 		olease   int64
 		attached int64
 		err      error
@@ -235,6 +237,7 @@ func (v *volumeServer) AttachWriter(ctx context.Context, req *api.AttachWriterRe
 	v.s.m.fsm.view(func(st *meta.State) {
 		if fi, err = st.Volume(req.Volume); err == nil {
 			cur, _, olease, attached, _ = st.VolumeWriter(fi.Inode)
+			owner = st.VolumeOwner(fi.Inode)
 		}
 	})
 	if err != nil {
@@ -250,17 +253,28 @@ func (v *volumeServer) AttachWriter(ctx context.Context, req *api.AttachWriterRe
 	if olease > 0 {
 		lease = time.Duration(olease)
 	}
+	if len(req.Owner) > meta.MaxNameLen {
+		return nil, rpcerr.New(api.ErrorCode_INVALID, "writer owner of %d bytes, more than %d", len(req.Owner), meta.MaxNameLen)
+	}
+	if cur != "" && req.Owner != "" && owner == req.Owner {
+		// The same writer (restarted, or another of its processes): it
+		// shares the session.
+		v.s.m.renew(fi.Inode, lease)
+		var info *api.VolumeInfo
+		v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, fi) })
+		return &api.AttachWriterResponse{Session: cur, Info: info, LeaseMs: lease.Milliseconds(), Joined: true}, nil
+	}
 	if cur != "" && !req.TakeOver {
 		held := v.s.m.lastRenewal(fi.Inode, attached)
 		ago := v.s.m.cfg.Clock.Now().Sub(held)
 		if l := v.s.m.leaseOf(fi.Inode, olease); ago < l {
 			return nil, rpcerr.New(api.ErrorCode_EXISTS,
-				"volume %q has a writer (renewed %s ago, lease %s): a second writer is refused until the first is fenced (catena overlay promote), its lease lapses, or it is taken over (catena nbd --take-over)",
-				req.Volume, ago.Round(time.Millisecond), l)
+				"volume %q has a writer (%s, renewed %s ago, lease %s): a second writer is refused until the first is fenced (catena overlay promote), its lease lapses, or it is taken over (catena nbd --take-over)",
+				req.Volume, owner, ago.Round(time.Millisecond), l)
 		}
 	}
 	session := newSession()
-	r, err := v.s.propose(ctx, meta.SetWriter{Volume: req.Volume, Session: session, Time: v.s.now()})
+	r, err := v.s.propose(ctx, meta.SetWriter{Volume: req.Volume, Session: session, Owner: req.Owner, Time: v.s.now()})
 	if err != nil {
 		return nil, err
 	}

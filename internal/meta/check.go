@@ -453,6 +453,8 @@ func checkVolumes(s *State, p *problems) {
 				switch {
 				case a.empty():
 					p.addf("volume %q: empty attachment record", name)
+				case a.Owner != "" && a.Writer == "":
+					p.addf("volume %q: a writer owner without a session", name)
 				case n.ro:
 					p.addf("volume %q: a snapshot with an attachment", name)
 				case a.Of != "" && (base == nil || base.att != nil && base.att.Of != "" || !strings.HasPrefix(name, a.Of+VolumeOverlaySep)):

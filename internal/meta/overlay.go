@@ -41,8 +41,11 @@ type volAttach struct {
 	// Lease (ns) and Attached (time) of an overlay.
 	Lease    int64 `json:",omitempty"`
 	Attached int64 `json:",omitempty"`
-	// Writer is the writer session ("" when none).
+	// Writer is the writer session ("" when none), and Owner the writer
+	// identity that holds it (its processes share it, so one restarted
+	// after a crash takes its session back at once).
 	Writer string `json:",omitempty"`
+	Owner  string `json:",omitempty"`
 }
 
 func (a *volAttach) empty() bool { return a == nil || *a == volAttach{} }
@@ -77,6 +80,7 @@ type PromoteOverlay struct {
 type SetWriter struct {
 	Volume  string
 	Session string
+	Owner   string `json:",omitempty"`
 	Prev    string `json:",omitempty"`
 	Time    int64
 }
@@ -250,7 +254,7 @@ func (s *State) setWriter(c SetWriter) Result {
 	if c.Prev != "" && cur != c.Prev {
 		return fail(errorf(ErrEpochMismatch, "volume %q: writer session changed", c.Volume))
 	}
-	if cur == c.Session {
+	if cur == c.Session && c.Session != "" {
 		return Result{Info: s.volumeInfo(n)}
 	}
 	var fenced []ChunkRef
@@ -260,7 +264,10 @@ func (s *State) setWriter(c SetWriter) Result {
 	if n.att == nil {
 		n.att = &volAttach{}
 	}
-	n.att.Writer = c.Session
+	n.att.Writer, n.att.Owner = c.Session, c.Owner
+	if c.Session == "" {
+		n.att.Owner = ""
+	}
 	if n.att.empty() {
 		n.att = nil
 	}
@@ -283,6 +290,15 @@ func (s *State) Overlays(vol string) ([]FileInfo, error) {
 	}
 	slices.SortFunc(out, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// VolumeOwner is the writer identity holding inode ino's session ("":
+// none).
+func (s *State) VolumeOwner(ino uint64) string {
+	if n := s.inodes[ino]; n != nil && n.att != nil {
+		return n.att.Owner
+	}
+	return ""
 }
 
 // VolumeWriter is a volume inode's writer session, and for an overlay

@@ -34,12 +34,13 @@ import (
 const (
 	pcChunkservers = 3
 	pcVolume       = "pcvol"
-	pcVolumeSize   = 16 << 20 // 16 chunks of 1 MiB
-	pcNBDWriters   = 3        // through the catena nbd process
-	pcLibWriters   = 1        // through the client library's volume API
-	pcMaxWrite     = 16       // blocks of 4 KiB per write
-	pcMaxFile      = 5 << 19  // 2.5 MiB
-	pcMaxFiles     = 10       // above this, metadata ops favour rm
+	pcWriterID     = "powercut" // the volume's writer identity (nbd and the library writers)
+	pcVolumeSize   = 16 << 20   // 16 chunks of 1 MiB
+	pcNBDWriters   = 3          // through the catena nbd process
+	pcLibWriters   = 1          // through the client library's volume API
+	pcMaxWrite     = 16         // blocks of 4 KiB per write
+	pcMaxFile      = 5 << 19    // 2.5 MiB
+	pcMaxFiles     = 10         // above this, metadata ops favour rm
 	// pcHealTimeout bounds each wait for the cluster to serve and heal
 	// after a restart (a deadline on awaiting an event, not a sleep).
 	pcHealTimeout = time.Minute
@@ -142,7 +143,7 @@ func TestPowerCut(t *testing.T) {
 			args: []string{"chunkserver", "--tls-dir", p.certs.cs[i], "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
 	}
 	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
-		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd}})
+		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd, "--writer-id", pcWriterID}})
 	t.Cleanup(p.killAll)
 
 	// First start in the usual order, then the data set.
@@ -343,7 +344,9 @@ func (p *powercut) nbdWriter(ctx context.Context, id uint32, seed uint64) {
 // libWriter writes through the client library's volume API.
 func (p *powercut) libWriter(ctx context.Context, id uint32, seed uint64) error {
 	r := rand.New(rand.NewPCG(seed, uint64(id)))
-	v, err := p.scl.OpenVolume(ctx, pcVolume)
+	// The same writer identity as the nbd process: one writer of the
+	// volume, two processes.
+	v, err := p.scl.OpenVolumeWriter(ctx, pcVolume, client.WriterOptions{Owner: pcWriterID, Keep: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
