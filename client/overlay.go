@@ -176,14 +176,9 @@ func (v *Volume) renewLoop(period time.Duration, onFenced func(error)) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), period)
-		_, err := callVolumes(ctx, v.f.c, func(ctx context.Context, a api.VolumesClient) (*api.RenewWriterResponse, error) {
-			return a.RenewWriter(ctx, &api.RenewWriterRequest{Inode: v.info.Inode, Session: v.w.session})
-		})
+		err := v.CheckSession(ctx)
 		cancel()
-		if err = opError("write", v.f.path, err); errors.Is(err, ErrFenced) {
-			v.w.mu.Lock()
-			v.w.fenced = err
-			v.w.mu.Unlock()
+		if errors.Is(err, ErrFenced) {
 			if onFenced != nil {
 				onFenced(err)
 			}
@@ -202,6 +197,27 @@ func (v *Volume) fencedErr() error {
 	v.w.mu.Lock()
 	defer v.w.mu.Unlock()
 	return v.w.fenced
+}
+
+// CheckSession asks the master whether v's writer session still holds
+// (nil for a volume opened without one); ErrFenced when not, after which
+// every write fails with it.
+func (v *Volume) CheckSession(ctx context.Context) error {
+	if v.w == nil {
+		return nil
+	}
+	if err := v.fencedErr(); err != nil {
+		return err
+	}
+	_, err := callVolumes(ctx, v.f.c, func(ctx context.Context, a api.VolumesClient) (*api.RenewWriterResponse, error) {
+		return a.RenewWriter(ctx, &api.RenewWriterRequest{Inode: v.info.Inode, Session: v.w.session})
+	})
+	if err = opError("write", v.f.path, err); errors.Is(err, ErrFenced) {
+		v.w.mu.Lock()
+		v.w.fenced = err
+		v.w.mu.Unlock()
+	}
+	return err
 }
 
 // Session is the volume's writer session ("" when opened by OpenVolume).

@@ -206,15 +206,8 @@ func (v *Volume) writeErr(err error) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, rerr := callVolumes(ctx, v.f.c, func(ctx context.Context, a api.VolumesClient) (*api.RenewWriterResponse, error) {
-		return a.RenewWriter(ctx, &api.RenewWriterRequest{Inode: v.info.Inode, Session: v.w.session})
-	})
-	if rerr = opError("write", v.f.path, rerr); errors.Is(rerr, ErrFenced) {
-		ferr := rerr
-		v.w.mu.Lock()
-		v.w.fenced = ferr
-		v.w.mu.Unlock()
-		return ferr
+	if rerr := v.CheckSession(ctx); errors.Is(rerr, ErrFenced) {
+		return rerr
 	}
 	return err
 }

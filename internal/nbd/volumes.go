@@ -66,7 +66,12 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if v := e.open[name]; v != nil {
-		return v, nil
+		// A writer's session may have been fenced since (its volume
+		// promoted over, detached, taken over): ask, and open anew then.
+		if err := v.CheckSession(context.Background()); !errors.Is(err, client.ErrFenced) {
+			return v, nil
+		}
+		delete(e.open, name)
 	}
 	var v *client.Volume
 	var err error
