@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/catena-io/catena/client"
 )
@@ -66,12 +67,10 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if v := e.open[name]; v != nil {
-		// A writer's session may have been fenced since (its volume
-		// promoted over, detached, taken over): ask, and open anew then.
-		if err := v.CheckSession(context.Background()); !errors.Is(err, client.ErrFenced) {
+		if e.current(name, v) {
 			return v, nil
 		}
-		delete(e.open, name)
+		delete(e.open, name) // its connections keep it
 	}
 	var v *client.Volume
 	var err error
@@ -124,6 +123,20 @@ func (e *VolumeExports) openWriter(name string) (*client.Volume, error) {
 		return e.c.OpenVolume(context.Background(), name)
 	}
 	return v, err
+}
+
+// current reports whether the open volume v is still volume name: the
+// name may name another inode since (a promote, a remove and create),
+// and a writer's session may have been fenced (promoted over, detached,
+// taken over). When the master cannot say, v is kept.
+func (e *VolumeExports) current(name string, v *client.Volume) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	vi, err := e.c.VolumeInfo(ctx, name)
+	if err == nil && vi.Inode != v.Info().Inode || errors.Is(err, client.ErrNotFound) {
+		return false
+	}
+	return !errors.Is(v.CheckSession(ctx), client.ErrFenced)
 }
 
 // Close closes the volumes opened so far.
