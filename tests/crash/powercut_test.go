@@ -530,7 +530,7 @@ func (p *powercut) status() (*pcStatus, string, error) {
 	return &st, string(out), nil
 }
 
-func healthy(st *pcStatus) error {
+func healthy(st *pcStatus, chunkservers int) error {
 	alive := 0
 	for _, s := range st.Chunkservers {
 		if s.Alive {
@@ -538,9 +538,9 @@ func healthy(st *pcStatus) error {
 		}
 	}
 	c := st.Chunks
-	if alive != pcChunkservers || c.UnderReplicated != 0 || c.ReReplicating != 0 || c.Lost != 0 || len(c.Problems) != 0 {
+	if alive != chunkservers || c.UnderReplicated != 0 || c.ReReplicating != 0 || c.Lost != 0 || len(c.Problems) != 0 {
 		return fmt.Errorf("%d of %d chunkservers alive; chunks: %d total, %d under-replicated, %d re-replicating, %d lost, problems %+v",
-			alive, pcChunkservers, c.Total, c.UnderReplicated, c.ReReplicating, c.Lost, c.Problems)
+			alive, chunkservers, c.Total, c.UnderReplicated, c.ReReplicating, c.Lost, c.Problems)
 	}
 	return nil
 }
@@ -555,7 +555,7 @@ func (p *powercut) awaitHealthy() {
 	for {
 		st, out, err := p.status()
 		if err == nil {
-			if err = healthy(st); err == nil {
+			if err = healthy(st, len(p.specs)-2); err == nil {
 				break
 			}
 		}
