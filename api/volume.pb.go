@@ -27,7 +27,10 @@ type AttachOverlayRequest struct {
 	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// How long the overlay lives without a renewal by its writer (0: the
 	// master's default); it is then detached.
-	LeaseMs       int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	LeaseMs int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// Replace an overlay of that name (detached first, in the same Raft
+	// entry): a copier's restart, which frees the old overlay's own space.
+	Replace       bool `protobuf:"varint,4,opt,name=replace,proto3" json:"replace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,6 +84,13 @@ func (x *AttachOverlayRequest) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *AttachOverlayRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
 }
 
 type AttachOverlayResponse struct {
@@ -1858,11 +1868,12 @@ var File_volume_proto protoreflect.FileDescriptor
 
 const file_volume_proto_rawDesc = "" +
 	"\n" +
-	"\fvolume.proto\x12\tcatena.v1\"]\n" +
+	"\fvolume.proto\x12\tcatena.v1\"w\n" +
 	"\x14AttachOverlayRequest\x12\x16\n" +
 	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
-	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\"B\n" +
+	"\blease_ms\x18\x03 \x01(\x03R\aleaseMs\x12\x18\n" +
+	"\areplace\x18\x04 \x01(\bR\areplace\"B\n" +
 	"\x15AttachOverlayResponse\x12)\n" +
 	"\x04info\x18\x01 \x01(\v2\x15.catena.v1.VolumeInfoR\x04info\"-\n" +
 	"\x13ListOverlaysRequest\x12\x16\n" +

@@ -39,8 +39,19 @@ type OverlayInfo struct {
 // (no data is copied); it is detached when no writer renews it for lease
 // (0: the master's default, 30 s).
 func (c *Client) AttachOverlay(ctx context.Context, vol, name string, lease time.Duration) (*VolumeInfo, error) {
+	return c.attachOverlay(ctx, vol, name, lease, false)
+}
+
+// ReattachOverlay is AttachOverlay replacing an overlay of that name in
+// one step (a copier's restart): the old overlay's writer is fenced and
+// its own space freed, the new one sees the volume as of now.
+func (c *Client) ReattachOverlay(ctx context.Context, vol, name string, lease time.Duration) (*VolumeInfo, error) {
+	return c.attachOverlay(ctx, vol, name, lease, true)
+}
+
+func (c *Client) attachOverlay(ctx context.Context, vol, name string, lease time.Duration, replace bool) (*VolumeInfo, error) {
 	resp, err := callVolumes(ctx, c, func(ctx context.Context, v api.VolumesClient) (*api.AttachOverlayResponse, error) {
-		return v.AttachOverlay(ctx, &api.AttachOverlayRequest{Volume: vol, Name: name, LeaseMs: lease.Milliseconds()})
+		return v.AttachOverlay(ctx, &api.AttachOverlayRequest{Volume: vol, Name: name, LeaseMs: lease.Milliseconds(), Replace: replace})
 	})
 	if err != nil {
 		return nil, opError("attach overlay", OverlayName(vol, name), err)

@@ -36,6 +36,7 @@ copier. An overlay whose writer stops renewing it for its lease is
 detached. Promote makes an overlay's view the volume (writer takeover).`,
 	}
 	var lease time.Duration
+	var replace bool
 	attach := &cobra.Command{
 		Use:   "attach VOL NAME",
 		Short: "Attach overlay NAME to volume VOL, as of now (no data is copied)",
@@ -45,7 +46,11 @@ detached. Promote makes an overlay's view the volume (writer takeover).`,
 				return fmt.Errorf("catena overlay attach: --lease %s is negative", lease)
 			}
 			return g.withClient(func(c *client.Client) error {
-				v, err := c.AttachOverlay(cmd.Context(), a[0], a[1], lease)
+				attach := c.AttachOverlay
+				if replace {
+					attach = c.ReattachOverlay
+				}
+				v, err := attach(cmd.Context(), a[0], a[1], lease)
 				if err != nil {
 					return fail("overlay attach "+a[0], err)
 				}
@@ -54,6 +59,7 @@ detached. Promote makes an overlay's view the volume (writer takeover).`,
 			})
 		},
 	}
+	attach.Flags().BoolVar(&replace, "replace", false, "replace an overlay of that name (a copier's restart): its writer is fenced, its own space freed, and the new one sees the volume as of now")
 	attach.Flags().DurationVar(&lease, "lease", 0, "detach the overlay after this long without a renewal by its writer (0: the master's default, 30s)")
 	ls := &cobra.Command{
 		Use:   "ls VOL",

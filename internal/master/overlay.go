@@ -121,8 +121,12 @@ func (v *volumeServer) AttachOverlay(ctx context.Context, req *api.AttachOverlay
 	if err != nil {
 		return nil, err
 	}
-	r, err := v.s.proposeOnce(ctx, meta.AttachOverlay{Volume: req.Volume, Name: req.Name, Lease: int64(lease), Time: v.s.now()})
+	r, err := v.s.proposeOnce(ctx, meta.AttachOverlay{Volume: req.Volume, Name: req.Name, Lease: int64(lease), Replace: req.Replace, Time: v.s.now()})
 	if err != nil {
+		return nil, err
+	}
+	// A replaced overlay's chunks: its writer's next write is refused.
+	if err := v.s.m.fence(ctx, r.Fenced); err != nil {
 		return nil, err
 	}
 	// The volume's chunks, now shared with the overlay: the writer's

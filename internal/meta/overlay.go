@@ -52,12 +52,15 @@ func (a *volAttach) empty() bool { return a == nil || *a == volAttach{} }
 
 // AttachOverlay makes overlay Name of Volume: writable volume
 // Volume+Name, a copy of Volume now, detached when no writer renews it
-// for Lease ns.
+// for Lease ns. With Replace, an overlay of that name is detached first,
+// in the same command: a copier's restart (HoleyCoW's proactive
+// recovery), which returns the old overlay's own space.
 type AttachOverlay struct {
-	Volume string
-	Name   string
-	Lease  int64
-	Time   int64
+	Volume  string
+	Name    string
+	Lease   int64
+	Replace bool `json:",omitempty"`
+	Time    int64
 }
 
 // DetachOverlay removes overlay Name of Volume (its chunks are released).
@@ -175,15 +178,25 @@ func (s *State) attachOverlay(c AttachOverlay) Result {
 		return fail(err)
 	}
 	key := VolumeOverlayName(c.Volume, c.Name)
+	var fenced []ChunkRef
 	if _, ok := s.volumes[key]; ok {
-		return fail(errorf(ErrExists, "overlay %q of volume %q", c.Name, c.Volume))
+		if !c.Replace {
+			return fail(errorf(ErrExists, "overlay %q of volume %q", c.Name, c.Volume))
+		}
+		r := s.detachOverlay(DetachOverlay{Volume: c.Volume, Name: c.Name, Time: c.Time})
+		if r.Err != nil {
+			return r
+		}
+		fenced = r.Fenced
 	}
 	cp := s.newCopier(false)
 	n := cp.copyInode(v, nil, key)
 	n.mtime = c.Time
 	n.att = &volAttach{Of: c.Volume, Lease: c.Lease, Attached: c.Time}
 	s.volumes[key] = n.id
-	return cp.result(s.volumeInfo(n))
+	r := cp.result(s.volumeInfo(n))
+	r.Fenced = append(fenced, r.Fenced...)
+	return r
 }
 
 func (s *State) detachOverlay(c DetachOverlay) Result {

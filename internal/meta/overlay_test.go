@@ -60,6 +60,13 @@ func TestOverlayAttachListDetach(t *testing.T) {
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
+	// Re-attach (a copier's restart): a new inode, the old one's chunks
+	// fenced and released in the same command.
+	old, _ := s.Volume("v+b")
+	r0 := applyChecked(t, s, AttachOverlay{Volume: "v", Name: "b", Lease: 1e9, Replace: true, Time: 7})
+	if r0.Info.Inode == old.Inode || len(r0.Fenced) == 0 {
+		t.Fatalf("re-attach: %+v", r0)
+	}
 	// Detach releases its reference and fences its chunks.
 	ch, _ := s.Chunk(base.Handle)
 	r := applyChecked(t, s, DetachOverlay{Volume: "v", Name: "a"})
