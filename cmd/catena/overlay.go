@@ -18,6 +18,7 @@ type overlayJSON struct {
 	Attached       string     `json:"attached"`
 	LeaseMs        int64      `json:"lease_ms"`
 	Writer         bool       `json:"writer"`
+	Owner          string     `json:"owner,omitempty"`
 	RenewedAgoMs   int64      `json:"renewed_ago_ms"`
 	ExclusiveBytes int64      `json:"exclusive_bytes"`
 }
@@ -76,7 +77,7 @@ detached. Promote makes an overlay's view the volume (writer takeover).`,
 					for i := range ovs {
 						o := &ovs[i]
 						out = append(out, overlayJSON{Name: o.Name, Volume: toVolumeJSON(&o.Volume), Attached: timeString(o.Attached),
-							LeaseMs: o.Lease.Milliseconds(), Writer: o.Writer, RenewedAgoMs: o.RenewedAgo.Milliseconds(),
+							LeaseMs: o.Lease.Milliseconds(), Writer: o.Writer, Owner: o.Owner, RenewedAgoMs: o.RenewedAgo.Milliseconds(),
 							ExclusiveBytes: o.Volume.ExclusiveBytes})
 					}
 					return fail("overlay ls", writeJSON(cmd.OutOrStdout(), out))
@@ -128,7 +129,7 @@ func printOverlays(w io.Writer, ovs []client.OverlayInfo) error {
 	for _, o := range ovs {
 		writer := "-"
 		if o.Writer {
-			writer = "yes"
+			writer = o.Owner
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", o.Name, o.Volume.Name, formatSize(o.Volume.ExclusiveBytes),
 			formatSize(o.Volume.SharedBytes), writer, o.RenewedAgo.Round(time.Second), o.Lease, timeString(o.Attached))
