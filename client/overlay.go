@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // Overlays (docs/overlays.md): a copier's view of a volume, the writable
@@ -154,6 +155,10 @@ func (c *Client) OpenVolumeWriter(ctx context.Context, name string, opts WriterO
 		return v.AttachWriter(ctx, &api.AttachWriterRequest{Volume: name, LeaseMs: opts.Lease.Milliseconds(),
 			TakeOver: opts.TakeOver, Owner: opts.Owner})
 	})
+	if rpcerr.Code(err) == api.ErrorCode_EXISTS {
+		// Another writer holds it: the master says which, and since when.
+		err = withMessage(ErrExist, err)
+	}
 	if err != nil {
 		return nil, opError("open volume writer", name, err)
 	}

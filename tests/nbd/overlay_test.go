@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ func serveWriter(t *testing.T, cl *client.Client, owner string) string {
 // writer's writes fail, a second writer is refused, and the copier goes
 // on writing the volume.
 func TestOverlayPromoteWhileWriterWrites(t *testing.T) {
-	testtools.Programs(t, "tests/nbd", "fio", "qemu-img", "qemu-io", "nbdcopy")
+	testtools.Programs(t, "tests/nbd", "fio", "qemu-img", "qemu-io", "nbdcopy", "nbdinfo")
 	const size = 64 << 20
 	ctx := context.Background()
 	e := start(t, 3)
@@ -116,13 +117,84 @@ func TestOverlayPromoteWhileWriterWrites(t *testing.T) {
 	cancel()
 	<-fioDone
 
-	// A third writer is refused: the copier holds the volume now...
+	// A third writer is refused, through the library and through a third
+	// NBD server (at the handshake, with the reason): the copier holds
+	// the volume now...
 	if _, err := e.cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{Owner: "third"}); err == nil {
 		t.Fatal("a third writer was let in")
+	}
+	third := serveWriter(t, e.cl, "third")
+	nbdinfo := exec.Command("nbdinfo", uri(third, "v"))
+	nbdinfo.Env = append(os.Environ(), "LIBNBD_DEBUG=1") // the server's reason is in the debug log
+	if out, err := nbdinfo.CombinedOutput(); err == nil || !strings.Contains(string(out), "has a writer") {
+		t.Fatalf("nbdinfo through a third writer: %v, want the export refused for its writer: %q", err, out)
 	}
 	// ... and writes it, through its overlay's export and the volume's.
 	more := []patternWrite{{off: 4 << 20, n: 65536, b: 0x55}}
 	qemuWrite(t, uri(copierAddr, "v"), more)
 	derive(t, file("d.raw"), file("c.raw"), "", more)
 	run(t, time.Minute, "qemu-img", "compare", "-f", "raw", "-F", "raw", file("d.raw"), e.uri("v"))
+}
+
+// TestOverlayDetachFreesSpace: a copier's own writes take space on the
+// chunkservers beside the volume's; detaching the overlay returns it, and
+// so does re-attaching (a copier's restart); the volume is untouched.
+func TestOverlayDetachFreesSpace(t *testing.T) {
+	testtools.Programs(t, "tests/nbd", "qemu-io")
+	ctx := context.Background()
+	e := start(t, 3)
+	e.volume(t, "v", 64<<20, 3)
+	qemuWrite(t, e.uri("v"), []patternWrite{{off: 0, n: 64 << 20, b: 0x5a}})
+	// The space of the volume alone, once its writes are all on disk.
+	base := diskUsage(t, e.c)
+	fill := func(name string) {
+		t.Helper()
+		if _, err := e.cl.AttachOverlay(ctx, "v", name, 0); err != nil {
+			t.Fatal(err)
+		}
+		qemuWrite(t, e.uri("v+"+name), []patternWrite{{off: 0, n: 32 << 20, b: 0xa5}})
+	}
+	grown := func(want int64) {
+		t.Helper()
+		if got := diskUsage(t, e.c); got < base+want {
+			t.Fatalf("disk usage %d after a copier wrote 32 MiB x3; the volume alone took %d", got, base)
+		}
+	}
+	back := func(what string) {
+		t.Helper()
+		clustertest.Eventually(t, time.Minute, func() error {
+			if got := diskUsage(t, e.c); got > base+8<<20 {
+				return fmt.Errorf("%s: disk usage %d, the volume alone took %d", what, got, base)
+			}
+			return nil
+		})
+	}
+	fill("a")
+	grown(3 * 24 << 20)
+	ovs, err := e.cl.ListOverlays(ctx, "v")
+	if err != nil || len(ovs) != 1 || ovs[0].Volume.ExclusiveBytes == 0 {
+		// Reported with the chunkservers' next reports.
+		clustertest.Eventually(t, time.Minute, func() error {
+			ovs, err := e.cl.ListOverlays(ctx, "v")
+			if err != nil || len(ovs) != 1 || ovs[0].Volume.ExclusiveBytes < 32<<20 {
+				return fmt.Errorf("overlay ls: %+v %v, want 32 MiB exclusive", ovs, err)
+			}
+			return nil
+		})
+	}
+	if err := e.cl.DetachOverlay(ctx, "v", "a"); err != nil {
+		t.Fatal(err)
+	}
+	back("after the detach")
+	fill("b")
+	grown(3 * 24 << 20)
+	if _, err := e.cl.ReattachOverlay(ctx, "v", "b", 0); err != nil {
+		t.Fatal(err)
+	}
+	back("after the re-attach")
+	// The volume kept its content throughout.
+	out := run(t, time.Minute, "qemu-io", "-f", "raw", "-c", "read -P 0x5a 0 64M", e.uri("v"))
+	if strings.Contains(out, "failed") || strings.Contains(out, "error") || strings.Contains(out, "mismatch") {
+		t.Fatalf("the volume after its overlays went:\n%s", out)
+	}
 }
