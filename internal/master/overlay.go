@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -348,8 +349,10 @@ func (m *Master) expireOverlays(ctx context.Context) {
 		lease, attached int64
 	}
 	var ovs []ov
+	var attached []uint64
 	m.fsm.view(func(st *meta.State) {
-		for _, ino := range st.AttachedVolumes() {
+		attached = st.AttachedVolumes()
+		for _, ino := range attached {
 			_, of, lease, attached, _ := st.VolumeWriter(ino)
 			if of == "" {
 				continue
@@ -361,6 +364,17 @@ func (m *Master) expireOverlays(ctx context.Context) {
 			ovs = append(ovs, ov{ino, of, strings.TrimPrefix(fi.Name, of+meta.VolumeOverlaySep), lease, attached})
 		}
 	})
+	// Renewals of volumes gone or released long since are forgotten (not
+	// at once: a session committed after the view above is renewed
+	// before it shows there).
+	m.soft.mu.Lock()
+	for ino, at := range m.soft.renewed {
+		if _, ok := slices.BinarySearch(attached, ino); !ok && m.cfg.Clock.Now().Sub(at) > maxWriterLease {
+			delete(m.soft.renewed, ino)
+			delete(m.soft.lease, ino)
+		}
+	}
+	m.soft.mu.Unlock()
 	now := m.cfg.Clock.Now()
 	s := &server{m: m}
 	for _, o := range ovs {
