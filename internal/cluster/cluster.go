@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -441,6 +443,26 @@ func (c *Cluster) ChunkserverID(i int) uint64 {
 // ChunkserverDir returns the data directory of chunkserver i (Dir/cs<i+1>).
 func (c *Cluster) ChunkserverDir(i int) string {
 	return filepath.Join(c.cfg.Dir, fmt.Sprintf("cs%d", i+1))
+}
+
+// DiskBytes is the space every chunkserver's data directory takes on
+// disk (allocated blocks, so holes count nothing); tests measure what a
+// write, a trim or a detach costs or frees with it.
+func (c *Cluster) DiskBytes() int64 {
+	var total int64
+	for i := range c.NumChunkservers() {
+		filepath.WalkDir(c.ChunkserverDir(i), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) == nil {
+				total += st.Blocks * 512
+			}
+			return nil
+		})
+	}
+	return total
 }
 
 // StopChunkserver stops chunkserver i cleanly. Its data stays on disk.

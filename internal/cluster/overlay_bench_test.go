@@ -3,13 +3,10 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -286,22 +283,6 @@ func BenchmarkOverlayPromote(b *testing.B) {
 	b.ReportMetric(float64(pct(took, 0.5).Microseconds())/1000, "promote-p50-ms")
 }
 
-// dirBytes is the space the files under dir take on disk.
-func dirBytes(dir string) int64 {
-	var total int64
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			total += st.Blocks * 512
-		}
-		return nil
-	})
-	return total
-}
-
 func BenchmarkOverlaySpace(b *testing.B) {
 	d := 20 * time.Second
 	if s := os.Getenv("CATENA_OVERLAY_SPACE_DURATION"); s != "" {
@@ -328,13 +309,7 @@ func BenchmarkOverlaySpace(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		disk := func() int64 {
-			var n int64
-			for i := range c.NumChunkservers() {
-				n += dirBytes(c.ChunkserverDir(i))
-			}
-			return n
-		}
+		disk := c.DiskBytes
 		before := disk()
 		views := []*client.Volume{w}
 		for _, name := range []string{"a", "b"} {

@@ -204,16 +204,29 @@ func (s *State) detachOverlay(c DetachOverlay) Result {
 	if err != nil {
 		return fail(err)
 	}
-	if snaps, _ := s.VolumeSnapshots(n.name); len(snaps) > 0 {
-		return fail(errorf(ErrNotEmpty, "overlay %q has %d snapshots (catena volume snapshot rm)", n.name, len(snaps)))
+	if err := s.noSnapshots(n); err != nil {
+		return fail(err)
 	}
-	// Its chunks move to a new epoch before they go: its writer's next
-	// write is refused, not landed in a chunk about to be deleted.
+	return Result{Fenced: s.dropVolume(n)}
+}
+
+// noSnapshots refuses to drop overlay n while it has snapshots.
+func (s *State) noSnapshots(n *inode) error {
+	if snaps, _ := s.VolumeSnapshots(n.name); len(snaps) > 0 {
+		return errorf(ErrNotEmpty, "overlay %q has %d snapshots (catena volume snapshot rm)", n.name, len(snaps))
+	}
+	return nil
+}
+
+// dropVolume deletes volume n and releases its chunks, which move to a
+// new epoch first: its writer's next write is refused, not landed in a
+// chunk about to be deleted. It returns those chunks.
+func (s *State) dropVolume(n *inode) []ChunkRef {
 	fenced := s.fenceAll(n)
 	s.dropChunks(n, 0)
 	delete(s.inodes, n.id)
 	delete(s.volumes, n.name)
-	return Result{Fenced: fenced}
+	return fenced
 }
 
 // fenceAll moves every chunk of n to a new epoch and returns them.
@@ -236,12 +249,10 @@ func (s *State) promoteOverlay(c PromoteOverlay) Result {
 	if err != nil {
 		return fail(err)
 	}
-	if snaps, _ := s.VolumeSnapshots(ov.name); len(snaps) > 0 {
-		return fail(errorf(ErrNotEmpty, "overlay %q has %d snapshots (catena volume snapshot rm)", ov.name, len(snaps)))
+	if err := s.noSnapshots(ov); err != nil {
+		return fail(err)
 	}
-	fenced := s.fenceAll(v)
-	s.dropChunks(v, 0)
-	delete(s.inodes, v.id)
+	fenced := s.dropVolume(v)
 	delete(s.volumes, ov.name)
 	s.volumes[c.Volume] = ov.id
 	ov.name, ov.mtime = c.Volume, c.Time

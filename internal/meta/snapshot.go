@@ -458,11 +458,7 @@ func (s *State) rollbackVolume(c RollbackVolume) Result {
 	cp := s.newCopier(false)
 	// The volume's own chunks move to a new epoch before they go, so a
 	// writer still holding them is refused from then on.
-	for _, idx := range slices.Sorted(maps.Keys(v.chunks)) {
-		ch := s.chunks[v.chunks[idx]]
-		ch.Epoch++
-		cp.fenced = append(cp.fenced, chunkRef(0, ch))
-	}
+	cp.fenced = s.fenceAll(v)
 	s.dropChunks(v, 0)
 	cp.shareChunks(v, snap)
 	v.size, v.mtime = snap.size, c.Time

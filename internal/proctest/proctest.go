@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -39,9 +40,20 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
-// FreeAddr returns a loopback address that was free a moment ago.
+// FreeAddr returns a loopback address that was free a moment ago: a
+// random port below Linux's ephemeral range (32768-60999), so that no
+// outgoing connection of this or another test takes it before the
+// process given it listens (a port from ":0" is an ephemeral one, which
+// the next outgoing connection may get).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePortLow+rand.IntN(freePortHigh-freePortLow))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +61,12 @@ func FreeAddr(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// FreeAddr's range: registered ports below the ephemeral range.
+const (
+	freePortLow  = 20000
+	freePortHigh = 32000
+)
 
 // Proc is one running process.
 type Proc struct {

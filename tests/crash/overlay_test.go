@@ -92,26 +92,7 @@ func (m *ovModel) check(view string, first int64, buf []byte) []string {
 // ovVolume filled with the blocks of write initial and overlays a and b
 // attached.
 func newOverlayRig(t *testing.T, n int, initial writeID) *powercut {
-	p := &powercut{t: t, cfg: powercutConfig(t)}
-	p.rng = rand.New(rand.NewPCG(p.cfg.seed, p.cfg.seed^0x9e3779b97f4a7c15))
-	t.Logf("seed %d (replay with CATENA_POWERCUT_SEED=%d)", p.cfg.seed, p.cfg.seed)
-	p.dir = t.TempDir()
-	p.logDir = filepath.Join(p.dir, "logs")
-	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.master, p.nbd = freeAddr(t), freeAddr(t)
-	p.certs = issueCerts(t, p.dir, n)
-	p.specs = append(p.specs, pcProc{name: "master", ready: "catena master: listening on", dir: filepath.Join(p.dir, "master"),
-		args: []string{"master", "--tls-dir", p.certs.master, "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
-	for i := range n {
-		d := filepath.Join(p.dir, fmt.Sprintf("cs%d", i+1))
-		p.specs = append(p.specs, pcProc{name: fmt.Sprintf("cs%d", i+1), ready: "catena chunkserver: id", dir: d,
-			args: []string{"chunkserver", "--tls-dir", p.certs.cs[i], "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
-	}
-	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
-		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd, "--writer-id", ovWriterID}})
-	t.Cleanup(p.killAll)
+	p := newPowercut(t, n, ovWriterID)
 	order := make([]int, len(p.specs))
 	for i := range order {
 		order[i] = i

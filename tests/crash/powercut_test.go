@@ -118,33 +118,9 @@ func TestPowerCut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a whole cluster of real processes many times")
 	}
-	cfg := powercutConfig(t)
-	t.Logf("seed %d (replay with CATENA_POWERCUT_SEED=%d), %d cycles", cfg.seed, cfg.seed, cfg.cycles)
-	p := &powercut{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))}
-	p.dir = t.TempDir()
-	if cfg.keep != "" {
-		p.dir = cfg.keep
-		if err := os.MkdirAll(p.dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("data and logs kept in %s", p.dir)
-	}
-	p.logDir = filepath.Join(p.dir, "logs")
-	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.master, p.nbd = freeAddr(t), freeAddr(t)
-	p.certs = issueCerts(t, p.dir, pcChunkservers)
-	p.specs = append(p.specs, pcProc{name: "master", ready: "catena master: listening on", dir: filepath.Join(p.dir, "master"),
-		args: []string{"master", "--tls-dir", p.certs.master, "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
-	for i := range pcChunkservers {
-		d := filepath.Join(p.dir, fmt.Sprintf("cs%d", i+1))
-		p.specs = append(p.specs, pcProc{name: fmt.Sprintf("cs%d", i+1), ready: "catena chunkserver: id", dir: d,
-			args: []string{"chunkserver", "--tls-dir", p.certs.cs[i], "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
-	}
-	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
-		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd, "--writer-id", pcWriterID}})
-	t.Cleanup(p.killAll)
+	p := newPowercut(t, pcChunkservers, pcWriterID)
+	cfg := p.cfg
+	t.Logf("%d cycles", cfg.cycles)
 
 	// First start in the usual order, then the data set.
 	p.startAll([]int{0, 1, 2, 3, 4})
@@ -194,6 +170,40 @@ func TestPowerCut(t *testing.T) {
 	if acked < cfg.cycles || flushed == 0 || metaOps == 0 || puts < cfg.cycles/2 {
 		p.fatalf("too little load to mean anything: %d writes (%d flushed through nbd), %d puts, %d metadata ops acknowledged", acked, flushed, puts, metaOps)
 	}
+}
+
+// newPowercut lays out a master, n chunkservers and catena nbd (writer
+// identity writerID) as processes to start (startAll), with their
+// certificates, data directories and logs; they are killed at the end.
+func newPowercut(t *testing.T, n int, writerID string) *powercut {
+	cfg := powercutConfig(t)
+	t.Logf("seed %d (replay with CATENA_POWERCUT_SEED=%d)", cfg.seed, cfg.seed)
+	p := &powercut{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))}
+	p.dir = t.TempDir()
+	if cfg.keep != "" {
+		p.dir = cfg.keep
+		if err := os.MkdirAll(p.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("data and logs kept in %s", p.dir)
+	}
+	p.logDir = filepath.Join(p.dir, "logs")
+	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p.master, p.nbd = freeAddr(t), freeAddr(t)
+	p.certs = issueCerts(t, p.dir, n)
+	p.specs = append(p.specs, pcProc{name: "master", ready: "catena master: listening on", dir: filepath.Join(p.dir, "master"),
+		args: []string{"master", "--tls-dir", p.certs.master, "--dir", filepath.Join(p.dir, "master"), "--listen", p.master, "--raft-addr", freeAddr(t)}})
+	for i := range n {
+		d := filepath.Join(p.dir, fmt.Sprintf("cs%d", i+1))
+		p.specs = append(p.specs, pcProc{name: fmt.Sprintf("cs%d", i+1), ready: "catena chunkserver: id", dir: d,
+			args: []string{"chunkserver", "--tls-dir", p.certs.cs[i], "--master", p.master, "--dir", d, "--listen", freeAddr(t)}})
+	}
+	p.specs = append(p.specs, pcProc{name: "nbd", ready: "catena nbd: serving on",
+		args: []string{"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", p.nbd, "--writer-id", writerID}})
+	t.Cleanup(p.killAll)
+	return p
 }
 
 // startAll starts every process in the given order without waiting in

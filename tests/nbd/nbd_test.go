@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,7 +51,13 @@ func start(t *testing.T, n int) *env {
 // until the test ends, and returns its address.
 func serve(t *testing.T, cl *client.Client) string {
 	t.Helper()
-	exports := nbd.NewVolumeExports(cl, nil)
+	return serveExports(t, nbd.NewVolumeExports(cl, nil))
+}
+
+// serveExports serves exports on 127.0.0.1:0 until the test ends, and
+// returns the address.
+func serveExports(t *testing.T, exports *nbd.VolumeExports) string {
+	t.Helper()
 	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -234,30 +238,11 @@ func TestFioChunkserverKilled(t *testing.T) {
 	}
 }
 
-// diskUsage sums the allocated bytes of every chunk file of the cluster.
-func diskUsage(t *testing.T, c *cluster.Cluster) int64 {
-	t.Helper()
-	var total int64
-	for i := range c.NumChunkservers() {
-		filepath.WalkDir(c.ChunkserverDir(i), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return nil
-			}
-			var st syscall.Stat_t
-			if syscall.Stat(p, &st) == nil {
-				total += st.Blocks * 512
-			}
-			return nil
-		})
-	}
-	return total
-}
-
 func TestTrimZerosAndFreesSpace(t *testing.T) {
 	e := start(t, 3)
 	e.volume(t, "t", 64<<20, 3)
 	run(t, time.Minute, "qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 32M", e.uri("t"))
-	before := diskUsage(t, e.c)
+	before := e.c.DiskBytes()
 	if before < 3*32<<20 {
 		t.Fatalf("disk usage %d after writing 32 MiB x3", before)
 	}
@@ -270,7 +255,7 @@ func TestTrimZerosAndFreesSpace(t *testing.T) {
 	// checkpoint (started by the trim, in the background) covers them.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		after := diskUsage(t, e.c)
+		after := e.c.DiskBytes()
 		if after <= before-3*20<<20 {
 			break
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,17 +24,7 @@ func serveWriter(t *testing.T, cl *client.Client, owner string) string {
 	t.Helper()
 	exports := nbd.NewVolumeExports(cl, nil)
 	exports.SetWriter(client.WriterOptions{Owner: owner})
-	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Logger: clustertest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close(); exports.Close() })
-	return l.Addr().String()
+	return serveExports(t, exports)
 }
 
 // TestOverlayPromoteWhileWriterWrites: the writer of volume v (fio random
@@ -146,7 +135,7 @@ func TestOverlayDetachFreesSpace(t *testing.T) {
 	e.volume(t, "v", 64<<20, 3)
 	qemuWrite(t, e.uri("v"), []patternWrite{{off: 0, n: 64 << 20, b: 0x5a}})
 	// The space of the volume alone, once its writes are all on disk.
-	base := diskUsage(t, e.c)
+	base := e.c.DiskBytes()
 	fill := func(name string) {
 		t.Helper()
 		if _, err := e.cl.AttachOverlay(ctx, "v", name, 0); err != nil {
@@ -156,14 +145,14 @@ func TestOverlayDetachFreesSpace(t *testing.T) {
 	}
 	grown := func(want int64) {
 		t.Helper()
-		if got := diskUsage(t, e.c); got < base+want {
+		if got := e.c.DiskBytes(); got < base+want {
 			t.Fatalf("disk usage %d after a copier wrote 32 MiB x3; the volume alone took %d", got, base)
 		}
 	}
 	back := func(what string) {
 		t.Helper()
 		clustertest.Eventually(t, time.Minute, func() error {
-			if got := diskUsage(t, e.c); got > base+8<<20 {
+			if got := e.c.DiskBytes(); got > base+8<<20 {
 				return fmt.Errorf("%s: disk usage %d, the volume alone took %d", what, got, base)
 			}
 			return nil
