@@ -371,3 +371,85 @@ func (p *powercut) restartOne(i int) {
 		p.fatalf("%v\n%s", err, p.logTail(s.name, 30))
 	}
 }
+
+// TestOverlayCopierKilled: a copier's own catena nbd process (another
+// writer identity) serves its overlay, with a 2 s lease, and is SIGKILLed
+// while the writer writes 4 KiB blocks through the cluster's nbd: the
+// writer never fails, and the dead copier's overlay is detached once its
+// lease lapses. The writer's latencies before, while the copier is dead
+// and after its detach are logged (docs/benchmarks.md has the figures).
+func TestOverlayCopierKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	initial := writeID{writer: 1000, seq: 1}
+	p := newOverlayRig(t, 3, initial)
+	ctx := t.Context()
+	const lease = 2 * time.Second
+	if _, err := p.cl.AttachOverlay(ctx, ovVolume, "k", lease); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	copier := start(t, "copier-nbd", "catena nbd: serving on",
+		"nbd", "--tls-dir", p.certs.admin, "--master", p.master, "--listen", addr, "--writer-id", "copier")
+	cn, err := dialNBD(addr, ovVolume+"+k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, volBlock)
+	for blk := range int64(64) {
+		fillBlock(buf, writeID{writer: 7, seq: 1}, blk)
+		if err := cn.WriteAt(buf, blk*volBlock); err != nil {
+			t.Fatalf("copier write: %v", err)
+		}
+	}
+	if ovs, err := p.cl.ListOverlays(ctx, ovVolume); err != nil || len(ovs) != 3 || !ovs[2].Writer || ovs[2].Owner != "copier" {
+		t.Fatalf("overlays with the copier serving k: %+v %v", ovs, err)
+	}
+	wn, err := p.dialView(ovVolume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wn.Close()
+	r := rand.New(rand.NewPCG(p.cfg.seed, 3))
+	seq := uint64(0)
+	write := func() time.Duration {
+		t.Helper()
+		seq++
+		blk := r.Int64N(ovVolumeSize / volBlock)
+		fillBlock(buf, writeID{writer: 1, seq: seq}, blk)
+		t0 := time.Now()
+		if err := wn.WriteAt(buf, blk*volBlock); err != nil {
+			t.Fatalf("writer write %d: %v", seq, err)
+		}
+		return time.Since(t0)
+	}
+	var alive, dead, after []time.Duration
+	for range 300 {
+		alive = append(alive, write())
+	}
+	copier.Kill()
+	died := time.Now()
+	var detachAfter time.Duration
+	for detachAfter == 0 {
+		for range 20 {
+			dead = append(dead, write())
+		}
+		ovs, err := p.cl.ListOverlays(ctx, ovVolume)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ovs) == 2 {
+			detachAfter = time.Since(died)
+		} else if time.Since(died) > lease+pcHealTimeout {
+			t.Fatalf("the dead copier's overlay is still attached %v after its death: %+v", time.Since(died), ovs)
+		}
+	}
+	for range 300 {
+		after = append(after, write())
+	}
+	p50 := func(d []time.Duration) time.Duration { s := slices.Clone(d); slices.Sort(s); return s[len(s)/2] }
+	p99 := func(d []time.Duration) time.Duration { s := slices.Clone(d); slices.Sort(s); return s[len(s)*99/100] }
+	t.Logf("writer 4 KiB through nbd, p50/p99: copier alive %v/%v, dead %v/%v (%d writes), detached %v/%v; detached %v after the kill (lease %v)",
+		p50(alive), p99(alive), p50(dead), p99(dead), len(dead), p50(after), p99(after), detachAfter.Round(time.Millisecond), lease)
+}
