@@ -27,6 +27,12 @@ func FuzzDecode(f *testing.F) {
 		Request{Client: 1, Seq: 2, Time: 3, Cmd: Rename{Src: "/a", Dst: "/b"}},
 		As{User: User{UID: 1, GID: 2, Groups: []uint32{3}}, Checks: []Check{{Op: CheckOpEntryPath, Path: "/a/g"}}, Cmd: Create{Path: "/a/g"}},
 		Request{Client: 1, Seq: 3, Cmd: As{User: Nobody, Checks: []Check{{Op: CheckOpChown, Inode: 3, SetGID: true, GID: 5}}, Cmd: Setattr{Inode: 3}}},
+		CreateVolume{Name: "v", Size: 1 << 20, Time: 4},
+		AttachOverlay{Volume: "v", Name: "a", Lease: 1e9, Replace: true, Time: 5},
+		SetWriter{Volume: "v+a", Session: "s", Owner: "o", Time: 6},
+		SetWriter{Volume: "v", Session: "", Prev: "s", Time: 6},
+		PromoteOverlay{Volume: "v", Name: "a", Time: 7},
+		DetachOverlay{Volume: "v", Name: "a", Time: 8},
 	} {
 		b, _ := Encode(c)
 		f.Add(b)
