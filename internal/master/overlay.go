@@ -126,18 +126,14 @@ func (v *volumeServer) AttachOverlay(ctx context.Context, req *api.AttachOverlay
 	if err != nil {
 		return nil, err
 	}
-	// A replaced overlay's chunks: its writer's next write is refused.
-	if err := v.s.m.fence(ctx, r.Fenced); err != nil {
-		return nil, err
-	}
-	// The volume's chunks, now shared with the overlay: the writer's
+	// A replaced overlay's chunks (its writer's next write is refused),
+	// then the volume's, now shared with the overlay: the writer's
 	// capabilities for their old epoch die before the attach answers.
-	if err := v.s.m.fenceTree(ctx, r.Info.Inode); err != nil {
+	info, err := v.fenceBoth(ctx, r)
+	if err != nil {
 		return nil, err
 	}
 	v.s.m.event("overlay", "overlay %s attached (lease %s)", r.Info.Name, lease)
-	var info *api.VolumeInfo
-	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
 	return &api.AttachOverlayResponse{Info: info}, nil
 }
 

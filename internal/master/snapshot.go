@@ -311,19 +311,30 @@ func (v *volumeServer) RollbackVolume(ctx context.Context, req *api.RollbackVolu
 	if err != nil {
 		return nil, err
 	}
-	// The volume's former chunks (r.Fenced; empty for a retry answered
-	// from its record: heartbeats carry their epochs then), then the
-	// snapshot's, now shared with the volume.
+	// The volume's former chunks, then the snapshot's, now shared with
+	// the volume.
+	info, err := v.fenceBoth(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	v.s.m.event("snapshot", "volume %s rolled back to %s", req.Volume, req.Name)
+	return &api.RollbackVolumeResponse{Info: info}, nil
+}
+
+// fenceBoth fences the chunks command result r moved off its volume
+// (r.Fenced; empty for a retry answered from its record: heartbeats carry
+// their epochs then), then every chunk of the volume it answers about
+// (those it made shared), and returns that volume's info.
+func (v *volumeServer) fenceBoth(ctx context.Context, r meta.Result) (*api.VolumeInfo, error) {
 	if err := v.s.m.fence(ctx, r.Fenced); err != nil {
 		return nil, err
 	}
 	if err := v.s.m.fenceTree(ctx, r.Info.Inode); err != nil {
 		return nil, err
 	}
-	v.s.m.event("snapshot", "volume %s rolled back to %s", req.Volume, req.Name)
 	var info *api.VolumeInfo
 	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
-	return &api.RollbackVolumeResponse{Info: info}, nil
+	return info, nil
 }
 
 // errForkBusy: a fork could not finish now (members busy or

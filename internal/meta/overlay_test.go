@@ -135,17 +135,7 @@ func TestOverlayPromote(t *testing.T) {
 	}
 	// Checkpoints keep overlays and sessions.
 	applyChecked(t, s, SetWriter{Volume: "v+b", Session: "cb"})
-	b, err := s.Checkpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := RestoreCheckpoint(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b2, _ := s2.Checkpoint(); string(b2) != string(b) {
-		t.Fatal("checkpoint differs after restore")
-	}
+	s2 := checkpointRoundTrip(t, s)
 	vb, _ := s2.Volume("v+b")
 	if sess, of, lease, _, _ := s2.VolumeWriter(vb.Inode); sess != "cb" || of != "v" || lease != 1e9 {
 		t.Fatalf("restored overlay: %q %q %d", sess, of, lease)

@@ -17,6 +17,24 @@ func applyChecked(t *testing.T, s *State, c Command) Result {
 	return r
 }
 
+// checkpointRoundTrip restores s's checkpoint and checks that it encodes
+// the same again.
+func checkpointRoundTrip(t *testing.T, s *State) *State {
+	t.Helper()
+	b, err := s.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := RestoreCheckpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := s2.Checkpoint(); string(b2) != string(b) {
+		t.Fatal("checkpoint differs after restore")
+	}
+	return s2
+}
+
 func TestSnapshotSharesChunksAndFencesThem(t *testing.T) {
 	s := fixture(t)
 	f, _ := s.Lookup("/d/f")
@@ -60,17 +78,7 @@ func TestSnapshotSharesChunksAndFencesThem(t *testing.T) {
 		t.Fatalf("refs %d, want 3", ch.Refs)
 	}
 	// Checkpoints keep it all.
-	b, err := s.Checkpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := RestoreCheckpoint(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b2, _ := s2.Checkpoint(); string(b2) != string(b) {
-		t.Fatal("checkpoint differs after restore")
-	}
+	s2 := checkpointRoundTrip(t, s)
 	if _, err := s2.Lookup("/d/.snapshot/s2/f"); err != nil {
 		t.Fatal(err)
 	}
