@@ -2,6 +2,7 @@ package chunkserver
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/catena-io/catena/api"
@@ -89,6 +90,9 @@ func TestWriteCreatesReplicas(t *testing.T) {
 	}
 	want := []Metrics{{CreatedByWrite: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}, {CreatedByUpdate: 1, Active: 1}}
 	for i, s := range c.servers {
+		// A node gives its updates' memory back once its successor took
+		// them, which may come just after the write's answer.
+		waitFor(t, fmt.Sprintf("server %d: chain memory released", i), func() bool { return s.Metrics().ChainMemory == 0 })
 		got := s.Metrics()
 		got.ChainMemoryPeak = 0 // what the writes held on their way
 		if got != want[i] {
