@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -264,26 +265,7 @@ func checkSnapshots(t *testing.T, what string, h *lincheck.History) {
 		}
 		if porcupine.CheckOperations(lincheck.Model, rw) {
 			t.Logf("%s: the reads and writes alone are linearizable", what)
-			for _, sop := range snaps {
-				if !porcupine.CheckOperations(snapModel, append(slices.Clone(rw), sop)) {
-					t.Logf("%s: %s (call %.3fs, return %.3fs) fits no point of its call; the writes and reads around it:",
-						what, snapModel.DescribeOperation(sop.Input, sop.Output),
-						time.Duration(sop.Call).Seconds(), time.Duration(sop.Return).Seconds())
-					const around = int64(500 * time.Millisecond)
-					for _, op := range rw {
-						end := op.Return
-						if end == math.MaxInt64 {
-							end = op.Call
-						}
-						if end >= sop.Call-around && op.Call <= sop.Return+around {
-							in := op.Input.(lincheck.Input)
-							t.Logf("   call %.6fs return %.6fs worker %d: %s", time.Duration(op.Call).Seconds(),
-								time.Duration(min(op.Return, int64(time.Hour))).Seconds(), in.Worker, lincheck.Model.DescribeOperation(op.Input, op.Output))
-						}
-					}
-					break
-				}
-			}
+			logSnapshotViolation(t, what, rw, snaps)
 		} else {
 			t.Logf("%s: the reads and writes alone are not linearizable:", what)
 			rh := lincheck.NewHistory()
@@ -296,5 +278,55 @@ func checkSnapshots(t *testing.T, what string, h *lincheck.History) {
 			lincheck.Check(t, rh, 0) // fails t with the operations around the violation
 		}
 		t.Fatalf("%s: history with snapshots not linearizable; visualization in %s", what, path)
+	}
+}
+
+// logSnapshotViolation narrows a violation down to the snapshots that
+// cause it: the first snapshot that fits no point of its call with the
+// reads and writes alone, or else the first pair of snapshots that cannot
+// both hold; it logs them with the reads and writes around them.
+func logSnapshotViolation(t *testing.T, what string, rw, snaps []porcupine.Operation) {
+	t.Helper()
+	slices.SortFunc(snaps, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	culprits := func() []porcupine.Operation {
+		for _, s := range snaps {
+			if !porcupine.CheckOperations(snapModel, append(slices.Clone(rw), s)) {
+				return []porcupine.Operation{s}
+			}
+		}
+		for k := 1; k < len(snaps); k++ {
+			if porcupine.CheckOperations(snapModel, append(slices.Clone(rw), snaps[:k+1]...)) {
+				continue
+			}
+			for j := k - 1; j >= 0; j-- {
+				if !porcupine.CheckOperations(snapModel, append(slices.Clone(rw), snaps[j], snaps[k])) {
+					return []porcupine.Operation{snaps[j], snaps[k]}
+				}
+			}
+			return snaps[:k+1]
+		}
+		return nil
+	}()
+	if len(culprits) == 0 || len(culprits) > 2 {
+		t.Logf("%s: no single snapshot or pair of snapshots explains it (%d snapshots)", what, len(culprits))
+		return
+	}
+	from, to := culprits[0].Call, culprits[len(culprits)-1].Return
+	for _, s := range culprits {
+		t.Logf("%s: %s (call %.6fs, return %.6fs)", what, snapModel.DescribeOperation(s.Input, s.Output),
+			time.Duration(s.Call).Seconds(), time.Duration(s.Return).Seconds())
+	}
+	t.Logf("%s: cannot hold together with the reads and writes; those around them:", what)
+	const around = int64(500 * time.Millisecond)
+	for _, op := range rw {
+		end := op.Return
+		if end == math.MaxInt64 {
+			end = op.Call
+		}
+		if end >= from-around && op.Call <= to+around {
+			in := op.Input.(lincheck.Input)
+			t.Logf("   call %.6fs return %.6fs worker %d: %s", time.Duration(op.Call).Seconds(),
+				time.Duration(min(op.Return, int64(time.Hour))).Seconds(), in.Worker, lincheck.Model.DescribeOperation(op.Input, op.Output))
+		}
 	}
 }
