@@ -205,6 +205,21 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 			e.nodes[id].Reconfigure(cfg)
 			fmt.Fprintf(&b, "%d: %s epoch=%d\n", id, e.nodes[id].Role(), e.nodes[id].Config().Epoch)
 		}
+	case "clone":
+		// Each node named makes a clone of its replica (as a chunkserver's
+		// CloneReplica: settled, so all it holds is committed) and serves
+		// the clone, in configuration epoch= chain=, from then on.
+		cfg := Config{Epoch: argUint(t, d, "epoch", 0), Chain: argIDs(t, d, "chain")}
+		for _, id := range e.nodesArg(t, d) {
+			n := e.nodes[id]
+			if !n.Quiescent() {
+				d.Fatalf(t, "node %d is not settled", id)
+			}
+			st := n.Status()
+			e.nodes[id] = NewNode(id, cfg, Start{Applied: st.Applied, AppliedEpoch: st.AppliedEpoch, Size: n.size,
+				Committed: true, Requests: n.Requests()})
+			fmt.Fprintf(&b, "%d: %s epoch=%d remembers %d\n", id, e.nodes[id].Role(), cfg.Epoch, len(e.nodes[id].Requests()))
+		}
 	case "catchup":
 		for _, id := range e.nodesArg(t, d) {
 			n := e.nodes[id]

@@ -115,6 +115,11 @@ func NewNode(self NodeID, cfg Config, st Start) *Node {
 		// chunkserver holds many idle nodes.
 	}
 	n.reset(cfg, st.Applied, st.AppliedEpoch, st.Ahead)
+	for _, r := range st.Requests {
+		if r.Seq <= st.Applied {
+			n.remember(r.Req, r.Seq, r.Offset)
+		}
+	}
 	if st.Committed {
 		n.acked = st.Applied
 		n.tickAcked = n.acked
@@ -289,6 +294,21 @@ func (n *Node) send(u Update) {
 func (n *Node) Known(req RequestID) bool {
 	_, ok := n.reqs[req]
 	return ok && req != (RequestID{})
+}
+
+// Requests returns the request ids the node remembers, oldest first
+// (for Start.Requests).
+func (n *Node) Requests() []Remembered {
+	out := make([]Remembered, 0, len(n.reqRing))
+	seen := make(map[RequestID]bool, len(n.reqRing))
+	for i := range n.reqRing {
+		e := n.reqRing[(n.reqHead+i)%len(n.reqRing)]
+		if cur, ok := n.reqs[e.req]; ok && !seen[e.req] {
+			seen[e.req] = true
+			out = append(out, Remembered{Req: cur.req, Seq: cur.seq, Offset: cur.off})
+		}
+	}
+	return out
 }
 
 // wait records that the head answers req when seq commits.

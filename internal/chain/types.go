@@ -104,6 +104,20 @@ type Start struct {
 	// Acked == Applied); otherwise only a node without a successor counts
 	// what it holds as committed.
 	Committed bool
+	// Requests are request ids the replica's updates carried, oldest
+	// first (Node.Requests of the node it was made from). A clone of a
+	// replica takes its source's: a client that wrote the source and
+	// retries its write on the clone (the chunk forked meanwhile) is
+	// answered, not applied a second time over a later write.
+	Requests []Remembered
+}
+
+// Remembered is a request id a node remembers, with the sequence number
+// and offset it was sequenced at.
+type Remembered struct {
+	Req    RequestID
+	Seq    uint64
+	Offset int64
 }
 
 // RequestID identifies a client request; a retry carries the same id, so a

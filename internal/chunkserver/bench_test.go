@@ -84,7 +84,7 @@ func BenchmarkReplicaFootprint(b *testing.B) {
 	b.ResetTimer()
 	reps := make([]*replica, b.N)
 	for i, st := range stores {
-		reps[i] = s.newReplica(st, &coldState{rejoining: true, fencedThrough: 1}) // as activated after a restart
+		reps[i] = s.newReplica(st, &coldState{rejoining: true, fencedThrough: 1}, nil) // as activated after a restart
 	}
 	b.StopTimer()
 	runtime.GC()

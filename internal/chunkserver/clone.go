@@ -107,7 +107,7 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	}
 	// Under r.mu: no update applies to the source while it is cloned.
 	rep, err := s.store.Clone(src, dst)
-	verified := r.verified
+	verified, reqs := r.verified, r.node.Requests()
 	r.mu.Unlock()
 	if err != nil {
 		return nil, storeError(err)
@@ -122,7 +122,11 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		return nil, errUnavailable("server closing")
 	}
 	// Everything the clone holds is durable on every member: committed.
-	c := s.newReplica(rep, &coldState{verified: verified, committed: true})
+	// The clone remembers the source's request ids: a client whose write
+	// the source applied may retry it on the fork (it timed out, and
+	// found the chunk forked when it asked again), and that retry is
+	// answered, not applied a second time over a later write.
+	c := s.newReplica(rep, &coldState{verified: verified, committed: true}, reqs)
 	s.replicas[dst] = c
 	delete(s.deleted, dst)
 	delete(s.cold, dst)

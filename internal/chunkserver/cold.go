@@ -121,7 +121,7 @@ func (s *Server) activeLocked(h chunkstore.Handle) *replica {
 	}
 	m := rep.Meta()
 	cs := s.coldStateLocked(h, m)
-	r := s.newReplica(rep, &cs)
+	r := s.newReplica(rep, &cs, nil)
 	delete(s.cold, h)
 	s.replicas[h] = r
 	s.metrics.activated.Add(1)

@@ -158,7 +158,7 @@ func (s *Server) addReplica(m chunkstore.Meta, sync bool) (*replica, error) {
 	if s.closed {
 		return nil, errUnavailable("server closing")
 	}
-	r := s.newReplica(rep, nil)
+	r := s.newReplica(rep, nil, nil)
 	s.replicas[m.Handle] = r
 	delete(s.deleted, m.Handle) // held again (cold.go's activeLocked)
 	delete(s.absentFloor, m.Handle)

@@ -110,8 +110,9 @@ func (r *replica) noteLocked() {
 // newReplica returns the replica of store: a new one when cold is nil,
 // else a cold one made active (cold.go), whose node starts from the
 // store's metadata and the cold state (a replica loaded at Start starts
-// fenced until it rejoins).
-func (s *Server) newReplica(store *chunkstore.Replica, cold *coldState) *replica {
+// fenced until it rejoins). A clone's node starts remembering reqs, its
+// source's request ids (chain.Start.Requests).
+func (s *Server) newReplica(store *chunkstore.Replica, cold *coldState, reqs []chain.Remembered) *replica {
 	m := store.Meta()
 	var cs coldState
 	if cold != nil {
@@ -120,6 +121,7 @@ func (s *Server) newReplica(store *chunkstore.Replica, cold *coldState) *replica
 	st := chain.Start{
 		Applied: m.AppliedSeq, AppliedEpoch: m.AppliedEpoch, Size: m.ChunkSize, Reloaded: cs.rejoining,
 		Committed: cs.committed, Ahead: blockRanges(store.AheadBlocks(), m.ChunkSize), LogLen: s.cfg.UpdateLogLen,
+		Requests: reqs,
 	}
 	members := make([]chain.NodeID, len(m.Chain))
 	for i, id := range m.Chain {
