@@ -369,7 +369,7 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 				return retryTimeout(ctx, pc.index, lastErr, err)
 			}
 		}
-		if err := f.retryWait(ctx, pc.index, attempt); err != nil {
+		if err := f.retryWait(ctx, pc.index, attempt, err); err != nil {
 			if !ended(ctx) {
 				return err // the master's answer to the refresh (the file is gone)
 			}
@@ -424,7 +424,7 @@ func (f *File) update(ctx context.Context, index int64, req *api.WriteRequest, a
 		}
 		lastErr = err
 		f.c.log.Debug("write retry", "path", f.path, "index", index, "request", req.RequestId, "err", err)
-		if err := f.retryWait(ctx, index, attempt); err != nil {
+		if err := f.retryWait(ctx, index, attempt, err); err != nil {
 			if !ended(ctx) {
 				return nil, err // the master's answer to the refresh (the file is gone)
 			}
@@ -476,9 +476,15 @@ func replicaSpec(ci ChunkInfo) *api.ReplicaSpec {
 }
 
 // retryWait backs off and then reloads the chunk's chain from the master.
-func (f *File) retryWait(ctx context.Context, index int64, attempt int) error {
-	if err := f.c.sleep(ctx, backoffDelay(attempt)); err != nil {
-		return err
+func (f *File) retryWait(ctx context.Context, index int64, attempt int, cause error) error {
+	// A replica at a newer epoch than the cached one: the master committed
+	// that epoch before it told the replica, so the first refresh goes at
+	// once (after a snapshot, an overlay's attach or a repair, every
+	// cached chunk of a writer meets this once).
+	if attempt > 0 || rpcerr.Code(cause) != api.ErrorCode_STALE_EPOCH {
+		if err := f.c.sleep(ctx, backoffDelay(attempt)); err != nil {
+			return err
+		}
 	}
 	return f.refresh(ctx, index)
 }

@@ -346,7 +346,9 @@ var errForkBusy = errors.New("fork not finished")
 func (s *server) forkSlot(ctx context.Context, ino uint64, index int64, ref meta.ChunkRef) (meta.ChunkRef, error) {
 	for attempt := 0; ; attempt++ {
 		if ref.Fork == 0 {
+			t0 := s.m.cfg.Clock.Now()
 			r, err := s.propose(ctx, meta.ForkChunk{Inode: ino, Index: index, Source: ref.Handle, Epoch: ref.Epoch})
+			s.m.log.Debug("master: fork committed", "handle", ref.Handle, "took", s.m.cfg.Clock.Now().Sub(t0), "err", err)
 			switch {
 			case err == nil:
 				ref.Fork = r.Chunk.Handle
@@ -453,7 +455,9 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	if !ok {
 		return nil // done already, or gone
 	}
+	start := m.cfg.Clock.Now()
 	errs := m.cloneAll(ctx, members, req)
+	cloned := m.cfg.Clock.Now()
 	chain := make([]uint64, 0, len(members))
 	for _, ref := range members {
 		chain = append(chain, ref.Id)
@@ -476,17 +480,24 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 	if err := errors.Join(errs...); err != nil {
 		return rpcerr.New(api.ErrorCode_UNAVAILABLE, "fork of chunk %d into %d: %v: %v", origin.Handle, h, errForkBusy, err)
 	}
+	fenced := m.cfg.Clock.Now()
 	r, err := (&server{m: m}).propose(ctx, meta.ForkDone{Handle: h, Chain: chain})
 	if err != nil {
 		return err
 	}
+	done := m.cfg.Clock.Now()
 	// The clones took the fork's epoch as read above; a snapshot since
-	// may have moved it on (the fork shared): its members hear it before
-	// anyone may write the fork.
-	if err := m.fence(ctx, []meta.ChunkRef{r.Chunk}); err != nil {
-		return err
+	// may have moved it on (the fork shared), or ForkDone the chain: its
+	// members hear it before anyone may write the fork. Unmoved, each
+	// member holds it at that epoch already (CloneReplica).
+	if r.Chunk.Epoch != fork.Epoch || !slices.Equal(r.Chunk.Chain, fork.Chain) {
+		if err := m.fence(ctx, []meta.ChunkRef{r.Chunk}); err != nil {
+			return err
+		}
 	}
-	m.log.Debug("master: fork done", "origin", origin.Handle, "handle", h, "chain", chain, "epoch", r.Chunk.Epoch)
+	now := m.cfg.Clock.Now()
+	m.log.Debug("master: fork done", "origin", origin.Handle, "handle", h, "chain", chain, "epoch", r.Chunk.Epoch,
+		"clone", cloned.Sub(start), "origin_fence", fenced.Sub(cloned), "commit", done.Sub(fenced), "fence", now.Sub(done))
 	return nil
 }
 
