@@ -234,6 +234,15 @@ func checkSnapshots(t *testing.T, what string, h *lincheck.History) {
 	if writes-unknown < 10 {
 		t.Fatalf("%s: too few completed writes to check anything: %d", what, writes-unknown)
 	}
+	seen := lincheck.ReadValues(ops)
+	for _, op := range ops {
+		if out, ok := op.Output.(snapOutput); ok {
+			for _, v := range out.Values {
+				seen[v] = true
+			}
+		}
+	}
+	ops = lincheck.DropUnobserved(ops, func(v uint64) bool { return seen[v] })
 	res, info := porcupine.CheckOperationsVerbose(snapModel, ops, 2*time.Minute)
 	switch res {
 	case porcupine.Ok:

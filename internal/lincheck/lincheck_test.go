@@ -83,3 +83,39 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+// TestDropUnobserved: only writes of unknown outcome that no read saw go,
+// and the verdict of every history of TestModel's kind is the same
+// without them.
+func TestDropUnobserved(t *testing.T) {
+	w := func(v uint64, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{Input: Input{Write: true, Value: v}, Output: Output{}, Call: call, Return: ret}
+	}
+	rd := func(v uint64, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: 1, Input: Input{}, Output: Output{Value: v}, Call: call, Return: ret}
+	}
+	unknown := func(v uint64, call int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: 2, Input: Input{Write: true, Value: v}, Output: Output{Unknown: true}, Call: call, Return: math.MaxInt64}
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []porcupine.Operation
+		kept int
+		want bool
+	}{
+		{"unseen unknown writes go", []porcupine.Operation{w(1, 0, 10), unknown(7, 5), unknown(8, 20), rd(1, 30, 40)}, 2, true},
+		{"a seen one stays", []porcupine.Operation{w(1, 0, 10), unknown(7, 5), rd(7, 30, 40)}, 3, true},
+		{"a stale read stays one", []porcupine.Operation{w(1, 0, 10), w(2, 11, 20), unknown(7, 5), rd(1, 21, 22)}, 3, false},
+		{"an unknown write cannot undo itself", []porcupine.Operation{w(1, 0, 10), unknown(9, 40), rd(9, 50, 60), unknown(8, 55), rd(1, 100, 110)}, 4, false},
+		{"completed writes stay unseen", []porcupine.Operation{w(1, 0, 10), w(2, 11, 20), rd(2, 21, 22)}, 3, true},
+	} {
+		seen := ReadValues(tc.ops)
+		got := DropUnobserved(tc.ops, func(v uint64) bool { return seen[v] })
+		if len(got) != tc.kept {
+			t.Errorf("%s: kept %d operations, want %d", tc.name, len(got), tc.kept)
+		}
+		if full, dropped := porcupine.CheckOperations(Model, tc.ops), porcupine.CheckOperations(Model, got); full != tc.want || dropped != tc.want {
+			t.Errorf("%s: linearizable %v with every write, %v without the unseen, want %v", tc.name, full, dropped, tc.want)
+		}
+	}
+}
