@@ -33,7 +33,7 @@ func metricsSum(c *cluster.Cluster) chunkserver.Metrics {
 	return sum
 }
 
-func masterClient(t *testing.T, c *cluster.Cluster) api.MasterClient {
+func masterClient(t testing.TB, c *cluster.Cluster) api.MasterClient {
 	t.Helper()
 	conn, err := grpc.NewClient(c.MasterAddr(), c.DialOption(auth.RoleMaster))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
@@ -49,8 +50,26 @@ func BenchmarkOverlayWriter4K(b *testing.B) {
 	const cs = 16 << 20
 	const chunks = 32
 	const perChunk = 16 // 4 KiB writes per chunk, each in its own 64 KiB block
-	if _, err := cl.CreateVolume(ctx, "v", chunks*cs, client.VolumeOptions{ChunkSize: cs}); err != nil {
+	vi, err := cl.CreateVolume(ctx, "v", chunks*cs, client.VolumeOptions{ChunkSize: cs})
+	if err != nil {
 		b.Fatal(err)
+	}
+	mc := masterClient(b, c)
+	// forked waits until the leader's background forks after an attach
+	// left no chunk of the volume shared.
+	forked := func() {
+		clustertest.Eventually(b, time.Minute, func() error {
+			resp, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: vi.Inode})
+			if err != nil {
+				return err
+			}
+			for _, ci := range resp.GetChunks() {
+				if ci.GetShared() {
+					return fmt.Errorf("chunk %d still shared", ci.GetIndex())
+				}
+			}
+			return nil
+		})
 	}
 	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{})
 	if err != nil {
@@ -75,18 +94,30 @@ func BenchmarkOverlayWriter4K(b *testing.B) {
 	for _, k := range []int{0, 1, 4} {
 		b.Run(fmt.Sprintf("copiers=%d", k), func(b *testing.B) {
 			for i := range b.N {
-				ovs, _ := cl.ListOverlays(ctx, "v")
-				for _, o := range ovs {
-					if err := cl.DetachOverlay(ctx, "v", o.Name); err != nil {
-						b.Fatal(err)
+				attach := func(round string) {
+					ovs, _ := cl.ListOverlays(ctx, "v")
+					for _, o := range ovs {
+						if err := cl.DetachOverlay(ctx, "v", o.Name); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for j := range k {
+						if _, err := cl.AttachOverlay(ctx, "v", fmt.Sprintf("c%d-%d%s", i, j, round), time.Hour); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
-				for j := range k {
-					if _, err := cl.AttachOverlay(ctx, "v", fmt.Sprintf("c%d-%d", i, j), time.Hour); err != nil {
-						b.Fatal(err)
-					}
+				// Right after the attach: the writer meets the leader's
+				// background forks (or forks a chunk itself).
+				attach("now")
+				var now, fork, first, again []time.Duration
+				for ch := range int64(chunks) {
+					now = append(now, write(ch*cs))
 				}
-				var fork, first, again []time.Duration
+				// Once the background forks are done: the writer only
+				// refreshes its chunk map.
+				attach("")
+				forked()
 				for ch := range int64(chunks) {
 					fork = append(fork, write(ch*cs))
 				}
@@ -100,6 +131,8 @@ func BenchmarkOverlayWriter4K(b *testing.B) {
 						again = append(again, write(ch*cs+j*(cs/perChunk)))
 					}
 				}
+				b.ReportMetric(us(pct(now, 0.5)), "attach-p50-µs")
+				b.ReportMetric(us(pct(now, 0.99)), "attach-p99-µs")
 				b.ReportMetric(us(pct(fork, 0.5)), "fork-p50-µs")
 				b.ReportMetric(us(pct(fork, 0.99)), "fork-p99-µs")
 				b.ReportMetric(us(pct(first, 0.5)), "first-p50-µs")
@@ -109,6 +142,7 @@ func BenchmarkOverlayWriter4K(b *testing.B) {
 				if k == 0 {
 					baseline["again"] = pct(again, 0.5)
 				} else if base := baseline["again"]; base > 0 {
+					b.ReportMetric(float64(pct(now, 0.5))/float64(base), "attach/base-p50")
 					b.ReportMetric(float64(pct(fork, 0.5))/float64(base), "fork/base-p50")
 					b.ReportMetric(float64(pct(first, 0.5))/float64(base), "first/base-p50")
 					b.ReportMetric(float64(pct(again, 0.5))/float64(base), "again/base-p50")

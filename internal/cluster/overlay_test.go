@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
@@ -190,5 +191,84 @@ func TestOverlayWriterCopiersPromote(t *testing.T) {
 	}
 	if err := c.Settle(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOverlayWriterForkedAhead: after an attach the leader forks the
+// volume's chunks, now shared with the overlay, in the background, so
+// that the writer's first writes find chunks of their own; the writer's
+// cached chunk map, stale after that, is refreshed on its next write,
+// which lands in the fork; the overlay keeps the volume as it was.
+func TestOverlayWriterForkedAhead(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	vi, err := cl.CreateVolume(ctx, "v", 4*chunkSize, client.VolumeOptions{ChunkSize: chunkSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	orig := make([]byte, 3*chunkSize) // the fourth chunk stays a hole
+	fillRand(r, orig)
+	if _, err := w.WriteAt(orig, 0); err != nil {
+		t.Fatal(err)
+	}
+	mc := masterClient(t, c)
+	chunks := func() []*api.ChunkInfo {
+		resp, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: vi.Inode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetChunks()
+	}
+	before := chunks()
+	if len(before) != 3 {
+		t.Fatalf("%d chunks allocated, want 3", len(before))
+	}
+	if _, err := cl.AttachOverlay(ctx, "v", "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		after := chunks()
+		if len(after) != len(before) {
+			return fmt.Errorf("%d chunks, want %d", len(after), len(before))
+		}
+		for i, ci := range after {
+			if ci.GetShared() || ci.GetHandle() == before[i].GetHandle() {
+				return fmt.Errorf("chunk %d: handle %d (was %d), shared %v", ci.GetIndex(), ci.GetHandle(), before[i].GetHandle(), ci.GetShared())
+			}
+		}
+		return nil
+	})
+	// The writer's map names the old chunks: its writes still land.
+	upd := make([]byte, 3*chunkSize)
+	fillRand(r, upd)
+	if _, err := w.WriteAt(upd, 0); err != nil {
+		t.Fatal(err)
+	}
+	ov, err := cl.OpenVolume(ctx, "v+a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ov.Close()
+	for _, tc := range []struct {
+		name string
+		f    interface {
+			ReadAt([]byte, int64) (int, error)
+		}
+		want []byte
+	}{{"writer", w, upd}, {"overlay", ov, orig}} {
+		got := make([]byte, len(tc.want))
+		if _, err := tc.f.ReadAt(got, 0); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !bytes.Equal(got, tc.want) {
+			t.Fatalf("%s reads other bytes than it should", tc.name)
+		}
 	}
 }

@@ -67,8 +67,9 @@ type Master struct {
 	placements atomic.Uint64
 	// forks serialises the finishing of each fork (snapshot.go).
 	forks        forkLocks
-	forksRunning atomic.Bool // the repair loop's finishForks is under way
-	expiring     atomic.Bool // the repair loop's expireOverlays is under way
+	forksRunning atomic.Bool  // the repair loop's finishForks is under way
+	expiring     atomic.Bool  // the repair loop's expireOverlays is under way
+	preForks     preForkQueue // volumes whose shared chunks the leader forks ahead (prefork.go)
 
 	events  eventRing      // recent events for the console (events.go)
 	console *consoleServer // nil without Config.HTTPAddr (console.go)

@@ -134,6 +134,7 @@ func (v *volumeServer) AttachOverlay(ctx context.Context, req *api.AttachOverlay
 		return nil, err
 	}
 	v.s.m.event("overlay", "overlay %s attached (lease %s)", r.Info.Name, lease)
+	v.s.m.schedulePreFork(req.Volume)
 	return &api.AttachOverlayResponse{Info: info}, nil
 }
 
@@ -218,6 +219,7 @@ func (v *volumeServer) PromoteOverlay(ctx context.Context, req *api.PromoteOverl
 	}
 	v.s.m.event("overlay", "overlay %s promoted: it is volume %s (%d chunks fenced, %s)",
 		meta.VolumeOverlayName(req.Volume, req.Name), req.Volume, len(r.Fenced), v.s.m.cfg.Clock.Now().Sub(start).Round(time.Millisecond))
+	v.s.m.schedulePreFork(req.Volume) // the new writer's chunks the other overlays share
 	var info *api.VolumeInfo
 	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
 	return &api.PromoteOverlayResponse{Info: info}, nil

@@ -104,6 +104,12 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 			m.finishForks(ctx, forks)
 		})
 	}
+	if m.preForks.due(now) && m.preForks.running.CompareAndSwap(false, true) {
+		repairs.Go(func() {
+			defer m.preForks.running.Store(false)
+			m.preForkVolumes(ctx)
+		})
+	}
 	m.soft.settleMoves(chunks, joining)
 	ids := make([]uint64, 0, len(servers))
 	for _, sv := range servers {
