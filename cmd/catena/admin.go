@@ -105,6 +105,7 @@ func newAdminCmd(g *globals) *cobra.Command {
 	admin.AddCommand(newChunkserverAdminCmd(g))
 	admin.AddCommand(newRebalanceCmd(g))
 	admin.AddCommand(newCACmd(), newCertCmd())
+	admin.AddCommand(newS3AdminCmd(g))
 	return admin
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/durable"
+	"github.com/catena-io/catena/internal/s3"
 )
 
 // devDir is catena dev's default data directory; devTLSDir, under it,
@@ -23,12 +25,14 @@ const (
 	devTLSDir = devDir + "/tls/admin"
 	// devHTTPAddr is where catena dev serves the console by default.
 	devHTTPAddr = "127.0.0.1:7090"
+	// devS3Addr is where catena dev serves the S3 gateway by default.
+	devS3Addr = "127.0.0.1:9000"
 )
 
 func newDevCmd(g *globals) *cobra.Command {
 	cfg := cluster.Config{}
 	var insecure bool
-	var metricsAddr string
+	var metricsAddr, s3Addr string
 	cmd := &cobra.Command{
 		Use:   "dev [--dir DIR] [--chunkservers N] [--listen ADDR] [--metrics-listen ADDR]",
 		Short: "Run a master and N chunkservers in one process, for trying Catena out",
@@ -99,7 +103,17 @@ func newDevCmd(g *globals) *cobra.Command {
 			} else {
 				fmt.Fprintf(out, "  try: export %s; catena put ./file /file && catena ls -l /\n", strings.Join(env, " "))
 			}
-			return fail("dev", serveUntilDone(ctx, c.Close))
+			stop := c.Close
+			if s3Addr != "" {
+				gw, err := startDevS3(ctx, c, s3Addr, !cmd.Flags().Changed("s3-listen"), cfg.Logger)
+				if err != nil {
+					c.Close()
+					return fail("dev", err)
+				}
+				stop = func() error { gw.Close(); return c.Close() }
+				fmt.Fprintf(out, "catena dev: S3 on http://%s/ (access keys: catena admin s3 key create NAME)\n", gw.addr)
+			}
+			return fail("dev", serveUntilDone(ctx, stop))
 		},
 	}
 	f := cmd.Flags()
@@ -109,6 +123,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	f.IntVar(&cfg.Masters, "masters", 1, "number of master voters (1, 3 or 5); more than 1 listen on free loopback ports")
 	f.StringVar(&cfg.MasterAddr, "listen", client.DefaultMaster, "master listen address")
 	f.StringVar(&cfg.MasterHTTPAddr, "http-listen", devHTTPAddr, "serve the web console at http://ADDR/ (plain HTTP; empty: off; a free port when the default is taken)")
+	f.StringVar(&s3Addr, "s3-listen", devS3Addr, "serve the S3 gateway (buckets under /s3) at http://ADDR/ (empty: off; a free port when the default is taken)")
 	f.StringVar(&metricsAddr, "metrics-listen", "", "serve every process's Prometheus metrics (labelled node=m1, cs1, ...) at http://ADDR/metrics (empty: off)")
 	return cmd
 }
@@ -121,4 +136,27 @@ func portFree(addr string) bool {
 	}
 	ln.Close()
 	return true
+}
+
+// startDevS3 starts catena dev's S3 gateway on addr, or on any free port
+// when anyPort and addr is taken.
+func startDevS3(ctx context.Context, c *cluster.Cluster, addr string, anyPort bool, log *slog.Logger) (*s3Gateway, error) {
+	cl, err := c.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	if anyPort && !portFree(addr) {
+		addr = "127.0.0.1:0"
+	}
+	gw, err := startS3(ctx, cl, s3.Config{}, addr, log)
+	if err != nil && anyPort && errors.Is(err, syscall.EADDRINUSE) {
+		// Taken since portFree looked: any port will do.
+		gw, err = startS3(ctx, cl, s3.Config{}, "127.0.0.1:0", log)
+	}
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	gw.onClose = func() { cl.Close() }
+	return gw, nil
 }

@@ -34,6 +34,11 @@ func (m *Master) caller(ctx context.Context) meta.User {
 	if !ok {
 		return meta.Nobody
 	}
+	if role == auth.RoleAdmin {
+		if u, ok := actAs(ctx); ok {
+			return u // actas.go: root acting as a user (the S3 gateway)
+		}
+	}
 	if role == auth.RoleAdmin || role == auth.RoleMaster {
 		return meta.User{Root: true}
 	}
