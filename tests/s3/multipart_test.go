@@ -1,0 +1,237 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/catena-io/catena/client"
+)
+
+// multipartETag is S3's ETag of an object made of parts.
+func multipartETag(parts ...[]byte) string {
+	h := md5.New()
+	for _, p := range parts {
+		s := md5.Sum(p)
+		h.Write(s[:])
+	}
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
+}
+
+func TestMultipart(t *testing.T) {
+	const minPart = 1 << 20
+	e := newEnv(t, minPart)
+	ctx := context.Background()
+	core := e.core()
+	must(t, "make bucket", e.mc.MakeBucket(ctx, "mpb", minio.MakeBucketOptions{}))
+
+	p1, p2, p3 := pattern(minPart, 1), pattern(minPart+5, 2), pattern(1000, 3)
+	upload := func(key string) string {
+		id, err := core.NewMultipartUpload(ctx, "mpb", key, minio.PutObjectOptions{ContentType: "application/x-mp", UserMetadata: map[string]string{"part": "y"}})
+		must(t, "create upload", err)
+		return id
+	}
+	part := func(key, id string, n int, data []byte) minio.CompletePart {
+		p, err := core.PutObjectPart(ctx, "mpb", key, id, n, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+		must(t, fmt.Sprintf("upload part %d", n), err)
+		if p.ETag != md5hex(data) {
+			t.Fatalf("part %d ETag %s, want %s", n, p.ETag, md5hex(data))
+		}
+		return minio.CompletePart{PartNumber: n, ETag: p.ETag}
+	}
+
+	t.Run("complete", func(t *testing.T) {
+		id := upload("dir/big")
+		// Out of order, and part 2 uploaded twice: the last one counts.
+		c3 := part("dir/big", id, 3, p3)
+		part("dir/big", id, 2, pattern(minPart+5, 9))
+		c2 := part("dir/big", id, 2, p2)
+		c1 := part("dir/big", id, 1, p1)
+		lp, err := core.ListObjectParts(ctx, "mpb", "dir/big", id, 0, 2)
+		must(t, "list parts", err)
+		if len(lp.ObjectParts) != 2 || !lp.IsTruncated || lp.ObjectParts[0].PartNumber != 1 || lp.ObjectParts[1].Size != int64(len(p2)) {
+			t.Fatalf("ListParts page 1: %+v", lp)
+		}
+		lp, err = core.ListObjectParts(ctx, "mpb", "dir/big", id, lp.NextPartNumberMarker, 2)
+		must(t, "list parts", err)
+		if len(lp.ObjectParts) != 1 || lp.IsTruncated || lp.ObjectParts[0].PartNumber != 3 {
+			t.Fatalf("ListParts page 2: %+v", lp)
+		}
+		lu, err := core.ListMultipartUploads(ctx, "mpb", "dir/", "", "", "", 100)
+		must(t, "list uploads", err)
+		if len(lu.Uploads) != 1 || lu.Uploads[0].UploadID != id || lu.Uploads[0].Key != "dir/big" {
+			t.Fatalf("ListMultipartUploads: %+v", lu.Uploads)
+		}
+		// Not visible before Complete.
+		if _, err := e.mc.StatObject(ctx, "mpb", "dir/big", minio.StatObjectOptions{}); code(err) != "NoSuchKey" {
+			t.Fatalf("the object before Complete: %v", err)
+		}
+		// Errors first: order, a wrong ETag, a missing part, a small part.
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", "dir/big", id, []minio.CompletePart{c2, c1, c3}, minio.PutObjectOptions{})
+		wantCode(t, "parts out of order", err, "InvalidPartOrder")
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", "dir/big", id, []minio.CompletePart{c1, {PartNumber: 2, ETag: md5hex(nil)}, c3}, minio.PutObjectOptions{})
+		wantCode(t, "a wrong ETag", err, "InvalidPart")
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", "dir/big", id, []minio.CompletePart{c1, c2, {PartNumber: 4, ETag: c3.ETag}}, minio.PutObjectOptions{})
+		wantCode(t, "a part never uploaded", err, "InvalidPart")
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", "dir/big", id, []minio.CompletePart{c1, c3, c2}, minio.PutObjectOptions{})
+		wantCode(t, "a small part not last", err, "EntityTooSmall")
+
+		info, err := core.CompleteMultipartUpload(ctx, "mpb", "dir/big", id, []minio.CompletePart{c1, c2, c3}, minio.PutObjectOptions{})
+		must(t, "complete", err)
+		want := append(append(bytes.Clone(p1), p2...), p3...)
+		if info.ETag != multipartETag(p1, p2, p3) {
+			t.Fatalf("ETag %s, want %s", info.ETag, multipartETag(p1, p2, p3))
+		}
+		got, err := e.readFile("/s3/mpb/dir/big")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("the assembled file: %d bytes, %v", len(got), err)
+		}
+		st, err := e.mc.StatObject(ctx, "mpb", "dir/big", minio.StatObjectOptions{})
+		if err != nil || st.ETag != info.ETag || st.ContentType != "application/x-mp" || st.UserMetadata["Part"] != "y" {
+			t.Fatalf("HEAD after complete: %+v %v", st, err)
+		}
+		// The upload is gone.
+		_, err = core.ListObjectParts(ctx, "mpb", "dir/big", id, 0, 10)
+		wantCode(t, "list parts of a completed upload", err, "NoSuchUpload")
+		ents, err := e.admin.ReadDir(ctx, "/s3/mpb/.s3-uploads")
+		if err != nil || len(ents) != 0 {
+			t.Fatalf("upload directory after complete: %v %v", ents, err)
+		}
+	})
+
+	t.Run("abort", func(t *testing.T) {
+		id := upload("aborted")
+		c1 := part("aborted", id, 1, p3)
+		must(t, "abort", core.AbortMultipartUpload(ctx, "mpb", "aborted", id))
+		wantCode(t, "abort again", core.AbortMultipartUpload(ctx, "mpb", "aborted", id), "NoSuchUpload")
+		_, err := core.CompleteMultipartUpload(ctx, "mpb", "aborted", id, []minio.CompletePart{c1}, minio.PutObjectOptions{})
+		wantCode(t, "complete an aborted upload", err, "NoSuchUpload")
+		_, err = core.PutObjectPart(ctx, "mpb", "aborted", id, 2, bytes.NewReader(p3), int64(len(p3)), minio.PutObjectPartOptions{})
+		wantCode(t, "a part of an aborted upload", err, "NoSuchUpload")
+		_, err = core.PutObjectPart(ctx, "mpb", "aborted", "00000000000000000000000000000000", 1, bytes.NewReader(p3), int64(len(p3)), minio.PutObjectPartOptions{})
+		wantCode(t, "a part of an unknown upload", err, "NoSuchUpload")
+		// A part number out of range.
+		id = upload("aborted")
+		r := e.do(t, "PUT", "/mpb/aborted?partNumber=10001&uploadId="+id, nil, []byte("x"))
+		if errCode(t, r) != "InvalidArgument" {
+			t.Fatalf("part 10001: %d %s", r.StatusCode, r.body)
+		}
+		must(t, "abort", core.AbortMultipartUpload(ctx, "mpb", "aborted", id))
+	})
+
+	t.Run("minio-go PutObject multipart", func(t *testing.T) {
+		// minio-go cuts 17 MiB in parts of its own size (16 MiB), with
+		// streaming signatures.
+		data := pattern(17<<20, 5)
+		info, err := e.mc.PutObject(ctx, "mpb", "auto", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{PartSize: 16 << 20})
+		must(t, "put", err)
+		if !strings.HasSuffix(info.ETag, "-2") {
+			t.Fatalf("ETag %s of a 2-part upload", info.ETag)
+		}
+		got, err := e.get("mpb", "auto", minio.GetObjectOptions{})
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("GET of a multipart object: %d bytes, %v", len(got), err)
+		}
+	})
+
+	t.Run("abandoned uploads are swept", func(t *testing.T) {
+		id := upload("abandoned")
+		part("abandoned", id, 1, p3)
+		// A single PUT's temporary file left by a gateway that died.
+		e.writeFile("/s3/mpb/.s3-uploads/tmp-left-behind", []byte("partial"))
+		n, err := e.gw.SweepUploads(ctx)
+		if err != nil || n != 0 {
+			t.Fatalf("sweep of fresh uploads removed %d, %v", n, err)
+		}
+		e.clock.advance(2 * time.Hour) // MultipartExpiry is 1h in env
+		n, err = e.gw.SweepUploads(ctx)
+		e.clock.advance(-2 * time.Hour)
+		if err != nil || n != 2 {
+			t.Fatalf("sweep of expired uploads removed %d, %v; want 2", n, err)
+		}
+		lu, err := core.ListMultipartUploads(ctx, "mpb", "", "", "", "", 100)
+		if err != nil || len(lu.Uploads) != 0 {
+			t.Fatalf("uploads after the sweep: %+v %v", lu.Uploads, err)
+		}
+		if _, err := e.admin.Stat(ctx, "/s3/mpb/.s3-uploads/tmp-left-behind"); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("temporary file after the sweep: %v", err)
+		}
+	})
+}
+
+// TestAtomicOverwrite: readers of a key being overwritten see one whole
+// version or another, never a mix or a short object.
+func TestAtomicOverwrite(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	must(t, "make bucket", e.mc.MakeBucket(ctx, "atomic", minio.MakeBucketOptions{}))
+	const size = 3<<20 + 123
+	versions := map[string]bool{}
+	var mu sync.Mutex
+	v0 := pattern(size, 0)
+	versions[md5hex(v0)] = true
+	e.put("atomic", "k", v0, minio.PutObjectOptions{})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads int
+	var readErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			got, err := e.get("atomic", "k", minio.GetObjectOptions{})
+			if err != nil {
+				// A GET whose file is replaced mid-read fails (see
+				// docs/s3.md); it never returns wrong bytes.
+				continue
+			}
+			mu.Lock()
+			ok := len(got) == size && versions[md5hex(got)]
+			mu.Unlock()
+			if !ok {
+				readErr = fmt.Errorf("read %d bytes that are no version", len(got))
+				return
+			}
+			reads++
+		}
+	}()
+	for i := 1; i <= 8; i++ {
+		v := pattern(size, byte(i))
+		mu.Lock()
+		versions[md5hex(v)] = true
+		mu.Unlock()
+		e.put("atomic", "k", v, minio.PutObjectOptions{})
+	}
+	close(done)
+	wg.Wait()
+	if readErr != nil {
+		t.Fatal(readErr)
+	}
+	if reads == 0 {
+		t.Fatal("no read completed while the key was overwritten")
+	}
+	// An interrupted PUT leaves the old object: a body cut short.
+	r := e.do(t, "PUT", "/atomic/k", http.Header{"Content-Md5": {"1B2M2Y8AsgTpgAmY7PhCfg=="}}, []byte("short"))
+	if r.StatusCode == 200 {
+		t.Fatal("PUT with a wrong digest succeeded")
+	}
+	got, err := e.get("atomic", "k", minio.GetObjectOptions{})
+	if err != nil || md5hex(got) != md5hex(pattern(size, 8)) {
+		t.Fatalf("after a refused PUT: %d bytes, %v", len(got), err)
+	}
+}
