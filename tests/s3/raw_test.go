@@ -3,8 +3,8 @@ package s3
 import (
 	"bytes"
 	"crypto/sha256"
-	"hash"
 	"encoding/xml"
+	"hash"
 	"io"
 	"net/http"
 	"testing"
