@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/master/decide"
 	"github.com/catena-io/catena/internal/meta"
 	"github.com/catena-io/catena/internal/rpcerr"
 )
@@ -259,22 +260,23 @@ func (v *volumeServer) AttachWriter(ctx context.Context, req *api.AttachWriterRe
 	if len(req.Owner) > meta.MaxNameLen {
 		return nil, rpcerr.New(api.ErrorCode_INVALID, "writer owner of %d bytes, more than %d", len(req.Owner), meta.MaxNameLen)
 	}
-	if cur != "" && req.Owner != "" && owner == req.Owner {
+	ask := decide.WriterAsk{Session: cur, Owner: owner, Asker: req.Owner, TakeOver: req.TakeOver}
+	if cur != "" {
+		ask.SinceRenewal = v.s.m.cfg.Clock.Now().Sub(v.s.m.lastRenewal(fi.Inode, attached))
+		ask.Lease = v.s.m.leaseOf(fi.Inode, olease)
+	}
+	switch decide.Writer(ask) {
+	case decide.WriterJoin:
 		// The same writer (restarted, or another of its processes): it
 		// shares the session.
 		v.s.m.renew(fi.Inode, lease)
 		var info *api.VolumeInfo
 		v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, fi) })
 		return &api.AttachWriterResponse{Session: cur, Info: info, LeaseMs: lease.Milliseconds(), Joined: true}, nil
-	}
-	if cur != "" && !req.TakeOver {
-		held := v.s.m.lastRenewal(fi.Inode, attached)
-		ago := v.s.m.cfg.Clock.Now().Sub(held)
-		if l := v.s.m.leaseOf(fi.Inode, olease); ago < l {
-			return nil, rpcerr.New(api.ErrorCode_EXISTS,
-				"volume %q has a writer (%s, renewed %s ago, lease %s): a second writer is refused until the first is fenced (catena overlay promote), its lease lapses, or it is taken over (catena nbd --take-over)",
-				req.Volume, owner, ago.Round(time.Millisecond), l)
-		}
+	case decide.WriterRefuse:
+		return nil, rpcerr.New(api.ErrorCode_EXISTS,
+			"volume %q has a writer (%s, renewed %s ago, lease %s): a second writer is refused until the first is fenced (catena overlay promote), its lease lapses, or it is taken over (catena nbd --take-over)",
+			req.Volume, owner, ask.SinceRenewal.Round(time.Millisecond), ask.Lease)
 	}
 	session := newSession()
 	r, err := v.s.propose(ctx, meta.SetWriter{Volume: req.Volume, Session: session, Owner: req.Owner, Time: v.s.now()})
