@@ -176,7 +176,7 @@ func TestVerify(t *testing.T) {
 // one without is refused to all, and this test says so).
 func TestRulesCoverEveryMethod(t *testing.T) {
 	for _, sd := range []grpc.ServiceDesc{api.Master_ServiceDesc, api.Chunkserver_ServiceDesc, api.Admin_ServiceDesc,
-		api.FS_ServiceDesc, api.Volumes_ServiceDesc} {
+		api.FS_ServiceDesc, api.Volumes_ServiceDesc, api.ReplicaDiff_ServiceDesc} {
 		var names []string
 		for _, m := range sd.Methods {
 			names = append(names, m.MethodName)

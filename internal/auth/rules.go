@@ -69,6 +69,8 @@ var Rules = map[string][]Role{
 	api.Chunkserver_CloneReplica_FullMethodName:  masters,
 	api.Chunkserver_Chain_FullMethodName:         servers,
 	api.Chunkserver_Fetch_FullMethodName:         servers,
+	// A mirror lists the blocks two replicas differ in, as it reads them.
+	api.ReplicaDiff_DiffReplicas_FullMethodName: readers,
 
 	api.FS_LookupChild_FullMethodName: readers,
 	api.FS_Getattr_FullMethodName:     readers,

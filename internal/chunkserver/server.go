@@ -346,6 +346,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	api.RegisterChunkserverServer(s.grpc, &service{s: s})
+	api.RegisterReplicaDiffServer(s.grpc, &diffService{s: s})
 	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
