@@ -4282,7 +4282,12 @@ type FetchResponse struct {
 	// (applied_epoch, applied_seq) says (blocks it found written after its
 	// last sync when it restarted, or restored from another replica); the
 	// receiver keeps them as its own, so later deltas re-send them.
-	Ahead         []*ByteRange `protobuf:"bytes,10,rep,name=ahead,proto3" json:"ahead,omitempty"`
+	Ahead []*ByteRange `protobuf:"bytes,10,rep,name=ahead,proto3" json:"ahead,omitempty"`
+	// with done: the request ids the source remembers for updates at or
+	// below applied_seq (its duplicate table), oldest first; the receiver
+	// remembers them too, so that a client's retry of one of those writes
+	// is answered, not applied again, should the receiver become the head.
+	Requests      []*RequestMemo `protobuf:"bytes,11,rep,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4387,6 +4392,83 @@ func (x *FetchResponse) GetAhead() []*ByteRange {
 	return nil
 }
 
+func (x *FetchResponse) GetRequests() []*RequestMemo {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// RequestMemo is a client request a replica applied: the request id and
+// the sequence number and offset it was given.
+type RequestMemo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Offset        int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestMemo) Reset() {
+	*x = RequestMemo{}
+	mi := &file_catena_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestMemo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestMemo) ProtoMessage() {}
+
+func (x *RequestMemo) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestMemo.ProtoReflect.Descriptor instead.
+func (*RequestMemo) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RequestMemo) GetClientId() uint64 {
+	if x != nil {
+		return x.ClientId
+	}
+	return 0
+}
+
+func (x *RequestMemo) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *RequestMemo) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RequestMemo) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 type WriteRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Handle    uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -4416,7 +4498,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4428,7 +4510,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4441,7 +4523,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{60}
+	return file_catena_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -4535,7 +4617,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4547,7 +4629,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4560,7 +4642,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{61}
+	return file_catena_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -4588,7 +4670,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4682,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4695,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{62}
+	return file_catena_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -4650,7 +4732,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4662,7 +4744,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4675,7 +4757,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{63}
+	return file_catena_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -4727,7 +4809,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +4821,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +4834,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{64}
+	return file_catena_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -4781,7 +4863,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4793,7 +4875,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4806,7 +4888,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{65}
+	return file_catena_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -4845,7 +4927,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4857,7 +4939,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4870,7 +4952,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{66}
+	return file_catena_proto_rawDescGZIP(), []int{67}
 }
 
 type Update struct {
@@ -4890,7 +4972,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4902,7 +4984,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4915,7 +4997,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{67}
+	return file_catena_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -4992,7 +5074,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5004,7 +5086,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5017,7 +5099,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{68}
+	return file_catena_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -5060,7 +5142,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5072,7 +5154,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5085,7 +5167,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{69}
+	return file_catena_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -5473,7 +5555,7 @@ const file_catena_proto_rawDesc = "" +
 	"rangesOnly\";\n" +
 	"\tByteRange\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x02 \x01(\x03R\x06length\"\xb8\x02\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\"\xec\x02\n" +
 	"\rFetchResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1f\n" +
@@ -5488,7 +5570,14 @@ const file_catena_proto_rawDesc = "" +
 	"\n" +
 	"bad_length\x18\t \x01(\x03R\tbadLength\x12*\n" +
 	"\x05ahead\x18\n" +
-	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\"\xe6\x02\n" +
+	" \x03(\v2\x14.catena.v1.ByteRangeR\x05ahead\x122\n" +
+	"\brequests\x18\v \x03(\v2\x16.catena.v1.RequestMemoR\brequests\"s\n" +
+	"\vRequestMemo\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\"\xe6\x02\n" +
 	"\fWriteRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12)\n" +
@@ -5644,7 +5733,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: catena.v1.ErrorCode
 	(FileType)(0),                  // 1: catena.v1.FileType
@@ -5711,18 +5800,19 @@ var file_catena_proto_goTypes = []any{
 	(*FetchRequest)(nil),           // 62: catena.v1.FetchRequest
 	(*ByteRange)(nil),              // 63: catena.v1.ByteRange
 	(*FetchResponse)(nil),          // 64: catena.v1.FetchResponse
-	(*WriteRequest)(nil),           // 65: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),            // 66: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),          // 67: catena.v1.WriteResponse
-	(*ReadRequest)(nil),            // 68: catena.v1.ReadRequest
-	(*ReadResponse)(nil),           // 69: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),   // 70: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),  // 71: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                 // 72: catena.v1.Update
-	(*Ack)(nil),                    // 73: catena.v1.Ack
-	(*ChainMessage)(nil),           // 74: catena.v1.ChainMessage
-	nil,                            // 75: catena.v1.RegisterRequest.LabelsEntry
-	nil,                            // 76: catena.v1.ChunkserverStatus.LabelsEntry
+	(*RequestMemo)(nil),            // 65: catena.v1.RequestMemo
+	(*WriteRequest)(nil),           // 66: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),            // 67: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),          // 68: catena.v1.WriteResponse
+	(*ReadRequest)(nil),            // 69: catena.v1.ReadRequest
+	(*ReadResponse)(nil),           // 70: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),   // 71: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),  // 72: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                 // 73: catena.v1.Update
+	(*Ack)(nil),                    // 74: catena.v1.Ack
+	(*ChainMessage)(nil),           // 75: catena.v1.ChainMessage
+	nil,                            // 76: catena.v1.RegisterRequest.LabelsEntry
+	nil,                            // 77: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -5739,7 +5829,7 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	75, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	76, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
@@ -5748,7 +5838,7 @@ var file_catena_proto_depIdxs = []int32{
 	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	76, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	77, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
 	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
@@ -5765,75 +5855,76 @@ var file_catena_proto_depIdxs = []int32{
 	6,  // 37: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
 	63, // 38: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
 	63, // 39: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	4,  // 40: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	66, // 41: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 42: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 43: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 44: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 45: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 46: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	72, // 47: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	73, // 48: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	66, // 49: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 50: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 51: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 52: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 53: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 54: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 55: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 56: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 57: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 58: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 59: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 60: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	40, // 61: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	38, // 62: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 63: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	46, // 64: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
-	48, // 65: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
-	50, // 66: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
-	52, // 67: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
-	65, // 68: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	68, // 69: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	70, // 70: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	74, // 71: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	58, // 72: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	60, // 73: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	62, // 74: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	56, // 75: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	54, // 76: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
-	12, // 77: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 78: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 79: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 80: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 81: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 82: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 83: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 84: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 85: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 86: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	36, // 87: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	45, // 88: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	39, // 89: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 90: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	47, // 91: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
-	49, // 92: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
-	51, // 93: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
-	53, // 94: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
-	67, // 95: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	69, // 96: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	71, // 97: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	74, // 98: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	59, // 99: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	61, // 100: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	64, // 101: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	57, // 102: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	55, // 103: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
-	77, // [77:104] is the sub-list for method output_type
-	50, // [50:77] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	65, // 40: catena.v1.FetchResponse.requests:type_name -> catena.v1.RequestMemo
+	4,  // 41: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	67, // 42: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 43: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 44: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 45: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 46: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 47: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	73, // 48: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	74, // 49: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	67, // 50: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 51: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 52: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 53: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 54: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 55: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 56: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 57: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 58: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 59: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 60: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 61: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 62: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 63: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 64: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	46, // 65: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
+	48, // 66: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
+	50, // 67: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
+	52, // 68: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
+	66, // 69: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	69, // 70: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	71, // 71: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	75, // 72: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	58, // 73: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	60, // 74: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	62, // 75: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	56, // 76: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	54, // 77: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
+	12, // 78: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 79: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 80: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 81: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 82: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 83: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 84: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 85: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 86: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 87: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 88: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 89: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 90: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 91: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	47, // 92: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
+	49, // 93: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
+	51, // 94: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
+	53, // 95: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
+	68, // 96: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	70, // 97: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	72, // 98: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	75, // 99: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	59, // 100: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	61, // 101: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	64, // 102: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	57, // 103: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // 104: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
+	78, // [78:105] is the sub-list for method output_type
+	51, // [51:78] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -5841,7 +5932,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[69].OneofWrappers = []any{
+	file_catena_proto_msgTypes[70].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -5851,7 +5942,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -26,9 +26,9 @@ import (
 //	reconnect node=N peer=P     PeerReconnected(P)
 //	catchup-target node=N       CatchUpTarget()
 //	catchup-check node=N seq=S [epoch=E] [from=P]   CheckCatchUp of a copy at S fetched at epoch E from P
-//	catchup node=N seq=S [epoch=E]  InstallCatchUp(E, S, nil)
+//	catchup node=N seq=S [epoch=E] [source=P]  InstallCatchUp(E, S, nil), then P's request ids
 //	resync node=N chain=... epoch=E   Resync(cfg)
-//	copy node=N seq=S epoch=E   InstallCopy(E, S, nil)
+//	copy node=N seq=S epoch=E [source=P]   InstallCopy(E, S, nil), then P's request ids
 //	since node=N epoch=E seq=S  Since(E, S)
 //	ready [node=N]              take, print and carry out each Ready (queue messages, record applies)
 //	persist node=N [seq=S]      Persisted(S); S defaults to the last seq the node was handed
@@ -115,6 +115,14 @@ func (e *env) nodesArg(t *testing.T, d *datadriven.TestData) []NodeID {
 		}
 	}
 	return ids
+}
+
+// rememberFrom gives n the request ids of the source named by
+// source=N, as a catch-up's or copy's last message does.
+func (e *env) rememberFrom(t *testing.T, d *datadriven.TestData, n *Node) {
+	if src := argIDs(t, d, "source"); src != nil {
+		n.RememberRequests(e.nodes[src[0]].Requests())
+	}
 }
 
 func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
@@ -224,6 +232,7 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 		for _, id := range e.nodesArg(t, d) {
 			n := e.nodes[id]
 			n.InstallCatchUp(argUint(t, d, "epoch", n.Config().Epoch), argUint(t, d, "seq", 0), nil)
+			e.rememberFrom(t, d, n)
 			e.status(id, &b)
 		}
 	case "catchup-target":
@@ -298,6 +307,7 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 	case "copy":
 		for _, id := range e.nodesArg(t, d) {
 			e.nodes[id].InstallCopy(argUint(t, d, "epoch", 0), argUint(t, d, "seq", 0), nil)
+			e.rememberFrom(t, d, e.nodes[id])
 			e.log[id] = nil
 			e.status(id, &b)
 		}

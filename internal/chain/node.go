@@ -115,11 +115,7 @@ func NewNode(self NodeID, cfg Config, st Start) *Node {
 		// chunkserver holds many idle nodes.
 	}
 	n.reset(cfg, st.Applied, st.AppliedEpoch, st.Ahead)
-	for _, r := range st.Requests {
-		if r.Seq <= st.Applied {
-			n.remember(r.Req, r.Seq, r.Offset)
-		}
-	}
+	n.RememberRequests(st.Requests)
 	if st.Committed {
 		n.acked = st.Applied
 		n.tickAcked = n.acked
@@ -309,6 +305,21 @@ func (n *Node) Requests() []Remembered {
 		}
 	}
 	return out
+}
+
+// RememberRequests adds request ids another replica of the chunk
+// remembers (Requests), of updates at or below what this node holds:
+// after InstallCatchUp or InstallCopy, whose installed range came with no
+// request ids, those its source sent (a catch-up's or copy's last
+// message), so that a client's retry of one of those writes is answered,
+// not applied again, should this node become the head. Ids it knows are
+// left as they are.
+func (n *Node) RememberRequests(reqs []Remembered) {
+	for _, r := range reqs {
+		if r.Seq <= n.applied && r.Seq > 0 && !n.Known(r.Req) {
+			n.remember(r.Req, r.Seq, r.Offset)
+		}
+	}
 }
 
 // wait records that the head answers req when seq commits.

@@ -138,6 +138,7 @@ func (s *Server) catchUp(r *replica) {
 				return
 			}
 			r.node.InstallCatchUp(epoch, seq, fromAPIRanges(fin.GetAhead()))
+			r.node.RememberRequests(fromAPIRequests(fin.GetRequests()))
 			r.persistedLocked()
 			r.processReadyLocked()
 			r.logger().Info("caught up", "from", uint64(target.From), "seq", seq, "full", fin.GetFull())
@@ -355,7 +356,7 @@ func (r *replica) finishLocked(ranges []chain.Range, full bool, send func(*api.F
 	})
 	st := r.node.Status()
 	done := &api.FetchResponse{Done: true, Full: full, AppliedSeq: st.Applied, AppliedEpoch: st.AppliedEpoch, ChunkLength: r.chunkSize,
-		Ahead: toAPIRanges(r.node.Ahead())}
+		Ahead: toAPIRanges(r.node.Ahead()), Requests: toAPIRequests(r.node.Requests())}
 	r.mu.Unlock()
 	if err != nil {
 		return err
@@ -440,6 +441,31 @@ func fromAPIRanges(rs []*api.ByteRange) []chain.Range {
 		}
 	}
 	return chain.MergeRanges(out)
+}
+
+func toAPIRequests(rs []chain.Remembered) []*api.RequestMemo {
+	out := make([]*api.RequestMemo, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, &api.RequestMemo{ClientId: r.Req.Client, RequestId: r.Req.Seq, Seq: r.Seq, Offset: r.Offset})
+	}
+	return out
+}
+
+// maxRequestMemos bounds the request ids taken from a peer's done
+// message (a node remembers 4,096).
+const maxRequestMemos = 1 << 13
+
+// fromAPIRequests converts request ids from a peer, dropping malformed
+// ones and any beyond maxRequestMemos (the node keeps only those at or
+// below what it holds).
+func fromAPIRequests(rs []*api.RequestMemo) []chain.Remembered {
+	out := make([]chain.Remembered, 0, min(len(rs), maxRequestMemos))
+	for _, r := range rs[:min(len(rs), maxRequestMemos)] {
+		if r.GetSeq() > 0 && r.GetOffset() >= 0 && r.GetOffset() <= maxChunkSize && (r.GetClientId() != 0 || r.GetRequestId() != 0) {
+			out = append(out, chain.Remembered{Req: chain.RequestID{Client: r.GetClientId(), Seq: r.GetRequestId()}, Seq: r.GetSeq(), Offset: r.GetOffset()})
+		}
+	}
+	return out
 }
 
 // piece is the FetchResponse carrying b at off.
@@ -559,6 +585,7 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 	// The replica now holds the source's history up to seq exactly; a
 	// returning replica's own later (uncommitted) updates are overwritten.
 	r.node.InstallCopy(epoch, seq, fromAPIRanges(fin.GetAhead()))
+	r.node.RememberRequests(fromAPIRequests(fin.GetRequests()))
 	r.persistedLocked()
 	r.processReadyLocked()
 	s.log.Info("replica copied", "handle", uint64(h), "seq", seq, "epoch", epoch, "bytes", copied, "full", fin.GetFull())
