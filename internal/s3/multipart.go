@@ -382,7 +382,7 @@ func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag
 		for done := int64(0); done < p.size; {
 			n := min(p.size-done, copyBuf)
 			if err = readFull(ctx, pf, buf[:n], done); err == nil {
-				_, err = f.WriteAtContext(ctx, buf[:n], off+done)
+				err = s.write(ctx, f, buf[:n], off+done)
 			}
 			if err != nil {
 				pf.Close()

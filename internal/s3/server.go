@@ -47,6 +47,9 @@ type Config struct {
 	// MinPartSize is the least size of a multipart upload's parts but
 	// the last (default 5 MiB, S3's).
 	MinPartSize int64
+	// WriteConcurrency bounds the writes of copyBuf bytes the gateway
+	// has in flight at once, over all requests (default 4).
+	WriteConcurrency int
 	// Clock; nil means the real one.
 	Clock clock.Clock
 	// Logger; nil discards.
@@ -61,6 +64,8 @@ type Server struct {
 	clock clock.Clock
 	log   *slog.Logger
 	reqID atomic.Uint64
+	// writes holds a token per write in flight (WriteConcurrency).
+	writes chan struct{}
 }
 
 // mdActAs is the gRPC metadata key of internal/master's MDActAs (the
@@ -92,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinPartSize <= 0 {
 		cfg.MinPartSize = 5 << 20
 	}
+	if cfg.WriteConcurrency <= 0 {
+		cfg.WriteConcurrency = 4
+	}
 	clk := clock.Or(cfg.Clock)
 	log := cfg.Logger
 	if log == nil {
@@ -101,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if keys == nil {
 		keys = NewKeys(cfg.Client, clk)
 	}
-	return &Server{cfg: cfg, c: cfg.Client, keys: keys, clock: clk, log: log}, nil
+	return &Server{cfg: cfg, c: cfg.Client, keys: keys, clock: clk, log: log, writes: make(chan struct{}, cfg.WriteConcurrency)}, nil
 }
 
 // Init creates the root directory when missing (mode 1777) and checks

@@ -166,7 +166,7 @@ func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader,
 	}
 	st.ino = fi.Inode
 	h := md5.New()
-	n, err := copyTo(ctx, f, 0, io.TeeReader(src, h))
+	n, err := s.copyTo(ctx, f, 0, io.TeeReader(src, h))
 	cerr := f.Close()
 	if err == nil {
 		err = cerr
@@ -184,13 +184,13 @@ func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader,
 
 // copyTo writes what src yields to f from offset off, in pieces of
 // copyBuf, and returns the bytes written.
-func copyTo(ctx context.Context, f *client.File, off int64, src io.Reader) (int64, error) {
+func (s *Server) copyTo(ctx context.Context, f *client.File, off int64, src io.Reader) (int64, error) {
 	buf := make([]byte, copyBuf)
 	var n int64
 	for {
 		m, rerr := io.ReadFull(src, buf)
 		if m > 0 {
-			if _, err := f.WriteAtContext(ctx, buf[:m], off+n); err != nil {
+			if err := s.write(ctx, f, buf[:m], off+n); err != nil {
 				return n, err
 			}
 			n += int64(m)
@@ -310,3 +310,19 @@ func headersOf(h map[string][]string) (map[string]string, error) {
 
 // md5Hash is a fresh MD5.
 func md5Hash() hash.Hash { return md5.New() }
+
+// write writes p at off of f, at most WriteConcurrency such writes at
+// once in the gateway: each already keeps the client library's
+// IOConcurrency pieces in flight, and with many more at once (aws-cli
+// sends 10 parts at a time) the writes only queued on the chunkservers,
+// each part's first write to its new chunk taking seconds.
+func (s *Server) write(ctx context.Context, f *client.File, p []byte, off int64) error {
+	select {
+	case s.writes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writes }()
+	_, err := f.WriteAtContext(ctx, p, off)
+	return err
+}
