@@ -1,0 +1,274 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/client"
+)
+
+// slotWork is a planned step with the byte ranges (relative to the
+// chunk) it ships, known before any data moves.
+type slotWork struct {
+	Step
+	ranges []Range // Diff: the changed blocks
+	length int64   // the slot's length within the volume
+}
+
+// apply ships checkpoint rec.Pending to B and activates it (Step's
+// events 3 to 7). full: A no longer holds the checkpoint B is at, so
+// every slot is shipped (or zeroed) whole.
+func (m *Mirror) apply(ctx context.Context, rec *Record, full bool) error {
+	vol, n := m.cfg.Volume, rec.Pending
+	bvi, err := m.b.VolumeInfo(ctx, vol)
+	if err != nil {
+		return err
+	}
+	if rec.Stage != 0 && bvi.Inode == rec.Stage {
+		// Promoted before the crash: only the bookkeeping is left.
+		return m.finish(ctx, rec)
+	}
+	snapName := vol + "@" + CheckpointName(n)
+	src, err := m.a.OpenVolume(ctx, snapName)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	size, cs := src.Size(), src.Info().ChunkSize
+	if bvi.Size < size {
+		if _, err := m.b.ResizeVolume(ctx, vol, size); err != nil {
+			return err
+		}
+	}
+	stage, err := m.openStage(ctx, rec)
+	if err != nil {
+		return err
+	}
+	promoted := false
+	defer func() {
+		if !promoted {
+			stage.Close()
+		}
+	}()
+
+	cur, curInfo, err := m.chunkMap(ctx, snapName)
+	if err != nil {
+		return err
+	}
+	var steps []Step
+	var prevInfo map[int64]*api.ChunkInfo
+	switch {
+	case rec.Applied == 0:
+		steps = Plan(nil, cur)
+	case full:
+		steps = PlanFull(cur, (size+cs-1)/cs)
+	default:
+		var prev []ChunkRef
+		if prev, prevInfo, err = m.chunkMap(ctx, vol+"@"+CheckpointName(rec.Applied)); err != nil {
+			return err
+		}
+		steps = Plan(prev, cur)
+	}
+	work, err := m.diffs(ctx, rec, steps, prevInfo, curInfo, size, cs)
+	if err != nil {
+		return err
+	}
+	return m.ship(ctx, rec, work, src, stage, &promoted)
+}
+
+// openStage opens B's staging overlay for rec.Pending as its writer: the
+// one recorded in rec.Stage when it is still there, else a new one.
+func (m *Mirror) openStage(ctx context.Context, rec *Record) (*client.Volume, error) {
+	vol := m.cfg.Volume
+	name := client.OverlayName(vol, StageName)
+	if rec.Stage != 0 {
+		if vi, err := m.b.VolumeInfo(ctx, name); err == nil && vi.Inode == rec.Stage {
+			v, err := m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true})
+			if err == nil {
+				m.log.Info("mirror: resuming the staged checkpoint", "checkpoint", rec.Pending, "done", rec.Done)
+				return v, nil
+			}
+			m.log.Warn("mirror: cannot reopen the staged checkpoint; staging again", "err", err)
+		} else {
+			m.log.Info("mirror: the staged checkpoint is gone; staging again", "checkpoint", rec.Pending)
+		}
+		rec.Stage, rec.Done, rec.PendingShipped, rec.PendingFallbacks = 0, -1, 0, 0
+	}
+	vi, err := m.b.ReattachOverlay(ctx, vol, StageName, m.cfg.StageLease)
+	if err != nil {
+		return nil, err
+	}
+	rec.Stage, rec.Done = vi.Inode, -1
+	if err := WriteRecord(ctx, m.b, m.stamp(rec)); err != nil {
+		return nil, err
+	}
+	return m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true})
+}
+
+// diffs asks for the changed blocks of every Diff step not yet done and
+// sets rec.PendingBytes; a Diff that no server answers becomes Whole.
+func (m *Mirror) diffs(ctx context.Context, rec *Record, steps []Step, prevInfo, curInfo map[int64]*api.ChunkInfo, size, cs int64) ([]slotWork, error) {
+	var out []slotWork
+	var pending int64
+	for _, st := range steps {
+		if st.Index <= rec.Done || st.Action == Skip {
+			continue
+		}
+		w := slotWork{Step: st, length: min(cs, size-st.Index*cs)}
+		if w.length <= 0 {
+			continue
+		}
+		if st.Action == Diff {
+			blocks, err := m.ra.diff(ctx, tailAddr(curInfo[st.Index]), prevInfo[st.Index], curInfo[st.Index])
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err != nil {
+				m.log.Warn("mirror: no diff; shipping the chunk whole", "slot", st.Index, "err", err)
+				w.Action, w.NoCommonServer = Whole, true
+			} else {
+				w.ranges = Runs(blocks, w.length)
+			}
+		}
+		switch w.Action {
+		case Diff:
+			pending += RangesBytes(w.ranges)
+		case Whole:
+			pending += w.length
+		}
+		out = append(out, w)
+	}
+	rec.PendingBytes = pending
+	return out, nil
+}
+
+// ship writes the planned slots into the stage, then promotes it.
+func (m *Mirror) ship(ctx context.Context, rec *Record, work []slotWork, src, stage *client.Volume, promoted *bool) error {
+	cs := src.Info().ChunkSize
+	buf := make([]byte, m.cfg.MaxIOSize)
+	for _, w := range work {
+		base := w.Index * cs
+		var shipped, planned int64
+		switch w.Action {
+		case Zero:
+			if err := stage.ZeroContext(ctx, base, w.length); err != nil {
+				return fmt.Errorf("zero slot %d at the target: %w", w.Index, err)
+			}
+		case Diff:
+			planned = RangesBytes(w.ranges)
+			for _, r := range w.ranges {
+				n, err := m.copyRange(ctx, src, stage, buf, base+r.Off, r.Len, false)
+				shipped += n
+				if err != nil {
+					return err
+				}
+			}
+		case Whole:
+			planned = w.length
+			n, err := m.copyRange(ctx, src, stage, buf, base, w.length, w.SkipZeros)
+			shipped += n
+			if err != nil {
+				return err
+			}
+			if w.NoCommonServer {
+				rec.PendingFallbacks++
+			}
+		}
+		rec.Done = w.Index
+		rec.PendingShipped += shipped
+		rec.PendingBytes = max(rec.PendingBytes-planned, 0)
+		if err := WriteRecord(ctx, m.b, m.stamp(rec)); err != nil {
+			return err
+		}
+	}
+	// The activation: one Raft entry at B. A promote of our own overlay
+	// ordered after a promote of the mirror (catena mirror promote) must
+	// not happen: read the record again just before.
+	cur, err := ReadRecord(ctx, m.b, m.cfg.Volume)
+	if err != nil {
+		return err
+	}
+	if cur.Promoted {
+		return fmt.Errorf("%w: volume %s", ErrPromoted, m.cfg.Volume)
+	}
+	if _, err := m.b.PromoteOverlay(ctx, m.cfg.Volume, StageName); err != nil {
+		return err
+	}
+	*promoted = true
+	if m.held != nil {
+		m.held.Close() // its inode went with the promote
+	}
+	m.held = stage
+	return m.finish(ctx, rec)
+}
+
+// copyRange copies [off, off+n) of src to dst in pieces of len(buf),
+// skipping 64 KiB blocks of zeros when skipZeros, and returns the bytes
+// written.
+func (m *Mirror) copyRange(ctx context.Context, src, dst *client.Volume, buf []byte, off, n int64, skipZeros bool) (int64, error) {
+	var written int64
+	for done := int64(0); done < n; {
+		k := min(int64(len(buf)), n-done)
+		p := buf[:k]
+		if _, err := src.ReadAtContext(ctx, p, off+done); err != nil {
+			return written, fmt.Errorf("read %d bytes at %d at the source: %w", k, off+done, err)
+		}
+		runs := []Range{{Off: 0, Len: k}}
+		if skipZeros {
+			runs = NonZeroRuns(p, 0)
+		}
+		for _, r := range runs {
+			if _, err := dst.WriteAtContext(ctx, p[r.Off:r.Off+r.Len], off+done+r.Off); err != nil {
+				return written, fmt.Errorf("write %d bytes at %d at the target: %w", r.Len, off+done+r.Off, err)
+			}
+			written += r.Len
+		}
+		done += k
+	}
+	return written, nil
+}
+
+// finish records checkpoint rec.Pending as applied at B (after its
+// snapshot there) and releases A's previous checkpoint.
+func (m *Mirror) finish(ctx context.Context, rec *Record) error {
+	vol, n := m.cfg.Volume, rec.Pending
+	if _, err := m.b.SnapshotVolume(ctx, vol, CheckpointName(n)); err != nil && !errors.Is(err, client.ErrExist) {
+		return err
+	}
+	snaps, err := m.b.VolumeSnapshots(ctx, vol)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		if id, ok := ParseCheckpoint(s.Name); ok && id < n {
+			if err := m.b.RemoveVolumeSnapshot(ctx, vol, CheckpointName(id)); err != nil && !errors.Is(err, client.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	prev := rec.Applied
+	now := m.clk.Now()
+	rec.Applied, rec.AppliedAt = n, rec.PendingAt
+	rec.Checkpoints++
+	rec.ShippedBytes += rec.PendingShipped
+	rec.Fallbacks += rec.PendingFallbacks
+	rec.LastShipped, rec.LastFallbacks = rec.PendingShipped, rec.PendingFallbacks
+	rec.LastDuration = int64(max(now.Sub(time.Unix(0, rec.PendingAt)), 0))
+	m.dropPending(rec)
+	if err := m.writeBoth(ctx, rec); err != nil {
+		return err
+	}
+	if prev != 0 && !m.cfg.KeepSource {
+		if err := m.a.RemoveVolumeSnapshot(ctx, vol, CheckpointName(prev)); err != nil && !errors.Is(err, client.ErrNotFound) {
+			return err
+		}
+	}
+	m.log.Info("mirror: checkpoint applied", "checkpoint", n, "shipped", rec.LastShipped, "took", time.Duration(rec.LastDuration))
+	if m.cfg.OnApplied != nil {
+		m.cfg.OnApplied(*rec)
+	}
+	return nil
+}

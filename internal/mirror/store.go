@@ -1,0 +1,68 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/catena-io/catena/client"
+)
+
+// RecordDir is the directory of mirror records on each cluster: the
+// record of volume VOL is extended attribute RecordAttr of the empty file
+// RecordDir/VOL.
+const (
+	RecordDir  = "/.catena-mirror"
+	RecordAttr = "user.catena.mirror"
+)
+
+// RecordPath is the file that holds volume vol's record.
+func RecordPath(vol string) string { return path.Join(RecordDir, vol) }
+
+// ReadRecord returns volume vol's mirror record on the cluster c talks
+// to; ErrNoRecord when it has none.
+func ReadRecord(ctx context.Context, c *client.Client, vol string) (*Record, error) {
+	fi, err := c.Stat(ctx, RecordPath(vol))
+	if errors.Is(err, client.ErrNotFound) {
+		return nil, fmt.Errorf("%w for volume %s", ErrNoRecord, vol)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.GetXattr(ctx, fi.Inode, RecordAttr)
+	if errors.Is(err, client.ErrNoAttr) {
+		return nil, fmt.Errorf("%w for volume %s", ErrNoRecord, vol)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return DecodeRecord(b)
+}
+
+// WriteRecord stores r as its volume's record on the cluster c talks to,
+// in one metadata update (the file is made the first time).
+func WriteRecord(ctx context.Context, c *client.Client, r *Record) error {
+	if err := r.Check(); err != nil {
+		panic(fmt.Sprintf("mirror: writing a broken record: %v", err))
+	}
+	p := RecordPath(r.Volume)
+	fi, err := c.Stat(ctx, p)
+	if errors.Is(err, client.ErrNotFound) {
+		if err := c.MkdirAll(ctx, RecordDir, 0o755); err != nil {
+			return err
+		}
+		f, err := c.Create(ctx, p, client.CreateOptions{Mode: 0o644})
+		if err != nil && !errors.Is(err, client.ErrExist) {
+			return err
+		}
+		if f != nil {
+			f.Close()
+		}
+		fi, err = c.Stat(ctx, p)
+	}
+	if err != nil {
+		return err
+	}
+	return c.SetXattr(ctx, fi.Inode, RecordAttr, r.Encode(), 0)
+}
