@@ -230,8 +230,8 @@ func (c *chunkedReader) readTrailer() error {
 			return errChunkFormat
 		}
 		line, err := c.readTrailerLine()
-		if err == io.EOF && seen > 0 {
-			break
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF // the empty line that ends the body is missing
 		}
 		if err != nil {
 			return err
@@ -257,10 +257,6 @@ func (c *chunkedReader) readTrailer() error {
 			seen++
 		}
 	}
-	if c.signer != nil && sig == "" {
-		return errChunkFormat
-	}
-	return nil
 }
 
 // readTrailerLine reads a line ending in LF, without it and a CR before.
