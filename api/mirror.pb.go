@@ -22,7 +22,8 @@ const (
 )
 
 // Both chunks are named with their epoch and a read capability of the
-// master (ChunkInfo.capability), as for Read.
+// master (ChunkInfo.capability), as for Read. The server must be a
+// settled member of both chains at those epochs (any position).
 type DiffReplicasRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	HandleA       uint64                 `protobuf:"varint,1,opt,name=handle_a,json=handleA,proto3" json:"handle_a,omitempty"`

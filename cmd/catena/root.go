@@ -272,6 +272,7 @@ func buildRoot() (*cobra.Command, *globals) {
 	root.AddCommand(newAdminCmd(g))
 	root.AddCommand(newVolumeCmd(g), newOverlayCmd(g), newNbdCmd(g))
 	root.AddCommand(newS3Cmd(g))
+	root.AddCommand(newMirrorCmd(g))
 	root.AddCommand(newMountCmds(g)...)
 	strictGroups(root)
 	return root, g

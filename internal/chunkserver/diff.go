@@ -2,11 +2,13 @@ package chunkserver
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
 	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // diffService implements api.ReplicaDiffServer over a Server: the blocks
@@ -20,12 +22,15 @@ var _ api.ReplicaDiffServer = (*diffService)(nil)
 
 // DiffReplicas lists the 64 KiB blocks whose contents may differ between
 // two replicas of this server (chunkstore.Store.Diff: no data is read).
-// Each chunk needs a read capability, and each replica must be admitted
-// for a read at the asked epoch as Read admits it (the tail, caught up,
-// under a lease) with everything it applied durable: a replica so
-// admitted holds every committed update of its chunk, so a block the
+// Each chunk needs a read capability, and each replica must be a member
+// of its chain at the asked epoch, not fenced, and settled (Quiescent:
+// nothing in flight, everything applied durable, not catching up): a
+// member holds every committed update of its chunk, so a block the
 // engine finds shared between the two is equal in their committed
-// contents. The answer is a superset of the differing blocks.
+// contents. Chunks a mirror diffs are snapshots' (read-only at that
+// epoch), so they settle at once. The answer is a superset of the
+// differing blocks (an update applied here but never committed counts
+// as a difference; the mirror reads the committed bytes from the tail).
 func (v *diffService) DiffReplicas(ctx context.Context, req *api.DiffReplicasRequest) (*api.DiffReplicasResponse, error) {
 	s := v.s
 	now := s.clk.Now()
@@ -36,13 +41,11 @@ func (v *diffService) DiffReplicas(ctx context.Context, req *api.DiffReplicasReq
 		return nil, err
 	}
 	a, b := chunkstore.Handle(req.GetHandleA()), chunkstore.Handle(req.GetHandleB())
-	for _, x := range []struct {
-		h     chunkstore.Handle
-		epoch uint64
-	}{{a, req.GetEpochA()}, {b, req.GetEpochB()}} {
-		if err := s.admitDiff(ctx, x.h, x.epoch); err != nil {
-			return nil, err
-		}
+	if err := s.admitDiff(a, req.GetEpochA()); err != nil {
+		return nil, err
+	}
+	if err := s.admitDiff(b, req.GetEpochB()); err != nil {
+		return nil, err
 	}
 	blocks, err := s.store.Diff(a, b)
 	if err != nil {
@@ -51,43 +54,26 @@ func (v *diffService) DiffReplicas(ctx context.Context, req *api.DiffReplicasReq
 	return &api.DiffReplicasResponse{Blocks: blocks, BlockSize: chunkstore.BlockSize}, nil
 }
 
-// admitDiff admits replica h at epoch as a read (chain.Node.AdmitRead)
-// and waits until what it applied is durable.
-func (s *Server) admitDiff(ctx context.Context, h chunkstore.Handle, epoch uint64) error {
+// admitDiff admits replica h at epoch for a diff (see DiffReplicas).
+func (s *Server) admitDiff(h chunkstore.Handle, epoch uint64) error {
 	r := s.acquire(h)
 	if r == nil {
 		return errNotFound(h)
 	}
 	defer r.release()
 	r.mu.Lock()
-	if r.dropped {
-		r.mu.Unlock()
+	defer r.mu.Unlock()
+	st := r.node.Status()
+	switch {
+	case r.dropped:
 		return errNotFound(h)
+	case st.Epoch != epoch || st.Fenced || r.node.Role() == chain.RoleNone:
+		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d here (fenced %v, role %v), the diff was asked at %d",
+			h, st.Epoch, st.Fenced, r.node.Role(), epoch)
+	case r.failed != nil:
+		return storeError(r.failed)
+	case !r.node.Quiescent():
+		return errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a diff (catching up %v, in flight %d)", h, st.CatchingUp, st.SentLen+st.Pending))
 	}
-	target, err := r.node.AdmitRead(chain.ReadRequest{Epoch: epoch, Leased: s.leaseValid()})
-	if err != nil {
-		err = r.chainErrorLocked(err)
-		r.mu.Unlock()
-		return err
-	}
-	for r.node.Status().Persisted < target {
-		if r.failed != nil || r.dropped {
-			err := r.failed
-			r.mu.Unlock()
-			if err == nil {
-				return errNotFound(h)
-			}
-			return storeError(err)
-		}
-		wait := r.persistWaitLocked()
-		r.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctxError(ctx)
-		}
-		r.mu.Lock()
-	}
-	r.mu.Unlock()
 	return nil
 }

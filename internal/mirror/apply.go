@@ -8,6 +8,7 @@ import (
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // slotWork is a planned step with the byte ranges (relative to the
@@ -72,7 +73,15 @@ func (m *Mirror) apply(ctx context.Context, rec *Record, full bool) error {
 		}
 		steps = Plan(prev, cur)
 	}
-	work, err := m.diffs(ctx, rec, steps, prevInfo, curInfo, size, cs)
+	refresh := func() (map[int64]*api.ChunkInfo, map[int64]*api.ChunkInfo, error) {
+		_, ci, err := m.chunkMap(ctx, snapName)
+		if err != nil || prevInfo == nil {
+			return nil, ci, err
+		}
+		_, pi, err := m.chunkMap(ctx, vol+"@"+CheckpointName(rec.Applied))
+		return pi, ci, err
+	}
+	work, err := m.diffs(ctx, rec, steps, prevInfo, curInfo, refresh, size, cs)
 	if err != nil {
 		return err
 	}
@@ -109,20 +118,37 @@ func (m *Mirror) openStage(ctx context.Context, rec *Record) (*client.Volume, er
 }
 
 // diffs asks for the changed blocks of every Diff step not yet done and
-// sets rec.PendingBytes; a Diff that no server answers becomes Whole.
-func (m *Mirror) diffs(ctx context.Context, rec *Record, steps []Step, prevInfo, curInfo map[int64]*api.ChunkInfo, size, cs int64) ([]slotWork, error) {
+// sets rec.PendingBytes; a Diff that no server answers becomes Whole. A
+// snapshot's chunk moves to a new epoch when the live volume forks it
+// (its first write after the checkpoint), so a diff refused for its
+// epoch is asked again once with the chunk maps reloaded (refresh).
+func (m *Mirror) diffs(ctx context.Context, rec *Record, steps []Step, prevInfo, curInfo map[int64]*api.ChunkInfo,
+	refresh func() (map[int64]*api.ChunkInfo, map[int64]*api.ChunkInfo, error), size, cs int64) ([]slotWork, error) {
 	var out []slotWork
 	var pending int64
 	for _, st := range steps {
 		if st.Index <= rec.Done || st.Action == Skip {
 			continue
 		}
+		m.log.Debug("mirror: plan", "slot", st.Index, "action", st.Action, "prev", st.Prev.Handle, "cur", st.Cur.Handle, "server", st.Server)
 		w := slotWork{Step: st, length: min(cs, size-st.Index*cs)}
 		if w.length <= 0 {
 			continue
 		}
 		if st.Action == Diff {
-			blocks, err := m.ra.diff(ctx, tailAddr(curInfo[st.Index]), prevInfo[st.Index], curInfo[st.Index])
+			ask := func() ([]int64, error) {
+				return m.ra.diff(ctx, serverAddr(curInfo[st.Index], st.Server), prevInfo[st.Index], curInfo[st.Index])
+			}
+			blocks, err := ask()
+			if err != nil && rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH && ctx.Err() == nil {
+				var rerr error
+				if prevInfo, curInfo, rerr = refresh(); rerr != nil {
+					return nil, rerr
+				}
+				if prevInfo[st.Index].GetHandle() == st.Prev.Handle && curInfo[st.Index].GetHandle() == st.Cur.Handle {
+					blocks, err = ask()
+				}
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

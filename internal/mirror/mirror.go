@@ -305,8 +305,8 @@ func (m *Mirror) chunkMap(ctx context.Context, name string) ([]ChunkRef, map[int
 	infos := make(map[int64]*api.ChunkInfo, len(cis))
 	for _, ci := range cis {
 		r := ChunkRef{Index: ci.GetIndex(), Handle: ci.GetHandle(), Epoch: ci.GetEpoch()}
-		if ch := ci.GetChain(); len(ch) > 0 {
-			r.Tail = ch[len(ch)-1].GetId()
+		for _, s := range ci.GetChain() {
+			r.Chain = append(r.Chain, s.GetId())
 		}
 		refs = append(refs, r)
 		infos[r.Index] = ci
@@ -314,10 +314,12 @@ func (m *Mirror) chunkMap(ctx context.Context, name string) ([]ChunkRef, map[int
 	return refs, infos, nil
 }
 
-func tailAddr(ci *api.ChunkInfo) string {
-	ch := ci.GetChain()
-	if len(ch) == 0 {
-		return ""
+// serverAddr is the address of server id in ci's chain ("" if absent).
+func serverAddr(ci *api.ChunkInfo, id uint64) string {
+	for _, s := range ci.GetChain() {
+		if s.GetId() == id {
+			return s.GetAddr()
+		}
 	}
-	return ch[len(ch)-1].GetAddr()
+	return ""
 }

@@ -36,13 +36,13 @@ func ParseCheckpoint(name string) (uint64, bool) {
 }
 
 // ChunkRef is one chunk slot of a checkpoint: the chunk's handle and
-// epoch as A's master maps them, and the server id of its chain's tail
-// (0 when the chain is empty).
+// epoch as A's master maps them, and the server ids of its chain, head
+// first.
 type ChunkRef struct {
 	Index  int64
 	Handle uint64
 	Epoch  uint64
-	Tail   uint64
+	Chain  []uint64
 }
 
 // Action is what a slot needs to reach checkpoint N at B.
@@ -51,7 +51,7 @@ type Action int
 const (
 	// Skip: the slot names the same chunk at N-1 and N: unchanged.
 	Skip Action = iota
-	// Diff: ask the server holding both chunks (the tail of both) which
+	// Diff: ask a server in both chunks' chains (Step.Server) which
 	// blocks differ, and ship those.
 	Diff
 	// Whole: read the whole chunk at N and ship its blocks (all of them,
@@ -82,10 +82,13 @@ type Step struct {
 	// SkipZeros (Whole): the slot reads as zeros at B, so blocks of zeros
 	// need not travel.
 	SkipZeros bool
-	// NoCommonServer (Whole): the slot changed chunk but no server is
-	// the tail of both, so no Diff could be asked: the whole chunk goes.
+	// NoCommonServer (Whole): the slot changed chunk but no server is in
+	// both chains, so no Diff could be asked: the whole chunk goes.
 	NoCommonServer bool
-	Prev, Cur      ChunkRef
+	// Server (Diff): the server to ask, a member of both chains: the
+	// current chunk's tail when it can, else the member nearest it.
+	Server    uint64
+	Prev, Cur ChunkRef
 }
 
 // Plan returns the steps that take B from checkpoint N-1 (prev, the
@@ -110,8 +113,8 @@ func Plan(prev, cur []ChunkRef) []Step {
 			st.Action, st.SkipZeros = Whole, true
 		case a.Handle == b.Handle:
 			st.Action = Skip
-		case a.Tail != 0 && a.Tail == b.Tail:
-			st.Action = Diff
+		case commonServer(a.Chain, b.Chain) != 0:
+			st.Action, st.Server = Diff, commonServer(a.Chain, b.Chain)
 		default:
 			st.Action, st.NoCommonServer = Whole, true
 		}
@@ -135,6 +138,17 @@ func PlanFull(cur []ChunkRef, slots int64) []Step {
 		}
 	}
 	return out
+}
+
+// commonServer is the member of cur nearest its tail that prev also
+// has (0: none).
+func commonServer(prev, cur []uint64) uint64 {
+	for i := len(cur) - 1; i >= 0; i-- {
+		if cur[i] != 0 && slices.Contains(prev, cur[i]) {
+			return cur[i]
+		}
+	}
+	return 0
 }
 
 func byIndex(refs []ChunkRef) map[int64]ChunkRef {

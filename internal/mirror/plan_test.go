@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func ref(idx int64, h, tail uint64) ChunkRef { return ChunkRef{Index: idx, Handle: h, Epoch: 1, Tail: tail} }
+func ref(idx int64, h uint64, chain ...uint64) ChunkRef {
+	return ChunkRef{Index: idx, Handle: h, Epoch: 1, Chain: chain}
+}
 
 func actions(steps []Step) string {
 	var b bytes.Buffer
@@ -18,6 +20,9 @@ func actions(steps []Step) string {
 		}
 		if s.NoCommonServer {
 			b.WriteString("/fallback")
+		}
+		if s.Server != 0 {
+			fmt.Fprintf(&b, "@%d", s.Server)
 		}
 		b.WriteString(" ")
 	}
@@ -33,12 +38,14 @@ func TestPlan(t *testing.T) {
 		{"first checkpoint: only allocated slots, zeros skipped", nil, []ChunkRef{ref(0, 10, 1), ref(3, 11, 2)}, "0:whole/nz 3:whole/nz "},
 		{"empty volume", nil, nil, ""},
 		{"unchanged: same handles", []ChunkRef{ref(0, 10, 1), ref(1, 11, 1)}, []ChunkRef{ref(0, 10, 1), ref(1, 11, 1)}, "0:skip 1:skip "},
-		{"forked on the same tail: diff", []ChunkRef{ref(0, 10, 1)}, []ChunkRef{ref(0, 12, 1)}, "0:diff "},
-		{"forked, tails differ: whole", []ChunkRef{ref(0, 10, 1)}, []ChunkRef{ref(0, 12, 2)}, "0:whole/fallback "},
-		{"no tail known: whole", []ChunkRef{ref(0, 10, 0)}, []ChunkRef{ref(0, 12, 0)}, "0:whole/fallback "},
+		{"forked on the same chain: diff at the tail", []ChunkRef{ref(0, 10, 1, 2, 3)}, []ChunkRef{ref(0, 12, 1, 2, 3)}, "0:diff@3 "},
+		{"chain reordered: diff at the current tail", []ChunkRef{ref(0, 10, 3, 1, 2)}, []ChunkRef{ref(0, 12, 1, 2, 3)}, "0:diff@3 "},
+		{"tail not in the old chain: the member nearest it", []ChunkRef{ref(0, 10, 1, 2, 5)}, []ChunkRef{ref(0, 12, 1, 2, 4)}, "0:diff@2 "},
+		{"no common member: whole", []ChunkRef{ref(0, 10, 1, 2)}, []ChunkRef{ref(0, 12, 3, 4)}, "0:whole/fallback "},
+		{"no chain known: whole", []ChunkRef{ref(0, 10)}, []ChunkRef{ref(0, 12)}, "0:whole/fallback "},
 		{"new slot: whole, zeros skipped", []ChunkRef{ref(0, 10, 1)}, []ChunkRef{ref(0, 10, 1), ref(5, 13, 1)}, "0:skip 5:whole/nz "},
 		{"slot gone (rollback at A): zero", []ChunkRef{ref(0, 10, 1), ref(2, 14, 1)}, []ChunkRef{ref(0, 10, 1)}, "0:skip 2:zero "},
-		{"unordered input, sorted output", []ChunkRef{ref(4, 1, 1), ref(1, 2, 1)}, []ChunkRef{ref(1, 3, 1), ref(4, 1, 1)}, "1:diff 4:skip "},
+		{"unordered input, sorted output", []ChunkRef{ref(4, 1, 1), ref(1, 2, 1)}, []ChunkRef{ref(1, 3, 1), ref(4, 1, 1)}, "1:diff@1 4:skip "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := actions(Plan(tc.prev, tc.cur)); got != tc.want {

@@ -139,6 +139,7 @@ func (r *rpcs) diff(ctx context.Context, addr string, a, b *api.ChunkInfo) ([]in
 		return nil, err
 	}
 	var last error
+	stale := 0
 	for i := 0; i < 12; i++ {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := api.NewReplicaDiffClient(cc).DiffReplicas(actx, &api.DiffReplicasRequest{
@@ -156,7 +157,13 @@ func (r *rpcs) diff(ctx context.Context, addr string, a, b *api.ChunkInfo) ([]in
 		}
 		last = err
 		switch rpcerr.Code(err) {
-		case api.ErrorCode_STALE_EPOCH, api.ErrorCode_UNAVAILABLE:
+		case api.ErrorCode_STALE_EPOCH:
+			// The server has not heard the chunks' epoch yet, or has a
+			// newer one: the caller's to reload after a few tries.
+			if stale++; stale > 3 {
+				return nil, err
+			}
+		case api.ErrorCode_UNAVAILABLE: // settling
 		default:
 			return nil, err
 		}

@@ -52,9 +52,9 @@ func WriteRecord(ctx context.Context, c *client.Client, r *Record) error {
 		if err := c.MkdirAll(ctx, RecordDir, 0o755); err != nil {
 			return err
 		}
-		f, err := c.Create(ctx, p, client.CreateOptions{Mode: 0o644})
-		if err != nil && !errors.Is(err, client.ErrExist) {
-			return err
+		f, cerr := c.Create(ctx, p, client.CreateOptions{Mode: 0o644})
+		if cerr != nil && !errors.Is(cerr, client.ErrExist) {
+			return cerr
 		}
 		if f != nil {
 			f.Close()
