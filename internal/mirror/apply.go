@@ -95,7 +95,7 @@ func (m *Mirror) openStage(ctx context.Context, rec *Record) (*client.Volume, er
 	name := client.OverlayName(vol, StageName)
 	if rec.Stage != 0 {
 		if vi, err := m.b.VolumeInfo(ctx, name); err == nil && vi.Inode == rec.Stage {
-			v, err := m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true})
+			v, err := m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true, Keep: true})
 			if err == nil {
 				m.log.Info("mirror: resuming the staged checkpoint", "checkpoint", rec.Pending, "done", rec.Done)
 				return v, nil
@@ -114,7 +114,7 @@ func (m *Mirror) openStage(ctx context.Context, rec *Record) (*client.Volume, er
 	if err := WriteRecord(ctx, m.b, m.stamp(rec)); err != nil {
 		return nil, err
 	}
-	return m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true})
+	return m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true, Keep: true})
 }
 
 // diffs asks for the changed blocks of every Diff step not yet done and
