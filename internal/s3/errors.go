@@ -58,6 +58,8 @@ var (
 	ErrObjectConflict           = &APIError{"InvalidArgument", http.StatusConflict, "The key conflicts with an existing key: one names a directory the other needs as an object, or the other way round."}
 	ErrTooManyParts             = &APIError{"InvalidArgument", http.StatusBadRequest, "Part number must be an integer between 1 and 10000, inclusive."}
 	ErrSlowDown                 = &APIError{"SlowDown", http.StatusServiceUnavailable, "Please reduce your request rate."}
+	ErrServiceUnavailable       = &APIError{"ServiceUnavailable", http.StatusServiceUnavailable, "Not enough chunkservers are available; please try again."}
+	ErrInsufficientStorage      = &APIError{"InsufficientStorage", http.StatusInsufficientStorage, "The cluster has no space left."}
 )
 
 // withMsg is e with message msg.
@@ -93,6 +95,12 @@ func fromClient(err error) (*APIError, bool) {
 		return ErrObjectConflict, true
 	case errors.Is(err, client.ErrMasterUnreachable):
 		return ErrSlowDown, true
+	case errors.Is(err, client.ErrNoChunkservers):
+		return ErrServiceUnavailable, true
+	case errors.Is(err, client.ErrNoSpace):
+		return ErrInsufficientStorage, true
+	case errors.Is(err, client.ErrNameTooLong):
+		return ErrKeyTooLong, true
 	}
 	return nil, false
 }

@@ -52,11 +52,17 @@ type env struct {
 // last must have at least minPart bytes (S3's 5 MiB when 0).
 func newEnv(t *testing.T, minPart int64) *env {
 	t.Helper()
-	c := clustertest.New(t, cluster.Config{})
+	return newEnvWith(t, minPart, cluster.Config{})
+}
+
+// newEnvWith is newEnv on a cluster configured by cfg.
+func newEnvWith(t *testing.T, minPart int64, cfg cluster.Config) *env {
+	t.Helper()
+	c := clustertest.New(t, cfg)
 	admin := clustertest.Client(t, c)
 	clk := &offsetClock{}
 	keys := s3gw.NewKeys(admin, clk)
-	gw, err := s3gw.New(s3gw.Config{Client: admin, Keys: keys, Clock: clk, MinPartSize: minPart, MultipartExpiry: time.Hour})
+	gw, err := s3gw.New(s3gw.Config{Client: admin, Keys: keys, Clock: clk, MinPartSize: minPart, MultipartExpiry: time.Hour, Logger: clustertest.Logger().With("proc", "s3")})
 	if err != nil {
 		t.Fatal(err)
 	}
