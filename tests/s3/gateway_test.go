@@ -255,6 +255,25 @@ func TestGateway(t *testing.T) {
 		wantCode(t, "copy with a failed precondition", err, "PreconditionFailed")
 	})
 
+	t.Run("snapshots", func(t *testing.T) {
+		e.put("photos", "snap/k", []byte("before"), minio.PutObjectOptions{})
+		_, err := e.admin.Snapshot(ctx, "/s3/photos", "nightly")
+		must(t, "snapshot", err)
+		e.put("photos", "snap/k", []byte("after"), minio.PutObjectOptions{})
+		got, err := e.get("photos", ".snapshot/nightly/snap/k", minio.GetObjectOptions{})
+		if err != nil || string(got) != "before" {
+			t.Fatalf("GET through the snapshot: %q %v", got, err)
+		}
+		_, err = e.mc.PutObject(ctx, "photos", ".snapshot/nightly/snap/k", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{})
+		wantCode(t, "PUT into a snapshot", err, "AccessDenied")
+		for _, k := range e.list(t, "photos", minio.ListObjectsOptions{Recursive: true}) {
+			if strings.Contains(k, ".snapshot") || strings.Contains(k, ".s3-uploads") {
+				t.Fatalf("listing shows %s", k)
+			}
+		}
+		must(t, "remove snapshot", e.admin.RemoveSnapshot(ctx, "/s3/photos", "nightly"))
+	})
+
 	t.Run("conflicts", func(t *testing.T) {
 		e.put("photos", "conf/file", []byte("f"), minio.PutObjectOptions{})
 		_, err := e.mc.PutObject(ctx, "photos", "conf/file/below", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{})
