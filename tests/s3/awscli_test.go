@@ -21,7 +21,7 @@ import (
 // needPrograms skips (in CI: fails) t unless every program is on PATH.
 func needPrograms(t *testing.T, progs ...string) {
 	t.Helper()
-	debs := map[string]string{"aws": "awscli", "curl": "curl"}
+	debs := map[string]string{"aws": "awscli", "curl": "curl", "rclone": "rclone"}
 	for _, p := range progs {
 		if _, err := exec.LookPath(p); err != nil {
 			testtools.Lacking(t, "tests/s3", fmt.Sprintf("%s not installed (Debian: apt-get install %s)", p, debs[p]))
@@ -40,7 +40,7 @@ func (e *env) aws(t *testing.T, args ...string) (string, error) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("aws", append([]string{"--endpoint-url", "http://" + e.addr}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home,
+	cmd.Env = append(cleanEnv(), "HOME="+home,
 		"AWS_ACCESS_KEY_ID="+e.key.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.key.SecretAccessKey,
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE="+filepath.Join(home, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"), "AWS_PAGER=")
@@ -57,6 +57,18 @@ func (e *env) mustAWS(t *testing.T, args ...string) string {
 	out, err := e.aws(t, args...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// cleanEnv is the environment without the user's AWS_* and RCLONE_*
+// settings (a CA bundle for AWS endpoints, a profile, ...).
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "RCLONE_") {
+			out = append(out, kv)
+		}
 	}
 	return out
 }
