@@ -3962,6 +3962,156 @@ func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
 	return 0
 }
 
+type ReconfigureBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*ReconfigureRequest  `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"` // at most 4096
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfigureBatchRequest) Reset() {
+	*x = ReconfigureBatchRequest{}
+	mi := &file_catena_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfigureBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfigureBatchRequest) ProtoMessage() {}
+
+func (x *ReconfigureBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfigureBatchRequest.ProtoReflect.Descriptor instead.
+func (*ReconfigureBatchRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ReconfigureBatchRequest) GetItems() []*ReconfigureRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type ReconfigureBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ReconfigureResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"` // one per item, in order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfigureBatchResponse) Reset() {
+	*x = ReconfigureBatchResponse{}
+	mi := &file_catena_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfigureBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfigureBatchResponse) ProtoMessage() {}
+
+func (x *ReconfigureBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfigureBatchResponse.ProtoReflect.Descriptor instead.
+func (*ReconfigureBatchResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ReconfigureBatchResponse) GetResults() []*ReconfigureResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReconfigureResult is one item's outcome: code ERROR_CODE_UNSPECIFIED
+// with its applied_seq, or the error Reconfigure would have answered.
+type ReconfigureResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppliedSeq    uint64                 `protobuf:"varint,1,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	Code          ErrorCode              `protobuf:"varint,2,opt,name=code,proto3,enum=catena.v1.ErrorCode" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfigureResult) Reset() {
+	*x = ReconfigureResult{}
+	mi := &file_catena_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfigureResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfigureResult) ProtoMessage() {}
+
+func (x *ReconfigureResult) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfigureResult.ProtoReflect.Descriptor instead.
+func (*ReconfigureResult) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ReconfigureResult) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *ReconfigureResult) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *ReconfigureResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type ReplicateRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -3976,7 +4126,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3988,7 +4138,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4001,7 +4151,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{55}
+	return file_catena_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -4058,7 +4208,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4220,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4233,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{56}
+	return file_catena_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -4136,7 +4286,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4298,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4311,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{57}
+	return file_catena_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -4223,7 +4373,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4235,7 +4385,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4248,7 +4398,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{58}
+	return file_catena_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -4294,7 +4444,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4306,7 +4456,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4319,7 +4469,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{59}
+	return file_catena_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -4413,7 +4563,7 @@ type RequestMemo struct {
 
 func (x *RequestMemo) Reset() {
 	*x = RequestMemo{}
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4425,7 +4575,7 @@ func (x *RequestMemo) String() string {
 func (*RequestMemo) ProtoMessage() {}
 
 func (x *RequestMemo) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4438,7 +4588,7 @@ func (x *RequestMemo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMemo.ProtoReflect.Descriptor instead.
 func (*RequestMemo) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{60}
+	return file_catena_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RequestMemo) GetClientId() uint64 {
@@ -4498,7 +4648,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +4660,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +4673,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{61}
+	return file_catena_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -4617,7 +4767,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4629,7 +4779,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4642,7 +4792,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{62}
+	return file_catena_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -4670,7 +4820,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4832,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4845,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{63}
+	return file_catena_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -4732,7 +4882,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +4894,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +4907,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{64}
+	return file_catena_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -4809,7 +4959,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4821,7 +4971,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4834,7 +4984,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{65}
+	return file_catena_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -4863,7 +5013,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4875,7 +5025,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4888,7 +5038,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{66}
+	return file_catena_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -4927,7 +5077,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4939,7 +5089,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4952,7 +5102,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{67}
+	return file_catena_proto_rawDescGZIP(), []int{70}
 }
 
 type Update struct {
@@ -4972,7 +5122,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4984,7 +5134,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4997,7 +5147,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{68}
+	return file_catena_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -5074,7 +5224,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5086,7 +5236,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5099,7 +5249,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{69}
+	return file_catena_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -5142,7 +5292,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[70]
+	mi := &file_catena_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5154,7 +5304,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[70]
+	mi := &file_catena_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5167,7 +5317,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{70}
+	return file_catena_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -5527,7 +5677,16 @@ const file_catena_proto_rawDesc = "" +
 	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"6\n" +
 	"\x13ReconfigureResponse\x12\x1f\n" +
 	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
-	"appliedSeq\"\xe4\x01\n" +
+	"appliedSeq\"N\n" +
+	"\x17ReconfigureBatchRequest\x123\n" +
+	"\x05items\x18\x01 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\x05items\"R\n" +
+	"\x18ReconfigureBatchResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.catena.v1.ReconfigureResultR\aresults\"x\n" +
+	"\x11ReconfigureResult\x12\x1f\n" +
+	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
+	"appliedSeq\x12(\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x14.catena.v1.ErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xe4\x01\n" +
 	"\x10ReplicateRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
@@ -5708,13 +5867,14 @@ const file_catena_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a.catena.v1.SnapshotRequest\x1a\x1b.catena.v1.SnapshotResponse\x12R\n" +
 	"\rListSnapshots\x12\x1f.catena.v1.ListSnapshotsRequest\x1a .catena.v1.ListSnapshotsResponse\x12U\n" +
 	"\x0eRemoveSnapshot\x12 .catena.v1.RemoveSnapshotRequest\x1a!.catena.v1.RemoveSnapshotResponse\x12:\n" +
-	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\x8e\x05\n" +
+	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\xeb\x05\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
 	"\rCreateReplica\x12\x1f.catena.v1.CreateReplicaRequest\x1a .catena.v1.CreateReplicaResponse\x12=\n" +
 	"\x05Chain\x12\x17.catena.v1.ChainMessage\x1a\x17.catena.v1.ChainMessage(\x010\x01\x12L\n" +
-	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12F\n" +
+	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12[\n" +
+	"\x10ReconfigureBatch\x12\".catena.v1.ReconfigureBatchRequest\x1a#.catena.v1.ReconfigureBatchResponse\x12F\n" +
 	"\tReplicate\x12\x1b.catena.v1.ReplicateRequest\x1a\x1c.catena.v1.ReplicateResponse\x12<\n" +
 	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01\x12R\n" +
 	"\rRestoreBlocks\x12\x1f.catena.v1.RestoreBlocksRequest\x1a .catena.v1.RestoreBlocksResponse\x12O\n" +
@@ -5733,86 +5893,89 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_catena_proto_goTypes = []any{
-	(ErrorCode)(0),                 // 0: catena.v1.ErrorCode
-	(FileType)(0),                  // 1: catena.v1.FileType
-	(SetSizeMode)(0),               // 2: catena.v1.SetSizeMode
-	(ReplicaProblem)(0),            // 3: catena.v1.ReplicaProblem
-	(UpdateKind)(0),                // 4: catena.v1.UpdateKind
-	(*FileInfo)(nil),               // 5: catena.v1.FileInfo
-	(*ServerRef)(nil),              // 6: catena.v1.ServerRef
-	(*ChunkInfo)(nil),              // 7: catena.v1.ChunkInfo
-	(*Capability)(nil),             // 8: catena.v1.Capability
-	(*CapabilityBody)(nil),         // 9: catena.v1.CapabilityBody
-	(*CapabilityKey)(nil),          // 10: catena.v1.CapabilityKey
-	(*MkdirRequest)(nil),           // 11: catena.v1.MkdirRequest
-	(*MkdirResponse)(nil),          // 12: catena.v1.MkdirResponse
-	(*CreateRequest)(nil),          // 13: catena.v1.CreateRequest
-	(*CreateResponse)(nil),         // 14: catena.v1.CreateResponse
-	(*LookupRequest)(nil),          // 15: catena.v1.LookupRequest
-	(*LookupResponse)(nil),         // 16: catena.v1.LookupResponse
-	(*ListRequest)(nil),            // 17: catena.v1.ListRequest
-	(*ListResponse)(nil),           // 18: catena.v1.ListResponse
-	(*RenameRequest)(nil),          // 19: catena.v1.RenameRequest
-	(*RenameResponse)(nil),         // 20: catena.v1.RenameResponse
-	(*RemoveRequest)(nil),          // 21: catena.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 22: catena.v1.RemoveResponse
-	(*SetSizeRequest)(nil),         // 23: catena.v1.SetSizeRequest
-	(*SetSizeResponse)(nil),        // 24: catena.v1.SetSizeResponse
-	(*SetReplicationRequest)(nil),  // 25: catena.v1.SetReplicationRequest
-	(*SetReplicationResponse)(nil), // 26: catena.v1.SetReplicationResponse
-	(*GetChunksRequest)(nil),       // 27: catena.v1.GetChunksRequest
-	(*GetChunksResponse)(nil),      // 28: catena.v1.GetChunksResponse
-	(*AllocateChunkRequest)(nil),   // 29: catena.v1.AllocateChunkRequest
-	(*AllocateChunkResponse)(nil),  // 30: catena.v1.AllocateChunkResponse
-	(*RegisterRequest)(nil),        // 31: catena.v1.RegisterRequest
-	(*RegisterResponse)(nil),       // 32: catena.v1.RegisterResponse
-	(*ReplicaInfo)(nil),            // 33: catena.v1.ReplicaInfo
-	(*HeartbeatRequest)(nil),       // 34: catena.v1.HeartbeatRequest
-	(*IOCounters)(nil),             // 35: catena.v1.IOCounters
-	(*HeartbeatResponse)(nil),      // 36: catena.v1.HeartbeatResponse
-	(*FencedReplica)(nil),          // 37: catena.v1.FencedReplica
-	(*ReportReplicaRequest)(nil),   // 38: catena.v1.ReportReplicaRequest
-	(*ReportReplicaResponse)(nil),  // 39: catena.v1.ReportReplicaResponse
-	(*StatusRequest)(nil),          // 40: catena.v1.StatusRequest
-	(*MasterStatus)(nil),           // 41: catena.v1.MasterStatus
-	(*ChunkserverStatus)(nil),      // 42: catena.v1.ChunkserverStatus
-	(*ChunkStats)(nil),             // 43: catena.v1.ChunkStats
-	(*ChunkProblem)(nil),           // 44: catena.v1.ChunkProblem
-	(*StatusResponse)(nil),         // 45: catena.v1.StatusResponse
-	(*SnapshotRequest)(nil),        // 46: catena.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),       // 47: catena.v1.SnapshotResponse
-	(*ListSnapshotsRequest)(nil),   // 48: catena.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),  // 49: catena.v1.ListSnapshotsResponse
-	(*RemoveSnapshotRequest)(nil),  // 50: catena.v1.RemoveSnapshotRequest
-	(*RemoveSnapshotResponse)(nil), // 51: catena.v1.RemoveSnapshotResponse
-	(*CloneRequest)(nil),           // 52: catena.v1.CloneRequest
-	(*CloneResponse)(nil),          // 53: catena.v1.CloneResponse
-	(*CloneReplicaRequest)(nil),    // 54: catena.v1.CloneReplicaRequest
-	(*CloneReplicaResponse)(nil),   // 55: catena.v1.CloneReplicaResponse
-	(*RestoreBlocksRequest)(nil),   // 56: catena.v1.RestoreBlocksRequest
-	(*RestoreBlocksResponse)(nil),  // 57: catena.v1.RestoreBlocksResponse
-	(*ReconfigureRequest)(nil),     // 58: catena.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),    // 59: catena.v1.ReconfigureResponse
-	(*ReplicateRequest)(nil),       // 60: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),      // 61: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),           // 62: catena.v1.FetchRequest
-	(*ByteRange)(nil),              // 63: catena.v1.ByteRange
-	(*FetchResponse)(nil),          // 64: catena.v1.FetchResponse
-	(*RequestMemo)(nil),            // 65: catena.v1.RequestMemo
-	(*WriteRequest)(nil),           // 66: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),            // 67: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),          // 68: catena.v1.WriteResponse
-	(*ReadRequest)(nil),            // 69: catena.v1.ReadRequest
-	(*ReadResponse)(nil),           // 70: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),   // 71: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),  // 72: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                 // 73: catena.v1.Update
-	(*Ack)(nil),                    // 74: catena.v1.Ack
-	(*ChainMessage)(nil),           // 75: catena.v1.ChainMessage
-	nil,                            // 76: catena.v1.RegisterRequest.LabelsEntry
-	nil,                            // 77: catena.v1.ChunkserverStatus.LabelsEntry
+	(ErrorCode)(0),                   // 0: catena.v1.ErrorCode
+	(FileType)(0),                    // 1: catena.v1.FileType
+	(SetSizeMode)(0),                 // 2: catena.v1.SetSizeMode
+	(ReplicaProblem)(0),              // 3: catena.v1.ReplicaProblem
+	(UpdateKind)(0),                  // 4: catena.v1.UpdateKind
+	(*FileInfo)(nil),                 // 5: catena.v1.FileInfo
+	(*ServerRef)(nil),                // 6: catena.v1.ServerRef
+	(*ChunkInfo)(nil),                // 7: catena.v1.ChunkInfo
+	(*Capability)(nil),               // 8: catena.v1.Capability
+	(*CapabilityBody)(nil),           // 9: catena.v1.CapabilityBody
+	(*CapabilityKey)(nil),            // 10: catena.v1.CapabilityKey
+	(*MkdirRequest)(nil),             // 11: catena.v1.MkdirRequest
+	(*MkdirResponse)(nil),            // 12: catena.v1.MkdirResponse
+	(*CreateRequest)(nil),            // 13: catena.v1.CreateRequest
+	(*CreateResponse)(nil),           // 14: catena.v1.CreateResponse
+	(*LookupRequest)(nil),            // 15: catena.v1.LookupRequest
+	(*LookupResponse)(nil),           // 16: catena.v1.LookupResponse
+	(*ListRequest)(nil),              // 17: catena.v1.ListRequest
+	(*ListResponse)(nil),             // 18: catena.v1.ListResponse
+	(*RenameRequest)(nil),            // 19: catena.v1.RenameRequest
+	(*RenameResponse)(nil),           // 20: catena.v1.RenameResponse
+	(*RemoveRequest)(nil),            // 21: catena.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 22: catena.v1.RemoveResponse
+	(*SetSizeRequest)(nil),           // 23: catena.v1.SetSizeRequest
+	(*SetSizeResponse)(nil),          // 24: catena.v1.SetSizeResponse
+	(*SetReplicationRequest)(nil),    // 25: catena.v1.SetReplicationRequest
+	(*SetReplicationResponse)(nil),   // 26: catena.v1.SetReplicationResponse
+	(*GetChunksRequest)(nil),         // 27: catena.v1.GetChunksRequest
+	(*GetChunksResponse)(nil),        // 28: catena.v1.GetChunksResponse
+	(*AllocateChunkRequest)(nil),     // 29: catena.v1.AllocateChunkRequest
+	(*AllocateChunkResponse)(nil),    // 30: catena.v1.AllocateChunkResponse
+	(*RegisterRequest)(nil),          // 31: catena.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 32: catena.v1.RegisterResponse
+	(*ReplicaInfo)(nil),              // 33: catena.v1.ReplicaInfo
+	(*HeartbeatRequest)(nil),         // 34: catena.v1.HeartbeatRequest
+	(*IOCounters)(nil),               // 35: catena.v1.IOCounters
+	(*HeartbeatResponse)(nil),        // 36: catena.v1.HeartbeatResponse
+	(*FencedReplica)(nil),            // 37: catena.v1.FencedReplica
+	(*ReportReplicaRequest)(nil),     // 38: catena.v1.ReportReplicaRequest
+	(*ReportReplicaResponse)(nil),    // 39: catena.v1.ReportReplicaResponse
+	(*StatusRequest)(nil),            // 40: catena.v1.StatusRequest
+	(*MasterStatus)(nil),             // 41: catena.v1.MasterStatus
+	(*ChunkserverStatus)(nil),        // 42: catena.v1.ChunkserverStatus
+	(*ChunkStats)(nil),               // 43: catena.v1.ChunkStats
+	(*ChunkProblem)(nil),             // 44: catena.v1.ChunkProblem
+	(*StatusResponse)(nil),           // 45: catena.v1.StatusResponse
+	(*SnapshotRequest)(nil),          // 46: catena.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),         // 47: catena.v1.SnapshotResponse
+	(*ListSnapshotsRequest)(nil),     // 48: catena.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),    // 49: catena.v1.ListSnapshotsResponse
+	(*RemoveSnapshotRequest)(nil),    // 50: catena.v1.RemoveSnapshotRequest
+	(*RemoveSnapshotResponse)(nil),   // 51: catena.v1.RemoveSnapshotResponse
+	(*CloneRequest)(nil),             // 52: catena.v1.CloneRequest
+	(*CloneResponse)(nil),            // 53: catena.v1.CloneResponse
+	(*CloneReplicaRequest)(nil),      // 54: catena.v1.CloneReplicaRequest
+	(*CloneReplicaResponse)(nil),     // 55: catena.v1.CloneReplicaResponse
+	(*RestoreBlocksRequest)(nil),     // 56: catena.v1.RestoreBlocksRequest
+	(*RestoreBlocksResponse)(nil),    // 57: catena.v1.RestoreBlocksResponse
+	(*ReconfigureRequest)(nil),       // 58: catena.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),      // 59: catena.v1.ReconfigureResponse
+	(*ReconfigureBatchRequest)(nil),  // 60: catena.v1.ReconfigureBatchRequest
+	(*ReconfigureBatchResponse)(nil), // 61: catena.v1.ReconfigureBatchResponse
+	(*ReconfigureResult)(nil),        // 62: catena.v1.ReconfigureResult
+	(*ReplicateRequest)(nil),         // 63: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),        // 64: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),             // 65: catena.v1.FetchRequest
+	(*ByteRange)(nil),                // 66: catena.v1.ByteRange
+	(*FetchResponse)(nil),            // 67: catena.v1.FetchResponse
+	(*RequestMemo)(nil),              // 68: catena.v1.RequestMemo
+	(*WriteRequest)(nil),             // 69: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),              // 70: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),            // 71: catena.v1.WriteResponse
+	(*ReadRequest)(nil),              // 72: catena.v1.ReadRequest
+	(*ReadResponse)(nil),             // 73: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),     // 74: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),    // 75: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                   // 76: catena.v1.Update
+	(*Ack)(nil),                      // 77: catena.v1.Ack
+	(*ChainMessage)(nil),             // 78: catena.v1.ChainMessage
+	nil,                              // 79: catena.v1.RegisterRequest.LabelsEntry
+	nil,                              // 80: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -5829,7 +5992,7 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	76, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	79, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
@@ -5838,7 +6001,7 @@ var file_catena_proto_depIdxs = []int32{
 	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	77, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	80, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
 	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
@@ -5851,80 +6014,85 @@ var file_catena_proto_depIdxs = []int32{
 	6,  // 33: catena.v1.CloneReplicaRequest.chain:type_name -> catena.v1.ServerRef
 	6,  // 34: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
 	6,  // 35: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	6,  // 36: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 37: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	63, // 38: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	63, // 39: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	65, // 40: catena.v1.FetchResponse.requests:type_name -> catena.v1.RequestMemo
-	4,  // 41: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	67, // 42: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 43: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 44: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 45: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 46: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 47: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	73, // 48: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	74, // 49: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	67, // 50: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 51: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 52: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 53: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 54: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 55: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 56: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 57: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 58: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 59: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 60: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 61: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	40, // 62: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	38, // 63: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 64: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	46, // 65: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
-	48, // 66: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
-	50, // 67: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
-	52, // 68: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
-	66, // 69: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	69, // 70: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	71, // 71: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	75, // 72: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	58, // 73: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	60, // 74: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	62, // 75: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	56, // 76: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	54, // 77: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
-	12, // 78: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 79: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 80: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 81: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 82: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 83: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 84: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 85: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 86: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 87: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	36, // 88: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	45, // 89: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	39, // 90: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 91: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	47, // 92: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
-	49, // 93: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
-	51, // 94: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
-	53, // 95: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
-	68, // 96: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	70, // 97: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	72, // 98: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	75, // 99: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	59, // 100: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	61, // 101: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	64, // 102: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	57, // 103: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	55, // 104: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
-	78, // [78:105] is the sub-list for method output_type
-	51, // [51:78] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	58, // 36: catena.v1.ReconfigureBatchRequest.items:type_name -> catena.v1.ReconfigureRequest
+	62, // 37: catena.v1.ReconfigureBatchResponse.results:type_name -> catena.v1.ReconfigureResult
+	0,  // 38: catena.v1.ReconfigureResult.code:type_name -> catena.v1.ErrorCode
+	6,  // 39: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 40: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	66, // 41: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	66, // 42: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	68, // 43: catena.v1.FetchResponse.requests:type_name -> catena.v1.RequestMemo
+	4,  // 44: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	70, // 45: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 46: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 47: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 48: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 49: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 50: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	76, // 51: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	77, // 52: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	70, // 53: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 54: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 55: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 56: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 57: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 58: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 59: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 60: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 61: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 62: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 63: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 64: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 65: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 66: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 67: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	46, // 68: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
+	48, // 69: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
+	50, // 70: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
+	52, // 71: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
+	69, // 72: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	72, // 73: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	74, // 74: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	78, // 75: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	58, // 76: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	60, // 77: catena.v1.Chunkserver.ReconfigureBatch:input_type -> catena.v1.ReconfigureBatchRequest
+	63, // 78: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	65, // 79: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	56, // 80: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	54, // 81: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
+	12, // 82: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 83: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 84: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 85: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 86: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 87: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 88: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 89: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 90: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 91: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 92: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 93: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 94: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 95: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	47, // 96: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
+	49, // 97: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
+	51, // 98: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
+	53, // 99: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
+	71, // 100: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	73, // 101: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	75, // 102: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	78, // 103: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	59, // 104: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	61, // 105: catena.v1.Chunkserver.ReconfigureBatch:output_type -> catena.v1.ReconfigureBatchResponse
+	64, // 106: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	67, // 107: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	57, // 108: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // 109: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
+	82, // [82:110] is the sub-list for method output_type
+	54, // [54:82] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -5932,7 +6100,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[70].OneofWrappers = []any{
+	file_catena_proto_msgTypes[73].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -5942,7 +6110,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   73,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

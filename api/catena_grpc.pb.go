@@ -802,15 +802,16 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Chunkserver_Write_FullMethodName         = "/catena.v1.Chunkserver/Write"
-	Chunkserver_Read_FullMethodName          = "/catena.v1.Chunkserver/Read"
-	Chunkserver_CreateReplica_FullMethodName = "/catena.v1.Chunkserver/CreateReplica"
-	Chunkserver_Chain_FullMethodName         = "/catena.v1.Chunkserver/Chain"
-	Chunkserver_Reconfigure_FullMethodName   = "/catena.v1.Chunkserver/Reconfigure"
-	Chunkserver_Replicate_FullMethodName     = "/catena.v1.Chunkserver/Replicate"
-	Chunkserver_Fetch_FullMethodName         = "/catena.v1.Chunkserver/Fetch"
-	Chunkserver_RestoreBlocks_FullMethodName = "/catena.v1.Chunkserver/RestoreBlocks"
-	Chunkserver_CloneReplica_FullMethodName  = "/catena.v1.Chunkserver/CloneReplica"
+	Chunkserver_Write_FullMethodName            = "/catena.v1.Chunkserver/Write"
+	Chunkserver_Read_FullMethodName             = "/catena.v1.Chunkserver/Read"
+	Chunkserver_CreateReplica_FullMethodName    = "/catena.v1.Chunkserver/CreateReplica"
+	Chunkserver_Chain_FullMethodName            = "/catena.v1.Chunkserver/Chain"
+	Chunkserver_Reconfigure_FullMethodName      = "/catena.v1.Chunkserver/Reconfigure"
+	Chunkserver_ReconfigureBatch_FullMethodName = "/catena.v1.Chunkserver/ReconfigureBatch"
+	Chunkserver_Replicate_FullMethodName        = "/catena.v1.Chunkserver/Replicate"
+	Chunkserver_Fetch_FullMethodName            = "/catena.v1.Chunkserver/Fetch"
+	Chunkserver_RestoreBlocks_FullMethodName    = "/catena.v1.Chunkserver/RestoreBlocks"
+	Chunkserver_CloneReplica_FullMethodName     = "/catena.v1.Chunkserver/CloneReplica"
 )
 
 // ChunkserverClient is the client API for Chunkserver service.
@@ -833,6 +834,11 @@ type ChunkserverClient interface {
 	// Reconfigure installs a new chain (higher epoch) on a member; durable
 	// before it answers. A server no longer in the chain stops serving it.
 	Reconfigure(ctx context.Context, in *ReconfigureRequest, opts ...grpc.CallOption) (*ReconfigureResponse, error)
+	// ReconfigureBatch is Reconfigure for many chunks of one server in one
+	// call (a snapshot's or clone's fence): each item is done as one
+	// Reconfigure, all of them made durable by one sync before the answer,
+	// which gives each item's outcome in order.
+	ReconfigureBatch(ctx context.Context, in *ReconfigureBatchRequest, opts ...grpc.CallOption) (*ReconfigureBatchResponse, error)
 	// Replicate asks a server that is about to join a chain to copy the
 	// chunk from source (the current tail) before the master adds it at the
 	// tail. Answers with what the copy reached.
@@ -916,6 +922,16 @@ func (c *chunkserverClient) Reconfigure(ctx context.Context, in *ReconfigureRequ
 	return out, nil
 }
 
+func (c *chunkserverClient) ReconfigureBatch(ctx context.Context, in *ReconfigureBatchRequest, opts ...grpc.CallOption) (*ReconfigureBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconfigureBatchResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_ReconfigureBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *chunkserverClient) Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReplicateResponse)
@@ -985,6 +1001,11 @@ type ChunkserverServer interface {
 	// Reconfigure installs a new chain (higher epoch) on a member; durable
 	// before it answers. A server no longer in the chain stops serving it.
 	Reconfigure(context.Context, *ReconfigureRequest) (*ReconfigureResponse, error)
+	// ReconfigureBatch is Reconfigure for many chunks of one server in one
+	// call (a snapshot's or clone's fence): each item is done as one
+	// Reconfigure, all of them made durable by one sync before the answer,
+	// which gives each item's outcome in order.
+	ReconfigureBatch(context.Context, *ReconfigureBatchRequest) (*ReconfigureBatchResponse, error)
 	// Replicate asks a server that is about to join a chain to copy the
 	// chunk from source (the current tail) before the master adds it at the
 	// tail. Answers with what the copy reached.
@@ -1029,6 +1050,9 @@ func (UnimplementedChunkserverServer) Chain(grpc.BidiStreamingServer[ChainMessag
 }
 func (UnimplementedChunkserverServer) Reconfigure(context.Context, *ReconfigureRequest) (*ReconfigureResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Reconfigure not implemented")
+}
+func (UnimplementedChunkserverServer) ReconfigureBatch(context.Context, *ReconfigureBatchRequest) (*ReconfigureBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReconfigureBatch not implemented")
 }
 func (UnimplementedChunkserverServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Replicate not implemented")
@@ -1142,6 +1166,24 @@ func _Chunkserver_Reconfigure_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Chunkserver_ReconfigureBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconfigureBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).ReconfigureBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_ReconfigureBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).ReconfigureBatch(ctx, req.(*ReconfigureBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Chunkserver_Replicate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReplicateRequest)
 	if err := dec(in); err != nil {
@@ -1229,6 +1271,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reconfigure",
 			Handler:    _Chunkserver_Reconfigure_Handler,
+		},
+		{
+			MethodName: "ReconfigureBatch",
+			Handler:    _Chunkserver_ReconfigureBatch_Handler,
 		},
 		{
 			MethodName: "Replicate",

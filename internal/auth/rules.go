@@ -60,15 +60,16 @@ var Rules = map[string][]Role{
 
 	// Data: clients read and write; the master configures replicas;
 	// chunkservers replicate between them.
-	api.Chunkserver_Write_FullMethodName:         users,
-	api.Chunkserver_Read_FullMethodName:          readers,
-	api.Chunkserver_CreateReplica_FullMethodName: masters,
-	api.Chunkserver_Reconfigure_FullMethodName:   masters,
-	api.Chunkserver_Replicate_FullMethodName:     masters,
-	api.Chunkserver_RestoreBlocks_FullMethodName: masters,
-	api.Chunkserver_CloneReplica_FullMethodName:  masters,
-	api.Chunkserver_Chain_FullMethodName:         servers,
-	api.Chunkserver_Fetch_FullMethodName:         servers,
+	api.Chunkserver_Write_FullMethodName:            users,
+	api.Chunkserver_Read_FullMethodName:             readers,
+	api.Chunkserver_CreateReplica_FullMethodName:    masters,
+	api.Chunkserver_Reconfigure_FullMethodName:      masters,
+	api.Chunkserver_ReconfigureBatch_FullMethodName: masters,
+	api.Chunkserver_Replicate_FullMethodName:        masters,
+	api.Chunkserver_RestoreBlocks_FullMethodName:    masters,
+	api.Chunkserver_CloneReplica_FullMethodName:     masters,
+	api.Chunkserver_Chain_FullMethodName:            servers,
+	api.Chunkserver_Fetch_FullMethodName:            servers,
 	// A mirror lists the blocks two replicas differ in, as it reads them.
 	api.ReplicaDiff_DiffReplicas_FullMethodName: readers,
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/catena-io/catena/api"
+	"github.com/catena-io/catena/internal/chunkstore"
+	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // TestCloneRemembersRequests: a fork's replicas remember the request ids
@@ -49,5 +51,48 @@ func TestCloneRemembersRequests(t *testing.T) {
 	resp, err := c.clients[2].Read(ctxT(t), &api.ReadRequest{Handle: fork, Epoch: 3, Length: 5})
 	if err != nil || !bytes.Equal(resp.GetData(), []byte("later")) {
 		t.Fatalf("fork reads %q, %v; want the later write", resp.GetData(), err)
+	}
+}
+
+// TestReconfigureBatch: each item is done as one Reconfigure, each
+// outcome is answered in order, and what changed is durable when the
+// call answers.
+func TestReconfigureBatch(t *testing.T) {
+	c := newTestCluster(t)
+	refs := c.chainRefs(0, 1, 2)
+	resp, err := c.clients[0].ReconfigureBatch(ctxT(t), &api.ReconfigureBatchRequest{Items: []*api.ReconfigureRequest{
+		{Handle: c.handle, Epoch: 2, ChunkSize: c.size, Chain: refs},
+		{Handle: 99, Epoch: 2, ChunkSize: c.size, Chain: refs},
+		{Handle: c.handle, Epoch: 1, ChunkSize: c.size, Chain: refs},
+		{Handle: c.handle, Epoch: 2, ChunkSize: c.size, Chain: refs},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.ErrorCode{api.ErrorCode_ERROR_CODE_UNSPECIFIED, api.ErrorCode_NOT_FOUND, api.ErrorCode_STALE_EPOCH, api.ErrorCode_ERROR_CODE_UNSPECIFIED}
+	if len(resp.GetResults()) != len(want) {
+		t.Fatalf("%d results, want %d", len(resp.GetResults()), len(want))
+	}
+	for i, res := range resp.GetResults() {
+		if res.GetCode() != want[i] {
+			t.Errorf("item %d: %v (%s), want %v", i, res.GetCode(), res.GetMessage(), want[i])
+		}
+	}
+	// Durable: the store says epoch 2 after a restart.
+	c.restartServer(0)
+	r, err := c.servers[0].store.Get(chunkstore.Handle(c.handle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.Meta().Epoch; e != 2 {
+		t.Fatalf("epoch %d after a restart, want 2", e)
+	}
+	// Too many items: refused whole.
+	items := make([]*api.ReconfigureRequest, maxReconfigureBatch+1)
+	for i := range items {
+		items[i] = &api.ReconfigureRequest{Handle: c.handle, Epoch: 2, ChunkSize: c.size, Chain: refs}
+	}
+	if _, err := c.clients[1].ReconfigureBatch(ctxT(t), &api.ReconfigureBatchRequest{Items: items}); rpcerr.Code(err) != api.ErrorCode_INVALID {
+		t.Fatalf("a batch of %d items: %v, want INVALID", len(items), err)
 	}
 }

@@ -49,11 +49,60 @@ func parseChain(refs []*api.ServerRef) ([]chain.NodeID, []uint64, error) {
 
 // Reconfigure installs a new chain on a replica, durably, before answering.
 func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) (*api.ReconfigureResponse, error) {
-	s := v.s
+	changed, resp, err := v.s.reconfigureReq(req)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if err := v.s.store.Sync(); err != nil {
+			return nil, storeError(fmt.Errorf("sync config: %w", err))
+		}
+		v.s.log.Info("replica reconfigured", "handle", req.GetHandle(), "epoch", req.GetEpoch())
+	}
+	return resp, nil
+}
+
+// maxReconfigureBatch bounds the items of one ReconfigureBatch.
+const maxReconfigureBatch = 4096
+
+// ReconfigureBatch does each item as Reconfigure would, then one sync of
+// the store for all that changed, before it answers.
+func (v *service) ReconfigureBatch(ctx context.Context, req *api.ReconfigureBatchRequest) (*api.ReconfigureBatchResponse, error) {
+	items := req.GetItems()
+	if len(items) > maxReconfigureBatch {
+		return nil, errInvalid("%d items in one ReconfigureBatch, at most %d", len(items), maxReconfigureBatch)
+	}
+	out := &api.ReconfigureBatchResponse{Results: make([]*api.ReconfigureResult, len(items))}
+	changed := 0
+	for i, it := range items {
+		ch, resp, err := v.s.reconfigureReq(it)
+		res := &api.ReconfigureResult{AppliedSeq: resp.GetAppliedSeq()}
+		if err != nil {
+			res.Code, res.Message = rpcerr.Code(err), rpcerr.Message(err)
+			if res.Code == api.ErrorCode_ERROR_CODE_UNSPECIFIED {
+				res.Code = api.ErrorCode_UNAVAILABLE
+			}
+		} else if ch {
+			changed++
+		}
+		out.Results[i] = res
+	}
+	if changed > 0 {
+		if err := v.s.store.Sync(); err != nil {
+			return nil, storeError(fmt.Errorf("sync config: %w", err))
+		}
+		v.s.log.Info("replicas reconfigured", "count", changed, "of", len(items))
+	}
+	return out, nil
+}
+
+// reconfigureReq carries out one Reconfigure without the store's sync,
+// which the caller owes when changed.
+func (s *Server) reconfigureReq(req *api.ReconfigureRequest) (changed bool, _ *api.ReconfigureResponse, _ error) {
 	h := chunkstore.Handle(req.GetHandle())
 	members, ids, err := parseChain(req.GetChain())
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	for _, ref := range req.GetChain() {
 		s.peers.setAddr(chain.NodeID(ref.GetId()), ref.GetAddr())
@@ -65,15 +114,15 @@ func (v *service) Reconfigure(ctx context.Context, req *api.ReconfigureRequest) 
 			s.absentFloor[h] = req.GetEpoch()
 		}
 		s.mu.Unlock()
-		return nil, errNotFound(h)
+		return false, nil, errNotFound(h)
 	}
 	defer r.release()
-	if err := s.reconfigure(r, req.GetEpoch(), members, ids); err != nil {
-		return nil, err
+	if changed, err = s.reconfigureNoSync(r, req.GetEpoch(), members, ids); err != nil {
+		return false, nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &api.ReconfigureResponse{AppliedSeq: r.node.Status().Persisted}, nil
+	return changed, &api.ReconfigureResponse{AppliedSeq: r.node.Status().Persisted}, nil
 }
 
 // startCatchUpLocked starts the catch-up goroutine of r unless it runs.

@@ -341,19 +341,33 @@ func (v *service) CreateReplica(ctx context.Context, req *api.CreateReplicaReque
 // reconfigure installs (epoch, members) on an existing replica: same epoch
 // is a no-op, a higher one reconfigures the node, a lower one is stale.
 func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, ids []uint64) error {
+	changed, err := s.reconfigureNoSync(r, epoch, members, ids)
+	if err != nil || !changed {
+		return err
+	}
+	if err := r.store.Sync(); err != nil {
+		return storeError(fmt.Errorf("sync config: %w", err))
+	}
+	s.log.Info("replica reconfigured", "handle", uint64(r.handle), "epoch", epoch, "chain", ids)
+	return nil
+}
+
+// reconfigureNoSync is reconfigure without the sync, which the caller
+// owes before it answers when changed (ReconfigureBatch: one for all).
+func (s *Server) reconfigureNoSync(r *replica, epoch uint64, members []chain.NodeID, ids []uint64) (changed bool, err error) {
 	r.mu.Lock()
 	if r.dropped {
 		r.mu.Unlock()
-		return errNotFound(r.handle)
+		return false, errNotFound(r.handle)
 	}
 	wasFenced := r.node.Fenced()
-	changed, err := r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
+	changed, err = r.node.Reconfigure(chain.Config{Epoch: epoch, Chain: members})
 	if err != nil || !changed {
 		if err != nil {
 			err = r.chainErrorLocked(err)
 		}
 		r.mu.Unlock()
-		return err
+		return false, err
 	}
 	r.store.SetConfig(epoch, ids)
 	r.reconfiguredLocked()
@@ -366,11 +380,7 @@ func (s *Server) reconfigure(r *replica, epoch uint64, members []chain.NodeID, i
 	// its catch-up.
 	r.processReadyLocked()
 	r.mu.Unlock()
-	if err := r.store.Sync(); err != nil {
-		return storeError(fmt.Errorf("sync config: %w", err))
-	}
-	s.log.Info("replica reconfigured", "handle", uint64(r.handle), "epoch", epoch, "chain", ids)
-	return nil
+	return true, nil
 }
 
 // Chain receives a peer's messages and dispatches each to its replica.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/catena-io/catena/api"
@@ -60,6 +62,12 @@ const fenceParallel = 64
 // that missed a push.
 const fenceRetry = 100 * time.Millisecond
 
+// push is a Reconfigure a fence owes a member.
+type push struct {
+	req *api.ReconfigureRequest
+	to  *api.ServerRef
+}
+
 // fence tells every member of each chunk in refs its epoch there, and
 // returns once each member has heard it or is dead (its lease ran out,
 // so it admits nothing until a heartbeat has given it the epoch). Every
@@ -72,10 +80,6 @@ const fenceRetry = 100 * time.Millisecond
 func (m *Master) fence(ctx context.Context, refs []meta.ChunkRef) error {
 	if len(refs) == 0 {
 		return nil
-	}
-	type push struct {
-		req *api.ReconfigureRequest
-		to  *api.ServerRef
 	}
 	var pending []push
 	m.fsm.view(func(st *meta.State) {
@@ -95,29 +99,38 @@ func (m *Master) fence(ctx context.Context, refs []meta.ChunkRef) error {
 	for attempt := 0; ; attempt++ {
 		var missed []push
 		var mu sync.Mutex
+		// heard: NOT_FOUND: the member holds no replica (no write ever
+		// reached it), so none can land there either; STALE_EPOCH: it is
+		// past this epoch already.
+		heard := func(p push, code api.ErrorCode, err error) {
+			if err == nil || code == api.ErrorCode_NOT_FOUND || code == api.ErrorCode_STALE_EPOCH {
+				return
+			}
+			mu.Lock()
+			missed = append(missed, p)
+			mu.Unlock()
+			m.log.Debug("master: fence push", "handle", p.req.Handle, "server", p.to.Id, "epoch", p.req.Epoch, "err", err)
+		}
+		// One ReconfigureBatch per server and fenceBatch items (one sync
+		// there for all), up to fenceParallel calls at once.
+		byServer := map[string][]push{}
+		var addrs []string
+		for _, p := range pending {
+			if _, ok := byServer[p.to.Addr]; !ok {
+				addrs = append(addrs, p.to.Addr)
+			}
+			byServer[p.to.Addr] = append(byServer[p.to.Addr], p)
+		}
 		sem := make(chan struct{}, fenceParallel)
 		var wg sync.WaitGroup
-		for _, p := range pending {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				cs, err := m.pool.chunkserver(p.to.Addr)
-				if err == nil {
-					pctx, cancel := context.WithTimeout(ctx, pushTimeout)
-					_, err = cs.Reconfigure(pctx, p.req)
-					cancel()
-				}
-				// NOT_FOUND: the member holds no replica (no write ever
-				// reached it), so none can land there either; STALE_EPOCH:
-				// it is past this epoch already.
-				if err == nil || rpcerr.Code(err) == api.ErrorCode_NOT_FOUND || rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH {
-					return
-				}
-				mu.Lock()
-				missed = append(missed, p)
-				mu.Unlock()
-				m.log.Debug("master: fence push", "handle", p.req.Handle, "server", p.to.Id, "epoch", p.req.Epoch, "err", err)
-			})
+		for _, addr := range addrs {
+			for batch := range slices.Chunk(byServer[addr], fenceBatch) {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					m.pushBatch(ctx, addr, batch, heard)
+				})
+			}
 		}
 		wg.Wait()
 		now := m.cfg.Clock.Now()
@@ -136,6 +149,55 @@ func (m *Master) fence(ctx context.Context, refs []meta.ChunkRef) error {
 			return rpcerr.New(api.ErrorCode_UNAVAILABLE, "chunks %v: %d live members did not hear their new epoch (unreachable but not yet dead): writes on the old epoch may still land; retry", hs[:min(len(hs), 10)], len(pending))
 		case <-t.C():
 		}
+	}
+}
+
+// fenceBatch bounds the chunks of one ReconfigureBatch of a fence.
+const fenceBatch = 1024
+
+// pushBatch has the server at addr hear each push of batch (all for
+// that server) in one ReconfigureBatch, and tells heard each outcome. A
+// server that does not know the call (an older version) gets one
+// Reconfigure per push.
+func (m *Master) pushBatch(ctx context.Context, addr string, batch []push, heard func(push, api.ErrorCode, error)) {
+	cs, err := m.pool.chunkserver(addr)
+	if err != nil {
+		for _, p := range batch {
+			heard(p, rpcerr.Code(err), err)
+		}
+		return
+	}
+	if len(batch) > 1 {
+		req := &api.ReconfigureBatchRequest{Items: make([]*api.ReconfigureRequest, len(batch))}
+		for i, p := range batch {
+			req.Items[i] = p.req
+		}
+		pctx, cancel := context.WithTimeout(ctx, pushTimeout+time.Duration(len(batch))*time.Millisecond)
+		resp, err := cs.ReconfigureBatch(pctx, req)
+		cancel()
+		if err == nil && len(resp.GetResults()) != len(batch) {
+			err = fmt.Errorf("ReconfigureBatch of %d items answered %d results", len(batch), len(resp.GetResults()))
+		}
+		if status.Code(err) != codes.Unimplemented {
+			for i, p := range batch {
+				switch res := resp.GetResults(); {
+				case err != nil:
+					heard(p, rpcerr.Code(err), err)
+				case res[i].GetCode() == api.ErrorCode_ERROR_CODE_UNSPECIFIED:
+					heard(p, 0, nil)
+				default:
+					heard(p, res[i].GetCode(), rpcerr.New(res[i].GetCode(), "%s", res[i].GetMessage()))
+				}
+			}
+			return
+		}
+		// An older chunkserver: one Reconfigure each.
+	}
+	for _, p := range batch {
+		pctx, cancel := context.WithTimeout(ctx, pushTimeout)
+		_, err := cs.Reconfigure(pctx, p.req)
+		cancel()
+		heard(p, rpcerr.Code(err), err)
 	}
 }
 
