@@ -1,0 +1,158 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	"github.com/catena-io/catena/internal/cluster/clustertest"
+	"github.com/catena-io/catena/internal/mirror"
+)
+
+// BenchmarkMirror measures, for docs/benchmarks.md ("Mirrors"), with two
+// in-process clusters on this machine and one writer at A doing 4 KiB
+// random writes over the first half of a 32 MiB volume (2 MiB chunks):
+// the writer's latency without a mirror, then with one at a 1 s
+// interval; the recovery point (the age of the checkpoint B is at,
+// sampled every 100 ms) while it runs; and the bytes shipped against the
+// bytes of the 64 KiB blocks that changed between checkpoints (read back
+// from A's checkpoints, kept for the purpose). Run it once:
+//
+//	go test ./tests/mirror -run '^$' -bench BenchmarkMirror -benchtime 1x
+//
+// CATENA_MIRROR_BENCH_SECONDS sets each phase's length (default 20).
+func BenchmarkMirror(b *testing.B) {
+	const size, cs = 32 << 20, 2 << 20
+	phase := 20 * time.Second
+	if s, err := strconv.Atoi(os.Getenv("CATENA_MIRROR_BENCH_SECONDS")); err == nil && s > 0 {
+		phase = time.Duration(s) * time.Second
+	}
+	ca := cluster.Config{}
+	A := clustertest.New(b, ca)
+	B := clustertest.New(b, cluster.Config{})
+	cla, clb := clustertest.Client(b, A), clustertest.Client(b, B)
+	ctx := context.Background()
+	if _, err := cla.CreateVolume(ctx, volName, size, client.VolumeOptions{ChunkSize: cs}); err != nil {
+		b.Fatal(err)
+	}
+	v, err := cla.OpenVolume(ctx, volName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	buf := make([]byte, 4096)
+	writeFor := func(d time.Duration) []time.Duration {
+		var lat []time.Duration
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			for i := range buf {
+				buf[i] = byte(rng.Uint32())
+			}
+			start := time.Now()
+			if _, err := v.WriteAt(buf, rng.Int64N(size/2/4096)*4096); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		return lat
+	}
+	b.ResetTimer()
+	without := writeFor(phase)
+
+	var appliedAt atomic.Int64
+	var last atomic.Pointer[mirror.Record]
+	m, err := mirror.New(mirror.Config{Volume: volName, From: endpoint(A), To: endpoint(B), Interval: time.Second,
+		KeepSource: true, Logger: clustertest.Logger(), OnApplied: func(r mirror.Record) {
+			appliedAt.Store(r.AppliedAt)
+			last.Store(&r)
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	for appliedAt.Load() == 0 { // the first checkpoint ships everything
+		writeFor(100 * time.Millisecond)
+	}
+	var ages []time.Duration
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				ages = append(ages, now.Sub(time.Unix(0, appliedAt.Load())))
+			}
+		}
+	}()
+	with := writeFor(phase)
+	close(stop)
+	<-sampled
+	target := last.Load().Applied + 1
+	for last.Load().Applied < target { // one checkpoint after the last write
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	b.StopTimer()
+	rec := last.Load()
+
+	// Changed bytes, by content, between consecutive checkpoints.
+	prev := make([]byte, size)
+	cur := make([]byte, size)
+	var changed int64
+	for id := uint64(1); id <= rec.Applied; id++ {
+		sv, err := cla.OpenVolume(ctx, volName+"@"+mirror.CheckpointName(id))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sv.ReadAt(cur, 0); err != nil {
+			b.Fatal(err)
+		}
+		sv.Close()
+		for off := 0; off < size; off += mirror.BlockSize {
+			if !bytes.Equal(prev[off:off+mirror.BlockSize], cur[off:off+mirror.BlockSize]) {
+				changed += mirror.BlockSize
+			}
+		}
+		prev, cur = cur, prev
+	}
+	img, err := image(ctx, clb, volName)
+	if err != nil || !bytes.Equal(img, prev) {
+		b.Fatalf("B's volume differs from A's last checkpoint (%v)", err)
+	}
+	pct := func(d []time.Duration, p float64) float64 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(without, 0.5), "write-p50-ms-without")
+	b.ReportMetric(pct(with, 0.5), "write-p50-ms-with")
+	b.ReportMetric(pct(with, 0.5)/pct(without, 0.5), "write-p50-ratio")
+	b.ReportMetric(pct(without, 0.99), "write-p99-ms-without")
+	b.ReportMetric(pct(with, 0.99), "write-p99-ms-with")
+	b.ReportMetric(pct(ages, 0.5)/1000, "rpo-p50-s")
+	b.ReportMetric(pct(ages, 0.99)/1000, "rpo-p99-s")
+	b.ReportMetric(float64(rec.ShippedBytes)/float64(changed), "shipped/changed")
+	b.ReportMetric(float64(rec.Applied), "checkpoints")
+	b.ReportMetric(float64(len(without)), "writes-without")
+	b.ReportMetric(float64(len(with)), "writes-with")
+	b.ReportMetric(float64(rec.Fallbacks), "fallbacks")
+	b.Logf("shipped %d bytes for %d changed in %d checkpoints; last checkpoint took %s",
+		rec.ShippedBytes, changed, rec.Applied, time.Duration(rec.LastDuration))
+}
