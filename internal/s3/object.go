@@ -199,10 +199,11 @@ func setObjectHeaders(h http.Header, o *object) {
 
 func (s *Server) getObject(rq *request, head bool) error {
 	ctx, r, w := rq.ctx, rq.r, rq.w
-	o, err := s.lookupObject(ctx, rq.bucket, rq.object)
+	o, release, err := s.lookupHeld(ctx, rq.bucket, rq.object, head)
 	if err != nil {
 		return err
 	}
+	defer release()
 	notModified, err := preconditions(r.Header, o)
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@ type Server struct {
 	reqID atomic.Uint64
 	// writes holds a token per write in flight (WriteConcurrency).
 	writes chan struct{}
+	holds  holder // hold.go
 }
 
 // mdActAs is the gRPC metadata key of internal/master's MDActAs (the
@@ -142,16 +143,27 @@ func (s *Server) Init(ctx context.Context) error {
 	return nil
 }
 
-// Run removes abandoned uploads every so often until ctx ends.
+// Run removes abandoned uploads every so often, and keeps the
+// gateway's mount session (hold.go) alive, until ctx ends; then it ends
+// the session.
 func (s *Server) Run(ctx context.Context) {
 	every := min(s.cfg.MultipartExpiry/4, time.Hour)
 	every = max(every, time.Second)
 	t := s.clock.NewTicker(every)
 	defer t.Stop()
+	renew := s.clock.NewTicker(holdTTL / 3)
+	defer renew.Stop()
+	defer func() {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		s.endSession(ectx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-renew.C():
+			s.renewSession(ctx)
 		case <-t.C():
 			if n, err := s.SweepUploads(ctx); err != nil {
 				s.log.Warn("s3: sweeping abandoned uploads", "err", err)
@@ -461,10 +473,15 @@ func readXML(rq *request, v any, limit int64) error {
 // randomHex is n random bytes in hex.
 func randomHex(n int) string {
 	b := make([]byte, n)
+	randomBytes(b)
+	return hex.EncodeToString(b)
+}
+
+// randomBytes fills b from crypto/rand.
+func randomBytes(b []byte) {
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand does not fail on Linux
 	}
-	return hex.EncodeToString(b)
 }
 
 // checkBucketName checks a bucket name: S3's rules for a new bucket;

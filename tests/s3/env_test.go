@@ -76,7 +76,10 @@ func newEnvWith(t *testing.T, minPart int64, cfg cluster.Config) *env {
 	}
 	srv := &http.Server{Handler: gw}
 	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); gw.Run(runCtx) }()
+	t.Cleanup(func() { srv.Close(); stop(); <-ran })
 	e := &env{t: t, c: c, admin: admin, gw: gw, keys: keys, clock: clk, addr: l.Addr().String(), minPart: minPart}
 	e.key = e.newKey("root", 0, 0)
 	e.mc = e.minio(e.key.AccessKeyID, e.key.SecretAccessKey)
