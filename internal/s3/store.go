@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"strings"
@@ -307,9 +306,6 @@ func headersOf(h map[string][]string) (map[string]string, error) {
 	}
 	return out, nil
 }
-
-// md5Hash is a fresh MD5.
-func md5Hash() hash.Hash { return md5.New() }
 
 // write writes p at off of f, at most WriteConcurrency such writes at
 // once in the gateway: each already keeps the client library's
