@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/catena-io/catena/client"
@@ -313,9 +314,10 @@ func (s *Server) completeUpload(rq *request) error {
 	}
 	flush()
 	done := make(chan struct{})
-	defer close(done)
-	var wmu chanMutex = make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		t := s.clock.NewTicker(keepAlive)
 		defer t.Stop()
 		for {
@@ -323,16 +325,14 @@ func (s *Server) completeUpload(rq *request) error {
 			case <-done:
 				return
 			case <-t.C():
-				wmu.lock()
 				io.WriteString(w, " ")
 				flush()
-				wmu.unlock()
 			}
 		}
 	}()
 	o, err := s.assemble(ctx, rq.bucket, rq.object, id, use, etag, info.Headers)
-	wmu.lock()
-	defer wmu.unlock()
+	close(done)
+	wg.Wait() // the writer is the handler's alone again
 	if err != nil {
 		ae, ok := fromClient(err)
 		if !ok {
@@ -345,12 +345,6 @@ func (s *Server) completeUpload(rq *request) error {
 	xml.NewEncoder(w).Encode(completeResult{NS: s3NS, Location: "/" + rq.bucket + "/" + rq.object, Bucket: rq.bucket, Key: rq.object, ETag: `"` + o.etag + `"`})
 	return nil
 }
-
-// chanMutex is a mutex whose holder a select could wait on.
-type chanMutex chan struct{}
-
-func (m chanMutex) lock()   { m <- struct{}{} }
-func (m chanMutex) unlock() { <-m }
 
 // assemble copies the parts into one temporary file, commits it as key
 // k and removes the upload.
