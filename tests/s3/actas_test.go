@@ -17,6 +17,7 @@ import (
 // admin certificate to a user; a user's own certificate is never
 // widened by it.
 func TestActAsOnlyForAdmins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 0)
 	ctx := context.Background()
 	must(t, "mkdir", e.admin.Mkdir(ctx, "/private", 0o700))

@@ -18,6 +18,7 @@ import (
 // TestAuth: signatures, keys, presigned URLs and the identity a key
 // acts as.
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 0)
 	ctx := context.Background()
 	must(t, "make bucket", e.mc.MakeBucket(ctx, "root-bucket", minio.MakeBucketOptions{}))

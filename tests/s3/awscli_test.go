@@ -86,6 +86,7 @@ func sha256File(t *testing.T, path string) string {
 // cp both ways, ls with prefixes, sync of a tree both ways, rm, rb, and
 // a presigned GET with curl.
 func TestAWSCLI(t *testing.T) {
+	t.Parallel()
 	needPrograms(t, "aws", "curl")
 	e := newEnv(t, 0)
 	ctx := context.Background()

@@ -45,6 +45,7 @@ func catenaBin(t *testing.T) string {
 // create|ls|rm; catena s3 as a process of its own; an object and a
 // file are the same data through catena put and catena cat.
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	bin := catenaBin(t)
 	dir := t.TempDir()
 	master, s3addr := proctest.FreeAddr(t), proctest.FreeAddr(t)

@@ -18,6 +18,7 @@ import (
 // SIGKILL of a real process that issue 19 names: tests/crash has the
 // real-process harness.
 func TestMultipartChunkserverStopped(t *testing.T) {
+	t.Parallel()
 	const partSize = 2 << 20
 	// Four chunkservers: with one stopped, new chunks still find their
 	// three replicas.

@@ -20,6 +20,7 @@ import (
 // TestGateway drives every bucket and object operation through
 // minio-go, and checks that objects and files are the same data.
 func TestGateway(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 0)
 	ctx := context.Background()
 
@@ -302,6 +303,7 @@ func (e *env) list(t *testing.T, bucket string, o minio.ListObjectsOptions) []st
 // prefix, delimiter, start-after and page size against a model: the
 // sorted keys, rolled up at the delimiter.
 func TestListObjects(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 0)
 	ctx := context.Background()
 	must(t, "make bucket", e.mc.MakeBucket(ctx, "bkt", minio.MakeBucketOptions{}))

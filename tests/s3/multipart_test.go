@@ -29,6 +29,7 @@ func multipartETag(parts ...[]byte) string {
 }
 
 func TestMultipart(t *testing.T) {
+	t.Parallel()
 	const minPart = 1 << 20
 	e := newEnv(t, minPart)
 	ctx := context.Background()
@@ -174,6 +175,7 @@ func TestMultipart(t *testing.T) {
 // object of more than one read is held open by the GET, which finishes
 // with the version it began with.
 func TestAtomicOverwrite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 0)
 	ctx := context.Background()
 	must(t, "make bucket", e.mc.MakeBucket(ctx, "atomic", minio.MakeBucketOptions{}))

@@ -45,6 +45,7 @@ func (e *env) mustRclone(t *testing.T, args ...string) string {
 // enough for a multipart upload among small ones), check (hashes
 // agree, and a changed object is found), sync with deletions, delete.
 func TestRclone(t *testing.T) {
+	t.Parallel()
 	needPrograms(t, "rclone")
 	e := newEnv(t, 0)
 	dir := t.TempDir()
