@@ -44,7 +44,7 @@ func (m *Mirror) apply(ctx context.Context, rec *Record, full bool) error {
 			return err
 		}
 	}
-	stage, err := m.openStage(ctx, rec)
+	stage, err := m.openStage(ctx, rec, size)
 	if err != nil {
 		return err
 	}
@@ -89,12 +89,13 @@ func (m *Mirror) apply(ctx context.Context, rec *Record, full bool) error {
 }
 
 // openStage opens B's staging overlay for rec.Pending as its writer: the
-// one recorded in rec.Stage when it is still there, else a new one.
-func (m *Mirror) openStage(ctx context.Context, rec *Record) (*client.Volume, error) {
+// one recorded in rec.Stage when it is still there (and of size bytes at
+// least: A's volume may have grown since), else a new one.
+func (m *Mirror) openStage(ctx context.Context, rec *Record, size int64) (*client.Volume, error) {
 	vol := m.cfg.Volume
 	name := client.OverlayName(vol, StageName)
 	if rec.Stage != 0 {
-		if vi, err := m.b.VolumeInfo(ctx, name); err == nil && vi.Inode == rec.Stage {
+		if vi, err := m.b.VolumeInfo(ctx, name); err == nil && vi.Inode == rec.Stage && vi.Size >= size {
 			v, err := m.b.OpenVolumeWriter(ctx, name, client.WriterOptions{Owner: m.cfg.Owner, Lease: m.cfg.StageLease, TakeOver: true, Keep: true})
 			if err == nil {
 				m.log.Info("mirror: resuming the staged checkpoint", "checkpoint", rec.Pending, "done", rec.Done)

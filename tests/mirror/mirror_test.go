@@ -25,11 +25,12 @@ const (
 	waitLong = 3 * time.Minute
 )
 
-// twoClusters starts A and B with a volume at A and returns clients.
-func twoClusters(t *testing.T) (a, b *cluster.Cluster, ca, cb *client.Client) {
+// twoClusters starts A and B (with bcfg) with a volume at A and
+// returns clients.
+func twoClusters(t *testing.T, bcfg cluster.Config) (a, b *cluster.Cluster, ca, cb *client.Client) {
 	t.Helper()
 	a = clustertest.New(t, cluster.Config{})
-	b = clustertest.New(t, cluster.Config{})
+	b = clustertest.New(t, bcfg)
 	ca, cb = clustertest.Client(t, a), clustertest.Client(t, b)
 	if _, err := ca.CreateVolume(t.Context(), volName, volSize, client.VolumeOptions{ChunkSize: chunkSize}); err != nil {
 		t.Fatal(err)
@@ -232,7 +233,7 @@ func awaitApplied(t *testing.T, ch <-chan mirror.Record, n int) mirror.Record {
 // the writes stop B converges to A; the bytes shipped are the bytes of
 // the 64 KiB blocks changed between checkpoints.
 func TestMirrorCheckpoints(t *testing.T) {
-	a, b, ca, cb := twoClusters(t)
+	a, b, ca, cb := twoClusters(t, cluster.Config{})
 	applied := make(chan mirror.Record, 1024)
 	m, err := mirror.New(mirror.Config{Volume: volName, From: endpoint(a), To: endpoint(b),
 		Interval: 50 * time.Millisecond, KeepSource: true, Logger: clustertest.Logger(),
