@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"strconv"
@@ -34,6 +35,10 @@ var (
 	errChunkFormat    = errors.New("s3: malformed aws-chunked body")
 	errChunkSignature = errors.New("s3: chunk signature does not match")
 	errChunkTooLarge  = errors.New("s3: aws-chunked chunk too large")
+	// errChunkTruncated: the body ended before its last chunk; it is an
+	// io.ErrUnexpectedEOF, but never equal to it, so that a reader that
+	// takes io.ErrUnexpectedEOF for a short last read cannot mistake it.
+	errChunkTruncated = fmt.Errorf("s3: aws-chunked body cut short: %w", io.ErrUnexpectedEOF)
 )
 
 // maxChunkSize bounds one chunk (clients send 64 KiB to 16 MiB).
@@ -109,7 +114,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 				c.h.Write(p[:n])
 			}
 			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+				err = errChunkTruncated
 			}
 			if err != nil {
 				c.err = err
@@ -140,7 +145,7 @@ func (c *chunkedReader) readLine() (string, error) {
 			continue
 		}
 		if err == io.EOF {
-			return "", io.ErrUnexpectedEOF
+			return "", errChunkTruncated
 		}
 		if err != nil {
 			return "", err
@@ -231,7 +236,7 @@ func (c *chunkedReader) readTrailer() error {
 		}
 		line, err := c.readTrailerLine()
 		if err == io.EOF {
-			return io.ErrUnexpectedEOF // the empty line that ends the body is missing
+			return errChunkTruncated // the empty line that ends the body is missing
 		}
 		if err != nil {
 			return err
@@ -269,7 +274,7 @@ func (c *chunkedReader) readTrailerLine() (string, error) {
 		return "", io.EOF
 	}
 	if err != nil {
-		return "", io.ErrUnexpectedEOF
+		return "", errChunkTruncated
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }

@@ -177,8 +177,8 @@ func TestChunkedReaderTampered(t *testing.T) {
 	// Truncated inside a chunk.
 	r, sg = streamingBody(t, data, false, false)
 	raw, _ = io.ReadAll(r.Body)
-	if _, err := io.ReadAll(newChunkedReader(bytes.NewReader(raw[:len(raw)/2]), sg, false)); err != io.ErrUnexpectedEOF {
-		t.Errorf("truncated: err %v, want %v", err, io.ErrUnexpectedEOF)
+	if _, err := io.ReadAll(newChunkedReader(bytes.NewReader(raw[:len(raw)/2]), sg, false)); err != errChunkTruncated {
+		t.Errorf("truncated: err %v, want %v", err, errChunkTruncated)
 	}
 }
 

@@ -182,35 +182,74 @@ func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader,
 }
 
 // copyTo writes what src yields to f from offset off, in pieces of
-// copyBuf, and returns the bytes written.
+// copyBuf, and returns the bytes written. Reading the next piece
+// overlaps writing the last; copyTo returns only once it reads src no
+// more (a request body must not be read after its handler returned).
 func (s *Server) copyTo(ctx context.Context, f *client.File, off int64, src io.Reader) (int64, error) {
-	buf := make([]byte, copyBuf)
+	type block struct {
+		buf []byte
+		n   int
+		err error
+	}
+	free := make(chan []byte, 2)
+	free <- make([]byte, copyBuf)
+	free <- make([]byte, copyBuf)
+	// Two buffers: the reader never has more than two blocks to hand
+	// over, so sending on full never blocks.
+	full := make(chan block, 2)
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			m, err := io.ReadFull(src, buf)
+			full <- block{buf, m, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		for range full {
+		}
+	}()
 	var n int64
-	for {
-		m, rerr := io.ReadFull(src, buf)
-		if m > 0 {
-			if err := s.write(ctx, f, buf[:m], off+n); err != nil {
+	for b := range full {
+		if b.n > 0 {
+			if err := s.write(ctx, f, b.buf[:b.n], off+n); err != nil {
 				return n, err
 			}
-			n += int64(m)
+			n += int64(b.n)
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		switch {
+		case b.err == io.EOF || b.err == io.ErrUnexpectedEOF:
 			return n, nil
+		case b.err != nil:
+			return n, readErr(b.err)
 		}
-		if rerr != nil {
-			var ae *APIError
-			if errors.As(rerr, &ae) {
-				return n, ae
-			}
-			if errors.Is(rerr, errChunkSignature) {
-				return n, ErrSignatureDoesNotMatch
-			}
-			if errors.Is(rerr, errChunkFormat) || errors.Is(rerr, errChunkTooLarge) {
-				return n, withMsg(ErrInvalidRequest, "%v", rerr)
-			}
-			return n, withMsg(ErrIncompleteBody, "reading the body: %v", rerr)
-		}
+		free <- b.buf
 	}
+	return n, nil
+}
+
+// readErr is the S3 error of a failed read of a request body.
+func readErr(err error) error {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, errChunkSignature):
+		return ErrSignatureDoesNotMatch
+	case errors.Is(err, errChunkFormat), errors.Is(err, errChunkTooLarge):
+		return withMsg(ErrInvalidRequest, "%v", err)
+	}
+	return withMsg(ErrIncompleteBody, "reading the body: %v", err)
 }
 
 // commit gives the staged file its metadata and renames it to key k of
