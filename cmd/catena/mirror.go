@@ -52,7 +52,7 @@ A's. See docs/mirror.md.`,
 func newMirrorRunCmd(g *globals) *cobra.Command {
 	var from, to, fromTLS, toTLS string
 	var interval, lease time.Duration
-	var keep bool
+	var keep, resync bool
 	cmd := &cobra.Command{
 		Use:   "run --from A --to B VOL",
 		Short: "Mirror volume VOL from cluster A to cluster B until stopped",
@@ -82,6 +82,13 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 				return fail("mirror run "+a[0], err)
 			}
 			defer m.Close()
+			if resync {
+				n, err := m.Resync(cmd.Context())
+				if err != nil {
+					return fail("mirror run "+a[0], err)
+				}
+				fmt.Fprintf(stderr, "catena mirror: resync: volume %s at %s is at checkpoint %d again; shipping what changed at %s since\n", a[0], to, n, from)
+			}
 			fmt.Fprintf(stderr, "catena mirror: mirroring volume %s from %s to %s every %s\n", a[0], from, to, interval)
 			return fail("mirror run "+a[0], m.Run(cmd.Context()))
 		},
@@ -92,6 +99,7 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&toTLS, "to-tls-dir", "", "TLS directory of an admin certificate of B's CA (default --tls-dir)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between checkpoints")
 	cmd.Flags().DurationVar(&lease, "stage-lease", 0, "lease of the staging overlay and of the writer session at B (0: 10m); a mirror restarted within it resumes its checkpoint")
+	cmd.Flags().BoolVar(&resync, "resync", false, "fail back: --from is a promoted mirror, --to its old source; roll --to back to the last checkpoint both hold and ship only the blocks changed since")
 	cmd.Flags().BoolVar(&keep, "keep-source-checkpoints", false, "keep every checkpoint snapshot at A instead of releasing each once the next is applied (audits, tests)")
 	return cmd
 }

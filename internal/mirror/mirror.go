@@ -219,7 +219,10 @@ func (m *Mirror) targetRecord(ctx context.Context) (*Record, error) {
 	vol := m.cfg.Volume
 	rec, err := ReadRecord(ctx, m.b, vol)
 	if err == nil {
-		if rec.Promoted {
+		switch {
+		case rec.Side != SideTarget:
+			return nil, fmt.Errorf("%w: volume %s at %s is the source of a mirror (to fail back onto it: --resync)", ErrNotMirror, vol, m.masters(m.cfg.To))
+		case rec.Promoted:
 			return nil, fmt.Errorf("%w: volume %s at %s", ErrPromoted, vol, m.masters(m.cfg.To))
 		}
 		return rec, nil
@@ -236,7 +239,7 @@ func (m *Mirror) targetRecord(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec = &Record{Version: recordVersion, Volume: vol, Source: m.masters(m.cfg.From), Target: m.masters(m.cfg.To), Done: -1}
+	rec = &Record{Version: recordVersion, Volume: vol, Side: SideTarget, Source: m.masters(m.cfg.From), Target: m.masters(m.cfg.To), Done: -1}
 	// The record first: a volume without one is refused as no mirror.
 	if err := WriteRecord(ctx, m.b, m.stamp(rec)); err != nil {
 		return nil, err
@@ -287,7 +290,9 @@ func (m *Mirror) writeBoth(ctx context.Context, rec *Record) error {
 	if err := WriteRecord(ctx, m.b, m.stamp(rec)); err != nil {
 		return err
 	}
-	return WriteRecord(ctx, m.a, rec)
+	cp := *rec
+	cp.Side = SideSource
+	return WriteRecord(ctx, m.a, &cp)
 }
 
 // chunkMap returns the chunk refs of volume name at A, with the chunk

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/catena-io/catena/client"
 )
@@ -17,6 +18,9 @@ func Promote(ctx context.Context, c *client.Client, vol string) (*Record, error)
 	rec, err := ReadRecord(ctx, c, vol)
 	if err != nil {
 		return nil, err
+	}
+	if rec.Side != SideTarget {
+		return nil, fmt.Errorf("%w: volume %s here is the source of a mirror, not its target", ErrNotMirror, vol)
 	}
 	if !rec.Promoted {
 		rec.Promoted = true

@@ -18,6 +18,10 @@ const recordVersion = 1
 type Record struct {
 	Version int    `json:"version"`
 	Volume  string `json:"volume"`
+	// Side: SideTarget for B's record, SideSource for A's copy. A
+	// mirror applies checkpoints only to a volume whose record is a
+	// target's (a source's is turned into one by Resync).
+	Side string `json:"side"`
 	// Source and Target: the master addresses of A and B, as given.
 	Source string `json:"source,omitempty"`
 	Target string `json:"target,omitempty"`
@@ -56,6 +60,12 @@ type Record struct {
 	Updated int64 `json:"updated"`
 }
 
+// The sides a record is kept on.
+const (
+	SideTarget = "target"
+	SideSource = "source"
+)
+
 // Encode returns r's stored form.
 func (r *Record) Encode() []byte {
 	b, err := json.Marshal(r)
@@ -84,6 +94,8 @@ func (r *Record) Check() error {
 		return fmt.Errorf("%w: version %d, want %d", ErrBadRecord, r.Version, recordVersion)
 	case r.Volume == "":
 		return fmt.Errorf("%w: no volume", ErrBadRecord)
+	case r.Side != SideTarget && r.Side != SideSource:
+		return fmt.Errorf("%w: side %q", ErrBadRecord, r.Side)
 	case r.Pending != 0 && r.Pending <= r.Applied:
 		return fmt.Errorf("%w: pending checkpoint %d not after applied %d", ErrBadRecord, r.Pending, r.Applied)
 	case r.Pending == 0 && (r.Stage != 0 || r.PendingBytes != 0 || r.PendingShipped != 0 || r.PendingFallbacks != 0):

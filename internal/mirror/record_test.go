@@ -8,7 +8,7 @@ import (
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	r := &Record{Version: recordVersion, Volume: "vm1", Source: "a:1", Target: "b:1", Applied: 3, AppliedAt: 5,
+	r := &Record{Version: recordVersion, Volume: "vm1", Side: SideTarget, Source: "a:1", Target: "b:1", Applied: 3, AppliedAt: 5,
 		Pending: 4, PendingAt: 9, Stage: 77, Done: 2, PendingBytes: 1 << 20, PendingShipped: 65536,
 		Checkpoints: 3, ShippedBytes: 1 << 22, LastShipped: 1 << 20, LastDuration: int64(time.Second), Updated: 10}
 	got, err := DecodeRecord(r.Encode())
@@ -27,13 +27,14 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordCheck(t *testing.T) {
-	ok := Record{Version: recordVersion, Volume: "v", Done: -1}
+	ok := Record{Version: recordVersion, Volume: "v", Side: SideSource, Done: -1}
 	for _, tc := range []struct {
 		name string
 		edit func(*Record)
 	}{
 		{"version", func(r *Record) { r.Version = 2 }},
 		{"no volume", func(r *Record) { r.Volume = "" }},
+		{"no side", func(r *Record) { r.Side = "" }},
 		{"pending not after applied", func(r *Record) { r.Applied, r.Pending = 3, 3 }},
 		{"stage without pending", func(r *Record) { r.Stage = 1 }},
 		{"pending bytes without pending", func(r *Record) { r.PendingBytes = 1 }},
@@ -57,9 +58,9 @@ func TestRecordCheck(t *testing.T) {
 // FuzzDecodeRecord: any bytes decode to a checked record or an
 // ErrBadRecord, and a record decoded encodes to bytes that decode to it.
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add([]byte(`{"version":1,"volume":"vm1","applied":2,"done":-1}`))
-	f.Add([]byte(`{"version":1,"volume":"v","applied":1,"pending":2,"stage":9,"done":3,"pending_bytes":10}`))
-	f.Add((&Record{Version: recordVersion, Volume: "x", Promoted: true, Done: -1}).Encode())
+	f.Add([]byte(`{"version":1,"volume":"vm1","side":"target","applied":2,"done":-1}`))
+	f.Add([]byte(`{"version":1,"volume":"v","side":"source","applied":1,"pending":2,"stage":9,"done":3,"pending_bytes":10}`))
+	f.Add((&Record{Version: recordVersion, Volume: "x", Side: SideTarget, Promoted: true, Done: -1}).Encode())
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b)

@@ -182,4 +182,63 @@ func TestMirrorProcessKilled(t *testing.T) {
 		"--to", b.MasterAddr(), "--to-tls-dir", b.TLSDir(), volName); err == nil || !strings.Contains(err.Error(), "promoted") {
 		t.Fatalf("mirror run onto a promoted volume: %v; want a refusal naming the promote", err)
 	}
+
+	// Failback: B is written, A returns with writes of its own after
+	// the last checkpoint; mirror B -> A --resync rolls A back to the
+	// last common checkpoint and ships only the blocks B changed.
+	writeAt := func(c *client.Client, off int64, what string) {
+		t.Helper()
+		v, err := c.OpenVolume(t.Context(), volName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		if _, err := v.WriteAt([]byte(what), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := catena(t, "mirror", "run", "--from", b.MasterAddr(), "--from-tls-dir", b.TLSDir(),
+		"--to", a.MasterAddr(), "--to-tls-dir", a.TLSDir(), volName); err == nil || !strings.Contains(err.Error(), "--resync") {
+		t.Fatalf("mirror run onto the old source without --resync: %v; want a refusal naming --resync", err)
+	}
+	v, err = cb.OpenVolumeWriter(t.Context(), volName, client.WriterOptions{Owner: "someone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{5 << 20, 5<<20 + 4096, 7<<20 + 100} {
+		if _, err := v.WriteAt([]byte("written at B after the promote"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.Close()
+	writeAt(ca, 3<<20, "written at A after its last checkpoint: lost with the site")
+	wantB, err := image(t.Context(), cb, volName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changedSince := 0
+	for off := 0; off < volSize; off += mirror.BlockSize {
+		if string(wantB[off:off+mirror.BlockSize]) != string(final[off:off+mirror.BlockSize]) {
+			changedSince += mirror.BlockSize
+		}
+	}
+	back := proctest.Spawn(t, catenaBin, "failback", proctest.Options{},
+		"mirror", "run", "--from", b.MasterAddr(), "--from-tls-dir", b.TLSDir(),
+		"--to", a.MasterAddr(), "--to-tls-dir", a.TLSDir(), "--interval", "100ms", "--resync", volName)
+	ra := awaitRecord(t, ca, "a checkpoint at A after the resync", back, func(r *mirror.Record) bool {
+		return r.Side == mirror.SideTarget && r.Applied > last.Applied
+	})
+	back.Stop(t, time.Minute)
+	gotA, err := image(t.Context(), ca, volName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(gotA) != string(wantB) {
+		t.Fatal("A after the failback differs from B")
+	}
+	t.Logf("failback: A rolled back to checkpoint %d, then at %d; shipped %d bytes for %d changed at B since the promote (volume %d)",
+		last.Applied, ra.Applied, ra.ShippedBytes, changedSince, volSize)
+	if ra.ShippedBytes != int64(changedSince) {
+		t.Fatalf("failback shipped %d bytes; %d changed at B", ra.ShippedBytes, changedSince)
+	}
 }
