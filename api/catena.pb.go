@@ -3962,6 +3962,154 @@ func (x *ReconfigureResponse) GetAppliedSeq() uint64 {
 	return 0
 }
 
+type ReplicaSpaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handles       []uint64               `protobuf:"varint,1,rep,packed,name=handles,proto3" json:"handles,omitempty"` // at most 65536
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaSpaceRequest) Reset() {
+	*x = ReplicaSpaceRequest{}
+	mi := &file_catena_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaSpaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaSpaceRequest) ProtoMessage() {}
+
+func (x *ReplicaSpaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaSpaceRequest.ProtoReflect.Descriptor instead.
+func (*ReplicaSpaceRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ReplicaSpaceRequest) GetHandles() []uint64 {
+	if x != nil {
+		return x.Handles
+	}
+	return nil
+}
+
+type ReplicaSpaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      []*ReplicaSpace        `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"` // those held, in the order asked
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaSpaceResponse) Reset() {
+	*x = ReplicaSpaceResponse{}
+	mi := &file_catena_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaSpaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaSpaceResponse) ProtoMessage() {}
+
+func (x *ReplicaSpaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaSpaceResponse.ProtoReflect.Descriptor instead.
+func (*ReplicaSpaceResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ReplicaSpaceResponse) GetReplicas() []*ReplicaSpace {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type ReplicaSpace struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	UsedBytes     int64                  `protobuf:"varint,2,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	OwnBytes      int64                  `protobuf:"varint,3,opt,name=own_bytes,json=ownBytes,proto3" json:"own_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaSpace) Reset() {
+	*x = ReplicaSpace{}
+	mi := &file_catena_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaSpace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaSpace) ProtoMessage() {}
+
+func (x *ReplicaSpace) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaSpace.ProtoReflect.Descriptor instead.
+func (*ReplicaSpace) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ReplicaSpace) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *ReplicaSpace) GetUsedBytes() int64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *ReplicaSpace) GetOwnBytes() int64 {
+	if x != nil {
+		return x.OwnBytes
+	}
+	return 0
+}
+
 type ReconfigureBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Items         []*ReconfigureRequest  `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"` // at most 4096
@@ -3971,7 +4119,7 @@ type ReconfigureBatchRequest struct {
 
 func (x *ReconfigureBatchRequest) Reset() {
 	*x = ReconfigureBatchRequest{}
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3983,7 +4131,7 @@ func (x *ReconfigureBatchRequest) String() string {
 func (*ReconfigureBatchRequest) ProtoMessage() {}
 
 func (x *ReconfigureBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[55]
+	mi := &file_catena_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3996,7 +4144,7 @@ func (x *ReconfigureBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureBatchRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureBatchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{55}
+	return file_catena_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReconfigureBatchRequest) GetItems() []*ReconfigureRequest {
@@ -4015,7 +4163,7 @@ type ReconfigureBatchResponse struct {
 
 func (x *ReconfigureBatchResponse) Reset() {
 	*x = ReconfigureBatchResponse{}
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4027,7 +4175,7 @@ func (x *ReconfigureBatchResponse) String() string {
 func (*ReconfigureBatchResponse) ProtoMessage() {}
 
 func (x *ReconfigureBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[56]
+	mi := &file_catena_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4040,7 +4188,7 @@ func (x *ReconfigureBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureBatchResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureBatchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{56}
+	return file_catena_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReconfigureBatchResponse) GetResults() []*ReconfigureResult {
@@ -4063,7 +4211,7 @@ type ReconfigureResult struct {
 
 func (x *ReconfigureResult) Reset() {
 	*x = ReconfigureResult{}
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4223,7 @@ func (x *ReconfigureResult) String() string {
 func (*ReconfigureResult) ProtoMessage() {}
 
 func (x *ReconfigureResult) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[57]
+	mi := &file_catena_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4236,7 @@ func (x *ReconfigureResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResult.ProtoReflect.Descriptor instead.
 func (*ReconfigureResult) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{57}
+	return file_catena_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ReconfigureResult) GetAppliedSeq() uint64 {
@@ -4126,7 +4274,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4138,7 +4286,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[58]
+	mi := &file_catena_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4151,7 +4299,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{58}
+	return file_catena_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReplicateRequest) GetHandle() uint64 {
@@ -4208,7 +4356,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4368,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[59]
+	mi := &file_catena_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4381,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{59}
+	return file_catena_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReplicateResponse) GetAppliedSeq() uint64 {
@@ -4286,7 +4434,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +4446,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[60]
+	mi := &file_catena_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +4459,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{60}
+	return file_catena_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *FetchRequest) GetHandle() uint64 {
@@ -4373,7 +4521,7 @@ type ByteRange struct {
 
 func (x *ByteRange) Reset() {
 	*x = ByteRange{}
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4385,7 +4533,7 @@ func (x *ByteRange) String() string {
 func (*ByteRange) ProtoMessage() {}
 
 func (x *ByteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[61]
+	mi := &file_catena_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4398,7 +4546,7 @@ func (x *ByteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ByteRange.ProtoReflect.Descriptor instead.
 func (*ByteRange) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{61}
+	return file_catena_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ByteRange) GetOffset() int64 {
@@ -4444,7 +4592,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4456,7 +4604,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[62]
+	mi := &file_catena_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4469,7 +4617,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{62}
+	return file_catena_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *FetchResponse) GetOffset() int64 {
@@ -4563,7 +4711,7 @@ type RequestMemo struct {
 
 func (x *RequestMemo) Reset() {
 	*x = RequestMemo{}
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4575,7 +4723,7 @@ func (x *RequestMemo) String() string {
 func (*RequestMemo) ProtoMessage() {}
 
 func (x *RequestMemo) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[63]
+	mi := &file_catena_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4588,7 +4736,7 @@ func (x *RequestMemo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMemo.ProtoReflect.Descriptor instead.
 func (*RequestMemo) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{63}
+	return file_catena_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RequestMemo) GetClientId() uint64 {
@@ -4648,7 +4796,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4660,7 +4808,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[64]
+	mi := &file_catena_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4673,7 +4821,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{64}
+	return file_catena_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WriteRequest) GetHandle() uint64 {
@@ -4767,7 +4915,7 @@ type ReplicaSpec struct {
 
 func (x *ReplicaSpec) Reset() {
 	*x = ReplicaSpec{}
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4779,7 +4927,7 @@ func (x *ReplicaSpec) String() string {
 func (*ReplicaSpec) ProtoMessage() {}
 
 func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[65]
+	mi := &file_catena_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4792,7 +4940,7 @@ func (x *ReplicaSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaSpec.ProtoReflect.Descriptor instead.
 func (*ReplicaSpec) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{65}
+	return file_catena_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReplicaSpec) GetChunkSize() int64 {
@@ -4820,7 +4968,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4832,7 +4980,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[66]
+	mi := &file_catena_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4845,7 +4993,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{66}
+	return file_catena_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WriteResponse) GetSeq() uint64 {
@@ -4882,7 +5030,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4894,7 +5042,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[67]
+	mi := &file_catena_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4907,7 +5055,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{67}
+	return file_catena_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ReadRequest) GetHandle() uint64 {
@@ -4959,7 +5107,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4971,7 +5119,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[68]
+	mi := &file_catena_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4984,7 +5132,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{68}
+	return file_catena_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReadResponse) GetData() []byte {
@@ -5013,7 +5161,7 @@ type CreateReplicaRequest struct {
 
 func (x *CreateReplicaRequest) Reset() {
 	*x = CreateReplicaRequest{}
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5025,7 +5173,7 @@ func (x *CreateReplicaRequest) String() string {
 func (*CreateReplicaRequest) ProtoMessage() {}
 
 func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[69]
+	mi := &file_catena_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5038,7 +5186,7 @@ func (x *CreateReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaRequest.ProtoReflect.Descriptor instead.
 func (*CreateReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{69}
+	return file_catena_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CreateReplicaRequest) GetHandle() uint64 {
@@ -5077,7 +5225,7 @@ type CreateReplicaResponse struct {
 
 func (x *CreateReplicaResponse) Reset() {
 	*x = CreateReplicaResponse{}
-	mi := &file_catena_proto_msgTypes[70]
+	mi := &file_catena_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5089,7 +5237,7 @@ func (x *CreateReplicaResponse) String() string {
 func (*CreateReplicaResponse) ProtoMessage() {}
 
 func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[70]
+	mi := &file_catena_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5102,7 +5250,7 @@ func (x *CreateReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplicaResponse.ProtoReflect.Descriptor instead.
 func (*CreateReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{70}
+	return file_catena_proto_rawDescGZIP(), []int{73}
 }
 
 type Update struct {
@@ -5122,7 +5270,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_catena_proto_msgTypes[71]
+	mi := &file_catena_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5134,7 +5282,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[71]
+	mi := &file_catena_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5147,7 +5295,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{71}
+	return file_catena_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Update) GetHandle() uint64 {
@@ -5224,7 +5372,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_catena_proto_msgTypes[72]
+	mi := &file_catena_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5236,7 +5384,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[72]
+	mi := &file_catena_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5249,7 +5397,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{72}
+	return file_catena_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Ack) GetHandle() uint64 {
@@ -5292,7 +5440,7 @@ type ChainMessage struct {
 
 func (x *ChainMessage) Reset() {
 	*x = ChainMessage{}
-	mi := &file_catena_proto_msgTypes[73]
+	mi := &file_catena_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5304,7 +5452,7 @@ func (x *ChainMessage) String() string {
 func (*ChainMessage) ProtoMessage() {}
 
 func (x *ChainMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_catena_proto_msgTypes[73]
+	mi := &file_catena_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5317,7 +5465,7 @@ func (x *ChainMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainMessage.ProtoReflect.Descriptor instead.
 func (*ChainMessage) Descriptor() ([]byte, []int) {
-	return file_catena_proto_rawDescGZIP(), []int{73}
+	return file_catena_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ChainMessage) GetFrom() uint64 {
@@ -5677,7 +5825,16 @@ const file_catena_proto_rawDesc = "" +
 	"\x05chain\x18\x04 \x03(\v2\x14.catena.v1.ServerRefR\x05chain\"6\n" +
 	"\x13ReconfigureResponse\x12\x1f\n" +
 	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
-	"appliedSeq\"N\n" +
+	"appliedSeq\"/\n" +
+	"\x13ReplicaSpaceRequest\x12\x18\n" +
+	"\ahandles\x18\x01 \x03(\x04R\ahandles\"K\n" +
+	"\x14ReplicaSpaceResponse\x123\n" +
+	"\breplicas\x18\x01 \x03(\v2\x17.catena.v1.ReplicaSpaceR\breplicas\"b\n" +
+	"\fReplicaSpace\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\x02 \x01(\x03R\tusedBytes\x12\x1b\n" +
+	"\town_bytes\x18\x03 \x01(\x03R\bownBytes\"N\n" +
 	"\x17ReconfigureBatchRequest\x123\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.catena.v1.ReconfigureRequestR\x05items\"R\n" +
 	"\x18ReconfigureBatchResponse\x126\n" +
@@ -5867,14 +6024,15 @@ const file_catena_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a.catena.v1.SnapshotRequest\x1a\x1b.catena.v1.SnapshotResponse\x12R\n" +
 	"\rListSnapshots\x12\x1f.catena.v1.ListSnapshotsRequest\x1a .catena.v1.ListSnapshotsResponse\x12U\n" +
 	"\x0eRemoveSnapshot\x12 .catena.v1.RemoveSnapshotRequest\x1a!.catena.v1.RemoveSnapshotResponse\x12:\n" +
-	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\xeb\x05\n" +
+	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\xbc\x06\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
 	"\rCreateReplica\x12\x1f.catena.v1.CreateReplicaRequest\x1a .catena.v1.CreateReplicaResponse\x12=\n" +
 	"\x05Chain\x12\x17.catena.v1.ChainMessage\x1a\x17.catena.v1.ChainMessage(\x010\x01\x12L\n" +
 	"\vReconfigure\x12\x1d.catena.v1.ReconfigureRequest\x1a\x1e.catena.v1.ReconfigureResponse\x12[\n" +
-	"\x10ReconfigureBatch\x12\".catena.v1.ReconfigureBatchRequest\x1a#.catena.v1.ReconfigureBatchResponse\x12F\n" +
+	"\x10ReconfigureBatch\x12\".catena.v1.ReconfigureBatchRequest\x1a#.catena.v1.ReconfigureBatchResponse\x12O\n" +
+	"\fReplicaSpace\x12\x1e.catena.v1.ReplicaSpaceRequest\x1a\x1f.catena.v1.ReplicaSpaceResponse\x12F\n" +
 	"\tReplicate\x12\x1b.catena.v1.ReplicateRequest\x1a\x1c.catena.v1.ReplicateResponse\x12<\n" +
 	"\x05Fetch\x12\x17.catena.v1.FetchRequest\x1a\x18.catena.v1.FetchResponse0\x01\x12R\n" +
 	"\rRestoreBlocks\x12\x1f.catena.v1.RestoreBlocksRequest\x1a .catena.v1.RestoreBlocksResponse\x12O\n" +
@@ -5893,7 +6051,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: catena.v1.ErrorCode
 	(FileType)(0),                    // 1: catena.v1.FileType
@@ -5955,27 +6113,30 @@ var file_catena_proto_goTypes = []any{
 	(*RestoreBlocksResponse)(nil),    // 57: catena.v1.RestoreBlocksResponse
 	(*ReconfigureRequest)(nil),       // 58: catena.v1.ReconfigureRequest
 	(*ReconfigureResponse)(nil),      // 59: catena.v1.ReconfigureResponse
-	(*ReconfigureBatchRequest)(nil),  // 60: catena.v1.ReconfigureBatchRequest
-	(*ReconfigureBatchResponse)(nil), // 61: catena.v1.ReconfigureBatchResponse
-	(*ReconfigureResult)(nil),        // 62: catena.v1.ReconfigureResult
-	(*ReplicateRequest)(nil),         // 63: catena.v1.ReplicateRequest
-	(*ReplicateResponse)(nil),        // 64: catena.v1.ReplicateResponse
-	(*FetchRequest)(nil),             // 65: catena.v1.FetchRequest
-	(*ByteRange)(nil),                // 66: catena.v1.ByteRange
-	(*FetchResponse)(nil),            // 67: catena.v1.FetchResponse
-	(*RequestMemo)(nil),              // 68: catena.v1.RequestMemo
-	(*WriteRequest)(nil),             // 69: catena.v1.WriteRequest
-	(*ReplicaSpec)(nil),              // 70: catena.v1.ReplicaSpec
-	(*WriteResponse)(nil),            // 71: catena.v1.WriteResponse
-	(*ReadRequest)(nil),              // 72: catena.v1.ReadRequest
-	(*ReadResponse)(nil),             // 73: catena.v1.ReadResponse
-	(*CreateReplicaRequest)(nil),     // 74: catena.v1.CreateReplicaRequest
-	(*CreateReplicaResponse)(nil),    // 75: catena.v1.CreateReplicaResponse
-	(*Update)(nil),                   // 76: catena.v1.Update
-	(*Ack)(nil),                      // 77: catena.v1.Ack
-	(*ChainMessage)(nil),             // 78: catena.v1.ChainMessage
-	nil,                              // 79: catena.v1.RegisterRequest.LabelsEntry
-	nil,                              // 80: catena.v1.ChunkserverStatus.LabelsEntry
+	(*ReplicaSpaceRequest)(nil),      // 60: catena.v1.ReplicaSpaceRequest
+	(*ReplicaSpaceResponse)(nil),     // 61: catena.v1.ReplicaSpaceResponse
+	(*ReplicaSpace)(nil),             // 62: catena.v1.ReplicaSpace
+	(*ReconfigureBatchRequest)(nil),  // 63: catena.v1.ReconfigureBatchRequest
+	(*ReconfigureBatchResponse)(nil), // 64: catena.v1.ReconfigureBatchResponse
+	(*ReconfigureResult)(nil),        // 65: catena.v1.ReconfigureResult
+	(*ReplicateRequest)(nil),         // 66: catena.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),        // 67: catena.v1.ReplicateResponse
+	(*FetchRequest)(nil),             // 68: catena.v1.FetchRequest
+	(*ByteRange)(nil),                // 69: catena.v1.ByteRange
+	(*FetchResponse)(nil),            // 70: catena.v1.FetchResponse
+	(*RequestMemo)(nil),              // 71: catena.v1.RequestMemo
+	(*WriteRequest)(nil),             // 72: catena.v1.WriteRequest
+	(*ReplicaSpec)(nil),              // 73: catena.v1.ReplicaSpec
+	(*WriteResponse)(nil),            // 74: catena.v1.WriteResponse
+	(*ReadRequest)(nil),              // 75: catena.v1.ReadRequest
+	(*ReadResponse)(nil),             // 76: catena.v1.ReadResponse
+	(*CreateReplicaRequest)(nil),     // 77: catena.v1.CreateReplicaRequest
+	(*CreateReplicaResponse)(nil),    // 78: catena.v1.CreateReplicaResponse
+	(*Update)(nil),                   // 79: catena.v1.Update
+	(*Ack)(nil),                      // 80: catena.v1.Ack
+	(*ChainMessage)(nil),             // 81: catena.v1.ChainMessage
+	nil,                              // 82: catena.v1.RegisterRequest.LabelsEntry
+	nil,                              // 83: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -5992,7 +6153,7 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	79, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	82, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
@@ -6001,7 +6162,7 @@ var file_catena_proto_depIdxs = []int32{
 	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	80, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	83, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
 	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
@@ -6014,85 +6175,88 @@ var file_catena_proto_depIdxs = []int32{
 	6,  // 33: catena.v1.CloneReplicaRequest.chain:type_name -> catena.v1.ServerRef
 	6,  // 34: catena.v1.RestoreBlocksRequest.sources:type_name -> catena.v1.ServerRef
 	6,  // 35: catena.v1.ReconfigureRequest.chain:type_name -> catena.v1.ServerRef
-	58, // 36: catena.v1.ReconfigureBatchRequest.items:type_name -> catena.v1.ReconfigureRequest
-	62, // 37: catena.v1.ReconfigureBatchResponse.results:type_name -> catena.v1.ReconfigureResult
-	0,  // 38: catena.v1.ReconfigureResult.code:type_name -> catena.v1.ErrorCode
-	6,  // 39: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
-	6,  // 40: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
-	66, // 41: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
-	66, // 42: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
-	68, // 43: catena.v1.FetchResponse.requests:type_name -> catena.v1.RequestMemo
-	4,  // 44: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
-	70, // 45: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
-	8,  // 46: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
-	6,  // 47: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
-	8,  // 48: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
-	6,  // 49: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
-	4,  // 50: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
-	76, // 51: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
-	77, // 52: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
-	70, // 53: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 54: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 55: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 56: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 57: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 58: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 59: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 60: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 61: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 62: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 63: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 64: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	40, // 65: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	38, // 66: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 67: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	46, // 68: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
-	48, // 69: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
-	50, // 70: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
-	52, // 71: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
-	69, // 72: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	72, // 73: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	74, // 74: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	78, // 75: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	58, // 76: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	60, // 77: catena.v1.Chunkserver.ReconfigureBatch:input_type -> catena.v1.ReconfigureBatchRequest
-	63, // 78: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	65, // 79: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	56, // 80: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	54, // 81: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
-	12, // 82: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 83: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 84: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 85: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 86: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 87: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 88: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 89: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 90: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 91: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	36, // 92: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	45, // 93: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	39, // 94: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 95: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	47, // 96: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
-	49, // 97: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
-	51, // 98: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
-	53, // 99: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
-	71, // 100: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	73, // 101: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	75, // 102: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	78, // 103: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	59, // 104: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	61, // 105: catena.v1.Chunkserver.ReconfigureBatch:output_type -> catena.v1.ReconfigureBatchResponse
-	64, // 106: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	67, // 107: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	57, // 108: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	55, // 109: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
-	82, // [82:110] is the sub-list for method output_type
-	54, // [54:82] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	62, // 36: catena.v1.ReplicaSpaceResponse.replicas:type_name -> catena.v1.ReplicaSpace
+	58, // 37: catena.v1.ReconfigureBatchRequest.items:type_name -> catena.v1.ReconfigureRequest
+	65, // 38: catena.v1.ReconfigureBatchResponse.results:type_name -> catena.v1.ReconfigureResult
+	0,  // 39: catena.v1.ReconfigureResult.code:type_name -> catena.v1.ErrorCode
+	6,  // 40: catena.v1.ReplicateRequest.source:type_name -> catena.v1.ServerRef
+	6,  // 41: catena.v1.ReplicateRequest.chain:type_name -> catena.v1.ServerRef
+	69, // 42: catena.v1.FetchRequest.extra:type_name -> catena.v1.ByteRange
+	69, // 43: catena.v1.FetchResponse.ahead:type_name -> catena.v1.ByteRange
+	71, // 44: catena.v1.FetchResponse.requests:type_name -> catena.v1.RequestMemo
+	4,  // 45: catena.v1.WriteRequest.kind:type_name -> catena.v1.UpdateKind
+	73, // 46: catena.v1.WriteRequest.create:type_name -> catena.v1.ReplicaSpec
+	8,  // 47: catena.v1.WriteRequest.capability:type_name -> catena.v1.Capability
+	6,  // 48: catena.v1.ReplicaSpec.chain:type_name -> catena.v1.ServerRef
+	8,  // 49: catena.v1.ReadRequest.capability:type_name -> catena.v1.Capability
+	6,  // 50: catena.v1.CreateReplicaRequest.chain:type_name -> catena.v1.ServerRef
+	4,  // 51: catena.v1.Update.kind:type_name -> catena.v1.UpdateKind
+	79, // 52: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
+	80, // 53: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
+	73, // 54: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
+	11, // 55: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 56: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 57: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 58: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 59: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 60: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 61: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 62: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 63: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 64: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 65: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 66: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 67: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 68: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	46, // 69: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
+	48, // 70: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
+	50, // 71: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
+	52, // 72: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
+	72, // 73: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	75, // 74: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	77, // 75: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	81, // 76: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	58, // 77: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	63, // 78: catena.v1.Chunkserver.ReconfigureBatch:input_type -> catena.v1.ReconfigureBatchRequest
+	60, // 79: catena.v1.Chunkserver.ReplicaSpace:input_type -> catena.v1.ReplicaSpaceRequest
+	66, // 80: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	68, // 81: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	56, // 82: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	54, // 83: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
+	12, // 84: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 85: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 86: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 87: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 88: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 89: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 90: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 91: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 92: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 93: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 94: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 95: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 96: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 97: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	47, // 98: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
+	49, // 99: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
+	51, // 100: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
+	53, // 101: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
+	74, // 102: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	76, // 103: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	78, // 104: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	81, // 105: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	59, // 106: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	64, // 107: catena.v1.Chunkserver.ReconfigureBatch:output_type -> catena.v1.ReconfigureBatchResponse
+	61, // 108: catena.v1.Chunkserver.ReplicaSpace:output_type -> catena.v1.ReplicaSpaceResponse
+	67, // 109: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	70, // 110: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	57, // 111: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // 112: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
+	84, // [84:113] is the sub-list for method output_type
+	55, // [55:84] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -6100,7 +6264,7 @@ func file_catena_proto_init() {
 	if File_catena_proto != nil {
 		return
 	}
-	file_catena_proto_msgTypes[73].OneofWrappers = []any{
+	file_catena_proto_msgTypes[76].OneofWrappers = []any{
 		(*ChainMessage_Update)(nil),
 		(*ChainMessage_Ack)(nil),
 	}
@@ -6110,7 +6274,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   76,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

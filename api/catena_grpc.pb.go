@@ -808,6 +808,7 @@ const (
 	Chunkserver_Chain_FullMethodName            = "/catena.v1.Chunkserver/Chain"
 	Chunkserver_Reconfigure_FullMethodName      = "/catena.v1.Chunkserver/Reconfigure"
 	Chunkserver_ReconfigureBatch_FullMethodName = "/catena.v1.Chunkserver/ReconfigureBatch"
+	Chunkserver_ReplicaSpace_FullMethodName     = "/catena.v1.Chunkserver/ReplicaSpace"
 	Chunkserver_Replicate_FullMethodName        = "/catena.v1.Chunkserver/Replicate"
 	Chunkserver_Fetch_FullMethodName            = "/catena.v1.Chunkserver/Fetch"
 	Chunkserver_RestoreBlocks_FullMethodName    = "/catena.v1.Chunkserver/RestoreBlocks"
@@ -839,6 +840,11 @@ type ChunkserverClient interface {
 	// Reconfigure, all of them made durable by one sync before the answer,
 	// which gives each item's outcome in order.
 	ReconfigureBatch(ctx context.Context, in *ReconfigureBatchRequest, opts ...grpc.CallOption) (*ReconfigureBatchResponse, error)
+	// ReplicaSpace answers, for each replica named that the server holds,
+	// its data bytes and its own bytes: those no other replica there
+	// shares (a clone's blocks it did not write are its source's too),
+	// which deleting it would free. For `overlay ls` and `volume ls`.
+	ReplicaSpace(ctx context.Context, in *ReplicaSpaceRequest, opts ...grpc.CallOption) (*ReplicaSpaceResponse, error)
 	// Replicate asks a server that is about to join a chain to copy the
 	// chunk from source (the current tail) before the master adds it at the
 	// tail. Answers with what the copy reached.
@@ -932,6 +938,16 @@ func (c *chunkserverClient) ReconfigureBatch(ctx context.Context, in *Reconfigur
 	return out, nil
 }
 
+func (c *chunkserverClient) ReplicaSpace(ctx context.Context, in *ReplicaSpaceRequest, opts ...grpc.CallOption) (*ReplicaSpaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicaSpaceResponse)
+	err := c.cc.Invoke(ctx, Chunkserver_ReplicaSpace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *chunkserverClient) Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReplicateResponse)
@@ -1006,6 +1022,11 @@ type ChunkserverServer interface {
 	// Reconfigure, all of them made durable by one sync before the answer,
 	// which gives each item's outcome in order.
 	ReconfigureBatch(context.Context, *ReconfigureBatchRequest) (*ReconfigureBatchResponse, error)
+	// ReplicaSpace answers, for each replica named that the server holds,
+	// its data bytes and its own bytes: those no other replica there
+	// shares (a clone's blocks it did not write are its source's too),
+	// which deleting it would free. For `overlay ls` and `volume ls`.
+	ReplicaSpace(context.Context, *ReplicaSpaceRequest) (*ReplicaSpaceResponse, error)
 	// Replicate asks a server that is about to join a chain to copy the
 	// chunk from source (the current tail) before the master adds it at the
 	// tail. Answers with what the copy reached.
@@ -1053,6 +1074,9 @@ func (UnimplementedChunkserverServer) Reconfigure(context.Context, *ReconfigureR
 }
 func (UnimplementedChunkserverServer) ReconfigureBatch(context.Context, *ReconfigureBatchRequest) (*ReconfigureBatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReconfigureBatch not implemented")
+}
+func (UnimplementedChunkserverServer) ReplicaSpace(context.Context, *ReplicaSpaceRequest) (*ReplicaSpaceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReplicaSpace not implemented")
 }
 func (UnimplementedChunkserverServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Replicate not implemented")
@@ -1184,6 +1208,24 @@ func _Chunkserver_ReconfigureBatch_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Chunkserver_ReplicaSpace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicaSpaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChunkserverServer).ReplicaSpace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chunkserver_ReplicaSpace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChunkserverServer).ReplicaSpace(ctx, req.(*ReplicaSpaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Chunkserver_Replicate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReplicateRequest)
 	if err := dec(in); err != nil {
@@ -1275,6 +1317,10 @@ var Chunkserver_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReconfigureBatch",
 			Handler:    _Chunkserver_ReconfigureBatch_Handler,
+		},
+		{
+			MethodName: "ReplicaSpace",
+			Handler:    _Chunkserver_ReplicaSpace_Handler,
 		},
 		{
 			MethodName: "Replicate",

@@ -65,6 +65,7 @@ var Rules = map[string][]Role{
 	api.Chunkserver_CreateReplica_FullMethodName:    masters,
 	api.Chunkserver_Reconfigure_FullMethodName:      masters,
 	api.Chunkserver_ReconfigureBatch_FullMethodName: masters,
+	api.Chunkserver_ReplicaSpace_FullMethodName:     masters,
 	api.Chunkserver_Replicate_FullMethodName:        masters,
 	api.Chunkserver_RestoreBlocks_FullMethodName:    masters,
 	api.Chunkserver_CloneReplica_FullMethodName:     masters,

@@ -140,3 +140,28 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	s.log.Debug("replica cloned", "source", uint64(src), "handle", uint64(dst), "epoch", req.GetEpoch(), "chain", ids)
 	return &api.CloneReplicaResponse{}, nil
 }
+
+// maxReplicaSpace bounds the handles of one ReplicaSpace call.
+const maxReplicaSpace = 1 << 16
+
+// ReplicaSpace answers each named replica's data bytes and own bytes
+// (chunkstore.Replica.OwnBytes), from the store, without activating it;
+// handles it does not hold are left out.
+func (v *service) ReplicaSpace(ctx context.Context, req *api.ReplicaSpaceRequest) (*api.ReplicaSpaceResponse, error) {
+	hs := req.GetHandles()
+	if len(hs) > maxReplicaSpace {
+		return nil, errInvalid("%d handles in one ReplicaSpace, at most %d", len(hs), maxReplicaSpace)
+	}
+	out := &api.ReplicaSpaceResponse{}
+	for _, h := range hs {
+		if ctx.Err() != nil {
+			return nil, errUnavailable("ReplicaSpace: " + ctx.Err().Error())
+		}
+		rep, err := v.s.store.Get(chunkstore.Handle(h))
+		if err != nil {
+			continue
+		}
+		out.Replicas = append(out.Replicas, &api.ReplicaSpace{Handle: h, UsedBytes: rep.UsedBytes(), OwnBytes: rep.OwnBytes()})
+	}
+	return out, nil
+}

@@ -553,6 +553,28 @@ func (r *Replica) Verify() error {
 	return nil
 }
 
+// OwnBytes returns the data bytes of the pieces only this replica refers
+// to: what deleting it alone would free. Pieces shared with a clone (or a
+// clone's source) count in none of them.
+func (r *Replica) OwnBytes() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	r.e.appendMu.Lock()
+	defer r.e.appendMu.Unlock()
+	var n int64
+	for _, br := range r.blocks {
+		if br.l.refs != 1 {
+			continue
+		}
+		for _, p := range br.l.pieces {
+			if p.refs == 1 && !p.zero() {
+				n += int64(p.n)
+			}
+		}
+	}
+	return n
+}
+
 // UsedBytes returns the data bytes of the pieces the replica refers to;
 // pieces shared with a clone count in each.
 func (r *Replica) UsedBytes() int64 {

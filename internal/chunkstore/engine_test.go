@@ -705,6 +705,15 @@ func TestEngineCloneAndDiff(t *testing.T) {
 	if d, _ := e.Diff(1, 2); !slices.Equal(d, []int64{2, 4}) {
 		t.Fatalf("Diff = %v, want [2 4]", d)
 	}
+	// Own bytes: the clone's 3 new bytes; the source's block 4, which it
+	// zeroed (zeros store nothing), holds none of its own, and the
+	// clone's old block 4 is now only the clone's.
+	if got := dst.OwnBytes(); got != 3+BlockSize {
+		t.Fatalf("clone's own bytes %d, want %d", got, 3+BlockSize)
+	}
+	if got := src.OwnBytes(); got != 0 {
+		t.Fatalf("source's own bytes %d, want 0", got)
+	}
 	want := slices.Clone(data)
 	copy(want[2*BlockSize+5:], "new")
 	engCheckAll(t, dst, want)
@@ -729,11 +738,14 @@ func TestEngineCloneAndDiff(t *testing.T) {
 	if got := e3.UsedBytes(); got != used+3 {
 		t.Fatalf("UsedBytes after reopen: %d, want %d", got, used+3)
 	}
-	// Deleting the source keeps the clone's blocks.
+	// Deleting the source keeps the clone's blocks, now all its own.
 	if err := e3.Delete(1); err != nil {
 		t.Fatal(err)
 	}
 	engCheckAll(t, engGet(t, e3, 2), want)
+	if got := engGet(t, e3, 2).OwnBytes(); got != engGet(t, e3, 2).UsedBytes() {
+		t.Fatalf("clone alone: own bytes %d, used %d", got, engGet(t, e3, 2).UsedBytes())
+	}
 	if got := e3.UsedBytes(); got != size+3-BlockSize+BlockSize {
 		// dst holds all 6 blocks: 5 shared ones, block 4 (zeroed only in
 		// src) and its own 3 bytes in block 2.

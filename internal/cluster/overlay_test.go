@@ -272,3 +272,51 @@ func TestOverlayWriterForkedAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlayExclusiveBytes: an overlay's exclusive bytes are what it
+// wrote, not the chunks it forked: the blocks of a forked chunk it did
+// not write are still shared with the volume on disk.
+func TestOverlayExclusiveBytes(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	if _, err := cl.CreateVolume(ctx, "v", 2*chunkSize, client.VolumeOptions{ChunkSize: chunkSize}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cl.OpenVolumeWriter(ctx, "v", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	data := make([]byte, 2*chunkSize)
+	fillRand(r, data)
+	if _, err := w.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AttachOverlay(ctx, "v", "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	ov, err := cl.OpenVolumeWriter(ctx, "v+a", client.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ov.Close()
+	block := make([]byte, 4096)
+	fillRand(r, block)
+	for _, off := range []int64{0, 64 << 10, chunkSize + 128<<10} { // both chunks forked
+		if _, err := ov.WriteAt(block, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ovs, err := cl.ListOverlays(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ovs) != 1 {
+		t.Fatalf("%d overlays, want 1", len(ovs))
+	}
+	if got, want := ovs[0].Volume.ExclusiveBytes, int64(3*len(block)); got != want {
+		t.Fatalf("overlay a: exclusive bytes %d, want %d (what it wrote; its forked chunks hold %d)", got, want, 2*chunkSize)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -148,10 +149,12 @@ func (v *volumeServer) ListOverlays(ctx context.Context, req *api.ListOverlaysRe
 		info            *api.VolumeInfo
 		session, owner  string
 		lease, attached int64
+		own             []uint64 // its chunks no other view names
 	}
 	var ovs []ov
 	var err error
 	ev := v.s.m.evidence()
+	members := map[uint64][]*api.ServerRef{}
 	v.s.m.fsm.view(func(st *meta.State) {
 		var l []meta.FileInfo
 		if l, err = st.Overlays(req.Volume); err != nil {
@@ -161,11 +164,38 @@ func (v *volumeServer) ListOverlays(ctx context.Context, req *api.ListOverlaysRe
 			o := ov{fi: fi, info: volumeInfo(st, fi, ev)}
 			o.session, _, o.lease, o.attached, _ = st.VolumeWriter(fi.Inode)
 			o.owner = st.VolumeOwner(fi.Inode)
+			if _, refs, err := st.FileChunks(fi.Inode, 0, 0); err == nil {
+				for _, r := range refs {
+					if ch, ok := st.Chunk(r.Handle); ok && ch.Refs <= 1 && r.Fork == 0 {
+						o.own = append(o.own, r.Handle)
+						members[r.Handle] = serverRefs(st, ch.Chain)
+					}
+				}
+			}
 			ovs = append(ovs, o)
 		}
 	})
 	if err != nil {
 		return nil, metaErr(err)
+	}
+	// Exclusive bytes at block granularity: a forked chunk's blocks the
+	// overlay did not write are still its origin's (or another view's)
+	// on disk; its members say what deleting it would free.
+	if own := v.s.m.ownBytes(ctx, members); len(own) > 0 {
+		for i := range ovs {
+			var n int64
+			for _, h := range ovs[i].own {
+				b, ok := own[h]
+				if !ok {
+					n = -1 // a member did not answer: keep the reported figure
+					break
+				}
+				n += b
+			}
+			if n >= 0 {
+				ovs[i].info.ExclusiveBytes = n
+			}
+		}
 	}
 	now := v.s.m.cfg.Clock.Now()
 	resp := &api.ListOverlaysResponse{}
@@ -387,4 +417,44 @@ func (m *Master) expireOverlays(ctx context.Context) {
 			m.log.Warn("master: detach lapsed overlay", "volume", o.of, "overlay", o.name, "err", err)
 		}
 	}
+}
+
+// ownBytes asks the members of the chunks in members (handle -> chain)
+// for each chunk's own bytes (ReplicaSpace: what deleting it would free
+// there), one call per server, and returns the most any member holds of
+// each chunk that one answered for.
+func (m *Master) ownBytes(ctx context.Context, members map[uint64][]*api.ServerRef) map[uint64]int64 {
+	byAddr := map[string][]uint64{}
+	for h, chain := range members {
+		for _, ref := range chain {
+			byAddr[ref.Addr] = append(byAddr[ref.Addr], h)
+		}
+	}
+	out := map[uint64]int64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for addr, hs := range byAddr {
+		wg.Go(func() {
+			cs, err := m.pool.chunkserver(addr)
+			if err != nil {
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, pushTimeout)
+			defer cancel()
+			for batch := range slices.Chunk(hs, 1<<16) {
+				resp, err := cs.ReplicaSpace(cctx, &api.ReplicaSpaceRequest{Handles: batch})
+				if err != nil {
+					m.log.Debug("master: replica space", "server", addr, "err", err)
+					return
+				}
+				mu.Lock()
+				for _, r := range resp.GetReplicas() {
+					out[r.GetHandle()] = max(out[r.GetHandle()], r.GetOwnBytes())
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
