@@ -365,30 +365,21 @@ func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag
 		return nil, err
 	}
 	st.ino = fi.Inode
-	var off int64
-	buf := make([]byte, copyBuf)
+	var want int64
 	for _, p := range use {
-		pf, err := s.c.Open(ctx, path.Join(dir, partName(p.number)))
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		for done := int64(0); done < p.size; {
-			n := min(p.size-done, copyBuf)
-			if err = readFull(ctx, pf, buf[:n], done); err == nil {
-				err = s.write(ctx, f, buf[:n], off+done)
-			}
-			if err != nil {
-				pf.Close()
-				f.Close()
-				return nil, err
-			}
-			done += n
-		}
-		pf.Close()
-		off += p.size
+		want += p.size
+	}
+	off, err := s.copyTo(ctx, f, 0, &partsReader{s: s, ctx: ctx, dir: dir, parts: use})
+	if err == nil && off != want {
+		err = fmt.Errorf("s3: upload %s: parts of %d bytes read as %d", id, want, off)
+	}
+	if err != nil {
+		f.Close()
+		s.discard(ctx, st)
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
+		s.discard(ctx, st)
 		return nil, err
 	}
 	st.size = off
@@ -615,3 +606,50 @@ func (s *Server) SweepUploads(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// partsReader reads an upload's parts one after the other, as the
+// request's user.
+type partsReader struct {
+	s     *Server
+	ctx   context.Context
+	dir   string
+	parts []part
+	f     *client.File // the current part, nil between parts
+	off   int64        // in the current part
+}
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for {
+		if len(r.parts) == 0 {
+			return 0, io.EOF
+		}
+		cur := r.parts[0]
+		if r.f == nil {
+			f, err := r.s.c.Open(r.ctx, path.Join(r.dir, partName(cur.number)))
+			if err != nil {
+				return 0, sourceError{err}
+			}
+			r.f, r.off = f, 0
+		}
+		if r.off == cur.size {
+			r.f.Close()
+			r.f, r.parts = nil, r.parts[1:]
+			continue
+		}
+		n := int(min(int64(len(p)), cur.size-r.off))
+		if err := readFull(r.ctx, r.f, p[:n], r.off); err != nil {
+			r.f.Close()
+			r.f, r.parts = nil, nil
+			return 0, sourceError{err}
+		}
+		r.off += int64(n)
+		return n, nil
+	}
+}
+
+// sourceError is a failure to read from the cluster, not from a
+// client: copyTo returns it as it is.
+type sourceError struct{ err error }
+
+func (e sourceError) Error() string { return e.err.Error() }
+func (e sourceError) Unwrap() error { return e.err }

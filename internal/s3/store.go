@@ -241,7 +241,10 @@ func (s *Server) copyTo(ctx context.Context, f *client.File, off int64, src io.R
 // readErr is the S3 error of a failed read of a request body.
 func readErr(err error) error {
 	var ae *APIError
+	var se sourceError
 	switch {
+	case errors.As(err, &se):
+		return se.err
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, errChunkSignature):
