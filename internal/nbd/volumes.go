@@ -64,15 +64,22 @@ func (e *VolumeExports) Open(name string) (Device, error) {
 	if len(e.only) > 0 && !slices.Contains(e.only, name) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownExport, name)
 	}
+	// Whether the volume open already is still the export's asks the
+	// master: outside the lock, so a slow answer does not hold up the
+	// other exports' connections.
+	e.mu.Lock()
+	v := e.open[name]
+	e.mu.Unlock()
+	if v != nil && e.current(name, v) {
+		return v, nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if v := e.open[name]; v != nil {
-		if e.current(name, v) {
-			return v, nil
-		}
+	if cur := e.open[name]; cur != nil && cur != v {
+		return cur, nil // another connection opened it meanwhile
+	} else if cur != nil {
 		delete(e.open, name) // its connections keep it
 	}
-	var v *client.Volume
 	var err error
 	if e.writer != nil {
 		v, err = e.openWriter(name)
