@@ -45,7 +45,7 @@ ships the 64 KiB blocks changed since the previous checkpoint, and applies
 them at B atomically, so B's volume is always exactly at one checkpoint of
 A's. See docs/mirror.md.`,
 	}
-	cmd.AddCommand(newMirrorRunCmd(g), newMirrorStatusCmd(g), newMirrorPromoteCmd(g))
+	cmd.AddCommand(newMirrorRunCmd(g), newMirrorStatusCmd(g), newMirrorPromoteCmd(g), newMirrorSyncCmd(g))
 	return cmd
 }
 
@@ -226,5 +226,45 @@ func newMirrorPromoteCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&at, "at", "", "cluster B's master address(es), comma-separated")
 	cmd.Flags().StringVar(&tlsDir, "cluster-tls-dir", "", "TLS directory of an admin certificate of B's CA (default --tls-dir)")
+	return cmd
+}
+
+func newMirrorSyncCmd(g *globals) *cobra.Command {
+	var from, to, fromTLS, toTLS string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync --from A --to B VOL",
+		Short: "Return once every write to VOL at A acknowledged before it is in the checkpoint B is at",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if from == "" || to == "" {
+				return &usageError{cmd: cmd, err: fmt.Errorf("--from and --to are required")}
+			}
+			ca, err := client.New(client.Config{Masters: splitList(from), TLSDir: orDefault(fromTLS, g.tlsDir)})
+			if err != nil {
+				return fail("mirror sync "+a[0], err)
+			}
+			defer ca.Close()
+			cb, err := client.New(client.Config{Masters: splitList(to), TLSDir: orDefault(toTLS, g.tlsDir)})
+			if err != nil {
+				return fail("mirror sync "+a[0], err)
+			}
+			defer cb.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			start := time.Now()
+			n, err := mirror.WaitApplied(ctx, ca, cb, a[0], nil, 20*time.Millisecond)
+			if err != nil {
+				return fail("mirror sync "+a[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "volume %s at checkpoint %d at %s after %s\n", a[0], n, to, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "cluster A's master address(es) (the source)")
+	cmd.Flags().StringVar(&to, "to", "", "cluster B's master address(es) (the target)")
+	cmd.Flags().StringVar(&fromTLS, "from-tls-dir", "", "TLS directory for A (default --tls-dir)")
+	cmd.Flags().StringVar(&toTLS, "to-tls-dir", "", "TLS directory for B (default --tls-dir)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long (a mirror must be running)")
 	return cmd
 }

@@ -122,7 +122,16 @@ func TestMirrorProcessKilled(t *testing.T) {
 	w.halt(t)
 	before = r.Applied
 	last := awaitRecord(t, cb, "two checkpoints after the writes", p, func(r *mirror.Record) bool { return r.Applied >= before+2 })
+	out, err := catena(t, "mirror", "sync", "--from", a.MasterAddr(), "--from-tls-dir", a.TLSDir(),
+		"--to", b.MasterAddr(), "--to-tls-dir", b.TLSDir(), volName)
+	if err != nil || !strings.Contains(out, "at checkpoint") {
+		t.Fatalf("mirror sync = %q, %v", out, err)
+	}
+	t.Logf("mirror sync: %s", strings.TrimSpace(out))
 	p.Stop(t, time.Minute)
+	if last, err = mirror.ReadRecord(t.Context(), cb, volName); err != nil {
+		t.Fatal(err)
+	}
 	samples, voided := s.halt()
 
 	ckpts := checkpoints(t, ca)
@@ -144,7 +153,7 @@ func TestMirrorProcessKilled(t *testing.T) {
 		float64(last.ShippedBytes)/float64(changed), last.Fallbacks)
 
 	// Status at both sides.
-	out, err := catena(t, "mirror", "status", "--to", b.MasterAddr(), "--cluster-tls-dir", b.TLSDir(), "--json", volName)
+	out, err = catena(t, "mirror", "status", "--to", b.MasterAddr(), "--cluster-tls-dir", b.TLSDir(), "--json", volName)
 	if err != nil {
 		t.Fatal(err)
 	}
