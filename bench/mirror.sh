@@ -11,7 +11,8 @@
 # a 1 s interval. Reported: the writer's p50/p99 in both phases, the
 # recovery point (age of B's checkpoint, sampled every 100 ms) p50/p99,
 # bytes shipped / bytes changed (64 KiB blocks that differ between
-# consecutive checkpoints, read back from A), checkpoints, fallbacks.
+# consecutive checkpoints, read back from A), checkpoints, fallbacks, and
+# ten flush barriers (a write, then mirror.WaitApplied: catena mirror sync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-results/mirror-$(date +%Y%m%d-%H%M%S)}

@@ -24,7 +24,8 @@ import (
 // interval; the recovery point (the age of the checkpoint B is at,
 // sampled every 100 ms) while it runs; and the bytes shipped against the
 // bytes of the 64 KiB blocks that changed between checkpoints (read back
-// from A's checkpoints, kept for the purpose). Run it once:
+// from A's checkpoints, kept for the purpose); then ten flush barriers
+// (a write, then WaitApplied). Run it once:
 //
 //	go test ./tests/mirror -run '^$' -bench BenchmarkMirror -benchtime 1x
 //
@@ -103,6 +104,17 @@ func BenchmarkMirror(b *testing.B) {
 	with := writeFor(phase)
 	close(stop)
 	<-sampled
+	// A flush barrier after a write (what --sync-flush would make a
+	// FLUSH wait for): write, then WaitApplied.
+	var flushes []time.Duration
+	for range 10 {
+		writeFor(time.Millisecond)
+		start := time.Now()
+		if _, err := mirror.WaitApplied(ctx, cla, clb, volName, nil, 5*time.Millisecond); err != nil {
+			b.Fatal(err)
+		}
+		flushes = append(flushes, time.Since(start))
+	}
 	target := last.Load().Applied + 1
 	for last.Load().Applied < target { // one checkpoint after the last write
 		time.Sleep(50 * time.Millisecond)
@@ -149,6 +161,8 @@ func BenchmarkMirror(b *testing.B) {
 	b.ReportMetric(pct(ages, 0.5)/1000, "rpo-p50-s")
 	b.ReportMetric(pct(ages, 0.99)/1000, "rpo-p99-s")
 	b.ReportMetric(float64(rec.ShippedBytes)/float64(changed), "shipped/changed")
+	b.ReportMetric(pct(flushes, 0.5)/1000, "barrier-p50-s")
+	b.ReportMetric(pct(flushes, 0.99)/1000, "barrier-max-s")
 	b.ReportMetric(float64(rec.Applied), "checkpoints")
 	b.ReportMetric(float64(len(without)), "writes-without")
 	b.ReportMetric(float64(len(with)), "writes-with")
