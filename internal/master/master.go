@@ -69,6 +69,7 @@ type Master struct {
 	forks        forkLocks
 	forksRunning atomic.Bool  // the repair loop's finishForks is under way
 	expiring     atomic.Bool  // the repair loop's expireOverlays is under way
+	expiredAt    atomic.Int64 // when it last started (unix ns)
 	preForks     preForkQueue // volumes whose shared chunks the leader forks ahead (prefork.go)
 
 	events  eventRing      // recent events for the console (events.go)

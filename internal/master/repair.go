@@ -28,6 +28,9 @@ const (
 	pushTimeout = 2 * time.Second
 	// repairRetryDelay holds back a chunk whose repair failed.
 	repairRetryDelay = time.Second
+	// expireEvery is how often the repair loop looks for overlays whose
+	// lease lapsed.
+	expireEvery = 250 * time.Millisecond
 	// parallelChanges bounds the chain changes one repair tick runs at once.
 	parallelChanges = 32
 	// changeAttempts bounds the retries of a chain change that lost a race.
@@ -76,7 +79,10 @@ func (m *Master) repairTick(ctx context.Context, repairs *sync.WaitGroup) {
 	if err := m.ensureCapabilityKey(ctx); err != nil {
 		m.log.Warn("master: capability key", "err", err)
 	}
-	if m.expiring.CompareAndSwap(false, true) {
+	// Overlay leases are seconds long: a look every expireEvery is
+	// enough, and spares a scan of every volume each tick.
+	if now := m.cfg.Clock.Now(); now.Sub(time.Unix(0, m.expiredAt.Load())) >= expireEvery && m.expiring.CompareAndSwap(false, true) {
+		m.expiredAt.Store(now.UnixNano())
 		repairs.Go(func() {
 			defer m.expiring.Store(false)
 			m.expireOverlays(ctx)
