@@ -92,10 +92,9 @@ func TestAWSCLI(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
+	// Each aws run costs a second or two of Python start-up: the test
+	// makes few (the error codes are TestGateway's).
 	e.mustAWS(t, "s3", "mb", "s3://cli")
-	if _, err := e.aws(t, "s3", "mb", "s3://cli"); err == nil || !strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
-		t.Fatalf("mb of an existing bucket: %v", err)
-	}
 
 	// 64 MiB: 8 parts of awscli's 8 MiB.
 	big := filepath.Join(dir, "big")
@@ -145,10 +144,6 @@ func TestAWSCLI(t *testing.T) {
 	if n := strings.Count(ls, "\n"); n != 10 {
 		t.Fatalf("aws s3 ls of prefix sub1/f0: %d lines, want 10:\n%s", n, ls)
 	}
-	ls = e.mustAWS(t, "s3", "ls", "--recursive", "s3://cli/tree/sub1/")
-	if n := strings.Count(ls, "\n"); n != 41 {
-		t.Fatalf("aws s3 ls --recursive sub1/: %d lines, want 41", n)
-	}
 	// A second sync sends only what changed, and --delete removes.
 	want["sub0/f00.txt"] = []byte("changed, and longer than before\n")
 	want["new.txt"] = []byte("new\n")
@@ -189,14 +184,10 @@ func TestAWSCLI(t *testing.T) {
 	}
 
 	// rm, rb.
-	if _, err := e.aws(t, "s3", "rb", "s3://cli"); err == nil || !strings.Contains(err.Error(), "BucketNotEmpty") {
-		t.Fatalf("rb of a non-empty bucket: %v", err)
-	}
-	e.mustAWS(t, "s3", "rm", "--only-show-errors", "--recursive", "s3://cli/tree/")
-	if keys := e.list(t, "cli", minio.ListObjectsOptions{Recursive: true}); len(keys) != 1 {
+	e.mustAWS(t, "s3", "rm", "--only-show-errors", "--recursive", "s3://cli/")
+	if keys := e.list(t, "cli", minio.ListObjectsOptions{Recursive: true}); len(keys) != 0 {
 		t.Fatalf("after rm --recursive: %v", keys)
 	}
-	e.mustAWS(t, "s3", "rm", "--only-show-errors", "s3://cli/data/big.bin")
 	e.mustAWS(t, "s3", "rb", "s3://cli")
 	if ok, err := e.mc.BucketExists(ctx, "cli"); err != nil || ok {
 		t.Fatalf("bucket after rb: %v %v", ok, err)
