@@ -22,37 +22,9 @@ out=$(cd "$out" && pwd)
 duration=${DURATION:-600}
 span=${SPAN:-1g}
 
-work=$(mktemp -d /tmp/catena-ovspace.XXXXXX)
-bin=$work/catena
-go build -o "$bin" ./cmd/catena
-port=$((20000 + RANDOM % 20000))
-master=127.0.0.1:$port
+source bench/lib.sh
+start_cluster catena-ovspace
 nbdaddr=127.0.0.1:$((port + 2))
-pids=()
-cleanup() {
-  rc=$?
-  if [ $rc != 0 ]; then
-    echo "failed (exit $rc); last log lines:" >&2
-    for l in "$work"/*.log; do echo "--- $l" >&2; tail -n 15 "$l" >&2; done
-  fi
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$bin" master --insecure --dir "$work/master" --listen "$master" >"$work/master.log" 2>&1 &
-pids+=($!)
-for i in 1 2 3; do
-  "$bin" chunkserver --insecure --master "$master" --dir "$work/cs$i" --listen 127.0.0.1:0 >"$work/cs$i.log" 2>&1 &
-  pids+=($!)
-done
-status() { "$bin" status --master "$master" --json 2>/dev/null || echo '{}'; }
-deadline=$((SECONDS + 120))
-until [ "$(status | jq '[.chunkservers[] | select(.alive)] | length == 3' 2>/dev/null)" = true ]; do
-  [ $SECONDS -ge $deadline ] && { echo "chunkservers did not come up" >&2; exit 1; }
-  sleep 0.1
-done
 disk() { du -s -B1 "$work"/cs1 "$work"/cs2 "$work"/cs3 | awk '{s += $1} END {printf "%.0f\n", s}'; }
 mib() { echo $(( $1 / 1048576 )); }
 

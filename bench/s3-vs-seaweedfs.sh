@@ -25,20 +25,8 @@ small=${SMALL:-2000}
 large=${LARGE:-64}
 clients=${CLIENTS:-16}
 
-work=$(mktemp -d /tmp/catena-s3bench.XXXXXX)
-pids=()
-cleanup() {
-  rc=$?
-  if [ $rc != 0 ]; then
-    echo "failed (exit $rc); last log lines:" >&2
-    for l in "$work"/*.log; do echo "--- $l" >&2; tail -n 15 "$l" >&2; done
-  fi
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+source bench/lib.sh
+start_cluster catena-s3bench
 weed=${WEED:-$(command -v weed || true)}
 if [ -z "$weed" ]; then
   echo "building SeaweedFS from the module proxy..." >&2
@@ -46,8 +34,6 @@ if [ -z "$weed" ]; then
   (cd "$dir" && go build -o "$work/weed" ./weed)
   weed=$work/weed
 fi
-bin=$work/catena
-go build -o "$bin" ./cmd/catena
 go build -o "$work/s3load" ./bench/s3load
 
 # await_http ADDR: until something answers HTTP there.
@@ -59,21 +45,8 @@ await_http() {
   done
 }
 
-# Catena.
-cport=$((40000 + RANDOM % 10000))
-master=127.0.0.1:$cport
-cs3=127.0.0.1:$((cport + 7)) # the master takes the next ports (Raft)
-"$bin" master --insecure --dir "$work/master" --listen "$master" >"$work/catena-master.log" 2>&1 &
-pids+=($!)
-for i in 1 2 3; do
-  "$bin" chunkserver --insecure --master "$master" --dir "$work/cs$i" --listen 127.0.0.1:0 >"$work/catena-cs$i.log" 2>&1 &
-  pids+=($!)
-done
-deadline=$((SECONDS + 120))
-until [ "$("$bin" status --master "$master" --json 2>/dev/null | jq '[.chunkservers[] | select(.alive)] | length == 3' 2>/dev/null)" = true ]; do
-  [ $SECONDS -ge $deadline ] && { echo "catena chunkservers did not come up" >&2; exit 1; }
-  sleep 0.1
-done
+# Catena (started above).
+cs3=127.0.0.1:$((port + 7)) # the master takes the next ports (Raft)
 key=$("$bin" admin s3 key create --master "$master" bench --json)
 cid=$(jq -r .access_key_id <<<"$key")
 csecret=$(jq -r .secret_access_key <<<"$key")
@@ -82,7 +55,7 @@ pids+=($!)
 await_http "$cs3"
 
 # SeaweedFS (gRPC ports are the HTTP ports + 10000).
-wport=$((20000 + RANDOM % 9000))
+wport=$((41000 + RANDOM % 8000)) # away from the Catena ports (bench/lib.sh)
 wmaster=127.0.0.1:$wport
 wfiler=127.0.0.1:$((wport + 5))
 ws3=127.0.0.1:$((wport + 6))
