@@ -120,7 +120,7 @@ func newS3Cmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:9000", "address to serve S3 on (plain HTTP)")
-	f.StringVar(&root, "root", "/s3", "directory whose subdirectories are the buckets (made, mode 1777, when missing)")
+	f.StringVar(&root, "root", "/s3", "directory whose subdirectories are the buckets (made, mode 1777, by the first CreateBucket)")
 	f.StringVar(&region, "region", "us-east-1", "the region GetBucketLocation answers (requests signed for any region are accepted)")
 	f.DurationVar(&expiry, "multipart-expiry", 24*time.Hour, "remove a multipart upload (or an interrupted PUT's temporary file) untouched for this long")
 	return cmd

@@ -36,7 +36,7 @@ func ownerOf(uid uint32) owner {
 
 func (s *Server) listBuckets(rq *request) error {
 	ents, err := s.c.ReadDir(rq.ctx, s.cfg.Root)
-	if err != nil {
+	if err != nil && !errors.Is(err, client.ErrNotFound) { // no root: no bucket yet
 		return err
 	}
 	res := listBucketsResult{NS: s3NS, Owner: ownerOf(rq.key.UID), Buckets: []bucketEntry{}}
@@ -56,6 +56,9 @@ func (s *Server) createBucket(rq *request) error {
 		if errors.As(err, &ae) {
 			return ae
 		}
+	}
+	if err := s.ensureRoot(rq.ctx); err != nil {
+		return err
 	}
 	err := s.c.Mkdir(rq.ctx, s.bucketPath(rq.bucket), 0o755)
 	if errors.Is(err, client.ErrExist) {

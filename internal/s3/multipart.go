@@ -574,6 +574,9 @@ func (s *Server) listUploads(rq *request) error {
 // gateway's own identity (root with an admin certificate).
 func (s *Server) SweepUploads(ctx context.Context) (int, error) {
 	buckets, err := s.c.ReadDir(ctx, s.cfg.Root)
+	if errors.Is(err, client.ErrNotFound) {
+		return 0, nil // no root: no bucket yet
+	}
 	if err != nil {
 		return 0, err
 	}

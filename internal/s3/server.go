@@ -34,8 +34,9 @@ type Config struct {
 	// Keys is the access key store; nil: NewKeys(Client, Clock).
 	Keys *Keys
 	// Root is the directory whose subdirectories are the buckets
-	// (default /s3). It is created, mode 1777 (as /tmp: anyone may make
-	// a bucket, only its owner remove it), when missing.
+	// (default /s3). The first CreateBucket makes it, mode 1777 (as
+	// /tmp: anyone may make a bucket, only its owner remove it), when
+	// missing.
 	Root string
 	// Region is what GetBucketLocation answers (default us-east-1).
 	// Requests signed for any region are accepted.
@@ -113,32 +114,45 @@ func New(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, c: cfg.Client, keys: keys, clock: clk, log: log, writes: make(chan struct{}, cfg.WriteConcurrency)}, nil
 }
 
-// Init creates the root directory when missing (mode 1777) and checks
-// that the gateway may read the access keys.
+// Init checks that the root, if it exists, is a directory, and that the
+// gateway may read the access keys. The root is made by the first
+// CreateBucket (ensureRoot), so that a cluster nobody uses through S3
+// has no /s3.
 func (s *Server) Init(ctx context.Context) error {
-	if s.cfg.Root != "/" {
-		fi, err := s.c.Stat(ctx, s.cfg.Root)
-		switch {
-		case errors.Is(err, client.ErrNotFound):
-			if err := s.c.MkdirAll(ctx, s.cfg.Root, 0o777); err != nil {
-				return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
-			}
-			fi, err = s.c.Stat(ctx, s.cfg.Root)
-			if err != nil {
-				return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
-			}
-			mode := uint32(0o1777)
-			if _, err := s.c.SetAttr(ctx, fi.Inode, client.SetAttrIn{Mode: &mode}); err != nil {
-				return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
-			}
-		case err != nil:
-			return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
-		case !fi.IsDir:
-			return fmt.Errorf("s3: root %s is not a directory", s.cfg.Root)
-		}
+	fi, err := s.c.Stat(ctx, s.cfg.Root)
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
+	case !fi.IsDir:
+		return fmt.Errorf("s3: root %s is not a directory", s.cfg.Root)
 	}
 	if _, err := s.keys.List(ctx); err != nil {
 		return fmt.Errorf("s3: cannot read the access keys in %s (the gateway needs an admin certificate): %w", KeysDir, err)
+	}
+	return nil
+}
+
+// ensureRoot makes the root directory, mode 1777 (as /tmp: anyone may
+// make a bucket, only its owner remove it), when missing. It acts as the
+// gateway's own identity, not the request's user.
+func (s *Server) ensureRoot(ctx context.Context) error {
+	ctx = metadata.NewOutgoingContext(ctx, nil) // drop the request's identity
+	if _, err := s.c.Stat(ctx, s.cfg.Root); !errors.Is(err, client.ErrNotFound) {
+		return err
+	}
+	if err := s.c.MkdirAll(ctx, s.cfg.Root, 0o777); err != nil {
+		return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
+	}
+	fi, err := s.c.Stat(ctx, s.cfg.Root)
+	if err != nil {
+		return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
+	}
+	if fi.Mode.Perm() == 0o777 {
+		mode := uint32(0o1777)
+		if _, err := s.c.SetAttr(ctx, fi.Inode, client.SetAttrIn{Mode: &mode}); err != nil {
+			return fmt.Errorf("s3: root %s: %w", s.cfg.Root, err)
+		}
 	}
 	return nil
 }

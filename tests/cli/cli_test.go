@@ -549,8 +549,8 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("status does not show the chunkserver's name %q:\n%s", name, out)
 	}
 	// An unknown subcommand of a command group is a usage error.
-	if r := run(t, m, nil, "admin", "s3", "key", "ls"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "s3" for "catena admin"`) {
-		t.Fatalf("admin s3 key ls: exit %d, stderr %q", r.code, r.stderr)
+	if r := run(t, m, nil, "admin", "nosuch", "key", "ls"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "nosuch" for "catena admin"`) {
+		t.Fatalf("admin nosuch key ls: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if out := ok(t, m, "status"); !strings.Contains(out, "3 alive, 0 dead") {
 		t.Fatalf("status after a refused remove:\n%s", out)

@@ -25,7 +25,18 @@ func TestGateway(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("buckets", func(t *testing.T) {
+		// No /s3 until the first bucket: a cluster nobody uses through
+		// S3 does not change.
+		if _, err := e.admin.Stat(ctx, "/s3"); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("/s3 before any bucket: %v", err)
+		}
+		if bs, err := e.mc.ListBuckets(ctx); err != nil || len(bs) != 0 {
+			t.Fatalf("ListBuckets before any bucket: %v %v", bs, err)
+		}
 		must(t, "make bucket", e.mc.MakeBucket(ctx, "photos", minio.MakeBucketOptions{}))
+		if fi, err := e.admin.Stat(ctx, "/s3"); err != nil || fi.Uid != 0 {
+			t.Fatalf("/s3 after the first bucket: %+v %v", fi, err)
+		}
 		wantCode(t, "make it again", e.mc.MakeBucket(ctx, "photos", minio.MakeBucketOptions{}), "BucketAlreadyOwnedByYou")
 		if r := e.do(t, "PUT", "/Bad_Name", nil, nil); errCode(t, r) != "InvalidBucketName" {
 			t.Fatalf("bucket name Bad_Name: %d %s", r.StatusCode, r.body)
