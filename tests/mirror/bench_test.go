@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,10 +71,15 @@ func BenchmarkMirror(b *testing.B) {
 
 	var appliedAt atomic.Int64
 	var last atomic.Pointer[mirror.Record]
+	var mu sync.Mutex
+	var all []mirror.Record
 	m, err := mirror.New(mirror.Config{Volume: volName, From: endpoint(A), To: endpoint(B), Interval: time.Second,
 		KeepSource: true, Logger: clustertest.Logger(), OnApplied: func(r mirror.Record) {
 			appliedAt.Store(r.AppliedAt)
 			last.Store(&r)
+			mu.Lock()
+			all = append(all, r)
+			mu.Unlock()
 		}})
 	if err != nil {
 		b.Fatal(err)
@@ -128,6 +134,12 @@ func BenchmarkMirror(b *testing.B) {
 	prev := make([]byte, size)
 	cur := make([]byte, size)
 	var changed int64
+	shippedAt := map[uint64]int64{}
+	mu.Lock()
+	for _, r := range all {
+		shippedAt[r.Applied] = r.LastShipped
+	}
+	mu.Unlock()
 	for id := uint64(1); id <= rec.Applied; id++ {
 		sv, err := cla.OpenVolume(ctx, volName+"@"+mirror.CheckpointName(id))
 		if err != nil {
@@ -137,11 +149,16 @@ func BenchmarkMirror(b *testing.B) {
 			b.Fatal(err)
 		}
 		sv.Close()
+		var c int64
 		for off := 0; off < size; off += mirror.BlockSize {
 			if !bytes.Equal(prev[off:off+mirror.BlockSize], cur[off:off+mirror.BlockSize]) {
-				changed += mirror.BlockSize
+				c += mirror.BlockSize
 			}
 		}
+		if s, ok := shippedAt[id]; ok && s != c {
+			b.Logf("checkpoint %d: shipped %d bytes, changed %d", id, s, c)
+		}
+		changed += c
 		prev, cur = cur, prev
 	}
 	img, err := image(ctx, clb, volName)

@@ -182,13 +182,20 @@ func changedBytes(ckpts map[uint64][]byte, last uint64) int64 {
 	prev := make([]byte, volSize)
 	var n int64
 	for id := uint64(1); id <= last; id++ {
-		cur := ckpts[id]
-		for off := 0; off < volSize; off += mirror.BlockSize {
-			if !bytes.Equal(prev[off:off+mirror.BlockSize], cur[off:off+mirror.BlockSize]) {
-				n += mirror.BlockSize
-			}
+		n += blocksDiffer(prev, ckpts[id])
+		prev = ckpts[id]
+	}
+	return n
+}
+
+// blocksDiffer is the bytes of the 64 KiB blocks that differ between two
+// images of the volume.
+func blocksDiffer(a, b []byte) int64 {
+	var n int64
+	for off := 0; off < volSize; off += mirror.BlockSize {
+		if !bytes.Equal(a[off:off+mirror.BlockSize], b[off:off+mirror.BlockSize]) {
+			n += mirror.BlockSize
 		}
-		prev = cur
 	}
 	return n
 }
@@ -298,6 +305,21 @@ func TestMirrorCheckpoints(t *testing.T) {
 	}
 	if !bytes.Equal(final, ckpts[last.Applied]) || !bytes.Equal(final, live) {
 		t.Fatalf("B's volume after the last checkpoint %d differs from A's", last.Applied)
+	}
+	// Per checkpoint: at least the changed blocks were shipped (fewer
+	// would leave B, at that checkpoint, with an old block).
+	var perCkpt []mirror.Record
+	for len(applied) > 0 {
+		perCkpt = append(perCkpt, <-applied)
+	}
+	for _, r := range perCkpt {
+		if r.Applied < 2 || ckpts[r.Applied-1] == nil {
+			continue
+		}
+		c := blocksDiffer(ckpts[r.Applied-1], ckpts[r.Applied])
+		if r.LastShipped < c {
+			t.Errorf("checkpoint %d: shipped %d bytes, but %d changed since %d", r.Applied, r.LastShipped, c, r.Applied-1)
+		}
 	}
 	changed := changedBytes(ckpts, last.Applied)
 	ratio := float64(last.ShippedBytes) / float64(changed)
