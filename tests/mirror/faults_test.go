@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -37,15 +38,18 @@ func TestMirrorTargetFaults(t *testing.T) {
 	// shipping waits until B's record shows a checkpoint half shipped.
 	shipping := func() *mirror.Record {
 		t.Helper()
-		deadline := time.Now().Add(waitLong)
-		for time.Now().Before(deadline) {
-			if r, err := mirror.ReadRecord(t.Context(), cb, volName); err == nil && r.Stage != 0 && r.Done >= 0 {
-				return r
+		var r *mirror.Record
+		clustertest.Eventually(t, waitLong, func() error {
+			var err error
+			if r, err = mirror.ReadRecord(t.Context(), cb, volName); err != nil {
+				return err
 			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		t.Fatal("no checkpoint half shipped")
-		return nil
+			if r.Stage == 0 || r.Done < 0 {
+				return fmt.Errorf("no checkpoint half shipped (record %+v)", r)
+			}
+			return nil
+		})
+		return r
 	}
 
 	r := shipping()
