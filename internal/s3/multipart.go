@@ -193,6 +193,80 @@ func (s *Server) uploadPart(rq *request) error {
 	return nil
 }
 
+type copyPartResult struct {
+	XMLName      xml.Name `xml:"CopyPartResult"`
+	NS           string   `xml:"xmlns,attr"`
+	LastModified string   `xml:"LastModified"`
+	ETag         string   `xml:"ETag"`
+}
+
+// uploadPartCopy makes a part of (a range of) an existing object, as
+// aws s3 cp does between keys of S3 for objects it copies in parts. The
+// bytes are copied inside the cluster (a part must have its own MD5).
+func (s *Server) uploadPartCopy(rq *request) error {
+	ctx, r := rq.ctx, rq.r
+	q := r.URL.Query()
+	n, err := partNumber(q.Get("partNumber"))
+	if err != nil {
+		return err
+	}
+	id := q.Get("uploadId")
+	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.upload(ctx, rq.bucket, rq.object, id); err != nil {
+		return err
+	}
+	src, err := s.lookupObject(ctx, sb, sk)
+	if err != nil {
+		return err
+	}
+	ch := http.Header{}
+	for _, p := range [][2]string{{"X-Amz-Copy-Source-If-Match", "If-Match"}, {"X-Amz-Copy-Source-If-None-Match", "If-None-Match"},
+		{"X-Amz-Copy-Source-If-Modified-Since", "If-Modified-Since"}, {"X-Amz-Copy-Source-If-Unmodified-Since", "If-Unmodified-Since"}} {
+		if v := r.Header.Get(p[0]); v != "" {
+			ch.Set(p[1], v)
+		}
+	}
+	if nm, err := preconditions(ch, src); err != nil || nm {
+		return ErrPreconditionFailed
+	}
+	start, end := int64(0), src.size-1
+	if h := r.Header.Get("X-Amz-Copy-Source-Range"); h != "" {
+		var ok bool
+		if start, end, ok, err = parseRange(h, src.size); err != nil || !ok || strings.HasPrefix(h, "bytes=-") {
+			return withMsg(ErrInvalidArgument, "x-amz-copy-source-range must be bytes=FIRST-LAST within the source")
+		}
+	}
+	sf, err := s.c.OpenInode(ctx, src.ino, s.objectPath(sb, sk))
+	if err != nil {
+		return s.notFound(ctx, sb, err)
+	}
+	defer sf.Close()
+	dir := s.uploadPath(rq.bucket, id)
+	body := &partsReader{s: s, ctx: ctx, parts: []part{{size: end - start + 1}}, f: sf, off: 0}
+	body.base = start
+	st, err := s.stage(ctx, rq.bucket, dir, body, end-start+1)
+	if err != nil {
+		if errors.Is(err, client.ErrNotFound) {
+			return ErrNoSuchUpload
+		}
+		return err
+	}
+	etag := hex.EncodeToString(st.md5)
+	m, _ := json.Marshal(objMeta{ETag: etag, Size: st.size})
+	if err := s.c.SetXattr(ctx, st.ino, metaXattr, m, client.XattrAny); err != nil {
+		s.discard(ctx, st)
+		return err
+	}
+	if err := s.c.RenameAt(ctx, st.dir, st.name, st.dir, partName(n), false); err != nil {
+		s.discard(ctx, st)
+		return err
+	}
+	return writeXML(rq.w, copyPartResult{NS: s3NS, LastModified: s.clock.Now().UTC().Format(isoFormat), ETag: `"` + etag + `"`})
+}
+
 // part is an uploaded part.
 type part struct {
 	number int
@@ -619,6 +693,7 @@ type partsReader struct {
 	parts []part
 	f     *client.File // the current part, nil between parts
 	off   int64        // in the current part
+	base  int64        // where the current part begins in f (a range of an object)
 }
 
 func (r *partsReader) Read(p []byte) (int, error) {
@@ -636,11 +711,11 @@ func (r *partsReader) Read(p []byte) (int, error) {
 		}
 		if r.off == cur.size {
 			r.f.Close()
-			r.f, r.parts = nil, r.parts[1:]
+			r.f, r.parts, r.base = nil, r.parts[1:], 0
 			continue
 		}
 		n := int(min(int64(len(p)), cur.size-r.off))
-		if err := readFull(r.ctx, r.f, p[:n], r.off); err != nil {
+		if err := readFull(r.ctx, r.f, p[:n], r.base+r.off); err != nil {
 			r.f.Close()
 			r.f, r.parts = nil, nil
 			return 0, sourceError{err}

@@ -401,7 +401,7 @@ func (s *Server) route(rq *request) error {
 	case http.MethodPut:
 		switch {
 		case q.Has("uploadId") && r.Header.Get("X-Amz-Copy-Source") != "":
-			return withMsg(ErrNotImplemented, "UploadPartCopy is not implemented")
+			return s.uploadPartCopy(rq)
 		case q.Has("uploadId"):
 			return s.uploadPart(rq)
 		case r.Header.Get("X-Amz-Copy-Source") != "":

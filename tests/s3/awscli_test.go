@@ -117,6 +117,12 @@ func TestAWSCLI(t *testing.T) {
 	if err != nil || !bytes.Equal(file, data) {
 		t.Fatalf("the namespace's file differs from the upload: %v", err)
 	}
+	// A copy between keys: awscli copies an object this large in parts
+	// (UploadPartCopy).
+	e.mustAWS(t, "s3", "cp", "--only-show-errors", "s3://cli/data/big.bin", "s3://cli/data/copy.bin")
+	if file, err := e.readFile("/s3/cli/data/copy.bin"); err != nil || !bytes.Equal(file, data) {
+		t.Fatalf("the copy differs from the original: %v", err)
+	}
 
 	// A tree: 3 directories of 40 files and some at the top.
 	tree := filepath.Join(dir, "tree")

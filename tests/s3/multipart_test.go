@@ -145,6 +145,33 @@ func TestMultipart(t *testing.T) {
 		}
 	})
 
+	t.Run("upload part copy", func(t *testing.T) {
+		src := pattern(3*minPart+77, 8)
+		e.put("mpb", "copy-src", src, minio.PutObjectOptions{})
+		id := upload("copy-dst")
+		cut := int64(minPart + 10)
+		c1, err := core.CopyObjectPart(ctx, "mpb", "copy-src", "mpb", "copy-dst", id, 1, 0, cut, nil)
+		must(t, "copy part 1", err)
+		c2, err := core.CopyObjectPart(ctx, "mpb", "copy-src", "mpb", "copy-dst", id, 2, cut, int64(len(src))-cut, nil)
+		must(t, "copy part 2", err)
+		c1.ETag, c2.ETag = strings.Trim(c1.ETag, `"`), strings.Trim(c2.ETag, `"`)
+		if c1.ETag != md5hex(src[:cut]) || c2.ETag != md5hex(src[cut:]) {
+			t.Fatalf("copied parts' ETags %s %s", c1.ETag, c2.ETag)
+		}
+		_, err = core.CopyObjectPart(ctx, "mpb", "nope", "mpb", "copy-dst", id, 3, 0, 10, nil)
+		wantCode(t, "copy a part of a missing key", err, "NoSuchKey")
+		info, err := core.CompleteMultipartUpload(ctx, "mpb", "copy-dst", id, []minio.CompletePart{c1, c2}, minio.PutObjectOptions{})
+		must(t, "complete", err)
+		if info.ETag != multipartETag(src[:cut], src[cut:]) {
+			t.Fatalf("ETag %s", info.ETag)
+		}
+
+		got, err := e.get("mpb", "copy-dst", minio.GetObjectOptions{})
+		if err != nil || !bytes.Equal(got, src) {
+			t.Fatalf("the object made of copied parts: %d bytes, %v", len(got), err)
+		}
+	})
+
 	t.Run("abandoned uploads are swept", func(t *testing.T) {
 		id := upload("abandoned")
 		part("abandoned", id, 1, p3)
