@@ -50,7 +50,7 @@ A's. See docs/mirror.md.`,
 }
 
 func newMirrorRunCmd(g *globals) *cobra.Command {
-	var from, to, fromTLS, toTLS string
+	var from, to, fromTLS, toTLS, metricsAddr string
 	var interval, lease time.Duration
 	var keep, resync bool
 	cmd := &cobra.Command{
@@ -65,7 +65,13 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 				return &usageError{cmd: cmd, err: fmt.Errorf("--interval must be positive and --stage-lease not negative")}
 			}
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			reg, stopMetrics, err := startMetrics(metricsAddr, "mirror", stderr, g.logger(stderr))
+			if err != nil {
+				return fail("mirror run "+a[0], err)
+			}
+			defer stopMetrics()
 			m, err := mirror.New(mirror.Config{
+				Metrics:    reg,
 				Volume:     a[0],
 				From:       mirror.Endpoint{Masters: splitList(from), TLSDir: orDefault(fromTLS, g.tlsDir)},
 				To:         mirror.Endpoint{Masters: splitList(to), TLSDir: orDefault(toTLS, g.tlsDir)},
@@ -99,6 +105,7 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&toTLS, "to-tls-dir", "", "TLS directory of an admin certificate of B's CA (default --tls-dir)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between checkpoints")
 	cmd.Flags().DurationVar(&lease, "stage-lease", 0, "lease of the staging overlay and of the writer session at B (0: 10m); a mirror restarted within it resumes its checkpoint")
+	metricsFlag(cmd.Flags(), &metricsAddr)
 	cmd.Flags().BoolVar(&resync, "resync", false, "fail back: --from is a promoted mirror, --to its old source; roll --to back to the last checkpoint both hold and ship only the blocks changed since")
 	cmd.Flags().BoolVar(&keep, "keep-source-checkpoints", false, "keep every checkpoint snapshot at A instead of releasing each once the next is applied (audits, tests)")
 	return cmd

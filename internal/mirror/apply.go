@@ -293,6 +293,7 @@ func (m *Mirror) finish(ctx context.Context, rec *Record) error {
 			return err
 		}
 	}
+	m.mets.applied(time.Duration(rec.LastDuration))
 	m.log.Info("mirror: checkpoint applied", "checkpoint", n, "shipped", rec.LastShipped, "took", time.Duration(rec.LastDuration))
 	if m.cfg.OnApplied != nil {
 		m.cfg.OnApplied(*rec)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/clock"
@@ -50,6 +52,8 @@ type Config struct {
 	MaxIOSize int64
 	Clock     clock.Clock
 	Logger    *slog.Logger
+	// Metrics, when set, receives the mirror's collectors (metrics.go).
+	Metrics prometheus.Registerer
 	// OnApplied, when set, is called after each checkpoint is applied
 	// at B with B's record.
 	OnApplied func(Record)
@@ -63,6 +67,7 @@ type Mirror struct {
 	log  *slog.Logger
 	a, b *client.Client
 	ra   *rpcs
+	mets *mirrorMetrics
 	// held: the writer session on B's volume, which the last promote
 	// left to the mirror; kept until the next promote replaces it.
 	held *client.Volume
@@ -106,7 +111,8 @@ func New(cfg Config) (*Mirror, error) {
 		b.Close()
 		return nil, err
 	}
-	return &Mirror{cfg: cfg, clk: clk, log: cfg.Logger.With("volume", cfg.Volume), a: a, b: b, ra: ra}, nil
+	return &Mirror{cfg: cfg, clk: clk, log: cfg.Logger.With("volume", cfg.Volume), a: a, b: b, ra: ra,
+		mets: newMetrics(cfg.Metrics, cfg.Volume, clk)}, nil
 }
 
 // Close releases the connections. The writer session on B's volume is
@@ -280,8 +286,11 @@ func (m *Mirror) dropPending(rec *Record) {
 	rec.PendingBytes, rec.PendingShipped, rec.PendingFallbacks = 0, 0, 0
 }
 
+// stamp dates rec before it is written at the target (and shows it in
+// the metrics).
 func (m *Mirror) stamp(rec *Record) *Record {
 	rec.Updated = m.clk.Now().UnixNano()
+	m.mets.saw(rec)
 	return rec
 }
 
