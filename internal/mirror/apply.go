@@ -137,8 +137,21 @@ func (m *Mirror) diffs(ctx context.Context, rec *Record, steps []Step, prevInfo,
 			continue
 		}
 		if st.Action == Diff {
-			ask := func() ([]int64, error) {
-				return m.ra.diff(ctx, serverAddr(curInfo[st.Index], st.Server), prevInfo[st.Index], curInfo[st.Index])
+			// The planned server first, then the other members of both
+			// chains.
+			ask := func() (blocks []int64, err error) {
+				for _, srv := range CommonServers(chainIDs(prevInfo[st.Index]), chainIDs(curInfo[st.Index])) {
+					if blocks, err = m.ra.diff(ctx, serverAddr(curInfo[st.Index], srv), prevInfo[st.Index], curInfo[st.Index]); err == nil {
+						return blocks, nil
+					}
+					if ctx.Err() != nil {
+						return nil, ctx.Err()
+					}
+				}
+				if err == nil {
+					err = errors.New("no server in both chains")
+				}
+				return nil, err
 			}
 			blocks, err := ask()
 			if err != nil && rpcerr.Code(err) == api.ErrorCode_STALE_EPOCH && ctx.Err() == nil {
@@ -170,6 +183,15 @@ func (m *Mirror) diffs(ctx context.Context, rec *Record, steps []Step, prevInfo,
 	}
 	rec.PendingBytes = pending
 	return out, nil
+}
+
+// chainIDs is the server ids of ci's chain, head first.
+func chainIDs(ci *api.ChunkInfo) []uint64 {
+	var out []uint64
+	for _, s := range ci.GetChain() {
+		out = append(out, s.GetId())
+	}
+	return out
 }
 
 // ship writes the planned slots into the stage, then promotes it.

@@ -143,12 +143,23 @@ func PlanFull(cur []ChunkRef, slots int64) []Step {
 // commonServer is the member of cur nearest its tail that prev also
 // has (0: none).
 func commonServer(prev, cur []uint64) uint64 {
-	for i := len(cur) - 1; i >= 0; i-- {
-		if cur[i] != 0 && slices.Contains(prev, cur[i]) {
-			return cur[i]
-		}
+	if c := CommonServers(prev, cur); len(c) > 0 {
+		return c[0]
 	}
 	return 0
+}
+
+// CommonServers lists the members of chain cur that chain prev also has,
+// from cur's tail towards its head: the servers that may be asked for a
+// diff, in order of preference.
+func CommonServers(prev, cur []uint64) []uint64 {
+	var out []uint64
+	for i := len(cur) - 1; i >= 0; i-- {
+		if cur[i] != 0 && slices.Contains(prev, cur[i]) && !slices.Contains(out, cur[i]) {
+			out = append(out, cur[i])
+		}
+	}
+	return out
 }
 
 func byIndex(refs []ChunkRef) map[int64]ChunkRef {

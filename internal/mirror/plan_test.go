@@ -55,6 +55,23 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+func TestCommonServers(t *testing.T) {
+	for _, tc := range []struct {
+		prev, cur []uint64
+		want      []uint64
+	}{
+		{[]uint64{1, 2, 3}, []uint64{1, 2, 3}, []uint64{3, 2, 1}},
+		{[]uint64{3, 1}, []uint64{1, 2, 3}, []uint64{3, 1}},
+		{[]uint64{4}, []uint64{1, 2, 3}, nil},
+		{nil, []uint64{1}, nil},
+		{[]uint64{0, 1}, []uint64{0, 1, 1}, []uint64{1}},
+	} {
+		if got := CommonServers(tc.prev, tc.cur); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("CommonServers(%v, %v) = %v, want %v", tc.prev, tc.cur, got, tc.want)
+		}
+	}
+}
+
 func TestPlanFull(t *testing.T) {
 	got := actions(PlanFull([]ChunkRef{ref(1, 10, 1), ref(3, 11, 1)}, 4))
 	if want := "0:zero 1:whole 2:zero 3:whole "; got != want {
