@@ -19,6 +19,7 @@ import (
 // 3 its replication needs (with 3, the mirror waits for the server to
 // return, retrying, B still at its checkpoint).
 func TestMirrorTargetFaults(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := twoClusters(t, cluster.Config{Chunkservers: 4})
 	applied := make(chan mirror.Record, 1024)
 	m, err := mirror.New(mirror.Config{Volume: volName, From: endpoint(a), To: endpoint(b),

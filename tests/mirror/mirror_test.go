@@ -242,6 +242,7 @@ func awaitApplied(t *testing.T, ch <-chan mirror.Record, n int) mirror.Record {
 // the writes stop B converges to A; the bytes shipped are the bytes of
 // the 64 KiB blocks changed between checkpoints.
 func TestMirrorCheckpoints(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := twoClusters(t, cluster.Config{})
 	applied := make(chan mirror.Record, 1024)
 	reg := prometheus.NewRegistry()

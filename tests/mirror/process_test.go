@@ -87,6 +87,7 @@ func awaitRecord(t *testing.T, cb *client.Client, what string, p *proctest.Proc,
 // promote: B's volume becomes writable and a mirror refuses to run onto
 // it again.
 func TestMirrorProcessKilled(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := twoClusters(t, cluster.Config{})
 	w := startWriter(t, ca, 2)
 	s := startSampler(cb)
