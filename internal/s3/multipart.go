@@ -327,10 +327,6 @@ type completeResult struct {
 	ETag     string   `xml:"ETag"`
 }
 
-// keepAlive is how often a long Complete sends a space to keep the
-// client waiting (S3 does the same).
-const keepAlive = 10 * time.Second
-
 func (s *Server) completeUpload(rq *request) error {
 	ctx := rq.ctx
 	id := rq.r.URL.Query().Get("uploadId")
@@ -392,7 +388,7 @@ func (s *Server) completeUpload(rq *request) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := s.clock.NewTicker(keepAlive)
+		t := s.clock.NewTicker(s.cfg.KeepAlive)
 		defer t.Stop()
 		for {
 			select {

@@ -48,6 +48,9 @@ type Config struct {
 	// MinPartSize is the least size of a multipart upload's parts but
 	// the last (default 5 MiB, S3's).
 	MinPartSize int64
+	// KeepAlive is how often a CompleteMultipartUpload still assembling
+	// sends a space to keep its client waiting (default 10 s).
+	KeepAlive time.Duration
 	// WriteConcurrency bounds the writes of copyBuf bytes the gateway
 	// has in flight at once, over all requests (default 4).
 	WriteConcurrency int
@@ -98,6 +101,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MinPartSize <= 0 {
 		cfg.MinPartSize = 5 << 20
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Second
 	}
 	if cfg.WriteConcurrency <= 0 {
 		cfg.WriteConcurrency = 4

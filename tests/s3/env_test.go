@@ -55,14 +55,19 @@ func newEnv(t *testing.T, minPart int64) *env {
 	return newEnvWith(t, minPart, cluster.Config{})
 }
 
-// newEnvWith is newEnv on a cluster configured by cfg.
-func newEnvWith(t *testing.T, minPart int64, cfg cluster.Config) *env {
+// newEnvWith is newEnv on a cluster configured by cfg; gwOpts, when
+// given, change the gateway's configuration.
+func newEnvWith(t *testing.T, minPart int64, cfg cluster.Config, gwOpts ...func(*s3gw.Config)) *env {
 	t.Helper()
 	c := clustertest.New(t, cfg)
 	admin := clustertest.Client(t, c)
 	clk := &offsetClock{}
 	keys := s3gw.NewKeys(admin, clk)
-	gw, err := s3gw.New(s3gw.Config{Client: admin, Keys: keys, Clock: clk, MinPartSize: minPart, MultipartExpiry: time.Hour, Logger: clustertest.Logger().With("proc", "s3")})
+	gcfg := s3gw.Config{Client: admin, Keys: keys, Clock: clk, MinPartSize: minPart, MultipartExpiry: time.Hour, Logger: clustertest.Logger().With("proc", "s3")}
+	for _, o := range gwOpts {
+		o(&gcfg)
+	}
+	gw, err := s3gw.New(gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

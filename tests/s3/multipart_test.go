@@ -16,6 +16,8 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/cluster"
+	s3gw "github.com/catena-io/catena/internal/s3"
 )
 
 // multipartETag is S3's ETag of an object made of parts.
@@ -269,5 +271,56 @@ func TestAtomicOverwrite(t *testing.T) {
 	got, err := e.get("atomic", "k", minio.GetObjectOptions{})
 	if err != nil || md5hex(got) != md5hex(pattern(size, 4)) {
 		t.Fatalf("after a refused PUT: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestCompleteKeepAlive: a completion that outlasts KeepAlive answers
+// 200 at once and sends spaces until its result, which clients still
+// read (minio-go), and whose raw body is XML after the spaces.
+func TestCompleteKeepAlive(t *testing.T) {
+	t.Parallel()
+	const minPart = 1 << 20
+	e := newEnvWith(t, minPart, cluster.Config{}, func(c *s3gw.Config) { c.KeepAlive = time.Millisecond })
+	ctx := context.Background()
+	core := e.core()
+	must(t, "make bucket", e.mc.MakeBucket(ctx, "keep", minio.MakeBucketOptions{}))
+	var parts []minio.CompletePart
+	var all []byte
+	id, err := core.NewMultipartUpload(ctx, "keep", "k", minio.PutObjectOptions{})
+	must(t, "create", err)
+	for n := 1; n <= 3; n++ {
+		data := pattern(minPart, byte(n))
+		p, err := core.PutObjectPart(ctx, "keep", "k", id, n, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+		must(t, "part", err)
+		parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+		all = append(all, data...)
+	}
+	// Raw, to see the spaces.
+	var body bytes.Buffer
+	body.WriteString("<CompleteMultipartUpload>")
+	for _, p := range parts {
+		fmt.Fprintf(&body, "<Part><PartNumber>%d</PartNumber><ETag>%q</ETag></Part>", p.PartNumber, p.ETag)
+	}
+	body.WriteString("</CompleteMultipartUpload>")
+	r := e.do(t, "POST", "/keep/k?uploadId="+id, nil, body.Bytes())
+	rest := strings.TrimLeft(strings.TrimPrefix(string(r.body), `<?xml version="1.0" encoding="UTF-8"?>`+"\n"), " ")
+	if r.StatusCode != 200 || !strings.HasPrefix(rest, "<CompleteMultipartUploadResult") || !strings.Contains(string(r.body), "\n ") {
+		t.Fatalf("completion: %d %q", r.StatusCode, r.body)
+	}
+	got, err := e.get("keep", "k", minio.GetObjectOptions{})
+	if err != nil || !bytes.Equal(got, all) {
+		t.Fatalf("the object: %d bytes, %v", len(got), err)
+	}
+	// An error found once the 200 has begun (here: the key names a
+	// directory, found when the assembled file is renamed) is an
+	// <Error> in its body, which minio-go reports as the error it is.
+	e.put("keep", "k2/below", []byte("x"), minio.PutObjectOptions{})
+	id, err = core.NewMultipartUpload(ctx, "keep", "k2", minio.PutObjectOptions{})
+	must(t, "create", err)
+	p, err := core.PutObjectPart(ctx, "keep", "k2", id, 1, bytes.NewReader(all), int64(len(all)), minio.PutObjectPartOptions{})
+	must(t, "part", err)
+	_, err = core.CompleteMultipartUpload(ctx, "keep", "k2", id, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{})
+	if code(err) != "InvalidArgument" {
+		t.Fatalf("completion onto a directory: %v", err)
 	}
 }
