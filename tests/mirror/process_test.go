@@ -93,10 +93,10 @@ func TestMirrorProcessKilled(t *testing.T) {
 	s := startSampler(cb)
 
 	p := startMirror(t, a, b)
-	r := awaitRecord(t, cb, "a first checkpoint", p, func(r *mirror.Record) bool { return r.Applied >= 1 })
+	awaitRecord(t, cb, "a first checkpoint", p, func(r *mirror.Record) bool { return r.Applied >= 1 })
 
 	// 1. In the middle of shipping: a stage attached, slots shipped.
-	r = awaitRecord(t, cb, "a checkpoint half shipped", p, func(r *mirror.Record) bool { return r.Stage != 0 && r.Done >= 0 })
+	r := awaitRecord(t, cb, "a checkpoint half shipped", p, func(r *mirror.Record) bool { return r.Stage != 0 && r.Done >= 0 })
 	p.Kill()
 	t.Logf("killed while shipping checkpoint %d (slot %d done, B at %d)", r.Pending, r.Done, r.Applied)
 	before := r.Applied
@@ -122,7 +122,7 @@ func TestMirrorProcessKilled(t *testing.T) {
 	r = awaitRecord(t, cb, "a checkpoint", p, func(r *mirror.Record) bool { return r.Applied > before+1 })
 	w.halt(t)
 	before = r.Applied
-	last := awaitRecord(t, cb, "two checkpoints after the writes", p, func(r *mirror.Record) bool { return r.Applied >= before+2 })
+	awaitRecord(t, cb, "two checkpoints after the writes", p, func(r *mirror.Record) bool { return r.Applied >= before+2 })
 	out, err := catena(t, "mirror", "sync", "--from", a.MasterAddr(), "--from-tls-dir", a.TLSDir(),
 		"--to", b.MasterAddr(), "--to-tls-dir", b.TLSDir(), volName)
 	if err != nil || !strings.Contains(out, "at checkpoint") {
@@ -130,7 +130,8 @@ func TestMirrorProcessKilled(t *testing.T) {
 	}
 	t.Logf("mirror sync: %s", strings.TrimSpace(out))
 	p.Stop(t, time.Minute)
-	if last, err = mirror.ReadRecord(t.Context(), cb, volName); err != nil {
+	last, err := mirror.ReadRecord(t.Context(), cb, volName)
+	if err != nil {
 		t.Fatal(err)
 	}
 	samples, voided := s.halt()
