@@ -65,6 +65,30 @@ func (n *Node) AdmitRead(r ReadRequest) (waitFor uint64, err error) {
 	return n.applied, nil
 }
 
+// AdmitSettled decides whether the replica's state may be taken as its
+// chain's at epoch, without the chain, by a local operation that reads
+// the whole replica: a fork's clone (CloneReplica) or a mirror's diff of
+// two replicas. The node must be a member at that epoch, unfenced, with
+// a sound store, and settled (Quiescent: nothing in flight, everything
+// applied durable and acknowledged downstream, no catch-up), so that
+// every member holds the same committed updates.
+func (n *Node) AdmitSettled(epoch uint64) error {
+	switch {
+	case epoch != n.cfg.Epoch:
+		return &StaleEpochError{What: "settled state", Got: epoch, Have: n.cfg.Epoch}
+	case n.Fenced():
+		return fmt.Errorf("%w: configuration at epoch %d", ErrFenced, n.cfg.Epoch)
+	case n.role == RoleNone:
+		return fmt.Errorf("%w: node %d is no member at epoch %d", ErrFenced, n.self, n.cfg.Epoch)
+	case n.failed:
+		return ErrFailed
+	case !n.Quiescent():
+		return fmt.Errorf("%w: %d sent, %d buffered, %d waiting, persisted %d of %d, catching up %v",
+			ErrNotSettled, len(n.sent), len(n.pending), len(n.waiting), n.persisted, n.applied, n.catchingUp)
+	}
+	return nil
+}
+
 // AdmitRestore decides whether the replica may rewrite its bad blocks
 // from other replicas, as planned by the master at configuration epoch:
 // only as the sole member (in a longer chain a local rewrite would make

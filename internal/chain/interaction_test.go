@@ -19,6 +19,7 @@ import (
 //	new self=1,2,3 chain=1,2,3 epoch=1 [applied=0] [reloaded] [size=N]
 //	propose node=1 req=7/1 off=0 (data=hello | zero=N) [epoch=E] [nolease]
 //	read node=N [epoch=E] [nolease]    AdmitRead: the seq to wait for, or the refusal
+//	settled [node=N] [epoch=E]  AdmitSettled: may the replica be cloned or diffed
 //	lease grant sent=T ms=D | lease check now=T    the server lease (times in ms)
 //	fence node=N epoch=E        Fence(E)
 //	fail node=N                 Fail()
@@ -220,8 +221,8 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 		cfg := Config{Epoch: argUint(t, d, "epoch", 0), Chain: argIDs(t, d, "chain")}
 		for _, id := range e.nodesArg(t, d) {
 			n := e.nodes[id]
-			if !n.Quiescent() {
-				d.Fatalf(t, "node %d is not settled", id)
+			if err := n.AdmitSettled(n.Config().Epoch); err != nil {
+				d.Fatalf(t, "node %d: %v", id, err)
 			}
 			st := n.Status()
 			e.nodes[id] = NewNode(id, cfg, Start{Applied: st.Applied, AppliedEpoch: st.AppliedEpoch, Size: n.size,
@@ -267,6 +268,15 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&b, "error: %v\n", err)
 		} else {
 			fmt.Fprintf(&b, "ok: wait for seq %d (persisted %d)\n", wait, n.Status().Persisted)
+		}
+	case "settled":
+		for _, id := range e.nodesArg(t, d) {
+			n := e.nodes[id]
+			if err := n.AdmitSettled(argUint(t, d, "epoch", n.Config().Epoch)); err != nil {
+				fmt.Fprintf(&b, "%d: %v\n", id, err)
+			} else {
+				fmt.Fprintf(&b, "%d: settled\n", id)
+			}
 		}
 	case "lease":
 		switch {

@@ -33,6 +33,11 @@ var (
 	// updates its predecessor applied before forwarding to it; it serves
 	// no reads until a catch-up copy is installed. Retryable.
 	ErrCatchingUp = errors.New("chain: replica catching up")
+	// ErrNotSettled: the replica has updates in flight, buffered, waiting
+	// for their commit or not yet durable, or is catching up (not
+	// Quiescent), so what it holds may not be what the other members hold.
+	// Retryable: it settles once its chain has carried everything through.
+	ErrNotSettled = errors.New("chain: replica not settled")
 	// ErrNoLease: the server holds no valid lease from the master, so it
 	// may not serve client I/O. Retryable.
 	ErrNoLease = errors.New("chain: no valid lease")

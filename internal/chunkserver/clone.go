@@ -2,6 +2,7 @@ package chunkserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -82,19 +83,17 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		}
 	}
 	r.mu.Lock()
-	st := r.node.Status()
-	failed, fenced, quiescent := r.failed != nil, r.node.Fenced(), r.node.Quiescent()
-	switch {
-	case r.dropped:
+	if r.dropped {
 		r.mu.Unlock()
 		return nil, errNotFound(src)
-	case st.Epoch != req.GetSourceEpoch():
+	}
+	if err := r.node.AdmitSettled(req.GetSourceEpoch()); errors.Is(err, chain.ErrStaleEpoch) {
 		r.mu.Unlock()
-		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d is at epoch %d here, the clone was asked at %d", src, st.Epoch, req.GetSourceEpoch())
-	case failed || fenced || !quiescent:
+		return nil, rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d, clone: %v", src, err)
+	} else if err != nil || r.failed != nil {
+		// Fenced, failed or busy: the master waits and probes again.
 		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a clone (fenced %v, failed %v, quiescent %v)",
-			src, fenced, failed, quiescent))
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a clone: %v (store failed: %v)", src, err, r.failed))
 	}
 	applied := r.node.Status().Applied
 	if req.GetProbe() {

@@ -2,13 +2,10 @@ package chunkserver
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/auth"
-	"github.com/catena-io/catena/internal/chain"
 	"github.com/catena-io/catena/internal/chunkstore"
-	"github.com/catena-io/catena/internal/rpcerr"
 )
 
 // diffService implements api.ReplicaDiffServer over a Server: the blocks
@@ -63,17 +60,13 @@ func (s *Server) admitDiff(h chunkstore.Handle, epoch uint64) error {
 	defer r.release()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := r.node.Status()
-	switch {
-	case r.dropped:
+	if r.dropped {
 		return errNotFound(h)
-	case st.Epoch != epoch || st.Fenced || r.node.Role() == chain.RoleNone:
-		return rpcerr.New(api.ErrorCode_STALE_EPOCH, "chunk %d: at epoch %d here (fenced %v, role %v), the diff was asked at %d",
-			h, st.Epoch, st.Fenced, r.node.Role(), epoch)
-	case r.failed != nil:
-		return storeError(r.failed)
-	case !r.node.Quiescent():
-		return errUnavailable(fmt.Sprintf("chunk %d: replica not settled for a diff (catching up %v, in flight %d)", h, st.CatchingUp, st.SentLen+st.Pending))
+	}
+	if err := r.node.AdmitSettled(epoch); err != nil {
+		// Stale or fenced: STALE_EPOCH (the mirror asks the master
+		// again); failed: the store's error; not settled: UNAVAILABLE.
+		return r.chainErrorLocked(err)
 	}
 	return nil
 }

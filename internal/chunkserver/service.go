@@ -187,7 +187,7 @@ func (r *replica) chainErrorLocked(err error) error {
 		return rpcerr.New(api.ErrorCode_NOT_TAIL, "chunk %d: %v", r.handle, err)
 	case errors.Is(err, chain.ErrFailed) && r.failed != nil:
 		return storeError(r.failed)
-	case errors.Is(err, chain.ErrDamaged), errors.Is(err, chain.ErrCatchingUp), errors.Is(err, chain.ErrNoLease):
+	case errors.Is(err, chain.ErrDamaged), errors.Is(err, chain.ErrCatchingUp), errors.Is(err, chain.ErrNoLease), errors.Is(err, chain.ErrNotSettled):
 		// Retryable: the block is being restored (or is lost, and status
 		// says so), the tail is fetching what it missed, or the next
 		// heartbeat renews the lease.
