@@ -17,8 +17,12 @@ const (
 	// CatchUpTicks: a node asks for a catch-up copy (Ready.CatchUp) when a
 	// gap in its sequence stayed open this many ticks with nothing applied
 	// (its predecessor cannot re-send updates it applied before this node
-	// became its successor).
-	CatchUpTicks = 2
+	// became its successor). Longer than two of the predecessor's re-send
+	// periods: a gap is most often updates this node refused while it had
+	// not yet installed its predecessor's new epoch (the head's epoch
+	// start, sent right after its Reconfigure), which a re-send fills at
+	// the cost of those updates, not of a copy of the chunk.
+	CatchUpTicks = 2*ResendTicks + 1
 )
 
 // admitWrite decides whether the node may sequence client write w, before
@@ -59,6 +63,8 @@ func (n *Node) AdmitRead(r ReadRequest) (waitFor uint64, err error) {
 		return 0, ErrFailed
 	case n.catchingUp:
 		return 0, ErrCatchingUp
+	case n.starting():
+		return 0, fmt.Errorf("%w: epoch %d not started here (no update of it applied)", ErrCatchingUp, n.cfg.Epoch)
 	case !r.Leased:
 		return 0, ErrNoLease
 	}
@@ -70,8 +76,9 @@ func (n *Node) AdmitRead(r ReadRequest) (waitFor uint64, err error) {
 // the whole replica: a fork's clone (CloneReplica) or a mirror's diff of
 // two replicas. The node must be a member at that epoch, unfenced, with
 // a sound store, and settled (Quiescent: nothing in flight, everything
-// applied durable and acknowledged downstream, no catch-up), so that
-// every member holds the same committed updates.
+// applied durable and acknowledged downstream, no catch-up, its epoch
+// started), so that every member holds the same committed updates and
+// no update of an earlier epoch is still on its way to it.
 func (n *Node) AdmitSettled(epoch uint64) error {
 	switch {
 	case epoch != n.cfg.Epoch:
@@ -83,8 +90,8 @@ func (n *Node) AdmitSettled(epoch uint64) error {
 	case n.failed:
 		return ErrFailed
 	case !n.Quiescent():
-		return fmt.Errorf("%w: %d sent, %d buffered, %d waiting, persisted %d of %d, catching up %v",
-			ErrNotSettled, len(n.sent), len(n.pending), len(n.waiting), n.persisted, n.applied, n.catchingUp)
+		return fmt.Errorf("%w: %d sent, %d buffered, %d waiting, persisted %d of %d, catching up %v, epoch started %v",
+			ErrNotSettled, len(n.sent), len(n.pending), len(n.waiting), n.persisted, n.applied, n.catchingUp, !n.starting())
 	}
 	return nil
 }
@@ -241,6 +248,7 @@ func (n *Node) Resync(cfg Config) {
 	n.clearSent()
 	clear(n.pending)
 	n.rejoining, n.catchingUp = false, false
+	n.startEpoch = 0
 	n.stalledTicks, n.gapTicks = 0, 0
 	n.check()
 }
@@ -297,13 +305,14 @@ func (n *Node) FencedThrough() uint64 { return n.fencedThrough }
 
 // Quiescent reports whether the node holds nothing but what its replica
 // and its admission state say: nothing in flight or buffered, no write
-// waiting for its commit, everything applied durable, no catch-up, no
-// damaged range, no batch pending, the store sound. A chunkserver may
+// waiting for its commit, everything applied durable, no catch-up, its
+// epoch started (a follower applied an update of it), no damaged range,
+// no batch pending, the store sound. A chunkserver may
 // then drop the node and later rebuild it with NewNode from its replica's
 // metadata (Start) and Fence(FencedThrough()): the rebuilt node differs
 // only in what it forgot (recent request ids, the update log, its
 // successor's acks), which a reload forgets too.
 func (n *Node) Quiescent() bool {
 	return n.Idle() && len(n.waiting) == 0 && n.persisted == n.applied && !n.catchingUp &&
-		!n.failed && len(n.damaged) == 0 && n.rd.Empty()
+		!n.starting() && !n.failed && len(n.damaged) == 0 && n.rd.Empty()
 }

@@ -62,9 +62,14 @@
 //     range must lie in the chunk (ErrInvalid), a retry is deduplicated,
 //     and a write covering a damaged range in part is refused (ErrDamaged).
 //   - Reads (AdmitRead): at the node's epoch, not fenced, at the tail or
-//     single (ErrNotTail), with a sound store, not catching up
-//     (ErrCatchingUp), under a lease. An admitted read waits until
-//     everything applied so far is persisted locally (the returned seq).
+//     single (ErrNotTail), with a sound store, not catching up and with
+//     its epoch started (ErrCatchingUp), under a lease. An admitted read
+//     waits until everything applied so far is persisted locally (the
+//     returned seq).
+//   - Epoch start: a follower that Reconfigure gave a new epoch serves no
+//     read and is not settled (AdmitSettled, Quiescent) until it applied
+//     an update of that epoch; the head proposes one, empty, right after
+//     re-sending its Sent list (testdata/epochstart.txt).
 //   - Fencing (Fence): the master says the server is not a member at
 //     configurations up to some epoch; no client I/O at any epoch up to
 //     it. A fenced head drops chain messages (Step returns ErrFenced): it
@@ -99,7 +104,18 @@
 // whole Sent list to it under the new epoch (a new successor after a middle
 // node was removed ignores what it already has and re-acks it; the same
 // successor refuses old-epoch messages). A node that became the tail commits
-// everything it holds durably. A new head continues numbering after what it
+// everything it holds durably.
+//
+// The head then proposes the epoch's start: an empty update (KindZero of
+// length 0, no request id) at the new epoch, as a Raft leader commits an
+// empty entry at the start of its term. Updates sequenced under the old
+// epoch and still in flight commit under the new one; without the start
+// a tail could serve a read at the new epoch before such an update
+// reached it, though a configuration change at the master (a snapshot's
+// fence, which makes the chunk shared) already counted it as before the
+// change: the snapshot would hold a write that a later read did not see.
+// A follower applies updates in sequence order, so once it applied the
+// start it holds every earlier one that will ever commit. A new head continues numbering after what it
 // applied, and knows the request ids of the updates it applied as a
 // follower, so client retries are answered without applying twice.
 //

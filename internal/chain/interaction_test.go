@@ -40,7 +40,7 @@ import (
 //	resend node=N
 //	status [node=N]
 //	log [node=N]                the updates each node was handed in Apply
-//	step from=1 to=3 [epoch=E] (update=S | ack=S)   inject a message
+//	step from=1 to=3 [epoch=E] (update=S [start] | ack=S)   inject a message (start: an epoch start)
 //	stabilize                   ready, persist everything, deliver everything, until quiet
 func TestInteraction(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -353,6 +353,9 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) string {
 			seq := argUint(t, d, "update", 0)
 			m.Type = MsgUpdate
 			m.Update = Update{Epoch: m.Epoch, Seq: seq, Kind: KindWrite, Length: 1, Data: []byte("?")}
+			if d.HasArg("start") { // the head's epoch start: empty
+				m.Update = Update{Epoch: m.Epoch, Seq: seq, Kind: KindZero}
+			}
 		}
 		fmt.Fprintf(&b, "%s", fmtMsg(m))
 		if err := e.nodes[m.To].Step(m); err != nil {

@@ -89,6 +89,11 @@ type Node struct {
 	rejoining     bool   // reloaded, not yet rejoined: Reconfigure keeps it fenced
 	catchingUp    bool   // may lack updates the predecessor applied before us
 	failed        bool   // the local store failed
+	// startEpoch: a follower installed this epoch by Reconfigure and
+	// takes it as started once it applied an update of it (the head's
+	// epoch start, proposed after re-sending its Sent list): until then
+	// updates of earlier epochs may still reach it (see starting).
+	startEpoch uint64
 
 	// Watchdogs (Tick).
 	stalledTicks int    // ticks with updates in Sent and no ack progress
@@ -140,6 +145,7 @@ func (n *Node) reset(cfg Config, seq, epoch uint64, ahead []Range) {
 	n.log.Reset(epoch, seq)
 	n.log.SetAhead(ahead)
 	n.install(cfg)
+	n.startEpoch = 0
 	if n.succ == 0 {
 		// A tail (or single, or non-member) commits what it holds durably.
 		n.acked = seq
@@ -610,9 +616,41 @@ func (n *Node) Reconfigure(cfg Config) (bool, error) {
 	case n.pred == 0:
 		n.catchingUp = false // the head is its chain's history: nothing to fetch
 	}
+	n.startEpoch = 0
+	switch {
+	case n.pred != 0:
+		n.startEpoch = cfg.Epoch
+	case n.succ != 0:
+		n.proposeEpochStart()
+	}
 	n.maybeCommit()
 	n.check()
 	return true, nil
+}
+
+// proposeEpochStart sequences the head's first update of a new epoch: an
+// empty one (KindZero of length 0, no request id) after the re-sent Sent
+// list, as a Raft leader commits an empty entry at the start of its term.
+// Updates reach every member in sequence order, so a follower that
+// applied it holds every update sequenced under an earlier epoch that
+// will ever commit; until then it serves no read and is not settled
+// (starting). A head that may take no client write (fenced, failed)
+// proposes nothing: its followers wait for the next configuration.
+func (n *Node) proposeEpochStart() {
+	if n.failed || n.Fenced() {
+		return
+	}
+	n.apply(Update{Epoch: n.cfg.Epoch, Seq: n.applied + 1, Kind: KindZero})
+}
+
+// starting reports whether the node is a follower that has not yet
+// applied an update of its epoch since Reconfigure installed it: an
+// update sequenced under an earlier epoch may still be on its way (the
+// head re-sends its Sent list under the new epoch), so a read served now
+// could miss a write that a configuration change (a snapshot's fence)
+// already counted as before it.
+func (n *Node) starting() bool {
+	return n.startEpoch != 0 && n.appliedEpoch < n.startEpoch
 }
 
 // abandonWaiting forgets the replies the node owed, handing them to the

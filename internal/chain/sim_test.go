@@ -30,12 +30,15 @@ func (c *byteChooser) intn(n int) (int, bool) {
 	return v, true
 }
 
-// Which member, if any, the simulation removes part-way.
+// Which member, if any, the simulation removes part-way; failFence
+// removes none but moves the chain to a new epoch, repeatedly (as a
+// snapshot's fence does).
 const (
 	failNone = iota
 	failHead
 	failMiddle
 	failTail
+	failFence
 	numFail
 )
 
@@ -67,8 +70,13 @@ type sim struct {
 	retired  map[RequestID]bool
 	rebuilds int // nodes rebuilt from their replica's state (coldCycle)
 	held     int // batches after which a node held updates back for its send window
-	failMode int
-	failed   bool
+	// reads: reads admitted, at which epoch and with what applied; no
+	// update of an earlier epoch may commit beyond it (checkReads).
+	reads []admittedRead
+	// reconfiguredAt: the epoch each node last got by Reconfigure.
+	reconfiguredAt map[NodeID]uint64
+	failMode       int
+	failed         bool
 }
 
 func newSim(t testing.TB, c chooser, failMode int) *sim {
@@ -78,7 +86,7 @@ func newSim(t testing.TB, c chooser, failMode int) *sim {
 		chain: []NodeID{1, 2, 3}, epoch: 1,
 		log: map[NodeID][]Update{}, persisted: map[NodeID]uint64{},
 		replies: map[RequestID]int{}, allowed: map[RequestID]int{}, retired: map[RequestID]bool{},
-		failMode: failMode,
+		failMode: failMode, reconfiguredAt: map[NodeID]uint64{},
 	}
 	for _, id := range s.chain {
 		s.nodes[id] = NewNode(id, Config{Epoch: 1, Chain: s.chain}, Start{})
@@ -146,7 +154,7 @@ func (s *sim) step() bool {
 		}
 	case op < 95:
 		// Rarely, so the chain runs a while before and after.
-		if s.failMode != failNone && !s.failed && x%10 == 0 {
+		if s.failMode != failNone && (!s.failed || s.failMode == failFence) && x%10 == 0 {
 			s.fail()
 		}
 	default:
@@ -219,7 +227,7 @@ func (s *sim) ready(id NodeID) {
 			s.t.Fatalf("node %d applied seq %d after %d updates", id, u.Seq, len(l))
 		}
 		for _, v := range l {
-			if v.Req == u.Req {
+			if v.Req == u.Req && u.Req != (RequestID{}) {
 				s.t.Fatalf("node %d applied request %v twice (seq %d and %d)", id, u.Req, v.Seq, u.Seq)
 			}
 		}
@@ -292,6 +300,10 @@ func (s *sim) fail() {
 		victim = s.chain[1]
 	case failTail:
 		victim = s.chain[2]
+	case failFence:
+		s.epoch++
+		s.unconf = slices.Clone(s.chain)
+		return
 	}
 	s.dead[victim] = true
 	if s.failMode == failHead {
@@ -309,7 +321,9 @@ func (s *sim) fail() {
 }
 
 func (s *sim) reconfigure(id NodeID) {
-	s.nodes[id].Reconfigure(Config{Epoch: s.epoch, Chain: s.chain})
+	if changed, _ := s.nodes[id].Reconfigure(Config{Epoch: s.epoch, Chain: s.chain}); changed {
+		s.reconfiguredAt[id] = s.epoch
+	}
 	s.unconf = slices.DeleteFunc(s.unconf, func(x NodeID) bool { return x == id })
 }
 
@@ -321,6 +335,30 @@ func (s *sim) checkPrefix() {
 		if len(b) > len(a) || !slices.Equal(keys(a[:len(b)]), keys(b)) {
 			s.t.Fatalf("prefix broken: node %d %s, node %d %s",
 				s.chain[k-1], fmtLog(a), s.chain[k], fmtLog(b))
+		}
+	}
+}
+
+// admittedRead is a read a node admitted: at epoch, seeing applied.
+type admittedRead struct {
+	node           NodeID
+	epoch, applied uint64
+}
+
+// checkReads asserts that no read missed an update of an earlier epoch
+// that committed: once a node serves reads at an epoch, every update
+// sequenced under an earlier one that will ever commit is in what it
+// applied (the epoch start). Otherwise a configuration change counted as
+// after such a write (a snapshot's fence) is followed by a read without
+// it, and then by the write's commit.
+func (s *sim) checkReads() {
+	final := s.log[s.chain[0]]
+	for _, r := range s.reads {
+		for _, u := range final {
+			if u.Epoch < r.epoch && u.Seq > r.applied {
+				s.t.Fatalf("node %d served a read at epoch %d with %d applied; update e%d/s%d committed after it: %s",
+					r.node, r.epoch, r.applied, u.Epoch, u.Seq, fmtLog(final))
+			}
 		}
 	}
 }
@@ -377,6 +415,7 @@ func (s *sim) drain() {
 				s.chain[0], fmtLog(first), id, fmtLog(s.log[id]))
 		}
 	}
+	s.checkReads()
 }
 
 // checkAdmission checks the node's admission rules at a random point of
@@ -394,12 +433,16 @@ func (s *sim) checkAdmission(id NodeID) {
 		s.t.Fatalf("node %d: a refused write changed the node: %+v -> %+v", id, before, after)
 	}
 	wait, err := n.AdmitRead(ReadRequest{Epoch: before.Epoch, Leased: true})
-	servable := (n.Role() == RoleTail || n.Role() == RoleSingle) && !before.Fenced && !before.CatchingUp && !before.Failed
+	servable := (n.Role() == RoleTail || n.Role() == RoleSingle) && !before.Fenced && !before.CatchingUp && !before.Failed &&
+		(n.Role() == RoleSingle || before.AppliedEpoch >= before.Epoch || s.reconfiguredAt[id] != before.Epoch)
 	switch {
 	case servable && (err != nil || wait != before.Applied):
 		s.t.Fatalf("node %d (%s): read refused or waiting for %d with %d applied: %v", id, n.Role(), wait, before.Applied, err)
 	case !servable && err == nil:
 		s.t.Fatalf("node %d (%s): read admitted", id, n.Role())
+	}
+	if err == nil {
+		s.reads = append(s.reads, admittedRead{node: id, epoch: before.Epoch, applied: wait})
 	}
 	if _, err := n.AdmitRead(ReadRequest{Epoch: before.Epoch, Leased: false}); err == nil {
 		s.t.Fatalf("node %d: read admitted without a lease", id)

@@ -2,6 +2,7 @@ package chunkserver
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/catena-io/catena/api"
@@ -22,12 +23,26 @@ func TestCloneRemembersRequests(t *testing.T) {
 	c.reconfigureAll(2, []int{0, 1, 2}, 0, 1, 2) // the snapshot's fence
 	const fork = 8
 	refs := c.chainRefs(0, 1, 2)
+	// The members settle at the head's start of epoch 2 (an empty
+	// update after the write): the probe says at which seq.
+	var settled uint64
+	waitFor(t, "settled", func() bool {
+		resp, err := c.clients[0].CloneReplica(ctxT(t), &api.CloneReplicaRequest{
+			Source: c.handle, SourceEpoch: 2, SourceChain: refs, Handle: fork, Epoch: 3, Chain: refs,
+			ChunkSize: c.size, Probe: true,
+		})
+		settled = resp.GetAppliedSeq()
+		return err == nil
+	})
+	if settled != 2 {
+		t.Fatalf("settled at seq %d, want 2 (the write, then the epoch's start)", settled)
+	}
 	for i := range c.servers {
 		// Settled (every member's node quiescent) after a tick or two.
 		waitFor(t, "clone", func() bool {
 			_, err := c.clients[i].CloneReplica(ctxT(t), &api.CloneReplicaRequest{
 				Source: c.handle, SourceEpoch: 2, SourceChain: refs, Handle: fork, Epoch: 3, Chain: refs,
-				ChunkSize: c.size, AppliedSeq: 1,
+				ChunkSize: c.size, AppliedSeq: settled,
 			})
 			return err == nil
 		})
@@ -42,8 +57,8 @@ func TestCloneRemembersRequests(t *testing.T) {
 		}
 		return resp.GetSeq()
 	}
-	if seq := write(2, 1, "later"); seq != 2 {
-		t.Fatalf("a new write on the fork got seq %d, want 2", seq)
+	if seq := write(2, 1, "later"); seq != settled+1 {
+		t.Fatalf("a new write on the fork got seq %d, want %d", seq, settled+1)
 	}
 	if seq := write(1, 1, "first"); seq != 1 {
 		t.Fatalf("the retry of the source's write got seq %d, want its first seq 1", seq)
@@ -95,4 +110,36 @@ func TestReconfigureBatch(t *testing.T) {
 	if _, err := c.clients[1].ReconfigureBatch(ctxT(t), &api.ReconfigureBatchRequest{Items: items}); rpcerr.Code(err) != api.ErrorCode_INVALID {
 		t.Fatalf("a batch of %d items: %v, want INVALID", len(items), err)
 	}
+}
+
+// TestEpochStartHeldForItsEpoch: a snapshot's fence reaches the head
+// first. Its epoch start (an empty update of the new epoch) reaches the
+// middle node before the middle knows the epoch: held, not dropped, and
+// stepped when the middle installs it, so the tail serves reads at the
+// new epoch without waiting for the head's re-send watchdog. Until the
+// start reached it, the tail serves none.
+func TestEpochStartHeldForItsEpoch(t *testing.T) {
+	c := newTestCluster(t)
+	if _, err := c.write(0, 1, 0, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	c.reconfigureAll(2, []int{0}, 0, 1, 2)
+	mid := c.servers[1].replica(chunkstore.Handle(c.handle))
+	waitFor(t, "the start held at the middle", func() bool {
+		mid.mu.Lock()
+		defer mid.mu.Unlock()
+		return len(mid.early) == 1
+	})
+	c.reconfigureAll(2, []int{2}, 0, 1, 2)
+	if _, err := c.read(2, 0, 5); rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE || !strings.Contains(err.Error(), "not started") {
+		t.Fatalf("tail read before the epoch's start reached it: %v, want UNAVAILABLE, not started", err)
+	}
+	c.reconfigureAll(2, []int{1}, 0, 1, 2)
+	if got := c.servers[1].Metrics().EarlyStepped; got != 1 {
+		t.Fatalf("%d held messages stepped at the middle, want 1", got)
+	}
+	waitFor(t, "tail serves at epoch 2", func() bool {
+		got, err := c.read(2, 0, 5)
+		return err == nil && string(got) == "first"
+	})
 }

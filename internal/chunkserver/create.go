@@ -197,15 +197,22 @@ func (s *Server) createForWrite(h chunkstore.Handle, req *api.WriteRequest) (*re
 }
 
 // createForUpdate creates, at a successor, the replica the first chain
-// update of a chunk finds missing, from the message's ReplicaSpec: the
-// sender must be this server's predecessor in that chain at the message's
-// epoch. nil when it may not (the message is then dropped as before: the
+// update of a chunk (seq 1) finds missing, from the message's
+// ReplicaSpec: the sender must be this server's predecessor in that chain
+// at the message's epoch. nil when it may not (the message is then dropped as before: the
 // predecessor re-sends, and the master repairs a member that lost its
 // replica).
 func (s *Server) createForUpdate(h chunkstore.Handle, m chain.Message, in *api.ReplicaSpec) *replica {
 	sp, err := s.parseSpec(h, in, m.Epoch)
 	if err == nil && (sp.self == 0 || sp.members[sp.self-1] != m.From) {
 		err = errInvalid("chunk %d: update from %d, not this server's predecessor at epoch %d", h, m.From, m.Epoch)
+	}
+	if err == nil && m.Update.Seq != 1 {
+		// Only a new chunk's first update creates: a later one belongs
+		// to a replica with history (a fork's member whose clone has not
+		// landed yet, a member that lost its replica), which an empty
+		// one would pass off as its own at the tail.
+		err = errInvalid("chunk %d: update %d is not a new chunk's first", h, m.Update.Seq)
 	}
 	var r *replica
 	if err == nil {

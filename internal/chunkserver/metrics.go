@@ -24,6 +24,9 @@ type Metrics struct {
 	// CreatedByUpdate: replicas created at a successor by the first chain
 	// update it received (ChainMessage.create).
 	CreatedByUpdate uint64
+	// EarlyStepped: chain messages of an epoch a replica had not yet
+	// installed, held and stepped once it did (holdEarlyLocked).
+	EarlyStepped uint64
 	// Activated: cold replicas made active (cold.go); MadeCold: active
 	// replicas made cold. Active: replicas active now.
 	Activated, MadeCold uint64
@@ -48,6 +51,7 @@ type metrics struct {
 	clones             atomic.Uint64
 	createdByWrite     atomic.Uint64
 	createdByUpdate    atomic.Uint64
+	earlyStepped       atomic.Uint64
 	activated          atomic.Uint64
 	madeCold           atomic.Uint64
 	reportPages        atomic.Uint64
@@ -148,6 +152,7 @@ func (s *Server) Metrics() Metrics {
 		Clones:             s.metrics.clones.Load(),
 		CreatedByWrite:     s.metrics.createdByWrite.Load(),
 		CreatedByUpdate:    s.metrics.createdByUpdate.Load(),
+		EarlyStepped:       s.metrics.earlyStepped.Load(),
 		Activated:          s.metrics.activated.Load(),
 		MadeCold:           s.metrics.madeCold.Load(),
 		Active:             active,

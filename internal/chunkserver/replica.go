@@ -1,6 +1,7 @@
 package chunkserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,9 @@ type replica struct {
 	// relayGap: an update from the predecessor was dropped for want of
 	// chain memory, and none in order taken since (chainmem.go).
 	relayGap bool
+	// early: chain messages without data from an epoch the node has not
+	// installed yet, stepped once it does (holdEarlyLocked).
+	early []chain.Message
 	// held is the node's retained update bytes as charged to the
 	// server's chain memory (chargeLocked).
 	held int64
@@ -174,6 +178,9 @@ func (r *replica) processReadyLocked() {
 	}
 	var last *chain.Update
 	for i, u := range rd.Apply {
+		if DebugApply && u.Kind == chain.KindWrite && len(u.Data) >= 8 {
+			r.s.log.Debug("DBGAPPLY", "handle", uint64(r.handle), "epoch", u.Epoch, "seq", u.Seq, "client", u.Req.Client, "req", u.Req.Seq, "off", u.Offset, "val", fmt.Sprintf("%#x", binary.LittleEndian.Uint64(u.Data)), "head", r.node.IsHead(), "cfg", r.node.Config().Epoch)
+		}
 		if r.failed == nil {
 			if err := r.applyLocked(u); err != nil {
 				r.failLocked(err)
@@ -376,6 +383,52 @@ func (r *replica) epochWaitLocked() <-chan struct{} {
 }
 
 // reconfiguredLocked wakes what waits for the node's configuration.
+// maxEarly bounds the messages a replica holds for an epoch it has not
+// installed yet.
+const maxEarly = 8
+
+// holdEarlyLocked keeps m, which the node refused with err, when it is of
+// a later epoch than the node's and carries no data: the master pushes a
+// new configuration to every member at once, so a head that installed it
+// first sends its epoch start (chain package) before its successor knows
+// the epoch. Held, it is stepped as soon as the successor installs the
+// epoch (stepEarlyLocked) instead of when the head's re-send watchdog
+// fires, and the successor serves reads a tick sooner. Updates with data
+// are left to the watchdog (no memory held for them here).
+func (r *replica) holdEarlyLocked(m chain.Message, err error) bool {
+	if !errors.Is(err, chain.ErrStaleEpoch) || m.Epoch <= r.node.Config().Epoch || len(m.Update.Data) > 0 || len(r.early) >= maxEarly {
+		return false
+	}
+	for _, h := range r.early {
+		if h.Type == m.Type && h.From == m.From && h.Epoch == m.Epoch && h.Seq == m.Seq && h.Update.Seq == m.Update.Seq {
+			return true // a re-send of one held
+		}
+	}
+	r.early = append(r.early, m)
+	return true
+}
+
+// stepEarlyLocked steps the held messages of the node's epoch, keeps
+// those of later ones and drops the rest.
+func (r *replica) stepEarlyLocked() {
+	if len(r.early) == 0 {
+		return
+	}
+	epoch := r.node.Config().Epoch
+	held := r.early
+	r.early = nil
+	for _, m := range held {
+		switch {
+		case m.Epoch == epoch:
+			if err := r.node.Step(m); err == nil {
+				r.s.metrics.earlyStepped.Add(1)
+			}
+		case m.Epoch > epoch:
+			r.early = append(r.early, m)
+		}
+	}
+}
+
 func (r *replica) reconfiguredLocked() {
 	if r.epochCh != nil {
 		close(r.epochCh)
@@ -446,3 +499,6 @@ func (r *replica) corruptLocked(err error) {
 	r.s.reportError(r.handle, r.node.Config().Epoch, err)
 	r.s.inv.noteChanged(r.handle) // its bad blocks, in the next report
 }
+
+// DebugApply: temporary diagnostic.
+var DebugApply = true

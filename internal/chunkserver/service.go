@@ -370,6 +370,7 @@ func (s *Server) reconfigureNoSync(r *replica, epoch uint64, members []chain.Nod
 		return false, err
 	}
 	r.store.SetConfig(epoch, ids)
+	r.stepEarlyLocked()
 	r.reconfiguredLocked()
 	if wasFenced && !r.node.Fenced() {
 		r.logger().Info("fence lifted", "epoch", epoch, "role", r.node.Role())
@@ -431,7 +432,9 @@ func (s *Server) dispatch(in *api.ChainMessage) {
 		return
 	}
 	if err := r.node.Step(m); err != nil {
-		if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) || errors.Is(err, chain.ErrFenced) {
+		if r.holdEarlyLocked(m, err) {
+			r.logger().Debug("chain message held for its epoch", "from", uint64(m.From), "epoch", m.Epoch)
+		} else if errors.Is(err, chain.ErrStaleEpoch) || errors.Is(err, chain.ErrNotMember) || errors.Is(err, chain.ErrFenced) {
 			r.logger().Debug("chain message dropped", "from", uint64(m.From), "epoch", m.Epoch, "err", err)
 		} else {
 			r.logger().Warn("chain message rejected", "from", uint64(m.From), "err", err)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/internal/chunkstore"
@@ -87,25 +88,39 @@ func (c *Cluster) CheckReplicas(ctx context.Context) error {
 	// the replicas shows the replicas a step ahead of the map read; such
 	// a check is taken again on a fresh map (a replica ahead of the
 	// master's committed epoch can only be that: masters push a new
-	// epoch after committing it).
+	// epoch after committing it). Members at different sequence numbers
+	// are checked again a little later too: the head's start of a new
+	// epoch (an empty update, chain package) may still be on its way.
 	var err error
 	for range checkAttempts {
-		var ahead bool
-		ahead, err = c.checkReplicasOnce(ctx)
-		if err == nil || !ahead {
+		var transient bool
+		transient, err = c.checkReplicasOnce(ctx)
+		if err == nil || !transient {
 			return err
+		}
+		t := time.NewTimer(checkRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
 	return err
 }
 
-// checkAttempts bounds how often CheckReplicas re-reads the master's map
-// after finding replicas ahead of it.
-const checkAttempts = 5
+// checkAttempts bounds how often CheckReplicas checks again after finding
+// replicas ahead of the master's map or members at different sequence
+// numbers, checkRetry apart.
+const (
+	checkAttempts = 20
+	checkRetry    = 100 * time.Millisecond
+)
 
-// checkReplicasOnce is one pass of CheckReplicas; ahead reports whether a
-// replica's epoch was ahead of the master's map.
-func (c *Cluster) checkReplicasOnce(ctx context.Context) (ahead bool, err error) {
+// checkReplicasOnce is one pass of CheckReplicas; transient reports
+// whether a replica's epoch was ahead of the master's map or members
+// differed in their applied sequence numbers.
+func (c *Cluster) checkReplicasOnce(ctx context.Context) (transient bool, err error) {
 	chunks, err := c.chunks(ctx)
 	if err != nil {
 		return false, err
@@ -134,7 +149,7 @@ func (c *Cluster) checkReplicasOnce(ctx context.Context) (ahead bool, err error)
 		}
 		ref := chunks[h]
 		ps, a := checkChunk(ref, storeOf)
-		ahead = ahead || a
+		transient = transient || a
 		for _, p := range ps {
 			problems = append(problems, fmt.Sprintf("chunk %d (%s index %d): %s", h, ref.file, ref.info.GetIndex(), p))
 		}
@@ -146,7 +161,7 @@ func (c *Cluster) checkReplicasOnce(ctx context.Context) (ahead bool, err error)
 	if n > maxProblems {
 		problems = append(problems[:maxProblems], fmt.Sprintf("... and %d more", n-maxProblems))
 	}
-	return ahead, fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
+	return transient, fmt.Errorf("%w: %d problems:\n  %s", ErrReplicasDiffer, n, strings.Join(problems, "\n  "))
 }
 
 // checkLostEverywhere compares, block by block, a piece some replica could
@@ -191,8 +206,9 @@ type member struct {
 }
 
 // checkChunk compares the replicas of one chunk on its chain members;
-// ahead reports a replica at a later epoch than the master's map.
-func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (problems []string, ahead bool) {
+// transient reports a replica at a later epoch than the master's map, or
+// members at different applied sequence numbers (an update on its way).
+func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (problems []string, transient bool) {
 	var ms []member
 	for _, s := range ref.info.GetChain() {
 		st, err := storeOf(s.GetId())
@@ -208,21 +224,22 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (
 		m := r.Meta()
 		if m.Epoch != ref.info.GetEpoch() {
 			problems = append(problems, fmt.Sprintf("server %d: replica epoch %d, master epoch %d", s.GetId(), m.Epoch, ref.info.GetEpoch()))
-			ahead = ahead || m.Epoch > ref.info.GetEpoch()
+			transient = transient || m.Epoch > ref.info.GetEpoch()
 		}
 		ms = append(ms, member{id: s.GetId(), r: r, m: m})
 	}
 	if len(ms) < 2 {
-		return problems, ahead
+		return problems, transient
 	}
 	first := ms[0]
 	for _, o := range ms[1:] {
 		if o.m.AppliedSeq != first.m.AppliedSeq {
 			problems = append(problems, fmt.Sprintf("applied seq %d on server %d, %d on server %d", first.m.AppliedSeq, first.id, o.m.AppliedSeq, o.id))
+			transient = true
 		}
 		if o.m.ChunkSize != first.m.ChunkSize {
 			problems = append(problems, fmt.Sprintf("chunk size %d on server %d, %d on server %d", first.m.ChunkSize, first.id, o.m.ChunkSize, o.id))
-			return problems, ahead
+			return problems, transient
 		}
 	}
 	bufs := make([][]byte, len(ms))
@@ -237,7 +254,7 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (
 			if _, err := m.r.ReadAt(bufs[i][:n], off); err != nil {
 				if !errors.Is(err, chunkstore.ErrCorrupt) {
 					problems = append(problems, fmt.Sprintf("server %d: read at %d: %v", m.id, off, err))
-					return problems, ahead
+					return problems, transient
 				}
 				corrupt = append(corrupt, m.id)
 			}
@@ -247,7 +264,7 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (
 			// served) are consistent; lost on some only is not.
 			if p := checkLostEverywhere(off, n, ms); p != "" {
 				problems = append(problems, p)
-				return problems, ahead
+				return problems, transient
 			}
 			continue
 		}
@@ -260,11 +277,11 @@ func checkChunk(ref chunkRef, storeOf func(uint64) (*chunkstore.Store, error)) (
 				problems = append(problems, fmt.Sprintf("bytes differ at offset %d between server %d and server %d (page at %d starts %x / %x; applied %d/%d, %d/%d)",
 					off+int64(at), first.id, ms[i].id, off+int64(pg), bufs[0][pg:pg+8], bufs[i][pg:pg+8],
 					first.m.AppliedEpoch, first.m.AppliedSeq, ms[i].m.AppliedEpoch, ms[i].m.AppliedSeq))
-				return problems, ahead
+				return problems, transient
 			}
 		}
 	}
-	return problems, ahead
+	return problems, transient
 }
 
 func firstDiff(a, b []byte) int {
