@@ -1,7 +1,6 @@
 package chunkserver
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -178,9 +177,6 @@ func (r *replica) processReadyLocked() {
 	}
 	var last *chain.Update
 	for i, u := range rd.Apply {
-		if DebugApply && u.Kind == chain.KindWrite && len(u.Data) >= 8 {
-			r.s.log.Debug("DBGAPPLY", "handle", uint64(r.handle), "epoch", u.Epoch, "seq", u.Seq, "client", u.Req.Client, "req", u.Req.Seq, "off", u.Offset, "val", fmt.Sprintf("%#x", binary.LittleEndian.Uint64(u.Data)), "head", r.node.IsHead(), "cfg", r.node.Config().Epoch)
-		}
 		if r.failed == nil {
 			if err := r.applyLocked(u); err != nil {
 				r.failLocked(err)
@@ -499,6 +495,3 @@ func (r *replica) corruptLocked(err error) {
 	r.s.reportError(r.handle, r.node.Config().Epoch, err)
 	r.s.inv.noteChanged(r.handle) // its bad blocks, in the next report
 }
-
-// DebugApply: temporary diagnostic.
-var DebugApply = true
