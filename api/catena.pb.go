@@ -5530,6 +5530,102 @@ func (*ChainMessage_Update) isChainMessage_Msg() {}
 
 func (*ChainMessage_Ack) isChainMessage_Msg() {}
 
+type ConcatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dst           string                 `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
+	Srcs          []string               `protobuf:"bytes,2,rep,name=srcs,proto3" json:"srcs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConcatRequest) Reset() {
+	*x = ConcatRequest{}
+	mi := &file_catena_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConcatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConcatRequest) ProtoMessage() {}
+
+func (x *ConcatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConcatRequest.ProtoReflect.Descriptor instead.
+func (*ConcatRequest) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ConcatRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *ConcatRequest) GetSrcs() []string {
+	if x != nil {
+		return x.Srcs
+	}
+	return nil
+}
+
+type ConcatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *FileInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConcatResponse) Reset() {
+	*x = ConcatResponse{}
+	mi := &file_catena_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConcatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConcatResponse) ProtoMessage() {}
+
+func (x *ConcatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catena_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConcatResponse.ProtoReflect.Descriptor instead.
+func (*ConcatResponse) Descriptor() ([]byte, []int) {
+	return file_catena_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ConcatResponse) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
 var File_catena_proto protoreflect.FileDescriptor
 
 const file_catena_proto_rawDesc = "" +
@@ -5959,7 +6055,12 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg*\xe4\x02\n" +
+	"\x03msg\"5\n" +
+	"\rConcatRequest\x12\x10\n" +
+	"\x03dst\x18\x01 \x01(\tR\x03dst\x12\x12\n" +
+	"\x04srcs\x18\x02 \x03(\tR\x04srcs\"9\n" +
+	"\x0eConcatResponse\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info*\xe4\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -6005,7 +6106,8 @@ const file_catena_proto_rawDesc = "" +
 	"UpdateKind\x12\x1b\n" +
 	"\x17UPDATE_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05WRITE\x10\x01\x12\b\n" +
-	"\x04ZERO\x10\x022\xfa\t\n" +
+	"\x04ZERO\x10\x022\xb9\n" +
+	"\n" +
 	"\x06Master\x12:\n" +
 	"\x05Mkdir\x12\x17.catena.v1.MkdirRequest\x1a\x18.catena.v1.MkdirResponse\x12=\n" +
 	"\x06Create\x12\x18.catena.v1.CreateRequest\x1a\x19.catena.v1.CreateResponse\x12=\n" +
@@ -6024,7 +6126,8 @@ const file_catena_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1a.catena.v1.SnapshotRequest\x1a\x1b.catena.v1.SnapshotResponse\x12R\n" +
 	"\rListSnapshots\x12\x1f.catena.v1.ListSnapshotsRequest\x1a .catena.v1.ListSnapshotsResponse\x12U\n" +
 	"\x0eRemoveSnapshot\x12 .catena.v1.RemoveSnapshotRequest\x1a!.catena.v1.RemoveSnapshotResponse\x12:\n" +
-	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse2\xbc\x06\n" +
+	"\x05Clone\x12\x17.catena.v1.CloneRequest\x1a\x18.catena.v1.CloneResponse\x12=\n" +
+	"\x06Concat\x12\x18.catena.v1.ConcatRequest\x1a\x19.catena.v1.ConcatResponse2\xbc\x06\n" +
 	"\vChunkserver\x12:\n" +
 	"\x05Write\x12\x17.catena.v1.WriteRequest\x1a\x18.catena.v1.WriteResponse\x127\n" +
 	"\x04Read\x12\x16.catena.v1.ReadRequest\x1a\x17.catena.v1.ReadResponse\x12R\n" +
@@ -6051,7 +6154,7 @@ func file_catena_proto_rawDescGZIP() []byte {
 }
 
 var file_catena_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_catena_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_catena_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: catena.v1.ErrorCode
 	(FileType)(0),                    // 1: catena.v1.FileType
@@ -6135,8 +6238,10 @@ var file_catena_proto_goTypes = []any{
 	(*Update)(nil),                   // 79: catena.v1.Update
 	(*Ack)(nil),                      // 80: catena.v1.Ack
 	(*ChainMessage)(nil),             // 81: catena.v1.ChainMessage
-	nil,                              // 82: catena.v1.RegisterRequest.LabelsEntry
-	nil,                              // 83: catena.v1.ChunkserverStatus.LabelsEntry
+	(*ConcatRequest)(nil),            // 82: catena.v1.ConcatRequest
+	(*ConcatResponse)(nil),           // 83: catena.v1.ConcatResponse
+	nil,                              // 84: catena.v1.RegisterRequest.LabelsEntry
+	nil,                              // 85: catena.v1.ChunkserverStatus.LabelsEntry
 }
 var file_catena_proto_depIdxs = []int32{
 	1,  // 0: catena.v1.FileInfo.type:type_name -> catena.v1.FileType
@@ -6153,7 +6258,7 @@ var file_catena_proto_depIdxs = []int32{
 	5,  // 11: catena.v1.GetChunksResponse.info:type_name -> catena.v1.FileInfo
 	7,  // 12: catena.v1.GetChunksResponse.chunks:type_name -> catena.v1.ChunkInfo
 	7,  // 13: catena.v1.AllocateChunkResponse.chunk:type_name -> catena.v1.ChunkInfo
-	82, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
+	84, // 14: catena.v1.RegisterRequest.labels:type_name -> catena.v1.RegisterRequest.LabelsEntry
 	10, // 15: catena.v1.RegisterResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	33, // 16: catena.v1.HeartbeatRequest.replicas:type_name -> catena.v1.ReplicaInfo
 	35, // 17: catena.v1.HeartbeatRequest.io:type_name -> catena.v1.IOCounters
@@ -6162,7 +6267,7 @@ var file_catena_proto_depIdxs = []int32{
 	37, // 20: catena.v1.HeartbeatResponse.fenced:type_name -> catena.v1.FencedReplica
 	10, // 21: catena.v1.HeartbeatResponse.capability_keys:type_name -> catena.v1.CapabilityKey
 	3,  // 22: catena.v1.ReportReplicaRequest.problem:type_name -> catena.v1.ReplicaProblem
-	83, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
+	85, // 23: catena.v1.ChunkserverStatus.labels:type_name -> catena.v1.ChunkserverStatus.LabelsEntry
 	35, // 24: catena.v1.ChunkserverStatus.io:type_name -> catena.v1.IOCounters
 	44, // 25: catena.v1.ChunkStats.problems:type_name -> catena.v1.ChunkProblem
 	41, // 26: catena.v1.StatusResponse.masters:type_name -> catena.v1.MasterStatus
@@ -6194,69 +6299,72 @@ var file_catena_proto_depIdxs = []int32{
 	79, // 52: catena.v1.ChainMessage.update:type_name -> catena.v1.Update
 	80, // 53: catena.v1.ChainMessage.ack:type_name -> catena.v1.Ack
 	73, // 54: catena.v1.ChainMessage.create:type_name -> catena.v1.ReplicaSpec
-	11, // 55: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
-	13, // 56: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
-	15, // 57: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
-	17, // 58: catena.v1.Master.List:input_type -> catena.v1.ListRequest
-	19, // 59: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
-	21, // 60: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
-	23, // 61: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
-	27, // 62: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
-	29, // 63: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
-	31, // 64: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
-	34, // 65: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
-	40, // 66: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
-	38, // 67: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
-	25, // 68: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
-	46, // 69: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
-	48, // 70: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
-	50, // 71: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
-	52, // 72: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
-	72, // 73: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
-	75, // 74: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
-	77, // 75: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
-	81, // 76: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
-	58, // 77: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
-	63, // 78: catena.v1.Chunkserver.ReconfigureBatch:input_type -> catena.v1.ReconfigureBatchRequest
-	60, // 79: catena.v1.Chunkserver.ReplicaSpace:input_type -> catena.v1.ReplicaSpaceRequest
-	66, // 80: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
-	68, // 81: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
-	56, // 82: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
-	54, // 83: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
-	12, // 84: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
-	14, // 85: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
-	16, // 86: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
-	18, // 87: catena.v1.Master.List:output_type -> catena.v1.ListResponse
-	20, // 88: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
-	22, // 89: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
-	24, // 90: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
-	28, // 91: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
-	30, // 92: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
-	32, // 93: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
-	36, // 94: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
-	45, // 95: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
-	39, // 96: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
-	26, // 97: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
-	47, // 98: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
-	49, // 99: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
-	51, // 100: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
-	53, // 101: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
-	74, // 102: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
-	76, // 103: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
-	78, // 104: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
-	81, // 105: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
-	59, // 106: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
-	64, // 107: catena.v1.Chunkserver.ReconfigureBatch:output_type -> catena.v1.ReconfigureBatchResponse
-	61, // 108: catena.v1.Chunkserver.ReplicaSpace:output_type -> catena.v1.ReplicaSpaceResponse
-	67, // 109: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
-	70, // 110: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
-	57, // 111: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
-	55, // 112: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
-	84, // [84:113] is the sub-list for method output_type
-	55, // [55:84] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	5,  // 55: catena.v1.ConcatResponse.info:type_name -> catena.v1.FileInfo
+	11, // 56: catena.v1.Master.Mkdir:input_type -> catena.v1.MkdirRequest
+	13, // 57: catena.v1.Master.Create:input_type -> catena.v1.CreateRequest
+	15, // 58: catena.v1.Master.Lookup:input_type -> catena.v1.LookupRequest
+	17, // 59: catena.v1.Master.List:input_type -> catena.v1.ListRequest
+	19, // 60: catena.v1.Master.Rename:input_type -> catena.v1.RenameRequest
+	21, // 61: catena.v1.Master.Remove:input_type -> catena.v1.RemoveRequest
+	23, // 62: catena.v1.Master.SetSize:input_type -> catena.v1.SetSizeRequest
+	27, // 63: catena.v1.Master.GetChunks:input_type -> catena.v1.GetChunksRequest
+	29, // 64: catena.v1.Master.AllocateChunk:input_type -> catena.v1.AllocateChunkRequest
+	31, // 65: catena.v1.Master.Register:input_type -> catena.v1.RegisterRequest
+	34, // 66: catena.v1.Master.Heartbeat:input_type -> catena.v1.HeartbeatRequest
+	40, // 67: catena.v1.Master.Status:input_type -> catena.v1.StatusRequest
+	38, // 68: catena.v1.Master.ReportReplica:input_type -> catena.v1.ReportReplicaRequest
+	25, // 69: catena.v1.Master.SetReplication:input_type -> catena.v1.SetReplicationRequest
+	46, // 70: catena.v1.Master.Snapshot:input_type -> catena.v1.SnapshotRequest
+	48, // 71: catena.v1.Master.ListSnapshots:input_type -> catena.v1.ListSnapshotsRequest
+	50, // 72: catena.v1.Master.RemoveSnapshot:input_type -> catena.v1.RemoveSnapshotRequest
+	52, // 73: catena.v1.Master.Clone:input_type -> catena.v1.CloneRequest
+	82, // 74: catena.v1.Master.Concat:input_type -> catena.v1.ConcatRequest
+	72, // 75: catena.v1.Chunkserver.Write:input_type -> catena.v1.WriteRequest
+	75, // 76: catena.v1.Chunkserver.Read:input_type -> catena.v1.ReadRequest
+	77, // 77: catena.v1.Chunkserver.CreateReplica:input_type -> catena.v1.CreateReplicaRequest
+	81, // 78: catena.v1.Chunkserver.Chain:input_type -> catena.v1.ChainMessage
+	58, // 79: catena.v1.Chunkserver.Reconfigure:input_type -> catena.v1.ReconfigureRequest
+	63, // 80: catena.v1.Chunkserver.ReconfigureBatch:input_type -> catena.v1.ReconfigureBatchRequest
+	60, // 81: catena.v1.Chunkserver.ReplicaSpace:input_type -> catena.v1.ReplicaSpaceRequest
+	66, // 82: catena.v1.Chunkserver.Replicate:input_type -> catena.v1.ReplicateRequest
+	68, // 83: catena.v1.Chunkserver.Fetch:input_type -> catena.v1.FetchRequest
+	56, // 84: catena.v1.Chunkserver.RestoreBlocks:input_type -> catena.v1.RestoreBlocksRequest
+	54, // 85: catena.v1.Chunkserver.CloneReplica:input_type -> catena.v1.CloneReplicaRequest
+	12, // 86: catena.v1.Master.Mkdir:output_type -> catena.v1.MkdirResponse
+	14, // 87: catena.v1.Master.Create:output_type -> catena.v1.CreateResponse
+	16, // 88: catena.v1.Master.Lookup:output_type -> catena.v1.LookupResponse
+	18, // 89: catena.v1.Master.List:output_type -> catena.v1.ListResponse
+	20, // 90: catena.v1.Master.Rename:output_type -> catena.v1.RenameResponse
+	22, // 91: catena.v1.Master.Remove:output_type -> catena.v1.RemoveResponse
+	24, // 92: catena.v1.Master.SetSize:output_type -> catena.v1.SetSizeResponse
+	28, // 93: catena.v1.Master.GetChunks:output_type -> catena.v1.GetChunksResponse
+	30, // 94: catena.v1.Master.AllocateChunk:output_type -> catena.v1.AllocateChunkResponse
+	32, // 95: catena.v1.Master.Register:output_type -> catena.v1.RegisterResponse
+	36, // 96: catena.v1.Master.Heartbeat:output_type -> catena.v1.HeartbeatResponse
+	45, // 97: catena.v1.Master.Status:output_type -> catena.v1.StatusResponse
+	39, // 98: catena.v1.Master.ReportReplica:output_type -> catena.v1.ReportReplicaResponse
+	26, // 99: catena.v1.Master.SetReplication:output_type -> catena.v1.SetReplicationResponse
+	47, // 100: catena.v1.Master.Snapshot:output_type -> catena.v1.SnapshotResponse
+	49, // 101: catena.v1.Master.ListSnapshots:output_type -> catena.v1.ListSnapshotsResponse
+	51, // 102: catena.v1.Master.RemoveSnapshot:output_type -> catena.v1.RemoveSnapshotResponse
+	53, // 103: catena.v1.Master.Clone:output_type -> catena.v1.CloneResponse
+	83, // 104: catena.v1.Master.Concat:output_type -> catena.v1.ConcatResponse
+	74, // 105: catena.v1.Chunkserver.Write:output_type -> catena.v1.WriteResponse
+	76, // 106: catena.v1.Chunkserver.Read:output_type -> catena.v1.ReadResponse
+	78, // 107: catena.v1.Chunkserver.CreateReplica:output_type -> catena.v1.CreateReplicaResponse
+	81, // 108: catena.v1.Chunkserver.Chain:output_type -> catena.v1.ChainMessage
+	59, // 109: catena.v1.Chunkserver.Reconfigure:output_type -> catena.v1.ReconfigureResponse
+	64, // 110: catena.v1.Chunkserver.ReconfigureBatch:output_type -> catena.v1.ReconfigureBatchResponse
+	61, // 111: catena.v1.Chunkserver.ReplicaSpace:output_type -> catena.v1.ReplicaSpaceResponse
+	67, // 112: catena.v1.Chunkserver.Replicate:output_type -> catena.v1.ReplicateResponse
+	70, // 113: catena.v1.Chunkserver.Fetch:output_type -> catena.v1.FetchResponse
+	57, // 114: catena.v1.Chunkserver.RestoreBlocks:output_type -> catena.v1.RestoreBlocksResponse
+	55, // 115: catena.v1.Chunkserver.CloneReplica:output_type -> catena.v1.CloneReplicaResponse
+	86, // [86:116] is the sub-list for method output_type
+	56, // [56:86] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_catena_proto_init() }
@@ -6274,7 +6382,7 @@ func file_catena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catena_proto_rawDesc), len(file_catena_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   79,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -42,6 +42,7 @@ const (
 	Master_ListSnapshots_FullMethodName  = "/catena.v1.Master/ListSnapshots"
 	Master_RemoveSnapshot_FullMethodName = "/catena.v1.Master/RemoveSnapshot"
 	Master_Clone_FullMethodName          = "/catena.v1.Master/Clone"
+	Master_Concat_FullMethodName         = "/catena.v1.Master/Concat"
 )
 
 // MasterClient is the client API for Master service.
@@ -81,6 +82,14 @@ type MasterClient interface {
 	// Clone makes dst a writable copy of the file or tree at src sharing
 	// every chunk (catena cp): no data is copied.
 	Clone(ctx context.Context, in *CloneRequest, opts ...grpc.CallOption) (*CloneResponse, error)
+	// Concat appends the files srcs, in order, to the file dst by moving
+	// their chunks (no data is copied) and removes srcs, in one metadata
+	// command. Every file must have dst's chunk size and replication, dst
+	// and every source but the last a size that is a multiple of it;
+	// otherwise INVALID and nothing changes. The caller needs write
+	// permission on dst and on the directories of dst and of every source,
+	// and read permission on every source.
+	Concat(ctx context.Context, in *ConcatRequest, opts ...grpc.CallOption) (*ConcatResponse, error)
 }
 
 type masterClient struct {
@@ -271,6 +280,16 @@ func (c *masterClient) Clone(ctx context.Context, in *CloneRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *masterClient) Concat(ctx context.Context, in *ConcatRequest, opts ...grpc.CallOption) (*ConcatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConcatResponse)
+	err := c.cc.Invoke(ctx, Master_Concat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MasterServer is the server API for Master service.
 // All implementations must embed UnimplementedMasterServer
 // for forward compatibility.
@@ -308,6 +327,14 @@ type MasterServer interface {
 	// Clone makes dst a writable copy of the file or tree at src sharing
 	// every chunk (catena cp): no data is copied.
 	Clone(context.Context, *CloneRequest) (*CloneResponse, error)
+	// Concat appends the files srcs, in order, to the file dst by moving
+	// their chunks (no data is copied) and removes srcs, in one metadata
+	// command. Every file must have dst's chunk size and replication, dst
+	// and every source but the last a size that is a multiple of it;
+	// otherwise INVALID and nothing changes. The caller needs write
+	// permission on dst and on the directories of dst and of every source,
+	// and read permission on every source.
+	Concat(context.Context, *ConcatRequest) (*ConcatResponse, error)
 	mustEmbedUnimplementedMasterServer()
 }
 
@@ -371,6 +398,9 @@ func (UnimplementedMasterServer) RemoveSnapshot(context.Context, *RemoveSnapshot
 }
 func (UnimplementedMasterServer) Clone(context.Context, *CloneRequest) (*CloneResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Clone not implemented")
+}
+func (UnimplementedMasterServer) Concat(context.Context, *ConcatRequest) (*ConcatResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Concat not implemented")
 }
 func (UnimplementedMasterServer) mustEmbedUnimplementedMasterServer() {}
 func (UnimplementedMasterServer) testEmbeddedByValue()                {}
@@ -717,6 +747,24 @@ func _Master_Clone_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Master_Concat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConcatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MasterServer).Concat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Master_Concat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MasterServer).Concat(ctx, req.(*ConcatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Master_ServiceDesc is the grpc.ServiceDesc for Master service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -795,6 +843,10 @@ var Master_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Clone",
 			Handler:    _Master_Clone_Handler,
+		},
+		{
+			MethodName: "Concat",
+			Handler:    _Master_Concat_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

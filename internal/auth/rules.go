@@ -42,6 +42,7 @@ var Rules = map[string][]Role{
 	api.Master_ListSnapshots_FullMethodName:  readers,
 	api.Master_RemoveSnapshot_FullMethodName: users,
 	api.Master_Clone_FullMethodName:          users,
+	api.Master_Concat_FullMethodName:         users,
 	// Chunkservers report to the master.
 	api.Master_Register_FullMethodName:      servers,
 	api.Master_Heartbeat_FullMethodName:     servers,

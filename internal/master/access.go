@@ -209,6 +209,8 @@ func checksFor(method string, req any) []meta.Check {
 		return []meta.Check{{Op: meta.CheckOpReadTree, Path: r.Src}, entryPath(r.Dst, false)}
 	case api.Master_GetChunks_FullMethodName:
 		return []meta.Check{open(req.(*api.GetChunksRequest).Inode)}
+	case api.Master_Concat_FullMethodName:
+		return concatChecks(req.(*api.ConcatRequest))
 
 	// The namespace by inode (the FUSE mount).
 	case api.FS_Getattr_FullMethodName, api.FS_Readlink_FullMethodName:

@@ -85,6 +85,8 @@ func (s *State) apply(c Command) Result {
 		return s.setDraining(c)
 	case RemoveServer:
 		return s.removeServer(c)
+	case Concat:
+		return s.concat(c)
 	default:
 		if r, ok := s.applyHA(c); ok {
 			return r

@@ -167,6 +167,8 @@ func Decode(b []byte) (Command, error) {
 		c, err = decodeAs[SetDraining](env.Cmd)
 	case "removeserver":
 		c, err = decodeAs[RemoveServer](env.Cmd)
+	case "concat":
+		c, err = decodeAs[Concat](env.Cmd)
 	default:
 		var ok bool
 		if c, ok, err = decodeVolume(env.Type, env.Cmd); !ok {

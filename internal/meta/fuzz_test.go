@@ -33,6 +33,8 @@ func FuzzDecode(f *testing.F) {
 		SetWriter{Volume: "v", Session: "", Prev: "s", Time: 6},
 		PromoteOverlay{Volume: "v", Name: "a", Time: 7},
 		DetachOverlay{Volume: "v", Name: "a", Time: 8},
+		Concat{Dst: "/a/f", Srcs: []string{"/a/g", "/a/h"}, Time: 9},
+		As{User: User{UID: 1, GID: 1}, Checks: []Check{{Op: CheckOpEntryPath, Path: "/a/g", Remove: true}}, Cmd: Concat{Dst: "/a/f", Srcs: []string{"/a/g"}}},
 	} {
 		b, _ := Encode(c)
 		f.Add(b)
