@@ -25,11 +25,13 @@ import (
 // Multipart uploads. Upload U of bucket B is the directory
 // B/.s3-uploads/mp-U holding "info" (the key, its metadata, when it
 // began) and one file per part, "part-NNNNN", with the part's MD5 in
-// metaXattr. Complete assembles the parts into one temporary file by
-// reading and writing them inside the cluster (the client library has
-// no call that makes one file of another's chunks), then commits it
-// like a PUT and removes the upload. An upload whose directory has not
-// changed for MultipartExpiry is removed by the sweeper.
+// metaXattr. Each part file's chunk size is the smallest power of two
+// that holds the part (partChunkSize). Complete assembles the parts
+// into one temporary file, by moving their chunks into it (Concat, when
+// every part but the last fills its chunks: concat.go), else by reading
+// and writing them inside the cluster, then commits it like a PUT and
+// removes the upload. An upload whose directory has not changed for
+// MultipartExpiry is removed by the sweeper.
 
 // maxParts is S3's highest part number.
 const maxParts = 10000
@@ -165,7 +167,7 @@ func (s *Server) uploadPart(rq *request) error {
 		return err
 	}
 	dir := s.uploadPath(rq.bucket, id)
-	st, err := s.stage(ctx, rq.bucket, dir, rq.body, length)
+	st, err := s.stage(ctx, rq.bucket, dir, rq.body, length, partChunkSize(length))
 	if err != nil {
 		if errors.Is(err, client.ErrNotFound) {
 			return ErrNoSuchUpload // aborted meanwhile
@@ -247,7 +249,7 @@ func (s *Server) uploadPartCopy(rq *request) error {
 	dir := s.uploadPath(rq.bucket, id)
 	body := &partsReader{s: s, ctx: ctx, parts: []part{{size: end - start + 1}}, f: sf, off: 0}
 	body.base = start
-	st, err := s.stage(ctx, rq.bucket, dir, body, end-start+1)
+	st, err := s.stage(ctx, rq.bucket, dir, body, end-start+1, partChunkSize(end-start+1))
 	if err != nil {
 		if errors.Is(err, client.ErrNotFound) {
 			return ErrNoSuchUpload
@@ -269,10 +271,11 @@ func (s *Server) uploadPartCopy(rq *request) error {
 
 // part is an uploaded part.
 type part struct {
-	number int
-	etag   string
-	size   int64
-	mtime  time.Time
+	number    int
+	etag      string
+	size      int64
+	chunkSize int64 // its file's
+	mtime     time.Time
 }
 
 // parts lists the parts of upload id of bucket b, by number.
@@ -305,7 +308,7 @@ func (s *Server) parts(ctx context.Context, b, id string) ([]part, error) {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, fmt.Errorf("s3: upload %s %s: %w", id, e.Name, err)
 		}
-		out = append(out, part{number: n, etag: m.ETag, size: e.Size, mtime: e.ModTime})
+		out = append(out, part{number: n, etag: m.ETag, size: e.Size, chunkSize: e.ChunkSize, mtime: e.ModTime})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
 	return out, nil
@@ -416,15 +419,40 @@ func (s *Server) completeUpload(rq *request) error {
 	return nil
 }
 
-// assemble copies the parts into one temporary file, commits it as key
-// k and removes the upload.
+// assemble makes one temporary file of the parts, by moving their
+// chunks when they allow it (concat.go), else by copying their data;
+// commits it as key k and removes the upload.
 func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag string, headers map[string]string) (*object, error) {
 	dir := s.uploadPath(b, id)
 	dfi, err := s.c.Stat(ctx, dir)
 	if err != nil {
 		return nil, s.notFound(ctx, b, err)
 	}
-	st := &staged{dir: dfi.Inode, name: "assembly-" + randomHex(8)}
+	var want int64
+	for _, p := range use {
+		want += p.size
+	}
+	st, err := s.assembleMoved(ctx, dir, dfi.Inode, use, want)
+	if errors.Is(err, errNotMovable) {
+		st, err = s.assembleCopied(ctx, dir, dfi.Inode, use, want)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.commit(ctx, b, k, st, etag, headers)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.c.RemoveAll(ctx, dir); err != nil {
+		s.log.Warn("s3: removing a completed upload", "dir", dir, "err", err)
+	}
+	return o, nil
+}
+
+// assembleCopied copies the parts of the upload in dir (inode dino), of
+// want bytes in all, into a new temporary file there.
+func (s *Server) assembleCopied(ctx context.Context, dir string, dino uint64, use []part, want int64) (*staged, error) {
+	st := &staged{dir: dino, name: "assembly-" + randomHex(8)}
 	f, err := s.c.Create(ctx, path.Join(dir, st.name), client.CreateOptions{Mode: 0o644})
 	if err != nil {
 		return nil, err
@@ -435,13 +463,9 @@ func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag
 		return nil, err
 	}
 	st.ino = fi.Inode
-	var want int64
-	for _, p := range use {
-		want += p.size
-	}
 	off, err := s.copyTo(ctx, f, 0, &partsReader{s: s, ctx: ctx, dir: dir, parts: use})
 	if err == nil && off != want {
-		err = fmt.Errorf("s3: upload %s: parts of %d bytes read as %d", id, want, off)
+		err = fmt.Errorf("s3: upload %s: parts of %d bytes read as %d", path.Base(dir), want, off)
 	}
 	if err != nil {
 		f.Close()
@@ -453,14 +477,7 @@ func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag
 		return nil, err
 	}
 	st.size = off
-	o, err := s.commit(ctx, b, k, st, etag, headers)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.c.RemoveAll(ctx, dir); err != nil {
-		s.log.Warn("s3: removing a completed upload", "dir", dir, "err", err)
-	}
-	return o, nil
+	return st, nil
 }
 
 func (s *Server) abortUpload(rq *request) error {

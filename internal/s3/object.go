@@ -52,7 +52,7 @@ func (s *Server) putObject(rq *request) error {
 	if strings.HasSuffix(rq.object, "/") {
 		return s.putDirMarker(rq, length)
 	}
-	st, err := s.stage(ctx, rq.bucket, s.uploadsPath(rq.bucket), rq.body, length)
+	st, err := s.stage(ctx, rq.bucket, s.uploadsPath(rq.bucket), rq.body, length, 0)
 	if err != nil {
 		return err
 	}

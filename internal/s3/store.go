@@ -143,8 +143,9 @@ func (s *Server) discard(ctx context.Context, st *staged) {
 
 // stage writes what src yields to a new temporary file of bucket b in
 // directory dir (an upload directory or one of its multipart
-// directories), checking its length against want (-1: any).
-func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader, want int64) (*staged, error) {
+// directories), of chunk size cs (0: the default), checking its length
+// against want (-1: any).
+func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader, want, cs int64) (*staged, error) {
 	if _, err := s.uploads(ctx, b); err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (s *Server) stage(ctx context.Context, b string, dir string, src io.Reader,
 		return nil, err
 	}
 	st := &staged{dir: dfi.Inode, name: "tmp-" + randomHex(12)}
-	f, err := s.c.Create(ctx, path.Join(dir, st.name), client.CreateOptions{Mode: 0o644})
+	f, err := s.c.Create(ctx, path.Join(dir, st.name), client.CreateOptions{Mode: 0o644, ChunkSize: cs})
 	if err != nil {
 		return nil, err
 	}

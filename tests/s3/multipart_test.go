@@ -112,6 +112,46 @@ func TestMultipart(t *testing.T) {
 		}
 	})
 
+	// Parts that fill their chunks (a power of two each) are moved into
+	// the object, not copied: the object has their 1 MiB chunk size (a
+	// copy would have the default 64 MiB) and the cluster holds the
+	// same chunks but the upload's info file's. A last part of another
+	// chunk size is copied alone first (into two chunks, here).
+	t.Run("moved", func(t *testing.T) {
+		for _, last := range []int{1000, minPart + minPart/2} {
+			key := fmt.Sprintf("moved-%d", last)
+			id := upload(key)
+			q1, q2, q3 := pattern(minPart, 4), pattern(minPart, 5), pattern(last, 6)
+			cs := []minio.CompletePart{part(key, id, 1, q1), part(key, id, 2, q2), part(key, id, 3, q3)}
+			before, err := e.admin.Status(ctx)
+			must(t, "status", err)
+			info, err := core.CompleteMultipartUpload(ctx, "mpb", key, id, cs, minio.PutObjectOptions{})
+			must(t, "complete", err)
+			after, err := e.admin.Status(ctx)
+			must(t, "status", err)
+			if info.ETag != multipartETag(q1, q2, q3) {
+				t.Fatalf("last part of %d bytes: ETag %s, want %s", last, info.ETag, multipartETag(q1, q2, q3))
+			}
+			got, err := e.readFile("/s3/mpb/" + key)
+			if want := append(append(bytes.Clone(q1), q2...), q3...); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("last part of %d bytes: the assembled file: %d bytes, %v", last, len(got), err)
+			}
+			fi, err := e.admin.Stat(ctx, "/s3/mpb/"+key)
+			if err != nil || fi.ChunkSize != minPart {
+				t.Fatalf("last part of %d bytes: the object's chunk size %d (%v), want the parts' %d", last, fi.ChunkSize, err, minPart)
+			}
+			// The info file's chunk goes; so does the last part's when it
+			// is copied, into as many chunks as it fills of 1 MiB.
+			want := before.ChunksTotal - 1
+			if last > minPart {
+				want = want - 1 + (uint64(last)+minPart-1)/minPart
+			}
+			if after.ChunksTotal != want {
+				t.Fatalf("last part of %d bytes: %d chunks before Complete, %d after, want %d: the parts moved", last, before.ChunksTotal, after.ChunksTotal, want)
+			}
+		}
+	})
+
 	t.Run("abort", func(t *testing.T) {
 		id := upload("aborted")
 		c1 := part("aborted", id, 1, p3)

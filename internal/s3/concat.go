@@ -1,0 +1,147 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/catena-io/catena/client"
+)
+
+// Completing a multipart upload without copying its data. A file's
+// chunk i covers [i*cs, (i+1)*cs), so the master can make one file of
+// others' chunks (client.Concat) only when each but the last ends on a
+// chunk boundary of one common chunk size. A part's file therefore gets
+// the chunk size of the smallest power of two that holds it: a part of
+// a power-of-two size (awscli's 8 MiB, minio-go's 16 MiB) fills its
+// chunks exactly. At completion, when every part but the last has the
+// chunk size cs of the first and a size that is a multiple of it, the
+// parts are moved into the object file; a last part of another chunk
+// size (a smaller one, usually) is copied first into a file of chunk
+// size cs: at most one part's bytes are copied. Parts of other sizes
+// (rclone's 5 MiB: 8 MiB chunks not filled) are copied as before.
+
+// File chunk sizes: powers of two in [minFileChunk, maxFileChunk]
+// (meta.CheckFileParams).
+const (
+	minFileChunk = 1 << 20
+	maxFileChunk = 1 << 30
+)
+
+// partChunkSize is the chunk size of a part file of n bytes: the
+// smallest power of two that holds n, within the bounds of a file's; 0
+// (the default) when n is not known beforehand.
+func partChunkSize(n int64) int64 {
+	if n < 0 {
+		return 0
+	}
+	cs := int64(minFileChunk)
+	for cs < n && cs < maxFileChunk {
+		cs <<= 1
+	}
+	return cs
+}
+
+// movable reports whether parts can be moved whole into one file, and
+// with what chunk size; copyLast: the last part must be copied into a
+// file of that chunk size first.
+func movable(use []part) (cs int64, copyLast, ok bool) {
+	cs = use[0].chunkSize
+	if cs == 0 {
+		return 0, false, false
+	}
+	for _, p := range use[:len(use)-1] {
+		if p.chunkSize != cs || p.size%cs != 0 {
+			return 0, false, false
+		}
+	}
+	return cs, use[len(use)-1].chunkSize != cs, true
+}
+
+// errNotMovable: the parts cannot be moved into one file; copy them.
+var errNotMovable = errors.New("s3: parts not movable")
+
+// assembleMoved makes a new temporary file in the upload directory dir
+// (inode dino) of the parts' chunks, moved, or fails with errNotMovable
+// having changed nothing (the parts are all still there).
+func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use []part, want int64) (*staged, error) {
+	cs, copyLast, ok := movable(use)
+	if !ok {
+		return nil, errNotMovable
+	}
+	st := &staged{dir: dino, name: "assembly-" + randomHex(8)}
+	dst := path.Join(dir, st.name)
+	f, err := s.c.Create(ctx, dst, client.CreateOptions{Mode: 0o644, ChunkSize: cs})
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.discard(ctx, st)
+		return nil, err
+	}
+	st.ino = fi.Inode
+	srcs := make([]string, len(use))
+	for i, p := range use {
+		srcs[i] = path.Join(dir, partName(p.number))
+	}
+	var last *staged
+	if copyLast {
+		if last, err = s.copyPart(ctx, dir, dino, use[len(use)-1], cs); err != nil {
+			s.discard(ctx, st)
+			return nil, err
+		}
+		srcs[len(srcs)-1] = path.Join(dir, last.name)
+	}
+	info, err := s.c.Concat(ctx, dst, srcs)
+	if err != nil {
+		// The call's outcome may be unknown (the master failed over
+		// and the retries ran out): the object file says.
+		if fi, serr := s.c.Stat(context.WithoutCancel(ctx), dst); serr == nil && fi.Size == want && !errors.Is(err, client.ErrInvalid) {
+			info, err = fi, nil
+		}
+	}
+	if err != nil {
+		s.discard(ctx, st)
+		if last != nil {
+			s.discard(ctx, last)
+		}
+		if errors.Is(err, client.ErrInvalid) {
+			// A part replaced meanwhile by one of another size, say.
+			s.log.Info("s3: parts not moved, copying them", "dir", dir, "err", err)
+			return nil, errNotMovable
+		}
+		return nil, err
+	}
+	if info.Size != want {
+		return nil, fmt.Errorf("s3: upload %s: parts of %d bytes moved as %d", path.Base(dir), want, info.Size)
+	}
+	st.size = info.Size
+	return st, nil
+}
+
+// copyPart copies part p of the upload in dir (inode dino) into a new
+// file there of chunk size cs.
+func (s *Server) copyPart(ctx context.Context, dir string, dino uint64, p part, cs int64) (*staged, error) {
+	st := &staged{dir: dino, name: "last-" + randomHex(8)}
+	f, err := s.c.Create(ctx, path.Join(dir, st.name), client.CreateOptions{Mode: 0o644, ChunkSize: cs})
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.copyTo(ctx, f, 0, &partsReader{s: s, ctx: ctx, dir: dir, parts: []part{p}})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != p.size {
+		err = fmt.Errorf("s3: upload %s: part %d of %d bytes read as %d", path.Base(dir), p.number, p.size, n)
+	}
+	if err != nil {
+		s.discard(ctx, st)
+		return nil, err
+	}
+	return st, nil
+}
