@@ -57,6 +57,10 @@ type Client struct {
 
 	creds grpc.DialOption // the transport: mutual TLS (cfg.TLSDir) or plain TCP
 
+	// flushBarrier: what Volume.Flush waits for besides durability
+	// (SetFlushBarrier); nil for none.
+	flushBarrier atomic.Pointer[FlushBarrier]
+
 	mu      sync.Mutex
 	masters []string // configured addresses, plus leaders learned from redirects
 	leader  string   // current leader guess

@@ -260,10 +260,16 @@ func (v *Volume) ZeroContext(ctx context.Context, off, n int64) error {
 }
 
 // Flush returns at once: every acknowledged write is already durable on
-// every replica of its chain.
+// every replica of its chain; unless the client has a flush barrier
+// (SetFlushBarrier), which it then waits for.
 func (v *Volume) Flush() error {
 	if v.f.isClosed() {
 		return opError("flush", v.f.path, ErrClosed)
+	}
+	if b := v.f.c.flushBarrier.Load(); b != nil {
+		if err := (*b)(context.Background(), v.info.Name); err != nil {
+			return opError("flush", v.f.path, err)
+		}
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ A's. See docs/mirror.md.`,
 func newMirrorRunCmd(g *globals) *cobra.Command {
 	var from, to, fromTLS, toTLS, metricsAddr string
 	var interval, lease time.Duration
-	var keep, resync bool
+	var keep, resync, syncFlush bool
 	cmd := &cobra.Command{
 		Use:   "run --from A --to B VOL",
 		Short: "Mirror volume VOL from cluster A to cluster B until stopped",
@@ -78,6 +78,7 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 				Interval:   interval,
 				StageLease: lease,
 				KeepSource: keep,
+				SyncFlush:  syncFlush,
 				Logger:     g.logger(stderr),
 				OnApplied: func(r mirror.Record) {
 					fmt.Fprintf(stdout, "checkpoint %d applied: %s shipped in %s\n", r.Applied,
@@ -95,7 +96,11 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(stderr, "catena mirror: resync: volume %s at %s is at checkpoint %d again; shipping what changed at %s since\n", a[0], to, n, from)
 			}
-			fmt.Fprintf(stderr, "catena mirror: mirroring volume %s from %s to %s every %s\n", a[0], from, to, interval)
+			how := ""
+			if syncFlush {
+				how = ", flushes at the source wait for their checkpoint (--sync-flush)"
+			}
+			fmt.Fprintf(stderr, "catena mirror: mirroring volume %s from %s to %s every %s%s\n", a[0], from, to, interval, how)
 			return fail("mirror run "+a[0], m.Run(cmd.Context()))
 		},
 	}
@@ -107,6 +112,7 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&lease, "stage-lease", 0, "lease of the staging overlay and of the writer session at B (0: 10m); a mirror restarted within it resumes its checkpoint")
 	metricsFlag(cmd.Flags(), &metricsAddr)
 	cmd.Flags().BoolVar(&resync, "resync", false, "fail back: --from is a promoted mirror, --to its old source; roll --to back to the last checkpoint both hold and ship only the blocks changed since")
+	cmd.Flags().BoolVar(&syncFlush, "sync-flush", false, "output buffering (Remus): a FLUSH or FUA write through catena nbd at A returns only once a checkpoint holding it is applied at B (each flush starts one at once; while this mirror is down, such flushes wait up to a minute and fail)")
 	cmd.Flags().BoolVar(&keep, "keep-source-checkpoints", false, "keep every checkpoint snapshot at A instead of releasing each once the next is applied (audits, tests)")
 	return cmd
 }

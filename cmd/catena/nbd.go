@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/catena-io/catena/client"
+	"github.com/catena-io/catena/internal/mirror"
 	"github.com/catena-io/catena/internal/nbd"
 )
 
@@ -49,6 +50,9 @@ func newNbdCmd(g *globals) *cobra.Command {
 					return fail("nbd", err)
 				}
 			}
+			// A volume under a --sync-flush mirror: a FLUSH (or FUA)
+			// returns once its checkpoint is applied at the target.
+			c.SetFlushBarrier(mirror.NewFlushBarrier(c, nil).Wait)
 			exports := nbd.NewVolumeExports(c, volumes)
 			defer exports.Close()
 			log := g.serverLogger(cmd.ErrOrStderr())

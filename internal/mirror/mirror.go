@@ -57,6 +57,12 @@ type Config struct {
 	// OnApplied, when set, is called after each checkpoint is applied
 	// at B with B's record.
 	OnApplied func(Record)
+	// SyncFlush: output buffering, as in Remus. The records say so, a
+	// flush of the volume at A through a client with FlushBarrier
+	// (catena nbd's) returns only once a checkpoint taken after it is
+	// applied at B, and the mirror starts a checkpoint as soon as a
+	// flush asks for one instead of waiting out Interval.
+	SyncFlush bool
 }
 
 // Mirror ships checkpoints of one volume from cluster A to cluster B.
@@ -129,8 +135,12 @@ func (m *Mirror) Close() error {
 // or B's volume is promoted or is no mirror of A (ErrPromoted,
 // ErrNotMirror). Other errors are logged and the checkpoint retried.
 func (m *Mirror) Run(ctx context.Context) error {
+	if m.cfg.SyncFlush {
+		defer m.endSyncFlush()
+	}
 	for fails := 0; ; {
 		start := m.clk.Now()
+		asked := m.flushAsked(ctx)
 		_, err := m.Step(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -146,10 +156,71 @@ func (m *Mirror) Run(ctx context.Context) error {
 		wait := m.cfg.Interval - m.clk.Now().Sub(start)
 		if err != nil {
 			wait = max(wait, min(time.Duration(fails)*100*time.Millisecond, 2*time.Second))
+			if !clock.Sleep(ctx, m.clk, wait) {
+				return nil
+			}
+			continue
 		}
-		if wait > 0 && !clock.Sleep(ctx, m.clk, wait) {
+		if !m.waitNext(ctx, wait, asked) {
 			return nil
 		}
+	}
+}
+
+// flushPoll is how often a --sync-flush mirror looks for a flush asking
+// for a checkpoint while it waits for the next one.
+const flushPoll = 10 * time.Millisecond
+
+// waitNext waits wait for the next checkpoint, or less when a flush at A
+// asked for one since the last began (asked: the request then); false
+// when ctx ended.
+func (m *Mirror) waitNext(ctx context.Context, wait time.Duration, asked string) bool {
+	if !m.cfg.SyncFlush {
+		return wait <= 0 || clock.Sleep(ctx, m.clk, wait)
+	}
+	end := m.clk.Now().Add(wait)
+	for {
+		left := end.Sub(m.clk.Now())
+		if left <= 0 || m.flushAsked(ctx) != asked {
+			return ctx.Err() == nil
+		}
+		if !clock.Sleep(ctx, m.clk, min(left, flushPoll)) {
+			return false
+		}
+	}
+}
+
+// flushAsked returns A's latest request for a checkpoint by a flush
+// (FlushAttr; "" when none or unreadable).
+func (m *Mirror) flushAsked(ctx context.Context) string {
+	if !m.cfg.SyncFlush {
+		return ""
+	}
+	fi, err := m.a.Stat(ctx, RecordPath(m.cfg.Volume))
+	if err != nil {
+		return ""
+	}
+	b, err := m.a.GetXattr(ctx, fi.Inode, FlushAttr)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// endSyncFlush clears SyncFlush in A's record when the mirror stops, so
+// that flushes at A stop waiting for checkpoints nobody takes (a mirror
+// killed leaves it set: flushes at A then wait FlushBarrier.Timeout and
+// fail).
+func (m *Mirror) endSyncFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec, err := ReadRecord(ctx, m.a, m.cfg.Volume)
+	if err != nil || !rec.SyncFlush {
+		return
+	}
+	rec.SyncFlush = false
+	if err := WriteRecord(ctx, m.a, rec); err != nil {
+		m.log.Warn("mirror: clearing sync-flush at the source", "err", err)
 	}
 }
 
@@ -290,6 +361,7 @@ func (m *Mirror) dropPending(rec *Record) {
 // the metrics).
 func (m *Mirror) stamp(rec *Record) *Record {
 	rec.Updated = m.clk.Now().UnixNano()
+	rec.SyncFlush = m.cfg.SyncFlush
 	m.mets.saw(rec)
 	return rec
 }

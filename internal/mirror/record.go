@@ -56,6 +56,10 @@ type Record struct {
 	// Promoted: catena mirror promote made B's volume writable; no
 	// checkpoint is applied to it any more.
 	Promoted bool `json:"promoted,omitempty"`
+	// SyncFlush: the mirror runs with --sync-flush: a flush of the
+	// volume at A waits until a checkpoint taken after it is applied at
+	// B (FlushBarrier). Cleared when the mirror stops.
+	SyncFlush bool `json:"sync_flush,omitempty"`
 	// Updated: when the record was written (unix ns).
 	Updated int64 `json:"updated"`
 }

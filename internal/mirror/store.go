@@ -15,6 +15,10 @@ import (
 const (
 	RecordDir  = "/.catena-mirror"
 	RecordAttr = "user.catena.mirror"
+	// FlushAttr, on the same file at A, is the latest request for a
+	// checkpoint by a flush (FlushBarrier): a --sync-flush mirror starts
+	// one when it changes.
+	FlushAttr = "user.catena.mirror.flush"
 )
 
 // RecordPath is the file that holds volume vol's record.

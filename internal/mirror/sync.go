@@ -2,7 +2,10 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/catena-io/catena/client"
@@ -18,6 +21,17 @@ import (
 // checkpoint B reached. It polls B's record every poll (a mirror must be
 // running; ctx bounds the wait).
 func WaitApplied(ctx context.Context, a, b *client.Client, vol string, clk clock.Clock, poll time.Duration) (uint64, error) {
+	newest, err := newestCheckpoint(ctx, a, vol)
+	if err != nil {
+		return 0, err
+	}
+	return waitPast(ctx, b, vol, newest, clk, poll)
+}
+
+// newestCheckpoint is the newest checkpoint of vol A holds or names in
+// its record: one taken before the writes acknowledged so far, for all
+// the caller knows.
+func newestCheckpoint(ctx context.Context, a *client.Client, vol string) (uint64, error) {
 	snaps, err := a.VolumeSnapshots(ctx, vol)
 	if err != nil {
 		return 0, err
@@ -33,9 +47,15 @@ func WaitApplied(ctx context.Context, a, b *client.Client, vol string, clk clock
 	if r, err := ReadRecord(ctx, a, vol); err == nil {
 		newest = max(newest, r.Applied, r.Pending)
 	}
+	return newest, nil
+}
+
+// waitPast polls c's record of vol every poll until it says a checkpoint
+// after newest is applied, and returns it.
+func waitPast(ctx context.Context, c *client.Client, vol string, newest uint64, clk clock.Clock, poll time.Duration) (uint64, error) {
 	clk = clock.Or(clk)
 	for {
-		r, err := ReadRecord(ctx, b, vol)
+		r, err := ReadRecord(ctx, c, vol)
 		if err != nil {
 			return 0, err
 		}
@@ -44,9 +64,92 @@ func WaitApplied(ctx context.Context, a, b *client.Client, vol string, clk clock
 			return 0, fmt.Errorf("%w: volume %s", ErrPromoted, vol)
 		case r.Applied > newest:
 			return r.Applied, nil
+		case r.Side == SideSource && !r.SyncFlush:
+			return 0, fmt.Errorf("%w: volume %s", ErrSyncFlushOff, vol)
 		}
 		if !clock.Sleep(ctx, clk, poll) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// FlushBarrier is the client.FlushBarrier of a client of cluster A
+// under a --sync-flush mirror: a flush of a volume whose record at A
+// says SyncFlush returns only once a checkpoint taken after it is
+// applied at B, read from A's copy of the record (which the mirror
+// writes after B's, so it never runs ahead of B). It asks the mirror for
+// a checkpoint at once (FlushAttr). A volume without such a record
+// passes at once; whether it has one is looked up at most every
+// RecordTTL. Use it as client.SetFlushBarrier(fb.Wait).
+type FlushBarrier struct {
+	c   *client.Client
+	clk clock.Clock
+	// Timeout bounds one flush's wait (default 60 s): a --sync-flush
+	// mirror that was killed leaves its record saying so, and flushes
+	// at A then fail (their data may not be at B) instead of hanging.
+	Timeout time.Duration
+	// Poll is how often A's record is read while waiting (default
+	// 5 ms); RecordTTL how long a volume's "no sync-flush" is believed
+	// (default 1 s).
+	Poll, RecordTTL time.Duration
+
+	mu   sync.Mutex
+	seen map[string]time.Time // volumes without sync-flush, when last looked up
+}
+
+// NewFlushBarrier returns the barrier of client c (of cluster A).
+func NewFlushBarrier(c *client.Client, clk clock.Clock) *FlushBarrier {
+	return &FlushBarrier{c: c, clk: clock.Or(clk), Timeout: time.Minute, Poll: 5 * time.Millisecond,
+		RecordTTL: time.Second, seen: map[string]time.Time{}}
+}
+
+// ErrSyncFlushOff: the mirror of the volume stopped running with
+// --sync-flush while a flush waited.
+var ErrSyncFlushOff = errors.New("mirror: sync-flush turned off")
+
+// Wait is the barrier for a flush of volume vol.
+func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
+	now := f.clk.Now()
+	f.mu.Lock()
+	at, off := f.seen[vol]
+	f.mu.Unlock()
+	if off && now.Sub(at) < f.RecordTTL {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
+	defer cancel()
+	rec, err := ReadRecord(ctx, f.c, vol)
+	switch {
+	case errors.Is(err, ErrNoRecord):
+	case err != nil:
+		return fmt.Errorf("mirror sync-flush: %w", err)
+	case rec.Side == SideSource && rec.SyncFlush:
+		return f.wait(ctx, vol)
+	}
+	f.mu.Lock()
+	f.seen[vol] = now
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *FlushBarrier) wait(ctx context.Context, vol string) error {
+	newest, err := newestCheckpoint(ctx, f.c, vol)
+	if err != nil {
+		return fmt.Errorf("mirror sync-flush: %w", err)
+	}
+	fi, err := f.c.Stat(ctx, RecordPath(vol))
+	if err != nil {
+		return fmt.Errorf("mirror sync-flush: %w", err)
+	}
+	ask := strconv.FormatInt(f.clk.Now().UnixNano(), 10)
+	if err := f.c.SetXattr(ctx, fi.Inode, FlushAttr, []byte(ask), 0); err != nil {
+		return fmt.Errorf("mirror sync-flush: asking for a checkpoint: %w", err)
+	}
+	if _, err := waitPast(ctx, f.c, vol, newest, f.clk, f.Poll); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("mirror sync-flush: volume %s: no checkpoint applied at the target within %v (is the mirror running?)", vol, f.Timeout)
+		}
+		return fmt.Errorf("mirror sync-flush: %w", err)
+	}
+	return nil
 }

@@ -165,11 +165,6 @@ func BenchmarkMirror(b *testing.B) {
 	if err != nil || !bytes.Equal(img, prev) {
 		b.Fatalf("B's volume differs from A's last checkpoint (%v)", err)
 	}
-	pct := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds()) / 1000
-	}
 	b.ReportMetric(pct(without, 0.5), "write-p50-ms-without")
 	b.ReportMetric(pct(with, 0.5), "write-p50-ms-with")
 	b.ReportMetric(pct(with, 0.5)/pct(without, 0.5), "write-p50-ratio")
@@ -186,4 +181,79 @@ func BenchmarkMirror(b *testing.B) {
 	b.ReportMetric(float64(rec.Fallbacks), "fallbacks")
 	b.Logf("shipped %d bytes for %d changed in %d checkpoints; last checkpoint took %s",
 		rec.ShippedBytes, changed, rec.Applied, time.Duration(rec.LastDuration))
+}
+
+// BenchmarkSyncFlush measures a FLUSH under a --sync-flush mirror: a
+// 4 KiB write at A, then the volume's Flush through the client's flush
+// barrier (what catena nbd does on an NBD FLUSH), which asks the mirror
+// for a checkpoint and returns once it is applied at B. The mirror's
+// interval is an hour: every checkpoint after the first is a flush's.
+//
+//	go test ./tests/mirror -run '^$' -bench BenchmarkSyncFlush -benchtime 1x
+func BenchmarkSyncFlush(b *testing.B) {
+	const size, cs, flushes = 32 << 20, 2 << 20, 20
+	A := clustertest.New(b, cluster.Config{})
+	B := clustertest.New(b, cluster.Config{})
+	cla, clb := clustertest.Client(b, A), clustertest.Client(b, B)
+	ctx := context.Background()
+	if _, err := cla.CreateVolume(ctx, volName, size, client.VolumeOptions{ChunkSize: cs}); err != nil {
+		b.Fatal(err)
+	}
+	m, err := mirror.New(mirror.Config{Volume: volName, From: endpoint(A), To: endpoint(B), Interval: time.Hour,
+		SyncFlush: true, Logger: clustertest.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	defer func() { cancel(); <-done }()
+	for {
+		if r, err := mirror.ReadRecord(ctx, cla, volName); err == nil && r.SyncFlush && r.Applied >= 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cla.SetFlushBarrier(mirror.NewFlushBarrier(cla, nil).Wait)
+	v, err := cla.OpenVolume(ctx, volName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	rng := rand.New(rand.NewPCG(9, 9))
+	buf := make([]byte, 4096)
+	var writes, syncs []time.Duration
+	b.ResetTimer()
+	for range flushes {
+		for i := range buf {
+			buf[i] = byte(rng.Uint32())
+		}
+		start := time.Now()
+		if _, err := v.WriteAt(buf, rng.Int64N(size/4096)*4096); err != nil {
+			b.Fatal(err)
+		}
+		wrote := time.Now()
+		if err := v.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		writes = append(writes, wrote.Sub(start))
+		syncs = append(syncs, time.Since(wrote))
+	}
+	b.StopTimer()
+	r, err := mirror.ReadRecord(ctx, clb, volName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(pct(writes, 0.5), "write-p50-ms")
+	b.ReportMetric(pct(syncs, 0.5), "flush-p50-ms")
+	b.ReportMetric(pct(syncs, 1), "flush-max-ms")
+	b.ReportMetric(float64(r.Applied), "checkpoints")
+}
+
+// pct is the p-th quantile of d, in milliseconds.
+func pct(d []time.Duration, p float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds()) / 1000
 }

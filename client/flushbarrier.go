@@ -1,0 +1,21 @@
+package client
+
+import "context"
+
+// A FlushBarrier is what a volume's Flush waits for after its writes are
+// durable on their chains: output buffering, as in Remus. The mirror's
+// --sync-flush (internal/mirror.FlushBarrier) makes a flush at cluster A
+// return only once the checkpoint holding the writes acknowledged before
+// it is applied at cluster B. volume is the volume's name; an error fails
+// the Flush.
+type FlushBarrier func(ctx context.Context, volume string) error
+
+// SetFlushBarrier makes every Volume.Flush of this client wait for b
+// (nil: none, the default).
+func (c *Client) SetFlushBarrier(b FlushBarrier) {
+	if b == nil {
+		c.flushBarrier.Store(nil)
+		return
+	}
+	c.flushBarrier.Store(&b)
+}
