@@ -115,6 +115,9 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 			s.log.Info("s3: parts not moved, copying them", "dir", dir, "err", err)
 			return nil, errNotMovable
 		}
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, ErrNoSuchUpload // completed or aborted meanwhile
+		}
 		return nil, err
 	}
 	if info.Size != want {

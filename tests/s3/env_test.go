@@ -36,7 +36,7 @@ func (c *offsetClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // env is a cluster, a gateway serving it, and a root access key.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	c       *cluster.Cluster
 	admin   *client.Client // root
 	gw      *s3gw.Server
@@ -50,14 +50,14 @@ type env struct {
 
 // newEnv starts a cluster with TLS and a gateway whose parts but the
 // last must have at least minPart bytes (S3's 5 MiB when 0).
-func newEnv(t *testing.T, minPart int64) *env {
+func newEnv(t testing.TB, minPart int64) *env {
 	t.Helper()
 	return newEnvWith(t, minPart, cluster.Config{})
 }
 
 // newEnvWith is newEnv on a cluster configured by cfg; gwOpts, when
 // given, change the gateway's configuration.
-func newEnvWith(t *testing.T, minPart int64, cfg cluster.Config, gwOpts ...func(*s3gw.Config)) *env {
+func newEnvWith(t testing.TB, minPart int64, cfg cluster.Config, gwOpts ...func(*s3gw.Config)) *env {
 	t.Helper()
 	c := clustertest.New(t, cfg)
 	admin := clustertest.Client(t, c)
@@ -118,14 +118,14 @@ func code(err error) string {
 	return minio.ToErrorResponse(err).Code
 }
 
-func wantCode(t *testing.T, what string, err error, want string) {
+func wantCode(t testing.TB, what string, err error, want string) {
 	t.Helper()
 	if got := code(err); got != want {
 		t.Fatalf("%s: error code %q (%v), want %q", what, got, err, want)
 	}
 }
 
-func must(t *testing.T, what string, err error) {
+func must(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)

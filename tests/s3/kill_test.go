@@ -1,12 +1,10 @@
 package s3
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -42,9 +40,25 @@ func (k *killAt) Read(p []byte) (int, error) {
 // chunkservers, catena s3); one chunkserver is SIGKILLed in the middle
 // of a 96 MiB multipart upload through minio-go, which retries what
 // fails as S3 clients do; the upload completes and the object's SHA-256
-// is the data's.
+// is the data's. TestScaleChunkserverKilledDuringMultipart1GiB is the
+// same at issue 19's 1 GiB (CATENA_S3_SCALE=1).
 func TestChunkserverKilledDuringMultipart(t *testing.T) {
 	t.Parallel()
+	killDuringMultipart(t, 96<<20, 40<<20)
+}
+
+func TestScaleChunkserverKilledDuringMultipart1GiB(t *testing.T) {
+	needScale(t)
+	t.Parallel()
+	killDuringMultipart(t, scaleSize, 400<<20)
+}
+
+// killDuringMultipart uploads size bytes (a seeded stream in a local
+// file) in 16 MiB parts, two at a time, and SIGKILLs a chunkserver once
+// at bytes are sent; then reads the object back and compares
+// SHA-256s. The parts were moved into the object (its chunk size is
+// theirs), the master having fenced their chunks with a member dead.
+func killDuringMultipart(t *testing.T, size, at int64) {
 	bin := catenaBin(t)
 	dir := t.TempDir()
 	master := proctest.FreeAddr(t)
@@ -92,9 +106,13 @@ func TestChunkserverKilledDuringMultipart(t *testing.T) {
 	ctx := context.Background()
 	must(t, "make bucket", mc.MakeBucket(ctx, "kill", minio.MakeBucketOptions{}))
 
-	data := pattern(96<<20, 11)
-	progress := &killAt{at: 40 << 20, kill: func() { cs[1].Kill() }}
-	info, err := mc.PutObject(ctx, "kill", "big", bytes.NewReader(data), int64(len(data)),
+	local := writePRNGFile(t, t.TempDir(), 11, size)
+	want := hashLocal(t, local)
+	data, err := os.Open(local)
+	must(t, "open the data", err)
+	defer data.Close()
+	progress := &killAt{at: at, kill: func() { cs[1].Kill() }}
+	info, err := mc.PutObject(ctx, "kill", "big", data, size,
 		minio.PutObjectOptions{PartSize: 16 << 20, NumThreads: 2, Progress: progress})
 	must(t, "put while a chunkserver is killed", err)
 	select {
@@ -102,18 +120,17 @@ func TestChunkserverKilledDuringMultipart(t *testing.T) {
 	default:
 		t.Fatal("the chunkserver was not killed during the upload")
 	}
-	if info.Size != int64(len(data)) {
+	if info.Size != size {
 		t.Fatalf("uploaded %d bytes", info.Size)
 	}
 	o, err := mc.GetObject(ctx, "kill", "big", minio.GetObjectOptions{})
 	must(t, "get", err)
-	h := sha256.New()
-	n, err := io.Copy(h, o)
+	got, n := hashReader(t, o)
 	o.Close()
-	must(t, "read", err)
-	if n != int64(len(data)) || !bytes.Equal(h.Sum(nil), sha(data)) {
-		t.Fatalf("the object (%d bytes) does not hash as the data", n)
+	if n != size || got != want {
+		t.Fatalf("the object (%d bytes) hashes %s, the data %s", n, got, want)
+	}
+	if fi, err := cl.Stat(ctx, "/s3/kill/big"); err != nil || fi.ChunkSize != 16<<20 {
+		t.Fatalf("the object's chunk size %d (%v): want the 16 MiB parts moved into it", fi.ChunkSize, err)
 	}
 }
-
-func sha(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
