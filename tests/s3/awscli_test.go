@@ -108,6 +108,10 @@ func TestAWSCLI(t *testing.T) {
 	if err != nil || st.Size != int64(len(data)) || !strings.HasSuffix(st.ETag, "-8") {
 		t.Fatalf("the uploaded object: size %d etag %s err %v; want 8 parts", st.Size, st.ETag, err)
 	}
+	// Its 8 MiB parts were moved into the object, not copied.
+	if fi, err := e.admin.Stat(ctx, "/s3/cli/data/big.bin"); err != nil || fi.ChunkSize != 8<<20 {
+		t.Fatalf("the object's chunk size %d (%v): want awscli's 8 MiB parts moved into it", fi.ChunkSize, err)
+	}
 	back := filepath.Join(dir, "back")
 	e.mustAWS(t, "s3", "cp", "--only-show-errors", "s3://cli/data/big.bin", back)
 	if sha256File(t, back) != sha256File(t, big) {
