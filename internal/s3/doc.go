@@ -16,6 +16,11 @@
 //     multipart completion writes a temporary file in the bucket's hidden
 //     directory .s3-uploads and renames it over the key in one master
 //     command, which replaces the old file atomically (store.go).
+//   - A multipart completion copies at most one part's bytes when the
+//     parts but the last fill chunks of one size (each part's file has
+//     the smallest power-of-two chunk size that holds it): their chunks
+//     are moved into the object by one master command (concat.go);
+//     other uploads are copied inside the cluster.
 //   - Every request is signed (AWS Signature V4: header, presigned URL,
 //     or streaming chunks each with its signature) with an access key of
 //     Keys; anonymous requests are refused. A request acts as the key's
