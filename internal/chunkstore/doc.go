@@ -35,7 +35,12 @@
 // AheadBlocks (a delta resync re-sends them). SetAppliedAt covers every
 // change of the replica made before it: the caller applies updates, then
 // says how far it got; a marker written in between (another replica's
-// Sync, a checkpoint) does not hide the uncovered changes.
+// Sync, a checkpoint) does not hide the uncovered changes. A replica also
+// keeps the client request ids of its newest updates (Requests;
+// engine_requests.go): SetAppliedAt records them with the seq that
+// accounts for their updates, so they are durable, or lost to a crash,
+// together with it; ReplaceRequestsAt replaces them (a copy installed);
+// a clone takes its source's.
 //
 // Caller's duties: Sync before acknowledging anything as durable (Close
 // does not sync replicas' writes); open one Store per directory at a time

@@ -50,6 +50,10 @@ type Config struct {
 	// MaxOpenFiles bounds the format-3 replica files kept open while
 	// they are converted (0 or less: DefaultMaxOpenFiles).
 	MaxOpenFiles int
+	// RequestMemory bounds the request ids the whole store keeps
+	// (Replica.Requests), the oldest forgotten first (0 or less:
+	// DefaultRequestMemory).
+	RequestMemory int
 }
 
 // Store defaults and bounds.
@@ -111,6 +115,14 @@ type Store struct {
 	// state of the log instead of polling it.
 	onAdvance func()
 
+	// Request ids (engine_requests.go): at most reqLimit kept, reqLive
+	// now; reqFIFO[reqHead:] names them in the order they were
+	// recorded (stamps from reqStamp), with ids forgotten meanwhile.
+	reqLimit, reqLive int
+	reqFIFO           []reqRef
+	reqHead           int
+	reqStamp          uint64
+
 	syncMu    sync.Mutex
 	syncedLSN uint64 // records below it are durable
 	// onSync, when set, is told how long each group fdatasync took.
@@ -142,6 +154,10 @@ func openEngine(cfg Config) (*Store, error) {
 		dirty:    make(map[*Replica]struct{}),
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		reqLimit: cfg.RequestMemory,
+	}
+	if e.reqLimit <= 0 {
+		e.reqLimit = DefaultRequestMemory
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -415,6 +431,14 @@ func (e *Store) loadCheckpoint(f io.ReaderAt, size int64) (*ckpt, map[*segment][
 					e.acquireListLocked(l)
 				}
 			}
+			if len(cr.reqs) > 0 {
+				r.reqs = &reqTable{ents: slices.Clone(cr.reqs)}
+				for _, q := range cr.reqs {
+					e.reqFIFO = append(e.reqFIFO, reqRef{r: r, stamp: q.stamp})
+					e.reqStamp = max(e.reqStamp, q.stamp)
+				}
+				e.reqLive += len(cr.reqs)
+			}
 			e.replicas[r.h] = r
 			return nil
 		},
@@ -422,6 +446,9 @@ func (e *Store) loadCheckpoint(f io.ReaderAt, size int64) (*ckpt, map[*segment][
 	if err != nil {
 		return nil, nil, err
 	}
+	// The store-wide order of the ids, as recorded.
+	slices.SortFunc(e.reqFIFO, func(a, b reqRef) int { return cmp.Compare(a.stamp, b.stamp) })
+	e.boundRequestsLocked()
 	live := make(map[*segment][]extent)
 	for i := range pieces {
 		if p := &pieces[i]; p.refs > 0 && !p.zero() {
@@ -680,7 +707,9 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 		if r == nil || e.replicas[dst] != nil || m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: clone %016x to %016x", errBadRecord, uint64(rec.handle), rec.arg)
 		}
-		e.replicas[dst] = &Replica{e: e, h: dst, meta: m, blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
+		d := &Replica{e: e, h: dst, meta: m, blocks: e.cloneBlocksLocked(r.blocks), lastLSN: rec.lsn, covered: rec.lsn}
+		e.rememberLocked(d, r.requestsLocked(), true)
+		e.replicas[dst] = d
 		return nil, nil
 	}
 	if r == nil {
@@ -688,7 +717,8 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 	}
 	switch rec.typ {
 	case recMeta:
-		m, _ := decodeMetaShared(rec.extra, e.chains)
+		mb, qb := splitMetaExtra(rec.extra)
+		m, _ := decodeMetaShared(mb, e.chains)
 		if m.ChunkSize != r.meta.ChunkSize {
 			return nil, fmt.Errorf("%w: chunk size changed", errBadRecord)
 		}
@@ -698,6 +728,13 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 		m.Handle = r.h
 		r.meta = m
 		r.coverLocked(rec.arg)
+		reqs, reset, _ := decodeRequestSection(qb)
+		if reset {
+			e.clearRequestsLocked(r)
+		} else {
+			reqs = r.reqs.overlap(reqs)
+		}
+		e.rememberLocked(r, reqs, true)
 	case recPut, recInvalidate:
 		off, n, _ := rec.rangeOf()
 		if off+n > r.meta.ChunkSize {
@@ -713,6 +750,7 @@ func (e *Store) applyRecord(sr scannedRec) ([]*piece, error) {
 		return ps, nil
 	case recDelete:
 		e.dropAllLocked(r.blocks, rec.lsn)
+		e.clearRequestsLocked(r)
 		r.blocks = nil
 		delete(e.replicas, r.h)
 	}
@@ -940,7 +978,7 @@ func (e *Store) appendMarkers() (uint64, error) {
 			n := 0
 			for n < len(rs) && (n == 0 || int64(len(buf)) < e.segSize/4) {
 				r := rs[n]
-				rec := &record{typ: recMeta, handle: r.h, arg: r.covered, extra: encodeMetaBody(nil, r.meta)}
+				rec := &record{typ: recMeta, handle: r.h, arg: r.covered, extra: r.markerRequestsLocked(encodeMetaBody(nil, r.meta))}
 				offs = append(offs, len(buf))
 				recs = append(recs, rec)
 				buf = append(buf, make([]byte, rec.headLen())...)
@@ -1006,6 +1044,7 @@ func (e *Store) Checkpoint() error {
 		blocks  []blockRef
 		covered uint64
 		since   []ckptAhead
+		reqs    []reqEnt
 	}
 	e.cpMu.Lock()
 	e.mu.Lock()
@@ -1018,26 +1057,25 @@ func (e *Store) Checkpoint() error {
 			s.since = append(s.since, ckptAhead{block: uint32(b), lsn: lsn})
 		}
 		slices.SortFunc(s.since, func(a, b ckptAhead) int { return cmp.Compare(a.block, b.block) })
+		if t := r.reqs; t != nil {
+			// All of them, with the meta that accounts for them. The
+			// ids no marker carried yet stay fresh, for the reason the
+			// dirty replicas stay dirty (below); replay after this
+			// checkpoint skips them in the marker that carries them.
+			s.reqs = slices.Clone(t.ents[t.start:])
+		}
 		snaps = append(snaps, s)
 	}
-	saved := e.dirty
-	e.dirty = make(map[*Replica]struct{})
+	// The dirty replicas stay dirty: a Sync that runs while the
+	// checkpoint is being written must not count on it (a crash before
+	// it lands leaves the previous one), so their next Sync writes their
+	// markers as usual; replay after this checkpoint applies them again.
 	e.sinceCP, e.deadSinceCP = 0, 0
 	e.appendMu.Unlock()
 	e.mu.Unlock()
 	e.cpMu.Unlock()
 
-	restore := func() {
-		e.appendMu.Lock()
-		for r := range saved {
-			if !r.gone {
-				e.dirty[r] = struct{}{}
-			}
-		}
-		e.appendMu.Unlock()
-	}
 	if err := e.syncTo(c.lsn); err != nil {
-		restore()
 		return err
 	}
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].meta.Handle < snaps[j].meta.Handle })
@@ -1045,7 +1083,7 @@ func (e *Store) Checkpoint() error {
 	listID := make(map[*pieceList]uint32)
 	c.replicas = make([]ckptReplica, len(snaps))
 	for i, s := range snaps {
-		cr := ckptReplica{meta: s.meta, blocks: make([]ckptBlock, len(s.blocks)), covered: s.covered, since: s.since}
+		cr := ckptReplica{meta: s.meta, blocks: make([]ckptBlock, len(s.blocks)), covered: s.covered, since: s.since, reqs: s.reqs}
 		for j, br := range s.blocks {
 			id, ok := listID[br.l]
 			if !ok {
@@ -1072,7 +1110,6 @@ func (e *Store) Checkpoint() error {
 		c.replicas[i] = cr
 	}
 	if err := e.writeCheckpoint(c); err != nil {
-		restore()
 		return err
 	}
 	e.appendMu.Lock()
@@ -1258,6 +1295,7 @@ func (e *Store) Delete(h Handle) error {
 	_, _, err := e.appendOneLocked(rec, nil)
 	if err == nil {
 		e.dropAllLocked(r.blocks, rec.lsn)
+		e.clearRequestsLocked(r)
 		r.blocks, r.gone = nil, true
 		delete(e.dirty, r)
 	}
@@ -1300,6 +1338,18 @@ func (e *Store) Clone(src, dst Handle) (*Replica, error) {
 	if err == nil {
 		d.blocks = e.cloneBlocksLocked(s.blocks)
 		d.lastLSN, d.covered = rec.lsn, rec.lsn
+		// The clone takes the source's request ids. Recovery gives it
+		// those the source's markers hold at the clone record; its own
+		// next marker carries the rest (the source's not in a marker
+		// yet), or the whole table if the source's was replaced since.
+		e.rememberLocked(d, s.requestsLocked(), true)
+		if t := s.reqs; t != nil && (t.fresh > 0 || t.reset) {
+			if d.reqs == nil {
+				d.reqs = &reqTable{}
+			}
+			d.reqs.fresh, d.reqs.reset = min(t.fresh, d.reqs.len()), t.reset
+			e.dirty[d] = struct{}{}
+		}
 	}
 	e.appendMu.Unlock()
 	if err != nil {

@@ -41,8 +41,9 @@ const (
 	// into several records at block boundaries.
 	recMaxPieces = 64
 	// metaSize is the encoded size of a Meta without its chain and handle.
-	metaSize    = 34
-	recMaxExtra = metaSize + MaxChainLen*8
+	metaSize = 34
+	// recMaxExtra: a meta record's Meta and its request section.
+	recMaxExtra = metaSize + MaxChainLen*8 + reqSectionMax
 	lagUnknown  = 0xffff_ffff
 
 	pieceZero = 1 // piece flag: reads as zeros, stores no data
@@ -53,7 +54,7 @@ type recType uint8
 const (
 	recCreate     recType = 1 // extra: Meta; a marker (see AheadBlocks)
 	recPut        recType = 2 // arg: offset, extra: length; pieces
-	recMeta       recType = 3 // arg: the LSN it covers (see Replica.covered), extra: Meta; a marker
+	recMeta       recType = 3 // arg: the LSN it covers (see Replica.covered), extra: Meta and request ids; a marker
 	recClone      recType = 4 // handle: source, arg: destination, extra: the destination's Meta; a marker for it
 	recInvalidate recType = 5 // arg: offset, extra: length
 	recDelete     recType = 6
@@ -220,7 +221,14 @@ func (r *record) validate() error {
 		if len(r.pieces) > 0 {
 			return fmt.Errorf("%w: pieces in a record of type %d", errBadRecord, r.typ)
 		}
-		if err := checkMetaBody(r.extra); err != nil {
+		meta, reqs := r.extra, []byte(nil)
+		if r.typ == recMeta {
+			meta, reqs = splitMetaExtra(r.extra)
+		}
+		if err := checkMetaBody(meta); err != nil {
+			return err
+		}
+		if _, _, err := decodeRequestSection(reqs); err != nil {
 			return err
 		}
 	case recDelete:
@@ -294,6 +302,19 @@ func encodeMetaBody(b []byte, m Meta) []byte {
 		b = le.AppendUint64(b, id)
 	}
 	return b
+}
+
+// splitMetaExtra splits a meta record's payload into its encoded Meta
+// and its request section (empty when it has none).
+func splitMetaExtra(b []byte) (meta, reqs []byte) {
+	if len(b) < metaSize {
+		return b, nil
+	}
+	n := metaSize + 8*int(binary.LittleEndian.Uint16(b[32:]))
+	if n > len(b) {
+		return b, nil
+	}
+	return b[:n:n], b[n:]
 }
 
 // decodeMetaShared decodes exactly one encoded Meta (handle 0), taking
@@ -373,11 +394,15 @@ func (s *slab[T]) take(n int) []T {
 //	pieces:   segment u64 (0: a zero piece), offset u64, lo u16, n-1 u16, CRC u32;
 //	lists:    flags u8 (1: bad), count u8, piece indexes u32...;
 //	replicas: handle u64, Meta, block count u32, (block u32, list index u32)...,
-//	          covered LSN u64, ahead count u32, (block u32, LSN u64)...;
+//	          covered LSN u64, ahead count u32, (block u32, LSN u64)...,
+//	          request count u32, (client u64, id u64, seq u64, offset u64,
+//	          stamp u64)... (version 6; version 5 has none);
 //	CRC32C of all the above.
 const (
 	ckptMagic      = 0x3450_4b43_4e45_5443 // "CTENCKP4"
-	ckptVersion    = 5
+	ckptVersion    = 6
+	ckptVersionV5  = 5 // without request ids, still read
+	ckptReqSize    = reqSize + 8
 	ckptHeaderSize = 60
 	ckptPieceSize  = 24
 	listBad        = 1
@@ -411,6 +436,7 @@ type ckptReplica struct {
 	blocks  []ckptBlock // strictly increasing blocks
 	covered uint64
 	since   []ckptAhead // strictly increasing blocks, LSNs above covered
+	reqs    []reqEnt    // request ids, oldest first: strictly increasing stamps
 }
 
 type ckpt struct {
@@ -468,6 +494,11 @@ func encodeCheckpoint(c *ckpt) []byte {
 			b = le.AppendUint32(b, a.block)
 			b = le.AppendUint64(b, a.lsn)
 		}
+		b = le.AppendUint32(b, uint32(len(r.reqs)))
+		for _, q := range r.reqs {
+			b = appendRequest(b, q.Request)
+			b = le.AppendUint64(b, q.stamp)
+		}
 	}
 	return le.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -513,7 +544,8 @@ func walkCheckpoint(src io.ReaderAt, size int64, v ckptVisitor) (err error) {
 	if _, err := src.ReadAt(body, 0); err != nil {
 		return err
 	}
-	if le.Uint64(body[0:]) != ckptMagic || le.Uint32(body[8:]) != ckptVersion {
+	version := le.Uint32(body[8:])
+	if le.Uint64(body[0:]) != ckptMagic || (version != ckptVersion && version != ckptVersionV5) {
 		return fmt.Errorf("%w: bad magic or version", errBadCheckpoint)
 	}
 	c := &ckpt{
@@ -619,6 +651,24 @@ func walkCheckpoint(src io.ReaderAt, size int64, v ckptVisitor) (err error) {
 		}
 		if r.covered >= c.lsn {
 			return fmt.Errorf("%w: replica %d covers LSN %d, past the checkpoint's %d", errBadCheckpoint, i, r.covered, c.lsn)
+		}
+		r.reqs = r.reqs[:0]
+		if version >= 6 {
+			if d.left() < 4 {
+				return fmt.Errorf("%w: replica %d", errBadCheckpoint, i)
+			}
+			nq := d.u32()
+			if nq > MaxRequests || uint64(nq)*ckptReqSize > uint64(d.left()) {
+				return fmt.Errorf("%w: replica %d: %d request ids", errBadCheckpoint, i, nq)
+			}
+			for j := range int(nq) {
+				q := reqEnt{Request: decodeRequest(d.bytes(reqSize))}
+				q.stamp = d.u64()
+				if (q.Client == 0 && q.ID == 0) || (j > 0 && q.stamp <= r.reqs[j-1].stamp) {
+					return fmt.Errorf("%w: replica %d request id %d", errBadCheckpoint, i, j)
+				}
+				r.reqs = append(r.reqs, q)
+			}
 		}
 		if err := v.replica(i, &r); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"slices"
 	"testing"
 )
 
@@ -75,6 +76,9 @@ func checkCheckpointDecode(t *testing.T, data []byte) {
 	if err != nil {
 		return
 	}
+	if binary.LittleEndian.Uint32(data[8:]) == ckptVersionV5 {
+		return // read, but written as the current version
+	}
 	if b := encodeCheckpoint(c); !bytes.Equal(b, data) {
 		t.Fatalf("accepted checkpoint re-encodes differently:\n%x\n%x", data, b)
 	}
@@ -85,6 +89,8 @@ func sampleRecords() []*record {
 	return []*record{
 		{typ: recCreate, inc: 1, lsn: 5, handle: 7, extra: meta},
 		{typ: recMeta, inc: 2, lsn: 6, lag: 3, handle: 7, extra: meta},
+		{typ: recMeta, inc: 2, lsn: 6, lag: 3, handle: 7, extra: appendRequest(append(append(slices.Clone(meta), reqReset), 1, 0, 0, 0),
+			Request{Client: 1, ID: 2, Seq: 9, Offset: 4096})},
 		{typ: recClone, inc: 2, lsn: 7, handle: 7, arg: 8, extra: meta},
 		{typ: recPut, inc: 2, lsn: 8, handle: 7, arg: 100, extra: rangeExtra(2 * BlockSize), pieces: []recPiece{
 			{block: 0, lo: 100, n: BlockSize - 100, crc: 5},
@@ -102,7 +108,8 @@ func sampleCheckpoint() *ckpt {
 		lists:  []ckptList{{pieces: []uint32{0, 1}}, {bad: true}, {pieces: []uint32{2}}},
 		replicas: []ckptReplica{
 			{meta: Meta{Handle: 1, Epoch: 1, ChunkSize: 2 * BlockSize, Chain: []uint64{4}}, blocks: []ckptBlock{{0, 0}, {1, 1}}},
-			{meta: Meta{Handle: 5, ChunkSize: BlockSize}, blocks: []ckptBlock{{0, 0}}},
+			{meta: Meta{Handle: 5, ChunkSize: BlockSize}, blocks: []ckptBlock{{0, 0}},
+				reqs: []reqEnt{{Request{Client: 1, ID: 2, Seq: 3, Offset: 4}, 10}, {Request{ID: 3, Seq: 4}, 12}}},
 			{meta: Meta{Handle: 6, ChunkSize: 10, AppliedSeq: 3}},
 		},
 	}
@@ -206,6 +213,9 @@ func decodeCheckpoint(b []byte) (*ckpt, error) {
 			}
 			if len(r.since) > 0 {
 				cr.since = append([]ckptAhead(nil), r.since...)
+			}
+			if len(r.reqs) > 0 {
+				cr.reqs = slices.Clone(r.reqs)
 			}
 			c.replicas[i] = cr
 			return nil

@@ -45,6 +45,10 @@ type Replica struct {
 	lastLSN uint64
 	covered uint64
 	since   map[int64]uint64 // blocks changed after covered -> the LSN of their last change
+
+	// reqs: the request ids of the replica's updates (engine_requests.go),
+	// under e.appendMu; nil while there are none.
+	reqs *reqTable
 }
 
 // changedLocked records that the record of LSN lsn changed blocks
@@ -427,26 +431,30 @@ func (r *Replica) SetApplied(seq uint64) {
 	if r.closed {
 		return
 	}
-	r.setAppliedLocked(r.meta.AppliedEpoch, seq)
+	r.setAppliedLocked(r.meta.AppliedEpoch, seq, nil)
 }
 
 // SetAppliedAt records the highest applied sequence number and the epoch
 // of that update, which account for every write, zero and invalidate of
-// the replica so far; durable at the next Sync.
-func (r *Replica) SetAppliedAt(epoch, seq uint64) {
+// the replica so far, and adds reqs, the request ids of the updates
+// applied since the last call (Requests), in the same step: durable
+// together at the next Sync.
+func (r *Replica) SetAppliedAt(epoch, seq uint64, reqs ...Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	r.setAppliedLocked(epoch, seq)
+	r.setAppliedLocked(epoch, seq, reqs)
 }
 
-func (r *Replica) setAppliedLocked(epoch, seq uint64) {
+func (r *Replica) setAppliedLocked(epoch, seq uint64, reqs []Request) {
 	e := r.e
 	e.appendMu.Lock()
 	defer e.appendMu.Unlock()
-	if r.meta.AppliedSeq == seq && r.meta.AppliedEpoch == epoch && r.covered == r.lastLSN {
+	e.rememberLocked(r, reqs, false)
+	if r.meta.AppliedSeq == seq && r.meta.AppliedEpoch == epoch && r.covered == r.lastLSN &&
+		(r.reqs == nil || r.reqs.fresh == 0) {
 		return
 	}
 	r.meta.AppliedSeq, r.meta.AppliedEpoch = seq, epoch
