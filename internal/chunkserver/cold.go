@@ -24,10 +24,9 @@ import (
 // quiescent (chain.Node.Quiescent: nothing in flight, everything applied
 // durable) and which nobody used for a whole sweep period (Config.ColdAfter)
 // is made cold again, keeping only what a node must not forget: its fence,
-// whether it still has to rejoin, whether it was verified. What it forgets
-// a reload forgets too: the request ids of its recent writes (a client
-// retry older than ColdAfter, which exceeds any client's operation
-// timeout, would be applied again) and its update log (a delta from it
+// whether it still has to rejoin, whether it was verified (the request
+// ids of its recent writes the store keeps with the replica: requests.go).
+// What it forgets a reload forgets too: its update log (a delta from it
 // then covers its ahead blocks and anything after its applied seq, and
 // falls back to a whole copy otherwise).
 

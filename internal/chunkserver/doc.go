@@ -103,8 +103,16 @@
 //   - A replica unused and quiescent for Config.ColdAfter is made cold
 //     again: its node is dropped, and rebuilt from the store's metadata
 //     and the fence, rejoin and verified state the server keeps when it
-//     is next needed. A client retry older than ColdAfter may be applied
-//     again.
+//     is next needed.
+//   - Request ids are durable with the replica (requests.go): each
+//     applied update's id goes to the store with the applied seq that
+//     accounts for it, in the same Sync; a copy's or catch-up's ids with
+//     the seq it installs (a copy's replace the replica's); a clone's
+//     with its blocks. Every node built from a replica (reloaded, made
+//     cold and used again, cloned) starts remembering them, so a retry
+//     of a write the chain applied is answered, not applied again,
+//     whichever member it reaches as the head. Only a retry older than
+//     the replica's last 4,096 updates (or the store's bound) is not.
 //   - A replica that stops being the head answers its waiting Write RPCs
 //     at once (STALE_EPOCH), so clients retry at the new head.
 //   - The server id is random, non-zero, created once and kept in

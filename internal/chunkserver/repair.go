@@ -181,13 +181,14 @@ func (s *Server) catchUp(r *replica) {
 			r.mu.Unlock()
 			continue
 		case chain.CatchUpInstall:
-			if err := r.installLocked(pieces, epoch, seq); err != nil {
+			reqs := fromAPIRequests(fin.GetRequests())
+			if err := r.installLocked(pieces, epoch, seq, r.installedRequests(reqs, seq, false), false); err != nil {
 				r.failLocked(err)
 				r.mu.Unlock()
 				return
 			}
 			r.node.InstallCatchUp(epoch, seq, fromAPIRanges(fin.GetAhead()))
-			r.node.RememberRequests(fromAPIRequests(fin.GetRequests()))
+			r.node.RememberRequests(reqs)
 			r.persistedLocked()
 			r.processReadyLocked()
 			r.logger().Info("caught up", "from", uint64(target.From), "seq", seq, "full", fin.GetFull())
@@ -197,14 +198,20 @@ func (s *Server) catchUp(r *replica) {
 }
 
 // installLocked writes fetched pieces, records (epoch, seq) as applied in
-// the store and makes it durable. The caller then tells the node.
-func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64) error {
+// the store with the source's request ids reqs (added to the replica's,
+// or replacing them), and makes it durable. The caller then tells the
+// node.
+func (r *replica) installLocked(pieces []*api.FetchResponse, epoch, seq uint64, reqs []chunkstore.Request, replace bool) error {
 	for _, m := range pieces {
 		if err := writePiece(r.store, m); err != nil {
 			return err
 		}
 	}
-	r.store.SetAppliedAt(epoch, seq)
+	if replace {
+		r.store.ReplaceRequestsAt(epoch, seq, reqs)
+	} else {
+		r.store.SetAppliedAt(epoch, seq, reqs...)
+	}
 	return r.store.Sync()
 }
 
@@ -627,14 +634,16 @@ func (v *service) Replicate(ctx context.Context, req *api.ReplicateRequest) (*ap
 		return nil, err
 	}
 	seq, epoch := fin.GetAppliedSeq(), fin.GetAppliedEpoch()
-	if err := r.installLocked(nil, epoch, seq); err != nil {
+	// The replica now holds the source's history up to seq exactly; a
+	// returning replica's own later (uncommitted) updates are overwritten,
+	// and so are its request ids: the source's replace them.
+	reqs := fromAPIRequests(fin.GetRequests())
+	if err := r.installLocked(nil, epoch, seq, r.installedRequests(reqs, seq, true), true); err != nil {
 		r.failLocked(err)
 		return nil, storeError(err)
 	}
-	// The replica now holds the source's history up to seq exactly; a
-	// returning replica's own later (uncommitted) updates are overwritten.
 	r.node.InstallCopy(epoch, seq, fromAPIRanges(fin.GetAhead()))
-	r.node.RememberRequests(fromAPIRequests(fin.GetRequests()))
+	r.node.RememberRequests(reqs)
 	r.persistedLocked()
 	r.processReadyLocked()
 	s.log.Info("replica copied", "handle", uint64(h), "seq", seq, "epoch", epoch, "bytes", copied, "full", fin.GetFull())

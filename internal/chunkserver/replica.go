@@ -113,10 +113,14 @@ func (r *replica) noteLocked() {
 // newReplica returns the replica of store: a new one when cold is nil,
 // else a cold one made active (cold.go), whose node starts from the
 // store's metadata and the cold state (a replica loaded at Start starts
-// fenced until it rejoins). A clone's node starts remembering reqs, its
-// source's request ids (chain.Start.Requests).
+// fenced until it rejoins). Its node starts remembering reqs (a clone's:
+// its source node's request ids), or else the request ids the store
+// keeps with the replica (chain.Start.Requests; requests.go).
 func (s *Server) newReplica(store *chunkstore.Replica, cold *coldState, reqs []chain.Remembered) *replica {
 	m := store.Meta()
+	if reqs == nil {
+		reqs = nodeRequests(store.Requests())
+	}
 	var cs coldState
 	if cold != nil {
 		cs = *cold
@@ -176,12 +180,16 @@ func (r *replica) processReadyLocked() {
 		r.s.peers.send(m.To, out)
 	}
 	var last *chain.Update
+	var reqs []chunkstore.Request
 	for i, u := range rd.Apply {
 		if r.failed == nil {
 			if err := r.applyLocked(u); err != nil {
 				r.failLocked(err)
 			} else {
 				last = &rd.Apply[i]
+				if u.Req != (chain.RequestID{}) {
+					reqs = append(reqs, chunkstore.Request{Client: u.Req.Client, ID: u.Req.Seq, Seq: u.Seq, Offset: u.Offset})
+				}
 				if u.Kind == chain.KindWrite && r.appendEpoch != 0 {
 					r.appendEnd = max(r.appendEnd, u.Offset+u.Length)
 				}
@@ -192,7 +200,9 @@ func (r *replica) processReadyLocked() {
 		}
 	}
 	if last != nil {
-		r.store.SetAppliedAt(last.Epoch, last.Seq)
+		// The request ids go with the seq that accounts for their
+		// updates, durable with them (requests.go).
+		r.store.SetAppliedAt(last.Epoch, last.Seq, reqs...)
 		r.wantSyncLocked()
 	}
 	for _, rep := range rd.Replies {
