@@ -74,7 +74,7 @@ func (s *State) concat(c Concat) Result {
 				p, n.chunkSize, n.replication, c.Dst, cs, dst.replication))
 		case i < len(c.Srcs)-1 && n.size%cs != 0:
 			return fail(errorf(ErrInvalid, "concat: %s has %d bytes, not a multiple of the chunk size %d (only the last source may end inside a chunk)", p, n.size, cs))
-		case n.size > math.MaxInt64-end || (end+n.size+cs-1)/cs > math.MaxInt64/cs-1:
+		case n.size > math.MaxInt64-end || ceilDiv(end+n.size, cs) > math.MaxInt64/cs:
 			return fail(errorf(ErrInvalid, "concat: the result would be too large"))
 		}
 		if err := s.concatChunksWithin(p, n); err != nil {
@@ -97,7 +97,7 @@ func (s *State) concat(c Concat) Result {
 			}
 		}
 		n.chunks = map[int64]uint64{}
-		base += (n.size + cs - 1) / cs
+		base += ceilDiv(n.size, cs)
 	}
 	dst.size = end
 	dst.touch(c.Time)
@@ -135,7 +135,7 @@ func (s *State) concatFile(p string) (*inode, error) {
 // concatChunksWithin: file n (at p) names no chunk past its size and no
 // fork in progress.
 func (s *State) concatChunksWithin(p string, n *inode) error {
-	limit := (n.size + n.chunkSize - 1) / n.chunkSize
+	limit := ceilDiv(n.size, n.chunkSize)
 	for idx, h := range n.chunks {
 		if idx >= limit {
 			return errorf(ErrInvalid, "concat: %s has a chunk at index %d, past its %d bytes (a write not done)", p, idx, n.size)
@@ -145,4 +145,13 @@ func (s *State) concatChunksWithin(p string, n *inode) error {
 		}
 	}
 	return nil
+}
+
+// ceilDiv is a/b rounded up, for a >= 0 and b > 0, without overflow.
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 {
+		q++
+	}
+	return q
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -195,6 +196,12 @@ func TestConcatRefusals(t *testing.T) {
 		{"a file of a snapshot", func(t *testing.T, s *State) {
 			applyChecked(t, s, Snapshot{Path: "/u", Name: "s", Time: 5})
 		}, Concat{Dst: "/u/dst", Srcs: []string{"/u/.snapshot/s/a"}}, ErrReadOnly, "snapshot"},
+		{"a result too large", func(t *testing.T, s *State) {
+			for _, p := range []string{"/u/h1", "/u/h2"} {
+				fi := applyChecked(t, s, Create{Path: p, ChunkSize: mib, Time: 5}).Info
+				applyChecked(t, s, SetSize{Inode: fi.Inode, Size: math.MaxInt64 / mib / 2 * mib, Mode: SizeExact, Time: 5})
+			}
+		}, Concat{Dst: "/u/dst", Srcs: []string{"/u/h1", "/u/h2", "/u/a"}}, ErrInvalid, "too large"},
 		{"too many sources", nil, Concat{Dst: "/u/dst", Srcs: make([]string, MaxConcatSources+1)}, ErrInvalid, "10001 sources"},
 	}
 	for _, tc := range cases {
