@@ -95,6 +95,10 @@ func runCmd(t *testing.T, s *State, d *datadriven.TestData, now int64) string {
 			chain = ids
 		}
 		c = AllocateChunk{Inode: uint64(argInt(t, d, "ino")), Index: argInt(t, d, "idx"), Chain: chain, Time: now}
+	case "concat":
+		var srcs []string
+		d.ScanArgs(t, "srcs", &srcs)
+		c = Concat{Dst: argStr(t, d, "dst"), Srcs: srcs, Time: now}
 	case "register":
 		var labels map[string]string
 		if z := argStr(t, d, "zone"); z != "" {
@@ -162,6 +166,13 @@ func runCmd(t *testing.T, s *State, d *datadriven.TestData, now int64) string {
 			r.Chunk.Index, r.Chunk.Handle, r.Chunk.Epoch, r.Chunk.Chain, r.Allocated)
 	case d.Cmd == "mkdir" || d.Cmd == "create" || d.Cmd == "setsize":
 		return fmtInfo(r.Info)
+	case d.Cmd == "concat":
+		var b strings.Builder
+		b.WriteString(fmtInfo(r.Info))
+		for _, f := range r.Fenced {
+			fmt.Fprintf(&b, "fenced handle=%d epoch=%d\n", f.Handle, f.Epoch)
+		}
+		return b.String()
 	}
 	return "ok\n"
 }
