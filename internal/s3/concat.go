@@ -2,9 +2,13 @@ package s3
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/catena-io/catena/client"
 )
@@ -65,7 +69,11 @@ var errNotMovable = errors.New("s3: parts not movable")
 // assembleMoved makes a new temporary file in the upload directory dir
 // (inode dino) of the parts' chunks, moved, or fails with errNotMovable
 // having changed nothing (the parts are all still there).
-func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use []part, want int64) (*staged, error) {
+//
+// The object file carries the upload's ETag and size in metaXattr from
+// before the move, so that a retry of a completion that died between
+// the move and the rename finds it (movedAssembly).
+func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use []part, want int64, etag string) (*staged, error) {
 	cs, copyLast, ok := movable(use)
 	if !ok {
 		return nil, errNotMovable
@@ -85,6 +93,11 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 		return nil, err
 	}
 	st.ino = fi.Inode
+	m, _ := json.Marshal(objMeta{ETag: etag, Size: want})
+	if err := s.c.SetXattr(ctx, st.ino, metaXattr, m, client.XattrAny); err != nil {
+		s.discard(ctx, st)
+		return nil, err
+	}
 	srcs := make([]string, len(use))
 	for i, p := range use {
 		srcs[i] = path.Join(dir, partName(p.number))
@@ -147,4 +160,57 @@ func (s *Server) copyPart(ctx context.Context, dir string, dino uint64, p part, 
 		return nil, err
 	}
 	return st, nil
+}
+
+// requestETag is the ETag of the object a CompleteMultipartUpload
+// request asks for, computed from the parts' ETags it lists ("" when one
+// is no MD5).
+func requestETag(parts []struct {
+	PartNumber int    `xml:"PartNumber"`
+	ETag       string `xml:"ETag"`
+}) string {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(strings.TrimSpace(p.ETag), `"`))
+		if err != nil || len(sum) != md5.Size {
+			return ""
+		}
+		h.Write(sum)
+	}
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
+}
+
+// movedAssembly finds, in the directory of upload id of bucket b, the
+// object file of an earlier completion of the same parts (ETag etag)
+// whose parts were moved into it but which was not renamed into place
+// (the gateway died, or the client's connection did, in between); nil
+// when there is none.
+func (s *Server) movedAssembly(ctx context.Context, b, id, etag string) *staged {
+	if etag == "" {
+		return nil
+	}
+	dir := s.uploadPath(b, id)
+	dfi, err := s.c.Stat(ctx, dir)
+	if err != nil {
+		return nil
+	}
+	ents, err := s.c.ReadDir(ctx, dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		if e.IsDir || !strings.HasPrefix(e.Name, "assembly-") {
+			continue
+		}
+		raw, err := s.c.GetXattr(ctx, e.Inode, metaXattr)
+		if err != nil {
+			continue
+		}
+		var m objMeta
+		if json.Unmarshal(raw, &m) != nil || m.ETag != etag || m.Size != e.Size {
+			continue
+		}
+		return &staged{dir: dfi.Inode, name: e.Name, ino: e.Inode, size: e.Size}
+	}
+	return nil
 }

@@ -352,10 +352,22 @@ func (s *Server) completeUpload(rq *request) error {
 	for _, p := range have {
 		byNum[p.number] = p
 	}
+	// A completion that moved the parts and died before the rename
+	// left its object file, which a retry of it commits.
+	var moved *staged
 	var use []part
 	var total int64
 	sums := md5.New()
+	for _, p := range req.Parts {
+		if _, ok := byNum[p.PartNumber]; !ok {
+			moved = s.movedAssembly(ctx, rq.bucket, id, requestETag(req.Parts))
+			break
+		}
+	}
 	for i, p := range req.Parts {
+		if moved != nil {
+			break
+		}
 		if i > 0 && p.PartNumber <= req.Parts[i-1].PartNumber {
 			return ErrInvalidPartOrder
 		}
@@ -372,6 +384,9 @@ func (s *Server) completeUpload(rq *request) error {
 		total += got.size
 	}
 	etag := fmt.Sprintf("%s-%d", hex.EncodeToString(sums.Sum(nil)), len(use))
+	if moved != nil {
+		etag = requestETag(req.Parts)
+	}
 
 	// From here the answer is 200 with spaces until the result (or an
 	// error in the body), as S3 does, so that a long assembly does not
@@ -403,7 +418,12 @@ func (s *Server) completeUpload(rq *request) error {
 			}
 		}
 	}()
-	o, err := s.assemble(ctx, rq.bucket, rq.object, id, use, etag, info.Headers)
+	var o *object
+	if moved != nil {
+		o, err = s.finish(ctx, rq.bucket, rq.object, id, moved, etag, info.Headers)
+	} else {
+		o, err = s.assemble(ctx, rq.bucket, rq.object, id, use, etag, info.Headers)
+	}
 	close(done)
 	wg.Wait() // the writer is the handler's alone again
 	if err != nil {
@@ -432,13 +452,20 @@ func (s *Server) assemble(ctx context.Context, b, k, id string, use []part, etag
 	for _, p := range use {
 		want += p.size
 	}
-	st, err := s.assembleMoved(ctx, dir, dfi.Inode, use, want)
+	st, err := s.assembleMoved(ctx, dir, dfi.Inode, use, want, etag)
 	if errors.Is(err, errNotMovable) {
 		st, err = s.assembleCopied(ctx, dir, dfi.Inode, use, want)
 	}
 	if err != nil {
 		return nil, err
 	}
+	return s.finish(ctx, b, k, id, st, etag, headers)
+}
+
+// finish commits the assembled file st of upload id as key k and
+// removes the upload.
+func (s *Server) finish(ctx context.Context, b, k, id string, st *staged, etag string, headers map[string]string) (*object, error) {
+	dir := s.uploadPath(b, id)
 	o, err := s.commit(ctx, b, k, st, etag, headers)
 	if err != nil {
 		return nil, err

@@ -152,6 +152,42 @@ func TestMultipart(t *testing.T) {
 		}
 	})
 
+	// A completion that moved the parts and died before its rename left
+	// the object file in the upload's directory, carrying the upload's
+	// ETag and size: here made as the gateway makes it. A retry with
+	// another part list is refused; the client's retry commits it.
+	t.Run("retried after the move", func(t *testing.T) {
+		key := "moved-retried"
+		id := upload(key)
+		q1, q2 := pattern(minPart, 7), pattern(300, 8)
+		cs := []minio.CompletePart{part(key, id, 1, q1), part(key, id, 2, q2)}
+		dir := "/s3/mpb/.s3-uploads/mp-" + id
+		f, err := e.admin.Create(ctx, dir+"/assembly-0123456789abcdef", client.CreateOptions{ChunkSize: minPart})
+		must(t, "create the object file", err)
+		fi, err := f.Stat()
+		must(t, "stat", err)
+		must(t, "close", f.Close())
+		meta := fmt.Sprintf(`{"etag":%q,"size":%d}`, multipartETag(q1, q2), len(q1)+len(q2))
+		must(t, "xattr", e.admin.SetXattr(ctx, fi.Inode, "user.s3", []byte(meta), client.XattrAny))
+		_, err = e.admin.Concat(ctx, dir+"/assembly-0123456789abcdef", []string{dir + "/part-00001", dir + "/part-00002"})
+		must(t, "concat", err)
+
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", key, id, cs[:1], minio.PutObjectOptions{})
+		wantCode(t, "another part list", err, "InvalidPart")
+		info, err := core.CompleteMultipartUpload(ctx, "mpb", key, id, cs, minio.PutObjectOptions{})
+		must(t, "complete again", err)
+		if info.ETag != multipartETag(q1, q2) {
+			t.Fatalf("ETag %s, want %s", info.ETag, multipartETag(q1, q2))
+		}
+		got, err := e.readFile("/s3/mpb/" + key)
+		if want := append(bytes.Clone(q1), q2...); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("the object: %d bytes, %v", len(got), err)
+		}
+		if _, err := e.admin.Stat(ctx, dir); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("the upload's directory after the completion: %v", err)
+		}
+	})
+
 	t.Run("abort", func(t *testing.T) {
 		id := upload("aborted")
 		c1 := part("aborted", id, 1, p3)
