@@ -75,9 +75,8 @@ func (n *Node) AdmitRead(r ReadRequest) (waitFor uint64, err error) {
 // chain's at epoch, without the chain, by a local operation that reads
 // the whole replica: a fork's clone (CloneReplica) or a mirror's diff of
 // two replicas. The node must be a member at that epoch, unfenced, with
-// a sound store, and settled (Quiescent: nothing in flight, everything
-// applied durable and acknowledged downstream, no catch-up, its epoch
-// started), so that every member holds the same committed updates and
+// a sound store, and settled (nothing in flight, everything applied
+// durable and acknowledged downstream, no catch-up, its epoch started), so that every member holds the same committed updates and
 // no update of an earlier epoch is still on its way to it.
 func (n *Node) AdmitSettled(epoch uint64) error {
 	switch {
@@ -89,7 +88,7 @@ func (n *Node) AdmitSettled(epoch uint64) error {
 		return fmt.Errorf("%w: node %d is no member at epoch %d", ErrFenced, n.self, n.cfg.Epoch)
 	case n.failed:
 		return ErrFailed
-	case !n.Quiescent():
+	case !n.settled():
 		return fmt.Errorf("%w: %d sent, %d buffered, %d waiting, persisted %d of %d, catching up %v, epoch started %v",
 			ErrNotSettled, len(n.sent), len(n.pending), len(n.waiting), n.persisted, n.applied, n.catchingUp, !n.starting())
 	}
@@ -313,6 +312,17 @@ func (n *Node) FencedThrough() uint64 { return n.fencedThrough }
 // only in what it forgot (recent request ids, the update log, its
 // successor's acks), which a reload forgets too.
 func (n *Node) Quiescent() bool {
-	return n.Idle() && len(n.waiting) == 0 && n.persisted == n.applied && !n.catchingUp &&
-		!n.starting() && !n.failed && len(n.damaged) == 0 && n.rd.Empty()
+	return n.Idle() && n.settled()
+}
+
+// settled reports whether the node holds exactly what its replica says
+// and every member after it acknowledged: nothing sent unacknowledged,
+// buffered or waiting for its commit, everything applied durable, no
+// catch-up, its epoch started, no damaged range, no batch pending, the
+// store sound. Unlike Quiescent it does not wait for a watchdog tick to
+// see the counters at rest (a fork's clone right after a snapshot's
+// epoch start committed need not wait a tick).
+func (n *Node) settled() bool {
+	return len(n.sent) == 0 && len(n.pending) == 0 && len(n.waiting) == 0 && n.persisted == n.applied &&
+		!n.catchingUp && !n.starting() && !n.failed && len(n.damaged) == 0 && n.rd.Empty()
 }
