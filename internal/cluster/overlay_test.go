@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -318,5 +319,84 @@ func TestOverlayExclusiveBytes(t *testing.T) {
 	}
 	if got, want := ovs[0].Volume.ExclusiveBytes, int64(3*len(block)); got != want {
 		t.Fatalf("overlay a: exclusive bytes %d, want %d (what it wrote; its forked chunks hold %d)", got, want, 2*chunkSize)
+	}
+}
+
+// TestSnapshotForksWrittenChunksAhead: after a volume snapshot, the
+// chunks written since the volume's previous snapshot (shared by the
+// live volume and the new snapshot only) are forked ahead by the leader,
+// as a mirror's checkpoints need (its writer writes the same chunks
+// again); the chunks not written since stay shared. Both snapshots keep
+// the volume as it was when each was taken.
+func TestSnapshotForksWrittenChunksAhead(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	r := newRand(t)
+	vi, err := cl.CreateVolume(ctx, "v", 4*chunkSize, client.VolumeOptions{ChunkSize: chunkSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cl.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	img := make([]byte, 4*chunkSize)
+	fillRand(r, img[:3*chunkSize])
+	if _, err := v.WriteAt(img[:3*chunkSize], 0); err != nil {
+		t.Fatal(err)
+	}
+	mc := masterClient(t, c)
+	chunks := func() []*api.ChunkInfo {
+		resp, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: vi.Inode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetChunks()
+	}
+	if _, err := cl.SnapshotVolume(ctx, "v", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Clone(img)
+	// Chunk 1 written since s1; then s2.
+	fillRand(r, img[chunkSize+4096:chunkSize+8192])
+	if _, err := v.WriteAt(img[chunkSize+4096:chunkSize+8192], chunkSize+4096); err != nil {
+		t.Fatal(err)
+	}
+	atS2 := chunks()
+	if _, err := cl.SnapshotVolume(ctx, "v", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	second := slices.Clone(img)
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		for _, ci := range chunks() {
+			ahead := ci.GetIndex() == 1
+			if ahead && (ci.GetShared() || ci.GetHandle() == atS2[1].GetHandle()) {
+				return fmt.Errorf("chunk 1 (written since s1): handle %d (was %d), shared %v", ci.GetHandle(), atS2[1].GetHandle(), ci.GetShared())
+			}
+			if !ahead && !ci.GetShared() {
+				return fmt.Errorf("chunk %d, not written since s1, was forked ahead", ci.GetIndex())
+			}
+		}
+		return nil
+	})
+	for _, tc := range []struct {
+		name string
+		want []byte
+	}{{"v@s1", first}, {"v@s2", second}, {"v", img}} {
+		sv, err := cl.OpenVolume(ctx, tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(tc.want))
+		_, err = sv.ReadAt(got, 0)
+		sv.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !bytes.Equal(got, tc.want) {
+			t.Fatalf("%s reads other bytes than it should", tc.name)
+		}
 	}
 }

@@ -28,21 +28,36 @@ const preForkParallel = 4
 const preForkRetry = time.Second
 
 // preForkQueue is the volumes to fork ahead, each with the time from
-// which it is due.
+// which it is due and, when not all its shared chunks, the slots.
 type preForkQueue struct {
 	mu      sync.Mutex
 	vols    map[string]time.Time
-	running atomic.Bool // preForkVolumes is under way
+	only    map[string]map[int64]bool // vol -> the slots to fork (absent: every shared one)
+	running atomic.Bool               // preForkVolumes is under way
 }
 
-func (q *preForkQueue) add(vol string, at time.Time) {
+// add queues vol's shared chunks at the slots of only (nil: all of them).
+func (q *preForkQueue) add(vol string, at time.Time, only []int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.vols == nil {
-		q.vols = map[string]time.Time{}
+		q.vols, q.only = map[string]time.Time{}, map[string]map[int64]bool{}
 	}
-	if cur, ok := q.vols[vol]; !ok || at.Before(cur) {
+	cur, queued := q.vols[vol]
+	if !queued || at.Before(cur) {
 		q.vols[vol] = at
+	}
+	switch set, some := q.only[vol]; {
+	case only == nil:
+		delete(q.only, vol) // all
+	case !queued || some:
+		if set == nil {
+			set = map[int64]bool{}
+			q.only[vol] = set
+		}
+		for _, i := range only {
+			set[i] = true
+		}
 	}
 }
 
@@ -58,15 +73,17 @@ func (q *preForkQueue) due(now time.Time) bool {
 	return false
 }
 
-// take removes and returns the volumes due at now.
-func (q *preForkQueue) take(now time.Time) []string {
+// take removes and returns the volumes due at now, each with its slots
+// (nil: every shared one).
+func (q *preForkQueue) take(now time.Time) map[string]map[int64]bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []string
+	out := map[string]map[int64]bool{}
 	for v, at := range q.vols {
 		if !now.Before(at) {
-			out = append(out, v)
+			out[v] = q.only[v]
 			delete(q.vols, v)
+			delete(q.only, v)
 		}
 	}
 	return out
@@ -75,7 +92,47 @@ func (q *preForkQueue) take(now time.Time) []string {
 // schedulePreFork queues volume vol's shared chunks for the repair loop
 // to fork.
 func (m *Master) schedulePreFork(vol string) {
-	m.preForks.add(vol, m.cfg.Clock.Now())
+	m.preForks.add(vol, m.cfg.Clock.Now(), nil)
+	m.kickRepair()
+}
+
+// Forks ahead after a volume snapshot. A snapshot shares every chunk of
+// the volume, and the next write to each forks it; a mirror's checkpoints
+// (internal/mirror) snapshot a volume every second while it is written,
+// so its writer would pay a fork per chunk it writes, every second. The
+// chunks it is likely to write next are those it wrote since the
+// previous snapshot: shared by the live volume and the new snapshot
+// only, not by an older snapshot. After a snapshot of a volume that has
+// an older one, the leader forks those ahead. (The first snapshot of a
+// volume forks nothing ahead: every written chunk would qualify.)
+
+// scheduleHotForks queues the slots of volume vol that its newest
+// snapshot made shared for the first time, when vol has an older one.
+func (m *Master) scheduleHotForks(vol string) {
+	var hot []int64
+	m.fsm.view(func(st *meta.State) {
+		snaps, err := st.VolumeSnapshots(vol)
+		if err != nil || len(snaps) < 2 {
+			return
+		}
+		fi, err := st.Volume(vol)
+		if err != nil || fi.ReadOnly {
+			return
+		}
+		_, all, err := st.FileChunks(fi.Inode, 0, 0)
+		if err != nil {
+			return
+		}
+		for _, r := range all {
+			if ch, ok := st.Chunk(r.Handle); ok && r.Shared && r.Fork == 0 && ch.Refs == 2 {
+				hot = append(hot, r.Index)
+			}
+		}
+	})
+	if len(hot) == 0 {
+		return
+	}
+	m.preForks.add(vol, m.cfg.Clock.Now(), hot)
 	m.kickRepair()
 }
 
@@ -83,7 +140,7 @@ func (m *Master) schedulePreFork(vol string) {
 // preForkParallel at once; a volume some of whose forks failed (members
 // busy or unreachable) is queued again for preForkRetry later.
 func (m *Master) preForkVolumes(ctx context.Context) {
-	for _, vol := range m.preForks.take(m.cfg.Clock.Now()) {
+	for vol, only := range m.preForks.take(m.cfg.Clock.Now()) {
 		var ino uint64
 		var refs []meta.ChunkRef
 		m.fsm.view(func(st *meta.State) {
@@ -97,7 +154,7 @@ func (m *Master) preForkVolumes(ctx context.Context) {
 			}
 			ino = fi.Inode
 			for _, r := range all {
-				if r.Shared {
+				if r.Shared && (only == nil || only[r.Index]) {
 					refs = append(refs, r)
 				}
 			}
@@ -131,8 +188,15 @@ func (m *Master) preForkVolumes(ctx context.Context) {
 			return // no longer leader, or stopping
 		}
 		if n := failed.Load(); n > 0 {
-			m.preForks.add(vol, m.cfg.Clock.Now().Add(preForkRetry))
-			m.log.Info("master: background forks of an overlay's writer failed; retrying", "volume", vol, "failed", n, "of", len(refs))
+			var again []int64 // nil: all, as before
+			for i := range only {
+				again = append(again, i)
+			}
+			if only != nil && len(again) == 0 {
+				continue
+			}
+			m.preForks.add(vol, m.cfg.Clock.Now().Add(preForkRetry), again)
+			m.log.Info("master: background forks ahead of a volume's writer failed; retrying", "volume", vol, "failed", n, "of", len(refs))
 			continue
 		}
 		m.log.Debug("master: background forks done", "volume", vol, "chunks", len(refs), "took", m.cfg.Clock.Now().Sub(start))

@@ -310,6 +310,7 @@ func (v *volumeServer) SnapshotVolume(ctx context.Context, req *api.SnapshotVolu
 		return nil, err
 	}
 	v.s.m.event("snapshot", "volume snapshot %s", r.Info.Name)
+	v.s.m.scheduleHotForks(req.Volume)
 	var info *api.VolumeInfo
 	v.s.m.fsm.view(func(st *meta.State) { info = volumeInfo(st, r.Info) })
 	return &api.SnapshotVolumeResponse{Info: info}, nil
