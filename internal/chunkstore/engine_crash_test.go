@@ -69,6 +69,8 @@ type mrep struct {
 	since    []bool // blocks changed since the last SetAppliedAt, creation or clone
 	appData  []byte // content at that point
 	appBad   []bool
+	reqs     []Request // request ids, in memory
+	durReqs  []Request // as of the last marker
 }
 
 func newMrep(data []byte, bad []bool, m Meta) *mrep {
@@ -110,6 +112,7 @@ func (s mstate) synced() mstate {
 		c.durMeta = r.meta.clone()
 		c.touched = slices.Clone(r.since)
 		c.markData, c.markBad = r.appData, r.appBad
+		c.durReqs = r.reqs
 		n[h] = &c
 	}
 	return n
@@ -124,6 +127,7 @@ func (s mstate) recovered() mstate {
 		c.meta = r.durMeta.clone()
 		c.since = slices.Clone(r.touched)
 		c.appData, c.appBad = r.markData, r.markBad
+		c.reqs = r.durReqs
 		n[h] = &c
 	}
 	return n
@@ -140,6 +144,7 @@ type engHarness struct {
 	log   []mstate // the states after each operation since base
 	trace []string
 	seed  uint64 // for data and crash subsets
+	reqID uint64 // the last request id recorded
 	// How crashes went: how many, and how many kept some but not all of
 	// the unsynced operations.
 	crashes, partial, whole int
@@ -412,7 +417,11 @@ func (h *engHarness) clone() {
 	s := h.cur[src]
 	m := s.meta.clone()
 	m.Handle = dst
-	h.did(h.cur.with(dst, newMrep(s.data, s.bad, m)))
+	d := newMrep(s.data, s.bad, m)
+	// The clone record carries the source's ids as its markers hold
+	// them; the clone's own next marker the rest.
+	d.reqs, d.durReqs = s.reqs, s.durReqs
+	h.did(h.cur.with(dst, d))
 }
 
 func (h *engHarness) delete() {
@@ -441,8 +450,22 @@ func (h *engHarness) setApplied() {
 		rep.SetConfig(r.meta.Epoch, r.meta.Chain)
 	} else {
 		r.meta.AppliedEpoch, r.meta.AppliedSeq = r.meta.Epoch, r.meta.AppliedSeq+1
-		h.note("set applied %d (%d, %d)", hd, r.meta.AppliedEpoch, r.meta.AppliedSeq)
-		rep.SetAppliedAt(r.meta.AppliedEpoch, r.meta.AppliedSeq)
+		// With request ids (0 to 3), or replacing the table (a copy).
+		var qs []Request
+		for range h.c.intn(4) {
+			h.reqID++
+			qs = append(qs, Request{Client: uint64(hd), ID: h.reqID, Seq: r.meta.AppliedSeq, Offset: int64(h.reqID)})
+		}
+		if h.c.intn(8) == 0 {
+			h.note("set applied %d (%d, %d), replacing the request ids by %d", hd, r.meta.AppliedEpoch, r.meta.AppliedSeq, len(qs))
+			rep.ReplaceRequestsAt(r.meta.AppliedEpoch, r.meta.AppliedSeq, qs)
+			r.reqs = qs
+		} else {
+			h.note("set applied %d (%d, %d) with %d request ids", hd, r.meta.AppliedEpoch, r.meta.AppliedSeq, len(qs))
+			rep.SetAppliedAt(r.meta.AppliedEpoch, r.meta.AppliedSeq, qs...)
+			r.reqs = append(slices.Clone(r.reqs), qs...)
+			r.reqs = r.reqs[max(0, len(r.reqs)-MaxRequests):]
+		}
 		r.since = make([]bool, r.nb())
 		r.appData, r.appBad = r.data, r.bad
 	}
@@ -581,6 +604,7 @@ func (h *engHarness) crash() {
 // engSnap is what the engine shows of one replica.
 type engSnap struct {
 	meta   Meta
+	reqs   []Request
 	blocks [][]byte // nil: ErrCorrupt
 	bad    []int64
 	ahead  []int64
@@ -590,7 +614,7 @@ func (h *engHarness) snapshot() map[Handle]engSnap {
 	out := make(map[Handle]engSnap)
 	for _, m := range h.e.List() {
 		r := h.replica(m.Handle)
-		s := engSnap{meta: m, bad: r.BadBlocks(), ahead: r.AheadBlocks()}
+		s := engSnap{meta: m, reqs: r.Requests(), bad: r.BadBlocks(), ahead: r.AheadBlocks()}
 		for b := range numBlocks(m.ChunkSize) {
 			p := make([]byte, min(BlockSize, m.ChunkSize-b*BlockSize))
 			_, err := r.ReadAt(p, b*BlockSize)
@@ -615,6 +639,9 @@ func compareSnap(snap map[Handle]engSnap, s mstate) error {
 		m := s[hd]
 		if !metaEqual(es.meta, m.durMeta) {
 			return fmt.Errorf("replica %d: meta %+v, want %+v", hd, es.meta, m.durMeta)
+		}
+		if !slices.Equal(es.reqs, m.durReqs) {
+			return fmt.Errorf("replica %d: request ids %v, want %v", hd, firstFew(es.reqs), firstFew(m.durReqs))
 		}
 		var bad []int64
 		for b, blk := range es.blocks {
@@ -659,6 +686,7 @@ func (h *engHarness) compareAll(s mstate) {
 	for hd, r := range s {
 		c := *r
 		c.durMeta = r.meta
+		c.durReqs = r.reqs
 		c.touched = make([]bool, r.nb()) // ahead is only what recovery found
 		for b := range c.touched {
 			c.touched[b] = true
