@@ -31,6 +31,7 @@ type mirrorStatusJSON struct {
 	ThroughputBps    float64  `json:"throughput_bytes_per_s"`
 	Fallbacks        int64    `json:"fallbacks"`
 	Promoted         bool     `json:"promoted"`
+	SyncFlush        bool     `json:"sync_flush"`
 	UpdatedAgoMs     int64    `json:"updated_ago_ms"`
 	SourceCheckpoint []uint64 `json:"source_checkpoints,omitempty"`
 }
@@ -184,7 +185,7 @@ func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, 
 			AgeMs: r.Age(now).Milliseconds(), Pending: r.Pending, PendingBytes: r.PendingBytes, PendingShipped: r.PendingShipped,
 			Checkpoints: r.Checkpoints, ShippedBytes: r.ShippedBytes, LastShipped: r.LastShipped,
 			LastDurationMs: time.Duration(r.LastDuration).Milliseconds(), ThroughputBps: r.Throughput(), Fallbacks: r.Fallbacks,
-			Promoted: r.Promoted, UpdatedAgoMs: now.Sub(time.Unix(0, r.Updated)).Milliseconds(), SourceCheckpoint: held}
+			Promoted: r.Promoted, SyncFlush: r.SyncFlush, UpdatedAgoMs: now.Sub(time.Unix(0, r.Updated)).Milliseconds(), SourceCheckpoint: held}
 		if r.AppliedAt != 0 {
 			j.AppliedAt = timeString(time.Unix(0, r.AppliedAt))
 		}
@@ -206,6 +207,9 @@ func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, 
 	}
 	if held != nil {
 		fmt.Fprintf(w, "at source:  checkpoint snapshots %v\n", held)
+	}
+	if r.SyncFlush {
+		fmt.Fprintf(w, "sync-flush: on, a flush at the source returns once its checkpoint is applied here\n")
 	}
 	if r.Promoted {
 		fmt.Fprintf(w, "promoted:   yes, the volume is writable at the target and no longer mirrored\n")

@@ -64,6 +64,9 @@ func TestSyncFlushSurvivesSiteLoss(t *testing.T) {
 		t.Fatalf("the flush returned with B still at checkpoint %d (was %d)", after.Applied, first.Applied)
 	}
 	t.Logf("write + flush through NBD took %v; B at checkpoint %d (was %d)", took.Round(time.Millisecond), after.Applied, first.Applied)
+	if out, err := catena(t, "mirror", "status", "--to", b.MasterAddr(), "--cluster-tls-dir", b.TLSDir(), volName); err != nil || !strings.Contains(out, "sync-flush: on") {
+		t.Fatalf("mirror status at B = %q, %v; want it to say sync-flush is on", out, err)
+	}
 
 	// The site is lost.
 	nbd.Kill()
