@@ -119,19 +119,22 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 		}
 	}
 	if err != nil {
+		refused := errors.Is(err, client.ErrInvalid) || errors.Is(err, client.ErrNotFound)
+		if !refused {
+			// Perhaps moved after all: the object file stays, for a
+			// retry to find (movedAssembly) or the sweeper to remove.
+			return nil, err
+		}
 		s.discard(ctx, st)
 		if last != nil {
 			s.discard(ctx, last)
 		}
-		if errors.Is(err, client.ErrInvalid) {
-			// A part replaced meanwhile by one of another size, say.
-			s.log.Info("s3: parts not moved, copying them", "dir", dir, "err", err)
-			return nil, errNotMovable
-		}
 		if errors.Is(err, client.ErrNotFound) {
 			return nil, ErrNoSuchUpload // completed or aborted meanwhile
 		}
-		return nil, err
+		// A part replaced meanwhile by one of another size, say.
+		s.log.Info("s3: parts not moved, copying them", "dir", dir, "err", err)
+		return nil, errNotMovable
 	}
 	if info.Size != want {
 		return nil, fmt.Errorf("s3: upload %s: parts of %d bytes moved as %d", path.Base(dir), want, info.Size)
