@@ -139,7 +139,7 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 	if info.Size != want {
 		return nil, fmt.Errorf("s3: upload %s: parts of %d bytes moved as %d", path.Base(dir), want, info.Size)
 	}
-	st.size = info.Size
+	st.size, st.keep = info.Size, true
 	return st, nil
 }
 
@@ -213,7 +213,7 @@ func (s *Server) movedAssembly(ctx context.Context, b, id, etag string) *staged 
 		if json.Unmarshal(raw, &m) != nil || m.ETag != etag || m.Size != e.Size {
 			continue
 		}
-		return &staged{dir: dfi.Inode, name: e.Name, ino: e.Inode, size: e.Size}
+		return &staged{dir: dfi.Inode, name: e.Name, ino: e.Inode, size: e.Size, keep: true}
 	}
 	return nil
 }

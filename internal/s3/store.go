@@ -132,10 +132,17 @@ type staged struct {
 	ino  uint64
 	size int64
 	md5  []byte
+	// keep: the file holds a multipart upload's moved parts, their only
+	// copy: a failure leaves it for a retry (movedAssembly), an abort
+	// or the sweeper.
+	keep bool
 }
 
-// discard removes the temporary file.
+// discard removes the temporary file, unless it is to be kept.
 func (s *Server) discard(ctx context.Context, st *staged) {
+	if st.keep {
+		return
+	}
 	if err := s.c.UnlinkAt(context.WithoutCancel(ctx), st.dir, st.name); err != nil && !errors.Is(err, client.ErrNotFound) {
 		s.log.Warn("s3: removing a temporary file", "name", st.name, "err", err)
 	}

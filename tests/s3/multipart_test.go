@@ -188,6 +188,27 @@ func TestMultipart(t *testing.T) {
 		}
 	})
 
+	// A completion refused after the move (the key is a prefix of
+	// another key's) keeps the moved parts: once the conflict is gone,
+	// the same completion succeeds.
+	t.Run("refused after the move, then retried", func(t *testing.T) {
+		e.put("mpb", "cf/y", []byte("y"), minio.PutObjectOptions{})
+		id := upload("cf")
+		q1, q2 := pattern(minPart, 10), pattern(700, 11)
+		cs := []minio.CompletePart{part("cf", id, 1, q1), part("cf", id, 2, q2)}
+		_, err := core.CompleteMultipartUpload(ctx, "mpb", "cf", id, cs, minio.PutObjectOptions{})
+		wantCode(t, "a key that is another's prefix", err, "InvalidArgument")
+		_, err = e.mc.StatObject(ctx, "mpb", "cf", minio.StatObjectOptions{})
+		wantCode(t, "the refused object", err, "NoSuchKey")
+		must(t, "remove the conflict", e.mc.RemoveObject(ctx, "mpb", "cf/y", minio.RemoveObjectOptions{}))
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", "cf", id, cs, minio.PutObjectOptions{})
+		must(t, "complete again", err)
+		got, err := e.readFile("/s3/mpb/cf")
+		if want := append(bytes.Clone(q1), q2...); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("the object: %d bytes, %v", len(got), err)
+		}
+	})
+
 	t.Run("abort", func(t *testing.T) {
 		id := upload("aborted")
 		c1 := part("aborted", id, 1, p3)
