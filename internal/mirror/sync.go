@@ -133,23 +133,27 @@ func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
 }
 
 func (f *FlushBarrier) wait(ctx context.Context, vol string) error {
-	newest, err := newestCheckpoint(ctx, f.c, vol)
-	if err != nil {
-		return fmt.Errorf("mirror sync-flush: %w", err)
-	}
-	fi, err := f.c.Stat(ctx, RecordPath(vol))
-	if err != nil {
-		return fmt.Errorf("mirror sync-flush: %w", err)
-	}
-	ask := strconv.FormatInt(f.clk.Now().UnixNano(), 10)
-	if err := f.c.SetXattr(ctx, fi.Inode, FlushAttr, []byte(ask), 0); err != nil {
-		return fmt.Errorf("mirror sync-flush: asking for a checkpoint: %w", err)
-	}
-	if _, err := waitPast(ctx, f.c, vol, newest, f.clk, f.Poll); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("mirror sync-flush: volume %s: no checkpoint applied at the target within %v (is the mirror running?)", vol, f.Timeout)
+	err := func() error {
+		newest, err := newestCheckpoint(ctx, f.c, vol)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("mirror sync-flush: %w", err)
+		fi, err := f.c.Stat(ctx, RecordPath(vol))
+		if err != nil {
+			return err
+		}
+		ask := strconv.FormatInt(f.clk.Now().UnixNano(), 10)
+		if err := f.c.SetXattr(ctx, fi.Inode, FlushAttr, []byte(ask), 0); err != nil {
+			return fmt.Errorf("asking for a checkpoint: %w", err)
+		}
+		_, err = waitPast(ctx, f.c, vol, newest, f.clk, f.Poll)
+		return err
+	}()
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("mirror sync-flush: volume %s: no checkpoint applied at the target within %v (is the mirror running?): %w", vol, f.Timeout, err)
 	}
-	return nil
+	return fmt.Errorf("mirror sync-flush: %w", err)
 }

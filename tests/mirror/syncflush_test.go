@@ -102,7 +102,6 @@ func TestFlushBarrierWithoutMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb := mirror.NewFlushBarrier(ca, nil)
-	fb.Timeout = 200 * time.Millisecond
 	if err := fb.Wait(t.Context(), volName); err != nil {
 		t.Fatalf("no record: %v", err)
 	}
@@ -111,7 +110,6 @@ func TestFlushBarrierWithoutMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb = mirror.NewFlushBarrier(ca, nil)
-	fb.Timeout = 200 * time.Millisecond
 	if err := fb.Wait(t.Context(), volName); err != nil {
 		t.Fatalf("a mirror without --sync-flush: %v", err)
 	}
@@ -120,7 +118,7 @@ func TestFlushBarrierWithoutMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb = mirror.NewFlushBarrier(ca, nil)
-	fb.Timeout = 200 * time.Millisecond
+	fb.Timeout = time.Second
 	err := fb.Wait(t.Context(), volName)
 	if err == nil || !strings.Contains(err.Error(), "is the mirror running") {
 		t.Fatalf("a killed --sync-flush mirror: %v, want a timeout naming the mirror", err)
