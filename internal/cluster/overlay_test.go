@@ -219,14 +219,7 @@ func TestOverlayWriterForkedAhead(t *testing.T) {
 	if _, err := w.WriteAt(orig, 0); err != nil {
 		t.Fatal(err)
 	}
-	mc := masterClient(t, c)
-	chunks := func() []*api.ChunkInfo {
-		resp, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: vi.Inode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetChunks()
-	}
+	chunks := chunksOf(t, c, vi.Inode)
 	before := chunks()
 	if len(before) != 3 {
 		t.Fatalf("%d chunks allocated, want 3", len(before))
@@ -347,14 +340,7 @@ func TestSnapshotForksWrittenChunksAhead(t *testing.T) {
 	if _, err := v.WriteAt(img[:3*chunkSize], 0); err != nil {
 		t.Fatal(err)
 	}
-	mc := masterClient(t, c)
-	chunks := func() []*api.ChunkInfo {
-		resp, err := mc.GetChunks(ctx, &api.GetChunksRequest{Inode: vi.Inode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetChunks()
-	}
+	chunks := chunksOf(t, c, vi.Inode)
 	if _, err := cl.SnapshotVolume(ctx, "v", "s1"); err != nil {
 		t.Fatal(err)
 	}
@@ -398,5 +384,19 @@ func TestSnapshotForksWrittenChunksAhead(t *testing.T) {
 		if !bytes.Equal(got, tc.want) {
 			t.Fatalf("%s reads other bytes than it should", tc.name)
 		}
+	}
+}
+
+// chunksOf returns a function listing the chunks of inode ino, as the
+// master has them now.
+func chunksOf(t *testing.T, c *cluster.Cluster, ino uint64) func() []*api.ChunkInfo {
+	mc := masterClient(t, c)
+	return func() []*api.ChunkInfo {
+		t.Helper()
+		resp, err := mc.GetChunks(t.Context(), &api.GetChunksRequest{Inode: ino})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetChunks()
 	}
 }
