@@ -332,8 +332,15 @@ func (f *File) readPiece(ctx context.Context, pc piece, buf []byte, fresh *holeV
 				// The tail never held a replica: if the master still names
 				// it the tail at this epoch, no write to the chunk ever
 				// became visible (the tail applies each one first), so the
-				// range reads as zeros.
-				if err = f.stillTail(ctx, pc.index, ci); err == nil {
+				// range reads as zeros. After a reconfiguration (a
+				// snapshot's fence) the head must hold none either: an
+				// update it sequenced before, which the configuration
+				// change counted as before it, may still be on its way to
+				// create the tail's replica.
+				if err = f.headHoldsNone(ctx, ci); err == nil {
+					err = f.stillTail(ctx, pc.index, ci)
+				}
+				if err == nil {
 					clear(buf)
 					return nil
 				}
@@ -443,6 +450,30 @@ var errEmptyChain = fmt.Errorf("chunk has no replicas: %w", ErrStaleEpoch)
 // errChainMoved: a tail that never held a replica is no longer the tail at
 // the epoch read; retried on the new chain.
 var errChainMoved = fmt.Errorf("the tail holds no replica and the chain moved: %w", ErrStaleEpoch)
+
+// errHeadHolds: the tail of a reconfigured chain holds no replica yet, and
+// its head holds one: updates it sequenced may still reach the tail.
+var errHeadHolds = fmt.Errorf("the tail holds no replica yet and the head does: %w", ErrStaleEpoch)
+
+// headHoldsNone checks, for a chain configured since its chunk was
+// allocated (epoch above 1), that its head never held a replica of it
+// either (its Read answers no_replica too); nil for a chain of one or at
+// its first epoch.
+func (f *File) headHoldsNone(ctx context.Context, ci ChunkInfo) error {
+	if len(ci.Chain) < 2 || ci.Epoch <= 1 {
+		return nil
+	}
+	resp, _, err := callChunk(ctx, f.c, ci.Chain[0].Addr, func(ctx context.Context, cs api.ChunkserverClient) (*api.ReadResponse, error) {
+		return cs.Read(ctx, &api.ReadRequest{Handle: ci.Handle, Epoch: ci.Epoch, Offset: 0, Length: 0, Capability: ci.cap})
+	})
+	if err == nil && !resp.GetNoReplica() {
+		err = errHeadHolds
+	}
+	if err != nil && rpcerr.Code(err) == api.ErrorCode_NOT_TAIL {
+		err = errHeadHolds
+	}
+	return err
+}
 
 // stillTail asks the master whether ci (whose tail answered that it never
 // held a replica) is still chunk index's configuration: nil if it is,

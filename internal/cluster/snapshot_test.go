@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/catena-io/catena/api"
 	"github.com/catena-io/catena/client"
 	"github.com/catena-io/catena/internal/cluster"
 	"github.com/catena-io/catena/internal/cluster/clustertest"
@@ -341,4 +342,80 @@ func makeDirFile(t *testing.T, cl *client.Client, r *rand.Rand, n int) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestReadAfterSnapshotSeesWriteInFlight: a write reaches a new chunk's
+// head, which applies it but cannot forward it (the head is cut off from
+// the middle), so the tail never held a replica; a snapshot's fence then
+// moves the chain on. The snapshot holds the write (it commits into the
+// shared chunk once the link heals), so a read after the snapshot
+// returned must not answer zeros on the tail's "no replica": the head
+// holds one. The read is refused until the write arrives, then sees it.
+func TestReadAfterSnapshotSeesWriteInFlight(t *testing.T) {
+	c := clustertest.New(t, cluster.Config{Chunkservers: 3})
+	cl := clustertest.Client(t, c)
+	ctx := t.Context()
+	vi, err := cl.CreateVolume(ctx, "v", chunkSize, client.VolumeOptions{ChunkSize: chunkSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cl.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	resp, err := masterClient(t, c).AllocateChunk(ctx, &api.AllocateChunkRequest{Inode: vi.Inode, Index: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := resp.GetChunk().GetChain()
+	if len(chain) != 3 {
+		t.Fatalf("chain of %d, want 3", len(chain))
+	}
+	head := c.ChunkserverIndex(chain[0].GetId())
+	c.Partition(c.ChunkserverNode(head), c.ChunkserverNode(c.ChunkserverIndex(chain[1].GetId())))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := v.WriteAt([]byte("data"), 0)
+		wrote <- err
+	}()
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		if n := c.Chunkserver(head).Metrics().CreatedByWrite; n < 1 {
+			return fmt.Errorf("the head created %d replicas by write", n)
+		}
+		return nil
+	})
+	if _, err := cl.SnapshotVolume(ctx, "v", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	// A reader bounded to a few seconds: it must not read zeros.
+	rc, err := c.NewClientConfig(client.Config{OpTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rv, err := rc.OpenVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rv.Close()
+	buf := make([]byte, 4)
+	if _, err := rv.ReadAt(buf, 0); err == nil && !bytes.Equal(buf, []byte("data")) {
+		t.Fatalf("a read after the snapshot returned %q while the head held a write the snapshot holds", buf)
+	}
+	c.Heal()
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	for _, name := range []string{"v", "v@s1"} {
+		sv, err := cl.OpenVolume(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = sv.ReadAt(buf, 0)
+		sv.Close()
+		if err != nil || string(buf) != "data" {
+			t.Fatalf("%s reads %q, %v; want the write", name, buf, err)
+		}
+	}
 }
