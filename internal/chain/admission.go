@@ -309,8 +309,8 @@ func (n *Node) FencedThrough() uint64 { return n.fencedThrough }
 // no batch pending, the store sound. A chunkserver may
 // then drop the node and later rebuild it with NewNode from its replica's
 // metadata (Start) and Fence(FencedThrough()): the rebuilt node differs
-// only in what it forgot (recent request ids, the update log, its
-// successor's acks), which a reload forgets too.
+// only in what it forgot (the update log, its successor's acks), which a
+// reload forgets too; its request ids come back through Start.Requests.
 func (n *Node) Quiescent() bool {
 	return n.Idle() && n.settled()
 }

@@ -76,7 +76,7 @@
 //     may hold stale sequence numbers. A higher configuration lifts it.
 //   - Rejoin: a node started from a reloaded replica (Start.Reloaded) is
 //     fenced through its epoch and stays fenced across Reconfigures: it
-//     lost its request-id memory and may be behind its successor. It acts
+//     may be behind its successor (it forwards before it persists). It acts
 //     again only after a copy (Resync, then InstallCopy), or when a
 //     Reconfigure makes it the sole member (the only copy left).
 //   - Catch-up: a node that joins a chain behind a predecessor is catching
@@ -135,8 +135,12 @@
 //     the configuration and Reconfigure.
 //   - Answer Ready.Abandoned writes with a retryable error; on
 //     Ready.CatchUp fetch CatchUpTarget's copy (one fetch at a time).
-//   - Request-id memory is volatile and bounded (the last 4096 ids): a
-//     restarted node, or a retry older than that, is not deduplicated.
+//   - Request-id memory is bounded (the last 4096 ids) and lives in the
+//     node: a caller that builds a node from a replica (a restart, a
+//     node dropped while Quiescent, a clone) passes the ids the replica's
+//     updates carried in Start.Requests, kept durably with the applied
+//     seq that covers them (internal/chunkserver does, through
+//     internal/chunkstore). A retry older than that is not deduplicated.
 //   - Start.Applied must be durable, and a replica loaded from disk must
 //     say so (Start.Reloaded). A restarted node starts with an empty Sent
 //     list: a middle node re-forwards what its predecessor re-sends, but

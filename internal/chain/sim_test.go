@@ -64,12 +64,8 @@ type sim struct {
 	proposed []RequestID
 	replies  map[RequestID]int // replies seen
 	allowed  map[RequestID]int // replies the protocol owes
-	// retired: requests their clients no longer retry (they were
-	// proposed before a node was rebuilt cold, which happens only after
-	// longer than any client's operation timeout).
-	retired  map[RequestID]bool
-	rebuilds int // nodes rebuilt from their replica's state (coldCycle)
-	held     int // batches after which a node held updates back for its send window
+	rebuilds int               // nodes rebuilt from their replica's state (coldCycle)
+	held     int               // batches after which a node held updates back for its send window
 	// reads: reads admitted, at which epoch and with what applied; no
 	// update of an earlier epoch may commit beyond it (checkReads).
 	reads []admittedRead
@@ -85,7 +81,7 @@ func newSim(t testing.TB, c chooser, failMode int) *sim {
 		nodes: map[NodeID]*Node{}, dead: map[NodeID]bool{},
 		chain: []NodeID{1, 2, 3}, epoch: 1,
 		log: map[NodeID][]Update{}, persisted: map[NodeID]uint64{},
-		replies: map[RequestID]int{}, allowed: map[RequestID]int{}, retired: map[RequestID]bool{},
+		replies: map[RequestID]int{}, allowed: map[RequestID]int{},
 		failMode: failMode, reconfiguredAt: map[NodeID]uint64{},
 	}
 	for _, id := range s.chain {
@@ -172,13 +168,9 @@ func (s *sim) head() *Node { return s.nodes[s.chain[0]] }
 // head of the newest configuration.
 func (s *sim) propose(retry bool) {
 	var req RequestID
-	if retry && len(s.proposed) > 0 && !s.retired[s.proposed[len(s.proposed)-1]] {
-		for {
-			x, _ := s.pick(len(s.proposed))
-			if req = s.proposed[x]; !s.retired[req] {
-				break
-			}
-		}
+	if retry && len(s.proposed) > 0 {
+		x, _ := s.pick(len(s.proposed))
+		req = s.proposed[x]
 	} else {
 		s.nextReq++
 		req = RequestID{Client: 1, Seq: s.nextReq}
@@ -392,18 +384,14 @@ func (s *sim) drain() {
 	}
 	s.quiesce()
 	for _, req := range s.proposed {
-		if s.replies[req] == 0 && !s.retired[req] {
+		if s.replies[req] == 0 {
 			s.submit(req)
 		}
 	}
 	s.quiesce()
-	// Every request is answered as often as it is owed (a retired one
-	// may have no answer: its client gave up), and the survivors agree on
-	// everything.
+	// Every request is answered as often as it is owed, and the
+	// survivors agree on everything.
 	for _, req := range s.proposed {
-		if s.retired[req] && s.replies[req] == 0 {
-			continue
-		}
 		if s.replies[req] == 0 || s.replies[req] != s.allowed[req] {
 			s.t.Fatalf("request %v: %d replies, owed %d", req, s.replies[req], s.allowed[req])
 		}
@@ -551,8 +539,9 @@ func FuzzSimulation(f *testing.F) {
 // chunkserver replica keep (chain.Start from the durable state, the fence,
 // whether it rejoins, whether it is committed), as a chunkserver does when
 // it makes an unused replica cold and later uses it again. The rebuilt
-// node forgets its request ids, so every request proposed so far is
-// retired: a node is made cold only after longer than any client retries.
+// node takes the request ids the replica keeps durably (Start.Requests),
+// so clients go on retrying across the rebuild and every retry must
+// still be answered exactly once.
 func (s *sim) coldCycle(id NodeID) {
 	n := s.nodes[id]
 	if !n.Quiescent() {
@@ -560,7 +549,7 @@ func (s *sim) coldCycle(id NodeID) {
 	}
 	st := n.Status()
 	nn := NewNode(id, n.Config(), Start{Applied: st.Persisted, AppliedEpoch: st.PersistedEpoch, Reloaded: st.Rejoining,
-		Committed: st.Acked == st.Applied, Ahead: n.Ahead()})
+		Committed: st.Acked == st.Applied, Ahead: n.Ahead(), Requests: n.Requests()})
 	nn.Fence(n.FencedThrough())
 	if got := nn.Status(); got.Applied != st.Applied || got.Persisted != st.Persisted || got.Fenced != st.Fenced ||
 		got.Epoch != st.Epoch || got.Acked != st.Acked || !nn.Quiescent() || nn.Role() != n.Role() {
@@ -568,9 +557,6 @@ func (s *sim) coldCycle(id NodeID) {
 	}
 	s.nodes[id] = nn
 	s.rebuilds++
-	for _, req := range s.proposed {
-		s.retired[req] = true
-	}
 }
 
 // tick ticks node id, checking that a node that says it is Idle is left

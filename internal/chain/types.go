@@ -91,8 +91,9 @@ type Start struct {
 	// Size) (0: unbounded).
 	Size int64
 	// Reloaded: the replica was loaded from disk after a restart. Its
-	// request-id memory is gone and its durable seq may be behind its
-	// successor's (forward before persist), so the node starts fenced
+	// durable seq may be behind its successor's (forward before
+	// persist); its request ids are Requests (the caller keeps them
+	// durable with the replica). So the node starts fenced
 	// through its epoch and stays fenced across Reconfigures until it
 	// rejoins through a copy (Resync, InstallCopy) or becomes the sole
 	// member (no successor to collide with: the master's last resort to
@@ -110,10 +111,11 @@ type Start struct {
 	// what it holds as committed.
 	Committed bool
 	// Requests are request ids the replica's updates carried, oldest
-	// first (Node.Requests of the node it was made from). A clone of a
-	// replica takes its source's: a client that wrote the source and
-	// retries its write on the clone (the chunk forked meanwhile) is
-	// answered, not applied a second time over a later write.
+	// first (Node.Requests of the node it was made from, or what the
+	// caller kept durably with the replica). A node built from a replica
+	// (a restart, a node dropped while Quiescent, a clone) takes them: a
+	// client that retries a write the replica holds is answered, not
+	// applied a second time over a later write.
 	Requests []Remembered
 }
 
