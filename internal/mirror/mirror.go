@@ -77,6 +77,9 @@ type Mirror struct {
 	// held: the writer session on B's volume, which the last promote
 	// left to the mirror; kept until the next promote replaces it.
 	held *client.Volume
+	// recordIno: the inode of A's record file, looked up once for the
+	// flush requests polled between checkpoints (flushAsked).
+	recordIno uint64
 }
 
 // New returns a mirror; it connects lazily.
@@ -196,11 +199,17 @@ func (m *Mirror) flushAsked(ctx context.Context) string {
 	if !m.cfg.SyncFlush {
 		return ""
 	}
-	fi, err := m.a.Stat(ctx, RecordPath(m.cfg.Volume))
-	if err != nil {
-		return ""
+	if m.recordIno == 0 {
+		fi, err := m.a.Stat(ctx, RecordPath(m.cfg.Volume))
+		if err != nil {
+			return ""
+		}
+		m.recordIno = fi.Inode
 	}
-	b, err := m.a.GetXattr(ctx, fi.Inode, FlushAttr)
+	b, err := m.a.GetXattr(ctx, m.recordIno, FlushAttr)
+	if errors.Is(err, client.ErrNotFound) {
+		m.recordIno = 0 // the record's file was made again: look it up
+	}
 	if err != nil {
 		return ""
 	}
