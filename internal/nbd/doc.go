@@ -13,8 +13,10 @@
 // Invariants:
 //   - a reply is sent only after the Device call it answers has returned:
 //     for a Device whose WriteAt/Zero/Trim are durable when they return (the
-//     Catena volume), FLUSH has nothing left to do and CAN_MULTI_CONN holds;
-//     FUA is honoured by calling Flush after the write;
+//     Catena volume), FLUSH has nothing left to do for durability and
+//     CAN_MULTI_CONN holds (the volume's Flush may still wait for its
+//     client's flush barrier: a --sync-flush mirror's checkpoint); FUA is
+//     honoured by calling Flush after the write;
 //   - malformed traffic gets the protocol's error reply (EINVAL for bad
 //     ranges or unknown commands, ENOSPC for writes past the end) or a
 //     closed connection (bad magic, oversized write payload), never a panic;
