@@ -84,7 +84,8 @@ func waitPast(ctx context.Context, c *client.Client, vol string, newest uint64, 
 type FlushBarrier struct {
 	c   *client.Client
 	clk clock.Clock
-	// Timeout bounds one flush's wait (default 60 s): a --sync-flush
+	// Timeout bounds one flush's wait for its checkpoint, once the
+	// record said sync-flush (default 60 s): a --sync-flush
 	// mirror that was killed leaves its record saying so, and flushes
 	// at A then fail (their data may not be at B) instead of hanging.
 	Timeout time.Duration
@@ -116,8 +117,6 @@ func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
 	if off && now.Sub(at) < f.RecordTTL {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
-	defer cancel()
 	rec, err := ReadRecord(ctx, f.c, vol)
 	switch {
 	case errors.Is(err, ErrNoRecord):
@@ -133,6 +132,8 @@ func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
 }
 
 func (f *FlushBarrier) wait(ctx context.Context, vol string) error {
+	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
+	defer cancel()
 	err := func() error {
 		newest, err := newestCheckpoint(ctx, f.c, vol)
 		if err != nil {
