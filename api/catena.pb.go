@@ -5531,9 +5531,12 @@ func (*ChainMessage_Update) isChainMessage_Msg() {}
 func (*ChainMessage_Ack) isChainMessage_Msg() {}
 
 type ConcatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dst           string                 `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
-	Srcs          []string               `protobuf:"bytes,2,rep,name=srcs,proto3" json:"srcs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Dst   string                 `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
+	Srcs  []string               `protobuf:"bytes,2,rep,name=srcs,proto3" json:"srcs,omitempty"`
+	// src_inodes: empty, or one per source, the inode the caller found at
+	// that path; a source that is another file now is refused (INVALID).
+	SrcInodes     []uint64 `protobuf:"varint,3,rep,packed,name=src_inodes,json=srcInodes,proto3" json:"src_inodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5578,6 +5581,13 @@ func (x *ConcatRequest) GetDst() string {
 func (x *ConcatRequest) GetSrcs() []string {
 	if x != nil {
 		return x.Srcs
+	}
+	return nil
+}
+
+func (x *ConcatRequest) GetSrcInodes() []uint64 {
+	if x != nil {
+		return x.SrcInodes
 	}
 	return nil
 }
@@ -6055,10 +6065,12 @@ const file_catena_proto_rawDesc = "" +
 	"\x06update\x18\x03 \x01(\v2\x11.catena.v1.UpdateH\x00R\x06update\x12\"\n" +
 	"\x03ack\x18\x04 \x01(\v2\x0e.catena.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x06create\x18\x05 \x01(\v2\x16.catena.v1.ReplicaSpecR\x06createB\x05\n" +
-	"\x03msg\"5\n" +
+	"\x03msg\"T\n" +
 	"\rConcatRequest\x12\x10\n" +
 	"\x03dst\x18\x01 \x01(\tR\x03dst\x12\x12\n" +
-	"\x04srcs\x18\x02 \x03(\tR\x04srcs\"9\n" +
+	"\x04srcs\x18\x02 \x03(\tR\x04srcs\x12\x1d\n" +
+	"\n" +
+	"src_inodes\x18\x03 \x03(\x04R\tsrcInodes\"9\n" +
 	"\x0eConcatResponse\x12'\n" +
 	"\x04info\x18\x01 \x01(\v2\x13.catena.v1.FileInfoR\x04info*\xe4\x02\n" +
 	"\tErrorCode\x12\x1a\n" +

@@ -86,7 +86,8 @@ type MasterClient interface {
 	// their chunks (no data is copied) and removes srcs, in one metadata
 	// command. Every file must have dst's chunk size and replication, dst
 	// and every source but the last a size that is a multiple of it;
-	// otherwise INVALID and nothing changes. The caller needs write
+	// otherwise INVALID and nothing changes (also when src_inodes names
+	// other files than those at srcs now). The caller needs write
 	// permission on dst and on the directories of dst and of every source,
 	// and read permission on every source.
 	Concat(ctx context.Context, in *ConcatRequest, opts ...grpc.CallOption) (*ConcatResponse, error)
@@ -331,7 +332,8 @@ type MasterServer interface {
 	// their chunks (no data is copied) and removes srcs, in one metadata
 	// command. Every file must have dst's chunk size and replication, dst
 	// and every source but the last a size that is a multiple of it;
-	// otherwise INVALID and nothing changes. The caller needs write
+	// otherwise INVALID and nothing changes (also when src_inodes names
+	// other files than those at srcs now). The caller needs write
 	// permission on dst and on the directories of dst and of every source,
 	// and read permission on every source.
 	Concat(context.Context, *ConcatRequest) (*ConcatResponse, error)

@@ -16,13 +16,16 @@ import (
 // being written past its size, the error wraps ErrInvalid (or
 // ErrNotFound, ErrIsDir, ...) and nothing changed. The caller needs
 // write permission on dst and on the directories holding dst and the
-// sources, and read permission on the sources. It returns dst's new
+// sources, and read permission on the sources. inodes is nil, or has
+// one entry per source: the inode the caller found at that path; a
+// source replaced since (another file at the path now) is refused with
+// ErrInvalid. It returns dst's new
 // attributes.
-func (c *Client) Concat(ctx context.Context, dst string, srcs []string) (*FileInfo, error) {
+func (c *Client) Concat(ctx context.Context, dst string, srcs []string, inodes []uint64) (*FileInfo, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	resp, err := callMaster(ctx, c, func(ctx context.Context, m api.MasterClient) (*api.ConcatResponse, error) {
-		return m.Concat(ctx, &api.ConcatRequest{Dst: dst, Srcs: srcs})
+		return m.Concat(ctx, &api.ConcatRequest{Dst: dst, Srcs: srcs, SrcInodes: inodes})
 	})
 	if err != nil {
 		return nil, opError("concat", dst, err)

@@ -17,7 +17,7 @@ func (s *server) Concat(ctx context.Context, req *api.ConcatRequest) (*api.Conca
 	if err := s.checkLeader(); err != nil {
 		return nil, err
 	}
-	r, err := s.proposeOnce(ctx, meta.Concat{Dst: req.Dst, Srcs: req.Srcs, Time: s.now()})
+	r, err := s.proposeOnce(ctx, meta.Concat{Dst: req.Dst, Srcs: req.Srcs, Inodes: req.SrcInodes, Time: s.now()})
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ func TestConcat(t *testing.T) {
 	m, mc := startMaster(t, t.TempDir(), newClock())
 	ctx := context.Background()
 	s := &server{m: m}
-	file := func(p string, mode uint32, size int64) {
+	file := func(p string, mode uint32, size int64) uint64 {
 		t.Helper()
 		r, err := mc.Create(ctx, &api.CreateRequest{Path: p, Mode: mode, ChunkSize: 1 << 20})
 		if err != nil {
@@ -27,6 +27,7 @@ func TestConcat(t *testing.T) {
 		if _, err := mc.SetSize(ctx, &api.SetSizeRequest{Inode: r.Info.Inode, Size: size, Mode: api.SetSizeMode_EXTEND}); err != nil {
 			t.Fatal(err)
 		}
+		return r.Info.Inode
 	}
 	if _, err := mc.Mkdir(ctx, &api.MkdirRequest{Path: "/u", Mode: 0o777}); err != nil {
 		t.Fatal(err)
@@ -46,6 +47,16 @@ func TestConcat(t *testing.T) {
 	file("/u/p3", 0o644, 1<<20)
 	_, err = s.Concat(ctx, &api.ConcatRequest{Dst: "/u/dst", Srcs: []string{"/u/p3"}})
 	wantCode(t, "concat onto a dst that ends inside a chunk", err, api.ErrorCode_INVALID)
+
+	// A source named with the inode the caller found there, and with
+	// another (a part replaced since the caller listed it).
+	p4 := file("/u/p4", 0o644, 1<<20)
+	file("/u/d4", 0o666, 0)
+	_, err = s.Concat(ctx, &api.ConcatRequest{Dst: "/u/d4", Srcs: []string{"/u/p4"}, SrcInodes: []uint64{p4 + 1}})
+	wantCode(t, "concat of a source that is not the inode named", err, api.ErrorCode_INVALID)
+	if r, err := s.Concat(ctx, &api.ConcatRequest{Dst: "/u/d4", Srcs: []string{"/u/p4"}, SrcInodes: []uint64{p4}}); err != nil || r.Info.Size != 1<<20 {
+		t.Fatalf("concat of the inode named: %v, %v", r, err)
+	}
 	if l, err := mc.Lookup(ctx, &api.LookupRequest{Path: "/u/p3"}); err != nil || l.Info.Size != 1<<20 {
 		t.Fatalf("the refused source: %v, %v", l, err)
 	}

@@ -35,10 +35,16 @@ const MaxConcatSources = 10000
 // fork in progress, all of Dst's chunk size and replication; Dst and
 // every source but the last have sizes that are multiples of the chunk
 // size; and no file has a chunk past its size (a writer not done).
+//
+// Inodes, when given, has one entry per source: the inode the caller
+// found at that path. A source that is another file now (replaced by a
+// rename since the caller looked) fails the command with ErrInvalid,
+// and nothing changes: the caller moves exactly the files it listed.
 type Concat struct {
-	Dst  string
-	Srcs []string
-	Time int64
+	Dst    string
+	Srcs   []string
+	Inodes []uint64 `json:",omitempty"`
+	Time   int64
 }
 
 func (Concat) commandType() string { return "concat" }
@@ -46,6 +52,9 @@ func (Concat) commandType() string { return "concat" }
 func (s *State) concat(c Concat) Result {
 	if len(c.Srcs) == 0 || len(c.Srcs) > MaxConcatSources {
 		return fail(errorf(ErrInvalid, "concat of %d sources: want 1 to %d", len(c.Srcs), MaxConcatSources))
+	}
+	if c.Inodes != nil && len(c.Inodes) != len(c.Srcs) {
+		return fail(errorf(ErrInvalid, "concat: %d inodes for %d sources", len(c.Inodes), len(c.Srcs)))
 	}
 	dst, err := s.concatFile(c.Dst)
 	if err != nil {
@@ -67,6 +76,8 @@ func (s *State) concat(c Concat) Result {
 			return fail(err)
 		}
 		switch {
+		case c.Inodes != nil && n.id != c.Inodes[i]:
+			return fail(errorf(ErrInvalid, "concat: %s is inode %d, not %d (replaced)", p, n.id, c.Inodes[i]))
 		case seen[n.id]:
 			return fail(errorf(ErrInvalid, "concat: %s is the destination or a source already", p))
 		case n.chunkSize != cs || n.replication != dst.replication:

@@ -98,7 +98,11 @@ func runCmd(t *testing.T, s *State, d *datadriven.TestData, now int64) string {
 	case "concat":
 		var srcs []string
 		d.ScanArgs(t, "srcs", &srcs)
-		c = Concat{Dst: argStr(t, d, "dst"), Srcs: srcs, Time: now}
+		var inodes []uint64
+		if d.HasArg("inodes") {
+			d.ScanArgs(t, "inodes", &inodes)
+		}
+		c = Concat{Dst: argStr(t, d, "dst"), Srcs: srcs, Inodes: inodes, Time: now}
 	case "register":
 		var labels map[string]string
 		if z := argStr(t, d, "zone"); z != "" {
