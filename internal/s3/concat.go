@@ -17,14 +17,22 @@ import (
 // chunk i covers [i*cs, (i+1)*cs), so the master can make one file of
 // others' chunks (client.Concat) only when each but the last ends on a
 // chunk boundary of one common chunk size. A part's file therefore gets
-// the chunk size of the smallest power of two that holds it: a part of
-// a power-of-two size (awscli's 8 MiB, minio-go's 16 MiB) fills its
-// chunks exactly. At completion, when every part but the last has the
-// chunk size cs of the first and a size that is a multiple of it, the
-// parts are moved into the object file; a last part of another chunk
-// size (a smaller one, usually) is copied first into a file of chunk
-// size cs: at most one part's bytes are copied. Parts of other sizes
-// (rclone's 5 MiB: 8 MiB chunks not filled) are copied as before.
+// the largest power-of-two chunk size that divides its size (of those a
+// file may have), so that it fills its chunks exactly: awscli's 8 MiB
+// parts get 8 MiB chunks, minio-go's 16 MiB 16 MiB, rclone's 5 MiB and
+// s3cmd's 15 MiB 1 MiB chunks. A part whose size is no multiple of the
+// smallest (1 MiB) gets the smallest power of two that holds it (one
+// chunk; a last part, usually). At completion, when every part but the
+// last has the chunk size cs of the first and a size that is a
+// multiple of it, the parts are moved into the object file; a last
+// part of another chunk size is copied first into a file of chunk size
+// cs: at most one part's bytes are copied. Parts of sizes that are no
+// multiple of 1 MiB (5,000,000 bytes, say), or of different chunk
+// sizes, are copied.
+//
+// The parts moved are the files the completion listed: Concat names
+// each with its inode, so a part re-uploaded (renamed over) meanwhile
+// is refused rather than moved, and the copy reads parts by inode.
 
 // File chunk sizes: powers of two in [minFileChunk, maxFileChunk]
 // (meta.CheckFileParams).
@@ -34,17 +42,44 @@ const (
 )
 
 // partChunkSize is the chunk size of a part file of n bytes: the
-// smallest power of two that holds n, within the bounds of a file's; 0
-// (the default) when n is not known beforehand.
+// largest power of two in [minFileChunk, maxFileChunk] that divides n
+// (n > 0), else the smallest power of two that holds n, within those
+// bounds; 0 (the default) when n is not known beforehand.
 func partChunkSize(n int64) int64 {
 	if n < 0 {
 		return 0
+	}
+	if n > 0 && n%minFileChunk == 0 {
+		cs := int64(minFileChunk)
+		for cs < maxFileChunk && n%(cs<<1) == 0 {
+			cs <<= 1
+		}
+		return cs
 	}
 	cs := int64(minFileChunk)
 	for cs < n && cs < maxFileChunk {
 		cs <<= 1
 	}
 	return cs
+}
+
+// partFileChunk is the chunk size of the file of part n, of size bytes,
+// of the upload in dir: partChunkSize, unless the upload's part 1 is
+// there already, fills its chunks and is at least as large: then part
+// 1's chunk size, which a last part smaller than the others needs to
+// be moved with them rather than copied (awscli's 5 MiB last part
+// after 8 MiB parts). One lookup; a part 1 not there yet (parts sent
+// in parallel) costs only that copy of the last part at completion.
+func (s *Server) partFileChunk(ctx context.Context, dir string, n int, size int64) int64 {
+	cs := partChunkSize(size)
+	if n == 1 || size < 0 {
+		return cs
+	}
+	fi, err := s.c.Stat(ctx, path.Join(dir, partName(1)))
+	if err != nil || fi.ChunkSize == 0 || fi.Size < size || fi.Size%fi.ChunkSize != 0 {
+		return cs
+	}
+	return fi.ChunkSize
 }
 
 // movable reports whether parts can be moved whole into one file, and
@@ -99,8 +134,9 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 		return nil, err
 	}
 	srcs := make([]string, len(use))
+	inodes := make([]uint64, len(use))
 	for i, p := range use {
-		srcs[i] = path.Join(dir, partName(p.number))
+		srcs[i], inodes[i] = path.Join(dir, partName(p.number)), p.inode
 	}
 	var last *staged
 	if copyLast {
@@ -108,9 +144,9 @@ func (s *Server) assembleMoved(ctx context.Context, dir string, dino uint64, use
 			s.discard(ctx, st)
 			return nil, err
 		}
-		srcs[len(srcs)-1] = path.Join(dir, last.name)
+		srcs[len(srcs)-1], inodes[len(srcs)-1] = path.Join(dir, last.name), last.ino
 	}
-	info, err := s.c.Concat(ctx, dst, srcs)
+	info, err := s.c.Concat(ctx, dst, srcs, inodes)
 	if err != nil {
 		// The call's outcome may be unknown (the master failed over
 		// and the retries ran out): the object file says.
@@ -151,7 +187,12 @@ func (s *Server) copyPart(ctx context.Context, dir string, dino uint64, p part, 
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.copyTo(ctx, f, 0, &partsReader{s: s, ctx: ctx, dir: dir, parts: []part{p}})
+	fi, err := f.Stat()
+	var n int64
+	if err == nil {
+		st.ino = fi.Inode
+		n, err = s.copyTo(ctx, f, 0, &partsReader{s: s, ctx: ctx, dir: dir, parts: []part{p}})
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -18,8 +18,10 @@
 //     command, which replaces the old file atomically (store.go).
 //   - A multipart completion copies at most one part's bytes when the
 //     parts but the last fill chunks of one size (each part's file has
-//     the smallest power-of-two chunk size that holds it): their chunks
-//     are moved into the object by one master command (concat.go);
+//     the largest power-of-two chunk size that divides its size, so
+//     parts of any multiple of 1 MiB do): their chunks are moved into
+//     the object by one master command (concat.go), which names each
+//     part by its inode (a part re-uploaded meanwhile is refused);
 //     other uploads are copied inside the cluster.
 //   - Every request is signed (AWS Signature V4: header, presigned URL,
 //     or streaming chunks each with its signature) with an access key of

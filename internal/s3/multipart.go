@@ -25,8 +25,8 @@ import (
 // Multipart uploads. Upload U of bucket B is the directory
 // B/.s3-uploads/mp-U holding "info" (the key, its metadata, when it
 // began) and one file per part, "part-NNNNN", with the part's MD5 in
-// metaXattr. Each part file's chunk size is the smallest power of two
-// that holds the part (partChunkSize). Complete assembles the parts
+// metaXattr. Each part file's chunk size is the largest power of two
+// that divides the part's size (partChunkSize). Complete assembles the parts
 // into one temporary file, by moving their chunks into it (Concat, when
 // every part but the last fills its chunks: concat.go), else by reading
 // and writing them inside the cluster, then commits it like a PUT and
@@ -167,7 +167,7 @@ func (s *Server) uploadPart(rq *request) error {
 		return err
 	}
 	dir := s.uploadPath(rq.bucket, id)
-	st, err := s.stage(ctx, rq.bucket, dir, rq.body, length, partChunkSize(length))
+	st, err := s.stage(ctx, rq.bucket, dir, rq.body, length, s.partFileChunk(ctx, dir, n, length))
 	if err != nil {
 		if errors.Is(err, client.ErrNotFound) {
 			return ErrNoSuchUpload // aborted meanwhile
@@ -249,7 +249,7 @@ func (s *Server) uploadPartCopy(rq *request) error {
 	dir := s.uploadPath(rq.bucket, id)
 	body := &partsReader{s: s, ctx: ctx, parts: []part{{size: end - start + 1}}, f: sf, off: 0}
 	body.base = start
-	st, err := s.stage(ctx, rq.bucket, dir, body, end-start+1, partChunkSize(end-start+1))
+	st, err := s.stage(ctx, rq.bucket, dir, body, end-start+1, s.partFileChunk(ctx, dir, n, end-start+1))
 	if err != nil {
 		if errors.Is(err, client.ErrNotFound) {
 			return ErrNoSuchUpload
@@ -275,6 +275,7 @@ type part struct {
 	etag      string
 	size      int64
 	chunkSize int64 // its file's
+	inode     uint64
 	mtime     time.Time
 }
 
@@ -308,7 +309,7 @@ func (s *Server) parts(ctx context.Context, b, id string) ([]part, error) {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, fmt.Errorf("s3: upload %s %s: %w", id, e.Name, err)
 		}
-		out = append(out, part{number: n, etag: m.ETag, size: e.Size, chunkSize: e.ChunkSize, mtime: e.ModTime})
+		out = append(out, part{number: n, etag: m.ETag, size: e.Size, chunkSize: e.ChunkSize, inode: e.Inode, mtime: e.ModTime})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].number < out[j].number })
 	return out, nil
@@ -418,6 +419,9 @@ func (s *Server) completeUpload(rq *request) error {
 			}
 		}
 	}()
+	if s.cfg.BeforeAssemble != nil {
+		s.cfg.BeforeAssemble(rq.bucket, rq.object, id)
+	}
 	var o *object
 	if moved != nil {
 		o, err = s.finish(ctx, rq.bucket, rq.object, id, moved, etag, info.Headers)
@@ -743,7 +747,11 @@ func (r *partsReader) Read(p []byte) (int, error) {
 		}
 		cur := r.parts[0]
 		if r.f == nil {
-			f, err := r.s.c.Open(r.ctx, path.Join(r.dir, partName(cur.number)))
+			// The part listed, not one renamed over it since.
+			f, err := r.s.c.OpenInode(r.ctx, cur.inode, path.Join(r.dir, partName(cur.number)))
+			if errors.Is(err, client.ErrNotFound) {
+				err = withMsg(ErrInvalidPart, "part %d was replaced or removed during the completion", cur.number)
+			}
 			if err != nil {
 				return 0, sourceError{err}
 			}

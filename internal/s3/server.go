@@ -58,6 +58,11 @@ type Config struct {
 	Clock clock.Clock
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// BeforeAssemble, when set, is called by CompleteMultipartUpload
+	// once it has checked the parts listed against those uploaded and
+	// before it assembles them: tests use it to change the upload in
+	// between.
+	BeforeAssemble func(bucket, key, uploadID string)
 }
 
 // Server is the S3 gateway: an http.Handler. Safe for concurrent use.

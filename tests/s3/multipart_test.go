@@ -152,6 +152,34 @@ func TestMultipart(t *testing.T) {
 		}
 	})
 
+	// A last part smaller than part 1, sent after it, gets part 1's
+	// chunk size (2 MiB here, its own would be 1 MiB): moved with the
+	// others, nothing copied; the cluster loses only the info file's
+	// chunk.
+	t.Run("a last part takes part 1's chunk size", func(t *testing.T) {
+		key := "moved-last"
+		id := upload(key)
+		q1, q2, q3 := pattern(2*minPart, 12), pattern(2*minPart, 13), pattern(minPart, 14)
+		cs := []minio.CompletePart{part(key, id, 1, q1), part(key, id, 2, q2), part(key, id, 3, q3)}
+		before, err := e.admin.Status(ctx)
+		must(t, "status", err)
+		_, err = core.CompleteMultipartUpload(ctx, "mpb", key, id, cs, minio.PutObjectOptions{})
+		must(t, "complete", err)
+		after, err := e.admin.Status(ctx)
+		must(t, "status", err)
+		got, err := e.readFile("/s3/mpb/" + key)
+		if want := bytes.Join([][]byte{q1, q2, q3}, nil); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("the object: %d bytes, %v", len(got), err)
+		}
+		fi, err := e.admin.Stat(ctx, "/s3/mpb/"+key)
+		if err != nil || fi.ChunkSize != 2*minPart {
+			t.Fatalf("the object's chunk size %d (%v), want the parts' %d", fi.ChunkSize, err, 2*minPart)
+		}
+		if after.ChunksTotal != before.ChunksTotal-1 {
+			t.Fatalf("%d chunks before Complete, %d after, want %d: all parts moved", before.ChunksTotal, after.ChunksTotal, before.ChunksTotal-1)
+		}
+	})
+
 	// A completion that moved the parts and died before its rename left
 	// the object file in the upload's directory, carrying the upload's
 	// ETag and size: here made as the gateway makes it. A retry with
@@ -169,7 +197,7 @@ func TestMultipart(t *testing.T) {
 		must(t, "close", f.Close())
 		meta := fmt.Sprintf(`{"etag":%q,"size":%d}`, multipartETag(q1, q2), len(q1)+len(q2))
 		must(t, "xattr", e.admin.SetXattr(ctx, fi.Inode, "user.s3", []byte(meta), client.XattrAny))
-		_, err = e.admin.Concat(ctx, dir+"/assembly-0123456789abcdef", []string{dir + "/part-00001", dir + "/part-00002"})
+		_, err = e.admin.Concat(ctx, dir+"/assembly-0123456789abcdef", []string{dir + "/part-00001", dir + "/part-00002"}, nil)
 		must(t, "concat", err)
 
 		_, err = core.CompleteMultipartUpload(ctx, "mpb", key, id, cs[:1], minio.PutObjectOptions{})
@@ -419,5 +447,79 @@ func TestCompleteKeepAlive(t *testing.T) {
 	_, err = core.CompleteMultipartUpload(ctx, "keep", "k2", id, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{})
 	if code(err) != "InvalidArgument" {
 		t.Fatalf("completion onto a directory: %v", err)
+	}
+}
+
+// TestPartReplacedDuringComplete: a part uploaded again between the
+// completion's check of the parts and their assembly is not taken into
+// an object whose ETag names the part it replaced: the completion
+// fails with InvalidPart, whether its parts were to be moved (1 MiB
+// parts, 1 MiB chunks) or copied (parts of no power-of-two multiple),
+// and changes nothing; the client's retry with the new part's ETag
+// completes with the new part's bytes.
+func TestPartReplacedDuringComplete(t *testing.T) {
+	t.Parallel()
+	const minPart = 1 << 20
+	var e *env
+	var replace struct {
+		sync.Mutex
+		data map[string][]byte // key -> part 2's new bytes, uploaded once
+	}
+	replace.data = map[string][]byte{}
+	e = newEnvWith(t, minPart, cluster.Config{}, func(c *s3gw.Config) {
+		c.BeforeAssemble = func(bucket, key, id string) {
+			replace.Lock()
+			data := replace.data[key]
+			delete(replace.data, key)
+			replace.Unlock()
+			if data == nil {
+				return
+			}
+			if _, err := e.core().PutObjectPart(context.Background(), bucket, key, id, 2, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{}); err != nil {
+				t.Errorf("replacing part 2 of %s: %v", key, err)
+			}
+		}
+	})
+	ctx := context.Background()
+	core := e.core()
+	must(t, "make bucket", e.mc.MakeBucket(ctx, "rpl", minio.MakeBucketOptions{}))
+	for _, c := range []struct {
+		name string
+		size int // of parts 1 and 2
+	}{{"moved", minPart}, {"copied", minPart + 4096}} {
+		key := "obj-" + c.name
+		id, err := core.NewMultipartUpload(ctx, "rpl", key, minio.PutObjectOptions{})
+		must(t, "create upload", err)
+		q1, q2, q3, q2new := pattern(c.size, 1), pattern(c.size, 2), pattern(777, 3), pattern(c.size, 4)
+		var parts []minio.CompletePart
+		for n, data := range [][]byte{q1, q2, q3} {
+			p, err := core.PutObjectPart(ctx, "rpl", key, id, n+1, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+			must(t, "upload part", err)
+			parts = append(parts, minio.CompletePart{PartNumber: n + 1, ETag: p.ETag})
+		}
+		replace.Lock()
+		replace.data[key] = q2new
+		replace.Unlock()
+		_, err = core.CompleteMultipartUpload(ctx, "rpl", key, id, parts, minio.PutObjectOptions{})
+		wantCode(t, c.name+": a completion whose part 2 was replaced meanwhile", err, "InvalidPart")
+		if _, err := e.mc.StatObject(ctx, "rpl", key, minio.StatObjectOptions{}); code(err) != "NoSuchKey" {
+			t.Fatalf("%s: the object after the refused completion: %v", c.name, err)
+		}
+		// The upload is intact: its parts are those uploaded last.
+		lp, err := core.ListObjectParts(ctx, "rpl", key, id, 0, 10)
+		must(t, "list parts", err)
+		if len(lp.ObjectParts) != 3 || strings.Trim(lp.ObjectParts[1].ETag, `"`) != md5hex(q2new) {
+			t.Fatalf("%s: the parts after the refused completion: %+v", c.name, lp.ObjectParts)
+		}
+		parts[1].ETag = md5hex(q2new)
+		info, err := core.CompleteMultipartUpload(ctx, "rpl", key, id, parts, minio.PutObjectOptions{})
+		must(t, c.name+": the retry", err)
+		if info.ETag != multipartETag(q1, q2new, q3) {
+			t.Fatalf("%s: ETag %s, want %s", c.name, info.ETag, multipartETag(q1, q2new, q3))
+		}
+		got, err := e.get("rpl", key, minio.GetObjectOptions{})
+		if want := bytes.Join([][]byte{q1, q2new, q3}, nil); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: the object: %d bytes, %v", c.name, len(got), err)
+		}
 	}
 }

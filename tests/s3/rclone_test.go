@@ -43,7 +43,7 @@ func (e *env) mustRclone(t *testing.T, args ...string) string {
 
 // TestRclone drives the gateway with Debian's rclone: copy (a file large
 // enough for a multipart upload among small ones; its 5 MiB parts
-// copied at completion, 8 MiB ones moved), check (hashes
+// moved at completion, as 8 MiB ones are), check (hashes
 // agree, and a changed object is found), sync with deletions, delete.
 func TestRclone(t *testing.T) {
 	t.Parallel()
@@ -67,11 +67,11 @@ func TestRclone(t *testing.T) {
 	if err != nil || !strings.HasSuffix(st.ETag, "-3") {
 		t.Fatalf("big.bin: etag %s err %v; want a 3-part upload", st.ETag, err)
 	}
-	// rclone's 5 MiB parts do not fill 8 MiB chunks: they were copied
-	// into a file of the default chunk size. Parts of 8 MiB (a power of
-	// two) are moved: the object has their chunk size.
-	if fi, err := e.admin.Stat(t.Context(), "/s3/rcl/t/big.bin"); err != nil || fi.ChunkSize != 64<<20 {
-		t.Fatalf("big.bin in 5 MiB parts: chunk size %d (%v), want the default 64 MiB of a copy", fi.ChunkSize, err)
+	// rclone's 5 MiB parts fill 1 MiB chunks: they were moved into the
+	// object, which has their chunk size (a copy would have the default
+	// 64 MiB). Parts of 8 MiB get and keep 8 MiB chunks.
+	if fi, err := e.admin.Stat(t.Context(), "/s3/rcl/t/big.bin"); err != nil || fi.ChunkSize != 1<<20 {
+		t.Fatalf("big.bin in 5 MiB parts: chunk size %d (%v), want the parts' 1 MiB (moved)", fi.ChunkSize, err)
 	}
 	e.mustRclone(t, "copyto", filepath.Join(tree, "big.bin"), "cat:rcl/p8.bin", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "8M")
 	st, err = e.mc.StatObject(t.Context(), "rcl", "p8.bin", minio.StatObjectOptions{})
