@@ -39,12 +39,14 @@ type mirrorStatusJSON struct {
 func newMirrorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mirror",
-		Short: "Asynchronous, checkpointed replication of a volume to a second cluster: run, status, promote",
-		Long: `A mirror keeps a volume of cluster A copied to cluster B, in checkpoints
-(Remus): every --interval it snapshots the volume at A (VOL@mirror-N),
-ships the 64 KiB blocks changed since the previous checkpoint, and applies
-them at B atomically, so B's volume is always exactly at one checkpoint of
-A's. See docs/mirror.md.`,
+		Short: "Asynchronous, checkpointed replication of a volume or directory tree to a second cluster: run, status, promote",
+		Long: `A mirror keeps a volume, or a directory tree, of cluster A copied to cluster
+B, in checkpoints (Remus): every --interval it snapshots the source at A
+(VOL@mirror-N, or DIR/.snapshot/mirror-N), ships the 64 KiB blocks changed
+since the previous checkpoint (and, for a tree, the entries made, renamed
+and removed), and applies them at B atomically, so B's copy is always
+exactly at one checkpoint of A's. SOURCE is a volume name, or a directory
+given as an absolute path. See docs/mirror.md.`,
 	}
 	cmd.AddCommand(newMirrorRunCmd(g), newMirrorStatusCmd(g), newMirrorPromoteCmd(g), newMirrorSyncCmd(g))
 	return cmd
@@ -55,8 +57,8 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	var interval, lease time.Duration
 	var keep, resync, syncFlush bool
 	cmd := &cobra.Command{
-		Use:   "run --from A --to B VOL",
-		Short: "Mirror volume VOL from cluster A to cluster B until stopped",
+		Use:   "run --from A --to B SOURCE",
+		Short: "Mirror volume (or directory, an absolute path) SOURCE from cluster A to cluster B until stopped",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if from == "" || to == "" {
@@ -95,13 +97,13 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return fail("mirror run "+a[0], err)
 				}
-				fmt.Fprintf(stderr, "catena mirror: resync: volume %s at %s is at checkpoint %d again; shipping what changed at %s since\n", a[0], to, n, from)
+				fmt.Fprintf(stderr, "catena mirror: resync: %s at %s is at checkpoint %d again; shipping what changed at %s since\n", sourceKind(a[0]), to, n, from)
 			}
 			how := ""
 			if syncFlush {
 				how = ", flushes at the source wait for their checkpoint (--sync-flush)"
 			}
-			fmt.Fprintf(stderr, "catena mirror: mirroring volume %s from %s to %s every %s%s\n", a[0], from, to, interval, how)
+			fmt.Fprintf(stderr, "catena mirror: mirroring %s from %s to %s every %s%s\n", sourceKind(a[0]), from, to, interval, how)
 			return fail("mirror run "+a[0], m.Run(cmd.Context()))
 		},
 	}
@@ -118,6 +120,14 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// sourceKind names a mirror's source: "volume VOL" or "directory DIR".
+func sourceKind(src string) string {
+	if mirror.IsTree(src) {
+		return "directory " + src
+	}
+	return "volume " + src
+}
+
 func orDefault(s, def string) string {
 	if s != "" {
 		return s
@@ -128,7 +138,7 @@ func orDefault(s, def string) string {
 func newMirrorStatusCmd(g *globals) *cobra.Command {
 	var from, to, tlsDir string
 	cmd := &cobra.Command{
-		Use:   "status (--to B | --from A) VOL",
+		Use:   "status (--to B | --from A) SOURCE",
 		Short: "A mirror's last applied checkpoint, its age (the recovery point), bytes pending and shipped, throughput",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -150,7 +160,7 @@ func newMirrorStatusCmd(g *globals) *cobra.Command {
 			}
 			var held []uint64
 			if side == "source" {
-				held = sourceCheckpoints(cmd.Context(), c, a[0])
+				held, _ = mirror.Checkpoints(cmd.Context(), c, a[0]) // nil on error: status shows what it can
 			}
 			return printMirrorStatus(cmd.OutOrStdout(), g.json, side, r, held)
 		},
@@ -160,22 +170,6 @@ func newMirrorStatusCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tlsDir, "cluster-tls-dir", "", "TLS directory for that cluster (default --tls-dir)")
 	cmd.Flags().BoolVar(&g.json, "json", false, "print JSON")
 	return cmd
-}
-
-// sourceCheckpoints lists the checkpoint snapshots A holds (nil on error:
-// status shows what it can).
-func sourceCheckpoints(ctx context.Context, c *client.Client, vol string) []uint64 {
-	snaps, err := c.VolumeSnapshots(ctx, vol)
-	if err != nil {
-		return nil
-	}
-	var out []uint64
-	for _, s := range snaps {
-		if id, ok := mirror.ParseCheckpoint(s.Name); ok {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, held []uint64) error {
@@ -191,7 +185,7 @@ func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, 
 		}
 		return writeJSON(w, j)
 	}
-	fmt.Fprintf(w, "volume %s (%s side), from %s to %s\n", r.Volume, side, r.Source, r.Target)
+	fmt.Fprintf(w, "%s (%s side), from %s to %s\n", sourceKind(r.Volume), side, r.Source, r.Target)
 	if r.Applied == 0 {
 		fmt.Fprintf(w, "applied:    no checkpoint yet\n")
 	} else {
@@ -212,7 +206,7 @@ func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, 
 		fmt.Fprintf(w, "sync-flush: on, a flush at the source returns once its checkpoint is applied here\n")
 	}
 	if r.Promoted {
-		fmt.Fprintf(w, "promoted:   yes, the volume is writable at the target and no longer mirrored\n")
+		fmt.Fprintf(w, "promoted:   yes, writable at the target and no longer mirrored\n")
 	}
 	fmt.Fprintf(w, "updated:    %s ago\n", now.Sub(time.Unix(0, r.Updated)).Round(time.Millisecond))
 	return nil
@@ -221,8 +215,8 @@ func printMirrorStatus(w io.Writer, asJSON bool, side string, r *mirror.Record, 
 func newMirrorPromoteCmd(g *globals) *cobra.Command {
 	var at, tlsDir string
 	cmd := &cobra.Command{
-		Use:   "promote --at B VOL",
-		Short: "Make the mirror of VOL at cluster B writable (after A is gone or fenced); it stays at its last applied checkpoint",
+		Use:   "promote --at B SOURCE",
+		Short: "Make the mirror of SOURCE at cluster B writable (after A is gone or fenced); it stays at its last applied checkpoint",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if at == "" {
@@ -237,7 +231,7 @@ func newMirrorPromoteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fail("mirror promote "+a[0], err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "volume %s promoted at checkpoint %d: it is writable and no longer mirrored\n", a[0], r.Applied)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s promoted at checkpoint %d: it is writable and no longer mirrored\n", sourceKind(a[0]), r.Applied)
 			return nil
 		},
 	}
@@ -250,8 +244,8 @@ func newMirrorSyncCmd(g *globals) *cobra.Command {
 	var from, to, fromTLS, toTLS string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "sync --from A --to B VOL",
-		Short: "Return once every write to VOL at A acknowledged before it is in the checkpoint B is at",
+		Use:   "sync --from A --to B SOURCE",
+		Short: "Return once every write to SOURCE at A acknowledged before it is in the checkpoint B is at",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if from == "" || to == "" {
@@ -274,7 +268,7 @@ func newMirrorSyncCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fail("mirror sync "+a[0], err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "volume %s at checkpoint %d at %s after %s\n", a[0], n, to, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s at checkpoint %d at %s after %s\n", sourceKind(a[0]), n, to, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

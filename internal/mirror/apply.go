@@ -17,6 +17,9 @@ type slotWork struct {
 	Step
 	ranges []Range // Diff: the changed blocks
 	length int64   // the slot's length within the volume
+	// grown (a tree's file): blocks past the base's size that the file's
+	// size now shows (addGrown), shipped but for blocks of zeros.
+	grown []Range
 }
 
 // apply ships checkpoint rec.Pending to B and activates it (Step's
@@ -254,10 +257,20 @@ func (m *Mirror) ship(ctx context.Context, rec *Record, work []slotWork, src, st
 	return m.finish(ctx, rec)
 }
 
+// readerAtContext and writerAtContext: a volume or a file.
+type (
+	readerAtContext interface {
+		ReadAtContext(ctx context.Context, p []byte, off int64) (int, error)
+	}
+	writerAtContext interface {
+		WriteAtContext(ctx context.Context, p []byte, off int64) (int, error)
+	}
+)
+
 // copyRange copies [off, off+n) of src to dst in pieces of len(buf),
 // skipping 64 KiB blocks of zeros when skipZeros, and returns the bytes
 // written.
-func (m *Mirror) copyRange(ctx context.Context, src, dst *client.Volume, buf []byte, off, n int64, skipZeros bool) (int64, error) {
+func (m *Mirror) copyRange(ctx context.Context, src readerAtContext, dst writerAtContext, buf []byte, off, n int64, skipZeros bool) (int64, error) {
 	var written int64
 	for done := int64(0); done < n; {
 		k := min(int64(len(buf)), n-done)
@@ -280,10 +293,10 @@ func (m *Mirror) copyRange(ctx context.Context, src, dst *client.Volume, buf []b
 	return written, nil
 }
 
-// finish records checkpoint rec.Pending as applied at B (after its
-// snapshot there) and releases A's previous checkpoint.
-func (m *Mirror) finish(ctx context.Context, rec *Record) error {
-	vol, n := m.cfg.Volume, rec.Pending
+// snapshotTarget takes snapshot VOL@mirror-n of B's volume and removes
+// the older checkpoints' there.
+func (m *Mirror) snapshotTarget(ctx context.Context, n uint64) error {
+	vol := m.cfg.Volume
 	if _, err := m.b.SnapshotVolume(ctx, vol, CheckpointName(n)); err != nil && !errors.Is(err, client.ErrExist) {
 		return err
 	}
@@ -298,6 +311,22 @@ func (m *Mirror) finish(ctx context.Context, rec *Record) error {
 			}
 		}
 	}
+	return nil
+}
+
+// finish records checkpoint rec.Pending as applied at B (after its
+// snapshot there) and releases A's previous checkpoint.
+func (m *Mirror) finish(ctx context.Context, rec *Record) error {
+	vol, n := m.cfg.Volume, rec.Pending
+	if IsTree(vol) {
+		// The old tree, exchanged with the stage: B keeps no snapshot
+		// of a tree (its DIR is the checkpoint).
+		if err := m.b.RemoveAll(ctx, stagePath(vol)); err != nil && !errors.Is(err, client.ErrNotFound) {
+			return err
+		}
+	} else if err := m.snapshotTarget(ctx, n); err != nil {
+		return err
+	}
 	prev := rec.Applied
 	now := m.clk.Now()
 	rec.Applied, rec.AppliedAt = n, rec.PendingAt
@@ -311,7 +340,7 @@ func (m *Mirror) finish(ctx context.Context, rec *Record) error {
 		return err
 	}
 	if prev != 0 && !m.cfg.KeepSource {
-		if err := m.a.RemoveVolumeSnapshot(ctx, vol, CheckpointName(prev)); err != nil && !errors.Is(err, client.ErrNotFound) {
+		if err := m.releaseCheckpoint(ctx, prev); err != nil {
 			return err
 		}
 	}

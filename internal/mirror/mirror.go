@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -80,12 +81,26 @@ type Mirror struct {
 	// recordIno: the inode of A's record file, looked up once for the
 	// flush requests polled between checkpoints (flushAsked).
 	recordIno uint64
+	// trees: the last two checkpoint trees walked at A (a tree's
+	// mirror), by checkpoint number modulo 2.
+	trees [2]treeCache
 }
 
 // New returns a mirror; it connects lazily.
 func New(cfg Config) (*Mirror, error) {
 	if cfg.Volume == "" || len(cfg.From.Masters) == 0 || len(cfg.To.Masters) == 0 {
 		return nil, fmt.Errorf("mirror: a volume, a source and a target are required")
+	}
+	if IsTree(cfg.Volume) {
+		clean := path.Clean(cfg.Volume)
+		switch {
+		case clean != cfg.Volume:
+			return nil, fmt.Errorf("mirror: directory %q: give it as %q", cfg.Volume, clean)
+		case clean == "/" || clean == RecordDir || strings.HasPrefix(clean, RecordDir+"/"):
+			return nil, fmt.Errorf("mirror: directory %s cannot be mirrored (the root, or the mirrors' own records)", clean)
+		case cfg.SyncFlush:
+			return nil, fmt.Errorf("mirror: --sync-flush is for volumes (a flush through NBD), not directory %s", clean)
+		}
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
@@ -266,7 +281,7 @@ func (m *Mirror) Step(ctx context.Context) (*Record, error) {
 	}
 	for _, id := range held {
 		if id < rec.Applied && !m.cfg.KeepSource || id > rec.Applied && id != rec.Pending {
-			if err := m.a.RemoveVolumeSnapshot(ctx, vol, CheckpointName(id)); err != nil && !errors.Is(err, client.ErrNotFound) {
+			if err := m.releaseCheckpoint(ctx, id); err != nil {
 				return nil, err
 			}
 		}
@@ -285,18 +300,47 @@ func (m *Mirror) Step(ctx context.Context) (*Record, error) {
 	}
 	if rec.Pending == 0 {
 		n := rec.Applied + 1
-		if _, err := m.a.SnapshotVolume(ctx, vol, CheckpointName(n)); err != nil && !errors.Is(err, client.ErrExist) {
+		// The checkpoint's time is taken before the snapshot: it holds
+		// every write acknowledged before the call began (and perhaps
+		// some after), so B holds at least all writes older than its
+		// AppliedAt (the recovery point never looks fresher than it is).
+		at := m.clk.Now()
+		var err error
+		if IsTree(vol) {
+			_, err = m.a.Snapshot(ctx, vol, CheckpointName(n))
+		} else {
+			_, err = m.a.SnapshotVolume(ctx, vol, CheckpointName(n))
+		}
+		if err != nil && !errors.Is(err, client.ErrExist) {
 			return nil, err
 		}
-		rec.Pending, rec.PendingAt, rec.Done = n, m.clk.Now().UnixNano(), -1
+		rec.Pending, rec.PendingAt, rec.Done = n, at.UnixNano(), -1
 		if err := m.writeBoth(ctx, rec); err != nil {
 			return nil, err
 		}
 	}
-	if err := m.apply(ctx, rec, rec.Applied != 0 && !has(rec.Applied)); err != nil {
+	apply := m.apply
+	if IsTree(vol) {
+		apply = m.applyTree
+	}
+	if err := apply(ctx, rec, rec.Applied != 0 && !has(rec.Applied)); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// releaseCheckpoint removes checkpoint id's snapshot at A.
+func (m *Mirror) releaseCheckpoint(ctx context.Context, id uint64) error {
+	var err error
+	if IsTree(m.cfg.Volume) {
+		err = m.a.RemoveSnapshot(ctx, m.cfg.Volume, CheckpointName(id))
+	} else {
+		err = m.a.RemoveVolumeSnapshot(ctx, m.cfg.Volume, CheckpointName(id))
+	}
+	if errors.Is(err, client.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // targetRecord returns B's record, creating B's volume and its record
@@ -315,6 +359,13 @@ func (m *Mirror) targetRecord(ctx context.Context) (*Record, error) {
 	}
 	if !errors.Is(err, ErrNoRecord) {
 		return nil, err
+	}
+	if IsTree(vol) {
+		rec = &Record{Version: recordVersion, Volume: vol, Side: SideTarget, Source: m.masters(m.cfg.From), Target: m.masters(m.cfg.To), Done: -1}
+		if err := m.targetTree(ctx, rec); err != nil {
+			return nil, err
+		}
+		return rec, nil
 	}
 	if _, err := m.b.VolumeInfo(ctx, vol); err == nil {
 		return nil, fmt.Errorf("%w: volume %s exists at %s without a mirror record", ErrNotMirror, vol, m.masters(m.cfg.To))
@@ -339,13 +390,33 @@ func (m *Mirror) targetRecord(ctx context.Context) (*Record, error) {
 
 // sourceCheckpoints lists the checkpoints A holds, ascending.
 func (m *Mirror) sourceCheckpoints(ctx context.Context) ([]uint64, error) {
-	snaps, err := m.a.VolumeSnapshots(ctx, m.cfg.Volume)
-	if err != nil {
-		return nil, err
+	return Checkpoints(ctx, m.a, m.cfg.Volume)
+}
+
+// Checkpoints lists the checkpoint snapshots of volume (or tree) vol on
+// the cluster c talks to, ascending.
+func Checkpoints(ctx context.Context, c *client.Client, vol string) ([]uint64, error) {
+	var names []string
+	if IsTree(vol) {
+		fis, err := c.Snapshots(ctx, vol)
+		if err != nil {
+			return nil, err
+		}
+		for _, fi := range fis {
+			names = append(names, fi.Name)
+		}
+	} else {
+		vis, err := c.VolumeSnapshots(ctx, vol)
+		if err != nil {
+			return nil, err
+		}
+		for _, vi := range vis {
+			names = append(names, vi.Name)
+		}
 	}
 	var out []uint64
-	for _, s := range snaps {
-		if id, ok := ParseCheckpoint(s.Name); ok {
+	for _, name := range names {
+		if id, ok := ParseCheckpoint(name); ok {
 			out = append(out, id)
 		}
 	}

@@ -13,7 +13,9 @@ import (
 // checkpoint to the volume again; a checkpoint being staged is dropped
 // (the volume stays at the last one applied); the writer session the
 // mirror held on the volume is taken over and released, so a writer
-// (catena nbd) may open it at once. Promoting twice changes nothing.
+// (catena nbd) may open it at once. For a directory tree (vol a path),
+// the stage is removed; the tree stays at the last checkpoint applied.
+// Promoting twice changes nothing.
 func Promote(ctx context.Context, c *client.Client, vol string) (*Record, error) {
 	rec, err := ReadRecord(ctx, c, vol)
 	if err != nil {
@@ -29,6 +31,12 @@ func Promote(ctx context.Context, c *client.Client, vol string) (*Record, error)
 		if err := WriteRecord(ctx, c, rec); err != nil {
 			return nil, err
 		}
+	}
+	if IsTree(vol) {
+		if err := c.RemoveAll(ctx, stagePath(vol)); err != nil && !errors.Is(err, client.ErrNotFound) {
+			return nil, err
+		}
+		return rec, nil
 	}
 	if err := c.DetachOverlay(ctx, vol, StageName); err != nil && !errors.Is(err, client.ErrNotFound) {
 		return nil, err

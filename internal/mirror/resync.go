@@ -25,6 +25,9 @@ import (
 // returns the checkpoint the target is at.
 func (m *Mirror) Resync(ctx context.Context) (uint64, error) {
 	vol := m.cfg.Volume
+	if IsTree(vol) {
+		return 0, fmt.Errorf("resync: failing back a directory tree (%s) is not supported yet: remove the tree at %s and mirror it anew", vol, m.masters(m.cfg.To))
+	}
 	src, err := ReadRecord(ctx, m.a, vol)
 	if err != nil {
 		return 0, fmt.Errorf("resync: the source's record: %w", err)

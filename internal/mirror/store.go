@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
+	"strings"
 
 	"github.com/catena-io/catena/client"
 )
@@ -21,8 +23,23 @@ const (
 	FlushAttr = "user.catena.mirror.flush"
 )
 
-// RecordPath is the file that holds volume vol's record.
-func RecordPath(vol string) string { return path.Join(RecordDir, vol) }
+// RecordPath is the file that holds volume vol's record, or directory
+// tree vol's (a path: IsTree): RecordDir/@ESCAPED, which no volume name
+// can be (a volume's name has no '@').
+func RecordPath(vol string) string {
+	if IsTree(vol) {
+		return path.Join(RecordDir, "@"+url.PathEscape(vol))
+	}
+	return path.Join(RecordDir, vol)
+}
+
+// IsTree reports whether a mirror's source names a directory tree (an
+// absolute path) rather than a volume.
+func IsTree(source string) bool { return strings.HasPrefix(source, "/") }
+
+// stagePath is where B stages tree dir's next checkpoint:
+// RecordDir/+ESCAPED (no record's name starts with '+').
+func stagePath(dir string) string { return path.Join(RecordDir, "+"+url.PathEscape(dir)) }
 
 // ReadRecord returns volume vol's mirror record on the cluster c talks
 // to; ErrNoRecord when it has none.

@@ -32,15 +32,13 @@ func WaitApplied(ctx context.Context, a, b *client.Client, vol string, clk clock
 // its record: one taken before the writes acknowledged so far, for all
 // the caller knows.
 func newestCheckpoint(ctx context.Context, a *client.Client, vol string) (uint64, error) {
-	snaps, err := a.VolumeSnapshots(ctx, vol)
+	ids, err := Checkpoints(ctx, a, vol)
 	if err != nil {
 		return 0, err
 	}
 	var newest uint64
-	for _, s := range snaps {
-		if id, ok := ParseCheckpoint(s.Name); ok {
-			newest = max(newest, id)
-		}
+	if len(ids) > 0 {
+		newest = ids[len(ids)-1]
 	}
 	// A's record may name a checkpoint in flight whose snapshot a
 	// concurrent release has just removed: count it too.
