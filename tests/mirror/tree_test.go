@@ -373,15 +373,18 @@ func runTreeMirror(t *testing.T, a, b *cluster.Cluster, applied chan<- mirror.Re
 
 // TestMirrorTree: a directory tree changed at random at A (creates,
 // writes, truncates, renames of files and directories, removes,
-// symlinks, chmods) while the mirror runs and is stopped and restarted
-// in the middle of checkpoints; every read of B's tree equals exactly
+// symlinks, chmods) while the mirror runs, is stopped and restarted in
+// the middle of checkpoints, and B loses a chunkserver and then its
+// master in the middle of one; every read of B's tree equals exactly
 // one of A's checkpoints; once the changes stop B equals A. Then the
 // costs: a rename ships nothing, a 4 KiB write into a large file ships
 // one 64 KiB block.
 func TestMirrorTree(t *testing.T) {
 	t.Parallel()
 	a := clustertest.New(t, cluster.Config{})
-	b := clustertest.New(t, cluster.Config{})
+	// Four chunkservers at B: with one dead, new chunks there still find
+	// three (TestMirrorTargetFaults).
+	b := clustertest.New(t, cluster.Config{Chunkservers: 4})
 	ca, cb := clustertest.Client(t, a), clustertest.Client(t, b)
 	ctx := t.Context()
 	if err := ca.MkdirAll(ctx, treeDir, 0o755); err != nil {
@@ -417,6 +420,32 @@ func TestMirrorTree(t *testing.T) {
 			t.Fatalf("mirror run: %v", err)
 		}
 		stop = runTreeMirror(t, a, b, applied)
+	}
+	// B's chunkserver, then B's master, killed in the middle of applying
+	// a checkpoint, and restarted.
+	staging := func() {
+		t.Helper()
+		clustertest.Eventually(t, waitLong, func() error {
+			if r, err := mirror.ReadRecord(ctx, cb, treeDir); err != nil || r.Stage == 0 || r.Done < 0 {
+				return fmt.Errorf("no checkpoint half applied yet (%v)", err)
+			}
+			return nil
+		})
+	}
+	staging()
+	if err := b.Kill(1); err != nil {
+		t.Fatal(err)
+	}
+	awaitApplied(t, applied, 2)
+	if err := b.Restart(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	staging()
+	if err := b.KillMaster(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RestartMaster(ctx, 0); err != nil {
+		t.Fatal(err)
 	}
 	awaitApplied(t, applied, 3)
 	w.halt(t)
