@@ -96,6 +96,12 @@ func (m *Mirror) applyTree(ctx context.Context, rec *Record, full bool) error {
 			return err
 		}
 	}
+	if full && rec.Stage != 0 {
+		// Staged against the base A no longer holds: Done counts
+		// operations of another list. Stage again, from nothing.
+		m.log.Warn("mirror: the source lost the checkpoint the target is at; staging the whole tree", "checkpoint", rec.Pending)
+		rec.Stage, rec.Done, rec.PendingShipped, rec.PendingFallbacks = 0, -1, 0, 0
+	}
 	ops := PlanTree(prev, cur)
 	if len(ops) == 0 {
 		// Nothing changed: B's DIR is checkpoint N already.

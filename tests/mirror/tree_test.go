@@ -656,3 +656,63 @@ func TestMirrorTreeProcess(t *testing.T) {
 		t.Fatalf("mirror run --resync of a tree: %v; want a refusal", err)
 	}
 }
+
+// TestMirrorTreeLostBase: A's snapshot of the checkpoint B is at is
+// removed by hand while the mirror is stopped; the next checkpoint is
+// staged from nothing (every file shipped) and B ends equal to A.
+func TestMirrorTreeLostBase(t *testing.T) {
+	t.Parallel()
+	a := clustertest.New(t, cluster.Config{})
+	b := clustertest.New(t, cluster.Config{})
+	ca, cb := clustertest.Client(t, a), clustertest.Client(t, b)
+	ctx := t.Context()
+	if err := ca.MkdirAll(ctx, treeDir+"/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(p string, n int, seed byte) {
+		t.Helper()
+		f, err := ca.Create(ctx, p, client.CreateOptions{ChunkSize: 1 << 20, Overwrite: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n)
+		for i := range buf {
+			buf[i] = byte(i) ^ seed
+		}
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	put(treeDir+"/d/x", 200<<10, 1)
+	put(treeDir+"/y", 10, 2)
+	applied := make(chan mirror.Record, 1024)
+	stop := runTreeMirror(t, a, b, applied)
+	awaitApplied(t, applied, 2)
+	if err := stop(); err != nil {
+		t.Fatalf("mirror run: %v", err)
+	}
+	r, err := mirror.ReadRecord(ctx, cb, treeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.RemoveSnapshot(ctx, treeDir, mirror.CheckpointName(r.Applied)); err != nil {
+		t.Fatal(err)
+	}
+	put(treeDir+"/d/x", 100<<10, 3)
+	if err := ca.Rename(ctx, treeDir+"/y", treeDir+"/d/z"); err != nil {
+		t.Fatal(err)
+	}
+	stop = runTreeMirror(t, a, b, applied)
+	for len(applied) > 0 {
+		<-applied
+	}
+	last := awaitApplied(t, applied, 1)
+	if err := stop(); err != nil {
+		t.Fatalf("mirror run: %v", err)
+	}
+	if d := diffTrees(readTreeStable(t, ca, treeDir), readTreeStable(t, cb, treeDir)); d != "" {
+		t.Fatalf("B's tree after a checkpoint without its base differs from A's:\n%s", d)
+	}
+	t.Logf("checkpoint %d without its base shipped %d bytes", last.Applied, last.LastShipped)
+}
