@@ -293,23 +293,68 @@ func (m *Mirror) copyRange(ctx context.Context, src readerAtContext, dst writerA
 	return written, nil
 }
 
-// snapshotTarget takes snapshot VOL@mirror-n of B's volume and removes
-// the older checkpoints' there.
+// snapshotTarget takes snapshot VOL@mirror-n of B's volume (or
+// DIR/.snapshot/mirror-n of B's tree) and removes the older checkpoints'
+// there: B keeps the checkpoint it is at, a stable view of it to read
+// and the base of a failback (Resync).
 func (m *Mirror) snapshotTarget(ctx context.Context, n uint64) error {
 	vol := m.cfg.Volume
-	if _, err := m.b.SnapshotVolume(ctx, vol, CheckpointName(n)); err != nil && !errors.Is(err, client.ErrExist) {
+	var err error
+	if IsTree(vol) {
+		_, err = m.b.Snapshot(ctx, vol, CheckpointName(n))
+	} else {
+		_, err = m.b.SnapshotVolume(ctx, vol, CheckpointName(n))
+	}
+	if err != nil && !errors.Is(err, client.ErrExist) {
 		return err
 	}
-	snaps, err := m.b.VolumeSnapshots(ctx, vol)
+	ids, err := Checkpoints(ctx, m.b, vol)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id < n {
+			if err := removeCheckpoint(ctx, m.b, vol, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeCheckpoint removes checkpoint id's snapshot of volume (or tree)
+// vol on the cluster c talks to; gone already is no error.
+func removeCheckpoint(ctx context.Context, c *client.Client, vol string, id uint64) error {
+	var err error
+	if IsTree(vol) {
+		err = c.RemoveSnapshot(ctx, vol, CheckpointName(id))
+	} else {
+		err = c.RemoveVolumeSnapshot(ctx, vol, CheckpointName(id))
+	}
+	if errors.Is(err, client.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// removeTree removes the tree at p with the snapshots its root holds
+// (a directory holding snapshots cannot be removed); gone already is
+// no error.
+func removeTree(ctx context.Context, c *client.Client, p string) error {
+	snaps, err := c.Snapshots(ctx, p)
+	if errors.Is(err, client.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	for _, s := range snaps {
-		if id, ok := ParseCheckpoint(s.Name); ok && id < n {
-			if err := m.b.RemoveVolumeSnapshot(ctx, vol, CheckpointName(id)); err != nil && !errors.Is(err, client.ErrNotFound) {
-				return err
-			}
+		if err := c.RemoveSnapshot(ctx, p, s.Name); err != nil && !errors.Is(err, client.ErrNotFound) {
+			return err
 		}
+	}
+	if err := c.RemoveAll(ctx, p); err != nil && !errors.Is(err, client.ErrNotFound) {
+		return err
 	}
 	return nil
 }
@@ -319,12 +364,13 @@ func (m *Mirror) snapshotTarget(ctx context.Context, n uint64) error {
 func (m *Mirror) finish(ctx context.Context, rec *Record) error {
 	vol, n := m.cfg.Volume, rec.Pending
 	if IsTree(vol) {
-		// The old tree, exchanged with the stage: B keeps no snapshot
-		// of a tree (its DIR is the checkpoint).
-		if err := m.b.RemoveAll(ctx, stagePath(vol)); err != nil && !errors.Is(err, client.ErrNotFound) {
+		// The old tree, exchanged with the stage (and the snapshot of
+		// the previous checkpoint it holds).
+		if err := removeTree(ctx, m.b, stagePath(vol)); err != nil {
 			return err
 		}
-	} else if err := m.snapshotTarget(ctx, n); err != nil {
+	}
+	if err := m.snapshotTarget(ctx, n); err != nil {
 		return err
 	}
 	prev := rec.Applied

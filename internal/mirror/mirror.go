@@ -331,16 +331,7 @@ func (m *Mirror) Step(ctx context.Context) (*Record, error) {
 
 // releaseCheckpoint removes checkpoint id's snapshot at A.
 func (m *Mirror) releaseCheckpoint(ctx context.Context, id uint64) error {
-	var err error
-	if IsTree(m.cfg.Volume) {
-		err = m.a.RemoveSnapshot(ctx, m.cfg.Volume, CheckpointName(id))
-	} else {
-		err = m.a.RemoveVolumeSnapshot(ctx, m.cfg.Volume, CheckpointName(id))
-	}
-	if errors.Is(err, client.ErrNotFound) {
-		return nil
-	}
-	return err
+	return removeCheckpoint(ctx, m.a, m.cfg.Volume, id)
 }
 
 // targetRecord returns B's record, creating B's volume and its record

@@ -33,10 +33,7 @@ func Promote(ctx context.Context, c *client.Client, vol string) (*Record, error)
 		}
 	}
 	if IsTree(vol) {
-		if err := c.RemoveAll(ctx, stagePath(vol)); err != nil && !errors.Is(err, client.ErrNotFound) {
-			return nil, err
-		}
-		return rec, nil
+		return rec, removeTree(ctx, c, stagePath(vol))
 	}
 	if err := c.DetachOverlay(ctx, vol, StageName); err != nil && !errors.Is(err, client.ErrNotFound) {
 		return nil, err

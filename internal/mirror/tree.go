@@ -171,7 +171,7 @@ func (m *Mirror) openTreeStage(ctx context.Context, rec *Record, fresh bool) err
 		m.log.Info("mirror: the staged checkpoint is gone; staging again", "checkpoint", rec.Pending)
 		rec.Stage, rec.Done, rec.PendingShipped, rec.PendingFallbacks = 0, -1, 0, 0
 	}
-	if err := m.b.RemoveAll(ctx, sp); err != nil && !errors.Is(err, client.ErrNotFound) {
+	if err := removeTree(ctx, m.b, sp); err != nil {
 		return err
 	}
 	if err := m.b.MkdirAll(ctx, RecordDir, 0o755); err != nil && !errors.Is(err, client.ErrExist) {

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -567,7 +568,9 @@ func TestMirrorTree(t *testing.T) {
 // process, SIGKILLed while it applies a checkpoint's operations to the
 // stage and restarted (it resumes the stage); the trees agree once the
 // changes stop; status at both sides; promote; a run onto the promoted
-// tree is refused, as is --resync for a tree.
+// tree is refused; then the failback: B and A both change the tree,
+// mirror run --resync from B to A discards A's changes and ships only
+// B's.
 func TestMirrorTreeProcess(t *testing.T) {
 	t.Parallel()
 	a := clustertest.New(t, cluster.Config{})
@@ -609,6 +612,23 @@ func TestMirrorTreeProcess(t *testing.T) {
 	p = start()
 	r = awaitTree("a checkpoint after the restart", func(r *mirror.Record) bool { return r.Applied > before })
 	w.halt(t)
+	writeFile := func(c *client.Client, p string, off int64, data []byte) {
+		t.Helper()
+		f, err := c.Open(ctx, p)
+		if errors.Is(err, client.ErrNotFound) {
+			f, err = c.Create(ctx, p, client.CreateOptions{ChunkSize: 1 << 20})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, off); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(ca, treeDir+"/big", 0, bytes.Repeat([]byte("big file "), 2<<20/9))
 	before = r.Applied
 	awaitTree("two checkpoints after the changes", func(r *mirror.Record) bool { return r.Applied >= before+2 })
 	out, err := catena(t, "mirror", "sync", "--from", a.MasterAddr(), "--from-tls-dir", a.TLSDir(),
@@ -651,10 +671,48 @@ func TestMirrorTreeProcess(t *testing.T) {
 		"--to", b.MasterAddr(), "--to-tls-dir", b.TLSDir(), treeDir); err == nil || !strings.Contains(err.Error(), "promoted") {
 		t.Fatalf("mirror run onto a promoted tree: %v; want a refusal naming the promote", err)
 	}
-	if _, err := catena(t, "mirror", "run", "--resync", "--from", b.MasterAddr(), "--from-tls-dir", b.TLSDir(),
-		"--to", a.MasterAddr(), "--to-tls-dir", a.TLSDir(), treeDir); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Fatalf("mirror run --resync of a tree: %v; want a refusal", err)
+	if _, err := catena(t, "mirror", "run", "--from", b.MasterAddr(), "--from-tls-dir", b.TLSDir(),
+		"--to", a.MasterAddr(), "--to-tls-dir", a.TLSDir(), treeDir); err == nil || !strings.Contains(err.Error(), "--resync") {
+		t.Fatalf("mirror run onto the old source without --resync: %v; want a refusal naming --resync", err)
 	}
+
+	// Failback. B changes the tree after the promote (4 KiB into the big
+	// file, a new file of 1,000 bytes); A, back, has changes of its own
+	// after its last checkpoint, lost with the site as far as B knows.
+	writeFile(cb, treeDir+"/big", 1<<20, bytes.Repeat([]byte("B"), 4096))
+	writeFile(cb, treeDir+"/b-new", 0, bytes.Repeat([]byte("n"), 1000))
+	writeFile(ca, treeDir+"/a-lost", 0, []byte("written at A after its last checkpoint"))
+	writeFile(ca, treeDir+"/big", 0, []byte("lost too"))
+	back := proctest.Spawn(t, catenaBin, "mirror", proctest.Options{},
+		"mirror", "run", "--resync", "--from", b.MasterAddr(), "--from-tls-dir", b.TLSDir(),
+		"--to", a.MasterAddr(), "--to-tls-dir", a.TLSDir(), "--interval", "100ms", "--log-level", "info", treeDir)
+	var ar *mirror.Record
+	clustertest.Eventually(t, waitLong, func() (err error) {
+		select {
+		case <-back.Done():
+			t.Fatalf("the failback mirror exited (%v): %s", back.Err(), back.Stderr())
+		default:
+		}
+		if ar, err = mirror.ReadRecord(ctx, ca, treeDir); err == nil && (ar.Side != mirror.SideTarget || ar.Applied <= last.Applied+1) {
+			err = fmt.Errorf("A's record: %+v", ar)
+		}
+		return err
+	})
+	back.Stop(t, time.Minute)
+	if d := diffTrees(readTreeStable(t, cb, treeDir), readTreeStable(t, ca, treeDir)); d != "" {
+		t.Fatalf("A's tree after the failback differs from B's:\n%s", d)
+	}
+	if _, err := ca.Stat(ctx, treeDir+"/a-lost"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("A's change after its last checkpoint survived the failback: %v", err)
+	}
+	ar, err = mirror.ReadRecord(ctx, ca, treeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(mirror.BlockSize + 1000); ar.ShippedBytes != want {
+		t.Fatalf("the failback shipped %d bytes, want %d (one 64 KiB block and the new file)", ar.ShippedBytes, want)
+	}
+	t.Logf("failback: A at checkpoint %d, %d bytes shipped", ar.Applied, ar.ShippedBytes)
 }
 
 // TestMirrorTreeLostBase: A's snapshot of the checkpoint B is at is
