@@ -239,6 +239,8 @@ type nemEnv struct {
 	bMaster string
 	aNBD    string
 	ca, cb  *client.Client
+	// source is what is mirrored: a volume's name or a tree's path.
+	source string
 
 	bMasterProc *proctest.Proc
 	bCS         []*proctest.Proc
@@ -304,7 +306,7 @@ func (e *nemEnv) startBCS(i int) {
 func (e *nemEnv) startMirror() {
 	e.mirrors++
 	e.mirrorProc = e.spawn("mirror", "", false, "mirror", "run", "--from", e.aMaster, "--to", e.bMaster,
-		"--interval", nemInterval.String(), "--keep-source-checkpoints", "--log-level", "info", nemVol)
+		"--interval", nemInterval.String(), "--keep-source-checkpoints", "--log-level", "info", e.source)
 }
 
 // record reads B's record from the host (through the veth: it fails
@@ -312,7 +314,7 @@ func (e *nemEnv) startMirror() {
 func (e *nemEnv) record(d time.Duration) (*mirror.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return mirror.ReadRecord(ctx, e.cb, nemVol)
+	return mirror.ReadRecord(ctx, e.cb, e.source)
 }
 
 // awaitApplied waits until B's record says a checkpoint after n is
@@ -510,24 +512,32 @@ func nemSeed(t *testing.T) uint64 {
 }
 
 // TestMirrorNemesis: see the comment at the top of this file.
-func TestMirrorNemesis(t *testing.T) {
+// nemesisGate skips test name unless CATENA_MIRROR_NEMESIS=1 (hint: how
+// to run it), and unless this machine can run it (root, ip, iptables;
+// under CI=true their lack fails it).
+func nemesisGate(t *testing.T, name, hint string) {
+	t.Helper()
 	if os.Getenv("CATENA_MIRROR_NEMESIS") != "1" {
-		t.Skip("tests/mirror: skipped: the mirror's nemesis run takes over a minute; run it as root with CATENA_MIRROR_NEMESIS=1 go test -count=1 -run TestMirrorNemesis -v ./tests/mirror")
+		t.Skip("tests/mirror: skipped: " + hint + "; run it as root with CATENA_MIRROR_NEMESIS=1 go test -count=1 -run '" + name + "$' -v ./tests/mirror")
 	}
 	if os.Geteuid() != 0 {
-		testtools.Lacking(t, nemPkg, "TestMirrorNemesis needs root (network namespaces, iptables)")
+		testtools.Lacking(t, nemPkg, name+" needs root (network namespaces, iptables)")
 	}
 	for prog, deb := range map[string]string{"ip": "iproute2", "iptables": "iptables"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			testtools.Lacking(t, nemPkg, fmt.Sprintf("%s not installed (Debian: apt-get install %s)", prog, deb))
 		}
 	}
-	testtools.Programs(t, nemPkg, "fio", "nbdcopy")
-	dur := nemDuration(t)
-	seed := nemSeed(t)
-	t.Logf("nemesis seed %d (CATENA_MIRROR_NEMESIS_SEED=%d reproduces the schedule), fio for %s", seed, seed, dur)
-	rng := mrand.New(mrand.NewPCG(seed, seed^0x6e656d65))
+}
 
+// newNemEnv starts the nemesis run's clusters of real processes,
+// mirroring source: A (a master and nemAChunksrvs chunkservers) on the
+// host's loopback, B (a master and nemBChunksrvs chunkservers) in a
+// network namespace of its own, every chunkserver alive, a library
+// client of each. Logs and data are kept when the test fails (or with
+// CATENA_MIRROR_NEMESIS_KEEP=1).
+func newNemEnv(t *testing.T, source string, seed uint64) *nemEnv {
+	t.Helper()
 	top, err := os.MkdirTemp("", "catena-nemesis-")
 	if err != nil {
 		t.Fatal(err)
@@ -544,7 +554,7 @@ func TestMirrorNemesis(t *testing.T) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := &nemEnv{t: t, start: time.Now(), dir: top, logDir: logDir, logs: map[string]*os.File{}}
+	e := &nemEnv{t: t, start: time.Now(), dir: top, logDir: logDir, logs: map[string]*os.File{}, source: source}
 	e.ns = newNetNS(t)
 	e.bMaster = net.JoinHostPort(e.ns.nsIP, strconv.Itoa(nemBMasterPort))
 	t.Logf("B in namespace %s at %s (veth %s/%s), logs in %s", e.ns.name, e.bMaster, e.ns.hostIf, e.ns.nsIf, logDir)
@@ -591,6 +601,137 @@ func TestMirrorNemesis(t *testing.T) {
 	}
 	clustertest.Eventually(t, time.Minute, alive(e.ca, nemAChunksrvs))
 	clustertest.Eventually(t, time.Minute, alive(e.cb, nemBChunksrvs))
+	return e
+}
+
+// nemesisHooks adapt the nemesis schedule to a run.
+type nemesisHooks struct {
+	// more reports whether to take another step, steps taken so far.
+	more func(steps int) bool
+	// pause waits d between two steps (or less: the load ended).
+	pause func(d time.Duration)
+	// beforeStep and afterHeal, when set, see B's record at the start
+	// of a step (every fault healed) and once a checkpoint was applied
+	// after the step's heal.
+	beforeStep, afterHeal func(r *mirror.Record)
+}
+
+// nemesis runs the schedule while h.more says so: rounds of the four
+// fault kinds in a random order, each step one fault or two at once
+// (half the time once B's record shows a checkpoint half applied), held
+// 1 to 4 s, healed in dependency order, then a checkpoint awaited (the
+// mirror resumed: nemResume bounds it) and a pause. It returns the
+// faults injected by kind and the steps taken.
+func (e *nemEnv) nemesis(rng *mrand.Rand, h nemesisHooks) (faults map[string]int, steps int) {
+	faults = map[string]int{}
+	var round []int
+	ctx := context.Background()
+	for h.more(steps) {
+		if len(round) == 0 {
+			round = rng.Perm(len(faultKinds))
+		}
+		kinds := []string{faultKinds[round[0]]}
+		round = round[1:]
+		if rng.IntN(3) == 0 {
+			other := faultKinds[rng.IntN(len(faultKinds))]
+			if other != kinds[0] {
+				kinds = append(kinds, other)
+			}
+		}
+		r, err := e.record(10 * time.Second)
+		if err != nil {
+			e.t.Fatalf("step %d: B's record with every fault healed: %v", steps, err)
+		}
+		if h.beforeStep != nil {
+			h.beforeStep(r)
+		}
+		before := r.Applied
+		var what []string
+		// Half the time the faults start once B's record shows a
+		// checkpoint half applied (a stage at B).
+		if rng.IntN(2) == 0 {
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if r, err := e.record(time.Second); err == nil && r.Stage != 0 {
+					what = append(what, fmt.Sprintf("checkpoint %d half applied (%d done):", r.Pending, r.Done))
+					break
+				}
+			}
+		}
+		cs := -1
+		for _, k := range kinds {
+			switch k {
+			case faultMirror:
+				select {
+				case <-e.mirrorProc.Done():
+					e.t.Fatalf("the mirror process exited by itself (%v); log:\n%s", e.mirrorProc.Err(), e.tail("mirror", 40))
+				default:
+				}
+				e.mirrorProc.Kill()
+				what = append(what, "killed mirror")
+			case faultCS:
+				cs = rng.IntN(nemBChunksrvs)
+				e.bCS[cs].Kill()
+				what = append(what, fmt.Sprintf("killed B chunkserver %d", cs))
+			case faultMaster:
+				e.bMasterProc.Kill()
+				what = append(what, "killed B master")
+			case faultCut:
+				if err := e.ns.cut(ctx); err != nil {
+					e.t.Fatal(err)
+				}
+				// The cut is real: B's master no longer answers the host.
+				if c, err := net.DialTimeout("tcp", e.bMaster, 300*time.Millisecond); err == nil {
+					c.Close()
+					e.t.Fatalf("A<->B cut, yet the host connected to B's master at %s", e.bMaster)
+				}
+				what = append(what, "cut A<->B")
+			}
+			faults[k]++
+			if len(kinds) > 1 {
+				time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
+			}
+		}
+		hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
+		desc := strings.Replace(strings.Join(what, " + "), ": + ", ": ", 1)
+		e.t.Logf("%6.1fs step %d: %s; held %s (B at checkpoint %d)", time.Since(e.start).Seconds(), steps, desc, hold, before)
+		time.Sleep(hold)
+		// Heal in dependency order: network, master, chunkserver, mirror.
+		if slices.Contains(kinds, faultCut) {
+			if err := e.ns.heal(ctx); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		if slices.Contains(kinds, faultMaster) {
+			e.startBMaster()
+		}
+		if cs >= 0 {
+			e.startBCS(cs)
+		}
+		if slices.Contains(kinds, faultMirror) {
+			e.startMirror()
+		}
+		healed := time.Now()
+		r = e.awaitApplied(before, nemResume, desc+", healed")
+		if h.afterHeal != nil {
+			h.afterHeal(r)
+		}
+		e.t.Logf("%6.1fs         healed; checkpoint %d applied %s later", time.Since(e.start).Seconds(), r.Applied,
+			time.Since(healed).Round(time.Millisecond))
+		steps++
+		h.pause(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+	}
+	return faults, steps
+}
+
+func TestMirrorNemesis(t *testing.T) {
+	nemesisGate(t, "TestMirrorNemesis", "the mirror's nemesis run takes over a minute")
+	testtools.Programs(t, nemPkg, "fio", "nbdcopy")
+	dur := nemDuration(t)
+	seed := nemSeed(t)
+	t.Logf("nemesis seed %d (CATENA_MIRROR_NEMESIS_SEED=%d reproduces the schedule), fio for %s", seed, seed, dur)
+	rng := mrand.New(mrand.NewPCG(seed, seed^0x6e656d65))
+	e := newNemEnv(t, nemVol, seed)
+	logDir := e.logDir
 
 	if _, err := catena(t, "--master", e.aMaster, "volume", "create", nemVol, "16M", // nemVolSize
 		"--chunk-size", "1M", "--replication", "3"); err != nil {
@@ -626,106 +767,17 @@ func TestMirrorNemesis(t *testing.T) {
 	smp := e.startSampling()
 	t.Cleanup(func() { smp.halt() }) // before the processes are killed
 
-	// The nemesis: rounds of the four kinds in a random order, each step
-	// one fault or two at once, held, healed, then a checkpoint awaited
-	// (the mirror resumed) and a pause.
-	faults := map[string]int{}
-	var steps int
-	var round []int
 	fioRunning := true
-	ctx := context.Background()
-	for fioRunning {
-		if len(round) == 0 {
-			round = rng.Perm(len(faultKinds))
-		}
-		kinds := []string{faultKinds[round[0]]}
-		round = round[1:]
-		if rng.IntN(3) == 0 {
-			other := faultKinds[rng.IntN(len(faultKinds))]
-			if other != kinds[0] {
-				kinds = append(kinds, other)
+	faults, steps := e.nemesis(rng, nemesisHooks{
+		more: func(int) bool { return fioRunning },
+		pause: func(d time.Duration) {
+			select {
+			case <-fioDone:
+				fioRunning = false
+			case <-time.After(d):
 			}
-		}
-		r, err := e.record(10 * time.Second)
-		if err != nil {
-			t.Fatalf("step %d: B's record with every fault healed: %v", steps, err)
-		}
-		before := r.Applied
-		var what []string
-		// Half the time the faults start once B's record shows a
-		// checkpoint half shipped (a staging overlay attached at B).
-		if rng.IntN(2) == 0 {
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-				if r, err := e.record(time.Second); err == nil && r.Stage != 0 {
-					what = append(what, fmt.Sprintf("checkpoint %d being shipped (slot %d done):", r.Pending, r.Done))
-					break
-				}
-			}
-		}
-		cs := -1
-		for _, k := range kinds {
-			switch k {
-			case faultMirror:
-				select {
-				case <-e.mirrorProc.Done():
-					t.Fatalf("the mirror process exited by itself (%v); log:\n%s", e.mirrorProc.Err(), e.tail("mirror", 40))
-				default:
-				}
-				e.mirrorProc.Kill()
-				what = append(what, "killed mirror")
-			case faultCS:
-				cs = rng.IntN(nemBChunksrvs)
-				e.bCS[cs].Kill()
-				what = append(what, fmt.Sprintf("killed B chunkserver %d", cs))
-			case faultMaster:
-				e.bMasterProc.Kill()
-				what = append(what, "killed B master")
-			case faultCut:
-				if err := e.ns.cut(ctx); err != nil {
-					t.Fatal(err)
-				}
-				// The cut is real: B's master no longer answers the host.
-				if c, err := net.DialTimeout("tcp", e.bMaster, 300*time.Millisecond); err == nil {
-					c.Close()
-					t.Fatalf("A<->B cut, yet the host connected to B's master at %s", e.bMaster)
-				}
-				what = append(what, "cut A<->B")
-			}
-			faults[k]++
-			if len(kinds) > 1 {
-				time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
-			}
-		}
-		hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
-		desc := strings.Replace(strings.Join(what, " + "), ": + ", ": ", 1)
-		t.Logf("%6.1fs step %d: %s; held %s (B at checkpoint %d)", time.Since(e.start).Seconds(), steps, desc, hold, before)
-		time.Sleep(hold)
-		// Heal in dependency order: network, master, chunkserver, mirror.
-		if slices.Contains(kinds, faultCut) {
-			if err := e.ns.heal(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if slices.Contains(kinds, faultMaster) {
-			e.startBMaster()
-		}
-		if cs >= 0 {
-			e.startBCS(cs)
-		}
-		if slices.Contains(kinds, faultMirror) {
-			e.startMirror()
-		}
-		healed := time.Now()
-		r = e.awaitApplied(before, nemResume, desc+", healed")
-		t.Logf("%6.1fs         healed; checkpoint %d applied %s later", time.Since(e.start).Seconds(), r.Applied,
-			time.Since(healed).Round(time.Millisecond))
-		steps++
-		select {
-		case <-fioDone:
-			fioRunning = false
-		case <-time.After(time.Duration(500+rng.IntN(2000)) * time.Millisecond):
-		}
-	}
+		},
+	})
 	if fioErr != nil {
 		t.Fatalf("fio at A (the nemesis never touches A): %v\n%s", fioErr, e.tail("fio", 30))
 	}
