@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/catena-io/catena/api"
@@ -200,7 +202,6 @@ func chainIDs(ci *api.ChunkInfo) []uint64 {
 // ship writes the planned slots into the stage, then promotes it.
 func (m *Mirror) ship(ctx context.Context, rec *Record, work []slotWork, src, stage *client.Volume, promoted *bool) error {
 	cs := src.Info().ChunkSize
-	buf := make([]byte, m.cfg.MaxIOSize)
 	for _, w := range work {
 		base := w.Index * cs
 		var shipped, planned int64
@@ -211,16 +212,14 @@ func (m *Mirror) ship(ctx context.Context, rec *Record, work []slotWork, src, st
 			}
 		case Diff:
 			planned = RangesBytes(w.ranges)
-			for _, r := range w.ranges {
-				n, err := m.copyRange(ctx, src, stage, buf, base+r.Off, r.Len, false)
-				shipped += n
-				if err != nil {
-					return err
-				}
+			n, err := m.copyRanges(ctx, src, stage, shifted(w.ranges, base), false)
+			shipped += n
+			if err != nil {
+				return err
 			}
 		case Whole:
 			planned = w.length
-			n, err := m.copyRange(ctx, src, stage, buf, base, w.length, w.SkipZeros)
+			n, err := m.copyRanges(ctx, src, stage, []Range{{Off: base, Len: w.length}}, w.SkipZeros)
 			shipped += n
 			if err != nil {
 				return err
@@ -267,28 +266,84 @@ type (
 	}
 )
 
-// copyRange copies [off, off+n) of src to dst in pieces of len(buf),
-// skipping 64 KiB blocks of zeros when skipZeros, and returns the bytes
-// written.
-func (m *Mirror) copyRange(ctx context.Context, src readerAtContext, dst writerAtContext, buf []byte, off, n int64, skipZeros bool) (int64, error) {
-	var written int64
-	for done := int64(0); done < n; {
-		k := min(int64(len(buf)), n-done)
-		p := buf[:k]
-		if _, err := src.ReadAtContext(ctx, p, off+done); err != nil {
-			return written, fmt.Errorf("read %d bytes at %d at the source: %w", k, off+done, err)
+// shifted is rs moved by base (a slot's ranges, made the volume's or
+// the file's).
+func shifted(rs []Range, base int64) []Range {
+	out := make([]Range, len(rs))
+	for i, r := range rs {
+		out[i] = Range{Off: base + r.Off, Len: r.Len}
+	}
+	return out
+}
+
+// copyRanges copies the byte ranges rs of src to dst and returns the
+// bytes written, skipping 64 KiB blocks of zeros when skipZeros. The
+// ranges are cut into pieces of at most MaxIOSize, and up to
+// ShipConcurrency pieces are in flight at once (each a read at A, then
+// a durable write at B: one at a time, a checkpoint's shipping is a
+// sum of round trips). The first error stops the others.
+func (m *Mirror) copyRanges(ctx context.Context, src readerAtContext, dst writerAtContext, rs []Range, skipZeros bool) (int64, error) {
+	var pieces []Range
+	for _, r := range rs {
+		for off := r.Off; off < r.Off+r.Len; off += m.cfg.MaxIOSize {
+			pieces = append(pieces, Range{Off: off, Len: min(m.cfg.MaxIOSize, r.Off+r.Len-off)})
 		}
-		runs := []Range{{Off: 0, Len: k}}
-		if skipZeros {
-			runs = NonZeroRuns(p, 0)
-		}
-		for _, r := range runs {
-			if _, err := dst.WriteAtContext(ctx, p[r.Off:r.Off+r.Len], off+done+r.Off); err != nil {
-				return written, fmt.Errorf("write %d bytes at %d at the target: %w", r.Len, off+done+r.Off, err)
+	}
+	if len(pieces) == 0 {
+		return 0, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan Range)
+	var written atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for range min(m.cfg.ShipConcurrency, len(pieces)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, m.cfg.MaxIOSize)
+			for pc := range next {
+				n, err := m.copyPiece(ctx, src, dst, buf[:pc.Len], pc.Off, skipZeros)
+				written.Add(n)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+				}
 			}
-			written += r.Len
+		}()
+	}
+feed:
+	for _, pc := range pieces {
+		select {
+		case next <- pc:
+		case <-ctx.Done():
+			break feed
 		}
-		done += k
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return written.Load(), firstErr
+}
+
+// copyPiece copies len(p) bytes at off from src to dst through p.
+func (m *Mirror) copyPiece(ctx context.Context, src readerAtContext, dst writerAtContext, p []byte, off int64, skipZeros bool) (int64, error) {
+	if _, err := src.ReadAtContext(ctx, p, off); err != nil {
+		return 0, fmt.Errorf("read %d bytes at %d at the source: %w", len(p), off, err)
+	}
+	runs := []Range{{Off: 0, Len: int64(len(p))}}
+	if skipZeros {
+		runs = NonZeroRuns(p, 0)
+	}
+	var written int64
+	for _, r := range runs {
+		if _, err := dst.WriteAtContext(ctx, p[r.Off:r.Off+r.Len], off+r.Off); err != nil {
+			return written, fmt.Errorf("write %d bytes at %d at the target: %w", r.Len, off+r.Off, err)
+		}
+		written += r.Len
 	}
 	return written, nil
 }

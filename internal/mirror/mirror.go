@@ -51,8 +51,12 @@ type Config struct {
 	KeepSource bool
 	// MaxIOSize bounds one read at A or write at B (default 1 MiB).
 	MaxIOSize int64
-	Clock     clock.Clock
-	Logger    *slog.Logger
+	// ShipConcurrency is how many pieces of MaxIOSize a checkpoint has
+	// in flight at once within a chunk slot (a file, for a tree),
+	// default 4: each is a read at A and a durable write at B.
+	ShipConcurrency int
+	Clock           clock.Clock
+	Logger          *slog.Logger
 	// Metrics, when set, receives the mirror's collectors (metrics.go).
 	Metrics prometheus.Registerer
 	// OnApplied, when set, is called after each checkpoint is applied
@@ -112,6 +116,9 @@ func New(cfg Config) (*Mirror, error) {
 		cfg.MaxIOSize = 1 << 20
 	}
 	cfg.MaxIOSize = max(cfg.MaxIOSize/BlockSize, 1) * BlockSize
+	if cfg.ShipConcurrency <= 0 {
+		cfg.ShipConcurrency = 4
+	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
 		cfg.Owner = "mirror@" + host + "/" + cfg.Volume

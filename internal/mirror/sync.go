@@ -132,7 +132,7 @@ func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
 func (f *FlushBarrier) wait(ctx context.Context, vol string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.Timeout)
 	defer cancel()
-	err := func() error {
+	attempt := func() error {
 		newest, err := newestCheckpoint(ctx, f.c, vol)
 		if err != nil {
 			return err
@@ -147,7 +147,20 @@ func (f *FlushBarrier) wait(ctx context.Context, vol string) error {
 		}
 		_, err = waitPast(ctx, f.c, vol, newest, f.clk, f.Poll)
 		return err
-	}()
+	}
+	// A master slow to answer (a call's own deadline ran out) is tried
+	// again while the barrier has time: the flush fails only when its
+	// checkpoint is not applied within Timeout.
+	var err error
+	for {
+		err = attempt()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, client.ErrMasterUnreachable) {
+			break
+		}
+		if !clock.Sleep(ctx, f.clk, f.Poll) {
+			break
+		}
+	}
 	switch {
 	case err == nil:
 		return nil

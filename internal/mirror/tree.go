@@ -114,12 +114,11 @@ func (m *Mirror) applyTree(ctx context.Context, rec *Record, full bool) error {
 	for _, op := range ops[min(int(rec.Done+1), len(ops)):] {
 		rec.PendingBytes += treeOpBytes(op)
 	}
-	buf := make([]byte, m.cfg.MaxIOSize)
 	sinceRecord := 0
 	for i := int(rec.Done + 1); i < len(ops); i++ {
 		op := ops[i]
 		m.log.Debug("mirror: tree", "op", op.Kind, "path", op.Path, "base", op.Base)
-		shipped, fallbacks, err := m.treeOp(ctx, op, n, buf)
+		shipped, fallbacks, err := m.treeOp(ctx, op, n)
 		rec.PendingShipped += shipped
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", op.Kind, op.Path, err)
@@ -263,7 +262,7 @@ func entryOf(p string, a *client.Attr) *TreeEntry {
 
 // treeOp applies op to B's stage; it returns the bytes shipped and the
 // slots shipped whole for want of a diff.
-func (m *Mirror) treeOp(ctx context.Context, op TreeOp, n uint64, buf []byte) (shipped, fallbacks int64, err error) {
+func (m *Mirror) treeOp(ctx context.Context, op TreeOp, n uint64) (shipped, fallbacks int64, err error) {
 	dir := m.cfg.Volume
 	sp := path.Join(stagePath(dir), op.Path)
 	cur := op.Cur
@@ -311,7 +310,7 @@ func (m *Mirror) treeOp(ctx context.Context, op TreeOp, n uint64, buf []byte) (s
 	case OpAttr:
 		return 0, 0, m.setAttrs(ctx, sp, cur)
 	case OpFile:
-		return m.treeFile(ctx, op, sp, n, buf)
+		return m.treeFile(ctx, op, sp, n)
 	}
 	return 0, 0, fmt.Errorf("mirror: unknown tree operation %v", op.Kind)
 }
@@ -337,7 +336,7 @@ func (m *Mirror) setAttrs(ctx context.Context, sp string, e *TreeEntry) error {
 // treeFile brings the stage's file at sp to op.Cur: from its base (in
 // place, cloned from B's DIR, or a new file), then the slots Plan finds
 // changed, shipped from A's checkpoint n.
-func (m *Mirror) treeFile(ctx context.Context, op TreeOp, sp string, n uint64, buf []byte) (shipped, fallbacks int64, err error) {
+func (m *Mirror) treeFile(ctx context.Context, op TreeOp, sp string, n uint64) (shipped, fallbacks int64, err error) {
 	dir, cur := m.cfg.Volume, op.Cur
 	var prevRefs []ChunkRef
 	if op.Base != "" {
@@ -421,12 +420,10 @@ func (m *Mirror) treeFile(ctx context.Context, op TreeOp, sp string, n uint64, b
 	cs := cur.ChunkSize
 	for _, w := range work {
 		base := w.Index * cs
-		for _, r := range w.grown {
-			k, err := m.copyRange(ctx, src, f, buf, base+r.Off, r.Len, true)
-			shipped += k
-			if err != nil {
-				return shipped, fallbacks, err
-			}
+		k, err := m.copyRanges(ctx, src, f, shifted(w.grown, base), true)
+		shipped += k
+		if err != nil {
+			return shipped, fallbacks, err
 		}
 		switch w.Action {
 		case Zero:
@@ -434,15 +431,13 @@ func (m *Mirror) treeFile(ctx context.Context, op TreeOp, sp string, n uint64, b
 				return shipped, fallbacks, fmt.Errorf("zero slot %d at the target: %w", w.Index, err)
 			}
 		case Diff:
-			for _, r := range w.ranges {
-				k, err := m.copyRange(ctx, src, f, buf, base+r.Off, r.Len, false)
-				shipped += k
-				if err != nil {
-					return shipped, fallbacks, err
-				}
+			k, err := m.copyRanges(ctx, src, f, shifted(w.ranges, base), false)
+			shipped += k
+			if err != nil {
+				return shipped, fallbacks, err
 			}
 		case Whole:
-			k, err := m.copyRange(ctx, src, f, buf, base, w.length, w.SkipZeros)
+			k, err := m.copyRanges(ctx, src, f, []Range{{Off: base, Len: w.length}}, w.SkipZeros)
 			shipped += k
 			if err != nil {
 				return shipped, fallbacks, err
