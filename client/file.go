@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"io"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -640,11 +641,23 @@ func (f *File) fetch(ctx context.Context, first, count int64, onDone func(map[in
 
 // Sync reports the size to the master when this File extended the file.
 // Data is already durable; Sync makes the size visible to other clients.
+//
+// With a flush barrier (SetFlushBarrier) and a file opened by its path,
+// Sync then waits for the barrier with that path (a --sync-flush mirror
+// of the tree holding the file: its checkpoint applied at the target).
 func (f *File) Sync() error {
 	if f.isClosed() {
 		return opError("sync", f.path, ErrClosed)
 	}
-	return f.flush(context.Background())
+	if err := f.flush(context.Background()); err != nil {
+		return err
+	}
+	if b := f.c.flushBarrier.Load(); b != nil && strings.HasPrefix(f.path, "/") {
+		if err := (*b)(context.Background(), f.path); err != nil {
+			return opError("sync", f.path, err)
+		}
+	}
+	return nil
 }
 
 // Close flushes the size like Sync and closes the file. A second Close

@@ -115,7 +115,7 @@ func newMirrorRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&lease, "stage-lease", 0, "lease of the staging overlay and of the writer session at B (0: 10m); a mirror restarted within it resumes its checkpoint")
 	metricsFlag(cmd.Flags(), &metricsAddr)
 	cmd.Flags().BoolVar(&resync, "resync", false, "fail back: --from is a promoted mirror, --to its old source; roll --to back to the last checkpoint both hold and ship only what changed since (blocks of a volume; entries and blocks of a tree)")
-	cmd.Flags().BoolVar(&syncFlush, "sync-flush", false, "output buffering (Remus): a FLUSH or FUA write through catena nbd at A returns only once a checkpoint holding it is applied at B (each flush starts one at once; while this mirror is down, such flushes wait up to a minute and fail)")
+	cmd.Flags().BoolVar(&syncFlush, "sync-flush", false, "output buffering (Remus): a FLUSH or FUA write through catena nbd at A (for a tree: File.Sync through the client library with the flush barrier) returns only once a checkpoint holding it is applied at B (each flush starts one at once; while this mirror is down, such flushes wait up to a minute and fail)")
 	cmd.Flags().BoolVar(&keep, "keep-source-checkpoints", false, "keep every checkpoint snapshot at A instead of releasing each once the next is applied (audits, tests)")
 	return cmd
 }

@@ -64,9 +64,10 @@ type Config struct {
 	OnApplied func(Record)
 	// SyncFlush: output buffering, as in Remus. The records say so, a
 	// flush of the volume at A through a client with FlushBarrier
-	// (catena nbd's) returns only once a checkpoint taken after it is
-	// applied at B, and the mirror starts a checkpoint as soon as a
-	// flush asks for one instead of waiting out Interval.
+	// (catena nbd's), or a Sync of a file of the tree opened by its
+	// path, returns only once a checkpoint taken after it is applied at
+	// B, and the mirror starts a checkpoint as soon as a flush asks for
+	// one instead of waiting out Interval.
 	SyncFlush bool
 }
 
@@ -102,8 +103,6 @@ func New(cfg Config) (*Mirror, error) {
 			return nil, fmt.Errorf("mirror: directory %q: give it as %q", cfg.Volume, clean)
 		case clean == "/" || clean == RecordDir || strings.HasPrefix(clean, RecordDir+"/"):
 			return nil, fmt.Errorf("mirror: directory %s cannot be mirrored (the root, or the mirrors' own records)", clean)
-		case cfg.SyncFlush:
-			return nil, fmt.Errorf("mirror: --sync-flush is for volumes (a flush through NBD), not directory %s", clean)
 		}
 	}
 	if cfg.Interval <= 0 {

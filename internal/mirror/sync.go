@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -106,27 +107,46 @@ func NewFlushBarrier(c *client.Client, clk clock.Clock) *FlushBarrier {
 // --sync-flush while a flush waited.
 var ErrSyncFlushOff = errors.New("mirror: sync-flush turned off")
 
-// Wait is the barrier for a flush of volume vol.
-func (f *FlushBarrier) Wait(ctx context.Context, vol string) error {
+// Wait is the barrier for a flush of volume name, or for a Sync of the
+// file at path name (IsTree): that of the nearest directory above the
+// file that is the source of a --sync-flush mirror (none: no wait).
+func (f *FlushBarrier) Wait(ctx context.Context, name string) error {
+	if !IsTree(name) {
+		_, err := f.waitFor(ctx, name)
+		return err
+	}
+	for dir := path.Dir(name); dir != "/" && dir != "."; dir = path.Dir(dir) {
+		found, err := f.waitFor(ctx, dir)
+		if err != nil || found {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitFor is the barrier of volume (or tree) vol's own record: found
+// reports whether vol is the source of a --sync-flush mirror, whose
+// checkpoint it then waited for.
+func (f *FlushBarrier) waitFor(ctx context.Context, vol string) (found bool, err error) {
 	now := f.clk.Now()
 	f.mu.Lock()
 	at, off := f.seen[vol]
 	f.mu.Unlock()
 	if off && now.Sub(at) < f.RecordTTL {
-		return nil
+		return false, nil
 	}
 	rec, err := ReadRecord(ctx, f.c, vol)
 	switch {
 	case errors.Is(err, ErrNoRecord):
 	case err != nil:
-		return fmt.Errorf("mirror sync-flush: %w", err)
+		return false, fmt.Errorf("mirror sync-flush: %w", err)
 	case rec.Side == SideSource && rec.SyncFlush:
-		return f.wait(ctx, vol)
+		return true, f.wait(ctx, vol)
 	}
 	f.mu.Lock()
 	f.seen[vol] = now
 	f.mu.Unlock()
-	return nil
+	return false, nil
 }
 
 func (f *FlushBarrier) wait(ctx context.Context, vol string) error {

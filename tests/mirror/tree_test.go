@@ -774,3 +774,85 @@ func TestMirrorTreeLostBase(t *testing.T) {
 	}
 	t.Logf("checkpoint %d without its base shipped %d bytes", last.Applied, last.LastShipped)
 }
+
+// TestSyncFlushTree: a tree mirrored with SyncFlush (and an hour's
+// interval: every checkpoint but the first is a Sync's); a file of the
+// tree written and synced through a client with the flush barrier is at
+// B, with those bytes, the moment Sync returns; a file outside any
+// mirrored tree syncs without waiting for one.
+func TestSyncFlushTree(t *testing.T) {
+	t.Parallel()
+	a := clustertest.New(t, cluster.Config{})
+	b := clustertest.New(t, cluster.Config{})
+	ca, cb := clustertest.Client(t, a), clustertest.Client(t, b)
+	ctx := t.Context()
+	for _, d := range []string{treeDir + "/d", "/other"} {
+		if err := ca.MkdirAll(ctx, d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := make(chan mirror.Record, 64)
+	m, err := mirror.New(mirror.Config{Volume: treeDir, From: endpoint(a), To: endpoint(b), Interval: time.Hour, SyncFlush: true,
+		Logger: clustertest.Logger(), OnApplied: func(r mirror.Record) {
+			select {
+			case applied <- r:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	first := awaitApplied(t, applied, 1)
+	ca.SetFlushBarrier(mirror.NewFlushBarrier(ca, nil).Wait)
+	defer ca.SetFlushBarrier(nil)
+	for i := range 4 {
+		p := fmt.Sprintf("%s/d/f%d", treeDir, i)
+		data := bytes.Repeat([]byte{byte('a' + i)}, 70000+i)
+		f, err := ca.Create(ctx, p, client.CreateOptions{ChunkSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatalf("sync %s: %v", p, err)
+		}
+		f.Close()
+		// At B now, not eventually.
+		g, err := cb.Open(ctx, p)
+		if err != nil {
+			t.Fatalf("%s at B right after its Sync: %v", p, err)
+		}
+		got := make([]byte, len(data))
+		_, err = g.ReadAtContext(ctx, got, 0)
+		g.Close()
+		if (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(got, data) || g.Size() != int64(len(data)) {
+			t.Fatalf("%s at B right after its Sync: %d bytes, %v", p, g.Size(), err)
+		}
+	}
+	f, err := ca.Create(ctx, "/other/g", client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("not mirrored"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("sync of a file outside any mirrored tree: %v", err)
+	}
+	f.Close()
+	r, err := mirror.ReadRecord(ctx, cb, treeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("4 syncs: B went from checkpoint %d to %d", first.Applied, r.Applied)
+	if r.Applied < first.Applied+4 {
+		t.Fatalf("B at checkpoint %d after 4 syncs from %d: each sync's checkpoint should have been taken", r.Applied, first.Applied)
+	}
+}
