@@ -280,8 +280,8 @@ func shifted(rs []Range, base int64) []Range {
 // bytes written, skipping 64 KiB blocks of zeros when skipZeros. The
 // ranges are cut into pieces of at most MaxIOSize, and up to
 // ShipConcurrency pieces are in flight at once (each a read at A, then
-// a durable write at B: one at a time, a checkpoint's shipping is a
-// sum of round trips). The first error stops the others.
+// a durable write at B; one at a time, a checkpoint's shipping is a sum
+// of round trips). The first error stops the others.
 func (m *Mirror) copyRanges(ctx context.Context, src readerAtContext, dst writerAtContext, rs []Range, skipZeros bool) (int64, error) {
 	var pieces []Range
 	for _, r := range rs {
