@@ -267,6 +267,10 @@ func (n *Node) InstallCopy(epoch, seq uint64, ahead []Range) {
 // resync, and whether the node's update log can tell (see UpdateLog).
 func (n *Node) Since(epoch, seq uint64) ([]Range, bool) { return n.log.Since(epoch, seq) }
 
+// NoBytesSince reports whether the updates applied after seq changed no
+// byte, and the epoch of the update at seq (UpdateLog.NoBytesSince).
+func (n *Node) NoBytesSince(seq uint64) (uint64, bool) { return n.log.NoBytesSince(seq) }
+
 // Ahead returns the ranges every delta from this replica re-sends.
 func (n *Node) Ahead() []Range { return n.log.Ahead() }
 

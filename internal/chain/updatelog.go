@@ -77,6 +77,22 @@ func (l *UpdateLog) EpochAt(seq uint64) (uint64, bool) {
 	return l.at(int(seq - l.baseSeq - 1)).epoch, true
 }
 
+// NoBytesSince reports whether every update after seq changed no byte
+// (an epoch's start is empty), and the epoch of the update at seq; false
+// when the log does not reach back to seq. Ahead ranges do not count:
+// they hold the bytes every replica has there.
+func (l *UpdateLog) NoBytesSince(seq uint64) (epoch uint64, ok bool) {
+	if epoch, ok = l.EpochAt(seq); !ok {
+		return 0, false
+	}
+	for i := int(seq - l.baseSeq); i < len(l.entries); i++ {
+		if l.at(i).rg.Len > 0 {
+			return 0, false
+		}
+	}
+	return epoch, true
+}
+
 // SetAhead replaces the ranges newer than the base state (see ahead).
 func (l *UpdateLog) SetAhead(rs []Range) { l.ahead = MergeRanges(slices.Clone(rs)) }
 

@@ -59,6 +59,40 @@ func TestUpdateLogAheadAndGaps(t *testing.T) {
 	}
 }
 
+// TestUpdateLogNoBytesSince: a clone may stand for an earlier state of
+// its source only when the updates between changed no byte.
+func TestUpdateLogNoBytesSince(t *testing.T) {
+	l := NewUpdateLog(4, 2, 10)
+	l.SetAhead([]Range{{0, 64}}) // restored blocks: the same bytes everywhere
+	l.Add(2, 11, Range{0, 4096})
+	l.Add(3, 12, Range{}) // epoch 3 starts
+	l.Add(4, 13, Range{}) // epoch 4 starts
+	for _, tc := range []struct {
+		seq   uint64
+		epoch uint64
+		ok    bool
+	}{
+		{13, 4, true},  // nothing after
+		{12, 3, true},  // an epoch start after
+		{11, 2, true},  // two epoch starts after
+		{10, 0, false}, // a write after
+		{9, 0, false},  // before the log
+		{14, 0, false}, // beyond it
+	} {
+		if e, ok := l.NoBytesSince(tc.seq); e != tc.epoch || ok != tc.ok {
+			t.Errorf("NoBytesSince(%d) = %d, %v; want %d, %v", tc.seq, e, ok, tc.epoch, tc.ok)
+		}
+	}
+	l.Add(4, 14, Range{100, 0}) // empty
+	l.Add(4, 15, Range{100, 1}) // evicts 11; the base is now (2, 11)
+	if _, ok := l.NoBytesSince(12); ok {
+		t.Fatal("NoBytesSince(12) with a write after it")
+	}
+	if e, ok := l.NoBytesSince(15); !ok || e != 4 {
+		t.Fatalf("NoBytesSince(15) = %d, %v", e, ok)
+	}
+}
+
 func TestMergeRanges(t *testing.T) {
 	got := MergeRanges([]Range{{10, 5}, {0, 5}, {5, 2}, {14, 10}, {30, 0}})
 	want := []Range{{0, 7}, {10, 14}, {30, 0}}

@@ -51,11 +51,24 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	if r := s.acquire(dst); r != nil && !req.GetProbe() {
-		r.release()
-		return &api.CloneReplicaResponse{}, nil
-	} else if r != nil {
-		r.release()
+	if d := s.acquire(dst); d != nil {
+		// Cloned by an earlier round of this fork (the master asks every
+		// member again until all have): the clone answers for the state
+		// it holds, and only a request for that state is done. Every
+		// member must start the fork at the same seq: a head numbering
+		// its first write after seq 924 while its successor cloned 925
+		// would have that write taken as one it holds already.
+		d.mu.Lock()
+		have := d.node.Status().Applied
+		d.mu.Unlock()
+		d.release()
+		switch {
+		case req.GetProbe():
+			return &api.CloneReplicaResponse{AppliedSeq: have}, nil
+		case have == req.GetAppliedSeq():
+			return &api.CloneReplicaResponse{}, nil
+		}
+		return nil, errUnavailable(fmt.Sprintf("chunk %d: cloned here at seq %d, the clone was asked at seq %d", dst, have, req.GetAppliedSeq()))
 	}
 	r := s.acquire(src)
 	if r == nil {
@@ -100,9 +113,18 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 		r.mu.Unlock()
 		return &api.CloneReplicaResponse{AppliedSeq: applied}, nil
 	}
-	if applied != req.GetAppliedSeq() {
-		r.mu.Unlock()
-		return nil, errUnavailable(fmt.Sprintf("chunk %d: replica at seq %d here, the clone was asked at seq %d", src, applied, req.GetAppliedSeq()))
+	// The clone starts at the seq asked (where the members that cloned
+	// already are): this replica's state when it applied it, or now when
+	// what it applied since changed no byte (the epoch starts of the
+	// source's later configurations: nothing writes a shared chunk).
+	base, baseEpoch := req.GetAppliedSeq(), uint64(0)
+	if applied != base {
+		e, ok := r.node.NoBytesSince(base)
+		if !ok || applied < base {
+			r.mu.Unlock()
+			return nil, errUnavailable(fmt.Sprintf("chunk %d: replica at seq %d here, the clone was asked at seq %d", src, applied, base))
+		}
+		baseEpoch = e
 	}
 	// Under r.mu: no update applies to the source while it is cloned.
 	rep, err := s.store.Clone(src, dst)
@@ -110,6 +132,9 @@ func (v *service) CloneReplica(ctx context.Context, req *api.CloneReplicaRequest
 	r.mu.Unlock()
 	if err != nil {
 		return nil, storeError(err)
+	}
+	if baseEpoch != 0 {
+		rep.SetAppliedAt(baseEpoch, base)
 	}
 	rep.SetConfig(req.GetEpoch(), ids)
 	// Served (and reported) as an active replica from the start: a report

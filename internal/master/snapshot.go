@@ -565,11 +565,15 @@ func (m *Master) finishFork(ctx context.Context, h uint64) error {
 }
 
 // cloneAll has every member clone the same state of the origin: it
-// probes them until all are settled at one sequence number (the origin
-// is shared, so nothing new is admitted on it; what was in flight
-// settles), then has each clone exactly that (a member that moved in
-// between refuses, and the round starts again), up to cloneWait. It
-// returns each member's error (nil for those that cloned).
+// probes them until all are settled (the origin is shared, so nothing
+// new is admitted on it; what was in flight settles), then has each
+// clone the state at the lowest sequence number they answered (a member
+// that cloned in an earlier round answers its clone's; one whose origin
+// moved on since by updates that changed no byte, the epoch starts of
+// the origin's new configurations, clones its state as of that seq; one
+// that cannot refuses, and the round starts again), up to cloneWait:
+// the fork's members must all start at one seq. It returns each
+// member's error (nil for those that cloned).
 func (m *Master) cloneAll(ctx context.Context, members []*api.ServerRef, req *api.CloneReplicaRequest) []error {
 	deadline := m.cfg.Clock.Now().Add(cloneWait)
 	errs := make([]error, len(members))
@@ -597,14 +601,11 @@ func (m *Master) cloneAll(ctx context.Context, members []*api.ServerRef, req *ap
 			}
 			return err
 		})
-		agreed := errors.Join(errs...) == nil
-		for _, q := range seqs {
-			agreed = agreed && q == seqs[0]
-		}
-		if agreed {
+		if errors.Join(errs...) == nil {
+			base := slices.Min(seqs)
 			each(func(i int, ref *api.ServerRef) error {
 				c := proto.Clone(req).(*api.CloneReplicaRequest)
-				c.AppliedSeq = seqs[0]
+				c.AppliedSeq = base
 				_, err := m.cloneCall(ctx, ref, c)
 				return err
 			})
@@ -617,9 +618,6 @@ func (m *Master) cloneAll(ctx context.Context, members []*api.ServerRef, req *ap
 			hard = hard || (err != nil && rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE)
 		}
 		if hard || m.cfg.Clock.Now().After(deadline) {
-			if errors.Join(errs...) == nil {
-				errs[0] = fmt.Errorf("members settled at different sequence numbers %v", seqs)
-			}
 			return errs
 		}
 		t := m.cfg.Clock.NewTimer(20 * time.Millisecond)
