@@ -143,3 +143,69 @@ func TestEpochStartHeldForItsEpoch(t *testing.T) {
 		return err == nil && string(got) == "first"
 	})
 }
+
+// TestCloneAcrossEpochStart: a fork's members may clone their origin in
+// different rounds, and the origin's chain may move to a new epoch in
+// between (a repair): its start is one more, empty, update. The member
+// that cloned first answers for its clone's seq, and is done only for
+// that one; the others clone their state as of that seq (nothing but
+// the empty start came after it). Every member then starts the fork at
+// one seq, and the head's first write reaches the tail: with the tail
+// one seq ahead, it took the write for one it held and acknowledged it
+// unapplied.
+func TestCloneAcrossEpochStart(t *testing.T) {
+	c := newTestCluster(t)
+	if seq, err := c.write(0, 1, 0, []byte("first")); err != nil || seq != 1 {
+		t.Fatalf("write: seq %d, %v", seq, err)
+	}
+	c.reconfigureAll(2, []int{0, 1, 2}, 0, 1, 2) // the fork's fence: start at seq 2
+	const fork = 8
+	refs := c.chainRefs(0, 1, 2)
+	clone := func(i int, sourceEpoch, seq uint64, probe bool) (uint64, error) {
+		resp, err := c.clients[i].CloneReplica(ctxT(t), &api.CloneReplicaRequest{
+			Source: c.handle, SourceEpoch: sourceEpoch, SourceChain: refs, Handle: fork, Epoch: 2, Chain: refs,
+			ChunkSize: c.size, AppliedSeq: seq, Probe: probe,
+		})
+		return resp.GetAppliedSeq(), err
+	}
+	waitFor(t, "the head clones at seq 2", func() bool {
+		_, err := clone(0, 2, 2, false)
+		return err == nil
+	})
+	// A repair moves the origin on: its epoch 3 starts at seq 3.
+	c.reconfigureAll(3, []int{0, 1, 2}, 0, 1, 2)
+	var seqs [3]uint64
+	for i := range 3 {
+		waitFor(t, "probe", func() bool {
+			var err error
+			seqs[i], err = clone(i, 3, 0, true)
+			return err == nil && (i == 0 || seqs[i] == 3)
+		})
+	}
+	if seqs != [3]uint64{2, 3, 3} {
+		t.Fatalf("probes answered %v, want [2 3 3]: the clone's seq, then the origin's", seqs)
+	}
+	if _, err := clone(0, 3, 3, false); rpcerr.Code(err) != api.ErrorCode_UNAVAILABLE {
+		t.Fatalf("a clone at seq 2 asked for seq 3: %v, want UNAVAILABLE", err)
+	}
+	for i := 1; i < 3; i++ {
+		if _, err := clone(i, 3, 2, false); err != nil {
+			t.Fatalf("member %d: clone as of seq 2: %v", i, err)
+		}
+		r := c.servers[i].replica(fork)
+		r.mu.Lock()
+		got := r.node.Status().Applied
+		r.mu.Unlock()
+		if got != 2 {
+			t.Fatalf("member %d: fork at seq %d, want 2", i, got)
+		}
+	}
+	resp, err := c.clients[0].Write(ctxT(t), &api.WriteRequest{Handle: fork, Epoch: 2, Kind: api.UpdateKind_WRITE, Data: []byte("later"), ClientId: 9, RequestId: 1})
+	if err != nil || resp.GetSeq() != 3 {
+		t.Fatalf("first write on the fork: seq %d, %v; want seq 3", resp.GetSeq(), err)
+	}
+	r, err := c.clients[2].Read(ctxT(t), &api.ReadRequest{Handle: fork, Epoch: 2, Length: 5})
+	if err != nil || !bytes.Equal(r.GetData(), []byte("later")) {
+		t.Fatalf("read at the fork's tail: %q, %v; want the write", r.GetData(), err)
+	}
+}
