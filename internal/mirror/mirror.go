@@ -53,11 +53,7 @@ type Config struct {
 	MaxIOSize int64
 	// ShipConcurrency is how many pieces of MaxIOSize a checkpoint has
 	// in flight at once within a chunk slot (a file, for a tree),
-	// default 1: each is a read at A and a durable write at B. With 4,
-	// one TestMirrorNemesis run (seed 4458773449171967550) read B's
-	// volume, right after a checkpoint applied across a B chunkserver's
-	// death, as no checkpoint at all: not understood yet, so one at a
-	// time until it is.
+	// default 4: each is a read at A and a durable write at B.
 	ShipConcurrency int
 	Clock           clock.Clock
 	Logger          *slog.Logger
@@ -120,7 +116,7 @@ func New(cfg Config) (*Mirror, error) {
 	}
 	cfg.MaxIOSize = max(cfg.MaxIOSize/BlockSize, 1) * BlockSize
 	if cfg.ShipConcurrency <= 0 {
-		cfg.ShipConcurrency = 1
+		cfg.ShipConcurrency = 4
 	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
