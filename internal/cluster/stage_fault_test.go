@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -29,7 +30,9 @@ const (
 // round after round, an overlay of a volume is attached, written by four
 // writers at once (disjoint pieces, several in one chunk, each retried
 // until acknowledged), then promoted, and the volume read whole by a new
-// client must equal the model; meanwhile chunkservers are killed for
+// client must equal the model, and each round's snapshot of the volume
+// must read back unchanged after the next round's writes and promote;
+// meanwhile chunkservers are killed for
 // longer than the master waits before it re-replicates their chunks onto
 // the spare server, and restarted. Every first write to an overlay's
 // chunk forks it while the repair loop moves the origin's chain: it
@@ -53,6 +56,7 @@ func TestStagedWritesUnderKills(t *testing.T) {
 	}
 	model := make([]byte, size)
 	history := [][]byte{bytes.Clone(model)} // the volume after each round, the last 30
+	var snapModel []byte                    // the content of the last round's snapshot
 
 	nctx, stopNemesis := context.WithCancel(ctx)
 	var events sync.Mutex
@@ -255,8 +259,42 @@ func TestStagedWritesUnderKills(t *testing.T) {
 		if len(history) > 30 {
 			history = history[1:]
 		}
+
+		// As a mirror's target does: a snapshot of each round, the
+		// previous one removed once it was read back unchanged by the
+		// round's forks.
+		if rounds > 0 {
+			prevSnap := fmt.Sprintf("c%d", rounds-1)
+			retry("read snapshot "+prevSnap, func(ctx context.Context) error {
+				v, err := cl.OpenVolume(ctx, "v@"+prevSnap)
+				if err != nil {
+					return err
+				}
+				defer v.Close()
+				_, err = v.ReadAtContext(ctx, got, 0)
+				return err
+			})
+			if !bytes.Equal(got, snapModel) {
+				t.Fatalf("round %d: snapshot %s changed at offset %d after the round's writes", rounds, prevSnap, firstDiff(got, snapModel))
+			}
+			retry("remove snapshot "+prevSnap, func(ctx context.Context) error {
+				err := cl.RemoveVolumeSnapshot(ctx, "v", prevSnap)
+				if errors.Is(err, client.ErrNotFound) {
+					return nil // the removal before a timeout applied
+				}
+				return err
+			})
+		}
+		retry("snapshot", func(ctx context.Context) error {
+			_, err := cl.SnapshotVolume(ctx, "v", fmt.Sprintf("c%d", rounds))
+			if errors.Is(err, client.ErrExist) {
+				return nil
+			}
+			return err
+		})
+		snapModel = bytes.Clone(model)
 	}
-	t.Logf("%d rounds, every one read back whole", rounds)
+	t.Logf("%d rounds, every one read back whole, every snapshot unchanged", rounds)
 	stopNemesis()
 	<-nemDone
 	// The nemesis restarts its victim before it returns.
