@@ -32,9 +32,9 @@ const (
 // until acknowledged), then promoted, and the volume read whole by a new
 // client must equal the model, and each round's snapshot of the volume
 // must read back unchanged after the next round's writes and promote;
-// meanwhile chunkservers are killed for
-// longer than the master waits before it re-replicates their chunks onto
-// the spare server, and restarted. Every first write to an overlay's
+// meanwhile chunkservers are killed for longer than the master waits
+// before it re-replicates their chunks onto the spare server, and
+// restarted. Every first write to an overlay's
 // chunk forks it while the repair loop moves the origin's chain: it
 // found forks whose members had cloned the origin at different seqs (one
 // member before a new configuration's empty epoch start, one after), so
