@@ -213,8 +213,10 @@ func TestRunAllWorkloads(t *testing.T) {
 			t.Fatalf("small file %d missing or not 4 KiB", i)
 		}
 	}
-	// appends: Ops 4 KiB records by 8 producers.
-	if ap.Ops != 50 || ap.Concurrency != 8 || ap.Bytes != 50*4096 || ap.P50us != 1e6 {
+	// appends: Ops 4 KiB records by 8 producers. Their clock reads
+	// interleave (the step clock is shared), so an append's latency is
+	// at least one step and at most every read of the run.
+	if ap.Ops != 50 || ap.Concurrency != 8 || ap.Bytes != 50*4096 || ap.P50us < 1e6 || ap.MaxUs > (2*50+1)*1e6 {
 		t.Errorf("appends %+v", ap)
 	}
 	if lf := fs.all["/bench/appends.log"]; lf == nil || len(lf.data) != 50*4096 {
