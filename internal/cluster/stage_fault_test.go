@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,15 +200,7 @@ func TestStagedWritesUnderKills(t *testing.T) {
 		note("round %d promoted (%d pieces)", rounds, len(pieces))
 
 		got := make([]byte, size)
-		retry("read the volume", func(ctx context.Context) error {
-			v, err := cl.OpenVolume(ctx, "v")
-			if err != nil {
-				return err
-			}
-			defer v.Close()
-			_, err = v.ReadAtContext(ctx, got, 0)
-			return err
-		})
+		retry("read the volume", func(ctx context.Context) error { return readVolume(ctx, cl, "v", got) })
 		if !bytes.Equal(got, model) {
 			off := firstDiff(got, model)
 			// Which round each 4 KiB page of the chunk read as.
@@ -239,18 +232,14 @@ func TestStagedWritesUnderKills(t *testing.T) {
 			}
 			// Read again: a lost write stays lost, a stale read may not.
 			again := make([]byte, size)
-			v, err := cl.OpenVolume(ctx, "v")
-			if err == nil {
-				_, err = v.ReadAtContext(ctx, again, 0)
-				v.Close()
-			}
+			err := readVolume(ctx, cl, "v", again)
 			for _, ci := range chunksOf(t, c, ino)() {
 				if ci.GetIndex() == int64(off)/chunkSize {
 					what += fmt.Sprintf("; the slot's chunk: %v", ci)
 				}
 			}
 			events.Lock()
-			lines := joinLines(log)
+			lines := strings.Join(log, "\n")
 			events.Unlock()
 			t.Fatalf("round %d: the volume differs from its model at offset %d (chunk %d, block %d): %s; read again: equal=%v err=%v; events:\n%s",
 				rounds, off, int64(off)/chunkSize, int64(off)%chunkSize/stageBlock, what, bytes.Equal(again, model), err, lines)
@@ -265,15 +254,7 @@ func TestStagedWritesUnderKills(t *testing.T) {
 		// round's forks.
 		if rounds > 0 {
 			prevSnap := fmt.Sprintf("c%d", rounds-1)
-			retry("read snapshot "+prevSnap, func(ctx context.Context) error {
-				v, err := cl.OpenVolume(ctx, "v@"+prevSnap)
-				if err != nil {
-					return err
-				}
-				defer v.Close()
-				_, err = v.ReadAtContext(ctx, got, 0)
-				return err
-			})
+			retry("read snapshot "+prevSnap, func(ctx context.Context) error { return readVolume(ctx, cl, "v@"+prevSnap, got) })
 			if !bytes.Equal(got, snapModel) {
 				t.Fatalf("round %d: snapshot %s changed at offset %d after the round's writes", rounds, prevSnap, firstDiff(got, snapModel))
 			}
@@ -303,11 +284,13 @@ func TestStagedWritesUnderKills(t *testing.T) {
 	}
 }
 
-func joinLines(ls []string) string {
-	var b bytes.Buffer
-	for _, l := range ls {
-		b.WriteString(l)
-		b.WriteByte('\n')
+// readVolume reads volume name whole into p through a fresh open.
+func readVolume(ctx context.Context, cl *client.Client, name string, p []byte) error {
+	v, err := cl.OpenVolume(ctx, name)
+	if err != nil {
+		return err
 	}
-	return b.String()
+	defer v.Close()
+	_, err = v.ReadAtContext(ctx, p, 0)
+	return err
 }
